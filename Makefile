@@ -1,0 +1,46 @@
+# balans - developer entry points. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help setup run test lint format bench fuzz clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+	$(UV) sync --locked --python $(PYTHON)
+	@touch $@
+
+setup: $(VENV)/.synced ## Create .venv with every package (uv, from uv.lock)
+
+run: setup ## Run the whole system on a simulated city (portal on http://127.0.0.1:8000)
+	$(BIN)/balans run
+
+test: setup ## Run the test suite against embedded PostgreSQL and NATS
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: setup ## ruff check, ruff format --check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy libs/*/src services/*/src
+
+format: setup ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup ## Run every benchmark
+	@for t in $$(grep -oE '^bench-[a-z-]+' $(MAKEFILE_LIST) | sort -u); do $(MAKE) --no-print-directory $$t || exit 1; done
+
+clean: ## Remove the virtual env and the embedded servers' data
+	rm -rf $(VENV) .tools .balans

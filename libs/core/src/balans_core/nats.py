@@ -1,0 +1,31 @@
+"""Connecting to NATS with the logging and reconnect policy every service shares."""
+
+from __future__ import annotations
+
+import nats
+import structlog
+from nats.aio.client import Client
+
+
+async def connect_nats(url: str, name: str) -> Client:
+    """Connect with unlimited reconnects; connection events are logged, never swallowed."""
+    log = structlog.get_logger(name)
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error", error=str(exc))
+
+    async def on_disconnected() -> None:
+        log.warning("nats disconnected")
+
+    async def on_reconnected() -> None:
+        log.info("nats reconnected")
+
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+    )

@@ -1,0 +1,270 @@
+"""The world model and the readings, as SQLAlchemy Core tables.
+
+One schema for every service. Migrations (``balans_db/migrations``) are the source of
+truth for the database; these tables mirror them so code can build queries. Services
+that own further tables add them in their own migration branch (see docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+UTILITIES = ("heat", "hot_water", "cold_water", "gas", "electricity")
+LAYOUTS = ("1a", "1b", "1c", "2a", "2b")
+METER_KINDS = ("heat_meter", "water_meter", "flow_meter", "gas_meter", "electricity_meter")
+METER_ROLES = ("flat", "riser", "building", "common", "branch")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} in ({', '.join(repr(v) for v in values)})"
+
+
+sites = sa.Table(
+    "sites",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("code", sa.Text, nullable=False, unique=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("address", sa.Text, nullable=False),
+    sa.Column("latitude", sa.Float, nullable=False),
+    sa.Column("longitude", sa.Float, nullable=False),
+    sa.Column("timezone", sa.Text, nullable=False, server_default="Europe/Chisinau"),
+)
+
+buildings = sa.Table(
+    "buildings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("site_id", sa.ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("code", sa.Text, nullable=False, unique=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("address", sa.Text, nullable=False),
+    sa.Column("floors", sa.SmallInteger, nullable=False),
+    sa.Column("layout", sa.Text, nullable=False),
+    sa.Column("methodology", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.CheckConstraint(_in("layout", LAYOUTS), name="layout"),
+)
+
+entrances = sa.Table(
+    "entrances",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("number", sa.SmallInteger, nullable=False),
+    sa.UniqueConstraint("building_id", "number", name="uq_entrances_building_number"),
+)
+
+risers = sa.Table(
+    "risers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("entrance_id", sa.ForeignKey("entrances.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("number", sa.SmallInteger, nullable=False),
+    sa.UniqueConstraint("building_id", "number", name="uq_risers_building_number"),
+)
+
+flats = sa.Table(
+    "flats",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("entrance_id", sa.ForeignKey("entrances.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("number", sa.Text, nullable=False),
+    sa.Column("floor", sa.SmallInteger, nullable=False),
+    sa.Column("rooms", sa.SmallInteger, nullable=False),
+    sa.Column("area_m2", sa.Numeric(8, 2), nullable=False),
+    sa.UniqueConstraint("building_id", "number", name="uq_flats_building_number"),
+    sa.CheckConstraint("area_m2 > 0", name="area_positive"),
+)
+
+radiators = sa.Table(
+    "radiators",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("flat_id", sa.ForeignKey("flats.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("riser_id", sa.ForeignKey("risers.id", ondelete="CASCADE")),
+    sa.Column("sections", sa.SmallInteger, nullable=False, server_default="8"),
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("number", sa.Text, nullable=False, unique=True),
+    sa.Column("holder_name", sa.Text, nullable=False),
+    sa.Column("flat_id", sa.ForeignKey("flats.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("residents", sa.SmallInteger, nullable=False, server_default="1"),
+    sa.Column("email", sa.Text),
+    sa.Column("opened_on", sa.Date, nullable=False, server_default=sa.func.current_date()),
+)
+
+concentrators = sa.Table(
+    "concentrators",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("serial", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("model", sa.Text, nullable=False, server_default="J100G"),
+    # AES-GCM(nonce || ciphertext) of the device key under the master key: see secrets.py
+    sa.Column("key_ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("installed_on", sa.Date, nullable=False, server_default=sa.func.current_date()),
+)
+
+radio_modules = sa.Table(
+    "radio_modules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("serial", sa.BigInteger, nullable=False, unique=True),
+    sa.Column(
+        "concentrator_id", sa.ForeignKey("concentrators.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("subnet", sa.SmallInteger, nullable=False),
+    sa.Column("model", sa.Text, nullable=False, server_default="D100FC"),
+    sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("flat_id", sa.ForeignKey("flats.id", ondelete="SET NULL")),
+    sa.Column("riser_id", sa.ForeignKey("risers.id", ondelete="SET NULL")),
+    sa.Column("floor", sa.SmallInteger, nullable=False),
+    sa.Column("installed_on", sa.Date, nullable=False, server_default=sa.func.current_date()),
+    sa.CheckConstraint("subnet between 0 and 7", name="subnet_range"),
+)
+
+meters = sa.Table(
+    "meters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("serial", sa.Text, nullable=False, unique=True),
+    sa.Column("utility", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("flat_id", sa.ForeignKey("flats.id", ondelete="CASCADE")),
+    sa.Column("riser_id", sa.ForeignKey("risers.id", ondelete="CASCADE")),
+    sa.Column("pulse_weight", sa.Numeric(12, 6), nullable=False),
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("pipe", sa.Text),
+    sa.Column("accuracy_class", sa.Text, nullable=False, server_default="2"),
+    sa.Column("has_valve", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("installed_on", sa.Date, nullable=False, server_default=sa.func.current_date()),
+    sa.Column("verified_on", sa.Date),
+    sa.CheckConstraint(_in("utility", UTILITIES), name="utility"),
+    sa.CheckConstraint(_in("kind", METER_KINDS), name="kind"),
+    sa.CheckConstraint(_in("role", METER_ROLES), name="role"),
+    sa.CheckConstraint("unit in ('kWh', 'm3')", name="unit"),
+    sa.CheckConstraint("pipe is null or pipe in ('flow', 'return')", name="pipe"),
+    sa.CheckConstraint("pulse_weight > 0", name="pulse_weight_positive"),
+)
+
+channels = sa.Table(
+    "channels",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("meter_id", sa.ForeignKey("meters.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "module_serial",
+        sa.ForeignKey("radio_modules.serial", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("input", sa.SmallInteger, nullable=False),
+    sa.UniqueConstraint("module_serial", "input", name="uq_channels_module_input"),
+    sa.UniqueConstraint("meter_id", name="uq_channels_meter"),
+    sa.CheckConstraint("input between 0 and 5", name="input_range"),
+)
+
+sensor_pairs = sa.Table(
+    "sensor_pairs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "module_serial",
+        sa.ForeignKey("radio_modules.serial", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    sa.Column("position", sa.Text, nullable=False),
+    sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("flat_id", sa.ForeignKey("flats.id", ondelete="CASCADE")),
+    sa.Column("riser_id", sa.ForeignKey("risers.id", ondelete="CASCADE")),
+    sa.Column("radiator_id", sa.ForeignKey("radiators.id", ondelete="CASCADE")),
+    sa.CheckConstraint("position in ('flat', 'riser', 'building')", name="position"),
+)
+
+balance_groups = sa.Table(
+    "balance_groups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("utility", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE")),
+    sa.Column("parent_id", sa.ForeignKey("balance_groups.id", ondelete="SET NULL")),
+    sa.Column("balance_meter_id", sa.ForeignKey("meters.id", ondelete="SET NULL")),
+    sa.CheckConstraint(_in("utility", UTILITIES), name="utility"),
+    sa.CheckConstraint(
+        "kind in ('branch', 'building', 'entrance', 'riser', 'custom')", name="kind"
+    ),
+)
+
+balance_group_members = sa.Table(
+    "balance_group_members",
+    metadata,
+    sa.Column("group_id", sa.ForeignKey("balance_groups.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("meter_id", sa.ForeignKey("meters.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# --- readings: partitioned by month on ts, one unique key each (re-delivery is harmless) ---
+PARTITIONED = ("pulse_readings", "temperature_readings", "module_status", "module_events")
+
+pulse_readings = sa.Table(
+    "pulse_readings",
+    metadata,
+    sa.Column("module_serial", sa.BigInteger, primary_key=True),
+    sa.Column("input", sa.SmallInteger, primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    postgresql_partition_by="RANGE (ts)",
+)
+
+temperature_readings = sa.Table(
+    "temperature_readings",
+    metadata,
+    sa.Column("module_serial", sa.BigInteger, primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("supply_centi_c", sa.Integer, nullable=False),
+    sa.Column("return_centi_c", sa.Integer, nullable=False),
+    postgresql_partition_by="RANGE (ts)",
+)
+
+module_status = sa.Table(
+    "module_status",
+    metadata,
+    sa.Column("module_serial", sa.BigInteger, primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("battery_mv", sa.Integer, nullable=False),
+    sa.Column("rssi_dbm", sa.SmallInteger, nullable=False),
+    sa.Column("hops", sa.SmallInteger, nullable=False),
+    sa.Column("parent_serial", sa.BigInteger, nullable=False),
+    sa.Column("tamper", sa.Boolean, nullable=False),
+    sa.Column("error_bits", sa.Integer, nullable=False),
+    postgresql_partition_by="RANGE (ts)",
+)
+
+module_events = sa.Table(
+    "module_events",
+    metadata,
+    sa.Column("module_serial", sa.BigInteger, primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("code", sa.Integer, primary_key=True),
+    postgresql_partition_by="RANGE (ts)",
+)

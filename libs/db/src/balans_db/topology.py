@@ -1,0 +1,464 @@
+"""Describe a building (entrances, floors, risers, flats, equipment) and write it to the schema.
+
+The demo seed and the simulator's city generator both describe buildings with
+:class:`BuildingSpec` and store them with :func:`write_building`, so there is one model
+of the world. Equipment follows the piping layout (DOMAIN.md, "Piping layouts"):
+
+- ``1a`` a heat meter (1 kWh/pulse) per flat, on 4-input D100FC modules shared by flats;
+- ``1b`` a D100FC per flat with a volume meter and a sensor pair;
+- ``1c`` a volume meter per flat, on shared 4-input modules;
+- ``2a`` a flow meter per riser, and a D100FC with a sensor pair on every radiator;
+- ``2b`` a D100FC with a flow meter and a sensor pair per riser.
+
+Every building also has a building heat meter with its own module and sensor pair, a
+building cold-water meter, and (``multi_utility``) cold/hot water, gas and electricity
+meters in a share of flats.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import asyncpg
+
+from balans_db.secrets import KeyVault
+
+SHARED_MODULE_INPUTS = 4
+MAX_MODULES_PER_SUBNET = 240
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    code: str
+    name: str
+    address: str
+    latitude: float
+    longitude: float
+    timezone: str = "Europe/Chisinau"
+
+
+@dataclass(frozen=True)
+class FlatSpec:
+    number: str
+    entrance: int
+    floor: int
+    rooms: int
+    area_m2: Decimal
+    risers: tuple[int, ...]
+    residents: int = 2
+    multi_utility: bool = False
+
+
+@dataclass(frozen=True)
+class BuildingSpec:
+    code: str
+    name: str
+    address: str
+    site: SiteSpec
+    layout: str
+    floors: int
+    entrances: int
+    risers: dict[int, int]  # riser number -> entrance number
+    flats: tuple[FlatSpec, ...]
+    index: int = 1  # position in the city: makes device serials unique
+    methodology: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def concentrator_serial(self) -> int:
+        return 1_000_000 + self.index
+
+    def module_serial(self, n: int) -> int:
+        """Serial of the building's n-th radio module (unique city-wide)."""
+        return self.index * 100_000 + n
+
+
+def _area_for_rooms(rooms: int, variant: int) -> Decimal:
+    base = {1: Decimal("34.5"), 2: Decimal("48.2"), 3: Decimal("64.8"), 4: Decimal("79.6")}
+    return base[rooms] + Decimal(variant % 3) * Decimal("1.5")
+
+
+def regular_building(
+    *,
+    code: str,
+    name: str,
+    address: str,
+    site: SiteSpec,
+    layout: str,
+    floors: int,
+    flats_per_floor: tuple[int, ...],
+    risers_per_entrance: tuple[int, ...],
+    index: int = 1,
+    multi_utility_every: int = 4,
+) -> BuildingSpec:
+    """A block with ``len(flats_per_floor)`` entrances; risers shared out among each
+    floor's flats so every riser passes one flat per floor."""
+    if len(flats_per_floor) != len(risers_per_entrance):
+        raise ValueError("flats_per_floor and risers_per_entrance need one entry per entrance")
+    riser_entrance: dict[int, int] = {}
+    entrance_risers: dict[int, list[int]] = {}
+    number = 0
+    for entrance, count in enumerate(risers_per_entrance, start=1):
+        for _ in range(count):
+            number += 1
+            riser_entrance[number] = entrance
+            entrance_risers.setdefault(entrance, []).append(number)
+    flats: list[FlatSpec] = []
+    flat_no = 0
+    for entrance, per_floor in enumerate(flats_per_floor, start=1):
+        its_risers = entrance_risers[entrance]
+        for floor in range(1, floors + 1):
+            for position in range(per_floor):
+                flat_no += 1
+                mine = tuple(
+                    its_risers[i] for i in range(len(its_risers)) if i % per_floor == position
+                )
+                rooms = 1 + (position + entrance) % 4
+                flats.append(
+                    FlatSpec(
+                        number=str(flat_no),
+                        entrance=entrance,
+                        floor=floor,
+                        rooms=rooms,
+                        area_m2=_area_for_rooms(rooms, flat_no),
+                        risers=mine,
+                        residents=1 + (flat_no % 4),
+                        multi_utility=flat_no % multi_utility_every == 0,
+                    )
+                )
+    return BuildingSpec(
+        code=code,
+        name=name,
+        address=address,
+        site=site,
+        layout=layout,
+        floors=floors,
+        entrances=len(flats_per_floor),
+        risers=riser_entrance,
+        flats=tuple(flats),
+        index=index,
+    )
+
+
+def reference_building(layout: str = "2a", index: int = 1) -> BuildingSpec:
+    """DOMAIN.md's reference building: 100 flats, 3 entrances, 10 floors, 34 risers."""
+    site = SiteSpec(
+        code="chisinau-botanica",
+        name="Chișinău, Botanica",
+        address="bd. Dacia 27, Chișinău",
+        latitude=46.9876,
+        longitude=28.8573,
+    )
+    return regular_building(
+        code=f"ref-{layout}",
+        name="Reference block (100 flats)",
+        address="bd. Dacia 27, Chișinău",
+        site=site,
+        layout=layout,
+        floors=10,
+        flats_per_floor=(4, 3, 3),
+        risers_per_entrance=(14, 10, 10),
+        index=index,
+    )
+
+
+def demo_city() -> list[BuildingSpec]:
+    """The reference building and a few smaller ones, one per remaining layout."""
+    center = SiteSpec(
+        code="chisinau-centru",
+        name="Chișinău, Centru",
+        address="str. Pușkin 12, Chișinău",
+        latitude=47.0245,
+        longitude=28.8322,
+    )
+    small = [
+        regular_building(
+            code=f"demo-{layout}",
+            name=f"Block {layout.upper()} (layout {layout})",
+            address=f"str. Pușkin {12 + i}, Chișinău",
+            site=center,
+            layout=layout,
+            floors=5,
+            flats_per_floor=(4, 4),
+            risers_per_entrance=(6, 6),
+            index=2 + i,
+        )
+        for i, layout in enumerate(("1a", "1b", "1c", "2b"))
+    ]
+    return [reference_building(), *small]
+
+
+@dataclass
+class _Ids:
+    entrances: dict[int, int] = field(default_factory=dict)
+    risers: dict[int, int] = field(default_factory=dict)
+    flats: dict[str, int] = field(default_factory=dict)
+    radiators: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+class _Equipment:
+    """Hands out module serials and subnets and collects rows to insert."""
+
+    def __init__(self, spec: BuildingSpec, building_id: int, concentrator_id: int) -> None:
+        self.spec = spec
+        self.building_id = building_id
+        self.concentrator_id = concentrator_id
+        self.modules: list[tuple[object, ...]] = []
+        self.meters: list[dict[str, object]] = []
+        self.pairs: list[tuple[object, ...]] = []
+
+    def module(self, floor: int, flat_id: int | None = None, riser_id: int | None = None) -> int:
+        serial = self.spec.module_serial(len(self.modules) + 1)
+        subnet = len(self.modules) // MAX_MODULES_PER_SUBNET
+        self.modules.append(
+            (serial, self.concentrator_id, subnet, self.building_id, flat_id, riser_id, floor)
+        )
+        return serial
+
+    def meter(self, module_serial: int, input_no: int, **fields: object) -> None:
+        serial = f"{fields['utility']}-{module_serial}-{input_no}"
+        self.meters.append({"serial": serial, "module": module_serial, "input": input_no, **fields})
+
+    def pair(self, module_serial: int, position: str, **where: int | None) -> None:
+        self.pairs.append(
+            (
+                module_serial,
+                position,
+                self.building_id,
+                where.get("flat_id"),
+                where.get("riser_id"),
+                where.get("radiator_id"),
+            )
+        )
+
+
+def _heat_meter(role: str, **where: object) -> dict[str, object]:
+    return {
+        "utility": "heat",
+        "kind": "heat_meter",
+        "role": role,
+        "pulse_weight": Decimal(1),
+        "unit": "kWh",
+        "pipe": "return",
+        **where,
+    }
+
+
+def _flow_meter(role: str, **where: object) -> dict[str, object]:
+    return {
+        "utility": "heat",
+        "kind": "flow_meter",
+        "role": role,
+        "pulse_weight": Decimal("0.001"),
+        "unit": "m3",
+        "pipe": "return",
+        **where,
+    }
+
+
+def _plan_heat(spec: BuildingSpec, ids: _Ids, eq: _Equipment) -> None:
+    layout = spec.layout
+    if layout in ("1a", "1c"):
+        make = _heat_meter if layout == "1a" else _flow_meter
+        module = 0
+        for i, flat in enumerate(spec.flats):
+            if i % SHARED_MODULE_INPUTS == 0:
+                module = eq.module(flat.floor)
+            eq.meter(
+                module, i % SHARED_MODULE_INPUTS, **make("flat", flat_id=ids.flats[flat.number])
+            )
+    elif layout == "1b":
+        for flat in spec.flats:
+            flat_id = ids.flats[flat.number]
+            module = eq.module(flat.floor, flat_id=flat_id)
+            eq.meter(module, 0, **_flow_meter("flat", flat_id=flat_id))
+            eq.pair(module, "flat", flat_id=flat_id)
+    elif layout in ("2a", "2b"):
+        for riser, riser_id in ids.risers.items():
+            module = eq.module(1, riser_id=riser_id)
+            eq.meter(module, 0, **_flow_meter("riser", riser_id=riser_id))
+            if layout == "2b":
+                eq.pair(module, "riser", riser_id=riser_id)
+            else:
+                for flat in spec.flats:
+                    if riser in flat.risers:
+                        flat_id = ids.flats[flat.number]
+                        radiator = eq.module(flat.floor, flat_id=flat_id, riser_id=riser_id)
+                        eq.pair(
+                            radiator,
+                            "flat",
+                            flat_id=flat_id,
+                            riser_id=riser_id,
+                            radiator_id=ids.radiators[(flat.number, riser)],
+                        )
+    else:
+        raise ValueError(f"unknown layout {layout!r}")
+    substation = eq.module(0)
+    eq.meter(substation, 0, **_heat_meter("building"))
+    eq.meter(
+        substation,
+        1,
+        utility="cold_water",
+        kind="water_meter",
+        role="building",
+        pulse_weight=Decimal("0.01"),
+        unit="m3",
+        pipe=None,
+    )
+    eq.pair(substation, "building")
+
+
+def _plan_utilities(spec: BuildingSpec, ids: _Ids, eq: _Equipment) -> None:
+    for flat in spec.flats:
+        if not flat.multi_utility:
+            continue
+        flat_id = ids.flats[flat.number]
+        module = eq.module(flat.floor, flat_id=flat_id)
+        for input_no, (utility, kind, weight, unit) in enumerate(
+            (
+                ("cold_water", "water_meter", "0.01", "m3"),
+                ("hot_water", "water_meter", "0.01", "m3"),
+                ("gas", "gas_meter", "0.01", "m3"),
+                ("electricity", "electricity_meter", "0.1", "kWh"),
+            )
+        ):
+            eq.meter(
+                module,
+                input_no,
+                utility=utility,
+                kind=kind,
+                role="flat",
+                pulse_weight=Decimal(weight),
+                unit=unit,
+                pipe=None,
+                flat_id=flat_id,
+                has_valve=utility in ("cold_water", "gas"),
+            )
+
+
+async def write_building(
+    conn: asyncpg.Connection, spec: BuildingSpec, vault: KeyVault, device_key: bytes | None = None
+) -> int | None:
+    """Insert a building and its equipment in one transaction; return its id, or None
+    when a building with the same code exists already (seeding twice adds nothing)."""
+    async with conn.transaction():
+        if await conn.fetchval("select 1 from buildings where code = $1", spec.code):
+            return None
+        site = spec.site
+        site_id = await conn.fetchval(
+            """insert into sites (code, name, address, latitude, longitude, timezone)
+               values ($1, $2, $3, $4, $5, $6)
+               on conflict (code) do update set name = excluded.name returning id""",
+            site.code,
+            site.name,
+            site.address,
+            site.latitude,
+            site.longitude,
+            site.timezone,
+        )
+        building_id = await conn.fetchval(
+            """insert into buildings (site_id, code, name, address, floors, layout, methodology)
+               values ($1, $2, $3, $4, $5, $6, $7::jsonb) returning id""",
+            site_id,
+            spec.code,
+            spec.name,
+            spec.address,
+            spec.floors,
+            spec.layout,
+            json.dumps(spec.methodology),
+        )
+        ids = _Ids()
+        for entrance in range(1, spec.entrances + 1):
+            ids.entrances[entrance] = await conn.fetchval(
+                "insert into entrances (building_id, number) values ($1, $2) returning id",
+                building_id,
+                entrance,
+            )
+        for riser, entrance in spec.risers.items():
+            ids.risers[riser] = await conn.fetchval(
+                """insert into risers (building_id, entrance_id, number)
+                   values ($1, $2, $3) returning id""",
+                building_id,
+                ids.entrances[entrance],
+                riser,
+            )
+        for flat in spec.flats:
+            flat_id = await conn.fetchval(
+                """insert into flats (building_id, entrance_id, number, floor, rooms, area_m2)
+                   values ($1, $2, $3, $4, $5, $6) returning id""",
+                building_id,
+                ids.entrances[flat.entrance],
+                flat.number,
+                flat.floor,
+                flat.rooms,
+                flat.area_m2,
+            )
+            ids.flats[flat.number] = flat_id
+            for riser in flat.risers:
+                ids.radiators[(flat.number, riser)] = await conn.fetchval(
+                    "insert into radiators (flat_id, riser_id) values ($1, $2) returning id",
+                    flat_id,
+                    ids.risers[riser],
+                )
+            await conn.execute(
+                """insert into accounts (number, holder_name, flat_id, residents)
+                   values ($1, $2, $3, $4)""",
+                f"{spec.code}-{flat.number}",
+                f"Resident of flat {flat.number}",
+                flat_id,
+                flat.residents,
+            )
+        key = device_key or os.urandom(32)
+        serial = spec.concentrator_serial
+        concentrator_id = await conn.fetchval(
+            """insert into concentrators (serial, building_id, key_ciphertext)
+               values ($1, $2, $3) returning id""",
+            serial,
+            building_id,
+            vault.seal(key, context=str(serial).encode()),
+        )
+        eq = _Equipment(spec, building_id, concentrator_id)
+        _plan_heat(spec, ids, eq)
+        _plan_utilities(spec, ids, eq)
+        await _insert_equipment(conn, eq)
+        return int(building_id)
+
+
+async def _insert_equipment(conn: asyncpg.Connection, eq: _Equipment) -> None:
+    await conn.executemany(
+        """insert into radio_modules
+           (serial, concentrator_id, subnet, building_id, flat_id, riser_id, floor)
+           values ($1, $2, $3, $4, $5, $6, $7)""",
+        eq.modules,
+    )
+    for m in eq.meters:
+        meter_id = await conn.fetchval(
+            """insert into meters (serial, utility, kind, role, building_id, flat_id, riser_id,
+                                   pulse_weight, unit, pipe, has_valve)
+               values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning id""",
+            m["serial"],
+            m["utility"],
+            m["kind"],
+            m["role"],
+            eq.building_id,
+            m.get("flat_id"),
+            m.get("riser_id"),
+            m["pulse_weight"],
+            m["unit"],
+            m.get("pipe"),
+            bool(m.get("has_valve", False)),
+        )
+        await conn.execute(
+            "insert into channels (meter_id, module_serial, input) values ($1, $2, $3)",
+            meter_id,
+            m["module"],
+            m["input"],
+        )
+    await conn.executemany(
+        """insert into sensor_pairs
+           (module_serial, position, building_id, flat_id, riser_id, radiator_id)
+           values ($1, $2, $3, $4, $5, $6)""",
+        eq.pairs,
+    )

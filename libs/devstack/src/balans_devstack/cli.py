@@ -1,0 +1,90 @@
+"""``balans run`` (the whole system) and ``balans stack`` (only the servers)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import typer
+
+from balans_db import migrate
+from balans_db.secrets import KeyVault
+from balans_db.seed import seed
+from balans_db.settings import DatabaseSettings
+from balans_devstack.stack import DevStack, StackUrls
+from balans_devstack.supervisor import Supervisor, discover_services
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM."""
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not stop.wait(0.5):
+        pass
+
+
+def _prepare_database(urls: StackUrls, with_demo: bool) -> None:
+    migrate.upgrade(urls.database_url)
+    if with_demo:
+        vault = KeyVault.from_hex(DatabaseSettings().master_key)
+        added = asyncio.run(seed(urls.database_url, vault))
+        typer.echo(f"demo city: {added} building(s) added")
+
+
+def run(
+    data_dir: Path = typer.Option(Path(".balans"), help="Where the embedded servers keep data."),
+    services: str = typer.Option("all", help="Comma-separated services to start, or 'all'."),
+    demo: bool = typer.Option(True, help="Load the demo city before starting."),
+    ready_timeout: float = typer.Option(120, help="Seconds to wait for every service."),
+) -> None:
+    """Run the whole system: embedded PostgreSQL and NATS, schema, demo city, services."""
+    known = discover_services()
+    chosen = list(known) if services == "all" else [s.strip() for s in services.split(",")]
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise typer.BadParameter(f"unknown services {unknown}; known: {sorted(known)}")
+    stack = DevStack(data_dir)
+    urls = stack.start()
+    supervisor = Supervisor(urls, stack.data_dir, {})
+    try:
+        typer.echo(f"PostgreSQL {urls.database_url}\nNATS       {urls.nats_url}")
+        _prepare_database(urls, demo)
+        for name in chosen:
+            supervisor.start(name, known[name])
+        late = supervisor.wait_ready(ready_timeout)
+        if late:
+            raise RuntimeError(f"services not ready after {ready_timeout} s: {late}")
+        for service in supervisor.services:
+            typer.echo(f"ready: {service.name:<12} health http://127.0.0.1:{service.health_port}")
+        typer.echo("portal: http://127.0.0.1:8000   (Ctrl-C stops everything)")
+        _wait_for_signal()
+    finally:
+        typer.echo("stopping...")
+        supervisor.stop()
+        stack.stop()
+        typer.echo("stopped")
+
+
+def stack_command(
+    data_dir: Path = typer.Option(Path(".balans"), help="Where the embedded servers keep data."),
+) -> None:
+    """Start only PostgreSQL and NATS (migrated), print their URLs, wait for Ctrl-C."""
+    with DevStack(data_dir) as urls:
+        migrate.upgrade(urls.database_url)
+        for key, value in urls.env().items():
+            typer.echo(f"export {key}={value}")
+        _wait_for_signal()
+
+
+def register(app: typer.Typer) -> None:
+    """Entry point of the ``balans.cli`` group."""
+    app.command("run")(run)
+    app.command("stack")(stack_command)

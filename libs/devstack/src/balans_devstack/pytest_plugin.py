@@ -1,0 +1,87 @@
+"""pytest fixtures: one embedded stack per test session, a fresh database per module.
+
+The session migrates a template database once; each test module that asks for
+``database_url`` gets its own copy (``CREATE DATABASE ... TEMPLATE``), so tests own
+their data without paying for migrations again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from balans_db import migrate
+from balans_devstack.stack import DevStack, StackUrls
+
+TEMPLATE = "balans_template"
+_counter = itertools.count(1)
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    """The embedded PostgreSQL and NATS (or the servers named by BALANS_*_URL)."""
+    stack = DevStack(tmp_path_factory.mktemp("stack"), durable=False)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_urls(dev_stack: DevStack) -> StackUrls:
+    return dev_stack.urls
+
+
+@pytest.fixture(scope="session")
+def nats_url(stack_urls: StackUrls) -> str:
+    return stack_urls.nats_url
+
+
+def _admin_sql(dev_stack: DevStack, sql: str) -> None:
+    if dev_stack.postgres is None:
+        raise RuntimeError("per-module databases need the embedded PostgreSQL")
+    dev_stack.postgres.psql(sql)
+
+
+@pytest.fixture(scope="session")
+def template_database(dev_stack: DevStack) -> str:
+    """A migrated database that module databases are copied from."""
+    _admin_sql(dev_stack, f"create database {TEMPLATE}")
+    url = with_database(dev_stack.urls.database_url, TEMPLATE)
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+def database_url(
+    dev_stack: DevStack, template_database: str, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A fresh migrated database for this test module, dropped afterwards."""
+    stem = re.sub(r"[^a-z0-9]", "_", Path(str(request.node.path)).stem.lower())[:40]
+    name = f"t_{stem}_{next(_counter)}"
+    _admin_sql(dev_stack, f"create database {name} template {TEMPLATE}")
+    try:
+        yield with_database(dev_stack.urls.database_url, name)
+    finally:
+        _admin_sql(dev_stack, f"drop database if exists {name} with (force)")
+
+
+@pytest.fixture(scope="module")
+def empty_database_url(dev_stack: DevStack, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database with no schema at all (for migration tests)."""
+    name = f"e_{next(_counter)}"
+    _admin_sql(dev_stack, f"create database {name}")
+    try:
+        yield with_database(dev_stack.urls.database_url, name)
+    finally:
+        _admin_sql(dev_stack, f"drop database if exists {name} with (force)")

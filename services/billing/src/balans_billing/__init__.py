@@ -1,0 +1,1 @@
+"""balans-billing."""
