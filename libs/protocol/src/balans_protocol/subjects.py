@@ -1,0 +1,66 @@
+"""Every NATS subject and JetStream stream balans uses, in one place.
+
+Subjects are partitioned by building (or concentrator) so consumers can scale out as
+queue groups. Helper functions build concrete subjects; ``*_ALL`` are wildcards.
+"""
+
+from __future__ import annotations
+
+# --- JetStream stream of raw uploads from concentrators (ingest -> persister) ---
+UPLOADS_STREAM = "UPLOADS"
+UPLOADS_ALL = "balans.upload.>"
+
+
+def upload(concentrator_serial: int) -> str:
+    """Where ingest publishes one verified UPLOAD batch of a concentrator."""
+    return f"balans.upload.{concentrator_serial}"
+
+
+# --- JetStream stream of pipeline events (stored readings, allocations, alerts...) ---
+EVENTS_STREAM = "EVENTS"
+EVENTS_ALL = "balans.events.>"
+READINGS_STORED_ALL = "balans.events.readings.>"
+ALLOCATION_ALL = "balans.events.allocation.>"
+PERIOD_CLOSED_ALL = "balans.events.period.>"
+
+
+def readings_stored(building_id: int) -> str:
+    """The persister announces the hours it stored for a building."""
+    return f"balans.events.readings.{building_id}"
+
+
+def allocation_computed(building_id: int) -> str:
+    """allocation announces computed (or recomputed) building-hours."""
+    return f"balans.events.allocation.{building_id}"
+
+
+def period_closed(building_id: int) -> str:
+    """A billing period closed for a building (billing computes invoices)."""
+    return f"balans.events.period.{building_id}"
+
+
+# --- alerts and invoices (also JetStream-captured) ---
+ALERTS_STREAM = "ALERTS"
+ALERTS_ALL = "balans.alerts.>"
+
+
+def alert(kind: str) -> str:
+    """Where balance publishes an alert of one kind (leak, stuck_meter, magnet...)."""
+    return f"balans.alerts.{kind}"
+
+
+INVOICES_ALL = "balans.billing.invoice.>"
+
+
+def invoice(account_id: int) -> str:
+    return f"balans.billing.invoice.{account_id}"
+
+
+# --- request/reply (core NATS) ---
+def command(concentrator_serial: int) -> str:
+    """Downlink: a request here reaches the concentrator's live connection."""
+    return f"balans.cmd.{concentrator_serial}"
+
+
+BALANCE_GROUPS_API = "balans.balance.groups"  # request/reply service API for group editing
+BILLING_API = "balans.billing.api"  # request/reply: compute invoices on demand
