@@ -21,6 +21,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -190,51 +191,129 @@ def demo_city() -> list[BuildingSpec]:
     return [reference_building(), *small]
 
 
-@dataclass
-class _Ids:
-    entrances: dict[int, int] = field(default_factory=dict)
-    risers: dict[int, int] = field(default_factory=dict)
-    flats: dict[str, int] = field(default_factory=dict)
-    radiators: dict[tuple[str, int], int] = field(default_factory=dict)
+HARDWARE_LIMITS = {
+    "modules per subnet": MAX_MODULES_PER_SUBNET,
+    "meters per subnet": 540,
+    "subnets per concentrator": 8,
+    "meters per concentrator": 720,
+}
 
 
-class _Equipment:
-    """Hands out module serials and subnets and collects rows to insert."""
+class HardwareLimitError(ValueError):
+    """A building needs more equipment than one concentrator can serve (DOMAIN.md)."""
 
-    def __init__(self, spec: BuildingSpec, building_id: int, concentrator_id: int) -> None:
+
+@dataclass(frozen=True)
+class ModulePlan:
+    """A D100FC radio module; ``flat``/``riser`` are flat and riser numbers, not ids."""
+
+    serial: int
+    subnet: int
+    floor: int
+    flat: str | None = None
+    riser: int | None = None
+
+
+@dataclass(frozen=True)
+class MeterPlan:
+    """A pulse meter on ``input`` of ``module``."""
+
+    serial: str
+    module: int
+    input: int
+    utility: str
+    kind: str
+    role: str
+    pulse_weight: Decimal
+    unit: str
+    pipe: str | None
+    flat: str | None = None
+    riser: int | None = None
+    has_valve: bool = False
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """A DTI2 sensor pair on ``module``; on a 2a radiator both ``flat`` and ``riser`` are set."""
+
+    module: int
+    position: str
+    flat: str | None = None
+    riser: int | None = None
+
+
+@dataclass(frozen=True)
+class EquipmentPlan:
+    """Every module, meter and sensor pair of one building, before it has database ids."""
+
+    modules: tuple[ModulePlan, ...]
+    meters: tuple[MeterPlan, ...]
+    pairs: tuple[PairPlan, ...]
+
+
+class _Planner:
+    """Hands out module serials and collects the equipment of one building."""
+
+    def __init__(self, spec: BuildingSpec) -> None:
         self.spec = spec
-        self.building_id = building_id
-        self.concentrator_id = concentrator_id
-        self.modules: list[tuple[object, ...]] = []
-        self.meters: list[dict[str, object]] = []
-        self.pairs: list[tuple[object, ...]] = []
+        self.modules: list[tuple[int, int, str | None, int | None]] = []
+        self.meters: list[MeterPlan] = []
+        self.pairs: list[PairPlan] = []
 
-    def module(self, floor: int, flat_id: int | None = None, riser_id: int | None = None) -> int:
+    def module(self, floor: int, flat: str | None = None, riser: int | None = None) -> int:
         serial = self.spec.module_serial(len(self.modules) + 1)
-        subnet = len(self.modules) // MAX_MODULES_PER_SUBNET
-        self.modules.append(
-            (serial, self.concentrator_id, subnet, self.building_id, flat_id, riser_id, floor)
-        )
+        self.modules.append((serial, floor, flat, riser))
         return serial
 
-    def meter(self, module_serial: int, input_no: int, **fields: object) -> None:
+    def meter(self, module_serial: int, input_no: int, **fields: Any) -> None:
         serial = f"{fields['utility']}-{module_serial}-{input_no}"
-        self.meters.append({"serial": serial, "module": module_serial, "input": input_no, **fields})
+        self.meters.append(MeterPlan(serial=serial, module=module_serial, input=input_no, **fields))
 
-    def pair(self, module_serial: int, position: str, **where: int | None) -> None:
-        self.pairs.append(
-            (
-                module_serial,
-                position,
-                self.building_id,
-                where.get("flat_id"),
-                where.get("riser_id"),
-                where.get("radiator_id"),
+    def pair(self, module_serial: int, position: str, **where: Any) -> None:
+        self.pairs.append(PairPlan(module_serial, position, **where))
+
+    def plan(self) -> EquipmentPlan:
+        """Share the modules out among subnets in order, within the subnet limits."""
+        meters_on: dict[int, int] = {}
+        for m in self.meters:
+            meters_on[m.module] = meters_on.get(m.module, 0) + 1
+        modules: list[ModulePlan] = []
+        subnet = n_modules = n_meters = 0
+        for serial, floor, flat, riser in self.modules:
+            extra = meters_on.get(serial, 0)
+            if (
+                n_modules + 1 > MAX_MODULES_PER_SUBNET
+                or n_meters + extra > HARDWARE_LIMITS["meters per subnet"]
+            ):
+                subnet, n_modules, n_meters = subnet + 1, 0, 0
+            n_modules, n_meters = n_modules + 1, n_meters + extra
+            modules.append(ModulePlan(serial, subnet, floor, flat, riser))
+        plan = EquipmentPlan(tuple(modules), tuple(self.meters), tuple(self.pairs))
+        check_limits(self.spec.code, plan)
+        return plan
+
+
+def check_limits(code: str, plan: EquipmentPlan) -> None:
+    """Raise :class:`HardwareLimitError` naming the first hardware limit the plan exceeds."""
+    counts = {
+        "meters per concentrator": len(plan.meters),
+        "subnets per concentrator": 1 + max((m.subnet for m in plan.modules), default=0),
+    }
+    subnet_of = {m.serial: m.subnet for m in plan.modules}
+    for subnet in range(counts["subnets per concentrator"]):
+        on = sum(1 for m in plan.modules if m.subnet == subnet)
+        counts["modules per subnet"] = max(counts.get("modules per subnet", 0), on)
+        on = sum(1 for m in plan.meters if subnet_of[m.module] == subnet)
+        counts["meters per subnet"] = max(counts.get("meters per subnet", 0), on)
+    for limit, value in counts.items():
+        if value > HARDWARE_LIMITS[limit]:
+            raise HardwareLimitError(
+                f"building {code}: {value} {limit} exceeds the limit of "
+                f"{HARDWARE_LIMITS[limit]} {limit} (one J100G concentrator per building)"
             )
-        )
 
 
-def _heat_meter(role: str, **where: object) -> dict[str, object]:
+def _heat_meter(role: str, **where: Any) -> dict[str, Any]:
     return {
         "utility": "heat",
         "kind": "heat_meter",
@@ -246,7 +325,7 @@ def _heat_meter(role: str, **where: object) -> dict[str, object]:
     }
 
 
-def _flow_meter(role: str, **where: object) -> dict[str, object]:
+def _flow_meter(role: str, **where: Any) -> dict[str, Any]:
     return {
         "utility": "heat",
         "kind": "flow_meter",
@@ -258,7 +337,7 @@ def _flow_meter(role: str, **where: object) -> dict[str, object]:
     }
 
 
-def _plan_heat(spec: BuildingSpec, ids: _Ids, eq: _Equipment) -> None:
+def _plan_heat(spec: BuildingSpec, eq: _Planner) -> None:
     layout = spec.layout
     if layout in ("1a", "1c"):
         make = _heat_meter if layout == "1a" else _flow_meter
@@ -266,33 +345,23 @@ def _plan_heat(spec: BuildingSpec, ids: _Ids, eq: _Equipment) -> None:
         for i, flat in enumerate(spec.flats):
             if i % SHARED_MODULE_INPUTS == 0:
                 module = eq.module(flat.floor)
-            eq.meter(
-                module, i % SHARED_MODULE_INPUTS, **make("flat", flat_id=ids.flats[flat.number])
-            )
+            eq.meter(module, i % SHARED_MODULE_INPUTS, **make("flat", flat=flat.number))
     elif layout == "1b":
         for flat in spec.flats:
-            flat_id = ids.flats[flat.number]
-            module = eq.module(flat.floor, flat_id=flat_id)
-            eq.meter(module, 0, **_flow_meter("flat", flat_id=flat_id))
-            eq.pair(module, "flat", flat_id=flat_id)
+            module = eq.module(flat.floor, flat=flat.number)
+            eq.meter(module, 0, **_flow_meter("flat", flat=flat.number))
+            eq.pair(module, "flat", flat=flat.number)
     elif layout in ("2a", "2b"):
-        for riser, riser_id in ids.risers.items():
-            module = eq.module(1, riser_id=riser_id)
-            eq.meter(module, 0, **_flow_meter("riser", riser_id=riser_id))
+        for riser in spec.risers:
+            module = eq.module(1, riser=riser)
+            eq.meter(module, 0, **_flow_meter("riser", riser=riser))
             if layout == "2b":
-                eq.pair(module, "riser", riser_id=riser_id)
+                eq.pair(module, "riser", riser=riser)
             else:
                 for flat in spec.flats:
                     if riser in flat.risers:
-                        flat_id = ids.flats[flat.number]
-                        radiator = eq.module(flat.floor, flat_id=flat_id, riser_id=riser_id)
-                        eq.pair(
-                            radiator,
-                            "flat",
-                            flat_id=flat_id,
-                            riser_id=riser_id,
-                            radiator_id=ids.radiators[(flat.number, riser)],
-                        )
+                        radiator = eq.module(flat.floor, flat=flat.number, riser=riser)
+                        eq.pair(radiator, "flat", flat=flat.number, riser=riser)
     else:
         raise ValueError(f"unknown layout {layout!r}")
     substation = eq.module(0)
@@ -310,20 +379,20 @@ def _plan_heat(spec: BuildingSpec, ids: _Ids, eq: _Equipment) -> None:
     eq.pair(substation, "building")
 
 
-def _plan_utilities(spec: BuildingSpec, ids: _Ids, eq: _Equipment) -> None:
+FLAT_UTILITY_METERS = (
+    ("cold_water", "water_meter", "0.01", "m3"),
+    ("hot_water", "water_meter", "0.01", "m3"),
+    ("gas", "gas_meter", "0.01", "m3"),
+    ("electricity", "electricity_meter", "0.1", "kWh"),
+)
+
+
+def _plan_utilities(spec: BuildingSpec, eq: _Planner) -> None:
     for flat in spec.flats:
         if not flat.multi_utility:
             continue
-        flat_id = ids.flats[flat.number]
-        module = eq.module(flat.floor, flat_id=flat_id)
-        for input_no, (utility, kind, weight, unit) in enumerate(
-            (
-                ("cold_water", "water_meter", "0.01", "m3"),
-                ("hot_water", "water_meter", "0.01", "m3"),
-                ("gas", "gas_meter", "0.01", "m3"),
-                ("electricity", "electricity_meter", "0.1", "kWh"),
-            )
-        ):
+        module = eq.module(flat.floor, flat=flat.number)
+        for input_no, (utility, kind, weight, unit) in enumerate(FLAT_UTILITY_METERS):
             eq.meter(
                 module,
                 input_no,
@@ -333,9 +402,26 @@ def _plan_utilities(spec: BuildingSpec, ids: _Ids, eq: _Equipment) -> None:
                 pulse_weight=Decimal(weight),
                 unit=unit,
                 pipe=None,
-                flat_id=flat_id,
+                flat=flat.number,
                 has_valve=utility in ("cold_water", "gas"),
             )
+
+
+def plan_equipment(spec: BuildingSpec) -> EquipmentPlan:
+    """The building's equipment after its layout; raises :class:`HardwareLimitError`
+    when one concentrator could not serve it."""
+    eq = _Planner(spec)
+    _plan_heat(spec, eq)
+    _plan_utilities(spec, eq)
+    return eq.plan()
+
+
+@dataclass
+class _Ids:
+    entrances: dict[int, int] = field(default_factory=dict)
+    risers: dict[int, int] = field(default_factory=dict)
+    flats: dict[str, int] = field(default_factory=dict)
+    radiators: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 async def write_building(
@@ -419,46 +505,76 @@ async def write_building(
             building_id,
             vault.seal(key, context=str(serial).encode()),
         )
-        eq = _Equipment(spec, building_id, concentrator_id)
-        _plan_heat(spec, ids, eq)
-        _plan_utilities(spec, ids, eq)
-        await _insert_equipment(conn, eq)
+        await _insert_equipment(
+            conn, plan_equipment(spec), ids, int(building_id), int(concentrator_id)
+        )
         return int(building_id)
 
 
-async def _insert_equipment(conn: asyncpg.Connection, eq: _Equipment) -> None:
+async def _insert_equipment(
+    conn: asyncpg.Connection, plan: EquipmentPlan, ids: _Ids, building_id: int, concentrator_id: int
+) -> None:
+    def flat_id(number: str | None) -> int | None:
+        return None if number is None else ids.flats[number]
+
+    def riser_id(number: int | None) -> int | None:
+        return None if number is None else ids.risers[number]
+
     await conn.executemany(
         """insert into radio_modules
            (serial, concentrator_id, subnet, building_id, flat_id, riser_id, floor)
            values ($1, $2, $3, $4, $5, $6, $7)""",
-        eq.modules,
+        [
+            (
+                m.serial,
+                concentrator_id,
+                m.subnet,
+                building_id,
+                flat_id(m.flat),
+                riser_id(m.riser),
+                m.floor,
+            )
+            for m in plan.modules
+        ],
     )
-    for m in eq.meters:
+    for m in plan.meters:
         meter_id = await conn.fetchval(
             """insert into meters (serial, utility, kind, role, building_id, flat_id, riser_id,
                                    pulse_weight, unit, pipe, has_valve)
                values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning id""",
-            m["serial"],
-            m["utility"],
-            m["kind"],
-            m["role"],
-            eq.building_id,
-            m.get("flat_id"),
-            m.get("riser_id"),
-            m["pulse_weight"],
-            m["unit"],
-            m.get("pipe"),
-            bool(m.get("has_valve", False)),
+            m.serial,
+            m.utility,
+            m.kind,
+            m.role,
+            building_id,
+            flat_id(m.flat),
+            riser_id(m.riser),
+            m.pulse_weight,
+            m.unit,
+            m.pipe,
+            m.has_valve,
         )
         await conn.execute(
             "insert into channels (meter_id, module_serial, input) values ($1, $2, $3)",
             meter_id,
-            m["module"],
-            m["input"],
+            m.module,
+            m.input,
         )
     await conn.executemany(
         """insert into sensor_pairs
            (module_serial, position, building_id, flat_id, riser_id, radiator_id)
            values ($1, $2, $3, $4, $5, $6)""",
-        eq.pairs,
+        [
+            (
+                p.module,
+                p.position,
+                building_id,
+                flat_id(p.flat),
+                riser_id(p.riser),
+                ids.radiators[(p.flat, p.riser)]
+                if p.flat is not None and p.riser is not None
+                else None,
+            )
+            for p in plan.pairs
+        ],
     )
