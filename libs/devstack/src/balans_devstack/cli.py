@@ -14,6 +14,7 @@ from balans_db import migrate
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
 from balans_db.settings import DatabaseSettings
+from balans_devstack.prometheus import EmbeddedPrometheus, prometheus_binary
 from balans_devstack.stack import DevStack, StackUrls
 from balans_devstack.supervisor import Supervisor, discover_services
 
@@ -44,6 +45,9 @@ def run(
     services: str = typer.Option("all", help="Comma-separated services to start, or 'all'."),
     demo: bool = typer.Option(True, help="Load the demo city before starting."),
     ready_timeout: float = typer.Option(120, help="Seconds to wait for every service."),
+    prometheus: bool = typer.Option(
+        True, help="Also start Prometheus on the services when a `prometheus` binary is installed."
+    ),
 ) -> None:
     """Run the whole system: embedded PostgreSQL and NATS, schema, demo city, services."""
     known = discover_services()
@@ -54,6 +58,8 @@ def run(
     stack = DevStack(data_dir)
     urls = stack.start()
     supervisor = Supervisor(urls, stack.data_dir, {})
+    binary = prometheus_binary() if prometheus else None
+    scraper = EmbeddedPrometheus(stack.data_dir, binary) if binary else None
     try:
         typer.echo(f"PostgreSQL {urls.database_url}\nNATS       {urls.nats_url}")
         _prepare_database(urls, demo)
@@ -64,10 +70,15 @@ def run(
             raise RuntimeError(f"services not ready after {ready_timeout} s: {late}")
         for service in supervisor.services:
             typer.echo(f"ready: {service.name:<12} health http://127.0.0.1:{service.health_port}")
+        if scraper is not None:
+            scraper.start({s.name: s.health_port for s in supervisor.services})
+            typer.echo(f"prometheus: {scraper.url}")
         typer.echo("portal: http://127.0.0.1:8000   (Ctrl-C stops everything)")
         _wait_for_signal()
     finally:
         typer.echo("stopping...")
+        if scraper is not None:
+            scraper.stop()
         supervisor.stop()
         stack.stop()
         typer.echo("stopped")

@@ -1,0 +1,113 @@
+"""compose.yaml cannot run here (no container engine): read it and hold it to the code."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from balans_core.settings import CommonSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+BALANS = {name: svc for name, svc in SERVICES.items() if svc["image"].startswith("${BALANS_IMAGE")}
+LONG_RUNNING = {name: svc for name, svc in BALANS.items() if svc.get("restart") != "no"}
+INFRA_IMAGES = {
+    "nats": "nats:",
+    "postgres": "postgres:",
+    "prometheus": "prom/prometheus:",
+    "grafana": "grafana/grafana:",
+}
+
+
+def _settings_fields(module: str) -> set[str]:
+    """BALANS_* names the settings classes next to ``module`` accept."""
+    package = module.removesuffix(".__main__")
+    candidates = [f"{package}.settings", f"{package.split('.')[0]}.settings"]
+    fields: set[str] = set()
+    for name in candidates:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError:
+            continue
+        for _, cls in inspect.getmembers(mod, inspect.isclass):
+            if issubclass(cls, CommonSettings):
+                fields |= {f"BALANS_{f.upper()}" for f in cls.model_fields}
+    return fields
+
+
+def _module_of(command: list[str]) -> str:
+    if command[:2] == ["python", "-m"]:
+        return command[2]
+    if command[:2] == ["balans", "db"]:
+        return "balans_db"
+    raise AssertionError(f"unexpected command {command}")
+
+
+def test_infrastructure_uses_official_images_with_healthchecks() -> None:
+    """NATS, PostgreSQL, Prometheus and Grafana come from their official images, pinned."""
+    for name, prefix in INFRA_IMAGES.items():
+        image = SERVICES[name]["image"]
+        assert image.startswith(prefix), (name, image)
+        assert not image.endswith(":latest")
+        assert SERVICES[name]["healthcheck"]["test"][0] == "CMD"
+
+
+def test_nats_runs_jetstream() -> None:
+    """The NATS container loads a config with a JetStream store on its volume."""
+    conf = (ROOT / "deploy" / "nats" / "nats.conf").read_text()
+    assert re.search(r"jetstream\s*\{[^}]*store_dir:\s*/data", conf)
+    assert any(v.endswith(":/data") for v in SERVICES["nats"]["volumes"])
+
+
+@pytest.mark.parametrize("name", sorted(LONG_RUNNING))
+def test_service_has_image_command_environment_healthcheck(name: str) -> None:
+    """Every balans service has its image, command, environment and a /healthz healthcheck."""
+    svc = LONG_RUNNING[name]
+    assert svc["image"]
+    assert svc["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert svc["command"][:2] == ["python", "-m"]
+    env = svc["environment"]
+    for key in ("BALANS_DATABASE_URL", "BALANS_NATS_URL", "BALANS_HEALTH_PORT"):
+        assert key in env, (name, key)
+    assert env["BALANS_HEALTH_HOST"] == "0.0.0.0"
+    check = " ".join(svc["healthcheck"]["test"])
+    assert f"127.0.0.1:{env['BALANS_HEALTH_PORT']}/healthz" in check
+    assert svc["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+@pytest.mark.parametrize("name", sorted(BALANS))
+def test_environment_names_are_real_settings(name: str) -> None:
+    """Each BALANS_* variable compose sets is a field of the settings the process reads."""
+    accepted = _settings_fields(_module_of(BALANS[name]["command"]))
+    assert accepted, f"no settings class found for {name}"
+    unknown = {k for k in BALANS[name]["environment"] if k.startswith("BALANS_")} - accepted
+    assert not unknown, f"{name}: {sorted(unknown)} are not settings fields"
+
+
+def test_every_registered_service_runs_in_compose() -> None:
+    """Each entry of the `balans.services` group is a compose service running that module."""
+    registered = {ep.name: ep.value for ep in entry_points(group="balans.services")}
+    commands = {name: svc["command"] for name, svc in LONG_RUNNING.items()}
+    for name, module in registered.items():
+        assert name in commands, f"{name} missing from compose.yaml"
+        assert commands[name][2] in (module, module.removesuffix(".__main__")), name
+
+
+def test_volumes_and_mounted_files_exist() -> None:
+    """Named volumes are declared and bind-mounted files are in the repository."""
+    declared = set(COMPOSE["volumes"])
+    for svc in SERVICES.values():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), source
+            else:
+                assert source in declared, source
