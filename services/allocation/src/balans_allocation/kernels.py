@@ -128,7 +128,7 @@ def group_mean_temperatures(
 
 
 @numba.njit(cache=True, inline="always")
-def _valid(t: np.int16) -> bool:
+def _valid(t: int) -> bool:
     return 0 <= t <= MAX_TEMP_CENTI_C
 
 
