@@ -17,6 +17,10 @@ TAG_BYTES = 16  # HMAC-SHA256 truncated to 128 bits (as RFC 4868 does for IPsec)
 NONCE_BYTES = 16
 KEY_BYTES = 32
 SESSION_LABEL = b"balans/session/v1"
+# Tags a NACK the server sends before it knows or trusts the peer's key (unknown
+# concentrator, bad HELLO tag). Anyone can forge such a NACK, so a concentrator treats it
+# as advice to back off and reconnect, never as a verdict on a batch.
+UNAUTHENTICATED_KEY = bytes(KEY_BYTES)
 
 
 def tag(key: bytes, data: bytes | memoryview) -> bytes:

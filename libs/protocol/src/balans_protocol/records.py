@@ -41,7 +41,7 @@ class PulseRecord:
     module: int  # u32 radio module serial
     input: int  # u8, 0..5 on a D100FC
     ts_unix: int  # u32
-    count: int  # u64 cumulative pulses
+    count: int  # u32 cumulative pulses (wraps at 2**32; allocation handles rollover)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,7 @@ class StatusRecord:
     hops: int  # u8
     parent: int  # u32 serial of the module (or 0 = concentrator) it routes through
     tamper: bool  # magnet or opened housing
-    error_bits: int  # u32
+    error_bits: int  # u16
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +92,9 @@ Record = PulseRecord | TemperatureRecord | StatusRecord | EventRecord | RawTeleg
 
 SECTION_HEADER = struct.Struct(">BH")
 MAX_SECTION_RECORDS = 0xFFFF
-PULSE = struct.Struct(">IBIQ")
+PULSE = struct.Struct(">IBII")
 TEMPERATURE = struct.Struct(">IIhh")
-STATUS = struct.Struct(">IIHbBIBI")
+STATUS = struct.Struct(">IIHbBIBH")
 EVENT = struct.Struct(">IIH")
 RAW_TELEGRAM_HEADER = struct.Struct(">IBIbH")
 TAMPER_FLAG = 0x01  # the other status flag bits are reserved: sent as 0, ignored

@@ -42,7 +42,7 @@ u64 = st.integers(0, 0xFFFF_FFFF_FFFF_FFFF)
 nonces = st.binary(min_size=NONCE_BYTES, max_size=NONCE_BYTES)
 
 records: st.SearchStrategy[Record] = st.one_of(
-    st.builds(PulseRecord, module=u32, input=u8, ts_unix=u32, count=u64),
+    st.builds(PulseRecord, module=u32, input=u8, ts_unix=u32, count=u32),
     st.builds(TemperatureRecord, module=u32, ts_unix=u32, supply_centi_c=i16, return_centi_c=i16),
     st.builds(
         StatusRecord,
@@ -53,7 +53,7 @@ records: st.SearchStrategy[Record] = st.one_of(
         hops=u8,
         parent=u32,
         tamper=st.booleans(),
-        error_bits=u32,
+        error_bits=u16,
     ),
     st.builds(EventRecord, module=u32, ts_unix=u32, code=u16),
     st.builds(
