@@ -1,0 +1,231 @@
+"""Faults injected on a schedule, and the ground-truth records that describe them.
+
+The schedule is drawn from the seed; each fault becomes one :class:`FaultRecord` (the
+ground-truth JSON line, format in docs/simulator.md) and is turned into per-hour effects
+(:class:`FaultEffects`) that the physics, the meters and the mesh apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, field_serializer
+
+from balans_db.topology import EquipmentPlan
+from balans_sim.climate import hour_index, hour_start
+
+FaultKind = Literal[
+    "leak",
+    "unauthorised_connection",
+    "magnet",
+    "stuck_meter",
+    "meter_drift",
+    "clogged_riser",
+    "building_meter_drift",
+    "battery_depletion",
+    "dead_module",
+]
+FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
+METER_FAULTS = ("magnet", "stuck_meter", "meter_drift")
+BUILDING_FAULTS = ("leak", "unauthorised_connection", "building_meter_drift")
+MODULE_FAULTS = ("battery_depletion", "dead_module")
+
+
+class Where(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    meter_serial: str | None = None
+    module_serial: int | None = None
+    input: int | None = None
+    flat: str | None = None
+    riser: int | None = None
+
+
+class FaultRecord(BaseModel):
+    """One line of the ground-truth file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: FaultKind
+    building: str
+    start: datetime
+    end: datetime | None
+    where: Where
+    params: dict[str, Any]
+    seed: int
+
+    @field_serializer("start", "end")
+    def _utc_z(self, ts: datetime | None) -> str | None:
+        return None if ts is None else ts.strftime("%Y-%m-%dT%n_h:%M:%SZ")
+
+    def active(self, hours: np.ndarray) -> np.ndarray:
+        """Mask of the absolute hours (each [h, h+1)) during which the fault acts."""
+        lo = hour_index(self.start)
+        hi = hour_index(self.end) if self.end is not None else np.iinfo(np.int64).max
+        return np.asarray((hours >= lo) & (hours < hi))
+
+    def ramp(self, hours: np.ndarray) -> np.ndarray:
+        """0 at ``start`` rising to 1 at ``end`` (for drifts), 0 outside the fault."""
+        lo = hour_index(self.start)
+        hi = hour_index(self.end) if self.end is not None else lo + 24 * 28
+        return np.asarray(np.clip((hours + 1 - lo) / max(hi - lo, 1), 0, 1) * self.active(hours))
+
+
+def write_ground_truth(path: Path, records: list[FaultRecord]) -> None:
+    """Append records to a JSON-lines file, one fault per line."""
+    with path.open("a", encoding="utf-8") as f:
+        for r in records:
+            f.write(r.model_dump_json() + "\n")
+
+
+def read_ground_truth(path: Path) -> list[FaultRecord]:
+    return [FaultRecord.model_validate_json(line) for line in path.read_text().splitlines() if line]
+
+
+def _where_meter(plan: EquipmentPlan, serial: str) -> Where:
+    m = next(m for m in plan.meters if m.serial == serial)
+    return Where(
+        meter_serial=m.serial, module_serial=m.module, input=m.input, flat=m.flat, riser=m.riser
+    )
+
+
+def _params(kind: str, rng: np.random.Generator) -> dict[str, Any]:
+    if kind == "leak":
+        rate = round(float(rng.uniform(0.3, 1.5)), 3)
+        return {"rate_m3_h": rate, "rate_kwh_h": round(rate * 1.16 * 40.0, 2)}
+    if kind == "unauthorised_connection":
+        return {"share": round(float(rng.uniform(0.06, 0.2)), 3)}
+    if kind == "magnet":
+        stopped = bool(rng.random() < 0.3)
+        return {
+            "factor": 0.0 if stopped else round(float(rng.uniform(0.2, 0.7)), 3),
+            "tamper_flag_raised": bool(rng.random() < 0.4),
+        }
+    if kind in ("meter_drift", "building_meter_drift"):
+        return {"error_at_end": round(float(rng.choice([-1, 1]) * rng.uniform(0.08, 0.2)), 3)}
+    if kind == "clogged_riser":
+        return {"flow_factor": round(float(rng.uniform(0.3, 0.6)), 3)}
+    return {}
+
+
+def schedule_faults(
+    *,
+    building: str,
+    plan: EquipmentPlan,
+    vertical: bool,
+    seed: int,
+    building_index: int,
+    start_hour: int,
+    hours: int,
+    faults_per_week: float,
+    kinds: tuple[str, ...] = FAULT_KINDS,
+) -> list[FaultRecord]:
+    """Draw the building's faults for ``hours`` from ``start_hour`` (Poisson in number)."""
+    rng = np.random.default_rng([seed, building_index, 6])
+    choices = [k for k in kinds if k != "clogged_riser" or vertical]
+    count = int(rng.poisson(faults_per_week * hours / 168.0)) if choices else 0
+    sub_meters = [m.serial for m in plan.meters if m.utility == "heat" and m.role != "building"]
+    building_meter = next(
+        m.serial for m in plan.meters if m.role == "building" and m.utility == "heat"
+    )
+    field_modules = [m for m in plan.modules if m.floor > 0]
+    risers = sorted({m.riser for m in plan.meters if m.role == "riser" and m.riser is not None})
+    records = []
+    for _ in range(count):
+        kind = choices[int(rng.integers(len(choices)))]
+        first = start_hour + int(rng.integers(0, max(hours - 24, 1)))
+        lasting = rng.random() < 0.3 or (kind == "dead_module" and rng.random() < 0.5)
+        last = None if lasting else min(first + int(rng.integers(24, 24 * 6)), start_hour + hours)
+        if kind == "battery_depletion":
+            last = last or start_hour + hours
+        if kind in METER_FAULTS:
+            where = _where_meter(plan, sub_meters[int(rng.integers(len(sub_meters)))])
+        elif kind in BUILDING_FAULTS:
+            where = _where_meter(plan, building_meter)
+        elif kind == "clogged_riser":
+            riser = risers[int(rng.integers(len(risers)))]
+            m = next(m for m in plan.meters if m.role == "riser" and m.riser == riser)
+            where = Where(meter_serial=m.serial, module_serial=m.module, input=m.input, riser=riser)
+        else:
+            mod = field_modules[int(rng.integers(len(field_modules)))]
+            where = Where(module_serial=mod.serial, flat=mod.flat, riser=mod.riser)
+        records.append(
+            FaultRecord(
+                kind=cast(FaultKind, kind),
+                building=building,
+                start=hour_start(first),
+                end=None if last is None else hour_start(last),
+                where=where,
+                params=_params(kind, rng),
+                seed=seed,
+            )
+        )
+    return records
+
+
+@dataclass
+class FaultEffects:
+    """What the faults do during a stretch of hours, as arrays the layers apply."""
+
+    meter_factor: np.ndarray  # [H, meters] registered / true
+    riser_flow_factor: np.ndarray  # [H, risers]
+    extra_building_kwh: np.ndarray  # [H]
+    extra_building_m3: np.ndarray  # [H]
+    unauthorised_share: np.ndarray  # [H]
+    tamper: np.ndarray  # [H, modules]
+    dead: np.ndarray  # [H, modules]
+    depletion: dict[int, tuple[int, int]]  # module position -> (first hour, dying hour)
+
+
+def effects(
+    faults: list[FaultRecord],
+    hours: np.ndarray,
+    plan: EquipmentPlan,
+    risers: list[int],
+) -> FaultEffects:
+    """Turn the records into per-hour effects for ``hours``."""
+    n_h = len(hours)
+    meter_pos = {m.serial: i for i, m in enumerate(plan.meters)}
+    module_pos = {m.serial: i for i, m in enumerate(plan.modules)}
+    fx = FaultEffects(
+        meter_factor=np.ones((n_h, len(plan.meters))),
+        riser_flow_factor=np.ones((n_h, len(risers))),
+        extra_building_kwh=np.zeros(n_h),
+        extra_building_m3=np.zeros(n_h),
+        unauthorised_share=np.zeros(n_h),
+        tamper=np.zeros((n_h, len(plan.modules)), dtype=bool),
+        dead=np.zeros((n_h, len(plan.modules)), dtype=bool),
+        depletion={},
+    )
+    for f in faults:
+        on = f.active(hours)
+        w = f.where
+        if f.kind == "leak":
+            fx.extra_building_kwh += on * f.params["rate_kwh_h"]
+            fx.extra_building_m3 += on * f.params["rate_m3_h"]
+        elif f.kind == "unauthorised_connection":
+            fx.unauthorised_share += on * f.params["share"]
+        elif f.kind == "clogged_riser":
+            r = risers.index(int(w.riser or 0))
+            fx.riser_flow_factor[:, r] = np.where(on, f.params["flow_factor"], 1.0)
+        elif f.kind in ("magnet", "stuck_meter"):
+            factor = f.params["factor"] if f.kind == "magnet" else 0.0
+            col = meter_pos[str(w.meter_serial)]
+            fx.meter_factor[:, col] = np.where(on, factor, fx.meter_factor[:, col])
+            if f.kind == "magnet" and f.params["tamper_flag_raised"]:
+                fx.tamper[:, module_pos[int(w.module_serial or 0)]] |= on
+        elif f.kind in ("meter_drift", "building_meter_drift"):
+            col = meter_pos[str(w.meter_serial)]
+            fx.meter_factor[:, col] *= 1.0 + f.params["error_at_end"] * f.ramp(hours)
+        elif f.kind == "dead_module":
+            fx.dead[:, module_pos[int(w.module_serial or 0)]] |= on
+        elif f.kind == "battery_depletion":
+            pos = module_pos[int(w.module_serial or 0)]
+            assert f.end is not None  # a depletion always ends with the module dying
+            fx.dead[:, pos] |= hours >= hour_index(f.end)
+            fx.depletion[pos] = (hour_index(f.start), hour_index(f.end))
+    return fx
