@@ -1,0 +1,65 @@
+"""Conformance: 133 real telegrams (40 meter types) with the values wmbusmeters expects."""
+
+from __future__ import annotations
+
+import pytest
+
+from balans_mbus.compact import FormatCache
+from balans_mbus.decoder import decode_telegram
+from balans_mbus.model import DecodedTelegram
+
+from .corpus import CHECKED_QUANTITIES, Case, close, corpus_path, load_cases
+
+try:
+    CASES = load_cases()
+    LOAD_ERROR: str | None = None
+except FileNotFoundError as exc:  # reported by test_corpus_is_present, not skipped
+    CASES, LOAD_ERROR = [], str(exc)
+STANDARD = [case for case in CASES if case.standard]
+OTHERS = [case for case in CASES if not case.standard]
+
+
+def _decode(case: Case) -> DecodedTelegram:
+    """Feed the case's telegrams in order through one format cache; return the last."""
+    formats = FormatCache([case.compact_format] if case.compact_format else [])
+    decoded = None
+    for telegram in case.telegrams:
+        decoded = decode_telegram(telegram, case.key, formats)
+    assert decoded is not None
+    return decoded
+
+
+def _mismatches(case: Case, decoded: DecodedTelegram) -> dict[str, tuple[float, float | None]]:
+    return {
+        key: (expected, got)
+        for key, expected in case.expected.items()
+        if not close(expected, got := getattr(decoded.values, CHECKED_QUANTITIES[key]))
+    }
+
+
+def test_corpus_is_present() -> None:
+    """The corpus is found beside the repository and holds the 133 cases, 104 standard."""
+    assert LOAD_ERROR is None, LOAD_ERROR
+    assert corpus_path().is_file()
+    assert len(CASES) == 133
+    assert len(STANDARD) == 104
+
+
+@pytest.mark.parametrize("case", STANDARD, ids=lambda case: case.case_id)
+def test_standard_case_decodes_to_expected_values(case: Case) -> None:
+    """Energy, volume, temperatures, power, flow and HCA units match within 1e-6."""
+    decoded = _decode(case)
+    assert decoded.ok, decoded.reason
+    assert case.expected, "a standard case without a checked quantity would prove nothing"
+    assert _mismatches(case, decoded) == {}
+
+
+@pytest.mark.parametrize("case", OTHERS, ids=lambda case: case.case_id)
+def test_other_case_fails_cleanly_or_decodes_right(case: Case) -> None:
+    """A manufacturer-specific case fails with a reason, and never yields a wrong value."""
+    decoded = _decode(case)
+    if not decoded.ok:
+        assert decoded.failure is not None
+        assert decoded.reason
+    wrong = {key: pair for key, pair in _mismatches(case, decoded).items() if pair[1] is not None}
+    assert wrong == {}
