@@ -82,3 +82,91 @@ class InvoiceIssued(Message):
     period_start: datetime
     period_end: datetime
     total_mdl: str  # Decimal as text: money is never a float
+
+
+# --- balance group editing: request/reply on subjects.BALANCE_GROUPS_API ---
+GroupKind = Literal["branch", "building", "entrance", "riser", "custom"]
+
+
+class BalanceGroupInfo(Message):
+    """One balance group as the service API shows it."""
+
+    id: int
+    name: str
+    utility: str
+    kind: GroupKind
+    building_id: int | None
+    parent_id: int | None
+    balance_meter_id: int | None
+    member_meter_ids: list[int] = Field(default_factory=list)
+
+
+class GroupList(Message):
+    op: Literal["list"] = "list"
+    building_id: int | None = None
+    utility: str | None = None
+
+
+class GroupGet(Message):
+    op: Literal["get"] = "get"
+    group_id: int
+
+
+class GroupCreate(Message):
+    op: Literal["create"] = "create"
+    name: str = Field(min_length=1, max_length=200)
+    utility: str
+    kind: GroupKind = "custom"
+    building_id: int | None = None
+    parent_id: int | None = None
+    balance_meter_id: int | None = None
+    member_meter_ids: list[int] = Field(default_factory=list)
+
+
+class GroupRename(Message):
+    op: Literal["rename"] = "rename"
+    group_id: int
+    name: str = Field(min_length=1, max_length=200)
+
+
+class GroupMembers(Message):
+    """Add or remove subscriber meters of a group."""
+
+    op: Literal["add_members", "remove_members"]
+    group_id: int
+    meter_ids: list[int] = Field(min_length=1)
+
+
+class GroupDelete(Message):
+    op: Literal["delete"] = "delete"
+    group_id: int
+
+
+class GroupGenerate(Message):
+    """(Re)create the default groups of a building from its layout (existing ones kept)."""
+
+    op: Literal["generate"] = "generate"
+    building_id: int
+
+
+class GroupRequest(BaseModel):
+    """Envelope of every group-editing request: ``{"request": {"op": ..., ...}}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    request: (
+        GroupList
+        | GroupGet
+        | GroupCreate
+        | GroupRename
+        | GroupMembers
+        | GroupDelete
+        | GroupGenerate
+    ) = Field(discriminator="op")
+
+
+class GroupReply(Message):
+    """Answer to a GroupRequest: the groups touched (or listed), or why it failed."""
+
+    ok: bool
+    error: str = ""
+    groups: list[BalanceGroupInfo] = Field(default_factory=list)

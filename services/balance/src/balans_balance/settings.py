@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from balans_core.settings import CommonSettings
 
 
 class BalanceSettings(CommonSettings):
     """Balance groups, imbalance bands and detectors."""
+
+    balance_window_days: int = Field(
+        35, ge=7, description="Days of history each analysis reads (band window + episodes)."
+    )
+    balance_band_days: int = Field(14, ge=3, description="Rolling window of the normal band.")
+    balance_band_k: float = Field(4.0, gt=0, description="Band half-width in robust sigmas.")
+    balance_min_run_hours: int = Field(
+        6, ge=1, description="Hours out of band before an alert opens."
+    )
+    balance_consumer: str = Field(
+        "balance", description="Durable JetStream consumer name on allocation events."
+    )

@@ -1,0 +1,140 @@
+"""Alerts with de-duplication: findings -> rows in ``alerts`` and ``balans.alerts.<kind>``.
+
+One open alert per cause (``cause_key``, enforced by a partial unique index). A finding
+for a cause with an open alert updates it; an active finding with none opens one; a
+finding that has ended closes its alert (or is recorded opened-and-closed when it began
+and ended between two analyses). Open alerts of the analysed building whose cause no
+detector reports any more are closed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import asyncpg
+
+from balans_balance.findings import Finding
+from balans_balance.metrics import ALERT_TRANSITIONS
+from balans_protocol.messages import AlertMessage
+
+Publish = Callable[[AlertMessage], Awaitable[None]]
+
+
+def _message(row: asyncpg.Record, state: str) -> AlertMessage:
+    return AlertMessage(
+        alert_id=row["id"],
+        kind=row["kind"],
+        state=state,  # type: ignore[arg-type]
+        building_id=row["building_id"],
+        group_id=row["group_id"],
+        meter_id=row["meter_id"],
+        opened_at=row["opened_at"],
+        summary=row["summary"],
+        evidence=json.loads(row["evidence"]),
+    )
+
+
+_RETURNING = "returning id, kind, building_id, group_id, meter_id, opened_at, summary, evidence"
+
+
+async def _open(conn: asyncpg.Connection, f: Finding, now: datetime) -> asyncpg.Record:
+    return await conn.fetchrow(
+        f"""insert into alerts (kind, cause_key, state, severity, building_id, group_id,
+                               meter_id, module_serial, first_hour, last_hour, opened_at,
+                               updated_at, closed_at, summary, evidence)
+            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14::jsonb)
+            {_RETURNING}""",
+        f.kind,
+        f.cause_key,
+        "open" if f.active else "closed",
+        f.severity,
+        f.building_id,
+        f.group_id,
+        f.meter_id,
+        f.module_serial,
+        f.first_hour,
+        f.last_hour,
+        now,
+        None if f.active else now,
+        f.summary,
+        json.dumps(f.evidence),
+    )
+
+
+async def reconcile(
+    conn: asyncpg.Connection,
+    building_id: int,
+    findings: list[Finding],
+    publish: Publish,
+    now: datetime,
+) -> dict[str, int]:
+    """Bring the building's alerts in line with ``findings``; return transition counts."""
+    counts = {"opened": 0, "updated": 0, "closed": 0}
+    messages: list[AlertMessage] = []
+    async with conn.transaction():
+        open_rows = {
+            r["cause_key"]: r
+            for r in await conn.fetch(
+                """select id, cause_key, last_hour from alerts
+                   where building_id = $1 and state = 'open' for update""",
+                building_id,
+            )
+        }
+        seen: set[str] = set()
+        for f in findings:
+            seen.add(f.cause_key)
+            current = open_rows.get(f.cause_key)
+            if current is None:
+                known = await conn.fetchval(
+                    """select 1 from alerts where cause_key = $1 and state = 'closed'
+                       and last_hour >= $2""",
+                    f.cause_key,
+                    f.first_hour,
+                )
+                if known:
+                    continue  # the same episode, already recorded and closed
+                row = await _open(conn, f, now)
+                messages.append(_message(row, "open"))
+                counts["opened"] += 1
+                ALERT_TRANSITIONS.labels(f.kind, "opened").inc()
+                if not f.active:
+                    messages.append(_message(row, "closed"))
+                    counts["closed"] += 1
+                    ALERT_TRANSITIONS.labels(f.kind, "closed").inc()
+                continue
+            state = "open" if f.active else "closed"
+            row = await conn.fetchrow(
+                f"""update alerts set last_hour = $2, updated_at = $3, summary = $4,
+                           evidence = $5::jsonb, state = $6,
+                           closed_at = case when $6 = 'closed' then $3 end
+                    where id = $1 {_RETURNING}""",
+                current["id"],
+                f.last_hour,
+                now,
+                f.summary,
+                json.dumps(f.evidence),
+                state,
+            )
+            transition = "updated" if f.active else "closed"
+            if f.active and current["last_hour"] == f.last_hour:
+                continue  # nothing new to tell
+            messages.append(_message(row, transition))
+            counts[transition] += 1
+            ALERT_TRANSITIONS.labels(f.kind, transition).inc()
+        for cause_key, current in open_rows.items():
+            if cause_key in seen:
+                continue
+            row = await conn.fetchrow(
+                f"""update alerts set state = 'closed', closed_at = $2, updated_at = $2
+                    where id = $1 {_RETURNING}""",
+                current["id"],
+                now,
+            )
+            messages.append(_message(row, "closed"))
+            counts["closed"] += 1
+            ALERT_TRANSITIONS.labels(row["kind"], "closed").inc()
+    for message in messages:
+        await publish(message)
+    return counts

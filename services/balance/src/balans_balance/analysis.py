@@ -1,0 +1,194 @@
+"""Analyse one building: imbalance of every group with its band, detectors, alerts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from balans_balance.alerts import Publish, reconcile
+from balans_balance.detectors.excess import (
+    Diagnosis,
+    ExcessSettings,
+    GroupSeries,
+    diagnose_group,
+    imbalance_band,
+)
+from balans_balance.findings import Finding
+from balans_balance.loading import BuildingData, GroupDef, load_building
+
+MEMBER_KINDS = ("stuck_meter", "magnet", "drifting_meter")
+EVIDENCE_POINTS = 336
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    findings: list[Finding]
+    transitions: dict[str, int]
+    groups_analysed: int
+
+
+def group_series(data: BuildingData, group: GroupDef) -> GroupSeries | None:
+    """The group's balance, subscribers (in the balance meter's unit) and members."""
+    if not group.member_ids or group.balance_meter_id not in data.meter_index:
+        return None
+    balance = data.series(group.balance_meter_id)
+    members = [m for m in group.member_ids if m in data.meter_index]
+    own = np.array([data.series(m) for m in members])
+    heat_volume = group.utility == "heat" and any(m in data.flat_heat for m in members)
+    if heat_volume:
+        subs = np.nansum([data.flat_heat[m] for m in members if m in data.flat_heat], axis=0)
+    else:
+        subs = np.nansum(own, axis=0)
+    hours = len(data.hours)
+    tamper = np.array([data.tamper.get(m, np.zeros(hours, bool)) for m in members])
+    return GroupSeries(
+        balance=balance, subscribers=subs, night=data.night, members=own, tamper=tamper
+    )
+
+
+def _finding(
+    data: BuildingData, group: GroupDef, d: Diagnosis, series: GroupSeries, share: np.ndarray
+) -> Finding:
+    ep = d.episode
+    members = [m for m in group.member_ids if m in data.meter_index]
+    meter_id = members[d.member] if d.member is not None else None
+    lo = max(0, ep.end + 1 - EVIDENCE_POINTS)
+    evidence: dict[str, Any] = {
+        **d.evidence,
+        "detected_hour": data.hours[ep.confirmed].isoformat(),
+        "group": group.name,
+        "series_from": data.hours[lo].isoformat(),
+        "imbalance_share": [
+            None if np.isnan(v) else round(float(v), 5) for v in share[lo : ep.end + 1]
+        ],
+    }
+    if meter_id is not None:
+        evidence["meter_serial"] = data.meter_serials[meter_id]
+        cause = f"{d.kind}:meter:{meter_id}"
+        what = f"meter {data.meter_serials[meter_id]}"
+    else:
+        cause = f"{d.kind}:group:{group.id}"
+        what = f"group {group.name}"
+    return Finding(
+        kind=d.kind,
+        cause_key=cause,
+        first_hour=data.hours[ep.start],
+        last_hour=data.hours[ep.end],
+        active=ep.active,
+        summary=f"{d.kind.replace('_', ' ')}: {what} ({evidence['rule']})",
+        building_id=data.building_id,
+        group_id=group.id,
+        meter_id=meter_id,
+        severity="critical" if d.kind in ("leak", "unauthorised_connection") else "warning",
+        evidence=evidence,
+    )
+
+
+async def _store_series(
+    conn: asyncpg.Connection,
+    data: BuildingData,
+    group: GroupDef,
+    s: GroupSeries,
+    cfg: ExcessSettings,
+    unit: str,
+) -> np.ndarray:
+    share, band = imbalance_band(s, cfg)
+    rows = []
+    for i, hour in enumerate(data.hours):
+        if np.isnan(s.balance[i]):
+            continue
+        bal = float(s.balance[i])
+        med = band.median[i]
+        rows.append(
+            (
+                group.id,
+                hour,
+                unit,
+                bal,
+                float(s.subscribers[i]),
+                0.0 if np.isnan(med) else float(med * bal),
+                bal - float(s.subscribers[i]),
+                None if np.isnan(med) else float(med * bal),
+                None if np.isnan(med) else float(band.low[i] * bal),
+                None if np.isnan(med) else float(band.high[i] * bal),
+                bool(data.night[i]),
+            )
+        )
+    await conn.executemany(
+        """insert into imbalance_series (group_id, resolution, period_start, unit, balance_value,
+               subscribers_value, expected_loss, imbalance, band_median, band_low, band_high,
+               night, coverage)
+           values ($1, 'hour', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)
+           on conflict (group_id, resolution, period_start) do update set
+               balance_value = excluded.balance_value,
+               subscribers_value = excluded.subscribers_value,
+               expected_loss = excluded.expected_loss, imbalance = excluded.imbalance,
+               band_median = excluded.band_median, band_low = excluded.band_low,
+               band_high = excluded.band_high, night = excluded.night""",
+        rows,
+    )
+    if rows:
+        await _roll_up(conn, group.id, data.hours[0])
+    return share
+
+
+async def _roll_up(conn: asyncpg.Connection, group_id: int, since: datetime) -> None:
+    """Daily and monthly figures (UTC calendar) as sums of the hourly ones."""
+    for resolution in ("day", "month"):
+        await conn.execute(
+            f"""insert into imbalance_series (group_id, resolution, period_start, unit,
+                    balance_value, subscribers_value, expected_loss, imbalance, band_median,
+                    band_low, band_high, night, coverage)
+                select group_id, '{resolution}', date_trunc('{resolution}', period_start,
+                       'UTC'), min(unit), sum(balance_value), sum(subscribers_value),
+                       sum(expected_loss), sum(imbalance), sum(band_median), sum(band_low),
+                       sum(band_high), false, count(*)::float / count(distinct
+                       date_trunc('hour', period_start))
+                from imbalance_series
+                where group_id = $1 and resolution = 'hour'
+                  and period_start >= date_trunc('{resolution}', $2::timestamptz, 'UTC')
+                group by group_id, date_trunc('{resolution}', period_start, 'UTC')
+                on conflict (group_id, resolution, period_start) do update set
+                    balance_value = excluded.balance_value,
+                    subscribers_value = excluded.subscribers_value,
+                    expected_loss = excluded.expected_loss, imbalance = excluded.imbalance,
+                    band_median = excluded.band_median, band_low = excluded.band_low,
+                    band_high = excluded.band_high""",
+            group_id,
+            since,
+        )
+
+
+async def analyse_building(
+    conn: asyncpg.Connection,
+    building_id: int,
+    until: datetime,
+    publish: Publish,
+    *,
+    days: int = 35,
+    cfg: ExcessSettings | None = None,
+) -> AnalysisResult:
+    """Run every group detector over the ``days`` before ``until`` and reconcile alerts."""
+    cfg = cfg or ExcessSettings()
+    data = await load_building(conn, building_id, until, days)
+    findings: list[Finding] = []
+    analysed = 0
+    units = dict(
+        await conn.fetch(
+            "select id, unit from meters where id = any($1::int[])",
+            [g.balance_meter_id for g in data.groups],
+        )
+    )
+    for group in data.groups:
+        s = group_series(data, group)
+        if s is None or np.count_nonzero(~np.isnan(s.balance)) < 72:
+            continue
+        analysed += 1
+        share = await _store_series(conn, data, group, s, cfg, units[group.balance_meter_id])
+        findings.extend(_finding(data, group, d, s, share) for d in diagnose_group(s, cfg))
+    transitions = await reconcile(conn, building_id, findings, publish, datetime.now(UTC))
+    return AnalysisResult(findings, transitions, analysed)

@@ -1,0 +1,1 @@
+"""Detectors: pure functions over hourly series that return findings (no I/O)."""

@@ -1,0 +1,233 @@
+"""Group imbalance out of its band, and what caused it.
+
+The imbalance of a group (balance meter − Σ subscribers) is judged as a share of the
+balance meter (so cold snaps and weekends, which scale both, stay inside the band),
+smoothed over a few hours, against a band learned day and night separately
+(:mod:`balans_balance.bands`). A sustained excursion is an episode; its excess
+(imbalance − the band's median share x balance) is then explained:
+
+1. a member meter whose drop (or rise) against its own share of the group, corrected,
+   best closes the excess and follows it hour by hour -> stuck / magnet / drifting
+   meter, **naming the meter**;
+2. otherwise by the excess's shape: constant in absolute terms -> leak after the
+   balance meter; proportional to the subscribers' use and stepping in -> unauthorised
+   connection before the meters; proportional and ramping, or negative -> faulty
+   balance meter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from balans_balance.bands import Band, learn_band
+from balans_balance.episodes import Episode, find_episodes
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ExcessSettings:
+    smooth_hours: int = 24
+    band_days: int = 14
+    band_k: float = 4.0
+    min_scale: float = 0.002  # share of the balance meter: the band is never narrower
+    min_run: int = 6
+    quiet_to_close: int = 12
+    reference_days: int = 7
+    min_closure: float = 0.5
+    min_correlation: float = 0.3
+    min_member_z: float = 3.0
+
+
+@dataclass(frozen=True)
+class GroupSeries:
+    """Hourly series of one group, aligned on the same hours."""
+
+    balance: FloatArray
+    subscribers: FloatArray  # in the balance meter's unit
+    night: npt.NDArray[np.bool_]
+    members: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))  # [member, hour]
+    tamper: npt.NDArray[np.bool_] | None = None  # [member, hour]: the module's tamper flag
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    episode: Episode
+    kind: str
+    member: int | None  # index into GroupSeries.members
+    evidence: dict[str, Any]
+
+
+def _rolling_sum(a: FloatArray, w: int) -> FloatArray:
+    c = np.concatenate([[0.0], np.cumsum(np.nan_to_num(a))])
+    out = c[w:] - c[:-w]
+    return np.concatenate([np.full(w - 1, np.nan), out])
+
+
+def _rolling_sum_2d(a: FloatArray, w: int) -> FloatArray:
+    c = np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(a, axis=1)], axis=1)
+    return np.concatenate([np.full((a.shape[0], w - 1), np.nan), c[:, w:] - c[:, :-w]], axis=1)
+
+
+def share_series(s: GroupSeries, cfg: ExcessSettings) -> FloatArray:
+    """Smoothed imbalance as a share of the balance meter (NaN where the meter is ~0)."""
+    imbalance = s.balance - s.subscribers
+    num = _rolling_sum(imbalance, cfg.smooth_hours)
+    den = _rolling_sum(s.balance, cfg.smooth_hours)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 1e-9, num / den, np.nan)
+
+
+def imbalance_band(s: GroupSeries, cfg: ExcessSettings) -> tuple[FloatArray, Band]:
+    share = share_series(s, cfg)
+    classes = s.night.astype(np.int_)
+    band = learn_band(
+        share,
+        classes,
+        window=cfg.band_days * 24,
+        k=cfg.band_k,
+        min_scale=cfg.min_scale,
+    )
+    return share, band
+
+
+def _reference(ep: Episode, n_hours: int, cfg: ExcessSettings) -> slice:
+    start = max(0, ep.start - cfg.reference_days * 24)
+    return slice(start, max(start + 1, ep.start))
+
+
+def _member_explanation(
+    s: GroupSeries, excess: FloatArray, ep: Episode, cfg: ExcessSettings
+) -> tuple[int, float, float, float] | None:
+    """(member, closure, correlation, missing fraction) of the best-closing member."""
+    members = np.nan_to_num(s.members)
+    if members.shape[0] == 0:
+        return None
+    ref = _reference(ep, members.shape[1], cfg)
+    win = slice(ep.start, ep.end + 1)
+    total_ref = members[:, ref].sum()
+    total_win = members[:, win].sum()
+    if total_ref <= 0 or total_win <= 0:
+        return None
+    share_ref = members[:, ref].sum(axis=1) / total_ref
+    own_win = members[:, win].sum(axis=1)
+    expected_win = share_ref * members[:, win].sum(axis=0).sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        missing = np.where(expected_win > 0, 1 - own_win / expected_win, 0.0)
+    subs_win = float(np.nansum(s.subscribers[win]))
+    # what each member would add to the subscribers if its register were corrected
+    predicted = share_ref * subs_win * missing / np.maximum(1 - share_ref * missing, 1e-6)
+    total_excess = float(np.nansum(excess[win]))
+    if abs(total_excess) < 1e-9:
+        return None
+    closure = 1 - np.abs(total_excess - predicted) / abs(total_excess)
+    # does the member's deficit step in with the excess? (daily sums, from before the start)
+    around = slice(max(0, ep.start - 72), ep.end + 1)
+    col_total = members[:, around].sum(axis=0)
+    deficit = _rolling_sum_2d(share_ref[:, None] * col_total[None, :] - members[:, around], 24)
+    e = _rolling_sum(np.nan_to_num(excess[around]), 24)[23:]
+    d = deficit[:, 23:] - deficit[:, 23:].mean(axis=1, keepdims=True)
+    e = e - e.mean()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = (d @ e) / (np.sqrt((d**2).sum(axis=1)) * np.sqrt((e**2).sum()))
+    corr = np.nan_to_num(corr)
+    # a change in the member's share that its own day-to-day variation does not explain
+    days = max(1, (ref.stop - ref.start) // 24)
+    daily_ref = members[:, ref.start : ref.start + days * 24].reshape(members.shape[0], days, 24)
+    daily_tot = daily_ref.sum(axis=(0, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        daily_share = np.where(daily_tot > 0, daily_ref.sum(axis=2) / daily_tot, np.nan)
+        z = np.abs(own_win / max(total_win, 1e-12) - share_ref) / np.maximum(
+            np.nanstd(daily_share, axis=1), 0.05 * share_ref + 1e-9
+        )
+    score = np.where(
+        (closure >= cfg.min_closure) & (corr >= cfg.min_correlation) & (z >= cfg.min_member_z),
+        closure + corr,
+        -np.inf,
+    )
+    best = int(np.argmax(score))
+    if not np.isfinite(score[best]):
+        return None
+    return best, float(closure[best]), float(corr[best]), float(missing[best])
+
+
+def _member_kind(s: GroupSeries, member: int, ep: Episode, missing: float) -> str:
+    values = np.nan_to_num(s.members[member, ep.start : ep.end + 1])
+    if s.tamper is not None and s.tamper[member, ep.start : ep.end + 1].any():
+        return "magnet"
+    tail = values[-min(values.size, 12) :]
+    if missing > 0.97 and np.all(tail == 0):
+        return "stuck_meter"
+    # a ramp: the member's deficit grows through the episode; a step: it is flat
+    halves = np.array_split(values, 2)
+    first, second = (float(h.sum()) for h in halves)
+    if first > 0 and abs(second / first - 1) > 0.5 * abs(missing) and abs(missing) < 0.5:
+        return "drifting_meter"
+    if missing < 0:
+        return "drifting_meter"
+    return "magnet"
+
+
+def _shape_kind(s: GroupSeries, excess: FloatArray, ep: Episode) -> tuple[str, dict[str, Any]]:
+    win = slice(ep.start, ep.end + 1)
+    e = np.nan_to_num(excess[win])
+    subs = np.nan_to_num(s.subscribers[win])
+    mean_e = float(e.mean())
+    if mean_e < 0:
+        return "faulty_balance_meter", {"direction": "under-reads"}
+    # a leak is a constant flow; a tapped-in consumer or a drifting meter follows the
+    # subscribers' own use (diurnal cycle, weather): compare over 6-hour sums
+    e6 = _rolling_sum(e, 6)[5::6]
+    s6 = _rolling_sum(subs, 6)[5::6]
+    follows = float(np.corrcoef(e6, s6)[0, 1]) if e6.size >= 4 and e6.std() > 0 else 0.0
+    shape: dict[str, Any] = {"correlation_with_subscribers": follows}
+    if follows < 0.5:
+        return "leak", {**shape, "rate_per_hour": mean_e}
+    # proportional: a step (tapping in) or a ramp (the balance meter drifting)?
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(subs > 0, e / subs, np.nan)
+    ok = ~np.isnan(ratio)
+    if ok.sum() >= 6:
+        t = np.arange(e.size)[ok]
+        slope, intercept = np.polyfit(t, ratio[ok], 1)
+        start_level = intercept
+        end_level = intercept + slope * (e.size - 1)
+        shape.update(ratio_start=float(start_level), ratio_end=float(end_level))
+        if end_level > 0 and start_level < 0.35 * end_level:
+            return "faulty_balance_meter", {**shape, "direction": "over-reads, drifting"}
+    return "unauthorised_connection", shape
+
+
+def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Diagnosis]:
+    """Every episode of the group's imbalance outside its band, with its likely cause."""
+    cfg = cfg or ExcessSettings()
+    share, band = imbalance_band(s, cfg)
+    known = ~np.isnan(band.median) & ~np.isnan(share)
+    high = known & (share > band.high)
+    low = known & (share < band.low)
+    diagnoses: list[Diagnosis] = []
+    excess = s.balance - s.subscribers - np.nan_to_num(band.median) * s.balance
+    for mask, sign in ((high, 1), (low, -1)):
+        for ep in find_episodes(mask, min_run=cfg.min_run, quiet_to_close=cfg.quiet_to_close):
+            win = slice(ep.start, ep.end + 1)
+            evidence: dict[str, Any] = {
+                "rule": f"imbalance share {'above' if sign > 0 else 'below'} its band "
+                f"for >= {cfg.min_run} h",
+                "excess_total": float(np.nansum(excess[win])),
+                "band_median_share": float(np.nanmedian(band.median[win])),
+                "share_mean": float(np.nanmean(share[win])),
+            }
+            found = _member_explanation(s, excess, ep, cfg)
+            if found is not None:
+                member, closure, corr, missing = found
+                kind = _member_kind(s, member, ep, missing)
+                evidence.update(closure=closure, correlation=corr, missing_fraction=missing)
+                diagnoses.append(Diagnosis(ep, kind, member, evidence))
+                continue
+            kind, shape = _shape_kind(s, excess, ep)
+            diagnoses.append(Diagnosis(ep, kind, None, {**evidence, **shape}))
+    return diagnoses

@@ -1,0 +1,167 @@
+"""Read what the analysis of one building needs into aligned hourly numpy arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class GroupDef:
+    id: int
+    name: str
+    utility: str
+    kind: str
+    balance_meter_id: int
+    member_ids: tuple[int, ...]
+
+
+@dataclass
+class BuildingData:
+    building_id: int
+    hours: list[datetime]  # hour starts, UTC, ascending
+    night: npt.NDArray[np.bool_]
+    groups: list[GroupDef]
+    meter_index: dict[int, int]
+    consumption: FloatArray  # [meter, hour], NaN where no row
+    flat_heat: dict[int, FloatArray]  # heat-utility member meter -> its heat in kWh
+    tamper: dict[int, npt.NDArray[np.bool_]]  # meter -> tamper flag of its module per hour
+    meter_serials: dict[int, str]
+
+    def series(self, meter_id: int) -> FloatArray:
+        return self.consumption[self.meter_index[meter_id]]
+
+
+def hour_range(until: datetime, days: int) -> list[datetime]:
+    """The ``days`` x 24 hour starts ending with the hour that starts at ``until``."""
+    end = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return [end - timedelta(hours=h) for h in range(days * 24 - 1, -1, -1)]
+
+
+def night_mask(hours: list[datetime], timezone: str) -> npt.NDArray[np.bool_]:
+    """Local hours 22:00-05:00: the night-flow floor is learned from these."""
+    tz = ZoneInfo(timezone)
+    return np.array([not 5 <= h.astimezone(tz).hour < 22 for h in hours])
+
+
+async def load_building(
+    conn: asyncpg.Connection, building_id: int, until: datetime, days: int
+) -> BuildingData:
+    hours = hour_range(until, days)
+    index = {h: i for i, h in enumerate(hours)}
+    timezone = await conn.fetchval(
+        "select s.timezone from buildings b join sites s on s.id = b.site_id where b.id = $1",
+        building_id,
+    )
+    group_rows = await conn.fetch(
+        """select g.id, g.name, g.utility, g.kind, g.balance_meter_id,
+                  coalesce(array_agg(m.meter_id order by m.meter_id)
+                           filter (where m.meter_id is not null), '{}') members
+           from balance_groups g left join balance_group_members m on m.group_id = g.id
+           where g.building_id = $1 and g.balance_meter_id is not null
+           group by g.id order by g.id""",
+        building_id,
+    )
+    groups = [
+        GroupDef(
+            r["id"], r["name"], r["utility"], r["kind"], r["balance_meter_id"], tuple(r["members"])
+        )
+        for r in group_rows
+    ]
+    meter_rows = await conn.fetch(
+        """select m.id, m.serial, m.unit, m.utility, m.role, m.flat_id, m.riser_id,
+                  c.module_serial from meters m left join channels c on c.meter_id = m.id
+           where m.building_id = $1 order by m.id""",
+        building_id,
+    )
+    meter_index = {r["id"]: i for i, r in enumerate(meter_rows)}
+    consumption = np.full((len(meter_rows), len(hours)), np.nan)
+    start = hours[0]
+    for r in await conn.fetch(
+        """select meter_id, hour, value from meter_consumption
+           where meter_id = any($1::int[]) and hour >= $2 and hour <= $3""",
+        list(meter_index),
+        start,
+        hours[-1],
+    ):
+        consumption[meter_index[r["meter_id"]], index[r["hour"]]] = r["value"]
+    flat_heat = await _member_heat(conn, building_id, meter_rows, hours, index)
+    tamper: dict[int, npt.NDArray[np.bool_]] = {}
+    module_of = {r["id"]: r["module_serial"] for r in meter_rows if r["module_serial"]}
+    flagged: dict[int, npt.NDArray[np.bool_]] = {}
+    for r in await conn.fetch(
+        """select module_serial, ts from module_status
+           where module_serial = any($1::bigint[]) and tamper and ts > $2 and ts <= $3""",
+        list(set(module_of.values())),
+        start,
+        hours[-1] + timedelta(hours=1),
+    ):
+        hour = r["ts"] - timedelta(hours=1)  # ts is the end of the hour the status covers
+        if hour in index:
+            flagged.setdefault(r["module_serial"], np.zeros(len(hours), bool))[index[hour]] = True
+    for meter_id, module in module_of.items():
+        if module in flagged:
+            tamper[meter_id] = flagged[module]
+    return BuildingData(
+        building_id=building_id,
+        hours=hours,
+        night=night_mask(hours, timezone or "UTC"),
+        groups=groups,
+        meter_index=meter_index,
+        consumption=consumption,
+        flat_heat=flat_heat,
+        tamper=tamper,
+        meter_serials={r["id"]: r["serial"] for r in meter_rows},
+    )
+
+
+async def _member_heat(
+    conn: asyncpg.Connection,
+    building_id: int,
+    meter_rows: list[asyncpg.Record],
+    hours: list[datetime],
+    index: dict[datetime, int],
+) -> dict[int, FloatArray]:
+    """Heat (kWh) behind each heat meter that measures volume, from allocation's per-flat
+    figures: a flat meter's flat; a riser meter's flats, each by its share of radiators
+    on that riser."""
+    volume_meters = [r for r in meter_rows if r["utility"] == "heat" and r["unit"] == "m3"]
+    if not volume_meters:
+        return {}
+    per_flat: dict[int, FloatArray] = {}
+    for r in await conn.fetch(
+        """select flat_id, hour, measured_kwh from heat_allocation
+           where building_id = $1 and hour >= $2 and hour <= $3""",
+        building_id,
+        hours[0],
+        hours[-1],
+    ):
+        per_flat.setdefault(r["flat_id"], np.full(len(hours), np.nan))[index[r["hour"]]] = r[
+            "measured_kwh"
+        ]
+    shares = await conn.fetch(
+        """select r.riser_id, r.flat_id,
+                  1.0 / count(*) over (partition by r.flat_id) share
+           from radiators r join flats f on f.id = r.flat_id where f.building_id = $1""",
+        building_id,
+    )
+    out: dict[int, FloatArray] = {}
+    for m in volume_meters:
+        if m["role"] == "flat" and m["flat_id"] in per_flat:
+            out[m["id"]] = per_flat[m["flat_id"]]
+        elif m["role"] == "riser":
+            parts = [
+                per_flat[s["flat_id"]] * s["share"]
+                for s in shares
+                if s["riser_id"] == m["riser_id"] and s["flat_id"] in per_flat
+            ]
+            if parts:
+                out[m["id"]] = np.sum(parts, axis=0)
+    return out

@@ -1,0 +1,30 @@
+"""Prometheus metrics of the balance service (names ``balans_balance_...``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+GROUP_REQUESTS = Counter(
+    "balans_balance_group_requests_total",
+    "Group-editing requests answered, by operation and outcome.",
+    ["op", "outcome"],
+)
+INVALID_MESSAGES = Counter(
+    "balans_balance_invalid_messages_total",
+    "NATS messages that failed validation, by subject family.",
+    ["family"],
+)
+ALERT_TRANSITIONS = Counter(
+    "balans_balance_alert_transitions_total",
+    "Alerts opened, updated or closed, by kind and transition.",
+    ["kind", "transition"],
+)
+ANALYSIS_ERRORS = Counter(
+    "balans_balance_analysis_errors_total",
+    "Building analyses that failed (logged with the building id).",
+)
+ANALYSIS_SECONDS = Histogram(
+    "balans_balance_analysis_seconds",
+    "Time to analyse one building (imbalance, bands, detectors, alerts).",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

@@ -1,0 +1,95 @@
+"""The balance service's NATS edges: the group API and the allocation-event consumer."""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.client import JetStreamContext
+from pydantic import ValidationError
+
+from balans_balance.analysis import analyse_building
+from balans_balance.detectors.excess import ExcessSettings
+from balans_balance.group_api import handle_group_request
+from balans_balance.groups import generate_building_groups
+from balans_balance.metrics import (
+    ANALYSIS_ERRORS,
+    ANALYSIS_SECONDS,
+    GROUP_REQUESTS,
+    INVALID_MESSAGES,
+)
+from balans_balance.settings import BalanceSettings
+from balans_protocol import subjects
+from balans_protocol.messages import AlertMessage, AllocationComputed, GroupReply
+
+log = structlog.get_logger("balance")
+
+
+async def serve_group_api(nc: Client, pool: asyncpg.Pool) -> Subscription:
+    """Answer GroupRequests on ``balans.balance.groups`` (queue group: scale out freely)."""
+
+    async def on_request(msg: Msg) -> None:
+        try:
+            reply = await handle_group_request(pool, msg.data)
+        except Exception as exc:
+            GROUP_REQUESTS.labels("unknown", "error").inc()
+            log.exception("group request failed", error=str(exc))
+            reply = GroupReply(ok=False, error="internal error")
+        await msg.respond(reply.model_dump_json().encode())
+
+    return await nc.subscribe(subjects.BALANCE_GROUPS_API, queue="balance", cb=on_request)
+
+
+def alert_publisher(js: JetStreamContext):  # type: ignore[no-untyped-def]
+    async def publish(message: AlertMessage) -> None:
+        await js.publish(subjects.alert(message.kind), message.model_dump_json().encode())
+
+    return publish
+
+
+async def handle_allocation(
+    msg: Msg, pool: asyncpg.Pool, js: JetStreamContext, settings: BalanceSettings
+) -> None:
+    """Analyse the building of an AllocationComputed event, then ack (nak on failure)."""
+    try:
+        event = AllocationComputed.model_validate_json(msg.data)
+    except ValidationError as exc:
+        INVALID_MESSAGES.labels("allocation").inc()
+        log.warning("invalid allocation event", error=str(exc), subject=msg.subject)
+        await msg.term()
+        return
+    started = time.perf_counter()
+    cfg = ExcessSettings(
+        band_days=settings.balance_band_days,
+        band_k=settings.balance_band_k,
+        min_run=settings.balance_min_run_hours,
+    )
+    try:
+        async with pool.acquire() as conn:
+            await generate_building_groups(conn, event.building_id)
+            result = await analyse_building(
+                conn,
+                event.building_id,
+                event.hour_to,
+                alert_publisher(js),
+                days=settings.balance_window_days,
+                cfg=cfg,
+            )
+    except Exception as exc:
+        ANALYSIS_ERRORS.inc()
+        log.exception("analysis failed", building_id=event.building_id, error=str(exc))
+        await msg.nak(delay=30)
+        return
+    ANALYSIS_SECONDS.observe(time.perf_counter() - started)
+    log.info(
+        "building analysed",
+        building_id=event.building_id,
+        until=event.hour_to.isoformat(),
+        groups=result.groups_analysed,
+        **result.transitions,
+    )
+    await msg.ack()
