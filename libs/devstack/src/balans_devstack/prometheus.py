@@ -24,10 +24,12 @@ def prometheus_binary() -> str | None:
     return shutil.which("prometheus")
 
 
-def scrape_config(targets: dict[str, int], rules_dir: Path | None) -> dict[str, object]:
+def scrape_config(
+    targets: dict[str, int], rules_dir: Path | None, scrape_interval: str = "15s"
+) -> dict[str, object]:
     """Prometheus configuration: one job per service (job = service name), like compose."""
     config: dict[str, object] = {
-        "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
+        "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
         "scrape_configs": [
             {"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
             for name, port in sorted(targets.items())
@@ -52,11 +54,16 @@ class EmbeddedPrometheus:
         return f"http://127.0.0.1:{self.port}"
 
     def start(
-        self, targets: dict[str, int], rules_dir: Path | None = RULES_DIR, timeout: float = 30.0
+        self,
+        targets: dict[str, int],
+        rules_dir: Path | None = RULES_DIR,
+        scrape_interval: str = "15s",
+        timeout: float = 30.0,
     ) -> None:
         """Write the config for ``targets`` (service -> health port) and start scraping."""
         config = self.data_dir / "prometheus.yml"
-        config.write_text(json.dumps(scrape_config(targets, rules_dir), indent=2))
+        settings = scrape_config(targets, rules_dir, scrape_interval)
+        config.write_text(json.dumps(settings, indent=2))
         self.port = free_port()
         self.proc = spawn(
             [
