@@ -1,14 +1,52 @@
-"""Entry point: ``python -m balans_api`` or ``balans-api``."""
+"""Entry point: ``python -m balans_api`` or ``balans-api``: the REST API and the portal."""
 
 from __future__ import annotations
 
+import asyncio
+
+import uvicorn
+
+from balans_api.app import create_app
+from balans_api.db import open_pool
 from balans_api.settings import ApiSettings
-from balans_core.service import ServiceContext, idle_until_stopped, run_service
+from balans_api.users import ensure_demo_users
+from balans_core.health import bind_socket
+from balans_core.nats import connect_nats
+from balans_core.service import ServiceContext, run_service
 
 
 async def serve(ctx: ServiceContext) -> None:
-    """Until its issue lands, the service starts, reports ready and stops on a signal."""
-    await idle_until_stopped(ctx)
+    """Serve HTTP on BALANS_API_PORT until a stop signal, then drain commands in flight."""
+    settings = ApiSettings()
+    nats = await connect_nats(settings.nats_url, "balans-api")
+    if settings.demo_users:
+        pool = await open_pool(settings.database_url, 1)
+        try:
+            logins = await ensure_demo_users(pool)
+        finally:
+            await pool.close()
+    app = create_app(settings, nats)
+    sock = bind_socket(settings.api_host, settings.api_port)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    # uvicorn offers no 'started' event to await, only the flag
+    while not server.started and not task.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    if task.done():
+        await task
+        return
+    info: dict[str, object] = {"url": f"http://{settings.api_host}:{port}/"}
+    if settings.demo_users:
+        info["demo_logins"] = ", ".join(f"{u} / {p}" for u, p in logins)
+    ctx.set_ready(**info)
+    await ctx.stopping.wait()
+    server.should_exit = True
+    await task
+    await app.state.dispatcher.drain()
+    await nats.drain()
 
 
 def main() -> None:

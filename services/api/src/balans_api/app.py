@@ -1,0 +1,99 @@
+"""The FastAPI application: REST under ``/api/v1`` and the web portal at ``/``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from nats.aio.client import Client as Nats
+
+from balans_api import portal
+from balans_api.cache import TtlCache
+from balans_api.db import open_pool
+from balans_api.downlink import Dispatcher
+from balans_api.errors import install_error_handlers
+from balans_api.metrics import LATENCY, REQUESTS
+from balans_api.ratelimit import LoginLimiter
+from balans_api.routes import (
+    admin,
+    alerts,
+    auth,
+    balance,
+    billing,
+    commands,
+    network,
+    readings,
+    views,
+    world,
+)
+from balans_api.settings import ApiSettings
+
+DESCRIPTION = """
+REST API of **balans**: the world model (sites to meters), readings and hourly
+consumption, per-flat heat allocation, balance groups, alerts, invoices, the radio
+network and commands to valves and relays.
+
+Authenticate with `POST /api/v1/auth/token` (OAuth2 password flow) or an integrator API
+key; send either as `Authorization: Bearer <token>`. Lists are cursor-paginated
+(`cursor`, `limit`, answer `next_cursor`). Series take `from`/`to` (ISO 8601, UTC) and
+`format=csv`. Every error has the shape `{"error": {"code", "message", "details"}}`.
+"""
+
+
+def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
+    """Build the app; the pool opens in the lifespan, ``nats`` carries commands."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.pool = await open_pool(settings.database_url, settings.db_pool_size)
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    app = FastAPI(
+        title="balans API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.nats = nats
+    app.state.login_limiter = LoginLimiter(settings.login_rate)
+    app.state.cache = TtlCache(settings.cache_ttl_s)
+    app.state.dispatcher = Dispatcher()
+    install_error_handlers(app)
+    for module in (
+        auth,
+        world,
+        readings,
+        views,
+        network,
+        alerts,
+        balance,
+        billing,
+        commands,
+        admin,
+    ):
+        app.include_router(module.router, prefix="/api/v1")
+    portal.mount(app)
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        LATENCY.labels(route=route).observe(time.perf_counter() - started)
+        REQUESTS.labels(
+            route=route, method=request.method, status=f"{response.status_code // 100}xx"
+        ).inc()
+        return response
+
+    return app

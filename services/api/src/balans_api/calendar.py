@@ -1,0 +1,40 @@
+"""Local calendar periods (months, days) of a site as UTC time ranges."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from balans_api.errors import ApiError
+from balans_api.timerange import TimeRange
+
+
+def parse_month(text: str) -> date:
+    try:
+        return datetime.strptime(text, "%Y-%m").date()
+    except ValueError as exc:
+        raise ApiError(400, "month must be YYYY-MM") from exc
+
+
+def add_months(month: date, n: int) -> date:
+    index = month.year * 12 + month.month - 1 + n
+    if not 1 <= index // 12 <= 9000:
+        raise ApiError(400, "month out of range")
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def local_midnight(day: date, tz: str) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+def month_range(month: date, tz: str) -> TimeRange:
+    return TimeRange(local_midnight(month, tz), local_midnight(add_months(month, 1), tz))
+
+
+def day_range(day: date, tz: str) -> TimeRange:
+    return TimeRange(local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz))
+
+
+def this_month(tz: str) -> date:
+    today = datetime.now(ZoneInfo(tz)).date()
+    return today.replace(day=1)

@@ -1,0 +1,94 @@
+"""``balans user ...``: manage portal and API users (e.g. the first admin)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import typer
+
+from balans_api import audit
+from balans_api.db import open_pool
+from balans_api.settings import ApiSettings
+from balans_api.storage import ROLES
+from balans_api.users import create_user, ensure_demo_users
+
+user_app = typer.Typer(help="Users of the portal and the API (uses BALANS_DATABASE_URL).")
+
+
+@user_app.command("create")
+def create_command(
+    username: str = typer.Argument(..., help="Login name."),
+    role: str = typer.Option("admin", help=f"One of {', '.join(ROLES)}."),
+    account: str | None = typer.Option(None, help="Account number (consumers only)."),
+    password: str = typer.Option(
+        ..., prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters."
+    ),
+) -> None:
+    """Create a user (``balans user create alice --role admin`` for the first admin)."""
+    if role not in ROLES:
+        raise typer.BadParameter(f"role must be one of {ROLES}")
+    if len(password) < 8:
+        raise typer.BadParameter("the password needs at least 8 characters")
+
+    async def run() -> int:
+        pool = await open_pool(ApiSettings().database_url, 1)
+        try:
+            account_id = None
+            if account is not None:
+                account_id = await pool.fetchval(
+                    "select id from accounts where number = $1", account
+                )
+                if account_id is None:
+                    raise typer.BadParameter(f"no account {account!r}")
+            row = await create_user(pool, username, password, role, account_id)
+            await audit.record(pool, "cli", "user.create", f"user:{username}", role=role)
+            return int(row["id"])
+        finally:
+            await pool.close()
+
+    try:
+        user_id = asyncio.run(run())
+    except asyncpg.UniqueViolationError:
+        typer.echo(f"user {username!r} exists already", err=True)
+        raise typer.Exit(1) from None
+    except asyncpg.CheckViolationError:
+        typer.echo("consumers need --account, other roles must not have one", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"user {username!r} ({role}) created with id {user_id}")
+
+
+@user_app.command("list")
+def list_command() -> None:
+    """List users and their roles."""
+
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(ApiSettings().database_url)
+        try:
+            return await conn.fetch("select username, role, active from users order by id")
+        finally:
+            await conn.close()
+
+    for row in asyncio.run(run()):
+        state = "" if row["active"] else " (inactive)"
+        typer.echo(f"{row['username']:<24} {row['role']}{state}")
+
+
+@user_app.command("demo")
+def demo_command() -> None:
+    """Create the demo admin, operator and consumer logins and print them."""
+
+    async def run() -> list[tuple[str, str]]:
+        pool = await open_pool(ApiSettings().database_url, 1)
+        try:
+            return await ensure_demo_users(pool)
+        finally:
+            await pool.close()
+
+    for username, password in asyncio.run(run()):
+        typer.echo(f"{username} / {password}")
+
+
+def register(app: typer.Typer) -> None:
+    """Entry point of the ``balans.cli`` group."""
+    app.add_typer(user_app, name="user")

@@ -1,0 +1,118 @@
+"""FastAPI dependencies: the database pool, the settings and the authenticated principal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from balans_api.errors import ApiError
+from balans_api.principal import ROLE_SCOPES, Principal
+from balans_api.security import digests_match, read_token, split_api_key
+from balans_api.settings import ApiSettings
+
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token",
+    auto_error=False,
+    scopes={
+        "read": "read everything",
+        "operate": "commands, alert handling",
+        "admin": "users and keys",
+    },
+)
+
+
+def get_pool(request: Request) -> asyncpg.Pool:
+    return request.app.state.pool
+
+
+def get_settings(request: Request) -> ApiSettings:
+    return request.app.state.settings
+
+
+Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
+Settings = Annotated[ApiSettings, Depends(get_settings)]
+
+_USER_SQL = """
+select u.id, u.username, u.role, u.account_id, a.flat_id, f.building_id
+from users u
+left join accounts a on a.id = u.account_id
+left join flats f on f.id = a.flat_id
+where u.id = $1 and u.active
+"""
+
+_KEY_SQL = """
+update api_keys set last_used_at = now()
+where prefix = $1 and revoked_at is null
+returning secret_sha256, scopes
+"""
+
+
+async def user_principal(pool: asyncpg.Pool, user_id: int) -> Principal | None:
+    row = await pool.fetchrow(_USER_SQL, user_id)
+    if row is None:
+        return None
+    role = row["role"]
+    return Principal(
+        actor=f"user:{row['username']}",
+        role=role,
+        scopes=ROLE_SCOPES[role],
+        user_id=row["id"],
+        account_id=row["account_id"],
+        flat_ids=(row["flat_id"],) if row["flat_id"] is not None else (),
+        building_ids=(row["building_id"],) if row["building_id"] is not None else (),
+    )
+
+
+async def key_principal(pool: asyncpg.Pool, token: str) -> Principal | None:
+    parts = split_api_key(token)
+    if parts is None:
+        return None
+    prefix, digest = parts
+    row = await pool.fetchrow(_KEY_SQL, prefix)
+    if row is None or not digests_match(bytes(row["secret_sha256"]), digest):
+        return None
+    return Principal(actor=f"key:{prefix}", role="integrator", scopes=frozenset(row["scopes"]))
+
+
+async def current_principal(
+    request: Request, pool: Pool, settings: Settings, token: str | None = Depends(oauth2_scheme)
+) -> Principal:
+    """A bearer token is either a JWT from ``/auth/token`` or an integrator API key."""
+    if not token:
+        raise ApiError(401, "authentication required")
+    principal: Principal | None
+    if token.startswith("bk_"):
+        principal = await key_principal(pool, token)
+    else:
+        user_id = read_token(settings.jwt_secret, token)
+        principal = await user_principal(pool, user_id) if user_id is not None else None
+    if principal is None:
+        raise ApiError(401, "invalid or expired credentials")
+    request.state.actor = principal.actor
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def _requiring(
+    scope: str, consumers: bool
+) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if scope in principal.scopes or (consumers and principal.is_consumer):
+            return principal
+        raise ApiError(403, f"this needs the '{scope}' scope")
+
+    return dependency
+
+
+# read access, consumers included (their queries are filtered to their own flat)
+Reader = Annotated[Principal, Depends(_requiring("read", consumers=True))]
+# read access for staff and integrators only (network, balance internals, audit)
+Staff = Annotated[Principal, Depends(_requiring("read", consumers=False))]
+Operator = Annotated[Principal, Depends(_requiring("operate", consumers=False))]
+Admin = Annotated[Principal, Depends(_requiring("admin", consumers=False))]

@@ -1,0 +1,82 @@
+"""Carry a command to ingest over NATS request/reply and record how it ended."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import structlog
+from nats.aio.client import Client as Nats
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from pydantic import ValidationError
+
+from balans_api.metrics import COMMANDS
+from balans_protocol.messages import CommandReply, CommandRequest
+from balans_protocol.subjects import command as command_subject
+
+log = structlog.get_logger("api")
+
+
+async def _exchange(nats: Nats | None, concentrator: int, request: CommandRequest) -> CommandReply:
+    if nats is None or not nats.is_connected:
+        return CommandReply(command_id=request.command_id, status="failed", detail="no NATS")
+    try:
+        msg = await nats.request(
+            command_subject(concentrator),
+            request.model_dump_json().encode(),
+            timeout=request.timeout_s + 2,
+        )
+    except NoRespondersError:
+        return CommandReply(
+            command_id=request.command_id, status="offline", detail="ingest is not listening"
+        )
+    except NatsTimeout:
+        return CommandReply(command_id=request.command_id, status="timeout", detail="no reply")
+    try:
+        return CommandReply.model_validate_json(msg.data)
+    except ValidationError as exc:
+        log.error("malformed command reply", command_id=request.command_id, error=str(exc))
+        return CommandReply(
+            command_id=request.command_id, status="failed", detail="malformed reply"
+        )
+
+
+async def execute(
+    pool: asyncpg.Pool, nats: Nats | None, concentrator: int, request: CommandRequest
+) -> CommandReply:
+    """Send, wait for the reply, store the outcome on the ``commands`` row."""
+    reply = await _exchange(nats, concentrator, request)
+    await pool.execute(
+        "update commands set status = $2, detail = $3, updated_at = now() where id = $1",
+        request.command_id,
+        reply.status,
+        reply.detail,
+    )
+    COMMANDS.labels(status=reply.status).inc()
+    log.info("command finished", command_id=request.command_id, status=reply.status)
+    return reply
+
+
+class Dispatcher:
+    """Runs commands in the background; the HTTP request returns at once (202)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[CommandReply]] = set()
+
+    def start(
+        self, pool: asyncpg.Pool, nats: Nats | None, concentrator: int, request: CommandRequest
+    ) -> None:
+        task = asyncio.create_task(execute(pool, nats, concentrator, request))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[CommandReply]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            COMMANDS.labels(status="error").inc()
+            log.error("command task failed", error=repr(task.exception()))
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,24 @@
+"""Prometheus metrics of the api (bounded labels: route templates, not raw paths)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter(
+    "balans_api_requests_total",
+    "HTTP requests answered, by route template, method and status class.",
+    ["route", "method", "status"],
+)
+LATENCY = Histogram(
+    "balans_api_request_seconds",
+    "Time to answer an HTTP request, by route template.",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+ERRORS = Counter(
+    "balans_api_errors_total",
+    "Requests that ended in an unexpected server error, by route template.",
+    ["route"],
+)
+LOGINS = Counter("balans_api_logins_total", "Login attempts by outcome.", ["outcome"])
+COMMANDS = Counter("balans_api_commands_total", "Downlink commands by final status.", ["status"])

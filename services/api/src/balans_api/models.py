@@ -1,0 +1,269 @@
+"""Response and request models of the REST API (``XPublic`` for what is returned)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Public(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class SitePublic(Public):
+    id: int
+    code: str
+    name: str
+    address: str
+    latitude: float
+    longitude: float
+    timezone: str
+
+
+class BuildingPublic(Public):
+    id: int
+    site_id: int
+    code: str
+    name: str
+    address: str
+    floors: int
+    layout: str
+    methodology: dict[str, Any]
+
+
+class EntrancePublic(Public):
+    id: int
+    building_id: int
+    number: int
+
+
+class RiserPublic(Public):
+    id: int
+    building_id: int
+    entrance_id: int
+    number: int
+
+
+class FlatPublic(Public):
+    id: int
+    building_id: int
+    entrance_id: int
+    number: str
+    floor: int
+    rooms: int
+    area_m2: Decimal
+
+
+class AccountPublic(Public):
+    id: int
+    number: str
+    holder_name: str
+    flat_id: int
+    residents: int
+    email: str | None
+    opened_on: date
+
+
+class MeterPublic(Public):
+    id: int
+    serial: str
+    utility: str
+    kind: str
+    role: str
+    building_id: int
+    flat_id: int | None
+    riser_id: int | None
+    pulse_weight: Decimal
+    unit: str
+    pipe: str | None
+    has_valve: bool
+    module_serial: int | None = None
+    input: int | None = None
+
+
+class RegisterPoint(BaseModel):
+    ts: datetime = Field(description="Top of the UTC hour at which the register was read.")
+    count: int = Field(description="Cumulative pulse count.")
+    value: float = Field(description="count x pulse weight, in the meter's unit.")
+
+
+class ConsumptionPoint(BaseModel):
+    t: datetime = Field(description="Start of the hour, day or month (UTC).")
+    value: float
+    estimated: bool = False
+
+
+class Series(BaseModel):
+    """A time series of one meter (or flat) in one unit."""
+
+    meter_id: int | None = None
+    flat_id: int | None = None
+    unit: str
+    resolution: Literal["hour", "day", "month"]
+    points: list[ConsumptionPoint]
+
+
+class HeatPoint(BaseModel):
+    hour: datetime
+    measured_kwh: float
+    common_kwh: float
+    total_kwh: float
+    estimated: bool
+    flags: int
+
+
+class ModuleStatusPublic(BaseModel):
+    serial: int
+    concentrator_serial: int
+    subnet: int
+    building_id: int
+    flat_id: int | None
+    riser_id: int | None
+    floor: int
+    last_seen: datetime | None
+    battery_mv: int | None
+    rssi_dbm: int | None
+    hops: int | None
+    parent_serial: int | None
+    tamper: bool | None
+    error_bits: int | None
+
+
+class ConcentratorPublic(BaseModel):
+    id: int
+    serial: int
+    building_id: int
+    model: str
+    installed_on: date
+    modules: int
+    last_seen: datetime | None
+
+
+class AlertPublic(BaseModel):
+    id: int
+    kind: str
+    state: str
+    building_id: int | None
+    group_id: int | None
+    meter_id: int | None
+    opened_at: datetime
+    updated_at: datetime | None
+    closed_at: datetime | None
+    summary: str
+    evidence: dict[str, Any]
+    acknowledged_by: str | None
+
+
+class AlertAction(BaseModel):
+    note: str = Field("", max_length=2000, examples=["crew sent to riser 7"])
+
+
+class BalanceGroupPublic(BaseModel):
+    id: int
+    name: str
+    utility: str
+    kind: str
+    building_id: int | None
+    parent_id: int | None
+    balance_meter_id: int | None
+    member_meter_ids: list[int]
+
+
+class ImbalancePoint(BaseModel):
+    t: datetime
+    balance_value: float = Field(description="What the balance meter measured.")
+    members_value: float = Field(description="Sum of the member meters.")
+    imbalance: float = Field(description="balance_value - members_value.")
+    imbalance_pct: float | None = Field(description="Imbalance as % of the balance meter.")
+
+
+class ImbalanceSeries(BaseModel):
+    group_id: int
+    unit: str | None
+    resolution: Literal["hour", "day", "month"]
+    band_pct: float = Field(description="Normal band: |imbalance %| within it is healthy.")
+    points: list[ImbalancePoint]
+
+
+class CommandCreate(BaseModel):
+    action: Literal["valve_close", "valve_open", "relay_off", "relay_on", "ping"] = Field(
+        examples=["valve_close"]
+    )
+    reason: str = Field("", max_length=500, examples=["non-payment since March"])
+
+
+class CommandPublic(BaseModel):
+    id: str
+    meter_id: int
+    module_serial: int
+    concentrator_serial: int
+    action: str
+    status: str
+    detail: str
+    requested_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class Me(BaseModel):
+    actor: str
+    role: str
+    scopes: list[str]
+    account_id: int | None
+    flat_ids: list[int]
+    building_ids: list[int]
+
+
+class UserCreate(BaseModel):
+    username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password: str = Field(min_length=8, max_length=256)
+    role: Literal["admin", "operator", "manager", "consumer"]
+    account_id: int | None = None
+    full_name: str = Field("", max_length=200)
+
+
+class UserPublic(BaseModel):
+    id: int
+    username: str
+    role: str
+    account_id: int | None
+    full_name: str
+    active: bool
+    created_at: datetime
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, examples=["billing-export"])
+    scopes: list[Literal["read", "operate", "admin"]] = Field(min_length=1, examples=[["read"]])
+
+
+class ApiKeyPublic(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    token: str = Field(description="The key itself; shown only once.")
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]

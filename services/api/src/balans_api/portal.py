@@ -1,0 +1,61 @@
+"""The web portal: server-rendered page shells; the pages' script fetches ``/api/v1``
+with the bearer token kept in the browser's session storage.
+
+Charts use Plotly's JavaScript as shipped inside the ``plotly`` wheel (installed by the
+project's own setup), served from memory: no CDN, no bundle in the repository."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+
+PAGES = {
+    "/login": ("login.html", "Sign in"),
+    "/my": ("consumer.html", "My flat"),
+    "/ops": ("operator.html", "Sites and buildings"),
+    "/ops/alerts": ("alerts.html", "Alert queue"),
+}
+
+
+@cache
+def plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def mount(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> Response:
+        return RedirectResponse("/login")
+
+    @app.get("/vendor/plotly.js", include_in_schema=False)
+    async def plotly() -> Response:
+        return Response(
+            plotly_js(),
+            media_type="application/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    def page(template: str, title: str):
+        async def render(request: Request) -> HTMLResponse:
+            context = {"title": title, **request.path_params}
+            return templates.TemplateResponse(request, template, context)
+
+        return render
+
+    for path, (template, title) in PAGES.items():
+        app.get(path, include_in_schema=False, response_class=HTMLResponse)(page(template, title))
+    app.get("/ops/buildings/{building_id}", include_in_schema=False, response_class=HTMLResponse)(
+        page("building.html", "Building")
+    )

@@ -1,0 +1,107 @@
+"""Readings: raw cumulative registers and hourly consumption, per meter and per flat."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from balans_api.deps import Pool, Reader
+from balans_api.errors import ERROR_RESPONSES
+from balans_api.models import HeatPoint, RegisterPoint, Series
+from balans_api.series import flat_heat_series, meter_series, site_timezone
+from balans_api.timerange import Format, Resolution, TimeRange, csv_response, time_range
+from balans_api.visibility import check_flat, visible_meter
+
+router = APIRouter(tags=["readings"], responses=ERROR_RESPONSES)
+Span = Annotated[TimeRange, Depends(time_range)]
+
+_REGISTERS = """
+select p.ts, p.count from pulse_readings p
+where p.module_serial = $1 and p.input = $2 and p.ts >= $3 and p.ts < $4
+order by p.ts limit 20000
+"""
+
+
+@router.get("/meters/{meter_id}/registers", response_model=list[RegisterPoint])
+async def registers(
+    meter_id: int, pool: Pool, who: Reader, span: Span, format: Format = "json"
+) -> list[RegisterPoint] | Response:
+    """Raw cumulative registers of a meter (at most 20 000 points per request)."""
+    meter = await visible_meter(pool, who, meter_id)
+    rows = []
+    if meter["module_serial"] is not None:
+        rows = await pool.fetch(
+            _REGISTERS, meter["module_serial"], meter["input"], span.start, span.end
+        )
+    weight = float(meter["pulse_weight"])
+    points = [RegisterPoint(ts=r["ts"], count=r["count"], value=r["count"] * weight) for r in rows]
+    if format == "csv":
+        return csv_response(
+            ("ts", "count", f"value_{meter['unit']}"),
+            ((p.ts, p.count, p.value) for p in points),
+            f"meter-{meter_id}-registers",
+        )
+    return points
+
+
+@router.get("/meters/{meter_id}/consumption", response_model=Series)
+async def consumption(
+    meter_id: int,
+    pool: Pool,
+    who: Reader,
+    span: Span,
+    resolution: Resolution = "hour",
+    format: Format = "json",
+) -> Series | Response:
+    """Consumption of a meter per hour, day or month (days and months in local time)."""
+    meter = await visible_meter(pool, who, meter_id)
+    tz = await site_timezone(pool, meter["building_id"])
+    points = await meter_series(pool, meter_id, span, resolution, tz)
+    if format == "csv":
+        return csv_response(
+            ("t", f"value_{meter['unit']}", "estimated"),
+            ((p.t, p.value, p.estimated) for p in points),
+            f"meter-{meter_id}-{resolution}",
+        )
+    return Series(meter_id=meter_id, unit=meter["unit"], resolution=resolution, points=points)
+
+
+@router.get("/flats/{flat_id}/heat", response_model=list[HeatPoint])
+async def flat_heat(
+    flat_id: int, pool: Pool, who: Reader, span: Span, format: Format = "json"
+) -> list[HeatPoint] | Response:
+    """Hourly heat allocated to a flat: measured, its share of common heat, total (kWh)."""
+    check_flat(who, flat_id)
+    rows = await pool.fetch(
+        """select hour, measured_kwh, common_kwh, total_kwh, estimated, flags
+           from heat_allocation where flat_id = $1 and hour >= $2 and hour < $3
+           order by hour limit 20000""",
+        flat_id,
+        span.start,
+        span.end,
+    )
+    points = [HeatPoint(**r) for r in rows]
+    if format == "csv":
+        return csv_response(
+            ("hour", "measured_kwh", "common_kwh", "total_kwh", "estimated", "flags"),
+            (
+                (p.hour, p.measured_kwh, p.common_kwh, p.total_kwh, p.estimated, p.flags)
+                for p in points
+            ),
+            f"flat-{flat_id}-heat",
+        )
+    return points
+
+
+@router.get("/flats/{flat_id}/heat/series", response_model=Series)
+async def flat_heat_buckets(
+    flat_id: int, pool: Pool, who: Reader, span: Span, resolution: Resolution = "day"
+) -> Series:
+    """A flat's allocated heat (total kWh) per hour, day or month."""
+    check_flat(who, flat_id)
+    building_id = await pool.fetchval("select building_id from flats where id = $1", flat_id)
+    tz = await site_timezone(pool, building_id) if building_id else "UTC"
+    points = await flat_heat_series(pool, flat_id, span, resolution, tz)
+    return Series(flat_id=flat_id, unit="kWh", resolution=resolution, points=points)

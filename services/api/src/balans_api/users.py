@@ -1,0 +1,50 @@
+"""Creating users (shared by the admin endpoints, the ``balans user`` CLI and demo logins)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from balans_api.security import hash_password
+
+DEMO_OPERATOR = ("operator", "operator-demo")
+DEMO_CONSUMER = ("consumer", "consumer-demo")
+DEMO_ADMIN = ("admin", "admin-demo")
+
+
+async def create_user(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    username: str,
+    password: str,
+    role: str,
+    account_id: int | None = None,
+    full_name: str = "",
+) -> asyncpg.Record:
+    """Insert a user; raises asyncpg.UniqueViolationError when the name is taken."""
+    row = await conn.fetchrow(
+        """insert into users (username, password_hash, role, account_id, full_name)
+           values ($1, $2, $3, $4, $5)
+           returning id, username, role, account_id, full_name, active, created_at""",
+        username,
+        hash_password(password),
+        role,
+        account_id,
+        full_name,
+    )
+    assert row is not None
+    return row
+
+
+async def ensure_demo_users(conn: asyncpg.Pool | asyncpg.Connection) -> list[tuple[str, str]]:
+    """Create the demo admin, operator and consumer (bound to the first account) if missing.
+
+    Returns the (username, password) pairs that exist afterwards."""
+    account_id = await conn.fetchval("select id from accounts order by id limit 1")
+    wanted = [(DEMO_ADMIN, "admin", None), (DEMO_OPERATOR, "operator", None)]
+    if account_id is not None:
+        wanted.append((DEMO_CONSUMER, "consumer", account_id))
+    created = []
+    for (username, password), role, account in wanted:
+        if not await conn.fetchval("select 1 from users where username = $1", username):
+            await create_user(conn, username, password, role, account, f"Demo {role}")
+        created.append((username, password))
+    return created
