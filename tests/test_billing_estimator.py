@@ -40,7 +40,7 @@ def test_bill_of_materials_matches_the_deck(
     variant: str, quantities: list[int], per_flat: int | None, per_radiator: int | None
 ) -> None:
     """Each variant's quantities and the deck's per-flat or per-radiator figure."""
-    cost = variant_cost(variant, Building(), Prices())  # type: ignore[arg-type]
+    cost = variant_cost(variant, Building(), Prices())
     assert [item.quantity for item in cost.items] == quantities
     assert sum(item.amount for item in cost.items) == cost.total
     if per_flat is not None:

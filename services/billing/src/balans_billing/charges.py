@@ -36,7 +36,7 @@ class AccountFacts(BaseModel):
     residents: int = Field(ge=0)
     area_m2: Decimal = Field(gt=0)
     metering_points: int = Field(ge=0, description="of this utility, for the operations charge")
-    connected_kw: Decimal | None = Field(None, ge=0)
+    connected_kw: Decimal | None = Field(default=None, ge=0)
 
 
 class UsageError(ValueError):

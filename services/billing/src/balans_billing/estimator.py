@@ -48,26 +48,28 @@ class _Frozen(BaseModel):
 class Prices(_Frozen):
     """Unit prices in MDL (defaults: the deck's)."""
 
-    d100fc: Decimal = Field(Decimal(996), ge=0, description="radio module D100FC")
-    heat_meter: Decimal = Field(Decimal(1800), ge=0, description="heat meter, 1 kWh/pulse")
+    d100fc: Decimal = Field(default=Decimal(996), ge=0, description="radio module D100FC")
+    heat_meter: Decimal = Field(default=Decimal(1800), ge=0, description="heat meter, 1 kWh/pulse")
     pulse_meter: Decimal = Field(
-        Decimal(370), ge=0, description="mechanical water/flow meter with pulse output"
+        default=Decimal(370), ge=0, description="mechanical water/flow meter with pulse output"
     )
-    dti2: Decimal = Field(Decimal(367), ge=0, description="temperature sensor DTI2")
-    concentrator: Decimal = Field(Decimal(4284), ge=0, description="concentrator J100G")
+    dti2: Decimal = Field(default=Decimal(367), ge=0, description="temperature sensor DTI2")
+    concentrator: Decimal = Field(default=Decimal(4284), ge=0, description="concentrator J100G")
 
 
 class Building(_Frozen):
     """The shape of a block; the deck's reference is 100 flats, 3 entrances, 10 floors,
     34 risers."""
 
-    flats: int = Field(100, gt=0)
-    entrances: int = Field(3, gt=0)
-    floors: int = Field(10, gt=0)
-    risers: int = Field(34, gt=0)
-    module_inputs: int = Field(4, ge=1, le=6, description="pulse inputs used per shared D100FC")
+    flats: int = Field(default=100, gt=0)
+    entrances: int = Field(default=3, gt=0)
+    floors: int = Field(default=10, gt=0)
+    risers: int = Field(default=34, gt=0)
+    module_inputs: int = Field(
+        default=4, ge=1, le=6, description="pulse inputs used per shared D100FC"
+    )
     radiators: int | None = Field(
-        None, gt=0, description="radiators in the block; default: one per riser and floor"
+        default=None, gt=0, description="radiators in the block; default: one per riser and floor"
     )
 
     @property
@@ -166,8 +168,8 @@ def estimate(building: Building, prices: Prices | None = None) -> list[VariantCo
 class Heating(_Frozen):
     """What a flat's heat costs in a season (defaults: the deck's figures)."""
 
-    tariff_per_gcal: Decimal = Field(Decimal(1122), gt=0, description="MDL per Gcal")
-    season_months: Decimal = Field(Decimal(5), gt=0)
+    tariff_per_gcal: Decimal = Field(default=Decimal(1122), gt=0, description="MDL per Gcal")
+    season_months: Decimal = Field(default=Decimal(5), gt=0)
     gcal_per_month: dict[int, Decimal] = Field(
         default_factory=lambda: {
             1: Decimal("1.0"),
@@ -196,9 +198,11 @@ class Payback(_Frozen):
         description="the most equipment may cost to pay back in one season"
     )
     equipment_cost: Decimal | None = None
-    payback_seasons: Decimal | None = Field(None, description="equipment_cost / saving_per_season")
+    payback_seasons: Decimal | None = Field(
+        default=None, description="equipment_cost / saving_per_season"
+    )
     payback_months_if_empty: Decimal | None = Field(
-        None, description="months of heating to pay back when the flat uses no heat at all"
+        default=None, description="months of heating to pay back when the flat uses no heat at all"
     )
 
 

@@ -50,7 +50,9 @@ class Block(_Strict):
     """One step of a progressive consumption charge: [from_qty, to_qty) at ``price``."""
 
     from_qty: Decimal = Field(ge=0, description="Lower bound, per basis unit and month.")
-    to_qty: Decimal | None = Field(None, description="Upper bound; null for the last block.")
+    to_qty: Decimal | None = Field(
+        default=None, description="Upper bound; null for the last block."
+    )
     price: Decimal = Field(ge=0, description="MDL per billing unit.")
 
 
@@ -72,17 +74,19 @@ class TariffSpec(_Strict):
     """One version of a supplier's tariff for one utility."""
 
     utility: Utility
-    supplier: str = Field("default", min_length=1)
+    supplier: str = Field(default="default", min_length=1)
     unit: BillingUnit
     effective_from: date
     effective_to: date | None = None
     currency: Literal["MDL"] = "MDL"
-    fixed_per_month: Decimal = Field(Decimal(0), ge=0, description="MDL per account and month.")
+    fixed_per_month: Decimal = Field(
+        default=Decimal(0), ge=0, description="MDL per account and month."
+    )
     capacity: Capacity | None = None
     block_basis: BlockBasis = "account"
     blocks: tuple[Block, ...] = Field(min_length=1)
     operations_per_point_month: Decimal = Field(
-        Decimal(0), ge=0, description="MDL per metering point and month."
+        default=Decimal(0), ge=0, description="MDL per metering point and month."
     )
     taxes: tuple[Tax, ...] = ()
 

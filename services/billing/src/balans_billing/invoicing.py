@@ -1,0 +1,179 @@
+"""Invoices per account and period, and corrections when consumption changes afterwards.
+
+:func:`bill_building` is idempotent: the first run issues one invoice per account; a run
+with unchanged data writes nothing; a run after late data writes, per account whose
+lines changed, a *correction* holding the difference (credit < 0, debit > 0) against
+what was issued, never touching the issued rows. Everything for one building and
+period happens in one transaction: a missing tariff or fact writes nothing at all.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime
+from decimal import Decimal
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict
+
+from balans_billing import storage
+from balans_billing.charges import AccountFacts, Line, price_usage
+from balans_billing.periods import first_day, whole_months
+from balans_billing.tariffs import TariffSpec
+
+
+class NoTariffError(LookupError):
+    """No tariff version is in force for a utility on a period's first day."""
+
+
+class Issued(BaseModel):
+    """An invoice or correction written by one billing run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    invoice_id: int
+    account_id: int
+    kind: str
+    corrects_id: int | None
+    period_start: datetime
+    period_end: datetime
+    total: Decimal
+
+
+def tariff_in_force(
+    versions: list[TariffSpec], day: date, utility: str, supplier: str
+) -> TariffSpec:
+    """The version in force on ``day``; NoTariffError names what is missing."""
+    for spec in versions:
+        if spec.in_force_on(day):
+            return spec
+    raise NoTariffError(f"no {utility} tariff of supplier {supplier!r} in force on {day}")
+
+
+def correction_lines(issued: list[Line], fresh: list[Line]) -> list[Line]:
+    """Lines that take the sum of ``issued`` to ``fresh``, one per changed (utility, code).
+
+    A correction line's amount is the exact difference of amounts, so issued + corrections
+    always equals a fresh invoice to the ban.
+    """
+    before: dict[tuple[str, str], list[Line]] = defaultdict(list)
+    for line in issued:
+        before[(line.utility, line.code)].append(line)
+    after = {(line.utility, line.code): line for line in fresh}
+    out: list[Line] = []
+    for key in [*after, *(k for k in before if k not in after)]:
+        old = before.get(key, [])
+        new = after.get(key)
+        quantity = (new.quantity if new else Decimal(0)) - sum(
+            (x.quantity for x in old), Decimal(0)
+        )
+        amount = (new.amount if new else Decimal(0)) - sum((x.amount for x in old), Decimal(0))
+        if quantity == 0 and amount == 0:
+            continue
+        like = new or old[-1]
+        out.append(
+            Line(
+                utility=like.utility,
+                code=like.code,
+                description=f"correction: {like.description}",
+                quantity=quantity,
+                unit=like.unit,
+                unit_price=like.unit_price,
+                amount=amount,
+            )
+        )
+    return out
+
+
+async def compute_lines(
+    conn: asyncpg.Connection, building_id: int, start: datetime, end: datetime
+) -> dict[int, list[Line]]:
+    """account id -> the lines it owes for [start, end), from current data (writes nothing).
+
+    Heat is billed to every account; another utility only to accounts whose flat has a
+    meter of it. Heat metering points count at least one per flat (a flat on a riser
+    distributor is metered through its riser).
+    """
+    timezone = await storage.building_timezone(conn, building_id)
+    months = whole_months(start, end, timezone)
+    day = first_day(start, timezone)
+    used = await storage.flat_consumption(conn, building_id, start, end)
+    points = await storage.metering_points(conn, building_id)
+    loads = await storage.connected_kw(conn, building_id)
+    suppliers = await storage.suppliers_of(conn, building_id)
+    accounts = await storage.accounts_of(conn, building_id)
+    tariffs: dict[str, TariffSpec] = {}
+    result: dict[int, list[Line]] = {}
+    for account in accounts:
+        lines: list[Line] = []
+        for utility in _utilities_of(account.flat_id, points):
+            if utility not in tariffs:
+                supplier = suppliers[utility]
+                versions = await storage.load_tariffs(conn, utility, supplier)
+                tariffs[utility] = tariff_in_force(versions, day, utility, supplier)
+            own_points = points.get((account.flat_id, utility), 0)
+            facts = AccountFacts(
+                residents=account.residents,
+                area_m2=account.area_m2,
+                metering_points=max(1, own_points) if utility == "heat" else own_points,
+                connected_kw=loads.get((account.account_id, utility)),
+            )
+            measured = used.get((account.flat_id, utility), Decimal(0))
+            lines.extend(price_usage(tariffs[utility], measured, facts, months))
+        result[account.account_id] = lines
+    return result
+
+
+def _utilities_of(flat_id: int, points: dict[tuple[int, str], int]) -> list[str]:
+    others = sorted(u for (f, u), n in points.items() if f == flat_id and u != "heat" and n > 0)
+    return ["heat", *others]
+
+
+async def bill_building(
+    conn: asyncpg.Connection, building_id: int, start: datetime, end: datetime
+) -> list[Issued]:
+    """Issue invoices (first run) or corrections (after late data) for a building's period.
+
+    Returns what was written; an empty list when everything issued is still right.
+    """
+    issued: list[Issued] = []
+    async with conn.transaction():
+        await conn.execute(
+            "select pg_advisory_xact_lock(hashtext('billing.building'), $1::int)", building_id
+        )
+        fresh = await compute_lines(conn, building_id, start, end)
+        existing: dict[int, list[storage.StoredInvoice]] = defaultdict(list)
+        for inv in await storage.invoices_for_period(conn, building_id, start, end):
+            existing[inv.account_id].append(inv)
+        for account_id, lines in fresh.items():
+            history = existing.get(account_id)
+            if not history:
+                lines_to_write, corrects = lines, None
+            else:
+                lines_to_write = correction_lines(
+                    [ln for inv in history for ln in inv.lines], lines
+                )
+                corrects = next(inv.id for inv in history if inv.kind == "invoice")
+                if not lines_to_write:
+                    continue
+            invoice_id = await storage.insert_invoice(
+                conn,
+                account_id=account_id,
+                building_id=building_id,
+                start=start,
+                end=end,
+                lines=lines_to_write,
+                corrects_id=corrects,
+            )
+            issued.append(
+                Issued(
+                    invoice_id=invoice_id,
+                    account_id=account_id,
+                    kind="invoice" if corrects is None else "correction",
+                    corrects_id=corrects,
+                    period_start=start,
+                    period_end=end,
+                    total=sum((ln.amount for ln in lines_to_write), Decimal(0)),
+                )
+            )
+    return issued

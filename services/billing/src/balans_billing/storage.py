@@ -1,0 +1,351 @@
+"""billing's tables (migration ``billing_0001``) and the SQL that reads and writes them.
+
+The tables are mirrored as SQLAlchemy Core for reference and schema checks; queries are
+plain SQL run with asyncpg. Consumption is read from allocation's ``heat_allocation``
+(heat, per flat) and ``meter_consumption`` (other utilities, per meter).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from balans_billing.charges import Line
+from balans_billing.tariffs import TariffSpec
+
+metadata = sa.MetaData()
+
+tariffs = sa.Table(
+    "tariffs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("utility", sa.Text, nullable=False),
+    sa.Column("supplier", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("effective_from", sa.Date, nullable=False),
+    sa.Column("effective_to", sa.Date),
+    sa.Column("spec", JSONB, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+billing_suppliers = sa.Table(
+    "billing_suppliers",
+    metadata,
+    sa.Column("building_id", sa.Integer, primary_key=True),
+    sa.Column("utility", sa.Text, primary_key=True),
+    sa.Column("supplier", sa.Text, nullable=False),
+)
+
+connected_loads = sa.Table(
+    "connected_loads",
+    metadata,
+    sa.Column("account_id", sa.Integer, primary_key=True),
+    sa.Column("utility", sa.Text, primary_key=True),
+    sa.Column("connected_kw", sa.Numeric(10, 3), nullable=False),
+)
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.Integer, nullable=False),
+    sa.Column("building_id", sa.Integer, nullable=False),
+    sa.Column("period_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("period_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("corrects_id", sa.Integer),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("total", sa.Numeric(14, 2), nullable=False),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+invoice_lines = sa.Table(
+    "invoice_lines",
+    metadata,
+    sa.Column("invoice_id", sa.Integer, primary_key=True),
+    sa.Column("line_no", sa.SmallInteger, primary_key=True),
+    sa.Column("utility", sa.Text, nullable=False),
+    sa.Column("code", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("quantity", sa.Numeric(14, 3), nullable=False),
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("unit_price", sa.Numeric(14, 4), nullable=False),
+    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+)
+
+DEFAULT_SUPPLIER = "default"
+
+
+class TariffConflictError(ValueError):
+    """A new tariff version's dates overlap a stored version of the same utility and supplier."""
+
+
+async def add_tariff(conn: asyncpg.Connection, spec: TariffSpec) -> int:
+    """Store a validated tariff as the next version of its (utility, supplier); return its id.
+
+    Refuses (and writes nothing) when its effective period overlaps a stored version.
+    """
+    async with conn.transaction():
+        # serialise versioning of one (utility, supplier) across concurrent writers
+        await conn.execute(
+            "select pg_advisory_xact_lock(hashtext('billing.tariff.' || $1 || '.' || $2))",
+            spec.utility,
+            spec.supplier,
+        )
+        for other in await load_tariffs(conn, spec.utility, spec.supplier):
+            if spec.overlaps(other):
+                raise TariffConflictError(
+                    f"{spec.utility}/{spec.supplier} tariff from {spec.effective_from} overlaps "
+                    f"the version in force {other.effective_from}..{other.effective_to or 'open'}"
+                )
+        return await conn.fetchval(
+            """insert into tariffs (utility, supplier, version, effective_from, effective_to, spec)
+               select $1, $2, coalesce(max(version), 0) + 1, $3, $4, $5::jsonb
+               from tariffs where utility = $1 and supplier = $2
+               returning id""",
+            spec.utility,
+            spec.supplier,
+            spec.effective_from,
+            spec.effective_to,
+            spec.model_dump_json(),
+        )
+
+
+async def load_tariffs(conn: asyncpg.Connection, utility: str, supplier: str) -> list[TariffSpec]:
+    """Every stored version of a utility's tariff of one supplier, oldest first."""
+    rows = await conn.fetch(
+        "select spec from tariffs where utility = $1 and supplier = $2 order by version",
+        utility,
+        supplier,
+    )
+    return [TariffSpec.model_validate(json.loads(r["spec"])) for r in rows]
+
+
+async def suppliers_of(conn: asyncpg.Connection, building_id: int) -> dict[str, str]:
+    """utility -> supplier assigned to the building (``default`` where none is assigned)."""
+    rows = await conn.fetch(
+        "select utility, supplier from billing_suppliers where building_id = $1", building_id
+    )
+    return defaultdict(lambda: DEFAULT_SUPPLIER, {r["utility"]: r["supplier"] for r in rows})
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """An account and the facts of its flat that tariffs need."""
+
+    account_id: int
+    number: str
+    flat_id: int
+    residents: int
+    area_m2: Decimal
+
+
+async def building_timezone(conn: asyncpg.Connection, building_id: int) -> str:
+    """The IANA time zone of the building's site (billing periods are local months)."""
+    tz = await conn.fetchval(
+        "select s.timezone from buildings b join sites s on s.id = b.site_id where b.id = $1",
+        building_id,
+    )
+    if tz is None:
+        raise LookupError(f"no building {building_id}")
+    return str(tz)
+
+
+async def accounts_of(conn: asyncpg.Connection, building_id: int) -> list[AccountRow]:
+    """The building's accounts with their flats' residents and area, by account id."""
+    rows = await conn.fetch(
+        """select a.id, a.number, a.flat_id, a.residents, f.area_m2
+           from accounts a join flats f on f.id = a.flat_id
+           where f.building_id = $1 order by a.id""",
+        building_id,
+    )
+    return [
+        AccountRow(r["id"], r["number"], r["flat_id"], r["residents"], r["area_m2"]) for r in rows
+    ]
+
+
+async def flat_consumption(
+    conn: asyncpg.Connection, building_id: int, start: datetime, end: datetime
+) -> dict[tuple[int, str], Decimal]:
+    """(flat id, utility) -> consumption in [start, end): heat in kWh from heat_allocation,
+    the other utilities in their meters' unit (m3 or kWh) from meter_consumption."""
+    rows = await conn.fetch(
+        """select flat_id, 'heat' as utility, sum(total_kwh::numeric) as used
+           from heat_allocation
+           where building_id = $1 and hour >= $2 and hour < $3 group by flat_id
+           union all
+           select m.flat_id, m.utility, sum(c.value::numeric)
+           from meter_consumption c join meters m on m.id = c.meter_id
+           where m.building_id = $1 and m.role = 'flat' and m.utility <> 'heat'
+             and c.hour >= $2 and c.hour < $3
+           group by m.flat_id, m.utility""",
+        building_id,
+        start,
+        end,
+    )
+    return {(r["flat_id"], r["utility"]): r["used"] for r in rows}
+
+
+async def metering_points(conn: asyncpg.Connection, building_id: int) -> dict[tuple[int, str], int]:
+    """(flat id, utility) -> metering points: the flat's own meters, plus for heat its
+    sensor pairs on modules without a heat meter (the radiator distributors of 2a)."""
+    rows = await conn.fetch(
+        """select flat_id, utility, count(*) as points from meters
+           where building_id = $1 and role = 'flat' and flat_id is not null
+           group by flat_id, utility
+           union all
+           select sp.flat_id, 'heat', count(*) from sensor_pairs sp
+           where sp.building_id = $1 and sp.position = 'flat' and sp.flat_id is not null
+             and not exists (
+               select 1 from channels c join meters m on m.id = c.meter_id
+               where c.module_serial = sp.module_serial and m.utility = 'heat')
+           group by sp.flat_id""",
+        building_id,
+    )
+    points: dict[tuple[int, str], int] = defaultdict(int)
+    for r in rows:
+        points[(r["flat_id"], r["utility"])] += r["points"]
+    return points
+
+
+async def connected_kw(
+    conn: asyncpg.Connection, building_id: int
+) -> dict[tuple[int, str], Decimal]:
+    """(account id, utility) -> connected load in kW, for capacity charges per kW."""
+    rows = await conn.fetch(
+        """select l.account_id, l.utility, l.connected_kw from connected_loads l
+           join accounts a on a.id = l.account_id join flats f on f.id = a.flat_id
+           where f.building_id = $1""",
+        building_id,
+    )
+    return {(r["account_id"], r["utility"]): r["connected_kw"] for r in rows}
+
+
+@dataclass(frozen=True)
+class StoredInvoice:
+    """An invoice or correction row with its lines."""
+
+    id: int
+    account_id: int
+    building_id: int
+    period_start: datetime
+    period_end: datetime
+    kind: str
+    corrects_id: int | None
+    currency: str
+    total: Decimal
+    issued_at: datetime
+    lines: tuple[Line, ...]
+
+
+async def invoices_for_period(
+    conn: asyncpg.Connection, building_id: int, start: datetime, end: datetime
+) -> list[StoredInvoice]:
+    """Every invoice and correction of the building for exactly this period, oldest first."""
+    rows = await conn.fetch(
+        """select * from invoices where building_id = $1 and period_start = $2
+           and period_end = $3 order by id""",
+        building_id,
+        start,
+        end,
+    )
+    return await _with_lines(conn, rows)
+
+
+async def load_invoice(conn: asyncpg.Connection, invoice_id: int) -> StoredInvoice:
+    """One invoice (or correction) with its lines; LookupError when there is none."""
+    rows = await conn.fetch("select * from invoices where id = $1", invoice_id)
+    if not rows:
+        raise LookupError(f"no invoice {invoice_id}")
+    return (await _with_lines(conn, rows))[0]
+
+
+async def _with_lines(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[StoredInvoice]:
+    lines = await conn.fetch(
+        """select * from invoice_lines where invoice_id = any($1::int[])
+           order by invoice_id, line_no""",
+        [r["id"] for r in rows],
+    )
+    by_invoice: dict[int, list[Line]] = defaultdict(list)
+    for ln in lines:
+        by_invoice[ln["invoice_id"]].append(
+            Line(
+                utility=ln["utility"],
+                code=ln["code"],
+                description=ln["description"],
+                quantity=ln["quantity"],
+                unit=ln["unit"],
+                unit_price=ln["unit_price"],
+                amount=ln["amount"],
+            )
+        )
+    return [
+        StoredInvoice(
+            id=r["id"],
+            account_id=r["account_id"],
+            building_id=r["building_id"],
+            period_start=r["period_start"],
+            period_end=r["period_end"],
+            kind=r["kind"],
+            corrects_id=r["corrects_id"],
+            currency=r["currency"],
+            total=r["total"],
+            issued_at=r["issued_at"],
+            lines=tuple(by_invoice[r["id"]]),
+        )
+        for r in rows
+    ]
+
+
+async def insert_invoice(
+    conn: asyncpg.Connection,
+    *,
+    account_id: int,
+    building_id: int,
+    start: datetime,
+    end: datetime,
+    lines: list[Line],
+    corrects_id: int | None = None,
+) -> int:
+    """Write an invoice (or, with ``corrects_id``, a correction) and its lines; the total
+    is the sum of the lines. Call inside a transaction."""
+    total = sum((line.amount for line in lines), Decimal(0))
+    invoice_id: int = await conn.fetchval(
+        """insert into invoices (account_id, building_id, period_start, period_end, kind,
+                                 corrects_id, total)
+           values ($1, $2, $3, $4, $5, $6, $7) returning id""",
+        account_id,
+        building_id,
+        start,
+        end,
+        "invoice" if corrects_id is None else "correction",
+        corrects_id,
+        total,
+    )
+    await conn.executemany(
+        """insert into invoice_lines (invoice_id, line_no, utility, code, description, quantity,
+                                      unit, unit_price, amount)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        [
+            (
+                invoice_id,
+                n,
+                ln.utility,
+                ln.code,
+                ln.description,
+                ln.quantity,
+                ln.unit,
+                ln.unit_price,
+                ln.amount,
+            )
+            for n, ln in enumerate(lines, start=1)
+        ],
+    )
+    return invoice_id
