@@ -60,7 +60,7 @@ class FaultRecord(BaseModel):
 
     @field_serializer("start", "end")
     def _utc_z(self, ts: datetime | None) -> str | None:
-        return None if ts is None else ts.strftime("%Y-%m-%dT%n_h:%M:%SZ")
+        return None if ts is None else ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def active(self, hours: np.ndarray) -> np.ndarray:
         """Mask of the absolute hours (each [h, h+1)) during which the fault acts."""
