@@ -19,15 +19,6 @@ from balans_db.seed import seed
 PASSWORD = "correct-horse-battery"
 ROLES = ("admin", "operator", "manager", "consumer")
 
-# balance owns ``alerts``; until its migration lands, tests build the agreed contract
-ALERTS_CONTRACT = """
-create table if not exists alerts (
-    id bigint generated always as identity primary key, kind text not null,
-    state text not null default 'open', building_id int, group_id int, meter_id int,
-    opened_at timestamptz not null default now(), updated_at timestamptz,
-    closed_at timestamptz, summary text not null, evidence jsonb not null default '{}',
-    acknowledged_by text)
-"""
 
 # two months of hourly heat for every flat of the reference building, ending now
 SYNTHETIC = """
@@ -75,7 +66,6 @@ async def world(database_url: str) -> AsyncIterator[World]:
     await seed(database_url, KeyVault.from_hex(None))
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute(ALERTS_CONTRACT)
         building_id = await conn.fetchval("select id from buildings where code = 'ref-2a'")
         other = await conn.fetchval("select id from buildings where code = 'demo-1a'")
         await conn.execute(SYNTHETIC, building_id)

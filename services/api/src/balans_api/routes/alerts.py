@@ -19,9 +19,9 @@ _COLUMNS = """id, kind, state, building_id, group_id, meter_id, opened_at, updat
 closed_at, summary, evidence, acknowledged_by"""
 
 _UPDATES = {
-    "acknowledge": "acknowledged_by = $2, updated_at = now()",
+    "acknowledge": "acknowledged_by = $2, acknowledged_at = now(), updated_at = now()",
     "resolve": "state = 'closed', closed_at = coalesce(closed_at, now()), updated_at = now(), "
-    "acknowledged_by = coalesce(acknowledged_by, $2)",
+    "resolved_by = $2",
 }
 
 
