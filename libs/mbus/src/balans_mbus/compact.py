@@ -40,6 +40,10 @@ class FormatCache:
     def get(self, signature: int) -> bytes | None:
         return self._by_signature.get(signature)
 
+    def items(self) -> list[tuple[int, bytes]]:
+        """(signature, headers) pairs, e.g. to persist them."""
+        return sorted(self._by_signature.items())
+
     def __len__(self) -> int:
         return len(self._by_signature)
 

@@ -1,0 +1,17 @@
+"""Prometheus metrics of M-Bus telegram handling (counted wherever telegrams are stored)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+TELEGRAMS = Counter(
+    "balans_mbus_telegrams_total",
+    "Raw M-Bus telegrams handled, by outcome: stored, unknown_meter, no_register, or the "
+    "decode failure code (see balans_mbus.model.DecodeFailure).",
+    ["outcome"],
+)
+READINGS = Counter(
+    "balans_mbus_readings_total",
+    "Readings written from M-Bus telegrams, by kind (pulse, temperature).",
+    ["kind"],
+)

@@ -1,0 +1,204 @@
+"""SQL for the mbus tables (migration ``mbus_0001``), mirrored here as SQLAlchemy Core.
+
+Connections are asyncpg connections passed in by the caller (the persister's, inside its
+transaction, or a CLI's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+import asyncpg
+import sqlalchemy as sa
+
+from balans_db.secrets import KeyVault
+from balans_mbus.compact import FormatCache
+from balans_mbus.readings import (
+    MBUS_INPUT,
+    MbusMeter,
+    PulseRow,
+    TemperatureRow,
+    virtual_module_serial,
+)
+
+metadata = sa.MetaData()
+
+mbus_meters = sa.Table(
+    "mbus_meters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("meter_id", sa.Integer, nullable=False, unique=True),
+    sa.Column("manufacturer", sa.Text, nullable=False),
+    sa.Column("device_id", sa.Text, nullable=False),
+    sa.Column("module_serial", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("key_ciphertext", sa.LargeBinary),
+    sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("manufacturer", "device_id", name="uq_mbus_meters_address"),
+)
+
+mbus_formats = sa.Table(
+    "mbus_formats",
+    metadata,
+    sa.Column("signature", sa.Integer, primary_key=True),
+    sa.Column("headers", sa.LargeBinary, nullable=False),
+    sa.Column("learnt_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def key_context(manufacturer: str, device_id: str) -> bytes:
+    """What a meter key is bound to when sealed (a key moved to another row will not open)."""
+    return f"mbus:{manufacturer}:{device_id}".encode()
+
+
+async def register_meter(
+    conn: asyncpg.Connection,
+    vault: KeyVault,
+    *,
+    meter_id: int,
+    manufacturer: str,
+    device_id: str,
+    key: bytes | None = None,
+) -> int:
+    """Map M-Bus address (manufacturer, id) to ``meter_id``; return the virtual module serial.
+
+    The virtual radio module hangs off the first concentrator of the meter's building and
+    carries the meter on input 0 (a ``channels`` row); a heat meter also gets a sensor pair
+    for its flow and return temperatures.
+    """
+    manufacturer, device_id = manufacturer.upper(), device_id.upper()
+    serial = virtual_module_serial(manufacturer, device_id)
+    async with conn.transaction():
+        meter = await conn.fetchrow(
+            """select m.building_id, m.flat_id, m.riser_id, m.kind, m.role,
+                      coalesce(f.floor, 0) as floor,
+                      (select min(id) from concentrators c where c.building_id = m.building_id)
+                        as concentrator_id
+               from meters m left join flats f on f.id = m.flat_id where m.id = $1""",
+            meter_id,
+        )
+        if meter is None:
+            raise LookupError(f"no meter {meter_id}")
+        if meter["concentrator_id"] is None:
+            raise LookupError(f"building {meter['building_id']} has no concentrator")
+        wired = await conn.fetchrow(
+            "select module_serial, input from channels where meter_id = $1", meter_id
+        )
+        if wired is not None:
+            raise ValueError(
+                f"meter {meter_id} is already read through module {wired['module_serial']} "
+                f"input {wired['input']}; a meter has one channel"
+            )
+        await conn.execute(
+            """insert into radio_modules
+                 (serial, concentrator_id, subnet, model, building_id, flat_id, riser_id, floor)
+               values ($1, $2, 0, $3, $4, $5, $6, $7)""",
+            serial,
+            meter["concentrator_id"],
+            f"M-Bus {manufacturer}",
+            meter["building_id"],
+            meter["flat_id"],
+            meter["riser_id"],
+            meter["floor"],
+        )
+        await conn.execute(
+            "insert into channels (meter_id, module_serial, input) values ($1, $2, $3)",
+            meter_id,
+            serial,
+            MBUS_INPUT,
+        )
+        if meter["kind"] == "heat_meter" and meter["role"] in ("flat", "riser", "building"):
+            await conn.execute(
+                """insert into sensor_pairs
+                     (module_serial, position, building_id, flat_id, riser_id)
+                   values ($1, $2, $3, $4, $5)""",
+                serial,
+                meter["role"],
+                meter["building_id"],
+                meter["flat_id"],
+                meter["riser_id"],
+            )
+        await conn.execute(
+            """insert into mbus_meters (meter_id, manufacturer, device_id, module_serial,
+                                        key_ciphertext)
+               values ($1, $2, $3, $4, $5)""",
+            meter_id,
+            manufacturer,
+            device_id,
+            serial,
+            vault.seal(key, context=key_context(manufacturer, device_id)) if key else None,
+        )
+    return serial
+
+
+async def load_meters(
+    conn: asyncpg.Connection, vault: KeyVault, addresses: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], MbusMeter]:
+    """The registered meters among ``addresses`` (manufacturer, id), keys opened."""
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        """select mm.manufacturer, mm.device_id, mm.module_serial, mm.key_ciphertext,
+                  m.id as meter_id, m.building_id, m.unit, m.pulse_weight
+           from mbus_meters mm join meters m on m.id = mm.meter_id
+           join unnest($1::text[], $2::text[]) as w(manufacturer, device_id)
+             using (manufacturer, device_id)""",
+        [address[0] for address in wanted],
+        [address[1] for address in wanted],
+    )
+    return {
+        (row["manufacturer"], row["device_id"]): MbusMeter(
+            meter_id=row["meter_id"],
+            building_id=row["building_id"],
+            module_serial=row["module_serial"],
+            unit=row["unit"],
+            pulse_weight=Decimal(row["pulse_weight"]),
+            key=(
+                vault.open(
+                    row["key_ciphertext"],
+                    context=key_context(row["manufacturer"], row["device_id"]),
+                )
+                if row["key_ciphertext"]
+                else None
+            ),
+        )
+        for row in rows
+    }
+
+
+async def load_formats(conn: asyncpg.Connection) -> FormatCache:
+    """Every compact-frame format learnt so far."""
+    return FormatCache(
+        row["headers"] for row in await conn.fetch("select headers from mbus_formats")
+    )
+
+
+async def save_formats(conn: asyncpg.Connection, formats: FormatCache) -> None:
+    """Remember learnt formats (idempotent)."""
+    await conn.executemany(
+        "insert into mbus_formats (signature, headers) values ($1, $2) on conflict do nothing",
+        list(formats.items()),
+    )
+
+
+async def upsert_pulses(conn: asyncpg.Connection, rows: list[PulseRow]) -> None:
+    """Write registers; within one hour the highest (latest) cumulative value wins."""
+    await conn.executemany(
+        """insert into pulse_readings (module_serial, input, ts, count) values ($1, $2, $3, $4)
+           on conflict (module_serial, input, ts)
+           do update set count = greatest(pulse_readings.count, excluded.count)""",
+        [(row.module_serial, row.input, row.ts, row.count) for row in rows],
+    )
+
+
+async def upsert_temperatures(conn: asyncpg.Connection, rows: list[TemperatureRow]) -> None:
+    """Write temperatures; within one hour the latest telegram's values stand."""
+    await conn.executemany(
+        """insert into temperature_readings (module_serial, ts, supply_centi_c, return_centi_c)
+           values ($1, $2, $3, $4)
+           on conflict (module_serial, ts) do update
+           set supply_centi_c = excluded.supply_centi_c,
+               return_centi_c = excluded.return_centi_c""",
+        [(row.module_serial, row.ts, row.supply_centi_c, row.return_centi_c) for row in rows],
+    )

@@ -1,0 +1,157 @@
+"""Standard meters become readings: registration, decoding with sealed keys, idempotent upserts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from balans_db.secrets import KeyVault
+from balans_db.topology import SiteSpec, regular_building, write_building
+from balans_mbus.readings import virtual_module_serial
+from balans_mbus.sink import store_raw_telegrams
+from balans_mbus.storage import register_meter
+from balans_protocol.records import Medium, RawTelegramRecord
+
+KAMSTRUP_FULL = bytes.fromhex(
+    "2E442D2C6767676730048D2039D1684020BCDB7803062C000043060000000314630000426C7F2A022D130001FF2100"
+)
+KAMSTRUP_COMPACT = bytes.fromhex(
+    "25442D2C6767676730048D203AD2684020D81579E7F1D5902C00000000006300007F2A130000"
+)
+# Apator ELF 2 heat/cooling meter, AES mode 5 with this key: 144 kWh, 17.856 m3, 22.5/22.6 °C.
+APATOR_KEY = bytes.fromhex("ACA5769E7902B8A770A7118C11D5F0F6")
+APATOR_ENCRYPTED = bytes.fromhex(
+    "6E44010670112724420D7A35006025B2F96D0306197B34C7E4E6F45F434FCB78BCBBE8837A2C253BEC3E95"
+    "8B3BBBFBE6AE465214941AF544237DB8A69E6C4CE8DFB7A1F64860200BB2E995F1A4F501E7702E0A581576"
+    "F60B58CBDA39E1F150F29E04D689C38FD6C430ABD05DD789E0"
+)
+RECEIVED = int(datetime(2026, 1, 15, 10, 37, tzinfo=UTC).timestamp())
+HOUR = datetime(2026, 1, 15, 11, tzinfo=UTC)
+VAULT = KeyVault()
+
+
+def _raw(data: bytes, received: int = RECEIVED) -> RawTelegramRecord:
+    return RawTelegramRecord(
+        module=0, medium=Medium.WIRELESS_MBUS, received_unix=received, rssi_dbm=-70, data=data
+    )
+
+
+@pytest.fixture(scope="module")
+async def world(database_url: str) -> AsyncIterator[tuple[int, int]]:
+    """A small 1a block; two of its flats get an M-Bus heat meter each (Kamstrup, Apator)."""
+    conn = await asyncpg.connect(database_url)
+    site = SiteSpec(code="t", name="t", address="t", latitude=47.0, longitude=28.8)
+    spec = regular_building(
+        code="mbus-1a", name="t", address="t", site=site, layout="1a", floors=2,
+        flats_per_floor=(2,), risers_per_entrance=(2,), index=7,
+    )  # fmt: skip
+    building_id = await write_building(conn, spec, VAULT)
+    meter_ids = [
+        await conn.fetchval(
+            """insert into meters (serial, utility, kind, role, building_id, flat_id,
+                                   pulse_weight, unit, pipe)
+               select $1, 'heat', 'heat_meter', 'flat', building_id, id, 0.001, 'kWh', 'return'
+               from flats where building_id = $2 and number = $3 returning id""",
+            serial,
+            building_id,
+            flat,
+        )
+        for serial, flat in (("KAM-67676767", "1"), ("APA-24271170", "2"))
+    ]
+    await register_meter(
+        conn, VAULT, meter_id=meter_ids[0], manufacturer="KAM", device_id="67676767"
+    )
+    await register_meter(
+        conn, VAULT, meter_id=meter_ids[1], manufacturer="apa", device_id="24271170",
+        key=APATOR_KEY,
+    )  # fmt: skip
+    yield building_id, meter_ids[0]
+    await conn.close()
+
+
+@pytest.fixture
+async def conn(database_url: str, world: tuple[int, int]) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database_url)
+    yield connection
+    await connection.close()
+
+
+async def _count(conn: asyncpg.Connection, manufacturer: str, device_id: str) -> int | None:
+    return await conn.fetchval(
+        "select count from pulse_readings where module_serial = $1 and ts = $2",
+        virtual_module_serial(manufacturer, device_id),
+        HOUR,
+    )
+
+
+async def test_full_and_compact_frames_become_a_register_reading(
+    conn: asyncpg.Connection, world: tuple[int, int]
+) -> None:
+    """44 kWh at 0.001 kWh/pulse is count 44000 at the top of the next hour, via a channel."""
+    stored = await store_raw_telegrams(conn, VAULT, [_raw(KAMSTRUP_FULL), _raw(KAMSTRUP_COMPACT)])
+    assert stored.outcomes == {"stored": 2}
+    assert stored.building_ids == {world[0]}
+    assert stored.hours == {HOUR}
+    assert await _count(conn, "KAM", "67676767") == 44000
+    meter_id = await conn.fetchval(
+        "select meter_id from channels where module_serial = $1 and input = 0",
+        virtual_module_serial("KAM", "67676767"),
+    )
+    assert meter_id == world[1]
+
+
+async def test_learnt_format_survives_for_later_batches(conn: asyncpg.Connection) -> None:
+    """A compact frame alone decodes in a later batch: the format was saved in mbus_formats."""
+    stored = await store_raw_telegrams(conn, VAULT, [_raw(KAMSTRUP_COMPACT)])
+    assert stored.outcomes == {"stored": 1}
+    assert await conn.fetchval("select count(*) from mbus_formats") >= 1
+
+
+async def test_encrypted_meter_decodes_with_its_sealed_key(conn: asyncpg.Connection) -> None:
+    """The AES key sealed at registration opens the mode 5 payload: energy and temperatures."""
+    stored = await store_raw_telegrams(conn, VAULT, [_raw(APATOR_ENCRYPTED)])
+    assert stored.outcomes == {"stored": 1}
+    assert await _count(conn, "APA", "24271170") == 144000
+    temperatures = await conn.fetchrow(
+        "select supply_centi_c, return_centi_c from temperature_readings "
+        "where module_serial = $1 and ts = $2",
+        virtual_module_serial("APA", "24271170"),
+        HOUR,
+    )
+    assert tuple(temperatures) == (2250, 2260)
+    sealed = await conn.fetchval(
+        "select key_ciphertext from mbus_meters where device_id = '24271170'"
+    )
+    assert APATOR_KEY not in sealed
+
+
+async def test_resend_is_idempotent_and_unknown_meters_are_counted(
+    conn: asyncpg.Connection,
+) -> None:
+    """Storing the same telegrams again changes nothing; a stranger's meter is only counted."""
+    stranger = bytes.fromhex("19440186313737370408A0A1000059001C270100322DE413B415")
+    stored = await store_raw_telegrams(conn, VAULT, [_raw(KAMSTRUP_FULL), _raw(stranger)])
+    assert stored.outcomes == {"stored": 1, "unknown_meter": 1}
+    assert await _count(conn, "KAM", "67676767") == 44000
+    rows = await conn.fetchval(
+        "select count(*) from pulse_readings where module_serial = $1",
+        virtual_module_serial("KAM", "67676767"),
+    )
+    assert rows == 1
+
+
+async def test_a_meter_wired_to_a_module_is_not_registered_twice(
+    conn: asyncpg.Connection, world: tuple[int, int]
+) -> None:
+    """Registering a meter that already has a channel is refused with the reason."""
+    wired = await conn.fetchval(
+        "select meter_id from channels c join meters m on m.id = c.meter_id "
+        "where m.building_id = $1 and c.module_serial < 4294967296 limit 1",
+        world[0],
+    )
+    with pytest.raises(ValueError, match="already read through module"):
+        await register_meter(conn, VAULT, meter_id=wired, manufacturer="ZRI", device_id="00000001")
+    assert await conn.fetchval("select count(*) from mbus_meters where device_id = '00000001'") == 0
