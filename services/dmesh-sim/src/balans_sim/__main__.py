@@ -1,14 +1,94 @@
-"""Entry point: ``python -m balans_sim`` or ``balans-sim``."""
+"""Entry point: ``python -m balans_sim`` or ``balans-sim`` (run by ``balans run`` as ``sim``).
+
+Starts the city at ``BALANS_SIM_EPOCH`` (so registers continue across restarts), writes the
+last ``BALANS_SIM_BACKFILL_DAYS`` of history straight into PostgreSQL, reports ready, then
+uploads every new hour through the concentrators' TCP connections to ingest.
+"""
 
 from __future__ import annotations
 
-from balans_core.service import ServiceContext, idle_until_stopped, run_service
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from balans_core.service import ServiceContext, run_service
+from balans_db.secrets import KeyVault
+from balans_sim.api import prepare
+from balans_sim.city import CityConfig
+from balans_sim.climate import EPOCH, hour_index
+from balans_sim.concentrator import SimConcentrator
+from balans_sim.faults import write_ground_truth
+from balans_sim.metrics import ERRORS
+from balans_sim.pgwriter import write_chunks
+from balans_sim.runner import count, run_concentrators
 from balans_sim.settings import SimSettings
+from balans_sim.world import concentrator_keys, write_city
+
+FAULT_HORIZON_H = 24 * 120
+log = structlog.get_logger("sim")
 
 
 async def serve(ctx: ServiceContext) -> None:
-    """Until its issue lands, the service starts, reports ready and stops on a signal."""
-    await idle_until_stopped(ctx)
+    s = ctx.settings
+    assert isinstance(s, SimSettings)
+    config = CityConfig(seed=s.sim_seed, preset=s.sim_preset, buildings=s.sim_buildings)
+    now_h = hour_index(datetime.now(UTC))
+    epoch_h = hour_index(s.sim_epoch)
+    sim, truth = prepare(
+        config, s.sim_epoch, now_h - epoch_h + FAULT_HORIZON_H, s.sim_faults_per_week
+    )
+    s.sim_ground_truth.parent.mkdir(parents=True, exist_ok=True)
+    s.sim_ground_truth.unlink(missing_ok=True)
+    write_ground_truth(s.sim_ground_truth, truth)
+    vault = KeyVault.from_hex(s.master_key)
+    began = time.monotonic()
+    conn = await asyncpg.connect(s.database_url)
+    try:
+        await write_city(conn, [b.spec for b in sim.buildings], vault, config.seed)
+        keys = await concentrator_keys(conn, [b.spec for b in sim.buildings], vault)
+        backfill_from = max(epoch_h, now_h - 24 * s.sim_backfill_days)
+        while sim.next_hour < backfill_from:  # replay unseen history: registers stay continuous
+            sim.advance(min(24 * 7, backfill_from - sim.next_hour))
+        rows = 0
+        while sim.next_hour < now_h:
+            chunks = sim.advance(min(24 * 7, now_h - sim.next_hour))
+            rows += await write_chunks(conn, chunks)
+            count(chunks)
+    finally:
+        await conn.close()
+    log.info(
+        "backfill done", rows=rows, faults=len(truth), seconds=round(time.monotonic() - began, 1)
+    )
+    concentrators = [
+        SimConcentrator(b, keys[b.spec.concentrator_serial], s.ingest_host, s.ingest_port)
+        for b in sim.buildings
+    ]
+    for c in concentrators:
+        c.current_hour = sim.next_hour
+        c.start()
+    ctx.set_ready(buildings=len(concentrators), backfill_rows=rows)
+    try:
+        while s.sim_realtime and not ctx.stopping.is_set():
+            next_boundary = EPOCH.timestamp() + (sim.next_hour + 1) * 3600 + 5
+            try:
+                await asyncio.wait_for(ctx.stopping.wait(), max(next_boundary - time.time(), 0))
+                break
+            except TimeoutError:
+                pass
+            try:
+                await run_concentrators(
+                    sim, concentrators, 1, hours_per_second=None, stop=ctx.stopping
+                )
+            except Exception:
+                ERRORS.labels(stage="realtime").inc()
+                log.exception("hour failed", hour=sim.next_hour)
+                raise
+        await ctx.stopping.wait()
+    finally:
+        await asyncio.gather(*(c.close() for c in concentrators))
 
 
 def main() -> None:

@@ -31,15 +31,15 @@ class CityConfig(BaseModel):
 
     seed: int = 1
     preset: str = "generated"
-    buildings: int = Field(5, ge=1, le=10_000)
+    buildings: int = Field(default=5, ge=1, le=10_000)
     layout_mix: dict[str, float] = Field(
         default_factory=lambda: {"1a": 1.0, "1b": 1.0, "1c": 1.0, "2a": 1.0, "2b": 1.0}
     )
     floors: tuple[int, int] = (5, 10)
     entrances: tuple[int, int] = (1, 4)
     flats_per_floor: tuple[int, int] = (3, 4)
-    multi_utility_every: int = Field(4, ge=1)
-    first_index: int = Field(100, ge=1, description="Building index of the first building.")
+    multi_utility_every: int = Field(default=4, ge=1)
+    first_index: int = Field(default=100, ge=1, description="Building index of the first building.")
 
     @field_validator("layout_mix")
     @classmethod

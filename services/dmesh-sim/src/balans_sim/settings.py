@@ -2,8 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import Field
+
 from balans_core.settings import CommonSettings
 
 
 class SimSettings(CommonSettings):
     """The simulated city: mesh, physics, faults, concentrators."""
+
+    sim_preset: str = Field(
+        "demo", description="City: 'demo' (the demo seed), 'generated', 'reference'."
+    )
+    sim_buildings: int = Field(5, ge=1, description="Buildings of a 'generated' city.")
+    sim_seed: int = Field(1, description="Seed of the city, physics and faults.")
+    sim_epoch: datetime = Field(
+        datetime(2025, 10, 15, tzinfo=UTC),
+        description="When the simulated meters were installed: registers count from here, "
+        "so restarts continue the same series.",
+    )
+    sim_backfill_days: int = Field(21, ge=0, description="Days of history written at start.")
+    sim_faults_per_week: float = Field(0.5, ge=0, description="Faults per building per week.")
+    sim_ground_truth: Path = Field(
+        Path(".balans/ground_truth.jsonl"), description="Where injected faults are recorded."
+    )
+    sim_realtime: bool = Field(True, description="After the backfill, upload every hour.")
+    ingest_host: str = Field("127.0.0.1", description="Where ingest listens for concentrators.")
+    ingest_port: int = Field(4100, description="ingest TCP port (BALANS_INGEST_PORT).")
+    master_key: str | None = Field(None, description="Opens the concentrators' sealed keys.")

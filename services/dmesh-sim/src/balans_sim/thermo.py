@@ -29,8 +29,8 @@ def _tables() -> tuple[np.ndarray, np.ndarray]:
 def heat_coefficient(flow_c: np.ndarray, return_c: np.ndarray) -> np.ndarray:
     """k in kWh/(m3 K) for a volume meter in the return pipe: ρ(T_r)·(h(T_f) - h(T_r))/ΔT."""
     density, enthalpy = _tables()
-    dt = np.maximum(flow_c - return_c, 1e-6)
-    h_f = np.interp(flow_c, _GRID_C, enthalpy)
+    dt = np.maximum(flow_c - return_c, 0.01)  # no flow-return difference: the local slope
+    h_f = np.interp(return_c + dt, _GRID_C, enthalpy)
     h_r = np.interp(return_c, _GRID_C, enthalpy)
     rho_r = np.interp(return_c, _GRID_C, density)
     return np.asarray(rho_r * (h_f - h_r) / dt / 3600.0)
