@@ -100,15 +100,16 @@ def p95(histogram: str, by: str = "") -> str:
 
 
 OPENED = 'balans_balance_alert_transitions_total{transition="opened"}'
+OPEN_BY_KIND = "sum by (kind) (balans_balance_alerts_open)"
 
 DASHBOARDS = [
     Dashboard(
         uid="balans-ingest",
         title="balans / Ingest and network health",
-        description="Concentrator connections, frames, NACK reasons, JetStream publish latency, "
-        "and the radio network seen through the fleet gauges.",
+        description="Concentrator connections, frames, refusals by reason, JetStream publish "
+        "latency, and the radio network seen through the fleet gauges.",
         panels=[
-            Panel("Services up", {"{{job}}": "up"}, kind="timeseries"),
+            Panel("Services up", {"{{job}}": "up"}),
             Panel(
                 "Concentrators silent > 2 h",
                 {"silent": "balans_fleet_concentrators_silent"},
@@ -119,15 +120,15 @@ DASHBOARDS = [
                 {"low": "balans_fleet_modules_low_battery"},
                 kind="stat",
             ),
-            Panel("Open concentrator connections", {"open": "balans_ingest_connections"}),
+            Panel("Open concentrator connections", {"open": "balans_ingest_open_connections"}),
             Panel(
-                "Frames per second, by outcome",
-                {"{{outcome}}": rate("balans_ingest_frames_total", "outcome")},
+                "Frames per second, by type",
+                {"{{type}}": rate("balans_ingest_frames_total", "type")},
                 unit="ops",
             ),
             Panel(
-                "Rejected frames per second, by reason",
-                {"{{reason}}": rate("balans_ingest_frames_rejected_total", "reason")},
+                "Refused frames and dropped connections per second, by reason",
+                {"{{reason}}": rate("balans_ingest_errors_total", "reason")},
                 unit="ops",
             ),
             Panel(
@@ -136,23 +137,48 @@ DASHBOARDS = [
                 unit="s",
             ),
             Panel(
-                "Readings per second", {"readings": rate("balans_ingest_records_total")}, unit="ops"
+                "Records per second, by type",
+                {"{{type}}": rate("balans_ingest_records_total", "type")},
+                unit="ops",
+            ),
+            Panel(
+                "Resent uploads recognised as duplicates per second",
+                {"duplicates": rate("balans_ingest_duplicate_uploads_total")},
+                unit="ops",
             ),
         ],
     ),
     Dashboard(
         uid="balans-pipeline",
         title="balans / Pipeline lag",
-        description="From JetStream to PostgreSQL to per-flat heat: backlog, lag, throughput.",
+        description="From JetStream to PostgreSQL to per-flat heat: backlog, throughput, time.",
         panels=[
             Panel(
                 "Persister backlog (messages)",
                 {"{{stream}}/{{consumer}}": "balans_fleet_jetstream_consumer_pending"},
             ),
-            Panel("Persister lag (seconds)", {"lag": "balans_persister_lag_seconds"}, unit="s"),
             Panel(
-                "Rows written per second",
+                "Messages awaiting ack",
+                {"{{stream}}/{{consumer}}": "balans_fleet_jetstream_consumer_ack_pending"},
+            ),
+            Panel(
+                "Persister: uploads committed per second",
+                {"messages": rate("balans_persister_messages_total")},
+                unit="ops",
+            ),
+            Panel(
+                "Persister: rows written per second, by table",
                 {"{{table}}": rate("balans_persister_rows_total", "table")},
+                unit="ops",
+            ),
+            Panel(
+                "Persister batch time (p95)",
+                {"p95": p95("balans_persister_batch_seconds")},
+                unit="s",
+            ),
+            Panel(
+                "Persister errors per second, by kind",
+                {"{{kind}}": rate("balans_persister_errors_total", "kind")},
                 unit="ops",
             ),
             Panel(
@@ -164,22 +190,19 @@ DASHBOARDS = [
                 unit="percentunit",
             ),
             Panel(
-                "Building-hours allocated per second",
-                {"computed": rate("balans_allocation_building_hours_total")},
+                "Allocation: flat-hours per second (new, recomputed after late data)",
+                {"{{kind}}": rate("balans_allocation_flat_hours_total", "kind")},
                 unit="ops",
             ),
             Panel(
-                "Late recomputations per hour",
-                {"late": rate("balans_allocation_recomputations_total", window="1h") + " * 3600"},
-            ),
-            Panel(
-                "Allocation kernel time (p95)",
-                {"p95": p95("balans_allocation_kernel_seconds")},
+                "Allocation compute time per building (p95)",
+                {"p95": p95("balans_allocation_compute_seconds")},
                 unit="s",
             ),
             Panel(
-                "Messages awaiting ack",
-                {"{{stream}}/{{consumer}}": "balans_fleet_jetstream_consumer_ack_pending"},
+                "Allocation events per second, by outcome",
+                {"{{outcome}}": rate("balans_allocation_events_total", "outcome")},
+                unit="ops",
             ),
         ],
     ),
@@ -192,9 +215,7 @@ DASHBOARDS = [
             Panel(
                 "Alerts opened, last 24 h", {"opened": f"sum(increase({OPENED}[24h]))"}, kind="stat"
             ),
-            Panel(
-                "Open alerts by kind", {"{{kind}}": "sum by (kind) (balans_balance_alerts_open)"}
-            ),
+            Panel("Open alerts by kind", {"{{kind}}": OPEN_BY_KIND}),
             Panel(
                 "Alerts opened per hour, by kind",
                 {"{{kind}}": f"sum by (kind) (increase({OPENED}[1h]))"},
@@ -238,13 +259,10 @@ DASHBOARDS = [
                 {"{{utility}}": "balans_fleet_estimated_share"},
                 unit="percentunit",
             ),
+            Panel("Open balance alerts by kind", {"{{kind}}": OPEN_BY_KIND}),
             Panel(
-                "Open balance alerts by kind",
-                {"{{kind}}": "sum by (kind) (balans_balance_alerts_open)"},
-            ),
-            Panel(
-                "Invoices issued per day",
-                {"invoices": "sum(increase(balans_billing_invoices_total[1d]))"},
+                "Invoices and corrections issued per day",
+                {"{{kind}}": "sum by (kind) (increase(balans_billing_invoices_issued_total[1d]))"},
             ),
             Panel(
                 "Portal and API requests per second, by status",

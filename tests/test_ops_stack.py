@@ -1,8 +1,7 @@
-"""Grafana dashboards: current with their spec, valid PromQL, and only metrics that exist.
-
-The last check runs every balans service (as `balans run` does) against the test stack,
-scrapes each /metrics, and lets a real Prometheus (Debian's, as `balans run` starts it)
-scrape them too.
+"""The monitored stack: dashboards current with their spec and valid PromQL; then every
+balans service running (as `balans run` starts them) against the test stack, answering
+health and metrics, exporting every metric the dashboards and rules query, scraped by the
+Prometheus `balans run` starts, and stopping cleanly on SIGTERM (the module's last test).
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import json
 import re
 import runpy
 import shutil
+import signal
 import subprocess
 import time
 import urllib.request
@@ -200,3 +200,11 @@ def test_prometheus_of_balans_run_scrapes_every_service(
         prometheus.stop()
     assert health == {s.name: "up" for s in running_services}
     assert {g["name"] for g in rules} >= {"balans-availability", "balans-pipeline"}
+
+
+def test_services_stop_cleanly_on_sigterm(running_services: list[ServiceProcess]) -> None:
+    """On SIGTERM every service drains, finishes its work and exits 0 within 30 s."""
+    for service in running_services:
+        service.proc.send_signal(signal.SIGTERM)
+    codes = {service.name: service.proc.wait(30) for service in running_services}
+    assert codes == {service.name: 0 for service in running_services}
