@@ -77,11 +77,33 @@ class CommandReply(Message):
 
 
 class InvoiceIssued(Message):
+    """billing -> anyone: an invoice, or a correction of one after late data, was issued."""
+
     invoice_id: int
     account_id: int
     period_start: datetime
     period_end: datetime
     total_mdl: str  # Decimal as text: money is never a float
+    kind: Literal["invoice", "correction"] = "invoice"
+    corrects_id: int | None = None
+
+
+class BillingRequest(Message):
+    """Request on subjects.BILLING_API: issue (or correct) a building's invoices for
+    [period_start, period_end), whole months in the building's time zone."""
+
+    building_id: int
+    period_start: datetime
+    period_end: datetime
+
+
+class BillingReply(Message):
+    """What a BillingRequest wrote: ids of new invoices and corrections, or why none."""
+
+    status: Literal["done", "failed"]
+    invoice_ids: list[int] = Field(default_factory=list)
+    correction_ids: list[int] = Field(default_factory=list)
+    detail: str = ""
 
 
 # --- balance group editing: request/reply on subjects.BALANCE_GROUPS_API ---

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
 import asyncpg
 
 from balans_billing import render, storage
+from balans_billing.demo import seed_demo_tariffs
 from balans_billing.document import InvoiceDocument, load_document
 from balans_billing.fairness import FairnessReport, FlatHeat, fairness_report
 from balans_billing.invoicing import Issued, bill_building, tariff_in_force
@@ -41,6 +42,12 @@ async def add_tariff_json(database_url: str, text: str) -> int:
     spec = TariffSpec.model_validate_json(text)
     async with _connect(database_url) as conn:
         return await storage.add_tariff(conn, spec)
+
+
+async def seed_tariffs(database_url: str, effective_from: date) -> int:
+    """Store the demo tariffs (heat at 1122 MDL/Gcal) where a utility has none."""
+    async with _connect(database_url) as conn:
+        return await seed_demo_tariffs(conn, effective_from)
 
 
 async def month_period(

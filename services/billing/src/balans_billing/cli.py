@@ -16,6 +16,7 @@ from balans_billing.api import (
     fairness_for_month,
     issue_month,
     render_invoice,
+    seed_tariffs,
 )
 from balans_billing.estimate_report import build_report, render_text
 from balans_billing.estimator import Building, Heating, Prices
@@ -71,6 +72,17 @@ def tariff_add_command(
     """Validate a tariff document and store it as the next version of its utility."""
     tariff_id = asyncio.run(add_tariff_json(_database_url(), path.read_text()))
     typer.echo(f"tariff stored with id {tariff_id}")
+
+
+@billing_app.command("seed-tariffs")
+def seed_tariffs_command(
+    effective_from: datetime = typer.Option(
+        "2025-07-01", "--from", formats=["%Y-%m-%d"], help="First day the tariffs apply."
+    ),
+) -> None:
+    """Store demo tariffs for every utility that has none (heat at 1122 MDL/Gcal)."""
+    added = asyncio.run(seed_tariffs(_database_url(), effective_from.date()))
+    typer.echo(f"{added} demo tariff(s) stored")
 
 
 @billing_app.command("issue")

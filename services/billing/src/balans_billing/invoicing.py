@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Literal
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict
@@ -33,7 +34,7 @@ class Issued(BaseModel):
 
     invoice_id: int
     account_id: int
-    kind: str
+    kind: Literal["invoice", "correction"]
     corrects_id: int | None
     period_start: datetime
     period_end: datetime

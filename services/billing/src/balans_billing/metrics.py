@@ -1,0 +1,26 @@
+"""Prometheus metrics of the billing service (names ``balans_billing_...``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+RUNS = Counter(
+    "balans_billing_runs_total",
+    "Billing runs of a building and period, by trigger and outcome",
+    ["trigger", "outcome"],  # trigger: period_closed|allocation|request; outcome: ok|rejected|error
+)
+ISSUED = Counter(
+    "balans_billing_invoices_issued_total",
+    "Invoices and corrections written",
+    ["kind"],  # invoice|correction
+)
+RUN_SECONDS = Histogram(
+    "balans_billing_run_seconds",
+    "Time to bill one building for one period",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+INVALID_MESSAGES = Counter(
+    "balans_billing_invalid_messages_total",
+    "Messages refused by validation at the boundary",
+    ["source"],  # period_closed|allocation|request
+)

@@ -1,0 +1,164 @@
+"""The billing service over real NATS and PostgreSQL: a closed period issues invoices and
+announces them, a request answers with what it wrote, late heat yields a correction."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+
+import asyncpg
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from balans_billing.__main__ import serve
+from balans_billing.demo import seed_demo_tariffs
+from balans_billing.periods import month_bounds
+from balans_billing.settings import BillingSettings
+from balans_core.service import ServiceContext
+from balans_db.secrets import KeyVault
+from balans_db.topology import SiteSpec, regular_building, write_building
+from balans_protocol import subjects
+from balans_protocol.messages import (
+    AllocationComputed,
+    BillingReply,
+    BillingRequest,
+    InvoiceIssued,
+    PeriodClosed,
+)
+
+FEB = month_bounds(2026, 2, "Europe/Chisinau")
+SITE = SiteSpec(code="t-billing-svc", name="Svc", address="str. Svc 2", latitude=47, longitude=29)
+
+
+@pytest.fixture(scope="module")
+async def building_id(database_url: str) -> int:
+    """A 1a block of 4 flats with heat only, demo tariffs, 2 Gcal allocated to each flat."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        spec = regular_building(
+            code="t-bill-svc",
+            name="Service block",
+            address="str. Svc 2",
+            site=SITE,
+            layout="1a",
+            floors=2,
+            flats_per_floor=(2,),
+            risers_per_entrance=(2,),
+            index=72,
+            multi_utility_every=1000,
+        )
+        bid = await write_building(conn, spec, KeyVault())
+        assert bid is not None
+        await seed_demo_tariffs(conn, date(2025, 7, 1))
+        await conn.execute(
+            """insert into heat_allocation (building_id, flat_id, hour, measured_kwh, total_kwh,
+                   common_kwh, method)
+               select $1, f.id, $2::timestamptz + h * interval '1 hour', 232.6, 232.6, 0, 'test'
+               from flats f, generate_series(0, 9) h where f.building_id = $1""",
+            bid,
+            FEB[0],
+        )
+        return bid
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+async def service(database_url: str, nats_url: str, building_id: int) -> AsyncIterator[Client]:
+    """The service running in this event loop, and a client connection to talk to it."""
+    settings = BillingSettings(database_url=database_url, nats_url=nats_url)
+    ctx = ServiceContext(name="billing", settings=settings)
+    task = asyncio.create_task(serve(ctx, settings))
+    for _ in range(200):
+        if ctx.ready or task.done():
+            break
+        await asyncio.sleep(0.05)
+    assert ctx.ready, task
+    nc = await nats.connect(nats_url)
+    try:
+        yield nc
+    finally:
+        await nc.close()
+        ctx.stopping.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+
+
+async def collect(nc: Client) -> list[InvoiceIssued]:
+    """Subscribe to February's invoice announcements; the list fills as they arrive."""
+    got: list[InvoiceIssued] = []
+
+    async def on_msg(msg: Msg) -> None:
+        announced = InvoiceIssued.model_validate_json(msg.data)
+        if announced.period_start == FEB[0]:
+            got.append(announced)
+
+    await nc.subscribe(subjects.INVOICES_ALL, cb=on_msg)
+    return got
+
+
+async def wait_for(got: list[InvoiceIssued], count: int) -> None:
+    for _ in range(200):
+        if len(got) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{len(got)} of {count} announcements")
+
+
+async def test_period_closed_issues_and_announces(service: Client, building_id: int) -> None:
+    """PeriodClosed on JetStream: four invoices of 2 Gcal heat + operations, announced."""
+    got = await collect(service)
+    event = PeriodClosed(building_id=building_id, period_start=FEB[0], period_end=FEB[1])
+    await service.jetstream().publish(
+        subjects.period_closed(building_id), event.model_dump_json().encode()
+    )
+    await wait_for(got, 4)
+    assert {(m.kind, m.total_mdl) for m in got} == {("invoice", "2269.00")}  # 2 x 1122 + 25
+
+
+async def test_request_reply_is_idempotent(service: Client, building_id: int) -> None:
+    """Asking again for the same period writes nothing; a bad request gets a failed reply."""
+    request = BillingRequest(building_id=building_id, period_start=FEB[0], period_end=FEB[1])
+    msg = await service.request(subjects.BILLING_API, request.model_dump_json().encode(), 10)
+    reply = BillingReply.model_validate_json(msg.data)
+    assert (reply.status, reply.invoice_ids, reply.correction_ids) == ("done", [], [])
+    bad = await service.request(subjects.BILLING_API, b'{"building_id": "x"}', 10)
+    assert BillingReply.model_validate_json(bad.data).status == "failed"
+    off = request.model_copy(update={"period_start": FEB[0] + timedelta(hours=1)})
+    odd = await service.request(subjects.BILLING_API, off.model_dump_json().encode(), 10)
+    assert "not the start of a month" in BillingReply.model_validate_json(odd.data).detail
+
+
+async def test_late_heat_is_corrected(service: Client, building_id: int, database_url: str) -> None:
+    """Late heat in an invoiced month, then AllocationComputed: one correction is announced."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        flat_id = await conn.fetchval(
+            "select min(id) from flats where building_id = $1", building_id
+        )
+        await conn.execute(
+            """insert into heat_allocation (building_id, flat_id, hour, measured_kwh, total_kwh,
+                   common_kwh, method) values ($1, $2, $3, 1163, 1163, 0, 'late')""",
+            building_id,
+            flat_id,
+            FEB[0] + timedelta(days=10),
+        )
+    finally:
+        await conn.close()
+    got = await collect(service)
+    event = AllocationComputed(
+        building_id=building_id,
+        hour_from=FEB[0] + timedelta(days=10),
+        hour_to=FEB[0] + timedelta(days=10),
+        recomputation=True,
+    )
+    await service.jetstream().publish(
+        subjects.allocation_computed(building_id), event.model_dump_json().encode()
+    )
+    await wait_for(got, 1)
+    assert [(m.kind, m.total_mdl) for m in got] == [("correction", "1122.00")]
+    assert got[0].corrects_id is not None
