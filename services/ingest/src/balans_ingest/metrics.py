@@ -1,0 +1,53 @@
+"""Prometheus metrics of ingest and the persister (labels are bounded enums)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONNECTIONS = Gauge("balans_ingest_open_connections", "Open concentrator connections.")
+CONNECTIONS_TOTAL = Counter("balans_ingest_connections_total", "Concentrator connections accepted.")
+SESSIONS_TOTAL = Counter(
+    "balans_ingest_sessions_total", "Connections that completed the HELLO handshake."
+)
+FRAMES = Counter("balans_ingest_frames_total", "Frames received, by frame type.", ["type"])
+RECORDS = Counter(
+    "balans_ingest_records_total", "Records in accepted UPLOADs, by record type.", ["type"]
+)
+BYTES = Counter("balans_ingest_bytes_total", "Bytes of frames received.")
+ERRORS = Counter(
+    "balans_ingest_errors_total",
+    "Refused frames and dropped connections, by reason (NACK reason or idle_timeout).",
+    ["reason"],
+)
+DUPLICATES = Counter(
+    "balans_ingest_duplicate_uploads_total",
+    "UPLOADs JetStream recognised as resends of a stored batch (ACKed, not stored again).",
+)
+PUBLISH_SECONDS = Histogram(
+    "balans_ingest_publish_seconds",
+    "Time from publishing an UPLOAD to JetStream's ack.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+COMMANDS = Counter("balans_ingest_commands_total", "Downlink commands, by outcome.", ["status"])
+
+PERSISTER_MESSAGES = Counter(
+    "balans_persister_messages_total", "UPLOAD messages committed and acked."
+)
+PERSISTER_ROWS = Counter(
+    "balans_persister_rows_total", "Reading rows written, by table.", ["table"]
+)
+PERSISTER_FALLBACKS = Counter(
+    "balans_persister_conflict_fallbacks_total",
+    "Batches that met an existing row and were rewritten with ON CONFLICT DO NOTHING.",
+)
+PERSISTER_ERRORS = Counter(
+    "balans_persister_errors_total", "Persister failures, by kind.", ["kind"]
+)
+PERSISTER_RAW_TELEGRAMS = Counter(
+    "balans_persister_raw_telegrams_total", "RAW_TELEGRAM records seen, by outcome.", ["outcome"]
+)
+PERSISTER_BATCH_SECONDS = Histogram(
+    "balans_persister_batch_seconds",
+    "Time to write and commit one batch of messages.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

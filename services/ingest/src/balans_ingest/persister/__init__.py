@@ -1,0 +1,1 @@
+"""The persister: UPLOADS stream -> readings tables in PostgreSQL, exactly once."""
