@@ -1,0 +1,39 @@
+"""The billing migration branch creates its tables, matches storage.py, and goes away again."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from balans_billing import storage
+from balans_db import migrate
+
+
+async def _columns(url: str) -> dict[str, set[str]]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            """select table_name, column_name from information_schema.columns
+               where table_schema = 'public' and table_name = any($1::text[])""",
+            list(storage.metadata.tables),
+        )
+    finally:
+        await conn.close()
+    found: dict[str, set[str]] = {}
+    for r in rows:
+        found.setdefault(r["table_name"], set()).add(r["column_name"])
+    return found
+
+
+@pytest.mark.asyncio
+async def test_billing_branch_upgrades_mirrors_and_downgrades(empty_database_url: str) -> None:
+    """Every mirrored table exists with the mirrored columns; downgrade drops them all."""
+    await asyncio.to_thread(migrate.upgrade, empty_database_url)
+    found = await _columns(empty_database_url)
+    assert found == {
+        name: {c.name for c in table.columns} for name, table in storage.metadata.tables.items()
+    }
+    await asyncio.to_thread(migrate.downgrade, empty_database_url, "billing@0001_core")
+    assert await _columns(empty_database_url) == {}
