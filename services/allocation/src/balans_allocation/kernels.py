@@ -149,7 +149,8 @@ def heat_from_volume(
 
     A missing or out-of-range temperature, or a ΔT above ``max_dt_centi``, is replaced by
     the column's group estimate (``fb_*[hour, group]``) and flagged estimated; a negative
-    ΔT (return warmer than flow) gives 0 heat, flagged. NaN volume stays NaN.
+    ΔT (return warmer than flow) gives 0 heat, flagged. Without a usable estimate either,
+    or with a NaN volume, the heat is NaN (NO_DATA) for the methodology to estimate.
     """
     hours, columns = volume.shape
     heat = np.empty((hours, columns), dtype=np.float32)
@@ -170,6 +171,10 @@ def heat_from_volume(
                 bits |= ABSURD_DT | ESTIMATED
                 tf = fb_flow[h, group[c]]
                 tr = fb_return[h, group[c]]
+            if not (_valid(tf) and _valid(tr)):  # no estimate either: leave it to the method
+                heat[h, c] = np.nan
+                flags[h, c] = bits | NO_DATA | ESTIMATED
+                continue
             if tr > tf:
                 bits |= NEGATIVE_DT
                 tr = tf

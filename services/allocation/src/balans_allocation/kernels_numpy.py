@@ -97,11 +97,15 @@ def heat_from_volume(
     flags |= np.where(absurd, ABSURD_DT | ESTIMATED, 0)
     tf = np.where(replace, fb_flow[:, group], tf)
     tr = np.where(replace, fb_return[:, group], tr)
+    usable = (tf >= 0) & (tf <= MAX_TEMP_CENTI_C) & (tr >= 0) & (tr <= MAX_TEMP_CENTI_C)
+    tf = np.where(usable, tf, 0)
+    tr = np.where(usable, tr, 0)
     negative = tr > tf
     flags |= np.where(negative, NEGATIVE_DT, 0)
     tr = np.where(negative, tf, tr)
     tm = tf if meter_in_flow else tr
-    heat = volume * rho[tm] * (enthalpy[tf] - enthalpy[tr])
+    heat = np.where(usable, volume * rho[tm] * (enthalpy[tf] - enthalpy[tr]), np.nan)
+    flags = np.where(usable, flags, flags | NO_DATA | ESTIMATED)
     return heat.astype(np.float32), flags.astype(np.uint16)
 
 

@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from balans_core.settings import CommonSettings
 
 
 class AllocationSettings(CommonSettings):
     """Per-flat hourly heat and the building methodology."""
+
+    allocation_lateness_hours: int = Field(
+        3,
+        ge=0,
+        description="A building-hour is computed once every heat channel has reported past "
+        "it, or once the freshest channel is this many hours ahead (laggards are estimated "
+        "and recomputed when their data arrives).",
+    )
+    allocation_lookaround_hours: int = Field(
+        48,
+        ge=1,
+        description="Registers read either side of a computed range, so gaps up to this "
+        "long interpolate the same way wherever the range starts; also how far a late "
+        "reading can change earlier hours.",
+    )
+    allocation_consumer: str = Field(
+        "allocation", description="Durable JetStream consumer (and queue group) name."
+    )

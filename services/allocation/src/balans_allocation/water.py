@@ -16,6 +16,8 @@ so a centi-degree reading is a table index and needs no interpolation.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 import numpy.typing as npt
@@ -139,12 +141,14 @@ def _tabulate(pressure_mpa: float, rho: np.ndarray, h: np.ndarray) -> None:
         h[i] = enthalpy_kj_kg(theta, pressure_mpa)
 
 
+@functools.lru_cache(maxsize=8)
 def property_tables(
     pressure_bar: float = DEFAULT_PRESSURE_BAR,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """ρ (kg/m3) and h/3600 (kWh/kg) per centi-degree from 0 to 200 °C at one pressure.
 
     With these, the heat of V m3 is ``V · rho[t_meter] · (h[t_flow] − h[t_return])`` in kWh.
+    Cached per pressure: callers must not write into the arrays.
     """
     rho = np.empty(TABLE_MAX_CENTI_C + 1)
     h = np.empty(TABLE_MAX_CENTI_C + 1)

@@ -1,0 +1,26 @@
+"""Prometheus metrics of the allocation service (names ``balans_allocation_...``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS = Counter(
+    "balans_allocation_events_total",
+    "ReadingsStored events handled, by outcome (ok, invalid, failed).",
+    ["outcome"],
+)
+FLAT_HOURS = Counter(
+    "balans_allocation_flat_hours_total",
+    "Flat-hours written, by kind (new, recomputed: a changed earlier figure).",
+    ["kind"],
+)
+FLAGGED_FLAT_HOURS = Counter(
+    "balans_allocation_flagged_flat_hours_total",
+    "Computed flat-hours carrying a flag, by flag name (see docs/allocation.md).",
+    ["flag"],
+)
+COMPUTE_SECONDS = Histogram(
+    "balans_allocation_compute_seconds",
+    "Time to compute and store one building's range of hours.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

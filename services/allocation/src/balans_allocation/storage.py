@@ -1,0 +1,215 @@
+"""allocation's tables (migration ``allocation_0001``) and the SQL that writes them.
+
+Writes are idempotent upserts that touch a row only when its figures change: a
+recomputation bumps ``revision`` of exactly the hours whose values moved, and returns
+them, so the announcement names the hours that really changed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import asyncpg
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from balans_allocation.compute import BuildingResult
+from balans_allocation.flags import Flag
+from balans_allocation.readings import HOUR
+
+metadata = sa.MetaData()
+
+meter_consumption = sa.Table(
+    "meter_consumption",
+    metadata,
+    sa.Column("meter_id", sa.Integer, primary_key=True),
+    sa.Column("hour", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("estimated", sa.Boolean, nullable=False),
+    sa.Column("flags", sa.Integer, nullable=False),
+    postgresql_partition_by="RANGE (hour)",
+)
+
+heat_allocation = sa.Table(
+    "heat_allocation",
+    metadata,
+    sa.Column("building_id", sa.Integer, nullable=False),
+    sa.Column("flat_id", sa.Integer, primary_key=True),
+    sa.Column("hour", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("measured_kwh", sa.Float, nullable=False),
+    sa.Column("estimated", sa.Boolean, nullable=False),
+    sa.Column("common_kwh", sa.Float, nullable=False),
+    sa.Column("total_kwh", sa.Float, nullable=False),
+    sa.Column("flags", sa.Integer, nullable=False),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("volume_m3", sa.Float),
+    sa.Column("delta_t_k", sa.Float),
+    sa.Column("k_kwh_per_m3k", sa.Float),
+    sa.Column("adjustment_kwh", sa.Float, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    postgresql_partition_by="RANGE (hour)",
+)
+
+allocation_building_hours = sa.Table(
+    "allocation_building_hours",
+    metadata,
+    sa.Column("building_id", sa.Integer, primary_key=True),
+    sa.Column("hour", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("building_kwh", sa.Float, nullable=False),
+    sa.Column("flats_measured_kwh", sa.Float, nullable=False),
+    sa.Column("common_kwh", sa.Float, nullable=False),
+    sa.Column("estimated_area_fraction", sa.Float, nullable=False),
+    sa.Column("flags", sa.Integer, nullable=False),
+    sa.Column("methodology", JSONB, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+allocation_watermarks = sa.Table(
+    "allocation_watermarks",
+    metadata,
+    sa.Column("building_id", sa.Integer, primary_key=True),
+    sa.Column("complete_until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _upsert(table: str, key: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    """INSERT from the staging table; update (revision + 1) only rows whose values differ."""
+    values = [c for c in columns if c not in key]
+    return f"""
+        insert into {table} as t ({", ".join(columns)})
+        select {", ".join(columns)} from _stage
+        on conflict ({", ".join(key)}) do update set
+            {", ".join(f"{c} = excluded.{c}" for c in values)},
+            revision = t.revision + 1, computed_at = now()
+        where ({", ".join(f"t.{c}" for c in values)})
+              is distinct from ({", ".join(f"excluded.{c}" for c in values)})
+        returning hour, revision"""
+
+
+CONSUMPTION_COLUMNS = ("meter_id", "hour", "value", "unit", "estimated", "flags")
+CONSUMPTION_UPSERT = f"""
+    insert into meter_consumption as t ({", ".join(CONSUMPTION_COLUMNS)})
+    select {", ".join(CONSUMPTION_COLUMNS)} from _stage
+    on conflict (meter_id, hour) do update set
+        value = excluded.value, unit = excluded.unit,
+        estimated = excluded.estimated, flags = excluded.flags
+    where (t.value, t.estimated, t.flags) is distinct from
+          (excluded.value, excluded.estimated, excluded.flags)"""
+ALLOCATION_COLUMNS = (
+    "building_id", "flat_id", "hour", "measured_kwh", "estimated", "common_kwh", "total_kwh",
+    "flags", "method", "volume_m3", "delta_t_k", "k_kwh_per_m3k", "adjustment_kwh",
+)  # fmt: skip
+ALLOCATION_UPSERT = _upsert("heat_allocation", ("flat_id", "hour"), ALLOCATION_COLUMNS)
+BUILDING_COLUMNS = (
+    "building_id", "hour", "building_kwh", "flats_measured_kwh", "common_kwh",
+    "estimated_area_fraction", "flags", "methodology",
+)  # fmt: skip
+BUILDING_UPSERT = _upsert("allocation_building_hours", ("building_id", "hour"), BUILDING_COLUMNS)
+
+
+async def _stage_and_upsert(
+    conn: asyncpg.Connection, like: str, columns: tuple[str, ...], rows: list, upsert: str
+) -> list[asyncpg.Record]:
+    await conn.execute(f"create temp table _stage (like {like} including defaults) on commit drop")
+    await conn.copy_records_to_table("_stage", records=rows, columns=list(columns))
+    result = await conn.fetch(upsert)
+    await conn.execute("drop table _stage")
+    return result
+
+
+def _hours(start: datetime, n: int) -> list[datetime]:
+    return [start + i * HOUR for i in range(n)]
+
+
+def _optional(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
+
+
+def _consumption_rows(result: BuildingResult) -> list[tuple]:
+    c = result.consumption
+    hours = _hours(result.start, c.value.shape[1])
+    rows = []
+    for i, meter in enumerate(c.meters):
+        for h in np.flatnonzero(~np.isnan(c.value[i])):
+            flags = int(c.flags[i, h])
+            rows.append(
+                (meter.id, hours[h], float(c.value[i, h]), meter.unit, flags & 1 == 1, flags)
+            )
+    return rows
+
+
+def _allocation_rows(building_id: int, flat_ids: np.ndarray, result: BuildingResult) -> list:
+    a, t = result.allocation, result.trail
+    hours = _hours(result.start, a.total.shape[0])
+    rows = []
+    for h in result.hours_with_data():
+        hour = hours[h]
+        for f, flat_id in enumerate(flat_ids):
+            volume, delta_t = _optional(t.volume_m3[h, f]), _optional(t.delta_t_k[h, f])
+            k = a.measured[h, f] / (volume * delta_t) if volume and delta_t else None
+            flags = int(a.flags[h, f])
+            rows.append(
+                (
+                    building_id, int(flat_id), hour, float(a.measured[h, f]),
+                    bool(flags & Flag.ESTIMATED), float(a.common[h, f]), float(a.total[h, f]),
+                    flags, result.method, volume, delta_t, k, float(a.adjustment[h, f]),
+                )
+            )  # fmt: skip
+    return rows
+
+
+async def write_result(
+    conn: asyncpg.Connection,
+    building_id: int,
+    flat_ids: np.ndarray,
+    result: BuildingResult,
+    methodology: dict,
+) -> tuple[list[datetime], list[datetime]]:
+    """Store one computation; return (new hours, recomputed hours whose figures changed)."""
+    a = result.allocation
+    hours = _hours(result.start, a.total.shape[0])
+    building_rows = [
+        (
+            building_id, hour, float(a.building_kwh[h]), float(a.measured[h].sum()),
+            float(a.common[h].sum()), float(a.estimated_area_fraction[h]),
+            int(a.building_flags[h]), json.dumps(methodology),
+        )
+        for h, hour in ((h, hours[h]) for h in result.hours_with_data())
+    ]  # fmt: skip
+    async with conn.transaction():
+        await _stage_and_upsert(
+            conn, "meter_consumption", CONSUMPTION_COLUMNS, _consumption_rows(result),
+            CONSUMPTION_UPSERT,
+        )  # fmt: skip
+        changed = await _stage_and_upsert(
+            conn, "heat_allocation", ALLOCATION_COLUMNS,
+            _allocation_rows(building_id, flat_ids, result), ALLOCATION_UPSERT,
+        )  # fmt: skip
+        changed += await _stage_and_upsert(
+            conn, "allocation_building_hours", BUILDING_COLUMNS, building_rows, BUILDING_UPSERT
+        )
+    new = sorted({r["hour"] for r in changed if r["revision"] == 1})
+    recomputed = sorted({r["hour"] for r in changed if r["revision"] > 1})
+    return new, recomputed
+
+
+async def watermark(conn: asyncpg.Connection, building_id: int) -> datetime | None:
+    return await conn.fetchval(
+        "select complete_until from allocation_watermarks where building_id = $1", building_id
+    )
+
+
+async def set_watermark(conn: asyncpg.Connection, building_id: int, until: datetime) -> None:
+    await conn.execute(
+        """insert into allocation_watermarks (building_id, complete_until) values ($1, $2)
+           on conflict (building_id) do update
+           set complete_until = excluded.complete_until, updated_at = now()""",
+        building_id,
+        until,
+    )
