@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
 from balans_balance.service import handle_allocation, serve_group_api
@@ -26,7 +27,7 @@ async def serve(ctx: ServiceContext) -> None:
         await ensure_streams(js)
         group_api = await serve_group_api(nc, pool)
 
-        async def on_event(msg):  # type: ignore[no-untyped-def]
+        async def on_event(msg: Msg) -> None:
             await handle_allocation(msg, pool, js, settings)
 
         events = await js.subscribe(

@@ -1,6 +1,10 @@
 """Alerts with de-duplication: findings -> rows in ``alerts`` and ``balans.alerts.<kind>``.
 
-One open alert per cause (``cause_key``, enforced by a partial unique index). A finding
+One open alert per cause (``cause_key``, enforced by a partial unique index). A cause is
+where the fault sits (a group's excess or deficit, one meter, one module), not the
+diagnosis: as an episode grows the diagnosis may be refined (an excess first read as an
+unauthorised connection turns out constant: a leak); the alert keeps its id and takes
+the new kind, announced as ``updated`` on the new kind's subject. A finding
 for a cause with an open alert updates it; an active finding with none opens one; a
 finding that has ended closes its alert (or is recorded opened-and-closed when it began
 and ended between two analyses). Open alerts of the analysed building whose cause no
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Literal
 
 import asyncpg
 
@@ -22,11 +27,11 @@ from balans_protocol.messages import AlertMessage
 Publish = Callable[[AlertMessage], Awaitable[None]]
 
 
-def _message(row: asyncpg.Record, state: str) -> AlertMessage:
+def _message(row: asyncpg.Record, state: Literal["open", "updated", "closed"]) -> AlertMessage:
     return AlertMessage(
         alert_id=row["id"],
         kind=row["kind"],
-        state=state,  # type: ignore[arg-type]
+        state=state,
         building_id=row["building_id"],
         group_id=row["group_id"],
         meter_id=row["meter_id"],
@@ -77,7 +82,7 @@ async def reconcile(
         open_rows = {
             r["cause_key"]: r
             for r in await conn.fetch(
-                """select id, cause_key, last_hour from alerts
+                """select id, cause_key, last_hour, kind from alerts
                    where building_id = $1 and state = 'open' for update""",
                 building_id,
             )
@@ -107,8 +112,9 @@ async def reconcile(
             state = "open" if f.active else "closed"
             row = await conn.fetchrow(
                 f"""update alerts set last_hour = $2, updated_at = $3, summary = $4,
-                           evidence = $5::jsonb, state = $6,
-                           closed_at = case when $6 = 'closed' then $3 end
+                           evidence = $5::jsonb, state = $6::text,
+                           closed_at = case when $6::text = 'closed' then $3::timestamptz end,
+                           kind = $7, meter_id = $8, severity = $9
                     where id = $1 {_RETURNING}""",
                 current["id"],
                 f.last_hour,
@@ -116,9 +122,12 @@ async def reconcile(
                 f.summary,
                 json.dumps(f.evidence),
                 state,
+                f.kind,
+                f.meter_id,
+                f.severity,
             )
-            transition = "updated" if f.active else "closed"
-            if f.active and current["last_hour"] == f.last_hour:
+            transition: Literal["updated", "closed"] = "updated" if f.active else "closed"
+            if f.active and current["last_hour"] == f.last_hour and current["kind"] == f.kind:
                 continue  # nothing new to tell
             messages.append(_message(row, transition))
             counts[transition] += 1

@@ -19,6 +19,8 @@ from balans_balance.detectors.excess import (
 )
 from balans_balance.findings import Finding
 from balans_balance.loading import BuildingData, GroupDef, load_building
+from balans_balance.metrics import ALERTS_OPEN, GROUPS_EVALUATED
+from balans_balance.physics import heat_per_m3
 
 MEMBER_KINDS = ("stuck_meter", "magnet", "drifting_meter")
 EVIDENCE_POINTS = 336
@@ -38,11 +40,9 @@ def group_series(data: BuildingData, group: GroupDef) -> GroupSeries | None:
     balance = data.series(group.balance_meter_id)
     members = [m for m in group.member_ids if m in data.meter_index]
     own = np.array([data.series(m) for m in members])
-    heat_volume = group.utility == "heat" and any(m in data.flat_heat for m in members)
-    if heat_volume:
-        subs = np.nansum([data.flat_heat[m] for m in members if m in data.flat_heat], axis=0)
-    else:
-        subs = np.nansum(own, axis=0)
+    subs = np.nansum(own, axis=0)
+    if data.units[group.balance_meter_id] == "kWh" and all(data.units[m] == "m3" for m in members):
+        subs = subs * heat_per_m3(data.supply_c, data.return_c)
     hours = len(data.hours)
     tamper = np.array([data.tamper.get(m, np.zeros(hours, bool)) for m in members])
     return GroupSeries(
@@ -68,10 +68,10 @@ def _finding(
     }
     if meter_id is not None:
         evidence["meter_serial"] = data.meter_serials[meter_id]
-        cause = f"{d.kind}:meter:{meter_id}"
+        cause = f"meter:{meter_id}"
         what = f"meter {data.meter_serials[meter_id]}"
     else:
-        cause = f"{d.kind}:group:{group.id}"
+        cause = f"group:{group.id}:{'excess' if d.sign > 0 else 'deficit'}"
         what = f"group {group.name}"
     return Finding(
         kind=d.kind,
@@ -188,7 +188,12 @@ async def analyse_building(
         if s is None or np.count_nonzero(~np.isnan(s.balance)) < 72:
             continue
         analysed += 1
+        GROUPS_EVALUATED.inc()
         share = await _store_series(conn, data, group, s, cfg, units[group.balance_meter_id])
         findings.extend(_finding(data, group, d, s, share) for d in diagnose_group(s, cfg))
     transitions = await reconcile(conn, building_id, findings, publish, datetime.now(UTC))
+    for kind, count in await conn.fetch(
+        "select kind, count(*) from alerts where state = 'open' group by kind"
+    ):
+        ALERTS_OPEN.labels(kind).set(count)
     return AnalysisResult(findings, transitions, analysed)

@@ -31,7 +31,9 @@ class BuildingData:
     groups: list[GroupDef]
     meter_index: dict[int, int]
     consumption: FloatArray  # [meter, hour], NaN where no row
-    flat_heat: dict[int, FloatArray]  # heat-utility member meter -> its heat in kWh
+    supply_c: FloatArray  # the building sensor pair, hourly means
+    return_c: FloatArray
+    units: dict[int, str]
     tamper: dict[int, npt.NDArray[np.bool_]]  # meter -> tamper flag of its module per hour
     meter_serials: dict[int, str]
 
@@ -92,7 +94,7 @@ async def load_building(
         hours[-1],
     ):
         consumption[meter_index[r["meter_id"]], index[r["hour"]]] = r["value"]
-    flat_heat = await _member_heat(conn, building_id, meter_rows, hours, index)
+    supply_c, return_c = await _building_temperatures(conn, building_id, hours, index)
     tamper: dict[int, npt.NDArray[np.bool_]] = {}
     module_of = {r["id"]: r["module_serial"] for r in meter_rows if r["module_serial"]}
     flagged: dict[int, npt.NDArray[np.bool_]] = {}
@@ -116,52 +118,32 @@ async def load_building(
         groups=groups,
         meter_index=meter_index,
         consumption=consumption,
-        flat_heat=flat_heat,
+        supply_c=supply_c,
+        return_c=return_c,
+        units={r["id"]: r["unit"] for r in meter_rows},
         tamper=tamper,
         meter_serials={r["id"]: r["serial"] for r in meter_rows},
     )
 
 
-async def _member_heat(
-    conn: asyncpg.Connection,
-    building_id: int,
-    meter_rows: list[asyncpg.Record],
-    hours: list[datetime],
-    index: dict[datetime, int],
-) -> dict[int, FloatArray]:
-    """Heat (kWh) behind each heat meter that measures volume, from allocation's per-flat
-    figures: a flat meter's flat; a riser meter's flats, each by its share of radiators
-    on that riser."""
-    volume_meters = [r for r in meter_rows if r["utility"] == "heat" and r["unit"] == "m3"]
-    if not volume_meters:
-        return {}
-    per_flat: dict[int, FloatArray] = {}
+async def _building_temperatures(
+    conn: asyncpg.Connection, building_id: int, hours: list[datetime], index: dict[datetime, int]
+) -> tuple[FloatArray, FloatArray]:
+    """Hourly supply and return °C of the building's own sensor pair (NaN where absent).
+
+    A temperature row stamped ``ts`` is the mean of the hour that ends at ``ts``."""
+    supply = np.full(len(hours), np.nan)
+    ret = np.full(len(hours), np.nan)
     for r in await conn.fetch(
-        """select flat_id, hour, measured_kwh from heat_allocation
-           where building_id = $1 and hour >= $2 and hour <= $3""",
+        """select t.ts, t.supply_centi_c, t.return_centi_c from temperature_readings t
+           join sensor_pairs p on p.module_serial = t.module_serial
+           where p.building_id = $1 and p.position = 'building' and t.ts > $2 and t.ts <= $3""",
         building_id,
         hours[0],
-        hours[-1],
+        hours[-1] + timedelta(hours=1),
     ):
-        per_flat.setdefault(r["flat_id"], np.full(len(hours), np.nan))[index[r["hour"]]] = r[
-            "measured_kwh"
-        ]
-    shares = await conn.fetch(
-        """select r.riser_id, r.flat_id,
-                  1.0 / count(*) over (partition by r.flat_id) share
-           from radiators r join flats f on f.id = r.flat_id where f.building_id = $1""",
-        building_id,
-    )
-    out: dict[int, FloatArray] = {}
-    for m in volume_meters:
-        if m["role"] == "flat" and m["flat_id"] in per_flat:
-            out[m["id"]] = per_flat[m["flat_id"]]
-        elif m["role"] == "riser":
-            parts = [
-                per_flat[s["flat_id"]] * s["share"]
-                for s in shares
-                if s["riser_id"] == m["riser_id"] and s["flat_id"] in per_flat
-            ]
-            if parts:
-                out[m["id"]] = np.sum(parts, axis=0)
-    return out
+        i = index.get(r["ts"] - timedelta(hours=1))
+        if i is not None:
+            supply[i] = r["supply_centi_c"] / 100
+            ret[i] = r["return_centi_c"] / 100
+    return supply, ret

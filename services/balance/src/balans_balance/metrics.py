@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 GROUP_REQUESTS = Counter(
     "balans_balance_group_requests_total",
@@ -27,4 +27,13 @@ ANALYSIS_SECONDS = Histogram(
     "balans_balance_analysis_seconds",
     "Time to analyse one building (imbalance, bands, detectors, alerts).",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ALERTS_OPEN = Gauge(
+    "balans_balance_alerts_open",
+    "Alerts open after the last analysis of each building, by kind (summed over buildings).",
+    ["kind"],
+)
+GROUPS_EVALUATED = Counter(
+    "balans_balance_groups_evaluated_total",
+    "Balance groups whose imbalance was computed and judged against its band.",
 )

@@ -12,6 +12,7 @@ from nats.aio.subscription import Subscription
 from nats.js.client import JetStreamContext
 from pydantic import ValidationError
 
+from balans_balance.alerts import Publish
 from balans_balance.analysis import analyse_building
 from balans_balance.detectors.excess import ExcessSettings
 from balans_balance.group_api import handle_group_request
@@ -44,7 +45,7 @@ async def serve_group_api(nc: Client, pool: asyncpg.Pool) -> Subscription:
     return await nc.subscribe(subjects.BALANCE_GROUPS_API, queue="balance", cb=on_request)
 
 
-def alert_publisher(js: JetStreamContext):  # type: ignore[no-untyped-def]
+def alert_publisher(js: JetStreamContext) -> Publish:
     async def publish(message: AlertMessage) -> None:
         await js.publish(subjects.alert(message.kind), message.model_dump_json().encode())
 

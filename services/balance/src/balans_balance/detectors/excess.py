@@ -33,7 +33,7 @@ FloatArray = npt.NDArray[np.float64]
 class ExcessSettings:
     smooth_hours: int = 24
     band_days: int = 14
-    band_k: float = 4.0
+    band_k: float = 5.0
     min_scale: float = 0.002  # share of the balance meter: the band is never narrower
     min_run: int = 6
     quiet_to_close: int = 12
@@ -60,6 +60,7 @@ class Diagnosis:
     kind: str
     member: int | None  # index into GroupSeries.members
     evidence: dict[str, Any]
+    sign: int = 1  # +1: the balance meter shows more than the subscribers' band allows
 
 
 def _rolling_sum(a: FloatArray, w: int) -> FloatArray:
@@ -226,8 +227,8 @@ def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Di
                 member, closure, corr, missing = found
                 kind = _member_kind(s, member, ep, missing)
                 evidence.update(closure=closure, correlation=corr, missing_fraction=missing)
-                diagnoses.append(Diagnosis(ep, kind, member, evidence))
+                diagnoses.append(Diagnosis(ep, kind, member, evidence, sign))
                 continue
             kind, shape = _shape_kind(s, excess, ep)
-            diagnoses.append(Diagnosis(ep, kind, None, {**evidence, **shape}))
+            diagnoses.append(Diagnosis(ep, kind, None, {**evidence, **shape}, sign))
     return diagnoses

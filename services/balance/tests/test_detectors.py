@@ -1,0 +1,108 @@
+"""The group-excess detector on constructed series: fires on each cause, names the meter,
+stays silent on noise, weekends, away flats and cold snaps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from balans_balance.bands import learn_band
+from balans_balance.detectors.excess import diagnose_group
+from balans_balance.episodes import find_episodes
+
+START = 600  # the fault begins after 25 days of normal history
+World = Callable[..., object]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("cold_snap", [False, True])
+def test_silent_on_normal_noise(world, seed: int, cold_snap: bool) -> None:
+    """No episode on 35 days of noisy use with weekends, away flats (and a cold snap)."""
+    assert diagnose_group(world(seed=seed, cold_snap=cold_snap).series()) == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_leak_found_and_closed(world, seed: int) -> None:
+    """A constant 3 kWh/h leak for 100 h is one leak episode, closed after it ends."""
+    w = world(seed=seed)
+    extra = np.zeros(w.true.shape[1])
+    extra[START : START + 100] = 3.0
+    (d,) = diagnose_group(w.series(extra))
+    assert d.kind == "leak"
+    assert d.member is None
+    assert START <= d.episode.start <= START + 12
+    assert not d.episode.active
+    assert d.episode.end <= START + 100 + 24
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_unauthorised_connection(world, seed: int) -> None:
+    """A consumer tapped in before the meters (5 % of the flats' use) is not a leak."""
+    w = world(seed=seed)
+    extra = 0.05 * w.true.sum(axis=0)
+    extra[:START] = 0
+    (d,) = diagnose_group(w.series(extra))
+    assert d.kind == "unauthorised_connection"
+    assert d.episode.active
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_balance_meter_drift(world, seed: int) -> None:
+    """The balance meter drifting to +8 % over ten days is blamed on the balance meter."""
+    w = world(seed=seed)
+    ramp = np.clip((np.arange(w.true.shape[1]) - START) / 240, 0, 1)
+    (d,) = diagnose_group(w.series(0.08 * w.true.sum(axis=0) * ramp))
+    assert d.kind == "faulty_balance_meter"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_stuck_meter_is_named(world, seed: int) -> None:
+    """A register that stops is found and the meter named (one member of 40)."""
+    w = world(seed=seed)
+    w.distort(7, 0.0, START)
+    (d,) = diagnose_group(w.series())
+    assert (d.kind, d.member) == ("stuck_meter", 7)
+    assert d.evidence["closure"] > 0.5
+
+
+def test_magnet_with_tamper_flag_is_named(world) -> None:
+    """A meter slowed to 30 % whose module raised the tamper flag: magnet, named."""
+    w = world(seed=1)
+    w.distort(7, 0.3, START)
+    w.tamper[7, START : START + 5] = True
+    (d,) = diagnose_group(w.series())
+    assert (d.kind, d.member) == ("magnet", 7)
+
+
+def test_over_reading_meter_is_named(world) -> None:
+    """A meter over-reading by 60 % pushes the imbalance below its band; it is named."""
+    w = world(seed=1)
+    w.distort(7, 1.6, START)
+    (d,) = diagnose_group(w.series())
+    assert d.member == 7
+    assert d.evidence["missing_fraction"] < 0
+
+
+def test_band_freezes_during_an_anomaly() -> None:
+    """A level shift stays outside a band that does not learn it (day/night apart)."""
+    rng = np.random.default_rng(0)
+    values = rng.normal(0.1, 0.002, 40 * 24)
+    values[600:] += 0.05
+    classes = (np.arange(values.size) % 24 < 6).astype(np.int_)
+    band = learn_band(values, classes, window=14 * 24, k=4, min_scale=0.001)
+    assert band.anomalous[600:].mean() > 0.99
+    assert band.anomalous[24 * 3 : 600].mean() < 0.01
+
+
+def test_episodes_bridge_short_gaps_and_close_after_quiet() -> None:
+    """Runs of 6+ hours open an episode; 12 quiet hours close it; a late one stays active."""
+    mask = np.zeros(100, bool)
+    mask[10:30] = True
+    mask[31:40] = True
+    mask[60:63] = True
+    mask[90:] = True
+    first, last = find_episodes(mask, min_run=6, quiet_to_close=12)
+    assert (first.start, first.confirmed, first.end, first.active) == (10, 15, 39, False)
+    assert (last.start, last.active) == (90, True)

@@ -1,0 +1,105 @@
+"""End to end: a simulated building with one injected leak raises exactly one leak alert
+within the expected hours, on NATS and in the database, and closes it after the leak ends.
+
+The building is simulated (balans_sim fast path), allocation computes its consumption,
+balance analyses it twice: while the leak runs and after it has ended."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from nats.aio.msg import Msg
+
+from balans_balance import scenario
+from balans_balance.service import alert_publisher
+from balans_core.nats import connect_nats
+from balans_protocol import subjects
+from balans_protocol.messages import AlertMessage
+from balans_protocol.streams import ensure_streams
+
+START = datetime(2026, 1, 5, tzinfo=UTC)
+LEAK_START = START + timedelta(days=15, hours=3)
+LEAK_END = LEAK_START + timedelta(days=3)
+
+
+@pytest.mark.slow
+async def test_one_leak_one_alert(database_url: str, nats_url: str) -> None:
+    """Opened within 12 h of the leak's start while it runs, closed within 36 h after."""
+    from balans_sim.city import CityConfig
+
+    config = CityConfig(
+        seed=11,
+        buildings=1,
+        layout_mix={"1a": 1.0},
+        floors=(5, 5),
+        entrances=(2, 2),
+        flats_per_floor=(4, 4),
+    )
+    leak = {
+        "kind": "leak",
+        "building": "",
+        "start": LEAK_START,
+        "end": LEAK_END,
+        "where": {},
+        "params": {"rate_m3_h": 0.4, "rate_kwh_h": 18.0},
+    }
+    probe = await scenario.simulate(
+        database_url, config, start=START, warmup_weeks=0, fault_weeks=0, faults_per_week=0
+    )
+    (code,) = probe.building_ids
+    leak["building"] = code
+    run = await scenario.simulate(
+        database_url,
+        config,
+        start=START,
+        warmup_weeks=15 / 7,
+        fault_weeks=5 / 7,
+        faults_per_week=0,
+        faults=[leak],
+    )
+    building_id = run.building_ids[code]
+    await scenario.allocate(database_url, building_id, START, run.end)
+
+    nc = await connect_nats(nats_url, "test-balance-e2e")
+    received: list[AlertMessage] = []
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js)
+
+        async def on_alert(msg: Msg) -> None:
+            received.append(AlertMessage.model_validate_json(msg.data))
+
+        sub = await nc.subscribe(subjects.ALERTS_ALL, cb=on_alert)
+        during = LEAK_START + timedelta(hours=30)
+        await scenario.analyse(database_url, building_id, during, 20, alert_publisher(js))
+        await scenario.analyse(
+            database_url, building_id, run.end - timedelta(hours=1), 20, alert_publisher(js)
+        )
+        await asyncio.sleep(0.2)
+        await sub.unsubscribe()
+    finally:
+        await nc.drain()
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("select * from alerts where building_id = $1", building_id)
+    finally:
+        await conn.close()
+    leaks = [r for r in rows if r["kind"] == "leak"]
+    assert len(leaks) == 1, [(r["kind"], r["summary"]) for r in rows]
+    alert = leaks[0]
+    detected = datetime.fromisoformat(json.loads(alert["evidence"])["detected_hour"])
+    assert alert["state"] == "closed"
+    assert (
+        LEAK_START - timedelta(hours=1) <= alert["first_hour"] <= LEAK_START + timedelta(hours=12)
+    )
+    assert LEAK_END - timedelta(hours=2) <= alert["last_hour"] <= LEAK_END + timedelta(hours=36)
+    assert {m.alert_id for m in received} == {alert["id"]}
+    assert received[0].state == "open"
+    assert (received[-1].kind, received[-1].state) == ("leak", "closed")
+    assert detected <= LEAK_START + timedelta(hours=12)
+    assert [r["kind"] for r in rows if r["kind"] != "leak"] == []
