@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import nats
 import pytest
 
+from balans_allocation.__main__ import serve
 from balans_allocation.allocator import on_readings_stored
+from balans_allocation.settings import AllocationSettings
 from balans_allocation.water import k_factor_kwh_m3k
+from balans_core.service import ServiceContext
 from balans_db.secrets import KeyVault
 from balans_db.topology import SiteSpec, regular_building, write_building
+from balans_protocol import subjects
+from balans_protocol.messages import AllocationComputed, ReadingsStored
+from balans_protocol.streams import ensure_streams
 
 H0 = datetime(2026, 11, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -176,3 +184,42 @@ async def test_late_reading_recomputes_exactly_the_affected_hours(conn: asyncpg.
     fixed = [after[(flat_meter["flat_id"], H0 + h * HOUR)]["measured_kwh"] for h in (2, 3, 4)]
     assert fixed == pytest.approx([3.0, 0.0, 0.0])
     assert not after[(flat_meter["flat_id"], H0 + 2 * HOUR)]["estimated"]
+
+
+async def test_service_consumes_readings_stored_and_announces(
+    conn: asyncpg.Connection, database_url: str, nats_url: str
+) -> None:
+    """The running service turns a ReadingsStored event into stored heat and an announcement."""
+    building_id = await _building(conn, "1b")
+    await _seed_readings(conn, building_id)
+    settings = AllocationSettings(
+        database_url=database_url,
+        nats_url=nats_url,
+        allocation_lateness_hours=3,
+        allocation_lookaround_hours=LOOKAROUND,
+        allocation_consumer=f"allocation-test-{building_id}",
+    )
+    ctx = ServiceContext(name="allocation", settings=settings)
+    service = asyncio.create_task(serve(ctx))
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js)
+        announced = await nc.subscribe(subjects.allocation_computed(building_id))
+        for _ in range(100):
+            if ctx.ready:
+                break
+            await asyncio.sleep(0.05)
+        event = ReadingsStored(
+            building_id=building_id, hour_from=H0, hour_to=H0 + 7 * HOUR, rows=100
+        )
+        await js.publish(subjects.readings_stored(building_id), event.model_dump_json().encode())
+        msg = await announced.next_msg(timeout=30)
+        computed = AllocationComputed.model_validate_json(msg.data)
+        assert (computed.hour_from, computed.hour_to) == (H0, H0 + 6 * HOUR)
+        assert not computed.recomputation
+        assert len(await _allocation(conn, building_id)) == 4 * 7
+    finally:
+        ctx.stopping.set()
+        await asyncio.wait_for(service, 30)
+        await nc.close()
