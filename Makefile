@@ -44,3 +44,6 @@ bench: setup ## Run every benchmark
 
 clean: ## Remove the virtual env and the embedded servers' data
 	rm -rf $(VENV) .tools .balans
+
+bench-sim: setup ## dmesh-sim: a week of a 10 000-meter city generated and delivered into PostgreSQL
+	$(BIN)/python -m balans_sim.bench
