@@ -7,8 +7,10 @@ import json
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from balans_billing.api import (
     Format,
@@ -20,7 +22,9 @@ from balans_billing.api import (
 )
 from balans_billing.estimate_report import build_report, render_text
 from balans_billing.estimator import Building, Heating, Prices
+from balans_billing.service import REJECTIONS
 from balans_billing.settings import BillingSettings
+from balans_billing.storage import TariffConflictError
 
 billing_app = typer.Typer(help="Tariffs, invoices and the fairness report (BALANS_DATABASE_URL).")
 
@@ -70,7 +74,10 @@ def tariff_add_command(
     path: Path = typer.Argument(..., exists=True, help="Tariff JSON file."),
 ) -> None:
     """Validate a tariff document and store it as the next version of its utility."""
-    tariff_id = asyncio.run(add_tariff_json(_database_url(), path.read_text()))
+    try:
+        tariff_id = asyncio.run(add_tariff_json(_database_url(), path.read_text()))
+    except (ValidationError, TariffConflictError) as exc:
+        _refuse(exc)
     typer.echo(f"tariff stored with id {tariff_id}")
 
 
@@ -91,7 +98,10 @@ def issue_command(
     month: str = typer.Option(..., help="Billing month, YYYY-MM (local time of the building)."),
 ) -> None:
     """Issue the month's invoices (or corrections after late data) for a building."""
-    issued = asyncio.run(issue_month(_database_url(), building, _month(month)))
+    try:
+        issued = asyncio.run(issue_month(_database_url(), building, _month(month)))
+    except REJECTIONS as exc:
+        _refuse(exc)
     for item in issued:
         typer.echo(f"{item.kind} {item.invoice_id} account {item.account_id}: {item.total} MDL")
     typer.echo(f"{len(issued)} written")
@@ -114,6 +124,12 @@ def fairness_command(
     """Area-based versus metered heat bills of every flat, and the winners and losers."""
     report = asyncio.run(fairness_for_month(_database_url(), building, _month(month)))
     typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+
+
+def _refuse(exc: Exception) -> NoReturn:
+    """Print why nothing was written and exit with status 2."""
+    typer.echo(f"refused, nothing written: {exc}", err=True)
+    raise typer.Exit(2)
 
 
 def _month(text: str) -> tuple[int, int]:
