@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -12,39 +13,13 @@ import pytest
 
 from balans_api.app import create_app
 from balans_api.settings import ApiSettings
+from balans_api.synthetic import fill_building
 from balans_api.users import create_user
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
 
 PASSWORD = "correct-horse-battery"
 ROLES = ("admin", "operator", "manager", "consumer")
-
-
-# two months of hourly heat for every flat of the reference building, ending now
-SYNTHETIC = """
-insert into heat_allocation (building_id, flat_id, hour, measured_kwh, common_kwh, total_kwh,
-                             method)
-select f.building_id, f.id, h, 1 + (f.id % 5) * 0.1, 0.2, 1.2 + (f.id % 5) * 0.1, 'test'
-from flats f, generate_series(date_trunc('hour', now()) - interval '60 days',
-                              date_trunc('hour', now()) - interval '1 hour', '1 hour') h
-where f.building_id = $1;
-"""
-
-METER_SERIES = """
-insert into meter_consumption (meter_id, hour, value, unit)
-select m.id, h, 0.01 * (1 + m.id % 3), m.unit
-from meters m, generate_series(date_trunc('hour', now()) - interval '60 days',
-                               date_trunc('hour', now()) - interval '1 hour', '1 hour') h
-where m.building_id = $1;
-"""
-
-REGISTERS = """
-insert into pulse_readings (module_serial, input, ts, count)
-select c.module_serial, c.input, h, extract(epoch from h - $2)::bigint / 3600 * 10
-from channels c join meters m on m.id = c.meter_id,
-     generate_series($2, $2 + interval '47 hours', '1 hour') h
-where m.building_id = $1;
-"""
 
 
 @dataclass
@@ -68,9 +43,9 @@ async def world(database_url: str) -> AsyncIterator[World]:
     try:
         building_id = await conn.fetchval("select id from buildings where code = 'ref-2a'")
         other = await conn.fetchval("select id from buildings where code = 'demo-1a'")
-        await conn.execute(SYNTHETIC, building_id)
-        await conn.execute(METER_SERIES, building_id)
-        await conn.execute(METER_SERIES, other)
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        for b in (building_id, other):
+            await fill_building(conn, b, now - timedelta(days=60), now)
         # a multi-utility flat of the reference building (it has flat meters)
         flat_id = await conn.fetchval(
             """select f.id from flats f join meters m on m.flat_id = f.id

@@ -90,7 +90,7 @@ const balans = (() => {
     };
     const drawYear = async () => {
       const h = await api(`/flats/${flatId}/history?year=${el("year").value}`);
-      const month = (t) => new Date(t).toLocaleString("en", { month: "short" });
+      const month = (t) => new Date(t).toLocaleString("en", { month: "short", timeZone: h.flat.timezone });
       Plotly.react("chart-year", [
         { type: "bar", name: `${el("year").value}`, x: h.current.points.map((p) => month(p.t)), y: ys(h.current.points),
           marker: { color: PALETTE[0] } },
