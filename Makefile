@@ -47,3 +47,6 @@ clean: ## Remove the virtual env and the embedded servers' data
 
 bench-sim: setup ## dmesh-sim: a week of a 10 000-meter city generated and delivered into PostgreSQL
 	$(BIN)/python -m balans_sim.bench
+
+bench-billing: setup ## billing: the reference building (100 accounts, a month of hourly data) invoiced, re-run, corrected
+	$(BIN)/python -m balans_billing.bench
