@@ -50,3 +50,6 @@ bench-sim: setup ## dmesh-sim: a week of a 10 000-meter city generated and deliv
 
 bench-billing: setup ## billing: the reference building (100 accounts, a month of hourly data) invoiced, re-run, corrected
 	$(BIN)/python -m balans_billing.bench
+
+bench-detection: setup ## balance: simulated city with faults, pipeline, detectors scored against ground truth (BENCH_BUILDINGS, BENCH_WEEKS)
+	$(BIN)/python services/balance/bench/detection.py

@@ -1,0 +1,134 @@
+"""make bench-detection: simulate a city with faults of every kind, run the pipeline
+(simulator -> allocation -> balance), score the alerts against the ground truth.
+
+Settings (environment): BENCH_BUILDINGS (default 12), BENCH_WEEKS of faults (default 4,
+after 2 weeks of fault-free warm-up), BENCH_FAULTS_PER_WEEK per building (default 0.6),
+BENCH_SEED (default 7). The last line is
+``detection precision=<P> recall=<R> named_correctly=<N>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+
+from balans_balance import scenario
+from balans_balance.scoring import EXPECTED_KIND, Raised, Truth, headline, score
+from balans_db import migrate
+from balans_devstack.stack import DevStack
+from balans_protocol.messages import AlertMessage
+
+START = datetime(2025, 12, 1, tzinfo=UTC)
+WARMUP_WEEKS = 2
+
+
+async def _no_publish(_: AlertMessage) -> None:
+    """The benchmark reads alerts from the database; NATS is not needed."""
+
+
+async def run(database_url: str) -> None:
+    from balans_sim.city import CityConfig
+
+    buildings = int(os.environ.get("BENCH_BUILDINGS", "12"))
+    weeks = float(os.environ.get("BENCH_WEEKS", "4"))
+    rate = float(os.environ.get("BENCH_FAULTS_PER_WEEK", "0.6"))
+    seed = int(os.environ.get("BENCH_SEED", "7"))
+    t0 = time.perf_counter()
+    result = await scenario.simulate(
+        database_url,
+        CityConfig(seed=seed, buildings=buildings),
+        start=START,
+        warmup_weeks=WARMUP_WEEKS,
+        fault_weeks=weeks,
+        faults_per_week=rate,
+    )
+    t1 = time.perf_counter()
+    for building_id in result.building_ids.values():
+        await scenario.allocate(database_url, building_id, START, result.end)
+    t2 = time.perf_counter()
+    days = round((result.end - START) / timedelta(days=1))
+    for building_id in result.building_ids.values():
+        await scenario.analyse(
+            database_url, building_id, result.end - timedelta(hours=1), days, _no_publish
+        )
+    t3 = time.perf_counter()
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            """select a.kind, b.code, a.first_hour, a.last_hour, a.evidence, m.serial
+               from alerts a join buildings b on b.id = a.building_id
+               left join meters m on m.id = a.meter_id"""
+        )
+    finally:
+        await conn.close()
+    raised = [
+        Raised(
+            kind=r["kind"],
+            building=r["code"],
+            first_hour=r["first_hour"],
+            last_hour=r["last_hour"],
+            detected_hour=datetime.fromisoformat(
+                json.loads(r["evidence"]).get("detected_hour", r["first_hour"].isoformat())
+            ),
+            meter_serial=r["serial"],
+        )
+        for r in rows
+    ]
+    truths = [
+        Truth(f.kind, f.building, f.start, f.end or result.end, f.where.meter_serial)
+        for f in result.faults
+    ]
+    table = score(truths, raised)
+    hours = round((result.end - START) / timedelta(hours=1))
+    print(
+        f"city: {buildings} buildings, {hours} h ({WARMUP_WEEKS} weeks warm-up + {weeks:g} weeks"
+        f" with faults), {len(truths)} faults, {len(raised)} alerts"
+    )
+    print(
+        f"time: simulate {t1 - t0:.1f} s, allocate {t2 - t1:.1f} s, analyse {t3 - t2:.1f} s "
+        f"({buildings * hours / max(t3 - t2, 1e-9):,.0f} building-hours/s)"
+    )
+    print(
+        f"{'fault kind':<24}{'alert kind':<24}{'faults':>7}{'found':>7}{'alerts':>7}"
+        f"{'P':>7}{'R':>7}{'med h':>7}{'named':>7}"
+    )
+
+    def fmt(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
+
+    for kind, s in table.items():
+        named = f"{s.named}/{s.found}" if kind in ("stuck_meter", "magnet", "meter_drift") else ""
+        median = "-" if s.median_hours is None else f"{s.median_hours:.0f}"
+        print(
+            f"{kind:<24}{EXPECTED_KIND[kind]:<24}{s.truths:>7}{s.found:>7}{s.alerts:>7}"
+            f"{fmt(s.precision):>7}{fmt(s.recall):>7}{median:>7}{named:>7}"
+        )
+    other = sorted({a.kind for a in raised} - set(EXPECTED_KIND.values()))
+    if other:
+        print("alerts of kinds no fault raises:", other)
+    p, r, n = headline(table)
+    print(f"detection precision={p:.2f} recall={r:.2f} named_correctly={n:.2f}")
+
+
+def main() -> None:
+    stack = DevStack(Path(tempfile.mkdtemp(prefix="bench-detection-")), durable=False)
+    stack.start()
+    try:
+        assert stack.postgres is not None
+        stack.postgres.psql("create database bench_detection")
+        url = stack.urls.database_url.rsplit("/", 1)[0] + "/bench_detection"
+        migrate.upgrade(url)
+        asyncio.run(run(url))
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
