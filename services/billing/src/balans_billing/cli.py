@@ -22,9 +22,12 @@ from balans_billing.api import (
 )
 from balans_billing.estimate_report import build_report, render_text
 from balans_billing.estimator import Building, Heating, Prices
-from balans_billing.service import REJECTIONS
+from balans_billing.invoicing import REFUSALS
 from balans_billing.settings import BillingSettings
 from balans_billing.storage import TariffConflictError
+
+PRICES = Prices()
+HEATING = Heating()
 
 billing_app = typer.Typer(help="Tariffs, invoices and the fairness report (BALANS_DATABASE_URL).")
 
@@ -36,13 +39,17 @@ def estimate_command(
     risers: int = typer.Option(34, min=1, help="Heating risers."),
     radiators: int | None = typer.Option(None, min=1, help="Radiators (default risers x floors)."),
     module_inputs: int = typer.Option(4, min=1, max=6, help="Inputs used per shared D100FC."),
-    price_d100fc: Decimal = typer.Option(Decimal(996), help="MDL per D100FC."),
-    price_heat_meter: Decimal = typer.Option(Decimal(1800), help="MDL per heat meter."),
-    price_pulse_meter: Decimal = typer.Option(Decimal(370), help="MDL per pulse-output meter."),
-    price_dti2: Decimal = typer.Option(Decimal(367), help="MDL per DTI2 sensor."),
-    price_concentrator: Decimal = typer.Option(Decimal(4284), help="MDL per J100G."),
-    tariff: Decimal = typer.Option(Decimal(1122), help="Heat tariff, MDL per Gcal."),
-    season_months: Decimal = typer.Option(Decimal(5), help="Months in a heating season."),
+    price_d100fc: Decimal = typer.Option(PRICES.d100fc, help="MDL per D100FC."),
+    price_heat_meter: Decimal = typer.Option(PRICES.heat_meter, help="MDL per heat meter."),
+    price_pulse_meter: Decimal = typer.Option(
+        PRICES.pulse_meter, help="MDL per pulse-output meter."
+    ),
+    price_dti2: Decimal = typer.Option(PRICES.dti2, help="MDL per DTI2 sensor."),
+    price_concentrator: Decimal = typer.Option(PRICES.concentrator, help="MDL per J100G."),
+    tariff: Decimal = typer.Option(HEATING.tariff_per_gcal, help="Heat tariff, MDL per Gcal."),
+    season_months: Decimal = typer.Option(
+        HEATING.season_months, help="Months in a heating season."
+    ),
     saving: Decimal = typer.Option(Decimal("0.4"), help="Expected saving (0.4 = 40 %)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
@@ -100,7 +107,7 @@ def issue_command(
     """Issue the month's invoices (or corrections after late data) for a building."""
     try:
         issued = asyncio.run(issue_month(_database_url(), building, _month(month)))
-    except REJECTIONS as exc:
+    except REFUSALS as exc:
         _refuse(exc)
     for item in issued:
         typer.echo(f"{item.kind} {item.invoice_id} account {item.account_id}: {item.total} MDL")

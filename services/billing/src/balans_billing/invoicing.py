@@ -18,13 +18,24 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict
 
 from balans_billing import storage
-from balans_billing.charges import AccountFacts, Line, price_usage
-from balans_billing.periods import first_day, whole_months
+from balans_billing.charges import AccountFacts, Line, UsageError, price_usage
+from balans_billing.periods import PeriodError, first_day, whole_months
 from balans_billing.tariffs import TariffSpec
 
 
 class NoTariffError(LookupError):
     """No tariff version is in force for a utility on a period's first day."""
+
+
+REFUSALS: tuple[type[Exception], ...] = (
+    NoTariffError,
+    PeriodError,
+    UsageError,
+    LookupError,
+    ValueError,
+)
+"""Errors of data or configuration: the run wrote nothing, and retrying cannot help until
+someone fixes the tariff, the period or the account's facts."""
 
 
 class Issued(BaseModel):
@@ -103,11 +114,15 @@ async def compute_lines(
     loads = await storage.connected_kw(conn, building_id)
     suppliers = await storage.suppliers_of(conn, building_id)
     accounts = await storage.accounts_of(conn, building_id)
+    metered: dict[int, set[str]] = defaultdict(set)
+    for (flat_id, utility), count in points.items():
+        if utility != "heat" and count > 0:
+            metered[flat_id].add(utility)
     tariffs: dict[str, TariffSpec] = {}
     result: dict[int, list[Line]] = {}
     for account in accounts:
         lines: list[Line] = []
-        for utility in _utilities_of(account.flat_id, points):
+        for utility in ["heat", *sorted(metered[account.flat_id])]:
             if utility not in tariffs:
                 supplier = suppliers[utility]
                 versions = await storage.load_tariffs(conn, utility, supplier)
@@ -123,11 +138,6 @@ async def compute_lines(
             lines.extend(price_usage(tariffs[utility], measured, facts, months))
         result[account.account_id] = lines
     return result
-
-
-def _utilities_of(flat_id: int, points: dict[tuple[int, str], int]) -> list[str]:
-    others = sorted(u for (f, u), n in points.items() if f == flat_id and u != "heat" and n > 0)
-    return ["heat", *others]
 
 
 async def bill_building(

@@ -24,10 +24,8 @@ from nats.aio.subscription import Subscription
 from nats.js.client import JetStreamContext
 from pydantic import ValidationError
 
-from balans_billing.charges import UsageError
-from balans_billing.invoicing import Issued, NoTariffError, bill_building
+from balans_billing.invoicing import REFUSALS, Issued, bill_building
 from balans_billing.metrics import INVALID_MESSAGES, ISSUED, RUN_SECONDS, RUNS
-from balans_billing.periods import PeriodError
 from balans_protocol import subjects
 from balans_protocol.messages import (
     AllocationComputed,
@@ -38,9 +36,6 @@ from balans_protocol.messages import (
 )
 
 log = structlog.get_logger("billing")
-
-REJECTIONS = (NoTariffError, PeriodError, UsageError, LookupError, ValueError)
-"""Errors of data or configuration: retrying the same message cannot succeed."""
 
 NAK_DELAY_S = 30.0
 
@@ -55,7 +50,7 @@ class BillingRun:
     async def run(
         self, trigger: str, building_id: int, start: datetime, end: datetime
     ) -> list[Issued]:
-        """Bill one period; REJECTIONS and other errors are counted, logged and raised."""
+        """Bill one period; REFUSALS and other errors are counted, logged and raised."""
         started = time.perf_counter()
         context = {
             "trigger": trigger,
@@ -65,7 +60,7 @@ class BillingRun:
         try:
             async with self.pool.acquire() as conn:
                 issued = await bill_building(conn, building_id, start, end)
-        except REJECTIONS as exc:
+        except REFUSALS as exc:
             RUNS.labels(trigger, "rejected").inc()
             log.error("billing refused", error=str(exc), **context)
             raise
@@ -139,7 +134,7 @@ async def on_allocation(msg: Msg, billing: BillingRun) -> None:
             await billing.run(
                 "allocation", event.building_id, period["period_start"], period["period_end"]
             )
-        except REJECTIONS:
+        except REFUSALS:
             continue  # counted and logged by the run; other periods still get corrected
         except Exception:
             await msg.nak(delay=NAK_DELAY_S)
@@ -152,7 +147,7 @@ async def _settle(
 ) -> None:
     try:
         await billing.run(trigger, building_id, start, end)
-    except REJECTIONS:
+    except REFUSALS:
         await msg.term()  # counted and logged; an operator fixes the tariff and re-issues
         return
     except Exception:
@@ -185,7 +180,7 @@ async def _answer(billing: BillingRun, request: BillingRequest) -> BillingReply:
         issued = await billing.run(
             "request", request.building_id, request.period_start, request.period_end
         )
-    except REJECTIONS as exc:
+    except REFUSALS as exc:
         return BillingReply(status="failed", detail=str(exc))
     except Exception:
         return BillingReply(status="failed", detail="internal error (logged)")
