@@ -87,3 +87,56 @@ async def test_service_backfills_history_then_reports_ready(
         await conn.close()
     assert 47 <= hours <= 48
     assert (tmp_path / "gt.jsonl").exists()
+
+
+def test_cli_runs_a_city_and_rejects_impossible_ones(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`balans sim run` writes readings and ground truth; a too-big building names the limit."""
+    from typer.testing import CliRunner
+
+    from balans_core.cli import app
+    from balans_sim.cli import register
+
+    register(app)
+    monkeypatch.setenv("BALANS_DATABASE_URL", database_url)
+    truth = tmp_path / "t.jsonl"
+    ok = CliRunner().invoke(
+        app,
+        [
+            "sim",
+            "run",
+            "--seed",
+            "21",
+            "--buildings",
+            "1",
+            "--weeks",
+            "0.1",
+            "--first-index",
+            "900",
+            "--fault-rate",
+            "0",
+            "--ground-truth",
+            str(truth),
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "rows written" in ok.output
+    assert truth.exists()
+    bad = CliRunner().invoke(
+        app,
+        [
+            "sim",
+            "run",
+            "--preset",
+            "generated",
+            "--layout-mix",
+            "1a=1",
+            "--floors",
+            "60-60",
+            "--buildings",
+            "3",
+        ],
+    )
+    assert bad.exit_code != 0
+    assert "per concentrator" in bad.output or "per subnet" in bad.output

@@ -32,7 +32,9 @@ def _parse_mix(text: str) -> dict[str, float]:
         raise typer.BadParameter("layout mix looks like 1a=1,2a=2") from exc
 
 
-def _config(seed: int, preset: str, buildings: int, layout_mix: str, floors: str) -> CityConfig:
+def _config(
+    seed: int, preset: str, buildings: int, layout_mix: str, floors: str, first_index: int = 100
+) -> CityConfig:
     lo, _, hi = floors.partition("-")
     try:
         config = CityConfig(
@@ -41,6 +43,7 @@ def _config(seed: int, preset: str, buildings: int, layout_mix: str, floors: str
             buildings=buildings,
             layout_mix=_parse_mix(layout_mix),
             floors=(int(lo), int(hi or lo)),
+            first_index=first_index,
         )
         generate_city(config)
     except (ValidationError, HardwareLimitError) as exc:
@@ -83,9 +86,12 @@ def run_command(
     ground_truth: Path = typer.Option(Path("ground_truth.jsonl"), help="JSON lines of faults."),
     ingest_host: str = typer.Option("127.0.0.1"),
     ingest_port: int = typer.Option(4100),
+    first_index: int = typer.Option(
+        100, help="Index of the first building: serials derive from it, keep cities apart."
+    ),
 ) -> None:
     """Simulate a city for WEEKS from START, with faults, into the database."""
-    config = _config(seed, preset, buildings, layout_mix, floors)
+    config = _config(seed, preset, buildings, layout_mix, floors, first_index)
     if via not in ("db", "ingest"):
         raise typer.BadParameter("--via is 'db' or 'ingest'")
     if speed not in ("fast", "realtime"):
