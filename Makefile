@@ -48,8 +48,14 @@ clean: ## Remove the virtual env and the embedded servers' data
 bench-sim: setup ## dmesh-sim: a week of a 10 000-meter city generated and delivered into PostgreSQL
 	$(BIN)/python -m balans_sim.bench
 
-bench-billing: setup ## billing: the reference building (100 accounts, a month of hourly data) invoiced, re-run, corrected
-	$(BIN)/python -m balans_billing.bench
+bench-api: setup ## api: 50 clients, consumer month profiles + operator overviews (BENCH_API_METERS, BENCH_API_DAYS)
+	$(BIN)/python services/api/bench/bench_api.py
 
 bench-detection: setup ## balance: simulated city with faults, pipeline, detectors scored against ground truth (BENCH_BUILDINGS, BENCH_WEEKS)
 	$(BIN)/python services/balance/bench/detection.py
+
+bench-billing: setup ## billing: the reference building (100 accounts, a month of hourly data) invoiced, re-run, corrected
+	$(BIN)/python -m balans_billing.bench
+
+bench-allocation: setup ## allocation: per-flat heat kernel, numba vs numpy, 2M flats x 24 h and 100k flats x a month, vs memory bandwidth
+	$(BIN)/python -m balans_allocation.bench

@@ -133,7 +133,7 @@ def _valid(t: int) -> bool:
 
 
 @numba.njit(cache=True, parallel=True, fastmath=True)
-def heat_from_volume(
+def heat_from_volume_into(
     volume: np.ndarray,
     t_flow: np.ndarray,
     t_return: np.ndarray,
@@ -144,17 +144,12 @@ def heat_from_volume(
     rho: np.ndarray,
     enthalpy: np.ndarray,
     max_dt_centi: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Heat (kWh) = V · ρ(θ meter) · (h(θf) − h(θr)) per [hour, column], with flags.
-
-    A missing or out-of-range temperature, or a ΔT above ``max_dt_centi``, is replaced by
-    the column's group estimate (``fb_*[hour, group]``) and flagged estimated; a negative
-    ΔT (return warmer than flow) gives 0 heat, flagged. Without a usable estimate either,
-    or with a NaN volume, the heat is NaN (NO_DATA) for the methodology to estimate.
-    """
+    heat: np.ndarray,
+    flags: np.ndarray,
+) -> None:
+    """:func:`heat_from_volume` writing into caller-owned ``heat`` and ``flags`` (reused
+    buffers spare the page faults of fresh ones on large batches)."""
     hours, columns = volume.shape
-    heat = np.empty((hours, columns), dtype=np.float32)
-    flags = np.zeros((hours, columns), dtype=np.uint16)
     for h in numba.prange(hours):
         for c in range(columns):
             tf = t_flow[h, c]
@@ -181,6 +176,33 @@ def heat_from_volume(
             tm = tf if meter_in_flow else tr
             heat[h, c] = volume[h, c] * rho[tm] * (enthalpy[tf] - enthalpy[tr])
             flags[h, c] = bits
+
+
+def heat_from_volume(
+    volume: np.ndarray,
+    t_flow: np.ndarray,
+    t_return: np.ndarray,
+    fb_flow: np.ndarray,
+    fb_return: np.ndarray,
+    group: np.ndarray,
+    meter_in_flow: bool,
+    rho: np.ndarray,
+    enthalpy: np.ndarray,
+    max_dt_centi: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Heat (kWh) = V · ρ(θ meter) · (h(θf) − h(θr)) per [hour, column], with flags.
+
+    A missing or out-of-range temperature, or a ΔT above ``max_dt_centi``, is replaced by
+    the column's group estimate (``fb_*[hour, group]``) and flagged estimated; a negative
+    ΔT (return warmer than flow) gives 0 heat, flagged. Without a usable estimate either,
+    or with a NaN volume, the heat is NaN (NO_DATA) for the methodology to estimate.
+    """
+    heat = np.empty(volume.shape, dtype=np.float32)
+    flags = np.empty(volume.shape, dtype=np.uint16)
+    heat_from_volume_into(
+        volume, t_flow, t_return, fb_flow, fb_return, group, meter_in_flow, rho, enthalpy,
+        max_dt_centi, heat, flags,
+    )  # fmt: skip
     return heat, flags
 
 
