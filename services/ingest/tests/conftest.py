@@ -39,11 +39,10 @@ class Site:
     key: bytes = DEVICE_KEY
 
 
-@pytest.fixture(scope="module")
-async def site(database_url: str) -> Site:
-    """A small 1a building (heat meters on 4-input modules) with DEVICE_KEY."""
+async def seed_building(database_url: str, index: int) -> Site:
+    """A small 1a building (heat meters on 4-input modules) whose key is DEVICE_KEY."""
     spec = regular_building(
-        code="ingest-test",
+        code=f"ingest-test-{index}",
         name="Ingest test block",
         address="str. Test 1",
         site=SiteSpec("ingest-site", "Test", "str. Test 1", 47.0, 28.8),
@@ -51,13 +50,27 @@ async def site(database_url: str) -> Site:
         floors=2,
         flats_per_floor=(2,),
         risers_per_entrance=(2,),
-        index=7,
+        index=index,
     )
     conn = await asyncpg.connect(database_url)
     try:
         building_id = await write_building(conn, spec, KeyVault(), device_key=DEVICE_KEY)
-        modules = [r["serial"] for r in await conn.fetch("select serial from radio_modules")]
+        assert building_id is not None
+        modules = await conn.fetch(
+            "select serial from radio_modules where building_id = $1 order by serial", building_id
+        )
     finally:
         await conn.close()
-    assert building_id is not None
-    return Site(database_url, spec.concentrator_serial, building_id, sorted(modules))
+    return Site(database_url, spec.concentrator_serial, building_id, [r[0] for r in modules])
+
+
+@pytest.fixture(scope="module")
+async def site(database_url: str) -> Site:
+    """The building most tests upload for."""
+    return await seed_building(database_url, 7)
+
+
+@pytest.fixture(scope="module")
+async def neighbour(database_url: str) -> Site:
+    """A second building, for a concentrator that must not notice the first's trouble."""
+    return await seed_building(database_url, 8)

@@ -38,6 +38,7 @@ from balans_protocol import subjects
 from balans_protocol.auth import UNAUTHENTICATED_KEY, new_nonce, session_key
 from balans_protocol.errors import NackReason, ProtocolError
 from balans_protocol.frames import (
+    LENGTH,
     Ack,
     Body,
     Command,
@@ -75,6 +76,7 @@ class IngestServer:
         self.sessions: dict[int, Session] = {}  # concentrator serial -> its live session
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._open: set[Session] = set()
 
     async def start(self) -> int:
         """Listen; return the bound port."""
@@ -87,8 +89,9 @@ class IngestServer:
         """Stop accepting, close every connection (un-ACKed batches will be resent)."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
-            task.cancel()
+        # Abort rather than cancel: asyncio logs a cancelled connection task as an error.
+        for session in list(self._open):
+            session.abort()
         await asyncio.gather(*self._connections, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
@@ -100,12 +103,14 @@ class IngestServer:
         CONNECTIONS.inc()
         CONNECTIONS_TOTAL.inc()
         session = Session(self, reader, writer)
+        self._open.add(session)
         try:
             await session.run()
         finally:
             CONNECTIONS.dec()
-            self._connections.discard(task)
             await session.close()
+            self._open.discard(session)
+            self._connections.discard(task)
 
     def replace_session(self, session: Session) -> None:
         """A concentrator reconnected: its older connection (if any) is dead, close it."""
@@ -152,8 +157,14 @@ class Session:
         except TimeoutError:
             ERRORS.labels("idle_timeout").inc()
             log.info("idle timeout", serial=self.serial, peer=self.peer)
-        except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            log.info("connection closed by peer", serial=self.serial, error=repr(exc))
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial or exc.expected != LENGTH.size:  # gone in the middle of a frame
+                ERRORS.labels("truncated").inc()
+                log.warning("truncated frame", serial=self.serial, got=len(exc.partial))
+            else:
+                log.info("connection closed by peer", serial=self.serial)
+        except ConnectionError as exc:
+            log.info("connection lost", serial=self.serial, error=repr(exc))
 
     async def close(self) -> None:
         if self._inflight:

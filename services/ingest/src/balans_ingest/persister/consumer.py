@@ -12,7 +12,6 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from pydantic import ValidationError
@@ -74,7 +73,7 @@ class Persister:
                         self.settings.persister_batch_messages,
                         timeout=self.settings.persister_fetch_timeout_s,
                     )
-                except NatsTimeoutError:
+                except TimeoutError:  # nothing to fetch (nats-py raises the builtin or its own)
                     continue
                 except NatsError as exc:
                     PERSISTER_ERRORS.labels("fetch").inc()
