@@ -155,3 +155,24 @@ async def test_a_meter_wired_to_a_module_is_not_registered_twice(
     with pytest.raises(ValueError, match="already read through module"):
         await register_meter(conn, VAULT, meter_id=wired, manufacturer="ZRI", device_id="00000001")
     assert await conn.fetchval("select count(*) from mbus_meters where device_id = '00000001'") == 0
+
+
+async def test_persister_hook_stores_mbus_readings(
+    conn: asyncpg.Connection, world: tuple[int, int]
+) -> None:
+    """The ingest persister's RAW_TELEGRAM hook writes through balans_mbus on its connection."""
+    from balans_ingest.persister.raw_telegrams import store_raw_telegrams as persister_hook
+    from balans_protocol.uploads import UploadHeaders
+
+    later = RECEIVED + 3600  # 11:37 -> the 12:00 reading
+    headers = UploadHeaders(
+        concentrator=1_000_007, building_id=world[0], boot=1, seq=1, received_unix=later
+    )
+    async with conn.transaction():
+        await persister_hook(conn, [(headers, _raw(KAMSTRUP_FULL, received=later))])
+    count = await conn.fetchval(
+        "select count from pulse_readings where module_serial = $1 and ts = $2",
+        virtual_module_serial("KAM", "67676767"),
+        datetime(2026, 1, 15, 12, tzinfo=UTC),
+    )
+    assert count == 44000

@@ -15,3 +15,7 @@ READINGS = Counter(
     "Readings written from M-Bus telegrams, by kind (pulse, temperature).",
     ["kind"],
 )
+KEYS_UNREADABLE = Counter(
+    "balans_mbus_keys_unreadable_total",
+    "Sealed M-Bus meter keys the master key could not open (wrong BALANS_MASTER_KEY?).",
+)

@@ -11,9 +11,12 @@ from decimal import Decimal
 
 import asyncpg
 import sqlalchemy as sa
+import structlog
+from cryptography.exceptions import InvalidTag
 
 from balans_db.secrets import KeyVault
 from balans_mbus.compact import FormatCache
+from balans_mbus.metrics import KEYS_UNREADABLE
 from balans_mbus.readings import (
     MBUS_INPUT,
     MbusMeter,
@@ -22,6 +25,7 @@ from balans_mbus.readings import (
     virtual_module_serial,
 )
 
+log = structlog.get_logger("balans.mbus")
 metadata = sa.MetaData()
 
 mbus_meters = sa.Table(
@@ -154,17 +158,25 @@ async def load_meters(
             module_serial=row["module_serial"],
             unit=row["unit"],
             pulse_weight=Decimal(row["pulse_weight"]),
-            key=(
-                vault.open(
-                    row["key_ciphertext"],
-                    context=key_context(row["manufacturer"], row["device_id"]),
-                )
-                if row["key_ciphertext"]
-                else None
-            ),
+            key=_open_key(vault, row["manufacturer"], row["device_id"], row["key_ciphertext"]),
         )
         for row in rows
     }
+
+
+def _open_key(
+    vault: KeyVault, manufacturer: str, device_id: str, sealed: bytes | None
+) -> bytes | None:
+    """The meter's key; ``None`` (logged and counted) when the master key cannot open it,
+    so one bad row does not block a whole upload batch: its telegrams fail as key_missing."""
+    if sealed is None:
+        return None
+    try:
+        return vault.open(sealed, context=key_context(manufacturer, device_id))
+    except InvalidTag:
+        KEYS_UNREADABLE.inc()
+        log.error("mbus meter key cannot be opened", manufacturer=manufacturer, device_id=device_id)
+        return None
 
 
 async def load_formats(conn: asyncpg.Connection) -> FormatCache:
