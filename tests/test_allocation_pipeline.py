@@ -12,6 +12,7 @@ import pytest
 
 from balans_allocation.__main__ import serve
 from balans_allocation.allocator import on_readings_stored
+from balans_allocation.explain import explain
 from balans_allocation.settings import AllocationSettings
 from balans_allocation.water import k_factor_kwh_m3k
 from balans_core.service import ServiceContext
@@ -223,3 +224,27 @@ async def test_service_consumes_readings_stored_and_announces(
         ctx.stopping.set()
         await asyncio.wait_for(service, 30)
         await nc.close()
+
+
+async def test_explanation_trail_adds_up(conn: asyncpg.Connection) -> None:
+    """The trail of a 1b flat shows its registers, ΔT, k and totals that match its rows."""
+    building_id = await _building(conn, "1b")
+    await _seed_readings(conn, building_id)
+    await on_readings_stored(conn, building_id, H0, LATENESS, LOOKAROUND)
+    flat_id = await conn.fetchval("select min(id) from flats where building_id = $1", building_id)
+    trail = await explain(conn, flat_id, H0, H0 + 7 * HOUR)
+    assert trail is not None
+    assert len(trail.hours) == 7
+    assert trail.total_kwh == pytest.approx(
+        trail.measured_kwh + trail.common_kwh + trail.adjustment_kwh
+    )
+    assert trail.building.building_kwh == pytest.approx(BUILDING_KWH * 7)
+    flow = next(m for m in trail.meters if m.kind == "flow_meter")
+    assert (flow.register_at_start, flow.register_at_end) == (1000, 1070)
+    assert flow.consumption == pytest.approx(0.070)
+    hour = trail.hours[0]
+    assert hour.delta_t_k == pytest.approx(20.0)
+    assert hour.k_kwh_per_m3k == pytest.approx(k_factor_kwh_m3k(70.0, 50.0, False, 1.6), 1e-5)
+    assert hour.reasons == []
+    assert trail.methodology["split"] == "area"
+    assert "ΔT" in trail.method

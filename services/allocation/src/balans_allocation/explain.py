@@ -1,0 +1,166 @@
+"""The explanation trail: for one flat and period, everything that produced its heat figure.
+
+Built for a resident who disputes a bill: the meters and their registers at the period's
+ends, the temperatures and k used, the method and the building's methodology, every
+estimate with its reason, and how the building's common heat was shared. Pydantic models,
+so the api can return them as JSON unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel
+
+from balans_allocation.flags import Flag, describe
+from balans_allocation.methodology import Methodology
+
+
+class MeterTrail(BaseModel):
+    meter_id: int
+    serial: str
+    utility: str
+    kind: str
+    unit: str
+    pulse_weight: float
+    register_at_start: int | None
+    register_at_end: int | None
+    consumption: float
+    estimated_hours: int
+
+
+class HourTrail(BaseModel):
+    hour: datetime
+    measured_kwh: float
+    common_kwh: float
+    adjustment_kwh: float
+    total_kwh: float
+    volume_m3: float | None
+    delta_t_k: float | None
+    k_kwh_per_m3k: float | None
+    reasons: list[str]
+
+
+class BuildingShare(BaseModel):
+    building_kwh: float
+    flats_measured_kwh: float
+    common_kwh: float
+    flat_area_m2: float
+    building_area_m2: float
+    hours_needing_review: int
+
+
+class Explanation(BaseModel):
+    flat_id: int
+    flat_number: str
+    building_id: int
+    layout: str
+    period_from: datetime
+    period_to: datetime
+    method: str
+    methodology: dict[str, Any]
+    measured_kwh: float
+    common_kwh: float
+    adjustment_kwh: float
+    total_kwh: float
+    estimated_hours: int
+    meters: list[MeterTrail]
+    building: BuildingShare
+    hours: list[HourTrail]
+
+
+async def _meters(
+    conn: asyncpg.Connection, flat_id: int, start: datetime, end: datetime
+) -> list[MeterTrail]:
+    rows = await conn.fetch(
+        """select m.id, m.serial, m.utility, m.kind, m.unit, m.pulse_weight,
+                  (select p.count from pulse_readings p where p.module_serial = c.module_serial
+                     and p.input = c.input and p.ts = $2) as at_start,
+                  (select p.count from pulse_readings p where p.module_serial = c.module_serial
+                     and p.input = c.input and p.ts = $3) as at_end,
+                  coalesce((select sum(value) from meter_consumption mc where mc.meter_id = m.id
+                     and mc.hour >= $2 and mc.hour < $3), 0) as consumption,
+                  (select count(*) from meter_consumption mc where mc.meter_id = m.id
+                     and mc.hour >= $2 and mc.hour < $3 and mc.estimated) as estimated
+           from meters m join channels c on c.meter_id = m.id
+           where m.flat_id = $1 or m.riser_id in (select riser_id from radiators where flat_id = $1)
+           order by m.id""",
+        flat_id,
+        start,
+        end,
+    )
+    return [
+        MeterTrail(
+            meter_id=r["id"], serial=r["serial"], utility=r["utility"], kind=r["kind"],
+            unit=r["unit"], pulse_weight=float(r["pulse_weight"]),
+            register_at_start=r["at_start"], register_at_end=r["at_end"],
+            consumption=float(r["consumption"]), estimated_hours=r["estimated"],
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+async def explain(
+    conn: asyncpg.Connection, flat_id: int, start: datetime, end: datetime
+) -> Explanation | None:
+    """The trail of one flat over [start, end); None if the flat does not exist."""
+    flat = await conn.fetchrow(
+        """select f.id, f.number, f.area_m2, f.building_id, b.layout, b.methodology,
+                  (select sum(area_m2) from flats where building_id = f.building_id) as b_area
+           from flats f join buildings b on b.id = f.building_id where f.id = $1""",
+        flat_id,
+    )
+    if flat is None:
+        return None
+    hours = await conn.fetch(
+        """select * from heat_allocation where flat_id = $1 and hour >= $2 and hour < $3
+           order by hour""",
+        flat_id,
+        start,
+        end,
+    )
+    building = await conn.fetchrow(
+        """select coalesce(sum(building_kwh), 0) as b, coalesce(sum(flats_measured_kwh), 0) as m,
+                  coalesce(sum(common_kwh), 0) as c, count(*) filter (where flags & $4 > 0) as r
+           from allocation_building_hours where building_id = $1 and hour >= $2 and hour < $3""",
+        flat["building_id"],
+        start,
+        end,
+        int(Flag.REVIEW),
+    )
+    methodology = flat["methodology"]
+    if isinstance(methodology, str):
+        methodology = json.loads(methodology)
+    return Explanation(
+        flat_id=flat_id,
+        flat_number=flat["number"],
+        building_id=flat["building_id"],
+        layout=flat["layout"],
+        period_from=start,
+        period_to=end,
+        method=hours[0]["method"] if hours else "",
+        methodology=Methodology.model_validate(methodology).model_dump(),  # defaults shown
+        measured_kwh=sum(h["measured_kwh"] for h in hours),
+        common_kwh=sum(h["common_kwh"] for h in hours),
+        adjustment_kwh=sum(h["adjustment_kwh"] for h in hours),
+        total_kwh=sum(h["total_kwh"] for h in hours),
+        estimated_hours=sum(1 for h in hours if h["estimated"]),
+        meters=await _meters(conn, flat_id, start, end),
+        building=BuildingShare(
+            building_kwh=building["b"], flats_measured_kwh=building["m"],
+            common_kwh=building["c"], flat_area_m2=float(flat["area_m2"]),
+            building_area_m2=float(flat["b_area"]), hours_needing_review=building["r"],
+        ),
+        hours=[
+            HourTrail(
+                hour=h["hour"], measured_kwh=h["measured_kwh"], common_kwh=h["common_kwh"],
+                adjustment_kwh=h["adjustment_kwh"], total_kwh=h["total_kwh"],
+                volume_m3=h["volume_m3"], delta_t_k=h["delta_t_k"],
+                k_kwh_per_m3k=h["k_kwh_per_m3k"], reasons=describe(h["flags"]),
+            )
+            for h in hours
+        ],
+    )  # fmt: skip
