@@ -19,7 +19,8 @@ async def serve(ctx: ServiceContext) -> None:
     """Serve HTTP on BALANS_API_PORT until a stop signal, then drain commands in flight."""
     settings = ApiSettings()
     nats = await connect_nats(settings.nats_url, "balans-api")
-    if settings.demo_users:
+    demo = settings.demo_users and settings.environment == "development"
+    if demo:
         pool = await open_pool(settings.database_url, 1)
         try:
             logins = await ensure_demo_users(pool)
@@ -39,7 +40,7 @@ async def serve(ctx: ServiceContext) -> None:
         await task
         return
     info: dict[str, object] = {"url": f"http://{settings.api_host}:{port}/"}
-    if settings.demo_users:
+    if demo:
         info["demo_logins"] = ", ".join(f"{u} / {p}" for u, p in logins)
     ctx.set_ready(**info)
     await ctx.stopping.wait()

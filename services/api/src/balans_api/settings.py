@@ -23,7 +23,9 @@ class ApiSettings(CommonSettings):
         "10/minute", description="Login attempts allowed per client address and per username."
     )
     demo_users: bool = Field(
-        False, description="Create the demo operator and consumer logins at start (make run)."
+        True,
+        description="In development, create the demo admin, operator and consumer logins "
+        "at start (make run); never outside development.",
     )
     db_pool_size: int = Field(10, gt=0, description="asyncpg connections per process.")
     cache_ttl_s: float = Field(
