@@ -15,6 +15,8 @@ import numpy as np
 
 from balans_allocation import kernels
 from balans_allocation.building import Building, Meter
+from balans_allocation.crosscheck import disagreeing_hours
+from balans_allocation.flags import Flag
 from balans_allocation.methodology import Allocation, allocate
 from balans_allocation.readings import HOUR, load_registers, load_temperatures
 from balans_allocation.water import property_tables
@@ -251,6 +253,37 @@ LAYOUTS: dict[str, Callable[[Inputs], tuple[np.ndarray, np.ndarray, Trail]]] = {
 }
 
 
+def _cross_check(inputs: Inputs) -> None:
+    """Flag the hours of every heat meter whose module also counts its volume and carries
+    its sensor pair, where its own kWh disagree with V·k·Δθ beyond its class."""
+    pairs = {p.module_serial for p in inputs.building.pairs}
+    meters = inputs.building.meters
+    for heat_meter in (m for m in meters if m.kind == "heat_meter" and m.module_serial in pairs):
+        volume_meter = next(
+            (
+                m
+                for m in meters
+                if m.kind == "flow_meter" and m.module_serial == heat_meter.module_serial
+            ),
+            None,
+        )
+        if volume_meter is None:
+            continue
+        volume, _ = inputs.consumption.of([volume_meter])
+        reported, _ = inputs.consumption.of([heat_meter])
+        group = np.zeros(1, dtype=np.int32)
+        heat, _, delta_t = _heat(
+            inputs, volume, [heat_meter.module_serial], group, volume_meter.pipe == "flow"
+        )
+        pulse_kwh = float(np.nanmedian(heat[:, 0] / volume[:, 0])) * volume_meter.pulse_weight
+        bad = disagreeing_hours(
+            reported[:, 0], heat[:, 0], delta_t[:, 0], heat_meter.pulse_weight,
+            pulse_kwh if np.isfinite(pulse_kwh) else 0.0,
+        )  # fmt: skip
+        row = inputs.consumption.meters.index(heat_meter)
+        inputs.consumption.flags[row, bad] |= np.uint16(Flag.CROSSCHECK_FAILED)
+
+
 def _building_kwh(inputs: Inputs) -> np.ndarray:
     meters = inputs.building.heat_meters("building", "heat_meter")
     if not meters:
@@ -280,6 +313,7 @@ async def compute_building(
     t_flow, t_return = await load_temperatures(conn, serials, start, hours)
     rho, enthalpy = property_tables(building.methodology.pressure_bar)
     inputs = Inputs(building, consumption, serials, t_flow, t_return, rho, enthalpy)
+    _cross_check(inputs)
     building_kwh = _building_kwh(inputs)
     if building.layout == "1c":
         measured, mflags, trail = _layout_1c(inputs, building_kwh)
