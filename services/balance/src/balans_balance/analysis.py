@@ -33,20 +33,45 @@ class AnalysisResult:
     groups_analysed: int
 
 
+def fill_missing_members(own: np.ndarray) -> np.ndarray:
+    """Hours a member did not report (a dead module, a gap allocation could not bridge) get
+    the member's usual share of what the reporting members used, so a silent meter does
+    not look like a leak; the missing-data detectors report the silence itself."""
+    known = ~np.isnan(own)
+    values = np.where(known, own, 0.0)
+    total = values.sum(axis=0)
+    filled = values.copy()
+    for i in np.flatnonzero(~known.all(axis=1)):
+        mine = known[i]
+        others = total - values[i]
+        denominator = others[mine].sum()
+        weight = values[i, mine].sum() / denominator if denominator > 0 else 0.0
+        filled[i, ~mine] = weight * others[~mine]
+    filled[:, ~known.any(axis=0)] = np.nan  # nobody reported: unknown, not zero
+    return filled
+
+
 def group_series(data: BuildingData, group: GroupDef) -> GroupSeries | None:
     """The group's balance, subscribers (in the balance meter's unit) and members."""
     if not group.member_ids or group.balance_meter_id not in data.meter_index:
         return None
     balance = data.series(group.balance_meter_id)
     members = [m for m in group.member_ids if m in data.meter_index]
-    own = np.array([data.series(m) for m in members])
-    subs = np.nansum(own, axis=0)
+    own = fill_missing_members(np.array([data.series(m) for m in members]))
+    subs = own.sum(axis=0)
+    per_m3 = None
     if data.units[group.balance_meter_id] == "kWh" and all(data.units[m] == "m3" for m in members):
-        subs = subs * heat_per_m3(data.supply_c, data.return_c)
+        per_m3 = heat_per_m3(data.supply_c, data.return_c)
+        subs = subs * per_m3
     hours = len(data.hours)
     tamper = np.array([data.tamper.get(m, np.zeros(hours, bool)) for m in members])
     return GroupSeries(
-        balance=balance, subscribers=subs, night=data.night, members=own, tamper=tamper
+        balance=balance,
+        subscribers=subs,
+        night=data.night,
+        members=own,
+        tamper=tamper,
+        heat_per_m3=per_m3,
     )
 
 

@@ -43,12 +43,14 @@ def learn_band(
     min_points: int = 24,
     block: int = 24,
     lookback_windows: int = 4,
+    min_history: int = 96,
 ) -> Band:
     """Band for every position of ``values`` from earlier normal values of the same class.
 
     ``window`` is in hours of the whole series; each class learns from its own share
     of it (14 days = 336 h gives the night class, a quarter of the day, 84 values).
-    ``min_scale`` keeps a perfectly quiet history from giving a zero-width band.
+    ``min_scale`` keeps a perfectly quiet history from giving a zero-width band; no
+    band is given in the first ``min_history`` positions (too little to know "normal").
     """
     n = values.size
     median = np.full(n, np.nan)
@@ -61,7 +63,7 @@ def learn_band(
         c: max(min_points, round(window * np.count_nonzero(classes == c) / max(n, 1)))
         for c in class_ids
     }
-    for start in range(0, n, block):
+    for start in range(min_history, n, block):
         stop = min(n, start + block)
         lo = max(0, start - max_lookback)
         for c in class_ids:

@@ -52,6 +52,9 @@ class GroupSeries:
     night: npt.NDArray[np.bool_]
     members: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))  # [member, hour]
     tamper: npt.NDArray[np.bool_] | None = None  # [member, hour]: the module's tamper flag
+    # kWh per m³ of coolant when the members meter volume (coolant mass balance): a leak
+    # is then a constant *flow*, whose heat follows the building's ΔT
+    heat_per_m3: FloatArray | None = None
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,10 @@ def _rolling_sum_2d(a: FloatArray, w: int) -> FloatArray:
 
 def share_series(s: GroupSeries, cfg: ExcessSettings) -> FloatArray:
     """Smoothed imbalance as a share of the balance meter (NaN where the meter is ~0)."""
-    imbalance = s.balance - s.subscribers
+    known = ~np.isnan(s.balance) & ~np.isnan(s.subscribers)
+    imbalance = np.where(known, s.balance - s.subscribers, 0.0)
     num = _rolling_sum(imbalance, cfg.smooth_hours)
-    den = _rolling_sum(s.balance, cfg.smooth_hours)
+    den = _rolling_sum(np.where(known, s.balance, 0.0), cfg.smooth_hours)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 1e-9, num / den, np.nan)
 
@@ -156,12 +160,19 @@ def _member_explanation(
     return best, float(closure[best]), float(corr[best]), float(missing[best])
 
 
+def _longest_zero_run(values: FloatArray) -> int:
+    best = run = 0
+    for v in values:
+        run = run + 1 if v == 0 else 0
+        best = max(best, run)
+    return best
+
+
 def _member_kind(s: GroupSeries, member: int, ep: Episode, missing: float) -> str:
     values = np.nan_to_num(s.members[member, ep.start : ep.end + 1])
     if s.tamper is not None and s.tamper[member, ep.start : ep.end + 1].any():
         return "magnet"
-    tail = values[-min(values.size, 12) :]
-    if missing > 0.97 and np.all(tail == 0):
+    if _longest_zero_run(values) >= max(12, 0.6 * values.size):
         return "stuck_meter"
     # a ramp: the member's deficit grows through the episode; a step: it is flat
     halves = np.array_split(values, 2)
@@ -173,20 +184,36 @@ def _member_kind(s: GroupSeries, member: int, ep: Episode, missing: float) -> st
     return "magnet"
 
 
+def _cv(x: FloatArray) -> float:
+    """Coefficient of variation (robust: MAD over median)."""
+    if x.size < 2:
+        return float("inf")
+    m = float(np.median(x))
+    return float(np.median(np.abs(x - m)) / abs(m)) if m else float("inf")
+
+
 def _shape_kind(s: GroupSeries, excess: FloatArray, ep: Episode) -> tuple[str, dict[str, Any]]:
     win = slice(ep.start, ep.end + 1)
     e = np.nan_to_num(excess[win])
     subs = np.nan_to_num(s.subscribers[win])
     mean_e = float(e.mean())
+    if s.heat_per_m3 is not None:
+        per_m3 = s.heat_per_m3[win]
+        ok = np.nan_to_num(per_m3) > 0
+        e = np.where(ok, e / np.where(ok, per_m3, 1.0), 0.0)
+        subs = np.where(ok, subs / np.where(ok, per_m3, 1.0), 0.0)
     if mean_e < 0:
         return "faulty_balance_meter", {"direction": "under-reads"}
     # a leak is a constant flow; a tapped-in consumer or a drifting meter follows the
-    # subscribers' own use (diurnal cycle, weather): compare over 6-hour sums
+    # subscribers' own use (diurnal cycle, weather): which of excess and excess/use is
+    # steadier, over 6-hour sums?
     e6 = _rolling_sum(e, 6)[5::6]
     s6 = _rolling_sum(subs, 6)[5::6]
-    follows = float(np.corrcoef(e6, s6)[0, 1]) if e6.size >= 4 and e6.std() > 0 else 0.0
-    shape: dict[str, Any] = {"correlation_with_subscribers": follows}
-    if follows < 0.5:
+    ok = s6 > 0
+    steady_abs = _cv(e6[ok])
+    steady_rel = _cv(e6[ok] / s6[ok]) if ok.any() else np.inf
+    shape: dict[str, Any] = {"cv_excess": steady_abs, "cv_excess_per_use": steady_rel}
+    if steady_abs <= steady_rel:
         return "leak", {**shape, "rate_per_hour": mean_e}
     # proportional: a step (tapping in) or a ramp (the balance meter drifting)?
     with np.errstate(divide="ignore", invalid="ignore"):
