@@ -13,6 +13,7 @@ import pytest
 from balans_allocation.__main__ import serve
 from balans_allocation.allocator import on_readings_stored
 from balans_allocation.explain import explain
+from balans_allocation.flags import Flag
 from balans_allocation.settings import AllocationSettings
 from balans_allocation.water import k_factor_kwh_m3k
 from balans_core.service import ServiceContext
@@ -248,3 +249,44 @@ async def test_explanation_trail_adds_up(conn: asyncpg.Connection) -> None:
     assert hour.reasons == []
     assert trail.methodology["split"] == "area"
     assert "ΔT" in trail.method
+
+
+async def test_cross_check_flags_the_disagreeing_hour(conn: asyncpg.Connection) -> None:
+    """A building heat meter whose module also counts volume is checked hour by hour."""
+    building_id = await _building(conn, "1a")
+    heat_meter = next(
+        m for m in await _channels(conn, building_id)
+        if m["role"] == "building" and m["utility"] == "heat"
+    )  # fmt: skip
+    volume_id = await conn.fetchval(
+        """insert into meters (serial, utility, kind, role, building_id, pulse_weight, unit, pipe)
+           values ($1, 'heat', 'flow_meter', 'building', $2, 0.001, 'm3', 'return')
+           returning id""",
+        f"volume-{building_id}",
+        building_id,
+    )
+    await conn.execute(
+        "insert into channels (meter_id, module_serial, input) values ($1, $2, 5)",
+        volume_id,
+        heat_meter["module_serial"],
+    )
+    await _seed_readings(conn, building_id)
+    # 30 kWh an hour at 70/50 °C is 1.307 m3; in hour 3 the volume says half as much again
+    volume = [1000 + 1307 * j + (700 if j >= 4 else 0) for j in range(BOUNDARIES)]
+    await conn.execute(
+        "update pulse_readings set count = $3 where module_serial = $1 and input = 5 and ts = $2",
+        heat_meter["module_serial"], H0, volume[0],
+    )  # fmt: skip
+    for j in range(1, BOUNDARIES):
+        await conn.execute(
+            "update pulse_readings set count = $3 where module_serial = $1 and input = 5 "
+            "and ts = $2",
+            heat_meter["module_serial"], H0 + j * HOUR, volume[j],
+        )  # fmt: skip
+    await on_readings_stored(conn, building_id, H0, LATENESS, LOOKAROUND)
+    rows = await conn.fetch(
+        "select hour, flags from meter_consumption where meter_id = $1 order by hour",
+        heat_meter["id"],
+    )
+    failed = [r["hour"] for r in rows if r["flags"] & Flag.CROSSCHECK_FAILED]
+    assert failed == [H0 + 3 * HOUR]
