@@ -17,6 +17,7 @@ from balans_balance.detectors.excess import (
     diagnose_group,
     imbalance_band,
 )
+from balans_balance.detectors.reporting import reporting_findings
 from balans_balance.findings import Finding
 from balans_balance.loading import BuildingData, GroupDef, load_building
 from balans_balance.metrics import ALERTS_OPEN, GROUPS_EVALUATED
@@ -111,6 +112,62 @@ def _finding(
         severity="critical" if d.kind in ("leak", "unauthorised_connection") else "warning",
         evidence=evidence,
     )
+
+
+_SILENCE_TEXT = {
+    "concentrator_silent": "concentrator {concentrator} silent",
+    "dead_module": "module {module} silent (dead, or cut off from the mesh)",
+    "missing_data": "meter {meter_serial}: no readings although its module reports",
+    "low_battery": "module {module}: battery low or heading for cut-off",
+}
+
+
+def reporting_alerts(data: BuildingData) -> list[Finding]:
+    """Silences and batteries of the building's concentrator, modules and meters."""
+    r = data.reporting
+    hour_of_day = np.array([h.hour for h in data.hours])
+    out = []
+    for s in reporting_findings(
+        r.modules,
+        r.module_concentrator,
+        r.module_present,
+        r.module_battery,
+        r.meter_module,
+        r.meter_present,
+        hour_of_day,
+    ):
+        ep = s.episode
+        cause = {
+            "concentrator_silent": f"concentrator:{s.concentrator}",
+            "dead_module": f"module:{s.module}",
+            "low_battery": f"battery:{s.module}",
+            "missing_data": f"meter-data:{s.meter}",
+        }[s.kind]
+        serial = data.meter_serials.get(s.meter) if s.meter is not None else None
+        out.append(
+            Finding(
+                kind=s.kind,
+                cause_key=cause,
+                first_hour=data.hours[ep.start],
+                last_hour=data.hours[ep.end],
+                active=ep.active,
+                summary=_SILENCE_TEXT[s.kind].format(
+                    concentrator=s.concentrator, module=s.module, meter_serial=serial
+                ),
+                building_id=data.building_id,
+                meter_id=s.meter,
+                module_serial=s.module,
+                evidence={
+                    "rule": "silence improbable under the source's own reporting pattern"
+                    if s.kind != "low_battery"
+                    else "battery_mv at or below the low mark, or its 72 h trend reaches "
+                    "cut-off within 14 days",
+                    "detected_hour": data.hours[ep.confirmed].isoformat(),
+                    "concentrator_serial": s.concentrator,
+                },
+            )
+        )
+    return out
 
 
 async def _store_series(
@@ -216,6 +273,7 @@ async def analyse_building(
         GROUPS_EVALUATED.inc()
         share = await _store_series(conn, data, group, s, cfg, units[group.balance_meter_id])
         findings.extend(_finding(data, group, d, s, share) for d in diagnose_group(s, cfg))
+    findings.extend(reporting_alerts(data))
     transitions = await reconcile(conn, building_id, findings, publish, datetime.now(UTC))
     for kind, count in await conn.fetch(
         "select kind, count(*) from alerts where state = 'open' group by kind"

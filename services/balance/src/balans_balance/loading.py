@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,18 @@ class GroupDef:
     kind: str
     balance_meter_id: int
     member_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """Who reported when, and the batteries."""
+
+    modules: list[int]  # serials; rows of the module arrays below
+    module_concentrator: dict[int, int]
+    module_present: npt.NDArray[np.bool_]  # [module, hour]: a status or reading arrived
+    module_battery: FloatArray  # [module, hour] battery_mv
+    meter_module: dict[int, int]
+    meter_present: dict[int, npt.NDArray[np.bool_]]  # pulse readings of the meter's channel
 
 
 @dataclass
@@ -34,6 +47,7 @@ class BuildingData:
     supply_c: FloatArray  # the building sensor pair, hourly means
     return_c: FloatArray
     units: dict[int, str]
+    reporting: Reporting
     tamper: dict[int, npt.NDArray[np.bool_]]  # meter -> tamper flag of its module per hour
     meter_serials: dict[int, str]
 
@@ -111,7 +125,9 @@ async def load_building(
     for meter_id, module in module_of.items():
         if module in flagged:
             tamper[meter_id] = flagged[module]
+    reporting = await _load_reporting(conn, building_id, hours, index)
     return BuildingData(
+        reporting=reporting,
         building_id=building_id,
         hours=hours,
         night=night_mask(hours, timezone or "UTC"),
@@ -123,6 +139,61 @@ async def load_building(
         units={r["id"]: r["unit"] for r in meter_rows},
         tamper=tamper,
         meter_serials={r["id"]: r["serial"] for r in meter_rows},
+    )
+
+
+async def _load_reporting(
+    conn: asyncpg.Connection, building_id: int, hours: list[datetime], index: dict[datetime, int]
+) -> Reporting:
+    """Rows are stamped at the end of the hour they cover."""
+    rows = await conn.fetch(
+        """select m.serial, c.serial concentrator from radio_modules m
+           join concentrators c on c.id = m.concentrator_id
+           where m.building_id = $1 order by m.serial""",
+        building_id,
+    )
+    modules = [r["serial"] for r in rows]
+    row_of = {serial: i for i, serial in enumerate(modules)}
+    present = np.zeros((len(modules), len(hours)), dtype=bool)
+    battery = np.full((len(modules), len(hours)), np.nan)
+    lo, hi = hours[0] + HOUR, hours[-1] + HOUR
+    for r in await conn.fetch(
+        """select module_serial, ts, battery_mv from module_status
+           where module_serial = any($1::bigint[]) and ts >= $2 and ts <= $3""",
+        modules,
+        lo,
+        hi,
+    ):
+        i = index.get(r["ts"] - HOUR)
+        if i is not None:
+            present[row_of[r["module_serial"]], i] = True
+            battery[row_of[r["module_serial"]], i] = r["battery_mv"]
+    channels = await conn.fetch(
+        """select c.meter_id, c.module_serial, c.input from channels c
+           join meters m on m.id = c.meter_id where m.building_id = $1""",
+        building_id,
+    )
+    meter_of = {(r["module_serial"], r["input"]): r["meter_id"] for r in channels}
+    meter_present = {r["meter_id"]: np.zeros(len(hours), dtype=bool) for r in channels}
+    for r in await conn.fetch(
+        """select module_serial, input, ts from pulse_readings
+           where module_serial = any($1::bigint[]) and ts >= $2 and ts <= $3""",
+        modules,
+        lo,
+        hi,
+    ):
+        i = index.get(r["ts"] - HOUR)
+        meter = meter_of.get((r["module_serial"], r["input"]))
+        if i is not None and meter is not None:
+            meter_present[meter][i] = True
+            present[row_of[r["module_serial"]], i] = True
+    return Reporting(
+        modules=modules,
+        module_concentrator={r["serial"]: r["concentrator"] for r in rows},
+        module_present=present,
+        module_battery=battery,
+        meter_module={r["meter_id"]: r["module_serial"] for r in channels},
+        meter_present=meter_present,
     )
 
 

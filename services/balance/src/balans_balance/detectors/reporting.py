@@ -1,0 +1,163 @@
+"""Silence and batteries: dead modules, silent concentrators, missing data, low batteries.
+
+A source (a module, or one meter's channel) is judged against its *own* reporting
+pattern: for each hour of the day, the share of past days on which it reported at
+that hour. A silence is alarming only when that pattern makes it improbable
+(Π over the silent hours of (1 − p_hour) below ``max_probability``), so a meter that
+reports only every few hours, or only by day, does not raise false alarms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from balans_balance.episodes import Episode
+
+BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ReportingSettings:
+    learn_days: int = 7
+    max_probability: float = 1e-4
+    min_silent_hours: int = 3
+    floor_probability: float = 0.02  # a report is never taken as certain at any hour
+    low_battery_mv: float = 3300.0
+    cutoff_mv: float = 3000.0
+    warn_days_to_cutoff: float = 14.0
+
+
+def silences(
+    present: BoolArray, hour_of_day: npt.NDArray[np.int_], cfg: ReportingSettings
+) -> list[Episode]:
+    """Improbable silent runs of one source (``present`` per hour)."""
+    n = present.size
+    found: list[Episode] = []
+    i = 0
+    while i < n:
+        if present[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and not present[j]:
+            j += 1
+        lo = max(0, i - cfg.learn_days * 24)
+        if i - lo >= 48:  # a pattern needs two days at least
+            p = np.array(
+                [
+                    present[lo:i][hour_of_day[lo:i] == h].mean()
+                    if np.any(hour_of_day[lo:i] == h)
+                    else 0.0
+                    for h in range(24)
+                ]
+            )
+            p = np.minimum(p, 1 - cfg.floor_probability)
+            log_q = np.cumsum(np.log1p(-p[hour_of_day[i:j]]))
+            alarming = np.flatnonzero(
+                (log_q < np.log(cfg.max_probability))
+                & (np.arange(1, j - i + 1) >= cfg.min_silent_hours)
+            )
+            if alarming.size:
+                found.append(Episode(i, i + int(alarming[0]), j - 1, active=j == n))
+        i = j
+    return found
+
+
+def _rolling(a: FloatArray, w: int) -> FloatArray:
+    c = np.concatenate([[0.0], np.cumsum(a)])
+    return c[w:] - c[:-w] if a.size >= w else np.zeros(0)
+
+
+def battery_warning(mv: FloatArray, cfg: ReportingSettings, window: int = 72) -> int | None:
+    """Index of the first hour at which the battery is low, or heading for cut-off within
+    ``warn_days_to_cutoff`` days by a least-squares slope over the last ``window`` hours
+    (at least two thirds of them reported), or None."""
+    known = ~np.isnan(mv)
+    low = np.flatnonzero(known & (np.nan_to_num(mv, nan=np.inf) <= cfg.low_battery_mv))
+    first = int(low[0]) if low.size else None
+    if mv.size >= window:
+        x = np.arange(mv.size, dtype=np.float64)
+        y = np.where(known, mv, 0.0)
+        k = known.astype(np.float64)
+        n = _rolling(k, window)
+        sx, sy = _rolling(x * k, window), _rolling(y, window)
+        sxx, sxy = _rolling(x * x * k, window), _rolling(x * y, window)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = (n * sxy - sx * sy) / (n * sxx - sx * sx)
+            end = np.arange(window - 1, mv.size)
+            hours_left = (np.nan_to_num(mv[end], nan=np.inf) - cfg.cutoff_mv) / -slope
+        heading = (n >= window * 2 / 3) & (slope < 0) & known[end]
+        heading &= hours_left < cfg.warn_days_to_cutoff * 24
+        hits = end[heading]
+        if hits.size and (first is None or hits[0] < first):
+            first = int(hits[0])
+    return first
+
+
+@dataclass(frozen=True)
+class Silence:
+    kind: str  # concentrator_silent | dead_module | missing_data | low_battery
+    episode: Episode
+    concentrator: int | None = None
+    module: int | None = None
+    meter: int | None = None
+
+
+def _covered(ep: Episode, by: list[Episode]) -> bool:
+    return any(o.start <= ep.start + 1 and o.end >= ep.end - 1 for o in by)
+
+
+def reporting_findings(
+    modules: list[int],
+    module_concentrator: dict[int, int],
+    module_present: BoolArray,
+    module_battery: FloatArray,
+    meter_module: dict[int, int],
+    meter_present: dict[int, BoolArray],
+    hour_of_day: npt.NDArray[np.int_],
+    cfg: ReportingSettings | None = None,
+) -> list[Silence]:
+    """The most specific explanation of each silence: a whole concentrator, else a
+    module, else one meter whose module still reports; and battery warnings."""
+    cfg = cfg or ReportingSettings()
+    out: list[Silence] = []
+    row = {serial: i for i, serial in enumerate(modules)}
+    by_concentrator: dict[int, list[int]] = {}
+    for serial, concentrator in module_concentrator.items():
+        by_concentrator.setdefault(concentrator, []).append(row[serial])
+    concentrator_silences: dict[int, list[Episode]] = {}
+    for concentrator, rows in by_concentrator.items():
+        eps = silences(np.asarray(module_present[rows].any(axis=0)), hour_of_day, cfg)
+        concentrator_silences[concentrator] = eps
+        out.extend(Silence("concentrator_silent", ep, concentrator=concentrator) for ep in eps)
+    module_silences: dict[int, list[Episode]] = {}
+    for serial, i in row.items():
+        eps = [
+            ep
+            for ep in silences(module_present[i], hour_of_day, cfg)
+            if not _covered(ep, concentrator_silences[module_concentrator[serial]])
+        ]
+        module_silences[serial] = eps
+        out.extend(Silence("dead_module", ep, module=serial) for ep in eps)
+        warned = battery_warning(module_battery[i], cfg)
+        if warned is not None:
+            known = np.flatnonzero(~np.isnan(module_battery[i]))
+            recovered = known.size and module_battery[i, known[-1]] > cfg.low_battery_mv + 150
+            last = int(known[-1]) if known.size else warned
+            ep = Episode(warned, warned, last, active=not recovered)
+            out.append(Silence("low_battery", ep, module=serial))
+    for meter, present in meter_present.items():
+        module = meter_module[meter]
+        quiet = module_silences.get(module, []) + concentrator_silences.get(
+            module_concentrator.get(module, -1), []
+        )
+        out.extend(
+            Silence("missing_data", ep, module=module, meter=meter)
+            for ep in silences(present, hour_of_day, cfg)
+            if not _covered(ep, quiet)
+        )
+    return out
