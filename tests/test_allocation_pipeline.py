@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -18,7 +19,7 @@ from balans_allocation.settings import AllocationSettings
 from balans_allocation.water import k_factor_kwh_m3k
 from balans_core.service import ServiceContext
 from balans_db.secrets import KeyVault
-from balans_db.topology import SiteSpec, regular_building, write_building
+from balans_db.topology import SiteSpec, reference_building, regular_building, write_building
 from balans_protocol import subjects
 from balans_protocol.messages import AllocationComputed, ReadingsStored
 from balans_protocol.streams import ensure_streams
@@ -57,11 +58,11 @@ async def _channels(conn: asyncpg.Connection, building_id: int) -> list[asyncpg.
     )
 
 
-def _pulses_per_hour(meter: asyncpg.Record, flat_rank: dict[int, int]) -> int:
+def _pulses_per_hour(meter: asyncpg.Record, flat_rank: dict[int, int], building_kwh: int) -> int:
     if meter["utility"] != "heat":
         return 1
     if meter["role"] == "building":
-        return BUILDING_KWH
+        return building_kwh
     if meter["role"] == "riser":
         return RISER_PULSES
     return FLAT_PULSES[meter["kind"]] * (
@@ -70,7 +71,10 @@ def _pulses_per_hour(meter: asyncpg.Record, flat_rank: dict[int, int]) -> int:
 
 
 async def _seed_readings(
-    conn: asyncpg.Connection, building_id: int, skip: set[tuple[int, int]] = frozenset()
+    conn: asyncpg.Connection,
+    building_id: int,
+    skip: set[tuple[int, int]] = frozenset(),
+    building_kwh: int = BUILDING_KWH,
 ) -> None:
     """Registers for every channel at every boundary (except ``skip``: (meter, boundary)),
     and temperatures for every sensor pair."""
@@ -78,7 +82,7 @@ async def _seed_readings(
     rank = {f["id"]: i for i, f in enumerate(flats)}
     rows = []
     for m in await _channels(conn, building_id):
-        per_hour = _pulses_per_hour(m, rank)
+        per_hour = _pulses_per_hour(m, rank, building_kwh)
         for j in range(BOUNDARIES):
             if (m["id"], j) not in skip:
                 rows.append((m["module_serial"], m["input"], H0 + j * HOUR, 1000 + per_hour * j))
@@ -290,3 +294,40 @@ async def test_cross_check_flags_the_disagreeing_hour(conn: asyncpg.Connection) 
     )
     failed = [r["hour"] for r in rows if r["flags"] & Flag.CROSSCHECK_FAILED]
     assert failed == [H0 + 3 * HOUR]
+
+
+async def test_reference_building_2a_with_a_silent_radiator_sensor(
+    conn: asyncpg.Connection,
+) -> None:
+    """DOMAIN.md's 100-flat block (2a): a dead sensor pair is estimated from its riser."""
+    spec = reference_building("2a", index=next(_building_numbers))
+    building_id = await write_building(conn, replace(spec, code=f"ref-2a-{spec.index}"), KeyVault())
+    assert building_id is not None
+    radiators = await conn.fetchval(
+        "select count(*) from radiators r join flats f on f.id = r.flat_id where building_id = $1",
+        building_id,
+    )
+    per_radiator = 0.1 * k_factor_kwh_m3k(70.0, 65.0, False, 1.6) * 5.0
+    building_kwh = round(radiators * per_radiator * 1.2)  # 20% common heat
+    await _seed_readings(conn, building_id, building_kwh=building_kwh)
+    silent = await conn.fetchrow(
+        """select module_serial, flat_id from sensor_pairs
+           where building_id = $1 and radiator_id is not null order by module_serial limit 1""",
+        building_id,
+    )
+    await conn.execute(
+        "delete from temperature_readings where module_serial = $1", silent["module_serial"]
+    )
+    await on_readings_stored(conn, building_id, H0, LATENESS, LOOKAROUND)
+    rows = await _allocation(conn, building_id)
+    assert len(rows) == 100 * 7
+    for h in range(7):
+        hour_rows = [r for r in rows if r["hour"] == H0 + h * HOUR]
+        assert sum(r["total_kwh"] for r in hour_rows) == pytest.approx(building_kwh, rel=1e-9)
+    estimated = {r["flat_id"] for r in rows if r["flags"] & Flag.TEMP_MISSING}
+    assert estimated == {silent["flat_id"]}
+    own = await conn.fetchval(
+        "select count(*) from radiators where flat_id = $1", silent["flat_id"]
+    )
+    measured = next(r["measured_kwh"] for r in rows if r["flat_id"] == silent["flat_id"])
+    assert measured == pytest.approx(own * per_radiator, rel=1e-5)
