@@ -87,6 +87,16 @@ async def test_one_leak_one_alert(database_url: str, nats_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch("select * from alerts where building_id = $1", building_id)
+        heat_forecast = await conn.fetchrow(
+            """select f.* from forecasts f join balance_groups g on g.id = f.scope_id
+               where f.scope = 'group' and g.building_id = $1 and g.utility = 'heat'""",
+            building_id,
+        )
+        banded = await conn.fetchval(
+            """select count(*) from imbalance_series s join balance_groups g on g.id = s.group_id
+               where g.building_id = $1 and s.resolution = 'hour' and s.band_high is not null""",
+            building_id,
+        )
     finally:
         await conn.close()
     leaks = [r for r in rows if r["kind"] == "leak"]
@@ -103,3 +113,5 @@ async def test_one_leak_one_alert(database_url: str, nats_url: str) -> None:
     assert (received[-1].kind, received[-1].state) == ("leak", "closed")
     assert detected <= LEAK_START + timedelta(hours=12)
     assert [r["kind"] for r in rows if r["kind"] != "leak"] == []
+    assert heat_forecast["forecast_total"] > heat_forecast["consumed_to_date"] > 0
+    assert banded > 24 * 14

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import numpy as np
@@ -19,6 +20,13 @@ from balans_balance.detectors.excess import (
 )
 from balans_balance.detectors.reporting import reporting_findings
 from balans_balance.findings import Finding
+from balans_balance.forecast import (
+    continuous_night_flow,
+    degree_days,
+    month_end,
+    normal_daily_mean_c,
+    remaining_days,
+)
 from balans_balance.loading import BuildingData, GroupDef, load_building
 from balans_balance.metrics import ALERTS_OPEN, GROUPS_EVALUATED
 from balans_balance.physics import heat_per_m3
@@ -111,6 +119,94 @@ def _finding(
         meter_id=meter_id,
         severity="critical" if d.kind in ("leak", "unauthorised_connection") else "warning",
         evidence=evidence,
+    )
+
+
+
+
+def consumer_leaks(data: BuildingData) -> list[Finding]:
+    """Flat water meters that have turned all night for three nights running."""
+    out = []
+    recent = len(data.hours) - 36
+    for meter_id, unit in data.units.items():
+        if meter_id not in data.flat_water:
+            continue
+        i = continuous_night_flow(data.series(meter_id), data.night)
+        if i is None or i < recent:
+            continue
+        serial = data.meter_serials[meter_id]
+        out.append(
+            Finding(
+                kind="consumer_leak",
+                cause_key=f"consumer-leak:{meter_id}",
+                first_hour=data.hours[max(0, i - 72)],
+                last_hour=data.hours[i],
+                active=True,
+                summary=f"meter {serial}: water ran every hour of the last three nights "
+                "(a dripping tap or a running cistern?)",
+                building_id=data.building_id,
+                meter_id=meter_id,
+                severity="info",
+                evidence={
+                    "rule": "no still hour in 3 consecutive nights",
+                    "unit": unit,
+                    "detected_hour": data.hours[i].isoformat(),
+                },
+            )
+        )
+    return out
+
+
+async def store_forecasts(conn: asyncpg.Connection, data: BuildingData) -> None:
+    """Month-end forecast of every meter and of every group's balance meter."""
+    last = data.hours[-1]
+    tz = ZoneInfo(data.timezone)
+    local_days = [h.astimezone(tz).date() for h in data.hours]
+    days = sorted(set(local_days))
+    today = days[-1]
+    so_far = sum(1 for d in days if d.month == today.month and d.year == today.year)
+    day_of = np.array([days.index(d) for d in local_days])
+    temps = dict(
+        await conn.fetch(
+            """select (hour at time zone $4)::date, avg(temp_c) from outdoor_temperatures
+               where site_id = $1 and hour >= $2 and hour <= $3 group by 1""",
+            data.site_id,
+            data.hours[0],
+            last,
+            data.timezone,
+        )
+    )
+    mean_c = np.array([temps.get(d, normal_daily_mean_c(d)) for d in days], dtype=np.float64)
+    hdd = degree_days(mean_c)
+    rest = degree_days(np.array([normal_daily_mean_c(d) for d in remaining_days(today)]))
+    month = today.replace(day=1)
+    rows = []
+    targets = [("meter", m, m) for m in data.units] + [
+        ("group", g.id, g.balance_meter_id) for g in data.groups
+    ]
+    for scope, scope_id, meter_id in targets:
+        hourly = np.nan_to_num(data.series(meter_id))
+        daily = np.bincount(day_of, weights=hourly, minlength=len(days))
+        f = month_end(
+            daily[-28:],
+            hdd[-28:],
+            rest,
+            days_in_month_so_far=so_far,
+            weather_dependent=data.utilities[meter_id] == "heat",
+        )
+        rows.append(
+            (scope, scope_id, month, data.units[meter_id], f.consumed_to_date,
+             f.forecast_total, f.hdd_to_date, f.hdd_month, last)
+        )  # fmt: skip
+    await conn.executemany(
+        """insert into forecasts (scope, scope_id, month, unit, consumed_to_date,
+               forecast_total, hdd_to_date, hdd_month, as_of)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+           on conflict (scope, scope_id, month) do update set
+               consumed_to_date = excluded.consumed_to_date,
+               forecast_total = excluded.forecast_total, hdd_to_date = excluded.hdd_to_date,
+               hdd_month = excluded.hdd_month, as_of = excluded.as_of""",
+        rows,
     )
 
 
@@ -274,6 +370,8 @@ async def analyse_building(
         share = await _store_series(conn, data, group, s, cfg, units[group.balance_meter_id])
         findings.extend(_finding(data, group, d, s, share) for d in diagnose_group(s, cfg))
     findings.extend(reporting_alerts(data))
+    findings.extend(consumer_leaks(data))
+    await store_forecasts(conn, data)
     transitions = await reconcile(conn, building_id, findings, publish, datetime.now(UTC))
     for kind, count in await conn.fetch(
         "select kind, count(*) from alerts where state = 'open' group by kind"

@@ -47,6 +47,10 @@ class BuildingData:
     supply_c: FloatArray  # the building sensor pair, hourly means
     return_c: FloatArray
     units: dict[int, str]
+    utilities: dict[int, str]
+    flat_water: set[int]  # flat-level cold and hot water meters (consumer leak warning)
+    site_id: int
+    timezone: str
     reporting: Reporting
     tamper: dict[int, npt.NDArray[np.bool_]]  # meter -> tamper flag of its module per hour
     meter_serials: dict[int, str]
@@ -72,10 +76,12 @@ async def load_building(
 ) -> BuildingData:
     hours = hour_range(until, days)
     index = {h: i for i, h in enumerate(hours)}
-    timezone = await conn.fetchval(
-        "select s.timezone from buildings b join sites s on s.id = b.site_id where b.id = $1",
+    site = await conn.fetchrow(
+        """select s.id, s.timezone from buildings b join sites s on s.id = b.site_id
+           where b.id = $1""",
         building_id,
     )
+    timezone = site["timezone"] or "UTC"
     group_rows = await conn.fetch(
         """select g.id, g.name, g.utility, g.kind, g.balance_meter_id,
                   coalesce(array_agg(m.meter_id order by m.meter_id)
@@ -130,7 +136,15 @@ async def load_building(
         reporting=reporting,
         building_id=building_id,
         hours=hours,
-        night=night_mask(hours, timezone or "UTC"),
+        night=night_mask(hours, timezone),
+        site_id=site["id"],
+        timezone=timezone,
+        utilities={r["id"]: r["utility"] for r in meter_rows},
+        flat_water={
+            r["id"]
+            for r in meter_rows
+            if r["role"] == "flat" and r["utility"] in ("cold_water", "hot_water")
+        },
         groups=groups,
         meter_index=meter_index,
         consumption=consumption,

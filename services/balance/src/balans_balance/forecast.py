@@ -1,0 +1,103 @@
+"""Month-end forecasts normalised by heating degree-days, and the consumer's leak warning.
+
+Daily use of a heat meter is modelled as ``base + per_hdd x HDD`` (HDD = max(0, 18 °C −
+daily mean outdoor temperature)), fitted on the days seen so far; the rest of the month
+is forecast with the expected degree-days (measured outdoor temperatures where
+``outdoor_temperatures`` has them, else the climate normal). Water, gas and electricity
+have no weather term: ``base`` only.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+HDD_BASE_C = 18.0
+# Chișinău monthly mean air temperature, °C (climate normal 1991-2020), January first
+CHISINAU_NORMAL_C = (-2.3, -0.8, 4.2, 10.8, 16.5, 20.2, 22.3, 21.7, 16.6, 10.5, 4.6, -0.3)
+
+
+def degree_days(daily_mean_c: FloatArray) -> FloatArray:
+    return np.maximum(HDD_BASE_C - daily_mean_c, 0.0)
+
+
+def normal_daily_mean_c(day: date) -> float:
+    return CHISINAU_NORMAL_C[day.month - 1]
+
+
+@dataclass(frozen=True)
+class MonthForecast:
+    consumed_to_date: float
+    forecast_total: float
+    hdd_to_date: float
+    hdd_month: float
+
+
+def month_end(
+    daily_use: FloatArray,
+    daily_hdd: FloatArray,
+    remaining_hdd: FloatArray,
+    *,
+    days_in_month_so_far: int,
+    weather_dependent: bool,
+) -> MonthForecast:
+    """Forecast from the history ``daily_use``/``daily_hdd`` (the last entries are this
+    month's ``days_in_month_so_far`` days) and the degree-days of the days still to come."""
+    known = ~np.isnan(daily_use)
+    use, hdd = daily_use[known], daily_hdd[known]
+    base, per_hdd = float(np.mean(use)) if use.size else 0.0, 0.0
+    if weather_dependent and use.size >= 5 and np.ptp(hdd) > 1.0:
+        per_hdd, base = (float(v) for v in np.polyfit(hdd, use, 1))
+        if per_hdd < 0:  # use does not rise with cold: no weather term
+            base, per_hdd = float(np.mean(use)), 0.0
+    elif weather_dependent and use.size and hdd.sum() > 0:
+        base, per_hdd = 0.0, float(use.sum() / hdd.sum())
+    this_month = daily_use[-days_in_month_so_far:] if days_in_month_so_far else daily_use[:0]
+    to_date = float(np.nansum(this_month))
+    rest = float(np.sum(np.maximum(base + per_hdd * remaining_hdd, 0.0)))
+    month_hdd = daily_hdd[-days_in_month_so_far:] if days_in_month_so_far else daily_hdd[:0]
+    return MonthForecast(
+        consumed_to_date=to_date,
+        forecast_total=to_date + rest,
+        hdd_to_date=float(month_hdd.sum()),
+        hdd_month=float(month_hdd.sum() + remaining_hdd.sum()),
+    )
+
+
+def remaining_days(today: date) -> list[date]:
+    """The days of ``today``'s month after ``today``."""
+    last = calendar.monthrange(today.year, today.month)[1]
+    return [today.replace(day=d) for d in range(today.day + 1, last + 1)]
+
+
+def continuous_night_flow(
+    hourly_use: FloatArray, night: npt.NDArray[np.bool_], nights: int = 3
+) -> int | None:
+    """Consumer leak warning: index of the hour ending the ``nights``-th consecutive night
+    during which the meter never stood still (a dripping tap or a running cistern keeps
+    a water meter turning all night). None if there is no such run."""
+    run = 0
+    n = hourly_use.size
+    i = 0
+    while i < n:
+        if not night[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and night[j]:
+            j += 1
+        block = hourly_use[i:j]
+        block = block[~np.isnan(block)]
+        if block.size >= 4 and np.all(block > 0):
+            run += 1
+            if run >= nights:
+                return j - 1
+        else:
+            run = 0
+        i = j
+    return None
