@@ -106,3 +106,18 @@ def test_episodes_bridge_short_gaps_and_close_after_quiet() -> None:
     first, last = find_episodes(mask, min_run=6, quiet_to_close=12)
     assert (first.start, first.confirmed, first.end, first.active) == (10, 15, 39, False)
     assert (last.start, last.active) == (90, True)
+
+
+def test_clogged_riser_found_and_weather_ignored() -> None:
+    """One riser of eight losing 40 % of its flow is found; a cold snap moving all is not."""
+    from balans_balance.detectors.riser import clogged_risers
+
+    rng = np.random.default_rng(4)
+    hours = 35 * 24
+    weather = 1 + 0.3 * np.sin(np.arange(hours) / 80) + 0.4 * ((np.arange(hours) // 24) % 20 == 3)
+    flows = rng.uniform(0.5, 1.5, (8, 1)) * weather * rng.normal(1, 0.03, (8, hours))
+    assert clogged_risers(flows) == []
+    flows[5, START:] *= 0.6
+    ((row, ep),) = clogged_risers(flows)
+    assert row == 5
+    assert START <= ep.start <= START + 24

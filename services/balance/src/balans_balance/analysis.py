@@ -19,6 +19,7 @@ from balans_balance.detectors.excess import (
     imbalance_band,
 )
 from balans_balance.detectors.reporting import reporting_findings
+from balans_balance.detectors.riser import clogged_risers
 from balans_balance.findings import Finding
 from balans_balance.forecast import (
     continuous_night_flow,
@@ -122,6 +123,40 @@ def _finding(
     )
 
 
+def riser_alerts(data: BuildingData, group_findings: list[Finding]) -> list[Finding]:
+    """Risers whose flow fell out of line with the others, unless their meter is blamed."""
+    risers = [
+        g for g in data.groups if g.kind == "riser" and g.balance_meter_id in data.meter_index
+    ]
+    if not risers:
+        return []
+    flows = np.array([data.series(g.balance_meter_id) for g in risers])
+    blamed = {(f.meter_id, f.first_hour) for f in group_findings if f.meter_id is not None}
+    out = []
+    for row, ep in clogged_risers(flows):
+        group = risers[row]
+        meter_id = group.balance_meter_id
+        if any(m == meter_id and h <= data.hours[ep.end] for m, h in blamed):
+            continue
+        out.append(
+            Finding(
+                kind="clogged_riser",
+                cause_key=f"riser:{group.id}",
+                first_hour=data.hours[ep.start],
+                last_hour=data.hours[ep.end],
+                active=ep.active,
+                summary=f"{group.name}: flow out of line with comparable risers",
+                building_id=data.building_id,
+                group_id=group.id,
+                meter_id=meter_id,
+                evidence={
+                    "rule": "riser's share of the risers' flow below its band for >= 12 h",
+                    "meter_serial": data.meter_serials[meter_id],
+                    "detected_hour": data.hours[ep.confirmed].isoformat(),
+                },
+            )
+        )
+    return out
 
 
 def consumer_leaks(data: BuildingData) -> list[Finding]:
@@ -369,6 +404,7 @@ async def analyse_building(
         GROUPS_EVALUATED.inc()
         share = await _store_series(conn, data, group, s, cfg, units[group.balance_meter_id])
         findings.extend(_finding(data, group, d, s, share) for d in diagnose_group(s, cfg))
+    findings.extend(riser_alerts(data, findings))
     findings.extend(reporting_alerts(data))
     findings.extend(consumer_leaks(data))
     await store_forecasts(conn, data)
