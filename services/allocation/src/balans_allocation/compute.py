@@ -193,6 +193,8 @@ def _layout_2a(inputs: Inputs) -> tuple[np.ndarray, np.ndarray, Trail]:
     volume = riser_volume[:, link_riser]
     serials = [p.module_serial for p in links]
     heat, hflags, delta_t = _heat(inputs, volume, serials, link_riser, _in_flow(meters))
+    if not _in_flow(meters):
+        heat = _riser_meter_density(inputs, heat, serials, link_riser, len(meters))
     targets = np.array([inputs.building.flat_index(p.flat_id or 0) for p in links], np.int32)
     ones = np.ones(len(links))
     link_ids = np.arange(len(links), dtype=np.int32)
@@ -207,6 +209,26 @@ def _layout_2a(inputs: Inputs) -> tuple[np.ndarray, np.ndarray, Trail]:
         trail_dt = np.where(per_flat > 0, dt_sum / per_flat, np.nan)
     has = per_flat > 0
     return np.where(has, measured, np.nan), mflags, Trail(np.where(has, trail_v, np.nan), trail_dt)
+
+
+def _riser_meter_density(
+    inputs: Inputs, heat: np.ndarray, serials: list[int], link_riser: np.ndarray, risers: int
+) -> np.ndarray:
+    """2a with the riser meter in the return: the water is weighed at the riser's exit,
+    estimated as the coldest valid radiator outlet on the riser that hour, not at each
+    radiator's outlet (up to 1% more mass at the bottom of a riser)."""
+    _, t_out = inputs.temperatures(serials)
+    valid = (t_out >= 0) & (t_out <= kernels.MAX_TEMP_CENTI_C)
+    coldest = np.full((inputs.hours, risers), kernels.MAX_TEMP_CENTI_C + 1, dtype=np.int32)
+    for link, riser in enumerate(link_riser):
+        coldest[:, riser] = np.where(
+            valid[:, link], np.minimum(coldest[:, riser], t_out[:, link]), coldest[:, riser]
+        )
+    at_meter = coldest[:, link_riser]
+    usable = valid & (at_meter <= kernels.MAX_TEMP_CENTI_C)
+    with np.errstate(invalid="ignore"):
+        ratio = inputs.rho[np.where(usable, at_meter, 0)] / inputs.rho[np.where(usable, t_out, 0)]
+    return np.where(usable, heat * ratio, heat).astype(np.float32)
 
 
 def _riser_weights(inputs: Inputs, riser_col: dict[int, int]) -> tuple[np.ndarray, ...]:
