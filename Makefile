@@ -59,3 +59,9 @@ bench-billing: setup ## billing: the reference building (100 accounts, a month o
 
 bench-allocation: setup ## allocation: per-flat heat kernel, numba vs numpy, 2M flats x 24 h and 100k flats x a month, vs memory bandwidth
 	$(BIN)/python -m balans_allocation.bench
+
+bench-ingest: setup ## ingest: codec records/s, then 200 concentrators x 500 meters x 24 h through TCP -> ingest -> JetStream -> persister -> PostgreSQL vs raw COPY
+	$(BIN)/python services/ingest/bench/bench_ingest.py
+
+fuzz-protocol: setup ## protocol: 1 000 000 random and mutated frames through the decoder (atheris; FUZZ_RUNS, FUZZ_ENGINE=random for the quick one)
+	$(BIN)/python libs/protocol/fuzz/fuzz_codec.py $${FUZZ_RUNS:-1000000} --engine $${FUZZ_ENGINE:-auto}
