@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import numpy as np
 import pytest
+import typer
+from typer.testing import CliRunner
 
 from balans_allocation.allocator import on_readings_stored
+from balans_allocation.cli import register
 from balans_db.secrets import KeyVault
 from balans_db.topology import demo_city
 from balans_sim.climate import hour_index
@@ -80,3 +85,33 @@ async def test_totals_equal_building_meter(simulated, layout: str) -> None:
     )
     assert total.sum() == pytest.approx(building, rel=1e-9)
     assert building == pytest.approx(chunks[layout].truth.building_kwh[hours].sum(), rel=0.02)
+
+
+def test_explain_command_prints_the_trail(simulated, database_url: str, monkeypatch) -> None:
+    """`balans heat explain` prints a flat's trail as JSON whose hours add up to its total."""
+    monkeypatch.setenv("BALANS_DATABASE_URL", database_url)
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def root() -> None:
+        """Stand-in for the balans root command."""
+
+    _, ids, _ = simulated
+    flat_id = asyncio.run(_first_flat(database_url, ids["1b"]))
+    args = ["heat", "explain", "--flat", str(flat_id), "--from", "2026-01-12T00:00:00",
+            "--to", "2026-01-13T00:00:00"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    trail = json.loads(result.output)
+    assert len(trail["hours"]) == 23  # the first hour has no register at its start
+    assert trail["total_kwh"] == pytest.approx(sum(h["total_kwh"] for h in trail["hours"]))
+    assert trail["layout"] == "1b"
+
+
+async def _first_flat(database_url: str, building_id: int) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("select min(id) from flats where building_id = $1", building_id)
+    finally:
+        await conn.close()

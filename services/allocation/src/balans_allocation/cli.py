@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from enum import StrEnum
 
+import asyncpg
 import typer
 
+from balans_allocation.explain import Explanation, explain
+from balans_allocation.settings import AllocationSettings
 from balans_allocation.water import DEFAULT_PRESSURE_BAR, KJ_PER_KWH, KJ_PER_MJ, k_factor_kwh_m3k
 
 heat_app = typer.Typer(help="Heat physics (EN 1434, IAPWS-IF97).")
@@ -45,6 +50,31 @@ def k_factor_command(
         f"{pressure_bar} bar, in {unit.value}/(m3·K):"
     )
     typer.echo(f"{k:.6f}")
+
+
+async def _explain(flat_id: int, start: datetime, end: datetime) -> Explanation | None:
+    conn = await asyncpg.connect(AllocationSettings().database_url)
+    try:
+        return await explain(conn, flat_id, start, end)
+    finally:
+        await conn.close()
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@heat_app.command("explain")
+def explain_command(
+    flat: int = typer.Option(..., "--flat", help="Flat id."),
+    start: datetime = typer.Option(..., "--from", help="Period start (UTC unless zoned)."),
+    end: datetime = typer.Option(..., "--to", help="Period end, exclusive."),
+) -> None:
+    """Print the explanation trail of a flat's heat over a period as JSON (BALANS_DATABASE_URL)."""
+    trail = asyncio.run(_explain(flat, _utc(start), _utc(end)))
+    if trail is None:
+        raise typer.BadParameter(f"no flat {flat}", param_hint="--flat")
+    typer.echo(trail.model_dump_json(indent=2))
 
 
 def register(app: typer.Typer) -> None:
