@@ -1,55 +1,48 @@
 """SQL for time series: meter consumption and per-flat heat, bucketed in local time.
 
 Hours are stored in UTC; days and months are cut in the site's time zone (the
-building's local calendar is what people read)."""
+building's local calendar is what people read). Hourly series skip the bucketing
+altogether (read in index order, no time-zone arithmetic per row: three times faster),
+and PostgreSQL builds the points' JSON: validating and re-encoding hundreds of points
+per series in Python was most of a profile request's time.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from typing import Any
 
 import asyncpg
 
-from balans_api.models import ConsumptionPoint
 from balans_api.timerange import Resolution, TimeRange
 
-_METER_SERIES = """
-select date_trunc($4, hour, $5) as t, sum(value) as value, bool_or(estimated) as estimated
-from meter_consumption
-where meter_id = $1 and hour >= $2 and hour < $3
-group by 1 order by 1
-"""
+Points = list[dict[str, Any]]
 
-_FLAT_HEAT_SERIES = """
-select date_trunc($4, hour, $5) as t, sum(total_kwh) as value, bool_or(estimated) as estimated
-from heat_allocation
-where flat_id = $1 and hour >= $2 and hour < $3
-group by 1 order by 1
-"""
-
-# mean over the building's flats of each bucket's flat total
-_BUILDING_HEAT_AVERAGE = """
-select t, avg(value) as value, false as estimated from (
-    select flat_id, date_trunc($4, hour, $5) as t, sum(total_kwh) as value
-    from heat_allocation
-    where building_id = $1 and hour >= $2 and hour < $3
-    group by 1, 2
-) per_flat group by t order by t
-"""
-
-_BUILDING_METER_AVERAGE = """
-select t, avg(value) as value, false as estimated from (
-    select mc.meter_id, date_trunc($4, mc.hour, $5) as t, sum(mc.value) as value
-    from meter_consumption mc
-    join meters m on m.id = mc.meter_id
-    where m.building_id = $1 and m.role = 'flat' and m.utility = $6
-      and mc.hour >= $2 and mc.hour < $3
-    group by 1, 2
-) per_meter group by t order by t
-"""
+_AS_JSON = """coalesce(json_agg(json_build_object('t', t, 'value', value,
+                      'estimated', estimated) order by t), '[]')::text"""
 
 
-def _points(rows: list[asyncpg.Record]) -> list[ConsumptionPoint]:
-    return [ConsumptionPoint(t=r["t"], value=r["value"], estimated=r["estimated"]) for r in rows]
+def _bucket(resolution: Resolution, column: str, tz: str, args: list[object]) -> tuple[str, str]:
+    """(time expression, GROUP BY clause) for the resolution; appends its parameters."""
+    if resolution == "hour":
+        return column, ""
+    args += [resolution, tz]
+    return f"date_trunc(${len(args) - 1}, {column}, ${len(args)})", "group by 1"
+
+
+def _source(
+    table: str, value: str, key: str, resolution: Resolution, tz: str, args: list[object]
+) -> str:
+    """Points of one key (meter or flat) of ``table``; args = [key, start, end]."""
+    t, group = _bucket(resolution, "hour", tz, args)
+    agg = (f"sum({value})", "bool_or(estimated)") if group else (value, "estimated")
+    return f"""select {t} as t, {agg[0]} as value, {agg[1]} as estimated from {table}
+               where {key} = $1 and hour >= $2 and hour < $3 {group}"""
+
+
+async def _points(pool: asyncpg.Pool, sql: str, args: list[object]) -> Points:
+    text = await pool.fetchval(f"select {_AS_JSON} from ({sql}) s", *args)
+    return json.loads(text)
 
 
 async def site_timezone(pool: asyncpg.Pool, building_id: int) -> str:
@@ -62,16 +55,18 @@ async def site_timezone(pool: asyncpg.Pool, building_id: int) -> str:
 
 async def meter_series(
     pool: asyncpg.Pool, meter_id: int, span: TimeRange, resolution: Resolution, tz: str
-) -> list[ConsumptionPoint]:
-    rows = await pool.fetch(_METER_SERIES, meter_id, span.start, span.end, resolution, tz)
-    return _points(rows)
+) -> Points:
+    args: list[object] = [meter_id, span.start, span.end]
+    sql = _source("meter_consumption", "value", "meter_id", resolution, tz, args)
+    return await _points(pool, sql, args)
 
 
 async def flat_heat_series(
     pool: asyncpg.Pool, flat_id: int, span: TimeRange, resolution: Resolution, tz: str
-) -> list[ConsumptionPoint]:
-    rows = await pool.fetch(_FLAT_HEAT_SERIES, flat_id, span.start, span.end, resolution, tz)
-    return _points(rows)
+) -> Points:
+    args: list[object] = [flat_id, span.start, span.end]
+    sql = _source("heat_allocation", "total_kwh", "flat_id", resolution, tz, args)
+    return await _points(pool, sql, args)
 
 
 async def building_average(
@@ -81,22 +76,44 @@ async def building_average(
     span: TimeRange,
     resolution: Resolution,
     tz: str,
-) -> list[ConsumptionPoint]:
-    """The average flat's consumption per bucket (heat from the allocation)."""
+) -> Points:
+    """The average flat's consumption per bucket (heat from the allocation): the mean over
+    the building's flats (or flat meters of the utility) of each one's bucket total."""
+    args: list[object] = [building_id, span.start, span.end]
+    t, _ = _bucket(resolution, "hour", tz, args)
     if utility == "heat":
-        rows = await pool.fetch(
-            _BUILDING_HEAT_AVERAGE, building_id, span.start, span.end, resolution, tz
-        )
+        inner = f"""select flat_id as k, {t} as t, sum(total_kwh) as value
+                    from heat_allocation
+                    where building_id = $1 and hour >= $2 and hour < $3 group by 1, 2"""
     else:
-        rows = await pool.fetch(
-            _BUILDING_METER_AVERAGE, building_id, span.start, span.end, resolution, tz, utility
-        )
-    return _points(rows)
+        args.append(utility)
+        inner = f"""select mc.meter_id as k, {t.replace("hour", "mc.hour")} as t,
+                           sum(mc.value) as value
+                    from meter_consumption mc join meters m on m.id = mc.meter_id
+                    where m.building_id = $1 and m.role = 'flat' and m.utility = ${len(args)}
+                      and mc.hour >= $2 and mc.hour < $3 group by 1, 2"""
+    sql = f"select t, avg(value) as value, false as estimated from ({inner}) x group by t"
+    return await _points(pool, sql, args)
 
 
-def total(points: list[ConsumptionPoint]) -> float:
-    return float(sum(p.value for p in points))
+async def flat_meter_series(
+    pool: asyncpg.Pool, flat_id: int, span: TimeRange, resolution: Resolution, tz: str
+) -> list[dict[str, Any]]:
+    """Every meter of a flat with its series."""
+    meters = await pool.fetch(
+        "select id as meter_id, serial, utility, unit from meters where flat_id = $1 order by id",
+        flat_id,
+    )
+    return [
+        {**dict(m), "points": await meter_series(pool, m["meter_id"], span, resolution, tz)}
+        for m in meters
+    ]
 
 
-def iso(value: datetime) -> str:
-    return value.isoformat()
+def total(points: Points) -> float:
+    return float(sum(p["value"] for p in points))
+
+
+def series(points: Points, unit: str, resolution: str, **ids: int) -> dict[str, Any]:
+    """The ``Series`` shape as a plain dict (encoded by :func:`fastjson.dict_response`)."""
+    return {**ids, "unit": unit, "resolution": resolution, "points": points}

@@ -9,8 +9,9 @@ from fastapi.responses import Response
 
 from balans_api.deps import Pool, Reader
 from balans_api.errors import ERROR_RESPONSES
+from balans_api.fastjson import dict_response
 from balans_api.models import HeatPoint, RegisterPoint, Series
-from balans_api.series import flat_heat_series, meter_series, site_timezone
+from balans_api.series import flat_heat_series, meter_series, series, site_timezone
 from balans_api.timerange import Format, Resolution, TimeRange, csv_response, time_range
 from balans_api.visibility import check_flat, visible_meter
 
@@ -54,7 +55,7 @@ async def consumption(
     span: Span,
     resolution: Resolution = "hour",
     format: Format = "json",
-) -> Series | Response:
+) -> Response:
     """Consumption of a meter per hour, day or month (days and months in local time)."""
     meter = await visible_meter(pool, who, meter_id)
     tz = await site_timezone(pool, meter["building_id"])
@@ -62,10 +63,10 @@ async def consumption(
     if format == "csv":
         return csv_response(
             ("t", f"value_{meter['unit']}", "estimated"),
-            ((p.t, p.value, p.estimated) for p in points),
+            ((p["t"], p["value"], p["estimated"]) for p in points),
             f"meter-{meter_id}-{resolution}",
         )
-    return Series(meter_id=meter_id, unit=meter["unit"], resolution=resolution, points=points)
+    return dict_response(series(points, meter["unit"], resolution, meter_id=meter_id))
 
 
 @router.get("/flats/{flat_id}/heat", response_model=list[HeatPoint])
@@ -98,10 +99,10 @@ async def flat_heat(
 @router.get("/flats/{flat_id}/heat/series", response_model=Series)
 async def flat_heat_buckets(
     flat_id: int, pool: Pool, who: Reader, span: Span, resolution: Resolution = "day"
-) -> Series:
+) -> Response:
     """A flat's allocated heat (total kWh) per hour, day or month."""
     check_flat(who, flat_id)
     building_id = await pool.fetchval("select building_id from flats where id = $1", flat_id)
     tz = await site_timezone(pool, building_id) if building_id else "UTC"
     points = await flat_heat_series(pool, flat_id, span, resolution, tz)
-    return Series(flat_id=flat_id, unit="kWh", resolution=resolution, points=points)
+    return dict_response(series(points, "kWh", resolution, flat_id=flat_id))

@@ -11,14 +11,23 @@ from typing import Annotated, Literal
 
 import asyncpg
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from balans_api.calendar import add_months, day_range, month_range, parse_month, this_month
 from balans_api.deps import Pool, Reader, Staff
 from balans_api.errors import ERROR_RESPONSES, not_found
+from balans_api.fastjson import dict_response, raw_json
 from balans_api.models import ConsumptionPoint, Series
 from balans_api.principal import Principal
-from balans_api.series import building_average, flat_heat_series, meter_series, total
+from balans_api.series import (
+    Points,
+    building_average,
+    flat_heat_series,
+    flat_meter_series,
+    series,
+    total,
+)
 from balans_api.timerange import TimeRange
 from balans_api.visibility import check_building, check_flat
 
@@ -150,7 +159,7 @@ async def _delta_t(
 
 async def _building_figures(
     pool: asyncpg.Pool, flat: FlatContext, span: TimeRange, resolution: str
-) -> tuple[list[ConsumptionPoint], float | None, float]:
+) -> tuple[Points, float | None, float]:
     average = await building_average(
         pool, flat.building_id, "heat", span, resolution, flat.timezone
     )
@@ -170,7 +179,7 @@ async def profile(
     who: Reader,
     month: Month = None,
     resolution: Literal["hour", "day"] = "day",
-) -> Profile:
+) -> Response:
     """A month of the flat: heat per hour or day with the average flat's line, each meter
     as its own series, month-to-date, the forecast to the month's end, the coefficients."""
     flat = await flat_context(pool, who, flat_id)
@@ -181,41 +190,30 @@ async def profile(
         ("building", flat.building_id, span.start, resolution),
         lambda: _building_figures(pool, flat, span, resolution),
     )
-    meters = []
-    for m in await pool.fetch(
-        "select id, serial, utility, unit from meters where flat_id = $1 order by id", flat_id
-    ):
-        points = await meter_series(pool, m["id"], span, resolution, flat.timezone)
-        meters.append(
-            MeterSeries(
-                meter_id=m["id"],
-                serial=m["serial"],
-                utility=m["utility"],
-                unit=m["unit"],
-                resolution=resolution,
-                points=points,
-            )
-        )
+    meters = await flat_meter_series(pool, flat_id, span, resolution, flat.timezone)
     mine = total(heat)
     avg_total = total(average)
     now = datetime.now(UTC)
     elapsed = (min(now, span.end) - span.start).total_seconds()
     forecast = mine * (span.end - span.start).total_seconds() / elapsed if elapsed > 0 else None
     my_dt = await _delta_t(pool, span, flat.building_id, flat_id)
-    return Profile(
-        flat=flat,
-        month=first.strftime("%Y-%m"),
-        resolution=resolution,
-        heat=Series(flat_id=flat_id, unit="kWh", resolution=resolution, points=heat),
-        building_average=Series(unit="kWh", resolution=resolution, points=average),
-        meters=meters,
-        month_to_date_kwh=mine,
-        forecast_kwh=forecast,
-        coefficients=Coefficients(
-            consumption=_ratio(mine, avg_total),
-            temperature=_ratio(my_dt, building_dt),
-            efficiency=_ratio(mine / flat.area_m2, avg_total / mean_area if mean_area else None),
-        ),
+    coefficients = Coefficients(
+        consumption=_ratio(mine, avg_total),
+        temperature=_ratio(my_dt, building_dt),
+        efficiency=_ratio(mine / flat.area_m2, avg_total / mean_area if mean_area else None),
+    )
+    return dict_response(
+        {
+            "flat": flat.model_dump(),
+            "month": first.strftime("%Y-%m"),
+            "resolution": resolution,
+            "heat": series(heat, "kWh", resolution, flat_id=flat_id),
+            "building_average": series(average, "kWh", resolution),
+            "meters": [{**m, "resolution": resolution} for m in meters],
+            "month_to_date_kwh": mine,
+            "forecast_kwh": forecast,
+            "coefficients": coefficients.model_dump(),
+        }
     )
 
 
@@ -226,7 +224,7 @@ async def history(
     who: Reader,
     year: Annotated[int | None, Query(ge=1971, le=8999)] = None,
     month: Month = None,
-) -> History:
+) -> Response:
     """Year by month (or, with ``month``, the month by day) against the year before."""
     flat = await flat_context(pool, who, flat_id)
     resolution: Literal["month", "day"]
@@ -244,11 +242,13 @@ async def history(
     )
     current = await flat_heat_series(pool, flat_id, span, resolution, flat.timezone)
     last = await flat_heat_series(pool, flat_id, before, resolution, flat.timezone)
-    return History(
-        flat=flat,
-        resolution=resolution,
-        current=Series(flat_id=flat_id, unit="kWh", resolution=resolution, points=current),
-        last_year=Series(flat_id=flat_id, unit="kWh", resolution=resolution, points=last),
+    return dict_response(
+        {
+            "flat": flat.model_dump(),
+            "resolution": resolution,
+            "current": series(current, "kWh", resolution, flat_id=flat_id),
+            "last_year": series(last, "kWh", resolution, flat_id=flat_id),
+        }
     )
 
 
@@ -395,10 +395,12 @@ async def _overview(pool: asyncpg.Pool, building_id: int) -> Overview:
 
 
 @router.get("/buildings/{building_id}/overview", response_model=Overview)
-async def overview(building_id: int, request: Request, pool: Pool, who: Staff) -> Overview:
+async def overview(building_id: int, request: Request, pool: Pool, who: Staff) -> Response:
     """An operator's summary of a building: equipment, silent and low-battery modules,
     open alerts, daily heat of the building meter against the sum of the flats."""
     check_building(who, building_id)
-    return await request.app.state.cache.get(
-        ("overview", building_id), lambda: _overview(pool, building_id)
-    )
+
+    async def compute() -> bytes:
+        return (await _overview(pool, building_id)).model_dump_json().encode()
+
+    return raw_json(await request.app.state.cache.get(("overview", building_id), compute))
