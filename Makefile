@@ -65,3 +65,6 @@ bench-ingest: setup ## ingest: codec records/s, then 200 concentrators x 500 met
 
 fuzz-protocol: setup ## protocol: 1 000 000 random and mutated frames through the decoder (atheris; FUZZ_RUNS, FUZZ_ENGINE=random for the quick one)
 	$(BIN)/python libs/protocol/fuzz/fuzz_codec.py $${FUZZ_RUNS:-1000000} --engine $${FUZZ_ENGINE:-auto}
+
+bench-scale: setup ## ops: one hour of a simulated city through ingest, persister, allocation, balance, stage by stage (BENCH_SCALE_BUILDINGS)
+	$(BIN)/python deploy/bench/bench_scale.py
