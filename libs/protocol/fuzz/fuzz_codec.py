@@ -8,8 +8,8 @@ atheris, the same checks run on random and randomly mutated frames.
 
     python libs/protocol/fuzz/fuzz_codec.py [runs] [--engine auto|atheris|random]
 
-runs defaults to 1 000 000; with atheris that takes several minutes on one core, the
-random engine under half a minute.
+runs defaults to 1 000 000: about a minute on one core with atheris (~17k runs/s), under
+half a minute with the random engine.
 """
 
 from __future__ import annotations

@@ -117,16 +117,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu_seconds() -> float:
-    """CPU time of every PostgreSQL process of the machine (backends included)."""
-    total = 0.0
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of a process and its live children (a postmaster and its backends)."""
+    total = cpu_seconds(root)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "postgres":
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == root:
                     total += cpu_seconds(int(entry.name))
-            except OSError:
-                continue
+            except (OSError, ValueError):
+                continue  # the process ended meanwhile
     return total
 
 
@@ -181,7 +181,8 @@ def print_profile(name: str, path: Path) -> None:
     stats.sort_stats("tottime").print_stats(8)
 
 
-async def bench(urls_db: str, urls_nats: str) -> None:
+async def bench(urls_db: str, urls_nats: str, servers: dict[str, int]) -> None:
+    """``servers``: name -> pid of the PostgreSQL and NATS servers (for CPU accounting)."""
     keys = await seed(urls_db, KeyVault())
     total = CONCENTRATORS * METERS * HOURS
     env = {
@@ -197,19 +198,16 @@ async def bench(urls_db: str, urls_nats: str) -> None:
     )
     conn = await asyncpg.connect(urls_db)
     try:
-        cpu0 = (cpu_seconds(ingest.pid), cpu_seconds(persister.pid), postgres_cpu_seconds())
+        pids = {"ingest": ingest.pid, "persister": persister.pid, **servers}
+        cpu0 = {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
         proc0 = time.process_time()
         started = time.perf_counter()
         await upload_all(int(env["BALANS_INGEST_PORT"]), keys)
         acked = time.perf_counter() - started
         await wait_rows(conn, total)
         elapsed = time.perf_counter() - started
-        cpu = (
-            cpu_seconds(ingest.pid) - cpu0[0],
-            cpu_seconds(persister.pid) - cpu0[1],
-            postgres_cpu_seconds() - cpu0[2],
-            time.process_time() - proc0,
-        )
+        cpu = {name: tree_cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+        cpu["concentrators"] = time.process_time() - proc0
         for proc in (ingest, persister):
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
@@ -225,10 +223,8 @@ async def bench(urls_db: str, urls_nats: str) -> None:
         f"hours={HOURS} readings={total} frames={CONCENTRATORS * HOURS}"
     )
     print(f"ingest all_acked_s={acked:.2f} all_stored_s={elapsed:.2f}")
-    print(
-        f"ingest cpu_s ingest={cpu[0]:.1f} persister={cpu[1]:.1f} postgres={cpu[2]:.1f} "
-        f"concentrators={cpu[3]:.1f} wall={elapsed:.1f} (2 cores: {2 * elapsed:.1f} core-s)"
-    )
+    shares = " ".join(f"{name}={seconds:.1f}" for name, seconds in cpu.items())
+    print(f"ingest cpu_s {shares} sum={sum(cpu.values()):.1f} of {2 * elapsed:.1f} core-s")
     if PROFILE:
         print_profile("ingest", profiles / "ingest.prof")
         print_profile("persister", profiles / "persister.prof")
@@ -238,12 +234,16 @@ async def bench(urls_db: str, urls_nats: str) -> None:
 
 def main() -> None:
     subprocess.run([sys.executable, "libs/protocol/bench/bench_codec.py"], check=True)
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-ingest-stack-") as data,
-        DevStack(data, durable=False) as urls,
-    ):
-        migrate.upgrade(urls.database_url)
-        uvloop.run(bench(urls.database_url, urls.nats_url))
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-stack-") as data:
+        stack = DevStack(data, durable=False)
+        with stack as urls:
+            migrate.upgrade(urls.database_url)
+            servers = {
+                name: server.proc.pid
+                for name, server in (("postgres", stack.postgres), ("nats", stack.nats))
+                if server is not None and server.proc is not None
+            }
+            uvloop.run(bench(urls.database_url, urls.nats_url, servers))
 
 
 if __name__ == "__main__":
