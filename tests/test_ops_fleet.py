@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -106,7 +107,8 @@ async def test_fleet_counts_silent_low_battery_and_estimated(
 async def test_fleet_reports_stream_fill_and_consumer_backlog(
     fleet_db: asyncpg.Pool, nats_url: str
 ) -> None:
-    """A stream's size, limits and its durable consumer's backlog become gauges."""
+    """A stream's size, limits, a durable consumer's backlog and lag become gauges; a
+    consumer filtered to other subjects has neither."""
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     try:
@@ -114,8 +116,12 @@ async def test_fleet_reports_stream_fill_and_consumer_backlog(
             StreamConfig(name="OPSTEST", subjects=["opstest.>"], max_bytes=1_000_000)
         )
         await js.add_consumer("OPSTEST", ConsumerConfig(durable_name="opsdurable"))
+        await js.add_consumer(
+            "OPSTEST", ConsumerConfig(durable_name="opsfiltered", filter_subject="opstest.y")
+        )
         for i in range(5):
             await js.publish("opstest.x", f"m{i}".encode())
+        await asyncio.sleep(0.3)
         result = await FleetCollector(FleetSettings(), fleet_db, js).refresh()
         await js.delete_stream("OPSTEST")
     finally:
@@ -127,6 +133,14 @@ async def test_fleet_reports_stream_fill_and_consumer_backlog(
         "balans_fleet_jetstream_consumer_pending", stream="OPSTEST", consumer="opsdurable"
     )
     assert pending == 5
+    lag = _gauge(
+        "balans_fleet_jetstream_consumer_lag_seconds", stream="OPSTEST", consumer="opsdurable"
+    )
+    assert lag is not None
+    assert 0.3 <= lag < 30
+    filtered = {"stream": "OPSTEST", "consumer": "opsfiltered"}
+    assert _gauge("balans_fleet_jetstream_consumer_pending", **filtered) == 0
+    assert _gauge("balans_fleet_jetstream_consumer_lag_seconds", **filtered) == 0
 
 
 async def test_fleet_counts_a_failing_source_and_keeps_the_others(

@@ -48,6 +48,11 @@ CONSUMER_ACK_PENDING = Gauge(
     "Messages delivered to a durable consumer and not yet acknowledged.",
     ["stream", "consumer"],
 )
+CONSUMER_LAG_SECONDS = Gauge(
+    "balans_fleet_jetstream_consumer_lag_seconds",
+    "Age of the oldest message a durable consumer has not acknowledged (0 when caught up).",
+    ["stream", "consumer"],
+)
 REFRESH_ERRORS = Counter(
     "balans_fleet_refresh_errors_total",
     "Refreshes of one source that failed (logged with the error).",
