@@ -84,7 +84,8 @@ class ConcentratorClient:
 
     ``boot`` must differ from the boot counter of the concentrator's previous start
     (docs/protocol.md, "Sequence numbers"); sequence numbers restart at 1 with it.
-    ``max_pending`` bounds the buffer: :meth:`upload` waits while it is full.
+    ``max_pending`` bounds the buffer: :meth:`upload` waits while it is full. Reconnects
+    wait ``reconnect_delay_s``, doubling after each failure up to ``max_reconnect_delay_s``.
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class ConcentratorClient:
         on_command: CommandHandler = refuse_commands,
         max_pending: int = 10_000,
         reconnect_delay_s: float = 0.5,
+        max_reconnect_delay_s: float = 30.0,
         resend_delay_s: float = 1.0,
         ping_interval_s: float = 30.0,
     ) -> None:
@@ -110,6 +112,8 @@ class ConcentratorClient:
         self._on_command = on_command
         self._max_pending = max_pending
         self._reconnect_delay_s = reconnect_delay_s
+        self._max_reconnect_delay_s = max_reconnect_delay_s
+        self._delay_s = reconnect_delay_s  # doubles after each failed attempt
         self._resend_delay_s = resend_delay_s
         self._ping_interval_s = ping_interval_s
         self._seq = 0
@@ -216,13 +220,15 @@ class ConcentratorClient:
                 if self._writer is not None:
                     self._writer.close()
                     self._writer = None
-            await asyncio.sleep(self._reconnect_delay_s)
+            await asyncio.sleep(self._delay_s)
+            self._delay_s = min(2 * self._delay_s, self._max_reconnect_delay_s)
 
     async def _session(self) -> None:
         reader, writer = await asyncio.open_connection(self.host, self.port)
         self._writer = writer
         self._session_key = await self._handshake(reader, writer)
         self.stats.connects += 1
+        self._delay_s = self._reconnect_delay_s
         backlog = list(self._pending.items())
         self._connected.set()
         # Resend while reading, so ACKs of the backlog never wait behind our own writes.
