@@ -20,33 +20,44 @@ DAY_S = 24 * 3600.0
 # unique keys drop them (docs/protocol.md, "Exactly once").
 UPLOADS_DUPLICATE_WINDOW_S = 3600.0
 
+
+def _file_stream(
+    name: str, description: str, subject: str, max_age_days: int, duplicate_window_s: float
+) -> StreamConfig:
+    """A file-backed stream keeping messages for ``max_age_days`` (limits retention, so
+    any number of consumers can read it)."""
+    return StreamConfig(
+        name=name,
+        description=description,
+        subjects=[subject],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=max_age_days * DAY_S,
+        duplicate_window=duplicate_window_s,
+    )
+
+
 STREAMS: tuple[StreamConfig, ...] = (
-    StreamConfig(
-        name=subjects.UPLOADS_STREAM,
-        description="Verified UPLOAD batches from concentrators (ingest -> persister)",
-        subjects=[subjects.UPLOADS_ALL],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        max_age=7 * DAY_S,
-        duplicate_window=UPLOADS_DUPLICATE_WINDOW_S,
+    _file_stream(
+        subjects.UPLOADS_STREAM,
+        "Verified UPLOAD batches from concentrators (ingest -> persister)",
+        subjects.UPLOADS_ALL,
+        7,
+        UPLOADS_DUPLICATE_WINDOW_S,
     ),
-    StreamConfig(
-        name=subjects.EVENTS_STREAM,
-        description="Pipeline events: readings stored, allocation computed, period closed",
-        subjects=[subjects.EVENTS_ALL],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        max_age=30 * DAY_S,
-        duplicate_window=120.0,
+    _file_stream(
+        subjects.EVENTS_STREAM,
+        "Pipeline events: readings stored, allocation computed, period closed",
+        subjects.EVENTS_ALL,
+        30,
+        120.0,
     ),
-    StreamConfig(
-        name=subjects.ALERTS_STREAM,
-        description="Alerts opened, updated and closed by balance",
-        subjects=[subjects.ALERTS_ALL],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        max_age=90 * DAY_S,
-        duplicate_window=120.0,
+    _file_stream(
+        subjects.ALERTS_STREAM,
+        "Alerts opened, updated and closed by balance",
+        subjects.ALERTS_ALL,
+        90,
+        120.0,
     ),
 )
 
