@@ -61,6 +61,25 @@ async def complete_until(
     return freshest - lateness
 
 
+async def earliest_anchor(
+    conn: asyncpg.Connection, building: Building, before: datetime, floor: datetime
+) -> datetime:
+    """The oldest of the channels' last registers before ``before`` (``floor`` for a channel
+    silent since then): a register stored at ``before`` changes the hours back to it."""
+    rows = await conn.fetch(
+        """select max(p.ts) as anchor
+           from unnest($1::bigint[], $2::smallint[]) with ordinality as m(serial, input, i)
+           left join pulse_readings p on p.module_serial = m.serial and p.input = m.input
+                and p.ts < $3 and p.ts >= $4
+           group by m.i""",
+        [m.module_serial for m in building.meters],
+        [m.input for m in building.meters],
+        before,
+        floor,
+    )
+    return min((r["anchor"] or floor for r in rows), default=floor)
+
+
 def _count_flags(flags: np.ndarray) -> None:
     for flag in Flag:
         n = int(np.count_nonzero(flags & flag))
@@ -83,7 +102,8 @@ async def on_readings_stored(
             return []
         first = floor_hour(hour_from)
         mark = await storage.watermark(conn, building_id) or first
-        start = min(mark, first - lookaround * HOUR)
+        anchor = await earliest_anchor(conn, building, first, first - lookaround * HOUR)
+        start = min(mark, first - HOUR, anchor)
         end = await complete_until(conn, building, start, lateness)
         if end is None or end <= start:
             return []

@@ -20,8 +20,11 @@ from balans_allocation.kernels import MISSING_REGISTER, MISSING_TEMP
 HOUR = timedelta(hours=1)
 
 
-def _index(ts: datetime, start: datetime) -> int:
-    return int((ts - start) // HOUR)
+def _columns(rows: list[asyncpg.Record], count: int) -> list[np.ndarray]:
+    """The first ``count`` fields of the rows as int64 columns."""
+    if not rows:
+        return [np.empty(0, dtype=np.int64) for _ in range(count)]
+    return list(np.array([tuple(r) for r in rows], dtype=np.int64).reshape(-1, count).T)
 
 
 async def load_registers(
@@ -31,19 +34,18 @@ async def load_registers(
     registers = np.full((len(meters), boundaries), MISSING_REGISTER, dtype=np.int64)
     if not meters:
         return registers
-    row_of = {(m.module_serial, m.input): i for i, m in enumerate(meters)}
     rows = await conn.fetch(
-        """select module_serial, input, ts, count from pulse_readings
-           where module_serial = any($1::bigint[]) and ts >= $2 and ts <= $3
-             and date_trunc('hour', ts) = ts""",
-        sorted({m.module_serial for m in meters}),
+        """select m.i - 1, (extract(epoch from p.ts - $3) / 3600)::bigint, p.count
+           from unnest($1::bigint[], $2::smallint[]) with ordinality as m(serial, input, i)
+           join pulse_readings p on p.module_serial = m.serial and p.input = m.input
+           where p.ts >= $3 and p.ts <= $4 and date_trunc('hour', p.ts) = p.ts""",
+        [m.module_serial for m in meters],
+        [m.input for m in meters],
         start,
         start + (boundaries - 1) * HOUR,
     )
-    for r in rows:
-        i = row_of.get((r["module_serial"], r["input"]))
-        if i is not None:
-            registers[i, _index(r["ts"], start)] = r["count"]
+    row, boundary, count = _columns(rows, 3)
+    registers[row, boundary] = count
     return registers
 
 
@@ -59,18 +61,17 @@ async def load_temperatures(
     t_return = np.full((hours, len(serials)), MISSING_TEMP, dtype=np.int16)
     if not serials:
         return t_flow, t_return
-    column_of = {s: c for c, s in enumerate(serials)}
     rows = await conn.fetch(
-        """select module_serial, ts, supply_centi_c, return_centi_c from temperature_readings
-           where module_serial = any($1::bigint[]) and ts > $2 and ts <= $3
-             and date_trunc('hour', ts) = ts""",
+        """select m.i - 1, (extract(epoch from t.ts - $2) / 3600)::bigint - 1,
+                  t.supply_centi_c, t.return_centi_c
+           from unnest($1::bigint[]) with ordinality as m(serial, i)
+           join temperature_readings t on t.module_serial = m.serial
+           where t.ts > $2 and t.ts <= $3 and date_trunc('hour', t.ts) = t.ts""",
         list(serials),
         start,
         start + hours * HOUR,
     )
-    for r in rows:
-        h = _index(r["ts"], start) - 1
-        c = column_of[r["module_serial"]]
-        t_flow[h, c] = np.clip(r["supply_centi_c"], -32767, 32767)
-        t_return[h, c] = np.clip(r["return_centi_c"], -32767, 32767)
+    column, hour, supply, ret = _columns(rows, 4)
+    t_flow[hour, column] = np.clip(supply, -32767, 32767)
+    t_return[hour, column] = np.clip(ret, -32767, 32767)
     return t_flow, t_return
