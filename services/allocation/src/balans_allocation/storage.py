@@ -127,41 +127,49 @@ def _hours(start: datetime, n: int) -> list[datetime]:
     return [start + i * HOUR for i in range(n)]
 
 
-def _optional(x: float) -> float | None:
-    return None if np.isnan(x) else float(x)
+def _nullable(values: np.ndarray) -> list[float | None]:
+    return [None if np.isnan(v) else v for v in values.tolist()]
 
 
 def _consumption_rows(result: BuildingResult) -> list[tuple]:
     c = result.consumption
     hours = _hours(result.start, c.value.shape[1])
-    rows = []
-    for i, meter in enumerate(c.meters):
-        for h in np.flatnonzero(~np.isnan(c.value[i])):
-            flags = int(c.flags[i, h])
-            rows.append(
-                (meter.id, hours[h], float(c.value[i, h]), meter.unit, flags & 1 == 1, flags)
-            )
-    return rows
+    meter, hour = np.nonzero(~np.isnan(c.value))
+    flags = c.flags[meter, hour].astype(np.int64)
+    return list(
+        zip(
+            [c.meters[i].id for i in meter.tolist()],
+            [hours[h] for h in hour.tolist()],
+            c.value[meter, hour].tolist(),
+            [c.meters[i].unit for i in meter.tolist()],
+            ((flags & Flag.ESTIMATED) != 0).tolist(),
+            flags.tolist(),
+            strict=True,
+        )
+    )
 
 
 def _allocation_rows(building_id: int, flat_ids: np.ndarray, result: BuildingResult) -> list:
     a, t = result.allocation, result.trail
-    hours = _hours(result.start, a.total.shape[0])
-    rows = []
-    for h in result.hours_with_data():
-        hour = hours[h]
-        for f, flat_id in enumerate(flat_ids):
-            volume, delta_t = _optional(t.volume_m3[h, f]), _optional(t.delta_t_k[h, f])
-            k = a.measured[h, f] / (volume * delta_t) if volume and delta_t else None
-            flags = int(a.flags[h, f])
-            rows.append(
-                (
-                    building_id, int(flat_id), hour, float(a.measured[h, f]),
-                    bool(flags & Flag.ESTIMATED), float(a.common[h, f]), float(a.total[h, f]),
-                    flags, result.method, volume, delta_t, k, float(a.adjustment[h, f]),
-                )
-            )  # fmt: skip
-    return rows
+    all_hours = _hours(result.start, a.total.shape[0])
+    rows = np.array(result.hours_with_data(), dtype=np.int64)
+    h = np.repeat(rows, flat_ids.size)
+    f = np.tile(np.arange(flat_ids.size), rows.size)
+    volume, delta_t = t.volume_m3[h, f].astype(np.float64), t.delta_t_k[h, f].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k = np.where((volume > 0) & (delta_t > 0), a.measured[h, f] / (volume * delta_t), np.nan)
+    flags = a.flags[h, f].astype(np.int64)
+    n = h.size
+    return list(
+        zip(
+            [building_id] * n, flat_ids[f].tolist(), [all_hours[i] for i in h.tolist()],
+            a.measured[h, f].tolist(), ((flags & Flag.ESTIMATED) != 0).tolist(),
+            a.common[h, f].tolist(), a.total[h, f].tolist(), flags.tolist(),
+            [result.method] * n, _nullable(volume), _nullable(delta_t), _nullable(k),
+            a.adjustment[h, f].tolist(),
+            strict=True,
+        )
+    )  # fmt: skip
 
 
 async def write_result(
