@@ -13,8 +13,8 @@ Before the measured hour, ``BENCH_SCALE_HISTORY_H`` hours go straight into Postg
 plain COPY of as many rows as the hour has readings into an unlogged table: the
 persister's ratio to it shows the cost of idempotence and partitions on this machine now.
 
-Settings (environment): ``BENCH_SCALE_BUILDINGS`` (default 200, about 22 000 meters), ``BENCH_SCALE_HISTORY_H``
-(default 24), ``BENCH_SCALE_STAGE_TIMEOUT_S`` (default 300).
+Settings (environment): ``BENCH_SCALE_BUILDINGS`` (default 200, about 22 000 meters),
+``BENCH_SCALE_HISTORY_H`` (default 24), ``BENCH_SCALE_STAGE_TIMEOUT_S`` (default 300).
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
     nc = await nats.connect(urls.nats_url)
     results: list[StageResult] = []
     try:
-        late = await asyncio.to_thread(supervisor.wait_ready, 120)
+        late = await asyncio.to_thread(supervisor.wait_ready, STAGE_TIMEOUT_S)
         if late:
             raise RuntimeError(f"not ready: {late}")
         for name in CONSUMERS:
