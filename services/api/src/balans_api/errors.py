@@ -98,6 +98,11 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("table missing", path=request.url.path, error=str(exc))
         return error_response(503, "unavailable", "this data is not available yet")
 
+    @app.exception_handler(asyncpg.DataError)
+    async def _out_of_range(request: Request, exc: asyncpg.DataError) -> JSONResponse:
+        # a parameter PostgreSQL cannot hold (an id beyond int4, a date beyond its range)
+        return error_response(422, "invalid_request", f"a parameter is out of range: {exc}")
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         route = getattr(request.scope.get("route"), "path", "unmatched")
