@@ -331,3 +331,24 @@ async def test_reference_building_2a_with_a_silent_radiator_sensor(
     )
     measured = next(r["measured_kwh"] for r in rows if r["flat_id"] == silent["flat_id"])
     assert measured == pytest.approx(own * per_radiator, rel=1e-5)
+
+
+async def test_fixed_split_from_the_buildings_methodology_json(conn: asyncpg.Connection) -> None:
+    """buildings.methodology {"split": "fixed", 60%} drives the shares: 0.6 by heat, 0.4 by area."""
+    building_id = await _building(conn, "1a")
+    await conn.execute(
+        """update buildings set methodology = '{"split": "fixed", "consumption_share": 0.6}'
+           where id = $1""",
+        building_id,
+    )
+    await _seed_readings(conn, building_id)
+    await on_readings_stored(conn, building_id, H0, LATENESS, LOOKAROUND)
+    rows = [r for r in await _allocation(conn, building_id) if r["hour"] == H0 + HOUR]
+    area = sum(float(r["area_m2"]) for r in rows)
+    measured = sum(r["measured_kwh"] for r in rows)
+    for r in rows:
+        expected = BUILDING_KWH * (
+            0.6 * r["measured_kwh"] / measured + 0.4 * float(r["area_m2"]) / area
+        )
+        assert r["total_kwh"] == pytest.approx(expected)
+    assert sum(r["total_kwh"] for r in rows) == pytest.approx(BUILDING_KWH)
