@@ -20,7 +20,7 @@ from balans_allocation import storage
 from balans_allocation.building import Building, load_building
 from balans_allocation.compute import compute_building
 from balans_allocation.flags import Flag
-from balans_allocation.metrics import COMPUTE_SECONDS, FLAGGED_FLAT_HOURS, FLAT_HOURS
+from balans_allocation.metrics import COMPUTE_SECONDS, FLAGGED_FLAT_HOURS
 from balans_allocation.readings import HOUR
 
 ADVISORY_LOCK_CLASS = 5_0001  # pg_advisory_xact_lock(class, building_id): one writer a building
@@ -117,8 +117,6 @@ async def on_readings_stored(
         if end > mark:
             await storage.set_watermark(conn, building_id, end)
     _count_flags(result.allocation.flags)
-    FLAT_HOURS.labels("new").inc(len(new) * building.flat_ids.size)
-    FLAT_HOURS.labels("recomputed").inc(len(recomputed) * building.flat_ids.size)
     announcements = []
     if new:
         announcements.append(Announcement(building_id, new[0], new[-1], False))

@@ -11,7 +11,7 @@ EVENTS = Counter(
 )
 FLAT_HOURS = Counter(
     "balans_allocation_flat_hours_total",
-    "Flat-hours written, by kind (new, recomputed: a changed earlier figure).",
+    "heat_allocation rows written, by kind (new, recomputed: an earlier figure changed).",
     ["kind"],
 )
 FLAGGED_FLAT_HOURS = Counter(

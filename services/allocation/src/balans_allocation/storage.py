@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from balans_allocation.compute import BuildingResult
 from balans_allocation.flags import Flag
+from balans_allocation.metrics import FLAT_HOURS
 from balans_allocation.readings import HOUR
 
 metadata = sa.MetaData()
@@ -195,13 +196,16 @@ async def write_result(
             conn, "meter_consumption", CONSUMPTION_COLUMNS, _consumption_rows(result),
             CONSUMPTION_UPSERT,
         )  # fmt: skip
-        changed = await _stage_and_upsert(
+        flat_rows = await _stage_and_upsert(
             conn, "heat_allocation", ALLOCATION_COLUMNS,
             _allocation_rows(building_id, flat_ids, result), ALLOCATION_UPSERT,
         )  # fmt: skip
-        changed += await _stage_and_upsert(
+        building_rows_changed = await _stage_and_upsert(
             conn, "allocation_building_hours", BUILDING_COLUMNS, building_rows, BUILDING_UPSERT
         )
+    FLAT_HOURS.labels("new").inc(sum(1 for r in flat_rows if r["revision"] == 1))
+    FLAT_HOURS.labels("recomputed").inc(sum(1 for r in flat_rows if r["revision"] > 1))
+    changed = flat_rows + building_rows_changed
     new = sorted({r["hour"] for r in changed if r["revision"] == 1})
     recomputed = sorted({r["hour"] for r in changed if r["revision"] > 1})
     return new, recomputed
