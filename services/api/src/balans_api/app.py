@@ -23,6 +23,7 @@ from balans_api.routes import (
     balance,
     billing,
     commands,
+    estimator,
     network,
     readings,
     views,
@@ -78,6 +79,7 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
         balance,
         billing,
         commands,
+        estimator,
         admin,
     ):
         app.include_router(module.router, prefix="/api/v1")

@@ -178,13 +178,19 @@ class ImbalancePoint(BaseModel):
     members_value: float = Field(description="Sum of the member meters.")
     imbalance: float = Field(description="balance_value - members_value.")
     imbalance_pct: float | None = Field(description="Imbalance as % of the balance meter.")
+    band_low: float | None = Field(None, description="Lower edge of balance's normal band.")
+    band_high: float | None = Field(None, description="Upper edge of balance's normal band.")
 
 
 class ImbalanceSeries(BaseModel):
     group_id: int
     unit: str | None
     resolution: Literal["hour", "day", "month"]
-    band_pct: float = Field(description="Normal band: |imbalance %| within it is healthy.")
+    source: Literal["balance", "computed"] = Field(
+        description="'balance': the balance service's series with its learned bands; "
+        "'computed': derived here from meter_consumption with a fixed ±band_pct band."
+    )
+    band_pct: float = Field(description="Fixed band for 'computed' series, in %.")
     points: list[ImbalancePoint]
 
 

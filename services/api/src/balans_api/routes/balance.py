@@ -5,7 +5,8 @@ of its members), so it is available for any group and any resolution."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
@@ -45,6 +46,21 @@ select t, coalesce(balance_value, 0) as balance_value,
        coalesce(members_value, 0) as members_value
 from buckets order by t
 """
+
+# balance's own series (with its learned bands) where it has computed them
+_STORED = """
+select period_start as t, unit, balance_value, subscribers_value as members_value,
+       imbalance, band_low, band_high
+from imbalance_series
+where group_id = $1 and resolution = $2 and period_start >= $3 and period_start < $4
+order by period_start
+"""
+
+
+def _with_pct(row: Mapping[str, Any]) -> dict[str, Any]:
+    balance = row["balance_value"]
+    return {**row, "imbalance_pct": 100.0 * row["imbalance"] / balance if balance else None}
+
 
 _RANKING = """
 select g.name as name, g.id as group_id, count(distinct f.id) as flats,
@@ -119,18 +135,28 @@ async def imbalance(
     if group is None:
         raise not_found("balance group")
     tz = await site_timezone(pool, group["building_id"]) if group["building_id"] else "UTC"
+    stored = await pool.fetch(_STORED, group_id, resolution, span.start, span.end)
+    if stored:
+        return ImbalanceSeries(
+            group_id=group_id,
+            unit=stored[0]["unit"],
+            resolution=resolution,
+            source="balance",
+            band_pct=band_pct,
+            points=[ImbalancePoint(**_with_pct(r)) for r in stored],
+        )
     rows = await pool.fetch(
         _IMBALANCE, group_id, span.start, span.end, resolution, tz, group["balance_meter_id"] or 0
     )
-    points = []
-    for r in rows:
-        diff = r["balance_value"] - r["members_value"]
-        pct = 100.0 * diff / r["balance_value"] if r["balance_value"] else None
-        points.append(ImbalancePoint(t=r["t"], imbalance=diff, imbalance_pct=pct, **r))
+    points = [
+        ImbalancePoint(**_with_pct({**r, "imbalance": r["balance_value"] - r["members_value"]}))
+        for r in rows
+    ]
     return ImbalanceSeries(
         group_id=group_id,
         unit=group["unit"],
         resolution=resolution,
+        source="computed",
         band_pct=band_pct,
         points=points,
     )

@@ -213,11 +213,16 @@ const balans = (() => {
         if (!el("group").value) return;
         const s = await api(`/balance-groups/${el("group").value}/imbalance?resolution=day`);
         const t = s.points.map((p) => p.t);
+        // balance's learned band (absolute units) when it has computed the series, else ±band_pct
+        const learned = s.source === "balance";
+        const low = s.points.map((p) => (learned ? p.band_low : -s.band_pct));
+        const high = s.points.map((p) => (learned ? p.band_high : s.band_pct));
         Plotly.react("chart-imbalance", [
-          { type: "scatter", mode: "lines", name: "Band", x: t.concat([...t].reverse()),
-            y: t.map(() => s.band_pct).concat(t.map(() => -s.band_pct)), fill: "toself", fillcolor: "rgba(21,128,61,.12)", line: { width: 0 } },
-          { type: "scatter", mode: "lines+markers", name: "Imbalance %", x: t, y: s.points.map((p) => p.imbalance_pct), line: { color: PALETTE[0] } },
-        ], layout({ yaxis: { title: "%" } }), { responsive: true, displaylogo: false });
+          { type: "scatter", mode: "lines", name: "Normal band", x: t.concat([...t].reverse()),
+            y: high.concat([...low].reverse()), fill: "toself", fillcolor: "rgba(21,128,61,.12)", line: { width: 0 } },
+          { type: "scatter", mode: "lines+markers", name: learned ? `Imbalance (${s.unit})` : "Imbalance %", x: t,
+            y: s.points.map((p) => (learned ? p.imbalance : p.imbalance_pct)), line: { color: PALETTE[0] } },
+        ], layout({ yaxis: { title: learned ? s.unit : "%" } }), { responsive: true, displaylogo: false });
       };
       el("group").addEventListener("change", draw);
       await draw();

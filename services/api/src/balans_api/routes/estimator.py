@@ -1,0 +1,31 @@
+"""The equipment cost and payback estimator (billing's model, DOMAIN.md's cost tables)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from balans_api.deps import Reader
+from balans_api.errors import ERROR_RESPONSES
+from balans_billing.estimate_report import EstimateReport, build_report
+from balans_billing.estimator import Building, Heating, Prices
+
+router = APIRouter(tags=["estimator"], responses=ERROR_RESPONSES)
+
+
+class EstimateRequest(BaseModel):
+    """A block to equip; every field has the reference building's default."""
+
+    building: Building = Field(default_factory=Building)
+    prices: Prices = Field(default_factory=Prices)
+    heating: Heating = Field(default_factory=Heating)
+    saving: Decimal = Field(Decimal("0.4"), gt=0, lt=1, description="0.4 = 40 % saving.")
+
+
+@router.post("/estimator", response_model=EstimateReport)
+async def estimate(body: EstimateRequest, _: Reader) -> EstimateReport:
+    """Cost of the five metering variants (1a-2b) in MDL, and the payback in heating
+    seasons for each flat size. ``{}`` gives DOMAIN.md's reference building."""
+    return build_report(body.building, body.prices, body.heating, body.saving)

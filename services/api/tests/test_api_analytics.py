@@ -1,0 +1,149 @@
+"""Balance groups, the residents' ranking, the network, statements and the estimator."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import pytest
+
+from .conftest import World, auth
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def _group(world: World) -> tuple[int, int, list[int]]:
+    """A balance group: the building heat meter over three flat meters of the building."""
+    conn = await asyncpg.connect(world.database_url)
+    try:
+        balance_meter = await conn.fetchval(
+            "select id from meters where building_id = $1 and role = 'building' "
+            "and utility = 'heat'",
+            world.building_id,
+        )
+        members = [
+            r["id"]
+            for r in await conn.fetch(
+                "select id from meters where building_id = $1 and role = 'riser' "
+                "order by id limit 3",
+                world.building_id,
+            )
+        ]
+        group = await conn.fetchval(
+            """insert into balance_groups (name, utility, kind, building_id, balance_meter_id)
+               values ('test group', 'heat', 'custom', $1, $2) returning id""",
+            world.building_id,
+            balance_meter,
+        )
+        await conn.executemany(
+            "insert into balance_group_members (group_id, meter_id) values ($1, $2)",
+            [(group, m) for m in members],
+        )
+        return group, balance_meter, members
+    finally:
+        await conn.close()
+
+
+async def test_imbalance_is_balance_minus_members(client: httpx.AsyncClient, world: World) -> None:
+    """Without balance's series, the daily imbalance is the balance meter minus its members
+    as stored in meter_consumption."""
+    group, balance_meter, members = await _group(world)
+    h = auth(world, "manager")
+    series = (await client.get(f"/api/v1/balance-groups/{group}/imbalance", headers=h)).json()
+    assert series["source"] == "computed"
+    day = series["points"][-3]
+    start = datetime.fromisoformat(day["t"])
+    conn = await asyncpg.connect(world.database_url)
+    try:
+        sums = await conn.fetchrow(
+            """select sum(value) filter (where meter_id = $1) as b,
+                      sum(value) filter (where meter_id = any($2)) as m
+               from meter_consumption where hour >= $3 and hour < $4""",
+            balance_meter,
+            members,
+            start,
+            start + timedelta(days=1),
+        )
+    finally:
+        await conn.close()
+    assert day["balance_value"] == pytest.approx(sums["b"])
+    assert day["imbalance"] == pytest.approx(sums["b"] - sums["m"])
+
+
+async def test_imbalance_prefers_balance_series(client: httpx.AsyncClient, world: World) -> None:
+    """Where balance has stored a series with bands, the api serves that one."""
+    group, _, _ = await _group(world)
+    t = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+    conn = await asyncpg.connect(world.database_url)
+    try:
+        await conn.execute(
+            """insert into imbalance_series (group_id, resolution, period_start, unit,
+                   balance_value, subscribers_value, imbalance, band_low, band_high)
+               values ($1, 'day', $2, 'kWh', 100, 90, 10, -5, 5)""",
+            group,
+            t,
+        )
+    finally:
+        await conn.close()
+    h = auth(world, "operator")
+    series = (await client.get(f"/api/v1/balance-groups/{group}/imbalance", headers=h)).json()
+    assert series["source"] == "balance"
+    assert series["points"][0]["imbalance_pct"] == pytest.approx(10.0)
+    assert series["points"][0]["band_high"] == 5
+
+
+async def test_riser_ranking_is_sorted(client: httpx.AsyncClient, world: World) -> None:
+    """Risers are ranked by heat per m², lowest first, covering every riser once."""
+    h = auth(world, "consumer")
+    ranking = (await client.get(f"/api/v1/buildings/{world.building_id}/ranking", headers=h)).json()
+    per_m2 = [g["kwh_per_m2"] for g in ranking["groups"]]
+    assert per_m2 == sorted(per_m2)
+    assert len(ranking["groups"]) == 34
+
+
+async def test_modules_show_latest_status(client: httpx.AsyncClient, world: World) -> None:
+    """A module's newest status row is what the network endpoint reports."""
+    conn = await asyncpg.connect(world.database_url)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    try:
+        serial = await conn.fetchval(
+            "select serial from radio_modules where building_id = $1 order by id limit 1",
+            world.building_id,
+        )
+        await conn.executemany(
+            """insert into module_status (module_serial, ts, battery_mv, rssi_dbm, hops,
+                   parent_serial, tamper, error_bits) values ($1, $2, $3, -80, 2, 7, false, 0)""",
+            [(serial, now - timedelta(hours=2), 3600), (serial, now - timedelta(hours=1), 3100)],
+        )
+    finally:
+        await conn.close()
+    h = auth(world, "operator")
+    modules = (
+        await client.get(f"/api/v1/modules?building_id={world.building_id}&limit=1", headers=h)
+    ).json()["items"]
+    assert modules[0]["serial"] == serial
+    assert modules[0]["battery_mv"] == 3100
+    overview = (
+        await client.get(f"/api/v1/buildings/{world.building_id}/overview", headers=h)
+    ).json()
+    assert overview["modules_low_battery"] >= 1
+
+
+async def test_statement_compares_months(client: httpx.AsyncClient, world: World) -> None:
+    """The statement's change vs the previous month follows from its two totals."""
+    h = auth(world, "consumer")
+    s = (await client.get(f"/api/v1/flats/{world.flat_id}/statement", headers=h)).json()
+    assert s["previous_month_kwh"] > 0
+    assert s["change_vs_previous_pct"] == pytest.approx(
+        100 * (s["kwh"] - s["previous_month_kwh"]) / s["previous_month_kwh"]
+    )
+    assert s["comparable_user_kwh"] > 0
+
+
+async def test_estimator_reference_building(client: httpx.AsyncClient, world: World) -> None:
+    """An empty request prices DOMAIN.md's reference building: variant 1c costs 71 164 MDL."""
+    h = auth(world, "manager")
+    report = (await client.post("/api/v1/estimator", json={}, headers=h)).json()
+    totals = {v["variant"]: v["total"] for v in report["variants"]}
+    assert float(totals["1c"]) == 71164
