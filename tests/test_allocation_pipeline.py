@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import nats
 import pytest
+from prometheus_client import REGISTRY
 
 from balans_allocation.__main__ import serve
 from balans_allocation.allocator import on_readings_stored
 from balans_allocation.explain import explain
 from balans_allocation.flags import Flag
-from balans_allocation.metrics import FLAT_HOURS
 from balans_allocation.settings import AllocationSettings
 from balans_allocation.water import k_factor_kwh_m3k
 from balans_core.service import ServiceContext
@@ -113,6 +113,11 @@ async def _allocation(conn: asyncpg.Connection, building_id: int) -> list[asyncp
     )
 
 
+def _recomputed_rows() -> float:
+    labels = {"kind": "recomputed"}
+    return REGISTRY.get_sample_value("balans_allocation_flat_hours_total", labels) or 0.0
+
+
 @pytest.fixture(scope="module")
 async def conn(database_url: str):
     connection = await asyncpg.connect(database_url)
@@ -181,12 +186,12 @@ async def test_late_reading_recomputes_exactly_the_affected_hours(conn: asyncpg.
     await conn.copy_records_to_table(
         "pulse_readings", records=late, columns=["module_serial", "input", "ts", "count"]
     )
-    recomputed_before = FLAT_HOURS.labels("recomputed")._value.get()
+    recomputed_before = _recomputed_rows()
     announced = await on_readings_stored(conn, building_id, H0 + 3 * HOUR, LATENESS, LOOKAROUND)
     assert [(a.hour_from, a.hour_to, a.recomputation) for a in announced] == [
         (H0 + 2 * HOUR, H0 + 4 * HOUR, True)
     ]
-    assert FLAT_HOURS.labels("recomputed")._value.get() - recomputed_before == 4 * 3
+    assert _recomputed_rows() - recomputed_before == 4 * 3
     after = {(r["flat_id"], r["hour"]): r for r in await _allocation(conn, building_id)}
     changed = {hour for (_, hour), r in after.items() if r["revision"] > 1}
     assert changed == {H0 + 2 * HOUR, H0 + 3 * HOUR, H0 + 4 * HOUR}
