@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 
 from balans_balance import scenario
-from balans_balance.scoring import EXPECTED_KIND, Raised, Truth, headline, score
+from balans_balance.scoring import EXPECTED_KIND, Raised, Truth, false_alerts, headline, score
 from balans_db import migrate
 from balans_devstack.stack import DevStack
 from balans_protocol.messages import AlertMessage
@@ -113,6 +113,17 @@ async def run(database_url: str) -> None:
     other = sorted({a.kind for a in raised} - set(EXPECTED_KIND.values()))
     if other:
         print("alerts of kinds no fault raises:", other)
+    for a in false_alerts(truths, raised):
+        print(
+            f"  unmatched {a.kind} in {a.building} "
+            f"{a.first_hour:%m-%d %H}h..{a.last_hour:%m-%d %H}h meter {a.meter_serial or '-'}"
+            "; faults there: "
+            + ", ".join(
+                f"{t.kind} {t.start:%m-%d %H}h..{t.end:%m-%d %H}h {t.meter_serial or ''}"
+                for t in truths
+                if t.building == a.building
+            )
+        )
     p, r, n = headline(table)
     print(f"detection precision={p:.2f} recall={r:.2f} named_correctly={n:.2f}")
 

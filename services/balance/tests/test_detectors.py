@@ -108,16 +108,20 @@ def test_episodes_bridge_short_gaps_and_close_after_quiet() -> None:
     assert (last.start, last.active) == (90, True)
 
 
-def test_clogged_riser_found_and_weather_ignored() -> None:
-    """One riser of eight losing 40 % of its flow is found; a cold snap moving all is not."""
-    from balans_balance.detectors.riser import clogged_risers
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_member_shift_names_the_meter_and_spares_real_change(world, seed: int) -> None:
+    """A magnet (30 %) closes the imbalance it opens: named; a flat truly using less
+    (its meter right) three days later leaves the imbalance alone: no meter blamed."""
+    from balans_balance.detectors.excess import ExcessSettings, imbalance_band
+    from balans_balance.detectors.members import member_shifts
 
-    rng = np.random.default_rng(4)
-    hours = 35 * 24
-    weather = 1 + 0.3 * np.sin(np.arange(hours) / 80) + 0.4 * ((np.arange(hours) // 24) % 20 == 3)
-    flows = rng.uniform(0.5, 1.5, (8, 1)) * weather * rng.normal(1, 0.03, (8, hours))
-    assert clogged_risers(flows) == []
-    flows[5, START:] *= 0.6
-    ((row, ep),) = clogged_risers(flows)
-    assert row == 5
-    assert START <= ep.start <= START + 24
+    w = world(seed=seed)
+    w.distort(7, 0.3, START)
+    w.true[11, START + 72 :] *= 0.3
+    w.distort(11, 1.0, START)  # registers its (now lower) true use faithfully
+    s = w.series()
+    _, band = imbalance_band(s, ExcessSettings())
+    verdicts = {(r.member, r.verdict) for r in member_shifts(s, band.median)}
+    assert (7, "magnet") in verdicts
+    assert (11, "use_changed") in verdicts
+    assert not {v for m, v in verdicts if m not in (7, 11)} - {"unclear", "use_changed"}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,8 +18,8 @@ from balans_balance.detectors.excess import (
     diagnose_group,
     imbalance_band,
 )
+from balans_balance.detectors.members import member_shifts
 from balans_balance.detectors.reporting import reporting_findings
-from balans_balance.detectors.riser import clogged_risers
 from balans_balance.findings import Finding
 from balans_balance.forecast import (
     continuous_night_flow,
@@ -34,6 +34,7 @@ from balans_balance.physics import heat_per_m3
 
 MEMBER_KINDS = ("stuck_meter", "magnet", "drifting_meter")
 EVIDENCE_POINTS = 336
+MERGE_GAP = timedelta(hours=12)
 
 
 @dataclass(frozen=True)
@@ -123,40 +124,80 @@ def _finding(
     )
 
 
-def riser_alerts(data: BuildingData, group_findings: list[Finding]) -> list[Finding]:
-    """Risers whose flow fell out of line with the others, unless their meter is blamed."""
-    risers = [
-        g for g in data.groups if g.kind == "riser" and g.balance_meter_id in data.meter_index
-    ]
-    if not risers:
-        return []
-    flows = np.array([data.series(g.balance_meter_id) for g in risers])
-    blamed = {(f.meter_id, f.first_hour) for f in group_findings if f.meter_id is not None}
+def member_alerts(
+    data: BuildingData, group: GroupDef, s: GroupSeries, median_share: np.ndarray
+) -> list[Finding]:
+    """Meters whose share of the group moved and whose group's imbalance moved with it;
+    risers whose flow fell while the imbalance did not (a clog, not the meter)."""
+    members = [m for m in group.member_ids if m in data.meter_index]
     out = []
-    for row, ep in clogged_risers(flows):
-        group = risers[row]
-        meter_id = group.balance_meter_id
-        if any(m == meter_id and h <= data.hours[ep.end] for m, h in blamed):
+    for shift in member_shifts(s, median_share):
+        meter_id = members[shift.member]
+        riser = data.roles[meter_id] == "riser"
+        if shift.verdict == "use_changed" and riser and shift.evidence["share_ratio"] < 1:
+            kind = "clogged_riser"
+        elif shift.verdict in MEMBER_KINDS:
+            kind = shift.verdict
+        else:
             continue
+        ep = shift.episode
+        serial = data.meter_serials[meter_id]
+        rule = (
+            "the meter's share of its group left its band and the group's imbalance "
+            "moved by what it stopped registering"
+            if kind != "clogged_riser"
+            else "the riser's share of the flow left its band; the balance did not move"
+        )
         out.append(
             Finding(
-                kind="clogged_riser",
-                cause_key=f"riser:{group.id}",
+                kind=kind,
+                cause_key=f"meter:{meter_id}",
                 first_hour=data.hours[ep.start],
                 last_hour=data.hours[ep.end],
                 active=ep.active,
-                summary=f"{group.name}: flow out of line with comparable risers",
+                summary=f"{kind.replace('_', ' ')}: meter {serial} ({rule})",
                 building_id=data.building_id,
                 group_id=group.id,
                 meter_id=meter_id,
                 evidence={
-                    "rule": "riser's share of the risers' flow below its band for >= 12 h",
-                    "meter_serial": data.meter_serials[meter_id],
+                    "rule": rule,
+                    "meter_serial": serial,
+                    "closure": shift.closure,
                     "detected_hour": data.hours[ep.confirmed].isoformat(),
+                    **shift.evidence,
                 },
             )
         )
     return out
+
+
+def _explained_by(d: Diagnosis, data: BuildingData, named: list[Finding]) -> bool:
+    """A group episode that a named meter fault covers for most of its length is that
+    fault, not a leak or a tapped-in consumer."""
+    start, end = data.hours[d.episode.start], data.hours[d.episode.end]
+    length = (end - start).total_seconds() + 3600
+    for f in named:
+        if f.kind not in MEMBER_KINDS:
+            continue
+        overlap = (min(end, f.last_hour) - max(start, f.first_hour)).total_seconds() + 3600
+        if overlap >= 0.5 * length:
+            return True
+    return False
+
+
+def merge_findings(findings: list[Finding]) -> list[Finding]:
+    """One finding per cause and time: overlapping findings of the same cause (two
+    detectors blaming one meter) merge into the earliest, spanning both."""
+    merged: list[Finding] = []
+    for f in sorted(findings, key=lambda f: (f.cause_key, f.first_hour)):
+        last = merged[-1] if merged else None
+        if last and last.cause_key == f.cause_key and f.first_hour <= last.last_hour + MERGE_GAP:
+            merged[-1] = replace(
+                last, last_hour=max(last.last_hour, f.last_hour), active=last.active or f.active
+            )
+        else:
+            merged.append(f)
+    return merged
 
 
 def consumer_leaks(data: BuildingData) -> list[Finding]:
@@ -308,7 +349,8 @@ async def _store_series(
     s: GroupSeries,
     cfg: ExcessSettings,
     unit: str,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
+    """Store the hourly series with its band (and roll it up); return share and median."""
     share, band = imbalance_band(s, cfg)
     rows = []
     for i, hour in enumerate(data.hours):
@@ -346,7 +388,7 @@ async def _store_series(
     )
     if rows:
         await _roll_up(conn, group.id, data.hours[0])
-    return share
+    return share, band.median
 
 
 async def _roll_up(conn: asyncpg.Connection, group_id: int, since: datetime) -> None:
@@ -402,12 +444,20 @@ async def analyse_building(
             continue
         analysed += 1
         GROUPS_EVALUATED.inc()
-        share = await _store_series(conn, data, group, s, cfg, units[group.balance_meter_id])
-        findings.extend(_finding(data, group, d, s, share) for d in diagnose_group(s, cfg))
-    findings.extend(riser_alerts(data, findings))
+        share, share_median = await _store_series(
+            conn, data, group, s, cfg, units[group.balance_meter_id]
+        )
+        named = member_alerts(data, group, s, share_median)
+        findings.extend(named)
+        findings.extend(
+            _finding(data, group, d, s, share)
+            for d in diagnose_group(s, cfg)
+            if d.member is not None or not _explained_by(d, data, named)
+        )
     findings.extend(reporting_alerts(data))
     findings.extend(consumer_leaks(data))
     await store_forecasts(conn, data)
+    findings = merge_findings(findings)
     transitions = await reconcile(conn, building_id, findings, publish, datetime.now(UTC))
     for kind, count in await conn.fetch(
         "select kind, count(*) from alerts where state = 'open' group by kind"

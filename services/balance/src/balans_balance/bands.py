@@ -43,7 +43,7 @@ def learn_band(
     min_points: int = 24,
     block: int = 24,
     lookback_windows: int = 4,
-    min_history: int = 96,
+    min_history: int = 168,
 ) -> Band:
     """Band for every position of ``values`` from earlier normal values of the same class.
 

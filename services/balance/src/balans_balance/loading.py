@@ -43,10 +43,11 @@ class BuildingData:
     night: npt.NDArray[np.bool_]
     groups: list[GroupDef]
     meter_index: dict[int, int]
-    consumption: FloatArray  # [meter, hour], NaN where no row
+    consumption: FloatArray  # [meter, hour], NaN where no row or only an estimate
     supply_c: FloatArray  # the building sensor pair, hourly means
     return_c: FloatArray
     units: dict[int, str]
+    roles: dict[int, str]
     utilities: dict[int, str]
     flat_water: set[int]  # flat-level cold and hot water meters (consumer leak warning)
     site_id: int
@@ -108,7 +109,8 @@ async def load_building(
     start = hours[0]
     for r in await conn.fetch(
         """select meter_id, hour, value from meter_consumption
-           where meter_id = any($1::int[]) and hour >= $2 and hour <= $3""",
+           where meter_id = any($1::int[]) and hour >= $2 and hour <= $3
+             and not estimated""",
         list(meter_index),
         start,
         hours[-1],
@@ -151,6 +153,7 @@ async def load_building(
         supply_c=supply_c,
         return_c=return_c,
         units={r["id"]: r["unit"] for r in meter_rows},
+        roles={r["id"]: r["role"] for r in meter_rows},
         tamper=tamper,
         meter_serials={r["id"]: r["serial"] for r in meter_rows},
     )
