@@ -147,3 +147,43 @@ async def test_estimator_reference_building(client: httpx.AsyncClient, world: Wo
     report = (await client.post("/api/v1/estimator", json={}, headers=h)).json()
     totals = {v["variant"]: v["total"] for v in report["variants"]}
     assert float(totals["1c"]) == 71164
+
+
+async def _invoice(conn: asyncpg.Connection, account_id: int, building_id: int) -> int:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    invoice = await conn.fetchval(
+        """insert into invoices (account_id, building_id, period_start, period_end, kind, total)
+           values ($1, $2, $3, $4, 'invoice', 1234.56) returning id""",
+        account_id,
+        building_id,
+        start,
+        start + timedelta(days=31),
+    )
+    await conn.executemany(
+        """insert into invoice_lines (invoice_id, line_no, utility, code, description, quantity,
+                                      unit, unit_price, amount)
+           values ($1, $2, 'heat', $3, $3, 1, 'kWh', 1, $4)""",
+        [(invoice, 2, "operations", 234.56), (invoice, 1, "consumption", 1000)],
+    )
+    return int(invoice)
+
+
+async def test_invoices_are_private_and_exact(client: httpx.AsyncClient, world: World) -> None:
+    """A consumer lists only their own invoices, with decimal totals and ordered lines;
+    another account's invoice is a 404."""
+    conn = await asyncpg.connect(world.database_url)
+    try:
+        mine = await _invoice(conn, world.account_id, world.building_id)
+        other_account = await conn.fetchval(
+            "select id from accounts where flat_id = $1", world.other_flat_id
+        )
+        other = await _invoice(conn, other_account, world.other_building_id)
+    finally:
+        await conn.close()
+    h = auth(world, "consumer")
+    listed = (await client.get("/api/v1/invoices", headers=h)).json()["items"]
+    assert [i["id"] for i in listed] == [mine]
+    assert listed[0]["total"] == "1234.56"
+    detail = (await client.get(f"/api/v1/invoices/{mine}", headers=h)).json()
+    assert [line["code"] for line in detail["lines"]] == ["consumption", "operations"]
+    assert (await client.get(f"/api/v1/invoices/{other}", headers=h)).status_code == 404

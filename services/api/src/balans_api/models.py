@@ -273,3 +273,41 @@ class AuditEntry(BaseModel):
     action: str
     target: str
     detail: dict[str, Any]
+
+
+class TariffPublic(BaseModel):
+    id: int
+    utility: str
+    supplier: str
+    version: int
+    effective_from: date
+    effective_to: date | None
+    spec: dict[str, Any] = Field(description="Blocks, fixed, capacity and operations charges.")
+
+
+class InvoicePublic(BaseModel):
+    id: int
+    account_id: int
+    building_id: int
+    period_start: datetime
+    period_end: datetime
+    kind: Literal["invoice", "correction"]
+    corrects_id: int | None
+    currency: str
+    total: Decimal = Field(description="Decimal amount (a JSON string), never a float.")
+    issued_at: datetime
+
+
+class InvoiceLinePublic(BaseModel):
+    line_no: int
+    utility: str
+    code: str
+    description: str
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal
+    amount: Decimal
+
+
+class InvoiceDetail(InvoicePublic):
+    lines: list[InvoiceLinePublic]

@@ -2,51 +2,60 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from balans_api.deps import Pool, Reader
 from balans_api.errors import ERROR_RESPONSES, not_found
+from balans_api.models import InvoiceDetail, InvoiceLinePublic, InvoicePublic, TariffPublic
 from balans_api.paging import Cursor, Limit, Page, Where, fetch_page
 
 router = APIRouter(tags=["billing"], responses=ERROR_RESPONSES)
 
-Row = dict[str, Any]
+_TARIFFS = "select id, utility, supplier, version, effective_from, effective_to, spec from tariffs"
+_INVOICES = """select id, account_id, building_id, period_start, period_end, kind, corrects_id,
+currency, total, issued_at from invoices"""
 
 
-@router.get("/tariffs", response_model=Page[Row])
-async def list_tariffs(pool: Pool, _: Reader, cursor: Cursor = None, limit: Limit = 100) -> Page:
-    """Tariffs as billing defines them (blocks, fixed, capacity and operations charges)."""
-    rows, nxt = await fetch_page(pool, "select * from tariffs", Where(), cursor, limit)
-    return Page(items=[dict(r) for r in rows], next_cursor=nxt)
+@router.get("/tariffs", response_model=Page[TariffPublic])
+async def list_tariffs(
+    pool: Pool, _: Reader, utility: str | None = None, cursor: Cursor = None, limit: Limit = 100
+) -> Page:
+    """Tariff versions as billing defines them (blocks, fixed, capacity, operations)."""
+    rows, nxt = await fetch_page(
+        pool, _TARIFFS, Where().add("utility = {}", utility), cursor, limit
+    )
+    return Page(items=[TariffPublic(**r) for r in rows], next_cursor=nxt)
 
 
-@router.get("/invoices", response_model=Page[Row])
+@router.get("/invoices", response_model=Page[InvoicePublic])
 async def list_invoices(
     pool: Pool,
     who: Reader,
     account_id: int | None = None,
+    building_id: int | None = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page:
-    """Invoices per account and period; amounts are decimal strings in MDL."""
+    """Invoices and corrections per account and period; amounts are decimal strings."""
     where = (
         Where()
         .add("account_id = {}", account_id)
+        .add("building_id = {}", building_id)
         .add("account_id = {}", who.account_id if who.is_consumer else None)
     )
-    rows, nxt = await fetch_page(pool, "select * from invoices", where, cursor, limit)
-    return Page(items=[dict(r) for r in rows], next_cursor=nxt)
+    rows, nxt = await fetch_page(pool, _INVOICES, where, cursor, limit)
+    return Page(items=[InvoicePublic(**r) for r in rows], next_cursor=nxt)
 
 
-@router.get("/invoices/{invoice_id}", response_model=Row)
-async def get_invoice(invoice_id: int, pool: Pool, who: Reader) -> Row:
+@router.get("/invoices/{invoice_id}", response_model=InvoiceDetail)
+async def get_invoice(invoice_id: int, pool: Pool, who: Reader) -> InvoiceDetail:
     """One invoice with its lines."""
-    row = await pool.fetchrow("select * from invoices where id = $1", invoice_id)
+    row = await pool.fetchrow(f"{_INVOICES} where id = $1", invoice_id)
     if row is None or (who.is_consumer and row["account_id"] != who.account_id):
         raise not_found("invoice")
     lines = await pool.fetch(
-        "select * from invoice_lines where invoice_id = $1 order by id", invoice_id
+        """select line_no, utility, code, description, quantity, unit, unit_price, amount
+           from invoice_lines where invoice_id = $1 order by line_no""",
+        invoice_id,
     )
-    return {**dict(row), "lines": [dict(line) for line in lines]}
+    return InvoiceDetail(**row, lines=[InvoiceLinePublic(**line) for line in lines])

@@ -125,7 +125,7 @@ const balans = (() => {
     }, "alerts");
     await optional(async () => {
       const invoices = await api("/invoices?limit=12");
-      el("invoices").innerHTML = invoices.items.map((i) => `<tr><td>${esc(i.period_start ?? "").slice(0, 10)}</td><td>${esc(i.total_mdl ?? i.total ?? "")} MDL</td><td>${esc(i.status ?? "")}</td></tr>`).join("") || "<tr><td>No invoices yet.</td></tr>";
+      el("invoices").innerHTML = invoices.items.map((i) => `<tr><td>${esc(i.period_start).slice(0, 10)}</td><td>${esc(i.kind)}</td><td>${esc(i.total)} ${esc(i.currency)}</td></tr>`).join("") || "<tr><td>No invoices yet.</td></tr>";
     }, "invoices");
     await drawRanking(flat.building_id);
   }
