@@ -35,10 +35,14 @@ async def create_user(
 
 
 async def ensure_demo_users(conn: asyncpg.Pool | asyncpg.Connection) -> list[tuple[str, str]]:
-    """Create the demo admin, operator and consumer (bound to the first account) if missing.
+    """Create the demo admin, operator and consumer if missing; the consumer gets the
+    account whose flat has the most meters (so every consumer chart has something).
 
     Returns the (username, password) pairs that exist afterwards."""
-    account_id = await conn.fetchval("select id from accounts order by id limit 1")
+    account_id = await conn.fetchval(
+        """select a.id from accounts a left join meters m on m.flat_id = a.flat_id
+           group by a.id order by count(m.id) desc, a.id limit 1"""
+    )
     wanted = [(DEMO_ADMIN, "admin", None), (DEMO_OPERATOR, "operator", None)]
     if account_id is not None:
         wanted.append((DEMO_CONSUMER, "consumer", account_id))

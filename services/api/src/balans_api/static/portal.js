@@ -127,6 +127,7 @@ const balans = (() => {
       const invoices = await api("/invoices?limit=12");
       el("invoices").innerHTML = invoices.items.map((i) => `<tr><td>${esc(i.period_start).slice(0, 10)}</td><td>${esc(i.kind)}</td><td>${esc(i.total)} ${esc(i.currency)}</td></tr>`).join("") || "<tr><td>No invoices yet.</td></tr>";
     }, "invoices");
+    el("grouping").addEventListener("change", () => drawRanking(flat.building_id, el("grouping").value));
     await drawRanking(flat.building_id);
   }
 
@@ -134,8 +135,8 @@ const balans = (() => {
     try { await fn(); } catch (e) { el(id).innerHTML = `<li class="error">${esc(e.message)}</li>`; }
   }
 
-  async function drawRanking(buildingId) {
-    const r = await api(`/buildings/${buildingId}/ranking?grouping=riser`);
+  async function drawRanking(buildingId, grouping = "riser") {
+    const r = await api(`/buildings/${buildingId}/ranking?grouping=${grouping}`);
     Plotly.react("chart-ranking", [{
       type: "bar", orientation: "h", x: r.groups.map((g) => g.kwh_per_m2), y: r.groups.map((g) => g.name),
       marker: { color: r.groups.map((g, i) => (i < r.groups.length / 3 ? "#15803d" : "#c2410c")) },

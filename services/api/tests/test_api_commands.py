@@ -1,0 +1,108 @@
+"""Commands travel over real NATS: the api requests on ``balans.cmd.<concentrator>`` and
+records the reply (here a stand-in for ingest answers)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import nats
+import pytest
+from nats.aio.client import Client
+
+from balans_api.app import create_app
+from balans_api.settings import ApiSettings
+from balans_protocol.messages import CommandReply, CommandRequest
+
+from .conftest import PASSWORD, World, auth
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture(scope="module")
+async def nats_client(nats_url: str) -> AsyncIterator[Client]:
+    client = await nats.connect(nats_url)
+    yield client
+    await client.drain()
+
+
+async def _status(http: httpx.AsyncClient, h: dict[str, str], command_id: str) -> dict:
+    for _ in range(200):
+        body = (await http.get(f"/api/v1/commands/{command_id}", headers=h)).json()
+        if body["status"] != "pending":
+            return body  # type: ignore[no-any-return]
+        await asyncio.sleep(0.02)
+    raise AssertionError("command still pending")
+
+
+async def test_valve_command_round_trip(world: World, nats_client: Client) -> None:
+    """A responder on the concentrator's subject sees the module and action, and its
+    'done' reply becomes the command's status."""
+    seen: list[CommandRequest] = []
+
+    async def ingest(msg: nats.aio.msg.Msg) -> None:
+        request = CommandRequest.model_validate_json(msg.data)
+        seen.append(request)
+        reply = CommandReply(command_id=request.command_id, status="done", detail="valve closed")
+        await msg.respond(reply.model_dump_json().encode())
+
+    # every concentrator of the test city
+    sub = await nats_client.subscribe("balans.cmd.*", cb=ingest)
+    app = create_app(ApiSettings(database_url=world.database_url), nats=nats_client)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+                token = (
+                    await http.post(
+                        "/api/v1/auth/token", data={"username": "operator", "password": PASSWORD}
+                    )
+                ).json()["access_token"]
+                h = {"Authorization": f"Bearer {token}"}
+                sent = await http.post(
+                    f"/api/v1/meters/{world.valve_meter_id}/commands",
+                    json={"action": "valve_close"},
+                    headers=h,
+                )
+                final = await _status(http, h, sent.json()["id"])
+    finally:
+        await sub.unsubscribe()
+    assert final["status"] == "done"
+    assert final["detail"] == "valve closed"
+    assert seen[0].module_serial == final["module_serial"]
+    assert seen[0].action == "valve_close"
+
+
+async def test_command_without_ingest_is_offline(world: World, nats_client: Client) -> None:
+    """With nobody listening on the subject, the command ends 'offline' at once."""
+    app = create_app(ApiSettings(database_url=world.database_url), nats=nats_client)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            token = (
+                await http.post(
+                    "/api/v1/auth/token", data={"username": "admin", "password": PASSWORD}
+                )
+            ).json()["access_token"]
+            h = {"Authorization": f"Bearer {token}"}
+            sent = await http.post(
+                f"/api/v1/meters/{world.valve_meter_id}/commands",
+                json={"action": "valve_open"},
+                headers=h,
+            )
+            final = await _status(http, h, sent.json()["id"])
+    assert final["status"] == "offline"
+
+
+async def test_valve_command_on_meter_without_valve(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Closing a valve a meter does not have is a 409 and sends nothing."""
+    response = await client.post(
+        f"/api/v1/meters/{world.meter_id}/commands",
+        json={"action": "relay_off"},
+        headers=auth(world, "operator"),
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
