@@ -25,6 +25,7 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml s
 setup: $(VENV)/.synced ## Create .venv with every package (uv, from uv.lock)
 
 run: setup ## Run the whole system on a simulated city (portal on http://127.0.0.1:8000)
+	@echo "portal demo logins (created by the api in development): operator / operator-demo, consumer / consumer-demo, admin / admin-demo"
 	$(BIN)/balans run
 
 test: setup ## Run the test suite against embedded PostgreSQL and NATS
