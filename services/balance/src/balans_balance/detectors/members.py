@@ -30,10 +30,12 @@ class MemberSettings:
     smooth_hours: int = 24
     band_days: int = 14
     band_k: float = 5.0
-    min_scale: float = 0.05  # relative to the member's usual share
+    min_scale: float = 0.015  # relative to the member's usual share
     min_run: int = 12
     reference_days: int = 7
     meter_closure: tuple[float, float] = (0.5, 2.0)
+    min_coverage: float = 0.5  # below it the group's balance is mostly unmetered use,
+    # too noisy to confirm what one member stopped registering
     min_correlation: float = 0.6  # daily deficit against daily imbalance, around the start
     use_closure: float = 0.25
     significance: float = 3.0
@@ -89,7 +91,8 @@ def member_shifts(
     """Every episode of a member's share out of its band, with the verdict."""
     cfg = cfg or MemberSettings()
     m, n = s.members.shape
-    if m < 3:
+    coverage = np.nanmedian(s.subscribers / np.where(s.balance > 0, s.balance, np.nan))
+    if m < 3 or not coverage >= cfg.min_coverage:
         return []
     ratio = _relative_shares(s.members, cfg.smooth_hours)
     # what one unit of a member's register is worth in the balance meter's unit
