@@ -187,3 +187,26 @@ async def test_invoices_are_private_and_exact(client: httpx.AsyncClient, world: 
     detail = (await client.get(f"/api/v1/invoices/{mine}", headers=h)).json()
     assert [line["code"] for line in detail["lines"]] == ["consumption", "operations"]
     assert (await client.get(f"/api/v1/invoices/{other}", headers=h)).status_code == 404
+
+
+async def test_profile_carries_balance_forecast(client: httpx.AsyncClient, world: World) -> None:
+    """A meter's month-end forecast from balance's forecasts table appears in the profile."""
+    h = auth(world, "consumer")
+    month = datetime.now(UTC).strftime("%Y-%m")
+    conn = await asyncpg.connect(world.database_url)
+    try:
+        await conn.execute(
+            """insert into forecasts (scope, scope_id, month, unit, consumed_to_date,
+                   forecast_total, hdd_to_date, hdd_month, as_of)
+               values ('meter', $1, $2, 'm3', 1, 42.5, 1, 2, now())""",
+            world.meter_id,
+            datetime.strptime(month, "%Y-%m").date(),
+        )
+    finally:
+        await conn.close()
+    profile = (
+        await client.get(f"/api/v1/flats/{world.flat_id}/profile?month={month}", headers=h)
+    ).json()
+    forecasts = {m["meter_id"]: m["forecast"] for m in profile["meters"]}
+    assert forecasts[world.meter_id] == 42.5
+    assert len([f for f in forecasts.values() if f is not None]) == 1

@@ -48,6 +48,9 @@ class FlatContext(BaseModel):
 class MeterSeries(Series):
     serial: str
     utility: str
+    forecast: float | None = Field(
+        None, description="balance's degree-day month-end forecast for this meter, if any."
+    )
 
 
 class Coefficients(BaseModel):
@@ -191,6 +194,14 @@ async def profile(
         lambda: _building_figures(pool, flat, span, resolution),
     )
     meters = await flat_meter_series(pool, flat_id, span, resolution, flat.timezone)
+    forecasts = dict(
+        await pool.fetch(
+            """select scope_id, forecast_total from forecasts
+               where scope = 'meter' and scope_id = any($1) and month = $2""",
+            [m["meter_id"] for m in meters],
+            first,
+        )
+    )
     mine = total(heat)
     avg_total = total(average)
     now = datetime.now(UTC)
@@ -209,7 +220,10 @@ async def profile(
             "resolution": resolution,
             "heat": series(heat, "kWh", resolution, flat_id=flat_id),
             "building_average": series(average, "kWh", resolution),
-            "meters": [{**m, "resolution": resolution} for m in meters],
+            "meters": [
+                {**m, "resolution": resolution, "forecast": forecasts.get(m["meter_id"])}
+                for m in meters
+            ],
             "month_to_date_kwh": mine,
             "forecast_kwh": forecast,
             "coefficients": coefficients.model_dump(),

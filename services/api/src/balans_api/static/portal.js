@@ -79,7 +79,8 @@ const balans = (() => {
         return `<label>${esc(m.utility)} ${esc(m.serial)} <input type="color" data-meter="${m.meter_id}" value="${colours[m.meter_id]}"></label>`;
       }).join("") || "<p>No meters with pulse outputs in this flat.</p>";
       const traces = meters.map((m) => ({
-        type: "scatter", mode: "lines", name: `${m.utility} (${m.unit})`, x: xs(m.points), y: ys(m.points),
+        type: "scatter", mode: "lines", x: xs(m.points), y: ys(m.points),
+        name: `${m.utility} (${m.unit})${m.forecast === null ? "" : `, month forecast ${fmt(m.forecast, 2)}`}`,
         line: { color: colours[m.meter_id] },
       }));
       Plotly.react("chart-meters", traces, layout(), { responsive: true, displaylogo: false });
