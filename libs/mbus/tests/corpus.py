@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,17 @@ def repo_root() -> Path:
 
 
 def corpus_path() -> Path:
-    """``../shared/data/`` next to the repository (the layout of checkouts and of CI)."""
-    return repo_root().parent / "shared" / "data" / CORPUS_NAME
+    """``../shared/data/`` next to the repository (the layout of checkouts and of CI).
+
+    ``BALANS_SHARED_DATA`` names another folder; a clone made elsewhere on a workstation
+    falls back to ``/work/shared/data``. The first existing candidate wins."""
+    candidates = [repo_root().parent / "shared" / "data", Path("/work/shared/data")]
+    if os.environ.get("BALANS_SHARED_DATA"):
+        candidates.insert(0, Path(os.environ["BALANS_SHARED_DATA"]))
+    for folder in candidates:
+        if (folder / CORPUS_NAME).is_file():
+            return folder / CORPUS_NAME
+    return candidates[0] / CORPUS_NAME
 
 
 @dataclass(frozen=True)
