@@ -125,3 +125,12 @@ def test_member_shift_names_the_meter_and_spares_real_change(world, seed: int) -
     assert (7, "magnet") in verdicts
     assert (11, "use_changed") in verdicts
     assert not {v for m, v in verdicts if m not in (7, 11)} - {"unclear", "use_changed"}
+
+
+def test_evidence_json_has_no_infinity() -> None:
+    """Non-finite figures in evidence become null (jsonb refuses NaN and Infinity)."""
+    from balans_balance.alerts import evidence_json
+
+    assert evidence_json({"noise": float("inf"), "x": [1.0, float("nan")]}) == (
+        '{"noise": null, "x": [1.0, null]}'
+    )

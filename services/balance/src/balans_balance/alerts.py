@@ -14,9 +14,10 @@ detector reports any more are closed.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 
@@ -25,6 +26,21 @@ from balans_balance.metrics import ALERT_TRANSITIONS
 from balans_protocol.messages import AlertMessage
 
 Publish = Callable[[AlertMessage], Awaitable[None]]
+
+
+def _finite(value: Any) -> Any:
+    """JSON without NaN/Infinity (PostgreSQL's jsonb refuses them): unknown -> null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def evidence_json(evidence: dict[str, Any]) -> str:
+    return json.dumps(_finite(evidence))
 
 
 def _message(row: asyncpg.Record, state: Literal["open", "updated", "closed"]) -> AlertMessage:
@@ -64,7 +80,7 @@ async def _open(conn: asyncpg.Connection, f: Finding, now: datetime) -> asyncpg.
         now,
         None if f.active else now,
         f.summary,
-        json.dumps(f.evidence),
+        evidence_json(f.evidence),
     )
 
 
@@ -120,7 +136,7 @@ async def reconcile(
                 f.last_hour,
                 now,
                 f.summary,
-                json.dumps(f.evidence),
+                evidence_json(f.evidence),
                 state,
                 f.kind,
                 f.meter_id,
