@@ -130,6 +130,7 @@ def running_services(
         "BALANS_INGEST_PORT": str(ingest_port),
         "BALANS_API_PORT": str(free_port()),
         "BALANS_FLEET_REFRESH_SECONDS": "1",
+        "BALANS_SIM_BACKFILL_DAYS": "1",  # the simulator's history is not what is tested here
     }
     supervisor = Supervisor(urls, tmp_path_factory.mktemp("ops_services"), env)
     for name, module in sorted(discover_services().items()):
