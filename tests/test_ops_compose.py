@@ -72,7 +72,6 @@ def test_service_has_image_command_environment_healthcheck(name: str) -> None:
     """Every balans service has its image, command, environment and a /healthz healthcheck."""
     svc = LONG_RUNNING[name]
     assert svc["image"]
-    assert svc["build"]["dockerfile"] == "deploy/Dockerfile"
     assert svc["command"][:2] == ["python", "-m"]
     env = svc["environment"]
     for key in ("BALANS_DATABASE_URL", "BALANS_NATS_URL", "BALANS_HEALTH_PORT"):
@@ -99,6 +98,12 @@ def test_every_registered_service_runs_in_compose() -> None:
     for name, module in registered.items():
         assert name in commands, f"{name} missing from compose.yaml"
         assert commands[name][2] in (module, module.removesuffix(".__main__")), name
+
+
+@pytest.mark.parametrize("name", sorted(BALANS))
+def test_balans_image_is_built_from_the_dockerfile(name: str) -> None:
+    """Every container of the balans image can build it, so no order of `up` pulls it."""
+    assert BALANS[name]["build"] == {"context": ".", "dockerfile": "deploy/Dockerfile"}
 
 
 def test_volumes_and_mounted_files_exist() -> None:
