@@ -35,18 +35,7 @@ async def _apply(conn: asyncpg.Connection, request: object) -> list[int]:
         case GroupGet(group_id=group_id):
             return [group_id]
         case GroupCreate() as c:
-            return [
-                await groups.create_group(
-                    conn,
-                    name=c.name,
-                    utility=c.utility,
-                    kind=c.kind,
-                    building_id=c.building_id,
-                    parent_id=c.parent_id,
-                    balance_meter_id=c.balance_meter_id,
-                    member_meter_ids=c.member_meter_ids,
-                )
-            ]
+            return [await groups.create_group(conn, c)]
         case GroupRename(group_id=group_id, name=name):
             await groups.rename_group(conn, group_id, name)
             return [group_id]

@@ -16,11 +16,9 @@ operator edited it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import asyncpg
 
-from balans_protocol.messages import BalanceGroupInfo, GroupKind
+from balans_protocol.messages import BalanceGroupInfo, GroupCreate
 
 _GROUP_COLUMNS = "g.id, g.name, g.utility, g.kind, g.building_id, g.parent_id, g.balance_meter_id"
 
@@ -29,31 +27,21 @@ class GroupError(ValueError):
     """A group edit that cannot be done (unknown group, wrong utility...)."""
 
 
-async def _insert_group(
-    conn: asyncpg.Connection,
-    *,
-    name: str,
-    utility: str,
-    kind: GroupKind,
-    building_id: int | None,
-    parent_id: int | None,
-    balance_meter_id: int | None,
-    members: Iterable[int],
-) -> int:
+async def _insert_group(conn: asyncpg.Connection, g: GroupCreate) -> int:
     group_id: int = await conn.fetchval(
         """insert into balance_groups (name, utility, kind, building_id, parent_id,
                                        balance_meter_id)
            values ($1, $2, $3, $4, $5, $6) returning id""",
-        name,
-        utility,
-        kind,
-        building_id,
-        parent_id,
-        balance_meter_id,
+        g.name,
+        g.utility,
+        g.kind,
+        g.building_id,
+        g.parent_id,
+        g.balance_meter_id,
     )
     await conn.executemany(
         "insert into balance_group_members (group_id, meter_id) values ($1, $2)",
-        [(group_id, m) for m in members],
+        [(group_id, m) for m in g.member_meter_ids],
     )
     return group_id
 
@@ -94,13 +82,14 @@ async def generate_building_groups(conn: asyncpg.Connection, building_id: int) -
             )
             top = await _insert_group(
                 conn,
-                name=f"{code} {utility}",
-                utility=utility,
-                kind="building",
-                building_id=building_id,
-                parent_id=None,
-                balance_meter_id=bm["id"],
-                members=[s["id"] for s in subscribers],
+                GroupCreate(
+                    name=f"{code} {utility}",
+                    utility=utility,
+                    kind="building",
+                    building_id=building_id,
+                    balance_meter_id=bm["id"],
+                    member_meter_ids=[s["id"] for s in subscribers],
+                ),
             )
             created.append(top)
             by_entrance: dict[int, list[asyncpg.Record]] = {}
@@ -110,13 +99,14 @@ async def generate_building_groups(conn: asyncpg.Connection, building_id: int) -
             for entrance_no, rows in sorted(by_entrance.items()):
                 entrance_group = await _insert_group(
                     conn,
-                    name=f"{code} {utility} entrance {entrance_no}",
-                    utility=utility,
-                    kind="entrance",
-                    building_id=building_id,
-                    parent_id=top,
-                    balance_meter_id=None,
-                    members=[r["id"] for r in rows],
+                    GroupCreate(
+                        name=f"{code} {utility} entrance {entrance_no}",
+                        utility=utility,
+                        kind="entrance",
+                        building_id=building_id,
+                        parent_id=top,
+                        member_meter_ids=[r["id"] for r in rows],
+                    ),
                 )
                 created.append(entrance_group)
                 for r in rows:
@@ -124,13 +114,14 @@ async def generate_building_groups(conn: asyncpg.Connection, building_id: int) -
                         created.append(
                             await _insert_group(
                                 conn,
-                                name=f"{code} {utility} riser {r['riser_no']}",
-                                utility=utility,
-                                kind="riser",
-                                building_id=building_id,
-                                parent_id=entrance_group,
-                                balance_meter_id=r["id"],
-                                members=(),
+                                GroupCreate(
+                                    name=f"{code} {utility} riser {r['riser_no']}",
+                                    utility=utility,
+                                    kind="riser",
+                                    building_id=building_id,
+                                    parent_id=entrance_group,
+                                    balance_meter_id=r["id"],
+                                ),
                             )
                         )
     return created
@@ -196,35 +187,16 @@ async def _check_meters(conn: asyncpg.Connection, utility: str, meter_ids: list[
         raise GroupError(f"meters {wrong} are not {utility} meters")
 
 
-async def create_group(
-    conn: asyncpg.Connection,
-    *,
-    name: str,
-    utility: str,
-    kind: GroupKind,
-    building_id: int | None,
-    parent_id: int | None,
-    balance_meter_id: int | None,
-    member_meter_ids: list[int],
-) -> int:
+async def create_group(conn: asyncpg.Connection, g: GroupCreate) -> int:
     """Create a group after checking that its meters and parent fit its utility."""
     async with conn.transaction():
-        if parent_id is not None and await _require_group(conn, parent_id) != utility:
-            raise GroupError(f"parent group {parent_id} is not a {utility} group")
-        meters = [*member_meter_ids, *([balance_meter_id] if balance_meter_id else [])]
-        await _check_meters(conn, utility, meters)
-        if balance_meter_id in member_meter_ids:
+        if g.parent_id is not None and await _require_group(conn, g.parent_id) != g.utility:
+            raise GroupError(f"parent group {g.parent_id} is not a {g.utility} group")
+        balance = [g.balance_meter_id] if g.balance_meter_id else []
+        await _check_meters(conn, g.utility, [*g.member_meter_ids, *balance])
+        if g.balance_meter_id in g.member_meter_ids:
             raise GroupError("the balance meter cannot also be a member")
-        return await _insert_group(
-            conn,
-            name=name,
-            utility=utility,
-            kind=kind,
-            building_id=building_id,
-            parent_id=parent_id,
-            balance_meter_id=balance_meter_id,
-            members=member_meter_ids,
-        )
+        return await _insert_group(conn, g)
 
 
 async def rename_group(conn: asyncpg.Connection, group_id: int, name: str) -> None:

@@ -160,7 +160,7 @@ def _member_explanation(
     return best, float(closure[best]), float(corr[best]), float(missing[best])
 
 
-def _longest_zero_run(values: FloatArray) -> int:
+def longest_zero_run(values: FloatArray) -> int:
     best = run = 0
     for v in values:
         run = run + 1 if v == 0 else 0
@@ -172,7 +172,7 @@ def _member_kind(s: GroupSeries, member: int, ep: Episode, missing: float) -> st
     values = np.nan_to_num(s.members[member, ep.start : ep.end + 1])
     if s.tamper is not None and s.tamper[member, ep.start : ep.end + 1].any():
         return "magnet"
-    if _longest_zero_run(values) >= max(12, 0.6 * values.size):
+    if longest_zero_run(values) >= max(12, 0.6 * values.size):
         return "stuck_meter"
     # a ramp: the member's deficit grows through the episode; a step: it is flat
     halves = np.array_split(values, 2)

@@ -19,7 +19,12 @@ import numpy as np
 import numpy.typing as npt
 
 from balans_balance.bands import learn_band
-from balans_balance.detectors.excess import GroupSeries, _rolling_sum, _rolling_sum_2d
+from balans_balance.detectors.excess import (
+    GroupSeries,
+    _rolling_sum,
+    _rolling_sum_2d,
+    longest_zero_run,
+)
 from balans_balance.episodes import Episode, find_episodes
 
 FloatArray = npt.NDArray[np.float64]
@@ -60,19 +65,11 @@ def _relative_shares(members: FloatArray, smooth: int) -> FloatArray:
         return np.where(level > 0, share / level, np.nan)
 
 
-def _longest_zero_run(values: FloatArray) -> int:
-    best = run = 0
-    for v in values:
-        run = run + 1 if v == 0 else 0
-        best = max(best, run)
-    return best
-
-
 def _meter_kind(s: GroupSeries, i: int, ep: Episode, ratio: FloatArray) -> str:
     values = np.nan_to_num(s.members[i, ep.start : ep.end + 1])
     if s.tamper is not None and s.tamper[i, max(0, ep.start - 24) : ep.end + 1].any():
         return "magnet"
-    if _longest_zero_run(values) >= max(12, 0.6 * values.size):
+    if longest_zero_run(values) >= max(12, 0.6 * values.size):
         return "stuck_meter"
     r = ratio[ep.start : ep.end + 1]
     r = r[~np.isnan(r)]
