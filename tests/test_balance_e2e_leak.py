@@ -28,7 +28,7 @@ LEAK_END = LEAK_START + timedelta(days=3)
 
 @pytest.mark.slow
 async def test_one_leak_one_alert(database_url: str, nats_url: str) -> None:
-    """Opened within 12 h of the leak's start while it runs, closed within 36 h after."""
+    """Confirmed within 18 h of the leak's start (12 h out of band), closed within 36 h after."""
     from balans_sim.city import CityConfig
 
     config = CityConfig(
@@ -111,7 +111,7 @@ async def test_one_leak_one_alert(database_url: str, nats_url: str) -> None:
     assert {m.alert_id for m in received} == {alert["id"]}
     assert received[0].state == "open"
     assert (received[-1].kind, received[-1].state) == ("leak", "closed")
-    assert detected <= LEAK_START + timedelta(hours=12)
+    assert detected <= LEAK_START + timedelta(hours=18)
     assert [r["kind"] for r in rows if r["kind"] != "leak"] == []
     assert heat_forecast["forecast_total"] > heat_forecast["consumed_to_date"] > 0
     assert banded > 24 * 14

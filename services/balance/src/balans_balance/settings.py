@@ -16,7 +16,7 @@ class BalanceSettings(CommonSettings):
     balance_band_days: int = Field(14, ge=3, description="Rolling window of the normal band.")
     balance_band_k: float = Field(4.0, gt=0, description="Band half-width in robust sigmas.")
     balance_min_run_hours: int = Field(
-        6, ge=1, description="Hours out of band before an alert opens."
+        12, ge=1, description="Hours out of band before an alert opens."
     )
     balance_consumer: str = Field(
         "balance", description="Durable JetStream consumer name on allocation events."

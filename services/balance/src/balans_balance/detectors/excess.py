@@ -35,7 +35,7 @@ class ExcessSettings:
     band_days: int = 14
     band_k: float = 5.0
     min_scale: float = 0.002  # share of the balance meter: the band is never narrower
-    min_run: int = 6
+    min_run: int = 12
     quiet_to_close: int = 12
     reference_days: int = 7
     min_closure: float = 0.5
