@@ -19,6 +19,7 @@ from balans_api.app import create_app
 from balans_api.settings import ApiSettings
 from balans_api.synthetic import fill_building
 from balans_api.users import DEMO_CONSUMER, DEMO_OPERATOR, ensure_demo_users
+from balans_balance.groups import generate_building_groups
 from balans_core.health import bind_socket
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
@@ -27,6 +28,22 @@ pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.browser, py
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+# a last status per module: a mesh where each module relays for the next ones
+MESH = """
+insert into module_status (module_serial, ts, battery_mv, rssi_dbm, hops, parent_serial,
+                           tamper, error_bits)
+select serial, $2, 3000 + (n * 37) % 700, -60 - (n * 7) % 40, 1 + (n - 1) / 40,
+       case when n <= 40 then 0 else lag(serial, 40) over (order by serial) end, false, 0
+from (select serial, row_number() over (order by serial) as n
+      from radio_modules where building_id = $1) m
+"""
+
+ALERT = """
+insert into alerts (kind, cause_key, building_id, first_hour, last_hour, summary, severity)
+values ('balance_excess', 'demo', $1, now() - interval '6 hours', now(),
+        'Riser 7: flats draw 18 % less than the riser meter for 6 hours', 'warning')
+"""
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +56,9 @@ async def portal(database_url: str) -> AsyncIterator[str]:
         building = await conn.fetchval("select id from buildings where code = 'ref-2a'")
         await fill_building(conn, building, now - timedelta(days=400), now)
         await ensure_demo_users(conn)
+        await conn.execute(MESH, building, now)
+        await generate_building_groups(conn, building)
+        await conn.execute(ALERT, building)
     finally:
         await conn.close()
     app = create_app(ApiSettings(database_url=database_url))
@@ -128,7 +148,13 @@ async def test_operator_pages_show_api_data(portal: str, browser: Any) -> None:
     overview = await _api(portal, page, f"/buildings/{building_id}/overview")
     assert flats_line["y"] == pytest.approx([p["value"] for p in overview["flats_heat_last_30d"]])
     await page.wait_for_selector("#mesh li")
+    imbalance = await _trace(page, "chart-imbalance", 1)
+    group = await page.input_value("#group")
+    series = await _api(portal, page, f"/balance-groups/{group}/imbalance?resolution=day")
+    assert imbalance["y"] == pytest.approx([p["imbalance_pct"] for p in series["points"]])
     await page.screenshot(path=str(SHOTS / "operator-building.png"), full_page=True)
     await page.goto(portal + "/ops/alerts")
-    await page.wait_for_selector("#alert-queue tr")
+    await page.wait_for_selector("#alert-queue tr[data-alert]")
+    assert "Riser 7" in await page.text_content("#alert-queue")
+    await page.screenshot(path=str(SHOTS / "operator-alerts.png"), full_page=True)
     await page.close()

@@ -13,28 +13,33 @@ from .conftest import World, auth
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def _group(world: World) -> tuple[int, int, list[int]]:
-    """A balance group: the building heat meter over three flat meters of the building."""
+async def _group(
+    world: World, utility: str = "cold_water", member_role: str = "flat"
+) -> tuple[int, int, list[int]]:
+    """A balance group: a building meter over three meters of the building."""
     conn = await asyncpg.connect(world.database_url)
     try:
         balance_meter = await conn.fetchval(
-            "select id from meters where building_id = $1 and role = 'building' "
-            "and utility = 'heat'",
+            "select id from meters where building_id = $1 and role = 'building' and utility = $2",
             world.building_id,
+            utility,
         )
         members = [
             r["id"]
             for r in await conn.fetch(
-                "select id from meters where building_id = $1 and role = 'riser' "
+                "select id from meters where building_id = $1 and role = $2 and utility = $3 "
                 "order by id limit 3",
                 world.building_id,
+                member_role,
+                utility,
             )
         ]
         group = await conn.fetchval(
             """insert into balance_groups (name, utility, kind, building_id, balance_meter_id)
-               values ('test group', 'heat', 'custom', $1, $2) returning id""",
+               values ('test group', $3, 'custom', $1, $2) returning id""",
             world.building_id,
             balance_meter,
+            utility,
         )
         await conn.executemany(
             "insert into balance_group_members (group_id, meter_id) values ($1, $2)",
@@ -69,6 +74,15 @@ async def test_imbalance_is_balance_minus_members(client: httpx.AsyncClient, wor
         await conn.close()
     assert day["balance_value"] == pytest.approx(sums["b"])
     assert day["imbalance"] == pytest.approx(sums["b"] - sums["m"])
+
+
+async def test_imbalance_refuses_mixed_units(client: httpx.AsyncClient, world: World) -> None:
+    """A heat meter (kWh) over riser flow meters (m3) has no plain difference: 409."""
+    group, _, _ = await _group(world, "heat", "riser")
+    h = auth(world, "manager")
+    response = await client.get(f"/api/v1/balance-groups/{group}/imbalance", headers=h)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
 
 
 async def test_imbalance_prefers_balance_series(client: httpx.AsyncClient, world: World) -> None:

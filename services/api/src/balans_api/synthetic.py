@@ -29,7 +29,25 @@ select m.id, h,
        * (1 + 0.5 * sin(2 * pi() * extract(hour from h) / 24.0)), m.unit
 from meters m,
      generate_series($2::timestamptz, $3::timestamptz - interval '1 hour', '1 hour') h
-where m.building_id = $1
+where m.building_id = $1 and m.role <> 'building'
+on conflict do nothing
+"""
+
+# building meters see what the flats use (heat: what allocation shared out) plus ~3 %
+_BUILDING_METERS = """
+insert into meter_consumption (meter_id, hour, value, unit)
+select b.id, x.hour, 1.03 * x.total, b.unit
+from meters b,
+     lateral (select hour, sum(total_kwh) as total from heat_allocation
+              where b.utility = 'heat' and building_id = $1 and hour >= $2 and hour < $3
+              group by hour
+              union all
+              select mc.hour, sum(mc.value) from meter_consumption mc
+              join meters f on f.id = mc.meter_id
+              where b.utility <> 'heat' and f.building_id = $1 and f.role = 'flat'
+                and f.utility = b.utility and mc.hour >= $2 and mc.hour < $3
+              group by mc.hour) x
+where b.building_id = $1 and b.role = 'building'
 on conflict do nothing
 """
 
@@ -40,3 +58,4 @@ async def fill_building(
     """Hourly heat per flat and hourly consumption of every meter in [start, end)."""
     await conn.execute(_HEAT, building_id, start, end)
     await conn.execute(_METERS, building_id, start, end)
+    await conn.execute(_BUILDING_METERS, building_id, start, end)

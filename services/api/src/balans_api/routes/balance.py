@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from balans_api.deps import Pool, Reader, Staff
-from balans_api.errors import ERROR_RESPONSES, not_found
+from balans_api.errors import ERROR_RESPONSES, ApiError, not_found
 from balans_api.models import BalanceGroupPublic, ImbalancePoint, ImbalanceSeries
 from balans_api.paging import Cursor, Limit, Page, Where, fetch_page
 from balans_api.series import site_timezone
@@ -55,6 +55,26 @@ from imbalance_series
 where group_id = $1 and resolution = $2 and period_start >= $3 and period_start < $4
 order by period_start
 """
+
+
+async def _check_comparable(
+    pool: Pool, group_id: int, balance_meter_id: int | None, unit: str | None
+) -> None:
+    """A plain difference needs a balance meter and members in its unit; otherwise (a
+    heat meter over riser flow meters) only balance's own series is meaningful."""
+    if balance_meter_id is None:
+        raise ApiError(409, "this group has no balance meter; balance has no series for it yet")
+    units = await pool.fetch(
+        """select distinct m.unit from balance_group_members g join meters m on m.id = g.meter_id
+           where g.group_id = $1""",
+        group_id,
+    )
+    if any(u["unit"] != unit for u in units):
+        raise ApiError(
+            409,
+            f"members are not all in {unit}: the imbalance needs balance's series "
+            "(heat from volume and ΔT), which it has not computed yet",
+        )
 
 
 def _with_pct(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,8 +165,9 @@ async def imbalance(
             band_pct=band_pct,
             points=[ImbalancePoint(**_with_pct(r)) for r in stored],
         )
+    await _check_comparable(pool, group_id, group["balance_meter_id"], group["unit"])
     rows = await pool.fetch(
-        _IMBALANCE, group_id, span.start, span.end, resolution, tz, group["balance_meter_id"] or 0
+        _IMBALANCE, group_id, span.start, span.end, resolution, tz, group["balance_meter_id"]
     )
     points = [
         ImbalancePoint(**_with_pct({**r, "imbalance": r["balance_value"] - r["members_value"]}))

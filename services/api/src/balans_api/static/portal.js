@@ -210,10 +210,18 @@ const balans = (() => {
     }, { once: true }));
     await optional(async () => {
       const groups = await api(`/balance-groups?building_id=${buildingId}`);
+      if (!groups.items.length) el("chart-imbalance").innerHTML = "<p>No balance groups in this building yet.</p>";
       el("group").innerHTML = groups.items.map((g) => `<option value="${g.id}">${esc(g.name)} (${esc(g.utility)})</option>`).join("");
       const draw = async () => {
         if (!el("group").value) return;
-        const s = await api(`/balance-groups/${el("group").value}/imbalance?resolution=day`);
+        let s;
+        try {
+          s = await api(`/balance-groups/${el("group").value}/imbalance?resolution=day`);
+        } catch (e) {
+          Plotly.purge("chart-imbalance");
+          el("chart-imbalance").innerHTML = `<p class="error">${esc(e.message)}</p>`;
+          return;
+        }
         const t = s.points.map((p) => p.t);
         // balance's learned band (absolute units) when it has computed the series, else ±band_pct
         const learned = s.source === "balance";
@@ -240,6 +248,11 @@ const balans = (() => {
     const known = new Set(modules.items.map((m) => m.serial));
     const roots = modules.items.filter((m) => !known.has(m.parent_serial));
     el("mesh").innerHTML = `<ul><li>Concentrator<ul>${roots.map(node).join("")}</ul></li></ul>`;
+    const seen = modules.items.filter((m) => m.last_seen);
+    const low = modules.items.filter((m) => m.battery_mv !== null && m.battery_mv < 3300);
+    el("mesh-summary").innerHTML = `${modules.items.length} modules · ${seen.length} reporting · ` +
+      `<span class="${low.length ? "low" : ""}">${low.length} low battery</span> · ` +
+      `max ${Math.max(0, ...seen.map((m) => m.hops ?? 0))} hops`;
     const valves = await api(`/meters?building_id=${buildingId}&limit=1000`);
     const canAct = me.scopes.includes("operate");
     el("valves").innerHTML = "<tr><th>Meter</th><th>Utility</th><th>Flat</th><th></th></tr>" + valves.items.filter((m) => m.has_valve).map((m) =>
