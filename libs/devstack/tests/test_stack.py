@@ -13,9 +13,18 @@ from balans_devstack.processes import port_open
 from balans_devstack.stack import DevStack
 
 
-def _server_pids() -> set[int]:
-    names = {"postgres", "nats-server"}
-    return {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in names}
+def _tree(pid: int) -> set[int]:
+    """A process and all its descendants (postgres forks its backends and workers)."""
+    root = psutil.Process(pid)
+    return {pid} | {child.pid for child in root.children(recursive=True)}
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return {
+        pid
+        for pid in pids
+        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    }
 
 
 async def _use(database_url: str, nats_url: str) -> tuple[int, int]:
@@ -36,7 +45,6 @@ async def _use(database_url: str, nats_url: str) -> tuple[int, int]:
 
 def test_stack_starts_serves_and_stops_twice(tmp_path: Path) -> None:
     """Two start/use/stop cycles in one process leave no server process and no open port."""
-    before = _server_pids()
     for round_no in range(2):
         stack = DevStack(tmp_path / f"round{round_no}", durable=False)
         urls = stack.start()
@@ -46,8 +54,12 @@ def test_stack_starts_serves_and_stops_twice(tmp_path: Path) -> None:
         answer, seq = asyncio.run(_use(urls.database_url, urls.nats_url))
         assert answer == 42
         assert seq == 1
+        assert stack.postgres.proc is not None
+        assert stack.nats.proc is not None
+        started = _tree(stack.postgres.proc.pid) | _tree(stack.nats.proc.pid)
+        assert len(started) > 2  # postgres runs background workers
         stack.stop()
-        assert _server_pids() - before == set()
+        assert _alive(started) == set()
         assert not any(port_open("127.0.0.1", port) for port in ports)
 
 
