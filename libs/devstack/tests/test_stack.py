@@ -19,12 +19,15 @@ def _tree(pid: int) -> set[int]:
     return {pid} | {child.pid for child in root.children(recursive=True)}
 
 
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _alive(pids: set[int]) -> set[int]:
-    return {
-        pid
-        for pid in pids
-        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    }
+    return {pid for pid in pids if _running(pid)}
 
 
 async def _use(database_url: str, nats_url: str) -> tuple[int, int]:
