@@ -66,3 +66,23 @@ async def test_errors_have_one_shape(client: httpx.AsyncClient, world: World) ->
         "invalid_request",
         "unauthorized",
     ]
+
+
+async def test_profile_meters_match_meter_series(client: httpx.AsyncClient, world: World) -> None:
+    """Each meter's hourly series in the profile equals the meter's own consumption series
+    over the same month."""
+    h = auth(world, "consumer")
+    p = (
+        await client.get(f"/api/v1/flats/{world.flat_id}/profile?resolution=hour", headers=h)
+    ).json()
+    first = p["meters"][0]
+    points = first["points"]
+    own = (
+        await client.get(
+            f"/api/v1/meters/{first['meter_id']}/consumption",
+            params={"from": points[0]["t"], "to": points[-1]["t"], "resolution": "hour"},
+            headers=h,
+        )
+    ).json()["points"]
+    assert len(p["meters"]) > 1
+    assert [x["value"] for x in own] == pytest.approx([x["value"] for x in points[:-1]])

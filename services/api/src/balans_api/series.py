@@ -33,11 +33,11 @@ def _bucket(resolution: Resolution, column: str, tz: str, args: list[object]) ->
 def _source(
     table: str, value: str, key: str, resolution: Resolution, tz: str, args: list[object]
 ) -> str:
-    """Points of one key (meter or flat) of ``table``; args = [key, start, end]."""
+    """Points of ``table`` where the condition ``key`` holds; args = [key, start, end]."""
     t, group = _bucket(resolution, "hour", tz, args)
     agg = (f"sum({value})", "bool_or(estimated)") if group else (value, "estimated")
     return f"""select {t} as t, {agg[0]} as value, {agg[1]} as estimated from {table}
-               where {key} = $1 and hour >= $2 and hour < $3 {group}"""
+               where {key} and hour >= $2 and hour < $3 {group}"""
 
 
 async def _points(pool: asyncpg.Pool, sql: str, args: list[object]) -> Points:
@@ -57,7 +57,7 @@ async def meter_series(
     pool: asyncpg.Pool, meter_id: int, span: TimeRange, resolution: Resolution, tz: str
 ) -> Points:
     args: list[object] = [meter_id, span.start, span.end]
-    sql = _source("meter_consumption", "value", "meter_id", resolution, tz, args)
+    sql = _source("meter_consumption", "value", "meter_id = $1", resolution, tz, args)
     return await _points(pool, sql, args)
 
 
@@ -65,7 +65,7 @@ async def flat_heat_series(
     pool: asyncpg.Pool, flat_id: int, span: TimeRange, resolution: Resolution, tz: str
 ) -> Points:
     args: list[object] = [flat_id, span.start, span.end]
-    sql = _source("heat_allocation", "total_kwh", "flat_id", resolution, tz, args)
+    sql = _source("heat_allocation", "total_kwh", "flat_id = $1", resolution, tz, args)
     return await _points(pool, sql, args)
 
 
@@ -99,15 +99,16 @@ async def building_average(
 async def flat_meter_series(
     pool: asyncpg.Pool, flat_id: int, span: TimeRange, resolution: Resolution, tz: str
 ) -> list[dict[str, Any]]:
-    """Every meter of a flat with its series."""
-    meters = await pool.fetch(
-        "select id as meter_id, serial, utility, unit from meters where flat_id = $1 order by id",
-        flat_id,
+    """Every meter of a flat with its series, in one query."""
+    args: list[object] = [flat_id, span.start, span.end]
+    points = _source("meter_consumption", "value", "meter_id = m.id", resolution, tz, args)
+    rows = await pool.fetch(
+        f"""select m.id as meter_id, m.serial, m.utility, m.unit,
+                   (select {_AS_JSON} from ({points}) s) as points
+            from meters m where m.flat_id = $1 order by m.id""",
+        *args,
     )
-    return [
-        {**dict(m), "points": await meter_series(pool, m["meter_id"], span, resolution, tz)}
-        for m in meters
-    ]
+    return [{**dict(r), "points": json.loads(r["points"])} for r in rows]
 
 
 def total(points: Points) -> float:
