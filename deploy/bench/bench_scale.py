@@ -9,12 +9,15 @@ durable consumer is drained. Then allocation, then balance, the same way. Each s
 time is therefore one process working alone on the backlog the previous stage left.
 
 Before the measured hour, ``BENCH_SCALE_HISTORY_H`` hours go straight into PostgreSQL
-(untimed), so the registers have a past. The baseline, measured in the same run, is a
-plain COPY of as many rows as the hour has readings into an unlogged table: the
-persister's ratio to it shows the cost of idempotence and partitions on this machine now.
+and are allocated by allocation's own code, and balance's groups are generated (all
+untimed): the measured hour meets the steady state of a running deployment. The
+baseline, measured in the same run, is a plain COPY of as many rows as the hour has
+readings into an unlogged table: the persister's ratio to it shows the cost of idempotence
+and partitions on this machine now.
 
 Settings (environment): ``BENCH_SCALE_BUILDINGS`` (default 200, about 22 000 meters),
-``BENCH_SCALE_HISTORY_H`` (default 24), ``BENCH_SCALE_STAGE_TIMEOUT_S`` (default 300).
+``BENCH_SCALE_HISTORY_H`` (default 96:
+balance judges a group only with 72 hours of series), ``BENCH_SCALE_STAGE_TIMEOUT_S`` (default 300).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import re
 import signal
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,8 +37,11 @@ import asyncpg
 import nats
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
+from prometheus_client.parser import text_string_to_metric_families
 
+from balans_allocation.allocator import on_readings_stored
 from balans_allocation.settings import AllocationSettings
+from balans_balance.groups import generate_building_groups
 from balans_balance.settings import BalanceSettings
 from balans_db import migrate
 from balans_db.secrets import KeyVault
@@ -51,7 +58,8 @@ from balans_sim.world import concentrator_keys, write_city
 
 TARGET_METERS = 2_000_000
 BUILDINGS = int(os.environ.get("BENCH_SCALE_BUILDINGS", "200"))
-HISTORY_H = int(os.environ.get("BENCH_SCALE_HISTORY_H", "24"))
+# balance judges a group only with 72 h of series behind it
+HISTORY_H = int(os.environ.get("BENCH_SCALE_HISTORY_H", "96"))
 STAGE_TIMEOUT_S = float(os.environ.get("BENCH_SCALE_STAGE_TIMEOUT_S", "300"))
 #: stage -> (stream, durable consumer) whose draining ends the stage
 CONSUMERS = {
@@ -61,11 +69,33 @@ CONSUMERS = {
 }
 
 
+#: stage -> the counter that says how much work it did (sum over labels), and its unit
+WORK = {
+    "persister": ("balans_persister_rows_total", "rows"),
+    "allocation": ("balans_allocation_flat_hours_total", "flat-hours"),
+    "balance": ("balans_balance_groups_evaluated_total", "groups"),
+}
+
+
 @dataclass
 class StageResult:
     name: str
     seconds: float | None
     note: str = ""
+    work: str = ""
+
+
+def counter_sum(service: ServiceProcess, name: str) -> float:
+    """Sum over all labels of one counter on the service's /metrics."""
+    url = f"http://127.0.0.1:{service.health_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )
 
 
 async def drained(
@@ -109,6 +139,22 @@ async def baseline_copy_rows_per_s(database_url: str, rows: int) -> float:
         await conn.close()
 
 
+async def steady_state(conn: asyncpg.Connection, history_from: datetime) -> None:
+    """What a running deployment already has before the measured hour: allocation's
+    watermark and results over the history, and balance's groups (both services' own
+    code, untimed)."""
+    settings = AllocationSettings()
+    for building_id in await conn.fetchval("select array_agg(id order by id) from buildings"):
+        await generate_building_groups(conn, building_id)
+        await on_readings_stored(
+            conn,
+            building_id,
+            history_from + timedelta(hours=1),
+            timedelta(hours=settings.allocation_lateness_hours),
+            settings.allocation_lookaround_hours,
+        )
+
+
 def bound_port(service: ServiceProcess) -> int:
     """The port a service bound with port 0, from its ready line (a port picked in advance
     can be taken by any outgoing connection before the service binds it)."""
@@ -140,6 +186,7 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
         await write_city(conn, specs, vault, 11)
         keys = await concentrator_keys(conn, specs, vault)
         history_rows = await write_chunks(conn, sim.advance(HISTORY_H)) if HISTORY_H else 0
+        await steady_state(conn, start)
         meters = await conn.fetchval("select count(*) from meters")
         modules = await conn.fetchval("select count(*) from radio_modules")
         flats = await conn.fetchval("select count(*) from flats")
@@ -164,6 +211,7 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
         late = await asyncio.to_thread(supervisor.wait_ready, STAGE_TIMEOUT_S)
         if late:
             raise RuntimeError(f"not ready: {late}")
+        work_before = {n: counter_sum(services[n], WORK[n][0]) for n in CONSUMERS}
         for name in CONSUMERS:
             freeze(services[name])
         ingest_port = bound_port(services["ingest"])
@@ -177,7 +225,7 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
         for concentrator, chunk in zip(concentrators, hour, strict=True):
             await concentrator.send(chunk)
         await flush_all(concentrators, STAGE_TIMEOUT_S)
-        results.append(StageResult("ingest", time.perf_counter() - t0))
+        results.append(StageResult("ingest", time.perf_counter() - t0, work=f"{len(hour)} uploads"))
         print("  ingest done", flush=True)
         await asyncio.gather(*(c.close() for c in concentrators))
         js = nc.jetstream()
@@ -185,7 +233,10 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
             thaw(services[name])
             t0 = time.perf_counter()
             note = await drained(js, services[name], stream, durable, STAGE_TIMEOUT_S)
-            results.append(StageResult(name, None if note else time.perf_counter() - t0, note))
+            seconds = None if note else time.perf_counter() - t0
+            metric, unit = WORK[name]
+            done = counter_sum(services[name], metric) - work_before[name]
+            results.append(StageResult(name, seconds, note, f"{done:,.0f} {unit}"))
             print(f"  {name} done", flush=True)
         baseline = await baseline_copy_rows_per_s(urls.database_url, readings)
     finally:
@@ -198,17 +249,20 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
 
 def report(results: list[StageResult], readings: int, meters: int, baseline: float) -> None:
     print(f"baseline: plain COPY into an unlogged table {baseline:,.0f} rows/s")
-    print(f"{'stage':<11} {'seconds':>8} {'readings/s':>11} {'meters/s':>9} {'2M meters':>10}")
+    print(
+        f"{'stage':<11} {'seconds':>8} {'readings/s':>11} {'meters/s':>9} {'2M meters':>10}"
+        "  work done"
+    )
     for r in results:
         if r.seconds is None:
             print(f"{r.name:<11} {'-':>8}  not measured: {r.note}")
             continue
         per_s = readings / r.seconds
         extrapolated = TARGET_METERS / (meters / r.seconds)
-        ratio = f"  ({per_s / baseline:.2f}x baseline COPY)" if r.name == "persister" else ""
+        ratio = f" ({per_s / baseline:.2f}x baseline COPY)" if r.name == "persister" else ""
         print(
             f"{r.name:<11} {r.seconds:>8.2f} {per_s:>11,.0f} {meters / r.seconds:>9,.0f} "
-            f"{extrapolated:>9,.0f}s{ratio}"
+            f"{extrapolated:>9,.0f}s  {r.work}{ratio}"
         )
     print("(2M meters: seconds one process of that stage needs for an hour of 2 000 000 meters)")
 
