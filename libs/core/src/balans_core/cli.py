@@ -8,12 +8,17 @@ from importlib.metadata import entry_points
 
 import typer
 
+from balans_core.config_doc import config_command
+
 app = typer.Typer(
     name="balans",
     help="balans: per-flat heat and utility metering, balance control and billing.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+app.command("config")(config_command)
 
 
 def _register_contributions() -> None:
