@@ -1,12 +1,14 @@
-"""The billing service over real NATS and PostgreSQL: a closed period issues invoices and
-announces them, a request answers with what it wrote, late heat yields a correction."""
+"""The billing service over real NATS and PostgreSQL: it seeds the demo tariffs, a closed
+period issues invoices and announces them durably, a request answers with what it wrote,
+late heat yields a correction, and the period closer bills a month once allocation passes
+its end, exactly once."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import timedelta
 
 import asyncpg
 import nats
@@ -15,7 +17,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from balans_billing.__main__ import serve
-from balans_billing.demo import seed_demo_tariffs
+from balans_billing.closer import close_due_periods
+from balans_billing.demo import DEMO_TARIFFS_FROM, demo_tariffs, seed_demo_tariffs
+from balans_billing.invoice_stream import INVOICES_STREAM
 from balans_billing.periods import month_bounds
 from balans_billing.settings import BillingSettings
 from balans_core.service import ServiceContext
@@ -31,12 +35,14 @@ from balans_protocol.messages import (
 )
 
 FEB = month_bounds(2026, 2, "Europe/Chisinau")
+JAN = month_bounds(2026, 1, "Europe/Chisinau")
 SITE = SiteSpec(code="t-billing-svc", name="Svc", address="str. Svc 2", latitude=47, longitude=29)
 
 
 @pytest.fixture(scope="module")
 async def building_id(database_url: str) -> int:
-    """A 1a block of 4 flats with heat only, demo tariffs, 2 Gcal allocated to each flat."""
+    """A 1a block of 4 flats with heat only, 2 Gcal allocated to each flat (no tariffs: the
+    service seeds them)."""
     conn = await asyncpg.connect(database_url)
     try:
         spec = regular_building(
@@ -53,7 +59,6 @@ async def building_id(database_url: str) -> int:
         )
         bid = await write_building(conn, spec, KeyVault())
         assert bid is not None
-        await seed_demo_tariffs(conn, date(2025, 7, 1))
         await conn.execute(
             """insert into heat_allocation (building_id, flat_id, hour, measured_kwh, total_kwh,
                    common_kwh, method)
@@ -70,7 +75,9 @@ async def building_id(database_url: str) -> int:
 @pytest.fixture(scope="module")
 async def service(database_url: str, nats_url: str, building_id: int) -> AsyncIterator[Client]:
     """The service running in this event loop, and a client connection to talk to it."""
-    settings = BillingSettings(database_url=database_url, nats_url=nats_url)
+    settings = BillingSettings(
+        database_url=database_url, nats_url=nats_url, period_check_interval_s=0.2
+    )
     ctx = ServiceContext(name="billing", settings=settings)
     task = asyncio.create_task(serve(ctx, settings))
     for _ in range(200):
@@ -109,6 +116,33 @@ async def wait_for(got: list[InvoiceIssued], count: int) -> None:
     raise AssertionError(f"{len(got)} of {count} announcements")
 
 
+async def test_service_seeds_demo_tariffs_once(service: Client, database_url: str) -> None:
+    """In development the service stored one demo tariff per utility; seeding again adds none."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        stored = await conn.fetch("select utility, effective_from from tariffs")
+        again = await seed_demo_tariffs(conn, DEMO_TARIFFS_FROM)
+    finally:
+        await conn.close()
+    assert sorted((r["utility"], r["effective_from"]) for r in stored) == sorted(
+        (spec.utility, DEMO_TARIFFS_FROM) for spec in demo_tariffs(DEMO_TARIFFS_FROM)
+    )
+    assert again == 0
+
+
+@pytest.mark.parametrize(
+    ("environment", "demo_tariffs", "seeds"),
+    [("development", None, True), ("production", None, False), ("production", True, True),
+     ("development", False, False)],
+)  # fmt: skip
+def test_demo_tariffs_only_in_development(
+    environment: str, demo_tariffs: bool | None, seeds: bool
+) -> None:
+    """Demo tariffs follow BALANS_ENVIRONMENT unless BALANS_DEMO_TARIFFS says otherwise."""
+    settings = BillingSettings(environment=environment, demo_tariffs=demo_tariffs)
+    assert settings.seeds_demo_tariffs is seeds
+
+
 async def test_period_closed_issues_and_announces(service: Client, building_id: int) -> None:
     """PeriodClosed on JetStream: four invoices of 2 Gcal heat + operations, announced."""
     got = await collect(service)
@@ -118,6 +152,28 @@ async def test_period_closed_issues_and_announces(service: Client, building_id: 
     )
     await wait_for(got, 4)
     assert {(m.kind, m.total_mdl) for m in got} == {("invoice", "2269.00")}  # 2 x 1122 + 25
+
+
+async def test_invoices_stay_in_the_stream(service: Client, building_id: int) -> None:
+    """A subscriber arriving after the fact still reads each February invoice once."""
+    got: list[InvoiceIssued] = []
+
+    async def on_msg(msg: Msg) -> None:
+        got.append(InvoiceIssued.model_validate_json(msg.data))
+
+    sub = await service.jetstream().subscribe(
+        subjects.INVOICES_ALL, cb=on_msg, stream=INVOICES_STREAM, ordered_consumer=True
+    )
+    try:
+        info = await service.jetstream().stream_info(INVOICES_STREAM)
+        for _ in range(200):
+            if len(got) >= info.state.messages:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await sub.unsubscribe()
+    feb = [m for m in got if m.period_start == FEB[0] and m.kind == "invoice"]
+    assert len(feb) == len({m.invoice_id for m in feb}) >= 4
 
 
 async def test_request_reply_is_idempotent(service: Client, building_id: int) -> None:
@@ -162,3 +218,69 @@ async def test_late_heat_is_corrected(service: Client, building_id: int, databas
     await wait_for(got, 1)
     assert [(m.kind, m.total_mdl) for m in got] == [("correction", "1122.00")]
     assert got[0].corrects_id is not None
+
+
+async def test_closer_bills_a_month_once_allocation_passes_its_end(
+    service: Client, database_url: str
+) -> None:
+    """Allocation complete past January's end: the closer issues one set of January invoices,
+    later passes (and a restarted closer) announce nothing more, December is never billed."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        spec = regular_building(
+            code="t-bill-closer",
+            name="Closer block",
+            address="str. Svc 4",
+            site=SITE,
+            layout="1a",
+            floors=2,
+            flats_per_floor=(2,),
+            risers_per_entrance=(2,),
+            index=73,
+            multi_utility_every=1000,
+        )
+        bid = await write_building(conn, spec, KeyVault())
+        assert bid is not None
+        await conn.execute(
+            """insert into heat_allocation (building_id, flat_id, hour, measured_kwh, total_kwh,
+                   common_kwh, method)
+               select $1, f.id, $2::timestamptz + h * interval '1 hour', 1163, 1163, 0, 'test'
+               from flats f, generate_series(0, 29) h where f.building_id = $1""",
+            bid,
+            JAN[1] - timedelta(hours=24),  # the last day of January and 6 h of February
+        )
+        await conn.execute(
+            "insert into allocation_watermarks (building_id, complete_until) values ($1, $2)",
+            bid,
+            JAN[1] + timedelta(hours=6),
+        )
+        for _ in range(200):
+            invoices = await conn.fetch(
+                "select period_start, total from invoices where building_id = $1", bid
+            )
+            if len(invoices) >= 4:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # two more closer passes
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+        try:
+            again = await close_due_periods(pool, service.jetstream())  # a fresh closer
+        finally:
+            await pool.close()
+        invoices = await conn.fetch(
+            "select period_start, kind, total from invoices where building_id = $1", bid
+        )
+        closures = await conn.fetch(
+            "select period_start from billing_period_closures where building_id = $1", bid
+        )
+    finally:
+        await conn.close()
+    assert again == []
+    assert [r["period_start"] for r in closures] == [JAN[0]]
+    assert (
+        sorted((r["period_start"], r["kind"], str(r["total"])) for r in invoices)
+        == [
+            (JAN[0], "invoice", "26953.00")  # 24 Gcal x 1122 + 25 operations
+        ]
+        * 4
+    )

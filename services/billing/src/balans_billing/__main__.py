@@ -2,30 +2,53 @@
 
 from __future__ import annotations
 
-import asyncpg
+import asyncio
+import contextlib
 
+import asyncpg
+import structlog
+
+from balans_billing.closer import run_closer
+from balans_billing.demo import DEMO_TARIFFS_FROM, seed_demo_tariffs
+from balans_billing.invoice_stream import ensure_invoice_stream
 from balans_billing.service import BillingRun, serve_requests, subscribe_events
 from balans_billing.settings import BillingSettings
 from balans_core.nats import connect_nats
 from balans_core.service import ServiceContext, run_service
 from balans_protocol.streams import ensure_streams
 
+log = structlog.get_logger("billing")
+
 
 async def serve(ctx: ServiceContext, settings: BillingSettings) -> None:
-    """Consume period and allocation events, answer requests; drain on a stop signal."""
+    """Seed demo tariffs (development), consume period and allocation events, answer
+    requests, close periods as allocation completes them; drain on a stop signal."""
     pool = await asyncpg.create_pool(
         settings.database_url, min_size=1, max_size=settings.db_pool_size
     )
     nc = await connect_nats(settings.nats_url, "billing")
+    closer: asyncio.Task[None] | None = None
     try:
+        if settings.seeds_demo_tariffs:
+            async with pool.acquire() as conn:
+                added = await seed_demo_tariffs(conn, DEMO_TARIFFS_FROM)
+            log.info("demo tariffs", added=added, effective_from=DEMO_TARIFFS_FROM.isoformat())
         js = nc.jetstream()
         await ensure_streams(js)
-        billing = BillingRun(nc, pool)
+        await ensure_invoice_stream(js)
+        billing = BillingRun(js, pool)
         await serve_requests(nc, billing)
         await subscribe_events(js, billing)
+        closer = asyncio.create_task(
+            run_closer(pool, js, settings.period_check_interval_s, ctx.stopping)
+        )
         ctx.set_ready()
         await ctx.stopping.wait()
     finally:
+        if closer is not None:
+            closer.cancel()  # a pass cut short rolls back and is redone at the next start
+            with contextlib.suppress(asyncio.CancelledError):
+                await closer
         await nc.drain()
         await pool.close()
 

@@ -20,6 +20,7 @@ from balans_billing.api import (
     render_invoice,
     seed_tariffs,
 )
+from balans_billing.demo import DEMO_TARIFFS_FROM
 from balans_billing.estimate_report import build_report, render_text
 from balans_billing.estimator import Building, Heating, Prices
 from balans_billing.invoicing import REFUSALS
@@ -91,7 +92,10 @@ def tariff_add_command(
 @billing_app.command("seed-tariffs")
 def seed_tariffs_command(
     effective_from: datetime = typer.Option(
-        "2025-07-01", "--from", formats=["%Y-%m-%d"], help="First day the tariffs apply."
+        DEMO_TARIFFS_FROM.isoformat(),
+        "--from",
+        formats=["%Y-%m-%d"],
+        help="First day the tariffs apply.",
     ),
 ) -> None:
     """Store demo tariffs for every utility that has none (heat at 1122 MDL/Gcal)."""

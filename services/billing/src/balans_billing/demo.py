@@ -13,6 +13,9 @@ from balans_billing.tariffs import Block, TariffSpec
 
 D = Decimal
 
+DEMO_TARIFFS_FROM = date(2025, 7, 1)
+"""First day of the demo tariffs when the service seeds them (before any demo data)."""
+
 
 def demo_tariffs(effective_from: date) -> list[TariffSpec]:
     """One tariff per utility from ``effective_from``, open-ended, supplier ``default``."""
@@ -68,10 +71,15 @@ def demo_tariffs(effective_from: date) -> list[TariffSpec]:
 
 
 async def seed_demo_tariffs(conn: asyncpg.Connection, effective_from: date) -> int:
-    """Store the demo tariffs for utilities that have no tariff yet; return how many."""
+    """Store the demo tariffs for utilities that have no tariff yet; return how many.
+
+    Serialised by an advisory lock, so billing processes starting together add each once.
+    """
     added = 0
-    for spec in demo_tariffs(effective_from):
-        if not await storage.load_tariffs(conn, spec.utility, spec.supplier):
-            await storage.add_tariff(conn, spec)
-            added += 1
+    async with conn.transaction():
+        await conn.execute("select pg_advisory_xact_lock(hashtext('billing.demo_tariffs'))")
+        for spec in demo_tariffs(effective_from):
+            if not await storage.load_tariffs(conn, spec.utility, spec.supplier):
+                await storage.add_tariff(conn, spec)
+                added += 1
     return added

@@ -27,8 +27,14 @@ class NoTariffError(LookupError):
     """No tariff version is in force for a utility on a period's first day."""
 
 
+class SharedFlatError(ValueError):
+    """Several accounts on one flat: each would be billed the flat's whole consumption, and
+    there is no agreed split, so the building is not billed until one account remains."""
+
+
 REFUSALS: tuple[type[Exception], ...] = (
     NoTariffError,
+    SharedFlatError,
     PeriodError,
     UsageError,
     LookupError,
@@ -60,6 +66,20 @@ def tariff_in_force(
         if spec.in_force_on(day):
             return spec
     raise NoTariffError(f"no {utility} tariff of supplier {supplier!r} in force on {day}")
+
+
+def refuse_shared_flats(accounts: list[storage.AccountRow]) -> None:
+    """SharedFlatError naming every flat that has more than one account, and its accounts."""
+    by_flat: dict[int, list[str]] = defaultdict(list)
+    for account in accounts:
+        by_flat[account.flat_id].append(account.number)
+    shared = {flat: numbers for flat, numbers in by_flat.items() if len(numbers) > 1}
+    if shared:
+        detail = "; ".join(f"flat {flat}: {', '.join(nums)}" for flat, nums in shared.items())
+        raise SharedFlatError(
+            f"a flat is billed through exactly one account, these have several ({detail}); "
+            "close or move the extra accounts"
+        )
 
 
 def correction_lines(issued: list[Line], fresh: list[Line]) -> list[Line]:
@@ -104,7 +124,8 @@ async def compute_lines(
 
     Heat is billed to every account; another utility only to accounts whose flat has a
     meter of it. Heat metering points count at least one per flat (a flat on a riser
-    distributor is metered through its riser).
+    distributor is metered through its riser). A flat with several accounts refuses the
+    whole run (SharedFlatError).
     """
     timezone = await storage.building_timezone(conn, building_id)
     months = whole_months(start, end, timezone)
@@ -114,6 +135,7 @@ async def compute_lines(
     loads = await storage.connected_kw(conn, building_id)
     suppliers = await storage.suppliers_of(conn, building_id)
     accounts = await storage.accounts_of(conn, building_id)
+    refuse_shared_flats(accounts)
     metered: dict[int, set[str]] = defaultdict(set)
     for (flat_id, utility), count in points.items():
         if utility != "heat" and count > 0:

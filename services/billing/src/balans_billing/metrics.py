@@ -24,3 +24,16 @@ INVALID_MESSAGES = Counter(
     "Messages refused by validation at the boundary",
     ["source"],  # period_closed|allocation|request
 )
+PERIODS_CLOSED = Counter(
+    "balans_billing_periods_closed_total",
+    "Building months announced as closed (PeriodClosed published) by the period closer",
+)
+CLOSER_PASSES = Counter(
+    "balans_billing_period_closer_passes_total",
+    "Passes of the period closer over all buildings, by outcome",
+    ["outcome"],  # ok|error
+)
+ANNOUNCE_FAILURES = Counter(
+    "balans_billing_announce_failures_total",
+    "InvoiceIssued messages the INVOICES stream did not acknowledge",
+)

@@ -8,7 +8,8 @@
 - ``balans.billing.api`` (core request/reply, queue ``billing``): BillingRequest.
 
 Every written invoice or correction is announced as InvoiceIssued on
-``balans.billing.invoice.<account>``.
+``balans.billing.invoice.<account>``, captured by the INVOICES stream (message id = invoice
+id) so integrators read them durably.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from nats.aio.subscription import Subscription
 from nats.js.client import JetStreamContext
 from pydantic import ValidationError
 
+from balans_billing.invoice_stream import INVOICES_STREAM, invoice_msg_id
 from balans_billing.invoicing import REFUSALS, Issued, bill_building
-from balans_billing.metrics import INVALID_MESSAGES, ISSUED, RUN_SECONDS, RUNS
+from balans_billing.metrics import ANNOUNCE_FAILURES, INVALID_MESSAGES, ISSUED, RUN_SECONDS, RUNS
 from balans_protocol import subjects
 from balans_protocol.messages import (
     AllocationComputed,
@@ -43,8 +45,8 @@ NAK_DELAY_S = 30.0
 class BillingRun:
     """Bills a building's period and announces what was written."""
 
-    def __init__(self, nc: Client, pool: asyncpg.Pool) -> None:
-        self.nc = nc
+    def __init__(self, js: JetStreamContext, pool: asyncpg.Pool) -> None:
+        self.js = js
         self.pool = pool
 
     async def run(
@@ -72,20 +74,32 @@ class BillingRun:
         RUNS.labels(trigger, "ok").inc()
         for item in issued:
             ISSUED.labels(item.kind).inc()
-            message = InvoiceIssued(
-                invoice_id=item.invoice_id,
-                account_id=item.account_id,
-                period_start=item.period_start,
-                period_end=item.period_end,
-                total_mdl=str(item.total),
-                kind=item.kind,
-                corrects_id=item.corrects_id,
-            )
-            await self.nc.publish(
-                subjects.invoice(item.account_id), message.model_dump_json().encode()
-            )
+            await self.announce(item)
         log.info("billed", written=len(issued), **context)
         return issued
+
+    async def announce(self, item: Issued) -> None:
+        """Publish InvoiceIssued to the INVOICES stream; a failure is counted, logged, raised."""
+        message = InvoiceIssued(
+            invoice_id=item.invoice_id,
+            account_id=item.account_id,
+            period_start=item.period_start,
+            period_end=item.period_end,
+            total_mdl=str(item.total),
+            kind=item.kind,
+            corrects_id=item.corrects_id,
+        )
+        try:
+            await self.js.publish(
+                subjects.invoice(item.account_id),
+                message.model_dump_json().encode(),
+                stream=INVOICES_STREAM,
+                headers={"Nats-Msg-Id": invoice_msg_id(item.invoice_id)},
+            )
+        except Exception as exc:
+            ANNOUNCE_FAILURES.inc()
+            log.exception("invoice announcement failed", invoice_id=item.invoice_id, error=str(exc))
+            raise
 
 
 async def on_period_closed(msg: Msg, billing: BillingRun) -> None:

@@ -15,3 +15,25 @@ class BillingSettings(CommonSettings):
         ge=1,
         description="Most PostgreSQL connections billing holds (BALANS_DB_POOL_SIZE).",
     )
+    environment: str = Field(
+        "development",
+        description="'development' (the default, as for the api) seeds the demo tariffs at "
+        "start unless BALANS_DEMO_TARIFFS says otherwise; set 'production' in deployments.",
+    )
+    demo_tariffs: bool | None = Field(
+        None,
+        description="Seed the demo tariffs at start for utilities that have none (idempotent). "
+        "Unset: only when BALANS_ENVIRONMENT is 'development'.",
+    )
+    period_check_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between passes of the period closer over allocation watermarks.",
+    )
+
+    @property
+    def seeds_demo_tariffs(self) -> bool:
+        """Whether this process stores the demo tariffs at start."""
+        if self.demo_tariffs is not None:
+            return self.demo_tariffs
+        return self.environment == "development"

@@ -1,4 +1,4 @@
-"""billing's tables (migration ``billing_0001``) and the SQL that reads and writes them.
+"""billing's tables (migrations ``billing_0001``, ``billing_0002``) and the SQL on them.
 
 The tables are mirrored as SQLAlchemy Core for reference and schema checks; queries are
 plain SQL run with asyncpg. Consumption is read from allocation's ``heat_allocation``
@@ -78,6 +78,15 @@ invoice_lines = sa.Table(
     sa.Column("unit", sa.Text, nullable=False),
     sa.Column("unit_price", sa.Numeric(14, 4), nullable=False),
     sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+)
+
+billing_period_closures = sa.Table(
+    "billing_period_closures",
+    metadata,
+    sa.Column("building_id", sa.Integer, primary_key=True),
+    sa.Column("period_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("period_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("closed_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 DEFAULT_SUPPLIER = "default"

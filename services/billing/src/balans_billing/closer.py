@@ -1,0 +1,138 @@
+"""The period closer: once allocation is complete past the end of a building's local
+calendar month, announce that month as closed so the service bills it on its own.
+
+A month is due when it ends at or before the building's allocation watermark
+(``allocation_watermarks.complete_until``), ends after the building's first allocated hour
+(months before metering began are never billed), overlaps no invoiced period, and has not
+been announced before. Announcing = recording the month in ``billing_period_closures`` and
+publishing ``PeriodClosed`` on JetStream in that one transaction: if the publish fails
+nothing is recorded and the next pass retries; if the process dies after the publish and
+before the commit, the next pass publishes again under the same message id (JetStream drops
+the duplicate) and billing itself is idempotent anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import structlog
+from nats.js.client import JetStreamContext
+
+from balans_billing.metrics import CLOSER_PASSES, PERIODS_CLOSED
+from balans_billing.periods import month_bounds
+from balans_protocol import subjects
+from balans_protocol.messages import PeriodClosed
+
+log = structlog.get_logger("billing.closer")
+
+BUILDINGS_TO_CLOSE = """
+    select w.building_id, w.complete_until, s.timezone,
+           (select min(h.hour) from heat_allocation h where h.building_id = w.building_id)
+               as first_hour
+    from allocation_watermarks w
+    join buildings b on b.id = w.building_id
+    join sites s on s.id = b.site_id
+    order by w.building_id"""
+
+
+def months_ending_between(
+    first_hour: datetime, until: datetime, timezone: str
+) -> Iterator[tuple[datetime, datetime]]:
+    """Local calendar months [start, end) with first_hour < end <= until, oldest first."""
+    local = first_hour.astimezone(ZoneInfo(timezone))
+    year, month = local.year, local.month
+    while True:
+        start, end = month_bounds(year, month, timezone)
+        if end > until:
+            return
+        yield start, end
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+def period_msg_id(event: PeriodClosed) -> str:
+    """JetStream de-duplication id of one announcement."""
+    return f"period-closed-{event.building_id}-{event.period_start.isoformat()}"
+
+
+async def due_periods(conn: asyncpg.Connection) -> list[PeriodClosed]:
+    """Every month of every building that is complete and neither invoiced nor announced."""
+    due: list[PeriodClosed] = []
+    for row in await conn.fetch(BUILDINGS_TO_CLOSE):
+        if row["first_hour"] is None:
+            continue
+        building_id = row["building_id"]
+        taken = await conn.fetch(
+            """select period_start, period_end from billing_period_closures
+               where building_id = $1
+               union
+               select distinct period_start, period_end from invoices
+               where building_id = $1 and kind = 'invoice'""",
+            building_id,
+        )
+        for start, end in months_ending_between(
+            row["first_hour"], row["complete_until"], row["timezone"]
+        ):
+            if any(t["period_start"] < end and start < t["period_end"] for t in taken):
+                continue
+            due.append(PeriodClosed(building_id=building_id, period_start=start, period_end=end))
+    return due
+
+
+async def announce(conn: asyncpg.Connection, js: JetStreamContext, event: PeriodClosed) -> bool:
+    """Record and publish one closed period; False when another closer got there first."""
+    async with conn.transaction():
+        recorded = await conn.fetchval(
+            """insert into billing_period_closures (building_id, period_start, period_end)
+               values ($1, $2, $3) on conflict do nothing returning true""",
+            event.building_id,
+            event.period_start,
+            event.period_end,
+        )
+        if not recorded:
+            return False
+        await js.publish(
+            subjects.period_closed(event.building_id),
+            event.model_dump_json().encode(),
+            stream=subjects.EVENTS_STREAM,
+            headers={"Nats-Msg-Id": period_msg_id(event)},
+        )
+    return True
+
+
+async def close_due_periods(pool: asyncpg.Pool, js: JetStreamContext) -> list[PeriodClosed]:
+    """One pass of the closer: announce every due period; return those announced."""
+    announced: list[PeriodClosed] = []
+    async with pool.acquire() as conn:
+        for event in await due_periods(conn):
+            if await announce(conn, js, event):
+                PERIODS_CLOSED.inc()
+                announced.append(event)
+                log.info(
+                    "period closed",
+                    building_id=event.building_id,
+                    period_start=event.period_start.isoformat(),
+                    period_end=event.period_end.isoformat(),
+                )
+    return announced
+
+
+async def run_closer(
+    pool: asyncpg.Pool, js: JetStreamContext, interval_s: float, stopping: asyncio.Event
+) -> None:
+    """Pass after pass until ``stopping`` is set; a failed pass is logged, counted and retried
+    at the next interval."""
+    while not stopping.is_set():
+        try:
+            await close_due_periods(pool, js)
+        except Exception as exc:
+            CLOSER_PASSES.labels("error").inc()
+            log.exception("period closer pass failed", error=str(exc))
+        else:
+            CLOSER_PASSES.labels("ok").inc()
+        with contextlib.suppress(TimeoutError):  # the interval passed: next pass
+            await asyncio.wait_for(stopping.wait(), interval_s)
