@@ -15,7 +15,13 @@ import pytest
 from pydantic import ValidationError
 
 from balans_billing import api, render, storage
-from balans_billing.invoicing import NoTariffError, bill_building, compute_lines
+from balans_billing.closer import months_ending_between
+from balans_billing.invoicing import (
+    NoTariffError,
+    SharedFlatError,
+    bill_building,
+    compute_lines,
+)
 from balans_billing.periods import PeriodError, month_bounds
 from balans_billing.tariffs import TariffSpec
 from balans_db.secrets import KeyVault
@@ -212,6 +218,33 @@ async def test_period_must_be_whole_local_months(conn: asyncpg.Connection, build
         await bill_building(conn, building["id"], *utc_month)
 
 
+async def test_two_accounts_on_one_flat_are_refused(
+    conn: asyncpg.Connection, building: dict
+) -> None:
+    """A second account on flat 1 refuses the run, naming the flat and both accounts."""
+    before = await count(conn, "invoices")
+    outer = conn.transaction()
+    await outer.start()
+    try:
+        await conn.execute(
+            "insert into accounts (number, holder_name, flat_id) values ('T-SECOND', 'B', $1)",
+            building["flat1"],
+        )
+        numbers = [
+            r["number"]
+            for r in await conn.fetch(
+                "select number from accounts where flat_id = $1", building["flat1"]
+            )
+        ]
+        with pytest.raises(SharedFlatError, match=f"flat {building['flat1']}: ") as refused:
+            await bill_building(conn, building["id"], *JAN)
+        assert len(numbers) == 2
+        assert all(number in str(refused.value) for number in numbers)
+        assert await count(conn, "invoices") == before
+    finally:
+        await outer.rollback()
+
+
 async def test_exports(conn: asyncpg.Connection, building: dict) -> None:
     """JSON, CSV and HTML carry the same lines and total; HTML escapes what it prints."""
     inv = await _invoice_of(conn, building["flat2"])
@@ -257,3 +290,15 @@ def test_tariff_dates_decide_the_version() -> None:
     spec = TariffSpec.model_validate({**HEAT, "effective_to": "2026-01-01"})
     assert spec.in_force_on(date(2025, 12, 31))
     assert not spec.in_force_on(date(2026, 1, 1))
+
+
+def test_closer_months_end_between_first_hour_and_watermark() -> None:
+    """Months from the one holding the first hour to the last that ends by the watermark."""
+    first_hour = JAN[0] + timedelta(days=14, hours=5)
+    mar = month_bounds(2026, 3, TZ)
+    feb = month_bounds(2026, 2, TZ)
+    assert list(months_ending_between(first_hour, mar[0], TZ)) == [JAN, feb]
+    assert list(months_ending_between(first_hour, mar[0] - timedelta(seconds=1), TZ)) == [JAN]
+    assert list(months_ending_between(first_hour, JAN[1] - timedelta(hours=1), TZ)) == []
+    dec = month_bounds(2025, 12, TZ)
+    assert list(months_ending_between(dec[1] - timedelta(hours=1), JAN[1], TZ)) == [dec, JAN]
