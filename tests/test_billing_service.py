@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import nats
@@ -39,35 +39,44 @@ JAN = month_bounds(2026, 1, "Europe/Chisinau")
 SITE = SiteSpec(code="t-billing-svc", name="Svc", address="str. Svc 2", latitude=47, longitude=29)
 
 
+async def heat_only_block(
+    conn: asyncpg.Connection, code: str, index: int, kwh: float, start: datetime, hours: int
+) -> int:
+    """A 1a block of 4 flats with heat only, ``kwh`` allocated to each flat in each of
+    ``hours`` hours from ``start``."""
+    spec = regular_building(
+        code=code,
+        name=f"Block {code}",
+        address=f"str. Svc {index}",
+        site=SITE,
+        layout="1a",
+        floors=2,
+        flats_per_floor=(2,),
+        risers_per_entrance=(2,),
+        index=index,
+        multi_utility_every=1000,
+    )
+    bid = await write_building(conn, spec, KeyVault())
+    assert bid is not None
+    await conn.execute(
+        """insert into heat_allocation (building_id, flat_id, hour, measured_kwh, total_kwh,
+               common_kwh, method)
+           select $1, f.id, $2::timestamptz + h * interval '1 hour', $3, $3, 0, 'test'
+           from flats f, generate_series(0, $4 - 1) h where f.building_id = $1""",
+        bid,
+        start,
+        kwh,
+        hours,
+    )
+    return bid
+
+
 @pytest.fixture(scope="module")
 async def building_id(database_url: str) -> int:
-    """A 1a block of 4 flats with heat only, 2 Gcal allocated to each flat (no tariffs: the
-    service seeds them)."""
+    """2 Gcal allocated to each of 4 flats in February (no tariffs: the service seeds them)."""
     conn = await asyncpg.connect(database_url)
     try:
-        spec = regular_building(
-            code="t-bill-svc",
-            name="Service block",
-            address="str. Svc 2",
-            site=SITE,
-            layout="1a",
-            floors=2,
-            flats_per_floor=(2,),
-            risers_per_entrance=(2,),
-            index=72,
-            multi_utility_every=1000,
-        )
-        bid = await write_building(conn, spec, KeyVault())
-        assert bid is not None
-        await conn.execute(
-            """insert into heat_allocation (building_id, flat_id, hour, measured_kwh, total_kwh,
-                   common_kwh, method)
-               select $1, f.id, $2::timestamptz + h * interval '1 hour', 232.6, 232.6, 0, 'test'
-               from flats f, generate_series(0, 9) h where f.building_id = $1""",
-            bid,
-            FEB[0],
-        )
-        return bid
+        return await heat_only_block(conn, "t-bill-svc", 72, 232.6, FEB[0], 10)
     finally:
         await conn.close()
 
@@ -227,28 +236,9 @@ async def test_closer_bills_a_month_once_allocation_passes_its_end(
     later passes (and a restarted closer) announce nothing more, December is never billed."""
     conn = await asyncpg.connect(database_url)
     try:
-        spec = regular_building(
-            code="t-bill-closer",
-            name="Closer block",
-            address="str. Svc 4",
-            site=SITE,
-            layout="1a",
-            floors=2,
-            flats_per_floor=(2,),
-            risers_per_entrance=(2,),
-            index=73,
-            multi_utility_every=1000,
-        )
-        bid = await write_building(conn, spec, KeyVault())
-        assert bid is not None
-        await conn.execute(
-            """insert into heat_allocation (building_id, flat_id, hour, measured_kwh, total_kwh,
-                   common_kwh, method)
-               select $1, f.id, $2::timestamptz + h * interval '1 hour', 1163, 1163, 0, 'test'
-               from flats f, generate_series(0, 29) h where f.building_id = $1""",
-            bid,
-            JAN[1] - timedelta(hours=24),  # the last day of January and 6 h of February
-        )
+        # the last day of January and 6 h of February, 1 Gcal per flat-hour
+        last_day = JAN[1] - timedelta(hours=24)
+        bid = await heat_only_block(conn, "t-bill-closer", 73, 1163, last_day, 30)
         await conn.execute(
             "insert into allocation_watermarks (building_id, complete_until) values ($1, $2)",
             bid,
