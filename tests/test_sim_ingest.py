@@ -18,7 +18,8 @@ from balans_protocol.messages import CommandRequest
 from balans_sim.api import prepare
 from balans_sim.city import CityConfig
 from balans_sim.concentrator import SimConcentrator
-from balans_sim.engine import CitySim
+from balans_sim.engine import Chunk, CitySim
+from balans_sim.runner import flush_all, run_concentrators
 from balans_sim.world import concentrator_keys, write_city
 
 START = datetime(2026, 1, 26, tzinfo=UTC)
@@ -49,15 +50,20 @@ async def _city(database_url: str, config: CityConfig) -> tuple[CitySim, dict[in
 
 
 @pytest.mark.asyncio
-async def test_outage_buffers_and_every_reading_lands_once(
+async def test_scheduled_outages_buffer_and_every_reading_lands_once(
     database_url: str, own_nats: str
 ) -> None:
-    """Hours uploaded during a GPRS outage wait in the buffer, then reach PostgreSQL once."""
+    """Seeded uplink outages hold batches in the client's buffer; afterwards every reading
+    is in PostgreSQL exactly once."""
     sim, keys = await _city(
         database_url, CityConfig(seed=11, buildings=1, first_index=700, floors=(5, 5))
     )
+    outages = sim.schedule_outages(24, per_week=30.0, mean_hours=3.0)
+    assert outages
+    assert {o.kind for o in outages} == {"uplink_outage"}
     building = sim.buildings[0]
     generated = 0
+    held: list[int] = []
     async with (
         running_ingest(own_nats, database_url) as pipe,
         running_persister(own_nats, database_url),
@@ -66,38 +72,59 @@ async def test_outage_buffers_and_every_reading_lands_once(
             building, keys[building.spec.concentrator_serial], "127.0.0.1", pipe.port
         )
         c.start()
+
+        def note(chunks: list[Chunk]) -> None:
+            nonlocal generated
+            generated += chunks[0].reading_count()
+            if c.offline:
+                held.append(c.client.pending)
+
         try:
             async with asyncio.timeout(30):
                 await c.client.wait_connected()
-            for outage in (False, True, False):
-                if outage:
-                    await c.client.close()  # uplink down
-                chunk = sim.advance(6)[0]
-                generated += chunk.reading_count()
-                await c.send(chunk)
-                if outage:
-                    assert c.client.pending == 6
-                    c.start()  # uplink back
-                await c.client.drop_connection()  # and a flaky link on top
-                async with asyncio.timeout(60):
-                    await c.client.flush()
-            assert c.client.stats.connects >= 3
+            await run_concentrators(
+                sim,
+                [c],
+                24,
+                hours_per_second=None,
+                stop=asyncio.Event(),
+                step_hours=2,
+                on_chunk=note,
+            )
+            await c.client.drop_connection()  # and a flaky link on top
+            await flush_all([c], timeout_s=60)
+            assert c.client.stats.resent_batches >= max(held)
         finally:
             await c.close()
         stored = await wait_for_rows(database_url, READINGS, generated, timeout_s=60)
+        conn = await asyncpg.connect(database_url)
+        try:
+            per_hour = await conn.fetch(
+                "select ts, count(*) as n from module_status group by ts order by ts"
+            )
+        finally:
+            await conn.close()
+    assert held
+    assert max(held) > 0
     assert stored == generated
+    assert len(per_hour) == 24
 
 
 @pytest.mark.asyncio
-async def test_closing_a_valve_stops_the_flats_water(database_url: str, own_nats: str) -> None:
-    """A downlink valve_close reaches the simulated concentrator and the flat's cold-water
-    register stops from the next hour."""
+async def test_closing_a_valve_stops_only_that_meter(database_url: str, own_nats: str) -> None:
+    """A downlink valve_close on a flat's cold-water input stops that register from the next
+    hour; the same flat's gas, on the same module, keeps flowing."""
     sim, keys = await _city(
         database_url, CityConfig(seed=12, buildings=1, first_index=710, floors=(5, 5))
     )
     building = sim.buildings[0]
     valve = next(m for m in building.plan.meters if m.has_valve and m.utility == "cold_water")
-    col = building.plan.meters.index(valve)
+    gas = next(
+        m
+        for m in building.plan.meters
+        if m.utility == "gas" and m.flat == valve.flat and m.module == valve.module
+    )
+    col, gas_col = building.plan.meters.index(valve), building.plan.meters.index(gas)
     async with running_ingest(own_nats, database_url) as pipe:
         c = SimConcentrator(
             building, keys[building.spec.concentrator_serial], "127.0.0.1", pipe.port
@@ -125,3 +152,23 @@ async def test_closing_a_valve_stops_the_flats_water(database_url: str, own_nats
     assert before.pulse_count[-1, col] > before.pulse_count[0, col]
     assert after.pulse_count[-1, col] == before.pulse_count[-1, col]
     assert after.true_meter[:, col].sum() == 0
+    assert after.true_meter[:, gas_col].sum() > 0
+
+
+def test_valve_commands_act_on_the_input_they_name() -> None:
+    """Closing gas then reopening it leaves cold water untouched; a valveless input refuses."""
+    sim, _ = prepare(CityConfig(seed=12, buildings=1, first_index=710, floors=(5, 5)), START, 48)
+    building = sim.buildings[0]
+    gas = next(m for m in building.plan.meters if m.has_valve and m.utility == "gas")
+    cold = next(m for m in building.plan.meters if m.utility == "cold_water" and m.flat == gas.flat)
+    hot = next(m for m in building.plan.meters if m.utility == "hot_water" and m.flat == gas.flat)
+    start = sim.next_hour
+    assert building.set_valve(gas.module, gas.input, True, start) == gas
+    assert building.set_valve(gas.module, gas.input, False, start + 6) == gas
+    assert building.set_valve(hot.module, hot.input, True, start) is None
+    q = sim.advance(12)[0].true_meter
+    cols = {m.utility: building.plan.meters.index(m) for m in (gas, cold, hot)}
+    assert q[:6, cols["gas"]].sum() == 0
+    assert q[6:, cols["gas"]].sum() > 0
+    assert (q[:, cols["cold_water"]] > 0).sum() >= 6
+    assert q[:, cols["hot_water"]].sum() > 0

@@ -79,6 +79,10 @@ def run_command(
     start: datetime = typer.Option(datetime(2026, 1, 5), help="First simulated hour (UTC)."),
     weeks: float = typer.Option(1.0, min=0.01, help="How long to simulate."),
     fault_rate: float = typer.Option(0.5, min=0.0, help="Faults per building per week."),
+    outage_rate: float = typer.Option(
+        0.0, min=0.0, help="Uplink (GPRS) outages per concentrator per week (--via ingest)."
+    ),
+    outage_hours: float = typer.Option(3.0, min=0.0, help="Mean length of an outage, hours."),
     speed: str = typer.Option(
         "fast", help="'fast' (as fast as possible), 'realtime', or simulated hours per second."
     ),
@@ -101,9 +105,12 @@ def run_command(
             raise typer.BadParameter("--speed is fast, realtime or a number") from exc
     if via == "db" and speed != "fast":
         raise typer.BadParameter("--via db only replays fast; use --via ingest for real time")
+    if via == "db" and outage_rate > 0:
+        raise typer.BadParameter("uplink outages need the concentrators: use --via ingest")
     hours = round(weeks * 168)
     begin = start.replace(tzinfo=UTC) if start.tzinfo is None else start
     sim, truth = prepare(config, begin, hours, fault_rate)
+    truth += sim.schedule_outages(hours, outage_rate, outage_hours)
     ground_truth.unlink(missing_ok=True)
     write_ground_truth(ground_truth, truth)
     settings = DatabaseSettings()

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from balans_db.topology import BuildingSpec, plan_equipment
+from balans_db.topology import BuildingSpec, MeterPlan, plan_equipment
 from balans_sim import instruments, mesh
 from balans_sim.climate import EPOCH, OutdoorSeries
 from balans_sim.faults import FAULT_KINDS, FaultEffects, FaultRecord, effects, schedule_faults
+from balans_sim.outages import schedule_outages
 from balans_sim.physics import BuildingModel, Drivers, Truth
 
 EVENT_MAGNET = 1
@@ -23,6 +24,7 @@ EVENT_BATTERY_LOW = 2
 EVENT_VALVE_CLOSED = 3
 EVENT_VALVE_OPENED = 4
 ERROR_LOW_BATTERY = 0x1
+VALVED_UTILITIES = ("cold_water", "gas")
 
 
 @dataclass
@@ -67,6 +69,7 @@ class BuildingSim:
     seed: int
     start_hour: int
     faults: list[FaultRecord] = field(default_factory=list)
+    outages: list[FaultRecord] = field(default_factory=list)  # the concentrator's uplink
 
     def __post_init__(self) -> None:
         self.plan = plan_equipment(self.spec)
@@ -86,21 +89,28 @@ class BuildingSim:
         self.weights = instruments.pulse_weights(self.plan)
         self.meter_module = np.array([m.module for m in self.plan.meters], dtype=np.int64)
         self.module_pos = {int(s): i for i, s in enumerate(self.mesh.serials)}
-        self.valve_events: list[tuple[int, int, bool]] = []  # (hour, flat position, closed)
+        # (hour, flat position, utility, closed), in the order the commands arrived
+        self.valve_events: list[tuple[int, int, str, bool]] = []
 
-    def set_valve(self, module_serial: int, closed: bool, at_hour: int) -> str | None:
-        """Apply a downlink valve command from ``at_hour`` on; returns the flat, or None if
-        the module has no valve."""
+    def set_valve(
+        self, module_serial: int, input_no: int, closed: bool, at_hour: int
+    ) -> MeterPlan | None:
+        """Apply a downlink valve command to the one meter on ``module_serial``/``input_no``
+        from ``at_hour`` on; returns that meter, or None if it has no valve."""
         for m in self.plan.meters:
-            if m.module == module_serial and m.has_valve and m.flat is not None:
-                self.valve_events.append((at_hour, self.model.flat_pos[m.flat], closed))
-                return m.flat
+            if m.module == module_serial and m.input == input_no and m.has_valve and m.flat:
+                self.valve_events.append((at_hour, self.model.flat_pos[m.flat], m.utility, closed))
+                return m
         return None
 
-    def _valves(self, hours: np.ndarray) -> np.ndarray:
-        closed = np.zeros((len(hours), len(self.model.flat_numbers)), dtype=bool)
-        for hour, flat, state in sorted(self.valve_events):
-            closed[hours >= hour, flat] = state
+    def _valves(self, hours: np.ndarray) -> dict[str, np.ndarray]:
+        """utility -> [H, flats]: whether that flat's valve on that utility is shut."""
+        closed = {
+            u: np.zeros((len(hours), len(self.model.flat_numbers)), dtype=bool)
+            for u in VALVED_UTILITIES
+        }
+        for hour, flat, utility, state in sorted(self.valve_events, key=lambda e: e[0]):
+            closed[utility][hours >= hour, flat] = state
         return closed
 
     def _routes_for(self, dead_row: np.ndarray) -> mesh.Routes:
@@ -249,6 +259,24 @@ class CitySim:
                 kinds=kinds,
             )
             b.faults.extend(mine)
+            records.extend(mine)
+        return records
+
+    def schedule_outages(self, hours: int, per_week: float, mean_hours: float) -> list[FaultRecord]:
+        """Draw every concentrator's uplink outages over the next ``hours``; returns them."""
+        records: list[FaultRecord] = []
+        for b in self.buildings:
+            mine = schedule_outages(
+                building=b.spec.code,
+                concentrator_serial=b.spec.concentrator_serial,
+                seed=self.seed,
+                building_index=b.spec.index,
+                start_hour=self.next_hour,
+                hours=hours,
+                per_week=per_week,
+                mean_hours=mean_hours,
+            )
+            b.outages.extend(mine)
             records.extend(mine)
         return records
 

@@ -28,8 +28,14 @@ FaultKind = Literal[
     "building_meter_drift",
     "battery_depletion",
     "dead_module",
+    "uplink_outage",
 ]
-FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
+UPLINK_OUTAGE = "uplink_outage"  # the concentrator's, scheduled by balans_sim.outages
+FAULT_KINDS: tuple[str, ...] = tuple(
+    k
+    for k in FaultKind.__args__  # type: ignore[attr-defined]
+    if k != UPLINK_OUTAGE
+)
 METER_FAULTS = ("magnet", "stuck_meter", "meter_drift")
 BUILDING_FAULTS = ("leak", "unauthorised_connection", "building_meter_drift")
 MODULE_FAULTS = ("battery_depletion", "dead_module")

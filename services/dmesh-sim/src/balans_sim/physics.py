@@ -40,7 +40,7 @@ class Drivers:
     extra_building_kwh: np.ndarray  # [H] heat lost or taken after the building meter
     extra_building_m3: np.ndarray  # [H] water lost after the building meter
     unauthorised_share: np.ndarray  # [H] heat taken before the flat meters, of the flats' sum
-    valve_closed: np.ndarray  # [H, flats] cold-water and gas valves shut
+    valve_closed: dict[str, np.ndarray]  # utility -> [H, flats] that flat's valve shut
 
 
 @dataclass
@@ -231,17 +231,21 @@ class BuildingModel:
         }
 
     def _utilities(
-        self, local: np.ndarray, noise: np.ndarray, present: np.ndarray, valve_closed: np.ndarray
+        self,
+        local: np.ndarray,
+        noise: np.ndarray,
+        present: np.ndarray,
+        valve_closed: dict[str, np.ndarray],
     ) -> dict[str, np.ndarray]:
         shape = behaviour.daily_water_shape(local)[:, None]
         out: dict[str, np.ndarray] = {}
         for i, (utility, per_res) in enumerate(WATER_M3_PER_RESIDENT_DAY.items()):
             use = self.residents[None, :] * per_res / 24.0 * shape * noise[:, i] * present
             out[f"{utility}_all"] = use
-            out[utility] = use * (~valve_closed if utility == "cold_water" else 1.0)
+            out[utility] = use * ~valve_closed[utility] if utility in valve_closed else use
         out["cold_water_all"] = out["cold_water"]
         gas = GAS_M3_PER_FLAT_DAY / 24.0 * shape * noise[:, 2] * present
-        out["gas"] = gas * ~valve_closed
+        out["gas"] = gas * ~valve_closed["gas"]
         out["electricity"] = (
             ELECTRICITY_KWH_PER_FLAT_HOUR
             * (0.3 + 0.7 * shape)

@@ -51,6 +51,7 @@ async def run_concentrators(
 
 
 async def flush_all(concentrators: list[SimConcentrator], timeout_s: float) -> None:
-    """Wait until ingest has ACKed every queued batch."""
+    """End any outage still going on, then wait until ingest has ACKed every queued batch."""
     async with asyncio.timeout(timeout_s):
+        await asyncio.gather(*(c.restore_uplink() for c in concentrators))
         await asyncio.gather(*(c.client.flush() for c in concentrators))

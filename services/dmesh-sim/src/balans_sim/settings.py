@@ -25,6 +25,10 @@ class SimSettings(CommonSettings):
     )
     sim_backfill_days: int = Field(21, ge=0, description="Days of history written at start.")
     sim_faults_per_week: float = Field(0.5, ge=0, description="Faults per building per week.")
+    sim_outages_per_week: float = Field(
+        0.1, ge=0, description="Uplink (GPRS) outages per concentrator per week, real time."
+    )
+    sim_outage_mean_hours: float = Field(2.0, ge=0, description="Mean length of an outage.")
     sim_ground_truth: Path = Field(
         Path(".balans/ground_truth.jsonl"), description="Where injected faults are recorded."
     )
