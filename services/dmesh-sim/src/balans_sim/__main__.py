@@ -20,38 +20,50 @@ from balans_sim.api import prepare
 from balans_sim.city import CityConfig
 from balans_sim.climate import EPOCH, hour_index
 from balans_sim.concentrator import SimConcentrator
-from balans_sim.faults import write_ground_truth
+from balans_sim.engine import CitySim
+from balans_sim.faults import FaultRecord, write_ground_truth
 from balans_sim.metrics import ERRORS
 from balans_sim.pgwriter import write_chunks
 from balans_sim.runner import count, run_concentrators
 from balans_sim.settings import SimSettings
 from balans_sim.world import concentrator_keys, write_city
 
-FAULT_HORIZON_H = 24 * 120
+FAULT_SCHEDULE_H = 24 * 365 * 5  # faults drawn over a fixed span from the epoch (see start_city)
+OUTAGE_HORIZON_H = 24 * 120
 log = structlog.get_logger("sim")
+
+
+def start_city(s: SimSettings, now_h: int) -> tuple[CitySim, list[FaultRecord]]:
+    """The city at the start of the backfill, with its faults.
+
+    The faults are drawn over a fixed span from the epoch, not up to ``now``, so every start
+    sees the same fault history, and the registers replayed from the
+    epoch (registers only: :meth:`CitySim.replay`) continue the series an earlier run
+    stored, whenever the service is restarted.
+    """
+    config = CityConfig(seed=s.sim_seed, preset=s.sim_preset, buildings=s.sim_buildings)
+    sim, truth = prepare(config, s.sim_epoch, FAULT_SCHEDULE_H, s.sim_faults_per_week)
+    backfill_from = max(sim.start_hour, now_h - 24 * s.sim_backfill_days)
+    if backfill_from > sim.next_hour:
+        sim.replay(backfill_from - sim.next_hour)
+    return sim, truth
 
 
 async def serve(ctx: ServiceContext) -> None:
     s = ctx.settings
     assert isinstance(s, SimSettings)
-    config = CityConfig(seed=s.sim_seed, preset=s.sim_preset, buildings=s.sim_buildings)
+    began = time.monotonic()
     now_h = hour_index(datetime.now(UTC))
-    epoch_h = hour_index(s.sim_epoch)
-    sim, truth = prepare(
-        config, s.sim_epoch, now_h - epoch_h + FAULT_HORIZON_H, s.sim_faults_per_week
-    )
+    sim, truth = start_city(s, now_h)
+    replayed_s = time.monotonic() - began
     s.sim_ground_truth.parent.mkdir(parents=True, exist_ok=True)
     s.sim_ground_truth.unlink(missing_ok=True)
     write_ground_truth(s.sim_ground_truth, truth)
     vault = KeyVault.from_hex(s.master_key)
-    began = time.monotonic()
     conn = await asyncpg.connect(s.database_url)
     try:
-        await write_city(conn, [b.spec for b in sim.buildings], vault, config.seed)
+        await write_city(conn, [b.spec for b in sim.buildings], vault, s.sim_seed)
         keys = await concentrator_keys(conn, [b.spec for b in sim.buildings], vault)
-        backfill_from = max(epoch_h, now_h - 24 * s.sim_backfill_days)
-        while sim.next_hour < backfill_from:  # replay unseen history: registers stay continuous
-            sim.advance(min(24 * 7, backfill_from - sim.next_hour))
         rows = 0
         while sim.next_hour < now_h:
             chunks = sim.advance(min(24 * 7, now_h - sim.next_hour))
@@ -60,8 +72,16 @@ async def serve(ctx: ServiceContext) -> None:
     finally:
         await conn.close()
     log.info(
-        "backfill done", rows=rows, faults=len(truth), seconds=round(time.monotonic() - began, 1)
+        "backfill done",
+        rows=rows,
+        faults=len(truth),
+        replay_seconds=round(replayed_s, 1),
+        seconds=round(time.monotonic() - began, 1),
     )
+    outages = sim.schedule_outages(
+        OUTAGE_HORIZON_H, s.sim_outages_per_week, s.sim_outage_mean_hours
+    )
+    write_ground_truth(s.sim_ground_truth, outages)
     concentrators = [
         SimConcentrator(b, keys[b.spec.concentrator_serial], s.ingest_host, s.ingest_port)
         for b in sim.buildings

@@ -129,9 +129,15 @@ class BuildingSim:
             used[:, pos] = np.where(hours >= first, fast, used[:, pos])
         return mesh.battery_mv(used)
 
-    def advance(self, hours: np.ndarray, outdoor: OutdoorSeries) -> Chunk:
-        """Simulate the absolute hours ``hours`` (consecutive, after the previous call's)."""
-        n_h = len(hours)
+    def skip(self, hours: np.ndarray, outdoor: OutdoorSeries) -> None:
+        """Advance the registers through ``hours`` without producing readings: replaying
+        history is quick, and the registers come out the same as :meth:`advance` gives."""
+        self._registers(hours, outdoor)
+
+    def _registers(
+        self, hours: np.ndarray, outdoor: OutdoorSeries
+    ) -> tuple[FaultEffects, FaultEffects, Truth, np.ndarray, np.ndarray]:
+        """Faults, true physics and the cumulative registers of ``hours`` (carried on)."""
         span = np.r_[hours[0] - 1, hours]  # one hour before, to see what just started
         fx_all = effects(self.faults, span, self.plan, self.model.riser_numbers)
         fx = FaultEffects(
@@ -159,7 +165,12 @@ class BuildingSim:
         micro = instruments.micro_pulses(true_q * fx.meter_factor, self.weights)
         cum = self.register_micro[None, :] + np.cumsum(micro, axis=0)
         self.register_micro = cum[-1].copy()
-        counts = cum // instruments.MICRO
+        return fx_all, fx, truth, true_q, cum // instruments.MICRO
+
+    def advance(self, hours: np.ndarray, outdoor: OutdoorSeries) -> Chunk:
+        """Simulate the absolute hours ``hours`` (consecutive, after the previous call's)."""
+        n_h = len(hours)
+        fx_all, fx, truth, true_q, counts = self._registers(hours, outdoor)
         sup, ret = instruments.true_temperatures(self.model, truth, self.plan)
         noise = np.stack([self._sensor_noise(int(h), sup.shape[1]) for h in hours])
         supply_centi = np.rint((sup + self.bias[0] + noise[:, 0]) * 100).astype(np.int64)
@@ -279,6 +290,14 @@ class CitySim:
             b.outages.extend(mine)
             records.extend(mine)
         return records
+
+    def replay(self, hours: int) -> None:
+        """Run through the next ``hours`` without readings (only registers and valves carry
+        over, so what follows is exactly what :meth:`advance` would have led to)."""
+        span = np.arange(self.next_hour, self.next_hour + hours, dtype=np.int64)
+        self.next_hour += hours
+        for b in self.buildings:
+            b.skip(span, self.outdoor)
 
     def advance(self, hours: int) -> list[Chunk]:
         """The next ``hours`` hours of every building."""
