@@ -7,8 +7,10 @@ import asyncio
 import asyncpg
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
+from nats.js.client import JetStreamContext
 
-from balans_allocation.handlers import handle_readings_stored
+from balans_allocation.handlers import handle_readings_stored, log
+from balans_allocation.metrics import EVENTS
 from balans_allocation.settings import AllocationSettings
 from balans_core.nats import connect_nats
 from balans_core.service import ServiceContext, run_service
@@ -17,8 +19,9 @@ from balans_protocol.streams import ensure_streams
 
 
 async def serve(ctx: ServiceContext) -> None:
-    """Consume ReadingsStored (durable, queue group: instances share the work), one event
-    at a time per instance; buildings are serialised across instances by an advisory lock."""
+    """Consume ReadingsStored (durable, queue group: instances share the work). The events
+    waiting when a batch finishes form the next batch; buildings are serialised across
+    instances by an advisory lock."""
     settings = ctx.settings
     if not isinstance(settings, AllocationSettings):
         raise TypeError("allocation needs AllocationSettings")
@@ -27,26 +30,49 @@ async def serve(ctx: ServiceContext) -> None:
     try:
         js = nc.jetstream()
         await ensure_streams(js)
-        lock = asyncio.Lock()
+        waiting: asyncio.Queue[Msg] = asyncio.Queue()
 
         async def on_message(msg: Msg) -> None:
-            async with lock:
-                await handle_readings_stored(msg, pool, js, settings)
+            await waiting.put(msg)
 
+        worker = asyncio.create_task(_work(waiting, pool, js, settings))
         sub = await js.subscribe(
             subjects.READINGS_STORED_ALL,
             queue=settings.allocation_consumer,
             durable=settings.allocation_consumer,
             cb=on_message,
             manual_ack=True,
-            config=ConsumerConfig(ack_wait=120, max_ack_pending=64),
+            config=ConsumerConfig(ack_wait=120, max_ack_pending=settings.allocation_batch_events),
         )
         ctx.set_ready(consumer=settings.allocation_consumer)
         await ctx.stopping.wait()
         await sub.drain()
+        await waiting.join()
+        worker.cancel()
     finally:
         await nc.drain()
         await pool.close()
+
+
+async def _work(
+    waiting: asyncio.Queue[Msg],
+    pool: asyncpg.Pool,
+    js: JetStreamContext,
+    settings: AllocationSettings,
+) -> None:
+    """Handle batches for ever: the next event and every other one already waiting."""
+    while True:
+        batch = [await waiting.get()]
+        while len(batch) < settings.allocation_batch_events and not waiting.empty():
+            batch.append(waiting.get_nowait())
+        try:
+            await handle_readings_stored(batch, pool, js, settings)
+        except Exception as exc:  # an ack or term that failed: redelivered after ack_wait
+            EVENTS.labels("failed").inc(len(batch))
+            log.exception("allocation batch not acknowledged", events=len(batch), error=str(exc))
+        finally:
+            for _ in batch:
+                waiting.task_done()
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ it, and only the hours whose figures change are rewritten and announced.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,8 +18,8 @@ import asyncpg
 import numpy as np
 
 from balans_allocation import storage
-from balans_allocation.building import Building, load_building
-from balans_allocation.compute import compute_building
+from balans_allocation.building import Building, load_buildings
+from balans_allocation.compute import Job, compute_buildings
 from balans_allocation.flags import Flag
 from balans_allocation.metrics import COMPUTE_SECONDS, FLAGGED_FLAT_HOURS
 from balans_allocation.readings import HOUR
@@ -39,45 +40,77 @@ def floor_hour(ts: datetime) -> datetime:
 
 
 async def complete_until(
-    conn: asyncpg.Connection, building: Building, since: datetime, lateness: timedelta
-) -> datetime | None:
-    """The end boundary up to which the building's hours are complete (None: no data)."""
-    channels = [(m.module_serial, m.input) for m in building.meters if m.utility == "heat"]
-    if not channels:
-        return None
+    conn: asyncpg.Connection,
+    buildings: Sequence[Building],
+    since: dict[int, datetime],
+    lateness: timedelta,
+) -> dict[int, datetime]:
+    """The end boundary up to which each building's hours are complete (absent: no data)."""
+    channels = {
+        b.id: [(m.module_serial, m.input) for m in b.meters if m.utility == "heat"]
+        for b in buildings
+    }
     rows = await conn.fetch(
-        """select module_serial, input, max(ts) as latest from pulse_readings
-           where module_serial = any($1::bigint[]) and ts >= $2 group by 1, 2""",
-        sorted({serial for serial, _ in channels}),
-        since,
-    )
-    latest = {(r["module_serial"], r["input"]): r["latest"] for r in rows}
-    known = [latest[c] for c in channels if c in latest]
-    if not known:
-        return None
-    freshest = floor_hour(max(known))
-    if len(known) == len(channels):
-        return max(floor_hour(min(known)), freshest - lateness)
-    return freshest - lateness
+        """select m.building_id, p.module_serial, p.input, max(p.ts) as latest
+           from unnest($1::int[], $2::bigint[], $3::timestamptz[]) as m(building_id, serial, t0)
+           join pulse_readings p on p.module_serial = m.serial and p.ts >= m.t0
+           where p.ts >= $4
+           group by 1, 2, 3""",
+        *_columns(
+            [(b, s, since[b]) for b, chs in channels.items() for s in sorted({s for s, _ in chs})],
+            3,
+        ),
+        min(since.values(), default=None),
+    )  # fmt: skip
+    latest = {(r["building_id"], r["module_serial"], r["input"]): r["latest"] for r in rows}
+    ends = {}
+    for b, chs in channels.items():
+        known = [latest[(b, *c)] for c in chs if (b, *c) in latest]
+        if not known:
+            continue
+        freshest = floor_hour(max(known))
+        if len(known) == len(chs):
+            ends[b] = max(floor_hour(min(known)), freshest - lateness)
+        else:
+            ends[b] = freshest - lateness
+    return ends
 
 
-async def earliest_anchor(
-    conn: asyncpg.Connection, building: Building, before: datetime, floor: datetime
-) -> datetime:
-    """The oldest of the channels' last registers before ``before`` (``floor`` for a channel
-    silent since then): a register stored at ``before`` changes the hours back to it."""
+async def earliest_anchors(
+    conn: asyncpg.Connection,
+    buildings: Sequence[Building],
+    before: dict[int, datetime],
+    lookaround: int,
+) -> dict[int, datetime]:
+    """Per building, the oldest of its channels' last registers before ``before`` (but not
+    older than ``lookaround`` hours before it, the floor also taken for a channel silent
+    since then): a register stored at ``before`` changes the hours back to it."""
+    floor = {b.id: before[b.id] - lookaround * HOUR for b in buildings}
     rows = await conn.fetch(
-        """select max(p.ts) as anchor
-           from unnest($1::bigint[], $2::smallint[]) with ordinality as m(serial, input, i)
-           left join pulse_readings p on p.module_serial = m.serial and p.input = m.input
-                and p.ts < $3 and p.ts >= $4
-           group by m.i""",
-        [m.module_serial for m in building.meters],
-        [m.input for m in building.meters],
-        before,
-        floor,
-    )
-    return min((r["anchor"] or floor for r in rows), default=floor)
+        """select min(coalesce(a.anchor, m.t0)) as anchor, m.building_id
+           from unnest($1::int[], $2::bigint[], $3::smallint[], $4::timestamptz[],
+                       $5::timestamptz[]) as m(building_id, serial, input, t0, t1)
+           cross join lateral (
+               select max(p.ts) as anchor from pulse_readings p
+               where p.module_serial = m.serial and p.input = m.input
+                     and p.ts < m.t1 and p.ts >= m.t0
+           ) a
+           group by m.building_id""",
+        *_columns(
+            [
+                (b.id, m.module_serial, m.input, floor[b.id], before[b.id])
+                for b in buildings for m in b.meters
+            ],
+            5,
+        ),
+    )  # fmt: skip
+    anchors = {r["building_id"]: r["anchor"] for r in rows}
+    return {b.id: anchors.get(b.id, floor[b.id]) for b in buildings}
+
+
+def _columns(rows: list[tuple], width: int) -> list[list]:
+    """Rows of ``width`` fields as the column lists an ``unnest`` of arrays takes."""
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 def _count_flags(flags: np.ndarray) -> None:
@@ -94,32 +127,64 @@ async def on_readings_stored(
     lateness: timedelta,
     lookaround: int,
 ) -> list[Announcement]:
-    """Compute what the stored readings completed or changed; return what to announce."""
+    """:func:`on_readings_stored_many` for one event."""
+    return await on_readings_stored_many(conn, {building_id: hour_from}, lateness, lookaround)
+
+
+async def on_readings_stored_many(
+    conn: asyncpg.Connection,
+    events: dict[int, datetime],
+    lateness: timedelta,
+    lookaround: int,
+) -> list[Announcement]:
+    """Compute what stored readings completed or changed in many buildings (building id ->
+    earliest hour stored) in one transaction, each query and write covering all of them;
+    return what to announce. Each building is locked, watermarked and recomputed exactly as
+    if it were handled alone."""
     async with conn.transaction():
-        await conn.execute("select pg_advisory_xact_lock($1, $2)", ADVISORY_LOCK_CLASS, building_id)
-        building = await load_building(conn, building_id)
-        if building is None or building.flat_ids.size == 0:
+        # ascending order: two instances locking overlapping batches cannot deadlock
+        await conn.execute(
+            "select pg_advisory_xact_lock($1, b) from unnest($2::int[]) as b order by b",
+            ADVISORY_LOCK_CLASS,
+            sorted(events),
+        )
+        loaded = await load_buildings(conn, list(events))
+        buildings = [b for b in loaded.values() if b.flat_ids.size]
+        first = {b.id: floor_hour(events[b.id]) for b in buildings}
+        marks = await storage.watermarks(conn, list(first))
+        anchors = await earliest_anchors(conn, buildings, first, lookaround)
+        starts = {b: min(marks.get(b, f), f - HOUR, anchors[b]) for b, f in first.items()}
+        ends = await complete_until(conn, buildings, starts, lateness)
+        jobs = [
+            Job(b, starts[b.id], int((ends[b.id] - starts[b.id]) / HOUR))
+            for b in buildings
+            if b.id in ends and ends[b.id] > starts[b.id]
+        ]
+        if not jobs:
             return []
-        first = floor_hour(hour_from)
-        mark = await storage.watermark(conn, building_id) or first
-        anchor = await earliest_anchor(conn, building, first, first - lookaround * HOUR)
-        start = min(mark, first - HOUR, anchor)
-        end = await complete_until(conn, building, start, lateness)
-        if end is None or end <= start:
-            return []
-        hours = int((end - start) / HOUR)
         with COMPUTE_SECONDS.time():
-            result = await compute_building(conn, building, start, hours, lookaround)
-            new, recomputed = await storage.write_result(
-                conn, building_id, building.flat_ids, result,
-                building.methodology.model_dump(),
+            results = await compute_buildings(conn, jobs, lookaround)
+            changed = await storage.write_results(
+                conn,
+                [
+                    storage.Written(j.building.id, j.building.flat_ids, r,
+                                    j.building.methodology.model_dump())
+                    for j, r in zip(jobs, results, strict=True)
+                ],
             )  # fmt: skip
-        if end > mark:
-            await storage.set_watermark(conn, building_id, end)
-    _count_flags(result.allocation.flags)
+        moved = {
+            j.building.id: ends[j.building.id]
+            for j in jobs
+            if ends[j.building.id] > marks.get(j.building.id, first[j.building.id])
+        }
+        if moved:
+            await storage.set_watermarks(conn, moved)
+    for result in results:
+        _count_flags(result.allocation.flags)
     announcements = []
-    if new:
-        announcements.append(Announcement(building_id, new[0], new[-1], False))
-    if recomputed:
-        announcements.append(Announcement(building_id, recomputed[0], recomputed[-1], True))
+    for building_id, (new, recomputed) in changed.items():
+        if new:
+            announcements.append(Announcement(building_id, new[0], new[-1], False))
+        if recomputed:
+            announcements.append(Announcement(building_id, recomputed[0], recomputed[-1], True))
     return announcements

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -56,48 +57,83 @@ class Building:
         return [p for p in self.pairs if p.position == position]
 
 
+async def load_buildings(
+    conn: asyncpg.Connection, building_ids: Sequence[int]
+) -> dict[int, Building]:
+    """The buildings that exist among ``building_ids``, with their flats, metered channels,
+    sensor pairs and radiators: five queries however many buildings."""
+    ids = sorted(set(building_ids))
+    rows = await conn.fetch(
+        "select id, layout, methodology from buildings where id = any($1::int[])", ids
+    )
+    flats = _by_building(
+        await conn.fetch(
+            """select building_id, id, area_m2 from flats where building_id = any($1::int[])
+               order by building_id, id""",
+            ids,
+        )
+    )
+    meters = _by_building(
+        await conn.fetch(
+            """select m.building_id, m.id, m.utility, m.kind, m.role, m.pulse_weight, m.unit,
+                      m.pipe, m.flat_id, m.riser_id, c.module_serial, c.input
+               from meters m join channels c on c.meter_id = m.id
+               where m.building_id = any($1::int[]) order by m.building_id, m.id""",
+            ids,
+        )
+    )
+    pairs = _by_building(
+        await conn.fetch(
+            """select building_id, module_serial, position, flat_id, riser_id, radiator_id
+               from sensor_pairs where building_id = any($1::int[])
+               order by building_id, module_serial""",
+            ids,
+        )
+    )
+    radiators = _by_building(
+        await conn.fetch(
+            """select f.building_id, r.flat_id, r.riser_id, r.sections from radiators r
+               join flats f on f.id = r.flat_id
+               where f.building_id = any($1::int[]) and r.riser_id is not null
+               order by f.building_id, r.id""",
+            ids,
+        )
+    )
+    return {
+        row["id"]: Building(
+            id=row["id"],
+            layout=row["layout"],
+            methodology=_methodology(row["methodology"]),
+            flat_ids=np.array([f["id"] for f in flats.get(row["id"], [])], dtype=np.int64),
+            area_m2=np.array([float(f["area_m2"]) for f in flats.get(row["id"], [])]),
+            meters=tuple(
+                Meter(**{**m, "pulse_weight": float(m["pulse_weight"])})
+                for m in meters.get(row["id"], [])
+            ),
+            pairs=tuple(SensorPair(**p) for p in pairs.get(row["id"], [])),
+            radiators=tuple(
+                (r["flat_id"], r["riser_id"], r["sections"]) for r in radiators.get(row["id"], [])
+            ),
+        )
+        for row in rows
+    }
+
+
 async def load_building(conn: asyncpg.Connection, building_id: int) -> Building | None:
-    """The building with its flats, metered channels, sensor pairs and radiators."""
-    row = await conn.fetchrow(
-        "select id, layout, methodology from buildings where id = $1", building_id
-    )
-    if row is None:
-        return None
-    methodology = row["methodology"]
-    if isinstance(methodology, str):
-        methodology = Methodology.model_validate_json(methodology)
-    else:
-        methodology = Methodology.model_validate(methodology)
-    flats = await conn.fetch(
-        "select id, area_m2 from flats where building_id = $1 order by id", building_id
-    )
-    meters = await conn.fetch(
-        """select m.id, m.utility, m.kind, m.role, m.pulse_weight, m.unit, m.pipe,
-                  m.flat_id, m.riser_id, c.module_serial, c.input
-           from meters m join channels c on c.meter_id = m.id
-           where m.building_id = $1 order by m.id""",
-        building_id,
-    )
-    pairs = await conn.fetch(
-        """select module_serial, position, flat_id, riser_id, radiator_id
-           from sensor_pairs where building_id = $1 order by module_serial""",
-        building_id,
-    )
-    radiators = await conn.fetch(
-        """select r.flat_id, r.riser_id, r.sections from radiators r
-           join flats f on f.id = r.flat_id
-           where f.building_id = $1 and r.riser_id is not null order by r.id""",
-        building_id,
-    )
-    return Building(
-        id=building_id,
-        layout=row["layout"],
-        methodology=methodology,
-        flat_ids=np.array([f["id"] for f in flats], dtype=np.int64),
-        area_m2=np.array([float(f["area_m2"]) for f in flats]),
-        meters=tuple(
-            Meter(**{**dict(m), "pulse_weight": float(m["pulse_weight"])}) for m in meters
-        ),
-        pairs=tuple(SensorPair(**dict(p)) for p in pairs),
-        radiators=tuple((r["flat_id"], r["riser_id"], r["sections"]) for r in radiators),
-    )
+    """:func:`load_buildings` for one building (None if it does not exist)."""
+    return (await load_buildings(conn, [building_id])).get(building_id)
+
+
+def _by_building(rows: list[asyncpg.Record]) -> dict[int, list[dict]]:
+    """Rows grouped by their leading ``building_id``, without that column."""
+    grouped: dict[int, list[dict]] = {}
+    for row in rows:
+        fields = dict(row)
+        grouped.setdefault(fields.pop("building_id"), []).append(fields)
+    return grouped
+
+
+def _methodology(value: str | dict) -> Methodology:
+    if isinstance(value, str):
+        return Methodology.model_validate_json(value)
+    return Methodology.model_validate(value)

@@ -6,7 +6,7 @@ measured heat per [hour, flat]; the methodology then shares the building meter's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +18,13 @@ from balans_allocation.building import Building, Meter
 from balans_allocation.crosscheck import disagreeing_hours
 from balans_allocation.flags import Flag
 from balans_allocation.methodology import Allocation, allocate
-from balans_allocation.readings import HOUR, load_registers, load_temperatures
+from balans_allocation.readings import (
+    HOUR,
+    RegisterWindow,
+    TemperatureWindow,
+    load_register_windows,
+    load_temperature_windows,
+)
 from balans_allocation.water import property_tables
 
 # The most a meter of each unit and role can pass in an hour: more is a pulse burst.
@@ -314,16 +320,58 @@ def _building_kwh(inputs: Inputs) -> np.ndarray:
     return value.astype(np.float64).sum(axis=1)  # NaN if any building meter lacks data
 
 
-async def compute_building(
-    conn: asyncpg.Connection, building: Building, start: datetime, hours: int, lookaround: int
-) -> BuildingResult:
-    """Consumption of every meter and the allocation for hours [start, start + hours).
+@dataclass(frozen=True)
+class Job:
+    """One building's range of hours [start, start + hours) to compute."""
+
+    building: Building
+    start: datetime
+    hours: int
+
+
+async def compute_buildings(
+    conn: asyncpg.Connection, jobs: Sequence[Job], lookaround: int
+) -> list[BuildingResult]:
+    """Consumption of every meter and the allocation of every job, the readings of all
+    jobs loaded in one query per kind.
 
     Registers are read ``lookaround`` hours either side so gaps at the edges of the range
     interpolate between the same anchors as they would inside a longer run.
     """
-    boundaries = hours + 2 * lookaround + 1
-    registers = await load_registers(conn, building.meters, start - lookaround * HOUR, boundaries)
+    registers = await load_register_windows(
+        conn,
+        [
+            RegisterWindow(
+                j.building.meters, j.start - lookaround * HOUR, j.hours + 2 * lookaround + 1
+            )
+            for j in jobs
+        ],
+    )
+    temperatures = await load_temperature_windows(
+        conn,
+        [
+            TemperatureWindow([p.module_serial for p in j.building.pairs], j.start, j.hours)
+            for j in jobs
+        ],
+    )
+    return [
+        _compute(job, lookaround, r, t_flow, t_return)
+        for job, r, (t_flow, t_return) in zip(jobs, registers, temperatures, strict=True)
+    ]
+
+
+async def compute_building(
+    conn: asyncpg.Connection, building: Building, start: datetime, hours: int, lookaround: int
+) -> BuildingResult:
+    """:func:`compute_buildings` for one building."""
+    (result,) = await compute_buildings(conn, [Job(building, start, hours)], lookaround)
+    return result
+
+
+def _compute(
+    job: Job, lookaround: int, registers: np.ndarray, t_flow: np.ndarray, t_return: np.ndarray
+) -> BuildingResult:
+    building, start, hours = job.building, job.start, job.hours
     weight = np.array([m.pulse_weight for m in building.meters])
     capacity = np.array([CAPACITY_PER_HOUR[(m.unit, m.role)] for m in building.meters])
     value, flags = kernels.consumption_from_registers(
@@ -332,7 +380,6 @@ async def compute_building(
     window = slice(lookaround, lookaround + hours)
     consumption = Consumption(building.meters, value[:, window], flags[:, window])
     serials = [p.module_serial for p in building.pairs]
-    t_flow, t_return = await load_temperatures(conn, serials, start, hours)
     rho, enthalpy = property_tables(building.methodology.pressure_bar)
     inputs = Inputs(building, consumption, serials, t_flow, t_return, rho, enthalpy)
     _cross_check(inputs)

@@ -24,3 +24,8 @@ COMPUTE_SECONDS = Histogram(
     "Time to compute and store one building's range of hours.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+BATCH_BUILDINGS = Histogram(
+    "balans_allocation_batch_buildings",
+    "Buildings computed together in one batch (one transaction, one query per kind).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)

@@ -1,14 +1,20 @@
-"""Load registers and temperatures of a building into the dense arrays the kernels take.
+"""Load registers and temperatures into the dense arrays the kernels take, for many
+windows (one per building) in one query each.
 
 Times: boundary j of a window is ``start + j hours``; a pulse register stamped ``ts`` is
 the value at boundary ``ts``. A temperature row stamped ``ts`` is the mean of the hour
 that ends at ``ts`` (the same end-of-hour convention), so hour i of the window
 ``[start + i h, start + (i+1) h)`` takes the temperature stamped ``start + (i+1) h``.
+
+Each query joins the readings against an ``unnest`` of (channel, window start, window
+end) rows, one per channel of every window, and also bounds ``ts`` by the union of the
+windows so PostgreSQL prunes the monthly partitions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -20,6 +26,24 @@ from balans_allocation.kernels import MISSING_REGISTER, MISSING_TEMP
 HOUR = timedelta(hours=1)
 
 
+@dataclass(frozen=True)
+class RegisterWindow:
+    """Registers of ``meters`` at ``boundaries`` hour boundaries from ``start``."""
+
+    meters: Sequence[Meter]
+    start: datetime
+    boundaries: int
+
+
+@dataclass(frozen=True)
+class TemperatureWindow:
+    """Hourly temperature pairs of the modules ``serials`` for ``hours`` hours from ``start``."""
+
+    serials: Sequence[int]
+    start: datetime
+    hours: int
+
+
 def _columns(rows: list[asyncpg.Record], count: int) -> list[np.ndarray]:
     """The first ``count`` fields of the rows as int64 columns."""
     if not rows:
@@ -27,51 +51,79 @@ def _columns(rows: list[asyncpg.Record], count: int) -> list[np.ndarray]:
     return list(np.array([tuple(r) for r in rows], dtype=np.int64).reshape(-1, count).T)
 
 
-async def load_registers(
-    conn: asyncpg.Connection, meters: Sequence[Meter], start: datetime, boundaries: int
-) -> np.ndarray:
-    """int64 [meter, boundary] registers, ``MISSING_REGISTER`` where none was stored."""
-    registers = np.full((len(meters), boundaries), MISSING_REGISTER, dtype=np.int64)
-    if not meters:
-        return registers
-    rows = await conn.fetch(
-        """select m.i - 1, (extract(epoch from p.ts - $3) / 3600)::bigint, p.count
-           from unnest($1::bigint[], $2::smallint[]) with ordinality as m(serial, input, i)
-           join pulse_readings p on p.module_serial = m.serial and p.input = m.input
-           where p.ts >= $3 and p.ts <= $4 and date_trunc('hour', p.ts) = p.ts""",
-        [m.module_serial for m in meters],
-        [m.input for m in meters],
-        start,
-        start + (boundaries - 1) * HOUR,
-    )
-    row, boundary, count = _columns(rows, 3)
-    registers[row, boundary] = count
-    return registers
+def _offsets(sizes: list[int]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
 
 
-async def load_temperatures(
-    conn: asyncpg.Connection, serials: Sequence[int], start: datetime, hours: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """int16 [hour, pair] flow and return temperatures in 0.01 °C, ``MISSING_TEMP`` if absent.
+async def load_register_windows(
+    conn: asyncpg.Connection, windows: Sequence[RegisterWindow]
+) -> list[np.ndarray]:
+    """Per window, int64 [meter, boundary] registers, ``MISSING_REGISTER`` where none was
+    stored."""
+    offsets = _offsets([len(w.meters) for w in windows])
+    width = max((w.boundaries for w in windows), default=0)
+    registers = np.full((int(offsets[-1]), width), MISSING_REGISTER, dtype=np.int64)
+    if registers.size:
+        ends = [w.start + (w.boundaries - 1) * HOUR for w in windows if w.meters]
+        starts = [w.start for w in windows if w.meters]
+        rows = await conn.fetch(
+            """select m.i - 1, (extract(epoch from p.ts - m.t0) / 3600)::bigint, p.count
+               from unnest($1::bigint[], $2::smallint[], $3::timestamptz[], $4::timestamptz[])
+                    with ordinality as m(serial, input, t0, t1, i)
+               join pulse_readings p on p.module_serial = m.serial and p.input = m.input
+                    and p.ts >= m.t0 and p.ts <= m.t1
+               where p.ts >= $5 and p.ts <= $6 and date_trunc('hour', p.ts) = p.ts""",
+            [m.module_serial for w in windows for m in w.meters],
+            [m.input for w in windows for m in w.meters],
+            [w.start for w in windows for _ in w.meters],
+            [w.start + (w.boundaries - 1) * HOUR for w in windows for _ in w.meters],
+            min(starts),
+            max(ends),
+        )
+        row, boundary, count = _columns(rows, 3)
+        registers[row, boundary] = count
+    return [
+        np.ascontiguousarray(registers[offsets[k] : offsets[k + 1], : w.boundaries])
+        for k, w in enumerate(windows)
+    ]
+
+
+async def load_temperature_windows(
+    conn: asyncpg.Connection, windows: Sequence[TemperatureWindow]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per window, int16 [hour, pair] flow and return temperatures in 0.01 °C,
+    ``MISSING_TEMP`` if absent.
 
     Values beyond the int16 range are stored as the nearest representable out-of-range
     value, so the kernel flags them rather than wrapping around.
     """
-    t_flow = np.full((hours, len(serials)), MISSING_TEMP, dtype=np.int16)
-    t_return = np.full((hours, len(serials)), MISSING_TEMP, dtype=np.int16)
-    if not serials:
-        return t_flow, t_return
-    rows = await conn.fetch(
-        """select m.i - 1, (extract(epoch from t.ts - $2) / 3600)::bigint - 1,
-                  t.supply_centi_c, t.return_centi_c
-           from unnest($1::bigint[]) with ordinality as m(serial, i)
-           join temperature_readings t on t.module_serial = m.serial
-           where t.ts > $2 and t.ts <= $3 and date_trunc('hour', t.ts) = t.ts""",
-        list(serials),
-        start,
-        start + hours * HOUR,
-    )
-    column, hour, supply, ret = _columns(rows, 4)
-    t_flow[hour, column] = np.clip(supply, -32767, 32767)
-    t_return[hour, column] = np.clip(ret, -32767, 32767)
-    return t_flow, t_return
+    offsets = _offsets([len(w.serials) for w in windows])
+    height = max((w.hours for w in windows), default=0)
+    t_flow = np.full((height, int(offsets[-1])), MISSING_TEMP, dtype=np.int16)
+    t_return = t_flow.copy()
+    if t_flow.size:
+        used = [w for w in windows if w.serials]
+        rows = await conn.fetch(
+            """select m.i - 1, (extract(epoch from t.ts - m.t0) / 3600)::bigint - 1,
+                      t.supply_centi_c, t.return_centi_c
+               from unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[])
+                    with ordinality as m(serial, t0, t1, i)
+               join temperature_readings t on t.module_serial = m.serial
+                    and t.ts > m.t0 and t.ts <= m.t1
+               where t.ts > $4 and t.ts <= $5 and date_trunc('hour', t.ts) = t.ts""",
+            [s for w in windows for s in w.serials],
+            [w.start for w in windows for _ in w.serials],
+            [w.start + w.hours * HOUR for w in windows for _ in w.serials],
+            min(w.start for w in used),
+            max(w.start + w.hours * HOUR for w in used),
+        )
+        column, hour, supply, ret = _columns(rows, 4)
+        t_flow[hour, column] = np.clip(supply, -32767, 32767)
+        t_return[hour, column] = np.clip(ret, -32767, 32767)
+    return [
+        (
+            t_flow[: w.hours, offsets[k] : offsets[k + 1]].copy(),
+            t_return[: w.hours, offsets[k] : offsets[k + 1]].copy(),
+        )
+        for k, w in enumerate(windows)
+    ]

@@ -24,6 +24,13 @@ class AllocationSettings(CommonSettings):
         "long interpolate the same way wherever the range starts; also how far a late "
         "reading can change earlier hours.",
     )
+    allocation_batch_events: int = Field(
+        64,
+        ge=1,
+        description="At most this many waiting ReadingsStored events are computed together "
+        "(one transaction, one query per kind for all their buildings); also the consumer's "
+        "max_ack_pending.",
+    )
     allocation_consumer: str = Field(
         "allocation", description="Durable JetStream consumer (and queue group) name."
     )

@@ -7,7 +7,10 @@ them, so the announcement names the hours that really changed.
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -90,7 +93,7 @@ def _upsert(table: str, key: tuple[str, ...], columns: tuple[str, ...]) -> str:
             revision = t.revision + 1, computed_at = now()
         where ({", ".join(f"t.{c}" for c in values)})
               is distinct from ({", ".join(f"excluded.{c}" for c in values)})
-        returning hour, revision"""
+        returning building_id, hour, revision"""
 
 
 CONSUMPTION_COLUMNS = ("meter_id", "hour", "value", "unit", "estimated", "flags")
@@ -173,6 +176,59 @@ def _allocation_rows(building_id: int, flat_ids: np.ndarray, result: BuildingRes
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Written:
+    """One building's computation to store."""
+
+    building_id: int
+    flat_ids: np.ndarray
+    result: BuildingResult
+    methodology: dict
+
+
+def _building_rows(w: Written) -> list[tuple]:
+    a = w.result.allocation
+    hours = _hours(w.result.start, a.total.shape[0])
+    methodology = json.dumps(w.methodology)
+    return [
+        (
+            w.building_id, hours[h], float(a.building_kwh[h]), float(a.measured[h].sum()),
+            float(a.common[h].sum()), float(a.estimated_area_fraction[h]),
+            int(a.building_flags[h]), methodology,
+        )
+        for h in w.result.hours_with_data()
+    ]  # fmt: skip
+
+
+async def write_results(
+    conn: asyncpg.Connection, written: Sequence[Written]
+) -> dict[int, tuple[list[datetime], list[datetime]]]:
+    """Store many buildings' computations with one COPY and one upsert per table; return,
+    per building, (new hours, recomputed hours whose figures changed)."""
+    async with conn.transaction():
+        await _stage_and_upsert(
+            conn, "meter_consumption", CONSUMPTION_COLUMNS,
+            [row for w in written for row in _consumption_rows(w.result)], CONSUMPTION_UPSERT,
+        )  # fmt: skip
+        flat_rows = await _stage_and_upsert(
+            conn, "heat_allocation", ALLOCATION_COLUMNS,
+            [row for w in written for row in _allocation_rows(w.building_id, w.flat_ids, w.result)],
+            ALLOCATION_UPSERT,
+        )  # fmt: skip
+        building_rows = await _stage_and_upsert(
+            conn, "allocation_building_hours", BUILDING_COLUMNS,
+            [row for w in written for row in _building_rows(w)], BUILDING_UPSERT,
+        )  # fmt: skip
+    FLAT_HOURS.labels("new").inc(sum(1 for r in flat_rows if r["revision"] == 1))
+    FLAT_HOURS.labels("recomputed").inc(sum(1 for r in flat_rows if r["revision"] > 1))
+    changed: dict[int, tuple[set[datetime], set[datetime]]] = {
+        w.building_id: (set(), set()) for w in written
+    }
+    for r in itertools.chain(flat_rows, building_rows):
+        changed[r["building_id"]][r["revision"] > 1].add(r["hour"])
+    return {b: (sorted(new), sorted(recomputed)) for b, (new, recomputed) in changed.items()}
+
+
 async def write_result(
     conn: asyncpg.Connection,
     building_id: int,
@@ -180,48 +236,28 @@ async def write_result(
     result: BuildingResult,
     methodology: dict,
 ) -> tuple[list[datetime], list[datetime]]:
-    """Store one computation; return (new hours, recomputed hours whose figures changed)."""
-    a = result.allocation
-    hours = _hours(result.start, a.total.shape[0])
-    building_rows = [
-        (
-            building_id, hour, float(a.building_kwh[h]), float(a.measured[h].sum()),
-            float(a.common[h].sum()), float(a.estimated_area_fraction[h]),
-            int(a.building_flags[h]), json.dumps(methodology),
-        )
-        for h, hour in ((h, hours[h]) for h in result.hours_with_data())
-    ]  # fmt: skip
-    async with conn.transaction():
-        await _stage_and_upsert(
-            conn, "meter_consumption", CONSUMPTION_COLUMNS, _consumption_rows(result),
-            CONSUMPTION_UPSERT,
-        )  # fmt: skip
-        flat_rows = await _stage_and_upsert(
-            conn, "heat_allocation", ALLOCATION_COLUMNS,
-            _allocation_rows(building_id, flat_ids, result), ALLOCATION_UPSERT,
-        )  # fmt: skip
-        building_rows_changed = await _stage_and_upsert(
-            conn, "allocation_building_hours", BUILDING_COLUMNS, building_rows, BUILDING_UPSERT
-        )
-    FLAT_HOURS.labels("new").inc(sum(1 for r in flat_rows if r["revision"] == 1))
-    FLAT_HOURS.labels("recomputed").inc(sum(1 for r in flat_rows if r["revision"] > 1))
-    changed = flat_rows + building_rows_changed
-    new = sorted({r["hour"] for r in changed if r["revision"] == 1})
-    recomputed = sorted({r["hour"] for r in changed if r["revision"] > 1})
-    return new, recomputed
+    """:func:`write_results` for one building."""
+    written = await write_results(conn, [Written(building_id, flat_ids, result, methodology)])
+    return written[building_id]
 
 
-async def watermark(conn: asyncpg.Connection, building_id: int) -> datetime | None:
-    return await conn.fetchval(
-        "select complete_until from allocation_watermarks where building_id = $1", building_id
+async def watermarks(conn: asyncpg.Connection, building_ids: Sequence[int]) -> dict[int, datetime]:
+    """The watermark of each of these buildings that has one."""
+    rows = await conn.fetch(
+        """select building_id, complete_until from allocation_watermarks
+           where building_id = any($1::int[])""",
+        list(building_ids),
     )
+    return {r["building_id"]: r["complete_until"] for r in rows}
 
 
-async def set_watermark(conn: asyncpg.Connection, building_id: int, until: datetime) -> None:
+async def set_watermarks(conn: asyncpg.Connection, marks: dict[int, datetime]) -> None:
+    """Move these buildings' watermarks to the given boundaries (one statement)."""
     await conn.execute(
-        """insert into allocation_watermarks (building_id, complete_until) values ($1, $2)
+        """insert into allocation_watermarks (building_id, complete_until)
+           select * from unnest($1::int[], $2::timestamptz[])
            on conflict (building_id) do update
            set complete_until = excluded.complete_until, updated_at = now()""",
-        building_id,
-        until,
+        list(marks),
+        list(marks.values()),
     )
