@@ -16,6 +16,8 @@ class DecodeFailure(StrEnum):
     BAD_LENGTH = "bad_length"
     BAD_CHECKSUM = "bad_checksum"
     BAD_CRC = "bad_crc"
+    BAD_MAC = "bad_mac"
+    BAD_DATA_CRC = "bad_data_crc"
     UNSUPPORTED_CI = "unsupported_ci"
     MANUFACTURER_SPECIFIC = "manufacturer_specific"
     KEY_MISSING = "key_missing"
@@ -53,6 +55,8 @@ class Transport(_Frozen):
         False, description="header announces encryption but the payload arrived decrypted"
     )
     compact_format_signature: int | None = None
+    message_counter: int | None = Field(None, description="AFL.MCR, when the AFL carries one")
+    authenticated: bool = Field(False, description="the AFL MAC was checked and matched")
 
 
 class DataRecord(_Frozen):

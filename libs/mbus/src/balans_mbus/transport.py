@@ -1,6 +1,6 @@
 """From the CI field to plaintext data records: extended link layer (ELL), authentication
-and fragmentation layer (AFL, unfragmented only), transport layer headers (none, short,
-long) with their security, and compact frames.
+and fragmentation layer (AFL, unfragmented only, MAC checked in mode 7), transport layer
+headers (none, short, long) with their security, and compact frames (data CRC checked).
 """
 
 from __future__ import annotations
@@ -8,12 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from balans_mbus.compact import FormatCache, FormatError, expand
+from balans_mbus.crc import crc16_en13757
 from balans_mbus.link import LinkFrame, device_header
 from balans_mbus.model import DecodeFailure, DeviceHeader, Transport
 from balans_mbus.security import (
     FILLER,
     SecurityError,
+    afl_mac_ok,
     decrypt_mode5,
+    decrypt_mode7,
+    derive_mode7_keys,
     ell_crypt,
     ell_iv,
     ell_payload_crc_ok,
@@ -38,6 +42,19 @@ _CONFIG_EXTENDED_MODES = (7, 13)
 _MANUFACTURER_CI = range(0xA0, 0xB8)
 _ELL_ENCRYPTION_SHIFT = 29
 _ELL_SESSION_ENCRYPTED = 1
+# AFL fragmentation control (FC) and message control (MCL) bits, EN 13757-7 / OMS vol. 2.
+_FC_MORE_FRAGMENTS = 0x4000
+_FC_MESSAGE_CONTROL = 0x2000
+_FC_MESSAGE_LENGTH = 0x1000
+_FC_MESSAGE_COUNTER = 0x0800
+_FC_MAC = 0x0400
+_FC_KEY_INFO = 0x0200
+_MCL_KEY_INFO = 0x10
+_MCL_MESSAGE_COUNTER = 0x20
+_MCL_MESSAGE_LENGTH = 0x40
+_MCL_AUTHENTICATION = 0x0F
+_AUTHENTICATION_GMAC = 8  # AES-GMAC-128: not implemented (OMS uses the CMAC types)
+_KDF_A = 1  # TPL configuration extension, key derivation selection
 
 
 class TransportError(Exception):
@@ -69,6 +86,20 @@ class Application:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class AuthenticationLayer:
+    """An unfragmented AFL: what the mode 7 key derivation and MAC check need."""
+
+    message_control: int
+    counter: bytes | None
+    mac: bytes
+    message_length: bytes
+
+    def authenticated_prefix(self) -> bytes:
+        """AFL.MCL || AFL.MCR || {AFL.ML}: what the MAC covers before the TPL."""
+        return bytes([self.message_control]) + (self.counter or b"") + self.message_length
+
+
 @dataclass(slots=True)
 class _Cursor:
     link: LinkFrame
@@ -79,6 +110,10 @@ class _Cursor:
     access_number: int | None = None
     plaintext_in_place: bool = False
     decrypted: bool = False
+    authenticated: bool = False
+    afl: AuthenticationLayer | None = None
+    # The TPL from its CI field to the end, as received: what the AFL MAC covers.
+    message: bytes = b""
 
     def fail(
         self, failure: DecodeFailure, reason: str, transport: Transport | None = None
@@ -101,7 +136,7 @@ def parse_application(link: LinkFrame, key: bytes | None, formats: FormatCache) 
         if ci in (CI_ELL_SHORT, CI_ELL_LONG, CI_ELL_SHORT_ADDR, CI_ELL_LONG_ADDR):
             _extended_link_layer(cursor, ci)
         elif ci == CI_AFL:
-            _skip_afl(cursor)
+            cursor.afl = _authentication_layer(cursor)
         elif ci in TPL_HEADERS:
             return _transport_layer(cursor, ci, formats)
         elif ci in _MANUFACTURER_CI:
@@ -147,20 +182,38 @@ def _extended_link_layer(cursor: _Cursor, ci: int) -> None:
     cursor.app = cursor.app[2:]
 
 
-def _skip_afl(cursor: _Cursor) -> None:
-    """Skip an unfragmented AFL; its MAC is not verified (see docs/mbus.md)."""
+def _authentication_layer(cursor: _Cursor) -> AuthenticationLayer:
+    """Read an unfragmented AFL: FC, MCL, KI, MCR, MAC, ML (each only where announced)."""
     length = cursor.need(2, "AFL")[1]
-    cursor.need(2 + length, "AFL")
-    fragment_control = int.from_bytes(cursor.app[2:4], "little") if length >= 2 else 0
-    if fragment_control & 0x4000:  # MF: more fragments follow
+    body = cursor.need(2 + length, "AFL")[2:]
+    cursor.app = cursor.app[2 + length :]
+    if length < 2:
+        raise cursor.fail(DecodeFailure.TRUNCATED, f"AFL of {length} bytes has no FC field")
+    fragment_control = int.from_bytes(body[0:2], "little")
+    if fragment_control & _FC_MORE_FRAGMENTS:
         raise cursor.fail(
             DecodeFailure.UNSUPPORTED_SECURITY, "fragmented AFL messages are not supported"
         )
-    cursor.app = cursor.app[2 + length :]
+    message_control = body[2] if fragment_control & _FC_MESSAGE_CONTROL and length > 2 else 0
+    pos = 3 if fragment_control & _FC_MESSAGE_CONTROL else 2
+    if fragment_control & _FC_KEY_INFO or message_control & _MCL_KEY_INFO:
+        pos += 2
+    counter = None
+    if fragment_control & _FC_MESSAGE_COUNTER or message_control & _MCL_MESSAGE_COUNTER:
+        counter, pos = body[pos : pos + 4], pos + 4
+    has_length = bool(
+        fragment_control & _FC_MESSAGE_LENGTH or message_control & _MCL_MESSAGE_LENGTH
+    )
+    mac_end = length - 2 if has_length else length
+    if pos > mac_end or (counter is not None and len(counter) != 4):
+        raise cursor.fail(DecodeFailure.TRUNCATED, f"AFL of {length} bytes: fields missing")
+    mac = body[pos:mac_end] if fragment_control & _FC_MAC else b""
+    return AuthenticationLayer(message_control, counter, mac, body[mac_end:length])
 
 
 def _transport_layer(cursor: _Cursor, ci: int, formats: FormatCache) -> Application:
     size, compact = TPL_HEADERS[ci]
+    cursor.message = cursor.app
     head = cursor.need(1 + size, f"transport header of CI 0x{ci:02X}")[1:]
     payload = cursor.app[1 + size :]
     status: int | None = None
@@ -177,55 +230,107 @@ def _transport_layer(cursor: _Cursor, ci: int, formats: FormatCache) -> Applicat
             DecodeFailure.TRUNCATED, "no meter address: neither link nor transport header"
         )
     mode, blocks = (config >> 8) & 0x1F, (config >> 4) & 0x0F
+    config_extension = None
     if size and mode in _CONFIG_EXTENDED_MODES:
-        payload = payload[1:]
+        if not payload:
+            raise cursor.fail(DecodeFailure.TRUNCATED, "no configuration extension byte")
+        config_extension, payload = payload[0], payload[1:]
+    counter = cursor.afl.counter if cursor.afl else None
     transport = Transport(
         ci=ci,
         access_number=cursor.access_number,
         status=status,
         security_mode=mode,
         encrypted_blocks=blocks,
+        message_counter=int.from_bytes(counter, "little") if counter else None,
     )
-    payload = _decrypt(cursor, transport, payload)
+    payload = _decrypt(cursor, transport, payload, config_extension)
     transport = transport.model_copy(
-        update={"decrypted": cursor.decrypted, "plaintext_in_place": cursor.plaintext_in_place}
+        update={
+            "decrypted": cursor.decrypted,
+            "plaintext_in_place": cursor.plaintext_in_place,
+            "authenticated": cursor.authenticated,
+        }
     )
     if not compact:
         return Application(cursor.header, transport, payload)
     return _expand_compact(cursor, transport, payload, formats)
 
 
-def _decrypt(cursor: _Cursor, transport: Transport, payload: bytes) -> bytes:
+def _decrypt(
+    cursor: _Cursor, transport: Transport, payload: bytes, config_extension: int | None
+) -> bytes:
     mode = transport.security_mode
     if mode == 0:
         return payload
     if payload.startswith(FILLER):
         cursor.plaintext_in_place = True
         return payload
-    if mode != 5:
+    if mode not in (5, 7):
         raise cursor.fail(
             DecodeFailure.UNSUPPORTED_SECURITY,
-            f"security mode {mode} is not supported (modes 0 and 5, and decrypted payloads)",
+            f"security mode {mode} is not supported (modes 0, 5 and 7, and decrypted payloads)",
             transport,
         )
     if cursor.key is None:
         raise cursor.fail(
-            DecodeFailure.KEY_MISSING, "payload is encrypted (mode 5); no key given", transport
-        )
-    if cursor.access_number is None or cursor.address is None:
-        raise cursor.fail(
-            DecodeFailure.UNSUPPORTED_SECURITY,
-            "mode 5 needs an address and access number",
+            DecodeFailure.KEY_MISSING,
+            f"payload is encrypted (mode {mode}); no key given",
             transport,
         )
     try:
-        plain = decrypt_mode5(
-            cursor.key, cursor.address, cursor.access_number, payload, transport.encrypted_blocks
-        )
+        if mode == 7:
+            plain = _decrypt_mode7(cursor, cursor.key, transport, payload, config_extension)
+        elif cursor.access_number is None or cursor.address is None:
+            raise cursor.fail(
+                DecodeFailure.UNSUPPORTED_SECURITY,
+                "mode 5 needs an address and access number",
+                transport,
+            )
+        else:
+            plain = decrypt_mode5(
+                cursor.key,
+                cursor.address,
+                cursor.access_number,
+                payload,
+                transport.encrypted_blocks,
+            )
     except SecurityError as exc:
         raise cursor.fail(DecodeFailure.DECRYPTION_FAILED, str(exc), transport) from exc
     cursor.decrypted = True
     return plain
+
+
+def _decrypt_mode7(
+    cursor: _Cursor,
+    key: bytes,
+    transport: Transport,
+    payload: bytes,
+    config_extension: int | None,
+) -> bytes:
+    """Mode 7: ephemeral keys from the AFL counter, MAC checked before decrypting."""
+    afl = cursor.afl
+    kdf = (config_extension or 0) >> 4 & 0x03
+    if afl is None or afl.counter is None or cursor.address is None or kdf != _KDF_A:
+        raise cursor.fail(
+            DecodeFailure.UNSUPPORTED_SECURITY,
+            f"mode 7 needs an AFL with a message counter and KDF-A (KDF selection {kdf})",
+            transport,
+        )
+    keys = derive_mode7_keys(key, afl.counter, cursor.address[2:6])
+    if afl.mac:
+        if afl.message_control & _MCL_AUTHENTICATION == _AUTHENTICATION_GMAC:
+            raise cursor.fail(
+                DecodeFailure.UNSUPPORTED_SECURITY, "AFL AES-GMAC is not supported", transport
+            )
+        if not afl_mac_ok(keys.mac, afl.authenticated_prefix() + cursor.message, afl.mac):
+            raise cursor.fail(
+                DecodeFailure.BAD_MAC,
+                f"AFL MAC {afl.mac.hex()} does not match: wrong key or altered telegram",
+                transport,
+            )
+        cursor.authenticated = True
+    return decrypt_mode7(keys.encryption, payload, transport.encrypted_blocks)
 
 
 def _expand_compact(
@@ -236,6 +341,7 @@ def _expand_compact(
             DecodeFailure.TRUNCATED, "compact frame without signature and CRC", transport
         )
     signature = int.from_bytes(payload[0:2], "little")
+    data_crc = int.from_bytes(payload[2:4], "little")
     transport = transport.model_copy(update={"compact_format_signature": signature})
     headers = formats.get(signature)
     if headers is None:
@@ -248,4 +354,11 @@ def _expand_compact(
         records = expand(headers, payload[4:])
     except FormatError as exc:
         raise cursor.fail(DecodeFailure.RECORDS_INVALID, str(exc), transport) from exc
+    if crc16_en13757(records) != data_crc:
+        raise cursor.fail(
+            DecodeFailure.BAD_DATA_CRC,
+            f"compact frame data CRC 0x{data_crc:04X} does not match the full-format records "
+            f"(0x{crc16_en13757(records):04X}): corrupted data or a different format",
+            transport,
+        )
     return Application(cursor.header, transport, records, full_frame=False)
