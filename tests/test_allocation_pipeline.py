@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from balans_allocation.__main__ import serve
-from balans_allocation.allocator import on_readings_stored
+from balans_allocation.allocator import on_readings_stored, on_readings_stored_many
 from balans_allocation.explain import explain
 from balans_allocation.flags import Flag
 from balans_allocation.settings import AllocationSettings
@@ -164,6 +164,24 @@ async def test_layout_hand_computed_and_sums_to_building(
     for h in range(7):
         hour_rows = [r for r in rows if r["hour"] == H0 + h * HOUR]
         assert sum(r["total_kwh"] for r in hour_rows) == pytest.approx(BUILDING_KWH, rel=1e-9)
+
+
+async def test_batch_of_buildings_equals_one_at_a_time(conn: asyncpg.Connection) -> None:
+    """One batch over every layout announces and stores what building-by-building would."""
+    ids = [await _building(conn, layout) for layout in ["1a", "1b", "1c", "2a", "2b"]]
+    for building_id in ids:
+        await _seed_readings(conn, building_id)
+    missing = max(ids) + 1000
+    events = dict.fromkeys([*ids, missing], H0)
+    announced = await on_readings_stored_many(conn, events, LATENESS, LOOKAROUND)
+    assert sorted((a.building_id, a.hour_from, a.hour_to, a.recomputation) for a in announced) == [
+        (b, H0, H0 + 6 * HOUR, False) for b in ids
+    ]
+    batch = {b: [dict(r) for r in await _allocation(conn, b)] for b in ids}
+    assert all(len(rows) == 4 * 7 for rows in batch.values())
+    for building_id in ids:  # the single path finds nothing to change
+        assert await on_readings_stored(conn, building_id, H0, LATENESS, LOOKAROUND) == []
+        assert [dict(r) for r in await _allocation(conn, building_id)] == batch[building_id]
 
 
 async def test_late_reading_recomputes_exactly_the_affected_hours(conn: asyncpg.Connection) -> None:
