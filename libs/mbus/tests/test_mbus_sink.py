@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 
+from balans_core.nats import connect_nats
 from balans_db.secrets import KeyVault
 from balans_db.topology import SiteSpec, regular_building, write_building
+from balans_devstack.nats_server import EmbeddedNats
+from balans_ingest.testing import running_persister
 from balans_mbus.readings import virtual_module_serial
 from balans_mbus.sink import store_raw_telegrams
 from balans_mbus.storage import register_meter
-from balans_protocol.records import Medium, RawTelegramRecord
+from balans_protocol import subjects
+from balans_protocol.messages import ReadingsStored
+from balans_protocol.records import Medium, RawTelegramRecord, encode_records
+from balans_protocol.uploads import UploadHeaders
 
 KAMSTRUP_FULL = bytes.fromhex(
     "2E442D2C6767676730048D2039D1684020BCDB7803062C000043060000000314630000426C7F2A022D130001FF2100"
@@ -31,6 +39,19 @@ APATOR_ENCRYPTED = bytes.fromhex(
 RECEIVED = int(datetime(2026, 1, 15, 10, 37, tzinfo=UTC).timestamp())
 HOUR = datetime(2026, 1, 15, 11, tzinfo=UTC)
 VAULT = KeyVault()
+
+
+def _kamstrup_plain(flow_centi_c: int, return_centi_c: int) -> bytes:
+    """A plaintext CI 0x7A telegram of the registered Kamstrup: 44 kWh and two temperatures."""
+    body = (
+        bytes.fromhex("442D2C6767676730047A010000000406")
+        + (44).to_bytes(4, "little")
+        + b"\x02\x59"
+        + flow_centi_c.to_bytes(2, "little")
+        + b"\x02\x5d"
+        + return_centi_c.to_bytes(2, "little")
+    )
+    return bytes([len(body)]) + body
 
 
 def _raw(data: bytes, received: int = RECEIVED) -> RawTelegramRecord:
@@ -93,8 +114,7 @@ async def test_full_and_compact_frames_become_a_register_reading(
     """44 kWh at 0.001 kWh/pulse is count 44000 at the top of the next hour, via a channel."""
     stored = await store_raw_telegrams(conn, VAULT, [_raw(KAMSTRUP_FULL), _raw(KAMSTRUP_COMPACT)])
     assert stored.outcomes == {"stored": 2}
-    assert stored.building_ids == {world[0]}
-    assert stored.hours == {HOUR}
+    assert stored.readings == {world[0]: [HOUR, HOUR]}
     assert await _count(conn, "KAM", "67676767") == 44000
     meter_id = await conn.fetchval(
         "select meter_id from channels where module_serial = $1 and input = 0",
@@ -176,3 +196,81 @@ async def test_persister_hook_stores_mbus_readings(
         datetime(2026, 1, 15, 12, tzinfo=UTC),
     )
     assert count == 44000
+
+
+async def _temperatures(conn: asyncpg.Connection, hour: datetime) -> tuple[int, int]:
+    row = await conn.fetchrow(
+        "select supply_centi_c, return_centi_c from temperature_readings "
+        "where module_serial = $1 and ts = $2",
+        virtual_module_serial("KAM", "67676767"),
+        hour,
+    )
+    return (row["supply_centi_c"], row["return_centi_c"])
+
+
+async def test_temperature_is_the_hourly_mean_of_samples_across_batches(
+    conn: asyncpg.Connection,
+) -> None:
+    """Two samples of one hour in two batches give their mean; a resent sample counts once."""
+    start = int(datetime(2026, 2, 3, 9, 10, tzinfo=UTC).timestamp())
+    hour = datetime(2026, 2, 3, 10, tzinfo=UTC)
+    first = _raw(_kamstrup_plain(7000, 5000), received=start)
+    await store_raw_telegrams(conn, VAULT, [first])
+    assert await _temperatures(conn, hour) == (7000, 5000)
+    await store_raw_telegrams(conn, VAULT, [_raw(_kamstrup_plain(6001, 4000), start + 1800)])
+    assert await _temperatures(conn, hour) == (6501, 4500)
+    await store_raw_telegrams(conn, VAULT, [first])
+    assert await _temperatures(conn, hour) == (6501, 4500)
+    next_hour = _raw(_kamstrup_plain(5000, 3000), received=start + 3600)
+    await store_raw_telegrams(conn, VAULT, [next_hour])
+    assert await _temperatures(conn, hour + timedelta(hours=1)) == (5000, 3000)
+    assert await _temperatures(conn, hour) == (6501, 4500)
+
+
+async def test_persister_announces_hours_of_mbus_only_batches(
+    database_url: str, world: tuple[int, int], tmp_path: Path
+) -> None:
+    """An upload holding only M-Bus telegrams gets a ReadingsStored covering their hours."""
+    # JetStream of this test alone: the persister's consumer must see only this upload.
+    own_nats = EmbeddedNats(tmp_path)
+    own_nats.start()
+    try:
+        event = await _announced(database_url, world[0], own_nats.url)
+    finally:
+        own_nats.stop()
+    assert event == ReadingsStored(
+        building_id=world[0],
+        hour_from=datetime(2026, 3, 1, 6, tzinfo=UTC),
+        hour_to=datetime(2026, 3, 1, 8, tzinfo=UTC),
+        rows=4,
+    )
+
+
+async def _announced(database_url: str, building_id: int, nats_url: str) -> ReadingsStored:
+    """Upload two M-Bus telegrams (no pulse records) through the persister; its event."""
+    early = int(datetime(2026, 3, 1, 5, 20, tzinfo=UTC).timestamp())
+    records = [
+        _raw(_kamstrup_plain(7000, 5000), received=early),  # pulse + temperature at 06:00
+        _raw(APATOR_ENCRYPTED, received=early + 2 * 3600),  # pulse + temperature at 08:00
+    ]
+    headers = UploadHeaders(
+        concentrator=1_000_007, building_id=building_id, boot=1, seq=1, received_unix=early
+    )
+    async with running_persister(nats_url, database_url):
+        events: asyncio.Queue[ReadingsStored] = asyncio.Queue()
+
+        async def on_event(msg: object) -> None:
+            events.put_nowait(ReadingsStored.model_validate_json(msg.data))  # type: ignore[attr-defined]
+
+        nc = await connect_nats(nats_url, "mbus-persister-test")
+        try:
+            await nc.subscribe(subjects.readings_stored(building_id), cb=on_event)
+            await nc.jetstream().publish(
+                subjects.upload(headers.concentrator),
+                encode_records(records),
+                headers=headers.to_headers(),
+            )
+            async with asyncio.timeout(10):
+                return await events.get()
+        finally:
+            await nc.close()

@@ -42,8 +42,11 @@ class PulseRow:
 
 @dataclass(frozen=True, slots=True)
 class TemperatureRow:
+    """One temperature sample; the stored reading is the mean of the hour's samples."""
+
     module_serial: int
     ts: datetime
+    received_at: datetime
     supply_centi_c: int
     return_centi_c: int
 
@@ -86,5 +89,7 @@ def readings_for(
     temperature = None
     flow, back = decoded.values.flow_temperature_c, decoded.values.return_temperature_c
     if flow is not None and back is not None:
-        temperature = TemperatureRow(meter.module_serial, ts, round(flow * 100), round(back * 100))
+        temperature = TemperatureRow(
+            meter.module_serial, ts, received_at, round(flow * 100), round(back * 100)
+        )
     return pulse, temperature

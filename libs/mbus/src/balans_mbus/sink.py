@@ -34,12 +34,15 @@ log = structlog.get_logger("balans.mbus")
 
 @dataclass
 class StoredTelegrams:
-    """What one batch of raw telegrams gave: rows written, buildings touched, outcomes."""
+    """What one batch of raw telegrams gave: rows written, their hours, outcomes.
+
+    ``readings`` has, per building, the hour of every reading written (one entry per pulse
+    or temperature row): what the persister adds to the batch's ReadingsStored.
+    """
 
     pulses: int = 0
     temperatures: int = 0
-    building_ids: set[int] = field(default_factory=set)
-    hours: set[datetime] = field(default_factory=set)
+    readings: dict[int, list[datetime]] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
@@ -76,11 +79,11 @@ async def store_raw_telegrams(
                 pulses.append(pulse)
             if temperature is not None:
                 temperatures.append(temperature)
-            if pulse is None and temperature is None:
-                outcome = "no_register"
+            written = [row.ts for row in (pulse, temperature) if row is not None]
+            if written:
+                result.readings.setdefault(meter.building_id, []).extend(written)
             else:
-                result.hours.add((pulse or temperature).ts)
-                result.building_ids.add(meter.building_id)
+                outcome = "no_register"
         if outcome not in ("stored", "unknown_meter"):
             log.warning(
                 "mbus telegram not stored",

@@ -41,6 +41,16 @@ mbus_meters = sa.Table(
     sa.UniqueConstraint("manufacturer", "device_id", name="uq_mbus_meters_address"),
 )
 
+mbus_temperature_samples = sa.Table(
+    "mbus_temperature_samples",
+    metadata,
+    sa.Column("module_serial", sa.BigInteger, primary_key=True),
+    sa.Column("hour", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("supply_centi_c", sa.Integer, nullable=False),
+    sa.Column("return_centi_c", sa.Integer, nullable=False),
+)
+
 mbus_formats = sa.Table(
     "mbus_formats",
     metadata,
@@ -205,12 +215,34 @@ async def upsert_pulses(conn: asyncpg.Connection, rows: list[PulseRow]) -> None:
 
 
 async def upsert_temperatures(conn: asyncpg.Connection, rows: list[TemperatureRow]) -> None:
-    """Write temperatures; within one hour the latest telegram's values stand."""
+    """Keep each sample once, then set the touched hours' readings to their samples' mean.
+
+    The mean covers every sample of the hour, from this batch and earlier ones; a resent
+    sample (same module and reception time) is not counted twice.
+    """
+    if not rows:
+        return
     await conn.executemany(
+        """insert into mbus_temperature_samples
+             (module_serial, hour, received_at, supply_centi_c, return_centi_c)
+           values ($1, $2, $3, $4, $5) on conflict do nothing""",
+        [
+            (row.module_serial, row.ts, row.received_at, row.supply_centi_c, row.return_centi_c)
+            for row in rows
+        ],
+    )
+    touched = sorted({(row.module_serial, row.ts) for row in rows})
+    await conn.execute(
         """insert into temperature_readings (module_serial, ts, supply_centi_c, return_centi_c)
-           values ($1, $2, $3, $4)
+           select s.module_serial, s.hour,
+                  round(avg(s.supply_centi_c))::int, round(avg(s.return_centi_c))::int
+           from mbus_temperature_samples s
+           join unnest($1::bigint[], $2::timestamptz[]) as t(module_serial, hour)
+             using (module_serial, hour)
+           group by s.module_serial, s.hour
            on conflict (module_serial, ts) do update
            set supply_centi_c = excluded.supply_centi_c,
                return_centi_c = excluded.return_centi_c""",
-        [(row.module_serial, row.ts, row.supply_centi_c, row.return_centi_c) for row in rows],
+        [serial for serial, _ in touched],
+        [hour for _, hour in touched],
     )

@@ -64,5 +64,12 @@ class Batch:
         span.last_unix = max(span.last_unix, last)
         span.rows += len(ts)
 
+    def add_readings(self, hours_by_building: dict[int, list[datetime]]) -> None:
+        """Announce readings written outside the COPY path (M-Bus telegrams) too."""
+        for building_id, hours in hours_by_building.items():
+            if hours:
+                ts = np.array([int(hour.timestamp()) for hour in hours], dtype=np.int64)
+                self._extend_span(building_id, ts)
+
     def events(self) -> list[ReadingsStored]:
         return [span.event(building_id) for building_id, span in sorted(self.spans.items())]

@@ -4,6 +4,7 @@ writes the readings of registered standard meters through the same connection.""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 
 import asyncpg
@@ -24,8 +25,12 @@ def _vault() -> KeyVault:
 
 async def store_raw_telegrams(
     conn: asyncpg.Connection, telegrams: list[tuple[UploadHeaders, RawTelegramRecord]]
-) -> None:
-    """Turn the telegrams of one batch into readings (same transaction as the batch)."""
+) -> dict[int, list[datetime]]:
+    """Turn the telegrams of one batch into readings (same transaction as the batch).
+
+    Returns, per building, the hour of every reading written, for ReadingsStored.
+    """
     stored = await store_mbus_telegrams(conn, _vault(), [record for _, record in telegrams])
     for outcome, count in stored.outcomes.items():
         PERSISTER_RAW_TELEGRAMS.labels(outcome).inc(count)
+    return stored.readings

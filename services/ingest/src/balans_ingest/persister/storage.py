@@ -60,6 +60,6 @@ async def write_batch(conn: asyncpg.Connection, batch: Batch) -> None:
             await _copy_idempotent(conn, layout, layout.copy_data(records))
             written.append((layout.table, len(records)))
         if batch.raw_telegrams:
-            await store_raw_telegrams(conn, batch.raw_telegrams)
+            batch.add_readings(await store_raw_telegrams(conn, batch.raw_telegrams))
     for table, rows in written:
         PERSISTER_ROWS.labels(table).inc(rows)
