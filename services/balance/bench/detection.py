@@ -20,7 +20,15 @@ from pathlib import Path
 import asyncpg
 
 from balans_balance import scenario
-from balans_balance.scoring import EXPECTED_KIND, Raised, Truth, false_alerts, headline, score
+from balans_balance.scoring import (
+    EXPECTED_KIND,
+    Raised,
+    Truth,
+    false_alerts,
+    headline,
+    missed_faults,
+    score,
+)
 from balans_db import migrate
 from balans_devstack.stack import DevStack
 from balans_protocol.messages import AlertMessage
@@ -85,7 +93,6 @@ async def run(database_url: str) -> None:
         Truth(f.kind, f.building, f.start, f.end or result.end, f.where.meter_serial)
         for f in result.faults
     ]
-    table = score(truths, raised)
     hours = round((result.end - START) / timedelta(hours=1))
     print(
         f"city: {buildings} buildings, {hours} h ({WARMUP_WEEKS} weeks warm-up + {weeks:g} weeks"
@@ -95,6 +102,12 @@ async def run(database_url: str) -> None:
         f"time: simulate {t1 - t0:.1f} s, allocate {t2 - t1:.1f} s, analyse {t3 - t2:.1f} s "
         f"({buildings * hours / max(t3 - t2, 1e-9):,.0f} building-hours/s)"
     )
+    report(truths, raised)
+
+
+def report(truths: list[Truth], raised: list[Raised]) -> None:
+    """The per-detector table, the unmatched alerts and the headline line."""
+    table = score(truths, raised)
     print(
         f"{'fault kind':<24}{'alert kind':<24}{'faults':>7}{'found':>7}{'alerts':>7}"
         f"{'P':>7}{'R':>7}{'med h':>7}{'named':>7}"
@@ -122,6 +135,16 @@ async def run(database_url: str) -> None:
                 f"{t.kind} {t.start:%m-%d %H}h..{t.end:%m-%d %H}h {t.meter_serial or ''}"
                 for t in truths
                 if t.building == a.building
+            )
+        )
+    for t in missed_faults(truths, raised):
+        print(
+            f"  missed {t.kind} in {t.building} {t.start:%m-%d %H}h..{t.end:%m-%d %H}h "
+            f"{t.meter_serial or ''}; alerts there: "
+            + ", ".join(
+                f"{a.kind} {a.first_hour:%m-%d %H}h..{a.last_hour:%m-%d %H}h {a.meter_serial or ''}"
+                for a in raised
+                if a.building == t.building
             )
         )
     p, r, n = headline(table)

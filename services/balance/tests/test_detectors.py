@@ -120,8 +120,8 @@ def test_member_shift_names_the_meter_and_spares_real_change(world, seed: int) -
     w.true[11, START + 72 :] *= 0.3
     w.distort(11, 1.0, START)  # registers its (now lower) true use faithfully
     s = w.series()
-    _, band = imbalance_band(s, ExcessSettings())
-    verdicts = {(r.member, r.verdict) for r in member_shifts(s, band.median)}
+    excess = imbalance_band(s, ExcessSettings()).excess(s)
+    verdicts = {(r.member, r.verdict) for r in member_shifts(s, excess)}
     assert (7, "magnet") in verdicts
     assert (11, "use_changed") in verdicts
     assert not {v for m, v in verdicts if m not in (7, 11)} - {"unclear", "use_changed"}

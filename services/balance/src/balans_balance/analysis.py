@@ -15,6 +15,7 @@ from balans_balance.detectors.excess import (
     Diagnosis,
     ExcessSettings,
     GroupSeries,
+    Imbalance,
     diagnose_group,
     imbalance_band,
 )
@@ -35,6 +36,15 @@ from balans_balance.physics import heat_per_m3
 MEMBER_KINDS = ("stuck_meter", "magnet", "drifting_meter")
 EVIDENCE_POINTS = 336
 MERGE_GAP = timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """One analysed group: its series and its imbalance against the expected reading."""
+
+    group: GroupDef
+    series: GroupSeries
+    imbalance: Imbalance
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,7 @@ def group_series(data: BuildingData, group: GroupDef) -> GroupSeries | None:
         subs = subs * per_m3
     hours = len(data.hours)
     tamper = np.array([data.tamper.get(m, np.zeros(hours, bool)) for m in members])
+    heat = data.utilities[group.balance_meter_id] == "heat"
     return GroupSeries(
         balance=balance,
         subscribers=subs,
@@ -83,6 +94,7 @@ def group_series(data: BuildingData, group: GroupDef) -> GroupSeries | None:
         members=own,
         tamper=tamper,
         heat_per_m3=per_m3,
+        drivers=data.supply_c[None, :] if heat and not np.isnan(data.supply_c).all() else None,
     )
 
 
@@ -125,13 +137,13 @@ def _finding(
 
 
 def member_alerts(
-    data: BuildingData, group: GroupDef, s: GroupSeries, median_share: np.ndarray
+    data: BuildingData, group: GroupDef, s: GroupSeries, excess: np.ndarray
 ) -> list[Finding]:
     """Meters whose share of the group moved and whose group's imbalance moved with it;
     risers whose flow fell while the imbalance did not (a clog, not the meter)."""
     members = [m for m in group.member_ids if m in data.meter_index]
     out = []
-    for shift in member_shifts(s, median_share):
+    for shift in member_shifts(s, excess):
         meter_id = members[shift.member]
         riser = data.roles[meter_id] == "riser"
         if shift.verdict == "use_changed" and riser and shift.evidence["share_ratio"] < 1:
@@ -343,21 +355,20 @@ def reporting_alerts(data: BuildingData) -> list[Finding]:
 
 
 async def _store_series(
-    conn: asyncpg.Connection,
-    data: BuildingData,
-    group: GroupDef,
-    s: GroupSeries,
-    cfg: ExcessSettings,
-    unit: str,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Store the hourly series with its band (and roll it up); return share and median."""
-    share, band = imbalance_band(s, cfg)
+    conn: asyncpg.Connection, data: BuildingData, result: GroupResult, unit: str
+) -> None:
+    """Store the group's hourly series with its band and roll it up."""
+    group, s = result.group, result.series
+    band, expected = result.imbalance.band, result.imbalance.expected
     rows = []
     for i, hour in enumerate(data.hours):
         if np.isnan(s.balance[i]):
             continue
         bal = float(s.balance[i])
         med = band.median[i]
+        # the expected imbalance (losses, common areas) and the band around it, in the
+        # series' unit: expected reading − subscribers + the band's share of the balance
+        base = float(expected[i]) - float(s.subscribers[i])
         rows.append(
             (
                 group.id,
@@ -365,11 +376,11 @@ async def _store_series(
                 unit,
                 bal,
                 float(s.subscribers[i]),
-                0.0 if np.isnan(med) else float(med * bal),
+                base if np.isnan(med) else base + float(med * bal),
                 bal - float(s.subscribers[i]),
-                None if np.isnan(med) else float(med * bal),
-                None if np.isnan(med) else float(band.low[i] * bal),
-                None if np.isnan(med) else float(band.high[i] * bal),
+                None if np.isnan(med) else base + float(med * bal),
+                None if np.isnan(med) else base + float(band.low[i] * bal),
+                None if np.isnan(med) else base + float(band.high[i] * bal),
                 bool(data.night[i]),
             )
         )
@@ -388,7 +399,6 @@ async def _store_series(
     )
     if rows:
         await _roll_up(conn, group.id, data.hours[0])
-    return share, band.median
 
 
 async def _roll_up(conn: asyncpg.Connection, group_id: int, since: datetime) -> None:
@@ -418,6 +428,32 @@ async def _roll_up(conn: asyncpg.Connection, group_id: int, since: datetime) -> 
         )
 
 
+def building_findings(
+    data: BuildingData, cfg: ExcessSettings | None = None
+) -> tuple[list[Finding], list[GroupResult]]:
+    """Every detector over the loaded building (no database): the merged findings and
+    each analysed group's series with its band (what the imbalance series stores)."""
+    cfg = cfg or ExcessSettings()
+    findings: list[Finding] = []
+    results: list[GroupResult] = []
+    for group in data.groups:
+        s = group_series(data, group)
+        if s is None or np.count_nonzero(~np.isnan(s.balance)) < 72:
+            continue
+        imbalance = imbalance_band(s, cfg)
+        results.append(GroupResult(group, s, imbalance))
+        named = member_alerts(data, group, s, imbalance.excess(s))
+        findings.extend(named)
+        findings.extend(
+            _finding(data, group, d, s, imbalance.share)
+            for d in diagnose_group(s, cfg)
+            if d.member is not None or not _explained_by(d, data, named)
+        )
+    findings.extend(reporting_alerts(data))
+    findings.extend(consumer_leaks(data))
+    return merge_findings(findings), results
+
+
 async def analyse_building(
     conn: asyncpg.Connection,
     building_id: int,
@@ -428,39 +464,21 @@ async def analyse_building(
     cfg: ExcessSettings | None = None,
 ) -> AnalysisResult:
     """Run every group detector over the ``days`` before ``until`` and reconcile alerts."""
-    cfg = cfg or ExcessSettings()
     data = await load_building(conn, building_id, until, days)
-    findings: list[Finding] = []
-    analysed = 0
+    findings, results = building_findings(data, cfg)
     units = dict(
         await conn.fetch(
             "select id, unit from meters where id = any($1::int[])",
             [g.balance_meter_id for g in data.groups],
         )
     )
-    for group in data.groups:
-        s = group_series(data, group)
-        if s is None or np.count_nonzero(~np.isnan(s.balance)) < 72:
-            continue
-        analysed += 1
+    for result in results:
         GROUPS_EVALUATED.inc()
-        share, share_median = await _store_series(
-            conn, data, group, s, cfg, units[group.balance_meter_id]
-        )
-        named = member_alerts(data, group, s, share_median)
-        findings.extend(named)
-        findings.extend(
-            _finding(data, group, d, s, share)
-            for d in diagnose_group(s, cfg)
-            if d.member is not None or not _explained_by(d, data, named)
-        )
-    findings.extend(reporting_alerts(data))
-    findings.extend(consumer_leaks(data))
+        await _store_series(conn, data, result, units[result.group.balance_meter_id])
     await store_forecasts(conn, data)
-    findings = merge_findings(findings)
     transitions = await reconcile(conn, building_id, findings, publish, datetime.now(UTC))
     for kind, count in await conn.fetch(
         "select kind, count(*) from alerts where state = 'open' group by kind"
     ):
         ALERTS_OPEN.labels(kind).set(count)
-    return AnalysisResult(findings, transitions, analysed)
+    return AnalysisResult(findings, transitions, len(results))

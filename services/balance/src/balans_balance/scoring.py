@@ -145,3 +145,14 @@ def false_alerts(
         for a in raised
         if a.kind in scored and not any(_overlaps(t, a, early, late) for t in truths)
     ]
+
+
+def missed_faults(
+    truths: list[Truth],
+    raised: list[Raised],
+    *,
+    early: timedelta = timedelta(hours=6),
+    late: timedelta = timedelta(hours=36),
+) -> list[Truth]:
+    """Ground-truth faults that no alert matches."""
+    return [t for t in truths if not any(_overlaps(t, a, early, late) for a in raised)]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from balans_balance.bands import Band, learn_band
+from balans_balance.bands import MAD_TO_SIGMA, Band, learn_band
 from balans_balance.episodes import Episode, find_episodes
 
 FloatArray = npt.NDArray[np.float64]
@@ -41,6 +41,8 @@ class ExcessSettings:
     min_closure: float = 0.5
     min_correlation: float = 0.3
     min_member_z: float = 3.0
+    fit_days: int = 14  # days the expected balance is learned from
+    min_fit_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class GroupSeries:
     # kWh per m³ of coolant when the members meter volume (coolant mass balance): a leak
     # is then a constant *flow*, whose heat follows the building's ΔT
     heat_per_m3: FloatArray | None = None
+    # [driver, hour]: what moves the balance meter's own unmetered part besides the
+    # subscribers' use (for heat the supply temperature: pipe losses, common areas)
+    drivers: FloatArray | None = None
 
 
 @dataclass(frozen=True)
@@ -77,27 +82,101 @@ def _rolling_sum_2d(a: FloatArray, w: int) -> FloatArray:
     return np.concatenate([np.full((a.shape[0], w - 1), np.nan), c[:, w:] - c[:, :-w]], axis=1)
 
 
-def share_series(s: GroupSeries, cfg: ExcessSettings) -> FloatArray:
-    """Smoothed imbalance as a share of the balance meter (NaN where the meter is ~0)."""
+@dataclass(frozen=True)
+class Imbalance:
+    """The group's imbalance against what its balance meter should read."""
+
+    expected: FloatArray  # the balance meter's expected reading, hourly
+    share: FloatArray  # (balance − expected) / balance, over smooth_hours
+    band: Band  # of ``share``, day and night apart
+
+    def excess(self, s: GroupSeries) -> FloatArray:
+        """What the balance meter read beyond the expected reading and the band's median."""
+        return s.balance - self.expected - np.nan_to_num(self.band.median) * s.balance
+
+
+def _design(s: GroupSeries) -> FloatArray:
+    """[hour, regressor]: 1, the subscribers' use and the drivers (NaN-free)."""
+    columns = [np.ones(s.balance.size), s.subscribers]
+    if s.drivers is not None:
+        columns.extend(s.drivers)
+    x = np.column_stack(columns)
+    fill = np.nanmedian(x, axis=0)
+    return np.where(np.isnan(x), np.nan_to_num(fill)[None, :], x)
+
+
+def _robust_fit(x: FloatArray, y: FloatArray) -> FloatArray:
+    """Least squares, repeated once without the rows beyond 3 robust sigmas."""
+    coef = np.linalg.lstsq(x, y, rcond=None)[0]
+    r = y - x @ coef
+    spread = MAD_TO_SIGMA * float(np.median(np.abs(r - np.median(r))))
+    keep = np.abs(r - np.median(r)) <= 3 * max(spread, 1e-9)
+    if keep.sum() >= x.shape[1] + 3:
+        coef = np.linalg.lstsq(x[keep], y[keep], rcond=None)[0]
+    return np.asarray(coef)
+
+
+def expected_balance(
+    s: GroupSeries, usable: npt.NDArray[np.bool_], cfg: ExcessSettings
+) -> FloatArray:
+    """The balance meter's expected reading, a + b·subscribers (+ c·driver), learned
+    like a band: each day from the 24-hour sums of the ``fit_days`` usable days before
+    it (robust least squares). Losses and common areas that follow the weather are then
+    expected, not imbalance, so a fault of 1 % of the balance stands out. With too few
+    usable days the last fit stays (a lasting fault is not learned); before the first
+    fit the first fit is used."""
+    x = _design(s)
+    n, k = x.shape
     known = ~np.isnan(s.balance) & ~np.isnan(s.subscribers)
-    imbalance = np.where(known, s.balance - s.subscribers, 0.0)
+    if s.drivers is not None:
+        known &= ~np.isnan(s.drivers).any(axis=0)
+    first = n % 24
+    days = n // 24
+    fit_ok = np.asarray((known & usable)[first:].reshape(days, 24).all(axis=1))
+    xd = x[first:].reshape(days, 24, k).sum(axis=1)
+    yd = np.nan_to_num(s.balance[first:]).reshape(days, 24).sum(axis=1)
+    coefs: list[FloatArray | None] = [None] * days
+    current = None
+    for day in range(days):
+        past = np.flatnonzero(fit_ok[:day])[-cfg.fit_days :]
+        if past.size >= max(cfg.min_fit_days, k + 3):
+            current = _robust_fit(xd[past], yd[past])
+        coefs[day] = current
+    if current is None:  # too little history anywhere: the subscribers' usual ratio
+        ok = known & (np.nan_to_num(s.subscribers) > 0)
+        ratio = float(np.median(s.balance[ok] / s.subscribers[ok])) if ok.any() else 1.0
+        return np.asarray(ratio * x[:, 1])
+    first_fit = next(c for c in coefs if c is not None)
+    per_hour = np.array([c if c is not None else first_fit for c in coefs])
+    per_hour = np.concatenate([per_hour[:1].repeat(first, axis=0), per_hour.repeat(24, axis=0)])
+    return np.asarray((x * per_hour).sum(axis=1))
+
+
+def share_series(s: GroupSeries, expected: FloatArray, cfg: ExcessSettings) -> FloatArray:
+    """Smoothed balance − expected as a share of the balance meter (NaN where ~0)."""
+    known = ~np.isnan(s.balance) & ~np.isnan(s.subscribers)
+    imbalance = np.where(known, s.balance - expected, 0.0)
     num = _rolling_sum(imbalance, cfg.smooth_hours)
     den = _rolling_sum(np.where(known, s.balance, 0.0), cfg.smooth_hours)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 1e-9, num / den, np.nan)
 
 
-def imbalance_band(s: GroupSeries, cfg: ExcessSettings) -> tuple[FloatArray, Band]:
-    share = share_series(s, cfg)
+def imbalance_band(s: GroupSeries, cfg: ExcessSettings) -> Imbalance:
+    """Expected reading, share and band, twice: the second fit leaves out the hours the
+    first band found anomalous (and the day before them, the smoothing's lag), so a
+    fault is never part of what the balance meter is expected to read."""
     classes = s.night.astype(np.int_)
-    band = learn_band(
-        share,
-        classes,
-        window=cfg.band_days * 24,
-        k=cfg.band_k,
-        min_scale=cfg.min_scale,
-    )
-    return share, band
+    usable = np.ones(s.balance.size, dtype=bool)
+    for _ in range(2):
+        expected = expected_balance(s, usable, cfg)
+        share = share_series(s, expected, cfg)
+        band = learn_band(
+            share, classes, window=cfg.band_days * 24, k=cfg.band_k, min_scale=cfg.min_scale
+        )
+        lagged = _rolling_sum(band.anomalous[::-1].astype(np.float64), cfg.smooth_hours)[::-1]
+        usable = ~(band.anomalous | (np.nan_to_num(lagged) > 0))
+    return Imbalance(expected, share, band)
 
 
 def _reference(ep: Episode, n_hours: int, cfg: ExcessSettings) -> slice:
@@ -192,27 +271,33 @@ def _cv(x: FloatArray) -> float:
     return float(np.median(np.abs(x - m)) / abs(m)) if m else float("inf")
 
 
-def _shape_kind(s: GroupSeries, excess: FloatArray, ep: Episode) -> tuple[str, dict[str, Any]]:
-    win = slice(ep.start, ep.end + 1)
+def _shape_kind(
+    s: GroupSeries, excess: FloatArray, ep: Episode, cfg: ExcessSettings
+) -> tuple[str, dict[str, Any]]:
+    # a closed episode's last smooth_hours are the smoothing's lag, not the fault
+    stop = ep.end + 1 if ep.active else max(ep.start + cfg.min_run, ep.end + 2 - cfg.smooth_hours)
+    win = slice(ep.start, stop)
     e = np.nan_to_num(excess[win])
     subs = np.nan_to_num(s.subscribers[win])
     mean_e = float(e.mean())
-    if s.heat_per_m3 is not None:
-        per_m3 = s.heat_per_m3[win]
-        ok = np.nan_to_num(per_m3) > 0
-        e = np.where(ok, e / np.where(ok, per_m3, 1.0), 0.0)
-        subs = np.where(ok, subs / np.where(ok, per_m3, 1.0), 0.0)
     if mean_e < 0:
         return "faulty_balance_meter", {"direction": "under-reads"}
-    # a leak is a constant flow; a tapped-in consumer or a drifting meter follows the
-    # subscribers' own use (diurnal cycle, weather): which of excess and excess/use is
-    # steadier, over 6-hour sums?
+    # a leak is a constant flow (coolant volume where the members meter volume, else
+    # energy); a tapped-in consumer or a drifting meter takes a share of the subscribers'
+    # *heat* (diurnal cycle, weather), whatever the members meter: which of flow and
+    # excess heat per unit of heat used is steadier, over 6-hour sums? (Volumes would not
+    # tell them apart: a horizontal loop's flow hardly follows the weather.)
+    flow = e
+    if s.heat_per_m3 is not None:
+        per_m3 = np.nan_to_num(s.heat_per_m3[win])
+        flow = np.where(per_m3 > 0, e / np.where(per_m3 > 0, per_m3, 1.0), 0.0)
     e6 = _rolling_sum(e, 6)[5::6]
+    f6 = _rolling_sum(flow, 6)[5::6]
     s6 = _rolling_sum(subs, 6)[5::6]
     ok = s6 > 0
-    steady_abs = _cv(e6[ok])
+    steady_abs = _cv(f6[ok])
     steady_rel = _cv(e6[ok] / s6[ok]) if ok.any() else np.inf
-    shape: dict[str, Any] = {"cv_excess": steady_abs, "cv_excess_per_use": steady_rel}
+    shape: dict[str, Any] = {"cv_flow": steady_abs, "cv_excess_per_use": steady_rel}
     if steady_abs <= steady_rel:
         return "leak", {**shape, "rate_per_hour": mean_e}
     # proportional: a step (tapping in) or a ramp (the balance meter drifting)?
@@ -233,12 +318,13 @@ def _shape_kind(s: GroupSeries, excess: FloatArray, ep: Episode) -> tuple[str, d
 def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Diagnosis]:
     """Every episode of the group's imbalance outside its band, with its likely cause."""
     cfg = cfg or ExcessSettings()
-    share, band = imbalance_band(s, cfg)
+    imbalance = imbalance_band(s, cfg)
+    share, band = imbalance.share, imbalance.band
     known = ~np.isnan(band.median) & ~np.isnan(share)
     high = known & (share > band.high)
     low = known & (share < band.low)
     diagnoses: list[Diagnosis] = []
-    excess = s.balance - s.subscribers - np.nan_to_num(band.median) * s.balance
+    excess = imbalance.excess(s)
     for mask, sign in ((high, 1), (low, -1)):
         for ep in find_episodes(mask, min_run=cfg.min_run, quiet_to_close=cfg.quiet_to_close):
             win = slice(ep.start, ep.end + 1)
@@ -256,6 +342,6 @@ def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Di
                 evidence.update(closure=closure, correlation=corr, missing_fraction=missing)
                 diagnoses.append(Diagnosis(ep, kind, member, evidence, sign))
                 continue
-            kind, shape = _shape_kind(s, excess, ep)
+            kind, shape = _shape_kind(s, excess, ep, cfg)
             diagnoses.append(Diagnosis(ep, kind, None, {**evidence, **shape}, sign))
     return diagnoses

@@ -83,9 +83,10 @@ def _meter_kind(s: GroupSeries, i: int, ep: Episode, ratio: FloatArray) -> str:
 
 
 def member_shifts(
-    s: GroupSeries, imbalance_median_share: FloatArray, cfg: MemberSettings | None = None
+    s: GroupSeries, excess: FloatArray, cfg: MemberSettings | None = None
 ) -> list[MemberShift]:
-    """Every episode of a member's share out of its band, with the verdict."""
+    """Every episode of a member's share out of its band, with the verdict; ``excess`` is
+    the group's imbalance beyond its expected level (:meth:`Imbalance.excess`)."""
     cfg = cfg or MemberSettings()
     m, n = s.members.shape
     coverage = np.nanmedian(s.subscribers / np.where(s.balance > 0, s.balance, np.nan))
@@ -96,7 +97,6 @@ def member_shifts(
     own_total = np.nansum(s.members, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         worth = np.where(own_total > 0, s.subscribers / own_total, np.nan)
-    excess = s.balance - s.subscribers - np.nan_to_num(imbalance_median_share) * s.balance
     daily_excess = _rolling_sum(np.nan_to_num(excess), 24)
     classes = np.zeros(n, dtype=np.int_)
     members = np.nan_to_num(s.members)
