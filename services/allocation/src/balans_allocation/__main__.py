@@ -9,6 +9,7 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 from nats.js.client import JetStreamContext
 
+from balans_allocation.allocator import warm_up
 from balans_allocation.handlers import handle_readings_stored, log
 from balans_allocation.metrics import EVENTS
 from balans_allocation.settings import AllocationSettings
@@ -30,6 +31,8 @@ async def serve(ctx: ServiceContext) -> None:
     try:
         js = nc.jetstream()
         await ensure_streams(js)
+        async with pool.acquire() as conn:
+            warmed = await warm_up(conn, settings.allocation_lookaround_hours)
         waiting: asyncio.Queue[Msg] = asyncio.Queue()
 
         async def on_message(msg: Msg) -> None:
@@ -44,7 +47,7 @@ async def serve(ctx: ServiceContext) -> None:
             manual_ack=True,
             config=ConsumerConfig(ack_wait=120, max_ack_pending=settings.allocation_batch_events),
         )
-        ctx.set_ready(consumer=settings.allocation_consumer)
+        ctx.set_ready(consumer=settings.allocation_consumer, warmed_buildings=warmed)
         await ctx.stopping.wait()
         await sub.drain()
         await waiting.join()

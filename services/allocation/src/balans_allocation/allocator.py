@@ -23,6 +23,7 @@ from balans_allocation.compute import Job, compute_buildings
 from balans_allocation.flags import Flag
 from balans_allocation.metrics import COMPUTE_SECONDS, FLAGGED_FLAT_HOURS
 from balans_allocation.readings import HOUR
+from balans_allocation.water import property_tables
 
 ADVISORY_LOCK_CLASS = 5_0001  # pg_advisory_xact_lock(class, building_id): one writer a building
 
@@ -188,3 +189,23 @@ async def on_readings_stored_many(
         if recomputed:
             announcements.append(Announcement(building_id, recomputed[0], recomputed[-1], True))
     return announcements
+
+
+async def warm_up(conn: asyncpg.Connection, lookaround: int) -> int:
+    """Compute, without storing, the last complete hour of one building of each layout, so
+    the first events after a start do not pay for loading the kernels and water tables or
+    preparing the queries; return how many buildings were computed."""
+    rows = await conn.fetch(
+        """select distinct on (b.layout) b.id, w.complete_until
+           from buildings b join allocation_watermarks w on w.building_id = b.id
+           order by b.layout, b.id"""
+    )
+    buildings = await load_buildings(conn, [r["id"] for r in rows])
+    jobs = [
+        Job(buildings[r["id"]], r["complete_until"] - HOUR, 1)
+        for r in rows
+        if r["id"] in buildings and buildings[r["id"]].flat_ids.size
+    ]
+    property_tables()
+    await compute_buildings(conn, jobs, lookaround)
+    return len(jobs)
