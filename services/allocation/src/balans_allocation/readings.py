@@ -45,10 +45,16 @@ class TemperatureWindow:
 
 
 def _columns(rows: list[asyncpg.Record], count: int) -> list[np.ndarray]:
-    """The first ``count`` fields of the rows as int64 columns."""
+    """Rows of (channel, array, array, ...) aggregated per channel, unfolded into ``count``
+    int64 columns, the channel repeated along its arrays. One row per channel instead of
+    one per reading: asyncpg decodes arrays several times faster than records."""
     if not rows:
         return [np.empty(0, dtype=np.int64) for _ in range(count)]
-    return list(np.array([tuple(r) for r in rows], dtype=np.int64).reshape(-1, count).T)
+    lengths = [len(r[1]) for r in rows]
+    channel = np.repeat(np.array([r[0] for r in rows], dtype=np.int64), lengths)
+    return [channel] + [
+        np.concatenate([np.asarray(r[k], dtype=np.int64) for r in rows]) for k in range(1, count)
+    ]
 
 
 def _offsets(sizes: list[int]) -> np.ndarray:
@@ -67,12 +73,14 @@ async def load_register_windows(
         ends = [w.start + (w.boundaries - 1) * HOUR for w in windows if w.meters]
         starts = [w.start for w in windows if w.meters]
         rows = await conn.fetch(
-            """select m.i - 1, (extract(epoch from p.ts - m.t0) / 3600)::bigint, p.count
+            """select m.i - 1, array_agg((extract(epoch from p.ts - m.t0) / 3600)::bigint),
+                      array_agg(p.count)
                from unnest($1::bigint[], $2::smallint[], $3::timestamptz[], $4::timestamptz[])
                     with ordinality as m(serial, input, t0, t1, i)
                join pulse_readings p on p.module_serial = m.serial and p.input = m.input
                     and p.ts >= m.t0 and p.ts <= m.t1
-               where p.ts >= $5 and p.ts <= $6 and date_trunc('hour', p.ts) = p.ts""",
+               where p.ts >= $5 and p.ts <= $6 and date_trunc('hour', p.ts) = p.ts
+               group by m.i""",
             [m.module_serial for w in windows for m in w.meters],
             [m.input for w in windows for m in w.meters],
             [w.start for w in windows for _ in w.meters],
@@ -104,13 +112,14 @@ async def load_temperature_windows(
     if t_flow.size:
         used = [w for w in windows if w.serials]
         rows = await conn.fetch(
-            """select m.i - 1, (extract(epoch from t.ts - m.t0) / 3600)::bigint - 1,
-                      t.supply_centi_c, t.return_centi_c
+            """select m.i - 1, array_agg((extract(epoch from t.ts - m.t0) / 3600)::bigint - 1),
+                      array_agg(t.supply_centi_c), array_agg(t.return_centi_c)
                from unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[])
                     with ordinality as m(serial, t0, t1, i)
                join temperature_readings t on t.module_serial = m.serial
                     and t.ts > m.t0 and t.ts <= m.t1
-               where t.ts > $4 and t.ts <= $5 and date_trunc('hour', t.ts) = t.ts""",
+               where t.ts > $4 and t.ts <= $5 and date_trunc('hour', t.ts) = t.ts
+               group by m.i""",
             [s for w in windows for s in w.serials],
             [w.start for w in windows for _ in w.serials],
             [w.start + w.hours * HOUR for w in windows for _ in w.serials],
