@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import nats
 import pytest
 
 from balans_core.service import ServiceContext
+from balans_protocol import subjects
+from balans_protocol.messages import ReadingsStored
 from balans_sim.__main__ import serve
 from balans_sim.api import simulate_into_database
 from balans_sim.city import CityConfig
@@ -54,11 +57,15 @@ async def test_weeks_of_a_city_land_once(database_url: str, tmp_path: Path) -> N
 
 @pytest.mark.asyncio
 async def test_service_backfills_history_then_reports_ready(
-    database_url: str, tmp_path: Path
+    database_url: str, nats_url: str, tmp_path: Path
 ) -> None:
-    """The sim service writes the last days of a small city and becomes ready."""
+    """The sim service writes the last days of a small city, announces them as the persister
+    would (ReadingsStored per building), and becomes ready."""
+    nc = await nats.connect(nats_url)
+    announced = await nc.subscribe(subjects.READINGS_STORED_ALL)
     settings = SimSettings(
         database_url=database_url,
+        nats_url=nats_url,
         sim_preset="generated",
         sim_buildings=1,
         sim_seed=9,
@@ -83,10 +90,16 @@ async def test_service_backfills_history_then_reports_ready(
                join radio_modules m on m.serial = p.module_serial
                join buildings b on b.id = m.building_id where b.code like 'sim-9-%'"""
         )
+        building_id = await conn.fetchval("select id from buildings where code like 'sim-9-%'")
     finally:
         await conn.close()
+    event = ReadingsStored.model_validate_json((await announced.next_msg(timeout=10)).data)
+    await nc.close()
     assert 47 <= hours <= 48
     assert (tmp_path / "gt.jsonl").exists()
+    assert event.building_id == building_id
+    assert event.hour_to - event.hour_from >= timedelta(hours=47)
+    assert event.rows > 0
 
 
 def test_cli_runs_a_city_and_rejects_impossible_ones(

@@ -16,9 +16,10 @@ import structlog
 
 from balans_core.service import ServiceContext, run_service
 from balans_db.secrets import KeyVault
+from balans_sim.announce import announce_backfill
 from balans_sim.api import prepare
 from balans_sim.city import CityConfig
-from balans_sim.climate import EPOCH, hour_index
+from balans_sim.climate import EPOCH, hour_index, hour_start
 from balans_sim.concentrator import SimConcentrator
 from balans_sim.engine import CitySim
 from balans_sim.faults import FaultRecord, write_ground_truth
@@ -65,10 +66,20 @@ async def serve(ctx: ServiceContext) -> None:
         await write_city(conn, [b.spec for b in sim.buildings], vault, s.sim_seed)
         keys = await concentrator_keys(conn, [b.spec for b in sim.buildings], vault)
         rows = 0
+        backfill_from = sim.next_hour
         while sim.next_hour < now_h:
             chunks = sim.advance(min(24 * 7, now_h - sim.next_hour))
             rows += await write_chunks(conn, chunks)
             count(chunks)
+        if sim.next_hour > backfill_from:
+            await announce_backfill(
+                s.nats_url,
+                conn,
+                [b.spec.code for b in sim.buildings],
+                hour_start(backfill_from),
+                hour_start(sim.next_hour),
+                rows,
+            )
     finally:
         await conn.close()
     log.info(
