@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from balans_allocation.__main__ import serve
-from balans_allocation.allocator import on_readings_stored, on_readings_stored_many
+from balans_allocation.allocator import on_readings_stored, on_readings_stored_many, warm_up
 from balans_allocation.explain import explain
 from balans_allocation.flags import Flag
 from balans_allocation.settings import AllocationSettings
@@ -182,6 +182,16 @@ async def test_batch_of_buildings_equals_one_at_a_time(conn: asyncpg.Connection)
     for building_id in ids:  # the single path finds nothing to change
         assert await on_readings_stored(conn, building_id, H0, LATENESS, LOOKAROUND) == []
         assert [dict(r) for r in await _allocation(conn, building_id)] == batch[building_id]
+
+
+async def test_warm_up_computes_without_storing(conn: asyncpg.Connection) -> None:
+    """Warming up computes a building of each stored layout and writes nothing."""
+    building_id = await _building(conn, "2b")
+    await _seed_readings(conn, building_id)
+    await on_readings_stored(conn, building_id, H0, LATENESS, LOOKAROUND)
+    before = [dict(r) for r in await _allocation(conn, building_id)]
+    assert await warm_up(conn, LOOKAROUND) >= 1
+    assert [dict(r) for r in await _allocation(conn, building_id)] == before
 
 
 async def test_late_reading_recomputes_exactly_the_affected_hours(conn: asyncpg.Connection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
@@ -133,3 +134,13 @@ def test_scatter_and_volume_share_match_numpy() -> None:
     np.testing.assert_array_equal(got_f, exp_f)
     assert np.nansum(got[3]) == pytest.approx(building[3], rel=1e-5)
     assert got_f[3, 0] & Flag.VOLUME_SHARE_FALLBACK
+
+
+def test_small_inputs_run_on_one_thread() -> None:
+    """A building-sized call runs on one thread, a large one on all, and the count returns."""
+    before = numba.get_num_threads()
+    with nb.threads_for(nb.PARALLEL_MIN_CELLS - 1):
+        assert numba.get_num_threads() == 1
+    with nb.threads_for(nb.PARALLEL_MIN_CELLS):
+        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    assert numba.get_num_threads() == before

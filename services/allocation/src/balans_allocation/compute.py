@@ -6,6 +6,7 @@ measured heat per [hour, flat]; the methodology then shares the building meter's
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,9 +60,14 @@ class Consumption:
     value: np.ndarray  # float64 [meter, hour], NaN = no data
     flags: np.ndarray  # uint16 [meter, hour]
 
+    @functools.cached_property
+    def row_of(self) -> dict[int, int]:
+        """Row of each meter id."""
+        return {m.id: i for i, m in enumerate(self.meters)}
+
     def of(self, meters: list[Meter]) -> tuple[np.ndarray, np.ndarray]:
         """[hour, len(meters)] values and flags of these meters."""
-        rows = [self.meters.index(m) for m in meters]
+        rows = [self.row_of[m.id] for m in meters]
         return self.value[rows].T.astype(np.float32), self.flags[rows].T
 
 
@@ -308,7 +314,7 @@ def _cross_check(inputs: Inputs) -> None:
             reported[:, 0], heat[:, 0], delta_t[:, 0], heat_meter.pulse_weight,
             pulse_kwh if np.isfinite(pulse_kwh) else 0.0,
         )  # fmt: skip
-        row = inputs.consumption.meters.index(heat_meter)
+        row = inputs.consumption.row_of[heat_meter.id]
         inputs.consumption.flags[row, bad] |= np.uint16(Flag.CROSSCHECK_FAILED)
 
 
@@ -369,6 +375,14 @@ async def compute_building(
 
 
 def _compute(
+    job: Job, lookaround: int, registers: np.ndarray, t_flow: np.ndarray, t_return: np.ndarray
+) -> BuildingResult:
+    cells = registers.size + job.hours * (job.building.flat_ids.size + t_flow.shape[1])
+    with kernels.threads_for(cells):
+        return _compute_threaded(job, lookaround, registers, t_flow, t_return)
+
+
+def _compute_threaded(
     job: Job, lookaround: int, registers: np.ndarray, t_flow: np.ndarray, t_return: np.ndarray
 ) -> BuildingResult:
     building, start, hours = job.building, job.start, job.hours
