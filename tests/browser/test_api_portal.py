@@ -146,7 +146,9 @@ async def test_operator_pages_show_api_data(portal: str, browser: Any) -> None:
     flats_line = await _trace(page, "chart-overview", 1)
     building_id = int(page.url.rsplit("/", 1)[1])
     overview = await _api(portal, page, f"/buildings/{building_id}/overview")
-    assert flats_line["y"] == pytest.approx([p["value"] for p in overview["flats_heat_last_30d"]])
+    assert flats_line["y"] == pytest.approx(
+        [p["value"] for p in overview["flats_measured_last_30d"]]
+    )
     await page.wait_for_selector("#mesh li")
     imbalance = await _trace(page, "chart-imbalance", 1)
     group = await page.input_value("#group")

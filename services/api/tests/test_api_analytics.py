@@ -163,6 +163,14 @@ async def test_estimator_reference_building(client: httpx.AsyncClient, world: Wo
     assert float(totals["1c"]) == 71164
 
 
+async def test_estimator_extremes_are_422(client: httpx.AsyncClient, world: World) -> None:
+    """Inputs the cost model cannot compute with answer 422, not 500."""
+    h = auth(world, "manager")
+    body = {"heating": {"season_months": "1e30"}}
+    response = await client.post("/api/v1/estimator", json=body, headers=h)
+    assert response.status_code == 422
+
+
 async def _invoice(conn: asyncpg.Connection, account_id: int, building_id: int) -> int:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     invoice = await conn.fetchval(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import httpx
 import pytest
 
@@ -86,3 +88,25 @@ async def test_profile_meters_match_meter_series(client: httpx.AsyncClient, worl
     ).json()["points"]
     assert len(p["meters"]) > 1
     assert [x["value"] for x in own] == pytest.approx([x["value"] for x in points[:-1]])
+
+
+async def test_average_flat_is_the_mean_of_flats(client: httpx.AsyncClient, world: World) -> None:
+    """The average-flat line (from allocation's building hours) equals the mean of the
+    building's flat totals in that hour."""
+    import asyncpg
+
+    h = auth(world, "consumer")
+    p = (
+        await client.get(f"/api/v1/flats/{world.flat_id}/profile?resolution=hour", headers=h)
+    ).json()
+    point = p["building_average"]["points"][5]
+    conn = await asyncpg.connect(world.database_url)
+    try:
+        mean = await conn.fetchval(
+            "select avg(total_kwh) from heat_allocation where building_id = $1 and hour = $2",
+            world.building_id,
+            datetime.fromisoformat(point["t"]),
+        )
+    finally:
+        await conn.close()
+    assert point["value"] == pytest.approx(mean)

@@ -77,9 +77,25 @@ async def building_average(
     resolution: Resolution,
     tz: str,
 ) -> Points:
-    """The average flat's consumption per bucket (heat from the allocation): the mean over
-    the building's flats (or flat meters of the utility) of each one's bucket total."""
-    args: list[object] = [building_id, span.start, span.end]
+    """The average flat's consumption per bucket. Heat: allocation's building hours
+    (Σ flat totals = the building meter, docs/allocation.md) over the number of flats, one
+    row per hour; without them, the mean of each flat's bucket total from the flat rows."""
+    if utility == "heat":
+        args: list[object] = [building_id, span.start, span.end]
+        t, group = _bucket(resolution, "hour", tz, args)
+        value = "sum(building_kwh)" if group else "building_kwh"
+        points = await _points(
+            pool,
+            f"""select {t} as t, {value} / greatest(
+                       (select count(*) from flats where building_id = $1), 1) as value,
+                       false as estimated
+                from allocation_building_hours
+                where building_id = $1 and hour >= $2 and hour < $3 {group}""",
+            args,
+        )
+        if points:
+            return points
+    args = [building_id, span.start, span.end]
     t, _ = _bucket(resolution, "hour", tz, args)
     if utility == "heat":
         inner = f"""select flat_id as k, {t} as t, sum(total_kwh) as value

@@ -52,10 +52,22 @@ on conflict do nothing
 """
 
 
+# what allocation keeps per building-hour (Σ flat totals = the building meter)
+_BUILDING_HOURS = """
+insert into allocation_building_hours (building_id, hour, building_kwh, flats_measured_kwh,
+                                       common_kwh, estimated_area_fraction)
+select building_id, hour, sum(total_kwh), sum(measured_kwh), sum(common_kwh), 0
+from heat_allocation where building_id = $1 and hour >= $2 and hour < $3
+group by building_id, hour
+on conflict do nothing
+"""
+
+
 async def fill_building(
     conn: asyncpg.Connection, building_id: int, start: datetime, end: datetime
 ) -> None:
     """Hourly heat per flat and hourly consumption of every meter in [start, end)."""
     await conn.execute(_HEAT, building_id, start, end)
+    await conn.execute(_BUILDING_HOURS, building_id, start, end)
     await conn.execute(_METERS, building_id, start, end)
     await conn.execute(_BUILDING_METERS, building_id, start, end)

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from balans_api.deps import Reader
-from balans_api.errors import ERROR_RESPONSES
+from balans_api.errors import ERROR_RESPONSES, ApiError
 from balans_billing.estimate_report import EstimateReport, build_report
 from balans_billing.estimator import Building, Heating, Prices
 
@@ -21,11 +21,16 @@ class EstimateRequest(BaseModel):
     building: Building = Field(default_factory=Building)
     prices: Prices = Field(default_factory=Prices)
     heating: Heating = Field(default_factory=Heating)
-    saving: Decimal = Field(Decimal("0.4"), gt=0, lt=1, description="0.4 = 40 % saving.")
+    saving: Decimal = Field(
+        Decimal("0.4"), ge=Decimal("0.01"), le=Decimal("0.99"), description="0.4 = 40 % saving."
+    )
 
 
 @router.post("/estimator", response_model=EstimateReport)
 async def estimate(body: EstimateRequest, _: Reader) -> EstimateReport:
     """Cost of the five metering variants (1a-2b) in MDL, and the payback in heating
     seasons for each flat size. ``{}`` gives DOMAIN.md's reference building."""
-    return build_report(body.building, body.prices, body.heating, body.saving)
+    try:
+        return build_report(body.building, body.prices, body.heating, body.saving)
+    except ArithmeticError as exc:  # decimal.DivisionByZero / InvalidOperation on extremes
+        raise ApiError(422, f"inputs outside the estimator's range ({type(exc).__name__})") from exc

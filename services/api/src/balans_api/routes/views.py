@@ -119,7 +119,7 @@ class Overview(BaseModel):
     modules_low_battery: int
     open_alerts: int | None
     building_heat_last_30d: list[ConsumptionPoint]
-    flats_heat_last_30d: list[ConsumptionPoint]
+    flats_measured_last_30d: list[ConsumptionPoint]
 
 
 async def flat_context(pool: asyncpg.Pool, who: Principal, flat_id: int) -> FlatContext:
@@ -365,8 +365,16 @@ where m.building_id = $1 and m.role = 'building' and m.utility = 'heat' and mc.h
 group by 1 order by 1
 """
 
-_FLATS_HEAT_DAYS = """
-select date_trunc('day', hour, $3) as t, sum(total_kwh) as value, bool_or(estimated) as estimated
+# the flats' measured heat per day: allocation's building hours, else the flat rows
+_FLATS_MEASURED_DAYS = """
+select date_trunc('day', hour, $3) as t, sum(flats_measured_kwh) as value,
+       false as estimated
+from allocation_building_hours where building_id = $1 and hour >= $2 group by 1 order by 1
+"""
+
+_FLATS_MEASURED_DAYS_FROM_FLATS = """
+select date_trunc('day', hour, $3) as t, sum(measured_kwh) as value,
+       bool_or(estimated) as estimated
 from heat_allocation where building_id = $1 and hour >= $2 group by 1 order by 1
 """
 
@@ -392,7 +400,9 @@ async def _overview(pool: asyncpg.Pool, building_id: int) -> Overview:
     )
     since = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=30)
     building_days = await pool.fetch(_BUILDING_METER_DAYS, building_id, since, tz)
-    flat_days = await pool.fetch(_FLATS_HEAT_DAYS, building_id, since, tz)
+    flat_days = await pool.fetch(_FLATS_MEASURED_DAYS, building_id, since, tz) or await pool.fetch(
+        _FLATS_MEASURED_DAYS_FROM_FLATS, building_id, since, tz
+    )
     return Overview(
         building_id=row["id"],
         name=row["name"],
@@ -404,7 +414,7 @@ async def _overview(pool: asyncpg.Pool, building_id: int) -> Overview:
         modules_low_battery=row["modules_low_battery"],
         open_alerts=await _open_alerts(pool, building_id),
         building_heat_last_30d=[ConsumptionPoint(**r) for r in building_days],
-        flats_heat_last_30d=[ConsumptionPoint(**r) for r in flat_days],
+        flats_measured_last_30d=[ConsumptionPoint(**r) for r in flat_days],
     )
 
 

@@ -197,7 +197,7 @@ const balans = (() => {
       stat("Low battery", overview.modules_low_battery, overview.modules_low_battery ? "low" : "ok") + stat("Open alerts", overview.open_alerts);
     Plotly.react("chart-overview", [
       { type: "bar", name: "Building meter", x: xs(overview.building_heat_last_30d), y: ys(overview.building_heat_last_30d), marker: { color: "#94a3b8" } },
-      { type: "scatter", mode: "lines+markers", name: "Sum of flats", x: xs(overview.flats_heat_last_30d), y: ys(overview.flats_heat_last_30d), line: { color: PALETTE[0] } },
+      { type: "scatter", mode: "lines+markers", name: "Flats measured", x: xs(overview.flats_measured_last_30d), y: ys(overview.flats_measured_last_30d), line: { color: PALETTE[0] } },
     ], layout({ yaxis: { title: "kWh / day" } }), { responsive: true, displaylogo: false });
     el("drill").innerHTML = entrances.map((e) => `<details><summary>Entrance ${e.number}</summary>` +
       risers.filter((r) => r.entrance_id === e.id).map((r) => `<details><summary>Riser ${r.number}</summary><ul>` +
