@@ -21,7 +21,7 @@ FLAGGED_FLAT_HOURS = Counter(
 )
 COMPUTE_SECONDS = Histogram(
     "balans_allocation_compute_seconds",
-    "Time to compute and store one building's range of hours.",
+    "Time to compute and store one batch of buildings' ranges of hours.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 BATCH_BUILDINGS = Histogram(
