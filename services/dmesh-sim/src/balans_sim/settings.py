@@ -23,7 +23,12 @@ class SimSettings(CommonSettings):
         description="When the simulated meters were installed: registers count from here, "
         "so restarts continue the same series.",
     )
-    sim_backfill_days: int = Field(21, ge=0, description="Days of history written at start.")
+    sim_backfill_days: int = Field(
+        35,
+        ge=0,
+        description="Days of history written at start (35 reach into the previous month, so "
+        "the demo has a closed billing period with invoices).",
+    )
     sim_faults_per_week: float = Field(0.5, ge=0, description="Faults per building per week.")
     sim_outages_per_week: float = Field(
         0.1, ge=0, description="Uplink (GPRS) outages per concentrator per week, real time."
