@@ -43,6 +43,11 @@ class ExcessSettings:
     min_member_z: float = 3.0
     fit_days: int = 14  # days the expected balance is learned from
     min_fit_days: int = 7
+    # an excess is called proportional to the use (not a leak) only when its flow's
+    # slope against the use is this significant...
+    min_use_slope_t: float = 3.0
+    # ... or when the excess per unit of use is this much steadier than the flow
+    steadier_margin: float = 0.85
 
 
 @dataclass(frozen=True)
@@ -271,6 +276,20 @@ def _cv(x: FloatArray) -> float:
     return float(np.median(np.abs(x - m)) / abs(m)) if m else float("inf")
 
 
+def follows_use(flow: FloatArray, use: FloatArray) -> tuple[float, float]:
+    """(t-statistic of the slope, share of the mean flow the slope accounts for) of
+    ``flow = a + b·use`` by least squares: how clearly the excess follows the use."""
+    x = use - use.mean()
+    sxx = float(x @ x)
+    if flow.size < 4 or sxx <= 0 or abs(float(flow.mean())) < 1e-12:
+        return 0.0, 0.0
+    slope = float(x @ (flow - flow.mean())) / sxx
+    residual = flow - flow.mean() - slope * x
+    se = np.sqrt(float(residual @ residual) / (flow.size - 2) / sxx)
+    t = slope / se if se > 0 else np.inf * np.sign(slope)
+    return float(t), slope * float(use.mean()) / float(flow.mean())
+
+
 def _shape_kind(
     s: GroupSeries, excess: FloatArray, ep: Episode, cfg: ExcessSettings
 ) -> tuple[str, dict[str, Any]]:
@@ -283,35 +302,41 @@ def _shape_kind(
     if mean_e < 0:
         return "faulty_balance_meter", {"direction": "under-reads"}
     # a leak is a constant flow (coolant volume where the members meter volume, else
-    # energy); a tapped-in consumer or a drifting meter takes a share of the subscribers'
-    # *heat* (diurnal cycle, weather), whatever the members meter: which of flow and
-    # excess heat per unit of heat used is steadier, over 6-hour sums? (Volumes would not
-    # tell them apart: a horizontal loop's flow hardly follows the weather.)
+    # energy) that keeps running at night and whatever the weather; a tapped-in consumer
+    # or a drifting meter takes a share of the subscribers' *heat* (diurnal cycle,
+    # weather). Leak when the flow is the steadier of the two, and also when neither
+    # the excess clearly rises and falls with the use (slope significant, over 6-hour
+    # sums) nor the excess per unit of use is clearly steadier: on a small daily swing
+    # the two steadiness figures are close and must not turn a leak into a tapping-in.
     flow = e
     if s.heat_per_m3 is not None:
         per_m3 = np.nan_to_num(s.heat_per_m3[win])
         flow = np.where(per_m3 > 0, e / np.where(per_m3 > 0, per_m3, 1.0), 0.0)
-    e6 = _rolling_sum(e, 6)[5::6]
     f6 = _rolling_sum(flow, 6)[5::6]
     s6 = _rolling_sum(subs, 6)[5::6]
     ok = s6 > 0
+    t, proportional = follows_use(f6[ok], s6[ok])
+    shape: dict[str, Any] = {"use_slope_t": t, "proportional_share": proportional}
     steady_abs = _cv(f6[ok])
-    steady_rel = _cv(e6[ok] / s6[ok]) if ok.any() else np.inf
-    shape: dict[str, Any] = {"cv_flow": steady_abs, "cv_excess_per_use": steady_rel}
-    if steady_abs <= steady_rel:
-        return "leak", {**shape, "rate_per_hour": mean_e}
-    # proportional: a step (tapping in) or a ramp (the balance meter drifting)?
+    steady_rel = _cv(_rolling_sum(e, 6)[5::6][ok] / s6[ok]) if ok.any() else np.inf
+    shape.update(cv_flow=steady_abs, cv_excess_per_use=steady_rel)
+    # a ramp (the balance meter drifting) rather than a step (a leak, a tapping-in)?
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(subs > 0, e / subs, np.nan)
     ok = ~np.isnan(ratio)
     if ok.sum() >= 6:
-        t = np.arange(e.size)[ok]
-        slope, intercept = np.polyfit(t, ratio[ok], 1)
+        hours = np.arange(e.size)[ok]
+        slope, intercept = np.polyfit(hours, ratio[ok], 1)
         start_level = intercept
         end_level = intercept + slope * (e.size - 1)
         shape.update(ratio_start=float(start_level), ratio_end=float(end_level))
         if end_level > 0 and start_level < 0.35 * end_level:
             return "faulty_balance_meter", {**shape, "direction": "over-reads, drifting"}
+    clearly_proportional = (
+        t >= cfg.min_use_slope_t or steady_rel <= cfg.steadier_margin * steady_abs
+    )
+    if steady_abs <= steady_rel or not clearly_proportional:
+        return "leak", {**shape, "rate_per_hour": mean_e}
     return "unauthorised_connection", shape
 
 
