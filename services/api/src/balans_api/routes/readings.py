@@ -63,7 +63,7 @@ async def consumption(
     if format == "csv":
         return csv_response(
             ("t", f"value_{meter['unit']}", "estimated"),
-            ((p["t"], p["value"], p["estimated"]) for p in points),
+            ((p["t"], p["value"], p["estimated"]) for p in points.parsed()),
             f"meter-{meter_id}-{resolution}",
         )
     return dict_response(series(points, meter["unit"], resolution, meter_id=meter_id))

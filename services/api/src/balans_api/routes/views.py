@@ -26,7 +26,6 @@ from balans_api.series import (
     flat_heat_series,
     flat_meter_series,
     series,
-    total,
 )
 from balans_api.timerange import TimeRange
 from balans_api.visibility import check_building, check_flat
@@ -202,8 +201,8 @@ async def profile(
             first,
         )
     )
-    mine = total(heat)
-    avg_total = total(average)
+    mine = heat.total
+    avg_total = average.total
     now = datetime.now(UTC)
     elapsed = (min(now, span.end) - span.start).total_seconds()
     forecast = mine * (span.end - span.start).total_seconds() / elapsed if elapsed > 0 else None
