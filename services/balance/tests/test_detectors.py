@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from balans_balance.bands import learn_band
-from balans_balance.detectors.excess import diagnose_group
+from balans_balance.detectors.excess import diagnose_group, follows_use
 from balans_balance.episodes import find_episodes
 
 START = 600  # the fault begins after 25 days of normal history
@@ -35,6 +35,16 @@ def test_leak_found_and_closed(world, seed: int) -> None:
     assert START <= d.episode.start <= START + 12
     assert not d.episode.active
     assert d.episode.end <= START + 100 + 24
+
+
+def test_follows_use_tells_constant_from_proportional() -> None:
+    """A constant flow has no significant slope against the use; a share of the use has."""
+    rng = np.random.default_rng(4)
+    use = 100 * (1 + 0.06 * np.sin(np.arange(40) / 3))
+    t_const, _ = follows_use(3 + rng.normal(0, 0.3, 40), use)
+    t_prop, share = follows_use(0.05 * use * rng.normal(1, 0.02, 40), use)
+    assert abs(t_const) < 3 <= t_prop
+    assert 0.8 < share < 1.2
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
