@@ -7,6 +7,12 @@ const balans = (() => {
   const fmt = (v, d = 1) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
   const el = (id) => document.getElementById(id);
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  // Invoices cover whole local months: the middle of the period names the month whatever the
+  // site's time zone (period_start is a UTC instant, e.g. 2026-09-30T21:00Z for October in Chisinau).
+  const billingMonth = (invoice) =>
+    new Date((Date.parse(invoice.period_start) + Date.parse(invoice.period_end)) / 2)
+      .toISOString()
+      .slice(0, 7);
   const PALETTE = ["#c2410c", "#2563eb", "#15803d", "#7c3aed", "#db2777", "#0891b2"];
   const layout = (extra = {}) => ({
     margin: { l: 50, r: 20, t: 10, b: 40 }, legend: { orientation: "h" }, hovermode: "x unified", ...extra,
@@ -126,7 +132,7 @@ const balans = (() => {
     }, "alerts");
     await optional(async () => {
       const invoices = await api("/invoices?limit=12");
-      el("invoices").innerHTML = invoices.items.map((i) => `<tr><td>${esc(i.period_start).slice(0, 10)}</td><td>${esc(i.kind)}</td><td>${esc(i.total)} ${esc(i.currency)}</td></tr>`).join("") || "<tr><td>No invoices yet.</td></tr>";
+      el("invoices").innerHTML = invoices.items.map((i) => `<tr><td>${esc(billingMonth(i))}</td><td>${esc(i.kind)}</td><td>${esc(i.total)} ${esc(i.currency)}</td></tr>`).join("") || "<tr><td>No invoices yet.</td></tr>";
     }, "invoices");
     el("grouping").addEventListener("change", () => drawRanking(flat.building_id, el("grouping").value));
     await drawRanking(flat.building_id);
