@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -128,13 +129,23 @@ async def building_average(
 
 
 async def flat_meter_series(
-    pool: asyncpg.Pool, flat_id: int, span: TimeRange, resolution: Resolution, tz: str
+    pool: asyncpg.Pool,
+    flat_id: int,
+    span: TimeRange,
+    resolution: Resolution,
+    tz: str,
+    month: date,
 ) -> list[dict[str, Any]]:
-    """Every meter of a flat with its series, in one query."""
+    """Every meter of a flat with its series and balance's month-end forecast for
+    ``month`` (None where balance has none), in one query."""
     args: list[object] = [flat_id, span.start, span.end]
     points = _source("meter_consumption", "value", "meter_id = m.id", resolution, tz, args)
+    args.append(month)
     rows = await pool.fetch(
-        f"""select m.id as meter_id, m.serial, m.utility, m.unit, p.json, p.total
+        f"""select m.id as meter_id, m.serial, m.utility, m.unit, p.json, p.total,
+                   (select forecast_total from forecasts
+                    where scope = 'meter' and scope_id = m.id and month = ${len(args)})
+                   as forecast
             from meters m, lateral (select {_WITH_TOTAL} from ({points}) s) p
             where m.flat_id = $1 order by m.id""",
         *args,
@@ -146,6 +157,7 @@ async def flat_meter_series(
             "utility": r["utility"],
             "unit": r["unit"],
             "points": Points(r["json"], r["total"]),
+            "forecast": r["forecast"],
         }
         for r in rows
     ]

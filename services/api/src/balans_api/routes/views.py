@@ -192,15 +192,7 @@ async def profile(
         ("building", flat.building_id, span.start, resolution),
         lambda: _building_figures(pool, flat, span, resolution),
     )
-    meters = await flat_meter_series(pool, flat_id, span, resolution, flat.timezone)
-    forecasts = dict(
-        await pool.fetch(
-            """select scope_id, forecast_total from forecasts
-               where scope = 'meter' and scope_id = any($1) and month = $2""",
-            [m["meter_id"] for m in meters],
-            first,
-        )
-    )
+    meters = await flat_meter_series(pool, flat_id, span, resolution, flat.timezone, first)
     mine = heat.total
     avg_total = average.total
     now = datetime.now(UTC)
@@ -219,10 +211,7 @@ async def profile(
             "resolution": resolution,
             "heat": series(heat, "kWh", resolution, flat_id=flat_id),
             "building_average": series(average, "kWh", resolution),
-            "meters": [
-                {**m, "resolution": resolution, "forecast": forecasts.get(m["meter_id"])}
-                for m in meters
-            ],
+            "meters": [{**m, "resolution": resolution} for m in meters],
             "month_to_date_kwh": mine,
             "forecast_kwh": forecast,
             "coefficients": coefficients.model_dump(),
