@@ -9,13 +9,17 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import nats
+import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
+from balans_allocation import kernels
 from balans_allocation.__main__ import serve
 from balans_allocation.allocator import on_readings_stored, on_readings_stored_many, warm_up
+from balans_allocation.building import load_building
 from balans_allocation.explain import explain
 from balans_allocation.flags import Flag
+from balans_allocation.readings import RegisterWindow, load_register_windows
 from balans_allocation.settings import AllocationSettings
 from balans_allocation.water import k_factor_kwh_m3k
 from balans_core.service import ServiceContext
@@ -192,6 +196,46 @@ async def test_warm_up_computes_without_storing(conn: asyncpg.Connection) -> Non
     before = [dict(r) for r in await _allocation(conn, building_id)]
     assert await warm_up(conn, LOOKAROUND) >= 1
     assert [dict(r) for r in await _allocation(conn, building_id)] == before
+
+
+async def test_edges_load_only_the_nearest_registers_and_change_nothing(
+    conn: asyncpg.Connection,
+) -> None:
+    """Loading only the nearest register in the edges gives the inner hours' consumption
+    that every register gives, gaps across the edges included."""
+    building_id = await _building(conn, "1a")
+    meters = [m["id"] for m in await _channels(conn, building_id)]
+    skip = {(meters[0], j) for j in (2, 3, 5)} | {(meters[1], j) for j in (4, 5)}
+    await _seed_readings(conn, building_id, skip=skip)
+    serials = {
+        m["id"]: (m["module_serial"], m["input"]) for m in await _channels(conn, building_id)
+    }
+    for meter, boundary, shift in ((meters[0], 0, -500), (meters[1], 7, 500)):
+        # an outer register out of line: taking it instead of the nearest shows
+        await conn.execute(
+            "update pulse_readings set count = count + $4"
+            " where module_serial = $1 and input = $2 and ts = $3",
+            *serials[meter],
+            H0 + boundary * HOUR,
+            shift,
+        )
+    building = await load_building(conn, building_id)
+    assert building is not None
+    full, sparse = await load_register_windows(
+        conn,
+        [
+            RegisterWindow(building.meters, H0, BOUNDARIES),
+            RegisterWindow(building.meters, H0, BOUNDARIES, edge=3),
+        ],
+    )
+    assert (sparse != full).any()  # the edges really were thinned
+    weight = np.array([m.pulse_weight for m in building.meters])
+    capacity = np.full(len(building.meters), 1e9)
+    inner = slice(3, BOUNDARIES - 1 - 3)
+    got = kernels.consumption_from_registers(sparse, weight, capacity, kernels.REGISTER_MODULUS)
+    exp = kernels.consumption_from_registers(full, weight, capacity, kernels.REGISTER_MODULUS)
+    np.testing.assert_array_equal(got[0][:, inner], exp[0][:, inner])
+    np.testing.assert_array_equal(got[1][:, inner], exp[1][:, inner])
 
 
 async def test_late_reading_recomputes_exactly_the_affected_hours(conn: asyncpg.Connection) -> None:

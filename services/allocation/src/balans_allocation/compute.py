@@ -341,14 +341,17 @@ async def compute_buildings(
     """Consumption of every meter and the allocation of every job, the readings of all
     jobs loaded in one query per kind.
 
-    Registers are read ``lookaround`` hours either side so gaps at the edges of the range
-    interpolate between the same anchors as they would inside a longer run.
+    The nearest register up to ``lookaround`` hours either side is read, so gaps at the
+    edges of the range interpolate between the same anchors as inside a longer run.
     """
     registers = await load_register_windows(
         conn,
         [
             RegisterWindow(
-                j.building.meters, j.start - lookaround * HOUR, j.hours + 2 * lookaround + 1
+                j.building.meters,
+                j.start - lookaround * HOUR,
+                j.hours + 2 * lookaround + 1,
+                edge=lookaround,
             )
             for j in jobs
         ],

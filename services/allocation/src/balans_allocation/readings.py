@@ -28,11 +28,26 @@ HOUR = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class RegisterWindow:
-    """Registers of ``meters`` at ``boundaries`` hour boundaries from ``start``."""
+    """Registers of ``meters`` at ``boundaries`` hour boundaries from ``start``.
+
+    In the ``edge`` hours at either end only the register nearest to the inner boundaries
+    is loaded: consumption is worked out stretch by stretch between consecutive known
+    registers, so the inner hours come out the same as with every register of the edges,
+    for a fraction of the rows.
+    """
 
     meters: Sequence[Meter]
     start: datetime
     boundaries: int
+    edge: int = 0
+
+    @property
+    def inner(self) -> tuple[datetime, datetime]:
+        return self.start + self.edge * HOUR, self.start + (self.boundaries - 1 - self.edge) * HOUR
+
+    @property
+    def end(self) -> datetime:
+        return self.start + (self.boundaries - 1) * HOUR
 
 
 @dataclass(frozen=True)
@@ -70,23 +85,40 @@ async def load_register_windows(
     width = max((w.boundaries for w in windows), default=0)
     registers = np.full((int(offsets[-1]), width), MISSING_REGISTER, dtype=np.int64)
     if registers.size:
-        ends = [w.start + (w.boundaries - 1) * HOUR for w in windows if w.meters]
-        starts = [w.start for w in windows if w.meters]
+        used = [w for w in windows if w.meters]
         rows = await conn.fetch(
-            """select m.i - 1, array_agg((extract(epoch from p.ts - m.t0) / 3600)::bigint),
-                      array_agg(p.count)
-               from unnest($1::bigint[], $2::smallint[], $3::timestamptz[], $4::timestamptz[])
-                    with ordinality as m(serial, input, t0, t1, i)
-               join pulse_readings p on p.module_serial = m.serial and p.input = m.input
-                    and p.ts >= m.t0 and p.ts <= m.t1
-               where p.ts >= $5 and p.ts <= $6 and date_trunc('hour', p.ts) = p.ts
+            """select m.i - 1, array_agg((extract(epoch from r.ts - m.t0) / 3600)::bigint),
+                      array_agg(r.count)
+               from unnest($1::bigint[], $2::smallint[], $3::timestamptz[], $4::timestamptz[],
+                           $5::timestamptz[], $6::timestamptz[])
+                    with ordinality as m(serial, input, t0, a, b, t1, i)
+               cross join lateral (
+                   (select p.ts, p.count from pulse_readings p
+                    where p.module_serial = m.serial and p.input = m.input
+                          and p.ts >= m.a and p.ts <= m.b and p.ts >= $7 and p.ts <= $8
+                          and date_trunc('hour', p.ts) = p.ts)
+                   union all
+                   (select p.ts, p.count from pulse_readings p
+                    where p.module_serial = m.serial and p.input = m.input
+                          and p.ts >= m.t0 and p.ts < m.a and p.ts >= $7
+                          and date_trunc('hour', p.ts) = p.ts
+                    order by p.ts desc limit 1)
+                   union all
+                   (select p.ts, p.count from pulse_readings p
+                    where p.module_serial = m.serial and p.input = m.input
+                          and p.ts > m.b and p.ts <= m.t1 and p.ts <= $8
+                          and date_trunc('hour', p.ts) = p.ts
+                    order by p.ts limit 1)
+               ) r
                group by m.i""",
             [m.module_serial for w in windows for m in w.meters],
             [m.input for w in windows for m in w.meters],
             [w.start for w in windows for _ in w.meters],
-            [w.start + (w.boundaries - 1) * HOUR for w in windows for _ in w.meters],
-            min(starts),
-            max(ends),
+            [w.inner[0] for w in windows for _ in w.meters],
+            [w.inner[1] for w in windows for _ in w.meters],
+            [w.end for w in windows for _ in w.meters],
+            min(w.start for w in used),
+            max(w.end for w in used),
         )
         row, boundary, count = _columns(rows, 3)
         registers[row, boundary] = count
