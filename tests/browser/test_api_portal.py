@@ -1,10 +1,14 @@
 """The portal in Chromium (Playwright): a consumer and an operator log in, open every
-page, and the charts show the numbers the API returns. Screenshots go to docs/img/."""
+page, and the charts show the numbers the API returns.
+
+Screenshots go to a temporary folder; ``BALANS_SCREENSHOT_DIR=docs/img`` refreshes the ones
+the docs show (a test run must not change tracked files)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +31,10 @@ from balans_db.seed import seed
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+SHOTS = Path(
+    os.environ.get("BALANS_SCREENSHOT_DIR", Path(tempfile.gettempdir()) / "balans-screenshots")
+)
+SHOTS.mkdir(parents=True, exist_ok=True)
 
 # a last status per module: a mesh where each module relays for the next ones
 MESH = """
