@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from balans_billing.cli import register
@@ -82,6 +83,16 @@ def test_payback_follows_tariff_and_season() -> None:
     assert payback(1, Decimal("0.4"), long_season, Decimal(2244)).payback_seasons == Decimal("0.5")
     with pytest.raises(ValueError, match="saving"):
         payback(1, Decimal("1.5"))
+
+
+def test_extreme_inputs_are_refused_with_a_reason() -> None:
+    """A saving worth nothing, an absurd cost or season are refused clearly, never crash."""
+    with pytest.raises(ValueError, match="nothing pays back"):
+        payback(1, Decimal("0.0000001"), equipment_cost=Decimal(2244))
+    with pytest.raises(ValueError, match="equipment cost"):
+        payback(1, Decimal("0.4"), equipment_cost=Decimal(10) ** 40)
+    with pytest.raises(ValidationError, match="season_months"):
+        Heating(season_months=Decimal(10) ** 30)
 
 
 def test_cli_estimate_json() -> None:

@@ -165,11 +165,18 @@ def estimate(building: Building, prices: Prices | None = None) -> list[VariantCo
     return [variant_cost(v, building, chosen) for v in VARIANTS]
 
 
+MAX_EQUIPMENT_COST = Decimal(10) ** 9  # MDL: far above any building, far below Decimal's limits
+
+
 class Heating(_Frozen):
     """What a flat's heat costs in a season (defaults: the deck's figures)."""
 
-    tariff_per_gcal: Decimal = Field(default=Decimal(1122), gt=0, description="MDL per Gcal")
-    season_months: Decimal = Field(default=Decimal(5), gt=0)
+    tariff_per_gcal: Decimal = Field(
+        default=Decimal(1122), gt=0, le=Decimal(10) ** 6, description="MDL per Gcal"
+    )
+    season_months: Decimal = Field(
+        default=Decimal(5), gt=0, le=12, description="a heating season lasts a year at most"
+    )
     gcal_per_month: dict[int, Decimal] = Field(
         default_factory=lambda: {
             1: Decimal("1.0"),
@@ -221,8 +228,14 @@ def payback(
     monthly_cost = h.gcal_per_month[rooms] * h.tariff_per_gcal
     season_cost = money(monthly_cost * h.season_months)
     per_season = money(season_cost * saving)
+    if per_season <= 0:
+        raise ValueError(
+            f"a saving of {saving} is worth less than 0.01 MDL a season: nothing pays back"
+        )
     seasons = months_empty = None
     if equipment_cost is not None:
+        if not Decimal(0) <= equipment_cost <= MAX_EQUIPMENT_COST:
+            raise ValueError(f"equipment cost must be in [0, {MAX_EQUIPMENT_COST}] MDL")
         seasons = (equipment_cost / per_season).quantize(Decimal("0.01"))
         months_empty = (equipment_cost / monthly_cost).quantize(Decimal("0.1"))
     return Payback(
