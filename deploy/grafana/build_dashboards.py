@@ -195,7 +195,7 @@ DASHBOARDS = [
                 unit="ops",
             ),
             Panel(
-                "Allocation compute time per building (p95)",
+                "Allocation compute time per batch of buildings (p95)",
                 {"p95": p95("balans_allocation_compute_seconds")},
                 unit="s",
             ),
