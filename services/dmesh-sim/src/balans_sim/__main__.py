@@ -67,8 +67,9 @@ async def serve(ctx: ServiceContext) -> None:
         keys = await concentrator_keys(conn, [b.spec for b in sim.buildings], vault)
         rows = 0
         backfill_from = sim.next_hour
-        while sim.next_hour < now_h:
-            chunks = sim.advance(min(24 * 7, now_h - sim.next_hour))
+        backfill_until = now_h - s.sim_backfill_holdback_hours
+        while sim.next_hour < backfill_until:
+            chunks = sim.advance(min(24 * 7, backfill_until - sim.next_hour))
             rows += await write_chunks(conn, chunks)
             count(chunks)
         if sim.next_hour > backfill_from:

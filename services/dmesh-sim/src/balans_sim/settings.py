@@ -29,6 +29,13 @@ class SimSettings(CommonSettings):
         description="Days of history written at start (35 reach into the previous month, so "
         "the demo has a closed billing period with invoices).",
     )
+    sim_backfill_holdback_hours: int = Field(
+        0,
+        ge=0,
+        description="The backfill stops this many hours before now; the real-time path then "
+        "uploads those hours through ingest at once (end-to-end tests use it to see an upload "
+        "without waiting for the next hour).",
+    )
     sim_faults_per_week: float = Field(0.5, ge=0, description="Faults per building per week.")
     sim_outages_per_week: float = Field(
         0.1, ge=0, description="Uplink (GPRS) outages per concentrator per week, real time."
