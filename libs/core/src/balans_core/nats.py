@@ -10,17 +10,21 @@ from nats.aio.client import Client
 async def connect_nats(url: str, name: str) -> Client:
     """Connect with unlimited reconnects; connection events are logged, never swallowed."""
     log = structlog.get_logger(name)
+    client: list[Client] = []  # set once connected; the callbacks need it
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error", error=str(exc))
 
     async def on_disconnected() -> None:
-        log.warning("nats disconnected")
+        if client and (client[0].is_closed or client[0].is_draining):
+            log.info("nats connection closed")  # our own drain/close at shutdown
+        else:
+            log.warning("nats disconnected")
 
     async def on_reconnected() -> None:
         log.info("nats reconnected")
 
-    return await nats.connect(
+    nc = await nats.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
@@ -29,3 +33,5 @@ async def connect_nats(url: str, name: str) -> Client:
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
     )
+    client.append(nc)
+    return nc
