@@ -7,6 +7,7 @@ import asyncio
 import typer
 
 from balans_db import migrate
+from balans_db.partitions import ensure_partitions
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
 from balans_db.settings import DatabaseSettings
@@ -16,9 +17,21 @@ db_app = typer.Typer(help="Database schema and demo data (uses BALANS_DATABASE_U
 
 @db_app.command("migrate")
 def migrate_command(revision: str = typer.Option("heads", help="Target revision.")) -> None:
-    """Upgrade the schema to the latest revision (or REVISION)."""
-    migrate.upgrade(DatabaseSettings().database_url, revision)
-    typer.echo("schema up to date")
+    """Upgrade the schema to the latest revision (or REVISION), and partitions a year ahead."""
+    url = DatabaseSettings().database_url
+    migrate.upgrade(url, revision)
+    created = asyncio.run(ensure_partitions(url))
+    typer.echo(f"schema up to date; {sum(created.values())} monthly partition(s) added")
+
+
+@db_app.command("partitions")
+def partitions_command(
+    months_ahead: int = typer.Option(12, min=0, max=120, help="Months to prepare."),
+) -> None:
+    """Create the monthly partitions of every partitioned table up to MONTHS_AHEAD ahead."""
+    created = asyncio.run(ensure_partitions(DatabaseSettings().database_url, months_ahead))
+    for table, count in created.items():
+        typer.echo(f"{table}: {count} added")
 
 
 @db_app.command("downgrade")

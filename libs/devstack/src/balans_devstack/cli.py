@@ -11,6 +11,7 @@ from types import FrameType
 import typer
 
 from balans_db import migrate
+from balans_db.partitions import ensure_partitions
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
 from balans_db.settings import DatabaseSettings
@@ -34,6 +35,7 @@ def _wait_for_signal() -> None:
 
 def _prepare_database(urls: StackUrls, with_demo: bool) -> None:
     migrate.upgrade(urls.database_url)
+    asyncio.run(ensure_partitions(urls.database_url))
     if with_demo:
         vault = KeyVault.from_hex(DatabaseSettings().master_key)
         added = asyncio.run(seed(urls.database_url, vault))
