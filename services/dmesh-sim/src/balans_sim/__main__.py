@@ -66,20 +66,18 @@ async def serve(ctx: ServiceContext) -> None:
         await write_city(conn, [b.spec for b in sim.buildings], vault, s.sim_seed)
         keys = await concentrator_keys(conn, [b.spec for b in sim.buildings], vault)
         rows = 0
+        delivered = {b.spec.code: 0 for b in sim.buildings}
         backfill_from = sim.next_hour
         backfill_until = now_h - s.sim_backfill_holdback_hours
         while sim.next_hour < backfill_until:
             chunks = sim.advance(min(24 * 7, backfill_until - sim.next_hour))
             rows += await write_chunks(conn, chunks)
             count(chunks)
+            for chunk in chunks:
+                delivered[chunk.building] += chunk.reading_count()
         if sim.next_hour > backfill_from:
             await announce_backfill(
-                s.nats_url,
-                conn,
-                [b.spec.code for b in sim.buildings],
-                hour_start(backfill_from),
-                hour_start(sim.next_hour),
-                rows,
+                s.nats_url, conn, delivered, hour_start(backfill_from), hour_start(sim.next_hour)
             )
     finally:
         await conn.close()

@@ -20,21 +20,26 @@ from balans_protocol.streams import ensure_streams
 async def announce_backfill(
     nats_url: str,
     conn: asyncpg.Connection,
-    building_codes: list[str],
+    readings_by_building: dict[str, int],
     hour_from: datetime,
     hour_to: datetime,
-    rows: int,
 ) -> int:
-    """Publish one ReadingsStored per building for [hour_from, hour_to]; return how many."""
-    ids = await conn.fetch("select id from buildings where code = any($1::text[])", building_codes)
+    """Publish one ReadingsStored per building (code -> readings delivered, counted like the
+    persister counts a batch) for [hour_from, hour_to]; return how many were published."""
+    ids = await conn.fetch(
+        "select id, code from buildings where code = any($1::text[])",
+        list(readings_by_building),
+    )
     nc = await connect_nats(nats_url, "sim")
     try:
         js = nc.jetstream()
         await ensure_streams(js)
-        share = rows // max(len(ids), 1)
         for row in ids:
             event = ReadingsStored(
-                building_id=row["id"], hour_from=hour_from, hour_to=hour_to, rows=share
+                building_id=row["id"],
+                hour_from=hour_from,
+                hour_to=hour_to,
+                rows=readings_by_building[row["code"]],
             )
             await js.publish(subjects.readings_stored(row["id"]), event.model_dump_json().encode())
     finally:
