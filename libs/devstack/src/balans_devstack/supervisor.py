@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -36,7 +35,7 @@ class ServiceProcess:
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 return bool(json.load(response).get("ready"))
-        except (OSError, urllib.error.URLError, ValueError):
+        except (OSError, ValueError):  # URLError is an OSError
             return False
 
 
