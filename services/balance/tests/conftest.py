@@ -49,7 +49,11 @@ def _register(true: np.ndarray) -> np.ndarray:
 
 
 def build_world(
-    seed: int = 1, members: int = 40, cold_snap: bool = False, hours: int = HOURS
+    seed: int = 1,
+    members: int = 40,
+    cold_snap: bool = False,
+    hours: int = HOURS,
+    noise: float = 0.15,
 ) -> World:
     rng = np.random.default_rng(seed)
     t = np.arange(hours)
@@ -62,7 +66,7 @@ def build_world(
     diurnal = 1 + 0.15 * np.sin(2 * np.pi * (hour_of_day - 7) / 24) + 0.05 * weekend
     demand = np.maximum(18 - outdoor, 0) * 0.1 * diurnal  # kWh per flat-hour
     size = rng.uniform(0.6, 1.6, members)
-    true = size[:, None] * demand[None, :] * rng.lognormal(0, 0.15, (members, hours))
+    true = size[:, None] * demand[None, :] * rng.lognormal(0, noise, (members, hours))
     away = rng.choice(members, 2, replace=False)
     true[away, 200:536] *= 0.1  # two flats away for two weeks
     registered = _register(true)

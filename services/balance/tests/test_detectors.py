@@ -118,25 +118,6 @@ def test_episodes_bridge_short_gaps_and_close_after_quiet() -> None:
     assert (last.start, last.active) == (90, True)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_member_shift_names_the_meter_and_spares_real_change(world, seed: int) -> None:
-    """A magnet (30 %) closes the imbalance it opens: named; a flat truly using less
-    (its meter right) three days later leaves the imbalance alone: no meter blamed."""
-    from balans_balance.detectors.excess import ExcessSettings, imbalance_band
-    from balans_balance.detectors.members import member_shifts
-
-    w = world(seed=seed)
-    w.distort(7, 0.3, START)
-    w.true[11, START + 72 :] *= 0.3
-    w.distort(11, 1.0, START)  # registers its (now lower) true use faithfully
-    s = w.series()
-    excess = imbalance_band(s, ExcessSettings()).excess(s)
-    verdicts = {(r.member, r.verdict) for r in member_shifts(s, excess)}
-    assert (7, "magnet") in verdicts
-    assert (11, "use_changed") in verdicts
-    assert not {v for m, v in verdicts if m not in (7, 11)} - {"unclear", "use_changed"}
-
-
 def test_evidence_json_has_no_infinity() -> None:
     """Non-finite figures in evidence become null (jsonb refuses NaN and Infinity)."""
     from balans_balance.alerts import evidence_json

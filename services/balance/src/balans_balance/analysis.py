@@ -34,6 +34,9 @@ from balans_balance.metrics import ALERTS_OPEN, GROUPS_EVALUATED
 from balans_balance.physics import heat_per_m3
 
 MEMBER_KINDS = ("stuck_meter", "magnet", "drifting_meter")
+# below it the balance is mostly unmetered use (cold water with few flat meters): it
+# cannot confirm what one member missed, nor does it make the members peers
+MIN_MEMBER_COVERAGE = 0.5
 EVIDENCE_POINTS = 336
 MERGE_GAP = timedelta(hours=12)
 
@@ -139,14 +142,21 @@ def _finding(
 def member_alerts(
     data: BuildingData, group: GroupDef, s: GroupSeries, excess: np.ndarray
 ) -> list[Finding]:
-    """Meters whose share of the group moved and whose group's imbalance moved with it;
-    risers whose flow fell while the imbalance did not (a clog, not the meter)."""
+    """Meters that stopped, slowed or drift against their peers (named), and risers
+    whose flow fell while the balance did not move (a clog, not the meter)."""
     members = [m for m in group.member_ids if m in data.meter_index]
+    if not members:
+        return []
+    raw = np.array([data.series(m) for m in members])
+    coverage = np.nanmedian(s.subscribers / np.where(s.balance > 0, s.balance, np.nan))
+    if not coverage >= MIN_MEMBER_COVERAGE:
+        return []
+    quantum = np.array([data.pulse_weights[m] for m in members])
     out = []
-    for shift in member_shifts(s, excess):
+    for shift in member_shifts(s, raw, quantum):
         meter_id = members[shift.member]
         riser = data.roles[meter_id] == "riser"
-        if shift.verdict == "use_changed" and riser and shift.evidence["share_ratio"] < 1:
+        if shift.verdict == "use_changed" and riser and shift.evidence["loss"] > 0:
             kind = "clogged_riser"
         elif shift.verdict in MEMBER_KINDS:
             kind = shift.verdict
@@ -155,10 +165,15 @@ def member_alerts(
         ep = shift.episode
         serial = data.meter_serials[meter_id]
         rule = (
-            "the meter's share of its group left its band and the group's imbalance "
-            "moved by what it stopped registering"
+            "the meter left what its peers predict for it ("
+            + {
+                "stuck_meter": "its register stood still",
+                "magnet": "a loss the balance meter confirms, or the tamper flag",
+                "drifting_meter": "a growing error, or one the balance meter confirms",
+            }[kind]
+            + ")"
             if kind != "clogged_riser"
-            else "the riser's share of the flow left its band; the balance did not move"
+            else "the riser's flow fell against its peers; the balance did not move"
         )
         out.append(
             Finding(
@@ -174,7 +189,6 @@ def member_alerts(
                 evidence={
                     "rule": rule,
                     "meter_serial": serial,
-                    "closure": shift.closure,
                     "detected_hour": data.hours[ep.confirmed].isoformat(),
                     **shift.evidence,
                 },

@@ -55,6 +55,7 @@ class BuildingData:
     reporting: Reporting
     tamper: dict[int, npt.NDArray[np.bool_]]  # meter -> tamper flag of its module per hour
     meter_serials: dict[int, str]
+    pulse_weights: dict[int, float]  # a register's step, in the meter's unit
 
     def series(self, meter_id: int) -> FloatArray:
         return self.consumption[self.meter_index[meter_id]]
@@ -100,7 +101,8 @@ async def load_building(
     ]
     meter_rows = await conn.fetch(
         """select m.id, m.serial, m.unit, m.utility, m.role, m.flat_id, m.riser_id,
-                  c.module_serial from meters m left join channels c on c.meter_id = m.id
+                  m.pulse_weight, c.module_serial
+           from meters m left join channels c on c.meter_id = m.id
            where m.building_id = $1 order by m.id""",
         building_id,
     )
@@ -156,6 +158,7 @@ async def load_building(
         roles={r["id"]: r["role"] for r in meter_rows},
         tamper=tamper,
         meter_serials={r["id"]: r["serial"] for r in meter_rows},
+        pulse_weights={r["id"]: float(r["pulse_weight"]) for r in meter_rows},
     )
 
 

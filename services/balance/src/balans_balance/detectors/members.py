@@ -1,223 +1,313 @@
-"""A member whose share of its group moved, and whether its meter or its use changed.
+"""A member meter that stopped, slowed or drifts, named, and told from a change of use.
 
-Each member's share of the group's subscribers (24-hour sums) is judged against its own
-band (:mod:`balans_balance.bands`), which is far more sensitive to one meter than the
-group's imbalance band. When a share falls (or rises), the group's imbalance decides:
+Each member is judged against its peers (:mod:`balans_balance.detectors.peers`): an
+episode opens where its daily use left the peers' prediction (a step or a ramp GLR of
+``detect`` noise units) and lasts while it stays away. What caused it:
 
-- it rose by about what the member stopped registering (the balance meter still saw the
-  water): the *meter* is wrong -> stuck (zeros), magnet (a step, or the tamper flag),
-  drifting (a ramp); the meter is named;
-- it did not move: the *use* changed (a flat away, a riser clogged) -> no meter fault;
-  the caller may report it (clogged riser) or not (a flat's behaviour is its own).
+- the register stood still for hours while the peers say it should have counted ->
+  **stuck** (a **magnet** when the module raised its tamper flag);
+- the module's tamper flag -> **magnet**;
+- the departure grows steadily (a ramp fits clearly better than a step) -> **drifting**;
+- a step that the group's balance confirms (the balance meter saw what the member
+  stopped registering, or did not see what it added) -> a meter fault: a loss of more
+  than ``magnet_loss`` of the use at once is a **magnet** (a slowed or stopped
+  impeller), a smaller error or an over-reading a **drifting** meter;
+- otherwise the *use* changed (a flat away, a clogged riser): ``use_changed``, which the
+  caller reports or not.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from balans_balance.bands import learn_band
-from balans_balance.detectors.excess import (
-    GroupSeries,
-    _rolling_sum,
-    _rolling_sum_2d,
-    longest_zero_run,
-)
-from balans_balance.episodes import Episode, find_episodes
+from balans_balance.detectors.excess import GroupSeries
+from balans_balance.detectors.peers import PeerModel, PeerSettings, daily_sums, peer_model
+from balans_balance.episodes import Episode
 
 FloatArray = npt.NDArray[np.float64]
+HOURS = 24
+FAULT_VERDICTS = ("stuck_meter", "magnet", "drifting_meter")
 
 
 @dataclass(frozen=True)
 class MemberSettings:
-    smooth_hours: int = 24
-    band_days: int = 14
-    band_k: float = 5.0
-    min_scale: float = 0.015  # relative to the member's usual share
-    min_run: int = 12
-    reference_days: int = 7
-    meter_closure: tuple[float, float] = (0.5, 2.0)
-    min_coverage: float = 0.5  # below it the group's balance is mostly unmetered use,
-    # too noisy to confirm what one member stopped registering
-    min_correlation: float = 0.6  # daily deficit against daily imbalance, around the start
-    use_closure: float = 0.25
-    significance: float = 3.0
+    peers: PeerSettings = field(default_factory=PeerSettings)
+    detect: float = 5.5  # GLR, in noise units, that opens an episode
+    stay: float = 2.0  # daily residual (noise units) that keeps it open
+    min_ramp_days: int = 3
+    ramp_preference: float = 0.8  # the ramp's squared error must be this much smaller
+    magnet_loss: float = 0.25
+    # a drift is a calibration error: it grows to at most drift_loss; a sudden error is
+    # called a drift (not a change of use) only below step_drift_loss
+    drift_loss: float = 0.2
+    step_drift_loss: float = 0.15
+    min_stuck_hours: int = 12
+    min_stuck_quanta: float = 5.0  # the peers say it should have counted this many pulses
+    confirm_z: float = 3.0  # the balance's move, in its own daily noise
+    closure: tuple[float, float] = (0.6, 2.0)  # balance move / what the member missed
+    balance_ref_days: int = 10
+    max_episodes: int = 3  # per member and analysis
 
 
 @dataclass(frozen=True)
 class MemberShift:
     member: int
-    episode: Episode
-    verdict: str  # stuck_meter | magnet | drifting_meter | use_changed | unclear
-    closure: float  # observed rise of the imbalance / what the member stopped registering
-    missing: float  # in the balance meter's unit, over the episode
-    evidence: dict[str, float]
+    episode: Episode  # hours
+    verdict: str  # stuck_meter | magnet | drifting_meter | use_changed
+    deficit: FloatArray  # hourly, in the balance meter's unit: what the member missed
+    evidence: dict[str, Any]
 
 
-def _relative_shares(members: FloatArray, smooth: int) -> FloatArray:
-    sums = _rolling_sum_2d(np.nan_to_num(members), smooth)
-    total = np.nansum(sums, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(total > 0, sums / total, np.nan)
-        level = np.nanmedian(share, axis=1, keepdims=True)
-        return np.where(level > 0, share / level, np.nan)
+@dataclass(frozen=True)
+class _Change:
+    member: int
+    fit_day: int  # the peers' prediction is the one fitted before this day
+    first_day: int
+    detected_day: int
+    last_day: int
+    sign: int
+    step: float
+    ramp: float
 
 
-def _meter_kind(s: GroupSeries, i: int, ep: Episode, ratio: FloatArray) -> str:
-    values = np.nan_to_num(s.members[i, ep.start : ep.end + 1])
-    if s.tamper is not None and s.tamper[i, max(0, ep.start - 24) : ep.end + 1].any():
-        return "magnet"
-    if longest_zero_run(values) >= max(12, 0.6 * values.size):
-        return "stuck_meter"
-    r = ratio[ep.start : ep.end + 1]
-    r = r[~np.isnan(r)]
-    if r.size >= 24:
-        t = np.arange(r.size)
-        slope = np.polyfit(t, r, 1)[0] * r.size  # change of the ratio over the episode
-        first, last = np.median(r[: r.size // 4]), np.median(r[-r.size // 4 :])
-        if abs(slope) > 0.6 * abs(1 - last) and abs(1 - first) < 0.5 * abs(1 - last):
-            return "drifting_meter"
-    return "drifting_meter" if np.median(r) > 1 else "magnet"
+def _change(pm: PeerModel, i: int, cfg: MemberSettings) -> _Change | None:
+    """The member's first departure from its peers, if any."""
+    glr = np.where(np.abs(pm.ramp[i]) > np.abs(pm.step[i]), pm.ramp[i], pm.step[i])
+    over = np.flatnonzero(np.abs(glr) >= cfg.detect)
+    if over.size == 0:
+        return None
+    detected = int(over[0])
+    sign = int(np.sign(glr[detected]))
+    # the episode's best evidence: the largest GLR of that sign until it turns
+    same = np.flatnonzero(np.sign(glr[detected:]) != sign)
+    stop = detected + (int(same[0]) if same.size else glr.size - detected)
+    t = detected + int(np.argmax(np.abs(glr[detected:stop])))
+    step, ramp = float(pm.step[i, t]), float(pm.ramp[i, t])
+    fit = int(pm.ramp_from[i, t] if abs(ramp) > abs(step) else pm.step_from[i, t])
+    z = pm.z[i, fit]
+    # a ramp's fit may start well before the departure shows: the episode starts with
+    # the first day clearly away
+    away = np.flatnonzero(sign * np.nan_to_num(z[fit : t + 1]) >= cfg.stay)
+    first = fit + (int(away[0]) if away.size else 0)
+    last = t
+    for d in range(t + 1, z.size):
+        if sign * np.nan_to_num(z[d]) >= cfg.stay:
+            last = d
+        elif d - last > 1:
+            break
+    return _Change(i, fit, first, detected, last, sign, step, ramp)
 
 
 def member_shifts(
-    s: GroupSeries, excess: FloatArray, cfg: MemberSettings | None = None
+    s: GroupSeries, raw: FloatArray, quantum: FloatArray, cfg: MemberSettings | None = None
 ) -> list[MemberShift]:
-    """Every episode of a member's share out of its band, with the verdict; ``excess`` is
-    the group's imbalance beyond its expected level (:meth:`Imbalance.excess`)."""
+    """Every member's departures from its peers with their verdicts.
+
+    ``raw`` [member, hour] as registered (NaN where missing); ``quantum`` [member] the
+    register's pulse weight. Certain verdicts (a still register, the tamper flag) are
+    taken first and what those meters missed is added back to the subscribers before
+    the balance is asked about the others (two faults must not both claim one move)."""
     cfg = cfg or MemberSettings()
-    m, n = s.members.shape
-    coverage = np.nanmedian(s.subscribers / np.where(s.balance > 0, s.balance, np.nan))
-    if m < 3 or not coverage >= cfg.min_coverage:
+    if raw.shape[0] < 3:
         return []
-    ratio = _relative_shares(s.members, cfg.smooth_hours)
-    # what one unit of a member's register is worth in the balance meter's unit
+    daily, first_hour = daily_sums(raw)
+    nd = daily.shape[1]
+    ctx = _Context(s, raw, daily, first_hour, quantum, _hourly_profile(raw, first_hour, nd), cfg)
+    changes: list[tuple[_Change, PeerModel, FloatArray]] = []
+    masked = daily.copy()
+    todo = set(range(raw.shape[0]))
+    for _ in range(cfg.max_episodes):
+        if not todo:
+            break
+        pm = peer_model(masked, quantum, cfg.peers)
+        found = [c for c in (_change(pm, i, cfg) for i in sorted(todo)) if c is not None]
+        todo = {c.member for c in found}
+        for c in found:
+            changes.append((c, pm, masked[c.member].copy()))
+            masked[c.member, c.first_day : c.last_day + 1] = np.nan
+    drafts = [_draft(c, pm, own, ctx) for c, pm, own in changes]
+    corrected = np.nan_to_num(s.subscribers).copy()
+    decided = [d for d in drafts if d.verdict is not None]
+    for d in decided:
+        corrected += d.deficit
+    pending = [d for d in drafts if d.verdict is None]
+    decided.extend(_confirm(d, pending, corrected, ctx) for d in pending)
+    return [
+        MemberShift(d.change.member, d.episode, d.verdict or "use_changed", d.deficit, d.evidence)
+        for d in decided
+    ]
+
+
+@dataclass(frozen=True)
+class _Context:
+    s: GroupSeries
+    raw: FloatArray
+    daily: FloatArray
+    first_hour: int
+    quantum: FloatArray
+    profile: FloatArray
+    cfg: MemberSettings
+
+
+@dataclass(frozen=True)
+class _Draft:
+    change: _Change
+    episode: Episode
+    deficit: FloatArray
+    loss: float
+    verdict: str | None  # None: the balance decides
+    evidence: dict[str, Any]
+
+
+def _hourly_profile(members: FloatArray, first_hour: int, nd: int) -> FloatArray:
+    """[hour] each hour's share of its day in the group's total use."""
+    total = np.nansum(members[:, first_hour:], axis=0).reshape(nd, HOURS)
+    day = total.sum(axis=1, keepdims=True)
+    flat = np.full_like(total, 1.0 / HOURS)
+    return np.asarray(np.where(day > 0, total / np.where(day > 0, day, 1.0), flat).ravel())
+
+
+def _worth(s: GroupSeries) -> FloatArray:
+    """The balance meter's unit per member unit, hourly (kWh per m³ for flow meters)."""
     own_total = np.nansum(s.members, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        worth = np.where(own_total > 0, s.subscribers / own_total, np.nan)
-    daily_excess = _rolling_sum(np.nan_to_num(excess), 24)
-    classes = np.zeros(n, dtype=np.int_)
-    members = np.nan_to_num(s.members)
-    candidates: list[_Candidate] = []
-    for i in range(m):
-        band = learn_band(
-            ratio[i], classes, window=cfg.band_days * 24, k=cfg.band_k, min_scale=cfg.min_scale
-        )
-        known = ~np.isnan(band.median) & ~np.isnan(ratio[i])
-        for mask in (known & (ratio[i] < band.low), known & (ratio[i] > band.high)):
-            for ep in find_episodes(mask, min_run=cfg.min_run, quiet_to_close=12):
-                # the share left its line some hours before the smoothed ratio shows it
-                start = max(0, ep.start - cfg.smooth_hours // 2)
-                ref = slice(max(0, start - cfg.reference_days * 24), start)
-                if ref.stop - ref.start < 48:
-                    continue
-                win = slice(start, ep.end + 1)
-                share_ref = members[i, ref].sum() / max(members[:, ref].sum(), 1e-12)
-                others = members[:, win].sum(axis=0) - members[i, win]
-                deficit = np.zeros(n)
-                deficit[win] = (
-                    share_ref / max(1 - share_ref, 1e-9) * others - members[i, win]
-                ) * np.nan_to_num(worth[win])
-                daily = daily_excess[ref][23::24]
-                hours = win.stop - win.start
-                noise = float(np.nanstd(daily)) * np.sqrt(hours / 24) if daily.size > 2 else np.inf
-                candidates.append(
-                    _Candidate(
-                        i, Episode(start, ep.confirmed, ep.end, ep.active), ref, deficit, noise
-                    )
-                )
-    return _explain(s, excess, candidates, ratio, cfg)
+        return np.asarray(np.where(own_total > 0, s.subscribers / own_total, np.nan))
 
 
-@dataclass
-class _Candidate:
-    member: int
-    episode: Episode
-    ref: slice
-    deficit: FloatArray  # what the member stopped registering, hourly, balance units
-    noise: float
+def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
+    """What the member missed, and the verdicts that need no balance."""
+    cfg, i, n = ctx.cfg, c.member, ctx.raw.shape[1]
+    days = slice(c.first_day, c.last_day + 1)
+    expected_daily = np.nan_to_num(pm.expected[i, c.fit_day, days])
+    offset = ctx.first_hour
+    hours = slice(offset + HOURS * c.first_day, offset + HOURS * (c.last_day + 1))
+    expected = (
+        np.repeat(expected_daily, HOURS) * ctx.profile[hours.start - offset : hours.stop - offset]
+    )
+    deficit = np.zeros(n)
+    deficit[hours] = (expected - np.nan_to_num(ctx.raw[i, hours])) * np.nan_to_num(
+        _worth(ctx.s)[hours]
+    )
+    relative = _relative(c, pm, own)
+    loss = float(relative[np.argmax(np.abs(relative))]) if relative.size else 0.0
+    start, end = hours.start, hours.stop - 1
+    lo = max(0, start - HOURS)
+    run_start, run = _longest_zero_run(ctx.raw[i, lo : end + 1])
+    should = float(expected_daily.sum() / max(expected_daily.size * HOURS, 1) * run)
+    tamper = ctx.s.tamper
+    flagged = tamper is not None and bool(tamper[i, lo : end + 1].any())
+    verdict: str | None = None
+    if run >= cfg.min_stuck_hours and should >= cfg.min_stuck_quanta * ctx.quantum[i]:
+        verdict = "magnet" if flagged else "stuck_meter"
+        start, end = lo + run_start, lo + run_start + run - 1
+    elif flagged:
+        verdict = "magnet"
+    elif abs(loss) <= cfg.drift_loss and _ramp_shaped(_relative(c, pm, own, lead=2), cfg):
+        verdict = "drifting_meter"
+    active = c.last_day == ctx.daily.shape[1] - 1
+    detected = min(max(offset + HOURS * (c.detected_day + 1) - 1, start), n - 1)
+    evidence = {"step_glr": round(c.step, 2), "ramp_glr": round(c.ramp, 2), "loss": round(loss, 4)}
+    return _Draft(
+        c, Episode(start, detected, min(end, n - 1), active), deficit, loss, verdict, evidence
+    )
 
 
-def _follows(c: _Candidate, residual: FloatArray) -> float:
-    """Correlation of the member's daily deficit with the group's daily imbalance, from
-    the reference days through the episode: a meter fault steps in with the imbalance."""
-    span = slice(c.ref.start, c.episode.end + 1)
-    days = (span.stop - span.start) // 24
-    if days < 4:
-        return 0.0
-    cut = slice(span.stop - days * 24, span.stop)
-    d = c.deficit[cut].reshape(days, 24).sum(axis=1)
-    e = residual[cut].reshape(days, 24).sum(axis=1)
-    if d.std() == 0 or e.std() == 0:
-        return 0.0
-    return float(np.corrcoef(d, e)[0, 1])
+def _relative(c: _Change, pm: PeerModel, own: FloatArray, lead: int = 0) -> FloatArray:
+    """1 − registered / predicted per day of the episode (and ``lead`` days before it,
+    where the departure of a ramp is still small)."""
+    fit = max(
+        min(c.fit_day, c.first_day - lead), int(np.argmax(~np.isnan(pm.expected[c.member, :, -1])))
+    )
+    days = slice(max(fit, c.first_day - lead), c.last_day + 1)
+    expected = np.nan_to_num(pm.expected[c.member, fit, days])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.where(expected > 0, 1 - np.nan_to_num(own[days]) / expected, 0.0))
 
 
-def _closure(c: _Candidate, residual: FloatArray) -> tuple[float, float, float]:
-    win = slice(c.episode.start, c.episode.end + 1)
-    base = float(np.nanmean(residual[c.ref]))
-    observed = float(np.nansum(residual[win] - base))
-    missing = float(c.deficit.sum())
-    return (observed / missing if missing else 0.0), observed, missing
+def _ramp_shaped(relative: FloatArray, cfg: MemberSettings) -> bool:
+    """The departure grows from nothing (a ramp through zero on the day before the
+    episode) rather than standing at one level (a step) - by the smaller squared error."""
+    if relative.size < cfg.min_ramp_days:
+        return False
+    k = np.arange(1, relative.size + 1, dtype=np.float64)
+    slope = float(k @ relative / (k @ k))
+    ramp_sse = float(((relative - slope * k) ** 2).sum())
+    step_sse = float(((relative - relative.mean()) ** 2).sum())
+    return ramp_sse < cfg.ramp_preference * step_sse
 
 
-def _explain(
-    s: GroupSeries,
-    excess: FloatArray,
-    candidates: list[_Candidate],
-    ratio: FloatArray,
-    cfg: MemberSettings,
-) -> list[MemberShift]:
-    """Greedy explaining-away: the shift whose deficit best matches the imbalance's rise
-    is a meter fault; its deficit is taken out of the imbalance before the others are
-    judged (two flats changing at once must not both be blamed for one meter's fault)."""
-    residual = np.nan_to_num(excess).copy()
-    lo, hi = cfg.meter_closure
-    pending = [c for c in candidates if abs(c.deficit.sum()) >= cfg.significance * c.noise]
-    out = [
-        MemberShift(c.member, c.episode, "unclear", 0.0, float(c.deficit.sum()), {})
-        for c in candidates
-        if c not in pending
-    ]
-    while pending:
-        scored = [(c, *_closure(c, residual)) for c in pending]
-        best = min(scored, key=lambda t: abs(np.log(t[1])) if t[1] > 0 else np.inf)
-        c, closure, observed, missing = best
-        if not lo <= closure <= hi:
-            break
-        if _follows(c, residual) < cfg.min_correlation:
-            pending.remove(c)
-            out.append(
-                MemberShift(
-                    c.member, c.episode, "unclear", closure, missing, _evidence(c, observed, ratio)
-                )
-            )
-            continue
-        residual -= c.deficit
-        pending.remove(c)
-        verdict = _meter_kind(s, c.member, c.episode, ratio[c.member])
-        out.append(
-            MemberShift(
-                c.member, c.episode, verdict, closure, missing, _evidence(c, observed, ratio)
-            )
-        )
-    for c in pending:
-        closure, observed, missing = _closure(c, residual)
-        verdict = "use_changed" if abs(closure) <= cfg.use_closure else "unclear"
-        out.append(
-            MemberShift(
-                c.member, c.episode, verdict, closure, missing, _evidence(c, observed, ratio)
-            )
-        )
-    return out
+def _daily(hourly: FloatArray, ctx: _Context) -> FloatArray:
+    nd = ctx.daily.shape[1]
+    return np.asarray(
+        np.nan_to_num(hourly[..., ctx.first_hour :])
+        .reshape(*hourly.shape[:-1], nd, HOURS)
+        .sum(axis=-1)
+    )
 
 
-def _evidence(c: _Candidate, observed: float, ratio: FloatArray) -> dict[str, float]:
-    return {
-        "missing": float(c.deficit.sum()),
-        "imbalance_rise": observed,
-        "noise": c.noise,
-        "share_ratio": float(np.nanmedian(ratio[c.member, c.episode.start : c.episode.end + 1])),
+def _confirm(d: _Draft, pending: list[_Draft], corrected: FloatArray, ctx: _Context) -> _Draft:
+    """Did the balance meter see what the member missed? The daily balance is fitted on
+    the (corrected) subscribers, the drivers and what each pending member missed, over
+    the days from ``balance_ref_days`` before the change to its end: the fitted weight
+    of this member's miss, relative to the subscribers', is its closure (1: the balance
+    saw it, the meter is wrong; 0: the use really changed). Fitting every overlapping
+    candidate at once keeps two changes from both claiming one move of the balance."""
+    cfg, s, c = ctx.cfg, ctx.s, d.change
+    window = slice(max(0, c.first_day - cfg.balance_ref_days), c.last_day + 1)
+    columns = [np.ones(ctx.daily.shape[1]), _daily(corrected, ctx)]
+    if s.drivers is not None:
+        columns.extend(_daily(s.drivers, ctx) / HOURS)
+    base = len(columns)
+    others = [o for o in pending if o is not d and _daily(o.deficit, ctx)[window].any()]
+    columns.extend(_daily(o.deficit, ctx) for o in [d, *others])
+    x = np.column_stack(columns)[window]
+    y = _daily(s.balance, ctx)[window]
+    closure, moved, noise = 0.0, np.nan, np.inf
+    dof = x.shape[0] - x.shape[1]
+    if dof >= 3:
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        resid = y - x @ coef
+        spread = float(np.sqrt(resid @ resid / dof))
+        cov = np.linalg.pinv(x.T @ x) * spread**2
+        missing = float(d.deficit.sum())
+        per_unit = float(coef[1])  # the balance's reading per unit of the subscribers'
+        moved = float(coef[base]) * missing
+        noise = float(np.sqrt(max(cov[base, base], 0.0))) * abs(missing)
+        closure = float(coef[base]) / per_unit if per_unit > 0 else 0.0
+    confirmed = abs(moved) >= cfg.confirm_z * noise and cfg.closure[0] <= closure <= cfg.closure[1]
+    if not confirmed:
+        verdict = "use_changed"
+    elif c.sign < 0 and d.loss >= cfg.magnet_loss:
+        verdict = "magnet"
+    elif abs(d.loss) < cfg.step_drift_loss:
+        verdict = "drifting_meter"
+    else:
+        verdict = "use_changed"
+    evidence = {
+        **d.evidence,
+        "missing": float(d.deficit.sum()),
+        "balance_moved": moved,
+        "balance_noise": noise,
+        "closure": closure,
     }
+    return _Draft(c, d.episode, d.deficit, d.loss, verdict, evidence)
+
+
+def _longest_zero_run(values: FloatArray) -> tuple[int, int]:
+    """(start, length) of the longest run of exact zeros."""
+    best = (0, 0)
+    run_start, run = 0, 0
+    for j, v in enumerate(values):
+        if v == 0:
+            if run == 0:
+                run_start = j
+            run += 1
+            if run > best[1]:
+                best = (run_start, run)
+        else:
+            run = 0
+    return best

@@ -1,0 +1,84 @@
+"""The member detector on constructed series: each meter fault is found and its meter
+named; flats away, weekends, cold snaps and plain noise raise nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from balans_balance.detectors.members import member_shifts
+from balans_balance.detectors.peers import daily_sums, peer_model
+
+START = 600  # the fault begins after 25 days of normal history
+FAULTS = ("stuck_meter", "magnet", "drifting_meter")
+
+
+def _shifts(world_, **kwargs: object) -> dict[int, set[str]]:
+    s = world_.series(**kwargs)
+    quantum = np.ones(s.members.shape[0])
+    out: dict[int, set[str]] = {}
+    for shift in member_shifts(s, world_.registered.copy(), quantum):
+        out.setdefault(shift.member, set()).add(shift.verdict)
+    return out
+
+
+def _blamed(shifts: dict[int, set[str]]) -> dict[int, set[str]]:
+    return {m: v & set(FAULTS) for m, v in shifts.items() if v & set(FAULTS)}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("cold_snap", [False, True])
+def test_no_meter_blamed_on_normal_use(world, seed: int, cold_snap: bool) -> None:
+    """Noise, weekends, two flats away for two weeks and a cold snap blame no meter."""
+    assert _blamed(_shifts(world(seed=seed, cold_snap=cold_snap))) == {}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_stuck_register_is_named(world, seed: int) -> None:
+    """A register that stops counting is a stuck meter, and only that one."""
+    w = world(seed=seed)
+    w.distort(7, 0.0, START)
+    assert _blamed(_shifts(w)) == {7: {"stuck_meter"}}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_magnet_confirmed_by_the_balance(world, seed: int) -> None:
+    """A meter slowed to 40 % (no tamper flag) while the balance meter still sees the
+    heat is a magnet; a flat truly using 40 % three days later (its meter right) is not blamed."""
+    w = world(seed=seed)
+    w.distort(7, 0.4, START)
+    w.true[11, START + 72 :] *= 0.4
+    w.distort(11, 1.0, 0)  # registers its (now lower) true use faithfully
+    shifts = _shifts(w)
+    assert _blamed(shifts) == {7: {"magnet"}}
+    assert shifts[11] == {"use_changed"}
+
+
+def test_tamper_flag_makes_a_magnet(world) -> None:
+    """A drop with the module's tamper flag up is a magnet whatever the balance says."""
+    w = world(seed=4)
+    w.distort(3, 0.6, START)
+    w.tamper[3, START : START + 30] = True
+    assert _blamed(_shifts(w)) == {3: {"magnet"}}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("error", [-0.15, 0.15])
+def test_drift_is_named(world, seed: int, error: float) -> None:
+    """A register whose error grows to ±15 % over six days (then is mended) is a
+    drifting meter (hourly noise 5 %: a drift is found where the noise allows)."""
+    w = world(seed=seed, noise=0.05)
+    hours = np.arange(w.true.shape[1])
+    ramp = 1 + error * np.clip((hours - START) / 144, 0, 1) * (hours < START + 144)
+    w.distort(5, ramp[START:], START)
+    assert _blamed(_shifts(w)) == {5: {"drifting_meter"}}
+
+
+def test_peer_model_residuals_are_unit_noise(world) -> None:
+    """On normal use the residuals against the peers have about unit spread, so the
+    detection threshold means what it says."""
+    daily, _ = daily_sums(world(seed=5).registered)
+    pm = peer_model(daily, np.ones(daily.shape[0]))
+    z = pm.z[:, 20, 20:]
+    z = z[np.isfinite(z)]
+    assert 0.6 < float(np.std(z)) < 1.5
