@@ -24,7 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from balans_balance.bands import MAD_TO_SIGMA, Band, learn_band
-from balans_balance.episodes import Episode, find_episodes
+from balans_balance.detectors.changes import Change, ChangeSettings, fit_changes
+from balans_balance.episodes import Episode
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -43,11 +44,12 @@ class ExcessSettings:
     min_member_z: float = 3.0
     fit_days: int = 14  # days the expected balance is learned from
     min_fit_days: int = 7
-    # an excess is called proportional to the use (not a leak) only when its flow's
-    # slope against the use is this significant...
-    min_use_slope_t: float = 3.0
-    # ... or when the excess per unit of use is this much steadier than the flow
-    steadier_margin: float = 0.85
+    # the smallest group faults reported, as a share of the balance meter's reading
+    min_leak_share: float = 0.012
+    min_tap_share: float = 0.015
+    min_under_read: float = 0.03
+    min_drift: float = 0.03  # the balance meter's error reached at the end of a ramp
+    changes: ChangeSettings = field(default_factory=ChangeSettings)
 
 
 @dataclass(frozen=True)
@@ -268,14 +270,6 @@ def _member_kind(s: GroupSeries, member: int, ep: Episode, missing: float) -> st
     return "magnet"
 
 
-def _cv(x: FloatArray) -> float:
-    """Coefficient of variation (robust: MAD over median)."""
-    if x.size < 2:
-        return float("inf")
-    m = float(np.median(x))
-    return float(np.median(np.abs(x - m)) / abs(m)) if m else float("inf")
-
-
 def follows_use(flow: FloatArray, use: FloatArray) -> tuple[float, float]:
     """(t-statistic of the slope, share of the mean flow the slope accounts for) of
     ``flow = a + b·use`` by least squares: how clearly the excess follows the use."""
@@ -286,87 +280,104 @@ def follows_use(flow: FloatArray, use: FloatArray) -> tuple[float, float]:
     slope = float(x @ (flow - flow.mean())) / sxx
     residual = flow - flow.mean() - slope * x
     se = np.sqrt(float(residual @ residual) / (flow.size - 2) / sxx)
-    t = slope / se if se > 0 else np.inf * np.sign(slope)
+    t = slope / se if se > 0 else float(np.copysign(np.inf, slope)) if slope else 0.0
     return float(t), slope * float(use.mean()) / float(flow.mean())
 
 
-def _shape_kind(
-    s: GroupSeries, excess: FloatArray, ep: Episode, cfg: ExcessSettings
-) -> tuple[str, dict[str, Any]]:
-    # a closed episode's last smooth_hours are the smoothing's lag, not the fault
-    stop = ep.end + 1 if ep.active else max(ep.start + cfg.min_run, ep.end + 2 - cfg.smooth_hours)
-    win = slice(ep.start, stop)
-    e = np.nan_to_num(excess[win])
-    subs = np.nan_to_num(s.subscribers[win])
-    mean_e = float(e.mean())
-    if mean_e < 0:
-        return "faulty_balance_meter", {"direction": "under-reads"}
-    # a leak is a constant flow (coolant volume where the members meter volume, else
-    # energy) that keeps running at night and whatever the weather; a tapped-in consumer
-    # or a drifting meter takes a share of the subscribers' *heat* (diurnal cycle,
-    # weather). Leak when the flow is the steadier of the two, and also when neither
-    # the excess clearly rises and falls with the use (slope significant, over 6-hour
-    # sums) nor the excess per unit of use is clearly steadier: on a small daily swing
-    # the two steadiness figures are close and must not turn a leak into a tapping-in.
-    flow = e
+SHAPE_KIND = {"step": "leak", "use": "unauthorised_connection", "ramp": "faulty_balance_meter"}
+
+
+@dataclass(frozen=True)
+class ChangeSeries:
+    """What the changes are fitted on: the balance meter's reading (as coolant volume
+    where the group balances volume), the baseline's regressors and each shape's weight;
+    zero at hours whose balance or subscribers are unknown, so they count for nothing."""
+
+    reading: FloatArray
+    base: FloatArray  # [hour, regressor]
+    weights: dict[str, FloatArray]
+    to_balance_unit: FloatArray  # reading -> the balance meter's unit, hourly
+
+
+def change_series(s: GroupSeries) -> ChangeSeries:
+    known = ~np.isnan(s.balance) & ~np.isnan(s.subscribers)
+    balance = np.where(known, s.balance, 0.0)
+    subs = np.where(known, s.subscribers, 0.0)
+    unit = np.ones(balance.size)
     if s.heat_per_m3 is not None:
-        per_m3 = np.nan_to_num(s.heat_per_m3[win])
-        flow = np.where(per_m3 > 0, e / np.where(per_m3 > 0, per_m3, 1.0), 0.0)
-    f6 = _rolling_sum(flow, 6)[5::6]
-    s6 = _rolling_sum(subs, 6)[5::6]
-    ok = s6 > 0
-    t, proportional = follows_use(f6[ok], s6[ok])
-    shape: dict[str, Any] = {"use_slope_t": t, "proportional_share": proportional}
-    steady_abs = _cv(f6[ok])
-    steady_rel = _cv(_rolling_sum(e, 6)[5::6][ok] / s6[ok]) if ok.any() else np.inf
-    shape.update(cv_flow=steady_abs, cv_excess_per_use=steady_rel)
-    # a ramp (the balance meter drifting) rather than a step (a leak, a tapping-in)?
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(subs > 0, e / subs, np.nan)
-    ok = ~np.isnan(ratio)
-    if ok.sum() >= 6:
-        hours = np.arange(e.size)[ok]
-        slope, intercept = np.polyfit(hours, ratio[ok], 1)
-        start_level = intercept
-        end_level = intercept + slope * (e.size - 1)
-        shape.update(ratio_start=float(start_level), ratio_end=float(end_level))
-        if end_level > 0 and start_level < 0.35 * end_level:
-            return "faulty_balance_meter", {**shape, "direction": "over-reads, drifting"}
-    clearly_proportional = (
-        t >= cfg.min_use_slope_t or steady_rel <= cfg.steadier_margin * steady_abs
-    )
-    if steady_abs <= steady_rel or not clearly_proportional:
-        return "leak", {**shape, "rate_per_hour": mean_e}
-    return "unauthorised_connection", shape
+        # a volume balance (coolant mass): the members' heat is their volume times the
+        # building's heat per m³, and a leak or a tapping-in lifts that very ΔT, so it
+        # would hide in the baseline. In volume a leak is a constant, a tapped-in
+        # consumer draws coolant in proportion to the heat it takes (the building's)
+        known &= np.nan_to_num(s.heat_per_m3) > 0
+        unit = np.where(known, np.nan_to_num(s.heat_per_m3), 1.0)
+        balance = np.where(known, balance, 0.0)
+        reading, use = balance / unit, balance
+        subs = np.where(known, subs / unit, 0.0)
+    else:
+        reading, use = balance, subs
+    columns = [np.ones(balance.size), subs]
+    if s.drivers is not None:
+        columns.extend(np.nan_to_num(s.drivers, nan=float(np.nanmedian(s.drivers))))
+    base = np.column_stack(columns) * known[:, None]
+    weights = {"step": known.astype(np.float64), "use": use, "ramp": reading}
+    return ChangeSeries(reading, base, weights, unit)
+
+
+def _change_kind(change: Change, balance: FloatArray, cfg: ExcessSettings) -> str | None:
+    """The group fault a change stands for, or None when it is too small to be one."""
+    win = slice(change.start, change.end)
+    mean_balance = float(np.mean(balance[win]))
+    if mean_balance <= 0:
+        return None
+    size = float(np.mean(change.contribution[win])) / mean_balance
+    if change.shape == "ramp":
+        return "faulty_balance_meter" if abs(change.coef) >= cfg.min_drift else None
+    if change.shape == "step":
+        return "leak" if size >= cfg.min_leak_share else None
+    if size >= cfg.min_tap_share:
+        return "unauthorised_connection"
+    # the balance meter stepping down: it under-reads
+    return "faulty_balance_meter" if size <= -cfg.min_under_read else None
 
 
 def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Diagnosis]:
-    """Every episode of the group's imbalance outside its band, with its likely cause."""
+    """Every change of the group's balance beyond what its subscribers explain, with its
+    likely cause: concurrent faults (a leak during a tapping-in) are separate changes."""
     cfg = cfg or ExcessSettings()
-    imbalance = imbalance_band(s, cfg)
-    share, band = imbalance.share, imbalance.band
-    known = ~np.isnan(band.median) & ~np.isnan(share)
-    high = known & (share > band.high)
-    low = known & (share < band.low)
+    cs = change_series(s)
+    balance, weights = cs.reading, cs.weights
+    n = balance.size
+    min_hours = cfg.changes.min_blocks * cfg.changes.block_hours
     diagnoses: list[Diagnosis] = []
-    excess = imbalance.excess(s)
-    for mask, sign in ((high, 1), (low, -1)):
-        for ep in find_episodes(mask, min_run=cfg.min_run, quiet_to_close=cfg.quiet_to_close):
-            win = slice(ep.start, ep.end + 1)
-            evidence: dict[str, Any] = {
-                "rule": f"imbalance share {'above' if sign > 0 else 'below'} its band "
-                f"for >= {cfg.min_run} h",
-                "excess_total": float(np.nansum(excess[win])),
-                "band_median_share": float(np.nanmedian(band.median[win])),
-                "share_mean": float(np.nanmean(share[win])),
-            }
-            found = _member_explanation(s, excess, ep, cfg)
-            if found is not None:
-                member, closure, corr, missing = found
-                kind = _member_kind(s, member, ep, missing)
-                evidence.update(closure=closure, correlation=corr, missing_fraction=missing)
-                diagnoses.append(Diagnosis(ep, kind, member, evidence, sign))
-                continue
-            kind, shape = _shape_kind(s, excess, ep, cfg)
-            diagnoses.append(Diagnosis(ep, kind, None, {**evidence, **shape}, sign))
+    for change in fit_changes(balance, cs.base, weights, cfg.changes):
+        # still running when it reaches the last hours: an open episode up to now
+        active = change.end >= n - cfg.quiet_to_close
+        end = n - 1 if active else change.end - 1
+        ep = Episode(change.start, min(change.start + cfg.min_run, end), end, active)
+        win = slice(change.start, change.end)
+        use_t, _ = follows_use(change.contribution[win], weights["use"][win])
+        sign = 1 if change.coef * np.sum(weights[change.shape][win]) >= 0 else -1
+        evidence: dict[str, Any] = {
+            "rule": f"the balance meter's reading changed by a {change.shape} beyond "
+            f"what the subscribers' use explains, for >= {min_hours} h",
+            "shape": change.shape,
+            "coefficient": change.coef,
+            "significance_z2": change.z2,
+            "excess_total": float(np.sum((change.contribution * cs.to_balance_unit)[win])),
+            "excess_share": float(np.sum(change.contribution[win]) / np.sum(balance[win])),
+            "use_slope_t": use_t,
+        }
+        # a member meter that stopped or slowed (or over-reads) by what the change
+        # amounts to is named first, whatever the change's size
+        found = _member_explanation(s, change.contribution * cs.to_balance_unit, ep, cfg)
+        if found is not None:
+            member, closure, corr, missing = found
+            evidence.update(closure=closure, correlation=corr, missing_fraction=missing)
+            kind = _member_kind(s, member, ep, missing)
+            diagnoses.append(Diagnosis(ep, kind, member, evidence, sign))
+            continue
+        group_kind = _change_kind(change, balance, cfg)
+        if group_kind is not None:
+            diagnoses.append(Diagnosis(ep, group_kind, None, evidence, sign))
     return diagnoses

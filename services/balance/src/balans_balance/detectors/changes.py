@@ -1,0 +1,272 @@
+"""The balance meter's reading as a baseline plus a few changes, each with its own shape.
+
+Several faults of one group often overlap (a leak during a tapping-in during a drift of
+the balance meter). Rather than classify the whole excursion of the imbalance, the
+reading is modelled as ::
+
+    balance(t) = baseline(t) + Σ_j c_j · shape_j(t)
+
+where the baseline is a least-squares combination of regressors (1, the subscribers'
+use, the supply temperature) and each change ``j`` acts on ``[start, end)`` only, with
+a shape that tells its cause:
+
+- ``step``: a constant (a leak: constant coolant volume, weighted by heat per m³ where
+  the group balances volume);
+- ``use``: a share of the subscribers' use (a consumer tapped in before the meters);
+- ``ramp``: the balance meter's own reading times a ramp from 0 at ``start`` to 1 at
+  ``end`` (a drifting register; one that drifts to the end of the data keeps ramping).
+
+Changes are found greedily (matching pursuit): every candidate window of every shape is
+scored by the exact drop of the residual sum of squares it would bring given the current
+model (cumulative sums make all windows of a grid one vectorised computation), the best
+is refined to the hour, and the model refitted; then each change is searched again with
+the others fixed (back-fitting), which undoes an early greedy choice that a later change
+made wrong. A change is kept while its drop is large against the residual's noise, whose
+variance is measured on 24-hour sums (hour-to-hour noise is correlated: weather).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+SHAPES = ("step", "use", "ramp")
+
+
+@dataclass(frozen=True)
+class ChangeSettings:
+    # the fit runs on sums over blocks of this many hours: a register's quantisation
+    # (a pulse now or the next hour) cancels in them, and would otherwise flatten the
+    # baseline's slope (noise in a regressor) into a slow wave in the residual
+    block_hours: int = 3
+    min_blocks: int = 4  # a change lasts at least this long
+    # a share of the use must drop the residual this much more than a constant over the
+    # same window to be preferred: the constant is the simpler explanation, and the two
+    # are alike when the use hardly varies
+    step_preference: float = 0.02
+    min_start_blocks: int = 40  # history needed before a change can start
+    grid_blocks: int = 1  # candidate windows are searched on this grid, then refined
+    max_changes: int = 6
+    min_z2: float = 300.0  # drop of the residual SS over the noise variance of a block
+    max_collinearity: float = 0.9  # share of a candidate the current model already explains
+    backfit_rounds: int = 2
+
+
+@dataclass(frozen=True)
+class Window:
+    shape: str
+    start: int
+    end: int  # exclusive
+
+
+@dataclass(frozen=True)
+class Change:
+    shape: str
+    start: int
+    end: int  # exclusive
+    coef: float  # step: per hour; use: share; ramp: the reading's error reached at ``end``
+    z2: float  # drop of the residual sum of squares over the noise variance of a block
+    contribution: FloatArray  # coef x shape, hourly, zero outside the window
+
+
+def window_shape(w: Window, weights: dict[str, FloatArray]) -> FloatArray:
+    """The change's hourly shape (unit coefficient)."""
+    weight = weights[w.shape]
+    out = np.zeros(weight.size)
+    hours = np.arange(w.start, w.end)
+    if w.shape == "ramp":
+        out[w.start : w.end] = (hours - w.start + 1) * weight[w.start : w.end]
+        out /= max(w.end - w.start, 1)
+    else:
+        out[w.start : w.end] = weight[w.start : w.end]
+    return out
+
+
+def _design(base: FloatArray, windows: list[Window], weights: dict[str, FloatArray]) -> FloatArray:
+    return np.column_stack([base] + [window_shape(w, weights) for w in windows])
+
+
+def _fit(y: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    coef = np.linalg.lstsq(x, y, rcond=None)[0]
+    return np.asarray(y - x @ coef), np.asarray(coef)
+
+
+def block_noise_variance(residual: FloatArray, per_day: int) -> float:
+    """Robust variance of the residual's daily sums, per block: the noise a block
+    carries once its correlation with the day's other blocks (weather) is counted."""
+    sums = _blocks(residual, per_day)
+    mad = float(np.median(np.abs(sums - np.median(sums))))
+    return max((1.4826 * mad) ** 2 / per_day, 1e-12)
+
+
+def _cum(x: FloatArray) -> FloatArray:
+    """Cumulative sums along the last axis with a leading zero."""
+    zero = np.zeros((*x.shape[:-1], 1))
+    return np.concatenate([zero, np.cumsum(x, axis=-1)], axis=-1)
+
+
+def _window_gains(
+    shape: str, weight: FloatArray, r: FloatArray, x: FloatArray, m: FloatArray,
+    points: npt.NDArray[np.int_], cfg: ChangeSettings,
+) -> FloatArray:  # fmt: skip
+    """[start point, end point] -> drop of the residual SS if that window were added.
+
+    With the current design ``x`` (residual ``r`` orthogonal to it, ``m`` = (xᵀx)⁻¹)
+    the drop for a new column ``a`` is (a·r)² / (a·a − vᵀ m v), v = xᵀa.
+    """
+    s, e = points[:-1, None], points[None, :]
+
+    def seg(c: FloatArray) -> FloatArray:
+        return np.asarray(c[..., e] - c[..., s])
+
+    if shape == "ramp":  # a = (t + 1 - start) * weight on the window
+        t1 = np.arange(weight.size, dtype=np.float64) + 1
+        ar = seg(_cum(t1 * weight * r)) - s * seg(_cum(weight * r))
+        aa = (
+            seg(_cum(t1 * t1 * weight * weight))
+            - 2 * s * seg(_cum(t1 * weight * weight))
+            + s * s * seg(_cum(weight * weight))
+        )
+        v = seg(_cum(t1 * weight * x.T)) - s[None] * seg(_cum(weight * x.T))
+    else:
+        ar = seg(_cum(weight * r))
+        aa = seg(_cum(weight * weight))
+        v = seg(_cum(weight * x.T))
+    explained = np.einsum("ise,ij,jse->se", v, m, v)
+    den = aa - explained
+    valid = (
+        (e - s >= cfg.min_blocks)
+        & (s >= cfg.min_start_blocks)
+        & (den > (1 - cfg.max_collinearity) * np.maximum(aa, 1e-12))
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(valid, ar * ar / np.where(valid, den, 1.0), 0.0)
+
+
+def _best_window(
+    y: FloatArray, base: FloatArray, fixed: list[Window], weights: dict[str, FloatArray],
+    cfg: ChangeSettings,
+) -> tuple[Window, float] | None:  # fmt: skip
+    """The window (any shape) whose addition to ``fixed`` drops the residual SS most,
+    found on the grid and refined to the hour; None when no window is valid."""
+    x = _design(base, fixed, weights)
+    r, _ = _fit(y, x)
+    m = np.asarray(np.linalg.pinv(x.T @ x), dtype=np.float64)
+    n = y.size
+    points = np.unique(np.concatenate([np.arange(0, n, cfg.grid_blocks), [n]]))
+    best: tuple[Window, float] | None = None
+    for shape in SHAPES:
+        gains = _window_gains(shape, weights[shape], r, x, m, points, cfg)
+        i, j = np.unravel_index(int(np.argmax(gains)), gains.shape)
+        if gains[i, j] > 0 and (best is None or gains[i, j] > best[1]):
+            best = Window(shape, int(points[i]), int(points[j])), float(gains[i, j])
+    if best is None:
+        return None
+    coarse = best[0]
+    sse = float(r @ r)
+    if coarse.shape == "use":
+        step = Window("step", coarse.start, coarse.end)
+        step_gain = sse - _sse(y, base, [*fixed, step], weights)
+        if best[1] < (1 + cfg.step_preference) * step_gain:
+            best = step, step_gain
+            coarse = step
+    g = cfg.grid_blocks
+    for start in range(max(coarse.start - g, cfg.min_start_blocks), coarse.start + g + 1):
+        for end in range(max(coarse.end - g, start + cfg.min_blocks), min(coarse.end + g, n) + 1):
+            w = Window(coarse.shape, start, end)
+            rr, _ = _fit(y, _design(base, [*fixed, w], weights))
+            if sse - float(rr @ rr) > best[1]:
+                best = w, sse - float(rr @ rr)
+    return best
+
+
+def _sse(
+    y: FloatArray, base: FloatArray, windows: list[Window], weights: dict[str, FloatArray]
+) -> float:
+    r, _ = _fit(y, _design(base, windows, weights))
+    return float(r @ r)
+
+
+def _backfit(
+    y: FloatArray, base: FloatArray, windows: list[Window], weights: dict[str, FloatArray],
+    cfg: ChangeSettings,
+) -> list[Window]:  # fmt: skip
+    """Search each change again with the others fixed; keep what lowers the residual."""
+    windows = list(windows)
+    for _ in range(cfg.backfit_rounds):
+        changed = False
+        for j in range(len(windows)):
+            others = windows[:j] + windows[j + 1 :]
+            found = _best_window(y, base, others, weights, cfg)
+            if found is None or found[0] == windows[j]:
+                continue
+            candidate = [*others[:j], found[0], *others[j:]]
+            if _sse(y, base, candidate, weights) < _sse(y, base, windows, weights) - 1e-9:
+                windows, changed = candidate, True
+        if not changed:
+            break
+    return windows
+
+
+def _blocks(a: FloatArray, size: int) -> FloatArray:
+    """Sums over consecutive blocks of ``size`` hours along the first axis (the first
+    hours that do not fill a block are dropped)."""
+    n = a.shape[0] // size
+    return np.asarray(a[a.shape[0] - n * size :].reshape(n, size, *a.shape[1:]).sum(axis=1))
+
+
+def fit_changes(
+    y: FloatArray, base: FloatArray, weights: dict[str, FloatArray],
+    cfg: ChangeSettings | None = None,
+) -> list[Change]:  # fmt: skip
+    """The changes of hourly ``y`` beyond ``base`` [hour, regressor]: ``weights`` holds
+    the hourly weight of each shape (``step``, ``use``, ``ramp``). Hours to ignore must
+    be zero in ``y``, ``base`` and every weight. Windows come back in hours."""
+    cfg = cfg or ChangeSettings()
+    size = cfg.block_hours
+    offset = y.size % size
+    yb, bb = _blocks(y, size), _blocks(base, size)
+    wb = {k: _blocks(v, size) for k, v in weights.items()}
+    windows: list[Window] = []
+    for _ in range(cfg.max_changes):
+        found = _best_window(yb, bb, windows, wb, cfg)
+        if found is None:
+            break
+        trial = _backfit(yb, bb, [*windows, found[0]], wb, cfg)
+        r, _ = _fit(yb, _design(bb, trial, wb))
+        if _significance(yb, bb, trial, wb, r, size)[-1] < cfg.min_z2:
+            break
+        windows = trial
+    if not windows:
+        return []
+    r, coef = _fit(yb, _design(bb, windows, wb))
+    z2 = _significance(yb, bb, windows, wb, r, size)
+    k = base.shape[1]
+    out = []
+    for w, c, z in zip(windows, coef[k:], z2, strict=True):
+        if z < cfg.min_z2:  # back-fitting can leave an earlier change redundant
+            continue
+        hourly = Window(w.shape, offset + w.start * size, offset + w.end * size)
+        out.append(
+            Change(
+                w.shape, hourly.start, hourly.end, float(c), z, c * window_shape(hourly, weights)
+            )
+        )
+    return out
+
+
+def _significance(
+    y: FloatArray, base: FloatArray, windows: list[Window], weights: dict[str, FloatArray],
+    residual: FloatArray, block_hours: int,
+) -> list[float]:  # fmt: skip
+    """Per change: the rise of the residual SS without it, over the noise of a block."""
+    sse = float(residual @ residual)
+    noise = block_noise_variance(residual, 24 // block_hours)
+    return [
+        (_sse(y, base, windows[:j] + windows[j + 1 :], weights) - sse) / noise
+        for j in range(len(windows))
+    ]
