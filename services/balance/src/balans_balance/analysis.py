@@ -122,7 +122,8 @@ def _finding(
         cause = f"meter:{meter_id}"
         what = f"meter {data.meter_serials[meter_id]}"
     else:
-        cause = f"group:{group.id}:{'excess' if d.sign > 0 else 'deficit'}"
+        # one alert per cause: a leak during a tapping-in during a drift are three
+        cause = f"group:{group.id}:{d.kind}"
         what = f"group {group.name}"
     return Finding(
         kind=d.kind,
