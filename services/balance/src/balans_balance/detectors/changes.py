@@ -44,10 +44,12 @@ class ChangeSettings:
     # baseline's slope (noise in a regressor) into a slow wave in the residual
     block_hours: int = 3
     min_blocks: int = 4  # a change lasts at least this long
+    # a drift lasts at least this long: shorter ramps only fit the edges of large steps
+    min_ramp_blocks: int = 8
     # a share of the use must drop the residual this much more than a constant over the
     # same window to be preferred: the constant is the simpler explanation, and the two
     # are alike when the use hardly varies
-    step_preference: float = 0.02
+    step_preference: float = 0.005
     min_start_blocks: int = 40  # history needed before a change can start
     grid_blocks: int = 1  # candidate windows are searched on this grid, then refined
     max_changes: int = 6
@@ -98,15 +100,19 @@ def _fit(y: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
 def block_noise_variance(residual: FloatArray, per_day: int) -> float:
     """Robust variance of the residual's daily sums, per block: the noise a block
     carries once its correlation with the day's other blocks (weather) is counted."""
-    sums = _blocks(residual, per_day)
-    mad = float(np.median(np.abs(sums - np.median(sums))))
-    return max((1.4826 * mad) ** 2 / per_day, 1e-12)
+    steps = np.diff(_blocks(residual, per_day))
+    mad = float(np.median(np.abs(steps - np.median(steps))))
+    return max((1.4826 * mad) ** 2 / 2 / per_day, 1e-12)
 
 
 def _cum(x: FloatArray) -> FloatArray:
     """Cumulative sums along the last axis with a leading zero."""
     zero = np.zeros((*x.shape[:-1], 1))
     return np.concatenate([zero, np.cumsum(x, axis=-1)], axis=-1)
+
+
+def _min_blocks(shape: str, cfg: ChangeSettings) -> int:
+    return cfg.min_ramp_blocks if shape == "ramp" else cfg.min_blocks
 
 
 def _window_gains(
@@ -139,7 +145,7 @@ def _window_gains(
     explained = np.einsum("ise,ij,jse->se", v, m, v)
     den = aa - explained
     valid = (
-        (e - s >= cfg.min_blocks)
+        (e - s >= _min_blocks(shape, cfg))
         & (s >= cfg.min_start_blocks)
         & (den > (1 - cfg.max_collinearity) * np.maximum(aa, 1e-12))
     )
@@ -176,7 +182,8 @@ def _best_window(
             coarse = step
     g = cfg.grid_blocks
     for start in range(max(coarse.start - g, cfg.min_start_blocks), coarse.start + g + 1):
-        for end in range(max(coarse.end - g, start + cfg.min_blocks), min(coarse.end + g, n) + 1):
+        shortest = start + _min_blocks(coarse.shape, cfg)
+        for end in range(max(coarse.end - g, shortest), min(coarse.end + g, n) + 1):
             w = Window(coarse.shape, start, end)
             rr, _ = _fit(y, _design(base, [*fixed, w], weights))
             if sse - float(rr @ rr) > best[1]:
@@ -241,6 +248,7 @@ def fit_changes(
         if _significance(yb, bb, trial, wb, r, size)[-1] < cfg.min_z2:
             break
         windows = trial
+    windows = _swap_and_prune(yb, bb, windows, wb, cfg)
     if not windows:
         return []
     r, coef = _fit(yb, _design(bb, windows, wb))
@@ -248,8 +256,6 @@ def fit_changes(
     k = base.shape[1]
     out = []
     for w, c, z in zip(windows, coef[k:], z2, strict=True):
-        if z < cfg.min_z2:  # back-fitting can leave an earlier change redundant
-            continue
         hourly = Window(w.shape, offset + w.start * size, offset + w.end * size)
         out.append(
             Change(
@@ -257,6 +263,40 @@ def fit_changes(
             )
         )
     return out
+
+
+def _swap_and_prune(
+    y: FloatArray, base: FloatArray, windows: list[Window], weights: dict[str, FloatArray],
+    cfg: ChangeSettings,
+) -> list[Window]:  # fmt: skip
+    """Moves the one-at-a-time search cannot make: a step read as a share of the use (or
+    the reverse) with small corrections around it is tried with the other shape, and a
+    change left insignificant by the others is dropped and the rest refitted."""
+    windows = list(windows)
+    swap = {"step": "use", "use": "step"}
+    for _ in range(2 * cfg.max_changes):
+        sse = _sse(y, base, windows, weights)
+        best: tuple[float, list[Window]] | None = None
+        for j, w in enumerate(windows):
+            if w.shape not in swap:
+                continue
+            trial = [*windows[:j], Window(swap[w.shape], w.start, w.end), *windows[j + 1 :]]
+            trial_sse = _sse(y, base, trial, weights)
+            # the constant keeps the change unless the use clearly explains it better
+            gain = _sse(y, base, windows[:j] + windows[j + 1 :], weights) - sse
+            margin = cfg.step_preference * gain * (1 if w.shape == "step" else -1)
+            if trial_sse < sse - margin and (best is None or trial_sse < best[0]):
+                best = trial_sse, trial
+        if best is not None:
+            windows = best[1]
+            continue
+        r, _ = _fit(y, _design(base, windows, weights))
+        z2 = _significance(y, base, windows, weights, r, cfg.block_hours)
+        weakest = int(np.argmin(z2)) if z2 else -1
+        if weakest < 0 or z2[weakest] >= cfg.min_z2:
+            break
+        windows.pop(weakest)
+    return windows
 
 
 def _significance(
