@@ -30,6 +30,7 @@ from balans_balance.episodes import Episode
 
 FloatArray = npt.NDArray[np.float64]
 HOURS = 24
+BLOCK = 6  # hours summed when the balance confirms a member's miss
 FAULT_VERDICTS = ("stuck_meter", "magnet", "drifting_meter")
 
 
@@ -47,9 +48,10 @@ class MemberSettings:
     step_drift_loss: float = 0.15
     min_stuck_hours: int = 12
     min_stuck_quanta: float = 5.0  # the peers say it should have counted this many pulses
-    confirm_z: float = 3.0  # the balance's move, in its own daily noise
+    confirm_z: float = 2.5  # the balance's move, in its own daily noise
     closure: tuple[float, float] = (0.6, 2.0)  # balance move / what the member missed
-    balance_ref_days: int = 10
+    balance_lead_days: tuple[int, ...] = (3, 5, 7, 10)
+    min_balance_dof: int = 8
     max_episodes: int = 3  # per member and analysis
 
 
@@ -206,7 +208,7 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
         start, end = lo + run_start, lo + run_start + run - 1
     elif flagged:
         verdict = "magnet"
-    elif abs(loss) <= cfg.drift_loss and _ramp_shaped(_relative(c, pm, own, lead=2), cfg):
+    elif abs(loss) <= cfg.drift_loss and _ramp_shaped(_relative(c, pm, own, lead=3), cfg):
         verdict = "drifting_meter"
     active = c.last_day == ctx.daily.shape[1] - 1
     detected = min(max(offset + HOURS * (c.detected_day + 1) - 1, start), n - 1)
@@ -229,55 +231,65 @@ def _relative(c: _Change, pm: PeerModel, own: FloatArray, lead: int = 0) -> Floa
 
 
 def _ramp_shaped(relative: FloatArray, cfg: MemberSettings) -> bool:
-    """The departure grows from nothing (a ramp through zero on the day before the
-    episode) rather than standing at one level (a step) - by the smaller squared error."""
+    """The departure grows from nothing rather than jumping to a level: the best ramp
+    (zero until some day, then rising linearly) leaves a clearly smaller squared error
+    than the best step (zero until some day, then one level)."""
     if relative.size < cfg.min_ramp_days:
         return False
-    k = np.arange(1, relative.size + 1, dtype=np.float64)
-    slope = float(k @ relative / (k @ k))
-    ramp_sse = float(((relative - slope * k) ** 2).sum())
-    step_sse = float(((relative - relative.mean()) ** 2).sum())
+    ramp_sse = step_sse = np.inf
+    for start in range(relative.size - 1):
+        before = float((relative[:start] ** 2).sum())
+        after = relative[start:]
+        k = np.arange(1, after.size + 1, dtype=np.float64)
+        slope = float(k @ after / (k @ k))
+        ramp_sse = min(ramp_sse, before + float(((after - slope * k) ** 2).sum()))
+        step_sse = min(step_sse, before + float(((after - after.mean()) ** 2).sum()))
     return ramp_sse < cfg.ramp_preference * step_sse
 
 
-def _daily(hourly: FloatArray, ctx: _Context) -> FloatArray:
+def _blocks(hourly: FloatArray, ctx: _Context) -> FloatArray:
+    """Sums over BLOCK-hour blocks of the whole days analysed (the last axis)."""
     nd = ctx.daily.shape[1]
-    return np.asarray(
-        np.nan_to_num(hourly[..., ctx.first_hour :])
-        .reshape(*hourly.shape[:-1], nd, HOURS)
-        .sum(axis=-1)
-    )
+    days = np.nan_to_num(hourly[..., ctx.first_hour :])
+    return np.asarray(days.reshape(*hourly.shape[:-1], nd * HOURS // BLOCK, BLOCK).sum(axis=-1))
 
 
 def _confirm(d: _Draft, pending: list[_Draft], corrected: FloatArray, ctx: _Context) -> _Draft:
-    """Did the balance meter see what the member missed? The daily balance is fitted on
-    the (corrected) subscribers, the drivers and what each pending member missed, over
-    the days from ``balance_ref_days`` before the change to its end: the fitted weight
-    of this member's miss, relative to the subscribers', is its closure (1: the balance
-    saw it, the meter is wrong; 0: the use really changed). Fitting every overlapping
-    candidate at once keeps two changes from both claiming one move of the balance."""
+    """Did the balance meter see what the member missed? The balance (6-hour sums) is
+    fitted on the (corrected) subscribers, the drivers and what each pending member
+    missed, from some days before the change to its end: the fitted weight of this
+    member's miss, relative to the subscribers', is its closure (1: the balance saw it,
+    the meter is wrong; 0: the use really changed). Fitting every overlapping candidate
+    at once keeps two changes from both claiming one move of the balance; of the
+    lead-ins tried, the one the balance fits best is kept (a leak that began a week
+    earlier must not stand in the way)."""
     cfg, s, c = ctx.cfg, ctx.s, d.change
-    window = slice(max(0, c.first_day - cfg.balance_ref_days), c.last_day + 1)
-    columns = [np.ones(ctx.daily.shape[1]), _daily(corrected, ctx)]
+    per_day = HOURS // BLOCK
+    columns = [np.ones(ctx.daily.shape[1] * per_day), _blocks(corrected, ctx)]
     if s.drivers is not None:
-        columns.extend(_daily(s.drivers, ctx) / HOURS)
+        columns.extend(_blocks(s.drivers, ctx) / BLOCK)
     base = len(columns)
-    others = [o for o in pending if o is not d and _daily(o.deficit, ctx)[window].any()]
-    columns.extend(_daily(o.deficit, ctx) for o in [d, *others])
-    x = np.column_stack(columns)[window]
-    y = _daily(s.balance, ctx)[window]
-    closure, moved, noise = 0.0, np.nan, np.inf
-    dof = x.shape[0] - x.shape[1]
-    if dof >= 3:
+    best: tuple[float, float, float, float] | None = None  # spread, closure, moved, noise
+    missing = float(d.deficit.sum())
+    for lead in cfg.balance_lead_days:
+        window = slice(max(0, c.first_day - lead) * per_day, (c.last_day + 1) * per_day)
+        others = [o for o in pending if o is not d and _blocks(o.deficit, ctx)[window].any()]
+        x = np.column_stack([*columns, *(_blocks(o.deficit, ctx) for o in [d, *others])])[window]
+        y = _blocks(s.balance, ctx)[window]
+        dof = x.shape[0] - x.shape[1]
+        if dof < cfg.min_balance_dof:
+            continue
         coef, *_ = np.linalg.lstsq(x, y, rcond=None)
         resid = y - x @ coef
         spread = float(np.sqrt(resid @ resid / dof))
         cov = np.linalg.pinv(x.T @ x) * spread**2
-        missing = float(d.deficit.sum())
         per_unit = float(coef[1])  # the balance's reading per unit of the subscribers'
-        moved = float(coef[base]) * missing
-        noise = float(np.sqrt(max(cov[base, base], 0.0))) * abs(missing)
         closure = float(coef[base]) / per_unit if per_unit > 0 else 0.0
+        fit = (spread, closure, float(coef[base]) * missing,
+               float(np.sqrt(max(cov[base, base], 0.0))) * abs(missing))  # fmt: skip
+        if best is None or fit[0] < best[0]:
+            best = fit
+    _, closure, moved, noise = best if best is not None else (0.0, 0.0, np.nan, np.inf)
     confirmed = abs(moved) >= cfg.confirm_z * noise and cfg.closure[0] <= closure <= cfg.closure[1]
     if not confirmed:
         verdict = "use_changed"
@@ -289,7 +301,7 @@ def _confirm(d: _Draft, pending: list[_Draft], corrected: FloatArray, ctx: _Cont
         verdict = "use_changed"
     evidence = {
         **d.evidence,
-        "missing": float(d.deficit.sum()),
+        "missing": missing,
         "balance_moved": moved,
         "balance_noise": noise,
         "closure": closure,
