@@ -132,12 +132,7 @@ def member_shifts(
             changes.append((c, pm, masked[c.member].copy()))
             masked[c.member, c.first_day : c.last_day + 1] = np.nan
     drafts = [_draft(c, pm, own, ctx) for c, pm, own in changes]
-    corrected = np.nan_to_num(s.subscribers).copy()
-    decided = [d for d in drafts if d.verdict is not None]
-    for d in decided:
-        corrected += d.deficit
-    pending = [d for d in drafts if d.verdict is None]
-    decided.extend(_confirm(d, pending, corrected, ctx) for d in pending)
+    decided = [d if d.verdict is not None else _confirm(d, drafts, ctx) for d in drafts]
     return [
         MemberShift(d.change.member, d.episode, d.verdict or "use_changed", d.deficit, d.evidence)
         for d in decided
@@ -254,18 +249,19 @@ def _blocks(hourly: FloatArray, ctx: _Context) -> FloatArray:
     return np.asarray(days.reshape(*hourly.shape[:-1], nd * HOURS // BLOCK, BLOCK).sum(axis=-1))
 
 
-def _confirm(d: _Draft, pending: list[_Draft], corrected: FloatArray, ctx: _Context) -> _Draft:
+def _confirm(d: _Draft, drafts: list[_Draft], ctx: _Context) -> _Draft:
     """Did the balance meter see what the member missed? The balance (6-hour sums) is
-    fitted on the (corrected) subscribers, the drivers and what each pending member
-    missed, from some days before the change to its end: the fitted weight of this
-    member's miss, relative to the subscribers', is its closure (1: the balance saw it,
-    the meter is wrong; 0: the use really changed). Fitting every overlapping candidate
-    at once keeps two changes from both claiming one move of the balance; of the
-    lead-ins tried, the one the balance fits best is kept (a leak that began a week
+    fitted on the subscribers, the drivers and what each member with a change missed,
+    from some days before the change to its end: the fitted weight of this member's
+    miss, relative to the subscribers', is its closure (1: the balance saw it, the meter
+    is wrong; 0: the use really changed). Fitting every overlapping change at once (the
+    stuck meters too) keeps two changes from both claiming one move of the balance: two
+    alike at the same time leave both weights uncertain, and neither is confirmed. Of
+    the lead-ins tried, the one the balance fits best is kept (a leak that began a week
     earlier must not stand in the way)."""
     cfg, s, c = ctx.cfg, ctx.s, d.change
     per_day = HOURS // BLOCK
-    columns = [np.ones(ctx.daily.shape[1] * per_day), _blocks(corrected, ctx)]
+    columns = [np.ones(ctx.daily.shape[1] * per_day), _blocks(np.nan_to_num(s.subscribers), ctx)]
     if s.drivers is not None:
         columns.extend(_blocks(s.drivers, ctx) / BLOCK)
     base = len(columns)
@@ -273,7 +269,7 @@ def _confirm(d: _Draft, pending: list[_Draft], corrected: FloatArray, ctx: _Cont
     missing = float(d.deficit.sum())
     for lead in cfg.balance_lead_days:
         window = slice(max(0, c.first_day - lead) * per_day, (c.last_day + 1) * per_day)
-        others = [o for o in pending if o is not d and _blocks(o.deficit, ctx)[window].any()]
+        others = [o for o in drafts if o is not d and _blocks(o.deficit, ctx)[window].any()]
         x = np.column_stack([*columns, *(_blocks(o.deficit, ctx) for o in [d, *others])])[window]
         y = _blocks(s.balance, ctx)[window]
         dof = x.shape[0] - x.shape[1]
