@@ -198,13 +198,20 @@ def member_alerts(
     return out
 
 
-def _explained_by(d: Diagnosis, data: BuildingData, named: list[Finding]) -> bool:
-    """A group episode that a named meter fault covers for most of its length is that
-    fault, not a leak or a tapped-in consumer."""
+def _explained_by(
+    d: Diagnosis,
+    data: BuildingData,
+    named: list[Finding],
+    within: timedelta = timedelta(hours=24),
+) -> bool:
+    """A group change that begins with a named meter fault (``within`` of it) and
+    that the fault covers for most of its length is that fault, not a leak or a tapped-in
+    consumer. A change that begins later is a fault of its own: a leak starting days into
+    a flat meter's drift is still a leak."""
     start, end = data.hours[d.episode.start], data.hours[d.episode.end]
     length = (end - start).total_seconds() + 3600
     for f in named:
-        if f.kind not in MEMBER_KINDS:
+        if f.kind not in MEMBER_KINDS or abs(f.first_hour - start) > within:
             continue
         overlap = (min(end, f.last_hour) - max(start, f.first_hour)).total_seconds() + 3600
         if overlap >= 0.5 * length:

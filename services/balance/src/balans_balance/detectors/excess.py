@@ -246,6 +246,23 @@ def _member_explanation(
     return best, float(closure[best]), float(corr[best]), float(missing[best])
 
 
+def _begins_with(s: GroupSeries, member: int, ep: Episode, cfg: ExcessSettings) -> bool:
+    """Does the member's shortfall (against its share of the group before the episode)
+    begin with the episode? Its first day must carry at least half of its mean daily
+    shortfall over the episode: a leak that began a day before a meter stuck is a leak."""
+    members = np.nan_to_num(s.members)
+    ref = _reference(ep, members.shape[1], cfg)
+    total_ref = members[:, ref].sum()
+    if total_ref <= 0:
+        return False
+    share = members[member, ref].sum() / total_ref
+    win = slice(ep.start, ep.end + 1)
+    shortfall = share * members[:, win].sum(axis=0) - members[member, win]
+    days = max(shortfall.size / 24, 1.0)
+    mean_daily = float(shortfall.sum()) / days
+    return abs(float(shortfall[:24].sum())) >= 0.5 * abs(mean_daily)
+
+
 def longest_zero_run(values: FloatArray) -> int:
     best = run = 0
     for v in values:
@@ -371,7 +388,7 @@ def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Di
         # a member meter that stopped or slowed (or over-reads) by what the change
         # amounts to is named first, whatever the change's size
         found = _member_explanation(s, change.contribution * cs.to_balance_unit, ep, cfg)
-        if found is not None:
+        if found is not None and _begins_with(s, found[0], ep, cfg):
             member, closure, corr, missing = found
             evidence.update(closure=closure, correlation=corr, missing_fraction=missing)
             kind = _member_kind(s, member, ep, missing)
