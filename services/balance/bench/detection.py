@@ -152,16 +152,17 @@ def report(truths: list[Truth], raised: list[Raised]) -> None:
 
 
 def main() -> None:
-    stack = DevStack(Path(tempfile.mkdtemp(prefix="bench-detection-")), durable=False)
-    stack.start()
-    try:
-        assert stack.postgres is not None
-        stack.postgres.psql("create database bench_detection")
-        url = stack.urls.database_url.rsplit("/", 1)[0] + "/bench_detection"
-        migrate.upgrade(url)
-        asyncio.run(run(url))
-    finally:
-        stack.stop()
+    with tempfile.TemporaryDirectory(prefix="bench-detection-") as tmp:
+        stack = DevStack(Path(tmp), durable=False)
+        stack.start()
+        try:
+            assert stack.postgres is not None
+            stack.postgres.psql("create database bench_detection")
+            url = stack.urls.database_url.rsplit("/", 1)[0] + "/bench_detection"
+            migrate.upgrade(url)
+            asyncio.run(run(url))
+        finally:
+            stack.stop()
 
 
 if __name__ == "__main__":
