@@ -270,8 +270,9 @@ def _swap_and_prune(
     cfg: ChangeSettings,
 ) -> list[Window]:  # fmt: skip
     """Moves the one-at-a-time search cannot make: a step read as a share of the use (or
-    the reverse) with small corrections around it is tried with the other shape, and a
-    change left insignificant by the others is dropped and the rest refitted."""
+    the reverse) with small corrections around it is tried with the other shape; two
+    overlapping changes are searched again together; a change left insignificant by
+    the others is dropped and the rest refitted."""
     windows = list(windows)
     swap = {"step": "use", "use": "step"}
     for _ in range(2 * cfg.max_changes):
@@ -290,6 +291,10 @@ def _swap_and_prune(
         if best is not None:
             windows = best[1]
             continue
+        regrouped = _regroup_overlapping(y, base, windows, weights, cfg)
+        if regrouped is not None:
+            windows = regrouped
+            continue
         r, _ = _fit(y, _design(base, windows, weights))
         z2 = _significance(y, base, windows, weights, r, cfg.block_hours)
         weakest = int(np.argmin(z2)) if z2 else -1
@@ -297,6 +302,32 @@ def _swap_and_prune(
             break
         windows.pop(weakest)
     return windows
+
+
+def _regroup_overlapping(
+    y: FloatArray, base: FloatArray, windows: list[Window], weights: dict[str, FloatArray],
+    cfg: ChangeSettings,
+) -> list[Window] | None:  # fmt: skip
+    """Two overlapping changes removed and two searched again (greedily) with the others
+    fixed: a long change with a negative correction at one end (the greedy search's
+    reading of a shorter one) becomes the shorter one. The best improvement, or None."""
+    sse = _sse(y, base, windows, weights)
+    best: tuple[float, list[Window]] | None = None
+    for i, a in enumerate(windows):
+        for j in range(i + 1, len(windows)):
+            b = windows[j]
+            if min(a.end, b.end) <= max(a.start, b.start):
+                continue
+            trial = [w for k, w in enumerate(windows) if k not in (i, j)]
+            for _ in range(2):
+                found = _best_window(y, base, trial, weights, cfg)
+                if found is None:
+                    break
+                trial.append(found[0])
+            trial_sse = _sse(y, base, trial, weights)
+            if trial_sse < sse * (1 - 1e-6) and (best is None or trial_sse < best[0]):
+                best = trial_sse, trial
+    return None if best is None else best[1]
 
 
 def _significance(
