@@ -127,7 +127,8 @@ def _window_gains(
     s, e = points[:-1, None], points[None, :]
 
     def seg(c: FloatArray) -> FloatArray:
-        return np.asarray(c[..., e] - c[..., s])
+        at = c[..., points]
+        return np.asarray(at[..., None, :] - at[..., :-1, None])
 
     if shape == "ramp":  # a = (t + 1 - start) * weight on the window
         t1 = np.arange(weight.size, dtype=np.float64) + 1
@@ -142,7 +143,8 @@ def _window_gains(
         ar = seg(_cum(weight * r))
         aa = seg(_cum(weight * weight))
         v = seg(_cum(weight * x.T))
-    explained = np.einsum("ise,ij,jse->se", v, m, v)
+    flat = v.reshape(v.shape[0], -1)
+    explained = (flat * (m @ flat)).sum(axis=0).reshape(aa.shape)
     den = aa - explained
     valid = (
         (e - s >= _min_blocks(shape, cfg))
