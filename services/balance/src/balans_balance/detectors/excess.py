@@ -341,7 +341,21 @@ def change_series(s: GroupSeries) -> ChangeSeries:
     return ChangeSeries(reading, base, weights, unit)
 
 
-def _change_kind(change: Change, balance: FloatArray, cfg: ExcessSettings) -> str | None:
+def _corrects(change: Change, others: list[Change]) -> bool:
+    """Does a negative change only trim a larger positive one it overlaps (two
+    overlapping faults, one of which ended, read as a long change and a correction)?"""
+    own = float(np.sum(change.contribution))
+    for other in others:
+        overlap = min(change.end, other.end) - max(change.start, other.start)
+        win = slice(change.start, change.end)
+        if overlap > 0 and float(np.sum(other.contribution[win])) > abs(own):
+            return True
+    return False
+
+
+def _change_kind(
+    change: Change, others: list[Change], balance: FloatArray, cfg: ExcessSettings
+) -> str | None:
     """The group fault a change stands for, or None when it is too small to be one."""
     win = slice(change.start, change.end)
     mean_balance = float(np.mean(balance[win]))
@@ -354,8 +368,10 @@ def _change_kind(change: Change, balance: FloatArray, cfg: ExcessSettings) -> st
         return "leak" if size >= cfg.min_leak_share else None
     if size >= cfg.min_tap_share:
         return "unauthorised_connection"
-    # the balance meter stepping down: it under-reads
-    return "faulty_balance_meter" if size <= -cfg.min_under_read else None
+    # the balance meter stepping down (it under-reads), unless it trims a larger excess
+    if size <= -cfg.min_under_read and not _corrects(change, others):
+        return "faulty_balance_meter"
+    return None
 
 
 def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Diagnosis]:
@@ -367,7 +383,8 @@ def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Di
     n = balance.size
     min_hours = cfg.changes.min_blocks * cfg.changes.block_hours
     diagnoses: list[Diagnosis] = []
-    for change in fit_changes(balance, cs.base, weights, cfg.changes):
+    changes = fit_changes(balance, cs.base, weights, cfg.changes)
+    for change in changes:
         # still running when it reaches the last hours: an open episode up to now
         active = change.end >= n - cfg.quiet_to_close
         end = n - 1 if active else change.end - 1
@@ -394,7 +411,8 @@ def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Di
             kind = _member_kind(s, member, ep, missing)
             diagnoses.append(Diagnosis(ep, kind, member, evidence, sign))
             continue
-        group_kind = _change_kind(change, balance, cfg)
+        others = [c for c in changes if c is not change]
+        group_kind = _change_kind(change, others, balance, cfg)
         if group_kind is not None:
             diagnoses.append(Diagnosis(ep, group_kind, None, evidence, sign))
     return diagnoses
