@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from balans_balance.detectors.excess import diagnose_group
+from balans_balance.detectors.changes import Change
+from balans_balance.detectors.excess import (
+    ExcessSettings,
+    GroupSeries,
+    _change_kind,
+    diagnose_group,
+)
 
 START = 600  # faults begin after 25 days of normal history
 
@@ -51,3 +57,47 @@ def test_concurrent_leak_and_tapping_in_are_two_findings(world) -> None:
     assert abs(found["leak"].episode.end - (START + 119)) <= 12
     assert found["unauthorised_connection"].episode.active
     assert abs(found["unauthorised_connection"].episode.start - (START + 48)) <= 12
+
+
+def test_negative_change_trimming_a_larger_one_is_no_meter_fault() -> None:
+    """A negative share-of-use change inside a larger positive one (two overlapping
+    tappings-in, one ended) is no fault; alone, the same change is an under-reading
+    balance meter."""
+    n = 35 * 24
+    use = np.full(n, 100.0)
+    reading = 1.1 * use
+
+    def change(start: int, coef: float) -> Change:
+        contribution = np.where(np.arange(n) >= start, coef * use, 0.0)
+        return Change("use", start, n, coef, 1e4, contribution)
+
+    larger, trim = change(START, 0.14), change(START + 96, -0.08)
+    assert _change_kind(larger, [trim], reading, ExcessSettings()) == "unauthorised_connection"
+    assert _change_kind(trim, [larger], reading, ExcessSettings()) is None
+    assert _change_kind(trim, [], reading, ExcessSettings()) == "faulty_balance_meter"
+
+
+def test_leak_in_a_volume_balance_is_a_leak() -> None:
+    """Constant-flow risers metered in m³, the building in kWh, ΔT following the
+    weather: a 0.5 m³/h leak that also lifts the building's ΔT (and so the members' heat
+    computed with it) by 10 % is a leak (in kWh its excess follows the members' heat
+    and reads as a tapping-in), found from its start and closed after it ends."""
+    rng = np.random.default_rng(8)
+    n = 35 * 24
+    hours = np.arange(n)
+    outdoor = -2 + 4 * np.sin(2 * np.pi * hours / 480) + 2 * np.sin(2 * np.pi * hours / 24)
+    leaking = (hours >= START) & (hours < START + 96)
+    per_m3 = 1.16 * (14 + 1.5 * (5 - outdoor)) * np.where(leaking, 1.10, 1.0)
+    risers = rng.normal(1.5, 0.03, (6, n))  # m³/h, nearly constant
+    volume = risers.sum(axis=0) + 0.3 + 0.5 * leaking + rng.normal(0, 0.02, n)
+    s = GroupSeries(
+        balance=np.round(volume * per_m3, 1),
+        subscribers=risers.sum(axis=0) * per_m3,
+        night=(hours % 24 >= 22) | (hours % 24 < 5),
+        members=risers,
+        heat_per_m3=per_m3,
+    )
+    (d,) = diagnose_group(s)
+    assert (d.kind, d.member) == ("leak", None)
+    assert abs(d.episode.start - START) <= 6
+    assert not d.episode.active
