@@ -3,9 +3,12 @@ named; flats away, weekends, cold snaps and plain noise raise nothing."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from balans_balance.detectors.excess import diagnose_group
 from balans_balance.detectors.members import member_shifts
 from balans_balance.detectors.peers import daily_sums, peer_model
 
@@ -82,3 +85,27 @@ def test_peer_model_residuals_are_unit_noise(world) -> None:
     z = pm.z[:, 20, 20:]
     z = z[np.isfinite(z)]
     assert 0.6 < float(np.std(z)) < 1.5
+
+
+def test_over_reading_meter_is_named(world) -> None:
+    """A meter suddenly over-reading by 60 % (the balance meter saw no such use) is a
+    faulty (drifting) meter, named."""
+    w = world(seed=1)
+    w.distort(7, 1.6, START)
+    assert _blamed(_shifts(w)) == {7: {"drifting_meter"}}
+
+
+@pytest.mark.parametrize(("factor", "flag"), [(0.0, False), (0.3, True), (1.6, False)])
+def test_named_meter_leaves_no_group_fault(world, factor: float, flag: bool) -> None:
+    """Once what a named meter missed is added back to the subscribers, the group shows
+    no leak, tapping-in or faulty balance meter of its own (member 7 is a large flat,
+    so its fault moves the building's balance clearly)."""
+    w = world(seed=2)
+    w.true[7] *= 4
+    w.distort(7, factor, START)
+    w.tamper[7, START : START + 5] = flag
+    s = w.series()
+    shifts = member_shifts(s, w.registered.copy(), np.ones(s.members.shape[0]))
+    missed = sum(x.deficit for x in shifts if x.verdict in FAULTS)
+    assert diagnose_group(s) != []  # uncorrected, the meter's fault shows in the balance
+    assert diagnose_group(replace(s, subscribers=s.subscribers + missed)) == []

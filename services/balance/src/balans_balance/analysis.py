@@ -104,9 +104,9 @@ def group_series(data: BuildingData, group: GroupDef) -> GroupSeries | None:
 def _finding(
     data: BuildingData, group: GroupDef, d: Diagnosis, series: GroupSeries, share: np.ndarray
 ) -> Finding:
+    """A group fault; a faulty balance meter is named (it is the group's own meter)."""
     ep = d.episode
-    members = [m for m in group.member_ids if m in data.meter_index]
-    meter_id = members[d.member] if d.member is not None else None
+    meter_id = group.balance_meter_id if d.kind == "faulty_balance_meter" else None
     lo = max(0, ep.end + 1 - EVIDENCE_POINTS)
     evidence: dict[str, Any] = {
         **d.evidence,
@@ -119,19 +119,14 @@ def _finding(
     }
     if meter_id is not None:
         evidence["meter_serial"] = data.meter_serials[meter_id]
-        cause = f"meter:{meter_id}"
-        what = f"meter {data.meter_serials[meter_id]}"
-    else:
-        # one alert per cause: a leak during a tapping-in during a drift are three
-        cause = f"group:{group.id}:{d.kind}"
-        what = f"group {group.name}"
     return Finding(
         kind=d.kind,
-        cause_key=cause,
+        # one alert per cause: a leak during a tapping-in during a drift are three
+        cause_key=f"group:{group.id}:{d.kind}",
         first_hour=data.hours[ep.start],
         last_hour=data.hours[ep.end],
         active=ep.active,
-        summary=f"{d.kind.replace('_', ' ')}: {what} ({evidence['rule']})",
+        summary=f"{d.kind.replace('_', ' ')}: group {group.name} ({evidence['rule']})",
         building_id=data.building_id,
         group_id=group.id,
         meter_id=meter_id,
@@ -141,17 +136,20 @@ def _finding(
 
 
 def member_alerts(
-    data: BuildingData, group: GroupDef, s: GroupSeries, excess: np.ndarray
-) -> list[Finding]:
+    data: BuildingData, group: GroupDef, s: GroupSeries
+) -> tuple[list[Finding], np.ndarray]:
     """Meters that stopped, slowed or drift against their peers (named), and risers
-    whose flow fell while the balance did not move (a clog, not the meter)."""
+    whose flow fell while the balance did not move (a clog, not the meter); with what
+    the faulty meters missed, hourly in the balance meter's unit (to add back to the
+    subscribers before the group's own faults are looked for)."""
     members = [m for m in group.member_ids if m in data.meter_index]
+    missed = np.zeros(len(data.hours))
     if not members:
-        return []
+        return [], missed
     raw = np.array([data.series(m) for m in members])
     coverage = np.nanmedian(s.subscribers / np.where(s.balance > 0, s.balance, np.nan))
     if not coverage >= MIN_MEMBER_COVERAGE:
-        return []
+        return [], missed
     quantum = np.array([data.pulse_weights[m] for m in members])
     out = []
     for shift in member_shifts(s, raw, quantum):
@@ -161,6 +159,7 @@ def member_alerts(
             kind = "clogged_riser"
         elif shift.verdict in MEMBER_KINDS:
             kind = shift.verdict
+            missed += shift.deficit
         else:
             continue
         ep = shift.episode
@@ -195,28 +194,7 @@ def member_alerts(
                 },
             )
         )
-    return out
-
-
-def _explained_by(
-    d: Diagnosis,
-    data: BuildingData,
-    named: list[Finding],
-    within: timedelta = timedelta(hours=24),
-) -> bool:
-    """A group change that begins with a named meter fault (``within`` of it) and
-    that the fault covers for most of its length is that fault, not a leak or a tapped-in
-    consumer. A change that begins later is a fault of its own: a leak starting days into
-    a flat meter's drift is still a leak."""
-    start, end = data.hours[d.episode.start], data.hours[d.episode.end]
-    length = (end - start).total_seconds() + 3600
-    for f in named:
-        if f.kind not in MEMBER_KINDS or abs(f.first_hour - start) > within:
-            continue
-        overlap = (min(end, f.last_hour) - max(start, f.first_hour)).total_seconds() + 3600
-        if overlap >= 0.5 * length:
-            return True
-    return False
+    return out, missed
 
 
 def merge_findings(findings: list[Finding]) -> list[Finding]:
@@ -464,12 +442,12 @@ def building_findings(
             continue
         imbalance = imbalance_band(s, cfg)
         results.append(GroupResult(group, s, imbalance))
-        named = member_alerts(data, group, s, imbalance.excess(s))
+        named, missed = member_alerts(data, group, s)
         findings.extend(named)
+        # the group's own faults are what is left once the named meters are corrected
+        corrected = replace(s, subscribers=s.subscribers + missed)
         findings.extend(
-            _finding(data, group, d, s, imbalance.share)
-            for d in diagnose_group(s, cfg)
-            if d.member is not None or not _explained_by(d, data, named)
+            _finding(data, group, d, s, imbalance.share) for d in diagnose_group(corrected, cfg)
         )
     findings.extend(reporting_alerts(data))
     findings.extend(consumer_leaks(data))

@@ -3,16 +3,13 @@
 The imbalance of a group (balance meter − Σ subscribers) is judged as a share of the
 balance meter (so cold snaps and weekends, which scale both, stay inside the band),
 smoothed over a few hours, against a band learned day and night separately
-(:mod:`balans_balance.bands`). A sustained excursion is an episode; its excess
-(imbalance − the band's median share x balance) is then explained:
-
-1. a member meter whose drop (or rise) against its own share of the group, corrected,
-   best closes the excess and follows it hour by hour -> stuck / magnet / drifting
-   meter, **naming the meter**;
-2. otherwise by the excess's shape: constant in absolute terms -> leak after the
-   balance meter; proportional to the subscribers' use and stepping in -> unauthorised
-   connection before the meters; proportional and ramping, or negative -> faulty
-   balance meter.
+(:mod:`balans_balance.bands`): that is the series operators see. The group's own
+faults are found as *changes* of the balance meter's reading beyond what the
+subscribers explain (:mod:`balans_balance.detectors.changes`), after the caller has
+added back what named member meters missed (:mod:`balans_balance.detectors.members`):
+a constant -> leak after the balance meter; a share of the subscribers' use ->
+unauthorised connection before the meters; a ramp, or a reading below the
+subscribers' -> faulty balance meter.
 """
 
 from __future__ import annotations
@@ -38,10 +35,6 @@ class ExcessSettings:
     min_scale: float = 0.002  # share of the balance meter: the band is never narrower
     min_run: int = 12
     quiet_to_close: int = 12
-    reference_days: int = 7
-    min_closure: float = 0.5
-    min_correlation: float = 0.3
-    min_member_z: float = 3.0
     fit_days: int = 14  # days the expected balance is learned from
     min_fit_days: int = 7
     # the smallest group faults reported, as a share of the balance meter's reading
@@ -73,7 +66,6 @@ class GroupSeries:
 class Diagnosis:
     episode: Episode
     kind: str
-    member: int | None  # index into GroupSeries.members
     evidence: dict[str, Any]
     sign: int = 1  # +1: the balance meter shows more than the subscribers' band allows
 
@@ -82,11 +74,6 @@ def _rolling_sum(a: FloatArray, w: int) -> FloatArray:
     c = np.concatenate([[0.0], np.cumsum(np.nan_to_num(a))])
     out = c[w:] - c[:-w]
     return np.concatenate([np.full(w - 1, np.nan), out])
-
-
-def _rolling_sum_2d(a: FloatArray, w: int) -> FloatArray:
-    c = np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(a, axis=1)], axis=1)
-    return np.concatenate([np.full((a.shape[0], w - 1), np.nan), c[:, w:] - c[:, :-w]], axis=1)
 
 
 @dataclass(frozen=True)
@@ -184,107 +171,6 @@ def imbalance_band(s: GroupSeries, cfg: ExcessSettings) -> Imbalance:
         lagged = _rolling_sum(band.anomalous[::-1].astype(np.float64), cfg.smooth_hours)[::-1]
         usable = ~(band.anomalous | (np.nan_to_num(lagged) > 0))
     return Imbalance(expected, share, band)
-
-
-def _reference(ep: Episode, n_hours: int, cfg: ExcessSettings) -> slice:
-    start = max(0, ep.start - cfg.reference_days * 24)
-    return slice(start, max(start + 1, ep.start))
-
-
-def _member_explanation(
-    s: GroupSeries, excess: FloatArray, ep: Episode, cfg: ExcessSettings
-) -> tuple[int, float, float, float] | None:
-    """(member, closure, correlation, missing fraction) of the best-closing member."""
-    members = np.nan_to_num(s.members)
-    if members.shape[0] == 0:
-        return None
-    ref = _reference(ep, members.shape[1], cfg)
-    win = slice(ep.start, ep.end + 1)
-    total_ref = members[:, ref].sum()
-    total_win = members[:, win].sum()
-    if total_ref <= 0 or total_win <= 0:
-        return None
-    share_ref = members[:, ref].sum(axis=1) / total_ref
-    own_win = members[:, win].sum(axis=1)
-    expected_win = share_ref * members[:, win].sum(axis=0).sum()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        missing = np.where(expected_win > 0, 1 - own_win / expected_win, 0.0)
-    subs_win = float(np.nansum(s.subscribers[win]))
-    # what each member would add to the subscribers if its register were corrected
-    predicted = share_ref * subs_win * missing / np.maximum(1 - share_ref * missing, 1e-6)
-    total_excess = float(np.nansum(excess[win]))
-    if abs(total_excess) < 1e-9:
-        return None
-    closure = 1 - np.abs(total_excess - predicted) / abs(total_excess)
-    # does the member's deficit step in with the excess? (daily sums, from before the start)
-    around = slice(max(0, ep.start - 72), ep.end + 1)
-    col_total = members[:, around].sum(axis=0)
-    deficit = _rolling_sum_2d(share_ref[:, None] * col_total[None, :] - members[:, around], 24)
-    e = _rolling_sum(np.nan_to_num(excess[around]), 24)[23:]
-    d = deficit[:, 23:] - deficit[:, 23:].mean(axis=1, keepdims=True)
-    e = e - e.mean()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        corr = (d @ e) / (np.sqrt((d**2).sum(axis=1)) * np.sqrt((e**2).sum()))
-    corr = np.nan_to_num(corr)
-    # a change in the member's share that its own day-to-day variation does not explain
-    days = max(1, (ref.stop - ref.start) // 24)
-    daily_ref = members[:, ref.start : ref.start + days * 24].reshape(members.shape[0], days, 24)
-    daily_tot = daily_ref.sum(axis=(0, 2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        daily_share = np.where(daily_tot > 0, daily_ref.sum(axis=2) / daily_tot, np.nan)
-        z = np.abs(own_win / max(total_win, 1e-12) - share_ref) / np.maximum(
-            np.nanstd(daily_share, axis=1), 0.05 * share_ref + 1e-9
-        )
-    score = np.where(
-        (closure >= cfg.min_closure) & (corr >= cfg.min_correlation) & (z >= cfg.min_member_z),
-        closure + corr,
-        -np.inf,
-    )
-    best = int(np.argmax(score))
-    if not np.isfinite(score[best]):
-        return None
-    return best, float(closure[best]), float(corr[best]), float(missing[best])
-
-
-def _begins_with(s: GroupSeries, member: int, ep: Episode, cfg: ExcessSettings) -> bool:
-    """Does the member's shortfall (against its share of the group before the episode)
-    begin with the episode? Its first day must carry at least half of its mean daily
-    shortfall over the episode: a leak that began a day before a meter stuck is a leak."""
-    members = np.nan_to_num(s.members)
-    ref = _reference(ep, members.shape[1], cfg)
-    total_ref = members[:, ref].sum()
-    if total_ref <= 0:
-        return False
-    share = members[member, ref].sum() / total_ref
-    win = slice(ep.start, ep.end + 1)
-    shortfall = share * members[:, win].sum(axis=0) - members[member, win]
-    days = max(shortfall.size / 24, 1.0)
-    mean_daily = float(shortfall.sum()) / days
-    return abs(float(shortfall[:24].sum())) >= 0.5 * abs(mean_daily)
-
-
-def longest_zero_run(values: FloatArray) -> int:
-    best = run = 0
-    for v in values:
-        run = run + 1 if v == 0 else 0
-        best = max(best, run)
-    return best
-
-
-def _member_kind(s: GroupSeries, member: int, ep: Episode, missing: float) -> str:
-    values = np.nan_to_num(s.members[member, ep.start : ep.end + 1])
-    if s.tamper is not None and s.tamper[member, ep.start : ep.end + 1].any():
-        return "magnet"
-    if longest_zero_run(values) >= max(12, 0.6 * values.size):
-        return "stuck_meter"
-    # a ramp: the member's deficit grows through the episode; a step: it is flat
-    halves = np.array_split(values, 2)
-    first, second = (float(h.sum()) for h in halves)
-    if first > 0 and abs(second / first - 1) > 0.5 * abs(missing) and abs(missing) < 0.5:
-        return "drifting_meter"
-    if missing < 0:
-        return "drifting_meter"
-    return "magnet"
 
 
 def follows_use(flow: FloatArray, use: FloatArray) -> tuple[float, float]:
@@ -402,17 +288,8 @@ def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Di
             "excess_share": float(np.sum(change.contribution[win]) / np.sum(balance[win])),
             "use_slope_t": use_t,
         }
-        # a member meter that stopped or slowed (or over-reads) by what the change
-        # amounts to is named first, whatever the change's size
-        found = _member_explanation(s, change.contribution * cs.to_balance_unit, ep, cfg)
-        if found is not None and _begins_with(s, found[0], ep, cfg):
-            member, closure, corr, missing = found
-            evidence.update(closure=closure, correlation=corr, missing_fraction=missing)
-            kind = _member_kind(s, member, ep, missing)
-            diagnoses.append(Diagnosis(ep, kind, member, evidence, sign))
-            continue
         others = [c for c in changes if c is not change]
         group_kind = _change_kind(change, others, balance, cfg)
         if group_kind is not None:
-            diagnoses.append(Diagnosis(ep, group_kind, None, evidence, sign))
+            diagnoses.append(Diagnosis(ep, group_kind, evidence, sign))
     return diagnoses

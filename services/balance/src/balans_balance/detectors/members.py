@@ -11,7 +11,8 @@ episode opens where its daily use left the peers' prediction (a step or a ramp G
 - a step that the group's balance confirms (the balance meter saw what the member
   stopped registering, or did not see what it added) -> a meter fault: a loss of more
   than ``magnet_loss`` of the use at once is a **magnet** (a slowed or stopped
-  impeller), a smaller error or an over-reading a **drifting** meter;
+  impeller), a loss under ``step_drift_loss`` or any over-reading a **drifting**
+  meter (a loss in between is as likely a flat away: no meter is blamed);
 - otherwise the *use* changed (a flat away, a clogged riser): ``use_changed``, which the
   caller reports or not.
 """
@@ -291,8 +292,8 @@ def _confirm(d: _Draft, drafts: list[_Draft], ctx: _Context) -> _Draft:
         verdict = "use_changed"
     elif c.sign < 0 and d.loss >= cfg.magnet_loss:
         verdict = "magnet"
-    elif abs(d.loss) < cfg.step_drift_loss:
-        verdict = "drifting_meter"
+    elif c.sign > 0 or abs(d.loss) < cfg.step_drift_loss:
+        verdict = "drifting_meter"  # registering use nobody had is the meter, whatever its size
     else:
         verdict = "use_changed"
     evidence = {
