@@ -59,20 +59,27 @@ class AnalysisResult:
 
 def fill_missing_members(own: np.ndarray) -> np.ndarray:
     """Hours a member did not report (a dead module, a gap allocation could not bridge) get
-    the member's usual share of what the reporting members used, so a silent meter does
-    not look like a leak; the missing-data detectors report the silence itself."""
+    the member's usual level times the group's level that hour, so a silent meter does
+    not look like a leak; the missing-data detectors report the silence itself.
+
+    The group's level in an hour is what the reporting members used over what they
+    usually use, so other members missing at the same time (two dead modules) do not
+    pull the estimate down; each member's usual level is taken against that same level
+    over the hours it reported (two passes)."""
     known = ~np.isnan(own)
     values = np.where(known, own, 0.0)
-    total = values.sum(axis=0)
-    filled = values.copy()
-    for i in np.flatnonzero(~known.all(axis=1)):
-        mine = known[i]
-        others = total - values[i]
-        denominator = others[mine].sum()
-        weight = values[i, mine].sum() / denominator if denominator > 0 else 0.0
-        filled[i, ~mine] = weight * others[~mine]
+    if known.all():
+        return values
+    level = values.sum(axis=1) / np.maximum(known.sum(axis=1), 1)
+    for _ in range(2):
+        usual = (level[:, None] * known).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(usual > 0, values.sum(axis=0) / usual, 0.0)
+        seen = (ratio[None, :] * known).sum(axis=1)
+        level = np.where(seen > 0, values.sum(axis=1) / np.where(seen > 0, seen, 1.0), 0.0)
+    filled = np.where(known, values, level[:, None] * ratio[None, :])
     filled[:, ~known.any(axis=0)] = np.nan  # nobody reported: unknown, not zero
-    return filled
+    return np.asarray(filled)
 
 
 def group_series(data: BuildingData, group: GroupDef) -> GroupSeries | None:
