@@ -32,6 +32,7 @@ from balans_balance.episodes import Episode
 FloatArray = npt.NDArray[np.float64]
 HOURS = 24
 BLOCK = 6  # hours summed when the balance confirms a member's miss
+CLOSURES = np.linspace(0.0, 2.5, 26)  # share of a member's miss the balance may have seen
 FAULT_VERDICTS = ("stuck_meter", "magnet", "drifting_meter")
 
 
@@ -252,42 +253,42 @@ def _blocks(hourly: FloatArray, ctx: _Context) -> FloatArray:
 
 def _confirm(d: _Draft, drafts: list[_Draft], ctx: _Context) -> _Draft:
     """Did the balance meter see what the member missed? The balance (6-hour sums) is
-    fitted on the subscribers, the drivers and what each member with a change missed,
-    from some days before the change to its end: the fitted weight of this member's
-    miss, relative to the subscribers', is its closure (1: the balance saw it, the meter
-    is wrong; 0: the use really changed). Fitting every overlapping change at once (the
-    stuck meters too) keeps two changes from both claiming one move of the balance: two
-    alike at the same time leave both weights uncertain, and neither is confirmed. Of
-    the lead-ins tried, the one the balance fits best is kept (a leak that began a week
-    earlier must not stand in the way)."""
+    fitted on the subscribers with a share (the *closure*) of this member's miss added
+    back, the drivers and what every other member with a change missed (free weights),
+    from some days before the change to its end. The closure that fits best says it:
+    1, the balance saw the heat the member did not register (the meter is wrong); 0,
+    the use really changed. It is confirmed when it fits better than 0 by ``confirm_z``
+    noise units. Fitting the overlapping changes together (stuck meters too) keeps two
+    changes from both claiming one move of the balance; of the lead-ins tried, the one
+    the balance fits best is kept (a leak that began a week earlier must not stand in
+    the way)."""
     cfg, s, c = ctx.cfg, ctx.s, d.change
     per_day = HOURS // BLOCK
     columns = [np.ones(ctx.daily.shape[1] * per_day), _blocks(np.nan_to_num(s.subscribers), ctx)]
     if s.drivers is not None:
         columns.extend(_blocks(s.drivers, ctx) / BLOCK)
-    base = len(columns)
-    best: tuple[float, float, float, float] | None = None  # spread, closure, moved, noise
+    best: tuple[float, float, float] | None = None  # spread, closure, z
     missing = float(d.deficit.sum())
     for lead in cfg.balance_lead_days:
         window = slice(max(0, c.first_day - lead) * per_day, (c.last_day + 1) * per_day)
         others = [o for o in drafts if o is not d and _blocks(o.deficit, ctx)[window].any()]
-        x = np.column_stack([*columns, *(_blocks(o.deficit, ctx) for o in [d, *others])])[window]
+        own = _blocks(d.deficit, ctx)[window]
+        fixed = np.column_stack(
+            [columns[0], *columns[2:], *(_blocks(o.deficit, ctx) for o in others)]
+        )[window]
+        subs = columns[1][window]
         y = _blocks(s.balance, ctx)[window]
-        dof = x.shape[0] - x.shape[1]
+        dof = y.size - fixed.shape[1] - 2
         if dof < cfg.min_balance_dof:
             continue
-        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-        resid = y - x @ coef
-        spread = float(np.sqrt(resid @ resid / dof))
-        cov = np.linalg.pinv(x.T @ x) * spread**2
-        per_unit = float(coef[1])  # the balance's reading per unit of the subscribers'
-        closure = float(coef[base]) / per_unit if per_unit > 0 else 0.0
-        fit = (spread, closure, float(coef[base]) * missing,
-               float(np.sqrt(max(cov[base, base], 0.0))) * abs(missing))  # fmt: skip
-        if best is None or fit[0] < best[0]:
-            best = fit
-    _, closure, moved, noise = best if best is not None else (0.0, 0.0, np.nan, np.inf)
-    confirmed = abs(moved) >= cfg.confirm_z * noise and cfg.closure[0] <= closure <= cfg.closure[1]
+        sse = np.array([_sse(np.column_stack([subs + t * own, fixed]), y) for t in CLOSURES])
+        k = int(np.argmin(sse))
+        spread = float(np.sqrt(sse[k] / dof))
+        z = float(np.sqrt(max(sse[0] - sse[k], 0.0))) / spread if spread > 0 else 0.0
+        if best is None or spread < best[0]:
+            best = (spread, float(CLOSURES[k]), z)
+    _, closure, z = best if best is not None else (0.0, 0.0, 0.0)
+    confirmed = z >= cfg.confirm_z and cfg.closure[0] <= closure <= cfg.closure[1]
     if not confirmed:
         verdict = "use_changed"
     elif c.sign < 0 and d.loss >= cfg.magnet_loss:
@@ -299,11 +300,17 @@ def _confirm(d: _Draft, drafts: list[_Draft], ctx: _Context) -> _Draft:
     evidence = {
         **d.evidence,
         "missing": missing,
-        "balance_moved": moved,
-        "balance_noise": noise,
+        "balance_z": z,
         "closure": closure,
     }
     return _Draft(c, d.episode, d.deficit, d.loss, verdict, evidence)
+
+
+def _sse(x: FloatArray, y: FloatArray) -> float:
+    """Residual sum of squares of the least-squares fit of y on x."""
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    resid = y - x @ coef
+    return float(resid @ resid)
 
 
 def _longest_zero_run(values: FloatArray) -> tuple[int, int]:
