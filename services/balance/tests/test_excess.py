@@ -101,3 +101,22 @@ def test_leak_in_a_volume_balance_is_a_leak() -> None:
     assert d.kind == "leak"
     assert abs(d.episode.start - START) <= 6
     assert not d.episode.active
+
+
+@pytest.mark.parametrize("days", [4, 8])
+def test_new_building_first_readings_are_no_change(world, days: int) -> None:
+    """A building whose readings began a few days ago (the window before is empty) gets
+    no group fault from its first readings, and a leak after enough history still fires."""
+    w = world(seed=4)
+    s = w.series()
+    blank = s.balance.size - days * 24
+    s.balance[:blank] = np.nan
+    s.subscribers[:blank] = np.nan
+    assert diagnose_group(s) == []
+    extra = np.zeros(s.balance.size)
+    extra[-60:] = 8.0  # large enough that a constant is not mistaken for a share of use
+    leaked = w.series(extra)
+    leaked.balance[:blank] = np.nan
+    leaked.subscribers[:blank] = np.nan
+    kinds = _kinds(diagnose_group(leaked))
+    assert kinds == (["leak"] if days == 8 else [])

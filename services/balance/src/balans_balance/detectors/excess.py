@@ -14,7 +14,7 @@ subscribers' -> faulty balance meter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -260,10 +260,47 @@ def _change_kind(
     return None
 
 
+def _from_hour(s: GroupSeries, first: int) -> GroupSeries:
+    """The series from hour ``first`` on."""
+
+    def cut(a: npt.NDArray[Any] | None) -> npt.NDArray[Any] | None:
+        return None if a is None else a[..., first:]
+
+    return replace(
+        s,
+        balance=s.balance[first:],
+        subscribers=s.subscribers[first:],
+        night=s.night[first:],
+        members=s.members[..., first:] if s.members.size else s.members,
+        tamper=cut(s.tamper),
+        heat_per_m3=cut(s.heat_per_m3),
+        drivers=cut(s.drivers),
+    )
+
+
 def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Diagnosis]:
     """Every change of the group's balance beyond what its subscribers explain, with its
-    likely cause: concurrent faults (a leak during a tapping-in) are separate changes."""
+    likely cause: concurrent faults (a leak during a tapping-in) are separate changes.
+
+    Only the hours from the first one with both readings count: a building connected a
+    few days ago has no history before that, and its first readings are no change."""
     cfg = cfg or ExcessSettings()
+    known = np.flatnonzero(~np.isnan(s.balance) & ~np.isnan(s.subscribers))
+    first = int(known[0]) if known.size else s.balance.size
+    history = cfg.changes.min_start_blocks * cfg.changes.block_hours
+    if s.balance.size - first < history + cfg.changes.min_blocks * cfg.changes.block_hours:
+        return []
+    return [
+        replace(d, episode=_shifted(d.episode, first))
+        for d in _diagnose_known(_from_hour(s, first), cfg)
+    ]
+
+
+def _shifted(ep: Episode, hours: int) -> Episode:
+    return Episode(ep.start + hours, ep.confirmed + hours, ep.end + hours, ep.active)
+
+
+def _diagnose_known(s: GroupSeries, cfg: ExcessSettings) -> list[Diagnosis]:
     cs = change_series(s)
     balance, weights = cs.reading, cs.weights
     n = balance.size

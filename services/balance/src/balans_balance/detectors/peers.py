@@ -18,6 +18,7 @@ scale estimated from two weeks alone is too often too small).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,10 +60,12 @@ def daily_sums(hourly: FloatArray) -> tuple[FloatArray, int]:
 
 def group_index(daily: FloatArray) -> FloatArray:
     """The group's daily level: median over members of use relative to its own median."""
-    level = np.nanmedian(np.where(daily > 0, daily, np.nan), axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        relative = np.where(level > 0, daily / level, np.nan)
-    return np.asarray(np.nan_to_num(np.nanmedian(relative, axis=0), nan=1.0))
+    with warnings.catch_warnings():  # members or days without any reading: NaN, as meant
+        warnings.simplefilter("ignore", RuntimeWarning)
+        level = np.nanmedian(np.where(daily > 0, daily, np.nan), axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            relative = np.where(level > 0, daily / level, np.nan)
+        return np.asarray(np.nan_to_num(np.nanmedian(relative, axis=0), nan=1.0))
 
 
 def _fit(
