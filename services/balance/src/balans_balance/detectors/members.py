@@ -50,7 +50,7 @@ class MemberSettings:
     step_drift_loss: float = 0.15
     min_stuck_hours: int = 12
     min_stuck_quanta: float = 5.0  # the peers say it should have counted this many pulses
-    confirm_z: float = 2.5  # the balance's move, in its own daily noise
+    confirm_z: float = 2.2  # the balance's move, in its own daily noise
     closure: tuple[float, float] = (0.6, 2.0)  # balance move / what the member missed
     balance_lead_days: tuple[int, ...] = (3, 5, 7, 10)
     min_balance_dof: int = 8
