@@ -12,6 +12,8 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 HOUR = timedelta(hours=1)
+# a row's hour as a position in the window: hours after the query's lower bound ($2)
+_POSITION = "(extract(epoch from {column} - $2::timestamptz) / 3600)::int"
 
 
 @dataclass(frozen=True)
@@ -109,15 +111,19 @@ async def load_building(
     meter_index = {r["id"]: i for i, r in enumerate(meter_rows)}
     consumption = np.full((len(meter_rows), len(hours)), np.nan)
     start = hours[0]
+    # one row per meter with its hours as positions: a window is ~100 000 values, and
+    # one record per value would cost more to decode than the query itself
     for r in await conn.fetch(
-        """select meter_id, hour, value from meter_consumption
-           where meter_id = any($1::int[]) and hour >= $2 and hour <= $3
-             and not estimated""",
+        f"""select meter_id, array_agg({_POSITION.format(column="hour")}) positions,
+                  array_agg(value::float8) values_
+           from meter_consumption
+           where meter_id = any($1::int[]) and hour >= $2 and hour <= $3 and not estimated
+           group by meter_id""",
         list(meter_index),
         start,
         hours[-1],
     ):
-        consumption[meter_index[r["meter_id"]], index[r["hour"]]] = r["value"]
+        consumption[meter_index[r["meter_id"]], r["positions"]] = r["values_"]
     supply_c, return_c = await _building_temperatures(conn, building_id, hours, index)
     tamper: dict[int, npt.NDArray[np.bool_]] = {}
     module_of = {r["id"]: r["module_serial"] for r in meter_rows if r["module_serial"]}
@@ -178,16 +184,18 @@ async def _load_reporting(
     battery = np.full((len(modules), len(hours)), np.nan)
     lo, hi = hours[0] + HOUR, hours[-1] + HOUR
     for r in await conn.fetch(
-        """select module_serial, ts, battery_mv from module_status
-           where module_serial = any($1::bigint[]) and ts >= $2 and ts <= $3""",
+        f"""select module_serial, array_agg({_POSITION.format(column="ts")}) positions,
+                  array_agg(battery_mv::float8) battery
+           from module_status
+           where module_serial = any($1::bigint[]) and ts >= $2 and ts <= $3
+           group by module_serial""",
         modules,
         lo,
         hi,
     ):
-        i = index.get(r["ts"] - HOUR)
-        if i is not None:
-            present[row_of[r["module_serial"]], i] = True
-            battery[row_of[r["module_serial"]], i] = r["battery_mv"]
+        row = row_of[r["module_serial"]]
+        present[row, r["positions"]] = True
+        battery[row, r["positions"]] = np.array(r["battery"], dtype=np.float64)
     channels = await conn.fetch(
         """select c.meter_id, c.module_serial, c.input from channels c
            join meters m on m.id = c.meter_id where m.building_id = $1""",
@@ -196,17 +204,18 @@ async def _load_reporting(
     meter_of = {(r["module_serial"], r["input"]): r["meter_id"] for r in channels}
     meter_present = {r["meter_id"]: np.zeros(len(hours), dtype=bool) for r in channels}
     for r in await conn.fetch(
-        """select module_serial, input, ts from pulse_readings
-           where module_serial = any($1::bigint[]) and ts >= $2 and ts <= $3""",
+        f"""select module_serial, input, array_agg({_POSITION.format(column="ts")}) positions
+           from pulse_readings
+           where module_serial = any($1::bigint[]) and ts >= $2 and ts <= $3
+           group by module_serial, input""",
         modules,
         lo,
         hi,
     ):
-        i = index.get(r["ts"] - HOUR)
         meter = meter_of.get((r["module_serial"], r["input"]))
-        if i is not None and meter is not None:
-            meter_present[meter][i] = True
-            present[row_of[r["module_serial"]], i] = True
+        if meter is not None:
+            meter_present[meter][r["positions"]] = True
+            present[row_of[r["module_serial"]], r["positions"]] = True
     return Reporting(
         modules=modules,
         module_concentrator={r["serial"]: r["concentrator"] for r in rows},
