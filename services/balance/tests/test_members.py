@@ -58,11 +58,15 @@ def test_magnet_confirmed_by_the_balance(world, seed: int) -> None:
 
 
 def test_tamper_flag_makes_a_magnet(world) -> None:
-    """A drop with the module's tamper flag up is a magnet whatever the balance says."""
+    """A drop with the module's tamper flag up is a magnet whatever the balance says,
+    and its evidence says how much of the drop the balance meter saw."""
     w = world(seed=4)
     w.distort(3, 0.6, START)
     w.tamper[3, START : START + 30] = True
     assert _blamed(_shifts(w)) == {3: {"magnet"}}
+    s = w.series()
+    (magnet,) = [x for x in member_shifts(s, w.registered.copy(), np.ones(40)) if x.member == 3]
+    assert 0.5 <= magnet.evidence["closure"] <= 1.5
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

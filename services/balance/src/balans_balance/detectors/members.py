@@ -134,11 +134,14 @@ def member_shifts(
             changes.append((c, pm, masked[c.member].copy()))
             masked[c.member, c.first_day : c.last_day + 1] = np.nan
     drafts = [_draft(c, pm, own, ctx) for c, pm, own in changes]
-    decided = [d if d.verdict is not None else _confirm(d, drafts, ctx) for d in drafts]
-    return [
-        MemberShift(d.change.member, d.episode, d.verdict or "use_changed", d.deficit, d.evidence)
-        for d in decided
-    ]
+    out = []
+    for d in drafts:
+        # a still register or the tamper flag decides the kind; the balance's view is
+        # still evidence (did the tampering show in the group's imbalance?)
+        judged = _confirm(d, drafts, ctx)
+        verdict = d.verdict or judged.verdict or "use_changed"
+        out.append(MemberShift(d.change.member, d.episode, verdict, d.deficit, judged.evidence))
+    return out
 
 
 @dataclass(frozen=True)
