@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 from balans_balance.detectors.excess import diagnose_group
-from balans_balance.detectors.members import member_shifts
+from balans_balance.detectors.members import METER_FAULTS, member_shifts
 from balans_balance.detectors.peers import daily_sums, peer_model
 
 START = 600  # the fault begins after 25 days of normal history
-FAULTS = ("stuck_meter", "magnet", "drifting_meter")
 
 
 def _shifts(world_, **kwargs: object) -> dict[int, set[str]]:
@@ -26,7 +25,7 @@ def _shifts(world_, **kwargs: object) -> dict[int, set[str]]:
 
 
 def _blamed(shifts: dict[int, set[str]]) -> dict[int, set[str]]:
-    return {m: v & set(FAULTS) for m, v in shifts.items() if v & set(FAULTS)}
+    return {m: v & set(METER_FAULTS) for m, v in shifts.items() if v & set(METER_FAULTS)}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -110,6 +109,6 @@ def test_named_meter_leaves_no_group_fault(world, factor: float, flag: bool) -> 
     w.tamper[7, START : START + 5] = flag
     s = w.series()
     shifts = member_shifts(s, w.registered.copy(), np.ones(s.members.shape[0]))
-    missed = sum(x.deficit for x in shifts if x.verdict in FAULTS)
+    missed = sum(x.deficit for x in shifts if x.verdict in METER_FAULTS)
     assert diagnose_group(s) != []  # uncorrected, the meter's fault shows in the balance
     assert diagnose_group(replace(s, subscribers=s.subscribers + missed)) == []

@@ -19,7 +19,7 @@ from balans_balance.detectors.excess import (
     diagnose_group,
     imbalance_band,
 )
-from balans_balance.detectors.members import member_shifts
+from balans_balance.detectors.members import METER_FAULTS, member_shifts
 from balans_balance.detectors.reporting import reporting_findings
 from balans_balance.findings import Finding
 from balans_balance.forecast import (
@@ -33,7 +33,6 @@ from balans_balance.loading import BuildingData, GroupDef, load_building
 from balans_balance.metrics import ALERTS_OPEN, GROUPS_EVALUATED
 from balans_balance.physics import heat_per_m3
 
-MEMBER_KINDS = ("stuck_meter", "magnet", "drifting_meter")
 # below it the balance is mostly unmetered use (cold water with few flat meters): it
 # cannot confirm what one member missed, nor does it make the members peers
 MIN_MEMBER_COVERAGE = 0.5
@@ -164,7 +163,7 @@ def member_alerts(
         riser = data.roles[meter_id] == "riser"
         if shift.verdict == "use_changed" and riser and shift.evidence["loss"] > 0:
             kind = "clogged_riser"
-        elif shift.verdict in MEMBER_KINDS:
+        elif shift.verdict in METER_FAULTS:
             kind = shift.verdict
             missed += shift.deficit
         else:

@@ -33,7 +33,7 @@ FloatArray = npt.NDArray[np.float64]
 HOURS = 24
 BLOCK = 6  # hours summed when the balance confirms a member's miss
 CLOSURES = np.linspace(0.0, 2.5, 26)  # share of a member's miss the balance may have seen
-FAULT_VERDICTS = ("stuck_meter", "magnet", "drifting_meter")
+METER_FAULTS = ("stuck_meter", "magnet", "drifting_meter")
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,10 @@ class MemberSettings:
     step_drift_loss: float = 0.15
     min_stuck_hours: int = 12
     min_stuck_quanta: float = 5.0  # the peers say it should have counted this many pulses
-    confirm_z: float = 2.2  # the balance's move, in its own daily noise
-    closure: tuple[float, float] = (0.6, 2.0)  # balance move / what the member missed
+    # the balance confirms a miss when the best share of it added back (the closure)
+    # fits better than none by confirm_z noise units, and that share is in ``closure``
+    confirm_z: float = 2.2
+    closure: tuple[float, float] = (0.6, 2.0)
     balance_lead_days: tuple[int, ...] = (3, 5, 7, 10)
     min_balance_dof: int = 8
     max_episodes: int = 3  # per member and analysis
@@ -112,9 +114,9 @@ def member_shifts(
     """Every member's departures from its peers with their verdicts.
 
     ``raw`` [member, hour] as registered (NaN where missing); ``quantum`` [member] the
-    register's pulse weight. Certain verdicts (a still register, the tamper flag) are
-    taken first and what those meters missed is added back to the subscribers before
-    the balance is asked about the others (two faults must not both claim one move)."""
+    register's pulse weight. A still register or the tamper flag decides the kind; the
+    others are judged by the balance (:func:`_confirm`), every overlapping change
+    fitted at once so that two faults cannot both claim one move of the balance."""
     cfg = cfg or MemberSettings()
     if raw.shape[0] < 3:
         return []
