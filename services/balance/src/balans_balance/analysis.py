@@ -153,8 +153,10 @@ def member_alerts(
     if not members:
         return [], missed
     raw = np.array([data.series(m) for m in members])
-    coverage = np.nanmedian(s.subscribers / np.where(s.balance > 0, s.balance, np.nan))
-    if not coverage >= MIN_MEMBER_COVERAGE:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = s.subscribers / np.where(s.balance > 0, s.balance, np.nan)
+    known = ratio[np.isfinite(ratio)]
+    if not known.size or np.median(known) < MIN_MEMBER_COVERAGE:
         return [], missed
     quantum = np.array([data.pulse_weights[m] for m in members])
     out = []
