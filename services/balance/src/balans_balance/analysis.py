@@ -19,8 +19,9 @@ from balans_balance.detectors.excess import (
     diagnose_group,
     imbalance_band,
 )
-from balans_balance.detectors.members import METER_FAULTS, member_shifts
+from balans_balance.detectors.members import METER_FAULTS, MemberSettings, member_shifts
 from balans_balance.detectors.reporting import reporting_findings
+from balans_balance.detectors.risers import RiserSettings, dt_change
 from balans_balance.findings import Finding
 from balans_balance.forecast import (
     continuous_night_flow,
@@ -36,6 +37,8 @@ from balans_balance.physics import heat_per_m3
 # below it the balance is mostly unmetered use (cold water with few flat meters): it
 # cannot confirm what one member missed, nor does it make the members peers
 MIN_MEMBER_COVERAGE = 0.5
+RISER = RiserSettings()
+MAGNET_LOSS = MemberSettings().magnet_loss
 EVIDENCE_POINTS = 336
 MERGE_GAP = timedelta(hours=12)
 
@@ -141,6 +144,20 @@ def _finding(
     )
 
 
+def riser_verdict(verdict: str, loss: float, dt_change: float | None) -> str:
+    """A riser meter whose flow fell: its ΔT against the other risers' says whether the
+    water really slowed (clogged) or the meter reads low (magnet), where it can; a
+    still register stays stuck. Without a ΔT, the balance's verdict stands, and a fall
+    the balance does not confirm is a clog."""
+    if verdict == "stuck_meter":
+        return verdict
+    if dt_change is not None and dt_change >= RISER.clog_rise:
+        return "clogged_riser"
+    if dt_change is not None and abs(dt_change) <= RISER.steady and loss >= MAGNET_LOSS:
+        return "magnet"
+    return "clogged_riser" if verdict == "use_changed" else verdict
+
+
 def member_alerts(
     data: BuildingData, group: GroupDef, s: GroupSeries
 ) -> tuple[list[Finding], np.ndarray]:
@@ -160,15 +177,22 @@ def member_alerts(
         return [], missed
     quantum = np.array([data.pulse_weights[m] for m in members])
     out = []
+    risers = [m for m in members if m in data.riser_dt]
+    dt = np.array([data.riser_dt[m] for m in risers]) if risers else None
     for shift in member_shifts(s, raw, quantum):
         meter_id = members[shift.member]
-        riser = data.roles[meter_id] == "riser"
-        if shift.verdict == "use_changed" and riser and shift.evidence["loss"] > 0:
-            kind = "clogged_riser"
-        elif shift.verdict in METER_FAULTS:
-            kind = shift.verdict
+        kind = shift.verdict
+        evidence = dict(shift.evidence)
+        if data.roles[meter_id] == "riser" and shift.evidence["loss"] > 0:
+            change = None
+            if dt is not None and meter_id in risers:
+                ep = shift.episode
+                change = dt_change(dt, risers.index(meter_id), ep.start, ep.end)
+            evidence["riser_dt_change"] = change
+            kind = riser_verdict(kind, float(shift.evidence["loss"]), change)
+        if kind in METER_FAULTS:
             missed += shift.deficit
-        else:
+        elif kind != "clogged_riser":
             continue
         ep = shift.episode
         serial = data.meter_serials[meter_id]
@@ -176,12 +200,14 @@ def member_alerts(
             "the meter left what its peers predict for it ("
             + {
                 "stuck_meter": "its register stood still",
-                "magnet": "a loss the balance meter confirms, or the tamper flag",
+                "magnet": "a loss the balance meter confirms, the tamper flag, or a riser "
+                "flow drop that its ΔT does not show",
                 "drifting_meter": "a growing error, or one the balance meter confirms",
             }[kind]
             + ")"
             if kind != "clogged_riser"
-            else "the riser's flow fell against its peers; the balance did not move"
+            else "the riser's flow fell against its peers and its ΔT rose, or the balance "
+            "did not move: the water really slowed"
         )
         out.append(
             Finding(
@@ -198,7 +224,7 @@ def member_alerts(
                     "rule": rule,
                     "meter_serial": serial,
                     "detected_hour": data.hours[ep.confirmed].isoformat(),
-                    **shift.evidence,
+                    **evidence,
                 },
             )
         )

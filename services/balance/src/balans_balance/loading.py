@@ -58,6 +58,9 @@ class BuildingData:
     tamper: dict[int, npt.NDArray[np.bool_]]  # meter -> tamper flag of its module per hour
     meter_serials: dict[int, str]
     pulse_weights: dict[int, float]  # a register's step, in the meter's unit
+    # riser meter -> hourly mean ΔT (°C) of the sensor pairs on its riser (the riser's
+    # own pair, or its radiators' in a single-pipe riser); absent where none
+    riser_dt: dict[int, FloatArray]
 
     def series(self, meter_id: int) -> FloatArray:
         return self.consumption[self.meter_index[meter_id]]
@@ -142,6 +145,12 @@ async def load_building(
         if module in flagged:
             tamper[meter_id] = flagged[module]
     reporting = await _load_reporting(conn, building_id, hours, index)
+    dt_of_riser = await _riser_dt(conn, building_id, hours)
+    riser_dt = {
+        r["id"]: dt_of_riser[r["riser_id"]]
+        for r in meter_rows
+        if r["role"] == "riser" and r["riser_id"] in dt_of_riser
+    }
     return BuildingData(
         reporting=reporting,
         building_id=building_id,
@@ -165,6 +174,7 @@ async def load_building(
         tamper=tamper,
         meter_serials={r["id"]: r["serial"] for r in meter_rows},
         pulse_weights={r["id"]: float(r["pulse_weight"]) for r in meter_rows},
+        riser_dt=riser_dt,
     )
 
 
@@ -224,6 +234,32 @@ async def _load_reporting(
         meter_module={r["meter_id"]: r["module_serial"] for r in channels},
         meter_present=meter_present,
     )
+
+
+async def _riser_dt(
+    conn: asyncpg.Connection, building_id: int, hours: list[datetime]
+) -> dict[int, FloatArray]:
+    """Riser -> hourly mean ΔT (°C) over the sensor pairs on it (rows stamped at the end
+    of the hour they cover)."""
+    out: dict[int, FloatArray] = {}
+    for r in await conn.fetch(
+        f"""select riser_id, array_agg(position_) positions, array_agg(dt) dts
+            from (select p.riser_id, {_POSITION.format(column="t.ts")} position_,
+                         avg(t.supply_centi_c - t.return_centi_c)::float8 / 100 dt
+                  from temperature_readings t
+                  join sensor_pairs p on p.module_serial = t.module_serial
+                  where p.building_id = $1 and p.riser_id is not null
+                    and t.ts >= $2 and t.ts <= $3
+                  group by p.riser_id, t.ts) per_hour
+            group by riser_id""",
+        building_id,
+        hours[0] + HOUR,
+        hours[-1] + HOUR,
+    ):
+        series = np.full(len(hours), np.nan)
+        series[r["positions"]] = r["dts"]
+        out[r["riser_id"]] = series
+    return out
 
 
 async def _building_temperatures(

@@ -1,0 +1,49 @@
+"""A riser's flow drop told by its ΔT: the riser clogged, or its meter reads low.
+
+Water that really slows cools more on its way down the riser, so its ΔT rises against
+the building's other risers (which share the supply temperature and the weather). A
+flow meter that registers less (a magnet, a slowed register) leaves the ΔT where it was.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RiserSettings:
+    ref_hours: int = 168  # the riser's ΔT against its peers before the change
+    min_hours: int = 12  # hours with a ΔT needed in the reference and in the episode
+    clog_rise: float = 0.08  # ΔT up at least this much: the flow really fell
+    steady: float = 0.03  # ΔT within this: the flow did not fall, its meter reads low
+
+
+def dt_change(
+    dt: FloatArray, riser: int, start: int, end: int, cfg: RiserSettings | None = None
+) -> float | None:
+    """Relative change of ``riser``'s ΔT against the median of the other risers' over
+    hours [start, end] compared with the ``ref_hours`` before; None without enough ΔT.
+
+    ``dt`` is [riser, hour] in °C (NaN where no reading)."""
+    cfg = cfg or RiserSettings()
+    if dt.shape[0] < 2:
+        return None
+    others = np.delete(dt, riser, axis=0)
+    with warnings.catch_warnings():  # hours without any other riser's ΔT: NaN, as meant
+        warnings.simplefilter("ignore", RuntimeWarning)
+        peer = np.nanmedian(others, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(peer > 0.5, dt[riser] / peer, np.nan)  # ΔT under 0.5 °C: off
+    ref = relative[max(0, start - cfg.ref_hours) : start]
+    win = relative[start : end + 1]
+    ref, win = ref[np.isfinite(ref)], win[np.isfinite(win)]
+    if ref.size < cfg.min_hours or win.size < cfg.min_hours:
+        return None
+    base = float(np.median(ref))
+    return float(np.median(win)) / base - 1 if base > 0 else None

@@ -1,0 +1,63 @@
+"""A riser's flow drop told by its ΔT against the other risers'."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from balans_balance.analysis import riser_verdict
+from balans_balance.detectors.risers import dt_change
+
+HOURS = 24 * 14
+START = 24 * 10
+
+
+def _risers(seed: int = 1) -> np.ndarray:
+    """[riser, hour] ΔT in °C: a shared weather swing, each riser its own level, noise."""
+    rng = np.random.default_rng(seed)
+    weather = 1 + 0.2 * np.sin(np.arange(HOURS) / 20)
+    level = rng.uniform(15, 25, 8)
+    return level[:, None] * weather[None, :] * rng.normal(1, 0.01, (8, HOURS))
+
+
+def test_clogged_riser_cools_more() -> None:
+    """Half the flow doubles the riser's ΔT against its peers: a change of about +100 %."""
+    dt = _risers()
+    dt[3, START:] *= 2.0
+    change = dt_change(dt, 3, START, HOURS - 1)
+    assert change is not None
+    assert 0.9 < change < 1.1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_weather_alone_moves_nothing(seed: int) -> None:
+    """The shared swing of the weather is no change for any riser."""
+    dt = _risers(seed)
+    for riser in range(dt.shape[0]):
+        change = dt_change(dt, riser, START, HOURS - 1)
+        assert change is not None
+        assert abs(change) < 0.01
+
+
+def test_too_few_readings_give_no_answer() -> None:
+    """Without ΔT readings before the change there is no judgement (None)."""
+    dt = _risers()
+    dt[:, :START] = np.nan
+    assert dt_change(dt, 2, START, HOURS - 1) is None
+    assert dt_change(dt[:1], 0, START, HOURS - 1) is None
+
+
+@pytest.mark.parametrize(
+    ("verdict", "loss", "change", "kind"),
+    [
+        ("magnet", 0.5, 0.6, "clogged_riser"),  # the balance agreed, but the water slowed
+        ("use_changed", 0.5, 0.001, "magnet"),  # the flow fell only on the meter
+        ("use_changed", 0.5, None, "clogged_riser"),  # no ΔT: the balance's verdict
+        ("use_changed", 0.1, 0.001, "clogged_riser"),  # a small fall: not a magnet
+        ("stuck_meter", 1.0, 0.7, "stuck_meter"),  # a still register stays stuck
+        ("drifting_meter", 0.1, 0.0, "drifting_meter"),
+    ],
+)
+def testriser_verdict(verdict: str, loss: float, change: float | None, kind: str) -> None:
+    """The riser's ΔT overrides the balance where it speaks clearly."""
+    assert riser_verdict(verdict, loss, change) == kind
