@@ -82,7 +82,6 @@ async def load_building(
     conn: asyncpg.Connection, building_id: int, until: datetime, days: int
 ) -> BuildingData:
     hours = hour_range(until, days)
-    index = {h: i for i, h in enumerate(hours)}
     site = await conn.fetchrow(
         """select s.id, s.timezone from buildings b join sites s on s.id = b.site_id
            where b.id = $1""",
@@ -127,24 +126,22 @@ async def load_building(
         hours[-1],
     ):
         consumption[meter_index[r["meter_id"]], r["positions"]] = r["values_"]
-    supply_c, return_c = await _building_temperatures(conn, building_id, hours, index)
-    tamper: dict[int, npt.NDArray[np.bool_]] = {}
+    supply_c, return_c = await _building_temperatures(conn, building_id, hours)
     module_of = {r["id"]: r["module_serial"] for r in meter_rows if r["module_serial"]}
     flagged: dict[int, npt.NDArray[np.bool_]] = {}
     for r in await conn.fetch(
-        """select module_serial, ts from module_status
-           where module_serial = any($1::bigint[]) and tamper and ts > $2 and ts <= $3""",
+        f"""select module_serial, array_agg({_POSITION.format(column="ts")}) positions
+           from module_status
+           where module_serial = any($1::bigint[]) and tamper and ts >= $2 and ts <= $3
+           group by module_serial""",
         list(set(module_of.values())),
-        start,
-        hours[-1] + timedelta(hours=1),
+        start + HOUR,  # ts is the end of the hour the status covers
+        hours[-1] + HOUR,
     ):
-        hour = r["ts"] - timedelta(hours=1)  # ts is the end of the hour the status covers
-        if hour in index:
-            flagged.setdefault(r["module_serial"], np.zeros(len(hours), bool))[index[hour]] = True
-    for meter_id, module in module_of.items():
-        if module in flagged:
-            tamper[meter_id] = flagged[module]
-    reporting = await _load_reporting(conn, building_id, hours, index)
+        flagged[r["module_serial"]] = np.zeros(len(hours), bool)
+        flagged[r["module_serial"]][r["positions"]] = True
+    tamper = {m: flagged[module] for m, module in module_of.items() if module in flagged}
+    reporting = await _load_reporting(conn, building_id, hours)
     dt_of_riser = await _riser_dt(conn, building_id, hours)
     riser_dt = {
         r["id"]: dt_of_riser[r["riser_id"]]
@@ -179,7 +176,7 @@ async def load_building(
 
 
 async def _load_reporting(
-    conn: asyncpg.Connection, building_id: int, hours: list[datetime], index: dict[datetime, int]
+    conn: asyncpg.Connection, building_id: int, hours: list[datetime]
 ) -> Reporting:
     """Rows are stamped at the end of the hour they cover."""
     rows = await conn.fetch(
@@ -263,23 +260,25 @@ async def _riser_dt(
 
 
 async def _building_temperatures(
-    conn: asyncpg.Connection, building_id: int, hours: list[datetime], index: dict[datetime, int]
+    conn: asyncpg.Connection, building_id: int, hours: list[datetime]
 ) -> tuple[FloatArray, FloatArray]:
     """Hourly supply and return °C of the building's own sensor pair (NaN where absent).
 
     A temperature row stamped ``ts`` is the mean of the hour that ends at ``ts``."""
     supply = np.full(len(hours), np.nan)
     ret = np.full(len(hours), np.nan)
-    for r in await conn.fetch(
-        """select t.ts, t.supply_centi_c, t.return_centi_c from temperature_readings t
+    row = await conn.fetchrow(
+        f"""select array_agg({_POSITION.format(column="t.ts")}) positions,
+                  array_agg(t.supply_centi_c::float8 / 100) supply,
+                  array_agg(t.return_centi_c::float8 / 100) return_
+           from temperature_readings t
            join sensor_pairs p on p.module_serial = t.module_serial
-           where p.building_id = $1 and p.position = 'building' and t.ts > $2 and t.ts <= $3""",
+           where p.building_id = $1 and p.position = 'building' and t.ts >= $2 and t.ts <= $3""",
         building_id,
-        hours[0],
-        hours[-1] + timedelta(hours=1),
-    ):
-        i = index.get(r["ts"] - timedelta(hours=1))
-        if i is not None:
-            supply[i] = r["supply_centi_c"] / 100
-            ret[i] = r["return_centi_c"] / 100
+        hours[0] + HOUR,
+        hours[-1] + HOUR,
+    )
+    if row is not None and row["positions"]:
+        supply[row["positions"]] = row["supply"]
+        ret[row["positions"]] = row["return_"]
     return supply, ret
