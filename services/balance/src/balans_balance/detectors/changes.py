@@ -92,7 +92,8 @@ def _design(base: FloatArray, windows: list[Window], weights: dict[str, FloatArr
     return np.column_stack([base] + [window_shape(w, weights) for w in windows])
 
 
-def _fit(y: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+def least_squares(y: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(residual, coefficients) of the least-squares fit of y on the columns of x."""
     coef = np.linalg.lstsq(x, y, rcond=None)[0]
     return np.asarray(y - x @ coef), np.asarray(coef)
 
@@ -162,7 +163,7 @@ def _best_window(
     """The window (any shape) whose addition to ``fixed`` drops the residual SS most,
     found on the grid and refined to the hour; None when no window is valid."""
     x = _design(base, fixed, weights)
-    r, _ = _fit(y, x)
+    r, _ = least_squares(y, x)
     m = np.asarray(np.linalg.pinv(x.T @ x), dtype=np.float64)
     n = y.size
     points = np.unique(np.concatenate([np.arange(0, n, cfg.grid_blocks), [n]]))
@@ -187,7 +188,7 @@ def _best_window(
         shortest = start + _min_blocks(coarse.shape, cfg)
         for end in range(max(coarse.end - g, shortest), min(coarse.end + g, n) + 1):
             w = Window(coarse.shape, start, end)
-            rr, _ = _fit(y, _design(base, [*fixed, w], weights))
+            rr, _ = least_squares(y, _design(base, [*fixed, w], weights))
             if sse - float(rr @ rr) > best[1]:
                 best = w, sse - float(rr @ rr)
     return best
@@ -196,7 +197,7 @@ def _best_window(
 def _sse(
     y: FloatArray, base: FloatArray, windows: list[Window], weights: dict[str, FloatArray]
 ) -> float:
-    r, _ = _fit(y, _design(base, windows, weights))
+    r, _ = least_squares(y, _design(base, windows, weights))
     return float(r @ r)
 
 
@@ -246,14 +247,14 @@ def fit_changes(
         if found is None:
             break
         trial = _backfit(yb, bb, [*windows, found[0]], wb, cfg)
-        r, _ = _fit(yb, _design(bb, trial, wb))
+        r, _ = least_squares(yb, _design(bb, trial, wb))
         if _significance(yb, bb, trial, wb, r, size)[-1] < cfg.min_z2:
             break
         windows = trial
     windows = _swap_and_prune(yb, bb, windows, wb, cfg)
     if not windows:
         return []
-    r, coef = _fit(yb, _design(bb, windows, wb))
+    r, coef = least_squares(yb, _design(bb, windows, wb))
     z2 = _significance(yb, bb, windows, wb, r, size)
     k = base.shape[1]
     out = []
@@ -297,7 +298,7 @@ def _swap_and_prune(
         if regrouped is not None:
             windows = regrouped
             continue
-        r, _ = _fit(y, _design(base, windows, weights))
+        r, _ = least_squares(y, _design(base, windows, weights))
         z2 = _significance(y, base, windows, weights, r, cfg.block_hours)
         weakest = int(np.argmin(z2)) if z2 else -1
         if weakest < 0 or z2[weakest] >= cfg.min_z2:

@@ -19,14 +19,21 @@ episode opens where its daily use left the peers' prediction (a step or a ramp G
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from balans_balance.detectors.changes import least_squares
 from balans_balance.detectors.excess import GroupSeries
-from balans_balance.detectors.peers import PeerModel, PeerSettings, daily_sums, peer_model
+from balans_balance.detectors.peers import (
+    PeerModel,
+    PeerSettings,
+    block_sums,
+    daily_sums,
+    peer_model,
+)
 from balans_balance.episodes import Episode
 
 FloatArray = npt.NDArray[np.float64]
@@ -122,7 +129,20 @@ def member_shifts(
         return []
     daily, first_hour = daily_sums(raw)
     nd = daily.shape[1]
-    ctx = _Context(s, raw, daily, first_hour, quantum, _hourly_profile(raw, first_hour, nd), cfg)
+    base = [np.ones(nd * HOURS // BLOCK)]
+    if s.drivers is not None:
+        base.extend(_blocks(s.drivers, first_hour) / BLOCK)
+    ctx = _Context(
+        s,
+        raw,
+        daily,
+        first_hour,
+        quantum,
+        _hourly_profile(raw, first_hour, nd),
+        cfg,
+        _blocks(s.balance, first_hour),
+        np.column_stack(base),
+    )
     changes: list[tuple[_Change, PeerModel, FloatArray]] = []
     masked = daily.copy()
     todo = set(range(raw.shape[0]))
@@ -155,6 +175,9 @@ class _Context:
     quantum: FloatArray
     profile: FloatArray
     cfg: MemberSettings
+    # 6-hour sums over the whole days analysed, for the balance's confirmation
+    balance_blocks: FloatArray
+    base_blocks: FloatArray  # [block, regressor]: 1, the drivers
 
 
 @dataclass(frozen=True)
@@ -162,6 +185,7 @@ class _Draft:
     change: _Change
     episode: Episode
     deficit: FloatArray
+    deficit_blocks: FloatArray  # the deficit's 6-hour sums, as the balance's
     loss: float
     verdict: str | None  # None: the balance decides
     evidence: dict[str, Any]
@@ -216,7 +240,13 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
     detected = min(max(offset + HOURS * (c.detected_day + 1) - 1, start), n - 1)
     evidence = {"step_glr": round(c.step, 2), "ramp_glr": round(c.ramp, 2), "loss": round(loss, 4)}
     return _Draft(
-        c, Episode(start, detected, min(end, n - 1), active), deficit, loss, verdict, evidence
+        c,
+        Episode(start, detected, min(end, n - 1), active),
+        deficit,
+        _blocks(deficit, offset),
+        loss,
+        verdict,
+        evidence,
     )
 
 
@@ -249,11 +279,9 @@ def _ramp_shaped(relative: FloatArray, cfg: MemberSettings) -> bool:
     return ramp_sse < cfg.ramp_preference * step_sse
 
 
-def _blocks(hourly: FloatArray, ctx: _Context) -> FloatArray:
-    """Sums over BLOCK-hour blocks of the whole days analysed (the last axis)."""
-    nd = ctx.daily.shape[1]
-    days = np.nan_to_num(hourly[..., ctx.first_hour :])
-    return np.asarray(days.reshape(*hourly.shape[:-1], nd * HOURS // BLOCK, BLOCK).sum(axis=-1))
+def _blocks(hourly: FloatArray, first_hour: int) -> FloatArray:
+    """BLOCK-hour sums over the whole days analysed (the last axis; missing hours 0)."""
+    return block_sums(np.nan_to_num(hourly[..., first_hour:]), BLOCK)[0]
 
 
 def _confirm(d: _Draft, drafts: list[_Draft], ctx: _Context) -> _Draft:
@@ -267,29 +295,24 @@ def _confirm(d: _Draft, drafts: list[_Draft], ctx: _Context) -> _Draft:
     changes from both claiming one move of the balance; of the lead-ins tried, the one
     the balance fits best is kept (a leak that began a week earlier must not stand in
     the way)."""
-    cfg, s, c = ctx.cfg, ctx.s, d.change
+    cfg, c = ctx.cfg, d.change
     per_day = HOURS // BLOCK
-    columns = [np.ones(ctx.daily.shape[1] * per_day), _blocks(np.nan_to_num(s.subscribers), ctx)]
-    if s.drivers is not None:
-        columns.extend(_blocks(s.drivers, ctx) / BLOCK)
+    subscribers = _blocks(ctx.s.subscribers, ctx.first_hour)
     best: tuple[float, float, float] | None = None  # spread, closure, z
     missing = float(d.deficit.sum())
     for lead in cfg.balance_lead_days:
         window = slice(max(0, c.first_day - lead) * per_day, (c.last_day + 1) * per_day)
-        others = [o for o in drafts if o is not d and _blocks(o.deficit, ctx)[window].any()]
-        own = _blocks(d.deficit, ctx)[window]
-        fixed = np.column_stack(
-            [columns[0], *columns[2:], *(_blocks(o.deficit, ctx) for o in others)]
-        )[window]
-        subs = columns[1][window]
-        y = _blocks(s.balance, ctx)[window]
+        others = [o.deficit_blocks for o in drafts if o is not d]
+        fixed = np.column_stack([ctx.base_blocks, *(o for o in others if o[window].any())])[window]
+        own, subs, y = d.deficit_blocks[window], subscribers[window], ctx.balance_blocks[window]
         dof = y.size - fixed.shape[1] - 2
         if dof < cfg.min_balance_dof:
             continue
-        sse = np.array([_sse(np.column_stack([subs + t * own, fixed]), y) for t in CLOSURES])
-        k = int(np.argmin(sse))
-        spread = float(np.sqrt(sse[k] / dof))
-        z = float(np.sqrt(max(sse[0] - sse[k], 0.0))) / spread if spread > 0 else 0.0
+        sse = [least_squares(y, np.column_stack([subs + t * own, fixed]))[0] for t in CLOSURES]
+        rss = np.array([float(r @ r) for r in sse])
+        k = int(np.argmin(rss))
+        spread = float(np.sqrt(rss[k] / dof))
+        z = float(np.sqrt(max(rss[0] - rss[k], 0.0))) / spread if spread > 0 else 0.0
         if best is None or spread < best[0]:
             best = (spread, float(CLOSURES[k]), z)
     _, closure, z = best if best is not None else (0.0, 0.0, 0.0)
@@ -308,14 +331,7 @@ def _confirm(d: _Draft, drafts: list[_Draft], ctx: _Context) -> _Draft:
         "balance_z": z,
         "closure": closure,
     }
-    return _Draft(c, d.episode, d.deficit, d.loss, verdict, evidence)
-
-
-def _sse(x: FloatArray, y: FloatArray) -> float:
-    """Residual sum of squares of the least-squares fit of y on x."""
-    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-    resid = y - x @ coef
-    return float(resid @ resid)
+    return replace(d, verdict=verdict, evidence=evidence)
 
 
 def _longest_zero_run(values: FloatArray) -> tuple[int, int]:

@@ -49,13 +49,18 @@ class PeerModel:
     ramp_from: npt.NDArray[np.int_]
 
 
+def block_sums(hourly: FloatArray, size: int) -> tuple[FloatArray, int]:
+    """Sums over the last whole blocks of ``size`` hours (the last axis; a block with a
+    missing hour is NaN) and the hour index the first block starts at."""
+    n = hourly.shape[-1]
+    blocks = n // size
+    first = n - blocks * size
+    return hourly[..., first:].reshape(*hourly.shape[:-1], blocks, size).sum(axis=-1), first
+
+
 def daily_sums(hourly: FloatArray) -> tuple[FloatArray, int]:
-    """[member, day] sums of the last whole days (a day with a missing hour is NaN) and
-    the hour index the first day starts at."""
-    m, n = hourly.shape
-    days = n // 24
-    first = n - days * 24
-    return hourly[:, first:].reshape(m, days, 24).sum(axis=2), first
+    """[member, day] sums of the last whole days and the hour the first day starts at."""
+    return block_sums(hourly, 24)
 
 
 def group_index(daily: FloatArray) -> FloatArray:
