@@ -92,7 +92,7 @@ def test_building_meter_is_flats_plus_common_plus_losses(layout: str) -> None:
         assert 0.03 < 1 - flats_registered / used[building] < 0.2  # common + losses share
     else:
         # single pipe: each radiator's heat = riser flow x k x its ΔT, summed per riser
-        from balans_sim.thermo import heat_coefficient
+        from balans_physics.water import heat_coefficient
 
         dt = t.supply_c[:, None] - t.riser_return_c
         k = heat_coefficient(t.supply_c[:, None], t.riser_return_c)

@@ -9,7 +9,7 @@ import pytest
 from balans_allocation import kernels as nb
 from balans_allocation import kernels_numpy as ref
 from balans_allocation.flags import Flag
-from balans_allocation.water import k_factor_kwh_m3k, property_tables
+from balans_physics.water import k_factor_kwh_m3k, property_tables
 
 RNG = np.random.default_rng(20261127)
 RHO, ENTHALPY = property_tables()

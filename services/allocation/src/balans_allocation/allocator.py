@@ -23,7 +23,7 @@ from balans_allocation.compute import Job, compute_buildings
 from balans_allocation.flags import Flag
 from balans_allocation.metrics import COMPUTE_SECONDS, FLAGGED_FLAT_HOURS
 from balans_allocation.readings import HOUR
-from balans_allocation.water import property_tables
+from balans_physics.water import property_tables
 
 ADVISORY_LOCK_CLASS = 5_0001  # pg_advisory_xact_lock(class, building_id): one writer a building
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from balans_allocation import kernels, kernels_numpy
-from balans_allocation.water import property_tables
+from balans_physics.water import property_tables
 
 # volume float32 + t_flow, t_return int16 read; heat float32 + flags uint16 written
 BYTES_PER_FLAT_HOUR = 4 + 2 + 2 + 4 + 2

@@ -11,7 +11,7 @@ import typer
 
 from balans_allocation.explain import Explanation, explain
 from balans_allocation.settings import AllocationSettings
-from balans_allocation.water import DEFAULT_PRESSURE_BAR, KJ_PER_KWH, KJ_PER_MJ, k_factor_kwh_m3k
+from balans_physics.water import DEFAULT_PRESSURE_BAR, KJ_PER_KWH, KJ_PER_MJ, k_factor_kwh_m3k
 
 heat_app = typer.Typer(help="Heat physics (EN 1434, IAPWS-IF97).")
 

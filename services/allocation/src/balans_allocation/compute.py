@@ -26,7 +26,7 @@ from balans_allocation.readings import (
     load_register_windows,
     load_temperature_windows,
 )
-from balans_allocation.water import property_tables
+from balans_physics.water import property_tables
 
 # The most a meter of each unit and role can pass in an hour: more is a pulse burst.
 # m3: a DN15 flat connection carries ~3 m3/h, a riser DN25 ~10, a substation far more.

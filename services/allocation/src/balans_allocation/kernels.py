@@ -7,7 +7,7 @@ Conventions:
 - registers: int64 [meter, boundary], ``MISSING_REGISTER`` (-1) where no reading arrived;
   boundary t is the top of the hour at the END of hour t-1, so hour i spans boundaries i, i+1;
 - temperatures: int16 centi-degrees (the modules' resolution, a direct index into the
-  property tables of :mod:`balans_allocation.water`), ``MISSING_TEMP`` where absent;
+  property tables of :mod:`balans_physics.water`), ``MISSING_TEMP`` where absent;
 - volumes and heat: float32 (m3, kWh), NaN where nothing can be said (no data at all);
 - flags: uint16 bits of :class:`balans_allocation.flags.Flag`.
 """

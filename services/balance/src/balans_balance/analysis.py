@@ -32,7 +32,7 @@ from balans_balance.forecast import (
 )
 from balans_balance.loading import BuildingData, GroupDef, load_building
 from balans_balance.metrics import ALERTS_OPEN, GROUPS_EVALUATED
-from balans_balance.physics import heat_per_m3
+from balans_physics.water import heat_per_m3
 
 # below it the balance is mostly unmetered use (cold water with few flat meters): it
 # cannot confirm what one member missed, nor does it make the members peers

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from balans_db.topology import BuildingSpec
+from balans_physics.water import heat_coefficient
 from balans_sim import behaviour, climate
-from balans_sim.thermo import heat_coefficient
 
 U_W_PER_M2K = 2.0  # Soviet-era panel block, ventilation included
 TOP_OR_GROUND_FACTOR = 1.2

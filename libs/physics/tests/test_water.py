@@ -1,17 +1,16 @@
-"""IF97 region 1 and the EN 1434 k-factor against the iapws package, and the CLI."""
+"""IF97 region 1 and the EN 1434 k-factor against the iapws package."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import typer
 from iapws import IAPWS97
-from typer.testing import CliRunner
 
-from balans_allocation.cli import register
-from balans_allocation.water import (
+from balans_physics.water import (
     density_kg_m3,
     enthalpy_kj_kg,
+    heat_coefficient,
+    heat_per_m3,
     k_factor_kwh_m3k,
     property_tables,
 )
@@ -61,25 +60,17 @@ def test_tables_give_heat_of_one_cubic_metre() -> None:
     assert heat == pytest.approx(k_factor_kwh_m3k(70.0, 50.0, False, 1.6) * 20.0, rel=1e-9)
 
 
-def _cli() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.callback()
-    def root() -> None:
-        """Stand-in for the balans root command."""
-
-    return app
+def test_array_coefficient_agrees_with_the_scalar_one() -> None:
+    """The vectorised k (simulator, balance) is the allocation's k, off-grid temperatures too."""
+    flow = np.array([70.0, 55.37, 90.123, 40.0])
+    ret = np.array([50.0, 41.2, 60.0, 40.0])
+    ours = heat_coefficient(flow, ret)
+    for i in range(flow.size):
+        assert ours[i] == pytest.approx(k_factor_kwh_m3k(flow[i], ret[i], False, 1.6), rel=2e-5)
 
 
-def test_cli_prints_bare_number_last() -> None:
-    """`heat k-factor` ends with the bare k in kWh/(m3·K), or MJ with --unit MJ."""
-    args = ["heat", "k-factor", "--t-flow", "70", "--t-return", "50", "--meter", "return"]
-    result = CliRunner().invoke(_cli(), args)
-    assert result.exit_code == 0, result.output
-    kwh = float(result.output.strip().splitlines()[-1])
-    assert kwh == pytest.approx(_reference_k(70.0, 50.0, False, 1.6), rel=1e-5)
-    result = CliRunner().invoke(_cli(), [*args, "--unit", "MJ", "--pressure-bar", "6"])
-    assert result.exit_code == 0, result.output
-    mj = float(result.output.strip().splitlines()[-1])
-    assert mj == pytest.approx(_reference_k(70.0, 50.0, False, 0.6) * 3.6, rel=1e-5)
+def test_heat_per_m3_is_zero_without_delta_t_and_nan_without_data() -> None:
+    per_m3 = heat_per_m3(np.array([60.0, 50.0, np.nan]), np.array([40.0, 55.0, 40.0]))
+    assert per_m3[0] == pytest.approx(k_factor_kwh_m3k(60.0, 40.0, False, 1.6) * 20.0, rel=2e-5)
+    assert per_m3[1] == 0.0
+    assert np.isnan(per_m3[2])

@@ -154,3 +154,37 @@ def property_tables(
     h = np.empty(TABLE_MAX_CENTI_C + 1)
     _tabulate(pressure_bar / 10.0, rho, h)
     return rho, h / KJ_PER_KWH
+
+
+def heat_coefficient(
+    flow_c: npt.ArrayLike,
+    return_c: npt.ArrayLike,
+    *,
+    meter_in_flow: bool = False,
+    pressure_bar: float = DEFAULT_PRESSURE_BAR,
+) -> npt.NDArray[np.float64]:
+    """EN 1434 k in kWh/(m3·K) for arrays of temperatures, from :func:`property_tables`.
+
+    The same coefficient as :func:`k_factor_kwh_m3k`, interpolated between the table's
+    centi-degrees so that it also serves simulated (non-quantised) temperatures. Where the
+    two temperatures (nearly) agree, k is the local slope ρ·cp; NaN temperatures give NaN.
+    """
+    rho, h = property_tables(pressure_bar)
+    grid = np.arange(rho.size) / 100.0
+    t_f = np.asarray(flow_c, dtype=np.float64)
+    t_r = np.asarray(return_c, dtype=np.float64)
+    dt = np.maximum(t_f - t_r, 0.01)
+    h_f = np.interp(t_r + dt, grid, h)
+    h_r = np.interp(t_r, grid, h)
+    rho_meter = np.interp(t_r + dt if meter_in_flow else t_r, grid, rho)
+    return np.asarray(rho_meter * (h_f - h_r) / dt)
+
+
+def heat_per_m3(
+    flow_c: npt.ArrayLike, return_c: npt.ArrayLike, *, pressure_bar: float = DEFAULT_PRESSURE_BAR
+) -> npt.NDArray[np.float64]:
+    """kWh carried by one m3 metered in the return pipe: k·ΔT (0 without a positive ΔT)."""
+    t_f = np.asarray(flow_c, dtype=np.float64)
+    t_r = np.asarray(return_c, dtype=np.float64)
+    dt = np.clip(t_f - t_r, 0.0, None)
+    return heat_coefficient(t_f, t_r, pressure_bar=pressure_bar) * dt

@@ -1,0 +1,1 @@
+"""Physics shared by the services: the one heat coefficient (IAPWS-IF97, EN 1434)."""
