@@ -16,6 +16,8 @@ class NackReason(IntEnum):
     UNSUPPORTED_VERSION = 6  # the version byte is not one the server speaks
     UNAVAILABLE = 7  # the server could not store the batch now; resend it later
     WRONG_CONCENTRATOR = 8  # the frame names another concentrator than the session's
+    IMPLAUSIBLE_TIME = 9  # a record's time is in the future or older than the server keeps
+    UNREGISTERED_MODULE = 10  # a record's module is not registered to the building
 
 
 class ProtocolError(Exception):
