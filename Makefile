@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup run test lint format bench fuzz clean
+.PHONY: help setup os-packages run test lint format bench fuzz clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -24,11 +24,14 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml s
 
 setup: $(VENV)/.synced ## Create .venv with every package (uv, from uv.lock)
 
-run: setup ## Run the whole system on a simulated city (portal on http://127.0.0.1:8000)
+os-packages: ## Install the OS packages run and test need (chromium, prometheus) as root; else say which
+	@scripts/os-packages.sh
+
+run: setup os-packages ## Run the whole system on a simulated city (portal on http://127.0.0.1:8000)
 	@echo "portal demo logins (created by the api in development): operator / operator-demo, consumer / consumer-demo, admin / admin-demo"
 	$(BIN)/balans run
 
-test: setup ## Run the test suite against embedded PostgreSQL and NATS
+test: setup os-packages ## Run the test suite against embedded PostgreSQL and NATS
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff check, ruff format --check, mypy
@@ -47,7 +50,7 @@ clean: ## Remove the virtual env and the embedded servers' data
 	rm -rf $(VENV) .tools .balans
 
 bench-sim: setup ## dmesh-sim: a week of a 10 000-meter city generated and delivered into PostgreSQL
-	$(BIN)/python -m balans_sim.bench
+	$(BIN)/python services/dmesh-sim/bench/bench_sim.py
 
 bench-api: setup ## api: 50 clients, consumer month profiles + operator overviews (BENCH_API_METERS, BENCH_API_DAYS)
 	$(BIN)/python services/api/bench/bench_api.py
@@ -56,7 +59,7 @@ bench-detection: setup ## balance: simulated city with faults, pipeline, detecto
 	$(BIN)/python services/balance/bench/detection.py
 
 bench-billing: setup ## billing: the reference building (100 accounts, a month of hourly data) invoiced, re-run, corrected
-	$(BIN)/python -m balans_billing.bench
+	$(BIN)/python services/billing/bench/bench_billing.py
 
 bench-allocation: setup ## allocation: per-flat heat kernel, numba vs numpy, 2M flats x 24 h and 100k flats x a month, vs memory bandwidth
 	$(BIN)/python -m balans_allocation.bench

@@ -18,10 +18,10 @@ PROMETHEUS = ROOT / "deploy" / "prometheus"
 
 
 def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """Run promtool (Debian's `prometheus` package; .ci/run installs it)."""
+    """Run promtool (Debian's `prometheus` package; scripts/os-packages.sh installs it)."""
     binary = shutil.which("promtool")
     if binary is None:
-        pytest.fail("promtool not found: apt-get install prometheus (.ci/run does)")
+        pytest.fail("promtool not found: apt-get install prometheus (make test does as root)")
     return subprocess.run(
         [binary, *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
     )

@@ -99,7 +99,7 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     """Every panel query parses: promtool checks them as recording rules."""
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.fail("promtool not found: apt-get install prometheus (.ci/run does)")
+        pytest.fail("promtool not found: apt-get install prometheus (make test does as root)")
     rules = {
         "groups": [
             {
@@ -183,7 +183,7 @@ def test_prometheus_of_balans_run_scrapes_every_service(
     """The Prometheus `balans run` starts sees every service up, with the alert rules loaded."""
     binary = prometheus_binary()
     if binary is None:
-        pytest.fail("prometheus not found: apt-get install prometheus (.ci/run does)")
+        pytest.fail("prometheus not found: apt-get install prometheus (make test does as root)")
     prometheus = EmbeddedPrometheus(tmp_path, binary)
     prometheus.start(
         {s.name: s.health_port for s in running_services}, ROOT / "deploy/prometheus/rules"

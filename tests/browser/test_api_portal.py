@@ -18,10 +18,10 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from synthetic import fill_building
 
 from balans_api.app import create_app
 from balans_api.settings import ApiSettings
-from balans_api.synthetic import fill_building
 from balans_api.users import DEMO_CONSUMER, DEMO_OPERATOR, ensure_demo_users
 from balans_balance.groups import generate_building_groups
 from balans_core.health import bind_socket
@@ -82,7 +82,7 @@ async def portal(database_url: str) -> AsyncIterator[str]:
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium")
+        pytest.fail(f"{CHROMIUM} missing: run scripts/os-packages.sh (as root)")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
