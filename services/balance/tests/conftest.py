@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from balans_balance.detectors.excess import GroupSeries
+from balans_balance.detectors.leak_tapping_balance_meter import GroupSeries
 
 HOURS = 35 * 24
 

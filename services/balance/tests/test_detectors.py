@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from balans_balance.bands import learn_band
-from balans_balance.detectors.excess import diagnose_group, follows_use
+from balans_balance.detectors.leak_tapping_balance_meter import diagnose_group, follows_use
 from balans_balance.episodes import find_episodes
 
 START = 600  # the fault begins after 25 days of normal history

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from balans_balance.detectors.changes import Change
-from balans_balance.detectors.excess import (
+from balans_balance.detectors.leak_tapping_balance_meter import (
     ExcessSettings,
     GroupSeries,
     _change_kind,

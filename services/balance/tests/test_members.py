@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from balans_balance.detectors.excess import diagnose_group
-from balans_balance.detectors.members import METER_FAULTS, member_shifts
+from balans_balance.detectors.leak_tapping_balance_meter import diagnose_group
+from balans_balance.detectors.meter_faults import METER_FAULTS, member_shifts
 from balans_balance.detectors.peers import daily_sums, peer_model
 
 START = 600  # the fault begins after 25 days of normal history

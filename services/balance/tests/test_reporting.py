@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from balans_balance.detectors.reporting import (
+from balans_balance.detectors.silences_and_batteries import (
     ReportingSettings,
     battery_warning,
     reporting_findings,

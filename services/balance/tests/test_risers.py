@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from balans_balance.analysis import riser_verdict
-from balans_balance.detectors.risers import dt_change
+from balans_balance.detectors.clogged_riser import dt_change
 
 HOURS = 24 * 14
 START = 24 * 10

@@ -11,7 +11,8 @@ import asyncpg
 import numpy as np
 
 from balans_balance.alerts import Publish, reconcile
-from balans_balance.detectors.excess import (
+from balans_balance.detectors.clogged_riser import dt_change, riser_verdict
+from balans_balance.detectors.leak_tapping_balance_meter import (
     Diagnosis,
     ExcessSettings,
     GroupSeries,
@@ -19,9 +20,8 @@ from balans_balance.detectors.excess import (
     diagnose_group,
     imbalance_band,
 )
-from balans_balance.detectors.members import METER_FAULTS, MemberSettings, member_shifts
-from balans_balance.detectors.reporting import reporting_findings
-from balans_balance.detectors.risers import RiserSettings, dt_change
+from balans_balance.detectors.meter_faults import METER_FAULTS, member_shifts
+from balans_balance.detectors.silences_and_batteries import reporting_findings
 from balans_balance.findings import Finding
 from balans_balance.forecast import (
     continuous_night_flow,
@@ -37,8 +37,6 @@ from balans_physics.water import heat_per_m3
 # below it the balance is mostly unmetered use (cold water with few flat meters): it
 # cannot confirm what one member missed, nor does it make the members peers
 MIN_MEMBER_COVERAGE = 0.5
-RISER = RiserSettings()
-MAGNET_LOSS = MemberSettings().magnet_loss
 EVIDENCE_POINTS = 336
 MERGE_GAP = timedelta(hours=12)
 
@@ -142,20 +140,6 @@ def _finding(
         severity="critical" if d.kind in ("leak", "unauthorised_connection") else "warning",
         evidence=evidence,
     )
-
-
-def riser_verdict(verdict: str, loss: float, dt_change: float | None) -> str:
-    """A riser meter whose flow fell: its ΔT against the other risers' says whether the
-    water really slowed (clogged) or the meter reads low (magnet), where it can; a
-    still register stays stuck. Without a ΔT, the balance's verdict stands, and a fall
-    the balance does not confirm is a clog."""
-    if verdict == "stuck_meter":
-        return verdict
-    if dt_change is not None and dt_change >= RISER.clog_rise:
-        return "clogged_riser"
-    if dt_change is not None and abs(dt_change) <= RISER.steady and loss >= MAGNET_LOSS:
-        return "magnet"
-    return "clogged_riser" if verdict == "use_changed" else verdict
 
 
 def member_alerts(

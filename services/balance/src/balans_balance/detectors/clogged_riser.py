@@ -1,4 +1,4 @@
-"""A riser's flow drop told by its ΔT: the riser clogged, or its meter reads low.
+"""The clogged-riser alert: a riser's flow drop told by its ΔT (clogged, or its meter reads low).
 
 Water that really slows cools more on its way down the riser, so its ΔT rises against
 the building's other risers (which share the supply temperature and the weather). A
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from balans_balance.detectors.meter_faults import MemberSettings
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -47,3 +49,24 @@ def dt_change(
         return None
     base = float(np.median(ref))
     return float(np.median(win)) / base - 1 if base > 0 else None
+
+
+def riser_verdict(
+    verdict: str,
+    loss: float,
+    dt_change: float | None,
+    magnet_loss: float = MemberSettings().magnet_loss,
+    cfg: RiserSettings | None = None,
+) -> str:
+    """A riser meter whose flow fell: its ΔT against the other risers' says whether the
+    water really slowed (clogged) or the meter reads low (magnet), where it can; a
+    still register stays stuck. Without a ΔT, the balance's verdict stands, and a fall
+    the balance does not confirm is a clog."""
+    cfg = cfg or RiserSettings()
+    if verdict == "stuck_meter":
+        return verdict
+    if dt_change is not None and dt_change >= cfg.clog_rise:
+        return "clogged_riser"
+    if dt_change is not None and abs(dt_change) <= cfg.steady and loss >= magnet_loss:
+        return "magnet"
+    return "clogged_riser" if verdict == "use_changed" else verdict

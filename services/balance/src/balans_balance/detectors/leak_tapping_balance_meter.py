@@ -1,4 +1,4 @@
-"""Group imbalance out of its band, and what caused it.
+"""The leak, unauthorised-connection and faulty-balance-meter alerts of a group.
 
 The imbalance of a group (balance meter − Σ subscribers) is judged as a share of the
 balance meter (so cold snaps and weekends, which scale both, stay inside the band),
@@ -6,7 +6,7 @@ smoothed over a few hours, against a band learned day and night separately
 (:mod:`balans_balance.bands`): that is the series operators see. The group's own
 faults are found as *changes* of the balance meter's reading beyond what the
 subscribers explain (:mod:`balans_balance.detectors.changes`), after the caller has
-added back what named member meters missed (:mod:`balans_balance.detectors.members`):
+added back what named member meters missed (:mod:`balans_balance.detectors.meter_faults`):
 a constant -> leak after the balance meter; a share of the subscribers' use ->
 unauthorised connection before the meters; a ramp, or a reading below the
 subscribers' -> faulty balance meter.

@@ -1,4 +1,4 @@
-"""Silence and batteries: dead modules, silent concentrators, missing data, low batteries.
+"""The dead-module, silent-concentrator, missing-data and low-battery alerts.
 
 A source (a module, or one meter's channel) is judged against its *own* reporting
 pattern: for each hour of the day, the share of past days on which it reported at

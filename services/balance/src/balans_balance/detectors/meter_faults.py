@@ -1,4 +1,4 @@
-"""A member meter that stopped, slowed or drifts, named, and told from a change of use.
+"""The stuck-meter, magnet and drifting-meter alerts: a member meter that stopped, slowed or drifts.
 
 Each member is judged against its peers (:mod:`balans_balance.detectors.peers`): an
 episode opens where its daily use left the peers' prediction (a step or a ramp GLR of
@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from balans_balance.detectors.changes import least_squares
-from balans_balance.detectors.excess import GroupSeries
+from balans_balance.detectors.leak_tapping_balance_meter import GroupSeries
 from balans_balance.detectors.peers import (
     PeerModel,
     PeerSettings,
