@@ -1,4 +1,4 @@
-"""The cost and payback estimator reproduces the deck's figures (DOMAIN.md)."""
+"""The cost and payback estimator reproduces the deck's figures (docs/domain.md)."""
 
 from __future__ import annotations
 

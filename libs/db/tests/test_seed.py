@@ -1,4 +1,4 @@
-"""The demo seed writes the reference building of DOMAIN.md, once."""
+"""The demo seed writes the reference building of docs/domain.md, once."""
 
 from __future__ import annotations
 

@@ -156,7 +156,7 @@ async def test_statement_compares_months(client: httpx.AsyncClient, world: World
 
 
 async def test_estimator_reference_building(client: httpx.AsyncClient, world: World) -> None:
-    """An empty request prices DOMAIN.md's reference building: variant 1c costs 71 164 MDL."""
+    """An empty request prices docs/domain.md's reference building: variant 1c costs 71 164 MDL."""
     h = auth(world, "manager")
     report = (await client.post("/api/v1/estimator", json={}, headers=h)).json()
     totals = {v["variant"]: v["total"] for v in report["variants"]}

@@ -45,7 +45,7 @@ def downgrade_command(
 
 @db_app.command("seed-demo")
 def seed_demo_command() -> None:
-    """Load the reference building of DOMAIN.md and a few smaller ones (idempotent)."""
+    """Load the reference building of docs/domain.md and a few smaller ones (idempotent)."""
     settings = DatabaseSettings()
     added = asyncio.run(seed(settings.database_url, KeyVault.from_hex(settings.master_key)))
     typer.echo(f"demo city loaded: {added} building(s) added")

@@ -2,7 +2,7 @@
 
 The demo seed and the simulator's city generator both describe buildings with
 :class:`BuildingSpec` and store them with :func:`write_building`, so there is one model
-of the world. Equipment follows the piping layout (DOMAIN.md, "Piping layouts"):
+of the world. Equipment follows the piping layout (docs/domain.md, "Piping layouts"):
 
 - ``1a`` a heat meter (1 kWh/pulse) per flat, on 4-input D100FC modules shared by flats;
 - ``1b`` a D100FC per flat with a volume meter and a sensor pair;
@@ -144,7 +144,7 @@ def regular_building(
 
 
 def reference_building(layout: str = "2a", index: int = 1) -> BuildingSpec:
-    """DOMAIN.md's reference building: 100 flats, 3 entrances, 10 floors, 34 risers."""
+    """docs/domain.md's reference building: 100 flats, 3 entrances, 10 floors, 34 risers."""
     site = SiteSpec(
         code="chisinau-botanica",
         name="Chișinău, Botanica",
@@ -200,7 +200,7 @@ HARDWARE_LIMITS = {
 
 
 class HardwareLimitError(ValueError):
-    """A building needs more equipment than one concentrator can serve (DOMAIN.md)."""
+    """A building needs more equipment than one concentrator can serve (docs/domain.md)."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """One building over a range of hours: registers -> consumption -> per-flat heat -> method.
 
-Each piping layout (DOMAIN.md) turns the building's consumption and temperatures into a
+Each piping layout (docs/domain.md) turns the building's consumption and temperatures into a
 measured heat per [hour, flat]; the methodology then shares the building meter's total.
 """
 

@@ -1,6 +1,6 @@
 """Equipment cost of the five metering variants and the payback of per-flat metering.
 
-Pure functions over configurable prices (DOMAIN.md, "Reference building"). Quantities
+Pure functions over configurable prices (docs/domain.md, "Equipment cost"). Quantities
 follow the deck's tables:
 
 - ``1a`` / ``1c``: one multi-channel D100FC per landing (entrance x floor), more when a

@@ -1,4 +1,4 @@
-"""Tariffs as validated, versioned data (DOMAIN.md, "Tariffs and billing").
+"""Tariffs as validated, versioned data (docs/domain.md, "Tariffs and billing").
 
 A tariff prices one utility of one supplier from ``effective_from`` (inclusive) to
 ``effective_to`` (exclusive, open when null). It has up to five kinds of charge:

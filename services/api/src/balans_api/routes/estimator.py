@@ -1,4 +1,4 @@
-"""The equipment cost and payback estimator (billing's model, DOMAIN.md's cost tables)."""
+"""The equipment cost and payback estimator (billing's model, docs/domain.md's cost tables)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class EstimateRequest(BaseModel):
 @router.post("/estimator", response_model=EstimateReport)
 async def estimate(body: EstimateRequest, _: Reader) -> EstimateReport:
     """Cost of the five metering variants (1a-2b) in MDL, and the payback in heating
-    seasons for each flat size. ``{}`` gives DOMAIN.md's reference building."""
+    seasons for each flat size. ``{}`` gives docs/domain.md's reference building."""
     try:
         return build_report(body.building, body.prices, body.heating, body.saving)
     except ArithmeticError as exc:  # decimal.DivisionByZero / InvalidOperation on extremes
