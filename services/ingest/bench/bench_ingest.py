@@ -35,7 +35,7 @@ from balans_db import migrate
 from balans_db.secrets import KeyVault
 from balans_devstack.processes import free_port
 from balans_devstack.stack import DevStack
-from balans_ingest.client import ConcentratorClient
+from balans_protocol.client import ConcentratorClient
 from balans_protocol.records import PulseRecord
 
 CONCENTRATORS = int(os.environ.get("BENCH_CONCENTRATORS", "200"))

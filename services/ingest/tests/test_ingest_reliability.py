@@ -15,8 +15,8 @@ import pytest
 
 from balans_devstack.nats_server import EmbeddedNats
 from balans_devstack.processes import free_port
-from balans_ingest.client import ConcentratorClient
 from balans_ingest.testing import running_ingest, running_persister, wait_for_rows
+from balans_protocol.client import ConcentratorClient
 from balans_protocol.records import PulseRecord
 
 HOUR = 3600

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import structlog
 
-from balans_ingest.client import ConcentratorClient
+from balans_protocol.client import ConcentratorClient
 from balans_protocol.frames import Command, CommandAction, CommandStatus
 from balans_sim.engine import BuildingSim, Chunk
 from balans_sim.metrics import BATCHES, COMMANDS, OUTAGES

@@ -20,7 +20,6 @@ from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 
 from balans_ingest.downlink import CommandChannel
-from balans_ingest.framing import read_frame
 from balans_ingest.keys import ConcentratorKey, KeyStore
 from balans_ingest.metrics import (
     BYTES,
@@ -33,6 +32,7 @@ from balans_ingest.metrics import (
     RECORDS,
     SESSIONS_TOTAL,
 )
+from balans_ingest.plausibility import UploadGate
 from balans_ingest.settings import IngestSettings
 from balans_protocol import subjects
 from balans_protocol.auth import UNAUTHENTICATED_KEY, new_nonce, session_key
@@ -53,6 +53,7 @@ from balans_protocol.frames import (
     encode_frame,
     peek_header,
 )
+from balans_protocol.framing import read_frame
 from balans_protocol.records import split_sections
 from balans_protocol.uploads import UploadHeaders
 
@@ -73,6 +74,7 @@ class IngestServer:
         self.nc = nc
         self.js = js
         self.keys = keys
+        self.gate = UploadGate(settings, settings.ingest_module_cache_s)
         self.sessions: dict[int, Session] = {}  # concentrator serial -> its live session
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -256,7 +258,15 @@ class Session:
     async def _accept_upload(self, seq: int, upload: Upload) -> None:
         while len(self._inflight) >= self.settings.ingest_max_inflight:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
-        for section in split_sections(upload.payload):
+        sections = split_sections(upload.payload)
+        assert self._concentrator is not None
+        building_id = self._concentrator.building_id
+        if refused := await self.server.gate.refusal(
+            self.server.keys.pool, self.serial, seq, building_id, sections
+        ):
+            self.send(Nack(seq, refused))
+            return
+        for section in sections:
             RECORDS.labels(section.record_type.name).inc(section.count)
         task = asyncio.create_task(self._publish(seq, upload.payload))
         self._inflight.add(task)

@@ -13,14 +13,14 @@ from nats.aio.client import Client
 
 from balans_core.nats import connect_nats
 from balans_db.secrets import KeyVault
-from balans_ingest.client import ConcentratorClient
-from balans_ingest.framing import read_frame
 from balans_ingest.keys import KeyStore
 from balans_ingest.persister.consumer import Persister
 from balans_ingest.server import IngestServer
 from balans_ingest.settings import IngestSettings, PersisterSettings
 from balans_protocol.auth import new_nonce, session_key
+from balans_protocol.client import ConcentratorClient
 from balans_protocol.frames import Body, Frame, Hello, decode_frame, encode_frame
+from balans_protocol.framing import read_frame
 from balans_protocol.streams import ensure_streams
 
 

@@ -28,7 +28,6 @@ from types import TracebackType
 
 import structlog
 
-from balans_ingest.framing import read_frame
 from balans_protocol.auth import UNAUTHENTICATED_KEY, new_nonce, session_key
 from balans_protocol.errors import NackReason, ProtocolError
 from balans_protocol.frames import (
@@ -45,6 +44,7 @@ from balans_protocol.frames import (
     decode_frame,
     encode_frame,
 )
+from balans_protocol.framing import read_frame
 from balans_protocol.records import Record, encode_records
 
 log = structlog.get_logger("concentrator")
