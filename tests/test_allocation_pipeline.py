@@ -21,10 +21,11 @@ from balans_allocation.explain import explain
 from balans_allocation.flags import Flag
 from balans_allocation.readings import RegisterWindow, load_register_windows
 from balans_allocation.settings import AllocationSettings
-from balans_allocation.water import k_factor_kwh_m3k
 from balans_core.service import ServiceContext
 from balans_db.secrets import KeyVault
 from balans_db.topology import SiteSpec, reference_building, regular_building, write_building
+from balans_devstack.eventually import eventually
+from balans_physics.water import k_factor_kwh_m3k
 from balans_protocol import subjects
 from balans_protocol.messages import AllocationComputed, ReadingsStored
 from balans_protocol.streams import ensure_streams
@@ -292,10 +293,7 @@ async def test_service_consumes_readings_stored_and_announces(
         js = nc.jetstream()
         await ensure_streams(js)
         announced = await nc.subscribe(subjects.allocation_computed(building_id))
-        for _ in range(100):
-            if ctx.ready:
-                break
-            await asyncio.sleep(0.05)
+        await eventually("allocation ready", lambda: ctx.ready)
         event = ReadingsStored(
             building_id=building_id, hour_from=H0, hour_to=H0 + 7 * HOUR, rows=100
         )
@@ -379,7 +377,7 @@ async def test_cross_check_flags_the_disagreeing_hour(conn: asyncpg.Connection) 
 async def test_reference_building_2a_with_a_silent_radiator_sensor(
     conn: asyncpg.Connection,
 ) -> None:
-    """DOMAIN.md's 100-flat block (2a): a dead sensor pair is estimated from its riser."""
+    """docs/domain.md's 100-flat block (2a): a dead sensor pair is estimated from its riser."""
     spec = reference_building("2a", index=next(_building_numbers))
     building_id = await write_building(conn, replace(spec, code=f"ref-2a-{spec.index}"), KeyVault())
     assert building_id is not None

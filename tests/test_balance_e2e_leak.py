@@ -6,20 +6,21 @@ balance analyses it twice: while the leak runs and after it has ended."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+import scenario
 from nats.aio.msg import Msg
 
-from balans_balance import scenario
 from balans_balance.service import alert_publisher
 from balans_core.nats import connect_nats
+from balans_devstack.eventually import eventually
 from balans_protocol import subjects
 from balans_protocol.messages import AlertMessage
 from balans_protocol.streams import ensure_streams
+from balans_sim.city import CityConfig
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 LEAK_START = START + timedelta(days=15, hours=3)
@@ -29,8 +30,6 @@ LEAK_END = LEAK_START + timedelta(days=3)
 @pytest.mark.slow
 async def test_one_leak_one_alert(database_url: str, nats_url: str) -> None:
     """Confirmed within 18 h of the leak's start (12 h out of band), closed within 36 h after."""
-    from balans_sim.city import CityConfig
-
     config = CityConfig(
         seed=11,
         buildings=1,
@@ -79,7 +78,10 @@ async def test_one_leak_one_alert(database_url: str, nats_url: str) -> None:
         await scenario.analyse(
             database_url, building_id, run.end - timedelta(hours=1), 20, alert_publisher(js)
         )
-        await asyncio.sleep(0.2)
+        await eventually(
+            "the leak's closing announcement",
+            lambda: any(m.kind == "leak" and m.state == "closed" for m in received),
+        )
         await sub.unsubscribe()
     finally:
         await nc.drain()

@@ -224,13 +224,17 @@ async def test_balance_writes_imbalance_series_for_every_group(
         )
         return not missing
 
-    groups = await _fetch(
-        database_url,
-        """select count(distinct building_id) from balance_groups
-           where building_id = any($1::int[]) and balance_meter_id is not null""",
-        list(running.backfill),
-    )
-    assert groups[0][0] == BUILDINGS
+    async def groups_of_every_building() -> bool:
+        rows = await _fetch(
+            database_url,
+            """select count(distinct building_id) from balance_groups
+               where building_id = any($1::int[]) and balance_meter_id is not null""",
+            list(running.backfill),
+        )
+        return rows[0][0] == BUILDINGS
+
+    # balance generates the groups once it has the buildings' first events: wait for it
+    await _poll("balance groups of every building", groups_of_every_building)
     await _poll("imbalance_series of every group", every_group)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
 from balans_core.nats import connect_nats
+from balans_devstack.eventually import eventually
 from balans_devstack.nats_server import EmbeddedNats
 
 
@@ -24,10 +24,10 @@ async def test_drain_logs_info_and_server_loss_logs_a_warning(tmp_path: Path) ->
             await nc.drain()
             lost = await connect_nats(server.url, "test")
             server.stop()
-            for _ in range(100):
-                if any(e["event"] == "nats disconnected" for e in logs):
-                    break
-                await asyncio.sleep(0.05)
+            await eventually(
+                "'nats disconnected' logged",
+                lambda: any(e["event"] == "nats disconnected" for e in logs),
+            )
             await lost.close()
     finally:
         server.stop()

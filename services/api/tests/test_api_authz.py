@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 
 import httpx
 import pytest
+
+from balans_devstack.eventually import eventually
 
 from .conftest import World, auth
 
@@ -205,11 +206,12 @@ async def test_commands_and_alert_actions_are_audited(
     )
     assert sent.status_code == 202
     status = sent.json()
-    for _ in range(100):  # the dispatcher finishes in the background
-        if status["status"] != "pending":
-            break
-        await asyncio.sleep(0.02)
-        status = (await client.get(f"/api/v1/commands/{status['id']}", headers=h)).json()
+
+    async def settled() -> bool:  # the dispatcher finishes in the background
+        status.update((await client.get(f"/api/v1/commands/{status['id']}", headers=h)).json())
+        return status["status"] != "pending"
+
+    await eventually("the command leaves 'pending'", settled)
     assert status["status"] == "failed"  # the test app has no NATS connection
     audit = (await client.get("/api/v1/audit?limit=1000", headers=auth(world, "admin"))).json()
     actions = {(e["action"], e["target"]) for e in audit["items"]}

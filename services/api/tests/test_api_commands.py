@@ -3,7 +3,6 @@ records the reply (here a stand-in for ingest answers)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -13,6 +12,7 @@ from nats.aio.client import Client
 
 from balans_api.app import create_app
 from balans_api.settings import ApiSettings
+from balans_devstack.eventually import eventually
 from balans_protocol.messages import CommandReply, CommandRequest
 
 from .conftest import PASSWORD, World, auth
@@ -28,12 +28,14 @@ async def nats_client(nats_url: str) -> AsyncIterator[Client]:
 
 
 async def _status(http: httpx.AsyncClient, h: dict[str, str], command_id: str) -> dict:
-    for _ in range(200):
-        body = (await http.get(f"/api/v1/commands/{command_id}", headers=h)).json()
-        if body["status"] != "pending":
-            return body  # type: ignore[no-any-return]
-        await asyncio.sleep(0.02)
-    raise AssertionError("command still pending")
+    body: dict = {}
+
+    async def settled() -> bool:
+        body.update((await http.get(f"/api/v1/commands/{command_id}", headers=h)).json())
+        return body["status"] != "pending"
+
+    await eventually(f"command {command_id} no longer pending", settled)
+    return body
 
 
 async def test_valve_command_round_trip(world: World, nats_client: Client) -> None:
