@@ -1,10 +1,9 @@
-"""Loading the shared wM-Bus conformance corpus (read in place, never copied)."""
+"""Loading the wM-Bus conformance corpus (``data/``; where it comes from: data/PROVENANCE.md)."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,27 +26,9 @@ REL_TOL = 1e-6
 ABS_TOL = 5e-7
 
 
-def repo_root() -> Path:
-    """The workspace root: the nearest parent holding uv.lock."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "uv.lock").is_file():
-            return parent
-    raise RuntimeError(f"no uv.lock above {here}")
-
-
 def corpus_path() -> Path:
-    """``../shared/data/`` next to the repository (the layout of checkouts and of CI).
-
-    ``BALANS_SHARED_DATA`` names another folder; a clone made elsewhere on a workstation
-    falls back to ``/work/shared/data``. The first existing candidate wins."""
-    candidates = [repo_root().parent / "shared" / "data", Path("/work/shared/data")]
-    if os.environ.get("BALANS_SHARED_DATA"):
-        candidates.insert(0, Path(os.environ["BALANS_SHARED_DATA"]))
-    for folder in candidates:
-        if (folder / CORPUS_NAME).is_file():
-            return folder / CORPUS_NAME
-    return candidates[0] / CORPUS_NAME
+    """The repository's copy, beside this module."""
+    return Path(__file__).resolve().parent / "data" / CORPUS_NAME
 
 
 @dataclass(frozen=True)
@@ -65,8 +46,8 @@ def load_cases() -> list[Case]:
     path = corpus_path()
     if not path.is_file():
         raise FileNotFoundError(
-            f"the M-Bus conformance corpus is missing: {path} (it lives in shared/data "
-            "beside the repository and is read in place)"
+            f"the M-Bus conformance corpus is missing: {path} (it is part of the repository; "
+            "restore it from version control, see data/PROVENANCE.md)"
         )
     cases = []
     for line in path.read_text().splitlines():

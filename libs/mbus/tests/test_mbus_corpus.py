@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 import pytest
 
 from balans_mbus.compact import FormatCache
@@ -38,11 +41,19 @@ def _mismatches(case: Case, decoded: DecodedTelegram) -> dict[str, tuple[float, 
 
 
 def test_corpus_is_present() -> None:
-    """The corpus is found beside the repository and holds the 133 cases, 104 standard."""
+    """The repository's copy of the corpus holds the 133 cases, 104 standard."""
     assert LOAD_ERROR is None, LOAD_ERROR
     assert corpus_path().is_file()
     assert len(CASES) == 133
     assert len(STANDARD) == 104
+
+
+def test_corpus_is_the_file_its_provenance_describes() -> None:
+    """The copy is byte for byte the one whose origin PROVENANCE.md records (its sha256)."""
+    provenance = (corpus_path().parent / "PROVENANCE.md").read_text()
+    recorded = re.search(r"sha256 of the file \| `([0-9a-f]{64})`", provenance)
+    assert recorded is not None, "PROVENANCE.md must record the corpus's sha256"
+    assert hashlib.sha256(corpus_path().read_bytes()).hexdigest() == recorded.group(1)
 
 
 @pytest.mark.parametrize("case", STANDARD, ids=lambda case: case.case_id)
