@@ -90,13 +90,56 @@ class RawTelegramRecord:
 
 Record = PulseRecord | TemperatureRecord | StatusRecord | EventRecord | RawTelegramRecord
 
+Fields = tuple[tuple[str, str], ...]  # (wire field name, struct format code), in wire order
+
+# The one definition of each record's bytes (the field names of docs/protocol.md). The
+# struct codec below and the persister's numpy dtype (``numpy_fields``) are both made
+# from it, so the two readers of the wire cannot drift apart.
+WIRE_FIELDS: dict[RecordType, Fields] = {
+    RecordType.PULSE: (("module", "I"), ("input", "B"), ("ts", "I"), ("count", "I")),
+    RecordType.TEMPERATURE: (("module", "I"), ("ts", "I"), ("supply", "h"), ("return", "h")),
+    RecordType.STATUS: (
+        ("module", "I"),
+        ("ts", "I"),
+        ("battery_mv", "H"),
+        ("rssi_dbm", "b"),
+        ("hops", "B"),
+        ("parent", "I"),
+        ("flags", "B"),
+        ("error_bits", "H"),
+    ),
+    RecordType.EVENT: (("module", "I"), ("ts", "I"), ("code", "H")),
+    # the fixed part of a RAW_TELEGRAM; ``length`` bytes of telegram follow it
+    RecordType.RAW_TELEGRAM: (
+        ("module", "I"),
+        ("medium", "B"),
+        ("received", "I"),
+        ("rssi_dbm", "b"),
+        ("length", "H"),
+    ),
+}
+# struct format code -> numpy type of the same size, signedness and byte order
+_NUMPY_TYPES = {"B": "u1", "b": "i1", "H": ">u2", "h": ">i2", "I": ">u4", "i": ">i4"}
+
+
+def wire_struct(record_type: RecordType) -> struct.Struct:
+    """The big-endian ``struct`` layout of a record (of RAW_TELEGRAM: its fixed header)."""
+    return struct.Struct(">" + "".join(code for _, code in WIRE_FIELDS[record_type]))
+
+
+def numpy_fields(record_type: RecordType) -> list[tuple[str, str]]:
+    """The record as a numpy structured-dtype spec: ``np.dtype(numpy_fields(t))`` reads a
+    section's bytes in place (no padding, big-endian, the same field names as the wire)."""
+    return [(name, _NUMPY_TYPES[code]) for name, code in WIRE_FIELDS[record_type]]
+
+
 SECTION_HEADER = struct.Struct(">BH")
 MAX_SECTION_RECORDS = 0xFFFF
-PULSE = struct.Struct(">IBII")
-TEMPERATURE = struct.Struct(">IIhh")
-STATUS = struct.Struct(">IIHbBIBH")
-EVENT = struct.Struct(">IIH")
-RAW_TELEGRAM_HEADER = struct.Struct(">IBIbH")
+PULSE = wire_struct(RecordType.PULSE)
+TEMPERATURE = wire_struct(RecordType.TEMPERATURE)
+STATUS = wire_struct(RecordType.STATUS)
+EVENT = wire_struct(RecordType.EVENT)
+RAW_TELEGRAM_HEADER = wire_struct(RecordType.RAW_TELEGRAM)
 TAMPER_FLAG = 0x01  # the other status flag bits are reserved: sent as 0, ignored
 _MEDIA = frozenset(int(m) for m in Medium)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from balans_protocol.records import RecordType
+from balans_protocol.records import TAMPER_FLAG, RecordType, numpy_fields
 
 PG_EPOCH_UNIX = 946_684_800  # 2000-01-01T00:00:00Z, the zero of PostgreSQL timestamps
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
@@ -32,7 +32,7 @@ class TableLayout:
     """How one record type becomes rows of one readings table."""
 
     table: str
-    wire: np.dtype  # the record as it is on the wire (records.py)
+    wire: np.dtype  # the record as it is on the wire (records.WIRE_FIELDS)
     columns: tuple[tuple[str, str], ...]  # (column, big-endian numpy type of its COPY value)
     convert: Callable[[np.ndarray], Columns]
 
@@ -57,7 +57,7 @@ class TableLayout:
 LAYOUTS: dict[RecordType, TableLayout] = {
     RecordType.PULSE: TableLayout(
         "pulse_readings",
-        np.dtype([("module", ">u4"), ("input", "u1"), ("ts", ">u4"), ("count", ">u4")]),
+        np.dtype(numpy_fields(RecordType.PULSE)),
         (("module_serial", ">i8"), ("input", ">i2"), ("ts", ">i8"), ("count", ">i8")),
         lambda r: {
             "module_serial": r["module"],
@@ -68,7 +68,7 @@ LAYOUTS: dict[RecordType, TableLayout] = {
     ),
     RecordType.TEMPERATURE: TableLayout(
         "temperature_readings",
-        np.dtype([("module", ">u4"), ("ts", ">u4"), ("supply", ">i2"), ("return", ">i2")]),
+        np.dtype(numpy_fields(RecordType.TEMPERATURE)),
         (
             ("module_serial", ">i8"),
             ("ts", ">i8"),
@@ -84,18 +84,7 @@ LAYOUTS: dict[RecordType, TableLayout] = {
     ),
     RecordType.STATUS: TableLayout(
         "module_status",
-        np.dtype(
-            [
-                ("module", ">u4"),
-                ("ts", ">u4"),
-                ("battery", ">u2"),
-                ("rssi", "i1"),
-                ("hops", "u1"),
-                ("parent", ">u4"),
-                ("flags", "u1"),
-                ("errors", ">u2"),
-            ]
-        ),
+        np.dtype(numpy_fields(RecordType.STATUS)),
         (
             ("module_serial", ">i8"),
             ("ts", ">i8"),
@@ -109,17 +98,17 @@ LAYOUTS: dict[RecordType, TableLayout] = {
         lambda r: {
             "module_serial": r["module"],
             "ts": pg_timestamp(r["ts"]),
-            "battery_mv": r["battery"],
-            "rssi_dbm": r["rssi"],
+            "battery_mv": r["battery_mv"],
+            "rssi_dbm": r["rssi_dbm"],
             "hops": r["hops"],
             "parent_serial": r["parent"],
-            "tamper": r["flags"] & 1,
-            "error_bits": r["errors"],
+            "tamper": r["flags"] & TAMPER_FLAG,
+            "error_bits": r["error_bits"],
         },
     ),
     RecordType.EVENT: TableLayout(
         "module_events",
-        np.dtype([("module", ">u4"), ("ts", ">u4"), ("code", ">u2")]),
+        np.dtype(numpy_fields(RecordType.EVENT)),
         (("module_serial", ">i8"), ("ts", ">i8"), ("code", ">i4")),
         lambda r: {"module_serial": r["module"], "ts": pg_timestamp(r["ts"]), "code": r["code"]},
     ),
