@@ -34,10 +34,11 @@ run: setup os-packages ## Run the whole system on a simulated city (portal on ht
 test: setup os-packages ## Run the test suite against embedded PostgreSQL and NATS
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: setup ## ruff check, ruff format --check, mypy
+lint: setup ## ruff check, ruff format --check, mypy, table ownership
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy libs/*/src services/*/src
+	$(BIN)/python -m balans_db.ownership
 
 format: setup ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -49,7 +50,7 @@ bench: setup ## Run every benchmark
 clean: ## Remove the virtual env and the embedded servers' data
 	rm -rf $(VENV) .tools .balans
 
-bench-sim: setup ## dmesh-sim: a week of a 10 000-meter city generated and delivered into PostgreSQL
+bench-sim: setup ## dmesh-sim: a week of a 10 000-meter city generated and delivered into PostgreSQL (BENCH_SIM_METERS)
 	$(BIN)/python services/dmesh-sim/bench/bench_sim.py
 
 bench-api: setup ## api: 50 clients, consumer month profiles + operator overviews (BENCH_API_METERS, BENCH_API_DAYS)
@@ -62,7 +63,7 @@ bench-billing: setup ## billing: the reference building (100 accounts, a month o
 	$(BIN)/python services/billing/bench/bench_billing.py
 
 bench-allocation: setup ## allocation: per-flat heat kernel, numba vs numpy, 2M flats x 24 h and 100k flats x a month, vs memory bandwidth
-	$(BIN)/python -m balans_allocation.bench
+	$(BIN)/python services/allocation/bench/bench_allocation.py
 
 bench-ingest: setup ## ingest: codec records/s, then 200 concentrators x 500 meters x 24 h through TCP -> ingest -> JetStream -> persister -> PostgreSQL vs raw COPY
 	$(BIN)/python services/ingest/bench/bench_ingest.py

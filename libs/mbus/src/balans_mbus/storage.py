@@ -1,4 +1,4 @@
-"""SQL for the mbus tables (migration ``mbus_0001``), mirrored here as SQLAlchemy Core.
+"""SQL for the mbus tables (declared in :mod:`balans_db.tables.mbus`).
 
 Connections are asyncpg connections passed in by the caller (the persister's, inside its
 transaction, or a CLI's).
@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 import asyncpg
-import sqlalchemy as sa
 import structlog
 from cryptography.exceptions import InvalidTag
 
@@ -26,40 +25,6 @@ from balans_mbus.readings import (
 )
 
 log = structlog.get_logger("balans.mbus")
-metadata = sa.MetaData()
-
-mbus_meters = sa.Table(
-    "mbus_meters",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("meter_id", sa.Integer, nullable=False, unique=True),
-    sa.Column("manufacturer", sa.Text, nullable=False),
-    sa.Column("device_id", sa.Text, nullable=False),
-    sa.Column("module_serial", sa.BigInteger, nullable=False, unique=True),
-    sa.Column("key_ciphertext", sa.LargeBinary),
-    sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
-    sa.UniqueConstraint("manufacturer", "device_id", name="uq_mbus_meters_address"),
-)
-
-mbus_temperature_samples = sa.Table(
-    "mbus_temperature_samples",
-    metadata,
-    sa.Column("module_serial", sa.BigInteger, primary_key=True),
-    sa.Column("hour", sa.DateTime(timezone=True), primary_key=True),
-    sa.Column("received_at", sa.DateTime(timezone=True), primary_key=True),
-    sa.Column("supply_centi_c", sa.Integer, nullable=False),
-    sa.Column("return_centi_c", sa.Integer, nullable=False),
-)
-
-mbus_formats = sa.Table(
-    "mbus_formats",
-    metadata,
-    sa.Column("signature", sa.Integer, primary_key=True),
-    sa.Column("headers", sa.LargeBinary, nullable=False),
-    sa.Column("learnt_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-
 def key_context(manufacturer: str, device_id: str) -> bytes:
     """What a meter key is bound to when sealed (a key moved to another row will not open)."""
     return f"mbus:{manufacturer}:{device_id}".encode()

@@ -1,4 +1,4 @@
-"""allocation's tables (migration ``allocation_0001``) and the SQL that writes them.
+"""The SQL that writes allocation's tables (declared in :mod:`balans_db.tables.allocation`).
 
 Writes are idempotent upserts that touch a row only when its figures change: a
 recomputation bumps ``revision`` of exactly the hours whose values moved, and returns
@@ -15,71 +15,11 @@ from datetime import datetime
 
 import asyncpg
 import numpy as np
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
 from balans_allocation.compute import BuildingResult
 from balans_allocation.flags import Flag
 from balans_allocation.metrics import FLAT_HOURS
 from balans_allocation.readings import HOUR
-
-metadata = sa.MetaData()
-
-meter_consumption = sa.Table(
-    "meter_consumption",
-    metadata,
-    sa.Column("meter_id", sa.Integer, primary_key=True),
-    sa.Column("hour", sa.DateTime(timezone=True), primary_key=True),
-    sa.Column("value", sa.Float, nullable=False),
-    sa.Column("unit", sa.Text, nullable=False),
-    sa.Column("estimated", sa.Boolean, nullable=False),
-    sa.Column("flags", sa.Integer, nullable=False),
-    postgresql_partition_by="RANGE (hour)",
-)
-
-heat_allocation = sa.Table(
-    "heat_allocation",
-    metadata,
-    sa.Column("building_id", sa.Integer, nullable=False),
-    sa.Column("flat_id", sa.Integer, primary_key=True),
-    sa.Column("hour", sa.DateTime(timezone=True), primary_key=True),
-    sa.Column("measured_kwh", sa.Float, nullable=False),
-    sa.Column("estimated", sa.Boolean, nullable=False),
-    sa.Column("common_kwh", sa.Float, nullable=False),
-    sa.Column("total_kwh", sa.Float, nullable=False),
-    sa.Column("flags", sa.Integer, nullable=False),
-    sa.Column("method", sa.Text, nullable=False),
-    sa.Column("volume_m3", sa.Float),
-    sa.Column("delta_t_k", sa.Float),
-    sa.Column("k_kwh_per_m3k", sa.Float),
-    sa.Column("adjustment_kwh", sa.Float, nullable=False),
-    sa.Column("revision", sa.Integer, nullable=False),
-    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
-    postgresql_partition_by="RANGE (hour)",
-)
-
-allocation_building_hours = sa.Table(
-    "allocation_building_hours",
-    metadata,
-    sa.Column("building_id", sa.Integer, primary_key=True),
-    sa.Column("hour", sa.DateTime(timezone=True), primary_key=True),
-    sa.Column("building_kwh", sa.Float, nullable=False),
-    sa.Column("flats_measured_kwh", sa.Float, nullable=False),
-    sa.Column("common_kwh", sa.Float, nullable=False),
-    sa.Column("estimated_area_fraction", sa.Float, nullable=False),
-    sa.Column("flags", sa.Integer, nullable=False),
-    sa.Column("methodology", JSONB, nullable=False),
-    sa.Column("revision", sa.Integer, nullable=False),
-    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-allocation_watermarks = sa.Table(
-    "allocation_watermarks",
-    metadata,
-    sa.Column("building_id", sa.Integer, primary_key=True),
-    sa.Column("complete_until", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 
 def _upsert(table: str, key: tuple[str, ...], columns: tuple[str, ...]) -> str:

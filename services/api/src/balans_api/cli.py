@@ -10,8 +10,8 @@ import typer
 from balans_api import audit
 from balans_api.db import open_pool
 from balans_api.settings import ApiSettings
-from balans_api.storage import ROLES
 from balans_api.users import create_user, ensure_demo_users
+from balans_db.tables import ROLES
 
 user_app = typer.Typer(help="Users of the portal and the API (uses BALANS_DATABASE_URL).")
 

@@ -1,7 +1,5 @@
-"""billing's tables (migrations ``billing_0001``, ``billing_0002``) and the SQL on them.
-
-The tables are mirrored as SQLAlchemy Core for reference and schema checks; queries are
-plain SQL run with asyncpg. Consumption is read from allocation's ``heat_allocation``
+"""The SQL on billing's tables (declared in :mod:`balans_db.tables.billing`), run with
+asyncpg. Consumption is read from allocation's ``heat_allocation``
 (heat, per flat) and ``meter_consumption`` (other utilities, per meter).
 """
 
@@ -14,80 +12,9 @@ from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
 from balans_billing.charges import Line
 from balans_billing.tariffs import TariffSpec
-
-metadata = sa.MetaData()
-
-tariffs = sa.Table(
-    "tariffs",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("utility", sa.Text, nullable=False),
-    sa.Column("supplier", sa.Text, nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("effective_from", sa.Date, nullable=False),
-    sa.Column("effective_to", sa.Date),
-    sa.Column("spec", JSONB, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-billing_suppliers = sa.Table(
-    "billing_suppliers",
-    metadata,
-    sa.Column("building_id", sa.Integer, primary_key=True),
-    sa.Column("utility", sa.Text, primary_key=True),
-    sa.Column("supplier", sa.Text, nullable=False),
-)
-
-connected_loads = sa.Table(
-    "connected_loads",
-    metadata,
-    sa.Column("account_id", sa.Integer, primary_key=True),
-    sa.Column("utility", sa.Text, primary_key=True),
-    sa.Column("connected_kw", sa.Numeric(10, 3), nullable=False),
-)
-
-invoices = sa.Table(
-    "invoices",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("account_id", sa.Integer, nullable=False),
-    sa.Column("building_id", sa.Integer, nullable=False),
-    sa.Column("period_start", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("period_end", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("kind", sa.Text, nullable=False),
-    sa.Column("corrects_id", sa.Integer),
-    sa.Column("currency", sa.Text, nullable=False),
-    sa.Column("total", sa.Numeric(14, 2), nullable=False),
-    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-invoice_lines = sa.Table(
-    "invoice_lines",
-    metadata,
-    sa.Column("invoice_id", sa.Integer, primary_key=True),
-    sa.Column("line_no", sa.SmallInteger, primary_key=True),
-    sa.Column("utility", sa.Text, nullable=False),
-    sa.Column("code", sa.Text, nullable=False),
-    sa.Column("description", sa.Text, nullable=False),
-    sa.Column("quantity", sa.Numeric(14, 3), nullable=False),
-    sa.Column("unit", sa.Text, nullable=False),
-    sa.Column("unit_price", sa.Numeric(14, 4), nullable=False),
-    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
-)
-
-billing_period_closures = sa.Table(
-    "billing_period_closures",
-    metadata,
-    sa.Column("building_id", sa.Integer, primary_key=True),
-    sa.Column("period_start", sa.DateTime(timezone=True), primary_key=True),
-    sa.Column("period_end", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("closed_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 DEFAULT_SUPPLIER = "default"
 

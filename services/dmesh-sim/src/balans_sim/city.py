@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from balans_db.schema import LAYOUTS
+from balans_db.tables import LAYOUTS
 from balans_db.topology import (
     BuildingSpec,
     SiteSpec,
@@ -24,7 +24,7 @@ PRESETS = ("generated", "reference", "demo")
 
 
 class CityConfig(BaseModel):
-    """What city to build. ``preset='reference'`` is DOMAIN.md's 100-flat block (one per
+    """What city to build. ``preset='reference'`` is docs/domain.md's 100-flat block (one per
     layout in ``layout_mix``); ``'demo'`` is the demo seed's city."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from balans_db.schema import metadata
+from balans_db.tables import metadata
 
 config = context.config
 

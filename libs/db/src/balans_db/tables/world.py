@@ -1,8 +1,8 @@
-"""The world model and the readings, as SQLAlchemy Core tables.
+"""The world: sites, buildings and their equipment (migration ``0001_core``).
 
-One schema for every service. Migrations (``balans_db/migrations``) are the source of
-truth for the database; these tables mirror them so code can build queries. Services
-that own further tables add them in their own migration branch (see docs/operations.md).
+Owned by the api's provisioning part. Rows are written only through
+:mod:`balans_db.topology` (used by the demo seed, the simulator's city generator and
+M-Bus meter registration); every service reads them through :mod:`balans_db.queries.world`.
 """
 
 from __future__ import annotations
@@ -10,25 +10,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-metadata = sa.MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+from balans_db.tables.base import UTILITIES, metadata, one_of
 
-UTILITIES = ("heat", "hot_water", "cold_water", "gas", "electricity")
+OWNER = "api"
+
 LAYOUTS = ("1a", "1b", "1c", "2a", "2b")
 METER_KINDS = ("heat_meter", "water_meter", "flow_meter", "gas_meter", "electricity_meter")
 METER_ROLES = ("flat", "riser", "building", "common", "branch")
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} in ({', '.join(repr(v) for v in values)})"
-
 
 sites = sa.Table(
     "sites",
@@ -53,7 +41,7 @@ buildings = sa.Table(
     sa.Column("floors", sa.SmallInteger, nullable=False),
     sa.Column("layout", sa.Text, nullable=False),
     sa.Column("methodology", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
-    sa.CheckConstraint(_in("layout", LAYOUTS), name="layout"),
+    sa.CheckConstraint(one_of("layout", LAYOUTS), name="layout"),
 )
 
 entrances = sa.Table(
@@ -158,9 +146,9 @@ meters = sa.Table(
     sa.Column("has_valve", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("installed_on", sa.Date, nullable=False, server_default=sa.func.current_date()),
     sa.Column("verified_on", sa.Date),
-    sa.CheckConstraint(_in("utility", UTILITIES), name="utility"),
-    sa.CheckConstraint(_in("kind", METER_KINDS), name="kind"),
-    sa.CheckConstraint(_in("role", METER_ROLES), name="role"),
+    sa.CheckConstraint(one_of("utility", UTILITIES), name="utility"),
+    sa.CheckConstraint(one_of("kind", METER_KINDS), name="kind"),
+    sa.CheckConstraint(one_of("role", METER_ROLES), name="role"),
     sa.CheckConstraint("unit in ('kWh', 'm3')", name="unit"),
     sa.CheckConstraint("pipe is null or pipe in ('flow', 'return')", name="pipe"),
     sa.CheckConstraint("pulse_weight > 0", name="pulse_weight_positive"),
@@ -198,73 +186,4 @@ sensor_pairs = sa.Table(
     sa.Column("riser_id", sa.ForeignKey("risers.id", ondelete="CASCADE")),
     sa.Column("radiator_id", sa.ForeignKey("radiators.id", ondelete="CASCADE")),
     sa.CheckConstraint("position in ('flat', 'riser', 'building')", name="position"),
-)
-
-balance_groups = sa.Table(
-    "balance_groups",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("utility", sa.Text, nullable=False),
-    sa.Column("kind", sa.Text, nullable=False),
-    sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE")),
-    sa.Column("parent_id", sa.ForeignKey("balance_groups.id", ondelete="SET NULL")),
-    sa.Column("balance_meter_id", sa.ForeignKey("meters.id", ondelete="SET NULL")),
-    sa.CheckConstraint(_in("utility", UTILITIES), name="utility"),
-    sa.CheckConstraint(
-        "kind in ('branch', 'building', 'entrance', 'riser', 'custom')", name="kind"
-    ),
-)
-
-balance_group_members = sa.Table(
-    "balance_group_members",
-    metadata,
-    sa.Column("group_id", sa.ForeignKey("balance_groups.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("meter_id", sa.ForeignKey("meters.id", ondelete="CASCADE"), primary_key=True),
-)
-
-# --- readings: partitioned by month on ts, one unique key each (re-delivery is harmless) ---
-PARTITIONED = ("pulse_readings", "temperature_readings", "module_status", "module_events")
-
-pulse_readings = sa.Table(
-    "pulse_readings",
-    metadata,
-    sa.Column("module_serial", sa.BigInteger, primary_key=True),
-    sa.Column("input", sa.SmallInteger, primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
-    sa.Column("count", sa.BigInteger, nullable=False),
-    postgresql_partition_by="RANGE (ts)",
-)
-
-temperature_readings = sa.Table(
-    "temperature_readings",
-    metadata,
-    sa.Column("module_serial", sa.BigInteger, primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
-    sa.Column("supply_centi_c", sa.Integer, nullable=False),
-    sa.Column("return_centi_c", sa.Integer, nullable=False),
-    postgresql_partition_by="RANGE (ts)",
-)
-
-module_status = sa.Table(
-    "module_status",
-    metadata,
-    sa.Column("module_serial", sa.BigInteger, primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
-    sa.Column("battery_mv", sa.Integer, nullable=False),
-    sa.Column("rssi_dbm", sa.SmallInteger, nullable=False),
-    sa.Column("hops", sa.SmallInteger, nullable=False),
-    sa.Column("parent_serial", sa.BigInteger, nullable=False),
-    sa.Column("tamper", sa.Boolean, nullable=False),
-    sa.Column("error_bits", sa.Integer, nullable=False),
-    postgresql_partition_by="RANGE (ts)",
-)
-
-module_events = sa.Table(
-    "module_events",
-    metadata,
-    sa.Column("module_serial", sa.BigInteger, primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
-    sa.Column("code", sa.Integer, primary_key=True),
-    postgresql_partition_by="RANGE (ts)",
 )

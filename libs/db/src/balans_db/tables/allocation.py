@@ -1,0 +1,77 @@
+"""Hourly consumption and per-flat heat (migration ``allocation_0001``).
+
+Owned by allocation. ``meter_consumption`` and ``heat_allocation`` are partitioned by
+month on ``hour`` with no foreign keys (bulk writes); the meaning of every ``flags`` bit
+is in docs/allocation.md. Other services read them through
+:mod:`balans_db.queries.allocation`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from balans_db.tables.base import created_now, metadata
+
+OWNER = "allocation"
+
+meter_consumption = sa.Table(
+    "meter_consumption",
+    metadata,
+    sa.Column("meter_id", sa.Integer, primary_key=True),
+    sa.Column("hour", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("estimated", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("flags", sa.Integer, nullable=False, server_default="0"),
+    sa.CheckConstraint("unit in ('kWh', 'm3')", name="unit"),
+    sa.CheckConstraint("value >= 0", name="value_not_negative"),
+    postgresql_partition_by="RANGE (hour)",
+)
+
+heat_allocation = sa.Table(
+    "heat_allocation",
+    metadata,
+    sa.Column("building_id", sa.Integer, nullable=False),
+    sa.Column("flat_id", sa.Integer, primary_key=True),
+    sa.Column("hour", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("measured_kwh", sa.Float, nullable=False),
+    sa.Column("estimated", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("common_kwh", sa.Float, nullable=False),
+    sa.Column("total_kwh", sa.Float, nullable=False),
+    sa.Column("flags", sa.Integer, nullable=False, server_default="0"),
+    # explanation trail: what produced measured_kwh (null where the layout has no such input)
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("volume_m3", sa.Float),
+    sa.Column("delta_t_k", sa.Float),
+    sa.Column("k_kwh_per_m3k", sa.Float),
+    # heat moved by the methodology beyond the common share (minimum charge, caps)
+    sa.Column("adjustment_kwh", sa.Float, nullable=False, server_default="0"),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
+    created_now("computed_at"),
+    sa.Index("ix_heat_allocation_building_hour", "building_id", "hour"),
+    postgresql_partition_by="RANGE (hour)",
+)
+
+allocation_building_hours = sa.Table(
+    "allocation_building_hours",
+    metadata,
+    sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("hour", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("building_kwh", sa.Float, nullable=False),
+    sa.Column("flats_measured_kwh", sa.Float, nullable=False),
+    sa.Column("common_kwh", sa.Float, nullable=False),
+    sa.Column("estimated_area_fraction", sa.Float, nullable=False),
+    sa.Column("flags", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("methodology", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
+    created_now("computed_at"),
+)
+
+allocation_watermarks = sa.Table(
+    "allocation_watermarks",
+    metadata,
+    sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("complete_until", sa.DateTime(timezone=True), nullable=False),
+    created_now("updated_at"),
+)

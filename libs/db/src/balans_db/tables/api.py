@@ -1,0 +1,77 @@
+"""Portal users, integrator API keys, the audit log and downlink commands (migration
+``api_0001``).
+
+Owned by the api. A consumer user is bound to one account; ``api_keys`` store a SHA-256
+of the random secret; ``commands`` track a valve or relay command from the request to
+the concentrator's reply.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from balans_db.tables.base import created_now, metadata, one_of
+
+OWNER = "api"
+
+ROLES = ("admin", "operator", "manager", "consumer")
+COMMAND_STATUSES = ("pending", "done", "failed", "offline", "timeout")
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.Text, nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("account_id", sa.ForeignKey("accounts.id", ondelete="CASCADE")),
+    sa.Column("full_name", sa.Text, nullable=False, server_default=""),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    created_now("created_at"),
+    sa.CheckConstraint(one_of("role", ROLES), name="role"),
+    sa.CheckConstraint("(role = 'consumer') = (account_id is not null)", name="consumer_account"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("prefix", sa.Text, nullable=False, unique=True),
+    sa.Column("secret_sha256", sa.LargeBinary, nullable=False),
+    sa.Column("scopes", ARRAY(sa.Text), nullable=False),
+    sa.Column("created_by", sa.ForeignKey("users.id", ondelete="SET NULL")),
+    created_now("created_at"),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    created_now("at"),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("detail", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Index("ix_audit_log_at", "at"),
+)
+
+commands = sa.Table(
+    "commands",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("meter_id", sa.ForeignKey("meters.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("module_serial", sa.BigInteger, nullable=False),
+    sa.Column("concentrator_serial", sa.BigInteger, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("requested_by", sa.Text, nullable=False),
+    created_now("created_at"),
+    created_now("updated_at"),
+    sa.CheckConstraint(one_of("status", COMMAND_STATUSES), name="status"),
+    sa.Index("ix_commands_meter_created", "meter_id", "created_at"),
+)
