@@ -22,8 +22,8 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from synthetic import fill_building
 
-from balans_api.synthetic import fill_building
 from balans_api.users import create_user
 from balans_db import migrate
 from balans_db.secrets import KeyVault

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 import pytest
+from synthetic import fill_building
 
 from balans_api.app import create_app
 from balans_api.settings import ApiSettings
-from balans_api.synthetic import fill_building
 from balans_api.users import create_user
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed

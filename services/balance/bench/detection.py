@@ -26,11 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-
-from balans_balance import scenario
-from balans_balance.analysis import building_findings
-from balans_balance.loading import BuildingData, load_building
-from balans_balance.scoring import (
+import scenario
+from scoring import (
     EXPECTED_KIND,
     Raised,
     Truth,
@@ -39,6 +36,9 @@ from balans_balance.scoring import (
     missed_faults,
     score,
 )
+
+from balans_balance.analysis import building_findings
+from balans_balance.loading import BuildingData, load_building
 from balans_db import migrate
 from balans_devstack.stack import DevStack
 from balans_protocol.messages import AlertMessage

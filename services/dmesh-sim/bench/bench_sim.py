@@ -3,13 +3,15 @@
 Delivery goes through ingest (TCP -> JetStream -> persister -> PostgreSQL) when the ingest
 server and persister are installed; until then it uses the direct COPY path and says so.
 The baseline measured in the same run is generation alone; the ratio shows what delivery
-costs on top of it. The last line is the one the issue fixes.
+costs on top of it. The last line is the one the issue fixes. BENCH_SIM_METERS (default
+10 000) sizes the city, for a quick check that the benchmark runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -30,7 +32,7 @@ from balans_sim.pgwriter import write_chunks
 from balans_sim.runner import flush_all, run_concentrators
 from balans_sim.world import concentrator_keys, write_city
 
-TARGET_METERS = 10_000
+TARGET_METERS = int(os.environ.get("BENCH_SIM_METERS", "10000"))
 HOURS = 168
 START = datetime(2026, 1, 5, tzinfo=UTC)
 READINGS_SQL = """select (select count(*) from pulse_readings) + (select count(*) from
