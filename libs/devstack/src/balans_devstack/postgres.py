@@ -108,7 +108,9 @@ class EmbeddedPostgres:
             ],
             log_file=self.data_dir / "postgres.log",
             user=self.user,
-            death_signal=signal.SIGINT,  # postgres' "fast shutdown"
+            # "immediate shutdown": the postmaster stops its backends and exits at once; the
+            # next start replays the WAL, as after any crash (a graceful stop uses SIGINT)
+            death_signal=signal.SIGQUIT,
         )
         self._wait_ready(timeout)
         self._ensure_database()

@@ -1,9 +1,12 @@
 """Child processes that die with their parent.
 
-Every server the dev stack starts gets ``PR_SET_PDEATHSIG``: when the process that
-started it dies (even by SIGKILL), the kernel sends the child a stop signal, so no
-postgres or nats-server is left behind. As root, PostgreSQL refuses to run, so the
-child first drops to an unprivileged system user.
+Every process the dev stack starts gets ``PR_SET_PDEATHSIG``: when the process that
+started it dies (even by SIGKILL), the kernel sends the child a signal, so no postgres,
+nats-server, prometheus or service is left behind. The kernel sends it when the *thread*
+that forked the child ends, so children are spawned (and respawned) from the main thread.
+A parent that died before the child set the signal up is caught by comparing the parent
+pid. As root, PostgreSQL refuses to run, so the child first drops to an unprivileged
+system user.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ def chown_tree(path: Path, user: pwd.struct_passwd | None) -> None:
 
 
 def _child_setup(user: pwd.struct_passwd | None, death_signal: int) -> Callable[[], None]:
+    parent = os.getpid()
+
     def setup() -> None:
         os.setpgrp()  # a Ctrl-C in the terminal goes to us; we stop the servers in order
         if user is not None:
@@ -84,6 +89,8 @@ def _child_setup(user: pwd.struct_passwd | None, death_signal: int) -> Callable[
             os.setuid(user.pw_uid)
         # after setuid: changing credentials clears the parent-death signal
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: nobody will signal us
+            os.kill(os.getpid(), death_signal)
 
     return setup
 

@@ -57,7 +57,10 @@ class Supervisor:
         port = free_port()
         env = {**os.environ, **self.urls.env(), **self.extra_env, "BALANS_HEALTH_PORT": str(port)}
         log_file = self.log_dir / f"{name}.log"
-        proc = spawn([sys.executable, "-m", module], log_file=log_file, env=env)
+        # the parent's death is a crash: every stage is idempotent, so SIGKILL loses nothing
+        proc = spawn(
+            [sys.executable, "-m", module], log_file=log_file, env=env, death_signal=signal.SIGKILL
+        )
         service = ServiceProcess(name, module, port, proc, log_file)
         self.services.append(service)
         return service

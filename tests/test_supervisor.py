@@ -1,0 +1,136 @@
+"""`balans run` keeps the system alive and takes it down with it.
+
+One `balans run` (every service, embedded PostgreSQL and NATS, Prometheus when installed)
+runs for the module. Then it is SIGKILLed (the module's last test): no process it started
+may survive it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from balans_devstack.processes import free_port
+from balans_devstack.stack import DevStack
+from balans_devstack.supervisor import ServiceProcess, Supervisor, discover_services
+
+ROOT = Path(__file__).resolve().parents[1]
+BALANS = Path(sys.executable).with_name("balans")
+START_TIMEOUT_S = 400  # every service on a shared 2-core machine
+READY = re.compile(r"^ready: (\S+)\s+health http://127\.0\.0\.1:(\d+)$", re.M)
+
+
+@dataclass
+class RunningSystem:
+    proc: subprocess.Popen[bytes]
+    data_dir: Path
+    output: Path
+    health_ports: dict[str, int]
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+def _wait_for_output(system: RunningSystem, pattern: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = system.output.read_text(errors="replace")
+        if re.search(pattern, text, re.M):
+            return text
+        assert system.proc.poll() is None, f"balans run exited: {text[-3000:]}"
+        time.sleep(0.5)
+    raise AssertionError(f"no {pattern!r} from balans run in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
+    """`balans run` with every service, on its own data folder and ports."""
+    data_dir = tmp_path_factory.mktemp("balans_run")
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("BALANS_DATABASE_URL", "BALANS_NATS_URL")
+    }
+    env |= {
+        "BALANS_API_PORT": str(free_port()),
+        "BALANS_INGEST_PORT": str(free_port()),
+        "BALANS_SIM_BACKFILL_DAYS": "1",  # history is not what is tested here
+        "BALANS_SIM_GROUND_TRUTH": str(data_dir / "ground_truth.jsonl"),
+    }
+    output = data_dir / "balans-run.out"
+    with output.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(BALANS), "run", "--data-dir", str(data_dir)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    system = RunningSystem(proc, data_dir, output, {})
+    try:
+        text = _wait_for_output(system, r"^portal: ", START_TIMEOUT_S)
+        system.health_ports = {name: int(port) for name, port in READY.findall(text)}
+        yield system
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_a_service_stops_on_sigterm_when_its_servers_are_gone(tmp_path: Path) -> None:
+    """With NATS and PostgreSQL gone, the persister (which retries both forever) still
+    exits on SIGTERM within the grace the supervisor gives it."""
+    stack = DevStack(tmp_path, durable=False)
+    supervisor = Supervisor(stack.start(), tmp_path, {})
+    try:
+        service: ServiceProcess = supervisor.start("persister", discover_services()["persister"])
+        assert not supervisor.wait_ready(120)
+        stack.stop()
+        log = service.log_file.read_text
+        deadline = time.monotonic() + 30
+        while "connection failed" not in log() and time.monotonic() < deadline:
+            time.sleep(0.2)  # until it retries the database
+        assert service.proc.poll() is None
+        service.proc.send_signal(signal.SIGTERM)
+        service.proc.wait(30)  # raises TimeoutExpired if SIGTERM is ignored
+    finally:
+        supervisor.stop()
+        stack.stop()
+
+
+def test_sigkill_of_balans_run_leaves_no_process(system: RunningSystem) -> None:
+    """Every child and grandchild of `balans run` is gone within 10 s of its SIGKILL."""
+    tree = _descendants(system.proc.pid)
+    commands = [" ".join(p.cmdline()) for p in tree if _running(p)]
+    for module in discover_services().values():
+        assert any(f"-m {module}" in c for c in commands), f"{module} not running: {commands}"
+    assert any(p.name() == "postgres" for p in tree)
+    assert any(p.name() == "nats-server" for p in tree)
+    os.kill(system.proc.pid, signal.SIGKILL)
+    system.proc.wait()
+    deadline = time.monotonic() + 10
+    alive = tree
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _running(p)]
+        time.sleep(0.2)
+    assert [(p.pid, p.name()) for p in alive] == []
