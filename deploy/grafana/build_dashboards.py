@@ -163,7 +163,7 @@ DASHBOARDS = [
             ),
             Panel(
                 "Persister: uploads committed per second",
-                {"messages": rate("balans_persister_messages_total")},
+                {"messages": rate('balans_persister_messages_total{outcome="ok"}')},
                 unit="ops",
             ),
             Panel(
@@ -201,7 +201,7 @@ DASHBOARDS = [
             ),
             Panel(
                 "Allocation events per second, by outcome",
-                {"{{outcome}}": rate("balans_allocation_events_total", "outcome")},
+                {"{{outcome}}": rate("balans_allocation_messages_total", "outcome")},
                 unit="ops",
             ),
         ],
@@ -236,7 +236,12 @@ DASHBOARDS = [
                 unit="ops",
             ),
             Panel(
-                "Invalid messages per second, by family",
+                "Allocation events consumed per second, by outcome",
+                {"{{outcome}}": rate("balans_balance_messages_total", "outcome")},
+                unit="ops",
+            ),
+            Panel(
+                "Invalid group requests per second",
                 {"{{family}}": rate("balans_balance_invalid_messages_total", "family")},
                 unit="ops",
             ),

@@ -9,6 +9,7 @@ from importlib.metadata import entry_points
 import typer
 
 from balans_core.config_doc import config_command
+from balans_core.deadletter_cli import deadletter_app
 
 app = typer.Typer(
     name="balans",
@@ -19,6 +20,7 @@ app = typer.Typer(
 
 
 app.command("config")(config_command)
+app.add_typer(deadletter_app, name="deadletter")
 
 
 def _register_contributions() -> None:

@@ -6,6 +6,7 @@ environment with the prefix ``BALANS_`` (``BALANS_DATABASE_URL``, ``BALANS_NATS_
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import Field
@@ -30,3 +31,34 @@ class CommonSettings(BaseSettings):
     health_port: int = Field(
         0, description="Port of /healthz, /readyz and /metrics; 0 picks a free port."
     )
+    consumer_max_deliveries: int = Field(
+        5,
+        ge=1,
+        description="A JetStream message whose handling failed this many times goes to the "
+        "DEADLETTER stream (balans deadletter list / replay) and is not redelivered.",
+    )
+    outbox_poll_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often a service's outbox relay looks for announcements not yet "
+        "acknowledged by JetStream (it is also woken right after each commit).",
+    )
+    readings_horizon_days: int = Field(
+        400,
+        ge=1,
+        description="Readings older than this are refused (ingest, persister); monthly "
+        "partitions are kept from then on.",
+    )
+    readings_clock_skew_s: int = Field(
+        600,
+        ge=0,
+        description="How far past the server's clock a reading's time may be (a concentrator "
+        "clock running fast); later readings are refused.",
+    )
+
+    def readings_window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The earliest and the latest time a reading may carry at ``now`` (both allowed)."""
+        return (
+            now - timedelta(days=self.readings_horizon_days),
+            now + timedelta(seconds=self.readings_clock_skew_s),
+        )

@@ -59,6 +59,15 @@ STREAMS: tuple[StreamConfig, ...] = (
         90,
         120.0,
     ),
+    # Kept long: a dead letter waits for an operator (``balans deadletter``); the message id
+    # (stream, sequence, consumer) makes a dead letter written twice count once.
+    _file_stream(
+        subjects.DEADLETTER_STREAM,
+        "Messages consumers gave up on, with their error (balans deadletter list/replay)",
+        subjects.DEADLETTER_ALL,
+        90,
+        3600.0,
+    ),
 )
 
 

@@ -56,6 +56,16 @@ def invoice(account_id: int) -> str:
     return f"balans.billing.invoice.{account_id}"
 
 
+# --- dead letters: messages a consumer gave up on (any stream, any service) ---
+DEADLETTER_STREAM = "DEADLETTER"
+DEADLETTER_ALL = "balans.deadletter.>"
+
+
+def deadletter(service: str) -> str:
+    """Where a service's consumers put a message that failed too often or can never succeed."""
+    return f"balans.deadletter.{service}"
+
+
 # --- request/reply (core NATS) ---
 def command(concentrator_serial: int) -> str:
     """Downlink: a request here reaches the concentrator's live connection."""

@@ -2,80 +2,64 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Sequence
 
 import asyncpg
-from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig
-from nats.js.client import JetStreamContext
 
 from balans_allocation.allocator import warm_up
-from balans_allocation.handlers import handle_readings_stored, log
-from balans_allocation.metrics import EVENTS
+from balans_allocation.handlers import compute_batch
 from balans_allocation.settings import AllocationSettings
+from balans_core.consumer import ConsumerSpec, Failures, JetStreamConsumer, model_decoder
 from balans_core.nats import connect_nats
 from balans_core.service import ServiceContext, run_service
 from balans_protocol import subjects
+from balans_protocol.messages import ReadingsStored
 from balans_protocol.streams import ensure_streams
 
 
+def consumer_spec(settings: AllocationSettings) -> ConsumerSpec:
+    """ReadingsStored, in batches: the events waiting when a batch finishes form the next."""
+    return ConsumerSpec(
+        service="allocation",
+        stream=subjects.EVENTS_STREAM,
+        subject=subjects.READINGS_STORED_ALL,
+        durable=settings.allocation_consumer,
+        batch=settings.allocation_batch_events,
+        max_ack_pending=settings.allocation_batch_events,
+        ack_wait_s=120.0,
+        max_deliveries=settings.consumer_max_deliveries,
+        nak_delay_s=5.0,
+        nak_max_delay_s=120.0,
+    )
+
+
 async def serve(ctx: ServiceContext) -> None:
-    """Consume ReadingsStored (durable, queue group: instances share the work). The events
-    waiting when a batch finishes form the next batch; buildings are serialised across
-    instances by an advisory lock."""
+    """Consume ReadingsStored (durable: instances share the work); buildings are serialised
+    across instances by an advisory lock."""
     settings = ctx.settings
     if not isinstance(settings, AllocationSettings):
         raise TypeError("allocation needs AllocationSettings")
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    pool = await asyncpg.create_pool(
+        settings.database_url, min_size=1, max_size=settings.allocation_db_pool_size
+    )
     nc = await connect_nats(settings.nats_url, "allocation")
     try:
         js = nc.jetstream()
         await ensure_streams(js)
         async with pool.acquire() as conn:
             warmed = await warm_up(conn, settings.allocation_lookaround_hours)
-        waiting: asyncio.Queue[Msg] = asyncio.Queue()
 
-        async def on_message(msg: Msg) -> None:
-            await waiting.put(msg)
+        async def compute(events: Sequence[ReadingsStored]) -> Failures:
+            return await compute_batch(events, pool, js, settings)
 
-        worker = asyncio.create_task(_work(waiting, pool, js, settings))
-        sub = await js.subscribe(
-            subjects.READINGS_STORED_ALL,
-            queue=settings.allocation_consumer,
-            durable=settings.allocation_consumer,
-            cb=on_message,
-            manual_ack=True,
-            config=ConsumerConfig(ack_wait=120, max_ack_pending=settings.allocation_batch_events),
+        consumer = JetStreamConsumer(
+            js, consumer_spec(settings), model_decoder(ReadingsStored), compute
         )
         ctx.set_ready(consumer=settings.allocation_consumer, warmed_buildings=warmed)
-        await ctx.stopping.wait()
-        await sub.drain()
-        await waiting.join()
-        worker.cancel()
+        await ctx.run_until_stopped(consumer.run(ctx.stopping))
     finally:
         await nc.drain()
         await pool.close()
-
-
-async def _work(
-    waiting: asyncio.Queue[Msg],
-    pool: asyncpg.Pool,
-    js: JetStreamContext,
-    settings: AllocationSettings,
-) -> None:
-    """Handle batches for ever: the next event and every other one already waiting."""
-    while True:
-        batch = [await waiting.get()]
-        while len(batch) < settings.allocation_batch_events and not waiting.empty():
-            batch.append(waiting.get_nowait())
-        try:
-            await handle_readings_stored(batch, pool, js, settings)
-        except Exception as exc:  # an ack or term that failed: redelivered after ack_wait
-            EVENTS.labels("failed").inc(len(batch))
-            log.exception("allocation batch not acknowledged", events=len(batch), error=str(exc))
-        finally:
-            for _ in batch:
-                waiting.task_done()
 
 
 def main() -> None:

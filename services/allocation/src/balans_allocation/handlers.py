@@ -1,9 +1,10 @@
 """The allocation service's NATS edge: ReadingsStored in, AllocationComputed out.
 
-Events are handled in batches: every event waiting when the previous batch finished is
-computed in one transaction (:func:`on_readings_stored_many`), so many buildings share
-each database round trip. A batch that fails is retried building by building, so one
-bad building cannot hold back the others.
+Events are handled in batches: the events one fetch returns (up to
+``BALANS_ALLOCATION_BATCH_EVENTS``) are computed in one transaction
+(:func:`on_readings_stored_many`), so many buildings share each database round trip. A
+batch that fails is retried building by building, so one bad building cannot hold back the
+others: only its events are redelivered (and dead-lettered if they keep failing).
 """
 
 from __future__ import annotations
@@ -14,43 +15,28 @@ from datetime import timedelta
 
 import asyncpg
 import structlog
-from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
-from pydantic import ValidationError
 
 from balans_allocation.allocator import Announcement, on_readings_stored_many
-from balans_allocation.metrics import BATCH_BUILDINGS, EVENTS
+from balans_allocation.metrics import BATCH_BUILDINGS
 from balans_allocation.settings import AllocationSettings
+from balans_core.consumer import Failures
 from balans_protocol import subjects
 from balans_protocol.messages import AllocationComputed, ReadingsStored
 
 log = structlog.get_logger("allocation")
 
 
-async def handle_readings_stored(
-    msgs: Sequence[Msg], pool: asyncpg.Pool, js: JetStreamContext, settings: AllocationSettings
-) -> None:
-    """Compute what the events completed or changed, announce it, then ack (nak on failure)."""
-    events: list[tuple[Msg, ReadingsStored]] = []
-    for msg in msgs:
-        try:
-            events.append((msg, ReadingsStored.model_validate_json(msg.data)))
-        except ValidationError as exc:
-            EVENTS.labels("invalid").inc()
-            log.warning("invalid readings event", subject=msg.subject, error=str(exc))
-            await msg.term()
-    if events:
-        await _compute_and_ack(events, pool, js, settings)
-
-
-async def _compute_and_ack(
-    events: list[tuple[Msg, ReadingsStored]],
+async def compute_batch(
+    events: Sequence[ReadingsStored],
     pool: asyncpg.Pool,
     js: JetStreamContext,
     settings: AllocationSettings,
-) -> None:
+) -> Failures:
+    """Compute what the events completed or changed and announce it; returns the events
+    that failed (by position), for the consumer to redeliver."""
     earliest: dict[int, ReadingsStored] = {}
-    for _, event in events:
+    for event in events:
         known = earliest.get(event.building_id)
         if known is None or event.hour_from < known.hour_from:
             earliest[event.building_id] = event
@@ -64,19 +50,18 @@ async def _compute_and_ack(
             )
         await asyncio.gather(*(_announce(js, a) for a in announcements))
     except Exception as exc:
-        if len(earliest) > 1:
-            log.warning("allocation batch failed, retrying building by building", error=str(exc))
-            for building_id in earliest:
-                own = [(m, e) for m, e in events if e.building_id == building_id]
-                await _compute_and_ack(own, pool, js, settings)
-            return
-        EVENTS.labels("failed").inc(len(events))
-        log.exception("allocation failed", building_id=next(iter(earliest)), error=str(exc))
-        await asyncio.gather(*(msg.nak(delay=30) for msg, _ in events))
-        return
+        if len(earliest) == 1:
+            log.exception("allocation failed", building_id=next(iter(earliest)), error=str(exc))
+            return dict.fromkeys(range(len(events)), exc)
+        log.warning("allocation batch failed, retrying building by building", error=str(exc))
+        failures: dict[int, BaseException] = {}
+        for building_id in earliest:
+            positions = [i for i, e in enumerate(events) if e.building_id == building_id]
+            failed = await compute_batch([events[i] for i in positions], pool, js, settings)
+            failures |= {positions[i]: error for i, error in failed.items()}
+        return failures
     BATCH_BUILDINGS.observe(len(earliest))
-    EVENTS.labels("ok").inc(len(events))
-    await asyncio.gather(*(msg.ack() for msg, _ in events))
+    return {}
 
 
 async def _announce(js: JetStreamContext, a: Announcement) -> None:

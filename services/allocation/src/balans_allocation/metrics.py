@@ -1,14 +1,11 @@
-"""Prometheus metrics of the allocation service (names ``balans_allocation_...``)."""
+"""Prometheus metrics of the allocation service (names ``balans_allocation_...``); the
+consumed events are counted by :mod:`balans_core.consumer`
+(``balans_allocation_messages_total{consumer, outcome}``)."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-EVENTS = Counter(
-    "balans_allocation_events_total",
-    "ReadingsStored events handled, by outcome (ok, invalid, failed).",
-    ["outcome"],
-)
 FLAT_HOURS = Counter(
     "balans_allocation_flat_hours_total",
     "heat_allocation rows written, by kind (new, recomputed: an earlier figure changed).",

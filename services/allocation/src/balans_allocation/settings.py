@@ -28,9 +28,10 @@ class AllocationSettings(CommonSettings):
         64,
         ge=1,
         description="At most this many waiting ReadingsStored events are computed together "
-        "(one transaction, one query per kind for all their buildings); also the consumer's "
-        "max_ack_pending.",
+        "(one fetch, one transaction, one query per kind for all their buildings); also the "
+        "consumer's max_ack_pending.",
     )
-    allocation_consumer: str = Field(
-        "allocation", description="Durable JetStream consumer (and queue group) name."
+    allocation_consumer: str = Field("allocation", description="Durable JetStream consumer name.")
+    allocation_db_pool_size: int = Field(
+        4, ge=1, description="Most PostgreSQL connections allocation holds."
     )

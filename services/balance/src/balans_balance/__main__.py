@@ -5,42 +5,52 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig
 
-from balans_balance.service import handle_allocation, serve_group_api
+from balans_balance.service import analyse_event, serve_group_api
 from balans_balance.settings import BalanceSettings
+from balans_core.consumer import ConsumerSpec, JetStreamConsumer
 from balans_core.nats import connect_nats
 from balans_core.service import ServiceContext, run_service
 from balans_protocol import subjects
+from balans_protocol.messages import AllocationComputed
 from balans_protocol.streams import ensure_streams
+
+
+def consumer_spec(settings: BalanceSettings) -> ConsumerSpec:
+    """AllocationComputed, one building at a time per worker; an analysis may take minutes."""
+    return ConsumerSpec(
+        service="balance",
+        stream=subjects.EVENTS_STREAM,
+        subject=subjects.ALLOCATION_ALL,
+        durable=settings.balance_consumer,
+        max_ack_pending=settings.balance_workers * 2,
+        ack_wait_s=300.0,
+        max_deliveries=settings.consumer_max_deliveries,
+        workers=settings.balance_workers,
+        nak_delay_s=30.0,
+        nak_max_delay_s=300.0,
+    )
 
 
 async def serve(ctx: ServiceContext) -> None:
     """Serve the group API and analyse buildings as allocation announces them."""
     settings = ctx.settings
     assert isinstance(settings, BalanceSettings)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    pool = await asyncpg.create_pool(
+        settings.database_url, min_size=1, max_size=settings.balance_db_pool_size
+    )
     nc = await connect_nats(settings.nats_url, "balance")
     try:
         js = nc.jetstream()
         await ensure_streams(js)
         group_api = await serve_group_api(nc, pool)
 
-        async def on_event(msg: Msg) -> None:
-            await handle_allocation(msg, pool, js, settings)
+        async def on_event(event: AllocationComputed) -> None:
+            await analyse_event(event, pool, js, settings)
 
-        events = await js.subscribe(
-            subjects.ALLOCATION_ALL,
-            durable=settings.balance_consumer,
-            queue=settings.balance_consumer,
-            cb=on_event,
-            manual_ack=True,
-            config=ConsumerConfig(ack_wait=300, max_ack_pending=4),
-        )
+        events = JetStreamConsumer.each(js, consumer_spec(settings), AllocationComputed, on_event)
         ctx.set_ready(groups_subject=subjects.BALANCE_GROUPS_API)
-        await ctx.stopping.wait()
-        await events.unsubscribe()
+        await ctx.run_until_stopped(events.run(ctx.stopping))
         await group_api.unsubscribe()
     finally:
         await nc.drain()

@@ -1,4 +1,4 @@
-"""The balance service's NATS edges: the group API and the allocation-event consumer."""
+"""The balance service's NATS edges: the group API and the analysis of allocation events."""
 
 from __future__ import annotations
 
@@ -10,19 +10,13 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.client import JetStreamContext
-from pydantic import ValidationError
 
 from balans_balance.alerts import Publish
 from balans_balance.analysis import analyse_building
-from balans_balance.detectors.excess import ExcessSettings
+from balans_balance.detectors.leak_tapping_balance_meter import ExcessSettings
 from balans_balance.group_api import handle_group_request
 from balans_balance.groups import generate_building_groups
-from balans_balance.metrics import (
-    ANALYSIS_ERRORS,
-    ANALYSIS_SECONDS,
-    GROUP_REQUESTS,
-    INVALID_MESSAGES,
-)
+from balans_balance.metrics import ANALYSIS_ERRORS, ANALYSIS_SECONDS, GROUP_REQUESTS
 from balans_balance.settings import BalanceSettings
 from balans_protocol import subjects
 from balans_protocol.messages import AlertMessage, AllocationComputed, GroupReply
@@ -52,17 +46,11 @@ def alert_publisher(js: JetStreamContext) -> Publish:
     return publish
 
 
-async def handle_allocation(
-    msg: Msg, pool: asyncpg.Pool, js: JetStreamContext, settings: BalanceSettings
+async def analyse_event(
+    event: AllocationComputed, pool: asyncpg.Pool, js: JetStreamContext, settings: BalanceSettings
 ) -> None:
-    """Analyse the building of an AllocationComputed event, then ack (nak on failure)."""
-    try:
-        event = AllocationComputed.model_validate_json(msg.data)
-    except ValidationError as exc:
-        INVALID_MESSAGES.labels("allocation").inc()
-        log.warning("invalid allocation event", error=str(exc), subject=msg.subject)
-        await msg.term()
-        return
+    """Analyse the building of an AllocationComputed event; a failure is counted, logged
+    and raised (the consumer redelivers the event, then dead-letters it)."""
     started = time.perf_counter()
     cfg = ExcessSettings(
         band_days=settings.balance_band_days,
@@ -83,8 +71,7 @@ async def handle_allocation(
     except Exception as exc:
         ANALYSIS_ERRORS.inc()
         log.exception("analysis failed", building_id=event.building_id, error=str(exc))
-        await msg.nak(delay=30)
-        return
+        raise
     ANALYSIS_SECONDS.observe(time.perf_counter() - started)
     log.info(
         "building analysed",
@@ -93,4 +80,3 @@ async def handle_allocation(
         groups=result.groups_analysed,
         **result.transitions,
     )
-    await msg.ack()

@@ -21,3 +21,11 @@ class BalanceSettings(CommonSettings):
     balance_consumer: str = Field(
         "balance", description="Durable JetStream consumer name on allocation events."
     )
+    balance_workers: int = Field(
+        1, ge=1, description="Buildings one process analyses at the same time."
+    )
+    balance_db_pool_size: int = Field(
+        4,
+        ge=2,
+        description="Most PostgreSQL connections balance holds (analyses and the group API).",
+    )

@@ -11,7 +11,7 @@ import structlog
 from balans_billing.closer import run_closer
 from balans_billing.demo import DEMO_TARIFFS_FROM, seed_demo_tariffs
 from balans_billing.invoice_stream import ensure_invoice_stream
-from balans_billing.service import BillingRun, serve_requests, subscribe_events
+from balans_billing.service import BillingRun, event_consumers, serve_requests
 from balans_billing.settings import BillingSettings
 from balans_core.nats import connect_nats
 from balans_core.service import ServiceContext, run_service
@@ -37,13 +37,14 @@ async def serve(ctx: ServiceContext, settings: BillingSettings) -> None:
         await ensure_streams(js)
         await ensure_invoice_stream(js)
         billing = BillingRun(js, pool)
-        await serve_requests(nc, billing)
-        await subscribe_events(js, billing)
+        await serve_requests(nc, billing, settings.billing_api_queue)
         closer = asyncio.create_task(
             run_closer(pool, js, settings.period_check_interval_s, ctx.stopping)
         )
         ctx.set_ready()
-        await ctx.stopping.wait()
+        await ctx.run_until_stopped(
+            *(consumer.run(ctx.stopping) for consumer in event_consumers(js, billing, settings))
+        )
     finally:
         if closer is not None:
             closer.cancel()  # a pass cut short rolls back and is redone at the next start

@@ -1,11 +1,12 @@
 """The billing service's NATS edges.
 
-- ``balans.events.period.<building>`` (JetStream, durable and queue ``billing-period``): a period
-  closed, issue its invoices.
-- ``balans.events.allocation.<building>`` (JetStream, durable and queue ``billing-allocation``):
-  heat of hours that were already invoiced changed, so re-bill those periods; the run
-  writes corrections only where an account's lines changed.
-- ``balans.billing.api`` (core request/reply, queue ``billing``): BillingRequest.
+- ``balans.events.period.<building>`` (JetStream, durable ``BALANS_BILLING_PERIOD_CONSUMER``):
+  a period closed, issue its invoices.
+- ``balans.events.allocation.<building>`` (JetStream, durable
+  ``BALANS_BILLING_ALLOCATION_CONSUMER``): heat of hours that were already invoiced changed,
+  so re-bill those periods; the run writes corrections only where an account's lines changed.
+- ``balans.billing.api`` (core request/reply, queue ``BALANS_BILLING_API_QUEUE``):
+  BillingRequest.
 
 Every written invoice or correction is announced as InvoiceIssued on
 ``balans.billing.invoice.<account>``, captured by the INVOICES stream (message id = invoice
@@ -14,8 +15,10 @@ id) so integrators read them durably.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import structlog
@@ -28,6 +31,8 @@ from pydantic import ValidationError
 from balans_billing.invoice_stream import INVOICES_STREAM, invoice_msg_id
 from balans_billing.invoicing import REFUSALS, Issued, bill_building
 from balans_billing.metrics import ANNOUNCE_FAILURES, INVALID_MESSAGES, ISSUED, RUN_SECONDS, RUNS
+from balans_billing.settings import BillingSettings
+from balans_core.consumer import ConsumerSpec, JetStreamConsumer, PermanentError
 from balans_protocol import subjects
 from balans_protocol.messages import (
     AllocationComputed,
@@ -102,29 +107,18 @@ class BillingRun:
             raise
 
 
-async def on_period_closed(msg: Msg, billing: BillingRun) -> None:
-    """Issue the period's invoices; ack, or term when the data can never be billed."""
+async def on_period_closed(event: PeriodClosed, billing: BillingRun) -> None:
+    """Issue the period's invoices; a refused period (no tariff...) can never be billed as it
+    is, so it is dead-lettered at once: an operator fixes the cause and replays it."""
     try:
-        event = PeriodClosed.model_validate_json(msg.data)
-    except ValidationError as exc:
-        INVALID_MESSAGES.labels("period_closed").inc()
-        log.warning("invalid period event", error=str(exc), subject=msg.subject)
-        await msg.term()
-        return
-    await _settle(
-        msg, billing, "period_closed", event.building_id, event.period_start, event.period_end
-    )
+        await billing.run("period_closed", event.building_id, event.period_start, event.period_end)
+    except REFUSALS as exc:
+        raise PermanentError(str(exc)) from exc
 
 
-async def on_allocation(msg: Msg, billing: BillingRun) -> None:
-    """Re-bill every invoiced period that the recomputed hours touch."""
-    try:
-        event = AllocationComputed.model_validate_json(msg.data)
-    except ValidationError as exc:
-        INVALID_MESSAGES.labels("allocation").inc()
-        log.warning("invalid allocation event", error=str(exc), subject=msg.subject)
-        await msg.term()
-        return
+async def on_allocation(event: AllocationComputed, billing: BillingRun) -> None:
+    """Re-bill every invoiced period that the recomputed hours touch; a refused period is
+    skipped (counted and logged by the run), any other failure fails the event."""
     try:
         async with billing.pool.acquire() as conn:
             periods = await conn.fetch(
@@ -141,36 +135,15 @@ async def on_allocation(msg: Msg, billing: BillingRun) -> None:
         log.exception(
             "invoiced periods lookup failed", building_id=event.building_id, error=str(exc)
         )
-        await msg.nak(delay=NAK_DELAY_S)
-        return
+        raise
     for period in periods:
-        try:
+        with contextlib.suppress(REFUSALS):  # other periods still get corrected
             await billing.run(
                 "allocation", event.building_id, period["period_start"], period["period_end"]
             )
-        except REFUSALS:
-            continue  # counted and logged by the run; other periods still get corrected
-        except Exception:
-            await msg.nak(delay=NAK_DELAY_S)
-            return
-    await msg.ack()
 
 
-async def _settle(
-    msg: Msg, billing: BillingRun, trigger: str, building_id: int, start: datetime, end: datetime
-) -> None:
-    try:
-        await billing.run(trigger, building_id, start, end)
-    except REFUSALS:
-        await msg.term()  # counted and logged; an operator fixes the tariff and re-issues
-        return
-    except Exception:
-        await msg.nak(delay=NAK_DELAY_S)
-        return
-    await msg.ack()
-
-
-async def serve_requests(nc: Client, billing: BillingRun) -> Subscription:
+async def serve_requests(nc: Client, billing: BillingRun, queue: str) -> Subscription:
     """Answer BillingRequests on ``balans.billing.api`` (queue group: scale out freely)."""
 
     async def on_request(msg: Msg) -> None:
@@ -186,7 +159,7 @@ async def serve_requests(nc: Client, billing: BillingRun) -> Subscription:
             reply = await _answer(billing, request)
         await msg.respond(reply.model_dump_json().encode())
 
-    return await nc.subscribe(subjects.BILLING_API, queue="billing", cb=on_request)
+    return await nc.subscribe(subjects.BILLING_API, queue=queue, cb=on_request)
 
 
 async def _answer(billing: BillingRun, request: BillingRequest) -> BillingReply:
@@ -205,29 +178,41 @@ async def _answer(billing: BillingRun, request: BillingRequest) -> BillingReply:
     )
 
 
-async def subscribe_events(js: JetStreamContext, billing: BillingRun) -> list[Subscription]:
-    """Durable push consumers on period and allocation events; each consumer's name is also
-    its deliver group, so several billing processes share the work."""
+def event_consumers(
+    js: JetStreamContext, billing: BillingRun, settings: BillingSettings
+) -> list[JetStreamConsumer[Any]]:
+    """Durable consumers on period and allocation events, shared by every billing process."""
 
-    async def period_cb(msg: Msg) -> None:
-        await on_period_closed(msg, billing)
+    def spec(subject: str, durable: str) -> ConsumerSpec:
+        return ConsumerSpec(
+            service="billing",
+            stream=subjects.EVENTS_STREAM,
+            subject=subject,
+            durable=durable,
+            max_ack_pending=4,
+            ack_wait_s=300.0,
+            max_deliveries=settings.consumer_max_deliveries,
+            nak_delay_s=NAK_DELAY_S,
+            nak_max_delay_s=10 * NAK_DELAY_S,
+        )
 
-    async def allocation_cb(msg: Msg) -> None:
-        await on_allocation(msg, billing)
+    async def period_closed(event: PeriodClosed) -> None:
+        await on_period_closed(event, billing)
+
+    async def allocation(event: AllocationComputed) -> None:
+        await on_allocation(event, billing)
 
     return [
-        await js.subscribe(
-            subjects.PERIOD_CLOSED_ALL,
-            queue="billing-period",
-            cb=period_cb,
-            manual_ack=True,
-            stream=subjects.EVENTS_STREAM,
+        JetStreamConsumer.each(
+            js,
+            spec(subjects.PERIOD_CLOSED_ALL, settings.billing_period_consumer),
+            PeriodClosed,
+            period_closed,
         ),
-        await js.subscribe(
-            subjects.ALLOCATION_ALL,
-            queue="billing-allocation",
-            cb=allocation_cb,
-            manual_ack=True,
-            stream=subjects.EVENTS_STREAM,
+        JetStreamConsumer.each(
+            js,
+            spec(subjects.ALLOCATION_ALL, settings.billing_allocation_consumer),
+            AllocationComputed,
+            allocation,
         ),
     ]

@@ -25,6 +25,16 @@ class BillingSettings(CommonSettings):
         description="Seed the demo tariffs at start for utilities that have none (idempotent). "
         "Unset: only when BALANS_ENVIRONMENT is 'development'.",
     )
+    billing_period_consumer: str = Field(
+        "billing-period", description="Durable JetStream consumer name on PeriodClosed events."
+    )
+    billing_allocation_consumer: str = Field(
+        "billing-allocation",
+        description="Durable JetStream consumer name on AllocationComputed events.",
+    )
+    billing_api_queue: str = Field(
+        "billing", description="Queue group of the BillingRequest API (balans.billing.api)."
+    )
     period_check_interval_s: float = Field(
         60.0,
         gt=0,

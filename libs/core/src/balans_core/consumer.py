@@ -1,0 +1,304 @@
+"""One way to consume a JetStream subject: decode, hand over, settle, count.
+
+Every service consumes through :class:`JetStreamConsumer` (a durable pull consumer that
+several processes share). For each message it:
+
+- decodes the body into the service's message type; a message that does not decode is
+  ``term()``-ed at once (redelivering it cannot help), logged and counted ``invalid``;
+- hands the decoded messages to the handler, a batch at a time;
+- ``ack()``s what the handler finished; ``nak()``s what failed with a growing delay;
+- sends a message to the dead-letter stream (:mod:`balans_core.deadletter`) and ``term()``s
+  it once it has been delivered ``max_deliveries`` times and failed again, or at once when
+  the handler raises :class:`PermanentError` (it can never succeed as it is: an operator
+  fixes the cause and replays it with ``balans deadletter replay``).
+
+A failure of the infrastructure rather than of the message (:data:`TRANSIENT_ERRORS`: the
+database or NATS unreachable) is redelivered without limit and never dead-letters: an
+outage must not empty the streams into the dead-letter stream. For the same reason the
+consumer has no server-side ``max_deliver`` (JetStream would silently stop delivering a
+message held back by a long outage); the delivery count JetStream keeps in each message's
+metadata decides.
+
+Outcomes are counted in ``balans_<service>_messages_total{consumer, outcome}``.
+
+The shape follows FastStream's subscribers (subject, typed message, durable, batch size,
+ack policy in the framework); FastStream itself is not used because every service already
+has its own lifecycle (:mod:`balans_core.service`: readiness, health, metrics, SIGTERM) and
+the batch consumers (persister, allocation) settle messages one by one after one
+transaction, which FastStream's batch subscriber does not express.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import asyncpg
+import structlog
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+from nats.js.errors import APIError
+from prometheus_client import Counter
+from pydantic import BaseModel
+
+from balans_core import deadletter
+
+M = TypeVar("M")
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+log = structlog.get_logger("consumer")
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # includes ConnectionError and asyncio's TimeoutError
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    NatsError,
+)
+"""Failures of the infrastructure, not of the message: retried, never dead-lettered."""
+
+
+class PermanentError(Exception):
+    """Raised by a handler for a message that can never be handled as it is (a refused
+    tariff, an implausible upload): the message is dead-lettered at once."""
+
+
+Failures = Mapping[int, BaseException]
+"""What a batch handler returns: the position of every message that failed, with why."""
+
+BatchHandler = Callable[[Sequence[M]], Awaitable[Failures | None]]
+Handler = Callable[[M], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """Where and how a service consumes; the names come from the service's settings."""
+
+    service: str  # metric prefix and dead-letter subject: balans_<service>_...
+    stream: str
+    subject: str
+    durable: str
+    batch: int = 1
+    max_ack_pending: int = 64
+    ack_wait_s: float = 60.0
+    max_deliveries: int = 5
+    workers: int = 1
+    fetch_timeout_s: float = 1.0
+    nak_delay_s: float = 1.0  # after the first failure; doubles with each delivery
+    nak_max_delay_s: float = 60.0
+
+    def consumer_config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            name=self.durable,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_s,
+            max_ack_pending=self.max_ack_pending,
+            filter_subject=self.subject,
+        )
+
+    def nak_delay(self, deliveries: int) -> float:
+        return min(self.nak_delay_s * 2 ** max(deliveries - 1, 0), self.nak_max_delay_s)
+
+
+_COUNTERS: dict[str, Counter] = {}
+
+
+def messages_counter(service: str) -> Counter:
+    """``balans_<service>_messages_total{consumer, outcome}``, one per process and service."""
+    name = f"balans_{service}_messages_total"
+    if name not in _COUNTERS:
+        _COUNTERS[name] = Counter(
+            name,
+            "JetStream messages consumed, by consumer and outcome "
+            "(ok, invalid, failed, dead_letter, skipped).",
+            ["consumer", "outcome"],
+        )
+    return _COUNTERS[name]
+
+
+def model_decoder(model: type[ModelT]) -> Callable[[Msg], ModelT]:
+    """Decode a JSON body into ``model`` (``pydantic.ValidationError`` when it does not fit)."""
+
+    def decode(msg: Msg) -> ModelT:
+        return model.model_validate_json(msg.data)
+
+    return decode
+
+
+def one_by_one(handler: Handler[M]) -> BatchHandler[M]:
+    """A batch handler that handles each message alone; one failure fails only that one."""
+
+    async def handle(items: Sequence[M]) -> Failures:
+        failures: dict[int, BaseException] = {}
+        for i, item in enumerate(items):
+            try:
+                await handler(item)
+            except Exception as exc:
+                failures[i] = exc
+        return failures
+
+    return handle
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
+    """Create the durable pull consumer, or bring an existing one to ``config``.
+
+    A push consumer of the same name (how balans subscribed before) is replaced by a pull
+    consumer that starts after its acknowledged floor, so nothing is skipped or replayed
+    from the start. Where an existing consumer cannot take a field (its start position),
+    it keeps its own.
+    """
+    try:
+        await js.add_consumer(stream, config)
+        return
+    except APIError:  # exists with a field that cannot change (push/pull, start position)
+        existing = await js.consumer_info(stream, config.durable_name or "")
+    if existing.config.deliver_subject:
+        assert existing.ack_floor is not None
+        await js.delete_consumer(stream, config.durable_name or "")
+        config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+        config.opt_start_seq = existing.ack_floor.stream_seq + 1
+        log.info("push consumer replaced by a pull consumer", consumer=config.durable_name)
+    else:
+        config.deliver_policy = existing.config.deliver_policy
+        config.opt_start_seq = existing.config.opt_start_seq
+        config.opt_start_time = existing.config.opt_start_time
+    await js.add_consumer(stream, config)
+
+
+class JetStreamConsumer(Generic[M]):
+    """A durable pull consumer running ``spec.workers`` fetch-handle-settle loops."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        spec: ConsumerSpec,
+        decode: Callable[[Msg], M],
+        handler: BatchHandler[M],
+    ) -> None:
+        self.js = js
+        self.spec = spec
+        self.decode = decode
+        self.handler = handler
+        self.messages = messages_counter(spec.service)
+
+    @classmethod
+    def each(
+        cls,
+        js: JetStreamContext,
+        spec: ConsumerSpec,
+        model: type[ModelT],
+        handler: Handler[ModelT],
+    ) -> JetStreamConsumer[ModelT]:
+        """Consume JSON messages of ``model`` one at a time."""
+        return JetStreamConsumer(js, spec, model_decoder(model), one_by_one(handler))
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Consume until ``stopping`` is set; every batch in hand is settled first."""
+        await ensure_consumer(self.js, self.spec.stream, self.spec.consumer_config())
+        await asyncio.gather(*(self._worker(stopping) for _ in range(self.spec.workers)))
+
+    async def _worker(self, stopping: asyncio.Event) -> None:
+        sub = await self.js.pull_subscribe_bind(self.spec.durable, stream=self.spec.stream)
+        try:
+            while not stopping.is_set():
+                try:
+                    msgs = await sub.fetch(self.spec.batch, timeout=self.spec.fetch_timeout_s)
+                except TimeoutError:  # nothing waiting (nats-py raises a TimeoutError subclass)
+                    continue
+                except NatsError as exc:
+                    log.warning("fetch failed", consumer=self.spec.durable, error=repr(exc))
+                    await asyncio.sleep(self.spec.fetch_timeout_s)
+                    continue
+                await self.handle(msgs)
+        finally:
+            await sub.unsubscribe()
+
+    async def handle(self, msgs: Sequence[Msg]) -> None:
+        """Decode, hand over and settle one fetched batch; never raises for one message."""
+        accepted: list[Msg] = []
+        decoded: list[M] = []
+        for msg in msgs:
+            if deadletter.replayed_for_other(msg, self.spec.durable):
+                await self._settle(msg, "skipped", msg.ack())
+                continue
+            try:
+                decoded.append(self.decode(msg))
+            except ValueError as exc:  # pydantic.ValidationError is a ValueError
+                log.warning(
+                    "invalid message",
+                    consumer=self.spec.durable,
+                    subject=msg.subject,
+                    error=str(exc),
+                )
+                await self._settle(msg, "invalid", msg.term())
+                continue
+            accepted.append(msg)
+        if not accepted:
+            return
+        failures: Failures
+        try:
+            failures = await self.handler(decoded) or {}
+        except Exception as exc:
+            log.exception("handler failed", consumer=self.spec.durable, messages=len(accepted))
+            failures = dict.fromkeys(range(len(accepted)), exc)
+        for i, msg in enumerate(accepted):
+            error = failures.get(i)
+            if error is None:
+                await self._settle(msg, "ok", msg.ack())
+            else:
+                await self._failed(msg, error)
+
+    async def _failed(self, msg: Msg, error: BaseException) -> None:
+        deliveries = msg.metadata.num_delivered
+        transient = isinstance(error, TRANSIENT_ERRORS)
+        if isinstance(error, PermanentError) or (
+            deliveries >= self.spec.max_deliveries and not transient
+        ):
+            try:
+                await deadletter.send(self.js, self.spec.service, self.spec.durable, msg, error)
+            except Exception as exc:  # redelivered later and dead-lettered then
+                log.exception(
+                    "dead letter not written", consumer=self.spec.durable, error=repr(exc)
+                )
+                await self._settle(msg, "failed", msg.nak(delay=self.spec.nak_max_delay_s))
+                return
+            log.error(
+                "message dead-lettered",
+                consumer=self.spec.durable,
+                subject=msg.subject,
+                deliveries=deliveries,
+                error=str(error),
+            )
+            await self._settle(msg, "dead_letter", msg.term())
+            return
+        log.warning(
+            "message failed, redelivered later",
+            consumer=self.spec.durable,
+            subject=msg.subject,
+            deliveries=deliveries,
+            transient=transient,
+            error=repr(error),
+        )
+        await self._settle(msg, "failed", msg.nak(delay=self.spec.nak_delay(deliveries)))
+
+    async def _settle(self, msg: Msg, outcome: str, settling: Awaitable[None]) -> None:
+        """Count the outcome and send the ack/nak/term; a lost one means a redelivery."""
+        self.messages.labels(self.spec.durable, outcome).inc()
+        try:
+            await settling
+        except NatsError as exc:
+            log.warning(
+                "acknowledgement not sent; the message will be redelivered",
+                consumer=self.spec.durable,
+                outcome=outcome,
+                error=repr(exc),
+            )

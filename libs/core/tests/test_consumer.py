@@ -1,0 +1,217 @@
+"""The JetStream consumer helper over a real NATS server: invalid messages are termed and
+counted, a message that keeps failing ends in the dead-letter stream after N deliveries and
+replays to its consumer alone, an outage is retried without dead-lettering, and a push
+consumer of the same name is taken over where it stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+
+import pytest
+from nats.aio.client import Client
+from nats.js.api import StreamConfig
+from nats.js.client import JetStreamContext
+from prometheus_client import REGISTRY
+from pydantic import BaseModel
+
+from balans_core import deadletter
+from balans_core.consumer import ConsumerSpec, JetStreamConsumer
+from balans_core.nats import connect_nats
+from balans_devstack.eventually import eventually
+from balans_protocol.streams import ensure_streams
+
+SERVICE = "consumertest"
+STREAM = "T_CONSUMER"
+_names = itertools.count(1)
+
+
+class Reading(BaseModel):
+    n: int
+
+
+@pytest.fixture(scope="module")
+async def nc(nats_url: str) -> AsyncIterator[Client]:
+    client = await connect_nats(nats_url, "test-consumer")
+    js = client.jetstream()
+    await ensure_streams(js)
+    await js.add_stream(StreamConfig(name=STREAM, subjects=["t.consumer.>"]))
+    try:
+        yield client
+    finally:
+        await client.drain()
+
+
+def spec(subject: str, durable: str) -> ConsumerSpec:
+    """Fast retries: three deliveries within a second."""
+    return ConsumerSpec(
+        service=SERVICE,
+        stream=STREAM,
+        subject=subject,
+        durable=durable,
+        max_deliveries=3,
+        nak_delay_s=0.05,
+        nak_max_delay_s=0.2,
+        fetch_timeout_s=0.2,
+    )
+
+
+def counted(durable: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        f"balans_{SERVICE}_messages_total", {"consumer": durable, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+@contextlib.asynccontextmanager
+async def running(consumer: JetStreamConsumer[Reading]) -> AsyncIterator[None]:
+    stopping = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stopping))
+    try:
+        yield
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 10)
+
+
+def fresh() -> tuple[str, str]:
+    n = next(_names)
+    return f"t.consumer.case{n}", f"case{n}"
+
+
+async def test_invalid_message_is_termed_and_counted(nc: Client) -> None:
+    """A body that is not a Reading is counted invalid, never handled, never redelivered;
+    the good one next to it is handled and acked."""
+    js = nc.jetstream()
+    subject, durable = fresh()
+    handled: list[Reading] = []
+
+    async def handle(reading: Reading) -> None:
+        handled.append(reading)
+
+    await js.publish(subject, b'{"n": "not a number"}')
+    await js.publish(subject, b'{"n": 7}')
+    consumer = JetStreamConsumer.each(js, spec(subject, durable), Reading, handle)
+    async with running(consumer):
+        await eventually("both messages settled", lambda: counted(durable, "ok") == 1)
+        await eventually("invalid counted", lambda: counted(durable, "invalid") == 1)
+        info = await js.consumer_info(STREAM, durable)
+        await asyncio.sleep(0.5)  # a nak'ed message would be back by now
+    assert handled == [Reading(n=7)]
+    assert info.num_ack_pending == 0
+    assert info.num_redelivered == 0
+    assert counted(durable, "failed") == 0
+
+
+async def test_poison_message_is_dead_lettered_after_n_deliveries_and_replays(
+    nc: Client,
+) -> None:
+    """A handler that always fails sees the message 3 times; then it is in DEADLETTER with
+    its error, origin and headers, and not delivered again. Replay re-publishes it for this
+    consumer only: another consumer of the subject acks it unseen."""
+    js = nc.jetstream()
+    subject, durable = fresh()
+    other = f"{durable}-other"
+    attempts: list[int] = []
+    fixed = asyncio.Event()
+
+    async def handle(reading: Reading) -> None:
+        attempts.append(reading.n)
+        if not fixed.is_set():
+            raise RuntimeError(f"cannot handle reading {reading.n}")
+
+    seen_by_other: list[Reading] = []
+
+    async def other_handle(reading: Reading) -> None:
+        seen_by_other.append(reading)
+
+    await js.publish(subject, b'{"n": 42}', headers={"Trace-Id": "abc"})
+    consumer = JetStreamConsumer.each(js, spec(subject, durable), Reading, handle)
+    bystander = JetStreamConsumer.each(js, spec(subject, other), Reading, other_handle)
+    async with running(consumer), running(bystander):
+        await eventually("dead-lettered", lambda: counted(durable, "dead_letter") == 1)
+        await asyncio.sleep(0.5)  # no further delivery
+        assert attempts == [42, 42, 42]
+        assert counted(durable, "failed") == 2
+        letters = [dl for dl in await deadletter.list_all(js, SERVICE) if dl.consumer == durable]
+        assert len(letters) == 1
+        letter = letters[0]
+        assert letter.subject == subject
+        assert letter.stream == STREAM
+        assert letter.deliveries == 3
+        assert letter.error == "RuntimeError: cannot handle reading 42"
+        assert letter.headers == {"Trace-Id": "abc"}
+        assert letter.data == b'{"n": 42}'
+        shown = await deadletter.get(js, letter.id)
+        assert shown == letter
+
+        fixed.set()
+        await deadletter.replay(js, letter.id)
+        await eventually("replayed message handled", lambda: counted(durable, "ok") == 1)
+        await eventually("bystander skipped it", lambda: counted(other, "skipped") == 1)
+        assert attempts == [42, 42, 42, 42]
+        assert seen_by_other == [Reading(n=42)]  # the original, once
+        with pytest.raises(LookupError):
+            await deadletter.get(js, letter.id)
+
+
+async def test_outage_is_retried_without_dead_lettering(nc: Client) -> None:
+    """Connection errors (the database down) are redelivered past max_deliveries."""
+    js = nc.jetstream()
+    subject, durable = fresh()
+    failures_left = [5]
+
+    async def handle(reading: Reading) -> None:
+        if failures_left[0]:
+            failures_left[0] -= 1
+            raise ConnectionRefusedError("database unreachable")
+
+    await js.publish(subject, b'{"n": 1}')
+    consumer = JetStreamConsumer.each(js, spec(subject, durable), Reading, handle)
+    async with running(consumer):
+        await eventually("handled after the outage", lambda: counted(durable, "ok") == 1)
+    assert counted(durable, "failed") == 5
+    assert counted(durable, "dead_letter") == 0
+
+
+async def test_push_consumer_is_taken_over_where_it_stopped(nc: Client) -> None:
+    """A durable push consumer (how services subscribed before) becomes a pull consumer
+    that starts after what the push consumer acknowledged."""
+    js: JetStreamContext = nc.jetstream()
+    subject, durable = fresh()
+    for n in range(3):
+        await js.publish(subject, Reading(n=n).model_dump_json().encode())
+    acked: list[int] = []
+
+    async def on_push(msg: object) -> None:
+        reading = Reading.model_validate_json(msg.data)  # type: ignore[attr-defined]
+        if reading.n < 2:
+            await msg.ack()  # type: ignore[attr-defined]
+            acked.append(reading.n)
+
+    push = await js.subscribe(subject, durable=durable, cb=on_push, manual_ack=True)
+    await eventually("two acked", lambda: acked == [0, 1])
+    await push.unsubscribe()
+    await eventually(
+        "push acks recorded",
+        lambda: _ack_floor(js, durable, 2),
+    )
+    handled: list[int] = []
+
+    async def handle(reading: Reading) -> None:
+        handled.append(reading.n)
+
+    consumer = JetStreamConsumer.each(js, spec(subject, durable), Reading, handle)
+    async with running(consumer):
+        await eventually("the third handled", lambda: handled == [2])
+        await asyncio.sleep(0.3)
+    assert handled == [2]
+    info = await js.consumer_info(STREAM, durable)
+    assert info.config.deliver_subject is None
+
+
+async def _ack_floor(js: JetStreamContext, durable: str, seq: int) -> bool:
+    info = await js.consumer_info(STREAM, durable)
+    return info.ack_floor is not None and info.ack_floor.stream_seq >= seq
