@@ -34,11 +34,13 @@ run: setup os-packages ## Run the whole system on a simulated city (portal on ht
 test: setup os-packages ## Run the test suite against embedded PostgreSQL and NATS
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: setup ## ruff check, ruff format --check, mypy, table ownership
+lint: setup ## ruff check, ruff format --check, mypy, table ownership, import contracts, declared dependencies
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy libs/*/src services/*/src
 	$(BIN)/python -m balans_db.ownership
+	$(BIN)/lint-imports
+	@for p in libs/* services/*; do echo "deptry $$p"; (cd $$p && ../../$(BIN)/deptry src) || exit 1; done
 
 format: setup ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from balans_billing.cli import register
-from balans_billing.estimator import Building, Heating, Prices, estimate, payback, variant_cost
+from balans_pricing.estimator import Building, Heating, Prices, estimate, payback, variant_cost
 
 DECK_TOTALS = {
     "1a": Decimal(214164),

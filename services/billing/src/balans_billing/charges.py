@@ -1,7 +1,7 @@
 """Pricing one account's use of one utility with one tariff: pure, no I/O.
 
 Each charge becomes one :class:`Line`; taxes are lines too, so an invoice's total is
-the sum of its lines (rounding rules in :mod:`balans_billing.money`).
+the sum of its lines (rounding rules in :mod:`balans_pricing.money`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from balans_billing.money import money, quantity, to_billing_unit
 from balans_billing.tariffs import MEASURED_UNIT, Capacity, TariffSpec
+from balans_pricing.money import money, quantity, to_billing_unit
 
 
 class Line(BaseModel):

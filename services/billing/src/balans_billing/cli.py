@@ -21,11 +21,11 @@ from balans_billing.api import (
     seed_tariffs,
 )
 from balans_billing.demo import DEMO_TARIFFS_FROM
-from balans_billing.estimate_report import build_report, render_text
-from balans_billing.estimator import Building, Heating, Prices
 from balans_billing.invoicing import REFUSALS
 from balans_billing.settings import BillingSettings
 from balans_billing.storage import TariffConflictError
+from balans_pricing.estimate_report import build_report, render_text
+from balans_pricing.estimator import Building, Heating, Prices
 
 PRICES = Prices()
 HEATING = Heating()

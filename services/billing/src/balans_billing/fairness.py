@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from balans_billing.money import KWH_PER_GCAL, money
+from balans_pricing.money import KWH_PER_GCAL, money
 
 UNCHANGED_BAND = (Decimal("0.9"), Decimal("1.1"))
 RATIO_BUCKETS = (

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from balans_api.deps import Reader
 from balans_api.errors import ERROR_RESPONSES, ApiError
-from balans_billing.estimate_report import EstimateReport, build_report
-from balans_billing.estimator import Building, Heating, Prices
+from balans_pricing.estimate_report import EstimateReport, build_report
+from balans_pricing.estimator import Building, Heating, Prices
 
 router = APIRouter(tags=["estimator"], responses=ERROR_RESPONSES)
 

@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from balans_billing.money import money, whole
+from balans_pricing.money import money, whole
 
 Variant = Literal["1a", "1b", "1c", "2b", "2a"]
 VARIANTS: tuple[Variant, ...] = ("1a", "1b", "1c", "2b", "2a")

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from balans_billing.estimator import (
+from balans_pricing.estimator import (
     Building,
     Heating,
     Payback,
