@@ -23,6 +23,7 @@ from balans_allocation.compute import Job, compute_buildings
 from balans_allocation.flags import Flag
 from balans_allocation.metrics import COMPUTE_SECONDS, FLAGGED_FLAT_HOURS
 from balans_allocation.readings import HOUR
+from balans_db.queries import ingest, world
 from balans_physics.water import property_tables
 
 ADVISORY_LOCK_CLASS = 5_0001  # pg_advisory_xact_lock(class, building_id): one writer a building
@@ -51,12 +52,8 @@ async def complete_until(
         b.id: [(m.module_serial, m.input) for m in b.meters if m.utility == "heat"]
         for b in buildings
     }
-    rows = await conn.fetch(
-        """select m.building_id, p.module_serial, p.input, max(p.ts) as latest
-           from unnest($1::int[], $2::bigint[], $3::timestamptz[]) as m(building_id, serial, t0)
-           join pulse_readings p on p.module_serial = m.serial and p.ts >= m.t0
-           where p.ts >= $4
-           group by 1, 2, 3""",
+    rows = await ingest.latest_registers(
+        conn,
         *_columns(
             [(b, s, since[b]) for b, chs in channels.items() for s in sorted({s for s, _ in chs})],
             3,
@@ -87,16 +84,8 @@ async def earliest_anchors(
     older than ``lookaround`` hours before it, the floor also taken for a channel silent
     since then): a register stored at ``before`` changes the hours back to it."""
     floor = {b.id: before[b.id] - lookaround * HOUR for b in buildings}
-    rows = await conn.fetch(
-        """select min(coalesce(a.anchor, m.t0)) as anchor, m.building_id
-           from unnest($1::int[], $2::bigint[], $3::smallint[], $4::timestamptz[],
-                       $5::timestamptz[]) as m(building_id, serial, input, t0, t1)
-           cross join lateral (
-               select max(p.ts) as anchor from pulse_readings p
-               where p.module_serial = m.serial and p.input = m.input
-                     and p.ts < m.t1 and p.ts >= m.t0
-           ) a
-           group by m.building_id""",
+    rows = await ingest.earliest_anchors(
+        conn,
         *_columns(
             [
                 (b.id, m.module_serial, m.input, floor[b.id], before[b.id])
@@ -195,11 +184,12 @@ async def warm_up(conn: asyncpg.Connection, lookaround: int) -> int:
     """Compute, without storing, the last complete hour of one building of each layout, so
     the first events after a start do not pay for loading the kernels and water tables or
     preparing the queries; return how many buildings were computed."""
-    rows = await conn.fetch(
-        """select distinct on (b.layout) b.id, w.complete_until
-           from buildings b join allocation_watermarks w on w.building_id = b.id
-           order by b.layout, b.id"""
-    )
+    layouts = await world.building_layouts(conn)
+    marks = await storage.watermarks(conn, list(layouts))
+    first_of_layout: dict[str, int] = {}
+    for building_id in sorted(marks):
+        first_of_layout.setdefault(layouts[building_id], building_id)
+    rows = [{"id": b, "complete_until": marks[b]} for b in first_of_layout.values()]
     buildings = await load_buildings(conn, [r["id"] for r in rows])
     jobs = [
         Job(buildings[r["id"]], r["complete_until"] - HOUR, 1)

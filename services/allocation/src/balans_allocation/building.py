@@ -9,6 +9,7 @@ import asyncpg
 import numpy as np
 
 from balans_allocation.methodology import Methodology
+from balans_db.queries import world
 
 
 @dataclass(frozen=True)
@@ -63,42 +64,11 @@ async def load_buildings(
     """The buildings that exist among ``building_ids``, with their flats, metered channels,
     sensor pairs and radiators: five queries however many buildings."""
     ids = sorted(set(building_ids))
-    rows = await conn.fetch(
-        "select id, layout, methodology from buildings where id = any($1::int[])", ids
-    )
-    flats = _by_building(
-        await conn.fetch(
-            """select building_id, id, area_m2 from flats where building_id = any($1::int[])
-               order by building_id, id""",
-            ids,
-        )
-    )
-    meters = _by_building(
-        await conn.fetch(
-            """select m.building_id, m.id, m.utility, m.kind, m.role, m.pulse_weight, m.unit,
-                      m.pipe, m.flat_id, m.riser_id, c.module_serial, c.input
-               from meters m join channels c on c.meter_id = m.id
-               where m.building_id = any($1::int[]) order by m.building_id, m.id""",
-            ids,
-        )
-    )
-    pairs = _by_building(
-        await conn.fetch(
-            """select building_id, module_serial, position, flat_id, riser_id, radiator_id
-               from sensor_pairs where building_id = any($1::int[])
-               order by building_id, module_serial""",
-            ids,
-        )
-    )
-    radiators = _by_building(
-        await conn.fetch(
-            """select f.building_id, r.flat_id, r.riser_id, r.sections from radiators r
-               join flats f on f.id = r.flat_id
-               where f.building_id = any($1::int[]) and r.riser_id is not null
-               order by f.building_id, r.id""",
-            ids,
-        )
-    )
+    rows = await world.buildings_by_id(conn, ids)
+    flats = _by_building(await world.flats_of(conn, ids))
+    meters = _by_building(await world.metered_channels_of(conn, ids))
+    pairs = _by_building(await world.sensor_pairs_of(conn, ids))
+    radiators = _by_building(await world.riser_radiators_of(conn, ids))
     return {
         row["id"]: Building(
             id=row["id"],

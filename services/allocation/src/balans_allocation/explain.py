@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from balans_allocation.flags import Flag, describe
 from balans_allocation.methodology import Methodology
+from balans_db.queries import ingest, world
 
 
 class MeterTrail(BaseModel):
@@ -75,29 +76,27 @@ class Explanation(BaseModel):
 async def _meters(
     conn: asyncpg.Connection, flat_id: int, start: datetime, end: datetime
 ) -> list[MeterTrail]:
-    rows = await conn.fetch(
-        """select m.id, m.serial, m.utility, m.kind, m.unit, m.pulse_weight,
-                  (select p.count from pulse_readings p where p.module_serial = c.module_serial
-                     and p.input = c.input and p.ts = $2) as at_start,
-                  (select p.count from pulse_readings p where p.module_serial = c.module_serial
-                     and p.input = c.input and p.ts = $3) as at_end,
-                  coalesce((select sum(value) from meter_consumption mc where mc.meter_id = m.id
-                     and mc.hour >= $2 and mc.hour < $3), 0) as consumption,
-                  (select count(*) from meter_consumption mc where mc.meter_id = m.id
-                     and mc.hour >= $2 and mc.hour < $3 and mc.estimated) as estimated
-           from meters m join channels c on c.meter_id = m.id
-           where m.flat_id = $1 or m.riser_id in (select riser_id from radiators where flat_id = $1)
-           order by m.id""",
-        flat_id,
-        start,
-        end,
-    )
+    rows = await ingest.flat_meter_registers(conn, flat_id, start, end)
+    used = {
+        r["meter_id"]: r
+        for r in await conn.fetch(
+            """select meter_id, sum(value) as consumption,
+                      count(*) filter (where estimated) as estimated
+               from meter_consumption
+               where meter_id = any($1::int[]) and hour >= $2 and hour < $3
+               group by meter_id""",
+            [r["id"] for r in rows],
+            start,
+            end,
+        )
+    }
     return [
         MeterTrail(
             meter_id=r["id"], serial=r["serial"], utility=r["utility"], kind=r["kind"],
             unit=r["unit"], pulse_weight=float(r["pulse_weight"]),
             register_at_start=r["at_start"], register_at_end=r["at_end"],
-            consumption=float(r["consumption"]), estimated_hours=r["estimated"],
+            consumption=float(used[r["id"]]["consumption"]) if r["id"] in used else 0.0,
+            estimated_hours=used[r["id"]]["estimated"] if r["id"] in used else 0,
         )
         for r in rows
     ]  # fmt: skip
@@ -107,12 +106,7 @@ async def explain(
     conn: asyncpg.Connection, flat_id: int, start: datetime, end: datetime
 ) -> Explanation | None:
     """The trail of one flat over [start, end); None if the flat does not exist."""
-    flat = await conn.fetchrow(
-        """select f.id, f.number, f.area_m2, f.building_id, b.layout, b.methodology,
-                  (select sum(area_m2) from flats where building_id = f.building_id) as b_area
-           from flats f join buildings b on b.id = f.building_id where f.id = $1""",
-        flat_id,
-    )
+    flat = await world.flat_in_building(conn, flat_id)
     if flat is None:
         return None
     hours = await conn.fetch(

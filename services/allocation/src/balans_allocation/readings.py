@@ -6,9 +6,8 @@ the value at boundary ``ts``. A temperature row stamped ``ts`` is the mean of th
 that ends at ``ts`` (the same end-of-hour convention), so hour i of the window
 ``[start + i h, start + (i+1) h)`` takes the temperature stamped ``start + (i+1) h``.
 
-Each query joins the readings against an ``unnest`` of (channel, window start, window
-end) rows, one per channel of every window, and also bounds ``ts`` by the union of the
-windows so PostgreSQL prunes the monthly partitions.
+The registers and temperatures come from ingest's published queries
+(:mod:`balans_db.queries.ingest`), one query for all windows.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import numpy as np
 
 from balans_allocation.building import Meter
 from balans_allocation.kernels import MISSING_REGISTER, MISSING_TEMP
+from balans_db.queries import ingest
 
 HOUR = timedelta(hours=1)
 
@@ -86,39 +86,14 @@ async def load_register_windows(
     registers = np.full((int(offsets[-1]), width), MISSING_REGISTER, dtype=np.int64)
     if registers.size:
         used = [w for w in windows if w.meters]
-        rows = await conn.fetch(
-            """select m.i - 1, array_agg((extract(epoch from r.ts - m.t0) / 3600)::bigint),
-                      array_agg(r.count)
-               from unnest($1::bigint[], $2::smallint[], $3::timestamptz[], $4::timestamptz[],
-                           $5::timestamptz[], $6::timestamptz[])
-                    with ordinality as m(serial, input, t0, a, b, t1, i)
-               cross join lateral (
-                   (select p.ts, p.count from pulse_readings p
-                    where p.module_serial = m.serial and p.input = m.input
-                          and p.ts >= m.a and p.ts <= m.b and p.ts >= $7 and p.ts <= $8
-                          and date_trunc('hour', p.ts) = p.ts)
-                   union all
-                   (select p.ts, p.count from pulse_readings p
-                    where p.module_serial = m.serial and p.input = m.input
-                          and p.ts >= m.t0 and p.ts < m.a and p.ts >= $7
-                          and date_trunc('hour', p.ts) = p.ts
-                    order by p.ts desc limit 1)
-                   union all
-                   (select p.ts, p.count from pulse_readings p
-                    where p.module_serial = m.serial and p.input = m.input
-                          and p.ts > m.b and p.ts <= m.t1 and p.ts <= $8
-                          and date_trunc('hour', p.ts) = p.ts
-                    order by p.ts limit 1)
-               ) r
-               group by m.i""",
-            [m.module_serial for w in windows for m in w.meters],
-            [m.input for w in windows for m in w.meters],
-            [w.start for w in windows for _ in w.meters],
-            [w.inner[0] for w in windows for _ in w.meters],
-            [w.inner[1] for w in windows for _ in w.meters],
-            [w.end for w in windows for _ in w.meters],
-            min(w.start for w in used),
-            max(w.end for w in used),
+        rows = await ingest.hourly_register_arrays(
+            conn,
+            [m.module_serial for w in used for m in w.meters],
+            [m.input for w in used for m in w.meters],
+            [w.start for w in used for _ in w.meters],
+            [w.inner[0] for w in used for _ in w.meters],
+            [w.inner[1] for w in used for _ in w.meters],
+            [w.end for w in used for _ in w.meters],
         )
         row, boundary, count = _columns(rows, 3)
         registers[row, boundary] = count
@@ -142,21 +117,11 @@ async def load_temperature_windows(
     t_flow = np.full((height, int(offsets[-1])), MISSING_TEMP, dtype=np.int16)
     t_return = t_flow.copy()
     if t_flow.size:
-        used = [w for w in windows if w.serials]
-        rows = await conn.fetch(
-            """select m.i - 1, array_agg((extract(epoch from t.ts - m.t0) / 3600)::bigint - 1),
-                      array_agg(t.supply_centi_c), array_agg(t.return_centi_c)
-               from unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[])
-                    with ordinality as m(serial, t0, t1, i)
-               join temperature_readings t on t.module_serial = m.serial
-                    and t.ts > m.t0 and t.ts <= m.t1
-               where t.ts > $4 and t.ts <= $5 and date_trunc('hour', t.ts) = t.ts
-               group by m.i""",
+        rows = await ingest.hourly_temperature_arrays(
+            conn,
             [s for w in windows for s in w.serials],
             [w.start for w in windows for _ in w.serials],
             [w.start + w.hours * HOUR for w in windows for _ in w.serials],
-            min(w.start for w in used),
-            max(w.start + w.hours * HOUR for w in used),
         )
         column, hour, supply, ret = _columns(rows, 4)
         t_flow[hour, column] = np.clip(supply, -32767, 32767)

@@ -1,0 +1,358 @@
+"""What allocation publishes: hourly consumption per meter, heat per flat, the building
+hours and the completeness watermarks (tables in :mod:`balans_db.tables.allocation`).
+
+Series are bucketed in local time: hours are stored in UTC, days and months are cut in
+the site's time zone (the building's local calendar is what people read). Hourly series
+skip the bucketing (read in index order, no time-zone arithmetic per row: three times
+faster), and PostgreSQL builds the points' JSON: validating and re-encoding hundreds of
+points per series in Python was most of a profile request's time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from balans_db.queries import Db
+
+Resolution = Literal["hour", "day", "month"]
+
+
+@dataclass(frozen=True)
+class Points:
+    """A series' points as the JSON array PostgreSQL built (``t``, ``value``,
+    ``estimated``; passed through verbatim by the api) and their total."""
+
+    json: str
+    total: float
+
+    def parsed(self) -> list[dict[str, Any]]:
+        return json.loads(self.json)
+
+
+_AS_JSON = """coalesce(json_agg(json_build_object('t', t, 'value', value,
+                      'estimated', estimated) order by t), '[]')::text"""
+_WITH_TOTAL = f"{_AS_JSON} as json, coalesce(sum(value), 0)::float8 as total"
+
+
+def _bucket(resolution: Resolution, column: str, tz: str, args: list[object]) -> tuple[str, str]:
+    """(time expression, GROUP BY clause) for the resolution; appends its parameters."""
+    if resolution == "hour":
+        return column, ""
+    args += [resolution, tz]
+    return f"date_trunc(${len(args) - 1}, {column}, ${len(args)})", "group by 1"
+
+
+def _source(
+    table: str, value: str, key: str, resolution: Resolution, tz: str, args: list[object]
+) -> str:
+    """Points of ``table`` where the condition ``key`` holds; args = [key, start, end]."""
+    t, group = _bucket(resolution, "hour", tz, args)
+    agg = (f"sum({value})", "bool_or(estimated)") if group else (value, "estimated")
+    return f"""select {t} as t, {agg[0]} as value, {agg[1]} as estimated from {table}
+               where {key} and hour >= $2 and hour < $3 {group}"""
+
+
+async def _points(db: Db, sql: str, args: list[object]) -> Points:
+    row = await db.fetchrow(f"select {_WITH_TOTAL} from ({sql}) s", *args)
+    return Points(row["json"], row["total"])
+
+
+async def meter_series(
+    db: Db, meter_id: int, start: datetime, end: datetime, resolution: Resolution, tz: str
+) -> Points:
+    """A meter's consumption in [start, end) per hour, day or month."""
+    args: list[object] = [meter_id, start, end]
+    sql = _source("meter_consumption", "value", "meter_id = $1", resolution, tz, args)
+    return await _points(db, sql, args)
+
+
+async def flat_heat_series(
+    db: Db, flat_id: int, start: datetime, end: datetime, resolution: Resolution, tz: str
+) -> Points:
+    """A flat's allocated heat (total kWh) in [start, end) per hour, day or month."""
+    args: list[object] = [flat_id, start, end]
+    sql = _source("heat_allocation", "total_kwh", "flat_id = $1", resolution, tz, args)
+    return await _points(db, sql, args)
+
+
+async def building_average(
+    db: Db,
+    building_id: int,
+    utility: str,
+    start: datetime,
+    end: datetime,
+    resolution: Resolution,
+    tz: str,
+) -> Points:
+    """The average flat's consumption per bucket. Heat: allocation's building hours
+    (Σ flat totals = the building meter, docs/allocation.md) over the number of flats, one
+    row per hour; without them, the mean of each flat's bucket total from the flat rows."""
+    if utility == "heat":
+        args: list[object] = [building_id, start, end]
+        t, group = _bucket(resolution, "hour", tz, args)
+        value = "sum(building_kwh)" if group else "building_kwh"
+        points = await _points(
+            db,
+            f"""select {t} as t, {value} / greatest(
+                       (select count(*) from flats where building_id = $1), 1) as value,
+                       false as estimated
+                from allocation_building_hours
+                where building_id = $1 and hour >= $2 and hour < $3 {group}""",
+            args,
+        )
+        if points.json != "[]":
+            return points
+    args = [building_id, start, end]
+    t, _ = _bucket(resolution, "hour", tz, args)
+    if utility == "heat":
+        inner = f"""select flat_id as k, {t} as t, sum(total_kwh) as value
+                    from heat_allocation
+                    where building_id = $1 and hour >= $2 and hour < $3 group by 1, 2"""
+    else:
+        args.append(utility)
+        inner = f"""select mc.meter_id as k, {t.replace("hour", "mc.hour")} as t,
+                           sum(mc.value) as value
+                    from meter_consumption mc join meters m on m.id = mc.meter_id
+                    where m.building_id = $1 and m.role = 'flat' and m.utility = ${len(args)}
+                      and mc.hour >= $2 and mc.hour < $3 group by 1, 2"""
+    sql = f"select t, avg(value) as value, false as estimated from ({inner}) x group by t"
+    return await _points(db, sql, args)
+
+
+async def flat_meter_series(
+    db: Db,
+    flat_id: int,
+    start: datetime,
+    end: datetime,
+    resolution: Resolution,
+    tz: str,
+    month: date,
+) -> list[dict[str, Any]]:
+    """Every meter of a flat with its series and balance's month-end forecast for
+    ``month`` (None where balance has none), in one query."""
+    args: list[object] = [flat_id, start, end]
+    points = _source("meter_consumption", "value", "meter_id = m.id", resolution, tz, args)
+    args.append(month)
+    rows = await db.fetch(
+        f"""select m.id as meter_id, m.serial, m.utility, m.unit, p.json, p.total,
+                   (select forecast_total from forecasts
+                    where scope = 'meter' and scope_id = m.id and month = ${len(args)})
+                   as forecast
+            from meters m, lateral (select {_WITH_TOTAL} from ({points}) s) p
+            where m.flat_id = $1 order by m.id""",
+        *args,
+    )
+    return [
+        {
+            "meter_id": r["meter_id"],
+            "serial": r["serial"],
+            "utility": r["utility"],
+            "unit": r["unit"],
+            "points": Points(r["json"], r["total"]),
+            "forecast": r["forecast"],
+        }
+        for r in rows
+    ]
+
+
+async def flat_heat_hours(db: Db, flat_id: int, start: datetime, end: datetime) -> list[Any]:
+    """A flat's heat rows in [start, end) (measured, common, total kWh, estimated, flags),
+    at most 20 000."""
+    return await db.fetch(
+        """select hour, measured_kwh, common_kwh, total_kwh, estimated, flags
+           from heat_allocation where flat_id = $1 and hour >= $2 and hour < $3
+           order by hour limit 20000""",
+        flat_id,
+        start,
+        end,
+    )
+
+
+async def flat_heat_total(db: Db, flat_id: int, start: datetime, end: datetime) -> float:
+    """A flat's allocated heat in [start, end), kWh."""
+    value = await db.fetchval(
+        """select coalesce(sum(total_kwh), 0) from heat_allocation
+           where flat_id = $1 and hour >= $2 and hour < $3""",
+        flat_id,
+        start,
+        end,
+    )
+    return float(value)
+
+
+async def comparable_flats_heat(
+    db: Db, building_id: int, rooms: int, start: datetime, end: datetime
+) -> float | None:
+    """The mean heat in [start, end) of the building's flats with ``rooms`` rooms."""
+    value = await db.fetchval(
+        """select avg(kwh) from (
+             select f.id, coalesce(sum(h.total_kwh), 0) as kwh from flats f
+             left join heat_allocation h on h.flat_id = f.id and h.hour >= $3 and h.hour < $4
+             where f.building_id = $1 and f.rooms = $2 group by f.id) x""",
+        building_id,
+        rooms,
+        start,
+        end,
+    )
+    return float(value) if value is not None else None
+
+
+async def flats_heat(db: Db, building_id: int, start: datetime, end: datetime) -> list[Any]:
+    """Every flat of the building (id, number, area_m2) with its heat in [start, end)
+    as exact ``kwh`` (0 without allocation rows), by flat id."""
+    return await db.fetch(
+        """select f.id, f.number, f.area_m2, coalesce(sum(h.total_kwh::numeric), 0) as kwh
+           from flats f left join heat_allocation h
+             on h.flat_id = f.id and h.hour >= $2 and h.hour < $3
+           where f.building_id = $1 group by f.id order by f.id""",
+        building_id,
+        start,
+        end,
+    )
+
+
+_FLAT_GROUPINGS = {
+    "entrance": (
+        "(select id, building_id, 'Entrance ' || number as name from entrances)",
+        "f.entrance_id = g.id",
+    ),
+    "riser": (
+        "(select id, building_id, 'Riser ' || number as name from risers)",
+        "f.id in (select flat_id from radiators r where r.riser_id = g.id)",
+    ),
+}
+
+_GROUPED_HEAT = """
+select g.name as name, g.id as group_id, count(distinct f.id) as flats,
+       sum(f.area_m2)::float8 as area_m2, coalesce(sum(h.kwh), 0) as kwh
+from {groups} g
+join flats f on {join}
+left join (select flat_id, sum(total_kwh) as kwh from heat_allocation
+           where building_id = $1 and hour >= $2 and hour < $3 group by flat_id) h
+  on h.flat_id = f.id
+where g.building_id = $1
+group by g.id, g.name
+"""
+
+
+async def heat_by_flat_group(
+    db: Db,
+    building_id: int,
+    grouping: Literal["entrance", "riser"],
+    start: datetime,
+    end: datetime,
+) -> list[Any]:
+    """Per entrance or riser of the building: name, group_id, flats, area_m2 and the
+    flats' heat in [start, end) (kwh)."""
+    groups, join = _FLAT_GROUPINGS[grouping]
+    return await db.fetch(_GROUPED_HEAT.format(groups=groups, join=join), building_id, start, end)
+
+
+async def building_meter_heat_days(db: Db, building_id: int, since: datetime, tz: str) -> list[Any]:
+    """The building heat meter's consumption per local day since ``since`` (t, value,
+    estimated)."""
+    return await db.fetch(
+        """select date_trunc('day', mc.hour, $3) as t, sum(mc.value) as value,
+                  bool_or(mc.estimated) as estimated
+           from meter_consumption mc join meters m on m.id = mc.meter_id
+           where m.building_id = $1 and m.role = 'building' and m.utility = 'heat'
+             and mc.hour >= $2
+           group by 1 order by 1""",
+        building_id,
+        since,
+        tz,
+    )
+
+
+async def flats_measured_heat_days(db: Db, building_id: int, since: datetime, tz: str) -> list[Any]:
+    """The flats' measured heat per local day since ``since`` (t, value, estimated):
+    allocation's building hours, else the flat rows."""
+    return await db.fetch(
+        """select date_trunc('day', hour, $3) as t, sum(flats_measured_kwh) as value,
+                  false as estimated
+           from allocation_building_hours where building_id = $1 and hour >= $2
+           group by 1 order by 1""",
+        building_id,
+        since,
+        tz,
+    ) or await db.fetch(
+        """select date_trunc('day', hour, $3) as t, sum(measured_kwh) as value,
+                  bool_or(estimated) as estimated
+           from heat_allocation where building_id = $1 and hour >= $2 group by 1 order by 1""",
+        building_id,
+        since,
+        tz,
+    )
+
+
+async def flat_consumption(
+    db: Db, building_id: int, start: datetime, end: datetime
+) -> dict[tuple[int, str], Decimal]:
+    """(flat id, utility) -> consumption in [start, end): heat in kWh from heat_allocation,
+    the other utilities in their meters' unit (m3 or kWh) from meter_consumption."""
+    rows = await db.fetch(
+        """select flat_id, 'heat' as utility, sum(total_kwh::numeric) as used
+           from heat_allocation
+           where building_id = $1 and hour >= $2 and hour < $3 group by flat_id
+           union all
+           select m.flat_id, m.utility, sum(c.value::numeric)
+           from meter_consumption c join meters m on m.id = c.meter_id
+           where m.building_id = $1 and m.role = 'flat' and m.utility <> 'heat'
+             and c.hour >= $2 and c.hour < $3
+           group by m.flat_id, m.utility""",
+        building_id,
+        start,
+        end,
+    )
+    return {(r["flat_id"], r["utility"]): r["used"] for r in rows}
+
+
+async def measured_consumption_positions(
+    db: Db, meter_ids: list[int], first: datetime, last: datetime
+) -> list[Any]:
+    """Per meter, its measured (not estimated) hours in [first, last] as positions (hours
+    after ``first``) and their values: one row per meter (``meter_id``, ``positions``,
+    ``values_``), as a window is ~100 000 values and one record per value would cost more
+    to decode than the query itself."""
+    return await db.fetch(
+        """select meter_id, array_agg((extract(epoch from hour - $2::timestamptz) / 3600)::int)
+                  positions, array_agg(value::float8) values_
+           from meter_consumption
+           where meter_id = any($1::int[]) and hour >= $2 and hour <= $3 and not estimated
+           group by meter_id""",
+        meter_ids,
+        first,
+        last,
+    )
+
+
+async def complete_buildings(db: Db) -> list[Any]:
+    """Every building with an allocation watermark, by building id: ``building_id``,
+    ``complete_until`` (its hours are complete up to there), its site's ``timezone`` and
+    its ``first_hour`` of allocated heat (None before any)."""
+    return await db.fetch(
+        """select w.building_id, w.complete_until, s.timezone,
+                  (select min(h.hour) from heat_allocation h where h.building_id = w.building_id)
+                      as first_hour
+           from allocation_watermarks w
+           join buildings b on b.id = w.building_id
+           join sites s on s.id = b.site_id
+           order by w.building_id"""
+    )
+
+
+async def estimated_shares(db: Db, window: timedelta) -> dict[str, float]:
+    """utility -> share of estimated hourly consumption values within ``window`` (wall
+    clock: only recent partitions are read)."""
+    rows = await db.fetch(
+        """select m.utility, avg(case when c.estimated then 1.0 else 0.0 end)::float8 as share
+           from meter_consumption c join meters m on m.id = c.meter_id
+           where c.hour > now() - $1::interval
+           group by m.utility""",
+        window,
+    )
+    return {row["utility"]: row["share"] for row in rows}

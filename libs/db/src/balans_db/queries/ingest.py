@@ -1,0 +1,432 @@
+"""What ingest publishes: the readings as stored by its persister (tables in
+:mod:`balans_db.tables.ingest`), and the one writer other producers of readings use.
+
+Times: a pulse register stamped ``ts`` is the meter's count at ``ts``; a temperature or
+status row stamped ``ts`` covers the hour that ends at ``ts``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from balans_db.queries import Db
+
+READING_COLUMNS: dict[str, tuple[str, ...]] = {
+    "pulse_readings": ("module_serial", "input", "ts", "count"),
+    "temperature_readings": ("module_serial", "ts", "supply_centi_c", "return_centi_c"),
+    "module_status": (
+        "module_serial", "ts", "battery_mv", "rssi_dbm", "hops", "parent_serial", "tamper",
+        "error_bits",
+    ),
+    "module_events": ("module_serial", "ts", "code"),
+}  # fmt: skip
+"""Each readings table and its columns, in the order rows are given to
+:func:`insert_readings`."""
+
+
+def _position(column: str) -> str:
+    """A row's time as a position: whole hours after the query's ``$2``."""
+    return f"(extract(epoch from {column} - $2::timestamptz) / 3600)::int"
+
+
+# --- single meters and flats (the api) ---
+
+
+async def registers(
+    db: Db, module_serial: int, input_: int, start: datetime, end: datetime
+) -> list[Any]:
+    """A channel's raw registers (ts, count) in [start, end), at most 20 000."""
+    return await db.fetch(
+        """select p.ts, p.count from pulse_readings p
+           where p.module_serial = $1 and p.input = $2 and p.ts >= $3 and p.ts < $4
+           order by p.ts limit 20000""",
+        module_serial,
+        input_,
+        start,
+        end,
+    )
+
+
+async def flat_registers_at(db: Db, flat_id: int, at: datetime) -> list[Any]:
+    """Every meter of the flat (id, serial, utility, unit, weight) with its last register
+    at or before ``at`` (ts, count; None if there is none)."""
+    return await db.fetch(
+        """select m.id, m.serial, m.utility, m.unit, m.pulse_weight::float8 as weight, r.ts, r.count
+           from meters m join channels c on c.meter_id = m.id
+           left join lateral (
+             select ts, count from pulse_readings p
+             where p.module_serial = c.module_serial and p.input = c.input and p.ts <= $2
+             order by ts desc limit 1) r on true
+           where m.flat_id = $1 order by m.id""",
+        flat_id,
+        at,
+    )
+
+
+async def mean_flat_delta_t(
+    db: Db, building_id: int, flat_id: int | None, start: datetime, end: datetime
+) -> float | None:
+    """Mean supply - return (°C) of the building's flat sensor pairs (of one flat, if
+    given) over readings stamped in [start, end); None without readings."""
+    value = await db.fetchval(
+        """select avg(t.supply_centi_c - t.return_centi_c) / 100.0
+           from temperature_readings t join sensor_pairs p on p.module_serial = t.module_serial
+           where p.building_id = $1 and p.position = 'flat' and ($2::int is null or p.flat_id = $2)
+             and t.ts >= $3 and t.ts < $4""",
+        building_id,
+        flat_id,
+        start,
+        end,
+    )
+    return float(value) if value is not None else None
+
+
+# --- the radio network (the api, the fleet collector) ---
+
+MODULES_WITH_STATUS = """
+select rm.id, rm.serial, c.serial as concentrator_serial, rm.subnet, rm.building_id,
+       rm.flat_id, rm.riser_id, rm.floor, s.ts as last_seen, s.battery_mv, s.rssi_dbm,
+       s.hops, s.parent_serial, s.tamper, s.error_bits
+from radio_modules rm
+join concentrators c on c.id = rm.concentrator_id
+left join lateral (
+    select ts, battery_mv, rssi_dbm, hops, parent_serial, tamper, error_bits
+    from module_status ms where ms.module_serial = rm.serial order by ts desc limit 1
+) s on true
+"""
+"""A published select for paging: every radio module (``rm``) with its last status."""
+
+CONCENTRATORS_WITH_LAST_SEEN = """
+select c.id, c.serial, c.building_id, c.model, c.installed_on,
+       (select count(*) from radio_modules rm where rm.concentrator_id = c.id) as modules,
+       (select max(ms.ts) from module_status ms
+        join radio_modules rm on rm.serial = ms.module_serial
+        where rm.concentrator_id = c.id and ms.ts > now() - interval '7 days') as last_seen
+from concentrators c
+"""
+"""A published select for paging: every concentrator (``c``) with its module count and
+when one of its modules last reported (within 7 days)."""
+
+
+async def building_equipment(db: Db, building_id: int) -> Any:
+    """The building (id, name, layout) with its counts of flats, meters, modules, modules
+    silent for 24 h and modules whose last battery reading is under 3.3 V; None if there is
+    no such building."""
+    return await db.fetchrow(
+        """select b.id, b.name, b.layout,
+             (select count(*) from flats where building_id = b.id) as flats,
+             (select count(*) from meters where building_id = b.id) as meters,
+             (select count(*) from radio_modules where building_id = b.id) as modules,
+             (select count(*) from radio_modules rm where rm.building_id = b.id and not exists (
+                select 1 from module_status ms where ms.module_serial = rm.serial
+                and ms.ts > now() - interval '24 hours')) as modules_silent_24h,
+             (select count(*) from radio_modules rm where rm.building_id = b.id and (
+                select battery_mv from module_status ms where ms.module_serial = rm.serial
+                order by ts desc limit 1) < 3300) as modules_low_battery
+           from buildings b where b.id = $1""",
+        building_id,
+    )
+
+
+async def concentrator_counts(db: Db, silent_after: timedelta) -> Any:
+    """``total`` concentrators and those ``silent``: none of whose modules reported within
+    ``silent_after`` (wall clock)."""
+    return await db.fetchrow(
+        """select count(*) as total,
+                  count(*) filter (where not exists (
+                      select 1 from radio_modules m
+                      join module_status s on s.module_serial = m.serial
+                      where m.concentrator_id = c.id and s.ts > now() - $1::interval
+                  )) as silent
+           from concentrators c""",
+        silent_after,
+    )
+
+
+async def battery_counts(db: Db, lookback: timedelta, low_mv: int) -> Any:
+    """Modules ``reporting`` within ``lookback`` (wall clock), and those whose latest
+    voltage is ``low`` (under ``low_mv``)."""
+    return await db.fetchrow(
+        """select count(*) as reporting, count(*) filter (where battery_mv < $2) as low
+           from (
+               select distinct on (module_serial) battery_mv
+               from module_status
+               where ts > now() - $1::interval
+               order by module_serial, ts desc
+           ) latest""",
+        lookback,
+        low_mv,
+    )
+
+
+# --- windows of a building as arrays (balance) ---
+
+
+async def tamper_positions(
+    db: Db, serials: list[int], first: datetime, last: datetime
+) -> list[Any]:
+    """Per module (``module_serial``), the ``positions`` (hours after ``first``) of its
+    status rows stamped in [first, last] that carry the tamper flag."""
+    return await db.fetch(
+        f"""select module_serial, array_agg({_position("ts")}) positions
+           from module_status
+           where module_serial = any($1::bigint[]) and tamper and ts >= $2 and ts <= $3
+           group by module_serial""",
+        serials,
+        first,
+        last,
+    )
+
+
+async def status_positions(
+    db: Db, serials: list[int], first: datetime, last: datetime
+) -> list[Any]:
+    """Per module (``module_serial``), the ``positions`` (hours after ``first``) of its
+    status rows stamped in [first, last] and their ``battery`` (mV, float)."""
+    return await db.fetch(
+        f"""select module_serial, array_agg({_position("ts")}) positions,
+                  array_agg(battery_mv::float8) battery
+           from module_status
+           where module_serial = any($1::bigint[]) and ts >= $2 and ts <= $3
+           group by module_serial""",
+        serials,
+        first,
+        last,
+    )
+
+
+async def register_positions(
+    db: Db, serials: list[int], first: datetime, last: datetime
+) -> list[Any]:
+    """Per channel (``module_serial``, ``input``), the ``positions`` (hours after
+    ``first``) of its registers stamped in [first, last]."""
+    return await db.fetch(
+        f"""select module_serial, input, array_agg({_position("ts")}) positions
+           from pulse_readings
+           where module_serial = any($1::bigint[]) and ts >= $2 and ts <= $3
+           group by module_serial, input""",
+        serials,
+        first,
+        last,
+    )
+
+
+async def riser_delta_t_positions(
+    db: Db, building_id: int, first: datetime, last: datetime
+) -> list[Any]:
+    """Per riser of the building (``riser_id``), the hourly mean ΔT (``dts``, °C) over
+    the sensor pairs on it, at ``positions`` (hours after ``first``), rows stamped in
+    [first, last]."""
+    return await db.fetch(
+        f"""select riser_id, array_agg(position_) positions, array_agg(dt) dts
+            from (select p.riser_id, {_position("t.ts")} position_,
+                         avg(t.supply_centi_c - t.return_centi_c)::float8 / 100 dt
+                  from temperature_readings t
+                  join sensor_pairs p on p.module_serial = t.module_serial
+                  where p.building_id = $1 and p.riser_id is not null
+                    and t.ts >= $2 and t.ts <= $3
+                  group by p.riser_id, t.ts) per_hour
+            group by riser_id""",
+        building_id,
+        first,
+        last,
+    )
+
+
+async def building_temperature_positions(
+    db: Db, building_id: int, first: datetime, last: datetime
+) -> Any:
+    """The building sensor pair's hourly means stamped in [first, last]: ``positions``
+    (hours after ``first``), ``supply`` and ``return_`` (°C); None fields without rows."""
+    return await db.fetchrow(
+        f"""select array_agg({_position("t.ts")}) positions,
+                  array_agg(t.supply_centi_c::float8 / 100) supply,
+                  array_agg(t.return_centi_c::float8 / 100) return_
+           from temperature_readings t
+           join sensor_pairs p on p.module_serial = t.module_serial
+           where p.building_id = $1 and p.position = 'building' and t.ts >= $2 and t.ts <= $3""",
+        building_id,
+        first,
+        last,
+    )
+
+
+# --- registers and temperatures for allocation's kernels ---
+
+
+async def latest_registers(
+    db: Db,
+    building_ids: Sequence[int],
+    serials: Sequence[int],
+    since: Sequence[datetime],
+    lowest: datetime | None,
+) -> list[Any]:
+    """Per (building, module), the ``latest`` register stamp of each ``input`` at or after
+    the row's ``since`` (parallel lists); ``lowest`` is the least ``since``, so PostgreSQL
+    prunes older partitions."""
+    return await db.fetch(
+        """select m.building_id, p.module_serial, p.input, max(p.ts) as latest
+           from unnest($1::int[], $2::bigint[], $3::timestamptz[]) as m(building_id, serial, t0)
+           join pulse_readings p on p.module_serial = m.serial and p.ts >= m.t0
+           where p.ts >= $4
+           group by 1, 2, 3""",
+        building_ids,
+        serials,
+        since,
+        lowest,
+    )
+
+
+async def earliest_anchors(
+    db: Db,
+    building_ids: Sequence[int],
+    serials: Sequence[int],
+    inputs: Sequence[int],
+    floors: Sequence[datetime],
+    before: Sequence[datetime],
+) -> list[Any]:
+    """Per building, the oldest (``anchor``) of its channels' last registers in
+    [floor, before) (parallel lists, one row per channel), the floor for a channel without
+    one."""
+    return await db.fetch(
+        """select min(coalesce(a.anchor, m.t0)) as anchor, m.building_id
+           from unnest($1::int[], $2::bigint[], $3::smallint[], $4::timestamptz[],
+                       $5::timestamptz[]) as m(building_id, serial, input, t0, t1)
+           cross join lateral (
+               select max(p.ts) as anchor from pulse_readings p
+               where p.module_serial = m.serial and p.input = m.input
+                     and p.ts < m.t1 and p.ts >= m.t0
+           ) a
+           group by m.building_id""",
+        building_ids,
+        serials,
+        inputs,
+        floors,
+        before,
+    )
+
+
+async def hourly_register_arrays(
+    db: Db,
+    serials: Sequence[int],
+    inputs: Sequence[int],
+    starts: Sequence[datetime],
+    inner_from: Sequence[datetime],
+    inner_to: Sequence[datetime],
+    ends: Sequence[datetime],
+) -> list[Any]:
+    """Registers on whole hours of many channels' windows (parallel lists, one row per
+    channel): every register in [inner_from, inner_to], plus the nearest one on either side
+    within [start, end]. One row per channel: its 0-based index in the lists, the
+    ``array_agg`` of hour offsets from its start and of counts. ``ts`` is also bounded by
+    the union of the windows so PostgreSQL prunes the monthly partitions."""
+    return await db.fetch(
+        """select m.i - 1, array_agg((extract(epoch from r.ts - m.t0) / 3600)::bigint),
+                  array_agg(r.count)
+           from unnest($1::bigint[], $2::smallint[], $3::timestamptz[], $4::timestamptz[],
+                       $5::timestamptz[], $6::timestamptz[])
+                with ordinality as m(serial, input, t0, a, b, t1, i)
+           cross join lateral (
+               (select p.ts, p.count from pulse_readings p
+                where p.module_serial = m.serial and p.input = m.input
+                      and p.ts >= m.a and p.ts <= m.b and p.ts >= $7 and p.ts <= $8
+                      and date_trunc('hour', p.ts) = p.ts)
+               union all
+               (select p.ts, p.count from pulse_readings p
+                where p.module_serial = m.serial and p.input = m.input
+                      and p.ts >= m.t0 and p.ts < m.a and p.ts >= $7
+                      and date_trunc('hour', p.ts) = p.ts
+                order by p.ts desc limit 1)
+               union all
+               (select p.ts, p.count from pulse_readings p
+                where p.module_serial = m.serial and p.input = m.input
+                      and p.ts > m.b and p.ts <= m.t1 and p.ts <= $8
+                      and date_trunc('hour', p.ts) = p.ts
+                order by p.ts limit 1)
+           ) r
+           group by m.i""",
+        serials,
+        inputs,
+        starts,
+        inner_from,
+        inner_to,
+        ends,
+        min(starts),
+        max(ends),
+    )
+
+
+async def hourly_temperature_arrays(
+    db: Db, serials: Sequence[int], starts: Sequence[datetime], ends: Sequence[datetime]
+) -> list[Any]:
+    """Hourly means of many modules' windows (parallel lists, one row per module) stamped
+    in (start, end] on whole hours. One row per module: its 0-based index in the lists,
+    the ``array_agg`` of hour indexes in its window (0 for the hour after its start), of
+    supply and of return temperatures (0.01 °C)."""
+    return await db.fetch(
+        """select m.i - 1, array_agg((extract(epoch from t.ts - m.t0) / 3600)::bigint - 1),
+                  array_agg(t.supply_centi_c), array_agg(t.return_centi_c)
+           from unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[])
+                with ordinality as m(serial, t0, t1, i)
+           join temperature_readings t on t.module_serial = m.serial
+                and t.ts > m.t0 and t.ts <= m.t1
+           where t.ts > $4 and t.ts <= $5 and date_trunc('hour', t.ts) = t.ts
+           group by m.i""",
+        serials,
+        starts,
+        ends,
+        min(starts),
+        max(ends),
+    )
+
+
+async def flat_meter_registers(db: Db, flat_id: int, start: datetime, end: datetime) -> list[Any]:
+    """Every metered channel of the flat and of the risers of its radiators: the meter
+    (id, serial, utility, kind, unit, pulse_weight) with its registers at exactly ``start``
+    and ``end`` (``at_start``, ``at_end``; None where none is stored), by meter id."""
+    return await db.fetch(
+        """select m.id, m.serial, m.utility, m.kind, m.unit, m.pulse_weight,
+                  (select p.count from pulse_readings p where p.module_serial = c.module_serial
+                     and p.input = c.input and p.ts = $2) as at_start,
+                  (select p.count from pulse_readings p where p.module_serial = c.module_serial
+                     and p.input = c.input and p.ts = $3) as at_end
+           from meters m join channels c on c.meter_id = m.id
+           where m.flat_id = $1 or m.riser_id in (select riser_id from radiators where flat_id = $1)
+           order by m.id""",
+        flat_id,
+        start,
+        end,
+    )
+
+
+# --- the one writer for producers of readings other than the persister ---
+
+
+async def insert_readings(conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, ...]]]) -> int:
+    """Store readings idempotently (rows of each table in :data:`READING_COLUMNS` order):
+    COPY into a temporary table, then ``INSERT ... ON CONFLICT DO NOTHING`` on each table's
+    unique key, in one transaction; return the rows inserted. The simulator's fast path
+    writes through this, so its rows land with the persister's meaning."""
+    inserted = 0
+    async with conn.transaction():
+        for table, columns in READING_COLUMNS.items():
+            records = rows.get(table, [])
+            if not records:
+                continue
+            stage = f"stage_insert_{table}"
+            await conn.execute(
+                f"create temp table if not exists {stage} "
+                f"(like {table} including defaults) on commit drop"
+            )
+            await conn.copy_records_to_table(stage, records=records, columns=columns)
+            status = await conn.execute(
+                f"insert into {table} ({', '.join(columns)}) "
+                f"select {', '.join(columns)} from {stage} on conflict do nothing"
+            )
+            inserted += int(status.split()[-1])
+            await conn.execute(f"truncate {stage}")
+    return inserted

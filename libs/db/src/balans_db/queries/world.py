@@ -1,0 +1,87 @@
+"""What the world's owner (the api's provisioning part) publishes: sites, buildings,
+flats, accounts and the equipment (tables in :mod:`balans_db.tables.world`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from balans_db.queries import Db
+
+
+async def site_timezone(db: Db, building_id: int) -> str | None:
+    """The IANA time zone of the building's site (None if there is no such building)."""
+    tz = await db.fetchval(
+        "select s.timezone from buildings b join sites s on s.id = b.site_id where b.id = $1",
+        building_id,
+    )
+    return str(tz) if tz is not None else None
+
+
+# --- buildings with their equipment, many at once (allocation) ---
+
+
+async def buildings_by_id(db: Db, building_ids: list[int]) -> list[Any]:
+    """id, layout and methodology (jsonb) of the buildings among ``building_ids``."""
+    return await db.fetch(
+        "select id, layout, methodology from buildings where id = any($1::int[])", building_ids
+    )
+
+
+async def building_layouts(db: Db) -> dict[int, str]:
+    """building id -> piping layout, of every building."""
+    return {r["id"]: r["layout"] for r in await db.fetch("select id, layout from buildings")}
+
+
+async def flats_of(db: Db, building_ids: list[int]) -> list[Any]:
+    """building_id, id, area_m2 of their flats, by building then flat id."""
+    return await db.fetch(
+        """select building_id, id, area_m2 from flats where building_id = any($1::int[])
+           order by building_id, id""",
+        building_ids,
+    )
+
+
+async def metered_channels_of(db: Db, building_ids: list[int]) -> list[Any]:
+    """Every meter on a channel in these buildings: building_id, id, utility, kind, role,
+    pulse_weight, unit, pipe, flat_id, riser_id, module_serial, input; by building, meter."""
+    return await db.fetch(
+        """select m.building_id, m.id, m.utility, m.kind, m.role, m.pulse_weight, m.unit,
+                  m.pipe, m.flat_id, m.riser_id, c.module_serial, c.input
+           from meters m join channels c on c.meter_id = m.id
+           where m.building_id = any($1::int[]) order by m.building_id, m.id""",
+        building_ids,
+    )
+
+
+async def sensor_pairs_of(db: Db, building_ids: list[int]) -> list[Any]:
+    """building_id, module_serial, position, flat_id, riser_id, radiator_id of their
+    sensor pairs, by building then module."""
+    return await db.fetch(
+        """select building_id, module_serial, position, flat_id, riser_id, radiator_id
+           from sensor_pairs where building_id = any($1::int[])
+           order by building_id, module_serial""",
+        building_ids,
+    )
+
+
+async def riser_radiators_of(db: Db, building_ids: list[int]) -> list[Any]:
+    """building_id, flat_id, riser_id, sections of their radiators on a riser, by building
+    then radiator id."""
+    return await db.fetch(
+        """select f.building_id, r.flat_id, r.riser_id, r.sections from radiators r
+           join flats f on f.id = r.flat_id
+           where f.building_id = any($1::int[]) and r.riser_id is not null
+           order by f.building_id, r.id""",
+        building_ids,
+    )
+
+
+async def flat_in_building(db: Db, flat_id: int) -> Any:
+    """The flat (id, number, area_m2, building_id) with its building's layout,
+    methodology and total flat area (b_area); None if there is no such flat."""
+    return await db.fetchrow(
+        """select f.id, f.number, f.area_m2, f.building_id, b.layout, b.methodology,
+                  (select sum(area_m2) from flats where building_id = f.building_id) as b_area
+           from flats f join buildings b on b.id = f.building_id where f.id = $1""",
+        flat_id,
+    )
