@@ -23,6 +23,9 @@ from balans_sim.runner import flush_all, run_concentrators
 from balans_sim.world import concentrator_keys, write_city
 
 START = datetime(2026, 1, 26, tzinfo=UTC)
+# START stays fixed (the simulated weather is that of its season), so ingest and the
+# persister are told to accept readings that old however long ago it becomes.
+WINDOW = {"readings_horizon_days": (datetime.now(UTC) - START).days + 30}
 READINGS = """select (select count(*) from pulse_readings) + (select count(*) from
     temperature_readings) + (select count(*) from module_status)"""
 
@@ -65,8 +68,8 @@ async def test_scheduled_outages_buffer_and_every_reading_lands_once(
     generated = 0
     held: list[int] = []
     async with (
-        running_ingest(own_nats, database_url) as pipe,
-        running_persister(own_nats, database_url),
+        running_ingest(own_nats, database_url, **WINDOW) as pipe,
+        running_persister(own_nats, database_url, **WINDOW),
     ):
         c = SimConcentrator(
             building, keys[building.spec.concentrator_serial], "127.0.0.1", pipe.port
@@ -125,7 +128,7 @@ async def test_closing_a_valve_stops_only_that_meter(database_url: str, own_nats
         if m.utility == "gas" and m.flat == valve.flat and m.module == valve.module
     )
     col, gas_col = building.plan.meters.index(valve), building.plan.meters.index(gas)
-    async with running_ingest(own_nats, database_url) as pipe:
+    async with running_ingest(own_nats, database_url, **WINDOW) as pipe:
         c = SimConcentrator(
             building, keys[building.spec.concentrator_serial], "127.0.0.1", pipe.port
         )

@@ -256,7 +256,8 @@ async def _announced(database_url: str, building_id: int, nats_url: str) -> Read
     headers = UploadHeaders(
         concentrator=1_000_007, building_id=building_id, boot=1, seq=1, received_unix=early
     )
-    async with running_persister(nats_url, database_url):
+    old_enough = (datetime.now(UTC) - datetime.fromtimestamp(early, UTC)).days + 30
+    async with running_persister(nats_url, database_url, readings_horizon_days=old_enough):
         events: asyncio.Queue[ReadingsStored] = asyncio.Queue()
 
         async def on_event(msg: object) -> None:

@@ -35,6 +35,7 @@ from balans_db import migrate
 from balans_db.secrets import KeyVault
 from balans_devstack.processes import free_port
 from balans_devstack.stack import DevStack
+from balans_ingest.testing import recent_day
 from balans_protocol.client import ConcentratorClient
 from balans_protocol.records import PulseRecord
 
@@ -42,7 +43,7 @@ CONCENTRATORS = int(os.environ.get("BENCH_CONCENTRATORS", "200"))
 METERS = int(os.environ.get("BENCH_METERS_PER_CONCENTRATOR", "500"))
 HOURS = 24
 INPUTS = 4
-DAY0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+DAY0 = recent_day()  # readings must be dated inside the window ingest accepts
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 SERIAL0 = 2_000_000
 
@@ -67,12 +68,19 @@ async def seed(database_url: str, vault: KeyVault) -> dict[int, bytes]:
                 site,
                 f"bench-{serial}",
             )
-            await conn.execute(
+            concentrator = await conn.fetchval(
                 """insert into concentrators (serial, building_id, key_ciphertext)
-                   values ($1, $2, $3)""",
+                   values ($1, $2, $3) returning id""",
                 serial,
                 building,
                 vault.seal(key, context=str(serial).encode()),
+            )
+            await conn.execute(  # ingest refuses readings of modules not registered here
+                """insert into radio_modules (serial, concentrator_id, subnet, building_id, floor)
+                   select s, $2, 0, $3, 1 from unnest($1::bigint[]) as s""",
+                sorted({module_of(serial - SERIAL0, m) for m in range(METERS)}),
+                concentrator,
+                building,
             )
     finally:
         await conn.close()

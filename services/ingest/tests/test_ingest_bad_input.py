@@ -13,6 +13,7 @@ from balans_devstack.nats_server import EmbeddedNats
 from balans_ingest.testing import (
     Pipeline,
     RawConcentrator,
+    recent_day,
     running_ingest,
     running_persister,
     wait_for_rows,
@@ -23,7 +24,7 @@ from balans_protocol.frames import Ack, Frame, Hello, Nack, Ping, Upload, encode
 from balans_protocol.records import PulseRecord
 
 HOUR = 3600
-T0 = 1_767_225_600
+T0 = recent_day()
 BAD_INPUT = 5  # the input every hostile upload uses: nothing may ever be stored on it
 
 
@@ -93,7 +94,7 @@ async def _replayed_from_another_session(ingest: Pipeline, site: Any) -> NackRea
 async def _truncated(ingest: Pipeline, site: Any) -> str:
     raw = RawConcentrator(site.serial, ingest.port, site.key)
     await raw.handshake()
-    frame = encode_frame(Frame(site.serial, 2, _hostile_upload(site.modules[2])), raw.session_key)
+    frame = encode_frame(Frame(site.serial, 3, _hostile_upload(site.modules[2])), raw.session_key)
     raw.writer.write(frame[: len(frame) // 2])
     await raw.writer.drain()
     await raw.close()
@@ -175,15 +176,15 @@ async def test_bad_body_with_good_tag_is_nacked_and_session_survives(
     async with running_ingest(own_nats.url, site.database_url) as ingest:
         raw = RawConcentrator(site.serial, ingest.port, site.key)
         await raw.handshake(boot=21)
-        raw.send(Upload(b"\x01\x00\x02\x00"), seq=2)  # a PULSE section cut short
+        raw.send(Upload(b"\x01\x00\x02\x00"), seq=3)  # a PULSE section cut short
         refused = (await raw.read()).body
-        raw.send(Ping(), seq=3)
+        raw.send(Ping(), seq=4)
         pong = (await raw.read()).body
-        raw.send(Upload.of([PulseRecord(site.modules[1], 0, T0, 1)]), seq=4)
+        raw.send(Upload.of([PulseRecord(site.modules[1], 0, T0, 1)]), seq=5)
         acked = (await raw.read()).body
         await raw.close()
     assert (refused, pong, acked) == (
-        Nack(2, NackReason.BAD_FORMAT),
+        Nack(3, NackReason.BAD_FORMAT),
         Ping(reply=True),
-        Ack(4),
+        Ack(5),
     )

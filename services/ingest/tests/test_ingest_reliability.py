@@ -15,7 +15,7 @@ import pytest
 
 from balans_devstack.nats_server import EmbeddedNats
 from balans_devstack.processes import free_port
-from balans_ingest.testing import running_ingest, running_persister, wait_for_rows
+from balans_ingest.testing import recent_day, running_ingest, running_persister, wait_for_rows
 from balans_protocol.client import ConcentratorClient
 from balans_protocol.records import PulseRecord
 
@@ -84,7 +84,7 @@ async def test_persister_sigkilled_mid_stream(
 ) -> None:
     """SIGKILL the persister while it writes; after a restart every reading is stored
     exactly once."""
-    t0 = 1_767_225_600
+    t0 = recent_day()
     sites = (site, neighbour)
     proc = _start_persister(own_nats.url, site.database_url)
     try:
@@ -139,7 +139,7 @@ async def test_nats_restarted_while_uploading(
 ) -> None:
     """Restart NATS (same port, same store) mid-upload; the clients resend what was not
     ACKed and the tables end up with every reading exactly once."""
-    t0 = 1_767_225_600 + 100 * HOUR
+    t0 = recent_day() + 100 * HOUR
     sites = (site, neighbour)
     total = BATCHES * INPUTS * sum(len(s.modules) for s in sites)
     async with (

@@ -11,7 +11,13 @@ import asyncpg
 from prometheus_client import REGISTRY
 
 from balans_devstack.nats_server import EmbeddedNats
-from balans_ingest.testing import RawConcentrator, running_ingest, running_persister, wait_for_rows
+from balans_ingest.testing import (
+    RawConcentrator,
+    recent_day,
+    running_ingest,
+    running_persister,
+    wait_for_rows,
+)
 from balans_protocol import subjects
 from balans_protocol.frames import Ack, Upload
 from balans_protocol.messages import ReadingsStored
@@ -23,7 +29,7 @@ from balans_protocol.records import (
 )
 
 HOUR = 3600
-T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+T0 = recent_day()
 
 
 def _at(ts: int) -> datetime:
@@ -99,23 +105,23 @@ async def test_resent_frame_is_stored_once(own_nats: EmbeddedNats, site: Any) ->
         running_persister(own_nats.url, site.database_url),
     ):
         raw = RawConcentrator(site.serial, ingest.port, site.key)
-        await raw.handshake(boot=5)
-        raw.send(batch, seq=2)
-        raw.send(batch, seq=2)
+        await raw.handshake(boot=5)  # seq 1 and 2
+        raw.send(batch, seq=3)
+        raw.send(batch, seq=3)
         acks = [(await raw.read()).body for _ in range(2)]
         await raw.close()
         again = RawConcentrator(site.serial, ingest.port, site.key)
-        await again.handshake(boot=5)
-        again.send(batch, seq=2)
+        await again.handshake(boot=5, seq=4)  # the same boot goes on counting
+        again.send(batch, seq=3)
         acks.append((await again.read()).body)
         await again.close()
         rebooted = RawConcentrator(site.serial, ingest.port, site.key)
         await rebooted.handshake(boot=6)
-        rebooted.send(later, seq=2)
+        rebooted.send(later, seq=3)
         acks.append((await rebooted.read()).body)
         await rebooted.close()
         assert await wait_for_rows(site.database_url, count_sql, 2) == 2
-    assert acks == [Ack(2)] * 4
+    assert acks == [Ack(3)] * 4
     assert await wait_for_rows(site.database_url, count_sql, 3, timeout_s=0.5) == 2
     duplicates = REGISTRY.get_sample_value("balans_ingest_duplicate_uploads_total") or 0
     assert duplicates - duplicates_before == 2

@@ -22,7 +22,7 @@ class KeyStore:
     (so a rotated key takes effect within that time)."""
 
     def __init__(self, pool: asyncpg.Pool, vault: KeyVault, cache_s: float = 300.0) -> None:
-        self._pool = pool
+        self.pool = pool  # also read by the upload gate (registered modules)
         self._vault = vault
         self._cache_s = cache_s
         self._cache: dict[int, tuple[float, ConcentratorKey]] = {}
@@ -33,7 +33,7 @@ class KeyStore:
         hit = self._cache.get(serial)
         if hit is not None and now - hit[0] < self._cache_s:
             return hit[1]
-        row = await self._pool.fetchrow(
+        row = await self.pool.fetchrow(
             "select building_id, key_ciphertext from concentrators where serial = $1", serial
         )
         if row is None:

@@ -9,6 +9,16 @@ CONNECTIONS_TOTAL = Counter("balans_ingest_connections_total", "Concentrator con
 SESSIONS_TOTAL = Counter(
     "balans_ingest_sessions_total", "Connections that completed the HELLO handshake."
 )
+HELLO_REPLAYS = Counter(
+    "balans_ingest_hello_replays_total",
+    "HELLOs refused because their nonce opened an earlier session (a recorded HELLO replayed).",
+)
+HELLO_PROOF_FAILURES = Counter(
+    "balans_ingest_hello_proof_failures_total",
+    "HELLOs whose sender did not prove the key after the server's challenge, by reason "
+    "(bad_tag, not_authenticated, bad_format, no_proof); nothing of the live session changed.",
+    ["reason"],
+)
 FRAMES = Counter("balans_ingest_frames_total", "Frames received, by frame type.", ["type"])
 RECORDS = Counter(
     "balans_ingest_records_total", "Records in accepted UPLOADs, by record type.", ["type"]
@@ -28,6 +38,12 @@ PUBLISH_SECONDS = Histogram(
     "Time from publishing an UPLOAD to JetStream's ack.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+REFUSED = Counter(
+    "balans_ingest_refused_uploads_total",
+    "UPLOADs NACKed as implausible (nothing stored), by check: future, too_old, "
+    "unregistered_module.",
+    ["check"],
+)
 COMMANDS = Counter("balans_ingest_commands_total", "Downlink commands, by outcome.", ["status"])
 
 PERSISTER_MESSAGES = Counter(
@@ -42,6 +58,11 @@ PERSISTER_FALLBACKS = Counter(
 )
 PERSISTER_ERRORS = Counter(
     "balans_persister_errors_total", "Persister failures, by kind.", ["kind"]
+)
+PERSISTER_REFUSED = Counter(
+    "balans_persister_refused_messages_total",
+    "UPLOAD messages terminated unstored as implausible, by check (as ingest's).",
+    ["check"],
 )
 PERSISTER_RAW_TELEGRAMS = Counter(
     "balans_persister_raw_telegrams_total", "RAW_TELEGRAM records seen, by outcome.", ["outcome"]

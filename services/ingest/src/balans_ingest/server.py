@@ -20,6 +20,8 @@ from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 
 from balans_ingest.downlink import CommandChannel
+from balans_ingest.handshake import accept_hello
+from balans_ingest.hellos import RecentHellos
 from balans_ingest.keys import ConcentratorKey, KeyStore
 from balans_ingest.metrics import (
     BYTES,
@@ -35,7 +37,7 @@ from balans_ingest.metrics import (
 from balans_ingest.plausibility import UploadGate
 from balans_ingest.settings import IngestSettings
 from balans_protocol import subjects
-from balans_protocol.auth import UNAUTHENTICATED_KEY, new_nonce, session_key
+from balans_protocol.auth import UNAUTHENTICATED_KEY
 from balans_protocol.errors import NackReason, ProtocolError
 from balans_protocol.frames import (
     LENGTH,
@@ -44,8 +46,6 @@ from balans_protocol.frames import (
     Command,
     CommandResult,
     Frame,
-    FrameType,
-    Hello,
     Nack,
     Ping,
     Upload,
@@ -74,6 +74,7 @@ class IngestServer:
         self.nc = nc
         self.js = js
         self.keys = keys
+        self.hellos = RecentHellos()  # to tell a replayed HELLO at once
         self.gate = UploadGate(settings, settings.ingest_module_cache_s)
         self.sessions: dict[int, Session] = {}  # concentrator serial -> its live session
         self._server: asyncio.Server | None = None
@@ -115,7 +116,8 @@ class IngestServer:
             self._connections.discard(task)
 
     def replace_session(self, session: Session) -> None:
-        """A concentrator reconnected: its older connection (if any) is dead, close it."""
+        """A concentrator reconnected and proved its key: its older connection (if any) is
+        dead, close it."""
         old = self.sessions.get(session.serial)
         self.sessions[session.serial] = session
         if old is not None and old is not session:
@@ -140,6 +142,7 @@ class Session:
         self.peer = writer.get_extra_info("peername")
         self._concentrator: ConcentratorKey | None = None
         self._boot = 0
+        self._proof_seq = 0
         self._key = UNAUTHENTICATED_KEY
         self._seq = 0
         self._inflight: set[asyncio.Task[None]] = set()
@@ -182,10 +185,13 @@ class Session:
         self.writer.transport.abort()
 
     def send(self, body: Body) -> int:
-        """Write one frame to the concentrator; return its sequence number."""
+        """Write one frame to the concentrator; return its sequence number. Until the peer
+        has proved its key, frames carry concentrator 0 and the unauthenticated key."""
+        return self._write(body, self.serial if self._concentrator else 0, self._key)
+
+    def _write(self, body: Body, serial: int, key: bytes) -> int:
         self._seq += 1
-        serial = self.serial if self._concentrator else 0
-        self.writer.write(encode_frame(Frame(serial, self._seq, body), self._key))
+        self.writer.write(encode_frame(Frame(serial, self._seq, body), key))
         return self._seq
 
     async def _read(self, timeout_s: float) -> bytes:
@@ -195,29 +201,25 @@ class Session:
         return raw
 
     async def _handshake(self) -> None:
-        raw = await self._read(self.settings.ingest_handshake_timeout_s)
-        header = peek_header(raw)
-        FRAMES.labels(header.type.name).inc()
-        if header.type is not FrameType.HELLO:
-            raise ProtocolError(NackReason.NOT_AUTHENTICATED, f"{header.type.name} before HELLO")
-        concentrator = await self.server.keys.get(header.concentrator)
-        if concentrator is None:
-            raise ProtocolError(NackReason.UNKNOWN_CONCENTRATOR, str(header.concentrator))
-        self.serial = header.concentrator
-        hello = decode_frame(raw, concentrator.device_key).body
-        if not isinstance(hello, Hello):  # peek_header said HELLO; decode cannot disagree
-            raise ProtocolError(NackReason.BAD_FORMAT, "HELLO body")
-        self._concentrator = concentrator
-        self._boot = hello.boot
-        self._key = concentrator.device_key
-        server_nonce = new_nonce()
-        self.send(Hello(hello.boot, server_nonce, echo=hello.nonce))
-        self._key = session_key(concentrator.device_key, hello.nonce, server_nonce)
+        """The HELLO exchange (handshake.py); nothing outside this connection changes
+        before the peer has proved its key."""
+        proven = await accept_hello(
+            self._read_handshake, self._write, self.server.keys, self.server.hellos
+        )
+        self.serial = proven.concentrator.serial
+        self._concentrator = proven.concentrator
+        self._boot = proven.boot
+        self._key = proven.session_key
+        self._proof_seq = proven.proof_seq
         self.server.replace_session(self)
         self._commands = CommandChannel(self.server.nc, self.serial, self._send_command)
         await self._commands.open()
+        self.send(Ack(self._proof_seq))  # the session is live: uploads and commands flow
         SESSIONS_TOTAL.inc()
         log.info("concentrator connected", serial=self.serial, boot=self._boot, peer=self.peer)
+
+    async def _read_handshake(self) -> bytes:
+        return await self._read(self.settings.ingest_handshake_timeout_s)
 
     async def _serve_one(self) -> None:
         raw = await self._read(self.settings.ingest_idle_timeout_s)

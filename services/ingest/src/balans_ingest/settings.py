@@ -16,7 +16,7 @@ class IngestSettings(DatabaseSettings):
         300.0, gt=0, description="Close a connection silent for this long (PING keeps it)."
     )
     ingest_handshake_timeout_s: float = Field(
-        10.0, gt=0, description="Time a new connection has to send its HELLO."
+        10.0, gt=0, description="Time for each handshake frame (the HELLO, then the proof)."
     )
     ingest_max_inflight: int = Field(
         8,
@@ -28,6 +28,12 @@ class IngestSettings(DatabaseSettings):
     )
     ingest_key_cache_s: float = Field(
         300.0, ge=0, description="How long a concentrator key read from the database is reused."
+    )
+    ingest_module_cache_s: float = Field(
+        300.0,
+        ge=0,
+        description="How long a building's registered modules are reused (an unknown module "
+        "reloads them at once).",
     )
 
 
@@ -46,4 +52,10 @@ class PersisterSettings(DatabaseSettings):
     )
     persister_ack_wait_s: float = Field(
         60.0, gt=0, description="JetStream redelivers a batch not acked within this time."
+    )
+    persister_module_cache_s: float = Field(
+        60.0,
+        ge=0,
+        description="How long a building's registered modules are reused (an unknown module "
+        "reloads them at once).",
     )

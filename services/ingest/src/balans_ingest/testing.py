@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from balans_ingest.server import IngestServer
 from balans_ingest.settings import IngestSettings, PersisterSettings
 from balans_protocol.auth import new_nonce, session_key
 from balans_protocol.client import ConcentratorClient
-from balans_protocol.frames import Body, Frame, Hello, decode_frame, encode_frame
+from balans_protocol.frames import Ack, Body, Frame, Hello, decode_frame, encode_frame
 from balans_protocol.framing import read_frame
 from balans_protocol.streams import ensure_streams
 
@@ -95,6 +96,12 @@ async def running_persister(
         await nc.close()
 
 
+def recent_day(days_ago: int = 30) -> int:
+    """A UTC midnight ``days_ago`` days back (Unix s): test readings must be dated inside the
+    window ingest accepts (not in the future, not before ``readings_horizon_days``)."""
+    return (int(time.time()) // 86_400 - days_ago) * 86_400
+
+
 async def wait_for_rows(database_url: str, sql: str, expected: int, timeout_s: float = 20) -> int:
     """Poll ``sql`` (a count) until it reaches ``expected`` or the time is up."""
     conn = await asyncpg.connect(database_url)
@@ -117,23 +124,30 @@ class RawConcentrator:
         self.port = port
         self.key = key
         self.session_key = key
+        self.sent: list[bytes] = []  # every frame sent, in order
         self.reader: asyncio.StreamReader
         self.writer: asyncio.StreamWriter
 
     async def connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
 
-    async def handshake(self, boot: int = 1) -> None:
-        """HELLO exchange; afterwards frames are tagged with the session key."""
+    async def handshake(self, boot: int = 1, seq: int = 1) -> None:
+        """HELLO (``seq``), the server's challenge, the proof (``seq + 1``) and its ACK;
+        afterwards frames are tagged with the session key. ``sent`` keeps the bytes."""
         await self.connect()
         nonce = new_nonce()
-        self.send(Hello(boot, nonce), seq=1, key=self.key)
-        reply = decode_frame(await self.read_raw(), self.key)
-        assert isinstance(reply.body, Hello)
-        self.session_key = session_key(self.key, nonce, reply.body.nonce)
+        self.send(Hello(boot, nonce), seq=seq, key=self.key)
+        challenge = decode_frame(await self.read_raw(), self.key)
+        assert isinstance(challenge.body, Hello)
+        self.session_key = session_key(self.key, nonce, challenge.body.nonce)
+        self.send(Hello(boot, nonce, echo=challenge.body.nonce), seq=seq + 1)
+        confirmed = await self.read()
+        assert confirmed.body == Ack(seq + 1), confirmed
 
     def send(self, body: Body, seq: int, key: bytes | None = None) -> None:
-        self.writer.write(encode_frame(Frame(self.serial, seq, body), key or self.session_key))
+        frame = encode_frame(Frame(self.serial, seq, body), key or self.session_key)
+        self.sent.append(frame)
+        self.writer.write(frame)
 
     async def read_raw(self) -> bytes:
         async with asyncio.timeout(10):

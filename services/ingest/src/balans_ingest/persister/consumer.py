@@ -16,12 +16,19 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from pydantic import ValidationError
 
-from balans_ingest.metrics import PERSISTER_BATCH_SECONDS, PERSISTER_ERRORS, PERSISTER_MESSAGES
+from balans_ingest.metrics import (
+    PERSISTER_BATCH_SECONDS,
+    PERSISTER_ERRORS,
+    PERSISTER_MESSAGES,
+    PERSISTER_REFUSED,
+)
 from balans_ingest.persister.batch import Batch
 from balans_ingest.persister.storage import prepare_connection, write_batch
+from balans_ingest.plausibility import RefusedError, UploadGate
 from balans_ingest.settings import PersisterSettings
 from balans_protocol import subjects
 from balans_protocol.errors import ProtocolError
+from balans_protocol.records import split_sections
 from balans_protocol.uploads import UploadHeaders
 
 log = structlog.get_logger("persister")
@@ -37,6 +44,7 @@ class Persister:
         self.settings = settings
         self.nc = nc
         self.js = js
+        self.gate = UploadGate(settings, settings.persister_module_cache_s)
 
     def consumer_config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -102,9 +110,27 @@ class Persister:
     async def _process(self, conn: asyncpg.Connection, msgs: list[Msg]) -> None:
         batch = Batch()
         accepted: list[Msg] = []
-        for msg in msgs:
+        for i, msg in enumerate(msgs):
             try:
-                batch.add(UploadHeaders.from_headers(msg.headers), msg.data)
+                headers = UploadHeaders.from_headers(msg.headers)
+                await self.gate.check(conn, headers.building_id, split_sections(msg.data))
+                batch.add(headers, msg.data)
+            except RefusedError as exc:  # ingest checks too: an old message, or a foreign one
+                PERSISTER_REFUSED.labels(exc.check).inc()
+                log.error(
+                    "dropping implausible upload",
+                    concentrator=headers.concentrator,
+                    module=exc.module,
+                    check=exc.check,
+                    error=exc.detail,
+                )
+                await msg.term()
+                continue
+            except DATABASE_ERRORS as exc:
+                PERSISTER_ERRORS.labels("database").inc()
+                log.error("registered modules not read; will be redelivered", error=repr(exc))
+                await self._retry_later(accepted + msgs[i:])
+                return
             except (ValidationError, ProtocolError) as exc:
                 # ingest validated it, so this is a bug or a foreign publisher: never retry
                 PERSISTER_ERRORS.labels("bad_message").inc()
