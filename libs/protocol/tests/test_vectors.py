@@ -56,21 +56,24 @@ def all_vectors() -> list[tuple[str, bytes, Frame]]:
     return [
         ("hello-concentrator", DEVICE_KEY, Frame(SERIAL, 1, Hello(7, CLIENT_NONCE))),
         ("hello-server", DEVICE_KEY, Frame(SERIAL, 1, Hello(7, SERVER_NONCE, CLIENT_NONCE))),
-        ("upload", SESSION_KEY, Frame(SERIAL, 2, upload)),
-        ("ack", SESSION_KEY, Frame(SERIAL, 2, Ack(2))),
-        ("nack-bad-format", SESSION_KEY, Frame(SERIAL, 3, Nack(3, NackReason.BAD_FORMAT))),
+        ("hello-proof", SESSION_KEY, Frame(SERIAL, 2, Hello(7, CLIENT_NONCE, SERVER_NONCE))),
+        ("ack-proof", SESSION_KEY, Frame(SERIAL, 2, Ack(2))),
+        ("upload", SESSION_KEY, Frame(SERIAL, 3, upload)),
+        ("ack", SESSION_KEY, Frame(SERIAL, 3, Ack(3))),
+        ("nack-bad-format", SESSION_KEY, Frame(SERIAL, 4, Nack(4, NackReason.BAD_FORMAT))),
         (
             "nack-unknown-concentrator",
             UNAUTHENTICATED_KEY,
             Frame(0, 1, Nack(0, NackReason.UNKNOWN_CONCENTRATOR)),
         ),
-        ("command", SESSION_KEY, Frame(SERIAL, 4, Command(100001, CommandAction.VALVE_CLOSE, 1))),
+        ("nack-replayed", UNAUTHENTICATED_KEY, Frame(0, 1, Nack(0, NackReason.REPLAYED))),
+        ("command", SESSION_KEY, Frame(SERIAL, 5, Command(100001, CommandAction.VALVE_CLOSE, 1))),
         (
             "command-result",
             SESSION_KEY,
-            Frame(SERIAL, 3, CommandResult(4, CommandStatus.DONE, "closed")),
+            Frame(SERIAL, 5, CommandResult(5, CommandStatus.DONE, "closed")),
         ),
-        ("ping", SESSION_KEY, Frame(SERIAL, 4, Ping())),
+        ("ping", SESSION_KEY, Frame(SERIAL, 6, Ping())),
     ]
 
 

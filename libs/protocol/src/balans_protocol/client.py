@@ -251,6 +251,7 @@ class ConcentratorClient:
                 await writer.drain()
 
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        """HELLO, the server's challenge, our proof (docs/protocol.md, "Handshake")."""
         nonce = new_nonce()
         hello = Frame(self.serial, self._next_seq(), Hello(self.boot, nonce))
         writer.write(encode_frame(hello, self._key))
@@ -259,10 +260,20 @@ class ConcentratorClient:
         nack = _try_nack(raw)
         if nack is not None:
             raise HandshakeRefusedError(nack.reason)
-        reply = decode_frame(raw, self._key)
-        if not isinstance(reply.body, Hello) or reply.body.echo != nonce:
+        challenge = decode_frame(raw, self._key)
+        if not isinstance(challenge.body, Hello) or challenge.body.echo != nonce:
             raise ProtocolError(NackReason.BAD_FORMAT, "reply is not the HELLO answering ours")
-        return session_key(self._key, nonce, reply.body.nonce)
+        key = session_key(self._key, nonce, challenge.body.nonce)
+        proof = Frame(self.serial, self._next_seq(), Hello(self.boot, nonce, challenge.body.nonce))
+        writer.write(encode_frame(proof, key))
+        async with asyncio.timeout(10):
+            raw = await read_frame(reader)
+        nack = _try_nack(raw)
+        if nack is not None:
+            raise HandshakeRefusedError(nack.reason)
+        if decode_frame(raw, key).body != Ack(proof.seq):
+            raise ProtocolError(NackReason.BAD_FORMAT, "the server did not confirm our proof")
+        return key
 
     def _send(self, body: Body, seq: int | None = None) -> None:
         if self._writer is None or self._session_key is None:

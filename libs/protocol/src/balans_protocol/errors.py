@@ -16,6 +16,7 @@ class NackReason(IntEnum):
     UNSUPPORTED_VERSION = 6  # the version byte is not one the server speaks
     UNAVAILABLE = 7  # the server could not store the batch now; resend it later
     WRONG_CONCENTRATOR = 8  # the frame names another concentrator than the session's
+    REPLAYED = 9  # the HELLO's nonce was used before: a recorded HELLO played again
     IMPLAUSIBLE_TIME = 9  # a record's time is in the future or older than the server keeps
     UNREGISTERED_MODULE = 10  # a record's module is not registered to the building
 

@@ -23,7 +23,7 @@ from balans_protocol.auth import NONCE_BYTES, TAG_BYTES, tag, tag_matches
 from balans_protocol.errors import NackReason, ProtocolError
 from balans_protocol.records import Record, decode_records, encode_records, split_sections
 
-VERSION = 1
+VERSION = 2  # 2: the HELLO exchange ends with the concentrator's proof (docs/protocol.md)
 HEADER = struct.Struct(">IBBHQI")
 LENGTH = struct.Struct(">I")
 MIN_FRAME_BYTES = HEADER.size + TAG_BYTES
@@ -58,13 +58,15 @@ class CommandStatus(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """Handshake. The concentrator sends its boot counter and a nonce (``echo`` all zero);
-    the server answers with the same boot counter, its own nonce and the client's nonce in
-    ``echo``. Both HELLOs are tagged with the device key."""
+    """Handshake, three HELLOs. The concentrator sends its boot counter and a nonce
+    (``echo`` all zero); the server challenges with the same boot counter, its own nonce
+    and the client's nonce in ``echo`` (both tagged with the device key); the concentrator
+    proves it holds the key now by repeating its HELLO with the server's nonce in ``echo``,
+    tagged with the session key both derived."""
 
     boot: int  # u32, incremented (and persisted) by the concentrator at every start
-    nonce: bytes  # 16 random bytes
-    echo: bytes = bytes(NONCE_BYTES)  # the peer's nonce (server reply) or zeros (client)
+    nonce: bytes  # 16 random bytes: the sender's own (the proof repeats the client's)
+    echo: bytes = bytes(NONCE_BYTES)  # the peer's nonce (challenge, proof) or zeros (client)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,9 +42,12 @@ class CommandChannel:
         self._subscription: Subscription | None = None
 
     async def open(self) -> None:
+        """Subscribe, and wait until the NATS server has the subscription: once the session
+        is confirmed to the concentrator, a command must find it."""
         self._subscription = await self._nc.subscribe(
             subjects.command(self._serial), cb=self._on_request
         )
+        await self._nc.flush()
 
     async def close(self) -> None:
         if self._subscription is not None:
