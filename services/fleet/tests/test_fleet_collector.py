@@ -12,11 +12,11 @@ import pytest
 from nats.js.api import ConsumerConfig, StreamConfig
 from prometheus_client import REGISTRY
 
-from balans_core.fleet.collector import FleetCollector
-from balans_core.fleet.settings import FleetSettings
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
 from balans_db.topology import SiteSpec, regular_building
+from balans_fleet.collector import FleetCollector
+from balans_fleet.settings import FleetSettings
 
 SITE = SiteSpec(code="ops-site", name="Ops", address="str. Ops 1", latitude=47.0, longitude=28.8)
 

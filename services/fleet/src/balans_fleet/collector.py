@@ -9,9 +9,9 @@ from datetime import timedelta
 import structlog
 from nats.js.client import JetStreamContext
 
-from balans_core.fleet import metrics, queries
-from balans_core.fleet.jetstream import refresh_streams
-from balans_core.fleet.settings import FleetSettings
+from balans_fleet import metrics, queries
+from balans_fleet.jetstream import refresh_streams
+from balans_fleet.settings import FleetSettings
 
 log = structlog.get_logger("fleet")
 

@@ -1,4 +1,4 @@
-"""Entry point: ``python -m balans_core.fleet`` (``fleet`` under ``balans run``)."""
+"""Entry point: ``python -m balans_fleet`` (``fleet`` under ``balans run``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import contextlib
 
 import asyncpg
 
-from balans_core.fleet.collector import FleetCollector
-from balans_core.fleet.settings import FleetSettings
 from balans_core.nats import connect_nats
 from balans_core.service import ServiceContext, run_service
+from balans_fleet.collector import FleetCollector
+from balans_fleet.settings import FleetSettings
 
 
 async def serve(ctx: ServiceContext) -> None:

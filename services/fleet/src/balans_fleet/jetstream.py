@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from nats.js.api import ConsumerInfo
 from nats.js.client import JetStreamContext
 
-from balans_core.fleet import metrics
+from balans_fleet import metrics
 
 
 async def oldest_unacked_age_s(js: JetStreamContext, stream: str, info: ConsumerInfo) -> float:
