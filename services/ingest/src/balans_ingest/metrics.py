@@ -46,9 +46,8 @@ REFUSED = Counter(
 )
 COMMANDS = Counter("balans_ingest_commands_total", "Downlink commands, by outcome.", ["status"])
 
-PERSISTER_MESSAGES = Counter(
-    "balans_persister_messages_total", "UPLOAD messages committed and acked."
-)
+# UPLOAD messages consumed: balans_persister_messages_total{consumer, outcome}, counted by
+# balans_core.consumer
 PERSISTER_ROWS = Counter(
     "balans_persister_rows_total", "Reading rows written, by table.", ["table"]
 )

@@ -1,44 +1,69 @@
-"""The persister loop: fetch UPLOAD messages, write them in one transaction, announce
-what was stored, then ack. Nothing is acked before its commit, so a crash at any point
-only causes a redelivery, and redelivered rows are dropped by the primary keys."""
+"""The persister: UPLOAD messages in, readings written in one transaction per batch,
+``ReadingsStored`` announced, then acked.
+
+Fetching, acking and counting are :mod:`balans_core.consumer`'s. Nothing is acked before
+its commit, so a crash at any point only causes a redelivery, and redelivered rows are
+dropped by the primary keys. ``ReadingsStored`` needs no outbox: it is published before
+the ack and derived from the batch itself, so a redelivered batch announces again even
+though it writes nothing new.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import Error as NatsError
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
-from pydantic import ValidationError
 
-from balans_ingest.metrics import (
-    PERSISTER_BATCH_SECONDS,
-    PERSISTER_ERRORS,
-    PERSISTER_MESSAGES,
-    PERSISTER_REFUSED,
+from balans_core.consumer import (
+    TRANSIENT_ERRORS,
+    ConsumerSpec,
+    Failures,
+    JetStreamConsumer,
+    PermanentError,
 )
+from balans_ingest.metrics import PERSISTER_BATCH_SECONDS, PERSISTER_ERRORS, PERSISTER_REFUSED
 from balans_ingest.persister.batch import Batch
 from balans_ingest.persister.storage import prepare_connection, write_batch
 from balans_ingest.plausibility import RefusedError, UploadGate
 from balans_ingest.settings import PersisterSettings
 from balans_protocol import subjects
 from balans_protocol.errors import ProtocolError
-from balans_protocol.records import split_sections
+from balans_protocol.records import Section, split_sections
 from balans_protocol.uploads import UploadHeaders
 
 log = structlog.get_logger("persister")
 
-RETRY_DELAY_S = 1.0
-DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+@dataclass(frozen=True)
+class Upload:
+    """One UPLOAD message: its headers, its body and the body's record sections."""
+
+    headers: UploadHeaders
+    body: bytes
+    sections: list[Section]
+
+
+def decode_upload(msg: Msg) -> Upload:
+    """Headers and sections of an UPLOAD; ``ValueError`` when either is malformed (ingest
+    validated it, so this is a bug or a foreign publisher: never retried)."""
+    headers = UploadHeaders.from_headers(msg.headers)  # pydantic.ValidationError
+    try:
+        sections = split_sections(msg.data)
+    except ProtocolError as exc:
+        raise ValueError(f"undecodable upload: {exc}") from exc
+    return Upload(headers, msg.data, sections)
 
 
 class Persister:
-    """Runs ``persister_workers`` fetch-write-ack loops on one durable consumer."""
+    """The durable consumer ``persister_durable`` with ``persister_workers`` loops, each
+    writing batches of up to ``persister_batch_messages`` messages."""
 
     def __init__(self, settings: PersisterSettings, nc: Client, js: JetStreamContext) -> None:
         self.settings = settings
@@ -46,117 +71,86 @@ class Persister:
         self.js = js
         self.gate = UploadGate(settings, settings.persister_module_cache_s)
 
-    def consumer_config(self) -> ConsumerConfig:
-        return ConsumerConfig(
-            durable_name=self.settings.persister_durable,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.settings.persister_ack_wait_s,
-            max_ack_pending=self.settings.persister_batch_messages
-            * self.settings.persister_workers
-            * 4,
-            filter_subject=subjects.UPLOADS_ALL,
+    def consumer_spec(self) -> ConsumerSpec:
+        s = self.settings
+        return ConsumerSpec(
+            service="persister",
+            stream=subjects.UPLOADS_STREAM,
+            subject=subjects.UPLOADS_ALL,
+            durable=s.persister_durable,
+            batch=s.persister_batch_messages,
+            max_ack_pending=s.persister_batch_messages * s.persister_workers * 4,
+            ack_wait_s=s.persister_ack_wait_s,
+            max_deliveries=s.consumer_max_deliveries,
+            workers=s.persister_workers,
+            fetch_timeout_s=s.persister_fetch_timeout_s,
         )
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Consume until ``stopping`` is set; the batch in hand is finished first."""
-        workers = [
-            asyncio.create_task(self._worker(stopping), name=f"persister-{i}")
-            for i in range(self.settings.persister_workers)
-        ]
-        await asyncio.gather(*workers)
-
-    async def _worker(self, stopping: asyncio.Event) -> None:
-        subscription = await self.js.pull_subscribe(
-            subjects.UPLOADS_ALL,
-            durable=self.settings.persister_durable,
-            stream=subjects.UPLOADS_STREAM,
-            config=self.consumer_config(),
+        """Consume until ``stopping`` is set; the batches in hand are finished first."""
+        pool = await asyncpg.create_pool(
+            self.settings.database_url,
+            min_size=1,
+            max_size=self.settings.persister_workers,
+            init=prepare_connection,
         )
-        conn: asyncpg.Connection | None = None
         try:
-            while not stopping.is_set():
-                try:
-                    msgs = await subscription.fetch(
-                        self.settings.persister_batch_messages,
-                        timeout=self.settings.persister_fetch_timeout_s,
-                    )
-                except TimeoutError:  # nothing to fetch (nats-py raises the builtin or its own)
-                    continue
-                except NatsError as exc:
-                    PERSISTER_ERRORS.labels("fetch").inc()
-                    log.warning("fetch failed", error=repr(exc))
-                    await asyncio.sleep(RETRY_DELAY_S)
-                    continue
-                if conn is None or conn.is_closed():
-                    conn = await self._connect()
-                await self._process(conn, msgs)
+
+            async def write(uploads: Sequence[Upload]) -> Failures:
+                return await self.write(pool, uploads)
+
+            consumer = JetStreamConsumer(self.js, self.consumer_spec(), decode_upload, write)
+            await consumer.run(stopping)
         finally:
-            await subscription.unsubscribe()
-            if conn is not None:
-                await conn.close()
+            await pool.close()
 
-    async def _connect(self) -> asyncpg.Connection:
-        while True:
-            try:
-                conn = await asyncpg.connect(self.settings.database_url)
-                await prepare_connection(conn)
-                return conn
-            except DATABASE_ERRORS as exc:
-                PERSISTER_ERRORS.labels("database").inc()
-                log.error("database connection failed", error=repr(exc))
-                await asyncio.sleep(RETRY_DELAY_S)
+    async def write(self, pool: asyncpg.Pool, uploads: Sequence[Upload]) -> Failures:
+        """Check, write and announce a batch; returns the uploads that failed, by position.
 
-    async def _process(self, conn: asyncpg.Connection, msgs: list[Msg]) -> None:
+        An implausible or undecodable upload is refused (dead-lettered at once; none of its
+        records is stored). A database or NATS outage fails the whole batch (redelivered).
+        Any other write error is retried upload by upload, so one poison upload cannot take
+        its neighbours to the dead-letter stream with it.
+        """
+        failures: dict[int, BaseException] = {}
         batch = Batch()
-        accepted: list[Msg] = []
-        for i, msg in enumerate(msgs):
+        written: list[int] = []
+        for i, upload in enumerate(uploads):
             try:
-                headers = UploadHeaders.from_headers(msg.headers)
-                await self.gate.check(conn, headers.building_id, split_sections(msg.data))
-                batch.add(headers, msg.data)
-            except RefusedError as exc:  # ingest checks too: an old message, or a foreign one
+                await self.gate.check(pool, upload.headers.building_id, upload.sections)
+                batch.add(upload.headers, upload.body)
+                written.append(i)
+            except RefusedError as exc:  # ingest checks too: an old or a foreign message
                 PERSISTER_REFUSED.labels(exc.check).inc()
-                log.error(
-                    "dropping implausible upload",
-                    concentrator=headers.concentrator,
-                    module=exc.module,
-                    check=exc.check,
-                    error=exc.detail,
-                )
-                await msg.term()
-                continue
-            except DATABASE_ERRORS as exc:
-                PERSISTER_ERRORS.labels("database").inc()
-                log.error("registered modules not read; will be redelivered", error=repr(exc))
-                await self._retry_later(accepted + msgs[i:])
-                return
-            except (ValidationError, ProtocolError) as exc:
-                # ingest validated it, so this is a bug or a foreign publisher: never retry
+                failures[i] = PermanentError(str(exc))
+            except ProtocolError as exc:
                 PERSISTER_ERRORS.labels("bad_message").inc()
-                log.error("dropping undecodable upload", subject=msg.subject, error=str(exc))
-                await msg.term()
-                continue
-            accepted.append(msg)
+                failures[i] = PermanentError(f"undecodable upload: {exc}")
+        try:
+            await self._store(pool, batch)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:
+            if len(written) == 1:
+                failures[written[0]] = exc
+                return failures
+            log.warning("batch not stored, writing upload by upload", error=repr(exc))
+            for i in written:
+                alone = await self.write(pool, [uploads[i]])
+                if alone:
+                    failures[i] = alone[0]
+        return failures
+
+    async def _store(self, pool: asyncpg.Pool, batch: Batch) -> None:
+        """Write the batch in one transaction, then announce what it holds."""
         started = time.perf_counter()
         try:
-            await write_batch(conn, batch)
-        except DATABASE_ERRORS as exc:
+            async with pool.acquire() as conn:
+                await write_batch(conn, batch)
+        except Exception:
             PERSISTER_ERRORS.labels("database").inc()
-            log.error("batch not stored; will be redelivered", error=repr(exc), messages=len(msgs))
-            await self._retry_later(accepted)
-            return
+            raise
         PERSISTER_BATCH_SECONDS.observe(time.perf_counter() - started)
-        if not await self._announce(batch):
-            await self._retry_later(accepted)
-            return
-        for msg in accepted:
-            await msg.ack()
-        PERSISTER_MESSAGES.inc(len(accepted))
-
-    async def _announce(self, batch: Batch) -> bool:
-        """Publish ReadingsStored per building; False if JetStream did not take them all
-        (the batch is then redelivered: rewriting it is a no-op, announcing is not)."""
         try:
             await asyncio.gather(
                 *(
@@ -167,17 +161,6 @@ class Persister:
                     for event in batch.events()
                 )
             )
-        except NatsError as exc:
+        except Exception:
             PERSISTER_ERRORS.labels("announce").inc()
-            log.error("announcing stored readings failed", error=repr(exc))
-            return False
-        return True
-
-    async def _retry_later(self, msgs: list[Msg]) -> None:
-        try:
-            for msg in msgs:
-                await msg.nak(delay=RETRY_DELAY_S)
-        except NatsError as exc:  # without the nak, ack_wait expiry redelivers them
-            PERSISTER_ERRORS.labels("nak").inc()
-            log.warning("nak failed", error=repr(exc))
-        await asyncio.sleep(RETRY_DELAY_S)
+            raise
