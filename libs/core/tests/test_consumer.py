@@ -1,14 +1,19 @@
 """The JetStream consumer helper over a real NATS server: invalid messages are termed and
 counted, a message that keeps failing ends in the dead-letter stream after N deliveries and
-replays to its consumer alone, an outage is retried without dead-lettering, and a push
-consumer of the same name is taken over where it stopped."""
+replays to its consumer alone, an outage is retried without dead-lettering, a push
+consumer of the same name is taken over where it stopped, and an operator lists, shows and
+replays dead letters with ``balans deadletter``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
+import os
+import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
@@ -215,3 +220,64 @@ async def test_push_consumer_is_taken_over_where_it_stopped(nc: Client) -> None:
 async def _ack_floor(js: JetStreamContext, durable: str, seq: int) -> bool:
     info = await js.consumer_info(STREAM, durable)
     return info.ack_floor is not None and info.ack_floor.stream_seq >= seq
+
+
+async def _balans(nats_url: str, *args: str) -> tuple[int, str]:
+    """Run the ``balans`` command of this environment; exit code and stdout."""
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("balans")),
+        *args,
+        env={**os.environ, "BALANS_NATS_URL": nats_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_operator_lists_shows_and_replays_a_dead_letter(nc: Client, nats_url: str) -> None:
+    """``balans deadletter list / show ID / replay ID`` on a real dead letter."""
+    js = nc.jetstream()
+    subject, durable = fresh()
+    cli_service = "clitest"
+
+    async def handle(reading: Reading) -> None:
+        raise ValueError("tariff missing")
+
+    await js.publish(subject, b'{"n": 5}')
+    consumer = JetStreamConsumer.each(
+        js, replace(spec(subject, durable), service=cli_service, max_deliveries=1), Reading, handle
+    )
+    async with running(consumer):
+        await eventually(
+            "dead-lettered",
+            lambda: (
+                REGISTRY.get_sample_value(
+                    f"balans_{cli_service}_messages_total",
+                    {"consumer": durable, "outcome": "dead_letter"},
+                )
+                == 1
+            ),
+        )
+    code, listed = await _balans(nats_url, "deadletter", "list", "--service", cli_service)
+    assert code == 0
+    (line,) = [ln for ln in listed.splitlines() if f"\t{durable}\t" in ln]
+    dead_letter_id = line.split("\t")[0]
+    assert f"\t{subject}\t" in line
+    assert "ValueError: tariff missing" in line
+
+    code, shown = await _balans(nats_url, "deadletter", "show", dead_letter_id)
+    assert code == 0
+    assert f"subject:     {subject}" in shown
+    assert '"n": 5' in shown
+
+    before = (await js.stream_info(STREAM)).state.last_seq
+    code, replayed = await _balans(nats_url, "deadletter", "replay", dead_letter_id)
+    assert code == 0, replayed
+    again = await js.get_msg(STREAM, before + 1)
+    assert again.subject == subject
+    assert again.data == b'{"n": 5}'
+    assert (again.headers or {})[deadletter.REPLAY_FOR] == durable
+    code, _ = await _balans(nats_url, "deadletter", "show", dead_letter_id)
+    assert code == 1  # replayed: removed

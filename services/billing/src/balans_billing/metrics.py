@@ -22,7 +22,7 @@ RUN_SECONDS = Histogram(
 INVALID_MESSAGES = Counter(
     "balans_billing_invalid_messages_total",
     "Messages refused by validation at the boundary",
-    ["source"],  # period_closed|allocation|request
+    ["source"],  # request (JetStream events are counted by balans_core.consumer)
 )
 PERIODS_CLOSED = Counter(
     "balans_billing_periods_closed_total",
