@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import uvicorn
-
 from balans_api.app import create_app
 from balans_api.db import open_pool
+from balans_api.server import serving
 from balans_api.settings import ApiSettings
 from balans_api.users import ensure_demo_users
 from balans_core.health import bind_socket
@@ -29,23 +26,15 @@ async def serve(ctx: ServiceContext) -> None:
     app = create_app(settings, nats)
     sock = bind_socket(settings.api_host, settings.api_port)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    # uvicorn offers no 'started' event to await, only the flag
-    while not server.started and not task.done():  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
-    if task.done():
-        await task
-        return
-    info: dict[str, object] = {"url": f"http://{settings.api_host}:{port}/"}
-    if demo:
-        info["demo_logins"] = ", ".join(f"{u} / {p}" for u, p in logins)
-    ctx.set_ready(**info)
-    await ctx.stopping.wait()
-    server.should_exit = True
-    await task
+    async with serving(app, sock) as task:
+        if task.done():
+            await task
+            return
+        info: dict[str, object] = {"url": f"http://{settings.api_host}:{port}/"}
+        if demo:
+            info["demo_logins"] = ", ".join(f"{u} / {p}" for u, p in logins)
+        ctx.set_ready(**info)
+        await ctx.stopping.wait()
     await app.state.dispatcher.drain()
     await nats.drain()
 

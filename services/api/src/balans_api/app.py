@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from nats.aio.client import Client as Nats
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from balans_api import portal
+from balans_api import api_docs, portal
 from balans_api.cache import TtlCache
 from balans_api.db import open_pool
 from balans_api.downlink import Dispatcher
-from balans_api.errors import install_error_handlers
+from balans_api.errors import install_error_handlers, unexpected_error
 from balans_api.metrics import LATENCY, REQUESTS
 from balans_api.ratelimit import LoginLimiter
 from balans_api.routes import (
@@ -29,6 +30,7 @@ from balans_api.routes import (
     views,
     world,
 )
+from balans_api.security_headers import SecurityHeaders
 from balans_api.settings import ApiSettings
 
 DESCRIPTION = """
@@ -48,7 +50,7 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = await open_pool(settings.database_url, settings.db_pool_size)
+        app.state.pool = await open_pool(settings.database_url, settings.api_db_pool_size)
         try:
             yield
         finally:
@@ -60,7 +62,7 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # the CDN-free pages of api_docs instead
         redoc_url=None,
     )
     app.state.settings = settings
@@ -84,13 +86,17 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
     ):
         app.include_router(module.router, prefix="/api/v1")
     portal.mount(app)
+    api_docs.mount(app, docs_url="/api/v1/docs", redoc_url="/api/v1/redoc")
 
     @app.middleware("http")
-    async def measure(
+    async def measure_and_answer_errors(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         started = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:
+            response = unexpected_error(request, exc)
         route = getattr(request.scope.get("route"), "path", "unmatched")
         LATENCY.labels(route=route).observe(time.perf_counter() - started)
         REQUESTS.labels(
@@ -98,4 +104,10 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
         ).inc()
         return response
 
+    # outermost of the app's middleware: every answer, errors included, carries them
+    app.add_middleware(SecurityHeaders)
+    # X-Forwarded-For names the client only when the peer is a configured proxy
+    app.add_middleware(
+        ProxyHeadersMiddleware, trusted_hosts=[str(n) for n in settings.api_trusted_proxies]
+    )
     return app

@@ -48,11 +48,14 @@ class ErrorResponse(BaseModel):
 class ApiError(Exception):
     """Raise to answer with a given status and error code."""
 
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, code: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code or _CODES.get(status, "error")
         self.message = message
+        self.retry_after = retry_after
 
 
 def not_found(what: str) -> ApiError:
@@ -60,10 +63,16 @@ def not_found(what: str) -> ApiError:
 
 
 def error_response(
-    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    retry_after: int | None = None,
 ) -> JSONResponse:
     body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details))
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
@@ -77,7 +86,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, retry_after=exc.retry_after)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -103,9 +112,11 @@ def install_error_handlers(app: FastAPI) -> None:
         # a parameter PostgreSQL cannot hold (an id beyond int4, a date beyond its range)
         return error_response(422, "invalid_request", f"a parameter is out of range: {exc}")
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        ERRORS.labels(route=route).inc()
-        log.exception("unhandled error", route=route, method=request.method)
-        return error_response(500, "internal", "internal error; it has been logged")
+
+def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to a bug: logged with its traceback and counted. The app's middleware
+    calls it, so the error never reaches the server (which would drop the connection)."""
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    ERRORS.labels(route=route).inc()
+    log.error("unhandled error", route=route, method=request.method, exc_info=exc)
+    return error_response(500, "internal", "internal error; it has been logged")

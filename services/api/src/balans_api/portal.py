@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
+# path: (template, title); the template's name is the page's name for portal.js
 PAGES = {
     "/login": ("login.html", "Sign in"),
     "/my": ("consumer.html", "My flat"),
@@ -49,7 +50,11 @@ def mount(app: FastAPI) -> None:
 
     def page(template: str, title: str):
         async def render(request: Request) -> HTMLResponse:
-            context = {"title": title, **request.path_params}
+            context = {
+                "title": title,
+                "page": template.removesuffix(".html"),
+                **request.path_params,
+            }
             return templates.TemplateResponse(request, template, context)
 
         return render

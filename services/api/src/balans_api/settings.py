@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Annotated
+
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from balans_core.settings import CommonSettings
 
@@ -14,24 +17,48 @@ class ApiSettings(CommonSettings):
 
     api_host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
     api_port: int = Field(8000, description="Port of the REST API and the portal (0 = free).")
-    environment: str = Field(
-        "development", description="'development' allows the built-in JWT secret; else set one."
-    )
     jwt_secret: str = Field(DEV_JWT_SECRET, description="HMAC key that signs access tokens.")
     jwt_ttl_s: int = Field(900, gt=0, description="Lifetime of an access token in seconds.")
+    api_trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        [],
+        description="Reverse proxies (addresses or networks, comma-separated) whose "
+        "X-Forwarded-For names the client; from any other peer the header is ignored. "
+        "Default: none.",
+    )
     login_rate: str = Field(
-        "10/minute", description="Login attempts allowed per client address and per username."
+        "10/minute", description="Login attempts allowed per client address (limits syntax)."
+    )
+    login_free_failures: int = Field(
+        5, ge=1, description="Failed logins of a user before each further one adds a delay."
+    )
+    login_delay_s: float = Field(
+        1.0, gt=0, description="The first delay; each further failed login doubles it."
+    )
+    login_max_delay_s: float = Field(
+        300.0,
+        gt=0,
+        description="Longest delay between a user's failed logins (a wait, never a lock-out; "
+        "an admin clears it with POST /api/v1/users/{id}/unlock).",
     )
     demo_users: bool = Field(
         True,
         description="In development, create the demo admin, operator and consumer logins "
         "at start (make run); never outside development.",
     )
-    db_pool_size: int = Field(10, gt=0, description="asyncpg connections per process.")
+    api_db_pool_size: int = Field(
+        10, gt=0, description="Most PostgreSQL connections an api process holds."
+    )
     cache_ttl_s: float = Field(
         60.0, ge=0, description="How long building-wide aggregates (averages) are cached."
     )
     command_timeout_s: float = Field(15.0, gt=0, description="How long a command may take.")
+
+    @field_validator("api_trusted_proxies", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_dev_secret_outside_development(self) -> ApiSettings:

@@ -228,17 +228,21 @@ const balans = (() => {
           el("chart-imbalance").innerHTML = `<p class="error">${esc(e.message)}</p>`;
           return;
         }
+        if (!s.points.length) {
+          Plotly.purge("chart-imbalance");
+          el("chart-imbalance").innerHTML = `<p>${esc(s.note)}</p>`;
+          return;
+        }
+        // balance's series with the band it learned for the group (in the series' unit)
         const t = s.points.map((p) => p.t);
-        // balance's learned band (absolute units) when it has computed the series, else ±band_pct
-        const learned = s.source === "balance";
-        const low = s.points.map((p) => (learned ? p.band_low : -s.band_pct));
-        const high = s.points.map((p) => (learned ? p.band_high : s.band_pct));
+        const low = s.points.map((p) => p.band_low);
+        const high = s.points.map((p) => p.band_high);
         Plotly.react("chart-imbalance", [
           { type: "scatter", mode: "lines", name: "Normal band", x: t.concat([...t].reverse()),
             y: high.concat([...low].reverse()), fill: "toself", fillcolor: "rgba(21,128,61,.12)", line: { width: 0 } },
-          { type: "scatter", mode: "lines+markers", name: learned ? `Imbalance (${s.unit})` : "Imbalance %", x: t,
-            y: s.points.map((p) => (learned ? p.imbalance : p.imbalance_pct)), line: { color: PALETTE[0] } },
-        ], layout({ yaxis: { title: learned ? s.unit : "%" } }), { responsive: true, displaylogo: false });
+          { type: "scatter", mode: "lines+markers", name: `Imbalance (${s.unit})`, x: t,
+            y: s.points.map((p) => p.imbalance), line: { color: PALETTE[0] } },
+        ], layout({ yaxis: { title: s.unit } }), { responsive: true, displaylogo: false });
       };
       el("group").addEventListener("change", draw);
       await draw();
@@ -276,5 +280,18 @@ const balans = (() => {
     }));
   }
 
+  // The pages carry no inline script (the Content-Security-Policy forbids it): each names
+  // itself in <body data-page> and the handlers are attached here.
+  const PAGES = {
+    login: () => el("login").addEventListener("submit", login),
+    consumer: consumerPage,
+    operator: operatorPage,
+    alerts: alertsPage,
+    building: () => buildingPage(Number(document.body.dataset.buildingId)),
+  };
+  document.addEventListener("DOMContentLoaded", () => {
+    el("logout").addEventListener("click", logout);
+    PAGES[document.body.dataset.page]();
+  });
   return { login, logout, consumerPage, operatorPage, alertsPage, buildingPage };
 })();
