@@ -284,6 +284,7 @@ async def test_service_consumes_readings_stored_and_announces(
         nats_url=nats_url,
         allocation_lateness_hours=3,
         allocation_lookaround_hours=LOOKAROUND,
+        readings_horizon_days=(datetime.now(UTC) - H0).days + 30,  # H0 is a fixed date
         allocation_consumer=f"allocation-test-{building_id}",
     )
     ctx = ServiceContext(name="allocation", settings=settings)

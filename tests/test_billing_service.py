@@ -254,7 +254,8 @@ async def test_closer_bills_a_month_once_allocation_passes_its_end(
         await asyncio.sleep(0.5)  # two more closer passes
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
         try:
-            again = await close_due_periods(pool, service.jetstream())  # a fresh closer
+            # a fresh closer, with no lateness allowance
+            again = await close_due_periods(pool, service.jetstream(), timedelta(0))
         finally:
             await pool.close()
         invoices = await conn.fetch(

@@ -127,9 +127,11 @@ def running(
     asyncio.run(_purge_streams(nats_url))
     log_dir = tmp_path_factory.mktemp("e2e")
     api_port = free_port()
+    ingest_port = str(free_port())
     env = {
         "BALANS_API_PORT": str(api_port),
-        "BALANS_INGEST_PORT": str(free_port()),
+        "BALANS_INGEST_PORT": ingest_port,
+        "BALANS_SIM_INGEST_PORT": ingest_port,
         "BALANS_SIM_PRESET": "generated",
         "BALANS_SIM_BUILDINGS": str(BUILDINGS),
         "BALANS_SIM_SEED": str(SIM_SEED),
@@ -140,6 +142,8 @@ def running(
         "BALANS_SIM_OUTAGES_PER_WEEK": "0",
         "BALANS_SIM_GROUND_TRUTH": str(log_dir / "ground_truth.jsonl"),
         "BALANS_PERIOD_CHECK_INTERVAL_S": "1",
+        # the last month is closed even in the first hours of a new one
+        "BALANS_PERIOD_CLOSE_LATENESS_HOURS": "0",
     }
     urls = StackUrls(database_url=database_url, nats_url=nats_url)
     supervisor = Supervisor(urls, Path(log_dir), env)
@@ -263,7 +267,7 @@ async def test_billing_issues_one_invoice_per_account_once(
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     nc = await connect_nats(nats_url, "e2e-test")
     try:
-        assert await close_due_periods(pool, nc.jetstream()) == []
+        assert await close_due_periods(pool, nc.jetstream(), timedelta(0)) == []
     finally:
         await nc.drain()
         await pool.close()

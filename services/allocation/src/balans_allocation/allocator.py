@@ -3,16 +3,19 @@
 A building-hour [h, h+1) needs the registers at its end, h+1. It is *complete* when every
 heat channel of the building has reported at or past h+1, or when the freshest channel is
 ``lateness`` hours past it (a silent channel must not hold the building back; its hours are
-estimated and recomputed when it speaks again). Hours before the watermark are done; a
-reading that arrives for them triggers a recomputation of the ``lookaround`` hours around
-it, and only the hours whose figures change are rewritten and announced.
+estimated and recomputed when it speaks again), and never later than the present hour: an
+hour that has not ended cannot be complete, whatever time a register claims (one reading
+dated two years ahead once moved the watermark, and billing with it, two years on). Hours
+before the watermark are done; a reading that arrives for them triggers a recomputation of
+the ``lookaround`` hours around it, and only the hours whose figures change are rewritten
+and announced.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import numpy as np
@@ -61,6 +64,7 @@ async def complete_until(
         min(since.values(), default=None),
     )  # fmt: skip
     latest = {(r["building_id"], r["module_serial"], r["input"]): r["latest"] for r in rows}
+    present = floor_hour(datetime.now(UTC))
     ends = {}
     for b, chs in channels.items():
         known = [latest[(b, *c)] for c in chs if (b, *c) in latest]
@@ -71,6 +75,7 @@ async def complete_until(
             ends[b] = max(floor_hour(min(known)), freshest - lateness)
         else:
             ends[b] = freshest - lateness
+        ends[b] = min(ends[b], present)
     return ends
 
 

@@ -5,20 +5,27 @@ Events are handled in batches: the events one fetch returns (up to
 (:func:`on_readings_stored_many`), so many buildings share each database round trip. A
 batch that fails is retried building by building, so one bad building cannot hold back the
 others: only its events are redelivered (and dead-lettered if they keep failing).
+
+An event whose first hour lies outside the window readings may have
+(``CommonSettings.readings_window``, one hour of slack for M-Bus readings, which are dated
+at the end of the hour they were received in) is acked without computing, logged and
+counted: ingest and the persister refuse such readings, so it can only come from elsewhere,
+and computing from 1970 or up to 2106 would allocate arrays for centuries.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
 from nats.js.client import JetStreamContext
 
 from balans_allocation.allocator import Announcement, on_readings_stored_many
-from balans_allocation.metrics import BATCH_BUILDINGS
+from balans_allocation.metrics import BATCH_BUILDINGS, REFUSED_EVENTS
+from balans_allocation.readings import HOUR
 from balans_allocation.settings import AllocationSettings
 from balans_core.consumer import Failures
 from balans_protocol import subjects
@@ -36,7 +43,7 @@ async def compute_batch(
     """Compute what the events completed or changed and announce it; returns the events
     that failed (by position), for the consumer to redeliver."""
     earliest: dict[int, ReadingsStored] = {}
-    for event in events:
+    for event in plausible(events, settings):
         known = earliest.get(event.building_id)
         if known is None or event.hour_from < known.hour_from:
             earliest[event.building_id] = event
@@ -62,6 +69,27 @@ async def compute_batch(
         return failures
     BATCH_BUILDINGS.observe(len(earliest))
     return {}
+
+
+def plausible(
+    events: Sequence[ReadingsStored], settings: AllocationSettings
+) -> list[ReadingsStored]:
+    """The events whose first hour a reading can have now; the others are logged, counted."""
+    first_ok, last_ok = settings.readings_window(datetime.now(UTC))
+    kept = []
+    for event in events:
+        if first_ok - HOUR <= event.hour_from <= last_ok + HOUR:
+            kept.append(event)
+            continue
+        check = "future" if event.hour_from > last_ok else "too_old"
+        REFUSED_EVENTS.labels(check).inc()
+        log.error(
+            "implausible ReadingsStored ignored",
+            building_id=event.building_id,
+            hour_from=event.hour_from.isoformat(),
+            check=check,
+        )
+    return kept
 
 
 async def _announce(js: JetStreamContext, a: Announcement) -> None:

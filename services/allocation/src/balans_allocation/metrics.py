@@ -21,6 +21,12 @@ COMPUTE_SECONDS = Histogram(
     "Time to compute and store one batch of buildings' ranges of hours.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+REFUSED_EVENTS = Counter(
+    "balans_allocation_refused_events_total",
+    "ReadingsStored events acked without computing: their first hour lies outside the "
+    "window readings may have (future, too_old).",
+    ["check"],
+)
 BATCH_BUILDINGS = Histogram(
     "balans_allocation_batch_buildings",
     "Buildings computed together in one batch (one transaction, one query per kind).",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 
 import asyncpg
 import structlog
@@ -24,7 +25,7 @@ async def serve(ctx: ServiceContext, settings: BillingSettings) -> None:
     """Seed demo tariffs (development), consume period and allocation events, answer
     requests, close periods as allocation completes them; drain on a stop signal."""
     pool = await asyncpg.create_pool(
-        settings.database_url, min_size=1, max_size=settings.db_pool_size
+        settings.database_url, min_size=1, max_size=settings.billing_db_pool_size
     )
     nc = await connect_nats(settings.nats_url, "billing")
     closer: asyncio.Task[None] | None = None
@@ -39,7 +40,13 @@ async def serve(ctx: ServiceContext, settings: BillingSettings) -> None:
         billing = BillingRun(js, pool)
         await serve_requests(nc, billing, settings.billing_api_queue)
         closer = asyncio.create_task(
-            run_closer(pool, js, settings.period_check_interval_s, ctx.stopping)
+            run_closer(
+                pool,
+                js,
+                settings.period_check_interval_s,
+                timedelta(hours=settings.period_close_lateness_hours),
+                ctx.stopping,
+            )
         )
         ctx.set_ready()
         await ctx.run_until_stopped(

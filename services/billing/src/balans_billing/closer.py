@@ -2,7 +2,10 @@
 calendar month, announce that month as closed so the service bills it on its own.
 
 A month is due when it ends at or before the building's allocation watermark
-(``allocation_watermarks.complete_until``), ends after the building's first allocated hour
+(``allocation_watermarks.complete_until``) *and* at least the lateness allowance
+(``BALANS_PERIOD_CLOSE_LATENESS_HOURS``) before now: the watermark is data, and one reading
+dated in the future once moved it a year ahead, so the clock has the last word. It must
+also end after the building's first allocated hour
 (months before metering began are never billed), overlaps no invoiced period, and has not
 been announced before. Announcing = recording the month in ``billing_period_closures`` and
 publishing ``PeriodClosed`` on JetStream in that one transaction: if the publish fails
@@ -16,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -25,19 +28,11 @@ from nats.js.client import JetStreamContext
 
 from balans_billing.metrics import CLOSER_PASSES, PERIODS_CLOSED
 from balans_billing.periods import month_bounds
+from balans_db.queries import allocation
 from balans_protocol import subjects
 from balans_protocol.messages import PeriodClosed
 
 log = structlog.get_logger("billing.closer")
-
-BUILDINGS_TO_CLOSE = """
-    select w.building_id, w.complete_until, s.timezone,
-           (select min(h.hour) from heat_allocation h where h.building_id = w.building_id)
-               as first_hour
-    from allocation_watermarks w
-    join buildings b on b.id = w.building_id
-    join sites s on s.id = b.site_id
-    order by w.building_id"""
 
 
 def months_ending_between(
@@ -59,10 +54,12 @@ def period_msg_id(event: PeriodClosed) -> str:
     return f"period-closed-{event.building_id}-{event.period_start.isoformat()}"
 
 
-async def due_periods(conn: asyncpg.Connection) -> list[PeriodClosed]:
-    """Every month of every building that is complete and neither invoiced nor announced."""
+async def due_periods(conn: asyncpg.Connection, lateness: timedelta) -> list[PeriodClosed]:
+    """Every month of every building that is complete, ended ``lateness`` ago, and neither
+    invoiced nor announced."""
+    ended_by = datetime.now(UTC) - lateness
     due: list[PeriodClosed] = []
-    for row in await conn.fetch(BUILDINGS_TO_CLOSE):
+    for row in await allocation.complete_buildings(conn):
         if row["first_hour"] is None:
             continue
         building_id = row["building_id"]
@@ -75,7 +72,7 @@ async def due_periods(conn: asyncpg.Connection) -> list[PeriodClosed]:
             building_id,
         )
         for start, end in months_ending_between(
-            row["first_hour"], row["complete_until"], row["timezone"]
+            row["first_hour"], min(row["complete_until"], ended_by), row["timezone"]
         ):
             if any(t["period_start"] < end and start < t["period_end"] for t in taken):
                 continue
@@ -104,11 +101,13 @@ async def announce(conn: asyncpg.Connection, js: JetStreamContext, event: Period
     return True
 
 
-async def close_due_periods(pool: asyncpg.Pool, js: JetStreamContext) -> list[PeriodClosed]:
+async def close_due_periods(
+    pool: asyncpg.Pool, js: JetStreamContext, lateness: timedelta
+) -> list[PeriodClosed]:
     """One pass of the closer: announce every due period; return those announced."""
     announced: list[PeriodClosed] = []
     async with pool.acquire() as conn:
-        for event in await due_periods(conn):
+        for event in await due_periods(conn, lateness):
             if await announce(conn, js, event):
                 PERIODS_CLOSED.inc()
                 announced.append(event)
@@ -122,13 +121,17 @@ async def close_due_periods(pool: asyncpg.Pool, js: JetStreamContext) -> list[Pe
 
 
 async def run_closer(
-    pool: asyncpg.Pool, js: JetStreamContext, interval_s: float, stopping: asyncio.Event
+    pool: asyncpg.Pool,
+    js: JetStreamContext,
+    interval_s: float,
+    lateness: timedelta,
+    stopping: asyncio.Event,
 ) -> None:
     """Pass after pass until ``stopping`` is set; a failed pass is logged, counted and retried
     at the next interval."""
     while not stopping.is_set():
         try:
-            await close_due_periods(pool, js)
+            await close_due_periods(pool, js, lateness)
         except Exception as exc:
             CLOSER_PASSES.labels("error").inc()
             log.exception("period closer pass failed", error=str(exc))

@@ -10,7 +10,7 @@ period happens in one transaction: a missing tariff or fact writes nothing at al
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict
 
 from balans_billing import storage
 from balans_billing.charges import AccountFacts, Line, UsageError, price_usage
-from balans_billing.periods import PeriodError, first_day, whole_months
+from balans_billing.periods import PeriodError, first_day, require_ended, whole_months
 from balans_billing.tariffs import TariffSpec
+from balans_db.queries import allocation, world
 
 
 class NoTariffError(LookupError):
@@ -130,11 +131,11 @@ async def compute_lines(
     timezone = await storage.building_timezone(conn, building_id)
     months = whole_months(start, end, timezone)
     day = first_day(start, timezone)
-    used = await storage.flat_consumption(conn, building_id, start, end)
-    points = await storage.metering_points(conn, building_id)
-    loads = await storage.connected_kw(conn, building_id)
+    used = await allocation.flat_consumption(conn, building_id, start, end)
+    points = await world.metering_points(conn, building_id)
     suppliers = await storage.suppliers_of(conn, building_id)
     accounts = await storage.accounts_of(conn, building_id)
+    loads = await storage.connected_kw(conn, [a.account_id for a in accounts])
     refuse_shared_flats(accounts)
     metered: dict[int, set[str]] = defaultdict(set)
     for (flat_id, utility), count in points.items():
@@ -167,8 +168,10 @@ async def bill_building(
 ) -> list[Issued]:
     """Issue invoices (first run) or corrections (after late data) for a building's period.
 
-    Returns what was written; an empty list when everything issued is still right.
+    Returns what was written; an empty list when everything issued is still right. A
+    period that has not ended yet is refused (``PeriodError``), whoever asks.
     """
+    require_ended(end, datetime.now(UTC))
     issued: list[Issued] = []
     async with conn.transaction():
         await conn.execute(

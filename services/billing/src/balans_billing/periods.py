@@ -26,6 +26,13 @@ def whole_months(start: datetime, end: datetime, timezone: str) -> int:
     return months
 
 
+def require_ended(end: datetime, now: datetime) -> None:
+    """Refuse a period that has not ended at ``now``: its figures are not final, and an
+    invoice once issued is never changed (only corrected)."""
+    if end > now:
+        raise PeriodError(f"the period ending {end.isoformat()} has not ended yet")
+
+
 def first_day(start: datetime, timezone: str) -> date:
     """The local date a period starts on (the day its tariff must be in force)."""
     return start.astimezone(ZoneInfo(timezone)).date()

@@ -10,15 +10,8 @@ from balans_core.settings import CommonSettings
 class BillingSettings(CommonSettings):
     """Tariffs, invoices and the cost and payback estimator."""
 
-    db_pool_size: int = Field(
-        default=4,
-        ge=1,
-        description="Most PostgreSQL connections billing holds (BALANS_DB_POOL_SIZE).",
-    )
-    environment: str = Field(
-        "development",
-        description="'development' (the default, as for the api) seeds the demo tariffs at "
-        "start unless BALANS_DEMO_TARIFFS says otherwise; set 'production' in deployments.",
+    billing_db_pool_size: int = Field(
+        default=4, ge=1, description="Most PostgreSQL connections billing holds."
     )
     demo_tariffs: bool | None = Field(
         None,
@@ -39,6 +32,14 @@ class BillingSettings(CommonSettings):
         60.0,
         gt=0,
         description="Seconds between passes of the period closer over allocation watermarks.",
+    )
+
+    period_close_lateness_hours: int = Field(
+        3,
+        ge=0,
+        description="The period closer closes a month only this many hours after it ended in "
+        "the site's time zone (and once allocation is complete past its end), whatever the "
+        "allocation watermark says.",
     )
 
     @property
