@@ -50,51 +50,34 @@ async def _group(
         await conn.close()
 
 
-async def test_imbalance_is_balance_minus_members(client: httpx.AsyncClient, world: World) -> None:
-    """Without balance's series, the daily imbalance is the balance meter minus its members
-    as stored in meter_consumption."""
-    group, balance_meter, members = await _group(world)
-    h = auth(world, "manager")
-    series = (await client.get(f"/api/v1/balance-groups/{group}/imbalance", headers=h)).json()
-    assert series["source"] == "computed"
-    day = series["points"][-3]
-    start = datetime.fromisoformat(day["t"])
-    conn = await asyncpg.connect(world.database_url)
-    try:
-        sums = await conn.fetchrow(
-            """select sum(value) filter (where meter_id = $1) as b,
-                      sum(value) filter (where meter_id = any($2)) as m
-               from meter_consumption where hour >= $3 and hour < $4""",
-            balance_meter,
-            members,
-            start,
-            start + timedelta(days=1),
-        )
-    finally:
-        await conn.close()
-    assert day["balance_value"] == pytest.approx(sums["b"])
-    assert day["imbalance"] == pytest.approx(sums["b"] - sums["m"])
-
-
-async def test_imbalance_refuses_mixed_units(client: httpx.AsyncClient, world: World) -> None:
-    """A heat meter (kWh) over riser flow meters (m3) has no plain difference: 409."""
+async def test_imbalance_says_when_balance_has_no_series(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The api computes no imbalance of its own: without balance's series there are no
+    points, and ``note`` says why; an unknown group is a 404."""
     group, _, _ = await _group(world, "heat", "riser")
     h = auth(world, "manager")
     response = await client.get(f"/api/v1/balance-groups/{group}/imbalance", headers=h)
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "conflict"
+    assert response.status_code == 200
+    series = response.json()
+    assert series["points"] == []
+    assert series["unit"] is None
+    assert "balance has no day series" in series["note"]
+    missing = await client.get("/api/v1/balance-groups/999999/imbalance", headers=h)
+    assert missing.status_code == 404
 
 
-async def test_imbalance_prefers_balance_series(client: httpx.AsyncClient, world: World) -> None:
-    """Where balance has stored a series with bands, the api serves that one."""
+async def test_imbalance_is_balances_series(client: httpx.AsyncClient, world: World) -> None:
+    """Where balance has stored a series with its learned band, the api serves it."""
     group, _, _ = await _group(world)
     t = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
     conn = await asyncpg.connect(world.database_url)
     try:
         await conn.execute(
             """insert into imbalance_series (group_id, resolution, period_start, unit,
-                   balance_value, subscribers_value, imbalance, band_low, band_high)
-               values ($1, 'day', $2, 'kWh', 100, 90, 10, -5, 5)""",
+                   balance_value, subscribers_value, imbalance, band_low, band_median,
+                   band_high, coverage)
+               values ($1, 'day', $2, 'kWh', 100, 90, 10, -5, 1, 5, 0.9)""",
             group,
             t,
         )
@@ -102,9 +85,13 @@ async def test_imbalance_prefers_balance_series(client: httpx.AsyncClient, world
         await conn.close()
     h = auth(world, "operator")
     series = (await client.get(f"/api/v1/balance-groups/{group}/imbalance", headers=h)).json()
-    assert series["source"] == "balance"
-    assert series["points"][0]["imbalance_pct"] == pytest.approx(10.0)
-    assert series["points"][0]["band_high"] == 5
+    assert series["note"] is None
+    assert series["unit"] == "kWh"
+    [point] = series["points"]
+    assert point["imbalance_pct"] == pytest.approx(10.0)
+    assert (point["band_low"], point["band_median"], point["band_high"]) == (-5, 1, 5)
+    assert point["members_value"] == 90
+    assert point["coverage"] == pytest.approx(0.9)
 
 
 async def test_riser_ranking_is_sorted(client: httpx.AsyncClient, world: World) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from balans_api.series import Points
+from balans_db.queries.allocation import Points
 
 
 def json_response(model: BaseModel) -> Response:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from balans_api.password_policy import MAX_LENGTH, MIN_LENGTH
+
 
 class Public(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -173,25 +175,35 @@ class BalanceGroupPublic(BaseModel):
 
 
 class ImbalancePoint(BaseModel):
-    t: datetime
+    t: datetime = Field(description="Start of the hour, local day or local month.")
     balance_value: float = Field(description="What the balance meter measured.")
-    members_value: float = Field(description="Sum of the member meters.")
-    imbalance: float = Field(description="balance_value - members_value.")
+    members_value: float = Field(
+        description="The members' sum, in the balance meter's unit (heat from volume and ΔT "
+        "where the members are flow meters)."
+    )
+    expected_loss: float = Field(
+        description="What balance expected the difference to be (docs/balance.md)."
+    )
+    imbalance: float = Field(description="The imbalance balance judged, in the unit.")
     imbalance_pct: float | None = Field(description="Imbalance as % of the balance meter.")
-    band_low: float | None = Field(None, description="Lower edge of balance's normal band.")
-    band_high: float | None = Field(None, description="Upper edge of balance's normal band.")
+    band_low: float | None = Field(description="Lower edge of balance's learned normal band.")
+    band_median: float | None = Field(description="The band's centre (the usual imbalance).")
+    band_high: float | None = Field(description="Upper edge of balance's learned normal band.")
+    night: bool = Field(description="A night hour (the night-flow floor is learned from these).")
+    coverage: float = Field(description="Share of the members that reported, 0..1.")
 
 
 class ImbalanceSeries(BaseModel):
+    """balance's series of a group: what the balance meter measured against the members,
+    judged against the band balance learned for the group."""
+
     group_id: int
-    unit: str | None
+    unit: str | None = Field(description="The balance meter's unit; None without points.")
     resolution: Literal["hour", "day", "month"]
-    source: Literal["balance", "computed"] = Field(
-        description="'balance': the balance service's series with its learned bands; "
-        "'computed': derived here from meter_consumption with a fixed ±band_pct band."
-    )
-    band_pct: float = Field(description="Fixed band for 'computed' series, in %.")
     points: list[ImbalancePoint]
+    note: str | None = Field(
+        None, description="Why there are no points (balance has no series for the range)."
+    )
 
 
 class CommandCreate(BaseModel):
@@ -231,10 +243,25 @@ class Me(BaseModel):
 
 class UserCreate(BaseModel):
     username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
-    password: str = Field(min_length=8, max_length=256)
+    password: str = Field(
+        min_length=MIN_LENGTH,
+        max_length=MAX_LENGTH,
+        description=f"At least {MIN_LENGTH} characters, not containing the username, not in "
+        "the breached-password list.",
+    )
     role: Literal["admin", "operator", "manager", "consumer"]
     account_id: int | None = None
     full_name: str = Field("", max_length=200)
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=MAX_LENGTH)
+    new_password: str = Field(
+        min_length=MIN_LENGTH,
+        max_length=MAX_LENGTH,
+        description=f"At least {MIN_LENGTH} characters, not containing the username, not in "
+        "the breached-password list.",
+    )
 
 
 class UserPublic(BaseModel):
@@ -245,6 +272,10 @@ class UserPublic(BaseModel):
     full_name: str
     active: bool
     created_at: datetime
+    failed_logins: int = Field(description="Failed logins since the last good one.")
+    login_delay_until: datetime | None = Field(
+        description="Logins are refused until then (backoff after failed logins)."
+    )
 
 
 class ApiKeyCreate(BaseModel):

@@ -85,3 +85,53 @@ async def flat_in_building(db: Db, flat_id: int) -> Any:
            from flats f join buildings b on b.id = f.building_id where f.id = $1""",
         flat_id,
     )
+
+
+# --- accounts and metering points (billing) ---
+
+
+async def building_accounts(db: Db, building_id: int) -> list[Any]:
+    """The building's accounts (id, number, flat_id, residents) with their flat's area_m2,
+    by account id."""
+    return await db.fetch(
+        """select a.id, a.number, a.flat_id, a.residents, f.area_m2
+           from accounts a join flats f on f.id = a.flat_id
+           where f.building_id = $1 order by a.id""",
+        building_id,
+    )
+
+
+async def metering_points(db: Db, building_id: int) -> dict[tuple[int, str], int]:
+    """(flat id, utility) -> metering points: the flat's own meters, plus for heat its
+    sensor pairs on modules without a heat meter (the radiator distributors of 2a)."""
+    rows = await db.fetch(
+        """select flat_id, utility, count(*) as points from meters
+           where building_id = $1 and role = 'flat' and flat_id is not null
+           group by flat_id, utility
+           union all
+           select sp.flat_id, 'heat', count(*) from sensor_pairs sp
+           where sp.building_id = $1 and sp.position = 'flat' and sp.flat_id is not null
+             and not exists (
+               select 1 from channels c join meters m on m.id = c.meter_id
+               where c.module_serial = sp.module_serial and m.utility = 'heat')
+           group by sp.flat_id""",
+        building_id,
+    )
+    points: dict[tuple[int, str], int] = {}
+    for r in rows:
+        key = (r["flat_id"], r["utility"])
+        points[key] = points.get(key, 0) + r["points"]
+    return points
+
+
+async def account_address(db: Db, account_id: int) -> Any:
+    """The account's number and holder_name, its flat_number, the building's name and
+    address and the site's timezone; None if there is no such account."""
+    return await db.fetchrow(
+        """select a.number, a.holder_name, f.number as flat_number, b.name, b.address,
+                  s.timezone
+           from accounts a join flats f on f.id = a.flat_id
+           join buildings b on b.id = f.building_id join sites s on s.id = b.site_id
+           where a.id = $1""",
+        account_id,
+    )

@@ -12,17 +12,9 @@ from balans_api.deps import Operator, Pool, Reader
 from balans_api.errors import ERROR_RESPONSES, not_found
 from balans_api.models import AlertAction, AlertPublic
 from balans_api.paging import Cursor, Limit, Page, Where, fetch_page
+from balans_db.queries import balance
 
 router = APIRouter(tags=["alerts"], responses=ERROR_RESPONSES)
-
-_COLUMNS = """id, kind, state, building_id, group_id, meter_id, opened_at, updated_at,
-closed_at, summary, evidence, acknowledged_by"""
-
-_UPDATES = {
-    "acknowledge": "acknowledged_by = $2, acknowledged_at = now(), updated_at = now()",
-    "resolve": "state = 'closed', closed_at = coalesce(closed_at, now()), updated_at = now(), "
-    "resolved_by = $2",
-}
 
 
 @router.get("/alerts", response_model=Page[AlertPublic])
@@ -45,17 +37,13 @@ async def list_alerts(
         .add("meter_id = {}", meter_id)
         .add("meter_id in (select id from meters where flat_id = any({}))", who.flat_filter())
     )
-    rows, nxt = await fetch_page(pool, f"select {_COLUMNS} from alerts", where, cursor, limit)
+    rows, nxt = await fetch_page(pool, balance.ALERTS, where, cursor, limit)
     return Page(items=[AlertPublic(**r) for r in rows], next_cursor=nxt)
 
 
 async def _act(pool: Pool, who: Operator, alert_id: int, action: str, note: str) -> AlertPublic:
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            f"update alerts set {_UPDATES[action]} where id = $1 returning {_COLUMNS}",
-            alert_id,
-            who.actor,
-        )
+        row = await balance.operator_action(conn, alert_id, action, who.actor)
         if row is None:
             raise not_found("alert")
         await audit.record(conn, who.actor, f"alert.{action}", f"alert:{alert_id}", note=note)

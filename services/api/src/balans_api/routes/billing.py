@@ -8,12 +8,9 @@ from balans_api.deps import Pool, Reader
 from balans_api.errors import ERROR_RESPONSES, not_found
 from balans_api.models import InvoiceDetail, InvoiceLinePublic, InvoicePublic, TariffPublic
 from balans_api.paging import Cursor, Limit, Page, Where, fetch_page
+from balans_db.queries import billing
 
 router = APIRouter(tags=["billing"], responses=ERROR_RESPONSES)
-
-_TARIFFS = "select id, utility, supplier, version, effective_from, effective_to, spec from tariffs"
-_INVOICES = """select id, account_id, building_id, period_start, period_end, kind, corrects_id,
-currency, total, issued_at from invoices"""
 
 
 @router.get("/tariffs", response_model=Page[TariffPublic])
@@ -22,7 +19,7 @@ async def list_tariffs(
 ) -> Page:
     """Tariff versions as billing defines them (blocks, fixed, capacity, operations)."""
     rows, nxt = await fetch_page(
-        pool, _TARIFFS, Where().add("utility = {}", utility), cursor, limit
+        pool, billing.TARIFFS, Where().add("utility = {}", utility), cursor, limit
     )
     return Page(items=[TariffPublic(**r) for r in rows], next_cursor=nxt)
 
@@ -43,19 +40,15 @@ async def list_invoices(
         .add("building_id = {}", building_id)
         .add("account_id = {}", who.account_id if who.is_consumer else None)
     )
-    rows, nxt = await fetch_page(pool, _INVOICES, where, cursor, limit)
+    rows, nxt = await fetch_page(pool, billing.INVOICES, where, cursor, limit)
     return Page(items=[InvoicePublic(**r) for r in rows], next_cursor=nxt)
 
 
 @router.get("/invoices/{invoice_id}", response_model=InvoiceDetail)
 async def get_invoice(invoice_id: int, pool: Pool, who: Reader) -> InvoiceDetail:
     """One invoice with its lines."""
-    row = await pool.fetchrow(f"{_INVOICES} where id = $1", invoice_id)
+    row = await pool.fetchrow(f"{billing.INVOICES} where id = $1", invoice_id)
     if row is None or (who.is_consumer and row["account_id"] != who.account_id):
         raise not_found("invoice")
-    lines = await pool.fetch(
-        """select line_no, utility, code, description, quantity, unit, unit_price, amount
-           from invoice_lines where invoice_id = $1 order by line_no""",
-        invoice_id,
-    )
+    lines = await billing.invoice_lines(pool, invoice_id)
     return InvoiceDetail(**row, lines=[InvoiceLinePublic(**line) for line in lines])

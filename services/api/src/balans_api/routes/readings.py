@@ -11,18 +11,13 @@ from balans_api.deps import Pool, Reader
 from balans_api.errors import ERROR_RESPONSES
 from balans_api.fastjson import dict_response
 from balans_api.models import HeatPoint, RegisterPoint, Series
-from balans_api.series import flat_heat_series, meter_series, series, site_timezone
+from balans_api.series import series, site_timezone
 from balans_api.timerange import Format, Resolution, TimeRange, csv_response, time_range
 from balans_api.visibility import check_flat, visible_meter
+from balans_db.queries import allocation, ingest
 
 router = APIRouter(tags=["readings"], responses=ERROR_RESPONSES)
 Span = Annotated[TimeRange, Depends(time_range)]
-
-_REGISTERS = """
-select p.ts, p.count from pulse_readings p
-where p.module_serial = $1 and p.input = $2 and p.ts >= $3 and p.ts < $4
-order by p.ts limit 20000
-"""
 
 
 @router.get("/meters/{meter_id}/registers", response_model=list[RegisterPoint])
@@ -33,8 +28,8 @@ async def registers(
     meter = await visible_meter(pool, who, meter_id)
     rows = []
     if meter["module_serial"] is not None:
-        rows = await pool.fetch(
-            _REGISTERS, meter["module_serial"], meter["input"], span.start, span.end
+        rows = await ingest.registers(
+            pool, meter["module_serial"], meter["input"], span.start, span.end
         )
     weight = float(meter["pulse_weight"])
     points = [RegisterPoint(ts=r["ts"], count=r["count"], value=r["count"] * weight) for r in rows]
@@ -59,7 +54,7 @@ async def consumption(
     """Consumption of a meter per hour, day or month (days and months in local time)."""
     meter = await visible_meter(pool, who, meter_id)
     tz = await site_timezone(pool, meter["building_id"])
-    points = await meter_series(pool, meter_id, span, resolution, tz)
+    points = await allocation.meter_series(pool, meter_id, span.start, span.end, resolution, tz)
     if format == "csv":
         return csv_response(
             ("t", f"value_{meter['unit']}", "estimated"),
@@ -75,14 +70,7 @@ async def flat_heat(
 ) -> list[HeatPoint] | Response:
     """Hourly heat allocated to a flat: measured, its share of common heat, total (kWh)."""
     check_flat(who, flat_id)
-    rows = await pool.fetch(
-        """select hour, measured_kwh, common_kwh, total_kwh, estimated, flags
-           from heat_allocation where flat_id = $1 and hour >= $2 and hour < $3
-           order by hour limit 20000""",
-        flat_id,
-        span.start,
-        span.end,
-    )
+    rows = await allocation.flat_heat_hours(pool, flat_id, span.start, span.end)
     points = [HeatPoint(**r) for r in rows]
     if format == "csv":
         return csv_response(
@@ -104,5 +92,5 @@ async def flat_heat_buckets(
     check_flat(who, flat_id)
     building_id = await pool.fetchval("select building_id from flats where id = $1", flat_id)
     tz = await site_timezone(pool, building_id) if building_id else "UTC"
-    points = await flat_heat_series(pool, flat_id, span, resolution, tz)
+    points = await allocation.flat_heat_series(pool, flat_id, span.start, span.end, resolution, tz)
     return dict_response(series(points, "kWh", resolution, flat_id=flat_id))

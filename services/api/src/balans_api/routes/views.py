@@ -20,15 +20,11 @@ from balans_api.errors import ERROR_RESPONSES, not_found
 from balans_api.fastjson import dict_response, raw_json
 from balans_api.models import ConsumptionPoint, Series
 from balans_api.principal import Principal
-from balans_api.series import (
-    Points,
-    building_average,
-    flat_heat_series,
-    flat_meter_series,
-    series,
-)
+from balans_api.series import series
 from balans_api.timerange import TimeRange
 from balans_api.visibility import check_building, check_flat
+from balans_db.queries import allocation, balance, ingest, world
+from balans_db.queries.allocation import Points
 
 router = APIRouter(tags=["portal views"], responses=ERROR_RESPONSES)
 
@@ -146,24 +142,14 @@ def _ratio(mine: float | None, average: float | None) -> float | None:
 async def _delta_t(
     pool: asyncpg.Pool, span: TimeRange, building_id: int, flat_id: int | None
 ) -> float | None:
-    value = await pool.fetchval(
-        """select avg(t.supply_centi_c - t.return_centi_c) / 100.0
-           from temperature_readings t join sensor_pairs p on p.module_serial = t.module_serial
-           where p.building_id = $1 and p.position = 'flat' and ($2::int is null or p.flat_id = $2)
-             and t.ts >= $3 and t.ts < $4""",
-        building_id,
-        flat_id,
-        span.start,
-        span.end,
-    )
-    return float(value) if value is not None else None
+    return await ingest.mean_flat_delta_t(pool, building_id, flat_id, span.start, span.end)
 
 
 async def _building_figures(
     pool: asyncpg.Pool, flat: FlatContext, span: TimeRange, resolution: str
 ) -> tuple[Points, float | None, float]:
-    average = await building_average(
-        pool, flat.building_id, "heat", span, resolution, flat.timezone
+    average = await allocation.building_average(
+        pool, flat.building_id, "heat", span.start, span.end, resolution, flat.timezone
     )
     delta_t = await _delta_t(pool, span, flat.building_id, None)
     area = await pool.fetchval(
@@ -187,12 +173,16 @@ async def profile(
     flat = await flat_context(pool, who, flat_id)
     first = parse_month(month) if month else this_month(flat.timezone)
     span = month_range(first, flat.timezone)
-    heat = await flat_heat_series(pool, flat_id, span, resolution, flat.timezone)
+    heat = await allocation.flat_heat_series(
+        pool, flat_id, span.start, span.end, resolution, flat.timezone
+    )
     average, building_dt, mean_area = await request.app.state.cache.get(
         ("building", flat.building_id, span.start, resolution),
         lambda: _building_figures(pool, flat, span, resolution),
     )
-    meters = await flat_meter_series(pool, flat_id, span, resolution, flat.timezone, first)
+    meters = await allocation.flat_meter_series(
+        pool, flat_id, span.start, span.end, resolution, flat.timezone, first
+    )
     mine = heat.total
     avg_total = average.total
     now = datetime.now(UTC)
@@ -242,8 +232,12 @@ async def history(
         month_range(add_months(first, -12), flat.timezone).start,
         month_range(add_months(first, months - 13), flat.timezone).end,
     )
-    current = await flat_heat_series(pool, flat_id, span, resolution, flat.timezone)
-    last = await flat_heat_series(pool, flat_id, before, resolution, flat.timezone)
+    current = await allocation.flat_heat_series(
+        pool, flat_id, span.start, span.end, resolution, flat.timezone
+    )
+    last = await allocation.flat_heat_series(
+        pool, flat_id, before.start, before.end, resolution, flat.timezone
+    )
     return dict_response(
         {
             "flat": flat.model_dump(),
@@ -261,17 +255,7 @@ async def readings_on(
     """Each meter's register at the end of a local day (the calendar on the portal)."""
     flat = await flat_context(pool, who, flat_id)
     end = day_range(day, flat.timezone).end
-    rows = await pool.fetch(
-        """select m.id, m.serial, m.utility, m.unit, m.pulse_weight::float8 as weight, r.ts, r.count
-           from meters m join channels c on c.meter_id = m.id
-           left join lateral (
-             select ts, count from pulse_readings p
-             where p.module_serial = c.module_serial and p.input = c.input and p.ts <= $2
-             order by ts desc limit 1) r on true
-           where m.flat_id = $1 order by m.id""",
-        flat_id,
-        end,
-    )
+    rows = await ingest.flat_registers_at(pool, flat_id, end)
     return DayReadings(
         flat_id=flat_id,
         date=day,
@@ -290,14 +274,7 @@ async def readings_on(
 
 
 async def _heat_total(pool: asyncpg.Pool, flat_id: int, span: TimeRange) -> float:
-    value = await pool.fetchval(
-        """select coalesce(sum(total_kwh), 0) from heat_allocation
-           where flat_id = $1 and hour >= $2 and hour < $3""",
-        flat_id,
-        span.start,
-        span.end,
-    )
-    return float(value)
+    return await allocation.flat_heat_total(pool, flat_id, span.start, span.end)
 
 
 @router.get("/flats/{flat_id}/statement", response_model=Statement)
@@ -309,15 +286,8 @@ async def statement(flat_id: int, pool: Pool, who: Reader, month: Month = None) 
     prev = await _heat_total(pool, flat_id, month_range(add_months(first, -1), flat.timezone))
     last_year = await _heat_total(pool, flat_id, month_range(add_months(first, -12), flat.timezone))
     span = month_range(first, flat.timezone)
-    comparable = await pool.fetchval(
-        """select avg(kwh) from (
-             select f.id, coalesce(sum(h.total_kwh), 0) as kwh from flats f
-             left join heat_allocation h on h.flat_id = f.id and h.hour >= $3 and h.hour < $4
-             where f.building_id = $1 and f.rooms = $2 group by f.id) x""",
-        flat.building_id,
-        flat.rooms,
-        span.start,
-        span.end,
+    comparable = await allocation.comparable_flats_heat(
+        pool, flat.building_id, flat.rooms, span.start, span.end
     )
     return Statement(
         flat_id=flat_id,
@@ -325,72 +295,27 @@ async def statement(flat_id: int, pool: Pool, who: Reader, month: Month = None) 
         kwh=kwh,
         previous_month_kwh=prev,
         same_month_last_year_kwh=last_year,
-        comparable_user_kwh=float(comparable) if comparable is not None else None,
+        comparable_user_kwh=comparable,
         change_vs_previous_pct=_pct(kwh, prev),
         change_vs_last_year_pct=_pct(kwh, last_year),
     )
 
 
-_OVERVIEW = """
-select b.id, b.name, b.layout,
-  (select count(*) from flats where building_id = b.id) as flats,
-  (select count(*) from meters where building_id = b.id) as meters,
-  (select count(*) from radio_modules where building_id = b.id) as modules,
-  (select count(*) from radio_modules rm where rm.building_id = b.id and not exists (
-     select 1 from module_status ms where ms.module_serial = rm.serial
-     and ms.ts > now() - interval '24 hours')) as modules_silent_24h,
-  (select count(*) from radio_modules rm where rm.building_id = b.id and (
-     select battery_mv from module_status ms where ms.module_serial = rm.serial
-     order by ts desc limit 1) < 3300) as modules_low_battery
-from buildings b where b.id = $1
-"""
-
-_BUILDING_METER_DAYS = """
-select date_trunc('day', mc.hour, $3) as t, sum(mc.value) as value,
-       bool_or(mc.estimated) as estimated
-from meter_consumption mc join meters m on m.id = mc.meter_id
-where m.building_id = $1 and m.role = 'building' and m.utility = 'heat' and mc.hour >= $2
-group by 1 order by 1
-"""
-
-# the flats' measured heat per day: allocation's building hours, else the flat rows
-_FLATS_MEASURED_DAYS = """
-select date_trunc('day', hour, $3) as t, sum(flats_measured_kwh) as value,
-       false as estimated
-from allocation_building_hours where building_id = $1 and hour >= $2 group by 1 order by 1
-"""
-
-_FLATS_MEASURED_DAYS_FROM_FLATS = """
-select date_trunc('day', hour, $3) as t, sum(measured_kwh) as value,
-       bool_or(estimated) as estimated
-from heat_allocation where building_id = $1 and hour >= $2 group by 1 order by 1
-"""
-
-
 async def _open_alerts(pool: asyncpg.Pool, building_id: int) -> int | None:
     try:
-        return int(
-            await pool.fetchval(
-                "select count(*) from alerts where building_id = $1 and state = 'open'", building_id
-            )
-        )
+        return await balance.open_alert_count(pool, building_id)
     except asyncpg.UndefinedTableError:
         return None  # balance's migration has not landed in this database
 
 
 async def _overview(pool: asyncpg.Pool, building_id: int) -> Overview:
-    row = await pool.fetchrow(_OVERVIEW, building_id)
+    row = await ingest.building_equipment(pool, building_id)
     if row is None:
         raise not_found("building")
-    tz = await pool.fetchval(
-        "select s.timezone from buildings b join sites s on s.id = b.site_id where b.id = $1",
-        building_id,
-    )
+    tz = await world.site_timezone(pool, building_id) or "UTC"
     since = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=30)
-    building_days = await pool.fetch(_BUILDING_METER_DAYS, building_id, since, tz)
-    flat_days = await pool.fetch(_FLATS_MEASURED_DAYS, building_id, since, tz) or await pool.fetch(
-        _FLATS_MEASURED_DAYS_FROM_FLATS, building_id, since, tz
-    )
+    building_days = await allocation.building_meter_heat_days(pool, building_id, since, tz)
+    flat_days = await allocation.flats_measured_heat_days(pool, building_id, since, tz)
     return Overview(
         building_id=row["id"],
         name=row["name"],
