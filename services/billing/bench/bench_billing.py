@@ -24,6 +24,7 @@ from balans_billing.demo import seed_demo_tariffs
 from balans_billing.invoicing import bill_building
 from balans_billing.periods import month_bounds
 from balans_db import migrate
+from balans_db.queries import allocation
 from balans_db.secrets import KeyVault
 from balans_db.topology import reference_building, write_building
 from balans_devstack.stack import DevStack
@@ -86,7 +87,7 @@ async def _bench(database_url: str) -> None:
         start, end = month_bounds(*MONTH, "Europe/Chisinau")
         accounts = len(await storage.accounts_of(conn, building_id))
 
-        baseline = await _median(lambda: storage.flat_consumption(conn, building_id, start, end))
+        baseline = await _median(lambda: allocation.flat_consumption(conn, building_id, start, end))
         began = time.perf_counter()
         issued = await bill_building(conn, building_id, start, end)
         first = time.perf_counter() - began

@@ -21,6 +21,7 @@ from balans_billing.fairness import FairnessReport, FlatHeat, fairness_report
 from balans_billing.invoicing import Issued, bill_building, tariff_in_force
 from balans_billing.periods import first_day, month_bounds
 from balans_billing.tariffs import TariffSpec
+from balans_db.queries import allocation
 
 Format = Literal["json", "csv", "html"]
 RENDERERS = {"json": render.to_json, "csv": render.to_csv, "html": render.to_html}
@@ -87,15 +88,7 @@ async def fairness(
     Without ``price_per_gcal`` the heat tariff in force is used, which must then have a
     single consumption block (a progressive tariff has no one price to compare with).
     """
-    rows = await conn.fetch(
-        """select f.id, f.number, f.area_m2, coalesce(sum(h.total_kwh::numeric), 0) as kwh
-           from flats f left join heat_allocation h
-             on h.flat_id = f.id and h.hour >= $2 and h.hour < $3
-           where f.building_id = $1 group by f.id order by f.id""",
-        building_id,
-        start,
-        end,
-    )
+    rows = await allocation.flats_heat(conn, building_id, start, end)
     if price_per_gcal is None:
         price_per_gcal = await _single_heat_price(conn, building_id, start)
     flats = [

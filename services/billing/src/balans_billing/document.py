@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from balans_billing import storage
 from balans_billing.charges import Line
+from balans_db.queries import world
 
 
 class InvoiceDocument(BaseModel):
@@ -37,14 +38,7 @@ class InvoiceDocument(BaseModel):
 async def load_document(conn: asyncpg.Connection, invoice_id: int) -> InvoiceDocument:
     """Assemble the document of a stored invoice; LookupError when there is none."""
     invoice = await storage.load_invoice(conn, invoice_id)
-    who = await conn.fetchrow(
-        """select a.number, a.holder_name, f.number as flat_number, b.name, b.address,
-                  s.timezone
-           from accounts a join flats f on f.id = a.flat_id
-           join buildings b on b.id = f.building_id join sites s on s.id = b.site_id
-           where a.id = $1""",
-        invoice.account_id,
-    )
+    who = await world.account_address(conn, invoice.account_id)
     zone = ZoneInfo(who["timezone"])
     return InvoiceDocument(
         invoice_id=invoice.id,

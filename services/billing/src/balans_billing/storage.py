@@ -1,6 +1,6 @@
 """The SQL on billing's tables (declared in :mod:`balans_db.tables.billing`), run with
-asyncpg. Consumption is read from allocation's ``heat_allocation``
-(heat, per flat) and ``meter_consumption`` (other utilities, per meter).
+asyncpg. The world and the consumption are read through the queries their owners publish
+(:mod:`balans_db.queries`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,15 @@ from decimal import Decimal
 import asyncpg
 
 from balans_billing.charges import Line
+from balans_billing.invoice_stream import invoice_msg_id
 from balans_billing.tariffs import TariffSpec
+from balans_core import outbox
+from balans_db.queries import world
+from balans_protocol import subjects
+from balans_protocol.messages import InvoiceIssued
 
 DEFAULT_SUPPLIER = "default"
+OUTBOX = "billing_outbox"  # balans_db.tables.billing_outbox, sent by the service's relay
 
 
 class TariffConflictError(ValueError):
@@ -85,81 +91,29 @@ class AccountRow:
 
 async def building_timezone(conn: asyncpg.Connection, building_id: int) -> str:
     """The IANA time zone of the building's site (billing periods are local months)."""
-    tz = await conn.fetchval(
-        "select s.timezone from buildings b join sites s on s.id = b.site_id where b.id = $1",
-        building_id,
-    )
+    tz = await world.site_timezone(conn, building_id)
     if tz is None:
         raise LookupError(f"no building {building_id}")
-    return str(tz)
+    return tz
 
 
 async def accounts_of(conn: asyncpg.Connection, building_id: int) -> list[AccountRow]:
     """The building's accounts with their flats' residents and area, by account id."""
-    rows = await conn.fetch(
-        """select a.id, a.number, a.flat_id, a.residents, f.area_m2
-           from accounts a join flats f on f.id = a.flat_id
-           where f.building_id = $1 order by a.id""",
-        building_id,
-    )
+    rows = await world.building_accounts(conn, building_id)
     return [
         AccountRow(r["id"], r["number"], r["flat_id"], r["residents"], r["area_m2"]) for r in rows
     ]
 
 
-async def flat_consumption(
-    conn: asyncpg.Connection, building_id: int, start: datetime, end: datetime
-) -> dict[tuple[int, str], Decimal]:
-    """(flat id, utility) -> consumption in [start, end): heat in kWh from heat_allocation,
-    the other utilities in their meters' unit (m3 or kWh) from meter_consumption."""
-    rows = await conn.fetch(
-        """select flat_id, 'heat' as utility, sum(total_kwh::numeric) as used
-           from heat_allocation
-           where building_id = $1 and hour >= $2 and hour < $3 group by flat_id
-           union all
-           select m.flat_id, m.utility, sum(c.value::numeric)
-           from meter_consumption c join meters m on m.id = c.meter_id
-           where m.building_id = $1 and m.role = 'flat' and m.utility <> 'heat'
-             and c.hour >= $2 and c.hour < $3
-           group by m.flat_id, m.utility""",
-        building_id,
-        start,
-        end,
-    )
-    return {(r["flat_id"], r["utility"]): r["used"] for r in rows}
-
-
-async def metering_points(conn: asyncpg.Connection, building_id: int) -> dict[tuple[int, str], int]:
-    """(flat id, utility) -> metering points: the flat's own meters, plus for heat its
-    sensor pairs on modules without a heat meter (the radiator distributors of 2a)."""
-    rows = await conn.fetch(
-        """select flat_id, utility, count(*) as points from meters
-           where building_id = $1 and role = 'flat' and flat_id is not null
-           group by flat_id, utility
-           union all
-           select sp.flat_id, 'heat', count(*) from sensor_pairs sp
-           where sp.building_id = $1 and sp.position = 'flat' and sp.flat_id is not null
-             and not exists (
-               select 1 from channels c join meters m on m.id = c.meter_id
-               where c.module_serial = sp.module_serial and m.utility = 'heat')
-           group by sp.flat_id""",
-        building_id,
-    )
-    points: dict[tuple[int, str], int] = defaultdict(int)
-    for r in rows:
-        points[(r["flat_id"], r["utility"])] += r["points"]
-    return points
-
-
 async def connected_kw(
-    conn: asyncpg.Connection, building_id: int
+    conn: asyncpg.Connection, account_ids: list[int]
 ) -> dict[tuple[int, str], Decimal]:
-    """(account id, utility) -> connected load in kW, for capacity charges per kW."""
+    """(account id, utility) -> connected load in kW of these accounts, for capacity
+    charges per kW."""
     rows = await conn.fetch(
-        """select l.account_id, l.utility, l.connected_kw from connected_loads l
-           join accounts a on a.id = l.account_id join flats f on f.id = a.flat_id
-           where f.building_id = $1""",
-        building_id,
+        """select account_id, utility, connected_kw from connected_loads
+           where account_id = any($1::int[])""",
+        account_ids,
     )
     return {(r["account_id"], r["utility"]): r["connected_kw"] for r in rows}
 
@@ -250,8 +204,10 @@ async def insert_invoice(
     lines: list[Line],
     corrects_id: int | None = None,
 ) -> int:
-    """Write an invoice (or, with ``corrects_id``, a correction) and its lines; the total
-    is the sum of the lines. Call inside a transaction."""
+    """Write an invoice (or, with ``corrects_id``, a correction), its lines and its
+    InvoiceIssued announcement (billing's outbox, message id ``invoice-<id>``); the total is
+    the sum of the lines. Call inside a transaction: the announcement exists exactly when
+    the invoice does."""
     total = sum((line.amount for line in lines), Decimal(0))
     invoice_id: int = await conn.fetchval(
         """insert into invoices (account_id, building_id, period_start, period_end, kind,
@@ -283,5 +239,21 @@ async def insert_invoice(
             )
             for n, ln in enumerate(lines, start=1)
         ],
+    )
+    announcement = InvoiceIssued(
+        invoice_id=invoice_id,
+        account_id=account_id,
+        period_start=start,
+        period_end=end,
+        total_mdl=str(total),
+        kind="invoice" if corrects_id is None else "correction",
+        corrects_id=corrects_id,
+    )
+    await outbox.enqueue(
+        conn,
+        OUTBOX,
+        subjects.invoice(account_id),
+        announcement,
+        msg_id=invoice_msg_id(invoice_id),
     )
     return invoice_id
