@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup os-packages run test lint format bench fuzz clean
+.PHONY: help setup os-packages run test lint format bench fuzz clean chaos
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -75,3 +75,6 @@ fuzz-protocol: setup ## protocol: 1 000 000 random and mutated frames through th
 
 bench-scale: setup ## ops: one hour of a simulated city through ingest, persister, allocation, balance, stage by stage (BENCH_SCALE_BUILDINGS)
 	$(BIN)/python deploy/bench/bench_scale.py
+
+chaos: setup ## reliability: a seeded run that SIGKILLs every process and server at random while the simulator uploads, then compares readings, heat, invoices and announcements with a run without kills (CHAOS_SEED, CHAOS_KILLS, CHAOS_BUILDINGS)
+	$(BIN)/python deploy/chaos/chaos.py
