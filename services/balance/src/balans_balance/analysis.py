@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import numpy as np
 
-from balans_balance.alerts import Publish, reconcile
+from balans_balance.alerts import reconcile
 from balans_balance.detectors.clogged_riser import dt_change, riser_verdict
 from balans_balance.detectors.leak_tapping_balance_meter import (
     Diagnosis,
@@ -32,6 +32,7 @@ from balans_balance.forecast import (
 )
 from balans_balance.loading import BuildingData, GroupDef, load_building
 from balans_balance.metrics import ALERTS_OPEN, GROUPS_EVALUATED
+from balans_db.queries import world
 from balans_physics.water import heat_per_m3
 
 # below it the balance is mostly unmetered use (cold water with few flat meters): it
@@ -476,7 +477,6 @@ async def analyse_building(
     conn: asyncpg.Connection,
     building_id: int,
     until: datetime,
-    publish: Publish,
     *,
     days: int = 35,
     cfg: ExcessSettings | None = None,
@@ -484,17 +484,15 @@ async def analyse_building(
     """Run every group detector over the ``days`` before ``until`` and reconcile alerts."""
     data = await load_building(conn, building_id, until, days)
     findings, results = building_findings(data, cfg)
-    units = dict(
-        await conn.fetch(
-            "select id, unit from meters where id = any($1::int[])",
-            [g.balance_meter_id for g in data.groups],
-        )
-    )
+    units = {
+        r["id"]: r["unit"]
+        for r in await world.meters_by_id(conn, [g.balance_meter_id for g in data.groups])
+    }
     for result in results:
         GROUPS_EVALUATED.inc()
         await _store_series(conn, data, result, units[result.group.balance_meter_id])
     await store_forecasts(conn, data)
-    transitions = await reconcile(conn, building_id, findings, publish, datetime.now(UTC))
+    transitions = await reconcile(conn, building_id, findings, datetime.now(UTC))
     for kind, count in await conn.fetch(
         "select kind, count(*) from alerts where state = 'open' group by kind"
     ):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from balans_db.queries import world
 from balans_protocol.messages import BalanceGroupInfo, GroupCreate
 
 _GROUP_COLUMNS = "g.id, g.name, g.utility, g.kind, g.building_id, g.parent_id, g.balance_meter_id"
@@ -49,15 +50,11 @@ async def _insert_group(conn: asyncpg.Connection, g: GroupCreate) -> int:
 async def generate_building_groups(conn: asyncpg.Connection, building_id: int) -> list[int]:
     """Create the default group tree of a building; return the ids of new groups."""
     created: list[int] = []
-    code = await conn.fetchval("select code from buildings where id = $1", building_id)
+    code = await world.building_code(conn, building_id)
     if code is None:
         raise GroupError(f"building {building_id} does not exist")
     async with conn.transaction():
-        building_meters = await conn.fetch(
-            """select distinct on (utility) id, utility from meters
-               where building_id = $1 and role = 'building' order by utility, id""",
-            building_id,
-        )
+        building_meters = await world.building_balance_meters(conn, building_id)
         for bm in building_meters:
             utility = bm["utility"]
             exists = await conn.fetchval(
@@ -68,18 +65,7 @@ async def generate_building_groups(conn: asyncpg.Connection, building_id: int) -
             )
             if exists:
                 continue
-            subscribers = await conn.fetch(
-                """select m.id, m.role, coalesce(f.entrance_id, r.entrance_id) entrance_id,
-                          e.number entrance_no, r.number riser_no
-                   from meters m
-                   left join flats f on f.id = m.flat_id
-                   left join risers r on r.id = m.riser_id
-                   left join entrances e on e.id = coalesce(f.entrance_id, r.entrance_id)
-                   where m.building_id = $1 and m.utility = $2 and m.role in ('flat', 'riser')
-                   order by m.id""",
-                building_id,
-                utility,
-            )
+            subscribers = await world.subscriber_meters(conn, building_id, utility)
             top = await _insert_group(
                 conn,
                 GroupCreate(
@@ -175,9 +161,7 @@ async def _require_group(conn: asyncpg.Connection, group_id: int) -> str:
 
 
 async def _check_meters(conn: asyncpg.Connection, utility: str, meter_ids: list[int]) -> None:
-    rows = await conn.fetch(
-        "select id, utility from meters where id = any($1::int[])", list(meter_ids)
-    )
+    rows = await world.meters_by_id(conn, list(meter_ids))
     found = {r["id"]: r["utility"] for r in rows}
     missing = sorted(set(meter_ids) - set(found))
     if missing:

@@ -1,4 +1,9 @@
-"""Read what the analysis of one building needs into aligned hourly numpy arrays."""
+"""Read what the analysis of one building needs into aligned hourly numpy arrays.
+
+The world, the readings and the consumption come through the queries their owners
+publish (:mod:`balans_db.queries`), each window as one row per meter or module with its
+hours as positions: a window is ~100 000 values, and one record per value would cost
+more to decode than the query itself."""
 
 from __future__ import annotations
 
@@ -10,10 +15,10 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
+from balans_db.queries import allocation, ingest, world
+
 FloatArray = npt.NDArray[np.float64]
 HOUR = timedelta(hours=1)
-# a row's hour as a position in the window: hours after the query's lower bound ($2)
-_POSITION = "(extract(epoch from {column} - $2::timestamptz) / 3600)::int"
 
 
 @dataclass(frozen=True)
@@ -82,11 +87,7 @@ async def load_building(
     conn: asyncpg.Connection, building_id: int, until: datetime, days: int
 ) -> BuildingData:
     hours = hour_range(until, days)
-    site = await conn.fetchrow(
-        """select s.id, s.timezone from buildings b join sites s on s.id = b.site_id
-           where b.id = $1""",
-        building_id,
-    )
+    site = await world.building_site(conn, building_id)
     timezone = site["timezone"] or "UTC"
     group_rows = await conn.fetch(
         """select g.id, g.name, g.utility, g.kind, g.balance_meter_id,
@@ -103,40 +104,20 @@ async def load_building(
         )
         for r in group_rows
     ]
-    meter_rows = await conn.fetch(
-        """select m.id, m.serial, m.unit, m.utility, m.role, m.flat_id, m.riser_id,
-                  m.pulse_weight, c.module_serial
-           from meters m left join channels c on c.meter_id = m.id
-           where m.building_id = $1 order by m.id""",
-        building_id,
-    )
+    meter_rows = await world.building_meters(conn, building_id)
     meter_index = {r["id"]: i for i, r in enumerate(meter_rows)}
     consumption = np.full((len(meter_rows), len(hours)), np.nan)
     start = hours[0]
-    # one row per meter with its hours as positions: a window is ~100 000 values, and
-    # one record per value would cost more to decode than the query itself
-    for r in await conn.fetch(
-        f"""select meter_id, array_agg({_POSITION.format(column="hour")}) positions,
-                  array_agg(value::float8) values_
-           from meter_consumption
-           where meter_id = any($1::int[]) and hour >= $2 and hour <= $3 and not estimated
-           group by meter_id""",
-        list(meter_index),
-        start,
-        hours[-1],
+    for r in await allocation.measured_consumption_positions(
+        conn, list(meter_index), start, hours[-1]
     ):
         consumption[meter_index[r["meter_id"]], r["positions"]] = r["values_"]
     supply_c, return_c = await _building_temperatures(conn, building_id, hours)
     module_of = {r["id"]: r["module_serial"] for r in meter_rows if r["module_serial"]}
     flagged: dict[int, npt.NDArray[np.bool_]] = {}
-    for r in await conn.fetch(
-        f"""select module_serial, array_agg({_POSITION.format(column="ts")}) positions
-           from module_status
-           where module_serial = any($1::bigint[]) and tamper and ts >= $2 and ts <= $3
-           group by module_serial""",
-        list(set(module_of.values())),
-        start + HOUR,  # ts is the end of the hour the status covers
-        hours[-1] + HOUR,
+    # ts is the end of the hour the status covers
+    for r in await ingest.tamper_positions(
+        conn, list(set(module_of.values())), start + HOUR, hours[-1] + HOUR
     ):
         flagged[r["module_serial"]] = np.zeros(len(hours), bool)
         flagged[r["module_serial"]][r["positions"]] = True
@@ -179,46 +160,20 @@ async def _load_reporting(
     conn: asyncpg.Connection, building_id: int, hours: list[datetime]
 ) -> Reporting:
     """Rows are stamped at the end of the hour they cover."""
-    rows = await conn.fetch(
-        """select m.serial, c.serial concentrator from radio_modules m
-           join concentrators c on c.id = m.concentrator_id
-           where m.building_id = $1 order by m.serial""",
-        building_id,
-    )
+    rows = await world.building_modules(conn, building_id)
     modules = [r["serial"] for r in rows]
     row_of = {serial: i for i, serial in enumerate(modules)}
     present = np.zeros((len(modules), len(hours)), dtype=bool)
     battery = np.full((len(modules), len(hours)), np.nan)
     lo, hi = hours[0] + HOUR, hours[-1] + HOUR
-    for r in await conn.fetch(
-        f"""select module_serial, array_agg({_POSITION.format(column="ts")}) positions,
-                  array_agg(battery_mv::float8) battery
-           from module_status
-           where module_serial = any($1::bigint[]) and ts >= $2 and ts <= $3
-           group by module_serial""",
-        modules,
-        lo,
-        hi,
-    ):
+    for r in await ingest.status_positions(conn, modules, lo, hi):
         row = row_of[r["module_serial"]]
         present[row, r["positions"]] = True
         battery[row, r["positions"]] = np.array(r["battery"], dtype=np.float64)
-    channels = await conn.fetch(
-        """select c.meter_id, c.module_serial, c.input from channels c
-           join meters m on m.id = c.meter_id where m.building_id = $1""",
-        building_id,
-    )
+    channels = await world.building_channels(conn, building_id)
     meter_of = {(r["module_serial"], r["input"]): r["meter_id"] for r in channels}
     meter_present = {r["meter_id"]: np.zeros(len(hours), dtype=bool) for r in channels}
-    for r in await conn.fetch(
-        f"""select module_serial, input, array_agg({_POSITION.format(column="ts")}) positions
-           from pulse_readings
-           where module_serial = any($1::bigint[]) and ts >= $2 and ts <= $3
-           group by module_serial, input""",
-        modules,
-        lo,
-        hi,
-    ):
+    for r in await ingest.register_positions(conn, modules, lo, hi):
         meter = meter_of.get((r["module_serial"], r["input"]))
         if meter is not None:
             meter_present[meter][r["positions"]] = True
@@ -239,19 +194,8 @@ async def _riser_dt(
     """Riser -> hourly mean ΔT (°C) over the sensor pairs on it (rows stamped at the end
     of the hour they cover)."""
     out: dict[int, FloatArray] = {}
-    for r in await conn.fetch(
-        f"""select riser_id, array_agg(position_) positions, array_agg(dt) dts
-            from (select p.riser_id, {_POSITION.format(column="t.ts")} position_,
-                         avg(t.supply_centi_c - t.return_centi_c)::float8 / 100 dt
-                  from temperature_readings t
-                  join sensor_pairs p on p.module_serial = t.module_serial
-                  where p.building_id = $1 and p.riser_id is not null
-                    and t.ts >= $2 and t.ts <= $3
-                  group by p.riser_id, t.ts) per_hour
-            group by riser_id""",
-        building_id,
-        hours[0] + HOUR,
-        hours[-1] + HOUR,
+    for r in await ingest.riser_delta_t_positions(
+        conn, building_id, hours[0] + HOUR, hours[-1] + HOUR
     ):
         series = np.full(len(hours), np.nan)
         series[r["positions"]] = r["dts"]
@@ -267,16 +211,8 @@ async def _building_temperatures(
     A temperature row stamped ``ts`` is the mean of the hour that ends at ``ts``."""
     supply = np.full(len(hours), np.nan)
     ret = np.full(len(hours), np.nan)
-    row = await conn.fetchrow(
-        f"""select array_agg({_POSITION.format(column="t.ts")}) positions,
-                  array_agg(t.supply_centi_c::float8 / 100) supply,
-                  array_agg(t.return_centi_c::float8 / 100) return_
-           from temperature_readings t
-           join sensor_pairs p on p.module_serial = t.module_serial
-           where p.building_id = $1 and p.position = 'building' and t.ts >= $2 and t.ts <= $3""",
-        building_id,
-        hours[0] + HOUR,
-        hours[-1] + HOUR,
+    row = await ingest.building_temperature_positions(
+        conn, building_id, hours[0] + HOUR, hours[-1] + HOUR
     )
     if row is not None and row["positions"]:
         supply[row["positions"]] = row["supply"]

@@ -63,8 +63,7 @@ async def operator_action(db: Db, alert_id: int, action: str, actor: str) -> Any
     alert. Balance publishes this one write: it touches only the operator's columns and
     the state, which balance reads back before it reopens or updates an alert."""
     return await db.fetchrow(
-        f"update alerts set {_OPERATOR_ACTIONS[action]} where id = $1 "
-        f"returning {ALERT_COLUMNS}",
+        f"update alerts set {_OPERATOR_ACTIONS[action]} where id = $1 returning {ALERT_COLUMNS}",
         alert_id,
         actor,
     )

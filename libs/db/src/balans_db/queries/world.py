@@ -135,3 +135,86 @@ async def account_address(db: Db, account_id: int) -> Any:
            where a.id = $1""",
         account_id,
     )
+
+
+# --- a building's meters and modules (balance) ---
+
+
+async def building_site(db: Db, building_id: int) -> Any:
+    """The building's site: id and timezone; None if there is no such building."""
+    return await db.fetchrow(
+        """select s.id, s.timezone from buildings b join sites s on s.id = b.site_id
+           where b.id = $1""",
+        building_id,
+    )
+
+
+async def building_code(db: Db, building_id: int) -> str | None:
+    """The building's code; None if there is no such building."""
+    code = await db.fetchval("select code from buildings where id = $1", building_id)
+    return str(code) if code is not None else None
+
+
+async def meters_by_id(db: Db, meter_ids: list[int]) -> list[Any]:
+    """id, utility and unit of the meters that exist among ``meter_ids``."""
+    return await db.fetch(
+        "select id, utility, unit from meters where id = any($1::int[])", meter_ids
+    )
+
+
+async def building_meters(db: Db, building_id: int) -> list[Any]:
+    """Every meter of the building (id, serial, unit, utility, role, flat_id, riser_id,
+    pulse_weight) with the module_serial of its channel (None without one), by id."""
+    return await db.fetch(
+        """select m.id, m.serial, m.unit, m.utility, m.role, m.flat_id, m.riser_id,
+                  m.pulse_weight, c.module_serial
+           from meters m left join channels c on c.meter_id = m.id
+           where m.building_id = $1 order by m.id""",
+        building_id,
+    )
+
+
+async def building_balance_meters(db: Db, building_id: int) -> list[Any]:
+    """The building's building-role meter of each utility (id, utility; the lowest id)."""
+    return await db.fetch(
+        """select distinct on (utility) id, utility from meters
+           where building_id = $1 and role = 'building' order by utility, id""",
+        building_id,
+    )
+
+
+async def subscriber_meters(db: Db, building_id: int, utility: str) -> list[Any]:
+    """The building's flat and riser meters of ``utility`` (id, role) with the entrance
+    they are in (entrance_id, entrance_no) and their riser's number (riser_no), by id."""
+    return await db.fetch(
+        """select m.id, m.role, coalesce(f.entrance_id, r.entrance_id) entrance_id,
+                  e.number entrance_no, r.number riser_no
+           from meters m
+           left join flats f on f.id = m.flat_id
+           left join risers r on r.id = m.riser_id
+           left join entrances e on e.id = coalesce(f.entrance_id, r.entrance_id)
+           where m.building_id = $1 and m.utility = $2 and m.role in ('flat', 'riser')
+           order by m.id""",
+        building_id,
+        utility,
+    )
+
+
+async def building_modules(db: Db, building_id: int) -> list[Any]:
+    """The building's radio modules (serial) with their concentrator's serial
+    (concentrator), by serial."""
+    return await db.fetch(
+        """select m.serial, c.serial concentrator from radio_modules m
+           join concentrators c on c.id = m.concentrator_id
+           where m.building_id = $1 order by m.serial""",
+        building_id,
+    )
+
+
+async def building_channels(db: Db, building_id: int) -> list[Any]:
+    """The channels of the building's meters: meter_id, module_serial, input."""
+    return await db.fetch(
+        """select c.meter_id, c.module_serial, c.input from channels c
+           join meters m on m.id = c.meter_id where m.building_id = $1""",
+        building_id,
+    )
