@@ -28,7 +28,8 @@ def migrate_command(revision: str = typer.Option("heads", help="Target revision.
 def partitions_command(
     months_ahead: int = typer.Option(12, min=0, max=120, help="Months to prepare."),
 ) -> None:
-    """Create the monthly partitions of every partitioned table up to MONTHS_AHEAD ahead."""
+    """Create the monthly partitions of every partitioned table, from the month
+    BALANS_READINGS_HORIZON_DAYS back to MONTHS_AHEAD ahead."""
     created = asyncio.run(ensure_partitions(DatabaseSettings().database_url, months_ahead))
     for table, count in created.items():
         typer.echo(f"{table}: {count} added")

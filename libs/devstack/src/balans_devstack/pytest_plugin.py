@@ -7,6 +7,7 @@ their data without paying for migrations again.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from balans_db import migrate
+from balans_db.partitions import ensure_partitions
 from balans_devstack.stack import DevStack, StackUrls
 
 TEMPLATE = "balans_template"
@@ -55,10 +57,12 @@ def _admin_sql(dev_stack: DevStack, sql: str) -> None:
 
 @pytest.fixture(scope="session")
 def template_database(dev_stack: DevStack) -> str:
-    """A migrated database that module databases are copied from."""
+    """A migrated database that module databases are copied from, with the monthly
+    partitions of the readings window (as ``balans db migrate`` makes them)."""
     _admin_sql(dev_stack, f"create database {TEMPLATE}")
     url = with_database(dev_stack.urls.database_url, TEMPLATE)
     migrate.upgrade(url)
+    asyncio.run(ensure_partitions(url))
     return url
 
 
