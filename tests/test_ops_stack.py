@@ -128,6 +128,7 @@ def running_services(
     ingest_port = free_port()
     env = {
         "BALANS_INGEST_PORT": str(ingest_port),
+        "BALANS_SIM_INGEST_PORT": str(ingest_port),
         "BALANS_API_PORT": str(free_port()),
         "BALANS_FLEET_REFRESH_SECONDS": "1",
         "BALANS_SIM_BACKFILL_DAYS": "1",  # the simulator's history is not what is tested here

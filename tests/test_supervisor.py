@@ -67,9 +67,11 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("BALANS_DATABASE_URL", "BALANS_NATS_URL")
     }
+    ingest_port = str(free_port())
     env |= {
         "BALANS_API_PORT": str(free_port()),
-        "BALANS_INGEST_PORT": str(free_port()),
+        "BALANS_INGEST_PORT": ingest_port,
+        "BALANS_SIM_INGEST_PORT": ingest_port,
         "BALANS_SIM_BACKFILL_DAYS": "1",  # history is not what is tested here
         "BALANS_SIM_GROUND_TRUTH": str(data_dir / "ground_truth.jsonl"),
     }

@@ -31,6 +31,12 @@ class CommonSettings(BaseSettings):
     health_port: int = Field(
         0, description="Port of /healthz, /readyz and /metrics; 0 picks a free port."
     )
+    environment: str = Field(
+        "development",
+        description="'development' (the default, for make run) lets the api use its built-in "
+        "JWT secret and create the demo logins, and billing seed the demo tariffs; set "
+        "'production' in deployments.",
+    )
     consumer_max_deliveries: int = Field(
         5,
         ge=1,

@@ -14,7 +14,9 @@ from balans_billing.demo import DEMO_TARIFFS_FROM, seed_demo_tariffs
 from balans_billing.invoice_stream import ensure_invoice_stream
 from balans_billing.service import BillingRun, event_consumers, serve_requests
 from balans_billing.settings import BillingSettings
+from balans_billing.storage import OUTBOX
 from balans_core.nats import connect_nats
+from balans_core.outbox import OutboxRelay
 from balans_core.service import ServiceContext, run_service
 from balans_protocol.streams import ensure_streams
 
@@ -37,7 +39,10 @@ async def serve(ctx: ServiceContext, settings: BillingSettings) -> None:
         js = nc.jetstream()
         await ensure_streams(js)
         await ensure_invoice_stream(js)
-        billing = BillingRun(js, pool)
+        relay = OutboxRelay(
+            pool, js, OUTBOX, "billing", poll_interval_s=settings.outbox_poll_interval_s
+        )
+        billing = BillingRun(pool, relay)
         await serve_requests(nc, billing, settings.billing_api_queue)
         closer = asyncio.create_task(
             run_closer(
@@ -50,7 +55,8 @@ async def serve(ctx: ServiceContext, settings: BillingSettings) -> None:
         )
         ctx.set_ready()
         await ctx.run_until_stopped(
-            *(consumer.run(ctx.stopping) for consumer in event_consumers(js, billing, settings))
+            relay.run(ctx.stopping),
+            *(consumer.run(ctx.stopping) for consumer in event_consumers(js, billing, settings)),
         )
     finally:
         if closer is not None:

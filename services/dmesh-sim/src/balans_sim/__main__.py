@@ -16,6 +16,7 @@ import structlog
 
 from balans_core.service import ServiceContext, run_service
 from balans_db.secrets import KeyVault
+from balans_protocol.boot import next_boot
 from balans_sim.announce import announce_backfill
 from balans_sim.api import prepare
 from balans_sim.city import CityConfig
@@ -92,8 +93,11 @@ async def serve(ctx: ServiceContext) -> None:
         OUTAGE_HORIZON_H, s.sim_outages_per_week, s.sim_outage_mean_hours
     )
     write_ground_truth(s.sim_ground_truth, outages)
+    boot = next_boot(s.sim_boot_file)
     concentrators = [
-        SimConcentrator(b, keys[b.spec.concentrator_serial], s.ingest_host, s.ingest_port)
+        SimConcentrator(
+            b, keys[b.spec.concentrator_serial], s.sim_ingest_host, s.sim_ingest_port, boot=boot
+        )
         for b in sim.buildings
     ]
     for c in concentrators:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from pydantic import Field
 
-from balans_core.settings import CommonSettings
+from balans_db.settings import DatabaseSettings
 
 
-class SimSettings(CommonSettings):
-    """The simulated city: mesh, physics, faults, concentrators."""
+class SimSettings(DatabaseSettings):
+    """The simulated city: mesh, physics, faults, concentrators (``BALANS_MASTER_KEY`` opens
+    their sealed keys)."""
 
     sim_preset: str = Field(
         "demo", description="City: 'demo' (the demo seed), 'generated', 'reference'."
@@ -44,7 +45,15 @@ class SimSettings(CommonSettings):
     sim_ground_truth: Path = Field(
         Path(".balans/ground_truth.jsonl"), description="Where injected faults are recorded."
     )
+    sim_boot_file: Path = Field(
+        Path(".balans/sim-boot-counter"),
+        description="The concentrators' boot counter, taken anew and stored at every start so "
+        "a restarted simulator never reuses message ids.",
+    )
     sim_realtime: bool = Field(True, description="After the backfill, upload every hour.")
-    ingest_host: str = Field("127.0.0.1", description="Where ingest listens for concentrators.")
-    ingest_port: int = Field(4100, description="ingest TCP port (BALANS_INGEST_PORT).")
-    master_key: str | None = Field(None, description="Opens the concentrators' sealed keys.")
+    sim_ingest_host: str = Field(
+        "127.0.0.1", description="Host of ingest's concentrator port the concentrators dial."
+    )
+    sim_ingest_port: int = Field(
+        4100, description="ingest's concentrator port (ingest binds BALANS_INGEST_PORT)."
+    )
