@@ -9,7 +9,8 @@ from datetime import timedelta
 import structlog
 from nats.js.client import JetStreamContext
 
-from balans_fleet import metrics, queries
+from balans_db.queries import Db, allocation, ingest
+from balans_fleet import metrics
 from balans_fleet.jetstream import refresh_streams
 from balans_fleet.settings import FleetSettings
 
@@ -19,9 +20,7 @@ log = structlog.get_logger("fleet")
 class FleetCollector:
     """Sets the ``balans_fleet_*`` gauges from PostgreSQL and JetStream."""
 
-    def __init__(
-        self, settings: FleetSettings, db: queries.Connection, js: JetStreamContext
-    ) -> None:
+    def __init__(self, settings: FleetSettings, db: Db, js: JetStreamContext) -> None:
         self.settings = settings
         self.db = db
         self.js = js
@@ -50,17 +49,17 @@ class FleetCollector:
 
     async def _concentrators(self) -> None:
         window = timedelta(hours=self.settings.fleet_silent_after_hours)
-        counts = await queries.concentrator_counts(self.db, window)
-        metrics.CONCENTRATORS.set(counts.total)
-        metrics.CONCENTRATORS_SILENT.set(counts.silent)
+        counts = await ingest.concentrator_counts(self.db, window)
+        metrics.CONCENTRATORS.set(counts["total"])
+        metrics.CONCENTRATORS_SILENT.set(counts["silent"])
 
     async def _battery(self) -> None:
         window = timedelta(hours=self.settings.fleet_battery_lookback_hours)
-        counts = await queries.battery_counts(self.db, window, self.settings.fleet_low_battery_mv)
-        metrics.MODULES_REPORTING.set(counts.reporting)
-        metrics.MODULES_LOW_BATTERY.set(counts.low)
+        counts = await ingest.battery_counts(self.db, window, self.settings.fleet_low_battery_mv)
+        metrics.MODULES_REPORTING.set(counts["reporting"])
+        metrics.MODULES_LOW_BATTERY.set(counts["low"])
 
     async def _estimated(self) -> None:
         window = timedelta(hours=self.settings.fleet_estimated_window_hours)
-        for utility, share in (await queries.estimated_shares(self.db, window)).items():
+        for utility, share in (await allocation.estimated_shares(self.db, window)).items():
             metrics.ESTIMATED_SHARE.labels(utility).set(share)
