@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import asyncpg
 import structlog
 
 from balans_core.nats import connect_nats
 from balans_core.service import ServiceContext, run_service
 from balans_db.partitions import ensure_partitions
 from balans_ingest.metrics import PERSISTER_ERRORS
-from balans_ingest.persister.consumer import DATABASE_ERRORS, Persister
+from balans_ingest.persister.consumer import Persister
 from balans_ingest.settings import PersisterSettings
 from balans_protocol.streams import ensure_streams
 
 log = structlog.get_logger("persister")
 
 PARTITIONS_INTERVAL_S = 6 * 3600.0
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 async def keep_partitions(settings: PersisterSettings, stopping: asyncio.Event) -> None:
