@@ -23,7 +23,14 @@ def add_months(month: date, n: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+# the days a request may name (as timerange's instants); beyond them the UTC conversion
+# or the next day's date would overflow
+FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(9000, 1, 1)
+
+
 def local_midnight(day: date, tz: str) -> datetime:
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ApiError(400, f"{day} is out of range: dates lie between {FIRST_DAY} and {LAST_DAY}")
     return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz)).astimezone(UTC)
 
 

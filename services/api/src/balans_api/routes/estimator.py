@@ -34,3 +34,6 @@ async def estimate(body: EstimateRequest, _: Reader) -> EstimateReport:
         return build_report(body.building, body.prices, body.heating, body.saving)
     except ArithmeticError as exc:  # decimal.DivisionByZero / InvalidOperation on extremes
         raise ApiError(422, f"inputs outside the estimator's range ({type(exc).__name__})") from exc
+    except ValueError as exc:  # inputs that do not fit together, e.g. a flat size missing
+        # from gcal_per_month: the estimator's message names it
+        raise ApiError(422, str(exc)) from exc
