@@ -9,12 +9,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from ingest_harness import running_persister
 
 from balans_core.nats import connect_nats
 from balans_db.secrets import KeyVault
 from balans_db.topology import SiteSpec, regular_building, write_building
 from balans_devstack.nats_server import EmbeddedNats
-from balans_ingest.testing import running_persister
 from balans_mbus.readings import virtual_module_serial
 from balans_mbus.sink import store_raw_telegrams
 from balans_mbus.storage import register_meter
@@ -161,6 +161,27 @@ async def test_resend_is_idempotent_and_unknown_meters_are_counted(
         virtual_module_serial("KAM", "67676767"),
     )
     assert rows == 1
+
+
+async def test_another_buildings_concentrator_cannot_write_the_meter(
+    conn: asyncpg.Connection, world: tuple[int, int]
+) -> None:
+    """A telegram of a registered meter forwarded by a concentrator of another building is
+    counted as other_building and stores nothing; its own building's forward is stored."""
+    later = RECEIVED + 5 * 3600
+    stored = await store_raw_telegrams(
+        conn, VAULT, [_raw(KAMSTRUP_FULL, received=later)], [world[0] + 1000]
+    )
+    assert stored.outcomes == {"other_building": 1}
+    assert stored.readings == {}
+    rows = await conn.fetchval(
+        "select count(*) from pulse_readings where module_serial = $1 and ts > $2",
+        virtual_module_serial("KAM", "67676767"),
+        HOUR + timedelta(hours=4),
+    )
+    assert rows == 0
+    own = await store_raw_telegrams(conn, VAULT, [_raw(KAMSTRUP_FULL, received=later)], [world[0]])
+    assert own.outcomes == {"stored": 1}
 
 
 async def test_a_meter_wired_to_a_module_is_not_registered_twice(

@@ -6,7 +6,8 @@ from prometheus_client import Counter
 
 TELEGRAMS = Counter(
     "balans_mbus_telegrams_total",
-    "Raw M-Bus telegrams handled, by outcome: stored, unknown_meter, no_register, or the "
+    "Raw M-Bus telegrams handled, by outcome: stored, unknown_meter, other_building (a "
+    "meter of another building than the forwarding concentrator's), no_register, or the "
     "decode failure code (see balans_mbus.model.DecodeFailure).",
     ["outcome"],
 )

@@ -51,9 +51,16 @@ def _address(decoded: DecodedTelegram) -> tuple[str, str] | None:
 
 
 async def store_raw_telegrams(
-    conn: asyncpg.Connection, vault: KeyVault, telegrams: Sequence[RawTelegramRecord]
+    conn: asyncpg.Connection,
+    vault: KeyVault,
+    telegrams: Sequence[RawTelegramRecord],
+    building_ids: Sequence[int] | None = None,
 ) -> StoredTelegrams:
-    """Decode ``telegrams`` and write the readings of the registered meters among them."""
+    """Decode ``telegrams`` and write the readings of the registered meters among them.
+
+    ``building_ids`` (one per telegram: the building of the concentrator that forwarded
+    it) keeps a concentrator from writing another building's meters: such a telegram is
+    counted as ``other_building`` and dropped, like a neighbour's unregistered meter."""
     result = StoredTelegrams()
     if not telegrams:
         return result
@@ -65,10 +72,17 @@ async def store_raw_telegrams(
     meters = await load_meters(conn, vault, (a for a in addresses if a is not None))
     pulses: list[PulseRow] = []
     temperatures: list[TemperatureRow] = []
-    for telegram in telegrams:
+    for i, telegram in enumerate(telegrams):
         decoded = decode_telegram(telegram.data, None, formats)
         address = _address(decoded)
         meter = meters.get(address) if address else None
+        if (
+            meter is not None
+            and building_ids is not None
+            and (meter.building_id != building_ids[i])
+        ):
+            result.outcomes["other_building"] += 1
+            continue
         if meter is not None and meter.key is not None and not decoded.ok:
             decoded = decode_telegram(telegram.data, meter.key, formats)
         outcome = _outcome(decoded, meter is not None)

@@ -30,7 +30,12 @@ async def store_raw_telegrams(
 
     Returns, per building, the hour of every reading written, for ReadingsStored.
     """
-    stored = await store_mbus_telegrams(conn, _vault(), [record for _, record in telegrams])
+    stored = await store_mbus_telegrams(
+        conn,
+        _vault(),
+        [record for _, record in telegrams],
+        [headers.building_id for headers, _ in telegrams],
+    )
     for outcome, count in stored.outcomes.items():
         PERSISTER_RAW_TELEGRAMS.labels(outcome).inc(count)
     return stored.readings
