@@ -12,6 +12,7 @@ from datetime import datetime
 import asyncpg
 
 from balans_core.nats import connect_nats
+from balans_db.queries import world
 from balans_protocol import subjects
 from balans_protocol.messages import ReadingsStored
 from balans_protocol.streams import ensure_streams
@@ -26,10 +27,7 @@ async def announce_backfill(
 ) -> int:
     """Publish one ReadingsStored per building (code -> readings delivered, counted like the
     persister counts a batch) for [hour_from, hour_to]; return how many were published."""
-    ids = await conn.fetch(
-        "select id, code from buildings where code = any($1::text[])",
-        list(readings_by_building),
-    )
+    ids = await world.building_ids_by_code(conn, list(readings_by_building))
     nc = await connect_nats(nats_url, "sim")
     try:
         js = nc.jetstream()

@@ -6,6 +6,7 @@ import hashlib
 
 import asyncpg
 
+from balans_db.queries import world
 from balans_db.secrets import KeyVault
 from balans_db.topology import BuildingSpec, write_building
 
@@ -31,10 +32,7 @@ async def concentrator_keys(
     conn: asyncpg.Connection, city: list[BuildingSpec], vault: KeyVault
 ) -> dict[int, bytes]:
     """Device keys of the city's concentrators as stored (whoever wrote the buildings)."""
-    rows = await conn.fetch(
-        "select serial, key_ciphertext from concentrators where serial = any($1::bigint[])",
-        [spec.concentrator_serial for spec in city],
-    )
+    rows = await world.concentrator_ciphertexts(conn, [spec.concentrator_serial for spec in city])
     return {
         int(r["serial"]): vault.open(r["key_ciphertext"], context=str(r["serial"]).encode())
         for r in rows

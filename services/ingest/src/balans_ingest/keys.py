@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from balans_db.queries import world
 from balans_db.secrets import KeyVault
 
 
@@ -33,9 +34,7 @@ class KeyStore:
         hit = self._cache.get(serial)
         if hit is not None and now - hit[0] < self._cache_s:
             return hit[1]
-        row = await self.pool.fetchrow(
-            "select building_id, key_ciphertext from concentrators where serial = $1", serial
-        )
+        row = await world.concentrator(self.pool, serial)
         if row is None:
             self._cache.pop(serial, None)
             return None

@@ -28,6 +28,7 @@ import numpy as np
 import structlog
 
 from balans_core.settings import CommonSettings
+from balans_db.queries import world
 from balans_ingest.metrics import ERRORS, REFUSED
 from balans_ingest.persister.copy_rows import wire_records
 from balans_protocol.errors import NackReason
@@ -56,75 +57,89 @@ class RefusedError(Exception):
         self.detail = detail
 
 
-def record_columns(section: Section) -> tuple[np.ndarray, np.ndarray]:
-    """The module serial and the time (Unix s) of every record of ``section``."""
-    if section.record_type is RecordType.RAW_TELEGRAM:
-        raws = [r for r in decode_section(section) if isinstance(r, RawTelegramRecord)]
-        return (
-            np.array([r.module for r in raws], dtype=np.int64),
-            np.array([r.received_unix for r in raws], dtype=np.int64),
-        )
-    records = wire_records(section.record_type, section.payload)
-    return records["module"].astype(np.int64), records["ts"].astype(np.int64)
+Columns = list[tuple[Section, np.ndarray, np.ndarray]]  # (section, modules, times)
+
+
+def record_columns(sections: Sequence[Section]) -> Columns:
+    """Each section with the module serial and the time (Unix s) of each of its records."""
+    columns: Columns = []
+    for section in sections:
+        if section.record_type is RecordType.RAW_TELEGRAM:
+            raws = [r for r in decode_section(section) if isinstance(r, RawTelegramRecord)]
+            modules = np.array([r.module for r in raws], dtype=np.int64)
+            ts = np.array([r.received_unix for r in raws], dtype=np.int64)
+        else:
+            records = wire_records(section.record_type, section.payload)
+            modules, ts = records["module"].astype(np.int64), records["ts"].astype(np.int64)
+        columns.append((section, modules, ts))
+    return columns
 
 
 def _at(ts_unix: int) -> str:
     return datetime.fromtimestamp(ts_unix, UTC).isoformat()
 
 
-def check_times(sections: Sequence[Section], earliest: datetime, latest: datetime) -> None:
+def check_times(columns: Columns, earliest: datetime, latest: datetime) -> None:
     """Raise :class:`RefusedError` at the first record dated outside [earliest, latest]."""
     low, high = int(earliest.timestamp()), int(latest.timestamp())
-    for section in sections:
-        modules, ts = record_columns(section)
-        for check, bad in (("future", ts > high), ("too_old", ts < low)):
-            if bad.any():
-                i = int(np.argmax(bad))
-                bound = f"after {_at(high)}" if check == "future" else f"before {_at(low)}"
-                raise RefusedError(
-                    NackReason.IMPLAUSIBLE_TIME,
-                    check,
-                    int(modules[i]),
-                    f"{section.record_type.name} of module {int(modules[i])} dated "
-                    f"{_at(int(ts[i]))}, {bound}",
-                )
+    for section, modules, ts in columns:
+        if ts.min() >= low and ts.max() <= high:
+            continue
+        future = bool(ts.max() > high)
+        i = int(np.argmax(ts > high if future else ts < low))
+        raise RefusedError(
+            NackReason.IMPLAUSIBLE_TIME,
+            "future" if future else "too_old",
+            int(modules[i]),
+            f"{section.record_type.name} of module {int(modules[i])} dated "
+            f"{_at(int(ts[i]))}, {f'after {_at(high)}' if future else f'before {_at(low)}'}",
+        )
 
 
-def batch_modules(sections: Sequence[Section]) -> set[int]:
-    """The distinct modules the records of ``sections`` name (a RAW_TELEGRAM received by
-    the concentrator's own receiver names none)."""
-    modules: set[int] = set()
-    for section in sections:
-        found = np.unique(record_columns(section)[0])
-        if section.record_type is RecordType.RAW_TELEGRAM:
-            found = found[found != OWN_RECEIVER]
-        modules.update(found.tolist())
-    return modules
+def named_modules(columns: Columns) -> np.ndarray:
+    """The module of every record (a RAW_TELEGRAM received by the concentrator's own
+    receiver names none)."""
+    parts = [
+        modules[modules != OWN_RECEIVER]
+        if section.record_type is RecordType.RAW_TELEGRAM
+        else modules
+        for section, modules, _ in columns
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def _missing(registered: np.ndarray, modules: np.ndarray) -> np.ndarray:
+    """The entries of ``modules`` not in the sorted array ``registered``."""
+    if not registered.size:
+        return modules
+    found = registered[np.searchsorted(registered, modules).clip(max=registered.size - 1)]
+    return modules[found != modules]
 
 
 class ModuleRegistry:
     """The radio modules registered to each building, read from ``radio_modules``.
 
-    A building's set is reused for ``cache_s`` seconds; a module missing from it reloads the
-    set (a module registered a moment ago), at most once per ``MISS_RELOAD_S``, so a
-    concentrator sending a foreign module in every frame costs one query a second."""
+    A building's modules are reused for ``cache_s`` seconds; a module missing from them
+    reloads them (a module registered a moment ago), at most once per ``MISS_RELOAD_S``, so
+    a concentrator sending a foreign module in every frame costs one query a second. They
+    are kept as a sorted array: one ``searchsorted`` checks a whole batch."""
 
     def __init__(self, cache_s: float) -> None:
         self._cache_s = cache_s
-        self._cache: dict[int, tuple[float, frozenset[int]]] = {}
+        self._cache: dict[int, tuple[float, np.ndarray]] = {}
 
-    async def foreign(self, db: Fetcher, building_id: int, modules: set[int]) -> list[int]:
-        """The modules among ``modules`` that are not registered to ``building_id``."""
+    async def foreign(self, db: Fetcher, building_id: int, modules: np.ndarray) -> list[int]:
+        """The distinct modules among ``modules`` not registered to ``building_id``."""
         now = time.monotonic()
-        loaded_at, registered = self._cache.get(building_id, (-np.inf, frozenset()))
+        loaded_at, registered = self._cache.get(building_id, (-np.inf, np.empty(0, np.int64)))
+        missing = _missing(registered, modules)
         age = now - loaded_at
-        if age >= self._cache_s or (age >= MISS_RELOAD_S and not modules <= registered):
-            rows = await db.fetch(
-                "select serial from radio_modules where building_id = $1", building_id
-            )
-            registered = frozenset(r["serial"] for r in rows)
+        if age >= self._cache_s or (missing.size and age >= MISS_RELOAD_S):
+            serials = await world.module_serials(db, building_id)
+            registered = np.array(sorted(serials), dtype=np.int64)
             self._cache[building_id] = (now, registered)
-        return sorted(modules - registered)
+            missing = _missing(registered, modules)
+        return np.unique(missing).tolist()
 
 
 class UploadGate:
@@ -136,8 +151,9 @@ class UploadGate:
 
     async def check(self, db: Fetcher, building_id: int, sections: Sequence[Section]) -> None:
         """Raise :class:`RefusedError` if any record of ``sections`` is implausible."""
-        check_times(sections, *self._settings.readings_window(datetime.now(UTC)))
-        foreign = await self._registry.foreign(db, building_id, batch_modules(sections))
+        columns = record_columns(sections)
+        check_times(columns, *self._settings.readings_window(datetime.now(UTC)))
+        foreign = await self._registry.foreign(db, building_id, named_modules(columns))
         if foreign:
             raise RefusedError(
                 NackReason.UNREGISTERED_MODULE,

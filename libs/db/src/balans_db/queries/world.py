@@ -218,3 +218,32 @@ async def building_channels(db: Db, building_id: int) -> list[Any]:
            join meters m on m.id = c.meter_id where m.building_id = $1""",
         building_id,
     )
+
+
+# --- concentrators and modules (ingest, the simulator) ---
+
+
+async def concentrator(db: Db, serial: int) -> Any:
+    """The concentrator's building_id and sealed key_ciphertext; None if not registered."""
+    return await db.fetchrow(
+        "select building_id, key_ciphertext from concentrators where serial = $1", serial
+    )
+
+
+async def concentrator_ciphertexts(db: Db, serials: list[int]) -> list[Any]:
+    """serial and sealed key_ciphertext of the registered concentrators among ``serials``."""
+    return await db.fetch(
+        "select serial, key_ciphertext from concentrators where serial = any($1::bigint[])",
+        serials,
+    )
+
+
+async def module_serials(db: Db, building_id: int) -> frozenset[int]:
+    """The serials of the radio modules registered to the building."""
+    rows = await db.fetch("select serial from radio_modules where building_id = $1", building_id)
+    return frozenset(r["serial"] for r in rows)
+
+
+async def building_ids_by_code(db: Db, codes: list[str]) -> list[Any]:
+    """id and code of the buildings among ``codes``."""
+    return await db.fetch("select id, code from buildings where code = any($1::text[])", codes)
