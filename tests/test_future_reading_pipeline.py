@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from ingest_harness import RawConcentrator, running_ingest, running_persister
 from prometheus_client import REGISTRY
 
 from balans_allocation.__main__ import serve as serve_allocation
@@ -27,7 +28,6 @@ from balans_db.secrets import KeyVault
 from balans_db.topology import SiteSpec, regular_building, write_building
 from balans_devstack.eventually import eventually
 from balans_devstack.nats_server import EmbeddedNats
-from balans_ingest.testing import RawConcentrator, running_ingest, running_persister
 from balans_protocol.errors import NackReason
 from balans_protocol.frames import Ack, Nack, Upload
 from balans_protocol.records import PulseRecord

@@ -1,4 +1,5 @@
-"""dmesh-sim through ingest: outages buffer and deliver exactly once; valves obey downlink."""
+"""dmesh-sim through ingest: outages buffer and deliver exactly once; restarts lose nothing;
+valves obey downlink."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from ingest_harness import running_ingest, running_persister, wait_for_rows
 
 from balans_db.secrets import KeyVault
 from balans_devstack.nats_server import EmbeddedNats
-from balans_ingest.testing import running_ingest, running_persister, wait_for_rows
+from balans_protocol.boot import next_boot
 from balans_protocol.commands import request_command
 from balans_protocol.messages import CommandRequest
 from balans_sim.api import prepare
@@ -72,7 +74,7 @@ async def test_scheduled_outages_buffer_and_every_reading_lands_once(
         running_persister(own_nats, database_url, **WINDOW),
     ):
         c = SimConcentrator(
-            building, keys[building.spec.concentrator_serial], "127.0.0.1", pipe.port
+            building, keys[building.spec.concentrator_serial], "127.0.0.1", pipe.port, boot=1
         )
         c.start()
 
@@ -114,6 +116,53 @@ async def test_scheduled_outages_buffer_and_every_reading_lands_once(
 
 
 @pytest.mark.asyncio
+async def test_restarts_within_the_hour_store_every_reading(
+    database_url: str, own_nats: str, tmp_path: Path
+) -> None:
+    """The simulator's concentrators started three times within one hour (each start a new
+    boot counter from the state file, as the service takes it): every reading of every
+    start is stored, none is taken for a resend of an earlier start's batch."""
+    sim, keys = await _city(
+        database_url, CityConfig(seed=13, buildings=1, first_index=720, floors=(5, 5))
+    )
+    building = sim.buildings[0]
+    boot_file = tmp_path / "sim-boot-counter"
+    before = await wait_for_rows(database_url, READINGS, 0)  # other tests' readings
+    generated = 0
+    boots: list[int] = []
+
+    def note(chunks: list[Chunk]) -> None:
+        nonlocal generated
+        generated += chunks[0].reading_count()
+
+    async with (
+        running_ingest(own_nats, database_url) as pipe,
+        running_persister(own_nats, database_url),
+    ):
+        for _ in range(3):
+            c = SimConcentrator(
+                building,
+                keys[building.spec.concentrator_serial],
+                "127.0.0.1",
+                pipe.port,
+                boot=next_boot(boot_file),
+            )
+            boots.append(c.client.boot)
+            c.start()
+            try:
+                await run_concentrators(
+                    sim, [c], 6, hours_per_second=None, stop=asyncio.Event(), on_chunk=note
+                )
+                await flush_all([c], timeout_s=60)
+            finally:
+                await c.close()
+        stored = await wait_for_rows(database_url, READINGS, before + generated, timeout_s=60)
+    assert boots == sorted(set(boots))
+    assert generated > 0
+    assert stored - before == generated
+
+
+@pytest.mark.asyncio
 async def test_closing_a_valve_stops_only_that_meter(database_url: str, own_nats: str) -> None:
     """A downlink valve_close on a flat's cold-water input stops that register from the next
     hour; the same flat's gas, on the same module, keeps flowing."""
@@ -130,7 +179,7 @@ async def test_closing_a_valve_stops_only_that_meter(database_url: str, own_nats
     col, gas_col = building.plan.meters.index(valve), building.plan.meters.index(gas)
     async with running_ingest(own_nats, database_url, **WINDOW) as pipe:
         c = SimConcentrator(
-            building, keys[building.spec.concentrator_serial], "127.0.0.1", pipe.port
+            building, keys[building.spec.concentrator_serial], "127.0.0.1", pipe.port, boot=1
         )
         c.start()
         try:

@@ -14,9 +14,10 @@ import argparse
 import time
 from collections.abc import Callable
 
+import kernels_numpy
 import numpy as np
 
-from balans_allocation import kernels, kernels_numpy
+from balans_allocation import kernels
 from balans_physics.water import property_tables
 
 # volume float32 + t_flow, t_return int16 read; heat float32 + flags uint16 written

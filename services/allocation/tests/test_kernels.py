@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import kernels_numpy as ref
 import numba
 import numpy as np
 import pytest
 
 from balans_allocation import kernels as nb
-from balans_allocation import kernels_numpy as ref
 from balans_allocation.flags import Flag
 from balans_physics.water import k_factor_kwh_m3k, property_tables
 

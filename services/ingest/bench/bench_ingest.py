@@ -30,12 +30,12 @@ from pathlib import Path
 
 import asyncpg
 import uvloop
+from ingest_harness import recent_day
 
 from balans_db import migrate
 from balans_db.secrets import KeyVault
 from balans_devstack.processes import free_port
 from balans_devstack.stack import DevStack
-from balans_ingest.testing import recent_day
 from balans_protocol.client import ConcentratorClient
 from balans_protocol.records import PulseRecord
 

@@ -7,10 +7,7 @@ import asyncio
 import os
 from typing import Any
 
-from prometheus_client import REGISTRY
-
-from balans_devstack.nats_server import EmbeddedNats
-from balans_ingest.testing import (
+from ingest_harness import (
     Pipeline,
     RawConcentrator,
     recent_day,
@@ -18,6 +15,9 @@ from balans_ingest.testing import (
     running_persister,
     wait_for_rows,
 )
+from prometheus_client import REGISTRY
+
+from balans_devstack.nats_server import EmbeddedNats
 from balans_protocol.auth import UNAUTHENTICATED_KEY, new_nonce
 from balans_protocol.errors import NackReason
 from balans_protocol.frames import Ack, Frame, Hello, Nack, Ping, Upload, encode_frame

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ingest_harness import running_ingest
+
 from balans_devstack.nats_server import EmbeddedNats
-from balans_ingest.testing import running_ingest
 from balans_protocol.commands import request_command
 from balans_protocol.frames import Command, CommandAction, CommandStatus
 from balans_protocol.messages import CommandReply, CommandRequest

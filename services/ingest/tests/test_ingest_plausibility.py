@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from ingest_harness import RawConcentrator, running_ingest, running_persister, wait_for_rows
 from prometheus_client import REGISTRY
 
 from balans_devstack.nats_server import EmbeddedNats
-from balans_ingest.testing import RawConcentrator, running_ingest, running_persister, wait_for_rows
 from balans_protocol import subjects
 from balans_protocol.errors import NackReason
 from balans_protocol.frames import Ack, Nack, Upload

@@ -12,10 +12,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from ingest_harness import recent_day, running_ingest, running_persister, wait_for_rows
 
 from balans_devstack.nats_server import EmbeddedNats
 from balans_devstack.processes import free_port
-from balans_ingest.testing import recent_day, running_ingest, running_persister, wait_for_rows
 from balans_protocol.client import ConcentratorClient
 from balans_protocol.records import PulseRecord
 

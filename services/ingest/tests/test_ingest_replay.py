@@ -9,16 +9,16 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from prometheus_client import REGISTRY
-
-from balans_devstack.nats_server import EmbeddedNats
-from balans_ingest.testing import (
+from ingest_harness import (
     Pipeline,
     RawConcentrator,
     running_ingest,
     running_persister,
     wait_for_rows,
 )
+from prometheus_client import REGISTRY
+
+from balans_devstack.nats_server import EmbeddedNats
 from balans_protocol.auth import UNAUTHENTICATED_KEY
 from balans_protocol.client import ConcentratorClient
 from balans_protocol.commands import request_command

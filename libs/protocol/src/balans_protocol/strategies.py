@@ -1,6 +1,7 @@
 """Hypothesis strategies for every record and frame (tests and the fuzz target use them).
 
-Needs ``hypothesis`` (the workspace's dev group); production code never imports this.
+Needs ``hypothesis``: the ``strategies`` extra (``balans-protocol[strategies]``; the
+workspace's dev group has it). Production code never imports this.
 """
 
 from __future__ import annotations

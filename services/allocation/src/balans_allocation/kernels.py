@@ -1,7 +1,8 @@
 """numba kernels: hourly consumption from registers and per-flat heat, dense [hour, column].
 
-Every kernel has a vectorised numpy twin in :mod:`balans_allocation.kernels_numpy` with the
-same maths; the tests hold them equal on random data, the benchmark races them.
+Every kernel has a vectorised numpy twin with the same maths, outside the package
+(``services/allocation/bench/kernels_numpy.py``); the tests hold them equal on random data,
+the benchmark races them.
 
 Conventions:
 - registers: int64 [meter, boundary], ``MISSING_REGISTER`` (-1) where no reading arrived;

@@ -1,5 +1,6 @@
 """Helpers for running ingest and the persister inside one event loop, and for driving
-the wire protocol by hand: used by the tests and the ingest benchmark."""
+the wire protocol by hand: used by the tests and the ingest benchmark, so they live beside
+the benchmark rather than in the service's package."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The maths of :mod:`balans_allocation.kernels`, vectorised in plain numpy.
 
-Not used by the service: it is the independent second implementation the tests compare
-the numba kernels with, and the baseline ``make bench-allocation`` races them against.
+Not used by the service, so it lives beside the benchmark: it is the independent second
+implementation the tests compare the numba kernels with, and the baseline
+``make bench-allocation`` races them against.
 """
 
 from __future__ import annotations
