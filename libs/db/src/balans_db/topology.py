@@ -578,3 +578,64 @@ async def _insert_equipment(
             for p in plan.pairs
         ],
     )
+
+
+async def add_virtual_module(
+    conn: asyncpg.Connection, meter_id: int, serial: int, model: str, input_: int
+) -> None:
+    """Give an existing meter a virtual radio module ``serial`` whose readings carry its
+    registers on ``input_`` (a standard M-Bus meter forwarded by a concentrator).
+
+    The module hangs off the first concentrator of the meter's building; a heat meter
+    also gets a sensor pair for its flow and return temperatures. Call inside the caller's
+    transaction. LookupError for an unknown meter or a building without a concentrator,
+    ValueError for a meter that already has a channel.
+    """
+    meter = await conn.fetchrow(
+        """select m.building_id, m.flat_id, m.riser_id, m.kind, m.role,
+                  coalesce(f.floor, 0) as floor,
+                  (select min(id) from concentrators c where c.building_id = m.building_id)
+                    as concentrator_id
+           from meters m left join flats f on f.id = m.flat_id where m.id = $1""",
+        meter_id,
+    )
+    if meter is None:
+        raise LookupError(f"no meter {meter_id}")
+    if meter["concentrator_id"] is None:
+        raise LookupError(f"building {meter['building_id']} has no concentrator")
+    wired = await conn.fetchrow(
+        "select module_serial, input from channels where meter_id = $1", meter_id
+    )
+    if wired is not None:
+        raise ValueError(
+            f"meter {meter_id} is already read through module {wired['module_serial']} "
+            f"input {wired['input']}; a meter has one channel"
+        )
+    await conn.execute(
+        """insert into radio_modules
+             (serial, concentrator_id, subnet, model, building_id, flat_id, riser_id, floor)
+           values ($1, $2, 0, $3, $4, $5, $6, $7)""",
+        serial,
+        meter["concentrator_id"],
+        model,
+        meter["building_id"],
+        meter["flat_id"],
+        meter["riser_id"],
+        meter["floor"],
+    )
+    await conn.execute(
+        "insert into channels (meter_id, module_serial, input) values ($1, $2, $3)",
+        meter_id,
+        serial,
+        input_,
+    )
+    if meter["kind"] == "heat_meter" and meter["role"] in ("flat", "riser", "building"):
+        await conn.execute(
+            """insert into sensor_pairs (module_serial, position, building_id, flat_id, riser_id)
+               values ($1, $2, $3, $4, $5)""",
+            serial,
+            meter["role"],
+            meter["building_id"],
+            meter["flat_id"],
+            meter["riser_id"],
+        )

@@ -13,7 +13,9 @@ import asyncpg
 import structlog
 from cryptography.exceptions import InvalidTag
 
+from balans_db.queries import world
 from balans_db.secrets import KeyVault
+from balans_db.topology import add_virtual_module
 from balans_mbus.compact import FormatCache
 from balans_mbus.metrics import KEYS_UNREADABLE
 from balans_mbus.readings import (
@@ -25,6 +27,8 @@ from balans_mbus.readings import (
 )
 
 log = structlog.get_logger("balans.mbus")
+
+
 def key_context(manufacturer: str, device_id: str) -> bytes:
     """What a meter key is bound to when sealed (a key moved to another row will not open)."""
     return f"mbus:{manufacturer}:{device_id}".encode()
@@ -41,62 +45,14 @@ async def register_meter(
 ) -> int:
     """Map M-Bus address (manufacturer, id) to ``meter_id``; return the virtual module serial.
 
-    The virtual radio module hangs off the first concentrator of the meter's building and
-    carries the meter on input 0 (a ``channels`` row); a heat meter also gets a sensor pair
-    for its flow and return temperatures.
+    The virtual radio module (:func:`balans_db.topology.add_virtual_module`, the world's
+    writer) hangs off the first concentrator of the meter's building and carries the meter
+    on input 0; a heat meter also gets a sensor pair for its flow and return temperatures.
     """
     manufacturer, device_id = manufacturer.upper(), device_id.upper()
     serial = virtual_module_serial(manufacturer, device_id)
     async with conn.transaction():
-        meter = await conn.fetchrow(
-            """select m.building_id, m.flat_id, m.riser_id, m.kind, m.role,
-                      coalesce(f.floor, 0) as floor,
-                      (select min(id) from concentrators c where c.building_id = m.building_id)
-                        as concentrator_id
-               from meters m left join flats f on f.id = m.flat_id where m.id = $1""",
-            meter_id,
-        )
-        if meter is None:
-            raise LookupError(f"no meter {meter_id}")
-        if meter["concentrator_id"] is None:
-            raise LookupError(f"building {meter['building_id']} has no concentrator")
-        wired = await conn.fetchrow(
-            "select module_serial, input from channels where meter_id = $1", meter_id
-        )
-        if wired is not None:
-            raise ValueError(
-                f"meter {meter_id} is already read through module {wired['module_serial']} "
-                f"input {wired['input']}; a meter has one channel"
-            )
-        await conn.execute(
-            """insert into radio_modules
-                 (serial, concentrator_id, subnet, model, building_id, flat_id, riser_id, floor)
-               values ($1, $2, 0, $3, $4, $5, $6, $7)""",
-            serial,
-            meter["concentrator_id"],
-            f"M-Bus {manufacturer}",
-            meter["building_id"],
-            meter["flat_id"],
-            meter["riser_id"],
-            meter["floor"],
-        )
-        await conn.execute(
-            "insert into channels (meter_id, module_serial, input) values ($1, $2, $3)",
-            meter_id,
-            serial,
-            MBUS_INPUT,
-        )
-        if meter["kind"] == "heat_meter" and meter["role"] in ("flat", "riser", "building"):
-            await conn.execute(
-                """insert into sensor_pairs
-                     (module_serial, position, building_id, flat_id, riser_id)
-                   values ($1, $2, $3, $4, $5)""",
-                serial,
-                meter["role"],
-                meter["building_id"],
-                meter["flat_id"],
-                meter["riser_id"],
-            )
+        await add_virtual_module(conn, meter_id, serial, f"M-Bus {manufacturer}", MBUS_INPUT)
         await conn.execute(
             """insert into mbus_meters (meter_id, manufacturer, device_id, module_serial,
                                         key_ciphertext)
@@ -119,20 +75,21 @@ async def load_meters(
         return {}
     rows = await conn.fetch(
         """select mm.manufacturer, mm.device_id, mm.module_serial, mm.key_ciphertext,
-                  m.id as meter_id, m.building_id, m.unit, m.pulse_weight
-           from mbus_meters mm join meters m on m.id = mm.meter_id
+                  mm.meter_id
+           from mbus_meters mm
            join unnest($1::text[], $2::text[]) as w(manufacturer, device_id)
              using (manufacturer, device_id)""",
         [address[0] for address in wanted],
         [address[1] for address in wanted],
     )
+    meters = {m["id"]: m for m in await world.meters_by_id(conn, [r["meter_id"] for r in rows])}
     return {
         (row["manufacturer"], row["device_id"]): MbusMeter(
             meter_id=row["meter_id"],
-            building_id=row["building_id"],
+            building_id=meters[row["meter_id"]]["building_id"],
             module_serial=row["module_serial"],
-            unit=row["unit"],
-            pulse_weight=Decimal(row["pulse_weight"]),
+            unit=meters[row["meter_id"]]["unit"],
+            pulse_weight=Decimal(meters[row["meter_id"]]["pulse_weight"]),
             key=_open_key(vault, row["manufacturer"], row["device_id"], row["key_ciphertext"]),
         )
         for row in rows

@@ -156,9 +156,12 @@ async def building_code(db: Db, building_id: int) -> str | None:
 
 
 async def meters_by_id(db: Db, meter_ids: list[int]) -> list[Any]:
-    """id, utility and unit of the meters that exist among ``meter_ids``."""
+    """id, building_id, utility, unit and pulse_weight of the meters that exist among
+    ``meter_ids``."""
     return await db.fetch(
-        "select id, utility, unit from meters where id = any($1::int[])", meter_ids
+        """select id, building_id, utility, unit, pulse_weight from meters
+           where id = any($1::int[])""",
+        meter_ids,
     )
 
 
