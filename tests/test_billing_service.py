@@ -19,12 +19,14 @@ from nats.aio.msg import Msg
 from balans_billing.__main__ import serve
 from balans_billing.closer import close_due_periods
 from balans_billing.demo import DEMO_TARIFFS_FROM, demo_tariffs, seed_demo_tariffs
-from balans_billing.invoice_stream import INVOICES_STREAM
+from balans_billing.invoice_stream import INVOICES_STREAM, invoice_msg_id
+from balans_billing.invoicing import bill_building
 from balans_billing.periods import month_bounds
 from balans_billing.settings import BillingSettings
 from balans_core.service import ServiceContext
 from balans_db.secrets import KeyVault
 from balans_db.topology import SiteSpec, regular_building, write_building
+from balans_devstack.eventually import eventually
 from balans_protocol import subjects
 from balans_protocol.messages import (
     AllocationComputed,
@@ -275,3 +277,46 @@ async def test_closer_bills_a_month_once_allocation_passes_its_end(
         ]
         * 4
     )
+
+
+async def _announced_once(nc: Client, accounts: list[int]) -> bool:
+    """Each account's subject holds exactly one message in INVOICES."""
+    js = nc.jetstream()
+    counts = []
+    for account_id in accounts:
+        subject = subjects.invoice(account_id)
+        info = await js.stream_info(INVOICES_STREAM, subjects_filter=subject)
+        counts.append((info.state.subjects or {}).get(subject, 0))
+    return counts == [1] * len(accounts)
+
+
+async def test_invoices_committed_before_a_crash_are_announced_once(
+    service: Client, database_url: str
+) -> None:
+    """Issue 22, finding 6: billing died after committing a period's invoices and before
+    announcing them. Here billing's own code commits them with no relay of this process
+    involved (the writer is gone); the running service's relay, like a restarted billing,
+    announces each invoice once. A relay that dies between JetStream's ack and marking the
+    rows sends them again at its next pass: the stream still holds one message per invoice."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        bid = await heat_only_block(conn, "t-bill-crash", 74, 232.6, FEB[0], 10)
+        issued = await bill_building(conn, bid, FEB[0], FEB[1])
+        accounts = sorted(i.account_id for i in issued)
+        assert len(accounts) == 4
+        await eventually("each invoice announced once", lambda: _announced_once(service, accounts))
+        ids = [invoice_msg_id(i.invoice_id) for i in issued]
+        await conn.execute("update billing_outbox set sent_at = null where msg_id = any($1)", ids)
+        await eventually("the resend marked sent", lambda: _all_sent(conn, ids))
+    finally:
+        await conn.close()
+    assert await _announced_once(service, accounts)
+    last = await service.jetstream().get_last_msg(INVOICES_STREAM, subjects.invoice(accounts[0]))
+    assert InvoiceIssued.model_validate_json(last.data or b"").account_id == accounts[0]
+
+
+async def _all_sent(conn: asyncpg.Connection, msg_ids: list[str]) -> bool:
+    unsent = await conn.fetchval(
+        "select count(*) from billing_outbox where msg_id = any($1) and sent_at is null", msg_ids
+    )
+    return unsent == 0

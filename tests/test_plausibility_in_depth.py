@@ -13,13 +13,14 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from balans_allocation.allocator import floor_hour, on_readings_stored
+from balans_allocation.allocator import OUTBOX, floor_hour, on_readings_stored
 from balans_allocation.handlers import compute_batch
 from balans_allocation.settings import AllocationSettings
 from balans_billing.closer import close_due_periods
 from balans_billing.invoicing import bill_building
 from balans_billing.periods import PeriodError, month_bounds
 from balans_core.nats import connect_nats
+from balans_core.outbox import OutboxRelay
 from balans_db.secrets import KeyVault
 from balans_db.topology import SiteSpec, regular_building, write_building
 from balans_protocol.messages import ReadingsStored
@@ -110,7 +111,8 @@ async def test_allocation_ignores_events_outside_the_window(
             building_id=building_id, hour_from=hour_from, hour_to=hour_from, rows=1
         )
         settings = AllocationSettings(database_url=database_url, nats_url=nats_url)
-        failures = await compute_batch([event], pool, nc.jetstream(), settings)
+        relay = OutboxRelay(pool, nc.jetstream(), OUTBOX, "allocation")
+        failures = await compute_batch([event], pool, relay, settings)
         async with pool.acquire() as conn:
             computed = await conn.fetchval(
                 "select count(*) from heat_allocation where building_id = $1", building_id

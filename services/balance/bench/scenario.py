@@ -19,7 +19,6 @@ import asyncpg
 from balans_allocation.building import load_building
 from balans_allocation.compute import compute_building
 from balans_allocation.storage import write_result
-from balans_balance.alerts import Publish
 from balans_balance.analysis import analyse_building
 from balans_balance.groups import generate_building_groups
 from balans_db.secrets import KeyVault
@@ -106,13 +105,12 @@ async def allocate(database_url: str, building_id: int, start: datetime, end: da
         await conn.close()
 
 
-async def analyse(
-    database_url: str, building_id: int, until: datetime, days: int, publish: Publish
-) -> None:
-    """Generate the building's groups and analyse ``days`` up to the hour ``until``."""
+async def analyse(database_url: str, building_id: int, until: datetime, days: int) -> None:
+    """Generate the building's groups and analyse ``days`` up to the hour ``until`` (alert
+    announcements wait in balance's outbox)."""
     conn = await asyncpg.connect(database_url)
     try:
         await generate_building_groups(conn, building_id)
-        await analyse_building(conn, building_id, until, publish, days=days)
+        await analyse_building(conn, building_id, until, days=days)
     finally:
         await conn.close()

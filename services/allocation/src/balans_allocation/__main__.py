@@ -6,11 +6,12 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from balans_allocation.allocator import warm_up
+from balans_allocation.allocator import OUTBOX, warm_up
 from balans_allocation.handlers import compute_batch
 from balans_allocation.settings import AllocationSettings
 from balans_core.consumer import ConsumerSpec, Failures, JetStreamConsumer, model_decoder
 from balans_core.nats import connect_nats
+from balans_core.outbox import OutboxRelay
 from balans_core.service import ServiceContext, run_service
 from balans_protocol import subjects
 from balans_protocol.messages import ReadingsStored
@@ -49,14 +50,18 @@ async def serve(ctx: ServiceContext) -> None:
         async with pool.acquire() as conn:
             warmed = await warm_up(conn, settings.allocation_lookaround_hours)
 
+        relay = OutboxRelay(
+            pool, js, OUTBOX, "allocation", poll_interval_s=settings.outbox_poll_interval_s
+        )
+
         async def compute(events: Sequence[ReadingsStored]) -> Failures:
-            return await compute_batch(events, pool, js, settings)
+            return await compute_batch(events, pool, relay, settings)
 
         consumer = JetStreamConsumer(
             js, consumer_spec(settings), model_decoder(ReadingsStored), compute
         )
         ctx.set_ready(consumer=settings.allocation_consumer, warmed_buildings=warmed)
-        await ctx.run_until_stopped(consumer.run(ctx.stopping))
+        await ctx.run_until_stopped(relay.run(ctx.stopping), consumer.run(ctx.stopping))
     finally:
         await nc.drain()
         await pool.close()

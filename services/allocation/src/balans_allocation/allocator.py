@@ -8,7 +8,9 @@ hour that has not ended cannot be complete, whatever time a register claims (one
 dated two years ahead once moved the watermark, and billing with it, two years on). Hours
 before the watermark are done; a reading that arrives for them triggers a recomputation of
 the ``lookaround`` hours around it, and only the hours whose figures change are rewritten
-and announced.
+and announced. The announcements (``AllocationComputed``) are written to allocation's outbox
+in the transaction that writes the hours, so a crash after the commit loses none (the
+redelivered event would find nothing left to change, and announce nothing).
 """
 
 from __future__ import annotations
@@ -26,10 +28,16 @@ from balans_allocation.compute import Job, compute_buildings
 from balans_allocation.flags import Flag
 from balans_allocation.metrics import COMPUTE_SECONDS, FLAGGED_FLAT_HOURS
 from balans_allocation.readings import HOUR
+from balans_core import outbox
 from balans_db.queries import ingest, world
 from balans_physics.water import property_tables
+from balans_protocol import subjects
+from balans_protocol.messages import AllocationComputed
 
 ADVISORY_LOCK_CLASS = 5_0001  # pg_advisory_xact_lock(class, building_id): one writer a building
+
+
+OUTBOX = "allocation_outbox"  # balans_db.tables.allocation_outbox, sent by the relay
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,14 @@ class Announcement:
     hour_from: datetime
     hour_to: datetime
     recomputation: bool
+
+    def message(self) -> AllocationComputed:
+        return AllocationComputed(
+            building_id=self.building_id,
+            hour_from=self.hour_from,
+            hour_to=self.hour_to,
+            recomputation=self.recomputation,
+        )
 
 
 def floor_hour(ts: datetime) -> datetime:
@@ -174,14 +190,18 @@ async def on_readings_stored_many(
         }
         if moved:
             await storage.set_watermarks(conn, moved)
+        announcements = []
+        for building_id, (new, recomputed) in changed.items():
+            if new:
+                announcements.append(Announcement(building_id, new[0], new[-1], False))
+            if recomputed:
+                announcements.append(Announcement(building_id, recomputed[0], recomputed[-1], True))
+        for a in announcements:
+            await outbox.enqueue(
+                conn, OUTBOX, subjects.allocation_computed(a.building_id), a.message()
+            )
     for result in results:
         _count_flags(result.allocation.flags)
-    announcements = []
-    for building_id, (new, recomputed) in changed.items():
-        if new:
-            announcements.append(Announcement(building_id, new[0], new[-1], False))
-        if recomputed:
-            announcements.append(Announcement(building_id, recomputed[0], recomputed[-1], True))
     return announcements
 
 

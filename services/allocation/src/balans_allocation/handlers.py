@@ -1,4 +1,5 @@
-"""The allocation service's NATS edge: ReadingsStored in, AllocationComputed out.
+"""The allocation service's NATS edge: ReadingsStored in, AllocationComputed out (through
+allocation's outbox, see :mod:`balans_allocation.allocator`).
 
 Events are handled in batches: the events one fetch returns (up to
 ``BALANS_ALLOCATION_BATCH_EVENTS``) are computed in one transaction
@@ -15,21 +16,19 @@ and computing from 1970 or up to 2106 would allocate arrays for centuries.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
-from nats.js.client import JetStreamContext
 
 from balans_allocation.allocator import Announcement, on_readings_stored_many
 from balans_allocation.metrics import BATCH_BUILDINGS, REFUSED_EVENTS
 from balans_allocation.readings import HOUR
 from balans_allocation.settings import AllocationSettings
 from balans_core.consumer import Failures
-from balans_protocol import subjects
-from balans_protocol.messages import AllocationComputed, ReadingsStored
+from balans_core.outbox import OutboxRelay
+from balans_protocol.messages import ReadingsStored
 
 log = structlog.get_logger("allocation")
 
@@ -37,11 +36,12 @@ log = structlog.get_logger("allocation")
 async def compute_batch(
     events: Sequence[ReadingsStored],
     pool: asyncpg.Pool,
-    js: JetStreamContext,
+    relay: OutboxRelay,
     settings: AllocationSettings,
 ) -> Failures:
-    """Compute what the events completed or changed and announce it; returns the events
-    that failed (by position), for the consumer to redeliver."""
+    """Compute what the events completed or changed (its announcements go to the outbox in
+    the same transaction; the relay is woken to send them); returns the events that failed
+    (by position), for the consumer to redeliver."""
     earliest: dict[int, ReadingsStored] = {}
     for event in plausible(events, settings):
         known = earliest.get(event.building_id)
@@ -55,7 +55,6 @@ async def compute_batch(
                 timedelta(hours=settings.allocation_lateness_hours),
                 settings.allocation_lookaround_hours,
             )
-        await asyncio.gather(*(_announce(js, a) for a in announcements))
     except Exception as exc:
         if len(earliest) == 1:
             log.exception("allocation failed", building_id=next(iter(earliest)), error=str(exc))
@@ -64,10 +63,14 @@ async def compute_batch(
         failures: dict[int, BaseException] = {}
         for building_id in earliest:
             positions = [i for i, e in enumerate(events) if e.building_id == building_id]
-            failed = await compute_batch([events[i] for i in positions], pool, js, settings)
+            failed = await compute_batch([events[i] for i in positions], pool, relay, settings)
             failures |= {positions[i]: error for i, error in failed.items()}
         return failures
     BATCH_BUILDINGS.observe(len(earliest))
+    for a in announcements:
+        _log(a)
+    if announcements:
+        relay.wake()
     return {}
 
 
@@ -92,16 +95,7 @@ def plausible(
     return kept
 
 
-async def _announce(js: JetStreamContext, a: Announcement) -> None:
-    message = AllocationComputed(
-        building_id=a.building_id,
-        hour_from=a.hour_from,
-        hour_to=a.hour_to,
-        recomputation=a.recomputation,
-    )
-    await js.publish(
-        subjects.allocation_computed(a.building_id), message.model_dump_json().encode()
-    )
+def _log(a: Announcement) -> None:
     log.info(
         "allocation computed",
         building_id=a.building_id,

@@ -6,10 +6,12 @@ import asyncio
 
 import asyncpg
 
+from balans_balance.alerts import OUTBOX
 from balans_balance.service import analyse_event, serve_group_api
 from balans_balance.settings import BalanceSettings
 from balans_core.consumer import ConsumerSpec, JetStreamConsumer
 from balans_core.nats import connect_nats
+from balans_core.outbox import OutboxRelay
 from balans_core.service import ServiceContext, run_service
 from balans_protocol import subjects
 from balans_protocol.messages import AllocationComputed
@@ -45,12 +47,16 @@ async def serve(ctx: ServiceContext) -> None:
         await ensure_streams(js)
         group_api = await serve_group_api(nc, pool)
 
+        relay = OutboxRelay(
+            pool, js, OUTBOX, "balance", poll_interval_s=settings.outbox_poll_interval_s
+        )
+
         async def on_event(event: AllocationComputed) -> None:
-            await analyse_event(event, pool, js, settings)
+            await analyse_event(event, pool, relay, settings)
 
         events = JetStreamConsumer.each(js, consumer_spec(settings), AllocationComputed, on_event)
         ctx.set_ready(groups_subject=subjects.BALANCE_GROUPS_API)
-        await ctx.run_until_stopped(events.run(ctx.stopping))
+        await ctx.run_until_stopped(relay.run(ctx.stopping), events.run(ctx.stopping))
         await group_api.unsubscribe()
     finally:
         await nc.drain()

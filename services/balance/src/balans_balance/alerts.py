@@ -1,5 +1,10 @@
 """Alerts with de-duplication: findings -> rows in ``alerts`` and ``balans.alerts.<kind>``.
 
+Every transition is announced as an ``AlertMessage`` written to balance's outbox
+(``balance_outbox``) in the transaction that makes it, and sent by the service's relay
+(``balans_core.outbox``) until JetStream acknowledges it: a crash after the commit loses
+no announcement.
+
 One open alert per cause (``cause_key``, enforced by a partial unique index). A cause is
 where the fault sits (a group's excess or deficit, one meter, one module), not the
 diagnosis: as an episode grows the diagnosis may be refined (an excess first read as an
@@ -15,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -23,9 +27,11 @@ import asyncpg
 
 from balans_balance.findings import Finding
 from balans_balance.metrics import ALERT_TRANSITIONS
+from balans_core import outbox
+from balans_protocol import subjects
 from balans_protocol.messages import AlertMessage
 
-Publish = Callable[[AlertMessage], Awaitable[None]]
+OUTBOX = "balance_outbox"  # balans_db.tables.balance_outbox, sent by the service's relay
 
 
 def _finite(value: Any) -> Any:
@@ -88,10 +94,10 @@ async def reconcile(
     conn: asyncpg.Connection,
     building_id: int,
     findings: list[Finding],
-    publish: Publish,
     now: datetime,
 ) -> dict[str, int]:
-    """Bring the building's alerts in line with ``findings``; return transition counts."""
+    """Bring the building's alerts in line with ``findings`` and put every transition in the
+    outbox, in one transaction; return transition counts."""
     counts = {"opened": 0, "updated": 0, "closed": 0}
     messages: list[AlertMessage] = []
     async with conn.transaction():
@@ -160,6 +166,6 @@ async def reconcile(
             messages.append(_message(row, "closed"))
             counts["closed"] += 1
             ALERT_TRANSITIONS.labels(row["kind"], "closed").inc()
-    for message in messages:
-        await publish(message)
+        for message in messages:
+            await outbox.enqueue(conn, OUTBOX, subjects.alert(message.kind), message)
     return counts

@@ -9,17 +9,16 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js.client import JetStreamContext
 
-from balans_balance.alerts import Publish
 from balans_balance.analysis import analyse_building
 from balans_balance.detectors.leak_tapping_balance_meter import ExcessSettings
 from balans_balance.group_api import handle_group_request
 from balans_balance.groups import generate_building_groups
 from balans_balance.metrics import ANALYSIS_ERRORS, ANALYSIS_SECONDS, GROUP_REQUESTS
 from balans_balance.settings import BalanceSettings
+from balans_core.outbox import OutboxRelay
 from balans_protocol import subjects
-from balans_protocol.messages import AlertMessage, AllocationComputed, GroupReply
+from balans_protocol.messages import AllocationComputed, GroupReply
 
 log = structlog.get_logger("balance")
 
@@ -39,18 +38,12 @@ async def serve_group_api(nc: Client, pool: asyncpg.Pool) -> Subscription:
     return await nc.subscribe(subjects.BALANCE_GROUPS_API, queue="balance", cb=on_request)
 
 
-def alert_publisher(js: JetStreamContext) -> Publish:
-    async def publish(message: AlertMessage) -> None:
-        await js.publish(subjects.alert(message.kind), message.model_dump_json().encode())
-
-    return publish
-
-
 async def analyse_event(
-    event: AllocationComputed, pool: asyncpg.Pool, js: JetStreamContext, settings: BalanceSettings
+    event: AllocationComputed, pool: asyncpg.Pool, relay: OutboxRelay, settings: BalanceSettings
 ) -> None:
-    """Analyse the building of an AllocationComputed event; a failure is counted, logged
-    and raised (the consumer redelivers the event, then dead-letters it)."""
+    """Analyse the building of an AllocationComputed event and wake the relay for the alert
+    transitions it wrote; a failure is counted, logged and raised (the consumer redelivers
+    the event, then dead-letters it)."""
     started = time.perf_counter()
     cfg = ExcessSettings(
         band_days=settings.balance_band_days,
@@ -64,7 +57,6 @@ async def analyse_event(
                 conn,
                 event.building_id,
                 event.hour_to,
-                alert_publisher(js),
                 days=settings.balance_window_days,
                 cfg=cfg,
             )
@@ -73,6 +65,8 @@ async def analyse_event(
         log.exception("analysis failed", building_id=event.building_id, error=str(exc))
         raise
     ANALYSIS_SECONDS.observe(time.perf_counter() - started)
+    if any(result.transitions.values()):
+        relay.wake()
     log.info(
         "building analysed",
         building_id=event.building_id,

@@ -33,7 +33,3 @@ CLOSER_PASSES = Counter(
     "Passes of the period closer over all buildings, by outcome",
     ["outcome"],  # ok|error
 )
-ANNOUNCE_FAILURES = Counter(
-    "balans_billing_announce_failures_total",
-    "InvoiceIssued messages the INVOICES stream did not acknowledge",
-)

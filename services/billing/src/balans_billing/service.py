@@ -10,7 +10,8 @@
 
 Every written invoice or correction is announced as InvoiceIssued on
 ``balans.billing.invoice.<account>``, captured by the INVOICES stream (message id = invoice
-id) so integrators read them durably.
+id) so integrators read them durably: the announcement is written to billing's outbox with
+the invoice (``storage.insert_invoice``) and sent by the relay until JetStream has it.
 """
 
 from __future__ import annotations
@@ -28,17 +29,16 @@ from nats.aio.subscription import Subscription
 from nats.js.client import JetStreamContext
 from pydantic import ValidationError
 
-from balans_billing.invoice_stream import INVOICES_STREAM, invoice_msg_id
 from balans_billing.invoicing import REFUSALS, Issued, bill_building
-from balans_billing.metrics import ANNOUNCE_FAILURES, INVALID_MESSAGES, ISSUED, RUN_SECONDS, RUNS
+from balans_billing.metrics import INVALID_MESSAGES, ISSUED, RUN_SECONDS, RUNS
 from balans_billing.settings import BillingSettings
 from balans_core.consumer import ConsumerSpec, JetStreamConsumer, PermanentError
+from balans_core.outbox import OutboxRelay
 from balans_protocol import subjects
 from balans_protocol.messages import (
     AllocationComputed,
     BillingReply,
     BillingRequest,
-    InvoiceIssued,
     PeriodClosed,
 )
 
@@ -48,16 +48,17 @@ NAK_DELAY_S = 30.0
 
 
 class BillingRun:
-    """Bills a building's period and announces what was written."""
+    """Bills a building's period; its announcements go out through the outbox relay."""
 
-    def __init__(self, js: JetStreamContext, pool: asyncpg.Pool) -> None:
-        self.js = js
+    def __init__(self, pool: asyncpg.Pool, relay: OutboxRelay) -> None:
         self.pool = pool
+        self.relay = relay
 
     async def run(
         self, trigger: str, building_id: int, start: datetime, end: datetime
     ) -> list[Issued]:
-        """Bill one period; REFUSALS and other errors are counted, logged and raised."""
+        """Bill one period; REFUSALS and other errors are counted, logged and raised. Each
+        invoice written is announced by the outbox row written with it."""
         started = time.perf_counter()
         context = {
             "trigger": trigger,
@@ -79,32 +80,10 @@ class BillingRun:
         RUNS.labels(trigger, "ok").inc()
         for item in issued:
             ISSUED.labels(item.kind).inc()
-            await self.announce(item)
+        if issued:
+            self.relay.wake()
         log.info("billed", written=len(issued), **context)
         return issued
-
-    async def announce(self, item: Issued) -> None:
-        """Publish InvoiceIssued to the INVOICES stream; a failure is counted, logged, raised."""
-        message = InvoiceIssued(
-            invoice_id=item.invoice_id,
-            account_id=item.account_id,
-            period_start=item.period_start,
-            period_end=item.period_end,
-            total_mdl=str(item.total),
-            kind=item.kind,
-            corrects_id=item.corrects_id,
-        )
-        try:
-            await self.js.publish(
-                subjects.invoice(item.account_id),
-                message.model_dump_json().encode(),
-                stream=INVOICES_STREAM,
-                headers={"Nats-Msg-Id": invoice_msg_id(item.invoice_id)},
-            )
-        except Exception as exc:
-            ANNOUNCE_FAILURES.inc()
-            log.exception("invoice announcement failed", invoice_id=item.invoice_id, error=str(exc))
-            raise
 
 
 async def on_period_closed(event: PeriodClosed, billing: BillingRun) -> None:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from balans_db.tables import allocation, api, balance, billing, ingest, mbus, world
 from balans_db.tables.allocation import (
     allocation_building_hours,
+    allocation_outbox,
     allocation_watermarks,
     heat_allocation,
     meter_consumption,
@@ -25,12 +26,14 @@ from balans_db.tables.balance import (
     alerts,
     balance_group_members,
     balance_groups,
+    balance_outbox,
     forecasts,
     imbalance_series,
     outdoor_temperatures,
 )
 from balans_db.tables.base import UTILITIES, metadata
 from balans_db.tables.billing import (
+    billing_outbox,
     billing_period_closures,
     billing_suppliers,
     connected_loads,
@@ -85,11 +88,14 @@ __all__ = [
     "accounts",
     "alerts",
     "allocation_building_hours",
+    "allocation_outbox",
     "allocation_watermarks",
     "api_keys",
     "audit_log",
     "balance_group_members",
     "balance_groups",
+    "balance_outbox",
+    "billing_outbox",
     "billing_period_closures",
     "billing_suppliers",
     "buildings",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from balans_db.tables.base import created_now, metadata
+from balans_db.tables.base import created_now, metadata, outbox_table
 
 OWNER = "allocation"
 
@@ -75,3 +75,6 @@ allocation_watermarks = sa.Table(
     sa.Column("complete_until", sa.DateTime(timezone=True), nullable=False),
     created_now("updated_at"),
 )
+
+# AllocationComputed announcements (migration ``allocation_0002``)
+allocation_outbox = outbox_table("allocation_outbox")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from balans_db.tables.base import UTILITIES, created_now, metadata, one_of
+from balans_db.tables.base import UTILITIES, created_now, metadata, one_of, outbox_table
 
 OWNER = "balance"
 
@@ -111,3 +111,6 @@ forecasts = sa.Table(
     sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("scope in ('meter', 'group')", name="scope"),
 )
+
+# alert transitions (AlertMessage) announced on balans.alerts.<kind> (migration ``balance_0002``)
+balance_outbox = outbox_table("balance_outbox")

@@ -1,5 +1,5 @@
 """Tariffs, supplier assignments, connected loads, invoices and period closures
-(migrations ``billing_0001``, ``billing_0002``).
+(migrations ``billing_0001``, ``billing_0002``, ``billing_0003`` for the outbox).
 
 Owned by billing. Tariffs are versioned data (the validated tariff document as jsonb);
 invoices are immutable once issued, late data adds a row of kind 'correction'. Other
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from balans_db.tables.base import UTILITIES, created_now, metadata, one_of
+from balans_db.tables.base import UTILITIES, created_now, metadata, one_of, outbox_table
 
 OWNER = "billing"
 
@@ -102,3 +102,6 @@ billing_period_closures = sa.Table(
     created_now("closed_at"),
     sa.CheckConstraint("period_end > period_start", name="order"),
 )
+
+# InvoiceIssued and PeriodClosed announcements (migration ``billing_0003``)
+billing_outbox = outbox_table("billing_outbox")
