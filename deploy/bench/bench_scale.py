@@ -49,6 +49,7 @@ from balans_devstack.stack import DevStack, StackUrls
 from balans_devstack.supervisor import ServiceProcess, Supervisor, discover_services
 from balans_ingest.settings import PersisterSettings
 from balans_protocol import subjects
+from balans_protocol.boot import next_boot
 from balans_sim.api import prepare
 from balans_sim.city import CityConfig
 from balans_sim.concentrator import SimConcentrator
@@ -215,8 +216,11 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
         for name in CONSUMERS:
             freeze(services[name])
         ingest_port = bound_port(services["ingest"])
+        boot = next_boot(data_dir / "sim-boot-counter")
         concentrators = [
-            SimConcentrator(b, keys[b.spec.concentrator_serial], "127.0.0.1", ingest_port)
+            SimConcentrator(
+                b, keys[b.spec.concentrator_serial], "127.0.0.1", ingest_port, boot=boot
+            )
             for b in sim.buildings
         ]
         for c in concentrators:

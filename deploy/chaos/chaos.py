@@ -51,6 +51,7 @@ from balans_db.secrets import KeyVault
 from balans_db.settings import DatabaseSettings
 from balans_devstack.processes import free_port
 from balans_protocol import subjects
+from balans_protocol.boot import next_boot
 from balans_protocol.messages import InvoiceIssued
 from balans_sim.api import prepare
 from balans_sim.city import CityConfig
@@ -259,8 +260,11 @@ async def upload_city(system: System, start: datetime, hours: int, killer: Kille
         nonlocal generated
         generated += sum(c.reading_count() for c in chunks)
 
+    boot = next_boot(system.data_dir / "chaos-sim-boot-counter")
     concentrators = [
-        SimConcentrator(b, keys[b.spec.concentrator_serial], "127.0.0.1", system.ingest_port)
+        SimConcentrator(
+            b, keys[b.spec.concentrator_serial], "127.0.0.1", system.ingest_port, boot=boot
+        )
         for b in sim.buildings
     ]
     for c in concentrators:

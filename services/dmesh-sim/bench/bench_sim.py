@@ -24,6 +24,7 @@ from balans_db.secrets import KeyVault
 from balans_db.topology import BuildingSpec, plan_equipment
 from balans_devstack.stack import DevStack
 from balans_devstack.supervisor import Supervisor, discover_services
+from balans_protocol.boot import next_boot
 from balans_sim.city import CityConfig, generate_city
 from balans_sim.climate import hour_index
 from balans_sim.concentrator import SimConcentrator
@@ -55,7 +56,9 @@ def ingest_available() -> bool:
     return "persister" in services and importlib.util.find_spec("balans_ingest.server") is not None
 
 
-async def deliver(urls_db: str, city: list[BuildingSpec], via_ingest: bool, port: int) -> float:
+async def deliver(
+    urls_db: str, city: list[BuildingSpec], via_ingest: bool, port: int, boot: int
+) -> float:
     sim = CitySim(city, 1, hour_index(START))
     conn = await asyncpg.connect(urls_db)
     try:
@@ -66,7 +69,7 @@ async def deliver(urls_db: str, city: list[BuildingSpec], via_ingest: bool, port
         generated: list[int] = []
         if via_ingest:
             concentrators = [
-                SimConcentrator(b, keys[b.spec.concentrator_serial], "127.0.0.1", port)
+                SimConcentrator(b, keys[b.spec.concentrator_serial], "127.0.0.1", port, boot=boot)
                 for b in sim.buildings
             ]
             for c in concentrators:
@@ -115,7 +118,8 @@ def main() -> None:
                 late = supervisor.wait_ready(120)
                 if late:
                     raise RuntimeError(f"not ready: {late}")
-            rate = asyncio.run(deliver(urls.database_url, city, via_ingest, 4199))
+            boot = next_boot(Path(tmp) / "sim-boot-counter")
+            rate = asyncio.run(deliver(urls.database_url, city, via_ingest, 4199, boot))
         finally:
             supervisor.stop()
     print(f"city: {len(city)} buildings, {meters} meters, {readings} readings in {HOURS} hours")

@@ -12,6 +12,7 @@ from typing import Any
 from ingest_harness import (
     Pipeline,
     RawConcentrator,
+    recent_day,
     running_ingest,
     running_persister,
     wait_for_rows,
@@ -35,7 +36,7 @@ from balans_protocol.messages import CommandRequest
 from balans_protocol.records import PulseRecord
 
 HOUR = 3600
-T0 = 1_767_225_600
+T0 = recent_day()  # inside the readings window ingest accepts
 REPLAYS = 100
 
 

@@ -3,6 +3,11 @@
 Used by the tests, the benchmark and the simulator; firmware authors can read it next to
 docs/protocol.md. It behaves as a real concentrator must:
 
+- every start takes a boot counter it never used before (``from_boot_file`` keeps it in
+  a state file, ``balans_protocol.boot``), so its batches' message ids never repeat
+  those of an earlier start;
+- the HELLO exchange ends with its proof (the HELLO repeated with the server's nonce,
+  under the session key) and the server's ACK of it: only then is it connected;
 - every batch gets the next sequence number and stays in a buffer until the server ACKs
   it; after a reconnect (new HELLO, new session key) everything un-ACKed is resent with
   its *original* sequence number, so the server deduplicates it;
@@ -12,7 +17,8 @@ docs/protocol.md. It behaves as a real concentrator must:
 
 Example::
 
-    async with ConcentratorClient(serial, key, "127.0.0.1", 4100, boot=7) as client:
+    client = ConcentratorClient.from_boot_file(serial, key, "127.0.0.1", 4100, data / "boot")
+    async with client:
         await client.upload([PulseRecord(module=100001, input=0, ts_unix=t, count=1234)])
         async with asyncio.timeout(10):
             await client.flush()   # every batch ACKed
@@ -24,11 +30,14 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import structlog
 
 from balans_protocol.auth import UNAUTHENTICATED_KEY, new_nonce, session_key
+from balans_protocol.boot import next_boot
 from balans_protocol.errors import NackReason, ProtocolError
 from balans_protocol.frames import (
     Ack,
@@ -82,8 +91,9 @@ class ClientStats:
 class ConcentratorClient:
     """One concentrator's connection to ingest, reconnecting until closed.
 
-    ``boot`` must differ from the boot counter of the concentrator's previous start
+    ``boot`` must differ from the boot counter of every earlier start of the concentrator
     (docs/protocol.md, "Sequence numbers"); sequence numbers restart at 1 with it.
+    :meth:`from_boot_file` takes the next one from a state file.
     ``max_pending`` bounds the buffer: :meth:`upload` waits while it is full. Reconnects
     wait ``reconnect_delay_s``, doubling after each failure up to ``max_reconnect_delay_s``.
     """
@@ -124,6 +134,14 @@ class ConcentratorClient:
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_boot_file(
+        cls, serial: int, key: bytes, host: str, port: int, boot_file: Path, **options: Any
+    ) -> ConcentratorClient:
+        """A client for a new start of the concentrator: its boot counter is the next one
+        from ``boot_file`` (created if missing, see :func:`balans_protocol.boot.next_boot`)."""
+        return cls(serial, key, host, port, boot=next_boot(boot_file), **options)
 
     # --- public API ---
 

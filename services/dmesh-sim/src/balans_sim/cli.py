@@ -13,6 +13,7 @@ from rich.progress import Progress
 from balans_db.secrets import KeyVault
 from balans_db.settings import DatabaseSettings
 from balans_db.topology import HardwareLimitError, plan_equipment
+from balans_protocol.boot import next_boot
 from balans_sim.api import prepare
 from balans_sim.city import CityConfig, generate_city
 from balans_sim.concentrator import SimConcentrator
@@ -90,6 +91,10 @@ def run_command(
     ground_truth: Path = typer.Option(Path("ground_truth.jsonl"), help="JSON lines of faults."),
     ingest_host: str = typer.Option("127.0.0.1"),
     ingest_port: int = typer.Option(4100),
+    boot_file: Path = typer.Option(
+        Path(".balans/sim-boot-counter"),
+        help="The concentrators' boot counter (--via ingest), new at every run.",
+    ),
     first_index: int = typer.Option(
         100, help="Index of the first building: serials derive from it, keep cities apart."
     ),
@@ -141,8 +146,11 @@ def run_command(
                         rows += await write_chunks(conn, chunks)
                         advance(chunks)
                     return rows
+                boot = next_boot(boot_file)
                 concentrators = [
-                    SimConcentrator(b, keys[b.spec.concentrator_serial], ingest_host, ingest_port)
+                    SimConcentrator(
+                        b, keys[b.spec.concentrator_serial], ingest_host, ingest_port, boot=boot
+                    )
                     for b in sim.buildings
                 ]
                 for c in concentrators:

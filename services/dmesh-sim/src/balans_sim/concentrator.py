@@ -3,6 +3,9 @@
 One per building. Each hour's readings become one UPLOAD batch; the client buffers it
 until ingest ACKs, so a simulated GPRS outage (:mod:`balans_sim.outages`) only delays
 delivery. Downlink valve commands shut the one meter they name from the next hour on.
+Every start of the simulator is a new boot of its concentrators: ``boot`` comes from
+:func:`balans_protocol.boot.next_boot` (``BALANS_SIM_BOOT_FILE``), so a restart never
+reuses the message ids of an earlier one.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ log = structlog.get_logger("sim")
 
 class SimConcentrator:
     def __init__(
-        self, building: BuildingSim, key: bytes, host: str, port: int, *, boot: int = 1
+        self, building: BuildingSim, key: bytes, host: str, port: int, *, boot: int
     ) -> None:
         self.building = building
         self.client = ConcentratorClient(

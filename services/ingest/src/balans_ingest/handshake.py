@@ -37,7 +37,8 @@ class Proven:
     concentrator: ConcentratorKey
     boot: int
     session_key: bytes
-    proof_seq: int  # the concentrator's seq of its proof: batches above it are new here
+    hello_seq: int  # the concentrator's seq of its HELLO
+    proof_seq: int  # and of its proof: batches above it are new in this session
 
 
 async def accept_hello(
@@ -70,7 +71,7 @@ async def accept_hello(
     expected = Hello(hello.boot, hello.nonce, echo=server_nonce)
     proof_seq = await _proof(read, concentrator.serial, expected, key)
     hellos.remember(concentrator.serial, hello.nonce)
-    return Proven(concentrator, hello.boot, key, proof_seq)
+    return Proven(concentrator, hello.boot, key, header.seq, proof_seq)
 
 
 async def _proof(read: ReadFrame, serial: int, expected: Hello, key: bytes) -> int:

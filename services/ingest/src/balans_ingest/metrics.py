@@ -31,7 +31,10 @@ ERRORS = Counter(
 )
 DUPLICATES = Counter(
     "balans_ingest_duplicate_uploads_total",
-    "UPLOADs JetStream recognised as resends of a stored batch (ACKed, not stored again).",
+    "UPLOADs whose message id JetStream already had (ACKed, not stored again), by concentrator "
+    "and kind: resend (harmless), or reset (a new batch of a concentrator that reused its boot "
+    "counter: its readings are lost).",
+    ["concentrator", "kind"],
 )
 PUBLISH_SECONDS = Histogram(
     "balans_ingest_publish_seconds",

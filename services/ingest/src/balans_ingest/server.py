@@ -20,6 +20,7 @@ from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 
 from balans_ingest.downlink import CommandChannel
+from balans_ingest.duplicates import SequenceMemory, SessionSequences
 from balans_ingest.handshake import accept_hello
 from balans_ingest.hellos import RecentHellos
 from balans_ingest.keys import ConcentratorKey, KeyStore
@@ -27,7 +28,6 @@ from balans_ingest.metrics import (
     BYTES,
     CONNECTIONS,
     CONNECTIONS_TOTAL,
-    DUPLICATES,
     ERRORS,
     FRAMES,
     PUBLISH_SECONDS,
@@ -75,6 +75,7 @@ class IngestServer:
         self.js = js
         self.keys = keys
         self.hellos = RecentHellos()  # to tell a replayed HELLO at once
+        self.sequences = SequenceMemory()  # to tell a reused boot counter from a resend
         self.gate = UploadGate(settings, settings.ingest_module_cache_s)
         self.sessions: dict[int, Session] = {}  # concentrator serial -> its live session
         self._server: asyncio.Server | None = None
@@ -142,7 +143,7 @@ class Session:
         self.peer = writer.get_extra_info("peername")
         self._concentrator: ConcentratorKey | None = None
         self._boot = 0
-        self._proof_seq = 0
+        self._sequences: SessionSequences | None = None
         self._key = UNAUTHENTICATED_KEY
         self._seq = 0
         self._inflight: set[asyncio.Task[None]] = set()
@@ -210,11 +211,13 @@ class Session:
         self._concentrator = proven.concentrator
         self._boot = proven.boot
         self._key = proven.session_key
-        self._proof_seq = proven.proof_seq
+        self._sequences = SessionSequences(
+            self.server.sequences, self.serial, self._boot, proven.hello_seq, proven.proof_seq
+        )
         self.server.replace_session(self)
         self._commands = CommandChannel(self.server.nc, self.serial, self._send_command)
         await self._commands.open()
-        self.send(Ack(self._proof_seq))  # the session is live: uploads and commands flow
+        self.send(Ack(proven.proof_seq))  # the session is live: uploads and commands flow
         SESSIONS_TOTAL.inc()
         log.info("concentrator connected", serial=self.serial, boot=self._boot, peer=self.peer)
 
@@ -258,6 +261,8 @@ class Session:
         return self.send(command)
 
     async def _accept_upload(self, seq: int, upload: Upload) -> None:
+        assert self._sequences is not None
+        first_sent_here = self._sequences.received(seq)  # duplicates.py
         while len(self._inflight) >= self.settings.ingest_max_inflight:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
         sections = split_sections(upload.payload)
@@ -270,11 +275,11 @@ class Session:
             return
         for section in sections:
             RECORDS.labels(section.record_type.name).inc(section.count)
-        task = asyncio.create_task(self._publish(seq, upload.payload))
+        task = asyncio.create_task(self._publish(seq, upload.payload, first_sent_here))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _publish(self, seq: int, payload: bytes) -> None:
+    async def _publish(self, seq: int, payload: bytes, first_sent_here: bool) -> None:
         assert self._concentrator is not None
         headers = UploadHeaders(
             concentrator=self.serial,
@@ -298,5 +303,6 @@ class Session:
             return
         PUBLISH_SECONDS.observe(time.perf_counter() - started)
         if ack.duplicate:
-            DUPLICATES.inc()
+            assert self._sequences is not None
+            self._sequences.duplicate(seq, first_sent_here=first_sent_here)
         self.send(Ack(seq))
