@@ -170,7 +170,8 @@ async def test_api_key_scopes(client: httpx.AsyncClient, world: World) -> None:
 
 
 async def test_login_is_rate_limited(world: World) -> None:
-    """The eleventh wrong password within a minute is refused with 429."""
+    """The eleventh login from one client within a minute is refused with 429 (an unknown
+    user, so that only the per-client limit applies, not a user's backoff)."""
     from balans_api.app import create_app
     from balans_api.settings import ApiSettings
 
@@ -182,7 +183,7 @@ async def test_login_is_rate_limited(world: World) -> None:
                 (
                     await http.post(
                         "/api/v1/auth/token",
-                        data={"username": "admin", "password": "wrong-password"},
+                        data={"username": "nobody", "password": "wrong-password"},
                     )
                 ).status_code
                 for _ in range(11)

@@ -50,7 +50,27 @@ def test_consumer_needs_an_account(cli: typer.Typer, database_url: str) -> None:
     """A consumer without --account is refused and nothing is stored."""
     runner = CliRunner(env={"BALANS_DATABASE_URL": database_url})
     result = runner.invoke(
-        cli, ["user", "create", "resident", "--role", "consumer", "--password", "long-enough"]
+        cli,
+        ["user", "create", "resident", "--role", "consumer", "--password", "long-enough-pass"],
     )
     assert result.exit_code == 1
     assert _user(database_url, "resident") is None
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("short-pass", "at least 12 characters"),
+        ("password1234", "breached or common passwords"),
+        ("my-name-is-weakling", "must not contain the username"),
+    ],
+)
+def test_user_create_refuses_a_weak_password(
+    cli: typer.Typer, database_url: str, password: str, reason: str
+) -> None:
+    """The password policy names what is wrong and nothing is stored."""
+    runner = CliRunner(env={"BALANS_DATABASE_URL": database_url})
+    result = runner.invoke(cli, ["user", "create", "weakling", "--password", password])
+    assert result.exit_code == 2
+    assert reason in " ".join(result.output.replace("│", " ").split())  # unwrap the box
+    assert _user(database_url, "weakling") is None

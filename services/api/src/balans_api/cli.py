@@ -9,6 +9,7 @@ import typer
 
 from balans_api import audit
 from balans_api.db import open_pool
+from balans_api.password_policy import MIN_LENGTH, WeakPasswordError, check_password
 from balans_api.settings import ApiSettings
 from balans_api.users import create_user, ensure_demo_users
 from balans_db.tables import ROLES
@@ -22,14 +23,20 @@ def create_command(
     role: str = typer.Option("admin", help=f"One of {', '.join(ROLES)}."),
     account: str | None = typer.Option(None, help="Account number (consumers only)."),
     password: str = typer.Option(
-        ..., prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters."
+        ...,
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        help=f"At least {MIN_LENGTH} characters, not in the breached-password list.",
     ),
 ) -> None:
     """Create a user (``balans user create alice --role admin`` for the first admin)."""
     if role not in ROLES:
         raise typer.BadParameter(f"role must be one of {ROLES}")
-    if len(password) < 8:
-        raise typer.BadParameter("the password needs at least 8 characters")
+    try:
+        check_password(password, username)
+    except WeakPasswordError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--password") from exc
 
     async def run() -> int:
         pool = await open_pool(ApiSettings().database_url, 1)

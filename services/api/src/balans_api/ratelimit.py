@@ -1,4 +1,8 @@
-"""Rate limit of login attempts (moving window, in process memory)."""
+"""Rate limit of login attempts per client address (moving window, in process memory).
+
+The address is the peer's, or what ``X-Forwarded-For`` says when the peer is one of
+``BALANS_API_TRUSTED_PROXIES`` (applied by the app before this runs). Guessing one user's
+password from many addresses is slowed by the per-user backoff (``login_backoff``)."""
 
 from __future__ import annotations
 
@@ -8,13 +12,11 @@ from limits.strategies import MovingWindowRateLimiter
 
 
 class LoginLimiter:
-    """Counts attempts per client address and per username; either may run out."""
+    """Counts login attempts per client address."""
 
     def __init__(self, rate: str) -> None:
         self._item = parse(rate)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
-    def allow(self, client: str, username: str) -> bool:
-        by_client = self._limiter.hit(self._item, "client", client)
-        by_user = self._limiter.hit(self._item, "user", username.lower())
-        return by_client and by_user
+    def allow(self, client: str) -> bool:
+        return self._limiter.hit(self._item, "client", client)

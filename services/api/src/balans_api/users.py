@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import asyncpg
 
+from balans_api.password_policy import check_password
 from balans_api.security import hash_password
 
 DEMO_OPERATOR = ("operator", "operator-demo")
 DEMO_CONSUMER = ("consumer", "consumer-demo")
 DEMO_ADMIN = ("admin", "admin-demo")
+
+
+# what the admin API shows of a user
+USER_COLUMNS = (
+    "id, username, role, account_id, full_name, active, created_at, failed_logins, "
+    "login_delay_until"
+)
 
 
 async def create_user(
@@ -19,11 +27,33 @@ async def create_user(
     account_id: int | None = None,
     full_name: str = "",
 ) -> asyncpg.Record:
-    """Insert a user; raises asyncpg.UniqueViolationError when the name is taken."""
+    """Insert a user; raises WeakPasswordError when the password breaks the policy and
+    asyncpg.UniqueViolationError when the name is taken."""
+    check_password(password, username)
+    return await _insert_user(conn, username, password, role, account_id, full_name)
+
+
+async def set_password(
+    conn: asyncpg.Pool | asyncpg.Connection, user_id: int, username: str, password: str
+) -> None:
+    """Replace a user's password (WeakPasswordError when it breaks the policy)."""
+    check_password(password, username)
+    await conn.execute(
+        "update users set password_hash = $2 where id = $1", user_id, hash_password(password)
+    )
+
+
+async def _insert_user(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    username: str,
+    password: str,
+    role: str,
+    account_id: int | None,
+    full_name: str,
+) -> asyncpg.Record:
     row = await conn.fetchrow(
-        """insert into users (username, password_hash, role, account_id, full_name)
-           values ($1, $2, $3, $4, $5)
-           returning id, username, role, account_id, full_name, active, created_at""",
+        f"""insert into users (username, password_hash, role, account_id, full_name)
+            values ($1, $2, $3, $4, $5) returning {USER_COLUMNS}""",
         username,
         hash_password(password),
         role,
@@ -49,6 +79,8 @@ async def ensure_demo_users(conn: asyncpg.Pool | asyncpg.Connection) -> list[tup
     created = []
     for (username, password), role, account in wanted:
         if not await conn.fetchval("select 1 from users where username = $1", username):
-            await create_user(conn, username, password, role, account, f"Demo {role}")
+            # the demo passwords are public and short on purpose (development only), so
+            # they skip the policy
+            await _insert_user(conn, username, password, role, account, f"Demo {role}")
         created.append((username, password))
     return created

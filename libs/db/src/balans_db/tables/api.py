@@ -1,5 +1,5 @@
-"""Portal users, integrator API keys, the audit log and downlink commands (migration
-``api_0001``).
+"""Portal users, integrator API keys, the audit log and downlink commands (migrations
+``api_0001``, ``api_0002``).
 
 Owned by the api. A consumer user is bound to one account; ``api_keys`` store a SHA-256
 of the random secret; ``commands`` track a valve or relay command from the request to
@@ -29,6 +29,10 @@ users = sa.Table(
     sa.Column("full_name", sa.Text, nullable=False, server_default=""),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     created_now("created_at"),
+    # login backoff (api_0002): failures since the last good login, and until when the
+    # next attempt is refused
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("login_delay_until", sa.DateTime(timezone=True)),
     sa.CheckConstraint(one_of("role", ROLES), name="role"),
     sa.CheckConstraint("(role = 'consumer') = (account_id is not null)", name="consumer_account"),
 )

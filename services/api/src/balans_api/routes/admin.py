@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from fastapi import APIRouter, status
 
-from balans_api import audit
+from balans_api import audit, login_backoff
 from balans_api.deps import Admin, Pool
 from balans_api.errors import ApiError, not_found
 from balans_api.models import (
@@ -17,8 +17,9 @@ from balans_api.models import (
     UserPublic,
 )
 from balans_api.paging import Cursor, Limit, Page, Where, fetch_page
+from balans_api.password_policy import WeakPasswordError
 from balans_api.security import new_api_key
-from balans_api.users import create_user
+from balans_api.users import USER_COLUMNS, create_user
 
 router = APIRouter(tags=["admin"])
 
@@ -30,7 +31,7 @@ async def list_users(pool: Pool, _: Admin, cursor: Cursor = None, limit: Limit =
     """Users and their roles."""
     rows, nxt = await fetch_page(
         pool,
-        "select id, username, role, account_id, full_name, active, created_at from users",
+        f"select {USER_COLUMNS} from users",
         Where(),
         cursor,
         limit,
@@ -48,6 +49,8 @@ async def add_user(body: UserCreate, pool: Pool, principal: Admin) -> UserPublic
             row = await create_user(
                 conn, body.username, body.password, body.role, body.account_id, body.full_name
             )
+        except WeakPasswordError as exc:
+            raise ApiError(422, str(exc)) from exc
         except asyncpg.UniqueViolationError as exc:
             raise ApiError(409, "username taken") from exc
         except asyncpg.ForeignKeyViolationError as exc:
@@ -60,16 +63,39 @@ async def add_user(body: UserCreate, pool: Pool, principal: Admin) -> UserPublic
 
 @router.post("/users/{user_id}/deactivate", response_model=UserPublic)
 async def deactivate_user(user_id: int, pool: Pool, principal: Admin) -> UserPublic:
-    """Disable a user's logins (tokens already issued stop working at once)."""
+    """Disable a user's logins (tokens already issued stop working at once).
+
+    409 for the admin's own account and for the last active admin: someone must be left
+    who can administer."""
+    if user_id == principal.user_id:
+        raise ApiError(409, "an admin cannot deactivate their own account")
     async with pool.acquire() as conn, conn.transaction():
+        # locking the active admins serialises two admins deactivating each other
+        admins = await conn.fetch(
+            "select id from users where role = 'admin' and active order by id for update"
+        )
+        if [r["id"] for r in admins] == [user_id]:
+            raise ApiError(409, "the last active admin cannot be deactivated")
         row = await conn.fetchrow(
-            """update users set active = false where id = $1
-               returning id, username, role, account_id, full_name, active, created_at""",
-            user_id,
+            f"update users set active = false where id = $1 returning {USER_COLUMNS}", user_id
         )
         if row is None:
             raise not_found("user")
         await audit.record(conn, principal.actor, "user.deactivate", f"user:{row['username']}")
+    return UserPublic(**row)
+
+
+@router.post("/users/{user_id}/unlock", response_model=UserPublic)
+async def unlock_user(user_id: int, pool: Pool, principal: Admin) -> UserPublic:
+    """Clear a user's login backoff (failed logins and the delay they set)."""
+    async with pool.acquire() as conn, conn.transaction():
+        cleared = await login_backoff.clear(conn, user_id)
+        row = await conn.fetchrow(f"select {USER_COLUMNS} from users where id = $1", user_id)
+        if row is None:
+            raise not_found("user")
+        await audit.record(
+            conn, principal.actor, "user.unlock", f"user:{row['username']}", cleared=cleared
+        )
     return UserPublic(**row)
 
 

@@ -1,0 +1,161 @@
+"""Administering users: the password policy on create and change, and the rules that keep
+someone able to administer (no self-deactivation, never the last active admin)."""
+
+from __future__ import annotations
+
+from itertools import count
+
+import asyncpg
+import httpx
+import pytest
+
+from balans_api.users import create_user
+
+from .conftest import World, auth
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+GOOD = "a-long-and-unlisted-passphrase"
+_names = count()
+
+
+def _name() -> str:
+    return f"person{next(_names)}"
+
+
+WEAK = [
+    ("password", "at least 12 characters"),
+    ("short-pass1", "at least 12 characters"),
+    ("password1234", "breached or common passwords"),
+    ("qwertyuiop123", "breached or common passwords"),
+    ("{name}-and-more", "must not contain the username"),
+]
+
+
+@pytest.mark.parametrize(("password", "reason"), WEAK)
+async def test_create_refuses_a_weak_password(
+    client: httpx.AsyncClient, world: World, password: str, reason: str
+) -> None:
+    name = _name()
+    response = await client.post(
+        "/api/v1/users",
+        json={"username": name, "password": password.format(name=name), "role": "operator"},
+        headers=auth(world, "admin"),
+    )
+    assert response.status_code == 422, response.text
+    assert reason in str(response.json()["error"]), response.text
+    users = await client.get("/api/v1/users?limit=1000", headers=auth(world, "admin"))
+    assert name not in [u["username"] for u in users.json()["items"]]
+
+
+async def test_create_accepts_a_good_password(client: httpx.AsyncClient, world: World) -> None:
+    name = _name()
+    response = await client.post(
+        "/api/v1/users",
+        json={"username": name, "password": GOOD, "role": "operator"},
+        headers=auth(world, "admin"),
+    )
+    assert response.status_code == 201, response.text
+    login = await client.post("/api/v1/auth/token", data={"username": name, "password": GOOD})
+    assert login.status_code == 200
+
+
+async def _signed_in(client: httpx.AsyncClient, world: World) -> tuple[str, dict[str, str]]:
+    name = _name()
+    conn = await asyncpg.connect(world.database_url)
+    try:
+        await create_user(conn, name, GOOD, "manager")
+    finally:
+        await conn.close()
+    token = await client.post("/api/v1/auth/token", data={"username": name, "password": GOOD})
+    return name, {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+@pytest.mark.parametrize(("password", "reason"), WEAK)
+async def test_change_refuses_a_weak_password(
+    client: httpx.AsyncClient, world: World, password: str, reason: str
+) -> None:
+    name, headers = await _signed_in(client, world)
+    response = await client.post(
+        "/api/v1/auth/password",
+        json={"current_password": GOOD, "new_password": password.format(name=name)},
+        headers=headers,
+    )
+    assert response.status_code == 422, response.text
+    assert reason in str(response.json()["error"]), response.text
+    still = await client.post("/api/v1/auth/token", data={"username": name, "password": GOOD})
+    assert still.status_code == 200
+
+
+async def test_change_needs_the_current_password_and_takes_effect(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    name, headers = await _signed_in(client, world)
+    new = "another-long-unlisted-phrase"
+    wrong = await client.post(
+        "/api/v1/auth/password",
+        json={"current_password": "not-the-password", "new_password": new},
+        headers=headers,
+    )
+    assert wrong.status_code == 403
+    changed = await client.post(
+        "/api/v1/auth/password",
+        json={"current_password": GOOD, "new_password": new},
+        headers=headers,
+    )
+    assert changed.status_code == 204, changed.text
+    old = await client.post("/api/v1/auth/token", data={"username": name, "password": GOOD})
+    assert old.status_code == 401
+    fresh = await client.post("/api/v1/auth/token", data={"username": name, "password": new})
+    assert fresh.status_code == 200
+    audit = await client.get("/api/v1/audit?action=user.password", headers=auth(world, "admin"))
+    assert f"user:{name}" in [e["target"] for e in audit.json()["items"]]
+
+
+async def _admin_id(client: httpx.AsyncClient, world: World, name: str) -> int:
+    users = await client.get("/api/v1/users?limit=1000", headers=auth(world, "admin"))
+    return int(next(u["id"] for u in users.json()["items"] if u["username"] == name))
+
+
+async def test_an_admin_cannot_deactivate_itself(client: httpx.AsyncClient, world: World) -> None:
+    admin_id = await _admin_id(client, world, "admin")
+    response = await client.post(
+        f"/api/v1/users/{admin_id}/deactivate", headers=auth(world, "admin")
+    )
+    assert response.status_code == 409
+    assert "own account" in response.json()["error"]["message"]
+    assert (await client.get("/api/v1/auth/me", headers=auth(world, "admin"))).status_code == 200
+
+
+async def test_the_last_active_admin_stays(client: httpx.AsyncClient, world: World) -> None:
+    """A second admin can deactivate the first; the second is then the last active admin,
+    which not even an admin-scoped API key may deactivate."""
+    name = _name()
+    conn = await asyncpg.connect(world.database_url)
+    try:
+        await create_user(conn, name, GOOD, "admin")
+    finally:
+        await conn.close()
+    login = await client.post("/api/v1/auth/token", data={"username": name, "password": GOOD})
+    second = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    key = await client.post(
+        "/api/v1/api-keys", json={"name": "ops", "scopes": ["admin"]}, headers=second
+    )
+    as_key = {"Authorization": f"Bearer {key.json()['token']}"}
+    first_id = await _admin_id(client, world, "admin")
+    second_id = await _admin_id(client, world, name)
+    try:
+        done = await client.post(f"/api/v1/users/{first_id}/deactivate", headers=second)
+        assert done.status_code == 200, done.text
+        me = await client.get("/api/v1/auth/me", headers=auth(world, "admin"))
+        assert me.status_code == 401
+        refused = await client.post(f"/api/v1/users/{second_id}/deactivate", headers=as_key)
+        assert refused.status_code == 409
+        assert "last active admin" in refused.json()["error"]["message"]
+        assert (await client.get("/api/v1/auth/me", headers=second)).status_code == 200
+    finally:
+        conn = await asyncpg.connect(world.database_url)
+        try:
+            await conn.execute("update users set active = true where id = $1", first_id)
+        finally:
+            await conn.close()
