@@ -7,11 +7,9 @@ import re
 
 import pytest
 
-from balans_mbus.compact import FormatCache
-from balans_mbus.decoder import decode_telegram
-from balans_mbus.model import DecodedTelegram
+from balans_mbus.conformance import ConformanceCase, decode_case, mismatches
 
-from .corpus import CHECKED_QUANTITIES, Case, close, corpus_path, load_cases
+from .corpus import corpus_path, load_cases
 
 try:
     CASES = load_cases()
@@ -20,24 +18,6 @@ except FileNotFoundError as exc:  # reported by test_corpus_is_present, not skip
     CASES, LOAD_ERROR = [], str(exc)
 STANDARD = [case for case in CASES if case.standard]
 OTHERS = [case for case in CASES if not case.standard]
-
-
-def _decode(case: Case) -> DecodedTelegram:
-    """Feed the case's telegrams in order through one format cache; return the last."""
-    formats = FormatCache([case.compact_format] if case.compact_format else [])
-    decoded = None
-    for telegram in case.telegrams:
-        decoded = decode_telegram(telegram, case.key, formats)
-    assert decoded is not None
-    return decoded
-
-
-def _mismatches(case: Case, decoded: DecodedTelegram) -> dict[str, tuple[float, float | None]]:
-    return {
-        key: (expected, got)
-        for key, expected in case.expected.items()
-        if not close(expected, got := getattr(decoded.values, CHECKED_QUANTITIES[key]))
-    }
 
 
 def test_corpus_is_present() -> None:
@@ -57,20 +37,20 @@ def test_corpus_is_the_file_its_provenance_describes() -> None:
 
 
 @pytest.mark.parametrize("case", STANDARD, ids=lambda case: case.case_id)
-def test_standard_case_decodes_to_expected_values(case: Case) -> None:
+def test_standard_case_decodes_to_expected_values(case: ConformanceCase) -> None:
     """Energy, volume, temperatures, power, flow and HCA units match within 1e-6."""
-    decoded = _decode(case)
+    decoded = decode_case(case)
     assert decoded.ok, decoded.reason
     assert case.expected, "a standard case without a checked quantity would prove nothing"
-    assert _mismatches(case, decoded) == {}
+    assert mismatches(case, decoded) == {}
 
 
 @pytest.mark.parametrize("case", OTHERS, ids=lambda case: case.case_id)
-def test_other_case_fails_cleanly_or_decodes_right(case: Case) -> None:
+def test_other_case_fails_cleanly_or_decodes_right(case: ConformanceCase) -> None:
     """A manufacturer-specific case fails with a reason, and never yields a wrong value."""
-    decoded = _decode(case)
+    decoded = decode_case(case)
     if not decoded.ok:
         assert decoded.failure is not None
         assert decoded.reason
-    wrong = {key: pair for key, pair in _mismatches(case, decoded).items() if pair[1] is not None}
+    wrong = {key: pair for key, pair in mismatches(case, decoded).items() if pair[1] is not None}
     assert wrong == {}

@@ -54,7 +54,7 @@ def decode_telegram(
             header=app.header,
             transport=app.transport,
         )
-    parsed = parse_records(app.records)
+    parsed = parse_records(app.records, app.header.device_type if app.header else None)
     if app.full_frame and parsed.records and not parsed.problems:
         formats.learn(parsed.headers)
     decoded = DecodedTelegram(

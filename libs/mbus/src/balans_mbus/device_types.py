@@ -37,6 +37,7 @@ DEVICE_TYPES: dict[int, str] = {
 
 HEAT_METER_TYPES = frozenset({0x04, 0x0A, 0x0B, 0x0C, 0x0D})
 HCA_TYPE = 0x08
+ELECTRICITY_TYPE = 0x02
 
 
 def device_type_name(code: int) -> str:

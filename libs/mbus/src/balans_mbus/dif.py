@@ -37,17 +37,34 @@ def _chain_end(buf: bytes, pos: int, what: str) -> int:
     raise HeaderError(f"more than {_MAX_EXTENSIONS} {what} extensions")
 
 
+def plain_text_span(buf: bytes, vif_pos: int) -> tuple[int, int] | None:
+    """Where the unit text of a plain-text VIF at ``vif_pos`` lies, or ``None`` for others.
+
+    EN 13757-3: for VIF 0x7C / 0xFC "the true VIF is represented by the following ASCII
+    string with the length given in the first byte": the length byte and the text follow
+    the VIF itself, and the VIFEs announced by 0xFC's extension bit come after the text
+    (as meters send it and libmbus, jMBus and wmbusmeters read it).
+    """
+    if vif_pos >= len(buf) or buf[vif_pos] & 0x7F != _PLAIN_TEXT_VIF:
+        return None
+    if vif_pos + 1 >= len(buf):
+        raise HeaderError("plain-text VIF without its length")
+    start = vif_pos + 2
+    end = start + buf[vif_pos + 1]
+    if end > len(buf):
+        raise HeaderError("plain-text VIF longer than the data")
+    return start, end
+
+
 def header_end(buf: bytes, pos: int) -> int:
     """Position after the DIF..VIFE header that starts at ``pos`` (not a special DIF)."""
     vif_pos = _chain_end(buf, pos, "DIF/DIFE")
-    end = _chain_end(buf, vif_pos, "VIF/VIFE")
-    if buf[vif_pos] & 0x7F == _PLAIN_TEXT_VIF:
-        if end >= len(buf):
-            raise HeaderError("plain-text VIF without its length")
-        end += 1 + buf[end]
-        if end > len(buf):
-            raise HeaderError("plain-text VIF longer than the data")
-    return end
+    text = plain_text_span(buf, vif_pos)
+    if text is None:
+        return _chain_end(buf, vif_pos, "VIF/VIFE")
+    if not buf[vif_pos] & EXTENSION:
+        return text[1]
+    return _chain_end(buf, text[1], "VIFE")
 
 
 def lvar_length(lvar: int) -> int:

@@ -64,7 +64,8 @@ class DataRecord(_Frozen):
 
     ``quantity`` and ``unit`` are EN 13757-3 terms as decoded; ``name``/``si_value`` are the
     balans normalisation (energy in kWh, volume in m3, power in kW, flow in m3/h, °C, HCA
-    units) where the record is one of those quantities, else ``None``.
+    units) where the record is one of those quantities, else ``None``. A plain-text VIF's
+    ``unit`` is its text.
     """
 
     function: Literal["instantaneous", "maximum", "minimum", "error"]
@@ -81,14 +82,23 @@ class DataRecord(_Frozen):
 
 
 class MeterValues(_Frozen):
-    """The current values balans uses, taken from storage 0, tariff 0, subunit 0 records."""
+    """The current values balans uses, taken from storage 0, tariff 0, subunit 0 records.
+
+    ``energy_kwh`` is a heat meter's energy or an electricity meter's import (A+);
+    ``export_energy_kwh`` an electricity meter's export (A-); ``power_l1_kw`` .. ``_l3_``
+    the power of one phase where the meter reports it (VIFE 0xFC 0x01..0x03).
+    """
 
     energy_kwh: float | None = None
     cooling_energy_kwh: float | None = None
+    export_energy_kwh: float | None = None
     volume_m3: float | None = None
     flow_temperature_c: float | None = None
     return_temperature_c: float | None = None
     power_kw: float | None = None
+    power_l1_kw: float | None = None
+    power_l2_kw: float | None = None
+    power_l3_kw: float | None = None
     volume_flow_m3h: float | None = None
     hca_units: float | None = None
     meter_datetime: str | None = None

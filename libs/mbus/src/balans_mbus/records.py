@@ -3,18 +3,38 @@ one (VIF tables, scaling, BCD, dates), and name the ones balans uses in its own 
 
 Records are interpreted one at a time so that a single unreadable record (an invalid BCD
 'no value' marker, a truncated tail) is reported and the others still count.
+
+pymbusparser 0.5.3 gets three things wrong, fixed here around it (see docs/mbus.md):
+- a plain-text VIF (0x7C / 0xFC) carries its unit text right after the VIF and any VIFE
+  after the text; pymbusparser expects the VIFEs first, so the header is handed to it in
+  that order;
+- 32-bit reals (DIF data field 0x5) come back without the VIF's decimal exponent: they are
+  scaled by the factor pymbusparser gives the same header for the integer 1;
+- date and time (type F) values are decoded by :mod:`balans_mbus.timepoints`.
 """
 
 from __future__ import annotations
 
+import math
+import struct
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pymbusparser
 
-from balans_mbus.dif import IDLE_FILLER, HeaderError, data_length, header_end, is_special
+from balans_mbus.device_types import ELECTRICITY_TYPE
+from balans_mbus.dif import (
+    EXTENSION,
+    IDLE_FILLER,
+    HeaderError,
+    data_length,
+    header_end,
+    is_special,
+    plain_text_span,
+)
 from balans_mbus.model import DataRecord, MeterValues
+from balans_mbus.timepoints import TimePointError, decode_type_f
 
 _FUNCTIONS = {
     "Instantaneous value": "instantaneous",
@@ -23,6 +43,9 @@ _FUNCTIONS = {
     "Value during error state": "error",
 }
 _MANUFACTURER_DATA = (0x0F, 0x1F)
+_DATA_FIELD = 0x0F
+_REAL32, _INT32 = 0x05, 0x04
+_TYPE_F = "Date and time (type F)"
 
 # (EN 13757-3 quantity as pymbusparser names it, its unit) -> (balans name, factor)
 _NORMALISED: dict[tuple[str, str | None], tuple[str, Decimal]] = {
@@ -38,13 +61,20 @@ _NORMALISED: dict[tuple[str, str | None], tuple[str, Decimal]] = {
     ("Return temperature", "Cel"): ("return_temperature_c", Decimal(1)),
     ("Dimensionless HCA", None): ("hca_units", Decimal(1)),
 }
-# Heat/cooling meters split energy by the sign of the contribution (VIFE 0x3B / 0x3C):
-# positive is heating, the absolute value of negative is cooling.
-_SIGNED_ENERGY = {
-    "Accumulation only if value is positive": "heating_energy_kwh",
-    "Accumulation only if value is negative": "cooling_energy_kwh",
-}
+# Energy split by the sign of the contribution (VIFE 0x3B / 0x3C). A heat/cooling meter
+# counts heating as positive and cooling as negative; an electricity meter counts
+# import (A+) as positive and export (A-) as negative.
+_POSITIVE = "Accumulation only if value is positive"
+_NEGATIVE = "Accumulation only if value is negative"
+_SIGNED_ENERGY = {_POSITIVE: "heating_energy_kwh", _NEGATIVE: "cooling_energy_kwh"}
+_SIGNED_ELECTRICITY = {_POSITIVE: "energy_kwh", _NEGATIVE: "export_energy_kwh"}
+# Orthogonal VIFE 0xFC 0x01..0x03 (EN 13757-3:2018): the value of one phase.
+_PHASES = {"At phase L1": "l1", "At phase L2": "l2", "At phase L3": "l3"}
 _DATETIME_QUANTITIES = ("Time point (date and time)", "Time point (date)")
+
+
+class RecordError(ValueError):
+    """A record whose value cannot be given without being wrong."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +116,79 @@ def _split(payload: bytes) -> tuple[list[tuple[bytes, bytes]], str | None]:
     return out, None
 
 
-def _plain_value(value: dict[str, Any]) -> tuple[float | str | None, Decimal | None]:
+def _vif_position(header: bytes) -> int:
+    pos = 0
+    while header[pos] & EXTENSION:
+        pos += 1
+    return pos + 1
+
+
+@dataclass(frozen=True, slots=True)
+class _ParserHeader:
+    """A record header as sent, in the order pymbusparser reads it, and a plain-text unit."""
+
+    sent: bytes
+    header: bytes
+    unit_text: str | None = None
+
+
+def _parser_header(header: bytes) -> _ParserHeader:
+    """Move a plain-text VIF's length and text behind its VIFEs, where pymbusparser looks.
+
+    The text is sent last character first (EN 13757-3: the byte order of the characters
+    follows the byte order of the data), hence the reversal.
+    """
+    vif_pos = _vif_position(header)
+    span = plain_text_span(header, vif_pos)
+    if span is None:
+        return _ParserHeader(header, header)
+    start, end = span
+    text = header[start:end]
+    unit = text[::-1].decode("ascii", errors="replace")
+    ordered = header[: vif_pos + 1] + header[end:] + header[start - 1 : end]
+    return _ParserHeader(header, ordered, unit)
+
+
+def _parse_one(record: bytes) -> dict[str, Any] | None:
+    parsed = pymbusparser.parse_records(record)
+    return parsed[0] if parsed else None
+
+
+def _scale(header: bytes) -> Decimal:
+    """The factor pymbusparser applies to an integer under ``header`` (exponent and VIFE
+    corrections), found by handing it the integer 1."""
+    probe = bytes([(header[0] & ~_DATA_FIELD) | _INT32]) + header[1:] + (1).to_bytes(4, "little")
+    value = (_parse_one(probe) or {}).get("value") or {}
+    if value.get("kind") != "decimal":
+        raise RecordError(f"no decimal scale for header {header.hex().upper()}")
+    return Decimal(str(value["value"]))
+
+
+def _real32(data: bytes) -> Decimal:
+    """The shortest decimal that is this IEEE-754 single (0.1 rather than 0.100000001)."""
+    (raw,) = struct.unpack("<f", data)
+    if not math.isfinite(raw):
+        raise RecordError(f"32-bit real {data.hex().upper()} is not a number")
+    for digits in range(1, 10):
+        text = f"{raw:.{digits}g}"
+        if struct.unpack("<f", struct.pack("<f", float(text)))[0] == raw:
+            return Decimal(text)
+    return Decimal(repr(raw))
+
+
+def _value(
+    parsed: dict[str, Any], header: _ParserHeader, data: bytes
+) -> tuple[float | str | None, Decimal | None]:
+    if parsed.get("data_coding") == _TYPE_F:
+        try:
+            return decode_type_f(data), None
+        except TimePointError as exc:
+            raise RecordError(f"date and time (type F) {data.hex().upper()}: {exc}") from exc
+    value = parsed.get("value") or {}
     kind, raw = value.get("kind"), value.get("value")
+    if kind == "float" and header.header[0] & _DATA_FIELD == _REAL32:
+        number = _real32(data) * _scale(header.header)
+        return float(number), number
     if kind in ("decimal", "float") and raw is not None:
         try:
             number = Decimal(str(raw))
@@ -97,17 +198,33 @@ def _plain_value(value: dict[str, Any]) -> tuple[float | str | None, Decimal | N
     return (None if raw is None else str(raw)), None
 
 
-def _to_record(parsed: dict[str, Any]) -> DataRecord:
+def _name(
+    quantities: list[str], unit: str | None, device_type: int | None
+) -> tuple[str, Decimal] | None:
+    """The balans name and factor of a record, where it is one balans uses."""
+    normalised = _NORMALISED.get((quantities[0], unit)) if quantities else None
+    if normalised is None or len(quantities) == 1:
+        return normalised
+    if len(quantities) > 2:
+        return None  # more than one qualifier: not a quantity balans reads
+    name, factor = normalised
+    if name == "energy_kwh":
+        signed = _SIGNED_ELECTRICITY if device_type == ELECTRICITY_TYPE else _SIGNED_ENERGY
+        return (signed[quantities[1]], factor) if quantities[1] in signed else None
+    if name == "power_kw" and quantities[1] in _PHASES:
+        return f"power_{_PHASES[quantities[1]]}_kw", factor
+    return None
+
+
+def _to_record(
+    parsed: dict[str, Any], header: _ParserHeader, data: bytes, device_type: int | None
+) -> DataRecord:
     quantities = parsed.get("quantities") or []
     quantity = " / ".join(quantities) if quantities else parsed.get("data_coding", "unknown")
-    unit = parsed.get("unit")
-    value, number = _plain_value(parsed.get("value") or {})
+    unit = header.unit_text if header.unit_text is not None else parsed.get("unit")
+    value, number = _value(parsed, header, data)
     name, si_value = None, None
-    normalised = _NORMALISED.get((quantities[0], unit)) if quantities else None
-    if normalised is not None and len(quantities) > 1:
-        # A second quantity changes the meaning; only the signed energies are understood.
-        signed = _SIGNED_ENERGY.get(quantities[1]) if normalised[0] == "energy_kwh" else None
-        normalised = (signed, normalised[1]) if signed and len(quantities) == 2 else None
+    normalised = _name(quantities, unit, device_type)
     if normalised is not None and number is not None:
         name, si_value = normalised[0], float(number * normalised[1])
     return DataRecord(
@@ -120,27 +237,32 @@ def _to_record(parsed: dict[str, Any]) -> DataRecord:
         value=value,
         name=name,
         si_value=si_value,
-        header_hex=parsed.get("header_hex", "").replace(" ", ""),
-        data_hex=parsed.get("data_hex", "").replace(" ", ""),
+        header_hex=header.sent.hex().upper(),
+        data_hex=data.hex().upper(),
     )
 
 
-def parse_records(payload: bytes) -> ParsedRecords:
-    """Interpret every record of a plaintext EN 13757-3 payload. Never raises."""
+def parse_records(payload: bytes, device_type: int | None = None) -> ParsedRecords:
+    """Interpret every record of a plaintext EN 13757-3 payload. Never raises.
+
+    ``device_type`` (the medium of the telegram's header) decides what a signed energy
+    register is: heating / cooling, or electricity import / export.
+    """
     pairs, stopped = _split(payload)
     records: list[DataRecord] = []
     problems: list[str] = [stopped] if stopped else []
     headers = bytearray()
     for header, data in pairs:
-        if header[0] not in _MANUFACTURER_DATA:
-            headers += header
-        try:
-            parsed = pymbusparser.parse_records(header + data)
-        except pymbusparser.MbusParserError as exc:
-            problems.append(f"record {(header + data).hex().upper()}: {exc}")
+        if header[0] in _MANUFACTURER_DATA:
             continue
-        if parsed and parsed[0].get("function") in _FUNCTIONS:
-            records.append(_to_record(parsed[0]))
+        headers += header
+        ordered = _parser_header(header)
+        try:
+            parsed = _parse_one(ordered.header + data)
+            if parsed is not None and parsed.get("function") in _FUNCTIONS:
+                records.append(_to_record(parsed, ordered, data, device_type))
+        except (pymbusparser.MbusParserError, RecordError) as exc:
+            problems.append(f"record {(header + data).hex().upper()}: {exc}")
     return ParsedRecords(tuple(records), bytes(headers), tuple(problems))
 
 

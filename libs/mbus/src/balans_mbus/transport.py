@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from balans_mbus.compact import FormatCache, FormatError, expand
 from balans_mbus.crc import crc16_en13757
+from balans_mbus.dif import IDLE_FILLER
 from balans_mbus.link import LinkFrame, device_header
 from balans_mbus.model import DecodeFailure, DeviceHeader, Transport
 from balans_mbus.security import (
@@ -333,9 +334,25 @@ def _decrypt_mode7(
     return decrypt_mode7(keys.encryption, payload, transport.encrypted_blocks)
 
 
+def _signature_at(payload: bytes, formats: FormatCache) -> int:
+    """Where the format signature starts: after the idle fillers (0x2F) that may precede it.
+
+    An encrypted compact frame decrypts to 2F 2F (the check of EN 13757-7 / OMS) and only
+    then the signature. As a signature may itself begin with 0x2F, the first position
+    after 0, 1, 2 ... fillers whose signature is a known format wins; with none known the
+    signature is taken after all the fillers.
+    """
+    fillers = len(payload) - len(payload.lstrip(bytes([IDLE_FILLER])))
+    for pos in range(fillers + 1):
+        if formats.get(int.from_bytes(payload[pos : pos + 2], "little")) is not None:
+            return pos
+    return fillers
+
+
 def _expand_compact(
     cursor: _Cursor, transport: Transport, payload: bytes, formats: FormatCache
 ) -> Application:
+    payload = payload[_signature_at(payload, formats) :]
     if len(payload) < 4:
         raise cursor.fail(
             DecodeFailure.TRUNCATED, "compact frame without signature and CRC", transport
