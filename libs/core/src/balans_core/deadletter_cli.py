@@ -24,6 +24,8 @@ deadletter_app = typer.Typer(
 
 
 def _with_jetstream(work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
+    """Run ``work`` on JetStream; a dead letter that does not exist exits 1, saying so."""
+
     async def run() -> T:
         nc = await connect_nats(CommonSettings().nats_url, "balans-deadletter")
         try:
@@ -33,7 +35,11 @@ def _with_jetstream(work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
         finally:
             await nc.close()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except LookupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
 
 
 def _body(data: bytes) -> str:
@@ -61,11 +67,7 @@ def list_command(
 @deadletter_app.command("show")
 def show_command(dead_letter_id: int = typer.Argument(..., metavar="ID")) -> None:
     """Everything kept about one dead letter: origin, error, headers and body."""
-    try:
-        dl = _with_jetstream(lambda js: deadletter.get(js, dead_letter_id))
-    except LookupError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
+    dl = _with_jetstream(lambda js: deadletter.get(js, dead_letter_id))
     typer.echo(f"id:          {dl.id}")
     typer.echo(f"service:     {dl.service}")
     typer.echo(f"stored at:   {dl.stored_at.isoformat() if dl.stored_at else '-'}")
@@ -82,9 +84,5 @@ def show_command(dead_letter_id: int = typer.Argument(..., metavar="ID")) -> Non
 @deadletter_app.command("replay")
 def replay_command(dead_letter_id: int = typer.Argument(..., metavar="ID")) -> None:
     """Publish a dead letter again for the consumer that gave up on it, then remove it."""
-    try:
-        seq = _with_jetstream(lambda js: deadletter.replay(js, dead_letter_id))
-    except LookupError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
+    seq = _with_jetstream(lambda js: deadletter.replay(js, dead_letter_id))
     typer.echo(f"dead letter {dead_letter_id} replayed (stream sequence {seq})")
