@@ -110,7 +110,10 @@ def main() -> None:
     via_ingest = ingest_available()
     with tempfile.TemporaryDirectory() as tmp, DevStack(Path(tmp), durable=False) as urls:
         migrate.upgrade(urls.database_url)
-        supervisor = Supervisor(urls, Path(tmp), {"BALANS_INGEST_PORT": "4199"})
+        # START is fixed (its weather is known): ingest must accept readings that old
+        horizon = (datetime.now(UTC) - START).days + 30
+        env = {"BALANS_INGEST_PORT": "4199", "BALANS_READINGS_HORIZON_DAYS": str(horizon)}
+        supervisor = Supervisor(urls, Path(tmp), env)
         try:
             if via_ingest:
                 for name in ("ingest", "persister"):
