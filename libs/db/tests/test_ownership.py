@@ -11,22 +11,28 @@ ROOT = Path(__file__).resolve().parents[3]
 SOURCE = '''
 """Reads heat_allocation: a docstring is prose, not SQL."""
 from balans_db.tables import alerts
+from balans_db import tables
+import balans_db.tables.billing as billing_tables
 
 Q = "select flat_id from heat_allocation h join flats f on f.id = h.flat_id"
 T = f"insert into {stage} select * from meter_consumption"
 C = "pulse_readings"
 LABEL = "radiators"
 PROSE = "uploads from concentrators"
+T2 = tables.invoices.c.total
+T3 = billing_tables.tariffs
 '''
 
 
 def test_scanner_finds_sql_fstrings_copy_targets_and_imports() -> None:
     assert sorted(tables_named(SOURCE)) == [
         (3, "alerts"),
-        (5, "flats"),
-        (5, "heat_allocation"),
-        (6, "meter_consumption"),
-        (7, "pulse_readings"),
+        (7, "flats"),
+        (7, "heat_allocation"),
+        (8, "meter_consumption"),
+        (9, "pulse_readings"),
+        (12, "invoices"),
+        (13, "tariffs"),
     ]
 
 

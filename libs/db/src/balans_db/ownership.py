@@ -9,7 +9,8 @@ What counts as naming a table (``OWNERS`` in :mod:`balans_db.tables`):
   ``update``, ``copy``, ``table``, ``truncate`` followed by the table's name;
 - a string that is exactly the name of a table with ``_`` in it
   (``copy_records_to_table("pulse_readings")``; ``"meters"`` alone may be a word);
-- importing a table's declaration from :mod:`balans_db.tables`.
+- importing a table's declaration from :mod:`balans_db.tables`, or using one as an
+  attribute of that module (``tables.heat_allocation``).
 
 Docstrings are prose and are skipped. Run ``python -m balans_db.ownership [ROOT]`` (``make
 lint`` does); it prints one line per violation and exits 1 if there is any.
@@ -81,10 +82,26 @@ def _text(node: ast.AST) -> str | None:
     return None
 
 
+def _table_modules(tree: ast.AST) -> set[str]:
+    """Local names bound to ``balans_db.tables`` or one of its modules."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {
+                a.asname for a in node.names if a.asname and a.name.startswith("balans_db.tables")
+            }
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("balans_db"):
+            for a in node.names:
+                if f"{node.module}.{a.name}".startswith("balans_db.tables"):
+                    names.add(a.asname or a.name)
+    return names
+
+
 def tables_named(source: str) -> Iterator[tuple[int, str]]:
     """(line, table) for every table the Python ``source`` names in SQL or imports."""
     tree = ast.parse(source)
     skip = _docstrings(tree)
+    modules = _table_modules(tree)
     inside_fstring = {
         id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for v in node.values
     }
@@ -93,6 +110,14 @@ def tables_named(source: str) -> Iterator[tuple[int, str]]:
             for alias in node.names:
                 if alias.name in OWNERS:
                     yield node.lineno, alias.name
+            continue
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in OWNERS
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+        ):
+            yield node.lineno, node.attr
             continue
         if not isinstance(node, ast.expr) or id(node) in skip or id(node) in inside_fstring:
             continue
