@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import prometheus_client
 import uvicorn
@@ -14,6 +15,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 ReadinessCheck = Callable[[], bool]
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn inside a service's event loop, leaving SIGTERM and SIGINT to the service.
+
+    uvicorn's own handling would record the stop signal and raise it again when the server
+    stops, which the service reads as a second signal and exits 1 without a clean stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def health_app(service: str, is_ready: ReadinessCheck) -> Starlette:
@@ -59,7 +71,7 @@ class HealthServer:
         config = uvicorn.Config(
             health_app(service, is_ready), log_level="warning", access_log=False, lifespan="off"
         )
-        self._server = uvicorn.Server(config)
+        self._server = EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:

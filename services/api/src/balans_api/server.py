@@ -14,9 +14,11 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from balans_core.health import EmbeddedServer
+
 
 def http_server(app: FastAPI) -> uvicorn.Server:
-    return uvicorn.Server(
+    return EmbeddedServer(
         uvicorn.Config(
             app, log_level="warning", access_log=False, lifespan="on", proxy_headers=False
         )
