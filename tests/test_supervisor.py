@@ -1,25 +1,33 @@
 """`balans run` keeps the system alive and takes it down with it.
 
 One `balans run` (every service, embedded PostgreSQL and NATS, Prometheus when installed)
-runs for the module. Then it is SIGKILLed (the module's last test): no process it started
-may survive it.
+runs for the module. PostgreSQL, NATS and every service are SIGKILLed in turn: each comes
+back by itself and the system serves again (every /readyz, a query, the API). Then
+`balans run` itself is SIGKILLed (the module's last test): no process it started may
+survive it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import psutil
 import pytest
 
+from balans_db import migrate
 from balans_devstack.processes import free_port
 from balans_devstack.stack import DevStack
 from balans_devstack.supervisor import ServiceProcess, Supervisor, discover_services
@@ -27,7 +35,10 @@ from balans_devstack.supervisor import ServiceProcess, Supervisor, discover_serv
 ROOT = Path(__file__).resolve().parents[1]
 BALANS = Path(sys.executable).with_name("balans")
 START_TIMEOUT_S = 400  # every service on a shared 2-core machine
+RECOVERY_TIMEOUT_S = 300
 READY = re.compile(r"^ready: (\S+)\s+health http://127\.0\.0\.1:(\d+)$", re.M)
+DATABASE = re.compile(r"^PostgreSQL (\S+)$", re.M)
+SERVICES = discover_services()
 
 
 @dataclass
@@ -35,7 +46,10 @@ class RunningSystem:
     proc: subprocess.Popen[bytes]
     data_dir: Path
     output: Path
+    api_port: int
     health_ports: dict[str, int]
+    database_url: str = ""
+    token: str = ""
 
 
 def _running(process: psutil.Process) -> bool:
@@ -68,8 +82,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
         k: v for k, v in os.environ.items() if k not in ("BALANS_DATABASE_URL", "BALANS_NATS_URL")
     }
     ingest_port = str(free_port())
+    api_port = free_port()
     env |= {
-        "BALANS_API_PORT": str(free_port()),
+        "BALANS_API_PORT": str(api_port),
         "BALANS_INGEST_PORT": ingest_port,
         "BALANS_SIM_INGEST_PORT": ingest_port,
         "BALANS_SIM_BACKFILL_DAYS": "1",  # history is not what is tested here
@@ -84,10 +99,14 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    system = RunningSystem(proc, data_dir, output, {})
+    system = RunningSystem(proc, data_dir, output, api_port, {})
     try:
         text = _wait_for_output(system, r"^portal: ", START_TIMEOUT_S)
         system.health_ports = {name: int(port) for name, port in READY.findall(text)}
+        match = DATABASE.search(text)
+        assert match is not None
+        system.database_url = match.group(1)
+        system.token = _login(api_port)
         yield system
     finally:
         if proc.poll() is None:
@@ -99,11 +118,97 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
                 proc.wait()
 
 
+def _login(api_port: int) -> str:
+    form = urllib.parse.urlencode({"username": "operator", "password": "operator-demo"})
+    url = f"http://127.0.0.1:{api_port}/api/v1/auth/token"
+    with urllib.request.urlopen(url, data=form.encode(), timeout=10) as response:
+        return str(json.load(response)["access_token"])
+
+
+def _child(system: RunningSystem, target: str) -> psutil.Process | None:
+    """The running process of ``target`` (postgres, nats or a service) under `balans run`."""
+    for process in psutil.Process(system.proc.pid).children():
+        try:
+            name, argv = process.name(), process.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if not _running(process):
+            continue
+        if (target, name) in (("postgres", "postgres"), ("nats", "nats-server")):
+            return process
+        if argv[-2:] == ["-m", SERVICES.get(target, "")]:
+            return process
+    return None
+
+
+async def _count_buildings(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url, timeout=5)
+    try:
+        return int(await conn.fetchval("select count(*) from buildings"))
+    finally:
+        await conn.close()
+
+
+def _problems(system: RunningSystem) -> list[str]:
+    """What keeps the system from serving: services not ready, no query, no API answer."""
+    problems = []
+    for name, port in system.health_ports.items():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if not json.load(r)["ready"]:
+                    problems.append(f"{name} not ready")
+        except OSError as exc:
+            problems.append(f"{name}: {exc}")
+    try:
+        if asyncio.run(_count_buildings(system.database_url)) == 0:
+            problems.append("no buildings")
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        problems.append(f"database: {exc!r}")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{system.api_port}/api/v1/concentrators",
+        headers={"Authorization": f"Bearer {system.token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            if not json.load(r)["items"]:
+                problems.append("api lists no concentrators")
+    except (OSError, ValueError, KeyError) as exc:
+        problems.append(f"api: {exc!r}")
+    return problems
+
+
+@pytest.mark.parametrize("target", ["postgres", "nats", *sorted(SERVICES)])
+def test_a_killed_child_comes_back_and_the_system_serves(
+    system: RunningSystem, target: str
+) -> None:
+    """SIGKILL one server or service: `balans run` restarts it (a new process, logged) and
+    every service, the database and the API answer again, without a hand."""
+    old = _child(system, target)
+    assert old is not None, f"{target} is not running"
+    assert not _problems(system), "not serving before the kill"
+    restarts_before = system.output.read_text().count(f"process={target} restarts=")
+    old.kill()
+    deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+    while True:
+        new = _child(system, target)
+        if new is None or new.pid == old.pid:
+            problems = [f"{target} not restarted"]
+        else:
+            problems = _problems(system)
+        if not problems:
+            break
+        assert time.monotonic() < deadline, problems
+        time.sleep(1)
+    assert system.output.read_text().count(f"process={target} restarts=") > restarts_before
+
+
 def test_a_service_stops_on_sigterm_when_its_servers_are_gone(tmp_path: Path) -> None:
     """With NATS and PostgreSQL gone, the persister (which retries both forever) still
     exits on SIGTERM within the grace the supervisor gives it."""
     stack = DevStack(tmp_path, durable=False)
-    supervisor = Supervisor(stack.start(), tmp_path, {})
+    urls = stack.start()
+    migrate.upgrade(urls.database_url)
+    supervisor = Supervisor(urls, tmp_path, {})
     try:
         service: ServiceProcess = supervisor.start("persister", discover_services()["persister"])
         assert not supervisor.wait_ready(120)

@@ -1,4 +1,9 @@
-"""``balans run`` (the whole system) and ``balans stack`` (only the servers)."""
+"""``balans run`` (the whole system) and ``balans stack`` (only the servers).
+
+Both stay in the foreground as the supervisor of what they started: every half second
+they reap and restart a dead server or service (``recovery``), until Ctrl-C or SIGTERM
+stops everything in order.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+import prometheus_client
 import typer
 
 from balans_db import migrate
@@ -16,12 +22,14 @@ from balans_db.secrets import KeyVault
 from balans_db.seed import seed
 from balans_db.settings import DatabaseSettings
 from balans_devstack.prometheus import EmbeddedPrometheus, prometheus_binary
+from balans_devstack.recovery import Recovery
 from balans_devstack.stack import DevStack, StackUrls
 from balans_devstack.supervisor import Supervisor, discover_services
 
 
-def _wait_for_signal() -> None:
-    """Block until SIGINT or SIGTERM."""
+def _supervise_until_signal(recovery: Recovery) -> None:
+    """Keep the children alive until SIGINT or SIGTERM (in the main thread, which spawned
+    them: their parent-death signal is tied to it)."""
     stop = threading.Event()
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
@@ -30,7 +38,7 @@ def _wait_for_signal() -> None:
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     while not stop.wait(0.5):
-        pass
+        recovery.check()
 
 
 def _prepare_database(urls: StackUrls, with_demo: bool) -> None:
@@ -59,7 +67,9 @@ def run(
         raise typer.BadParameter(f"unknown services {unknown}; known: {sorted(known)}")
     stack = DevStack(data_dir)
     urls = stack.start()
-    supervisor = Supervisor(urls, stack.data_dir, {})
+    recovery = Recovery()
+    stack.watch(recovery)
+    supervisor = Supervisor(urls, stack.data_dir, {}, ports=stack.ports)
     binary = prometheus_binary() if prometheus else None
     scraper = EmbeddedPrometheus(stack.data_dir, binary) if binary else None
     try:
@@ -70,13 +80,21 @@ def run(
         late = supervisor.wait_ready(ready_timeout)
         if late:
             raise RuntimeError(f"services not ready after {ready_timeout} s: {late}")
+        supervisor.watch(recovery)
         for service in supervisor.services:
             typer.echo(f"ready: {service.name:<12} health http://127.0.0.1:{service.health_port}")
+        metrics_port = stack.ports.port("supervisor_metrics")
+        prometheus_client.start_http_server(metrics_port, addr="127.0.0.1")
+        typer.echo(f"supervisor metrics http://127.0.0.1:{metrics_port}/metrics")
         if scraper is not None:
-            scraper.start({s.name: s.health_port for s in supervisor.services})
+            targets = {s.name: s.health_port for s in supervisor.services}
+            scraper.start(
+                targets | {"supervisor": metrics_port}, port=stack.ports.port("prometheus")
+            )
+            recovery.watch("prometheus", lambda: scraper.proc, scraper.restart)
             typer.echo(f"prometheus: {scraper.url}")
         typer.echo("portal: http://127.0.0.1:8000   (Ctrl-C stops everything)")
-        _wait_for_signal()
+        _supervise_until_signal(recovery)
     finally:
         typer.echo("stopping...")
         if scraper is not None:
@@ -89,12 +107,16 @@ def run(
 def stack_command(
     data_dir: Path = typer.Option(Path(".balans"), help="Where the embedded servers keep data."),
 ) -> None:
-    """Start only PostgreSQL and NATS (migrated), print their URLs, wait for Ctrl-C."""
-    with DevStack(data_dir) as urls:
+    """Start only PostgreSQL and NATS (migrated), print their URLs, keep them running
+    (restarted on the same ports if they die) until Ctrl-C."""
+    stack = DevStack(data_dir)
+    with stack as urls:
         migrate.upgrade(urls.database_url)
         for key, value in urls.env().items():
             typer.echo(f"export {key}={value}")
-        _wait_for_signal()
+        recovery = Recovery()
+        stack.watch(recovery)
+        _supervise_until_signal(recovery)
 
 
 def register(app: typer.Typer) -> None:

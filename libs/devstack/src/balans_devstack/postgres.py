@@ -8,7 +8,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
+import structlog
+
 from balans_devstack.processes import chown_tree, free_port, spawn, stop_process, unprivileged_user
+
+log = structlog.get_logger("devstack")
 
 DATABASE = "balans"
 DB_USER = "balans"
@@ -69,13 +74,35 @@ class EmbeddedPostgres:
             ]
         )
 
-    def start(self, timeout: float = 60.0) -> None:
+    def _clear_stale_locks(self) -> None:
+        """Make a dead postmaster's lock files no obstacle, and never remove a live one's.
+
+        PostgreSQL clears a lock whose pid is gone by itself (and first checks that no
+        backend of the dead server still uses its shared memory), but it refuses while the
+        pid names any live process, which a zombie postmaster, or another process that got
+        its pid, still is. Such a lock is removed once no postgres process runs in this data
+        folder any more; while one does, starting is refused (the caller retries)."""
+        pgdata = str(self.pgdata.resolve())
+        holders = [p.pid for p in _postgres_processes() if p.info["cwd"] == pgdata]
+        if holders:
+            raise RuntimeError(f"postgres processes {holders} still run in {pgdata}")
+        for lock in [self.pgdata / "postmaster.pid", *self.socket_dir.glob(".s.PGSQL.*.lock")]:
+            try:
+                pid = int(lock.read_text().split("\n", 1)[0])
+            except (OSError, ValueError):
+                continue  # gone meanwhile, or half written: PostgreSQL decides
+            if psutil.pid_exists(pid):  # a zombie or an unrelated process: a stale lock
+                lock.unlink(missing_ok=True)
+                log.info("removed a dead postmaster's lock file", path=str(lock), pid=pid)
+
+    def start(self, timeout: float = 60.0, port: int | None = None) -> None:
+        """Start the server; ``port`` fixes the port (a restart keeps its URL)."""
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb()
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         chown_tree(self.socket_dir, self.user)
-        (self.pgdata / "postmaster.pid").unlink(missing_ok=True)  # left by a killed run
-        self.port = free_port()
+        self._clear_stale_locks()
+        self.port = port or free_port()
         options = [
             "-c",
             "listen_addresses=127.0.0.1",
@@ -161,7 +188,22 @@ class EmbeddedPostgres:
         if not self.psql(f"select 1 from pg_database where datname = '{DATABASE}'"):
             self.psql(f"create database {DATABASE}")
 
+    def restart(self) -> None:
+        """Start again on the same port and data after the server died."""
+        if self.proc is not None:  # reaps it (a zombie still owns its lock files)
+            stop_process(self.proc, signal.SIGQUIT, timeout=10)
+        self.start(port=self.port)
+
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc, signal.SIGINT)
             self.proc = None
+
+
+def _postgres_processes() -> list[psutil.Process]:
+    """Running postgres processes (any server's), with their working folder in ``info``."""
+    found = []
+    for process in psutil.process_iter(["name", "cwd", "status"]):
+        if process.info["name"] == "postgres" and process.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(process)
+    return found

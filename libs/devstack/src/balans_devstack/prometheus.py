@@ -59,22 +59,23 @@ class EmbeddedPrometheus:
         rules_dir: Path | None = RULES_DIR,
         scrape_interval: str = "15s",
         timeout: float = 30.0,
+        port: int | None = None,
     ) -> None:
         """Write the config for ``targets`` (service -> health port) and start scraping."""
         config = self.data_dir / "prometheus.yml"
         settings = scrape_config(targets, rules_dir, scrape_interval)
         config.write_text(json.dumps(settings, indent=2))
-        self.port = free_port()
-        self.proc = spawn(
-            [
-                self.binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={self.data_dir / 'prometheus'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            log_file=self.data_dir / "prometheus.log",
-        )
+        self.port = port or free_port()
+        self.proc = spawn(self._argv(), log_file=self.data_dir / "prometheus.log")
         self._wait_ready(timeout)
+
+    def _argv(self) -> list[str]:
+        return [
+            self.binary,
+            f"--config.file={self.data_dir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={self.data_dir / 'prometheus'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -91,6 +92,13 @@ class EmbeddedPrometheus:
             except OSError:
                 time.sleep(0.2)
         raise TimeoutError(f"prometheus did not become ready on port {self.port} in {timeout} s")
+
+    def restart(self) -> None:
+        """Start again on the same port, config and data after it died."""
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGKILL, timeout=10)  # reaps it
+        self.proc = spawn(self._argv(), log_file=self.data_dir / "prometheus.log")
+        self._wait_ready(30.0)
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -2,6 +2,8 @@
 
 Used by ``balans run`` and by the pytest fixtures alike. When ``BALANS_DATABASE_URL`` /
 ``BALANS_NATS_URL`` are set, those servers are used and nothing is started for them.
+The servers listen on the ports of the previous run in the same folder (``ports.json``)
+when those are free, so a restarted stack keeps its URLs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from types import TracebackType
 import structlog
 
 from balans_devstack.nats_server import EmbeddedNats
+from balans_devstack.ports import PortBook
 from balans_devstack.postgres import EmbeddedPostgres
+from balans_devstack.recovery import Recovery
 
 log = structlog.get_logger("devstack")
 
@@ -32,7 +36,11 @@ class StackUrls:
 
 
 class DevStack:
-    """Start and stop the embedded servers in ``data_dir`` (default ``.balans/``)."""
+    """Start and stop the embedded servers in ``data_dir`` (default ``.balans/``).
+
+    ``durable`` (the default; ``balans run`` and ``balans stack``) keeps PostgreSQL's fsync
+    and synchronous commit on and makes JetStream fsync before it acknowledges; the test
+    fixtures and benchmarks turn both off for speed, which only a host crash could notice."""
 
     def __init__(
         self,
@@ -48,16 +56,19 @@ class DevStack:
         self.postgres = (
             None if self.database_url else EmbeddedPostgres(self.data_dir, durable=durable)
         )
-        self.nats = None if self.nats_url else EmbeddedNats(self.data_dir)
+        self.nats = None if self.nats_url else EmbeddedNats(self.data_dir, durable=durable)
+        self.ports = PortBook(self.data_dir / "ports.json")
 
     def start(self) -> StackUrls:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             if self.postgres is not None:
-                self.postgres.start()
+                self.postgres.start(port=self.ports.port("postgres"))
                 log.info("postgres started", url=self.postgres.url)
             if self.nats is not None:
-                self.nats.start()
+                self.nats.start(
+                    port=self.ports.port("nats"), monitor_port=self.ports.port("nats_monitor")
+                )
                 log.info("nats started", url=self.nats.url)
         except BaseException:
             self.stop()
@@ -70,6 +81,15 @@ class DevStack:
             database_url=self.database_url or (self.postgres.url if self.postgres else ""),
             nats_url=self.nats_url or (self.nats.url if self.nats else ""),
         )
+
+    def watch(self, recovery: Recovery) -> None:
+        """Have ``recovery`` restart a server that dies, on the same port and data."""
+        if self.postgres is not None:
+            postgres = self.postgres
+            recovery.watch("postgres", lambda: postgres.proc, postgres.restart)
+        if self.nats is not None:
+            nats = self.nats
+            recovery.watch("nats", lambda: nats.proc, nats.restart)
 
     def stop(self) -> None:
         if self.nats is not None:
