@@ -33,7 +33,7 @@ async def test_allocation_branch_upgrades_and_downgrades(empty_database_url: str
     tables = await _tables(empty_database_url)
     assert tables >= ALLOCATION_TABLES
     assert "meter_consumption_y2026m11" in tables
-    assert "heat_allocation_default" in tables
+    assert "heat_allocation_default" not in tables  # 0002_core_partitions: none at all
     await asyncio.to_thread(migrate.downgrade, empty_database_url, "allocation@0001_core")
     tables = await _tables(empty_database_url)
     assert not ALLOCATION_TABLES & tables
