@@ -72,6 +72,7 @@ async def test_service_backfills_history_then_reports_ready(
         sim_epoch=datetime.now(UTC) - timedelta(days=4),
         sim_backfill_days=2,
         sim_ground_truth=tmp_path / "gt.jsonl",
+        sim_boot_file=tmp_path / "sim-boot-counter",
         sim_ingest_port=1,  # nothing listens: the concentrators buffer
     )
     ctx = ServiceContext(name="sim", settings=settings)

@@ -89,6 +89,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
         "BALANS_SIM_INGEST_PORT": ingest_port,
         "BALANS_SIM_BACKFILL_DAYS": "1",  # history is not what is tested here
         "BALANS_SIM_GROUND_TRUTH": str(data_dir / "ground_truth.jsonl"),
+        "BALANS_SIM_BOOT_FILE": str(data_dir / "sim-boot-counter"),
     }
     output = data_dir / "balans-run.out"
     with output.open("wb") as out:
