@@ -14,7 +14,7 @@ from balans_mbus.crc import crc16_en13757
 from balans_mbus.decoder import decode_telegram
 from balans_mbus.model import DecodedTelegram, DecodeFailure
 
-from .standard_cases import KEY, StandardCase, standard_cases
+from .standard_cases import KEY, StandardCase, compact_pair, standard_cases
 from .telegrams import (
     BCD8,
     CI_LONG,
@@ -182,28 +182,12 @@ def test_plain_text_header_is_part_of_the_compact_format() -> None:
 WATER_METER = Meter("ZRI", "87654321", 0x33, WATER)
 
 
-def _full_and_compact(fillers: int = 2) -> tuple[bytes, bytes, dict[str, float]]:
-    """Full frame (CI 0x72) and compact frame (CI 0x73) of one meter, both mode 5."""
-    headers_and_data = [
-        (dif_header(BCD8) + vif_header(vif("m3", -3)), bcd(1234567, BCD8)),
-        (dif_header(INT16) + vif_header(vif("m3/h", -3)), integer(450, INT16)),
-        (dif_header(INT32) + vif_header(VIF_DATETIME), type_f(datetime(2026, 3, 31, 8, 15))),
-    ]
-    headers = b"".join(header for header, _ in headers_and_data)
-    records = b"".join(header + data for header, data in headers_and_data)
-    data = b"".join(data for _, data in headers_and_data)
-    full = long_frame(WATER_METER, CI_LONG, b"\x2f\x2f" + records, access=0x21, key=KEY)
-    compact_plain = bytes([IDLE_FILLER]) * fillers + compact_payload(headers, records, data)
-    compact = long_frame(WATER_METER, CI_LONG_COMPACT, compact_plain, access=0x22, key=KEY)
-    return full, compact, {"volume_m3": 1234.567, "volume_flow_m3h": 0.45}
-
-
 @pytest.mark.parametrize("fillers", [2, 3, 5])
 def test_encrypted_long_header_compact_frame_reads_its_signature_after_the_fillers(
     fillers: int,
 ) -> None:
     """After decryption 2F 2F (and maybe more fillers) precede the format signature."""
-    full, compact, expected = _full_and_compact(fillers)
+    full, compact, expected = compact_pair(WATER_METER, fillers)
     formats = FormatCache()
     first = decode_telegram(full, KEY, formats)
     assert first.ok, first.reason
@@ -215,13 +199,13 @@ def test_encrypted_long_header_compact_frame_reads_its_signature_after_the_fille
     assert second.header is not None
     assert (second.header.manufacturer, second.header.id) == ("ZRI", "87654321")
     assert second.values == first.values
-    assert second.values.volume_m3 == expected["volume_m3"]
-    assert second.values.meter_datetime == "2026-03-31T08:15:00"
+    assert second.values.volume_m3 == expected["total_volume_m3"]
+    assert second.values.meter_datetime == "2026-01-31T23:45:00"
 
 
 def test_encrypted_compact_frame_without_its_format_names_the_signature() -> None:
     """Alone, the compact frame is unknown_format with the real signature, not 0x2F2F."""
-    _, compact, _ = _full_and_compact()
+    _, compact, _ = compact_pair(WATER_METER)
     decoded = decode_telegram(compact, KEY)
     assert decoded.failure is DecodeFailure.UNKNOWN_FORMAT
     assert decoded.transport is not None
@@ -259,12 +243,19 @@ def test_signature_beginning_with_0x2f_is_not_taken_for_a_filler() -> None:
 
 @pytest.mark.parametrize("case", standard_cases(), ids=lambda case: case.case_id)
 def test_meter_values_in_their_units(case: StandardCase) -> None:
-    """Each medium's registers come out in balans units (m3, kWh, kW, m3/h, °C)."""
-    decoded = decode_telegram(case.telegram(), KEY if case.encrypted else None)
+    """Each medium's registers come out in balans units (m3, kWh, kW, m3/h, °C); the one
+    case without its key is refused as key_missing."""
+    formats = FormatCache()
+    decoded = DecodedTelegram(ok=False)
+    for telegram in case.telegrams:
+        decoded = decode_telegram(telegram, case.key, formats)
+    assert decoded.header is not None
+    assert decoded.header.device_type == case.device_type
+    if not case.standard:
+        assert decoded.failure is DecodeFailure.KEY_MISSING
+        return
     assert decoded.ok, decoded.reason
     assert decoded.reason is None
-    assert decoded.header is not None
-    assert decoded.header.device_type == case.meter.device_type
     for key, expected in case.expected.items():
         got = getattr(decoded.values, CHECKED_QUANTITIES[key])
         assert close(expected, got), (key, expected, got)
@@ -274,7 +265,7 @@ def test_meter_values_in_their_units(case: StandardCase) -> None:
 def test_electricity_records_keep_their_standard_units() -> None:
     """The records say Wh and W; the phase is in the quantity; export is not heat's cooling."""
     (case,) = [case for case in standard_cases() if case.case_id == "electricity#0"]
-    decoded = decode_telegram(case.telegram(), KEY)
+    decoded = decode_telegram(case.telegrams[0], KEY)
     named = {record.name: record for record in decoded.records if record.name}
     assert named["energy_kwh"].unit == "W.h"
     assert named["energy_kwh"].value == 123_456_780.0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from balans_mbus.compact import FormatCache
+from balans_mbus.conformance import ConformanceInputError, read_folder, run
 from balans_mbus.decoder import decode_telegram
 
 mbus_app = typer.Typer(help="EN 13757 (M-Bus, wireless M-Bus, OMS) telegrams.")
@@ -39,6 +42,29 @@ def decode_command(
         typer.echo(decoded.model_dump_json(exclude_none=True))
         ok = decoded.ok
     raise typer.Exit(0 if ok else 1)
+
+
+@mbus_app.command("conformance")
+def conformance_command(
+    folder: Path = typer.Argument(
+        ..., metavar="DIR", help="A folder of *.jsonl case files (telegrams, expected values)."
+    ),
+) -> None:
+    """Decode every case of DIR and print, per medium, how many were decoded, correct,
+    wrong and refused (each refused or wrong case with its reason); the last line sums up.
+
+    Exits with status 1 when a value is wrong or a case flagged standard is not correct,
+    2 when a case file cannot be read.
+    """
+    try:
+        cases = read_folder(folder)
+    except (ConformanceInputError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    report = run(cases)
+    for line in report.lines():
+        typer.echo(line)
+    raise typer.Exit(0 if report.passed else 1)
 
 
 def register(app: typer.Typer) -> None:
