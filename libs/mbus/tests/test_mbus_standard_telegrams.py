@@ -7,12 +7,15 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from balans_mbus.compact import FormatCache
 from balans_mbus.conformance import CHECKED_QUANTITIES, close
 from balans_mbus.crc import crc16_en13757
 from balans_mbus.decoder import decode_telegram
 from balans_mbus.model import DecodedTelegram, DecodeFailure
+from balans_mbus.timepoints import decode_type_f
 
 from .standard_cases import KEY, StandardCase, compact_pair, standard_cases
 from .telegrams import (
@@ -100,6 +103,14 @@ def test_type_f_periodic_and_invalid_values() -> None:
     assert "day is out of range for month" in decoded.reason
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.datetimes(datetime(1981, 1, 1), datetime(2080, 12, 31, 23, 59)))
+def test_type_f_round_trip(moment: datetime) -> None:
+    """Every minute of 1981-2080 written as type F reads back as itself."""
+    moment = moment.replace(second=0, microsecond=0)
+    assert decode_type_f(type_f(moment)) == moment.isoformat()
+
+
 # --- 2. 32-bit reals scaled by their VIF's exponent ---------------------------------
 
 
@@ -133,6 +144,21 @@ def test_real_and_integer_of_the_same_vif_agree() -> None:
     as_integer = _decode(record(dif_header(INT32), header, integer(845, INT32)))
     as_real = _decode(record(dif_header(REAL32), header, real32(845.0)))
     assert as_real.values.volume_flow_m3h == as_integer.values.volume_flow_m3h == 0.845
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["Wh", "m3", "W", "m3/h"]),
+    st.integers(-3, 0),
+    st.floats(min_value=-1e6, max_value=1e6, width=32, allow_nan=False),
+)
+def test_real_equals_its_value_times_ten_to_the_exponent(
+    unit: str, exponent: int, raw: float
+) -> None:
+    """Any single under any exponent of these VIFs reads as raw x 10^exponent."""
+    decoded = _decode(record(dif_header(REAL32), vif_header(vif(unit, exponent)), real32(raw)))
+    (only,) = decoded.records
+    assert only.value == pytest.approx(raw * 10.0**exponent, rel=1e-6, abs=1e-9)
 
 
 # --- 3. plain-text VIF followed by VIFEs --------------------------------------------
