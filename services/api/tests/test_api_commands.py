@@ -38,6 +38,25 @@ async def _status(http: httpx.AsyncClient, h: dict[str, str], command_id: str) -
     return body
 
 
+async def _command(world: World, nats_client: Client, action: str) -> dict:
+    """An operator sends ``action`` to the valve meter through the app (with its NATS
+    connection); the command as it ends."""
+    app = create_app(ApiSettings(database_url=world.database_url), nats=nats_client)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            token = await http.post(
+                "/api/v1/auth/token", data={"username": "operator", "password": PASSWORD}
+            )
+            h = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            sent = await http.post(
+                f"/api/v1/meters/{world.valve_meter_id}/commands",
+                json={"action": action},
+                headers=h,
+            )
+            return await _status(http, h, sent.json()["id"])
+
+
 async def test_valve_command_round_trip(world: World, nats_client: Client) -> None:
     """A responder on the concentrator's subject sees the module and action, and its
     'done' reply becomes the command's status."""
@@ -51,23 +70,8 @@ async def test_valve_command_round_trip(world: World, nats_client: Client) -> No
 
     # every concentrator of the test city
     sub = await nats_client.subscribe("balans.cmd.*", cb=ingest)
-    app = create_app(ApiSettings(database_url=world.database_url), nats=nats_client)
     try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
-                token = (
-                    await http.post(
-                        "/api/v1/auth/token", data={"username": "operator", "password": PASSWORD}
-                    )
-                ).json()["access_token"]
-                h = {"Authorization": f"Bearer {token}"}
-                sent = await http.post(
-                    f"/api/v1/meters/{world.valve_meter_id}/commands",
-                    json={"action": "valve_close"},
-                    headers=h,
-                )
-                final = await _status(http, h, sent.json()["id"])
+        final = await _command(world, nats_client, "valve_close")
     finally:
         await sub.unsubscribe()
     assert final["status"] == "done"
@@ -77,24 +81,26 @@ async def test_valve_command_round_trip(world: World, nats_client: Client) -> No
 
 
 async def test_command_without_ingest_is_offline(world: World, nats_client: Client) -> None:
-    """With nobody listening on the subject, the command ends 'offline' at once."""
-    app = create_app(ApiSettings(database_url=world.database_url), nats=nats_client)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
-            token = (
-                await http.post(
-                    "/api/v1/auth/token", data={"username": "admin", "password": PASSWORD}
-                )
-            ).json()["access_token"]
-            h = {"Authorization": f"Bearer {token}"}
-            sent = await http.post(
-                f"/api/v1/meters/{world.valve_meter_id}/commands",
-                json={"action": "valve_open"},
-                headers=h,
-            )
-            final = await _status(http, h, sent.json()["id"])
+    """With nobody listening on the subject, the command ends 'offline' at once, in the
+    protocol's words (the api sends through ``balans_protocol.commands.request_command``)."""
+    final = await _command(world, nats_client, "valve_open")
     assert final["status"] == "offline"
+    assert final["detail"] == f"concentrator {final['concentrator_serial']} is not connected"
+
+
+async def test_malformed_reply_fails_the_command(world: World, nats_client: Client) -> None:
+    """A reply that is not a CommandReply ends the command as failed, not pending forever."""
+
+    async def broken_ingest(msg: nats.aio.msg.Msg) -> None:
+        await msg.respond(b"not a reply")
+
+    sub = await nats_client.subscribe("balans.cmd.*", cb=broken_ingest)
+    try:
+        final = await _command(world, nats_client, "ping")
+    finally:
+        await sub.unsubscribe()
+    assert final["status"] == "failed"
+    assert final["detail"] == "malformed reply"
 
 
 async def test_valve_command_on_meter_without_valve(

@@ -1,4 +1,4 @@
-"""Carry a command to ingest over NATS request/reply and record how it ended."""
+"""Carry a command to ingest (the protocol's ``request_command``) and record how it ended."""
 
 from __future__ import annotations
 
@@ -7,34 +7,21 @@ import asyncio
 import asyncpg
 import structlog
 from nats.aio.client import Client as Nats
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
 
 from balans_api.metrics import COMMANDS
+from balans_protocol.commands import request_command
 from balans_protocol.messages import CommandReply, CommandRequest
-from balans_protocol.subjects import command as command_subject
 
 log = structlog.get_logger("api")
 
 
 async def _exchange(nats: Nats | None, concentrator: int, request: CommandRequest) -> CommandReply:
+    """The protocol's request/reply; a reply that is not a CommandReply ends as failed."""
     if nats is None or not nats.is_connected:
         return CommandReply(command_id=request.command_id, status="failed", detail="no NATS")
     try:
-        msg = await nats.request(
-            command_subject(concentrator),
-            request.model_dump_json().encode(),
-            timeout=request.timeout_s + 2,
-        )
-    except NoRespondersError:
-        return CommandReply(
-            command_id=request.command_id, status="offline", detail="ingest is not listening"
-        )
-    except NatsTimeout:
-        return CommandReply(command_id=request.command_id, status="timeout", detail="no reply")
-    try:
-        return CommandReply.model_validate_json(msg.data)
+        return await request_command(nats, concentrator, request)
     except ValidationError as exc:
         log.error("malformed command reply", command_id=request.command_id, error=str(exc))
         return CommandReply(
