@@ -286,6 +286,23 @@ def test_meter_values_in_their_units(case: StandardCase) -> None:
         got = getattr(decoded.values, CHECKED_QUANTITIES[key])
         assert close(expected, got), (key, expected, got)
     assert decoded.values.meter_datetime == "2026-01-31T23:45:00"
+    units = {record.name: record.unit for record in decoded.records if record.name}
+    assert units == {name: RECORD_UNITS[name] for name in units}
+
+
+# The unit each named record keeps from its VIF (EN 13757-3 table 10, as pymbusparser names it)
+RECORD_UNITS = {
+    "energy_kwh": "W.h",
+    "export_energy_kwh": "W.h",
+    "volume_m3": "m3",
+    "volume_flow_m3h": "m3.h-1",
+    "power_kw": "W",
+    "power_l1_kw": "W",
+    "power_l2_kw": "W",
+    "power_l3_kw": "W",
+    "flow_temperature_c": "Cel",
+    "return_temperature_c": "Cel",
+}
 
 
 def test_electricity_records_keep_their_standard_units() -> None:
