@@ -142,8 +142,8 @@ DASHBOARDS = [
                 unit="ops",
             ),
             Panel(
-                "Resent uploads recognised as duplicates per second",
-                {"duplicates": rate("balans_ingest_duplicate_uploads_total")},
+                "Duplicate uploads per second: resends, and resets (a reused boot counter: lost)",
+                {"{{kind}}": rate("balans_ingest_duplicate_uploads_total", "kind")},
                 unit="ops",
             ),
         ],
