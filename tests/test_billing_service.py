@@ -257,7 +257,7 @@ async def test_closer_bills_a_month_once_allocation_passes_its_end(
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
         try:
             # a fresh closer, with no lateness allowance
-            again = await close_due_periods(pool, service.jetstream(), timedelta(0))
+            again = await close_due_periods(pool, timedelta(0))
         finally:
             await pool.close()
         invoices = await conn.fetch(

@@ -164,7 +164,7 @@ async def test_closer_never_closes_a_month_that_has_not_ended(
                 building_id,
                 now + timedelta(days=365),
             )
-        announced = await close_due_periods(pool, js, LATENESS)
+        announced = await close_due_periods(pool, LATENESS)
         async with pool.acquire() as conn:
             closed = await conn.fetch(
                 """select period_start, period_end from billing_period_closures

@@ -47,7 +47,7 @@ async def serve(ctx: ServiceContext, settings: BillingSettings) -> None:
         closer = asyncio.create_task(
             run_closer(
                 pool,
-                js,
+                relay,
                 settings.period_check_interval_s,
                 timedelta(hours=settings.period_close_lateness_hours),
                 ctx.stopping,

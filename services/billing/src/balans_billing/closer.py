@@ -8,10 +8,9 @@ dated in the future once moved it a year ahead, so the clock has the last word. 
 also end after the building's first allocated hour
 (months before metering began are never billed), overlaps no invoiced period, and has not
 been announced before. Announcing = recording the month in ``billing_period_closures`` and
-publishing ``PeriodClosed`` on JetStream in that one transaction: if the publish fails
-nothing is recorded and the next pass retries; if the process dies after the publish and
-before the commit, the next pass publishes again under the same message id (JetStream drops
-the duplicate) and billing itself is idempotent anyway.
+writing ``PeriodClosed`` to billing's outbox in that one transaction (message id
+``period-closed-<building>-<start>``); the relay publishes it until JetStream acknowledges
+it, so neither a failed publish nor a crash loses or repeats an announcement.
 """
 
 from __future__ import annotations
@@ -24,10 +23,12 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import structlog
-from nats.js.client import JetStreamContext
 
 from balans_billing.metrics import CLOSER_PASSES, PERIODS_CLOSED
 from balans_billing.periods import month_bounds
+from balans_billing.storage import OUTBOX
+from balans_core import outbox
+from balans_core.outbox import OutboxRelay
 from balans_db.queries import allocation
 from balans_protocol import subjects
 from balans_protocol.messages import PeriodClosed
@@ -80,8 +81,9 @@ async def due_periods(conn: asyncpg.Connection, lateness: timedelta) -> list[Per
     return due
 
 
-async def announce(conn: asyncpg.Connection, js: JetStreamContext, event: PeriodClosed) -> bool:
-    """Record and publish one closed period; False when another closer got there first."""
+async def announce(conn: asyncpg.Connection, event: PeriodClosed) -> bool:
+    """Record one closed period and its announcement; False when another closer got there
+    first."""
     async with conn.transaction():
         recorded = await conn.fetchval(
             """insert into billing_period_closures (building_id, period_start, period_end)
@@ -92,23 +94,23 @@ async def announce(conn: asyncpg.Connection, js: JetStreamContext, event: Period
         )
         if not recorded:
             return False
-        await js.publish(
+        await outbox.enqueue(
+            conn,
+            OUTBOX,
             subjects.period_closed(event.building_id),
-            event.model_dump_json().encode(),
-            stream=subjects.EVENTS_STREAM,
-            headers={"Nats-Msg-Id": period_msg_id(event)},
+            event,
+            msg_id=period_msg_id(event),
         )
     return True
 
 
-async def close_due_periods(
-    pool: asyncpg.Pool, js: JetStreamContext, lateness: timedelta
-) -> list[PeriodClosed]:
-    """One pass of the closer: announce every due period; return those announced."""
+async def close_due_periods(pool: asyncpg.Pool, lateness: timedelta) -> list[PeriodClosed]:
+    """One pass of the closer: announce every due period (through the outbox); return those
+    announced."""
     announced: list[PeriodClosed] = []
     async with pool.acquire() as conn:
         for event in await due_periods(conn, lateness):
-            if await announce(conn, js, event):
+            if await announce(conn, event):
                 PERIODS_CLOSED.inc()
                 announced.append(event)
                 log.info(
@@ -122,16 +124,17 @@ async def close_due_periods(
 
 async def run_closer(
     pool: asyncpg.Pool,
-    js: JetStreamContext,
+    relay: OutboxRelay,
     interval_s: float,
     lateness: timedelta,
     stopping: asyncio.Event,
 ) -> None:
-    """Pass after pass until ``stopping`` is set; a failed pass is logged, counted and retried
-    at the next interval."""
+    """Pass after pass until ``stopping`` is set, waking the relay for what a pass announced;
+    a failed pass is logged, counted and retried at the next interval."""
     while not stopping.is_set():
         try:
-            await close_due_periods(pool, js, lateness)
+            if await close_due_periods(pool, lateness):
+                relay.wake()
         except Exception as exc:
             CLOSER_PASSES.labels("error").inc()
             log.exception("period closer pass failed", error=str(exc))
