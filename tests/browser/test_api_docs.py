@@ -56,7 +56,12 @@ async def offline_page() -> AsyncIterator[tuple[Any, list[str]]]:
         context = await chromium.new_context()
         await context.route("**/*", only_loopback)
         page = await context.new_page()
-        page.on("console", lambda m: m.type == "error" and blocked.append(m.text))
+
+        def console_error(message: Any) -> None:
+            if message.type == "error":
+                blocked.append(message.text)
+
+        page.on("console", console_error)
         yield page, blocked
         await chromium.close()
 
