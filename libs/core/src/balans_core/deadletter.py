@@ -94,6 +94,7 @@ class DeadLetter:
     consumer: str
     deliveries: int
     error: str
+    msg_id: str  # the original's Nats-Msg-Id, if it had one
     headers: dict[str, str]
     data: bytes
 
@@ -111,6 +112,7 @@ class DeadLetter:
             consumer=headers.get(CONSUMER, ""),
             deliveries=int(headers.get(DELIVERIES, "0")),
             error=headers.get(ERROR, ""),
+            msg_id=headers.get(MSG_ID, ""),
             headers=_original_headers(headers),
             data=data,
         )

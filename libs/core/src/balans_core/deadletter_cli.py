@@ -73,7 +73,7 @@ def show_command(dead_letter_id: int = typer.Argument(..., metavar="ID")) -> Non
     typer.echo(f"stored at:   {dl.stored_at.isoformat() if dl.stored_at else '-'}")
     typer.echo(f"consumer:    {dl.consumer}")
     typer.echo(f"subject:     {dl.subject}")
-    typer.echo(f"from:        {dl.stream} #{dl.sequence}")
+    typer.echo(f"from:        {dl.stream} #{dl.sequence} (message id {dl.msg_id or '-'})")
     typer.echo(f"deliveries:  {dl.deliveries}")
     typer.echo(f"error:       {dl.error}")
     for name, value in sorted(dl.headers.items()):
