@@ -241,6 +241,10 @@ class JetStreamConsumer(Generic[M]):
                 )
                 await self._settle(msg, "invalid", msg.term())
                 continue
+            except Exception as exc:  # a decoder bug: redelivered, dead-lettered in the end
+                log.exception("message not decoded", consumer=self.spec.durable)
+                await self._failed(msg, exc)
+                continue
             accepted.append(msg)
         if not accepted:
             return
