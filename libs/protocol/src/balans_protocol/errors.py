@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, unique
 
 
+@unique  # two reasons sharing a code would make one an alias of the other on the wire
 class NackReason(IntEnum):
     """Reason codes carried by a NACK frame (docs/protocol.md, "NACK reasons")."""
 
@@ -16,7 +17,7 @@ class NackReason(IntEnum):
     UNSUPPORTED_VERSION = 6  # the version byte is not one the server speaks
     UNAVAILABLE = 7  # the server could not store the batch now; resend it later
     WRONG_CONCENTRATOR = 8  # the frame names another concentrator than the session's
-    REPLAYED = 9  # the HELLO's nonce was used before: a recorded HELLO played again
+    REPLAYED = 11  # the HELLO's nonce was used before: a recorded HELLO played again
     IMPLAUSIBLE_TIME = 9  # a record's time is in the future or older than the server keeps
     UNREGISTERED_MODULE = 10  # a record's module is not registered to the building
 
