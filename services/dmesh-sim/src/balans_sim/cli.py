@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -77,7 +77,11 @@ def run_command(
     buildings: int = typer.Option(5, help="Buildings of a generated city."),
     layout_mix: str = typer.Option("1a=1,1b=1,1c=1,2a=1,2b=1", help="Relative weights."),
     floors: str = typer.Option("5-10", help="Floor range, e.g. 5-10."),
-    start: datetime = typer.Option(datetime(2026, 1, 5), help="First simulated hour (UTC)."),
+    start: datetime | None = typer.Option(
+        None,
+        help="First simulated hour (UTC); default: so that the last simulated hour is the "
+        "last complete one (ingest refuses readings from the future and beyond its horizon).",
+    ),
     weeks: float = typer.Option(1.0, min=0.01, help="How long to simulate."),
     fault_rate: float = typer.Option(0.5, min=0.0, help="Faults per building per week."),
     outage_rate: float = typer.Option(
@@ -113,7 +117,12 @@ def run_command(
     if via == "db" and outage_rate > 0:
         raise typer.BadParameter("uplink outages need the concentrators: use --via ingest")
     hours = round(weeks * 168)
-    begin = start.replace(tzinfo=UTC) if start.tzinfo is None else start
+    if start is None:
+        begin = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(
+            hours=hours
+        )
+    else:
+        begin = start.replace(tzinfo=UTC) if start.tzinfo is None else start
     sim, truth = prepare(config, begin, hours, fault_rate)
     truth += sim.schedule_outages(hours, outage_rate, outage_hours)
     ground_truth.unlink(missing_ok=True)
