@@ -7,6 +7,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from functools import cache
 
 import jwt
 from argon2 import PasswordHasher
@@ -18,6 +19,17 @@ API_KEY_PREFIX = "bk_"
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+@cache
+def _unknown_user_hash() -> str:
+    return _hasher.hash(secrets.token_hex(16))
+
+
+def spend_a_verification(password: str) -> None:
+    """Verify against a hash nobody knows: a login for an unknown user then takes as long as
+    one with a wrong password, so the time does not tell which usernames exist."""
+    verify_password(_unknown_user_hash(), password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:

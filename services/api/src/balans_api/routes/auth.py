@@ -14,7 +14,7 @@ from balans_api.errors import ApiError
 from balans_api.metrics import LOGINS
 from balans_api.models import Me, PasswordChange, Token
 from balans_api.password_policy import WeakPasswordError
-from balans_api.security import issue_token, verify_password
+from balans_api.security import issue_token, spend_a_verification, verify_password
 from balans_api.users import set_password
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -53,6 +53,8 @@ async def login(
         raise ApiError(
             429, f"too many failed logins for this user; try again in {wait} s", retry_after=wait
         )
+    if row is None:
+        spend_a_verification(form.password)
     if row is None or not verify_password(row["password_hash"], form.password):
         if row is not None:
             await login_backoff.record_failure(pool, row["id"], settings)
