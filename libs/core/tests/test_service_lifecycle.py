@@ -1,4 +1,5 @@
-"""A service started as a subprocess reports ready and exits 0 on SIGTERM and SIGINT."""
+"""A service started as a subprocess reports ready and exits 0 on SIGTERM and SIGINT; a
+service loop that fails stops the others and is raised."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import urllib.request
 
 import pytest
 
+from balans_core.service import ServiceContext
+from balans_core.settings import CommonSettings
 from balans_devstack.processes import free_port
 from balans_devstack.supervisor import discover_services
 
@@ -61,3 +64,23 @@ def test_service_ready_then_clean_exit(
     events = [json.loads(line)["event"] for line in lines if line.startswith("{")]
     assert "ready" in events
     assert events[-1] == "stopped"
+
+
+async def test_a_failing_loop_stops_the_others_and_is_raised() -> None:
+    """run_until_stopped: one loop fails, the others see ``stopping`` and finish what they
+    hold, then the failure reaches the caller (the process exits 1, its supervisor
+    restarts it)."""
+    ctx = ServiceContext(name="t", settings=CommonSettings())
+    finished: list[str] = []
+
+    async def steady() -> None:
+        await ctx.stopping.wait()
+        finished.append("steady")
+
+    async def broken() -> None:
+        raise RuntimeError("lost the database for good")
+
+    with pytest.raises(RuntimeError, match="lost the database"):
+        await ctx.run_until_stopped(steady(), broken())
+    assert ctx.stopping.is_set()
+    assert finished == ["steady"]
