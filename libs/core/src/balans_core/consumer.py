@@ -22,10 +22,11 @@ metadata decides.
 Outcomes are counted in ``balans_<service>_messages_total{consumer, outcome}``.
 
 The shape follows FastStream's subscribers (subject, typed message, durable, batch size,
-ack policy in the framework); FastStream itself is not used because every service already
-has its own lifecycle (:mod:`balans_core.service`: readiness, health, metrics, SIGTERM) and
-the batch consumers (persister, allocation) settle messages one by one after one
-transaction, which FastStream's batch subscriber does not express.
+acknowledgement in the framework). FastStream itself is not used: every service already
+has its own lifecycle (:mod:`balans_core.service`: readiness, health, metrics, SIGTERM)
+that FastStream's application would duplicate, and what this module does beyond nats-py
+(per-message outcomes of a batch, the dead-letter path, the transient/permanent split, the
+metrics) would have to be written on top of FastStream just the same.
 """
 
 from __future__ import annotations
