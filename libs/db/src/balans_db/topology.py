@@ -639,3 +639,98 @@ async def add_virtual_module(
             meter["flat_id"],
             meter["riser_id"],
         )
+
+
+def building_document(spec: BuildingSpec) -> dict[str, Any]:
+    """The building as the world document describes it (``balans_db.provisioning``):
+    what :func:`write_building` would store, named by natural keys, as plain JSON data.
+    Used to generate import files (the import benchmark, docs/provisioning.md)."""
+    plan = plan_equipment(spec)
+    radiators: dict[str, list[dict[str, int]]] = {}
+    for flat in spec.flats:
+        radiators[flat.number] = [{"riser": r, "sections": 8} for r in flat.risers]
+    return {
+        "code": spec.code,
+        "site": spec.site.code,
+        "name": spec.name,
+        "address": spec.address,
+        "floors": spec.floors,
+        "layout": spec.layout,
+        "methodology": dict(spec.methodology),
+        "entrances": [{"number": n} for n in range(1, spec.entrances + 1)],
+        "risers": [{"number": r, "entrance": e} for r, e in spec.risers.items()],
+        "flats": [
+            {
+                "number": f.number,
+                "entrance": f.entrance,
+                "floor": f.floor,
+                "rooms": f.rooms,
+                "area_m2": str(f.area_m2),
+                "radiators": radiators[f.number],
+            }
+            for f in spec.flats
+        ],
+        "accounts": [
+            {
+                "number": f"{spec.code}-{f.number}",
+                "flat": f.number,
+                "holder_name": f"Resident of flat {f.number}",
+                "residents": f.residents,
+            }
+            for f in spec.flats
+        ],
+        "concentrators": [{"serial": spec.concentrator_serial}],
+        "modules": [
+            {
+                "serial": m.serial,
+                "concentrator": spec.concentrator_serial,
+                "subnet": m.subnet,
+                "floor": m.floor,
+                "flat": m.flat,
+                "riser": m.riser,
+            }
+            for m in plan.modules
+        ],
+        "meters": [
+            {
+                "serial": m.serial,
+                "utility": m.utility,
+                "kind": m.kind,
+                "role": m.role,
+                "flat": m.flat,
+                "riser": m.riser,
+                "pulse_weight": str(m.pulse_weight),
+                "unit": m.unit,
+                "pipe": m.pipe,
+                "has_valve": m.has_valve,
+                "channel": {"module": m.module, "input": m.input},
+            }
+            for m in plan.meters
+        ],
+        "sensor_pairs": [
+            {"module": p.module, "position": p.position, "flat": p.flat, "riser": p.riser}
+            for p in plan.pairs
+        ],
+    }
+
+
+def site_document(site: SiteSpec) -> dict[str, Any]:
+    """The site as the world document describes it."""
+    return {
+        "code": site.code,
+        "name": site.name,
+        "address": site.address,
+        "latitude": site.latitude,
+        "longitude": site.longitude,
+        "timezone": site.timezone,
+    }
+
+
+def city_document(specs: list[BuildingSpec]) -> dict[str, Any]:
+    """A world document of the buildings ``specs`` and their sites."""
+    sites = {s.site.code: site_document(s.site) for s in specs}
+    return {
+        "format": "balans.world/1",
+        "sites": list(sites.values()),
+        "buildings": [building_document(s) for s in specs],
+    }

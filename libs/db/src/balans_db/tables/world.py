@@ -1,4 +1,5 @@
-"""The world: sites, buildings and their equipment (migration ``0001_core``).
+"""The world: sites, buildings and their equipment (migrations ``0001_core``,
+``api_0003_provisioning``).
 
 Owned by the api's provisioning part. Rows are written only through
 :mod:`balans_db.topology` (used by the demo seed, the simulator's city generator and
@@ -28,6 +29,7 @@ sites = sa.Table(
     sa.Column("latitude", sa.Float, nullable=False),
     sa.Column("longitude", sa.Float, nullable=False),
     sa.Column("timezone", sa.Text, nullable=False, server_default="Europe/Chisinau"),
+    sa.Column("retired_on", sa.Date),  # api_0003_provisioning
 )
 
 buildings = sa.Table(
@@ -41,6 +43,7 @@ buildings = sa.Table(
     sa.Column("floors", sa.SmallInteger, nullable=False),
     sa.Column("layout", sa.Text, nullable=False),
     sa.Column("methodology", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("retired_on", sa.Date),  # api_0003_provisioning
     sa.CheckConstraint(one_of("layout", LAYOUTS), name="layout"),
 )
 
@@ -84,6 +87,7 @@ radiators = sa.Table(
     sa.Column("flat_id", sa.ForeignKey("flats.id", ondelete="CASCADE"), nullable=False),
     sa.Column("riser_id", sa.ForeignKey("risers.id", ondelete="CASCADE")),
     sa.Column("sections", sa.SmallInteger, nullable=False, server_default="8"),
+    sa.UniqueConstraint("flat_id", "riser_id", name="uq_radiators_flat_riser"),
 )
 
 accounts = sa.Table(
@@ -107,6 +111,9 @@ concentrators = sa.Table(
     sa.Column("model", sa.Text, nullable=False, server_default="J100G"),
     # AES-GCM(nonce || ciphertext) of the device key under the master key: see secrets.py
     sa.Column("key_ciphertext", sa.LargeBinary, nullable=False),
+    # after a rotation the old key stays valid until previous_key_until (api_0003_provisioning)
+    sa.Column("previous_key_ciphertext", sa.LargeBinary),
+    sa.Column("previous_key_until", sa.DateTime(timezone=True)),
     sa.Column("installed_on", sa.Date, nullable=False, server_default=sa.func.current_date()),
 )
 

@@ -1,0 +1,174 @@
+"""The world document: one JSON document describing sites and buildings with everything in
+them, named by natural keys only (codes, numbers, serials, account numbers; never
+database ids).
+
+``balans import`` / ``POST /api/v1/imports`` read it, ``balans export`` /
+``GET /api/v1/exports`` write it, and the provisioning routes edit one building of it.
+A building in a document is described completely: importing it makes the building look
+exactly like the document (docs/provisioning.md). Concentrator keys never appear in a
+document: the server generates a key for each new concentrator and shows it once.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from balans_db.tables.base import UTILITIES
+from balans_db.tables.world import LAYOUTS, METER_KINDS, METER_ROLES
+
+FORMAT: Literal["balans.world/1"] = "balans.world/1"
+
+Utility = Literal[UTILITIES]  # type: ignore[valid-type]
+Layout = Literal[LAYOUTS]  # type: ignore[valid-type]
+MeterKind = Literal[METER_KINDS]  # type: ignore[valid-type]
+MeterRole = Literal[METER_ROLES]  # type: ignore[valid-type]
+PairPosition = Literal["flat", "riser", "building"]
+
+
+class Part(BaseModel):
+    """Every part of a document: unknown fields are errors, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SiteDoc(Part):
+    code: str = Field(min_length=1, max_length=64, examples=["chisinau-botanica"])
+    name: str = Field(min_length=1, examples=["Chișinău, Botanica"])
+    address: str = Field(examples=["bd. Dacia 27, Chișinău"])
+    latitude: float = Field(ge=-90, le=90, examples=[46.9876])
+    longitude: float = Field(ge=-180, le=180, examples=[28.8573])
+    timezone: str = Field(
+        "Europe/Chisinau",
+        description="IANA time zone of the site and its buildings (hours, days and months "
+        "of the series and bills are local to it).",
+    )
+    retired_on: date | None = None
+
+
+class EntranceDoc(Part):
+    number: int = Field(ge=1, le=99)
+
+
+class RiserDoc(Part):
+    number: int = Field(ge=1, le=999)
+    entrance: int = Field(ge=1, description="number of the entrance the riser rises in")
+
+
+class RadiatorDoc(Part):
+    """A flat's radiator on a single-pipe riser (layouts 2a and 2b)."""
+
+    riser: int = Field(ge=1)
+    sections: int = Field(8, ge=1, le=60)
+
+
+class FlatDoc(Part):
+    number: str = Field(min_length=1, max_length=16, examples=["17"])
+    entrance: int = Field(ge=1)
+    floor: int = Field(ge=0, le=200)
+    rooms: int = Field(ge=1, le=20)
+    area_m2: Decimal = Field(gt=0, max_digits=8, decimal_places=2, examples=["48.20"])
+    radiators: list[RadiatorDoc] = Field(default_factory=list)
+
+
+class AccountDoc(Part):
+    number: str = Field(min_length=1, max_length=64, examples=["ref-2a-17"])
+    flat: str = Field(description="number of the flat in this building")
+    holder_name: str = Field(min_length=1)
+    residents: int = Field(1, ge=0, le=50)
+    email: str | None = None
+    opened_on: date | None = Field(None, description="default: the day it is imported")
+
+
+class ConcentratorDoc(Part):
+    serial: int = Field(ge=1, lt=2**32, examples=[1000001])
+    model: str = "J100G"
+    installed_on: date | None = None
+
+
+class ModuleDoc(Part):
+    serial: int = Field(ge=1, lt=2**32, examples=[100001])
+    concentrator: int = Field(description="serial of the concentrator it reports to")
+    subnet: int = Field(0, ge=0, le=7)
+    model: str = "D100FC"
+    floor: int = Field(ge=0, le=200)
+    flat: str | None = None
+    riser: int | None = None
+    installed_on: date | None = None
+
+
+class ChannelDoc(Part):
+    """Which input of which radio module counts the meter's pulses."""
+
+    module: int
+    input: int = Field(ge=0, le=5, description="a D100FC has 6 pulse inputs, 0 to 5")
+
+
+class MeterDoc(Part):
+    serial: str = Field(min_length=1, max_length=64, examples=["heat-100002-0"])
+    utility: Utility
+    kind: MeterKind
+    role: MeterRole
+    flat: str | None = None
+    riser: int | None = None
+    pulse_weight: Decimal = Field(gt=0, max_digits=12, decimal_places=6, examples=["0.001"])
+    unit: Literal["kWh", "m3"]
+    pipe: Literal["flow", "return"] | None = None
+    accuracy_class: str = "2"
+    has_valve: bool = False
+    installed_on: date | None = None
+    verified_on: date | None = None
+    channel: ChannelDoc | None = None
+
+
+class SensorPairDoc(Part):
+    """Two DTI2 temperature sensors on a radio module (supply and return)."""
+
+    module: int
+    position: PairPosition
+    flat: str | None = None
+    riser: int | None = None
+
+
+class BuildingDoc(Part):
+    code: str = Field(min_length=1, max_length=64, examples=["ref-2a"])
+    site: str = Field(description="code of the site (in this document or already stored)")
+    name: str
+    address: str
+    floors: int = Field(ge=1, le=200)
+    layout: Layout
+    methodology: dict[str, Any] = Field(default_factory=dict)
+    retired_on: date | None = None
+    entrances: list[EntranceDoc] = Field(default_factory=list)
+    risers: list[RiserDoc] = Field(default_factory=list)
+    flats: list[FlatDoc] = Field(default_factory=list)
+    accounts: list[AccountDoc] = Field(default_factory=list)
+    concentrators: list[ConcentratorDoc] = Field(default_factory=list)
+    modules: list[ModuleDoc] = Field(default_factory=list)
+    meters: list[MeterDoc] = Field(default_factory=list)
+    sensor_pairs: list[SensorPairDoc] = Field(default_factory=list)
+
+
+class WorldDocument(Part):
+    """A building, a few, or a whole city."""
+
+    format: Literal["balans.world/1"] = FORMAT
+    sites: list[SiteDoc] = Field(default_factory=list)
+    buildings: list[BuildingDoc] = Field(default_factory=list)
+
+
+# the collections of a building an operator edits one item at a time, and the field that
+# names an item (its natural key within the building or city)
+COLLECTIONS: dict[str, tuple[type[Part], str]] = {
+    "entrances": (EntranceDoc, "number"),
+    "risers": (RiserDoc, "number"),
+    "flats": (FlatDoc, "number"),
+    "accounts": (AccountDoc, "number"),
+    "concentrators": (ConcentratorDoc, "serial"),
+    "modules": (ModuleDoc, "serial"),
+    "meters": (MeterDoc, "serial"),
+    "sensor_pairs": (SensorPairDoc, "module"),
+}
