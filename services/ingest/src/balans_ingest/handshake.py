@@ -51,7 +51,7 @@ async def accept_hello(
     FRAMES.labels(header.type.name).inc()
     if header.type is not FrameType.HELLO:
         raise ProtocolError(NackReason.NOT_AUTHENTICATED, f"{header.type.name} before HELLO")
-    concentrator = await keys.get(header.concentrator)
+    concentrator = await keys.for_hello(header.concentrator, raw)
     if concentrator is None:
         raise ProtocolError(NackReason.UNKNOWN_CONCENTRATOR, str(header.concentrator))
     hello = decode_frame(raw, concentrator.device_key).body

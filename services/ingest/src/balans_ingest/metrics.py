@@ -19,6 +19,10 @@ HELLO_PROOF_FAILURES = Counter(
     "(bad_tag, not_authenticated, bad_format, no_proof); nothing of the live session changed.",
     ["reason"],
 )
+PREVIOUS_KEY_HELLOS = Counter(
+    "balans_ingest_previous_key_hellos_total",
+    "HELLOs accepted under a concentrator's previous key, inside a key rotation's overlap.",
+)
 FRAMES = Counter("balans_ingest_frames_total", "Frames received, by frame type.", ["type"])
 RECORDS = Counter(
     "balans_ingest_records_total", "Records in accepted UPLOADs, by record type.", ["type"]

@@ -227,9 +227,15 @@ async def building_channels(db: Db, building_id: int) -> list[Any]:
 
 
 async def concentrator(db: Db, serial: int) -> Any:
-    """The concentrator's building_id and sealed key_ciphertext; None if not registered."""
+    """The concentrator's building_id, sealed key_ciphertext, and after a key rotation the
+    sealed previous_key_ciphertext with previous_key_until (the end of the overlap, when
+    the old key stops working); None if not registered or its building is retired."""
     return await db.fetchrow(
-        "select building_id, key_ciphertext from concentrators where serial = $1", serial
+        """select c.building_id, c.key_ciphertext, c.previous_key_ciphertext,
+                  c.previous_key_until
+           from concentrators c join buildings b on b.id = c.building_id
+           where c.serial = $1 and (b.retired_on is null or b.retired_on > current_date)""",
+        serial,
     )
 
 
