@@ -36,6 +36,17 @@ class AllocationComputed(Message):
     recomputation: bool = False
 
 
+class TopologyChanged(Message):
+    """A building's topology changed (provisioning route or import); balance brings the
+    building's balance groups in line with it."""
+
+    building_id: int
+    building_code: str
+    changes: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description='entity -> {"create": n, "update": n, "delete": n}'
+    )
+
+
 class PeriodClosed(Message):
     """A billing period [period_start, period_end) closed for a building."""
 
@@ -104,6 +115,24 @@ class BillingReply(Message):
     invoice_ids: list[int] = Field(default_factory=list)
     correction_ids: list[int] = Field(default_factory=list)
     detail: str = ""
+
+
+# --- operators' alert actions: request/reply on subjects.BALANCE_ALERTS_API ---
+class AlertAction(Message):
+    """api -> balance: an operator acknowledges an alert (it stays open) or resolves it
+    (it closes, and the closing is announced like any other transition)."""
+
+    alert_id: int
+    action: Literal["acknowledge", "resolve"]
+    actor: str = Field(min_length=1, max_length=200)
+
+
+class AlertActionReply(Message):
+    """balance's answer to an AlertAction: ``found`` is false when there is no such alert."""
+
+    ok: bool
+    found: bool = True
+    error: str = ""
 
 
 # --- balance group editing: request/reply on subjects.BALANCE_GROUPS_API ---

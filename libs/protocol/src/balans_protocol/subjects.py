@@ -22,6 +22,7 @@ EVENTS_ALL = "balans.events.>"
 READINGS_STORED_ALL = "balans.events.readings.>"
 ALLOCATION_ALL = "balans.events.allocation.>"
 PERIOD_CLOSED_ALL = "balans.events.period.>"
+TOPOLOGY_CHANGED_ALL = "balans.events.topology.>"
 
 
 def readings_stored(building_id: int) -> str:
@@ -32,6 +33,11 @@ def readings_stored(building_id: int) -> str:
 def allocation_computed(building_id: int) -> str:
     """allocation announces computed (or recomputed) building-hours."""
     return f"balans.events.allocation.{building_id}"
+
+
+def topology_changed(building_id: int) -> str:
+    """The api's provisioning changed a building's topology (flats, meters, channels...)."""
+    return f"balans.events.topology.{building_id}"
 
 
 def period_closed(building_id: int) -> str:
@@ -73,4 +79,6 @@ def command(concentrator_serial: int) -> str:
 
 
 BALANCE_GROUPS_API = "balans.balance.groups"  # request/reply service API for group editing
+# request/reply: an operator acknowledges or resolves an alert (balance alone writes alerts)
+BALANCE_ALERTS_API = "balans.balance.alerts"
 BILLING_API = "balans.billing.api"  # request/reply: compute invoices on demand

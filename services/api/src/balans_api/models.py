@@ -159,7 +159,9 @@ class AlertPublic(BaseModel):
     acknowledged_by: str | None
 
 
-class AlertAction(BaseModel):
+class AlertNote(BaseModel):
+    """What an operator writes with an acknowledge or resolve (kept in the audit log)."""
+
     note: str = Field("", max_length=2000, examples=["crew sent to riser 7"])
 
 

@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 
 from balans_balance.alerts import OUTBOX
-from balans_balance.service import analyse_event, serve_group_api
+from balans_balance.service import analyse_event, serve_alert_actions, serve_group_api
 from balans_balance.settings import BalanceSettings
 from balans_core.consumer import ConsumerSpec, JetStreamConsumer
 from balans_core.nats import connect_nats
@@ -45,11 +45,11 @@ async def serve(ctx: ServiceContext) -> None:
     try:
         js = nc.jetstream()
         await ensure_streams(js)
-        group_api = await serve_group_api(nc, pool)
-
         relay = OutboxRelay(
             pool, js, OUTBOX, "balance", poll_interval_s=settings.outbox_poll_interval_s
         )
+        group_api = await serve_group_api(nc, pool)
+        alert_api = await serve_alert_actions(nc, pool, relay)
 
         async def on_event(event: AllocationComputed) -> None:
             await analyse_event(event, pool, relay, settings)
@@ -58,6 +58,7 @@ async def serve(ctx: ServiceContext) -> None:
         ctx.set_ready(groups_subject=subjects.BALANCE_GROUPS_API)
         await ctx.run_until_stopped(relay.run(ctx.stopping), events.run(ctx.stopping))
         await group_api.unsubscribe()
+        await alert_api.unsubscribe()
     finally:
         await nc.drain()
         await asyncio.wait_for(pool.close(), timeout=10)

@@ -49,7 +49,8 @@ def evidence_json(evidence: dict[str, Any]) -> str:
     return json.dumps(_finite(evidence))
 
 
-def _message(row: asyncpg.Record, state: Literal["open", "updated", "closed"]) -> AlertMessage:
+def alert_message(row: asyncpg.Record, state: Literal["open", "updated", "closed"]) -> AlertMessage:
+    """The announcement of one transition of the alert in ``row``."""
     return AlertMessage(
         alert_id=row["id"],
         kind=row["kind"],
@@ -123,11 +124,11 @@ async def reconcile(
                 if known:
                     continue  # the same episode, already recorded and closed
                 row = await _open(conn, f, now)
-                messages.append(_message(row, "open"))
+                messages.append(alert_message(row, "open"))
                 counts["opened"] += 1
                 ALERT_TRANSITIONS.labels(f.kind, "opened").inc()
                 if not f.active:
-                    messages.append(_message(row, "closed"))
+                    messages.append(alert_message(row, "closed"))
                     counts["closed"] += 1
                     ALERT_TRANSITIONS.labels(f.kind, "closed").inc()
                 continue
@@ -151,7 +152,7 @@ async def reconcile(
             transition: Literal["updated", "closed"] = "updated" if f.active else "closed"
             if f.active and current["last_hour"] == f.last_hour and current["kind"] == f.kind:
                 continue  # nothing new to tell
-            messages.append(_message(row, transition))
+            messages.append(alert_message(row, transition))
             counts[transition] += 1
             ALERT_TRANSITIONS.labels(f.kind, transition).inc()
         for cause_key, current in open_rows.items():
@@ -163,7 +164,7 @@ async def reconcile(
                 current["id"],
                 now,
             )
-            messages.append(_message(row, "closed"))
+            messages.append(alert_message(row, "closed"))
             counts["closed"] += 1
             ALERT_TRANSITIONS.labels(row["kind"], "closed").inc()
         for message in messages:

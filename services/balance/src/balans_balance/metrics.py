@@ -9,6 +9,11 @@ GROUP_REQUESTS = Counter(
     "Group-editing requests answered, by operation and outcome.",
     ["op", "outcome"],
 )
+ALERT_ACTIONS = Counter(
+    "balans_balance_alert_actions_total",
+    "Operators' alert actions (acknowledge, resolve) answered, by action and outcome.",
+    ["action", "outcome"],
+)
 INVALID_MESSAGES = Counter(
     "balans_balance_invalid_messages_total",
     "NATS messages that failed validation, by subject family.",

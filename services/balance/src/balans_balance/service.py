@@ -1,4 +1,5 @@
-"""The balance service's NATS edges: the group API and the analysis of allocation events."""
+"""The balance service's NATS edges: the group and alert-action APIs and the analysis of
+allocation events."""
 
 from __future__ import annotations
 
@@ -10,17 +11,40 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from balans_balance.alert_actions import handle_alert_action
 from balans_balance.analysis import analyse_building
 from balans_balance.detectors.leak_tapping_balance_meter import ExcessSettings
 from balans_balance.group_api import handle_group_request
 from balans_balance.groups import generate_building_groups
-from balans_balance.metrics import ANALYSIS_ERRORS, ANALYSIS_SECONDS, GROUP_REQUESTS
+from balans_balance.metrics import (
+    ALERT_ACTIONS,
+    ANALYSIS_ERRORS,
+    ANALYSIS_SECONDS,
+    GROUP_REQUESTS,
+)
 from balans_balance.settings import BalanceSettings
 from balans_core.outbox import OutboxRelay
 from balans_protocol import subjects
-from balans_protocol.messages import AllocationComputed, GroupReply
+from balans_protocol.messages import AlertActionReply, AllocationComputed, GroupReply
 
 log = structlog.get_logger("balance")
+
+
+async def serve_alert_actions(nc: Client, pool: asyncpg.Pool, relay: OutboxRelay) -> Subscription:
+    """Answer AlertActions on ``balans.balance.alerts`` (queue group: scale out freely); a
+    resolve's announcement is sent by ``relay`` at once."""
+
+    async def on_request(msg: Msg) -> None:
+        try:
+            reply = await handle_alert_action(pool, msg.data)
+            relay.wake()
+        except Exception as exc:
+            ALERT_ACTIONS.labels("unknown", "error").inc()
+            log.exception("alert action failed", error=str(exc))
+            reply = AlertActionReply(ok=False, error="internal error")
+        await msg.respond(reply.model_dump_json().encode())
+
+    return await nc.subscribe(subjects.BALANCE_ALERTS_API, queue="balance", cb=on_request)
 
 
 async def serve_group_api(nc: Client, pool: asyncpg.Pool) -> Subscription:

@@ -50,24 +50,6 @@ closed_at, summary, evidence, acknowledged_by"""
 ALERTS = f"select {ALERT_COLUMNS} from alerts"
 """A published select for paging: every alert with the columns the api shows."""
 
-_OPERATOR_ACTIONS = {
-    "acknowledge": "acknowledged_by = $2, acknowledged_at = now(), updated_at = now()",
-    "resolve": "state = 'closed', closed_at = coalesce(closed_at, now()), updated_at = now(), "
-    "resolved_by = $2",
-}
-
-
-async def operator_action(db: Db, alert_id: int, action: str, actor: str) -> Any:
-    """Record an operator's ``acknowledge`` (the alert stays open) or ``resolve`` (it
-    closes) of an alert; return the alert's :data:`ALERT_COLUMNS`, None if there is no such
-    alert. Balance publishes this one write: it touches only the operator's columns and
-    the state, which balance reads back before it reopens or updates an alert."""
-    return await db.fetchrow(
-        f"update alerts set {_OPERATOR_ACTIONS[action]} where id = $1 returning {ALERT_COLUMNS}",
-        alert_id,
-        actor,
-    )
-
 
 async def open_alert_count(db: Db, building_id: int) -> int:
     """How many of the building's alerts are open."""

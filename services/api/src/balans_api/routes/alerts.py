@@ -5,14 +5,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 
 from balans_api import audit
 from balans_api.deps import Operator, Pool, Reader
-from balans_api.errors import ERROR_RESPONSES, not_found
-from balans_api.models import AlertAction, AlertPublic
+from balans_api.errors import ERROR_RESPONSES, ApiError, not_found
+from balans_api.models import AlertNote, AlertPublic
 from balans_api.paging import Cursor, Limit, Page, Where, fetch_page
 from balans_db.queries import balance
+from balans_protocol import subjects
+from balans_protocol.messages import AlertAction, AlertActionReply
+
+BALANCE_TIMEOUT_S = 10.0
 
 router = APIRouter(tags=["alerts"], responses=ERROR_RESPONSES)
 
@@ -41,22 +47,47 @@ async def list_alerts(
     return Page(items=[AlertPublic(**r) for r in rows], next_cursor=nxt)
 
 
-async def _act(pool: Pool, who: Operator, alert_id: int, action: str, note: str) -> AlertPublic:
+async def _act(
+    request: Request,
+    pool: Pool,
+    who: Operator,
+    alert_id: int,
+    action: Literal["acknowledge", "resolve"],
+    note: str,
+) -> AlertPublic:
+    """Ask balance (which alone writes alerts) to record the action, then audit it."""
+    nats = request.app.state.nats
+    if nats is None or not nats.is_connected:
+        raise ApiError(503, "balance cannot be reached (no NATS connection)")
+    ask = AlertAction(alert_id=alert_id, action=action, actor=who.actor)
+    try:
+        msg = await nats.request(
+            subjects.BALANCE_ALERTS_API, ask.model_dump_json().encode(), timeout=BALANCE_TIMEOUT_S
+        )
+        reply = AlertActionReply.model_validate_json(msg.data)
+    except (NatsTimeoutError, NoRespondersError) as exc:
+        raise ApiError(503, "balance did not answer; try again", retry_after=5) from exc
+    if not reply.found:
+        raise not_found("alert")
+    if not reply.ok:
+        raise ApiError(502, f"balance refused the action: {reply.error}")
     async with pool.acquire() as conn, conn.transaction():
-        row = await balance.operator_action(conn, alert_id, action, who.actor)
-        if row is None:
-            raise not_found("alert")
+        row = await conn.fetchrow(f"{balance.ALERTS} where id = $1", alert_id)
         await audit.record(conn, who.actor, f"alert.{action}", f"alert:{alert_id}", note=note)
     return AlertPublic(**row)
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertPublic)
-async def acknowledge(alert_id: int, body: AlertAction, pool: Pool, who: Operator) -> AlertPublic:
+async def acknowledge(
+    alert_id: int, body: AlertNote, request: Request, pool: Pool, who: Operator
+) -> AlertPublic:
     """Mark an alert as seen by this operator (it stays open)."""
-    return await _act(pool, who, alert_id, "acknowledge", body.note)
+    return await _act(request, pool, who, alert_id, "acknowledge", body.note)
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertPublic)
-async def resolve(alert_id: int, body: AlertAction, pool: Pool, who: Operator) -> AlertPublic:
-    """Close an alert (e.g. after the meter was replaced)."""
-    return await _act(pool, who, alert_id, "resolve", body.note)
+async def resolve(
+    alert_id: int, body: AlertNote, request: Request, pool: Pool, who: Operator
+) -> AlertPublic:
+    """Close an alert (e.g. after the meter was replaced); balance announces the closing."""
+    return await _act(request, pool, who, alert_id, "resolve", body.note)
