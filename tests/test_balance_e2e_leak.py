@@ -45,7 +45,7 @@ async def test_one_leak_one_alert(database_url: str, nats_url: str) -> None:
         "start": LEAK_START,
         "end": LEAK_END,
         "where": {},
-        "params": {"rate_m3_h": 0.4, "rate_kwh_h": 18.0},
+        "params": {"rate_m3_h": 0.4},
     }
     probe = await scenario.simulate(
         database_url, config, start=START, warmup_weeks=0, fault_weeks=0, faults_per_week=0

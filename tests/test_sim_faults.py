@@ -82,6 +82,8 @@ def test_every_kind_is_scheduled_and_round_trips_through_the_file(tmp_path: Path
         ("magnet", {"factor": 0.4, "tamper_flag_raised": True}),
         ("stuck_meter", {}),
         ("meter_drift", {"error_at_end": -0.15}),
+        ("meter_drift", {"error_at_end": -0.15, "shape": "settle", "settle_hours": 24}),
+        ("meter_drift", {"error_at_end": -0.15, "shape": "step"}),
     ],
 )
 def test_flat_meter_faults(kind: str, params: dict[str, object]) -> None:
@@ -106,32 +108,68 @@ def test_flat_meter_faults(kind: str, params: dict[str, object]) -> None:
     elif kind == "stuck_meter":
         assert during_bad == 0
     else:
+        # the last day ends at the full error whatever the shape; a settled or stepped
+        # drift is there on the first day already, a ramp only a third of the way
         last_day_bad = _used(sim, bad, serial, FAULT_TO - 25, FAULT_TO - 1)
         last_day_clean = _used(sim, clean, serial, FAULT_TO - 25, FAULT_TO - 1)
-        assert last_day_bad / last_day_clean == pytest.approx(0.86, abs=0.03)
+        first_day = _used(sim, bad, serial, FAULT_FROM - 1, FAULT_FROM + 23) / _used(
+            sim, clean, serial, FAULT_FROM - 1, FAULT_FROM + 23
+        )
+        if params.get("shape") in ("settle", "step"):
+            assert last_day_bad / last_day_clean == pytest.approx(0.85, abs=0.03)
+            assert first_day < 0.9 if params["shape"] == "step" else first_day < 0.95
+        else:
+            assert last_day_bad / last_day_clean == pytest.approx(0.86, abs=0.03)
+            assert first_day > 0.93
 
 
 @pytest.mark.parametrize(
     ("kind", "params"),
     [
-        ("leak", {"rate_kwh_h": 40.0, "rate_m3_h": 0.9}),
-        ("unauthorised_connection", {"share": 0.1}),
+        ("leak", {"rate_m3_h": 0.9}),
+        ("leak", {"rate_m3_h": 0.9, "shape": "growing"}),
+        ("leak", {"rate_m3_h": 0.9, "shape": "pressure"}),
+        ("unauthorised_connection", {"share": 0.1, "return_dt_k": 30.0}),
+        ("unauthorised_connection", {"share": 0.1, "shape": "weather", "return_dt_k": 12.0}),
+        ("unauthorised_connection", {"share": 0.1, "shape": "draw"}),
         ("building_meter_drift", {"error_at_end": 0.2}),
     ],
 )
 def test_building_meter_faults(kind: str, params: dict[str, object]) -> None:
-    """Leaks and taps after the building meter add to it; a drifting one over-registers."""
+    """Leaks and taps after the building meter add to it; a drifting one over-registers.
+    Water that never comes back (a leak, a draw) leaves at the supply temperature: the
+    meter registers its volume at the returning water's ΔT, which it does not change;
+    a tapped-in consumer returning its water cooler lowers the building's return."""
     where = _meter("1a", "building")
     sim, clean, bad = _pair("1a", _record(kind, where, params))
     serial = str(where.meter_serial)
     extra = _used(sim, bad, serial, FAULT_FROM - 1, FAULT_TO - 1) - _used(
         sim, clean, serial, FAULT_FROM - 1, FAULT_TO - 1
     )
-    flats = clean.truth.flat_kwh[FAULT_FROM - START : FAULT_TO - START].sum()
+    span = slice(FAULT_FROM - START, FAULT_TO - START)
+    flats = clean.truth.flat_kwh[span].sum()
+    lost_m3 = bad.truth.building_m3[span] - clean.truth.building_m3[span]
+    per_m3 = clean.truth.building_kwh[span] / clean.truth.building_m3[span]
+    dt_moved = bad.truth.building_return_c[span] - clean.truth.building_return_c[span]
     if kind == "leak":
-        assert extra == pytest.approx(40.0 * 48, abs=2)
+        assert extra == pytest.approx(float((lost_m3 * per_m3).sum()), abs=2)
+        assert np.allclose(dt_moved, 0.0)
+        if params.get("shape") == "growing":
+            assert lost_m3[-1] > 2 * lost_m3[0]
+        elif params.get("shape") == "pressure":
+            assert lost_m3.max() > 1.4 * lost_m3.min()
+        else:
+            assert lost_m3 == pytest.approx(np.full(48, 0.9))
+    elif params.get("shape") == "draw":
+        assert extra == pytest.approx(float((lost_m3 * per_m3).sum()), rel=0.02)
+        share = lost_m3 / clean.truth.building_m3[span]
+        assert share == pytest.approx(np.full(48, 0.1), rel=0.01)
     elif kind == "unauthorised_connection":
-        assert extra == pytest.approx(0.1 * flats, rel=0.01)
+        if params.get("shape") == "weather":
+            assert extra > 0.05 * flats
+        else:
+            assert extra == pytest.approx(0.1 * flats, rel=0.01)
+        assert (dt_moved < 0).all() if params["return_dt_k"] > 20 else (dt_moved > 0).all()
     else:
         assert extra > 0.05 * flats
     assert np.array_equal(bad.truth.flat_kwh, clean.truth.flat_kwh)  # the flats see nothing

@@ -3,7 +3,8 @@
 
 Settings (environment): BENCH_BUILDINGS (default 12), BENCH_WEEKS of faults (default 4,
 after 2 weeks of fault-free warm-up), BENCH_FAULTS_PER_WEEK per building (default 0.6),
-BENCH_SEED (default 7). The last line is
+BENCH_SEED (default 7), BENCH_LAYOUTS (the layout mix, e.g. ``2a:2,1b:1``; default every
+layout alike). The last line is
 ``detection precision=<P> recall=<R> named_correctly=<N>``.
 
 BENCH_CACHE_DIR (for tuning the detectors): the first run stores each building's loaded
@@ -52,6 +53,19 @@ BUILDINGS = int(os.environ.get("BENCH_BUILDINGS", "12"))
 WEEKS = float(os.environ.get("BENCH_WEEKS", "4"))
 RATE = float(os.environ.get("BENCH_FAULTS_PER_WEEK", "0.6"))
 SEED = int(os.environ.get("BENCH_SEED", "7"))
+# BENCH_LAYOUTS: the layout mix, e.g. "2a:2,1b:1" (default: every layout alike)
+LAYOUTS = os.environ.get("BENCH_LAYOUTS", "")
+
+
+def layout_mix() -> dict[str, float] | None:
+    """BENCH_LAYOUTS as CityConfig's layout_mix (None: the default mix)."""
+    if not LAYOUTS:
+        return None
+    mix = {}
+    for part in LAYOUTS.split(","):
+        layout, _, weight = part.partition(":")
+        mix[layout.strip()] = float(weight or 1)
+    return mix
 
 
 def cache_file() -> Path | None:
@@ -59,7 +73,8 @@ def cache_file() -> Path | None:
     folder = os.environ.get("BENCH_CACHE_DIR")
     if not folder:
         return None
-    return Path(folder) / f"detection-s{SEED}-b{BUILDINGS}-w{WEEKS:g}-r{RATE:g}.pickle"
+    mix = f"-l{LAYOUTS.replace(':', '').replace(',', '_')}" if LAYOUTS else ""
+    return Path(folder) / f"detection-s{SEED}-b{BUILDINGS}-w{WEEKS:g}-r{RATE:g}{mix}.pickle"
 
 
 def run_cached(path: Path) -> None:
@@ -114,11 +129,11 @@ async def store_cache(
 async def run(database_url: str) -> None:
     from balans_sim.city import CityConfig
 
-    buildings, weeks, rate, seed = BUILDINGS, WEEKS, RATE, SEED
+    buildings, weeks, rate, seed, mix = BUILDINGS, WEEKS, RATE, SEED, layout_mix()
     t0 = time.perf_counter()
     result = await scenario.simulate(
         database_url,
-        CityConfig(seed=seed, buildings=buildings),
+        CityConfig(seed=seed, buildings=buildings, **({"layout_mix": mix} if mix else {})),
         start=START,
         warmup_weeks=WARMUP_WEEKS,
         fault_weeks=weeks,

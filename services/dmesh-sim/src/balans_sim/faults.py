@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, field_serializer
 
 from balans_db.topology import EquipmentPlan
+from balans_sim.behaviour import UTC_OFFSET_H
 from balans_sim.climate import hour_index, hour_start
 
 FaultKind = Literal[
@@ -74,11 +75,41 @@ class FaultRecord(BaseModel):
         hi = hour_index(self.end) if self.end is not None else np.iinfo(np.int64).max
         return np.asarray((hours >= lo) & (hours < hi))
 
-    def ramp(self, hours: np.ndarray) -> np.ndarray:
-        """0 at ``start`` rising to 1 at ``end`` (for drifts), 0 outside the fault."""
+    def ramp(self, hours: np.ndarray, span: int | None = None) -> np.ndarray:
+        """0 at ``start`` rising to 1 after ``span`` hours (default: at ``end``, or 28
+        days for a lasting fault), then 1; 0 outside the fault."""
         lo = hour_index(self.start)
-        hi = hour_index(self.end) if self.end is not None else lo + 24 * 28
-        return np.asarray(np.clip((hours + 1 - lo) / max(hi - lo, 1), 0, 1) * self.active(hours))
+        if span is None:
+            span = (hour_index(self.end) if self.end is not None else lo + 24 * 28) - lo
+        return np.asarray(np.clip((hours + 1 - lo) / max(span, 1), 0, 1) * self.active(hours))
+
+    def error(self, hours: np.ndarray) -> np.ndarray:
+        """A drift's error (registered / true − 1) by its ``shape``: ``ramp`` grows to
+        ``error_at_end`` at the end, ``settle`` reaches it after ``settle_hours`` and
+        stays (a register that slipped and settled), ``step`` is there at once."""
+        shape = self.params.get("shape", "ramp")
+        if shape == "step":
+            grow = self.active(hours).astype(np.float64)
+        elif shape == "settle":
+            grow = self.ramp(hours, int(self.params["settle_hours"]))
+        else:
+            grow = self.ramp(hours)
+        return np.asarray(self.params["error_at_end"] * grow)
+
+    def leak_rate(self, hours: np.ndarray) -> np.ndarray:
+        """m³/h of water a leak loses by its ``shape``: ``constant``; ``growing`` (a crack
+        widening from 30 % of ``rate_m3_h``); ``pressure`` (the flow follows the network
+        pressure: ±30 % over the day, highest at night when little is drawn)."""
+        shape = self.params.get("shape", "constant")
+        rate = float(self.params["rate_m3_h"])
+        if shape == "growing":
+            factor = 0.3 + 0.7 * self.ramp(hours)
+        elif shape == "pressure":
+            local = (hours + UTC_OFFSET_H) % 24
+            factor = (1.0 + 0.3 * np.cos(2 * np.pi * (local - 3) / 24)) * self.active(hours)
+        else:
+            factor = self.active(hours).astype(np.float64)
+        return np.asarray(rate * factor)
 
 
 def write_ground_truth(path: Path, records: list[FaultRecord]) -> None:
@@ -99,12 +130,21 @@ def _where_meter(plan: EquipmentPlan, serial: str) -> Where:
     )
 
 
+LEAK_SHAPES = ("constant", "growing", "pressure")
+TAP_SHAPES = ("share", "weather", "draw")
+DRIFT_SHAPES = ("ramp", "settle", "step")
+
+
 def _params(kind: str, rng: np.random.Generator) -> dict[str, Any]:
     if kind == "leak":
-        rate = round(float(rng.uniform(0.3, 1.5)), 3)
-        return {"rate_m3_h": rate, "rate_kwh_h": round(rate * 1.16 * 40.0, 2)}
+        shape = LEAK_SHAPES[int(rng.integers(len(LEAK_SHAPES)))]
+        return {"rate_m3_h": round(float(rng.uniform(0.3, 1.5)), 3), "shape": shape}
     if kind == "unauthorised_connection":
-        return {"share": round(float(rng.uniform(0.06, 0.2)), 3)}
+        shape = TAP_SHAPES[int(rng.integers(len(TAP_SHAPES)))]
+        out: dict[str, Any] = {"share": round(float(rng.uniform(0.06, 0.2)), 3), "shape": shape}
+        if shape != "draw":
+            out["return_dt_k"] = round(float(rng.uniform(10.0, 35.0)), 1)
+        return out
     if kind == "magnet":
         stopped = bool(rng.random() < 0.3)
         return {
@@ -112,7 +152,12 @@ def _params(kind: str, rng: np.random.Generator) -> dict[str, Any]:
             "tamper_flag_raised": bool(rng.random() < 0.4),
         }
     if kind in ("meter_drift", "building_meter_drift"):
-        return {"error_at_end": round(float(rng.choice([-1, 1]) * rng.uniform(0.08, 0.2)), 3)}
+        shape = DRIFT_SHAPES[int(rng.integers(len(DRIFT_SHAPES)))]
+        error = round(float(rng.choice([-1, 1]) * rng.uniform(0.08, 0.2)), 3)
+        drift: dict[str, Any] = {"error_at_end": error, "shape": shape}
+        if shape == "settle":
+            drift["settle_hours"] = int(rng.integers(24, 97))
+        return drift
     if kind == "clogged_riser":
         return {"flow_factor": round(float(rng.uniform(0.3, 0.6)), 3)}
     return {}
@@ -179,9 +224,11 @@ class FaultEffects:
 
     meter_factor: np.ndarray  # [H, meters] registered / true
     riser_flow_factor: np.ndarray  # [H, risers]
-    extra_building_kwh: np.ndarray  # [H]
-    extra_building_m3: np.ndarray  # [H]
-    unauthorised_share: np.ndarray  # [H]
+    lost_m3: np.ndarray  # [H] water leaving after the building meter (leaks)
+    drawn_share: np.ndarray  # [H] water drawn and not returned, of the building's flow
+    tap_share: np.ndarray  # [H] heat a tapped-in consumer takes, of the flats' heat
+    tap_weather: np.ndarray  # [H] same, of the design load x the heating degree
+    tap_return_dt_k: np.ndarray  # [H] ΔT at which the tapped-in consumer returns its water
     tamper: np.ndarray  # [H, modules]
     dead: np.ndarray  # [H, modules]
     depletion: dict[int, tuple[int, int]]  # module position -> (first hour, dying hour)
@@ -200,9 +247,11 @@ def effects(
     fx = FaultEffects(
         meter_factor=np.ones((n_h, len(plan.meters))),
         riser_flow_factor=np.ones((n_h, len(risers))),
-        extra_building_kwh=np.zeros(n_h),
-        extra_building_m3=np.zeros(n_h),
-        unauthorised_share=np.zeros(n_h),
+        lost_m3=np.zeros(n_h),
+        drawn_share=np.zeros(n_h),
+        tap_share=np.zeros(n_h),
+        tap_weather=np.zeros(n_h),
+        tap_return_dt_k=np.full(n_h, 20.0),
         tamper=np.zeros((n_h, len(plan.modules)), dtype=bool),
         dead=np.zeros((n_h, len(plan.modules)), dtype=bool),
         depletion={},
@@ -211,10 +260,15 @@ def effects(
         on = f.active(hours)
         w = f.where
         if f.kind == "leak":
-            fx.extra_building_kwh += on * f.params["rate_kwh_h"]
-            fx.extra_building_m3 += on * f.params["rate_m3_h"]
+            fx.lost_m3 += f.leak_rate(hours)
         elif f.kind == "unauthorised_connection":
-            fx.unauthorised_share += on * f.params["share"]
+            shape = f.params.get("shape", "share")
+            if shape == "draw":
+                fx.drawn_share += on * f.params["share"]
+            else:
+                taken = fx.tap_weather if shape == "weather" else fx.tap_share
+                taken += on * f.params["share"]
+                fx.tap_return_dt_k[on] = f.params.get("return_dt_k", 20.0)
         elif f.kind == "clogged_riser":
             r = risers.index(int(w.riser or 0))
             fx.riser_flow_factor[:, r] = np.where(on, f.params["flow_factor"], 1.0)
@@ -226,7 +280,7 @@ def effects(
                 fx.tamper[:, module_pos[int(w.module_serial or 0)]] |= on
         elif f.kind in ("meter_drift", "building_meter_drift"):
             col = meter_pos[str(w.meter_serial)]
-            fx.meter_factor[:, col] *= 1.0 + f.params["error_at_end"] * f.ramp(hours)
+            fx.meter_factor[:, col] *= 1.0 + f.error(hours)
         elif f.kind == "dead_module":
             fx.dead[:, module_pos[int(w.module_serial or 0)]] |= on
         elif f.kind == "battery_depletion":

@@ -37,9 +37,12 @@ class Drivers:
     """What changes the physics from outside: faults and downlink commands ([hour, x])."""
 
     riser_flow_factor: np.ndarray  # [H, risers], 1 = normal
-    extra_building_kwh: np.ndarray  # [H] heat lost or taken after the building meter
-    extra_building_m3: np.ndarray  # [H] water lost after the building meter
-    unauthorised_share: np.ndarray  # [H] heat taken before the flat meters, of the flats' sum
+    lost_m3: np.ndarray  # [H] water leaving the circuit after the building meter (a leak)
+    drawn_share: np.ndarray  # [H] water drawn off and not returned, of the building's flow
+    tap_share: np.ndarray  # [H] heat a consumer tapped in before the flat meters takes,
+    # of the flats' heat (it follows their use) ...
+    tap_weather: np.ndarray  # [H] ... or of the design load x the heating degree (its own)
+    tap_return_dt_k: np.ndarray  # [H] how much cooler the tapped-in consumer returns water
     valve_closed: dict[str, np.ndarray]  # utility -> [H, flats] that flat's valve shut
 
 
@@ -155,13 +158,24 @@ class BuildingModel:
         common = COMMON_SHARE * self.ua_kw_per_k.sum() * np.maximum(16.0 - t_out, 0.0) * on
         losses = self.loss_kw_per_k * np.maximum(t_s - 15.0, 0.0) * on
         flats_kwh = flat_kwh.sum(axis=1)
-        stolen = drivers.unauthorised_share * flats_kwh
-        building_kwh = flats_kwh + common + losses + drivers.extra_building_kwh + stolen
+        degree = np.maximum(16.0 - t_out, 0.0) / (16.0 - climate.DESIGN_OUTDOOR_C) * on
+        stolen = drivers.tap_share * flats_kwh + drivers.tap_weather * self.design_kw * degree
         loop_m3 = riser_m3.sum(axis=1) if self.vertical else flat_m3.sum(axis=1)
-        overhead_m3 = (common + losses + stolen) / (K_NOMINAL * 20.0)
-        building_m3 = loop_m3 + overhead_m3 + drivers.extra_building_m3
+        # what comes back: the loops, common areas and losses, and a tapped-in consumer's
+        # water (returned cooler by its own ΔT)
+        returned_kwh = flats_kwh + common + losses + stolen
+        returned_m3 = (
+            loop_m3
+            + (common + losses) / (K_NOMINAL * 20.0)
+            + stolen / (K_NOMINAL * np.maximum(drivers.tap_return_dt_k, 1.0))
+        )
         k_b = heat_coefficient(t_s, t_s - 15.0)
-        b_dt = np.where(building_m3 > 0, building_kwh / (k_b * np.maximum(building_m3, 1e-9)), 0.0)
+        b_dt = np.where(returned_m3 > 0, returned_kwh / (k_b * np.maximum(returned_m3, 1e-9)), 0.0)
+        # water that never comes back (a leak, a draw) leaves at the supply temperature:
+        # the meter registers its flow at the returning water's ΔT
+        lost_m3 = (drivers.lost_m3 + drivers.drawn_share * returned_m3) * on
+        building_m3 = returned_m3 + lost_m3
+        building_kwh = returned_kwh + lost_m3 * k_b * b_dt
         utilities = self._utilities(local, noise[:, 1:], present, drivers.valve_closed)
         building_cw = (utilities["cold_water_all"] + utilities["hot_water_all"]).sum(axis=1)
         return Truth(
