@@ -31,20 +31,20 @@ def _jetstream_config(monitor_port: int, timeout: float = 30) -> dict[str, objec
             time.sleep(0.2)
 
 
-def test_compose_nats_syncs_every_write_before_acknowledging(tmp_path: Path) -> None:
+def test_compose_nats_syncs_every_write_before_acknowledging(server_tmp_path: Path) -> None:
     """deploy/nats/nats.conf, as compose mounts it (only its paths and ports moved here)."""
     port, monitor = free_port(), free_port()
     config = (ROOT / "deploy/nats/nats.conf").read_text()
     config = (
-        config.replace("store_dir: /data", f'store_dir: "{tmp_path}"')
+        config.replace("store_dir: /data", f'store_dir: "{server_tmp_path}"')
         .replace("listen: 0.0.0.0:4222", f"listen: 127.0.0.1:{port}")
         .replace("http: 0.0.0.0:8222", f"http: 127.0.0.1:{monitor}")
     )
-    assert str(tmp_path) in config, "compose's store_dir moved: update this test"
-    (tmp_path / "nats.conf").write_text(config)
-    with (tmp_path / "nats.log").open("wb") as log:
+    assert str(server_tmp_path) in config, "compose's store_dir moved: update this test"
+    (server_tmp_path / "nats.conf").write_text(config)
+    with (server_tmp_path / "nats.log").open("wb") as log:
         server = subprocess.Popen(
-            [nats_server_binary(), "-c", str(tmp_path / "nats.conf")], stdout=log, stderr=log
+            [nats_server_binary(), "-c", str(server_tmp_path / "nats.conf")], stdout=log, stderr=log
         )
     try:
         assert _jetstream_config(monitor)["sync_always"] is True
@@ -53,10 +53,10 @@ def test_compose_nats_syncs_every_write_before_acknowledging(tmp_path: Path) -> 
         server.wait(10)
 
 
-def test_the_stack_of_balans_run_is_durable(tmp_path: Path) -> None:
+def test_the_stack_of_balans_run_is_durable(server_tmp_path: Path) -> None:
     """DevStack's defaults (what `balans run` and `balans stack` use): JetStream syncs
     always, PostgreSQL has fsync, synchronous_commit and full_page_writes on."""
-    stack = DevStack(tmp_path)
+    stack = DevStack(server_tmp_path)
     stack.start()
     try:
         assert stack.nats is not None

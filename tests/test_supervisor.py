@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import nats
 import psutil
 import pytest
 
 from balans_db import migrate
 from balans_devstack.processes import free_port
+from balans_devstack.pytest_plugin import server_folder
 from balans_devstack.stack import DevStack
 from balans_devstack.supervisor import ServiceProcess, Supervisor, discover_services
 
@@ -38,6 +40,7 @@ START_TIMEOUT_S = 400  # every service on a shared 2-core machine
 RECOVERY_TIMEOUT_S = 300
 READY = re.compile(r"^ready: (\S+)\s+health http://127\.0\.0\.1:(\d+)$", re.M)
 DATABASE = re.compile(r"^PostgreSQL (\S+)$", re.M)
+NATS = re.compile(r"^NATS\s+(\S+)$", re.M)
 SERVICES = discover_services()
 
 
@@ -49,6 +52,7 @@ class RunningSystem:
     api_port: int
     health_ports: dict[str, int]
     database_url: str = ""
+    nats_url: str = ""
     token: str = ""
 
 
@@ -75,9 +79,13 @@ def _wait_for_output(system: RunningSystem, pattern: str, timeout: float) -> str
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
+def system() -> Iterator[RunningSystem]:
     """`balans run` with every service, on its own data folder and ports."""
-    data_dir = tmp_path_factory.mktemp("balans_run")
+    with server_folder("run") as data_dir:
+        yield from _run_balans(data_dir)
+
+
+def _run_balans(data_dir: Path) -> Iterator[RunningSystem]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("BALANS_DATABASE_URL", "BALANS_NATS_URL")
     }
@@ -107,6 +115,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
         match = DATABASE.search(text)
         assert match is not None
         system.database_url = match.group(1)
+        match = NATS.search(text)
+        assert match is not None
+        system.nats_url = match.group(1)
         system.token = _login(api_port)
         yield system
     finally:
@@ -150,6 +161,14 @@ async def _count_buildings(database_url: str) -> int:
         await conn.close()
 
 
+async def _uploads_stream_subjects(nats_url: str) -> list[str]:
+    nc = await nats.connect(nats_url, allow_reconnect=False, connect_timeout=2)
+    try:
+        return list((await nc.jetstream().stream_info("UPLOADS")).config.subjects or [])
+    finally:
+        await nc.close()
+
+
 def _problems(system: RunningSystem) -> list[str]:
     """What keeps the system from serving: services not ready, no query, no API answer."""
     problems = []
@@ -165,6 +184,11 @@ def _problems(system: RunningSystem) -> list[str]:
             problems.append("no buildings")
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         problems.append(f"database: {exc!r}")
+    try:
+        if not asyncio.run(asyncio.wait_for(_uploads_stream_subjects(system.nats_url), 5)):
+            problems.append("UPLOADS stream has no subjects")
+    except Exception as exc:  # nats-py fails in many ways while the server is down
+        problems.append(f"jetstream: {exc!r}")
     request = urllib.request.Request(
         f"http://127.0.0.1:{system.api_port}/api/v1/concentrators",
         headers={"Authorization": f"Bearer {system.token}"},
@@ -178,6 +202,13 @@ def _problems(system: RunningSystem) -> list[str]:
     return problems
 
 
+def _wait_serving(system: RunningSystem, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while problems := _problems(system):
+        assert time.monotonic() < deadline, problems
+        time.sleep(1)
+
+
 @pytest.mark.parametrize("target", ["postgres", "nats", *sorted(SERVICES)])
 def test_a_killed_child_comes_back_and_the_system_serves(
     system: RunningSystem, target: str
@@ -186,7 +217,7 @@ def test_a_killed_child_comes_back_and_the_system_serves(
     every service, the database and the API answer again, without a hand."""
     old = _child(system, target)
     assert old is not None, f"{target} is not running"
-    assert not _problems(system), "not serving before the kill"
+    _wait_serving(system, RECOVERY_TIMEOUT_S)  # also after the previous kill
     restarts_before = system.output.read_text().count(f"process={target} restarts=")
     old.kill()
     deadline = time.monotonic() + RECOVERY_TIMEOUT_S
@@ -203,13 +234,13 @@ def test_a_killed_child_comes_back_and_the_system_serves(
     assert system.output.read_text().count(f"process={target} restarts=") > restarts_before
 
 
-def test_a_service_stops_on_sigterm_when_its_servers_are_gone(tmp_path: Path) -> None:
+def test_a_service_stops_on_sigterm_when_its_servers_are_gone(server_tmp_path: Path) -> None:
     """With NATS and PostgreSQL gone, the persister (which retries both forever) still
     exits on SIGTERM within the grace the supervisor gives it."""
-    stack = DevStack(tmp_path, durable=False)
+    stack = DevStack(server_tmp_path, durable=False)
     urls = stack.start()
     migrate.upgrade(urls.database_url)
-    supervisor = Supervisor(urls, tmp_path, {})
+    supervisor = Supervisor(urls, server_tmp_path, {})
     try:
         service: ServiceProcess = supervisor.start("persister", discover_services()["persister"])
         assert not supervisor.wait_ready(120)
@@ -228,6 +259,7 @@ def test_a_service_stops_on_sigterm_when_its_servers_are_gone(tmp_path: Path) ->
 
 def test_sigkill_of_balans_run_leaves_no_process(system: RunningSystem) -> None:
     """Every child and grandchild of `balans run` is gone within 10 s of its SIGKILL."""
+    _wait_serving(system, RECOVERY_TIMEOUT_S)
     tree = _descendants(system.proc.pid)
     commands = [" ".join(p.cmdline()) for p in tree if _running(p)]
     for module in discover_services().values():

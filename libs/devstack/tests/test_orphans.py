@@ -21,10 +21,10 @@ time.sleep(600)
 """
 
 
-def test_sigkilled_parent_leaves_no_servers(tmp_path: Path) -> None:
+def test_sigkilled_parent_leaves_no_servers(server_tmp_path: Path) -> None:
     """After the parent is SIGKILLed, postgres and nats-server exit by themselves."""
     parent = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", SCRIPT, str(server_tmp_path)], stdout=subprocess.PIPE, text=True
     )
     assert parent.stdout is not None
     line = ""

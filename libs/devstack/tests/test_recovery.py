@@ -50,19 +50,19 @@ def _answers(url: str, sql: str, expected: object) -> bool:
         return False
 
 
-def test_a_restarted_stack_keeps_its_ports(tmp_path: Path) -> None:
+def test_a_restarted_stack_keeps_its_ports(server_tmp_path: Path) -> None:
     """Stopped and started again in the same folder, the stack answers on the same URLs."""
-    with DevStack(tmp_path, durable=False) as first:
+    with DevStack(server_tmp_path, durable=False) as first:
         pass
-    with DevStack(tmp_path, durable=False) as second:
+    with DevStack(server_tmp_path, durable=False) as second:
         assert second == first
-    assert (tmp_path / "ports.json").exists()
+    assert (server_tmp_path / "ports.json").exists()
 
 
-def test_killed_postgres_comes_back_on_its_port_with_its_data(tmp_path: Path) -> None:
+def test_killed_postgres_comes_back_on_its_port_with_its_data(server_tmp_path: Path) -> None:
     """SIGKILL of the postmaster (left a zombie until reaped): recovery reaps it, clears its
     lock files and starts it on the same port; the committed row is there."""
-    stack = DevStack(tmp_path, durable=True)
+    stack = DevStack(server_tmp_path, durable=True)
     urls = stack.start()
     try:
         assert stack.postgres is not None
@@ -79,7 +79,7 @@ def test_killed_postgres_comes_back_on_its_port_with_its_data(tmp_path: Path) ->
         stack.stop()
 
 
-def test_killed_nats_comes_back_on_its_port_with_its_stream(tmp_path: Path) -> None:
+def test_killed_nats_comes_back_on_its_port_with_its_stream(server_tmp_path: Path) -> None:
     """SIGKILL of nats-server: it is restarted on the same port and the stream kept its message."""
 
     async def publish(url: str) -> None:
@@ -103,7 +103,7 @@ def test_killed_nats_comes_back_on_its_port_with_its_stream(tmp_path: Path) -> N
         except Exception:  # not up yet, in any of nats-py's ways
             return False
 
-    stack = DevStack(tmp_path, durable=True)
+    stack = DevStack(server_tmp_path, durable=True)
     urls = stack.start()
     try:
         assert stack.nats is not None
@@ -118,30 +118,30 @@ def test_killed_nats_comes_back_on_its_port_with_its_stream(tmp_path: Path) -> N
         stack.stop()
 
 
-def test_the_lock_of_a_running_postgres_is_kept(tmp_path: Path) -> None:
+def test_the_lock_of_a_running_postgres_is_kept(server_tmp_path: Path) -> None:
     """A second server on the same data folder is refused and the first one's lock stays."""
-    stack = DevStack(tmp_path, durable=False, nats_url="nats://unused:4222")
+    stack = DevStack(server_tmp_path, durable=False, nats_url="nats://unused:4222")
     stack.start()
     try:
-        lock = tmp_path / "pgdata" / "postmaster.pid"
+        lock = server_tmp_path / "pgdata" / "postmaster.pid"
         before = lock.read_text()
         with pytest.raises(RuntimeError, match="still run"):
-            EmbeddedPostgres(tmp_path, durable=False).start()
+            EmbeddedPostgres(server_tmp_path, durable=False).start()
         assert lock.read_text() == before
     finally:
         stack.stop()
 
 
-def test_a_lock_naming_another_live_process_is_cleared(tmp_path: Path) -> None:
+def test_a_lock_naming_another_live_process_is_cleared(server_tmp_path: Path) -> None:
     """postmaster.pid left by a killed server whose pid now belongs to another process (or
     to a zombie): PostgreSQL alone would refuse to start; the stack clears it and starts."""
     stranger = subprocess.Popen(["sleep", "60"])
     try:
-        stack = DevStack(tmp_path, durable=False, nats_url="nats://unused:4222")
+        stack = DevStack(server_tmp_path, durable=False, nats_url="nats://unused:4222")
         stack.start()
         stack.stop()
-        lock = tmp_path / "pgdata" / "postmaster.pid"
-        lock.write_text(f"{stranger.pid}\n{tmp_path / 'pgdata'}\n")
+        lock = server_tmp_path / "pgdata" / "postmaster.pid"
+        lock.write_text(f"{stranger.pid}\n{server_tmp_path / 'pgdata'}\n")
         stack.start()
         try:
             assert int(lock.read_text().split()[0]) != stranger.pid

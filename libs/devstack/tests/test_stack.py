@@ -46,10 +46,10 @@ async def _use(database_url: str, nats_url: str) -> tuple[int, int]:
     return answer, ack.seq
 
 
-def test_stack_starts_serves_and_stops_twice(tmp_path: Path) -> None:
+def test_stack_starts_serves_and_stops_twice(server_tmp_path: Path) -> None:
     """Two start/use/stop cycles in one process leave no server process and no open port."""
     for round_no in range(2):
-        stack = DevStack(tmp_path / f"round{round_no}", durable=False)
+        stack = DevStack(server_tmp_path / f"round{round_no}", durable=False)
         urls = stack.start()
         assert stack.postgres is not None
         assert stack.nats is not None
@@ -66,9 +66,11 @@ def test_stack_starts_serves_and_stops_twice(tmp_path: Path) -> None:
         assert not any(port_open("127.0.0.1", port) for port in ports)
 
 
-def test_settings_urls_bypass_embedded_servers(tmp_path: Path) -> None:
+def test_settings_urls_bypass_embedded_servers(server_tmp_path: Path) -> None:
     """With both URLs given, the stack starts nothing and hands those URLs back."""
-    stack = DevStack(tmp_path, database_url="postgresql://x@db:5432/b", nats_url="nats://n:4222")
+    stack = DevStack(
+        server_tmp_path, database_url="postgresql://x@db:5432/b", nats_url="nats://n:4222"
+    )
     urls = stack.start()
     assert stack.postgres is None
     assert stack.nats is None

@@ -3,6 +3,11 @@
 The session migrates a template database once; each test module that asks for
 ``database_url`` gets its own copy (``CREATE DATABASE ... TEMPLATE``), so tests own
 their data without paying for migrations again.
+
+As root, PostgreSQL runs as an unprivileged user, which must reach its data folder. Under
+pytest's own temporary root that breaks whenever another pytest session starts: pytest
+resets that root to mode 0700. So servers keep their data in folders of their own
+(``server_tmp_path``), beside it in the system's temporary folder.
 """
 
 from __future__ import annotations
@@ -10,7 +15,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,15 +36,33 @@ def with_database(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
 
 
-@pytest.fixture(scope="session")
-def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    """The embedded PostgreSQL and NATS (or the servers named by BALANS_*_URL)."""
-    stack = DevStack(tmp_path_factory.mktemp("stack"), durable=False)
-    stack.start()
+@contextmanager
+def server_folder(name: str) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=f"balans-{name}-"))
     try:
-        yield stack
+        yield path
     finally:
-        stack.stop()
+        shutil.rmtree(path, ignore_errors=True)  # a server may still be writing its last file
+
+
+@pytest.fixture
+def server_tmp_path(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """An empty folder for embedded servers' data, removed after the test."""
+    with server_folder(re.sub(r"[^A-Za-z0-9]", "_", request.node.name)[:40]) as path:
+        yield path
+
+
+@pytest.fixture(scope="session")
+def dev_stack() -> Iterator[DevStack]:
+    """The embedded PostgreSQL and NATS (or the servers named by BALANS_*_URL), not durable
+    (no fsync: only a host crash could tell, and no test crashes the host)."""
+    with server_folder("stack") as folder:
+        stack = DevStack(folder, durable=False)
+        stack.start()
+        try:
+            yield stack
+        finally:
+            stack.stop()
 
 
 @pytest.fixture(scope="session")
