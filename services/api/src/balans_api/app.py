@@ -25,7 +25,9 @@ from balans_api.routes import (
     billing,
     commands,
     estimator,
+    imports,
     network,
+    provisioning,
     readings,
     views,
     world,
@@ -83,6 +85,8 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
         commands,
         estimator,
         admin,
+        provisioning,
+        imports,
     ):
         app.include_router(module.router, prefix="/api/v1")
     portal.mount(app)

@@ -13,13 +13,15 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from balans_api.metrics import ERRORS
 
 log = structlog.get_logger("api")
 
+#: Every error code the API answers with, by HTTP status (one code per status). The list
+#: in docs/api.md is checked against it, and ``ApiError`` refuses any other code.
 _CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -29,12 +31,15 @@ _CODES = {
     409: "conflict",
     422: "invalid_request",
     429: "too_many_requests",
+    500: "internal",
+    502: "bad_gateway",
     503: "unavailable",
 }
+ERROR_CODES = frozenset(_CODES.values())
 
 
 class ErrorBody(BaseModel):
-    code: str
+    code: str = Field(json_schema_extra={"enum": sorted(ERROR_CODES)})
     message: str
     details: list[dict[str, Any]] | None = None
 
@@ -49,13 +54,21 @@ class ApiError(Exception):
     """Raise to answer with a given status and error code."""
 
     def __init__(
-        self, status: int, message: str, code: str | None = None, retry_after: int | None = None
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        retry_after: int | None = None,
+        details: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.code = code or _CODES.get(status, "error")
+        self.code = code or _CODES[status]
+        if self.code not in ERROR_CODES:
+            raise ValueError(f"undocumented error code {self.code!r}")
         self.message = message
         self.retry_after = retry_after
+        self.details = details
 
 
 def not_found(what: str) -> ApiError:
@@ -79,18 +92,20 @@ def error_response(
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": code.replace("_", " ")}
     for status, code in _CODES.items()
-    if status in (401, 403, 404, 422)
+    if status in (400, 401, 403, 404, 422)
 }
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, retry_after=exc.retry_after)
+        return error_response(
+            exc.status, exc.code, exc.message, exc.details, retry_after=exc.retry_after
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _CODES.get(exc.status_code, "error")
+        code = _CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal")
         return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)

@@ -22,3 +22,16 @@ ERRORS = Counter(
 )
 LOGINS = Counter("balans_api_logins_total", "Login attempts by outcome.", ["outcome"])
 COMMANDS = Counter("balans_api_commands_total", "Downlink commands by final status.", ["status"])
+PROVISIONING_REFUSALS = Counter(
+    "balans_api_provisioning_refusals_total",
+    "Provisioning changes and import documents refused as invalid (422), by what was sent "
+    "(building, document).",
+    ["what"],
+)
+IMPORTS = Counter(
+    "balans_api_imports_total", "Import jobs by outcome (succeeded, failed, error).", ["outcome"]
+)
+TOPOLOGY_EVENT_ERRORS = Counter(
+    "balans_api_topology_event_errors_total",
+    "TopologyChanged events that could not be published after a committed change.",
+)

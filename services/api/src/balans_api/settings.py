@@ -7,13 +7,13 @@ from typing import Annotated
 from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from balans_core.settings import CommonSettings
+from balans_db.settings import DatabaseSettings
 
 DEV_JWT_SECRET = "balans-development-secret-change-me-0123456789"
 
 
-class ApiSettings(CommonSettings):
-    """HTTP API and web portal."""
+class ApiSettings(DatabaseSettings):
+    """HTTP API and web portal (``master_key`` seals the concentrator keys it issues)."""
 
     api_host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
     api_port: int = Field(8000, description="Port of the REST API and the portal (0 = free).")
