@@ -151,6 +151,8 @@ def test_building_meter_faults(kind: str, params: dict[str, object]) -> None:
     lost_m3 = bad.truth.building_m3[span] - clean.truth.building_m3[span]
     per_m3 = clean.truth.building_kwh[span] / clean.truth.building_m3[span]
     dt_moved = bad.truth.building_return_c[span] - clean.truth.building_return_c[span]
+    before = slice(0, FAULT_FROM - START)
+    assert np.array_equal(bad.truth.building_kwh[before], clean.truth.building_kwh[before])
     if kind == "leak":
         assert extra == pytest.approx(float((lost_m3 * per_m3).sum()), abs=2)
         assert np.allclose(dt_moved, 0.0)

@@ -103,7 +103,7 @@ class FaultRecord(BaseModel):
         shape = self.params.get("shape", "constant")
         rate = float(self.params["rate_m3_h"])
         if shape == "growing":
-            factor = 0.3 + 0.7 * self.ramp(hours)
+            factor = (0.3 + 0.7 * self.ramp(hours)) * self.active(hours)
         elif shape == "pressure":
             local = (hours + UTC_OFFSET_H) % 24
             factor = (1.0 + 0.3 * np.cos(2 * np.pi * (local - 3) / 24)) * self.active(hours)
