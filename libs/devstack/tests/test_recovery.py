@@ -150,3 +150,10 @@ def test_a_lock_naming_another_live_process_is_cleared(server_tmp_path: Path) ->
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_backoff_doubles_while_a_child_keeps_dying() -> None:
+    """0.5 s after a first death, then 1, 2, 4 ... s, never more than the ceiling."""
+    backoff = Backoff(first_s=0.5, max_s=30.0)
+    assert [backoff.delay(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
+    assert backoff.delay(12) == 30.0
