@@ -9,6 +9,7 @@ import typer
 
 from balans_api import audit
 from balans_api.db import open_pool
+from balans_api.import_cli import export_command, import_command
 from balans_api.password_policy import MIN_LENGTH, WeakPasswordError, check_password
 from balans_api.settings import ApiSettings
 from balans_api.users import create_user, ensure_demo_users
@@ -99,3 +100,5 @@ def demo_command() -> None:
 def register(app: typer.Typer) -> None:
     """Entry point of the ``balans.cli`` group."""
     app.add_typer(user_app, name="user")
+    app.command("import")(import_command)
+    app.command("export")(export_command)

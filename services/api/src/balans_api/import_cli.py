@@ -1,0 +1,125 @@
+"""``balans import FILE`` and ``balans export``: the world document from the command line
+(docs/provisioning.md). Uses BALANS_DATABASE_URL, BALANS_MASTER_KEY and, to announce
+the changed buildings to balance, BALANS_NATS_URL."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import nats
+import typer
+
+from balans_api.provisioning import announce, keys_hex
+from balans_api.settings import ApiSettings
+from balans_db.provisioning.document import WorldDocument
+from balans_db.provisioning.export import export_document
+from balans_db.provisioning.importer import ImportReport, import_document
+from balans_db.provisioning.validation import InvalidDocumentError, parse_document
+from balans_db.secrets import KeyVault
+
+NATS_TIMEOUT_S = 3.0
+
+
+def _refuse(exc: InvalidDocumentError) -> None:
+    typer.echo(f"refused, nothing written: {len(exc.problems)} problem(s)", err=True)
+    for p in exc.problems:
+        typer.echo(f"  {p.path}: {p.message}", err=True)
+    raise typer.Exit(1)
+
+
+async def _import(settings: ApiSettings, doc: WorldDocument, dry_run: bool) -> ImportReport:
+    conn = await asyncpg.connect(settings.database_url)
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = typer.progressbar(length=total, label="importing", file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        return await import_document(
+            conn, doc, KeyVault.from_hex(settings.master_key), dry_run=dry_run, progress=progress
+        )
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+        await conn.close()
+
+
+async def _reported_below(exc: Exception) -> None:
+    """Connection attempts' errors: the failure to connect is reported once, below."""
+
+
+async def _announce(settings: ApiSettings, report: ImportReport) -> None:
+    try:
+        nc = await asyncio.wait_for(
+            nats.connect(settings.nats_url, connect_timeout=NATS_TIMEOUT_S, allow_reconnect=False),
+            2 * NATS_TIMEOUT_S,
+        )
+    except Exception as exc:
+        typer.echo(
+            f"warning: NATS unreachable ({exc!r}); balance will set up groups of new "
+            "buildings at their first allocation",
+            err=True,
+        )
+        return
+    try:
+        await announce(nc, report)
+    finally:
+        await nc.close()
+
+
+def import_command(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A world document."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print what would change, write nothing."
+    ),
+) -> None:
+    """Import a building or a city (idempotent: importing it again changes nothing)."""
+    settings = ApiSettings()
+    try:
+        doc = parse_document(file.read_bytes())
+        report = asyncio.run(_import(settings, doc, dry_run))
+    except InvalidDocumentError as exc:
+        _refuse(exc)
+        return
+    if dry_run:
+        for line in report.changes.lines():
+            typer.echo(line)
+    for entity, counts in report.changes.counts().items():
+        typer.echo(f"{entity}: " + ", ".join(f"{n} {verb}" for verb, n in counts.items() if n))
+    if not report.changed:
+        typer.echo("nothing to change")
+        return
+    if dry_run:
+        typer.echo("dry run: nothing written")
+        return
+    for serial, key in keys_hex(report.keys).items():
+        typer.echo(f"concentrator {serial} key {key}  (shown once: configure the device now)")
+    asyncio.run(_announce(settings, report))
+
+
+def export_command(
+    building: list[str] = typer.Option(None, "--building", help="A building code (repeat)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File (default: stdout)."),
+) -> None:
+    """Write stored buildings (default: all) as one world document."""
+
+    async def run() -> str:
+        conn = await asyncpg.connect(ApiSettings().database_url)
+        try:
+            return (await export_document(conn, building or None)).model_dump_json(indent=1)
+        finally:
+            await conn.close()
+
+    text = asyncio.run(run())
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
