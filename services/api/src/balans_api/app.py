@@ -41,9 +41,11 @@ consumption, per-flat heat allocation, balance groups, alerts, invoices, the rad
 network and commands to valves and relays.
 
 Authenticate with `POST /api/v1/auth/token` (OAuth2 password flow) or an integrator API
-key; send either as `Authorization: Bearer <token>`. Lists are cursor-paginated
-(`cursor`, `limit`, answer `next_cursor`). Series take `from`/`to` (ISO 8601, UTC) and
-`format=csv`. Every error has the shape `{"error": {"code", "message", "details"}}`.
+key; send either as `Authorization: Bearer <token>`. Every list is cursor-paginated
+(`cursor`, `limit`; answers `{items, next_cursor}`). Series take `from`/`to` (a date is
+the site's local midnight; a date-time is ISO 8601, naive = UTC), `resolution` and
+`format=json|csv`, and answer points `{t, value, estimated, partial}`. Times are ISO 8601
+UTC with `Z`. Every error has the shape `{"error": {"code", "message", "details"}}`.
 """
 
 

@@ -7,11 +7,13 @@ of a request's time. Endpoints keep ``response_model`` for the OpenAPI schema.""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from balans_api.timerange import iso_z
 from balans_db.queries.allocation import Points
 
 
@@ -22,13 +24,15 @@ def json_response(model: BaseModel) -> Response:
 def dict_response(body: dict[str, Any]) -> Response:
     """Plain data encoded by the C json encoder; :class:`series.Points` inside it are
     spliced in as PostgreSQL wrote them (decoding and re-encoding thousands of points
-    cost more than the rest of a profile request)."""
+    cost more than the rest of a profile request). Times are ISO 8601 UTC with ``Z``."""
     raw: list[str] = []
 
     def placeholder(value: object) -> object:
         if isinstance(value, Points):
             raw.append(value.json)
             return f"\x01raw{len(raw) - 1}\x01"
+        if isinstance(value, datetime):
+            return iso_z(value)
         return str(value)
 
     text = json.dumps(body, default=placeholder, separators=(",", ":"))

@@ -86,20 +86,33 @@ class MeterPublic(Public):
     input: int | None = None
 
 
+T_FIELD = "ISO 8601 UTC with Z, e.g. 2026-12-03T00:00:00Z"
+
+
 class RegisterPoint(BaseModel):
-    ts: datetime = Field(description="Top of the UTC hour at which the register was read.")
+    t: datetime = Field(description=f"When the register was read ({T_FIELD}).")
     count: int = Field(description="Cumulative pulse count.")
-    value: float = Field(description="count x pulse weight, in the meter's unit.")
+    value: float = Field(
+        description="count x pulse weight, in the meter's unit (to the weight's decimals)."
+    )
 
 
 class ConsumptionPoint(BaseModel):
-    t: datetime = Field(description="Start of the hour, day or month (UTC).")
-    value: float
-    estimated: bool = False
+    t: datetime = Field(description=f"Start of the hour, local day or local month ({T_FIELD}).")
+    value: float = Field(
+        description="Rounded to the meter's resolution (the decimals of its pulse weight); "
+        "allocated heat to 0.001 kWh."
+    )
+    estimated: bool = Field(False, description="Some of the bucket's hours are estimated.")
+    partial: bool = Field(
+        False,
+        description="The bucket holds fewer hours than it spans: cut by from/to, still "
+        "running, or hours missing.",
+    )
 
 
 class Series(BaseModel):
-    """A time series of one meter (or flat) in one unit."""
+    """A time series of one meter (or flat) in one unit (the shape of every series)."""
 
     meter_id: int | None = None
     flat_id: int | None = None
@@ -108,8 +121,10 @@ class Series(BaseModel):
     points: list[ConsumptionPoint]
 
 
-class HeatPoint(BaseModel):
-    hour: datetime
+class HeatHour(BaseModel):
+    """One hour of a flat's allocated heat (kWh to 0.001)."""
+
+    t: datetime = Field(description=f"Start of the hour ({T_FIELD}).")
     measured_kwh: float
     common_kwh: float
     total_kwh: float
@@ -177,7 +192,7 @@ class BalanceGroupPublic(BaseModel):
 
 
 class ImbalancePoint(BaseModel):
-    t: datetime = Field(description="Start of the hour, local day or local month.")
+    t: datetime = Field(description=f"Start of the hour, local day or local month ({T_FIELD}).")
     balance_value: float = Field(description="What the balance meter measured.")
     members_value: float = Field(
         description="The members' sum, in the balance meter's unit (heat from volume and ΔT "
@@ -193,6 +208,7 @@ class ImbalancePoint(BaseModel):
     band_high: float | None = Field(description="Upper edge of balance's learned normal band.")
     night: bool = Field(description="A night hour (the night-flow floor is learned from these).")
     coverage: float = Field(description="Share of the members that reported, 0..1.")
+    partial: bool = Field(description="The bucket ends after `to` or is still running.")
 
 
 class ImbalanceSeries(BaseModel):

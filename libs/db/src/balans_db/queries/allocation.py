@@ -23,8 +23,9 @@ Resolution = Literal["hour", "day", "month"]
 
 @dataclass(frozen=True)
 class Points:
-    """A series' points as the JSON array PostgreSQL built (``t``, ``value``,
-    ``estimated``; passed through verbatim by the api) and their total."""
+    """A series' points as the JSON array PostgreSQL built (``t`` in ISO 8601 UTC with
+    ``Z``, ``value`` rounded, ``estimated``, ``partial``; passed through verbatim by the
+    api) and their total."""
 
     json: str
     total: float
@@ -33,9 +34,20 @@ class Points:
         return json.loads(self.json)
 
 
-_AS_JSON = """coalesce(json_agg(json_build_object('t', t, 'value', value,
-                      'estimated', estimated) order by t), '[]')::text"""
-_WITH_TOTAL = f"{_AS_JSON} as json, coalesce(sum(value), 0)::float8 as total"
+_AS_JSON = """coalesce(json_agg(json_build_object(
+                        't', to_char(t at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                        'value', trim_scale(round(value::numeric, {decimals})),
+                        'estimated', estimated, 'partial', partial) order by t), '[]')::text"""
+_WITH_TOTAL = f"""{_AS_JSON} as json,
+                  round(coalesce(sum(value), 0)::numeric, {{decimals}})::float8 as total"""
+
+HEAT_DECIMALS = "3"
+"""Allocated heat is a computed share, not one meter's count: kept to the Wh (0.001 kWh)."""
+
+
+def _weight_decimals(meter: str) -> str:
+    """SQL: a meter's resolution as decimals, those of its pulse weight (0.001 m3 -> 3)."""
+    return f"scale(trim_scale({meter}.pulse_weight))"
 
 
 def _bucket(resolution: Resolution, column: str, tz: str, args: list[object]) -> tuple[str, str]:
@@ -46,28 +58,49 @@ def _bucket(resolution: Resolution, column: str, tz: str, args: list[object]) ->
     return f"date_trunc(${len(args) - 1}, {column}, ${len(args)})", "group by 1"
 
 
+def _partial(t: str, hours: str, args: list[object]) -> str:
+    """True where a bucket ``t`` (from :func:`_bucket`, whose parameters are the last two
+    of ``args``) holds fewer than its local hours (23 to 25 a day, 672 to 744 a month): cut
+    by the range, still running, or hours missing."""
+    res, tz = f"${len(args) - 1}", f"${len(args)}"
+    local_end = f"(({t} at time zone {tz}) + ('1 ' || {res})::interval) at time zone {tz}"
+    return f"{hours} < extract(epoch from {local_end} - {t}) / 3600"
+
+
 def _source(
     table: str, value: str, key: str, resolution: Resolution, tz: str, args: list[object]
 ) -> str:
     """Points of ``table`` where the condition ``key`` holds; args = [key, start, end]."""
     t, group = _bucket(resolution, "hour", tz, args)
-    agg = (f"sum({value})", "bool_or(estimated)") if group else (value, "estimated")
-    return f"""select {t} as t, {agg[0]} as value, {agg[1]} as estimated from {table}
+    if group:
+        agg = f"sum({value}) as value, bool_or(estimated) as estimated, "
+        agg += f"{_partial(t, 'count(*)', args)} as partial"
+    else:
+        agg = f"{value} as value, estimated, false as partial"
+    return f"""select {t} as t, {agg} from {table}
                where {key} and hour >= $2 and hour < $3 {group}"""
 
 
-async def _points(db: Db, sql: str, args: list[object]) -> Points:
-    row = await db.fetchrow(f"select {_WITH_TOTAL} from ({sql}) s", *args)
+async def _points(db: Db, sql: str, args: list[object], decimals: str) -> Points:
+    """The points of ``sql`` (t, value, estimated, partial) rounded to ``decimals`` (SQL)."""
+    row = await db.fetchrow(f"select {_WITH_TOTAL.format(decimals=decimals)} from ({sql}) s", *args)
     return Points(row["json"], row["total"])
 
 
 async def meter_series(
-    db: Db, meter_id: int, start: datetime, end: datetime, resolution: Resolution, tz: str
+    db: Db,
+    meter_id: int,
+    start: datetime,
+    end: datetime,
+    resolution: Resolution,
+    tz: str,
 ) -> Points:
-    """A meter's consumption in [start, end) per hour, day or month."""
+    """A meter's consumption in [start, end) per hour, day or month, rounded to the
+    meter's resolution."""
     args: list[object] = [meter_id, start, end]
     sql = _source("meter_consumption", "value", "meter_id = $1", resolution, tz, args)
-    return await _points(db, sql, args)
+    decimals = f"(select {_weight_decimals('m')} from meters m where m.id = $1)"
+    return await _points(db, sql, args, decimals)
 
 
 async def flat_heat_series(
@@ -76,7 +109,7 @@ async def flat_heat_series(
     """A flat's allocated heat (total kWh) in [start, end) per hour, day or month."""
     args: list[object] = [flat_id, start, end]
     sql = _source("heat_allocation", "total_kwh", "flat_id = $1", resolution, tz, args)
-    return await _points(db, sql, args)
+    return await _points(db, sql, args, HEAT_DECIMALS)
 
 
 async def building_average(
@@ -95,32 +128,36 @@ async def building_average(
         args: list[object] = [building_id, start, end]
         t, group = _bucket(resolution, "hour", tz, args)
         value = "sum(building_kwh)" if group else "building_kwh"
+        partial = _partial(t, "count(*)", args) if group else "false"
         points = await _points(
             db,
             f"""select {t} as t, {value} / greatest(
                        (select count(*) from flats where building_id = $1), 1) as value,
-                       false as estimated
+                       false as estimated, {partial} as partial
                 from allocation_building_hours
                 where building_id = $1 and hour >= $2 and hour < $3 {group}""",
             args,
+            HEAT_DECIMALS,
         )
         if points.json != "[]":
             return points
     args = [building_id, start, end]
-    t, _ = _bucket(resolution, "hour", tz, args)
+    t, group = _bucket(resolution, "hour", tz, args)
+    partial = f"bool_or({_partial('t', 'hours', args)})" if group else "false"
     if utility == "heat":
-        inner = f"""select flat_id as k, {t} as t, sum(total_kwh) as value
+        inner = f"""select flat_id as k, {t} as t, sum(total_kwh) as value, count(*) as hours
                     from heat_allocation
                     where building_id = $1 and hour >= $2 and hour < $3 group by 1, 2"""
     else:
         args.append(utility)
         inner = f"""select mc.meter_id as k, {t.replace("hour", "mc.hour")} as t,
-                           sum(mc.value) as value
+                           sum(mc.value) as value, count(*) as hours
                     from meter_consumption mc join meters m on m.id = mc.meter_id
                     where m.building_id = $1 and m.role = 'flat' and m.utility = ${len(args)}
                       and mc.hour >= $2 and mc.hour < $3 group by 1, 2"""
-    sql = f"select t, avg(value) as value, false as estimated from ({inner}) x group by t"
-    return await _points(db, sql, args)
+    sql = f"""select t, avg(value) as value, false as estimated, {partial} as partial
+              from ({inner}) x group by t"""
+    return await _points(db, sql, args, HEAT_DECIMALS if utility == "heat" else "3")
 
 
 async def flat_meter_series(
@@ -132,17 +169,19 @@ async def flat_meter_series(
     tz: str,
     month: date,
 ) -> list[dict[str, Any]]:
-    """Every meter of a flat with its series and balance's month-end forecast for
-    ``month`` (None where balance has none), in one query."""
+    """Every meter of a flat with its series (rounded to the meter's resolution, the
+    decimals of its pulse weight) and balance's month-end forecast for ``month`` (None
+    where balance has none), in one query."""
     args: list[object] = [flat_id, start, end]
     points = _source("meter_consumption", "value", "meter_id = m.id", resolution, tz, args)
     args.append(month)
+    with_total = _WITH_TOTAL.format(decimals=_weight_decimals("m"))
     rows = await db.fetch(
         f"""select m.id as meter_id, m.serial, m.utility, m.unit, p.json, p.total,
                    (select forecast_total from forecasts
                     where scope = 'meter' and scope_id = m.id and month = ${len(args)})
                    as forecast
-            from meters m, lateral (select {_WITH_TOTAL} from ({points}) s) p
+            from meters m, lateral (select {with_total} from ({points}) s) p
             where m.flat_id = $1 order by m.id""",
         *args,
     )
@@ -159,16 +198,22 @@ async def flat_meter_series(
     ]
 
 
-async def flat_heat_hours(db: Db, flat_id: int, start: datetime, end: datetime) -> list[Any]:
-    """A flat's heat rows in [start, end) (measured, common, total kWh, estimated, flags),
-    at most 20 000."""
+async def flat_heat_hours(
+    db: Db, flat_id: int, start: datetime, end: datetime, limit: int
+) -> list[Any]:
+    """A flat's first ``limit`` heat rows in [start, end): t, measured, common, total kWh
+    (to the Wh), estimated, flags."""
     return await db.fetch(
-        """select hour, measured_kwh, common_kwh, total_kwh, estimated, flags
+        f"""select hour as t, round(measured_kwh::numeric, {HEAT_DECIMALS})::float8 as measured_kwh,
+                  round(common_kwh::numeric, {HEAT_DECIMALS})::float8 as common_kwh,
+                  round(total_kwh::numeric, {HEAT_DECIMALS})::float8 as total_kwh,
+                  estimated, flags
            from heat_allocation where flat_id = $1 and hour >= $2 and hour < $3
-           order by hour limit 20000""",
+           order by hour limit $4""",
         flat_id,
         start,
         end,
+        limit,
     )
 
 
@@ -356,3 +401,38 @@ async def estimated_shares(db: Db, window: timedelta) -> dict[str, float]:
         window,
     )
     return {row["utility"]: row["share"] for row in rows}
+
+
+async def flat_heat_summary(db: Db, flat_id: int, start: datetime, end: datetime) -> Any:
+    """A flat's heat in [start, end) by part: ``total``, ``measured``, ``common`` and
+    ``adjustment`` kWh (null when no hour has data), ``hours`` with data,
+    ``estimated_hours``, and the ``last_hour`` with data (null when none)."""
+    return await db.fetchrow(
+        """select sum(total_kwh)::float8 as total, sum(measured_kwh)::float8 as measured,
+                  sum(common_kwh)::float8 as common, sum(adjustment_kwh)::float8 as adjustment,
+                  count(*) as hours, count(*) filter (where estimated) as estimated_hours,
+                  max(hour) as last_hour
+           from heat_allocation where flat_id = $1 and hour >= $2 and hour < $3""",
+        flat_id,
+        start,
+        end,
+    )
+
+
+async def comparable_flats_heat_measured(
+    db: Db, building_id: int, rooms: int, start: datetime, end: datetime
+) -> float | None:
+    """The mean heat in [start, end) of the building's flats with ``rooms`` rooms that have
+    data in it; null when none has (a flat without data is not a flat that used 0 kWh)."""
+    value = await db.fetchval(
+        """select avg(kwh) from (
+             select h.flat_id, sum(h.total_kwh) as kwh
+             from flats f join heat_allocation h
+               on h.flat_id = f.id and h.hour >= $3 and h.hour < $4
+             where f.building_id = $1 and f.rooms = $2 group by h.flat_id) x""",
+        building_id,
+        rooms,
+        start,
+        end,
+    )
+    return float(value) if value is not None else None

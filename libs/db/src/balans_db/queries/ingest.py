@@ -37,17 +37,18 @@ def _position(column: str) -> str:
 
 
 async def registers(
-    db: Db, module_serial: int, input_: int, start: datetime, end: datetime
+    db: Db, module_serial: int, input_: int, start: datetime, end: datetime, limit: int = 20000
 ) -> list[Any]:
-    """A channel's raw registers (ts, count) in [start, end), at most 20 000."""
+    """A channel's raw registers (ts, count) in [start, end), the first ``limit``."""
     return await db.fetch(
         """select p.ts, p.count from pulse_readings p
            where p.module_serial = $1 and p.input = $2 and p.ts >= $3 and p.ts < $4
-           order by p.ts limit 20000""",
+           order by p.ts limit $5""",
         module_serial,
         input_,
         start,
         end,
+        limit,
     )
 
 

@@ -8,21 +8,27 @@ computes no imbalance of its own; where balance has no series it says so."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import Response
 from pydantic import BaseModel
 
+from balans_api.calendar import add_months, local_midnight
 from balans_api.deps import Pool, Reader, Staff
 from balans_api.errors import ERROR_RESPONSES, not_found
+from balans_api.fastjson import json_response
 from balans_api.models import BalanceGroupPublic, ImbalancePoint, ImbalanceSeries
 from balans_api.paging import Cursor, Limit, Page, Where, fetch_page
-from balans_api.timerange import Resolution, TimeRange, time_range
+from balans_api.series import site_timezone
+from balans_api.timerange import Format, Resolution, Span, TimeRange, csv_response, span
 from balans_api.visibility import check_building
 from balans_db.queries import allocation, balance
 
 router = APIRouter(tags=["balance"], responses=ERROR_RESPONSES)
-Span = Annotated[TimeRange, Depends(time_range)]
+Bounds = Annotated[Span, Depends(span)]
 
 NO_SERIES = (
     "balance has no {resolution} series for this group in this range: it judges a group "
@@ -31,9 +37,25 @@ NO_SERIES = (
 )
 
 
-def _with_pct(row: Mapping[str, Any]) -> dict[str, Any]:
+def _bucket_end(t: datetime, resolution: str, tz: str) -> datetime:
+    if resolution == "hour":
+        return t + timedelta(hours=1)
+    day = t.astimezone(ZoneInfo(tz)).date()
+    if resolution == "day":
+        return local_midnight(day + timedelta(days=1), tz)
+    return local_midnight(add_months(day.replace(day=1), 1), tz)
+
+
+def _point(row: Mapping[str, Any], resolution: str, tz: str, window: TimeRange) -> dict[str, Any]:
+    """A point with its percentage, quantities to 0.001 of the unit, and partial where
+    its bucket ends after ``to`` or now (balance's buckets start inside the range)."""
     value = row["balance_value"]
-    return {**row, "imbalance_pct": 100.0 * row["imbalance"] / value if value else None}
+    end = _bucket_end(row["t"], resolution, tz)
+    return {
+        **{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
+        "imbalance_pct": round(100.0 * row["imbalance"] / value, 2) if value else None,
+        "partial": end > min(window.end, datetime.now(UTC)),
+    }
 
 
 class RankedGroup(BaseModel):
@@ -69,19 +91,37 @@ async def list_groups(
 
 @router.get("/balance-groups/{group_id}/imbalance", response_model=ImbalanceSeries)
 async def imbalance(
-    group_id: int, pool: Pool, _: Staff, span: Span, resolution: Resolution = "day"
-) -> ImbalanceSeries:
+    group_id: int,
+    pool: Pool,
+    _: Staff,
+    bounds: Bounds,
+    resolution: Resolution = "day",
+    format: Format = "json",
+) -> Response:
     """balance's imbalance series of the group per hour, day or month, with the normal
     band balance learned for it; ``note`` says why ``points`` is empty."""
-    if await balance.group(pool, group_id) is None:
+    group = await balance.group(pool, group_id)
+    if group is None:
         raise not_found("balance group")
-    rows = await balance.imbalance_series(pool, group_id, resolution, span.start, span.end)
-    return ImbalanceSeries(
-        group_id=group_id,
-        unit=rows[0]["unit"] if rows else None,
-        resolution=resolution,
-        points=[ImbalancePoint(**_with_pct(r)) for r in rows],
-        note=None if rows else NO_SERIES.format(resolution=resolution),
+    tz = await site_timezone(pool, group["building_id"]) if group["building_id"] else "UTC"
+    window = bounds.resolve(tz)
+    rows = await balance.imbalance_series(pool, group_id, resolution, window.start, window.end)
+    points = [ImbalancePoint(**_point(r, resolution, tz, window)) for r in rows]
+    if format == "csv":
+        fields = list(ImbalancePoint.model_fields)
+        return csv_response(
+            fields,
+            ([getattr(p, f) for f in fields] for p in points),
+            f"group-{group_id}-imbalance-{resolution}",
+        )
+    return json_response(
+        ImbalanceSeries(
+            group_id=group_id,
+            unit=rows[0]["unit"] if rows else None,
+            resolution=resolution,
+            points=points,
+            note=None if rows else NO_SERIES.format(resolution=resolution),
+        )
     )
 
 
@@ -90,13 +130,16 @@ async def ranking(
     building_id: int,
     pool: Pool,
     who: Reader,
-    span: Span,
+    bounds: Bounds,
     grouping: Literal["entrance", "riser"] = "riser",
 ) -> Ranking:
     """Residents' comparison: the building's risers or entrances ranked by heat per m²
     (lowest first). Aggregates only, so residents of the building may see it."""
     check_building(who, building_id)
-    rows = await allocation.heat_by_flat_group(pool, building_id, grouping, span.start, span.end)
+    window = bounds.resolve(await site_timezone(pool, building_id))
+    rows = await allocation.heat_by_flat_group(
+        pool, building_id, grouping, window.start, window.end
+    )
     ranked = sorted(rows, key=lambda r: r["kwh"] / r["area_m2"] if r["area_m2"] else 0.0)
     return Ranking(
         building_id=building_id,

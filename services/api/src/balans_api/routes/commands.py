@@ -10,7 +10,16 @@ from balans_api import audit
 from balans_api.deps import Operator, Pool, Staff
 from balans_api.errors import ERROR_RESPONSES, ApiError, not_found
 from balans_api.models import CommandCreate, CommandPublic
-from balans_api.paging import Limit, Where
+from balans_api.paging import (
+    Cursor,
+    Limit,
+    Page,
+    Where,
+    decode_key,
+    encode_cursor,
+    key_time,
+    time_key,
+)
 from balans_protocol.messages import CommandRequest
 
 router = APIRouter(tags=["commands"], responses=ERROR_RESPONSES)
@@ -94,15 +103,24 @@ async def get_command(command_id: str, pool: Pool, _: Staff) -> CommandPublic:
     return CommandPublic(**row)
 
 
-@router.get("/commands", response_model=list[CommandPublic])
+@router.get("/commands", response_model=Page[CommandPublic])
 async def list_commands(
-    pool: Pool, _: Staff, meter_id: int | None = None, limit: Limit = 100
-) -> list[CommandPublic]:
+    pool: Pool, _: Staff, meter_id: int | None = None, cursor: Cursor = None, limit: Limit = 100
+) -> Page[CommandPublic]:
     """The latest commands, newest first; filter by meter."""
     where = Where().add("meter_id = {}", meter_id)
+    if cursor is not None:
+        at, command_id = decode_key(cursor, 2)
+        where.conditions.append(
+            f"(created_at, id) < ({where.param(key_time(at))}, {where.param(command_id)})"
+        )
     rows = await pool.fetch(
-        f"select {_COLUMNS} from commands{where.sql()} order by created_at desc, id "
-        f"limit {where.param(limit)}",
+        f"select {_COLUMNS} from commands{where.sql()} order by created_at desc, id desc "
+        f"limit {where.param(limit + 1)}",
         *where.params,
     )
-    return [CommandPublic(**r) for r in rows]
+    nxt = None
+    if len(rows) > limit:
+        rows, last = rows[:limit], rows[limit - 1]
+        nxt = encode_cursor(time_key(last["created_at"]), last["id"])
+    return Page(items=[CommandPublic(**r) for r in rows], next_cursor=nxt)

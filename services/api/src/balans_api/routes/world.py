@@ -32,6 +32,8 @@ router = APIRouter(tags=["world"], responses=ERROR_RESPONSES)
 
 _SITES = "select id, code, name, address, latitude, longitude, timezone from sites"
 _BUILDINGS = "select id, site_id, code, name, address, floors, layout, methodology from buildings"
+_ENTRANCES = "select id, building_id, number from entrances"
+_RISERS = "select id, building_id, entrance_id, number from risers"
 _FLATS = "select id, building_id, entrance_id, number, floor, rooms, area_m2 from flats"
 _ACCOUNTS = "select id, number, holder_name, flat_id, residents, email, opened_on from accounts"
 
@@ -72,27 +74,26 @@ async def get_building(building_id: int, pool: Pool, who: Reader) -> BuildingPub
     return BuildingPublic(**row)
 
 
-@router.get("/buildings/{building_id}/entrances", response_model=list[EntrancePublic])
-async def list_entrances(building_id: int, pool: Pool, who: Reader) -> list[EntrancePublic]:
+@router.get("/buildings/{building_id}/entrances", response_model=Page[EntrancePublic])
+async def list_entrances(
+    building_id: int, pool: Pool, who: Reader, cursor: Cursor = None, limit: Limit = 100
+) -> Page[EntrancePublic]:
     """The building's entrances (staircases)."""
     check_building(who, building_id)
-    rows = await pool.fetch(
-        "select id, building_id, number from entrances where building_id = $1 order by number",
-        building_id,
-    )
-    return [EntrancePublic(**r) for r in rows]
+    where = Where().add("building_id = {}", building_id)
+    rows, nxt = await fetch_page(pool, _ENTRANCES, where, cursor, limit)
+    return Page(items=[EntrancePublic(**r) for r in rows], next_cursor=nxt)
 
 
-@router.get("/buildings/{building_id}/risers", response_model=list[RiserPublic])
-async def list_risers(building_id: int, pool: Pool, who: Reader) -> list[RiserPublic]:
+@router.get("/buildings/{building_id}/risers", response_model=Page[RiserPublic])
+async def list_risers(
+    building_id: int, pool: Pool, who: Reader, cursor: Cursor = None, limit: Limit = 100
+) -> Page[RiserPublic]:
     """The building's heating risers."""
     check_building(who, building_id)
-    rows = await pool.fetch(
-        """select id, building_id, entrance_id, number from risers
-           where building_id = $1 order by number""",
-        building_id,
-    )
-    return [RiserPublic(**r) for r in rows]
+    where = Where().add("building_id = {}", building_id)
+    rows, nxt = await fetch_page(pool, _RISERS, where, cursor, limit)
+    return Page(items=[RiserPublic(**r) for r in rows], next_cursor=nxt)
 
 
 @router.get("/flats", response_model=Page[FlatPublic])

@@ -1,10 +1,35 @@
 // balans portal: fetches /api/v1 with the bearer token kept in sessionStorage and draws
-// with Plotly (served by the api from the plotly wheel).
+// with Plotly (served by the api from the plotly wheel). Every text goes through t(), read
+// from the same gettext catalogs as the pages (/i18n/<locale>.js sets BALANS_I18N).
 "use strict";
 const balans = (() => {
   const API = "/api/v1";
   const token = () => sessionStorage.getItem("balans.token");
-  const fmt = (v, d = 1) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
+  const I18N = window.BALANS_I18N || { locale: "en", messages: {}, units: {} };
+  const LOCALE = { ro: "ro-MD", ru: "ru-MD", en: "en-GB" }[I18N.locale] || "en-GB";
+  // a message of the catalog with its {placeholders} filled
+  const t = (message, values = {}) =>
+    (I18N.messages[message] || message).replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
+  const none = (v) => v === null || v === undefined;
+  const fmt = (v, d = 1) => (none(v) ? t("no data")
+    : new Intl.NumberFormat(LOCALE, { minimumFractionDigits: d, maximumFractionDigits: d }).format(v));
+  const unit = (u) => I18N.units[u] || u;
+  const qty = (v, u, d = 1) => (none(v) ? t("no data") : `${fmt(v, d)}\u00a0${unit(u)}`);
+  const pct = (v) => (none(v) ? "" : ` (${v > 0 ? "+" : ""}${fmt(v)} %)`);
+  const money = (v, currency) => new Intl.NumberFormat(LOCALE, { style: "currency", currency }).format(Number(v));
+  const when = (ts) => new Date(ts).toLocaleString(LOCALE);
+  const UTILITIES = {
+    heat: t("heat"), cold_water: t("cold water"), hot_water: t("hot water"), gas: t("gas"),
+    electricity: t("electricity"),
+  };
+  const utility = (u) => UTILITIES[u] || u;
+  const ALERT_KINDS = {
+    leak: t("leak suspected"), consumer_leak: t("leak suspected"), magnet: t("magnet tampering suspected"),
+    stuck_meter: t("stuck meter"), drifting_meter: t("drifting meter"), clogged_riser: t("clogged riser"),
+    unauthorised_connection: t("unauthorised connection"), faulty_balance_meter: t("faulty building meter"),
+    low_battery: t("low battery"), use_changed: t("use changed"), balance_excess: t("balance excess"),
+  };
+  const ALERT_STATES = { open: t("open"), acknowledged: t("acknowledged"), closed: t("closed") };
   const el = (id) => document.getElementById(id);
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   // Invoices cover whole local months: the middle of the period names the month whatever the
@@ -14,6 +39,7 @@ const balans = (() => {
       .toISOString()
       .slice(0, 7);
   const PALETTE = ["#c2410c", "#2563eb", "#15803d", "#7c3aed", "#db2777", "#0891b2"];
+  const plotConfig = { responsive: true, displaylogo: false, locale: I18N.locale };
   const layout = (extra = {}) => ({
     margin: { l: 50, r: 20, t: 10, b: 40 }, legend: { orientation: "h" }, hovermode: "x unified", ...extra,
   });
@@ -35,7 +61,11 @@ const balans = (() => {
     const form = new FormData(event.target);
     const response = await fetch(API + "/auth/token", { method: "POST", body: new URLSearchParams(form) });
     const body = await response.json();
-    if (!response.ok) { el("login-error").textContent = body.error.message; return; }
+    if (!response.ok) {
+      el("login-error").textContent = response.status === 429 ? t("Too many attempts: wait and try again.")
+        : t("Wrong username or password.");
+      return;
+    }
     sessionStorage.setItem("balans.token", body.access_token);
     const me = await api("/auth/me");
     location.href = me.role === "consumer" ? "/my" : "/ops";
@@ -45,71 +75,135 @@ const balans = (() => {
   async function header() {
     if (!token()) { location.href = "/login"; throw new Error("no token"); }
     const me = await api("/auth/me");
-    el("who").textContent = `${me.actor} (${me.role})`;
-    el("nav").innerHTML = me.role === "consumer" ? '<a href="/my">My flat</a>'
-      : '<a href="/ops">Buildings</a><a href="/ops/alerts">Alerts</a>';
+    const ROLES = { consumer: t("resident"), operator: t("operator"), admin: t("administrator"), manager: t("manager") };
+    el("who").textContent = `${me.actor} (${ROLES[me.role] || me.role})`;
+    el("nav").innerHTML = me.role === "consumer" ? `<a href="/my">${esc(t("My flat"))}</a>`
+      : `<a href="/ops">${esc(t("Buildings"))}</a><a href="/ops/alerts">${esc(t("Alerts"))}</a>`;
     return me;
   }
 
   const xs = (points) => points.map((p) => p.t);
   const ys = (points) => points.map((p) => p.value);
 
+  const WHY_NOT = {
+    no_heat_data: t("no heat data for this month"),
+    no_building_data: t("no data for the building's average flat"),
+    no_flat_delta_t: t("your flat has no supply and return temperature sensors (heat is shared from the riser or the building meter)"),
+    no_building_delta_t: t("no temperatures measured in the building"),
+    no_area: t("the flat's floor area is not known"),
+  };
+  const coefficient = (p, name) => (none(p.coefficients[name])
+    ? `<span class="note">${esc(t("cannot be computed: {why}", { why: WHY_NOT[p.coefficients.why_not[name]] || t("no data") }))}</span>`
+    : esc(fmt(p.coefficients[name], 2)));
+  const days = (hours) => fmt(hours / 24, 1);
+  function forecastBasis(f) {
+    if (f.basis === "degree_days") {
+      return t("Month so far × heating degree-days of the whole month / those so far ({so_far} of {month}, from outdoor temperatures and the normal of the days to come).",
+        { so_far: fmt(f.hdd_to_date, 0), month: fmt(f.hdd_month, 0) });
+    }
+    if (f.basis === "days") {
+      return t("Month so far × days of the month / days with data ({so_far} of {month}); no degree-days yet for this building.",
+        { so_far: days(f.hours_to_date), month: days(f.hours_in_month) });
+    }
+    if (f.basis === "complete") return t("The month is over: this is what was used.");
+    return t("No data this month: nothing to forecast from.");
+  }
+  const SPLIT = {
+    area: t("by floor area: each flat pays the building's common heat in proportion to its m²"),
+    consumption: t("in proportion to what each flat's meters measured"),
+    fixed: t("a fixed part by measured consumption ({share} %) and the rest by floor area"),
+  };
+  const LAYOUTS = {
+    "1a": t("Your own heat is measured by the heat meter of your flat."),
+    "1b": t("Your own heat is computed from the volume through your flat and the temperature drop (ΔT) measured by your distributor."),
+    "1c": t("Your own heat is the building meter's heat shared by the volumes of the flats' meters."),
+    "2a": t("Your own heat is computed from the flow of each riser and the temperature drop (ΔT) measured at your radiators."),
+    "2b": t("Your own heat is the heat of your riser shared among its flats (a distributor on the riser)."),
+  };
+  function drawExplanation(x) {
+    const p = x.parts;
+    el("explain-parts").innerHTML = `
+      <tr><th>${esc(t("Your heat this month"))}</th><td>${esc(qty(p.total_kwh, "kWh"))}</td></tr>
+      <tr><th>${esc(t("measured by your own meters"))}</th><td>${esc(qty(p.measured_kwh, "kWh"))}</td></tr>
+      <tr><th>${esc(t("your share of the building's common heat"))}</th><td>${esc(qty(p.common_kwh, "kWh"))}${
+        none(p.common_share_pct) ? "" : ` <span class="note">${esc(t("{pct} % of your heat", { pct: fmt(p.common_share_pct, 0) }))}</span>`}</td></tr>
+      <tr><th>${esc(t("adjustment by the building's rules (minimum charge, caps)"))}</th><td>${esc(qty(p.adjustment_kwh, "kWh"))}</td></tr>
+      <tr><th>${esc(t("estimated hours"))}</th><td>${esc(t("{estimated} of {hours} hours with data ({month} hours in the month)",
+        { estimated: p.estimated_hours, hours: p.hours, month: fmt(x.hours_in_month, 0) }))}</td></tr>`;
+    const split = x.methodology.split || "area";
+    el("explain-method").textContent = [
+      LAYOUTS[x.layout] || "",
+      t("The common heat (the building meter minus what the flats measured: pipes, staircases, losses) is shared {how}.",
+        { how: (SPLIT[split] || split).replace("{share}", fmt(100 * (x.methodology.consumption_share ?? 0.7), 0)) }),
+      p.estimated_hours ? t("Hours without data from your meters are estimated from comparable flats of the building (kWh per m² of that hour).") : "",
+    ].filter(Boolean).join(" ");
+    el("explain-tips").innerHTML = [
+      t("Own heat: lower the radiator thermostats, especially at night and in empty rooms; air rooms briefly with windows wide open instead of keeping them ajar."),
+      t("Common share: it falls for everyone when the building is insulated and the staircase windows and doors are kept closed; ask your association about the balance of the building."),
+      t("Estimated parts: keep the meter and the radio module accessible and report a faulty one, so that your own readings replace estimates."),
+    ].map((tip) => `<li>${esc(tip)}</li>`).join("");
+  }
+
   // ---------------- consumer ----------------
   async function consumerPage() {
     const me = await header();
     const flatId = me.flat_ids[0];
     const flat = await api(`/flats/${flatId}`);
-    document.querySelector("h1").textContent = `Flat ${flat.number}`;
+    document.querySelector("h1").textContent = t("Flat {number}", { number: flat.number });
     const now = new Date();
     el("month").value = now.toISOString().slice(0, 7);
     el("year").value = now.getFullYear();
     el("reading-date").value = now.toISOString().slice(0, 10);
     const drawMonth = async () => {
-      const p = await api(`/flats/${flatId}/profile?month=${el("month").value}&resolution=${el("resolution").value}`);
-      el("mtd").textContent = fmt(p.month_to_date_kwh);
-      el("forecast").textContent = fmt(p.forecast_kwh);
-      el("k-consumption").textContent = fmt(p.coefficients.consumption, 2);
-      el("k-temperature").textContent = fmt(p.coefficients.temperature, 2);
-      el("k-efficiency").textContent = fmt(p.coefficients.efficiency, 2);
+      const month = el("month").value;
+      const [p, x] = await Promise.all([
+        api(`/flats/${flatId}/profile?month=${month}&resolution=${el("resolution").value}`),
+        api(`/flats/${flatId}/explain?month=${month}`),
+      ]);
+      el("mtd").textContent = qty(p.month_to_date_kwh, "kWh");
+      el("forecast").textContent = qty(p.forecast.kwh, "kWh");
+      el("forecast-basis").textContent = forecastBasis(p.forecast);
+      ["consumption", "temperature", "efficiency"].forEach((k) => { el(`k-${k}`).innerHTML = coefficient(p, k); });
       Plotly.react("chart-month", [
-        { type: "bar", name: "My heat, kWh", x: xs(p.heat.points), y: ys(p.heat.points), marker: { color: PALETTE[0] } },
-        { type: "scatter", mode: "lines", name: "Average flat", x: xs(p.building_average.points),
+        { type: "bar", name: t("My heat, kWh"), x: xs(p.heat.points), y: ys(p.heat.points), marker: { color: PALETTE[0] } },
+        { type: "scatter", mode: "lines", name: t("Average flat"), x: xs(p.building_average.points),
           y: ys(p.building_average.points), line: { color: "#334155", dash: "dash" } },
-      ], layout({ yaxis: { title: "kWh" } }), { responsive: true, displaylogo: false });
+      ], layout({ yaxis: { title: unit("kWh") } }), plotConfig);
       drawMeters(p.meters);
+      drawExplanation(x);
     };
     const colours = {};
     const drawMeters = (meters) => {
       el("meter-colours").innerHTML = meters.map((m, i) => {
         colours[m.meter_id] ||= PALETTE[(i + 1) % PALETTE.length];
-        return `<label>${esc(m.utility)} ${esc(m.serial)} <input type="color" data-meter="${m.meter_id}" value="${colours[m.meter_id]}"></label>`;
-      }).join("") || "<p>No meters with pulse outputs in this flat.</p>";
+        return `<label>${esc(utility(m.utility))} ${esc(m.serial)} <input type="color" data-meter="${m.meter_id}" value="${colours[m.meter_id]}"></label>`;
+      }).join("") || `<p>${esc(t("No meters with pulse outputs in this flat."))}</p>`;
+      // the flat's one forecast is the heat forecast above; meters show what they measured
       const traces = meters.map((m) => ({
         type: "scatter", mode: "lines", x: xs(m.points), y: ys(m.points),
-        name: `${m.utility} (${m.unit})${m.forecast === null ? "" : `, month forecast ${fmt(m.forecast, 2)}`}`,
-        line: { color: colours[m.meter_id] },
+        name: `${utility(m.utility)} (${unit(m.unit)})`, line: { color: colours[m.meter_id] },
       }));
-      Plotly.react("chart-meters", traces, layout(), { responsive: true, displaylogo: false });
+      Plotly.react("chart-meters", traces, layout(), plotConfig);
       el("meter-colours").querySelectorAll("input").forEach((input) => input.addEventListener("input", () => {
         colours[input.dataset.meter] = input.value;
-        Plotly.restyle("chart-meters", { "line.color": traces.map((t, i) => colours[meters[i].meter_id]) });
+        Plotly.restyle("chart-meters", { "line.color": traces.map((tr, i) => colours[meters[i].meter_id]) });
       }));
     };
     const drawYear = async () => {
       const h = await api(`/flats/${flatId}/history?year=${el("year").value}`);
-      const month = (t) => new Date(t).toLocaleString("en", { month: "short", timeZone: h.flat.timezone });
+      const month = (ts) => new Date(ts).toLocaleString(LOCALE, { month: "short", timeZone: h.flat.timezone });
       Plotly.react("chart-year", [
         { type: "bar", name: `${el("year").value}`, x: h.current.points.map((p) => month(p.t)), y: ys(h.current.points),
           marker: { color: PALETTE[0] } },
-        { type: "scatter", mode: "lines+markers", name: "Last year", x: h.last_year.points.map((p) => month(p.t)),
+        { type: "scatter", mode: "lines+markers", name: t("Last year"), x: h.last_year.points.map((p) => month(p.t)),
           y: ys(h.last_year.points), line: { color: "#64748b" } },
-      ], layout({ yaxis: { title: "kWh" } }), { responsive: true, displaylogo: false });
+      ], layout({ yaxis: { title: unit("kWh") } }), plotConfig);
     };
     const drawReadings = async () => {
       const r = await api(`/flats/${flatId}/readings?date=${el("reading-date").value}`);
       el("day-readings").innerHTML = r.readings.map((m) =>
-        `<tr><td>${esc(m.utility)}</td><td>${esc(m.serial)}</td><td>${fmt(m.value, 2)} ${esc(m.unit)}</td></tr>`).join("")
-        || "<tr><td>No pulse meters.</td></tr>";
+        `<tr><td>${esc(utility(m.utility))}</td><td>${esc(m.serial)}</td><td>${esc(qty(m.value, m.unit, 2))}</td></tr>`).join("")
+        || `<tr><td>${esc(t("No pulse meters."))}</td></tr>`;
     };
     el("month").addEventListener("change", drawMonth);
     el("resolution").addEventListener("change", drawMonth);
@@ -118,21 +212,31 @@ const balans = (() => {
     await Promise.all([drawMonth(), drawYear(), drawReadings()]);
     const current = await api(`/flats/${flatId}/readings?date=${now.toISOString().slice(0, 10)}`);
     el("current").innerHTML = current.readings.map((m) =>
-      `<tr><td>${esc(m.utility)}</td><td>${fmt(m.value, 2)} ${esc(m.unit)}</td><td>${m.ts ? new Date(m.ts).toLocaleString() : "no data"}</td></tr>`).join("")
-      || "<tr><td>Heat is allocated from the riser (no meter in the flat).</td></tr>";
+      `<tr><td>${esc(utility(m.utility))}</td><td>${esc(qty(m.value, m.unit, 2))}</td><td>${esc(m.ts ? when(m.ts) : t("no data"))}</td></tr>`).join("")
+      || `<tr><td>${esc(t("Heat is allocated from the riser (no meter in the flat)."))}</td></tr>`;
     const s = await api(`/flats/${flatId}/statement`);
-    el("statement").innerHTML = `
-      <tr><th>${esc(s.month)}</th><td>${fmt(s.kwh)} kWh</td></tr>
-      <tr><th>Previous month</th><td>${fmt(s.previous_month_kwh)} kWh (${fmt(s.change_vs_previous_pct)} %)</td></tr>
-      <tr><th>Same month last year</th><td>${fmt(s.same_month_last_year_kwh)} kWh (${fmt(s.change_vs_last_year_pct)} %)</td></tr>
-      <tr><th>Average comparable flat</th><td>${fmt(s.comparable_user_kwh)} kWh</td></tr>`;
+    // a figure whose span lacks data says so: "data on 24.5 of 30 days"
+    const gaps = (dataDays) => (none(dataDays) || dataDays <= 0 || dataDays >= s.days_compared - 0.05 ? ""
+      : ` <span class="note">${esc(t("data on {days} of {total} days", { days: fmt(dataDays, 1), total: fmt(s.days_compared, 1) }))}</span>`);
+    const row = (label, kwh, change, dataDays) => `<tr><th>${esc(label)}</th><td>${esc(qty(kwh, "kWh"))}${esc(pct(change))}${gaps(dataDays)}</td></tr>`;
+    el("statement").innerHTML = row(t("This month"), s.kwh, null, s.days_with_data) +
+      row(t("Previous month"), s.previous_month_kwh, s.change_vs_previous_pct, s.previous_month_days_with_data) +
+      row(t("Same month last year"), s.same_month_last_year_kwh, s.change_vs_last_year_pct, s.same_month_last_year_days_with_data) +
+      row(t("Average comparable flat (same rooms, same building)"), s.comparable_user_kwh, s.change_vs_comparable_pct);
+    el("statement-span").textContent = s.partial
+      ? t("Each figure covers the first {days} of {month_days} days of its month, so that equal spans are compared.",
+        { days: fmt(s.days_compared, 1), month_days: fmt(s.days_in_month, 0) })
+      : t("Whole months ({month_days} days) are compared.", { month_days: fmt(s.days_in_month, 0) });
     await optional(async () => {
       const alerts = await api("/alerts?limit=20");
-      el("alerts").innerHTML = alerts.items.map((a) => `<li>${esc(a.kind)}: ${esc(a.summary)} <span class="pill">${esc(a.state)}</span></li>`).join("") || "<li>No alerts.</li>";
+      // the summary is balance's own text (English): shown as data, marked as such
+      el("alerts").innerHTML = alerts.items.map((a) => `<li>${esc(ALERT_KINDS[a.kind] || a.kind)}: <span lang="en" class="data">${esc(a.summary)}</span> <span class="pill">${esc(ALERT_STATES[a.state] || a.state)}</span></li>`).join("")
+        || `<li>${esc(t("No alerts."))}</li>`;
     }, "alerts");
     await optional(async () => {
       const invoices = await api("/invoices?limit=12");
-      el("invoices").innerHTML = invoices.items.map((i) => `<tr><td>${esc(billingMonth(i))}</td><td>${esc(i.kind)}</td><td>${esc(i.total)} ${esc(i.currency)}</td></tr>`).join("") || "<tr><td>No invoices yet.</td></tr>";
+      el("invoices").innerHTML = invoices.items.map((i) => `<tr><td>${esc(billingMonth(i))}</td><td>${esc(i.kind === "correction" ? t("correction") : t("invoice"))}</td><td>${esc(money(i.total, i.currency))}</td></tr>`).join("")
+        || `<tr><td>${esc(t("No invoices yet."))}</td></tr>`;
     }, "invoices");
     el("grouping").addEventListener("change", () => drawRanking(flat.building_id, el("grouping").value));
     await drawRanking(flat.building_id);
@@ -142,13 +246,19 @@ const balans = (() => {
     try { await fn(); } catch (e) { el(id).innerHTML = `<li class="error">${esc(e.message)}</li>`; }
   }
 
+  // the ranking names its groups "Riser 3" / "Entrance 1" (allocation's query): said in the page's language
+  const groupName = (name) => {
+    const [, kind, number] = /^(Riser|Entrance) (.+)$/.exec(name) || [];
+    if (kind === "Riser") return t("Riser {number}", { number });
+    return kind === "Entrance" ? t("Entrance {number}", { number }) : name;
+  };
   async function drawRanking(buildingId, grouping = "riser") {
     const r = await api(`/buildings/${buildingId}/ranking?grouping=${grouping}`);
     Plotly.react("chart-ranking", [{
-      type: "bar", orientation: "h", x: r.groups.map((g) => g.kwh_per_m2), y: r.groups.map((g) => g.name),
+      type: "bar", orientation: "h", x: r.groups.map((g) => g.kwh_per_m2), y: r.groups.map((g) => groupName(g.name)),
       marker: { color: r.groups.map((g, i) => (i < r.groups.length / 3 ? "#15803d" : "#c2410c")) },
-    }], layout({ xaxis: { title: "kWh per m²" }, yaxis: { autorange: "reversed" }, margin: { l: 90, r: 20, t: 10, b: 40 } }),
-    { responsive: true, displaylogo: false });
+    }], layout({ xaxis: { title: t("{unit} per m²", { unit: unit("kWh") }) }, yaxis: { autorange: "reversed" }, margin: { l: 90, r: 20, t: 10, b: 40 } }),
+    plotConfig);
   }
 
   // ---------------- operator ----------------
@@ -163,9 +273,9 @@ const balans = (() => {
       text: sites.items.map((s) => `${s.name} (${(bySite[s.id] || []).length})`), textposition: "top center",
       marker: { size: sites.items.map((s) => 14 + 4 * (bySite[s.id] || []).length), color: PALETTE[0] },
       customdata: sites.items.map((s) => s.id),
-    }], layout({ xaxis: { title: "longitude" }, yaxis: { title: "latitude", scaleanchor: "x" } }),
-    { responsive: true, displaylogo: false });
-    el("buildings").innerHTML = "<tr><th>Building</th><th>Address</th><th>Layout</th><th>Floors</th></tr>" +
+    }], layout({ xaxis: { title: t("longitude") }, yaxis: { title: t("latitude"), scaleanchor: "x" } }),
+    plotConfig);
+    el("buildings").innerHTML = `<tr><th>${esc(t("Building"))}</th><th>${esc(t("Address"))}</th><th>${esc(t("Layout"))}</th><th>${esc(t("Floors"))}</th></tr>` +
       buildings.items.map((b) => `<tr><td><a href="/ops/buildings/${b.id}">${esc(b.name)}</a></td><td>${esc(b.address)}</td><td>${esc(b.layout)}</td><td>${b.floors}</td></tr>`).join("");
   }
 
@@ -175,13 +285,14 @@ const balans = (() => {
     const draw = async () => {
       const state = el("alert-state").value;
       const page = await api(`/alerts?limit=200${state ? `&state=${state}` : ""}`);
-      el("alert-queue").innerHTML = "<tr><th>Opened</th><th>Kind</th><th>Summary</th><th>State</th><th></th></tr>" +
-        page.items.map((a) => `<tr data-alert="${a.id}"><td>${new Date(a.opened_at).toLocaleString()}</td><td>${esc(a.kind)}</td>
-          <td>${esc(a.summary)}</td><td>${esc(a.state)}${a.acknowledged_by ? ` · ack ${esc(a.acknowledged_by)}` : ""}</td>
-          <td>${canAct && a.state === "open" ? `<button data-act="acknowledge">Acknowledge</button> <button class="secondary" data-act="resolve">Resolve</button>` : ""}</td></tr>`).join("");
+      el("alert-queue").innerHTML = `<tr><th>${esc(t("Opened"))}</th><th>${esc(t("Kind"))}</th><th>${esc(t("Summary"))}</th><th>${esc(t("State"))}</th><th></th></tr>` +
+        page.items.map((a) => `<tr data-alert="${a.id}"><td>${esc(when(a.opened_at))}</td><td>${esc(ALERT_KINDS[a.kind] || a.kind)}</td>
+          <td><span lang="en" class="data">${esc(a.summary)}</span></td><td>${esc(ALERT_STATES[a.state] || a.state)}${a.acknowledged_by ? ` · ${esc(t("acknowledged by {who}", { who: a.acknowledged_by }))}` : ""}</td>
+          <td>${canAct && a.state === "open" ? `<button data-act="acknowledge">${esc(t("Acknowledge"))}</button> <button class="secondary" data-act="resolve">${esc(t("Resolve"))}</button>` : ""}</td></tr>`).join("");
       el("alert-queue").querySelectorAll("button").forEach((b) => b.addEventListener("click", async () => {
         const id = b.closest("tr").dataset.alert;
-        if (!confirm(`${b.dataset.act} alert ${id}?`)) return;
+        const question = b.dataset.act === "resolve" ? t("Resolve alert {id}?", { id }) : t("Acknowledge alert {id}?", { id });
+        if (!confirm(question)) return;
         await post(`/alerts/${id}/${b.dataset.act}`, { note: "" });
         await draw();
       }));
@@ -193,31 +304,31 @@ const balans = (() => {
   async function buildingPage(buildingId) {
     const me = await header();
     const [building, overview, entrances, risers, flats] = await Promise.all([
-      api(`/buildings/${buildingId}`), api(`/buildings/${buildingId}/overview`), api(`/buildings/${buildingId}/entrances`),
-      api(`/buildings/${buildingId}/risers`), api(`/flats?building_id=${buildingId}&limit=1000`),
+      api(`/buildings/${buildingId}`), api(`/buildings/${buildingId}/overview`), api(`/buildings/${buildingId}/entrances?limit=1000`),
+      api(`/buildings/${buildingId}/risers?limit=1000`), api(`/flats?building_id=${buildingId}&limit=1000`),
     ]);
     document.querySelector("h1").textContent = building.name;
-    const stat = (label, value, cls = "") => `<div class="card"><h2>${label}</h2><p class="big ${cls}">${value ?? "–"}</p></div>`;
-    el("overview").innerHTML = stat("Flats", overview.flats) + stat("Meters", overview.meters) + stat("Modules", overview.modules) +
-      stat("Silent 24 h", overview.modules_silent_24h, overview.modules_silent_24h ? "low" : "ok") +
-      stat("Low battery", overview.modules_low_battery, overview.modules_low_battery ? "low" : "ok") + stat("Open alerts", overview.open_alerts);
+    const stat = (label, value, cls = "") => `<div class="card"><h2>${esc(label)}</h2><p class="big ${cls}">${value ?? t("no data")}</p></div>`;
+    el("overview").innerHTML = stat(t("Flats"), overview.flats) + stat(t("Meters"), overview.meters) + stat(t("Modules"), overview.modules) +
+      stat(t("Silent 24 h"), overview.modules_silent_24h, overview.modules_silent_24h ? "low" : "ok") +
+      stat(t("Low battery"), overview.modules_low_battery, overview.modules_low_battery ? "low" : "ok") + stat(t("Open alerts"), overview.open_alerts);
     Plotly.react("chart-overview", [
-      { type: "bar", name: "Building meter", x: xs(overview.building_heat_last_30d), y: ys(overview.building_heat_last_30d), marker: { color: "#94a3b8" } },
-      { type: "scatter", mode: "lines+markers", name: "Flats measured", x: xs(overview.flats_measured_last_30d), y: ys(overview.flats_measured_last_30d), line: { color: PALETTE[0] } },
-    ], layout({ yaxis: { title: "kWh / day" } }), { responsive: true, displaylogo: false });
-    el("drill").innerHTML = entrances.map((e) => `<details><summary>Entrance ${e.number}</summary>` +
-      risers.filter((r) => r.entrance_id === e.id).map((r) => `<details><summary>Riser ${r.number}</summary><ul>` +
-        `<li data-riser="${r.id}">loading…</li></ul></details>`).join("") +
-      `<details><summary>Flats</summary><ul>${flats.items.filter((f) => f.entrance_id === e.id).map((f) =>
-        `<li>Flat ${esc(f.number)}, floor ${f.floor}, ${f.rooms} rooms, ${f.area_m2} m²</li>`).join("")}</ul></details></details>`).join("");
+      { type: "bar", name: t("Building meter"), x: xs(overview.building_heat_last_30d), y: ys(overview.building_heat_last_30d), marker: { color: "#94a3b8" } },
+      { type: "scatter", mode: "lines+markers", name: t("Flats measured"), x: xs(overview.flats_measured_last_30d), y: ys(overview.flats_measured_last_30d), line: { color: PALETTE[0] } },
+    ], layout({ yaxis: { title: t("{unit} per day", { unit: unit("kWh") }) } }), plotConfig);
+    el("drill").innerHTML = entrances.items.map((e) => `<details><summary>${esc(t("Entrance {number}", { number: e.number }))}</summary>` +
+      risers.items.filter((r) => r.entrance_id === e.id).map((r) => `<details><summary>${esc(t("Riser {number}", { number: r.number }))}</summary><ul>` +
+        `<li data-riser="${r.id}">${esc(t("loading…"))}</li></ul></details>`).join("") +
+      `<details><summary>${esc(t("Flats"))}</summary><ul>${flats.items.filter((f) => f.entrance_id === e.id).map((f) =>
+        `<li>${esc(t("Flat {number}, floor {floor}, {rooms} rooms, {area} m²", { number: f.number, floor: f.floor, rooms: f.rooms, area: fmt(f.area_m2, 1) }))}</li>`).join("")}</ul></details></details>`).join("");
     el("drill").querySelectorAll("[data-riser]").forEach((li) => li.closest("details").addEventListener("toggle", async () => {
       const page = await api(`/flats?riser_id=${li.dataset.riser}&limit=100`);
-      li.outerHTML = page.items.map((f) => `<li>Flat ${esc(f.number)} (floor ${f.floor})</li>`).join("");
+      li.outerHTML = page.items.map((f) => `<li>${esc(t("Flat {number} (floor {floor})", { number: f.number, floor: f.floor }))}</li>`).join("");
     }, { once: true }));
     await optional(async () => {
       const groups = await api(`/balance-groups?building_id=${buildingId}`);
-      if (!groups.items.length) el("chart-imbalance").innerHTML = "<p>No balance groups in this building yet.</p>";
-      el("group").innerHTML = groups.items.map((g) => `<option value="${g.id}">${esc(g.name)} (${esc(g.utility)})</option>`).join("");
+      if (!groups.items.length) el("chart-imbalance").innerHTML = `<p>${esc(t("No balance groups in this building yet."))}</p>`;
+      el("group").innerHTML = groups.items.map((g) => `<option value="${g.id}">${esc(g.name)} (${esc(utility(g.utility))})</option>`).join("");
       const draw = async () => {
         if (!el("group").value) return;
         let s;
@@ -234,15 +345,15 @@ const balans = (() => {
           return;
         }
         // balance's series with the band it learned for the group (in the series' unit)
-        const t = s.points.map((p) => p.t);
+        const times = s.points.map((p) => p.t);
         const low = s.points.map((p) => p.band_low);
         const high = s.points.map((p) => p.band_high);
         Plotly.react("chart-imbalance", [
-          { type: "scatter", mode: "lines", name: "Normal band", x: t.concat([...t].reverse()),
+          { type: "scatter", mode: "lines", name: t("Normal band"), x: times.concat([...times].reverse()),
             y: high.concat([...low].reverse()), fill: "toself", fillcolor: "rgba(21,128,61,.12)", line: { width: 0 } },
-          { type: "scatter", mode: "lines+markers", name: `Imbalance (${s.unit})`, x: t,
+          { type: "scatter", mode: "lines+markers", name: t("Imbalance ({unit})", { unit: unit(s.unit) }), x: times,
             y: s.points.map((p) => p.imbalance), line: { color: PALETTE[0] } },
-        ], layout({ yaxis: { title: s.unit } }), { responsive: true, displaylogo: false });
+        ], layout({ yaxis: { title: unit(s.unit) } }), plotConfig);
       };
       el("group").addEventListener("change", draw);
       await draw();
@@ -251,31 +362,35 @@ const balans = (() => {
     const modules = await api(`/modules?building_id=${buildingId}&limit=1000`);
     const children = {};
     modules.items.forEach((m) => (children[m.parent_serial ?? "none"] ||= []).push(m));
-    const node = (m) => `<li>${m.serial} <span class="pill">${m.hops ?? "?"} hops</span>
+    const node = (m) => `<li>${m.serial} <span class="pill">${esc(t("{hops} hops", { hops: m.hops ?? "?" }))}</span>
       <span class="${m.battery_mv !== null && m.battery_mv < 3300 ? "low" : ""}">${m.battery_mv ?? "–"} mV</span>
-      · ${m.rssi_dbm ?? "–"} dBm · ${m.last_seen ? new Date(m.last_seen).toLocaleString() : "never seen"}
+      · ${m.rssi_dbm ?? "–"} dBm · ${esc(m.last_seen ? when(m.last_seen) : t("never seen"))}
       ${(children[m.serial] || []).length ? `<ul>${children[m.serial].map(node).join("")}</ul>` : ""}</li>`;
     const known = new Set(modules.items.map((m) => m.serial));
     const roots = modules.items.filter((m) => !known.has(m.parent_serial));
-    el("mesh").innerHTML = `<ul><li>Concentrator<ul>${roots.map(node).join("")}</ul></li></ul>`;
+    el("mesh").innerHTML = `<ul><li>${esc(t("Concentrator"))}<ul>${roots.map(node).join("")}</ul></li></ul>`;
     const seen = modules.items.filter((m) => m.last_seen);
     const low = modules.items.filter((m) => m.battery_mv !== null && m.battery_mv < 3300);
-    el("mesh-summary").innerHTML = `${modules.items.length} modules · ${seen.length} reporting · ` +
-      `<span class="${low.length ? "low" : ""}">${low.length} low battery</span> · ` +
-      `max ${Math.max(0, ...seen.map((m) => m.hops ?? 0))} hops`;
+    el("mesh-summary").innerHTML = esc(t("{modules} modules · {reporting} reporting", { modules: modules.items.length, reporting: seen.length })) + " · " +
+      `<span class="${low.length ? "low" : ""}">${esc(t("{count} low battery", { count: low.length }))}</span> · ` +
+      esc(t("at most {hops} hops", { hops: Math.max(0, ...seen.map((m) => m.hops ?? 0)) }));
     const valves = await api(`/meters?building_id=${buildingId}&limit=1000`);
     const canAct = me.scopes.includes("operate");
-    el("valves").innerHTML = "<tr><th>Meter</th><th>Utility</th><th>Flat</th><th></th></tr>" + valves.items.filter((m) => m.has_valve).map((m) =>
-      `<tr><td>${esc(m.serial)}</td><td>${esc(m.utility)}</td><td>${m.flat_id ?? ""}</td><td>${canAct ?
-        `<button data-meter="${m.id}" data-action="valve_close">Close valve</button> <button class="secondary" data-meter="${m.id}" data-action="valve_open">Open valve</button>` : ""}</td></tr>`).join("");
+    el("valves").innerHTML = `<tr><th>${esc(t("Meter"))}</th><th>${esc(t("Utility"))}</th><th>${esc(t("Flat"))}</th><th></th></tr>` + valves.items.filter((m) => m.has_valve).map((m) =>
+      `<tr><td>${esc(m.serial)}</td><td>${esc(utility(m.utility))}</td><td>${m.flat_id ?? ""}</td><td>${canAct ?
+        `<button data-meter="${m.id}" data-action="valve_close">${esc(t("Close valve"))}</button> <button class="secondary" data-meter="${m.id}" data-action="valve_open">${esc(t("Open valve"))}</button>` : ""}</td></tr>`).join("");
+    const STATUS = { pending: t("pending"), done: t("done"), failed: t("failed"), offline: t("offline"), timeout: t("timed out") };
     el("valves").querySelectorAll("button").forEach((b) => b.addEventListener("click", async () => {
-      if (!confirm(`${b.dataset.action.replace("_", " ")} on meter ${b.dataset.meter}?`)) return;
-      let c = await post(`/meters/${b.dataset.meter}/commands`, { action: b.dataset.action, reason: "portal" });
-      el("command-status").textContent = `command ${c.id}: ${c.status}`;
+      const meter = b.dataset.meter;
+      const question = b.dataset.action === "valve_close" ? t("Close the valve of meter {meter}?", { meter }) : t("Open the valve of meter {meter}?", { meter });
+      if (!confirm(question)) return;
+      let c = await post(`/meters/${meter}/commands`, { action: b.dataset.action, reason: "portal" });
+      const show = () => { el("command-status").textContent = `${t("command {id}: {status}", { id: c.id, status: STATUS[c.status] || c.status })} ${c.detail || ""}`; };
+      show();
       for (let i = 0; i < 30 && c.status === "pending"; i++) {
         await new Promise((r) => setTimeout(r, 1000));
         c = await api(`/commands/${c.id}`);
-        el("command-status").textContent = `command ${c.id}: ${c.status} ${c.detail}`;
+        show();
       }
     }));
   }
@@ -289,7 +404,31 @@ const balans = (() => {
     alerts: alertsPage,
     building: () => buildingPage(Number(document.body.dataset.buildingId)),
   };
+  // the language switcher: remembered in a cookie for a year, the page reloads in it
+  function switchLanguage(event) {
+    const name = document.body.dataset.langCookie;
+    document.cookie = `${name}=${event.target.value}; path=/; max-age=31536000; samesite=lax`;
+    location.reload();
+  }
+  function registerPlotlyLocale() {
+    // month and day names and separators for the charts' axes, from the browser's own data
+    const names = (n, option, date) => [...Array(n).keys()].map((i) =>
+      new Intl.DateTimeFormat(LOCALE, { [option.key]: option.style, timeZone: "UTC" }).format(date(i)));
+    const month = (i) => new Date(Date.UTC(2026, i, 15));
+    const day = (i) => new Date(Date.UTC(2026, 1, 1 + i)); // 2026-02-01 is a Sunday
+    const parts = new Intl.NumberFormat(LOCALE).formatToParts(12345.6);
+    Plotly.register({
+      moduleType: "locale", name: I18N.locale, dictionary: {},
+      format: {
+        months: names(12, { key: "month", style: "long" }, month), shortMonths: names(12, { key: "month", style: "short" }, month),
+        days: names(7, { key: "weekday", style: "long" }, day), shortDays: names(7, { key: "weekday", style: "short" }, day),
+        decimal: parts.find((p) => p.type === "decimal").value, thousands: parts.find((p) => p.type === "group").value,
+      },
+    });
+  }
   document.addEventListener("DOMContentLoaded", () => {
+    if (window.Plotly) registerPlotlyLocale();
+    el("lang").addEventListener("change", switchLanguage);
     el("logout").addEventListener("click", logout);
     PAGES[document.body.dataset.page]();
   });
