@@ -34,11 +34,12 @@ run: setup os-packages ## Run the whole system on a simulated city (portal on ht
 test: setup os-packages ## Run the test suite against embedded PostgreSQL and NATS
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: setup ## ruff check, ruff format --check, mypy, table ownership, import contracts, declared dependencies
+lint: setup ## ruff check, ruff format --check, mypy, table ownership, import contracts, declared dependencies, complete translations
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy libs/*/src services/*/src
 	$(BIN)/python -m balans_db.ownership
+	$(BIN)/python -m balans_i18n.check
 	$(BIN)/lint-imports
 	@for p in libs/* services/*; do echo "deptry $$p"; (cd $$p && ../../$(BIN)/deptry src) || exit 1; done
 
@@ -78,3 +79,6 @@ bench-scale: setup ## ops: one hour of a simulated city through ingest, persiste
 
 chaos: setup ## reliability: a seeded run that SIGKILLs every process and server at random while the simulator uploads, then compares readings, heat, invoices and announcements with a run without kills (CHAOS_SEED, CHAOS_KILLS, CHAOS_BUILDINGS)
 	$(BIN)/python deploy/chaos/chaos.py
+
+bench-import: setup ## api: import a generated city of 1 000 buildings (~106 000 meters) from one world document, re-import it unchanged, vs raw COPY (BENCH_IMPORT_BUILDINGS)
+	$(BIN)/python services/api/bench/bench_import.py

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from balans_db.provisioning.document import BuildingDoc, SiteDoc, WorldDocument
+from balans_db.provisioning.export import methodology_of
 
 # the order entities are written in (parents first); deletes go the other way
 ENTITIES = (
@@ -128,6 +129,7 @@ def building_rows(b: BuildingDoc) -> Iterator[tuple[str, Row]]:
 
 
 def document_rows(doc: WorldDocument) -> dict[str, dict[Any, tuple[Any, ...]]]:
+    """Every entity of the document as (key, values) rows, per entity."""
     rows: dict[str, dict[Any, tuple[Any, ...]]] = {e: {} for e in ENTITIES}
     for s in doc.sites:
         key, values = _site_row(s)
@@ -211,13 +213,100 @@ def _show(key: Any) -> str:
     return "/".join(str(k) for k in key) if isinstance(key, tuple) else str(key)
 
 
-def compare(stored: WorldDocument, wanted: WorldDocument) -> Changes:
+Rows = dict[str, dict[Any, tuple[Any, ...]]]
+
+
+def stored_rows(
+    buildings: list[Any], sites: list[Any], parts: dict[str, dict[int, list[Any]]]
+) -> Rows:
+    """What :func:`document_rows` gives for the export of the same buildings, straight
+    from the stored records (:func:`balans_db.provisioning.export.fetch_stored`): no
+    document is built, which is what makes re-importing a city cheap."""
+    rows: Rows = {e: {} for e in ENTITIES}
+    for s in sites:
+        rows["sites"][s["code"]] = (
+            s["name"],
+            s["address"],
+            s["latitude"],
+            s["longitude"],
+            s["timezone"],
+            s["retired_on"],
+        )
+    for b in buildings:
+        code, bid = b["code"], b["id"]
+        rows["buildings"][code] = (
+            b["site"],
+            b["name"],
+            b["address"],
+            b["floors"],
+            b["layout"],
+            json.dumps(methodology_of(b["methodology"]), sort_keys=True, default=str),
+            b["retired_on"],
+        )
+        for r in parts["entrances"].get(bid, ()):
+            rows["entrances"][(code, r["number"])] = ()
+        for r in parts["risers"].get(bid, ()):
+            rows["risers"][(code, r["number"])] = (r["entrance"],)
+        for r in parts["flats"].get(bid, ()):
+            rows["flats"][(code, r["number"])] = (
+                r["entrance"],
+                r["floor"],
+                r["rooms"],
+                r["area_m2"],
+            )
+        for r in parts["radiators"].get(bid, ()):
+            rows["radiators"][(code, r["flat"], r["riser"])] = (r["sections"],)
+        for r in parts["accounts"].get(bid, ()):
+            rows["accounts"][r["number"]] = (
+                code,
+                r["flat"],
+                r["holder_name"],
+                r["residents"],
+                r["opened_on"],
+                r["email"],
+            )
+        for r in parts["concentrators"].get(bid, ()):
+            rows["concentrators"][r["serial"]] = (code, r["installed_on"], r["model"])
+        for r in parts["modules"].get(bid, ()):
+            rows["modules"][r["serial"]] = (
+                code,
+                r["concentrator"],
+                r["subnet"],
+                r["model"],
+                r["floor"],
+                r["flat"],
+                r["installed_on"],
+                r["riser"],
+            )
+        for r in parts["meters"].get(bid, ()):
+            rows["meters"][r["serial"]] = (
+                code,
+                r["utility"],
+                r["kind"],
+                r["role"],
+                r["flat"],
+                r["riser"],
+                r["pulse_weight"],
+                r["unit"],
+                r["pipe"],
+                r["accuracy_class"],
+                r["installed_on"],
+                r["has_valve"],
+                r["verified_on"],
+            )
+            if r["module_serial"] is not None:
+                rows["channels"][r["serial"]] = (code, r["module_serial"], r["input"])
+        for r in parts["pairs"].get(bid, ()):
+            rows["sensor_pairs"][r["module_serial"]] = (code, r["position"], r["flat"], r["riser"])
+    return rows
+
+
+def compare(old: Rows, wanted: WorldDocument) -> Changes:
     """The changes that make the stored buildings of ``wanted`` look like ``wanted``.
 
-    ``stored`` is the export of the same building codes (buildings not stored yet are
-    simply absent from it). Values the document leaves empty are filled in from the
-    stored row in ``wanted``'s rows (see ``_KEEP_IF_NONE``)."""
-    old = document_rows(stored)
+    ``old`` are the stored rows of the same building codes (:func:`stored_rows`;
+    buildings not stored yet are simply absent). Values the document leaves empty are
+    filled in from the stored row (see ``_KEEP_IF_NONE``)."""
     new = document_rows(wanted)
     changes = Changes()
     for e in ENTITIES:

@@ -98,10 +98,11 @@ def _fields(row: Any, *names: str) -> dict[str, Any]:
     return {n: row[n] for n in names}
 
 
-async def export_document(
-    conn: asyncpg.Connection, building_codes: list[str] | None = None
-) -> WorldDocument:
-    """The stored buildings named by ``building_codes`` (all when None) and their sites."""
+async def fetch_stored(
+    conn: asyncpg.Connection, building_codes: list[str] | None
+) -> tuple[list[Any], list[Any], dict[str, dict[int, list[Any]]]]:
+    """The stored rows of the buildings named (all when None): buildings, their sites,
+    and per collection the rows by building id."""
     buildings = await conn.fetch(_BUILDINGS, building_codes)
     ids = [b["id"] for b in buildings]
     sites = await conn.fetch(_SITES, ids)
@@ -119,19 +120,30 @@ async def export_document(
             ("pairs", _PAIRS),
         )
     }
+    return buildings, sites, parts
+
+
+def methodology_of(value: Any) -> dict[str, Any]:
+    """A jsonb column as asyncpg returns it: decoded where a codec is set, else text."""
+    decoded: dict[str, Any] = json.loads(value) if isinstance(value, str) else value
+    return decoded
+
+
+async def export_document(
+    conn: asyncpg.Connection, building_codes: list[str] | None = None
+) -> WorldDocument:
+    """The stored buildings named by ``building_codes`` (all when None) and their sites."""
+    buildings, sites, parts = await fetch_stored(conn, building_codes)
     out: list[BuildingDoc] = []
     for b in buildings:
         bid = b["id"]
         radiators: dict[str, list[RadiatorDoc]] = defaultdict(list)
         for r in parts["radiators"].get(bid, []):
             radiators[r["flat"]].append(RadiatorDoc(riser=r["riser"], sections=r["sections"]))
-        methodology = b["methodology"]
         out.append(
             BuildingDoc.model_construct(
                 **_fields(b, "code", "site", "name", "address", "floors", "layout", "retired_on"),
-                methodology=json.loads(methodology)
-                if isinstance(methodology, str)
-                else methodology,
+                methodology=methodology_of(b["methodology"]),
                 entrances=[
                     EntranceDoc.model_construct(number=r["number"])
                     for r in parts["entrances"].get(bid, [])

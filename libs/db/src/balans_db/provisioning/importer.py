@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
 from balans_db.provisioning.apply import apply_changes, total_rows
-from balans_db.provisioning.changes import Changes, compare
+from balans_db.provisioning.changes import Changes, compare, stored_rows
 from balans_db.provisioning.document import WorldDocument
-from balans_db.provisioning.export import export_document
+from balans_db.provisioning.export import fetch_stored
 from balans_db.provisioning.validation import InvalidDocumentError, Problem, check_document
 from balans_db.secrets import KeyVault
 
@@ -42,10 +43,10 @@ _STORED_ELSEWHERE = {
                    where a.number = any($1::text[]) and b.code <> all($2::text[])""",
     "concentrators": """select c.serial::text as key, b.code from concentrators c
                         join buildings b on b.id = c.building_id
-                        where c.serial::text = any($1::text[]) and b.code <> all($2::text[])""",
+                        where c.serial = any($1::bigint[]) and b.code <> all($2::text[])""",
     "modules": """select m.serial::text as key, b.code from radio_modules m
                   join buildings b on b.id = m.building_id
-                  where m.serial::text = any($1::text[]) and b.code <> all($2::text[])""",
+                  where m.serial = any($1::bigint[]) and b.code <> all($2::text[])""",
     "meters": """select m.serial as key, b.code from meters m
                  join buildings b on b.id = m.building_id
                  where m.serial = any($1::text[]) and b.code <> all($2::text[])""",
@@ -72,15 +73,16 @@ async def stored_problems(conn: asyncpg.Connection, doc: WorldDocument) -> list[
         )
     }
     for collection, sql in _STORED_ELSEWHERE.items():
+        keys: list[Any] = []
         where: dict[str, str] = {}
         for i, b in enumerate(doc.buildings):
             for j, item in enumerate(getattr(b, collection)):
-                where[str(getattr(item, _KEY_FIELD[collection]))] = (
-                    f"buildings[{i}].{collection}[{j}].{_KEY_FIELD[collection]}"
-                )
-        if not where:
+                key = getattr(item, _KEY_FIELD[collection])
+                keys.append(key)
+                where[str(key)] = f"buildings[{i}].{collection}[{j}].{_KEY_FIELD[collection]}"
+        if not keys:
             continue
-        for r in await conn.fetch(sql, list(where), codes):
+        for r in await conn.fetch(sql, keys, codes):
             problems.append(
                 Problem(
                     where[r["key"]],
@@ -106,8 +108,8 @@ async def import_document(
         problems = await stored_problems(conn, doc)
         if problems:
             raise InvalidDocumentError(problems)
-        stored = await export_document(conn, [b.code for b in doc.buildings])
-        changes = compare(stored, doc)
+        stored = await fetch_stored(conn, [b.code for b in doc.buildings])
+        changes = compare(stored_rows(*stored), doc)
         report = ImportReport(dry_run, changes)
         if dry_run or changes.empty:
             return report
