@@ -7,14 +7,19 @@ import asyncio
 import asyncpg
 
 from balans_balance.alerts import OUTBOX
-from balans_balance.service import analyse_event, serve_alert_actions, serve_group_api
+from balans_balance.service import (
+    analyse_event,
+    follow_topology_event,
+    serve_alert_actions,
+    serve_group_api,
+)
 from balans_balance.settings import BalanceSettings
 from balans_core.consumer import ConsumerSpec, JetStreamConsumer
 from balans_core.nats import connect_nats
 from balans_core.outbox import OutboxRelay
 from balans_core.service import ServiceContext, run_service
 from balans_protocol import subjects
-from balans_protocol.messages import AllocationComputed
+from balans_protocol.messages import AllocationComputed, TopologyChanged
 from balans_protocol.streams import ensure_streams
 
 
@@ -31,6 +36,17 @@ def consumer_spec(settings: BalanceSettings) -> ConsumerSpec:
         workers=settings.balance_workers,
         nak_delay_s=30.0,
         nak_max_delay_s=300.0,
+    )
+
+
+def topology_spec(settings: BalanceSettings) -> ConsumerSpec:
+    """TopologyChanged (provisioning): a building's groups follow, one event at a time."""
+    return ConsumerSpec(
+        service="balance",
+        stream=subjects.EVENTS_STREAM,
+        subject=subjects.TOPOLOGY_CHANGED_ALL,
+        durable=settings.balance_topology_consumer,
+        max_deliveries=settings.consumer_max_deliveries,
     )
 
 
@@ -55,8 +71,15 @@ async def serve(ctx: ServiceContext) -> None:
             await analyse_event(event, pool, relay, settings)
 
         events = JetStreamConsumer.each(js, consumer_spec(settings), AllocationComputed, on_event)
+
+        async def on_topology(event: TopologyChanged) -> None:
+            await follow_topology_event(event, pool)
+
+        topology = JetStreamConsumer.each(js, topology_spec(settings), TopologyChanged, on_topology)
         ctx.set_ready(groups_subject=subjects.BALANCE_GROUPS_API)
-        await ctx.run_until_stopped(relay.run(ctx.stopping), events.run(ctx.stopping))
+        await ctx.run_until_stopped(
+            relay.run(ctx.stopping), events.run(ctx.stopping), topology.run(ctx.stopping)
+        )
         await group_api.unsubscribe()
         await alert_api.unsubscribe()
     finally:

@@ -113,6 +113,66 @@ async def generate_building_groups(conn: asyncpg.Connection, building_id: int) -
     return created
 
 
+async def follow_topology(conn: asyncpg.Connection, building_id: int) -> int:
+    """Bring a building's default groups in line with its topology after provisioning
+    changed it (``TopologyChanged``); return the groups and memberships added.
+
+    Utilities without groups get their tree (:func:`generate_building_groups`). A flat or
+    riser meter that is in no group of the building yet joins its utility's building
+    group and its entrance's group; a new riser meter also gets its riser group. Removed
+    meters have left their groups already (the memberships cascade). Groups and members
+    an operator set up are never removed or moved."""
+    code = await world.building_code(conn, building_id)
+    if code is None:
+        raise GroupError(f"building {building_id} does not exist")
+    added = len(await generate_building_groups(conn, building_id))
+    async with conn.transaction():
+        groups = await conn.fetch(
+            "select id, name, utility, kind from balance_groups where building_id = $1",
+            building_id,
+        )
+        grouped = {
+            r["meter_id"]
+            for r in await conn.fetch(
+                """select m.meter_id from balance_group_members m
+                   join balance_groups g on g.id = m.group_id where g.building_id = $1
+                   union select balance_meter_id from balance_groups
+                   where building_id = $1 and balance_meter_id is not null""",
+                building_id,
+            )
+        }
+        for top in (g for g in groups if g["kind"] == "building"):
+            utility = top["utility"]
+            entrances = {
+                g["name"]: g["id"]
+                for g in groups
+                if g["kind"] == "entrance" and g["utility"] == utility
+            }
+            for meter in await world.subscriber_meters(conn, building_id, utility):
+                if meter["id"] in grouped:
+                    continue
+                await add_members(conn, top["id"], [meter["id"]])
+                added += 1
+                entrance = entrances.get(f"{code} {utility} entrance {meter['entrance_no']}")
+                if entrance is None:
+                    continue
+                if meter["role"] == "riser":
+                    await _insert_group(
+                        conn,
+                        GroupCreate(
+                            name=f"{code} {utility} riser {meter['riser_no']}",
+                            utility=utility,
+                            kind="riser",
+                            building_id=building_id,
+                            parent_id=entrance,
+                            balance_meter_id=meter["id"],
+                        ),
+                    )
+                await add_members(conn, entrance, [meter["id"]])
+                added += 1
+    return added
+
+
 async def describe(conn: asyncpg.Connection, group_ids: list[int]) -> list[BalanceGroupInfo]:
     """Groups with their member meters, in id order."""
     rows = await conn.fetch(

@@ -42,3 +42,8 @@ GROUPS_EVALUATED = Counter(
     "balans_balance_groups_evaluated_total",
     "Balance groups whose imbalance was computed and judged against its band.",
 )
+TOPOLOGY_EVENTS = Counter(
+    "balans_balance_topology_events_total",
+    "TopologyChanged events handled, by outcome (followed, unknown_building).",
+    ["outcome"],
+)

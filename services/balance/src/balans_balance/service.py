@@ -15,17 +15,23 @@ from balans_balance.alert_actions import handle_alert_action
 from balans_balance.analysis import analyse_building
 from balans_balance.detectors.leak_tapping_balance_meter import ExcessSettings
 from balans_balance.group_api import handle_group_request
-from balans_balance.groups import generate_building_groups
+from balans_balance.groups import GroupError, follow_topology, generate_building_groups
 from balans_balance.metrics import (
     ALERT_ACTIONS,
     ANALYSIS_ERRORS,
     ANALYSIS_SECONDS,
     GROUP_REQUESTS,
+    TOPOLOGY_EVENTS,
 )
 from balans_balance.settings import BalanceSettings
 from balans_core.outbox import OutboxRelay
 from balans_protocol import subjects
-from balans_protocol.messages import AlertActionReply, AllocationComputed, GroupReply
+from balans_protocol.messages import (
+    AlertActionReply,
+    AllocationComputed,
+    GroupReply,
+    TopologyChanged,
+)
 
 log = structlog.get_logger("balance")
 
@@ -60,6 +66,21 @@ async def serve_group_api(nc: Client, pool: asyncpg.Pool) -> Subscription:
         await msg.respond(reply.model_dump_json().encode())
 
     return await nc.subscribe(subjects.BALANCE_GROUPS_API, queue="balance", cb=on_request)
+
+
+async def follow_topology_event(event: TopologyChanged, pool: asyncpg.Pool) -> None:
+    """A building's topology changed: its default groups follow (new meters join their
+    groups). An event of a building that no longer exists is counted and dropped; any
+    other failure raises, so the consumer redelivers it."""
+    async with pool.acquire() as conn:
+        try:
+            added = await follow_topology(conn, event.building_id)
+        except GroupError as exc:
+            TOPOLOGY_EVENTS.labels("unknown_building").inc()
+            log.warning("topology event of an unknown building", error=str(exc))
+            return
+    TOPOLOGY_EVENTS.labels("followed").inc()
+    log.info("groups follow topology", building=event.building_code, added=added)
 
 
 async def analyse_event(

@@ -21,6 +21,10 @@ class BalanceSettings(CommonSettings):
     balance_consumer: str = Field(
         "balance", description="Durable JetStream consumer name on allocation events."
     )
+    balance_topology_consumer: str = Field(
+        "balance-topology",
+        description="Durable JetStream consumer name on topology changes (provisioning).",
+    )
     balance_workers: int = Field(
         1, ge=1, description="Buildings one process analyses at the same time."
     )
