@@ -98,6 +98,7 @@ def run_cached(path: Path) -> None:
                 meter_serial=data.meter_serials.get(f.meter_id) if f.meter_id else None,
                 module_serial=f.module_serial,
                 group_meter_serial=group_meter.get(f.group_id) if f.group_id else None,
+                also=tuple(f.evidence.get("also_possible", ())),
             )
             for f in findings
         )
@@ -172,6 +173,7 @@ async def run(database_url: str) -> None:
             meter_serial=r["serial"],
             module_serial=r["module_serial"],
             group_meter_serial=r["group_meter"],
+            also=tuple(json.loads(r["evidence"]).get("also_possible", ())),
         )
         for r in rows
     ]

@@ -3,7 +3,9 @@ and whether the alert names the faulty device.
 
 **Strict rules** (the figures reported): a ground-truth fault and an alert match when
 
-- they are in the same building and the alert's kind is the one the fault should raise;
+- they are in the same building and the alert's kind is the one the fault should raise
+  (or one of the kinds its ``evidence.also_possible`` says the data fits as well: "leak
+  or unauthorised draw");
 - the alert names the faulty device where there is one: the meter (a stuck, slowed or
   drifting meter, the building meter of a ``building_meter_drift``, the riser meter of
   a clogged riser), the module (battery, dead module); a leak or a tapped-in consumer
@@ -71,6 +73,9 @@ class Raised:
     meter_serial: str | None
     module_serial: int | None = None
     group_meter_serial: str | None = None  # the balance meter of the alert's group
+    # kinds the alert says the data fits as well (evidence.also_possible: "leak or
+    # unauthorised draw"); it matches a fault of any of them
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,7 @@ class KindScore:
 
 def names_device(t: Truth, a: Raised) -> bool:
     """Does the alert name the fault's device (or the group that sees a group fault)?"""
-    if t.kind in GROUP_FAULTS:
+    if t.kind in GROUP_FAULTS or (t.kind == "building_meter_drift" and a.meter_serial is None):
         return a.group_meter_serial == t.meter_serial
     if t.kind in MODULE_FAULTS:
         return a.module_serial == t.module_serial
@@ -117,7 +122,7 @@ def names_device(t: Truth, a: Raised) -> bool:
 
 
 def _in_time(t: Truth, a: Raised, rules: Rules) -> bool:
-    if a.kind == EXPECTED_KIND[t.kind]:
+    if EXPECTED_KIND[t.kind] in (a.kind, *a.also):
         if not rules.strict:
             return a.first_hour <= t.end + rules.late and a.last_hour >= t.start - rules.early
         return (

@@ -3,6 +3,8 @@ come apart, and noise, weekends, away flats and cold snaps stay silent."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,61 @@ def test_new_building_first_readings_are_no_change(world, days: int) -> None:
     leaked.subscribers[:blank] = np.nan
     kinds = _kinds(diagnose_group(leaked))
     assert kinds == (["leak"] if days == 8 else [])
+
+
+def _heat_per_m3(hours: int) -> np.ndarray:
+    """kWh per m³ of the building's sensor pair: its ΔT follows the weather (the world's
+    outdoor temperature; a quality-regulated network)."""
+    t = np.arange(hours)
+    outdoor = (
+        -2 + 4 * np.sin(2 * np.pi * (t // 24) / 20) + 2 * np.sin(2 * np.pi * (t % 24 - 9) / 24)
+    )
+    return 1.16 * (14 + 1.5 * (5 - outdoor))
+
+
+def test_leak_at_the_building_dt_in_a_heat_meter_balance_is_a_leak(world) -> None:
+    """Flats metered in kWh: 0.15 m³/h lost at the supply temperature carries heat at
+    the building's ΔT, so its kWh follow the weather like the flats' use; fitted in
+    coolant volume (the building's sensor pair) it is the constant it physically is."""
+    w = world(seed=4)
+    hours = np.arange(w.true.shape[1])
+    per_m3 = _heat_per_m3(hours.size)
+    leaking = (hours >= START) & (hours < START + 120)
+    s = replace(w.series(np.where(leaking, 0.15 * per_m3, 0.0)), heat_per_m3=per_m3)
+    (d,) = diagnose_group(s)
+    assert d.kind == "leak"
+    assert abs(d.episode.start - START) <= 12
+    assert not d.episode.active
+
+
+@pytest.mark.parametrize("settle_hours", [48, 96])
+def test_balance_meter_drift_that_settles_is_one_finding(world, settle_hours: int) -> None:
+    """The balance meter's error ramps to +8 % and stays there to the end: one faulty
+    balance meter from the ramp's start, still open, and no leak or tapping-in for its
+    plateau."""
+    w = world(seed=5)
+    hours = np.arange(w.true.shape[1])
+    clean = w.true.sum(axis=0) + w.losses
+    error = 0.08 * np.clip((hours + 1 - START) / settle_hours, 0, 1)
+    s = replace(w.series(error * clean), heat_per_m3=_heat_per_m3(hours.size))
+    (d,) = diagnose_group(s)
+    assert d.kind == "faulty_balance_meter"
+    assert abs(d.episode.start - START) <= 24
+    assert d.episode.active
+
+
+def test_constant_over_registering_says_it_may_be_a_draw(world) -> None:
+    """The balance meter registering 6 % more from one hour on is, for the meters, the
+    same as a consumer drawing 6 % of the flow and returning none: the finding is a
+    faulty balance meter that names the unauthorised draw as also possible."""
+    w = world(seed=6)
+    hours = np.arange(w.true.shape[1])
+    clean = w.true.sum(axis=0) + w.losses
+    s = replace(
+        w.series(np.where(hours >= START, 0.06 * clean, 0.0)),
+        heat_per_m3=_heat_per_m3(hours.size),
+    )
+    (d,) = diagnose_group(s)
+    assert d.kind == "faulty_balance_meter"
+    assert "unauthorised_connection" in d.evidence["also_possible"]
+    assert abs(d.episode.start - START) <= 12

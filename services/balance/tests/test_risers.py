@@ -53,11 +53,15 @@ def test_too_few_readings_give_no_answer() -> None:
         ("magnet", 0.5, 0.6, "clogged_riser"),  # the balance agreed, but the water slowed
         ("use_changed", 0.5, 0.001, "magnet"),  # the flow fell only on the meter
         ("use_changed", 0.5, None, "clogged_riser"),  # no ΔT: the balance's verdict
-        ("use_changed", 0.1, 0.001, "clogged_riser"),  # a small fall: not a magnet
+        # a small fall, ΔT in line: the meter reads low (a settled drift), not a clog
+        ("use_changed", 0.1, 0.001, "drifting_meter"),
+        ("use_changed", 0.15, 0.05, "use_changed"),  # ΔT barely up: no clog, no meter
+        ("magnet", 0.4, 0.05, "magnet"),  # ΔT barely up: the balance's verdict stands
         ("stuck_meter", 1.0, 0.7, "stuck_meter"),  # a still register stays stuck
         ("drifting_meter", 0.1, 0.0, "drifting_meter"),
     ],
 )
 def testriser_verdict(verdict: str, loss: float, change: float | None, kind: str) -> None:
-    """The riser's ΔT overrides the balance where it speaks clearly."""
+    """The riser's ΔT overrides the balance where it speaks clearly; a clog needs its ΔT
+    to rise where the riser has ΔT readings."""
     assert riser_verdict(verdict, loss, change) == kind

@@ -92,12 +92,19 @@ def group_series(data: BuildingData, group: GroupDef) -> GroupSeries | None:
     own = fill_missing_members(np.array([data.series(m) for m in members]))
     subs = own.sum(axis=0)
     per_m3 = None
-    if data.units[group.balance_meter_id] == "kWh" and all(data.units[m] == "m3" for m in members):
-        per_m3 = heat_per_m3(data.supply_c, data.return_c)
-        subs = subs * per_m3
+    heat = data.utilities[group.balance_meter_id] == "heat"
+    # the building's sensor pair gives the coolant's heat per m³: volume-metered members
+    # are priced with it, and every heat group's changes are fitted in coolant volume
+    # (water lost at the supply temperature is a constant volume whatever the ΔT)
+    pair = heat and not (np.isnan(data.supply_c).all() or np.isnan(data.return_c).all())
+    if data.units[group.balance_meter_id] == "kWh":
+        if all(data.units[m] == "m3" for m in members):
+            per_m3 = heat_per_m3(data.supply_c, data.return_c)
+            subs = subs * per_m3
+        elif pair and all(data.units[m] == "kWh" for m in members):
+            per_m3 = heat_per_m3(data.supply_c, data.return_c)
     hours = len(data.hours)
     tamper = np.array([data.tamper.get(m, np.zeros(hours, bool)) for m in members])
-    heat = data.utilities[group.balance_meter_id] == "heat"
     return GroupSeries(
         balance=balance,
         subscribers=subs,
@@ -107,6 +114,22 @@ def group_series(data: BuildingData, group: GroupDef) -> GroupSeries | None:
         heat_per_m3=per_m3,
         drivers=data.supply_c[None, :] if heat and not np.isnan(data.supply_c).all() else None,
     )
+
+
+_GROUP_FAULT_NAMES = {
+    "leak": "leak",
+    "unauthorised_connection": "unauthorised draw",
+    "faulty_balance_meter": "balance meter over-registering",
+}
+
+
+def _naming(d: Diagnosis) -> str:
+    """The fault's name, with the others the data fits as well ("leak or unauthorised
+    draw"): the alert's kind is the first, ``evidence.also_possible`` lists the rest."""
+    names = [d.kind, *d.evidence.get("also_possible", [])]
+    if len(names) == 1:
+        return d.kind.replace("_", " ")
+    return " or ".join(_GROUP_FAULT_NAMES[n] for n in names)
 
 
 def _finding(
@@ -134,7 +157,7 @@ def _finding(
         first_hour=data.hours[ep.start],
         last_hour=data.hours[ep.end],
         active=ep.active,
-        summary=f"{d.kind.replace('_', ' ')}: group {group.name} ({evidence['rule']})",
+        summary=f"{_naming(d)}: group {group.name} ({evidence['rule']})",
         building_id=data.building_id,
         group_id=group.id,
         meter_id=meter_id,
@@ -144,7 +167,7 @@ def _finding(
 
 
 def member_alerts(
-    data: BuildingData, group: GroupDef, s: GroupSeries
+    data: BuildingData, group: GroupDef, s: GroupSeries, group_changes: np.ndarray | None = None
 ) -> tuple[list[Finding], np.ndarray]:
     """Meters that stopped, slowed or drift against their peers (named), and risers
     whose flow fell while the balance did not move (a clog, not the meter); with what
@@ -164,7 +187,7 @@ def member_alerts(
     out = []
     risers = [m for m in members if m in data.riser_dt]
     dt = np.array([data.riser_dt[m] for m in risers]) if risers else None
-    for shift in member_shifts(s, raw, quantum):
+    for shift in member_shifts(s, raw, quantum, group_changes=group_changes):
         meter_id = members[shift.member]
         kind = shift.verdict
         evidence = dict(shift.evidence)
@@ -447,6 +470,22 @@ async def _roll_up(conn: asyncpg.Connection, group_id: int, since: datetime) -> 
         )
 
 
+def _member_and_group_faults(
+    data: BuildingData, group: GroupDef, s: GroupSeries, cfg: ExcessSettings
+) -> tuple[list[Finding], list[Diagnosis]]:
+    """The named meters' faults and the group's own. The group's faults are what is
+    left once the named meters are corrected; when there are any, the members are
+    judged again with them in the balance (a leak next to a magnet must not be read as
+    the magnet's closure, nor hide it), and the group's faults searched again."""
+    named, missed = member_alerts(data, group, s)
+    diagnoses = diagnose_group(replace(s, subscribers=s.subscribers + missed), cfg)
+    if diagnoses:
+        changes = np.array([d.contribution for d in diagnoses])
+        named, missed = member_alerts(data, group, s, changes)
+        diagnoses = diagnose_group(replace(s, subscribers=s.subscribers + missed), cfg)
+    return named, diagnoses
+
+
 def building_findings(
     data: BuildingData, cfg: ExcessSettings | None = None
 ) -> tuple[list[Finding], list[GroupResult]]:
@@ -461,13 +500,9 @@ def building_findings(
             continue
         imbalance = imbalance_band(s, cfg)
         results.append(GroupResult(group, s, imbalance))
-        named, missed = member_alerts(data, group, s)
+        named, diagnoses = _member_and_group_faults(data, group, s, cfg)
         findings.extend(named)
-        # the group's own faults are what is left once the named meters are corrected
-        corrected = replace(s, subscribers=s.subscribers + missed)
-        findings.extend(
-            _finding(data, group, d, s, imbalance.share) for d in diagnose_group(corrected, cfg)
-        )
+        findings.extend(_finding(data, group, d, s, imbalance.share) for d in diagnoses)
     findings.extend(reporting_alerts(data))
     findings.extend(consumer_leaks(data))
     return merge_findings(findings), results

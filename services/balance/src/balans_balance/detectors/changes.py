@@ -14,7 +14,9 @@ a shape that tells its cause:
   the group balances volume);
 - ``use``: a share of the subscribers' use (a consumer tapped in before the meters);
 - ``ramp``: the balance meter's own reading times a ramp from 0 at ``start`` to 1 at
-  ``end`` (a drifting register; one that drifts to the end of the data keeps ramping).
+  ``end`` (a drifting register; one that drifts to the end of the data keeps ramping);
+- ``scale``: the balance meter's own reading (a register off by a constant factor: a
+  drift that stepped or settled; for the meters also a draw of a share of the flow).
 
 Changes are found greedily (matching pursuit): every candidate window of every shape is
 scored by the exact drop of the residual sum of squares it would bring given the current
@@ -27,14 +29,16 @@ variance is measured on 24-hour sums (hour-to-hour noise is correlated: weather)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 
-SHAPES = ("step", "use", "ramp")
+SHAPES = ("step", "use", "ramp", "scale")
+# shapes that may stand for one another on the same window (the swap pass tries them)
+LEVEL_SHAPES = ("step", "use", "scale")
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,9 @@ class Change:
     coef: float  # step: per hour; use: share; ramp: the reading's error reached at ``end``
     z2: float  # drop of the residual sum of squares over the noise variance of a block
     contribution: FloatArray  # coef x shape, hourly, zero outside the window
+    # the other level shapes on the same window: how much worse each fits (rise of the
+    # residual SS over the noise variance of a block); near 0, the data cannot tell
+    alternatives: dict[str, float] = field(default_factory=dict)
 
 
 def window_shape(w: Window, weights: dict[str, FloatArray]) -> FloatArray:
@@ -168,7 +175,7 @@ def _best_window(
     n = y.size
     points = np.unique(np.concatenate([np.arange(0, n, cfg.grid_blocks), [n]]))
     best: tuple[Window, float] | None = None
-    for shape in SHAPES:
+    for shape in (s for s in SHAPES if s in weights):
         gains = _window_gains(shape, weights[shape], r, x, m, points, cfg)
         i, j = np.unravel_index(int(np.argmax(gains)), gains.shape)
         if gains[i, j] > 0 and (best is None or gains[i, j] > best[1]):
@@ -256,13 +263,27 @@ def fit_changes(
         return []
     r, coef = least_squares(yb, _design(bb, windows, wb))
     z2 = _significance(yb, bb, windows, wb, r, size)
+    noise = block_noise_variance(r, 24 // size)
+    sse = float(r @ r)
     k = base.shape[1]
     out = []
-    for w, c, z in zip(windows, coef[k:], z2, strict=True):
+    for j, (w, c, z) in enumerate(zip(windows, coef[k:], z2, strict=True)):
         hourly = Window(w.shape, offset + w.start * size, offset + w.end * size)
+        alternatives = {
+            alt: (_sse(yb, bb, [*windows[:j], Window(alt, w.start, w.end), *windows[j + 1 :]], wb)
+                  - sse) / noise
+            for alt in LEVEL_SHAPES
+            if w.shape in LEVEL_SHAPES and alt != w.shape and alt in wb
+        }  # fmt: skip
         out.append(
             Change(
-                w.shape, hourly.start, hourly.end, float(c), z, c * window_shape(hourly, weights)
+                w.shape,
+                hourly.start,
+                hourly.end,
+                float(c),
+                z,
+                c * window_shape(hourly, weights),
+                alternatives,
             )
         )
     return out
@@ -277,20 +298,25 @@ def _swap_and_prune(
     overlapping changes are searched again together; a change left insignificant by
     the others is dropped and the rest refitted."""
     windows = list(windows)
-    swap = {"step": "use", "use": "step"}
     for _ in range(2 * cfg.max_changes):
         sse = _sse(y, base, windows, weights)
         best: tuple[float, list[Window]] | None = None
         for j, w in enumerate(windows):
-            if w.shape not in swap:
+            if w.shape not in LEVEL_SHAPES:
                 continue
-            trial = [*windows[:j], Window(swap[w.shape], w.start, w.end), *windows[j + 1 :]]
-            trial_sse = _sse(y, base, trial, weights)
-            # the constant keeps the change unless the use clearly explains it better
             gain = _sse(y, base, windows[:j] + windows[j + 1 :], weights) - sse
-            margin = cfg.step_preference * gain * (1 if w.shape == "step" else -1)
-            if trial_sse < sse - margin and (best is None or trial_sse < best[0]):
-                best = trial_sse, trial
+            for alt in (a for a in LEVEL_SHAPES if a != w.shape and a in weights):
+                trial = [*windows[:j], Window(alt, w.start, w.end), *windows[j + 1 :]]
+                trial_sse = _sse(y, base, trial, weights)
+                # the constant keeps the change unless another shape clearly explains
+                # it better, and takes it over when it explains it nearly as well
+                margin = (
+                    cfg.step_preference
+                    * gain
+                    * (1 if w.shape == "step" else -1 if alt == "step" else 0)
+                )
+                if trial_sse < sse - margin and (best is None or trial_sse < best[0]):
+                    best = trial_sse, trial
         if best is not None:
             windows = best[1]
             continue

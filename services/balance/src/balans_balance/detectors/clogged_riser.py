@@ -59,14 +59,23 @@ def riser_verdict(
     cfg: RiserSettings | None = None,
 ) -> str:
     """A riser meter whose flow fell: its ΔT against the other risers' says whether the
-    water really slowed (clogged) or the meter reads low (magnet), where it can; a
-    still register stays stuck. Without a ΔT, the balance's verdict stands, and a fall
-    the balance does not confirm is a clog."""
+    water really slowed (clogged) or the meter reads low, where it can; a still register
+    stays stuck.
+
+    - ΔT up by ``clog_rise`` or more: the water slowed -> clogged;
+    - ΔT in line (within ``steady``): the flow did not fall, the meter registers less ->
+      a magnet when it lost ``magnet_loss`` or more, else a drifting meter (a riser's
+      flow does not follow its flats' use, so no change of use explains it);
+    - ΔT in between: not enough for a clog (the rule needs the ΔT to rise), so the
+      balance's verdict stands and an unconfirmed fall blames nothing;
+    - no ΔT readings: the balance's verdict, and a fall it does not confirm is a clog."""
     cfg = cfg or RiserSettings()
     if verdict == "stuck_meter":
         return verdict
-    if dt_change is not None and dt_change >= cfg.clog_rise:
+    if dt_change is None:
+        return "clogged_riser" if verdict == "use_changed" else verdict
+    if dt_change >= cfg.clog_rise:
         return "clogged_riser"
-    if dt_change is not None and abs(dt_change) <= cfg.steady and loss >= magnet_loss:
-        return "magnet"
-    return "clogged_riser" if verdict == "use_changed" else verdict
+    if abs(dt_change) <= cfg.steady:
+        return "magnet" if loss >= magnet_loss else "drifting_meter"
+    return verdict

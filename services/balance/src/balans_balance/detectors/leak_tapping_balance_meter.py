@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from balans_balance.bands import MAD_TO_SIGMA, Band, learn_band
-from balans_balance.detectors.changes import Change, ChangeSettings, fit_changes
+from balans_balance.detectors.changes import LEVEL_SHAPES, Change, ChangeSettings, fit_changes
 from balans_balance.episodes import Episode
 
 FloatArray = npt.NDArray[np.float64]
@@ -42,6 +42,10 @@ class ExcessSettings:
     min_tap_share: float = 0.015
     min_under_read: float = 0.03
     min_drift: float = 0.03  # the balance meter's error reached at the end of a ramp
+    settle_gap: int = 12  # hours between a drift's ramp and the level it settles at
+    # another shape fits a change within this (rise of the residual SS over a block's
+    # noise variance): the data cannot tell them apart, the finding says so
+    ambiguous_z2: float = 25.0
     changes: ChangeSettings = field(default_factory=ChangeSettings)
 
 
@@ -54,8 +58,10 @@ class GroupSeries:
     night: npt.NDArray[np.bool_]
     members: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))  # [member, hour]
     tamper: npt.NDArray[np.bool_] | None = None  # [member, hour]: the module's tamper flag
-    # kWh per m³ of coolant when the members meter volume (coolant mass balance): a leak
-    # is then a constant *flow*, whose heat follows the building's ΔT
+    # kWh per m³ of coolant by the building's sensor pair, for heat groups: the changes
+    # are fitted in coolant volume, where a leak (water lost at the supply temperature)
+    # is a constant *flow* whose heat follows the building's ΔT. Where the members
+    # meter volume, ``subscribers`` is their volume priced with it (coolant mass balance)
     heat_per_m3: FloatArray | None = None
     # [driver, hour]: what moves the balance meter's own unmetered part besides the
     # subscribers' use (for heat the supply temperature: pipe losses, common areas)
@@ -68,6 +74,9 @@ class Diagnosis:
     kind: str
     evidence: dict[str, Any]
     sign: int = 1  # +1: the balance meter shows more than the subscribers' band allows
+    # what the change adds to the balance meter's reading, hourly in its unit (zero
+    # outside the change): the members' confirmation accounts for it
+    contribution: FloatArray = field(default_factory=lambda: np.zeros(0))
 
 
 def _rolling_sum(a: FloatArray, w: int) -> FloatArray:
@@ -187,7 +196,12 @@ def follows_use(flow: FloatArray, use: FloatArray) -> tuple[float, float]:
     return float(t), slope * float(use.mean()) / float(flow.mean())
 
 
-SHAPE_KIND = {"step": "leak", "use": "unauthorised_connection", "ramp": "faulty_balance_meter"}
+SHAPE_KIND = {
+    "step": "leak",
+    "use": "unauthorised_connection",
+    "ramp": "faulty_balance_meter",
+    "scale": "faulty_balance_meter",
+}
 
 
 @dataclass(frozen=True)
@@ -224,6 +238,10 @@ def change_series(s: GroupSeries) -> ChangeSeries:
         columns.extend(np.nan_to_num(s.drivers, nan=float(np.nanmedian(s.drivers))))
     base = np.column_stack(columns) * known[:, None]
     weights = {"step": known.astype(np.float64), "use": use, "ramp": reading}
+    if s.heat_per_m3 is not None:
+        # a heat meter off by a constant factor (a drift that stepped or settled), or
+        # a draw of a share of the coolant's flow
+        weights["scale"] = reading
     return ChangeSeries(reading, base, weights, unit)
 
 
@@ -248,7 +266,7 @@ def _change_kind(
     if mean_balance <= 0:
         return None
     size = float(np.mean(change.contribution[win])) / mean_balance
-    if change.shape == "ramp":
+    if change.shape in ("ramp", "scale", "settled"):
         return "faulty_balance_meter" if abs(change.coef) >= cfg.min_drift else None
     if change.shape == "step":
         return "leak" if size >= cfg.min_leak_share else None
@@ -258,6 +276,22 @@ def _change_kind(
     if size <= -cfg.min_under_read and not _corrects(change, others):
         return "faulty_balance_meter"
     return None
+
+
+def _also_possible(change: Change, kind: str | None, cfg: ExcessSettings) -> list[str]:
+    """Other group faults the same data fits as well, by physics: water lost at the
+    supply temperature (a leak) and water drawn off and not returned (an unauthorised
+    draw) are the same to the meters, and where the building's flow hardly varies
+    (quality-regulated networks, constant-flow risers) so is a balance meter that
+    over-registers by a constant factor (a draw of a share of the flow looks exactly
+    like that). Said when the other shape fits within ``ambiguous_z2``."""
+    close = {shape for shape, rise in change.alternatives.items() if rise < cfg.ambiguous_z2}
+    if kind == "leak" and close & {"scale", "use"}:
+        return ["unauthorised_connection"] + (["faulty_balance_meter"] if "scale" in close else [])
+    if kind == "faulty_balance_meter" and change.shape == "scale" and change.coef > 0:
+        # over-registering by a constant factor: a draw of that share of the flow
+        return ["unauthorised_connection"] + (["leak"] if "step" in close else [])
+    return []
 
 
 def _from_hour(s: GroupSeries, first: int) -> GroupSeries:
@@ -291,7 +325,11 @@ def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Di
     if s.balance.size - first < history + cfg.changes.min_blocks * cfg.changes.block_hours:
         return []
     return [
-        replace(d, episode=_shifted(d.episode, first))
+        replace(
+            d,
+            episode=_shifted(d.episode, first),
+            contribution=np.concatenate([np.zeros(first), d.contribution]),
+        )
         for d in _diagnose_known(_from_hour(s, first), cfg)
     ]
 
@@ -300,13 +338,46 @@ def _shifted(ep: Episode, hours: int) -> Episode:
     return Episode(ep.start + hours, ep.confirmed + hours, ep.end + hours, ep.active)
 
 
+def _level(contribution: FloatArray, hours: slice) -> float:
+    return float(np.mean(contribution[hours])) if hours.stop > hours.start else 0.0
+
+
+def join_settled_drifts(changes: list[Change], cfg: ExcessSettings) -> list[Change]:
+    """A register that drifts and then settles is one fault: a ramp followed (within
+    ``settle_gap`` hours, or overlapping its end) by a level change of the same sign
+    that carries on at about the level the ramp reached (0.5-2 x) becomes one change,
+    ``settled``, from the ramp's start to the level's end (its coefficient: the error
+    it settled at), rather than a drift that ended and a new leak or tapping-in."""
+    out = list(changes)
+    for ramp in [c for c in changes if c.shape == "ramp"]:
+        reached = _level(ramp.contribution, slice(max(ramp.start, ramp.end - 24), ramp.end))
+        for level in out:
+            if level.shape not in LEVEL_SHAPES or not (
+                ramp.start < level.start <= ramp.end + cfg.settle_gap and level.end > ramp.end
+            ):
+                continue
+            held = _level(level.contribution, slice(level.start, min(level.end, level.start + 24)))
+            if reached * held > 0 and 0.5 <= held / reached <= 2.0:
+                joined = Change(
+                    "settled",
+                    ramp.start,
+                    level.end,
+                    level.coef if level.shape == "scale" else ramp.coef,
+                    ramp.z2 + level.z2,
+                    ramp.contribution + level.contribution,
+                )
+                out = [c for c in out if c is not ramp and c is not level] + [joined]
+                break
+    return sorted(out, key=lambda c: c.start)
+
+
 def _diagnose_known(s: GroupSeries, cfg: ExcessSettings) -> list[Diagnosis]:
     cs = change_series(s)
     balance, weights = cs.reading, cs.weights
     n = balance.size
     min_hours = cfg.changes.min_blocks * cfg.changes.block_hours
     diagnoses: list[Diagnosis] = []
-    changes = fit_changes(balance, cs.base, weights, cfg.changes)
+    changes = join_settled_drifts(fit_changes(balance, cs.base, weights, cfg.changes), cfg)
     for change in changes:
         # still running when it reaches the last hours: an open episode up to now
         active = change.end >= n - cfg.quiet_to_close
@@ -314,7 +385,7 @@ def _diagnose_known(s: GroupSeries, cfg: ExcessSettings) -> list[Diagnosis]:
         ep = Episode(change.start, min(change.start + cfg.min_run, end), end, active)
         win = slice(change.start, change.end)
         use_t, _ = follows_use(change.contribution[win], weights["use"][win])
-        sign = 1 if change.coef * np.sum(weights[change.shape][win]) >= 0 else -1
+        sign = 1 if np.sum(change.contribution[win]) >= 0 else -1
         evidence: dict[str, Any] = {
             "rule": f"the balance meter's reading changed by a {change.shape} beyond "
             f"what the subscribers' use explains, for >= {min_hours} h",
@@ -327,6 +398,10 @@ def _diagnose_known(s: GroupSeries, cfg: ExcessSettings) -> list[Diagnosis]:
         }
         others = [c for c in changes if c is not change]
         group_kind = _change_kind(change, others, balance, cfg)
+        also = _also_possible(change, group_kind, cfg)
+        if also:
+            evidence["also_possible"] = also
         if group_kind is not None:
-            diagnoses.append(Diagnosis(ep, group_kind, evidence, sign))
+            added = change.contribution * cs.to_balance_unit
+            diagnoses.append(Diagnosis(ep, group_kind, evidence, sign, added))
     return diagnoses

@@ -11,8 +11,8 @@ episode opens where its daily use left the peers' prediction (a step or a ramp G
 - a step that the group's balance confirms (the balance meter saw what the member
   stopped registering, or did not see what it added) -> a meter fault: a loss of more
   than ``magnet_loss`` of the use at once is a **magnet** (a slowed or stopped
-  impeller), a loss under ``step_drift_loss`` or any over-reading a **drifting**
-  meter (a loss in between is as likely a flat away: no meter is blamed);
+  impeller), a smaller loss or any over-reading a **drifting** meter (one that
+  stepped, or ramped and settled: the balance confirms it, so it is no change of use);
 - otherwise the *use* changed (a flat away, a clogged riser): ``use_changed``, which the
   caller reports or not.
 """
@@ -51,10 +51,8 @@ class MemberSettings:
     min_ramp_days: int = 3
     ramp_preference: float = 0.8  # the ramp's squared error must be this much smaller
     magnet_loss: float = 0.25
-    # a drift is a calibration error: it grows to at most drift_loss; a sudden error is
-    # called a drift (not a change of use) only below step_drift_loss
+    # a drift is a calibration error: it grows to at most drift_loss
     drift_loss: float = 0.2
-    step_drift_loss: float = 0.15
     min_stuck_hours: int = 12
     min_stuck_quanta: float = 5.0  # the peers say it should have counted this many pulses
     # the balance confirms a miss when the best share of it added back (the closure)
@@ -116,14 +114,21 @@ def _change(pm: PeerModel, i: int, cfg: MemberSettings) -> _Change | None:
 
 
 def member_shifts(
-    s: GroupSeries, raw: FloatArray, quantum: FloatArray, cfg: MemberSettings | None = None
+    s: GroupSeries,
+    raw: FloatArray,
+    quantum: FloatArray,
+    cfg: MemberSettings | None = None,
+    group_changes: FloatArray | None = None,
 ) -> list[MemberShift]:
     """Every member's departures from its peers with their verdicts.
 
     ``raw`` [member, hour] as registered (NaN where missing); ``quantum`` [member] the
-    register's pulse weight. A still register or the tamper flag decides the kind; the
-    others are judged by the balance (:func:`_confirm`), every overlapping change
-    fitted at once so that two faults cannot both claim one move of the balance."""
+    register's pulse weight; ``group_changes`` [change, hour] what the group's own
+    faults (a leak, a tapping-in, its balance meter's error) add to the balance meter,
+    in its unit. A still register or the tamper flag decides the kind; the others are
+    judged by the balance (:func:`_confirm`), every overlapping change, the group's
+    included, fitted at once so that two faults cannot both claim one move of the
+    balance."""
     cfg = cfg or MemberSettings()
     if raw.shape[0] < 3:
         return []
@@ -142,6 +147,9 @@ def member_shifts(
         cfg,
         _blocks(s.balance, first_hour),
         np.column_stack(base),
+        _blocks(group_changes, first_hour)
+        if group_changes is not None and group_changes.size
+        else np.zeros((0, nd * HOURS // BLOCK)),
     )
     changes: list[tuple[_Change, PeerModel, FloatArray]] = []
     masked = daily.copy()
@@ -178,6 +186,7 @@ class _Context:
     # 6-hour sums over the whole days analysed, for the balance's confirmation
     balance_blocks: FloatArray
     base_blocks: FloatArray  # [block, regressor]: 1, the drivers
+    group_blocks: FloatArray  # [change, block]: the group's own faults, as the balance's
 
 
 @dataclass(frozen=True)
@@ -287,8 +296,9 @@ def _blocks(hourly: FloatArray, first_hour: int) -> FloatArray:
 def _confirm(d: _Draft, drafts: list[_Draft], ctx: _Context) -> _Draft:
     """Did the balance meter see what the member missed? The balance (6-hour sums) is
     fitted on the subscribers with a share (the *closure*) of this member's miss added
-    back, the drivers and what every other member with a change missed (free weights),
-    from some days before the change to its end. The closure that fits best says it:
+    back, the drivers, what every other member with a change missed and what the
+    group's own faults added (free weights), from some days before the change to its
+    end. The closure that fits best says it:
     1, the balance saw the heat the member did not register (the meter is wrong); 0,
     the use really changed. It is confirmed when it fits better than 0 by ``confirm_z``
     noise units. Fitting the overlapping changes together (stuck meters too) keeps two
@@ -302,7 +312,7 @@ def _confirm(d: _Draft, drafts: list[_Draft], ctx: _Context) -> _Draft:
     missing = float(d.deficit.sum())
     for lead in cfg.balance_lead_days:
         window = slice(max(0, c.first_day - lead) * per_day, (c.last_day + 1) * per_day)
-        others = [o.deficit_blocks for o in drafts if o is not d]
+        others = [o.deficit_blocks for o in drafts if o is not d] + list(ctx.group_blocks)
         fixed = np.column_stack([ctx.base_blocks, *(o for o in others if o[window].any())])[window]
         own, subs, y = d.deficit_blocks[window], subscribers[window], ctx.balance_blocks[window]
         dof = y.size - fixed.shape[1] - 2
@@ -321,10 +331,11 @@ def _confirm(d: _Draft, drafts: list[_Draft], ctx: _Context) -> _Draft:
         verdict = "use_changed"
     elif c.sign < 0 and d.loss >= cfg.magnet_loss:
         verdict = "magnet"
-    elif c.sign > 0 or abs(d.loss) < cfg.step_drift_loss:
-        verdict = "drifting_meter"  # registering use nobody had is the meter, whatever its size
     else:
-        verdict = "use_changed"
+        # the balance saw what the meter did not register (or did not see what it
+        # added): the meter is wrong, and a loss short of a magnet's is a drift that
+        # stepped or settled, never a change of use
+        verdict = "drifting_meter"
     evidence = {
         **d.evidence,
         "missing": missing,
