@@ -31,12 +31,17 @@ Serve = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 @pytest.fixture
 def served(world: World) -> Serve:
-    """Serve a fresh app (fresh per-client counters) with the given settings over the test
-    database; yields a client of it."""
+    """Serve a fresh app with the given settings over the test database, the per-client
+    counters (shared in ``login_attempts``) emptied; yields a client of it."""
 
     @asynccontextmanager
     async def serve(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
         settings = ApiSettings(database_url=world.database_url, **overrides)
+        conn = await asyncpg.connect(world.database_url)
+        try:
+            await conn.execute("delete from login_attempts")
+        finally:
+            await conn.close()
         sock = bind_socket("127.0.0.1", 0)
         async with serving(create_app(settings), sock):
             base = f"http://127.0.0.1:{sock.getsockname()[1]}/api/v1"

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from balans_api.app import create_app
 from balans_api.db import open_pool
 from balans_api.server import serving
 from balans_api.settings import ApiSettings
 from balans_api.users import ensure_demo_users
+from balans_api.workers import check_workers, start_workers, stop_workers
 from balans_core.health import bind_socket
 from balans_core.nats import connect_nats
 from balans_core.service import ServiceContext, run_service
 
+WORKER_CHECK_S = 1.0
+
 
 async def serve(ctx: ServiceContext) -> None:
-    """Serve HTTP on BALANS_API_PORT until a stop signal, then drain commands in flight."""
+    """Serve HTTP on BALANS_API_PORT with BALANS_API_WORKERS processes (this one and the
+    workers it starts) until a stop signal, then drain commands in flight."""
     settings = ApiSettings()
     nats = await connect_nats(settings.nats_url, "balans-api")
     demo = settings.demo_users and settings.environment == "development"
@@ -26,15 +33,25 @@ async def serve(ctx: ServiceContext) -> None:
     app = create_app(settings, nats)
     sock = bind_socket(settings.api_host, settings.api_port)
     port = sock.getsockname()[1]
-    async with serving(app, sock) as task:
-        if task.done():
-            await task
-            return
-        info: dict[str, object] = {"url": f"http://{settings.api_host}:{port}/"}
-        if demo:
-            info["demo_logins"] = ", ".join(f"{u} / {p}" for u, p in logins)
-        ctx.set_ready(**info)
-        await ctx.stopping.wait()
+    workers = start_workers(sock, settings.api_workers)
+    try:
+        async with serving(app, sock) as task:
+            if task.done():
+                await task
+                return
+            info: dict[str, object] = {
+                "url": f"http://{settings.api_host}:{port}/",
+                "workers": settings.api_workers,
+            }
+            if demo:
+                info["demo_logins"] = ", ".join(f"{u} / {p}" for u, p in logins)
+            ctx.set_ready(**info)
+            while not ctx.stopping.is_set():
+                check_workers(workers)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ctx.stopping.wait(), WORKER_CHECK_S)
+    finally:
+        await asyncio.to_thread(stop_workers, workers)
     await app.state.dispatcher.drain()
     await nats.drain()
 

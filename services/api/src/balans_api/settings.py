@@ -48,6 +48,13 @@ class ApiSettings(DatabaseSettings):
     api_db_pool_size: int = Field(
         10, gt=0, description="Most PostgreSQL connections an api process holds."
     )
+    api_workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Processes serving HTTP on the one port (about one per core); each "
+        "holds up to API_DB_POOL_SIZE connections.",
+    )
     cache_ttl_s: float = Field(
         60.0, ge=0, description="How long building-wide aggregates (averages) are cached."
     )

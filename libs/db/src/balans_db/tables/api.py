@@ -1,5 +1,5 @@
-"""Portal users, integrator API keys, the audit log and downlink commands (migrations
-``api_0001``, ``api_0002``).
+"""Portal users, integrator API keys, the audit log, login attempts and downlink commands
+(migrations ``api_0001``, ``api_0002``, ``api_0004``).
 
 Owned by the api. A consumer user is bound to one account; ``api_keys`` store a SHA-256
 of the random secret; ``commands`` track a valve or relay command from the request to
@@ -61,6 +61,18 @@ audit_log = sa.Table(
     sa.Column("target", sa.Text, nullable=False),
     sa.Column("detail", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Index("ix_audit_log_at", "at"),
+)
+
+# login attempts per client address in the moving window of BALANS_LOGIN_RATE (api_0004):
+# shared by every api worker; rows older than the window are deleted as logins come
+login_attempts = sa.Table(
+    "login_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("client", sa.Text, nullable=False),
+    created_now("at"),
+    sa.Index("ix_login_attempts_client_at", "client", "at"),
+    sa.Index("ix_login_attempts_at", "at"),
 )
 
 commands = sa.Table(

@@ -41,7 +41,7 @@ async def login(
     logins (doubling from ``BALANS_LOGIN_DELAY_S`` up to ``BALANS_LOGIN_MAX_DELAY_S``; an
     admin can clear it)."""
     client = request.client.host if request.client else "unknown"
-    if not request.app.state.login_limiter.allow(client):
+    if not await request.app.state.login_limiter.allow(pool, client):
         LOGINS.labels(outcome="limited").inc()
         raise ApiError(
             429, "too many login attempts from this address; wait a minute", retry_after=60

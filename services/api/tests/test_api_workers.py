@@ -1,0 +1,145 @@
+"""The api as its own process with two workers (BALANS_API_WORKERS=2): both serve the one
+port, and the per-client login limit is one budget across them (kept in PostgreSQL)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+import psutil
+import pytest
+
+from balans_devstack.eventually import eventually
+from balans_devstack.processes import free_port
+
+from .conftest import World
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+LIMIT = 10
+
+
+@pytest.fixture
+def api(world: World, nats_url: str) -> Iterator[tuple[psutil.Process, int]]:
+    """``python -m balans_api`` with two workers and a 10/minute login limit."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "BALANS_DATABASE_URL": world.database_url,
+        "BALANS_NATS_URL": nats_url,
+        "BALANS_API_PORT": str(port),
+        "BALANS_HEALTH_PORT": "0",
+        "BALANS_API_WORKERS": "2",
+        "BALANS_LOGIN_RATE": f"{LIMIT}/minute",
+        "BALANS_DEMO_USERS": "false",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "balans_api"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield psutil.Process(proc.pid), port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _serving(process: psutil.Process) -> list[psutil.Process]:
+    """The processes serving HTTP: the service and its spawned workers (not
+    multiprocessing's resource tracker)."""
+    children = [c for c in process.children() if "resource_tracker" not in " ".join(c.cmdline())]
+    return [process, *children]
+
+
+def _holder(workers: list[psutil.Process], local_port: int) -> int | None:
+    """The pid of the worker holding the server side of our connection from local_port."""
+    for worker in workers:
+        for conn in worker.net_connections(kind="tcp"):
+            if conn.raddr and conn.raddr.port == local_port:
+                return worker.pid
+    return None
+
+
+def _login(conn: http.client.HTTPConnection, n: int) -> int:
+    body = urlencode({"username": f"nobody-{n}", "password": "not-the-password"})
+    conn.request(
+        "POST",
+        "/api/v1/auth/token",
+        body,
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    response = conn.getresponse()
+    response.read()
+    return response.status
+
+
+async def test_two_workers_share_the_port_and_the_login_limit(
+    api: tuple[psutil.Process, int], world: World
+) -> None:
+    """Connections land on both workers; 10 failed logins spread over both use up the
+    client's budget, so the 11th is refused by either worker (each process alone has
+    seen only 5)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(world.database_url)
+    try:
+        await conn.execute("delete from login_attempts")
+    finally:
+        await conn.close()
+    process, port = api
+
+    def up() -> bool:
+        try:
+            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            probe.request("GET", "/api/v1/auth/me")
+            probe.getresponse().read()
+            probe.close()
+        except OSError:
+            return False
+        return len(_serving(process)) == 2
+
+    await eventually("the api and its second worker serve", up)
+    workers = _serving(process)
+
+    def connection_to(pid: int) -> http.client.HTTPConnection:
+        """A fresh connection that the worker ``pid`` accepted (the kernel picks one)."""
+        for _ in range(500):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/api/v1/auth/me")
+            conn.getresponse().read()
+            if _holder(workers, conn.sock.getsockname()[1]) == pid:
+                return conn
+            conn.close()
+        raise AssertionError(f"no connection reached worker {pid}")
+
+    def login_on(pid: int, n: int) -> int:
+        conn = connection_to(pid)
+        try:
+            return _login(conn, n)
+        finally:
+            conn.close()
+
+    pids = [w.pid for w in workers]
+    statuses = [login_on(pids[n % 2], n) for n in range(LIMIT)]
+    assert statuses == [401] * LIMIT
+    assert [login_on(pid, LIMIT + i) for i, pid in enumerate(pids)] == [429, 429]
+
+
+async def test_the_service_stops_its_workers(api: tuple[psutil.Process, int]) -> None:
+    """SIGTERM to the service stops its worker too (none is left serving the port)."""
+    process, _ = api
+    await eventually("the second worker started", lambda: len(_serving(process)) == 2)
+    worker = _serving(process)[1]
+    process.send_signal(signal.SIGTERM)
+    await eventually("the worker stopped", lambda: not worker.is_running(), timeout_s=40)
