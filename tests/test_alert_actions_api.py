@@ -81,6 +81,16 @@ async def test_operator_actions_reach_balance(
                 ack = await http.post(f"{base}/acknowledge", json={"note": "seen"}, headers=h)
                 resolved = await http.post(f"{base}/resolve", json={"note": "fixed"}, headers=h)
                 missing = await http.post("/api/v1/alerts/999999/resolve", json={}, headers=h)
+                odd = {
+                    path: (await http.post(path, json=body, headers=h)).status_code
+                    for path, body in (
+                        (f"{base}/resolve", {"note": "x" * 2001}),
+                        (f"{base}/resolve", {"note": 5}),
+                        ("/api/v1/alerts/-1/acknowledge", {}),
+                        (f"/api/v1/alerts/{2**63}/acknowledge", {}),
+                        ("/api/v1/alerts/abc/acknowledge", {}),
+                    )
+                }
         await eventually(
             "the closing announced",
             lambda: any(m.alert_id == alert and m.state == "closed" for m in announced),
@@ -96,6 +106,7 @@ async def test_operator_actions_reach_balance(
     assert resolved.status_code == 200, resolved.text
     assert resolved.json()["state"] == "closed"
     assert missing.status_code == 404
+    assert all(400 <= code < 500 for code in odd.values()), odd
     audit = await pool.fetch(
         "select action, detail->>'note' as note from audit_log where target = $1 order by id",
         f"alert:{alert}",

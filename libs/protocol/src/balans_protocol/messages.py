@@ -122,7 +122,7 @@ class AlertAction(Message):
     """api -> balance: an operator acknowledges an alert (it stays open) or resolves it
     (it closes, and the closing is announced like any other transition)."""
 
-    alert_id: int
+    alert_id: int = Field(ge=1, le=2**63 - 1)  # alerts.id is a bigint
     action: Literal["acknowledge", "resolve"]
     actor: str = Field(min_length=1, max_length=200)
 

@@ -3,9 +3,9 @@ acknowledge and resolve (operators; audited)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
@@ -19,6 +19,7 @@ from balans_protocol import subjects
 from balans_protocol.messages import AlertAction, AlertActionReply
 
 BALANCE_TIMEOUT_S = 10.0
+AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The alert's id.")]
 
 router = APIRouter(tags=["alerts"], responses=ERROR_RESPONSES)
 
@@ -79,7 +80,7 @@ async def _act(
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertPublic)
 async def acknowledge(
-    alert_id: int, body: AlertNote, request: Request, pool: Pool, who: Operator
+    alert_id: AlertId, body: AlertNote, request: Request, pool: Pool, who: Operator
 ) -> AlertPublic:
     """Mark an alert as seen by this operator (it stays open)."""
     return await _act(request, pool, who, alert_id, "acknowledge", body.note)
@@ -87,7 +88,7 @@ async def acknowledge(
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertPublic)
 async def resolve(
-    alert_id: int, body: AlertNote, request: Request, pool: Pool, who: Operator
+    alert_id: AlertId, body: AlertNote, request: Request, pool: Pool, who: Operator
 ) -> AlertPublic:
     """Close an alert (e.g. after the meter was replaced); balance announces the closing."""
     return await _act(request, pool, who, alert_id, "resolve", body.note)
