@@ -163,6 +163,13 @@ def _params(kind: str, rng: np.random.Generator) -> dict[str, Any]:
     return {}
 
 
+def _fit_to_duration(params: dict[str, Any], hours: int | None) -> dict[str, Any]:
+    """A drift that settles does so within the first half of a fault that ends."""
+    if "settle_hours" in params and hours is not None:
+        params["settle_hours"] = max(12, min(params["settle_hours"], hours // 2))
+    return params
+
+
 def schedule_faults(
     *,
     building: str,
@@ -211,7 +218,7 @@ def schedule_faults(
                 start=hour_start(first),
                 end=None if last is None else hour_start(last),
                 where=where,
-                params=_params(kind, rng),
+                params=_fit_to_duration(_params(kind, rng), last - first if last else None),
                 seed=seed,
             )
         )
