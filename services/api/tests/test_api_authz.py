@@ -36,6 +36,7 @@ MATRIX = [
     ("GET", "/flats/{flat}/history", READ),
     ("GET", "/flats/{flat}/readings?date=2026-01-15", READ),
     ("GET", "/flats/{flat}/statement", READ),
+    ("GET", "/flats/{flat}/explain", READ),
     ("GET", "/accounts", READ),
     ("GET", "/meters", READ),
     ("GET", "/meters/{meter}", READ),
@@ -53,11 +54,17 @@ MATRIX = [
     ("GET", "/users", ADMIN),
     ("GET", "/api-keys", ADMIN),
     ("GET", "/audit", ADMIN),
+    ("GET", "/provisioning/buildings/ref-2a", STAFF),
+    ("GET", "/exports?building=ref-2a", STAFF),
+    ("POST", "/imports?dry_run=true", OPERATE),
+    ("POST", "/provisioning/concentrators/1/rotate-key", OPERATE),
 ]
 
 BODIES = {
     "/alerts/{alert}/acknowledge": {"note": "t"},
     "/meters/{valve}/commands": {"action": "ping"},
+    "/imports?dry_run=true": {},
+    "/provisioning/concentrators/1/rotate-key": {},
 }
 
 
@@ -117,6 +124,7 @@ OTHERS = [
     "/flats/{flat}/profile",
     "/flats/{flat}/history",
     "/flats/{flat}/statement",
+    "/flats/{flat}/explain",
     "/flats/{flat}/readings?date=2026-01-15",
     "/meters/{meter}",
     "/meters/{meter}/consumption",
