@@ -196,14 +196,6 @@ def follows_use(flow: FloatArray, use: FloatArray) -> tuple[float, float]:
     return float(t), slope * float(use.mean()) / float(flow.mean())
 
 
-SHAPE_KIND = {
-    "step": "leak",
-    "use": "unauthorised_connection",
-    "ramp": "faulty_balance_meter",
-    "scale": "faulty_balance_meter",
-}
-
-
 @dataclass(frozen=True)
 class ChangeSeries:
     """What the changes are fitted on: the balance meter's reading (as coolant volume
