@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -21,12 +22,15 @@ import uvicorn
 from synthetic import fill_building
 
 from balans_api.app import create_app
+from balans_api.i18n import CATALOGS
 from balans_api.settings import ApiSettings
 from balans_api.users import DEMO_CONSUMER, DEMO_OPERATOR, ensure_demo_users
 from balans_balance.groups import generate_building_groups
 from balans_core.health import bind_socket
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
+from balans_i18n.catalogs import COOKIE, LOCALES
+from balans_i18n.localizer import Localizer
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.browser, pytest.mark.slow]
 
@@ -64,6 +68,15 @@ where g.building_id = $1
 """
 
 
+# balance's degree-day forecast for one meter of the consumer's building this month
+DEGREE_DAYS = """
+insert into forecasts (scope, scope_id, month, unit, consumed_to_date, forecast_total,
+                       hdd_to_date, hdd_month, as_of)
+select 'meter', min(id), $2, 'kWh', 1, 2, 95.5, 520.0, now() from meters where building_id = $1
+on conflict do nothing
+"""
+
+
 @pytest.fixture(scope="module")
 async def portal(database_url: str) -> AsyncIterator[str]:
     """The api on a free port over the demo city with 400 days of synthetic data."""
@@ -72,8 +85,16 @@ async def portal(database_url: str) -> AsyncIterator[str]:
     try:
         now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         building = await conn.fetchval("select id from buildings where code = 'ref-2a'")
-        await fill_building(conn, building, now - timedelta(days=400), now)
         await ensure_demo_users(conn)
+        # the demo consumer's building (the flat with the most meters) has data too
+        home = await conn.fetchval(
+            """select f.building_id from users u join accounts a on a.id = u.account_id
+               join flats f on f.id = a.flat_id where u.username = $1""",
+            DEMO_CONSUMER[0],
+        )
+        for b in {building, home}:
+            await fill_building(conn, b, now - timedelta(days=400), now)
+        await conn.execute(DEGREE_DAYS, home, now.date().replace(day=1))
         await conn.execute(MESH, building, now)
         await generate_building_groups(conn, building)
         await conn.execute(ALERT, building)
@@ -150,7 +171,8 @@ async def test_consumer_pages_show_api_data(portal: str, browser: Any) -> None:
     )
     assert year["y"] == pytest.approx([p["value"] for p in history["current"]["points"]])
     await _trace(page, "chart-ranking")
-    assert await page.text_content("#mtd") == f"{profile['month_to_date_kwh']:.1f}"
+    english = Localizer("en", CATALOGS)
+    assert await page.text_content("#mtd") == english.quantity(profile["month_to_date_kwh"], "kWh")
     await page.screenshot(path=str(SHOTS / "consumer.png"), full_page=True)
     await page.close()
 
@@ -182,3 +204,94 @@ async def test_operator_pages_show_api_data(portal: str, browser: Any) -> None:
     assert "Riser 7" in await page.text_content("#alert-queue")
     await page.screenshot(path=str(SHOTS / "operator-alerts.png"), full_page=True)
     await page.close()
+
+
+# every visible text node of the page, but for data shown as it is stored (alert summaries
+# written by balance, the user's name, the brand and the languages' own names)
+VISIBLE_TEXT = """() => {
+  const skip = (e) => e.closest('.data, #who, .brand, #lang, .modebar, script, style');
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const out = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const text = n.textContent.trim();
+    if (text && !skip(n.parentElement)) out.push(text);
+  }
+  return out;
+}"""
+
+
+def _untranslated(texts: list[str], locale: str) -> list[str]:
+    """Texts that contain an English message of the catalogs where ``locale`` says it
+    differently (each part between placeholders, as a whole word)."""
+    translated = CATALOGS.messages(locale)
+    found = []
+    for msgid in CATALOGS.messages("en"):
+        if translated.get(msgid, msgid) == msgid:
+            continue  # the same in both languages (Concentrator, operator, Gcal in Romanian)
+        for part in re.split(r"\{\w+\}", msgid):
+            part = part.strip(" ,.:()")
+            if len(part) < 3:
+                continue
+            pattern = re.compile(rf"(?<![\w-]){re.escape(part)}(?![\w-])")
+            found += [f"{part!r} in {text!r}" for text in texts if pattern.search(text)]
+    return found
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_consumer_page_in_each_language(portal: str, browser: Any, locale: str) -> None:
+    """The consumer page in Romanian, Russian and English: no English message of the
+    catalogs left in the other two, no Latin word at all in Russian (beyond data and the
+    currency code), numbers in the locale's format, no console error."""
+    browser_locale = {"ro": "ro-MD", "ru": "ru-RU", "en": "en-GB"}[locale]
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 900}, locale=browser_locale
+    )
+    await context.add_cookies([{"name": COOKIE, "value": locale, "url": portal}])
+    page = await context.new_page()
+    errors: list[str] = []
+
+    def console_error(message: Any) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    page.on("console", console_error)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(portal + "/login")
+    assert await page.get_attribute("html", "lang") == locale
+    await page.fill("input[name=username]", DEMO_CONSUMER[0])
+    await page.fill("input[name=password]", DEMO_CONSUMER[1])
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/my")
+    await _trace(page, "chart-ranking")
+    await _trace(page, "chart-year")
+    for selector in ("#explain-parts tr", "#statement tr", "#invoices tr", "#alerts li"):
+        await page.wait_for_selector(selector)
+    texts = await page.evaluate(VISIBLE_TEXT)
+    assert len(texts) > 50
+    if locale != "en":
+        assert _untranslated(texts, locale) == []
+    if locale == "ru":
+        latin = [t for t in texts if re.search(r"[A-Za-z]{2,}", t.replace("MDL", ""))]
+        assert latin == []
+    me = await _api(portal, page, "/auth/me")
+    profile = await _api(portal, page, f"/flats/{me['flat_ids'][0]}/profile?resolution=day")
+    lang = Localizer(locale, CATALOGS)
+    assert await page.text_content("#mtd") == lang.quantity(profile["month_to_date_kwh"], "kWh")
+    assert errors == []
+    await page.screenshot(path=str(SHOTS / f"consumer-{locale}.png"), full_page=True)
+    await context.close()
+
+
+async def test_language_switcher_is_remembered(portal: str, browser: Any) -> None:
+    """Choosing Русский in the header reloads the page in Russian and keeps it (cookie)."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(portal + "/login")
+    assert await page.text_content("button[type=submit]") == "Sign in"  # browser asks for English
+    async with page.expect_navigation():
+        await page.select_option("#lang", "ru")
+    assert await page.text_content("button[type=submit]") == "Вход"
+    await page.goto(portal + "/login")
+    assert await page.get_attribute("html", "lang") == "ru"
+    assert {c["name"]: c["value"] for c in await context.cookies()}[COOKIE] == "ru"
+    await context.close()

@@ -14,15 +14,19 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from balans_api import i18n
+from balans_i18n.catalogs import COOKIE, LOCALES
+from balans_i18n.localizer import N_
+
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
 # path: (template, title); the template's name is the page's name for portal.js
 PAGES = {
-    "/login": ("login.html", "Sign in"),
-    "/my": ("consumer.html", "My flat"),
-    "/ops": ("operator.html", "Sites and buildings"),
-    "/ops/alerts": ("alerts.html", "Alert queue"),
+    "/login": ("login.html", N_("Sign in")),
+    "/my": ("consumer.html", N_("My flat")),
+    "/ops": ("operator.html", N_("Sites and buildings")),
+    "/ops/alerts": ("alerts.html", N_("Alert queue")),
 }
 
 
@@ -48,10 +52,25 @@ def mount(app: FastAPI) -> None:
             headers={"Cache-Control": "public, max-age=86400"},
         )
 
+    @app.get("/i18n/{locale}.js", include_in_schema=False)
+    async def catalog_script(locale: str) -> Response:
+        if locale not in LOCALES:
+            return Response(status_code=404)
+        return Response(
+            i18n.script(locale),
+            media_type="application/javascript",
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
+
     def page(template: str, title: str):
         async def render(request: Request) -> HTMLResponse:
+            lang = i18n.localizer(request)
             context = {
-                "title": title,
+                "_": lang.gettext,
+                "locale": lang.locale,
+                "languages": i18n.LANGUAGE_NAMES,
+                "cookie": COOKIE,
+                "title": lang.gettext(title),
                 "page": template.removesuffix(".html"),
                 **request.path_params,
             }
@@ -62,5 +81,5 @@ def mount(app: FastAPI) -> None:
     for path, (template, title) in PAGES.items():
         app.get(path, include_in_schema=False, response_class=HTMLResponse)(page(template, title))
     app.get("/ops/buildings/{building_id}", include_in_schema=False, response_class=HTMLResponse)(
-        page("building.html", "Building")
+        page("building.html", N_("Building"))
     )

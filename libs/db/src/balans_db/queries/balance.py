@@ -3,7 +3,7 @@ and the alerts (tables in :mod:`balans_db.tables.balance`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from balans_db.queries import Db
@@ -57,4 +57,20 @@ async def open_alert_count(db: Db, building_id: int) -> int:
         await db.fetchval(
             "select count(*) from alerts where building_id = $1 and state = 'open'", building_id
         )
+    )
+
+
+async def building_degree_days(db: Db, building_id: int, month: date) -> Any:
+    """The heating degree-days balance forecast a building's month with: ``hdd_to_date``,
+    ``hdd_month`` (measured so far plus the normal of the days to come) and ``as_of``, from
+    the latest forecast of any of its meters or groups; None when balance made none."""
+    return await db.fetchrow(
+        """select f.hdd_to_date, f.hdd_month, f.as_of from forecasts f
+           where f.month = $2 and (
+             (f.scope = 'meter' and f.scope_id in (select id from meters where building_id = $1))
+             or (f.scope = 'group'
+                 and f.scope_id in (select id from balance_groups where building_id = $1)))
+           order by f.as_of desc limit 1""",
+        building_id,
+        month,
     )

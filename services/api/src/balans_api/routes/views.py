@@ -6,6 +6,7 @@ same for every flat of the building and change at most hourly."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -48,10 +49,38 @@ class MeterSeries(Series):
     )
 
 
+NotComputed = Literal[
+    "no_heat_data", "no_building_data", "no_flat_delta_t", "no_building_delta_t", "no_area"
+]
+
+
 class Coefficients(BaseModel):
     consumption: float | None = Field(description="My heat / the average flat's heat.")
     temperature: float | None = Field(description="My mean ΔT / the building's mean flat ΔT.")
     efficiency: float | None = Field(description="My kWh per m² / the building's kWh per m².")
+    why_not: dict[str, NotComputed] = Field(
+        default_factory=dict,
+        description="Why a coefficient is null, per coefficient: no_heat_data (no heat of "
+        "this flat in the month), no_building_data (no average flat), no_flat_delta_t (the "
+        "flat has no supply/return sensor pair, e.g. on a riser distributor), "
+        "no_building_delta_t, no_area.",
+    )
+
+
+class Forecast(BaseModel):
+    """The one month-end forecast of the flat's heat (common share included) and its basis."""
+
+    kwh: float | None
+    basis: Literal["degree_days", "days", "complete", "no_data"] = Field(
+        description="degree_days: month-to-date x the month's heating degree-days / those "
+        "so far (balance's figures); days: month-to-date x the month's hours / the hours so "
+        "far (no degree-days yet); complete: the month is over, the figure is what was "
+        "used; no_data: nothing to forecast from."
+    )
+    hdd_to_date: float | None = None
+    hdd_month: float | None = None
+    hours_to_date: float
+    hours_in_month: float
 
 
 class Profile(BaseModel):
@@ -61,8 +90,9 @@ class Profile(BaseModel):
     heat: Series
     building_average: Series
     meters: list[MeterSeries]
-    month_to_date_kwh: float
-    forecast_kwh: float | None = Field(description="Month-to-date scaled to the whole month.")
+    month_to_date_kwh: float | None = Field(description="null when the month has no data.")
+    forecast_kwh: float | None = Field(description="forecast.kwh (kept for integrators).")
+    forecast: Forecast
     coefficients: Coefficients
 
 
@@ -91,16 +121,54 @@ class DayReadings(BaseModel):
 class Statement(BaseModel):
     """The monthly information EU Directive 2018/2002 (EED art. 10a, annex VIIa) requires
     for remotely read heat: this month against last month, the same month last year and
-    an average comparable user (same building, same number of rooms)."""
+    an average comparable user (same building, same number of rooms).
+
+    Every comparison covers the same span: while the month runs (or its data stops early),
+    the first ``days_compared`` days of each month, never a part against a whole. A figure
+    without any data in its span is null ("no data"), never 0."""
 
     flat_id: int
     month: str
-    kwh: float
-    previous_month_kwh: float
-    same_month_last_year_kwh: float
+    days_in_month: float
+    days_compared: float = Field(description="Days from the month's start each figure covers.")
+    partial: bool = Field(description="True when days_compared < days_in_month.")
+    kwh: float | None
+    previous_month_kwh: float | None
+    same_month_last_year_kwh: float | None
     comparable_user_kwh: float | None
+    days_with_data: float = Field(description="Days of data inside the compared span.")
+    previous_month_days_with_data: float
+    same_month_last_year_days_with_data: float
     change_vs_previous_pct: float | None
     change_vs_last_year_pct: float | None
+    change_vs_comparable_pct: float | None = None
+
+
+class HeatParts(BaseModel):
+    total_kwh: float | None
+    measured_kwh: float | None = Field(description="What the flat's own meters measured.")
+    common_kwh: float | None = Field(
+        description="The flat's share of the building's common heat (building meter minus "
+        "the flats), shared by the methodology."
+    )
+    adjustment_kwh: float | None = Field(
+        description="Moved by the methodology's minimum charge or plausibility cap."
+    )
+    common_share_pct: float | None
+    hours: int = Field(description="Hours with data.")
+    estimated_hours: int = Field(description="Hours estimated from comparable flats.")
+
+
+class Explanation(BaseModel):
+    """The flat's heat for a month, part by part, with the methodology that shared it
+    (from allocation's explanation trail, ``heat_allocation``)."""
+
+    flat_id: int
+    month: str
+    layout: str
+    hours_in_month: float
+    parts: HeatParts
+    methodology: dict[str, object]
 
 
 class Overview(BaseModel):
@@ -131,12 +199,81 @@ async def flat_context(pool: asyncpg.Pool, who: Principal, flat_id: int) -> Flat
     return FlatContext(**row)
 
 
-def _pct(now: float, before: float) -> float | None:
-    return 100.0 * (now - before) / before if before else None
+def _pct(now: float | None, before: float | None) -> float | None:
+    return 100.0 * (now - before) / before if now is not None and before else None
 
 
-def _ratio(mine: float | None, average: float | None) -> float | None:
-    return mine / average if mine is not None and average else None
+def _coefficients(
+    mine: float | None,
+    average: float | None,
+    delta_t: tuple[float | None, float | None],
+    area: float,
+    mean_area: float,
+) -> Coefficients:
+    """The three ratios, and for each one that cannot be computed, why."""
+    why: dict[str, NotComputed] = {}
+    consumption = efficiency = temperature = None
+    if mine is None:
+        why["consumption"] = why["efficiency"] = "no_heat_data"
+    elif not average:
+        why["consumption"] = why["efficiency"] = "no_building_data"
+    else:
+        consumption = mine / average
+        if area and mean_area:
+            efficiency = (mine / area) / (average / mean_area)
+        else:
+            why["efficiency"] = "no_area"
+    mine_dt, building_dt = delta_t
+    if mine_dt is None:
+        why["temperature"] = "no_flat_delta_t"
+    elif not building_dt:
+        why["temperature"] = "no_building_delta_t"
+    else:
+        temperature = mine_dt / building_dt
+    return Coefficients(
+        consumption=consumption, temperature=temperature, efficiency=efficiency, why_not=why
+    )
+
+
+def _hours(start: datetime, end: datetime) -> float:
+    return (end - start).total_seconds() / 3600
+
+
+async def _degree_days(pool: asyncpg.Pool, building_id: int, month: date) -> asyncpg.Record | None:
+    try:
+        return await balance.building_degree_days(pool, building_id, month)
+    except asyncpg.UndefinedTableError:
+        return None  # balance's migration has not landed in this database
+
+
+async def _forecast(
+    pool: asyncpg.Pool, flat: FlatContext, first: date, span: TimeRange, summary: asyncpg.Record
+) -> Forecast:
+    """One forecast of the flat's whole heat: scaled by heating degree-days where balance
+    has them for the building's month, else by hours; the basis is part of the answer."""
+    in_month = _hours(span.start, span.end)
+    mine = summary["total"]
+    if mine is None:
+        return Forecast(kwh=None, basis="no_data", hours_to_date=0, hours_in_month=in_month)
+    to_date = _hours(span.start, min(span.end, summary["last_hour"] + timedelta(hours=1)))
+    if datetime.now(UTC) >= span.end:
+        return Forecast(kwh=mine, basis="complete", hours_to_date=to_date, hours_in_month=in_month)
+    dd = await _degree_days(pool, flat.building_id, first)
+    if dd is not None and dd["hdd_to_date"] > 0:
+        return Forecast(
+            kwh=mine * dd["hdd_month"] / dd["hdd_to_date"],
+            basis="degree_days",
+            hdd_to_date=dd["hdd_to_date"],
+            hdd_month=dd["hdd_month"],
+            hours_to_date=to_date,
+            hours_in_month=in_month,
+        )
+    return Forecast(
+        kwh=mine * in_month / to_date,
+        basis="days",
+        hours_to_date=to_date,
+        hours_in_month=in_month,
+    )
 
 
 async def _delta_t(
@@ -183,16 +320,11 @@ async def profile(
     meters = await allocation.flat_meter_series(
         pool, flat_id, span.start, span.end, resolution, flat.timezone, first
     )
-    mine = heat.total
-    avg_total = average.total
-    now = datetime.now(UTC)
-    elapsed = (min(now, span.end) - span.start).total_seconds()
-    forecast = mine * (span.end - span.start).total_seconds() / elapsed if elapsed > 0 else None
+    summary = await allocation.flat_heat_summary(pool, flat_id, span.start, span.end)
+    forecast = await _forecast(pool, flat, first, span, summary)
     my_dt = await _delta_t(pool, span, flat.building_id, flat_id)
-    coefficients = Coefficients(
-        consumption=_ratio(mine, avg_total),
-        temperature=_ratio(my_dt, building_dt),
-        efficiency=_ratio(mine / flat.area_m2, avg_total / mean_area if mean_area else None),
+    coefficients = _coefficients(
+        summary["total"], average.total, (my_dt, building_dt), flat.area_m2, mean_area
     )
     return dict_response(
         {
@@ -202,8 +334,9 @@ async def profile(
             "heat": series(heat, "kWh", resolution, flat_id=flat_id),
             "building_average": series(average, "kWh", resolution),
             "meters": [{**m, "resolution": resolution} for m in meters],
-            "month_to_date_kwh": mine,
-            "forecast_kwh": forecast,
+            "month_to_date_kwh": summary["total"],
+            "forecast_kwh": forecast.kwh,
+            "forecast": forecast.model_dump(),
             "coefficients": coefficients.model_dump(),
         }
     )
@@ -273,31 +406,86 @@ async def readings_on(
     )
 
 
-async def _heat_total(pool: asyncpg.Pool, flat_id: int, span: TimeRange) -> float:
-    return await allocation.flat_heat_total(pool, flat_id, span.start, span.end)
+async def _heat(pool: asyncpg.Pool, flat_id: int, span: TimeRange) -> tuple[float | None, float]:
+    """kWh (None without data) and the days with data in the span."""
+    summary = await allocation.flat_heat_summary(pool, flat_id, span.start, span.end)
+    return summary["total"], round(summary["hours"] / 24, 1)
 
 
 @router.get("/flats/{flat_id}/statement", response_model=Statement)
 async def statement(flat_id: int, pool: Pool, who: Reader, month: Month = None) -> Statement:
-    """The monthly consumption statement for remotely read heat (EU EED annex VIIa)."""
+    """The monthly consumption statement for remotely read heat (EU EED annex VIIa): each
+    comparison over the same number of days from the month's start; null = no data."""
     flat = await flat_context(pool, who, flat_id)
     first = parse_month(month) if month else this_month(flat.timezone)
-    kwh = await _heat_total(pool, flat_id, month_range(first, flat.timezone))
-    prev = await _heat_total(pool, flat_id, month_range(add_months(first, -1), flat.timezone))
-    last_year = await _heat_total(pool, flat_id, month_range(add_months(first, -12), flat.timezone))
     span = month_range(first, flat.timezone)
-    comparable = await allocation.comparable_flats_heat(
-        pool, flat.building_id, flat.rooms, span.start, span.end
+    summary = await allocation.flat_heat_summary(pool, flat_id, span.start, span.end)
+    last = summary["last_hour"]
+    end = min(span.end, last + timedelta(hours=1) if last else datetime.now(UTC))
+    length = max(end - span.start, timedelta(0))
+
+    def same_days(months_back: int) -> TimeRange:
+        other = month_range(add_months(first, -months_back), flat.timezone)
+        return TimeRange(other.start, min(other.end, other.start + length))
+
+    kwh = summary["total"]
+    prev, prev_days = await _heat(pool, flat_id, same_days(1))
+    last_year, last_year_days = await _heat(pool, flat_id, same_days(12))
+    comparable = (
+        await allocation.comparable_flats_heat_measured(
+            pool, flat.building_id, flat.rooms, span.start, end
+        )
+        if length
+        else None
     )
+    days = round(_hours(span.start, span.start + length) / 24, 1)
+    in_month = round(_hours(span.start, span.end) / 24, 1)
     return Statement(
         flat_id=flat_id,
         month=first.strftime("%Y-%m"),
+        days_in_month=in_month,
+        days_compared=days,
+        partial=days < in_month,
         kwh=kwh,
         previous_month_kwh=prev,
         same_month_last_year_kwh=last_year,
         comparable_user_kwh=comparable,
+        days_with_data=round(summary["hours"] / 24, 1),
+        previous_month_days_with_data=prev_days,
+        same_month_last_year_days_with_data=last_year_days,
         change_vs_previous_pct=_pct(kwh, prev),
         change_vs_last_year_pct=_pct(kwh, last_year),
+        change_vs_comparable_pct=_pct(kwh, comparable),
+    )
+
+
+@router.get("/flats/{flat_id}/explain", response_model=Explanation)
+async def explain(flat_id: int, pool: Pool, who: Reader, month: Month = None) -> Explanation:
+    """The flat's heat of a month part by part (own metered, common share, methodology
+    adjustment, estimated hours) with the building's methodology, for the resident."""
+    flat = await flat_context(pool, who, flat_id)
+    first = parse_month(month) if month else this_month(flat.timezone)
+    span = month_range(first, flat.timezone)
+    s = await allocation.flat_heat_summary(pool, flat_id, span.start, span.end)
+    row = await world.flat_in_building(pool, flat_id)
+    methodology = row["methodology"]
+    if isinstance(methodology, str):
+        methodology = json.loads(methodology)
+    return Explanation(
+        flat_id=flat_id,
+        month=first.strftime("%Y-%m"),
+        layout=row["layout"],
+        hours_in_month=_hours(span.start, span.end),
+        parts=HeatParts(
+            total_kwh=s["total"],
+            measured_kwh=s["measured"],
+            common_kwh=s["common"],
+            adjustment_kwh=s["adjustment"],
+            common_share_pct=100.0 * s["common"] / s["total"] if s["total"] else None,
+            hours=s["hours"],
+            estimated_hours=s["estimated_hours"],
+        ),
+        methodology=methodology or {},
     )
 
 

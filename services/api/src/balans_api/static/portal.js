@@ -176,7 +176,7 @@ const balans = (() => {
     const drawMeters = (meters) => {
       el("meter-colours").innerHTML = meters.map((m, i) => {
         colours[m.meter_id] ||= PALETTE[(i + 1) % PALETTE.length];
-        return `<label>${esc(utility(m.utility))} ${esc(m.serial)} <input type="color" data-meter="${m.meter_id}" value="${colours[m.meter_id]}"></label>`;
+        return `<label>${esc(utility(m.utility))} <span class="data">${esc(m.serial)}</span> <input type="color" data-meter="${m.meter_id}" value="${colours[m.meter_id]}"></label>`;
       }).join("") || `<p>${esc(t("No meters with pulse outputs in this flat."))}</p>`;
       // the flat's one forecast is the heat forecast above; meters show what they measured
       const traces = meters.map((m) => ({
@@ -202,7 +202,7 @@ const balans = (() => {
     const drawReadings = async () => {
       const r = await api(`/flats/${flatId}/readings?date=${el("reading-date").value}`);
       el("day-readings").innerHTML = r.readings.map((m) =>
-        `<tr><td>${esc(utility(m.utility))}</td><td>${esc(m.serial)}</td><td>${esc(qty(m.value, m.unit, 2))}</td></tr>`).join("")
+        `<tr><td>${esc(utility(m.utility))}</td><td class="data">${esc(m.serial)}</td><td>${esc(qty(m.value, m.unit, 2))}</td></tr>`).join("")
         || `<tr><td>${esc(t("No pulse meters."))}</td></tr>`;
     };
     el("month").addEventListener("change", drawMonth);
@@ -423,6 +423,9 @@ const balans = (() => {
         months: names(12, { key: "month", style: "long" }, month), shortMonths: names(12, { key: "month", style: "short" }, month),
         days: names(7, { key: "weekday", style: "long" }, day), shortDays: names(7, { key: "weekday", style: "short" }, day),
         decimal: parts.find((p) => p.type === "decimal").value, thousands: parts.find((p) => p.type === "group").value,
+        grouping: [3], currency: ["", "\u00a0MDL"], periods: ["AM", "PM"],
+        date: I18N.locale === "en" ? "%d/%m/%Y" : "%d.%m.%Y", time: "%H:%M:%S", dateTime: "%d.%m.%Y %H:%M:%S",
+        year: "%Y", month: "%b %Y", dayMonth: "%-d %b", dayMonthYear: "%-d %b %Y",
       },
     });
   }

@@ -1,0 +1,1 @@
+"""Three languages for residents: catalogs, locale choice, formatting, the catalog check."""
