@@ -177,3 +177,10 @@ async def test_imported_building_uploads_and_its_key_rotates(
             await asyncio.sleep(0.2)
         assert await _hello_answer(ingest.port, key) is NackReason.BAD_TAG
         assert await _hello_answer(ingest.port, new_key) is None
+
+    # a retired building's concentrator is unknown (to an ingest whose key cache has not
+    # kept it: a fresh one here)
+    retired = await api.delete(f"/api/v1/provisioning/buildings/{SPEC.code}")
+    assert retired.status_code == 200, retired.text
+    async with running_ingest(own_nats.url, database_url) as fresh:
+        assert await _hello_answer(fresh.port, new_key) is NackReason.UNKNOWN_CONCENTRATOR

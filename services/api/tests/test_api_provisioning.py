@@ -140,8 +140,14 @@ async def test_building_lifecycle(client: httpx.AsyncClient, world: World) -> No
         f"{BASE}/buildings/example-1b", json={"name": "Renamed block"}, headers=op
     )
     assert patch.json()["changes"] == {"buildings": {"create": 0, "update": 1, "delete": 0}}
+    busy = await client.delete(f"{BASE}/sites/example-site", headers=op)
+    assert busy.status_code == 409, busy.text
     retired = await client.delete(f"{BASE}/buildings/example-1b", headers=op)
     assert retired.status_code == 200
+    site = await client.delete(f"{BASE}/sites/example-site", headers=op)
+    assert site.status_code == 200, site.text
+    site_doc = (await client.get(f"{BASE}/sites/example-site", headers=op)).json()
+    assert site_doc["retired_on"] is not None
     stored = (await client.get(f"{BASE}/buildings/example-1b", headers=op)).json()
     assert stored["name"] == "Renamed block"
     assert stored["retired_on"] is not None
