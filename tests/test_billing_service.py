@@ -19,10 +19,10 @@ from nats.aio.msg import Msg
 from balans_billing.__main__ import serve
 from balans_billing.closer import close_due_periods
 from balans_billing.demo import DEMO_TARIFFS_FROM, demo_tariffs, seed_demo_tariffs
-from balans_billing.invoice_stream import INVOICES_STREAM, invoice_msg_id
 from balans_billing.invoicing import bill_building
 from balans_billing.periods import month_bounds
 from balans_billing.settings import BillingSettings
+from balans_billing.storage import invoice_msg_id
 from balans_core.service import ServiceContext
 from balans_db.secrets import KeyVault
 from balans_db.topology import SiteSpec, regular_building, write_building
@@ -173,10 +173,10 @@ async def test_invoices_stay_in_the_stream(service: Client, building_id: int) ->
         got.append(InvoiceIssued.model_validate_json(msg.data))
 
     sub = await service.jetstream().subscribe(
-        subjects.INVOICES_ALL, cb=on_msg, stream=INVOICES_STREAM, ordered_consumer=True
+        subjects.INVOICES_ALL, cb=on_msg, stream=subjects.INVOICES_STREAM, ordered_consumer=True
     )
     try:
-        info = await service.jetstream().stream_info(INVOICES_STREAM)
+        info = await service.jetstream().stream_info(subjects.INVOICES_STREAM)
         for _ in range(200):
             if len(got) >= info.state.messages:
                 break
@@ -285,7 +285,7 @@ async def _announced_once(nc: Client, accounts: list[int]) -> bool:
     counts = []
     for account_id in accounts:
         subject = subjects.invoice(account_id)
-        info = await js.stream_info(INVOICES_STREAM, subjects_filter=subject)
+        info = await js.stream_info(subjects.INVOICES_STREAM, subjects_filter=subject)
         counts.append((info.state.subjects or {}).get(subject, 0))
     return counts == [1] * len(accounts)
 
@@ -311,7 +311,9 @@ async def test_invoices_committed_before_a_crash_are_announced_once(
     finally:
         await conn.close()
     assert await _announced_once(service, accounts)
-    last = await service.jetstream().get_last_msg(INVOICES_STREAM, subjects.invoice(accounts[0]))
+    last = await service.jetstream().get_last_msg(
+        subjects.INVOICES_STREAM, subjects.invoice(accounts[0])
+    )
     assert InvoiceIssued.model_validate_json(last.data or b"").account_id == accounts[0]
 
 

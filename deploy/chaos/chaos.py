@@ -358,7 +358,7 @@ async def announced_invoices(nats_url: str) -> set[int]:
         while True:
             try:
                 batch = await sub.fetch(500, timeout=2)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):  # nothing more to read
                 break
             for msg in batch:
                 ids.add(InvoiceIssued.model_validate_json(msg.data).invoice_id)

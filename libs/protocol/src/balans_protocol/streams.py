@@ -59,6 +59,15 @@ STREAMS: tuple[StreamConfig, ...] = (
         90,
         120.0,
     ),
+    # Kept a year and more: an integrator that was offline (or subscribes later) still gets
+    # every invoice and correction of the last year's months, once each.
+    _file_stream(
+        subjects.INVOICES_STREAM,
+        "Invoices and corrections issued by billing (InvoiceIssued)",
+        subjects.INVOICES_ALL,
+        400,
+        3600.0,
+    ),
     # Kept long: a dead letter waits for an operator (``balans deadletter``); the message id
     # (stream, sequence, consumer) makes a dead letter written twice count once.
     _file_stream(

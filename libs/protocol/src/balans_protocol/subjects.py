@@ -55,6 +55,7 @@ def alert(kind: str) -> str:
     return f"balans.alerts.{kind}"
 
 
+INVOICES_STREAM = "INVOICES"
 INVOICES_ALL = "balans.billing.invoice.>"
 
 
@@ -82,3 +83,5 @@ BALANCE_GROUPS_API = "balans.balance.groups"  # request/reply service API for gr
 # request/reply: an operator acknowledges or resolves an alert (balance alone writes alerts)
 BALANCE_ALERTS_API = "balans.balance.alerts"
 BILLING_API = "balans.billing.api"  # request/reply: compute invoices on demand
+# request/reply: an invoice document (HTML or PDF) in a language, rendered by billing
+BILLING_DOCUMENT = "balans.billing.document"

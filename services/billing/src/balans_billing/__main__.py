@@ -11,7 +11,7 @@ import structlog
 
 from balans_billing.closer import run_closer
 from balans_billing.demo import DEMO_TARIFFS_FROM, seed_demo_tariffs
-from balans_billing.invoice_stream import ensure_invoice_stream
+from balans_billing.documents import serve_documents
 from balans_billing.service import BillingRun, event_consumers, serve_requests
 from balans_billing.settings import BillingSettings
 from balans_billing.storage import OUTBOX
@@ -38,12 +38,12 @@ async def serve(ctx: ServiceContext, settings: BillingSettings) -> None:
             log.info("demo tariffs", added=added, effective_from=DEMO_TARIFFS_FROM.isoformat())
         js = nc.jetstream()
         await ensure_streams(js)
-        await ensure_invoice_stream(js)
         relay = OutboxRelay(
             pool, js, OUTBOX, "billing", poll_interval_s=settings.outbox_poll_interval_s
         )
         billing = BillingRun(pool, relay)
         await serve_requests(nc, billing, settings.billing_api_queue)
+        await serve_documents(nc, pool, settings.billing_api_queue)
         closer = asyncio.create_task(
             run_closer(
                 pool,

@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import asyncpg
 
 from balans_billing.charges import Line
-from balans_billing.invoice_stream import invoice_msg_id
 from balans_billing.tariffs import TariffSpec
 from balans_core import outbox
 from balans_db.queries import world
@@ -23,6 +22,11 @@ from balans_protocol.messages import InvoiceIssued
 
 DEFAULT_SUPPLIER = "default"
 OUTBOX = "billing_outbox"  # balans_db.tables.billing_outbox, sent by the service's relay
+
+
+def invoice_msg_id(invoice_id: int) -> str:
+    """JetStream de-duplication id of an invoice's announcement (stream INVOICES)."""
+    return f"invoice-{invoice_id}"
 
 
 class TariffConflictError(ValueError):
@@ -132,6 +136,9 @@ class StoredInvoice:
     currency: str
     total: Decimal
     issued_at: datetime
+    issuer: str
+    number: str
+    due_on: date
     lines: tuple[Line, ...]
 
 
@@ -188,10 +195,27 @@ async def _with_lines(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> l
             currency=r["currency"],
             total=r["total"],
             issued_at=r["issued_at"],
+            issuer=r["issuer"],
+            number=r["number"],
+            due_on=r["due_on"],
             lines=tuple(by_invoice[r["id"]]),
         )
         for r in rows
     ]
+
+
+# days from the issue to the due date printed on the document
+PAYMENT_DAYS = 20
+
+
+async def invoice_issuer(conn: asyncpg.Connection, building_id: int) -> str:
+    """Who issues the building's invoices, and so whose number sequence they take: the
+    building's heat supplier (``default`` without one)."""
+    supplier = await conn.fetchval(
+        "select supplier from billing_suppliers where building_id = $1 and utility = 'heat'",
+        building_id,
+    )
+    return str(supplier or "default")
 
 
 async def insert_invoice(
@@ -209,10 +233,20 @@ async def insert_invoice(
     the sum of the lines. Call inside a transaction: the announcement exists exactly when
     the invoice does."""
     total = sum((line.amount for line in lines), Decimal(0))
+    issuer = await invoice_issuer(conn, building_id)
     invoice_id: int = await conn.fetchval(
-        """insert into invoices (account_id, building_id, period_start, period_end, kind,
-                                 corrects_id, total)
-           values ($1, $2, $3, $4, $5, $6, $7) returning id""",
+        """with counter as (
+             insert into invoice_numbers (issuer, year, last_number)
+             values ($8, extract(year from now() at time zone 'UTC')::int, 1)
+             on conflict (issuer, year)
+             do update set last_number = invoice_numbers.last_number + 1
+             returning year, last_number)
+           insert into invoices (account_id, building_id, period_start, period_end, kind,
+                                 corrects_id, total, issuer, number, due_on)
+           select $1, $2, $3, $4, $5, $6, $7, $8,
+                  year || '-' || lpad(last_number::text, 6, '0'),
+                  (now() at time zone 'UTC')::date + $9::int
+           from counter returning id""",
         account_id,
         building_id,
         start,
@@ -220,6 +254,8 @@ async def insert_invoice(
         "invoice" if corrects_id is None else "correction",
         corrects_id,
         total,
+        issuer,
+        PAYMENT_DAYS,
     )
     await conn.executemany(
         """insert into invoice_lines (invoice_id, line_no, utility, code, description, quantity,
