@@ -13,6 +13,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 from pydantic import ValidationError
+from pypdf import PdfReader
 
 from balans_billing import api, render, storage
 from balans_billing.closer import months_ending_between
@@ -26,6 +27,7 @@ from balans_billing.periods import PeriodError, month_bounds
 from balans_billing.tariffs import TariffSpec
 from balans_db.secrets import KeyVault
 from balans_db.topology import SiteSpec, regular_building, write_building
+from balans_i18n.localizer import Localizer
 
 D = Decimal
 TZ = "Europe/Chisinau"
@@ -259,9 +261,62 @@ async def test_exports(conn: asyncpg.Connection, building: dict) -> None:
     rows = list(csv.DictReader(io.StringIO(render.to_csv(doc))))
     assert len(rows) == len(inv.lines)
     assert sum(D(r["amount"]) for r in rows) == inv.total
-    html = render.to_html(doc)
+    html = render.to_html(doc, "en")
     assert "&lt;b&gt;Ion &amp; Maria&lt;/b&gt;" in html
-    assert f">{inv.total}<" in html
+    assert f">{Localizer('en', render.CATALOGS).money(inv.total)}<" in html
+
+
+async def test_invoice_numbers_are_gapless_per_issuer_and_year(
+    conn: asyncpg.Connection, building: dict
+) -> None:
+    """Every invoice and correction has the next number of its issuer's year, with no gap
+    even where a run was refused (its transaction took no number)."""
+    rows = await conn.fetch(
+        "select issuer, number from invoices where building_id = $1 order by id", building["id"]
+    )
+    year = str(datetime.now().year)
+    numbers = [int(r["number"].split("-")[1]) for r in rows]
+    assert {r["issuer"] for r in rows} == {"default"}
+    assert all(r["number"].startswith(year + "-") for r in rows)
+    everything = await conn.fetch(
+        "select number from invoices where issuer = 'default' and number like $1 order by id",
+        year + "-%",
+    )
+    sequence = [int(r["number"].split("-")[1]) for r in everything]
+    assert sequence == list(range(1, len(sequence) + 1))
+    assert numbers == sorted(numbers)
+    last = await conn.fetchval(
+        "select last_number from invoice_numbers where issuer = 'default' and year = $1",
+        int(year),
+    )
+    assert last == len(sequence)
+
+
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [
+        ("ro", ("Factura nr.", "Termen de plată", "Date incomplete", "Total de plată", "căldură")),
+        ("ru", ("Счёт №", "Оплатить до", "Неполные данные", "Итого к оплате", "тепло")),
+        ("en", ("Invoice No.", "Due by", "Incomplete data", "Total to pay", "heat")),
+    ],
+)
+async def test_pdf_reads_back_in_each_language(
+    conn: asyncpg.Connection, building: dict, locale: str, words: tuple[str, ...]
+) -> None:
+    """The PDF's text, read back with pypdf: the number, due date, payer, total and the
+    mark that January's heat is known for only 10 of 744 hours, in the language asked."""
+    inv = await _invoice_of(conn, building["flat1"])
+    doc = await api.invoice_document(conn, inv.id)
+    assert doc.heat_data is not None
+    assert (doc.heat_data.hours, doc.heat_data.hours_in_period) == (10, 744)
+    pdf = render.to_pdf(doc, locale)
+    assert pdf.startswith(b"%PDF")
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    text = " ".join(text.split())
+    for word in (*words, doc.number, doc.account_number, "744"):
+        assert word in text, (word, text)
+    total = Localizer(locale, render.CATALOGS).money(doc.total, doc.currency)
+    assert " ".join(total.split()) in text.replace("\u00a0", " ")
 
 
 async def test_fairness_report(conn: asyncpg.Connection, building: dict) -> None:

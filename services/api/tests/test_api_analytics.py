@@ -161,8 +161,10 @@ async def test_estimator_extremes_are_422(client: httpx.AsyncClient, world: Worl
 async def _invoice(conn: asyncpg.Connection, account_id: int, building_id: int) -> int:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     invoice = await conn.fetchval(
-        """insert into invoices (account_id, building_id, period_start, period_end, kind, total)
-           values ($1, $2, $3, $4, 'invoice', 1234.56) returning id""",
+        """insert into invoices (account_id, building_id, period_start, period_end, kind, total,
+                                 issuer, number, due_on)
+           values ($1, $2, $3, $4, 'invoice', 1234.56, 'test', 'test-' || $1::text,
+                   '2026-02-20') returning id""",
         account_id,
         building_id,
         start,

@@ -44,17 +44,21 @@ class Localizer:
     def unit(self, unit: str) -> str:
         return self.gettext(UNITS[unit]) if unit in UNITS else unit
 
-    def number(self, value: float | Decimal | None, digits: int = 1) -> str:
-        """``None`` is "no data", never 0."""
+    def number(self, value: float | Decimal | None, digits: int = 1, most: int = 0) -> str:
+        """``digits`` decimals (up to ``most`` when they are not zeros); ``None`` is
+        "no data", never 0."""
         if value is None:
             return self.gettext("no data")
-        pattern = "#,##0." + "0" * digits if digits else "#,##0"
+        decimals = "0" * digits + "#" * max(0, most - digits)
+        pattern = f"#,##0.{decimals}" if decimals else "#,##0"
         return format_decimal(value, format=pattern, locale=self.locale)
 
-    def quantity(self, value: float | Decimal | None, unit: str, digits: int = 1) -> str:
+    def quantity(
+        self, value: float | Decimal | None, unit: str, digits: int = 1, most: int = 0
+    ) -> str:
         if value is None:
             return self.gettext("no data")
-        return f"{self.number(value, digits)}\u00a0{self.unit(unit)}"
+        return f"{self.number(value, digits, most)}\u00a0{self.unit(unit)}"
 
     def money(self, amount: Decimal, currency: str = "MDL") -> str:
         return format_currency(amount, currency, locale=self.locale, currency_digits=True)

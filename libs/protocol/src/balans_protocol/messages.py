@@ -117,6 +117,24 @@ class BillingReply(Message):
     detail: str = ""
 
 
+class InvoiceDocumentRequest(Message):
+    """Request on subjects.BILLING_DOCUMENT: one invoice's printable document."""
+
+    invoice_id: int = Field(ge=1, le=2**31 - 1)
+    format: Literal["html", "pdf"]
+    locale: Literal["ro", "ru", "en"]
+
+
+class InvoiceDocumentReply(Message):
+    """The document (base64, an A4 PDF is tens of kB: well under NATS's 1 MB), or why not:
+    ``not_found`` when there is no such invoice."""
+
+    status: Literal["done", "not_found", "failed"]
+    media_type: str = ""
+    content_b64: str = ""
+    detail: str = ""
+
+
 # --- operators' alert actions: request/reply on subjects.BALANCE_ALERTS_API ---
 class AlertAction(Message):
     """api -> balance: an operator acknowledges an alert (it stays open) or resolves it

@@ -6,7 +6,7 @@ pool); the ``*_month``/``database_url`` variants open their own connection for t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,7 +24,11 @@ from balans_billing.tariffs import TariffSpec
 from balans_db.queries import allocation
 
 Format = Literal["json", "csv", "html"]
-RENDERERS = {"json": render.to_json, "csv": render.to_csv, "html": render.to_html}
+RENDERERS: dict[str, Callable[[InvoiceDocument], str]] = {
+    "json": render.to_json,
+    "csv": render.to_csv,
+    "html": render.to_html,
+}
 MEDIA_TYPES = {"json": "application/json", "csv": "text/csv", "html": "text/html"}
 
 

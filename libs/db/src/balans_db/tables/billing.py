@@ -1,5 +1,6 @@
 """Tariffs, supplier assignments, connected loads, invoices and period closures
-(migrations ``billing_0001``, ``billing_0002``, ``billing_0003`` for the outbox).
+(migrations ``billing_0001``, ``billing_0002``, ``billing_0003`` for the outbox,
+``billing_0004`` for invoice numbers).
 
 Owned by billing. Tariffs are versioned data (the validated tariff document as jsonb);
 invoices are immutable once issued, late data adds a row of kind 'correction'. Other
@@ -63,6 +64,11 @@ invoices = sa.Table(
     sa.Column("currency", sa.Text, nullable=False, server_default="MDL"),
     sa.Column("total", sa.Numeric(14, 2), nullable=False),
     created_now("issued_at"),
+    # billing_0004: gapless number per issuer and year ("2026-000123"), payment date
+    sa.Column("issuer", sa.Text, nullable=False),
+    sa.Column("number", sa.Text, nullable=False),
+    sa.Column("due_on", sa.Date, nullable=False),
+    sa.UniqueConstraint("issuer", "number", name="uq_invoices_issuer"),
     sa.CheckConstraint("kind in ('invoice', 'correction')", name="kind"),
     sa.CheckConstraint("(kind = 'invoice') = (corrects_id is null)", name="correction_target"),
     sa.CheckConstraint("period_end > period_start", name="period"),
@@ -101,6 +107,16 @@ billing_period_closures = sa.Table(
     sa.Column("period_end", sa.DateTime(timezone=True), nullable=False),
     created_now("closed_at"),
     sa.CheckConstraint("period_end > period_start", name="order"),
+)
+
+# the last invoice number per issuer and year (migration ``billing_0004``)
+invoice_numbers = sa.Table(
+    "invoice_numbers",
+    metadata,
+    sa.Column("issuer", sa.Text, primary_key=True),
+    sa.Column("year", sa.Integer, primary_key=True),
+    sa.Column("last_number", sa.Integer, nullable=False),
+    sa.CheckConstraint("last_number > 0", name="positive"),
 )
 
 # InvoiceIssued and PeriodClosed announcements (migration ``billing_0003``)
