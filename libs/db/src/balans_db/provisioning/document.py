@@ -66,6 +66,20 @@ class RadiatorDoc(Part):
 
 
 class FlatDoc(Part):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "number": "17",
+                    "entrance": 1,
+                    "floor": 5,
+                    "rooms": 2,
+                    "area_m2": "48.20",
+                    "radiators": [{"riser": 3, "sections": 8}, {"riser": 7, "sections": 10}],
+                }
+            ]
+        }
+    )
     number: str = Field(min_length=1, max_length=16, examples=["17"])
     entrance: int = Field(ge=1)
     floor: int = Field(ge=0, le=200)
@@ -75,6 +89,20 @@ class FlatDoc(Part):
 
 
 class AccountDoc(Part):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "number": "ref-2a-17",
+                    "flat": "17",
+                    "holder_name": "Ion Popescu",
+                    "residents": 3,
+                    "email": "ion@example.md",
+                    "opened_on": "2026-01-01",
+                }
+            ]
+        }
+    )
     number: str = Field(min_length=1, max_length=64, examples=["ref-2a-17"])
     flat: str = Field(description="number of the flat in this building")
     holder_name: str = Field(min_length=1)
@@ -90,6 +118,20 @@ class ConcentratorDoc(Part):
 
 
 class ModuleDoc(Part):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "serial": 100045,
+                    "concentrator": 1000001,
+                    "subnet": 0,
+                    "floor": 5,
+                    "flat": "17",
+                    "riser": 3,
+                }
+            ]
+        }
+    )
     serial: int = Field(ge=1, lt=2**32, examples=[100001])
     concentrator: int = Field(description="serial of the concentrator it reports to")
     subnet: int = Field(0, ge=0, le=7)
@@ -108,6 +150,24 @@ class ChannelDoc(Part):
 
 
 class MeterDoc(Part):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "serial": "CW-2026-00017",
+                    "utility": "cold_water",
+                    "kind": "water_meter",
+                    "role": "flat",
+                    "flat": "17",
+                    "pulse_weight": "0.01",
+                    "unit": "m3",
+                    "has_valve": True,
+                    "verified_on": "2026-03-01",
+                    "channel": {"module": 100045, "input": 1},
+                }
+            ]
+        }
+    )
     serial: str = Field(min_length=1, max_length=64, examples=["heat-100002-0"])
     utility: Utility
     kind: MeterKind
@@ -126,6 +186,12 @@ class MeterDoc(Part):
 
 class SensorPairDoc(Part):
     """Two DTI2 temperature sensors on a radio module (supply and return)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"module": 100045, "position": "flat", "flat": "17", "riser": 3}]
+        }
+    )
 
     module: int
     position: PairPosition
