@@ -59,6 +59,10 @@ def test_too_few_readings_give_no_answer() -> None:
         ("magnet", 0.4, 0.05, "magnet"),  # ΔT barely up: the balance's verdict stands
         ("stuck_meter", 1.0, 0.7, "stuck_meter"),  # a still register stays stuck
         ("drifting_meter", 0.1, 0.0, "drifting_meter"),
+        # the flow rose, ΔT in line: the meter over-reads (unconfirmed by the balance)
+        ("use_changed", -0.09, 0.01, "drifting_meter"),
+        ("drifting_meter", -0.09, -0.1, "use_changed"),  # ΔT fell: the water sped up
+        ("use_changed", -0.09, None, "use_changed"),  # no ΔT: a rise is no clog
     ],
 )
 def testriser_verdict(verdict: str, loss: float, change: float | None, kind: str) -> None:

@@ -191,7 +191,7 @@ def member_alerts(
         meter_id = members[shift.member]
         kind = shift.verdict
         evidence = dict(shift.evidence)
-        if data.roles[meter_id] == "riser" and shift.evidence["loss"] > 0:
+        if data.roles[meter_id] == "riser":
             change = None
             if dt is not None and meter_id in risers:
                 ep = shift.episode
@@ -210,7 +210,8 @@ def member_alerts(
                 "stuck_meter": "its register stood still",
                 "magnet": "a loss the balance meter confirms, the tamper flag, or a riser "
                 "flow drop that its ΔT does not show",
-                "drifting_meter": "a growing error, or one the balance meter confirms",
+                "drifting_meter": "a growing error, one the balance meter confirms, or a "
+                "riser flow change that its ΔT does not show",
             }[kind]
             + ")"
             if kind != "clogged_riser"

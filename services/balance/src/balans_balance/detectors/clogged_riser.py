@@ -1,4 +1,4 @@
-"""The clogged-riser alert: a riser's flow drop told by its ΔT (clogged, or its meter reads low).
+"""The clogged-riser alert: a riser flow change told by its ΔT (a clog, or its meter errs).
 
 Water that really slows cools more on its way down the riser, so its ΔT rises against
 the building's other risers (which share the supply temperature and the weather). A
@@ -58,24 +58,29 @@ def riser_verdict(
     magnet_loss: float = MemberSettings().magnet_loss,
     cfg: RiserSettings | None = None,
 ) -> str:
-    """A riser meter whose flow fell: its ΔT against the other risers' says whether the
-    water really slowed (clogged) or the meter reads low, where it can; a still register
-    stays stuck.
+    """A riser meter whose flow moved against its peers: its ΔT against the other
+    risers' says whether the water really changed speed or the meter reads wrong, where
+    it can; a still register stays stuck. The same heat carried by less water cools
+    more, by more water less.
 
-    - ΔT up by ``clog_rise`` or more: the water slowed -> clogged;
-    - ΔT in line (within ``steady``): the flow did not fall, the meter registers less ->
-      a magnet when it lost ``magnet_loss`` or more, else a drifting meter (a riser's
-      flow does not follow its flats' use, so no change of use explains it);
+    - flow down, ΔT up by ``clog_rise`` or more: the water slowed -> clogged;
+    - flow up, ΔT down by ``clog_rise`` or more: the water sped up (a valve opened) ->
+      no meter fault;
+    - ΔT in line (within ``steady``): the flow did not move, the meter registers it
+      wrong -> a magnet when it lost ``magnet_loss`` or more, else a drifting meter (a
+      riser's flow does not follow its flats' use, so no change of use explains it);
     - ΔT in between: not enough for a clog (the rule needs the ΔT to rise), so the
-      balance's verdict stands and an unconfirmed fall blames nothing;
+      balance's verdict stands and an unconfirmed change blames nothing;
     - no ΔT readings: the balance's verdict, and a fall it does not confirm is a clog."""
     cfg = cfg or RiserSettings()
     if verdict == "stuck_meter":
         return verdict
     if dt_change is None:
-        return "clogged_riser" if verdict == "use_changed" else verdict
-    if dt_change >= cfg.clog_rise:
+        return "clogged_riser" if verdict == "use_changed" and loss > 0 else verdict
+    if loss > 0 and dt_change >= cfg.clog_rise:
         return "clogged_riser"
+    if loss < 0 and dt_change <= -cfg.clog_rise:
+        return "use_changed"
     if abs(dt_change) <= cfg.steady:
         return "magnet" if loss >= magnet_loss else "drifting_meter"
     return verdict
