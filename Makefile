@@ -56,7 +56,7 @@ clean: ## Remove the virtual env and the embedded servers' data
 bench-sim: setup ## dmesh-sim: a week of a 10 000-meter city generated and delivered into PostgreSQL (BENCH_SIM_METERS)
 	$(BIN)/python services/dmesh-sim/bench/bench_sim.py
 
-bench-api: setup ## api: 50 clients, consumer month profiles + operator overviews (BENCH_API_METERS, BENCH_API_DAYS)
+bench-api: setup ## api: open loop at 100/200/400 req/s + saturation, profiles + overviews vs /auth/me (BENCH_API_METERS, BENCH_API_DAYS, BENCH_API_RATES)
 	$(BIN)/python services/api/bench/bench_api.py
 
 bench-detection: setup ## balance: simulated city with faults, pipeline, detectors scored against ground truth (BENCH_BUILDINGS, BENCH_WEEKS)

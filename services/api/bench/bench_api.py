@@ -1,11 +1,24 @@
-"""``make bench-api``: 50 concurrent clients against the api over hourly data.
+"""``make bench-api``: what users see at fixed offered loads, and the saturation throughput.
 
 Builds (once, kept in ``.balans/bench-api``) a city of reference buildings with at least
-BENCH_API_METERS meters and BENCH_API_DAYS days of hourly consumption and allocated heat,
-starts the api as its own process, then for BENCH_API_SECONDS runs 50 clients: 80 %
-consumer month profiles (a month of hours, own flat, consumer token) and 20 % operator
-building overviews. Baseline in the same run: ``GET /auth/me`` (auth + one indexed row).
-Last line: ``api p50_ms=<A> p99_ms=<B> rps=<C>``.
+BENCH_API_METERS meters and BENCH_API_DAYS days of hourly consumption and allocated heat
+(numpy + binary COPY, ``copygen.py``; the time it took is printed), starts the api as its
+own process (BALANS_API_WORKERS workers, default 2), then in one run:
+
+- open loop at each offered rate of BENCH_API_RATES (100, 200, 400 requests/s): requests
+  are sent on a fixed schedule whatever the answers (a new connection when none is idle),
+  and each latency counts from the scheduled time, so queueing is measured instead of
+  hidden by clients that wait. The mix: 80 % consumer month profiles (a month of hours,
+  own flat, consumer token), 20 % operator building overviews; the baseline
+  ``GET /auth/me`` (auth + one indexed row) at the same rates;
+- saturation: 50 closed-loop clients, the throughput the mix and the baseline reach.
+
+A warm-up of 5 s of the mix comes first and is not counted.
+
+Each phase lasts BENCH_API_SECONDS (10). Last line:
+``api rate=<offered> p50_ms=<a> p99_ms=<b> max_rps=<c> baseline_max_rps=<d>`` for the
+highest offered rate whose p99 stays under 100 ms (``rate=none`` with the lowest rate's
+figures when none does).
 """
 
 from __future__ import annotations
@@ -22,7 +35,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from synthetic import fill_building
+from copygen import fill_building
 
 from balans_api.users import create_user
 from balans_db import migrate
@@ -33,8 +46,12 @@ from balans_devstack.stack import DevStack
 
 METERS = int(os.environ.get("BENCH_API_METERS", "10000"))
 DAYS = int(os.environ.get("BENCH_API_DAYS", "366"))
-SECONDS = float(os.environ.get("BENCH_API_SECONDS", "20"))
+SECONDS = float(os.environ.get("BENCH_API_SECONDS", "10"))
+RATES = [int(r) for r in os.environ.get("BENCH_API_RATES", "100,200,400").split(",")]
 CLIENTS = 50
+TARGET_P99_MS = 100.0
+WARM_UP_S = 5.0
+MAX_CONNECTIONS = 400  # the open loop's cap on connections in flight
 PASSWORD = "bench-password"
 
 
@@ -45,19 +62,20 @@ async def build_city(url: str) -> tuple[list[int], list[int]]:
     try:
         vault = KeyVault.from_hex(None)
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        index = 1
+        index, rows, started = 1, 0, time.perf_counter()
         while (await conn.fetchval("select count(*) from meters")) < METERS:
             spec = replace(reference_building(index=index), code=f"bench-{index}")
             building = await write_building(conn, spec, vault)
             if building is not None:
-                started = time.perf_counter()
-                await fill_building(conn, building, end - timedelta(days=DAYS), end)
-                print(
-                    f"building {index}: {DAYS} days in {time.perf_counter() - started:.1f} s",
-                    flush=True,
-                )
+                rows += await fill_building(conn, building, end - timedelta(days=DAYS), DAYS * 24)
+                elapsed = time.perf_counter() - started
+                print(f"building {index}: {rows:,} rows in {elapsed:.0f} s", flush=True)
             index += 1
-        await conn.execute("analyze")
+        if rows:
+            # freshly copied pages would otherwise get their hint bits (a write) on the
+            # first reads of the measured run
+            await conn.execute("vacuum analyze")
+            print(f"data built: {rows:,} rows in {time.perf_counter() - started:.0f} s (COPY)")
         buildings = [r["id"] for r in await conn.fetch("select id from buildings order by id")]
         flats = [
             r["id"] for r in await conn.fetch("select id from flats order by random() limit 50")
@@ -90,9 +108,19 @@ class KeepAlive:
         self.writer: asyncio.StreamWriter | None = None
 
     async def get(self, path: str, token: str) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        """One GET; a kept-alive connection the server has closed meanwhile (its idle
+        timeout) is opened again once."""
+        if self.writer is not None:
+            try:
+                return await self._get(path, token)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self.close()
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        return await self._get(path, token)
+
+    async def _get(self, path: str, token: str) -> tuple[int, bytes]:
         assert self.reader is not None
+        assert self.writer is not None
         self.writer.write(
             f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
         )
@@ -104,43 +132,122 @@ class KeepAlive:
                 length = int(line.split(b":", 1)[1])
         return status, await self.reader.readexactly(length)
 
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
 
-async def load(port: int, buildings: list[int], flats: list[int], baseline: bool) -> list[float]:
-    """Latencies (s) of CLIENTS clients looping for SECONDS."""
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-        consumers = [(f, await token(http, f"c{f}")) for f in flats]
-        operator = await token(http, "bench-operator")
+
+Request = tuple[str, str]  # (path, token)
+
+
+class Mix:
+    """What a request asks for: the 80/20 mix of profiles and overviews, or the baseline."""
+
+    def __init__(
+        self,
+        buildings: list[int],
+        consumers: list[tuple[int, str]],
+        operator: str,
+        baseline: bool,
+    ) -> None:
+        self.buildings, self.consumers, self.operator = buildings, consumers, operator
+        self.baseline = baseline
+        self.rnd = random.Random(7)
+
+    def next(self) -> Request:
+        flat, consumer = self.rnd.choice(self.consumers)
+        if self.baseline:
+            return "/api/v1/auth/me", consumer
+        if self.rnd.random() < 0.8:
+            return f"/api/v1/flats/{flat}/profile?resolution=hour", consumer
+        return f"/api/v1/buildings/{self.rnd.choice(self.buildings)}/overview", self.operator
+
+
+async def _send(conn: KeepAlive, request: Request) -> None:
+    status, body = await conn.get(*request)
+    if status != 200:
+        raise RuntimeError(f"{request[0]}: {status} {body[:200]!r}")
+
+
+async def open_loop(port: int, mix: Mix, rate: int) -> list[float]:
+    """Latencies (s, from each request's scheduled time) at ``rate`` requests/s."""
+    idle: list[KeepAlive] = []
     latencies: list[float] = []
-    deadline = time.perf_counter() + SECONDS
+    tasks: list[asyncio.Task[None]] = []
+    limit = asyncio.Semaphore(MAX_CONNECTIONS)
 
-    async def client(n: int) -> None:
-        rnd = random.Random(n)
-        flat, consumer = consumers[n % len(consumers)]
-        conn = KeepAlive(port)
-        while time.perf_counter() < deadline:
-            if baseline:
-                path, tok = "/api/v1/auth/me", consumer
-            elif rnd.random() < 0.8:
-                path, tok = f"/api/v1/flats/{flat}/profile?resolution=hour", consumer
-            else:
-                path, tok = f"/api/v1/buildings/{rnd.choice(buildings)}/overview", operator
-            started = time.perf_counter()
-            status, body = await conn.get(path, tok)
-            latencies.append(time.perf_counter() - started)
-            if status != 200:
-                raise RuntimeError(f"{path}: {status} {body[:200]!r}")
-        if conn.writer is not None:
-            conn.writer.close()
+    async def one(scheduled: float, request: Request) -> None:
+        async with limit:
+            conn = idle.pop() if idle else KeepAlive(port)
+            await _send(conn, request)
+            latencies.append(time.perf_counter() - scheduled)
+            idle.append(conn)
 
-    await asyncio.gather(*(client(n) for n in range(CLIENTS)))
+    start = time.perf_counter()
+    for i in range(int(rate * SECONDS)):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(scheduled, mix.next()))
+        tasks.append(task)
+    await asyncio.gather(*tasks)
+    for conn in idle:
+        conn.close()
     return latencies
 
 
-def summary(latencies: list[float]) -> tuple[float, float, float]:
+async def closed_loop(port: int, mix: Mix, seconds: float = SECONDS) -> float:
+    """Throughput (requests/s) of CLIENTS clients each sending as soon as answered."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal done
+        conn = KeepAlive(port)
+        while time.perf_counter() < deadline:
+            await _send(conn, mix.next())
+            done += 1
+        conn.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    return done / (time.perf_counter() - started)
+
+
+def percentiles(latencies: list[float]) -> tuple[float, float]:
     ordered = sorted(latencies)
-    p50 = ordered[len(ordered) // 2] * 1000
-    p99 = ordered[int(len(ordered) * 0.99)] * 1000
-    return p50, p99, len(ordered) / SECONDS
+    return ordered[len(ordered) // 2] * 1000, ordered[int(len(ordered) * 0.99)] * 1000
+
+
+async def run(port: int, buildings: list[int], flats: list[int]) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        consumers = [(f, await token(http, f"c{f}")) for f in flats]
+        operator = await token(http, "bench-operator")
+    # warm-up, not counted: connection pools open, PostgreSQL's buffers and the caches fill
+    await closed_loop(port, Mix(buildings, consumers, operator, baseline=False), WARM_UP_S)
+    results: dict[str, dict[int, tuple[float, float]]] = {"api": {}, "baseline": {}}
+    for rate in RATES:
+        for name in ("baseline", "api"):
+            mix = Mix(buildings, consumers, operator, baseline=name == "baseline")
+            p50, p99 = percentiles(await open_loop(port, mix, rate))
+            results[name][rate] = (p50, p99)
+            print(f"{name} offered={rate}/s p50_ms={p50:.1f} p99_ms={p99:.1f}", flush=True)
+    base_max = await closed_loop(port, Mix(buildings, consumers, operator, baseline=True))
+    api_max = await closed_loop(port, Mix(buildings, consumers, operator, baseline=False))
+    print(
+        f"saturation ({CLIENTS} closed-loop clients): api {api_max:.0f} rps, baseline "
+        f"/auth/me {base_max:.0f} rps, ratio {api_max / base_max:.2f}"
+    )
+    meeting = [r for r in RATES if results["api"][r][1] < TARGET_P99_MS]
+    rate = max(meeting) if meeting else min(RATES)
+    p50, p99 = results["api"][rate]
+    shown = str(rate) if meeting else "none"
+    print(
+        f"api rate={shown} p50_ms={p50:.1f} p99_ms={p99:.1f} max_rps={api_max:.0f} "
+        f"baseline_max_rps={base_max:.0f}"
+    )
 
 
 def main() -> None:
@@ -167,12 +274,12 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         meters = asyncio.run(_count(urls.database_url))
-        print(f"data: {len(buildings)} buildings, {meters} meters, {DAYS} days hourly")
-        b50, b99, brps = summary(asyncio.run(load(port, buildings, flats, baseline=True)))
-        print(f"baseline /auth/me p50_ms={b50:.1f} p99_ms={b99:.1f} rps={brps:.0f}")
-        p50, p99, rps = summary(asyncio.run(load(port, buildings, flats, baseline=False)))
-        print(f"ratio to baseline: p50 x{p50 / b50:.2f}, rps x{rps / brps:.2f}")
-        print(f"api p50_ms={p50:.1f} p99_ms={p99:.1f} rps={rps:.0f}")
+        workers = env.get("BALANS_API_WORKERS", "2 (default)")
+        print(
+            f"data: {len(buildings)} buildings, {meters} meters, {DAYS} days hourly; "
+            f"api workers: {workers}"
+        )
+        asyncio.run(run(port, buildings, flats))
     finally:
         if server is not None:
             server.terminate()
