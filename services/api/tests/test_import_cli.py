@@ -49,9 +49,9 @@ def _count(url: str, table: str) -> int:
 
 
 def test_import_dry_run_import_again_and_export(
-    cli: typer.Typer, database_url: str, nats_url: str, tmp_path: Path
+    cli: typer.Typer, database_url: str, tmp_path: Path
 ) -> None:
-    runner = CliRunner(env={"BALANS_DATABASE_URL": database_url, "BALANS_NATS_URL": nats_url})
+    runner = CliRunner(env={"BALANS_DATABASE_URL": database_url})
     file = tmp_path / "city.json"
     file.write_text(json.dumps(city_document([SPEC])))
 
@@ -66,11 +66,13 @@ def test_import_dry_run_import_again_and_export(
     assert f"concentrator {SPEC.concentrator_serial} key " in first.output
     meters = _count(database_url, "meters")
     assert meters > 0
+    assert _count(database_url, "api_outbox") == 1  # TopologyChanged, for the api to send
 
     again = runner.invoke(cli, ["import", str(file)])
     assert again.exit_code == 0, again.output
     assert "nothing to change" in again.output
     assert _count(database_url, "meters") == meters
+    assert _count(database_url, "api_outbox") == 1
 
     out = tmp_path / "export.json"
     exported = runner.invoke(cli, ["export", "--building", "cli-2b", "-o", str(out)])

@@ -16,6 +16,7 @@ from balans_api.db import open_pool
 from balans_api.downlink import Dispatcher
 from balans_api.errors import install_error_handlers, unexpected_error
 from balans_api.metrics import LATENCY, REQUESTS
+from balans_api.provisioning import outbox_relay
 from balans_api.ratelimit import LoginLimiter
 from balans_api.routes import (
     admin,
@@ -56,7 +57,8 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await open_pool(settings.database_url, settings.api_db_pool_size)
         try:
-            yield
+            async with outbox_relay(app, nats, settings.outbox_poll_interval_s):
+                yield
         finally:
             await app.state.pool.close()
 

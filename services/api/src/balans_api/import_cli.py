@@ -1,6 +1,7 @@
 """``balans import FILE`` and ``balans export``: the world document from the command line
-(docs/provisioning.md). Uses BALANS_DATABASE_URL, BALANS_MASTER_KEY and, to announce
-the changed buildings to balance, BALANS_NATS_URL."""
+(docs/provisioning.md). Uses BALANS_DATABASE_URL and BALANS_MASTER_KEY. The changed
+buildings are announced through the api's outbox, written with the import: the running
+api sends them to balance (no NATS needed here)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import nats
 import typer
 
 from balans_api.provisioning import announce, keys_hex
@@ -20,8 +20,6 @@ from balans_db.provisioning.export import export_document
 from balans_db.provisioning.importer import ImportReport, import_document
 from balans_db.provisioning.validation import InvalidDocumentError, parse_document
 from balans_db.secrets import KeyVault
-
-NATS_TIMEOUT_S = 3.0
 
 
 def _refuse(exc: InvalidDocumentError) -> None:
@@ -43,36 +41,20 @@ async def _import(settings: ApiSettings, doc: WorldDocument, dry_run: bool) -> I
         bar.update(done - bar.pos)
 
     try:
-        return await import_document(
-            conn, doc, KeyVault.from_hex(settings.master_key), dry_run=dry_run, progress=progress
-        )
+        async with conn.transaction():
+            report = await import_document(
+                conn,
+                doc,
+                KeyVault.from_hex(settings.master_key),
+                dry_run=dry_run,
+                progress=progress,
+            )
+            await announce(conn, report)
+            return report
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
         await conn.close()
-
-
-async def _reported_below(exc: Exception) -> None:
-    """Connection attempts' errors: the failure to connect is reported once, below."""
-
-
-async def _announce(settings: ApiSettings, report: ImportReport) -> None:
-    try:
-        nc = await asyncio.wait_for(
-            nats.connect(settings.nats_url, connect_timeout=NATS_TIMEOUT_S, allow_reconnect=False),
-            2 * NATS_TIMEOUT_S,
-        )
-    except Exception as exc:
-        typer.echo(
-            f"warning: NATS unreachable ({exc!r}); balance will set up groups of new "
-            "buildings at their first allocation",
-            err=True,
-        )
-        return
-    try:
-        await announce(nc, report)
-    finally:
-        await nc.close()
 
 
 def import_command(
@@ -102,7 +84,6 @@ def import_command(
         return
     for serial, key in keys_hex(report.keys).items():
         typer.echo(f"concentrator {serial} key {key}  (shown once: configure the device now)")
-    asyncio.run(_announce(settings, report))
 
 
 def export_command(

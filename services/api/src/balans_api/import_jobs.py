@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import structlog
-from nats.aio.client import Client as Nats
 
 from balans_api import audit
 from balans_api.metrics import IMPORTS
 from balans_api.provisioning import announce, keys_hex
 from balans_api.provisioning_models import ImportJob, ImportProgress, ImportResult
+from balans_core.outbox import OutboxRelay
 from balans_db.provisioning.document import WorldDocument
 from balans_db.provisioning.importer import ImportReport, import_document
 from balans_db.provisioning.validation import InvalidDocumentError
@@ -55,7 +55,7 @@ class ImportJobs:
     def start(
         self,
         pool: asyncpg.Pool,
-        nats: Nats | None,
+        relay: OutboxRelay | None,
         vault: KeyVault,
         doc: WorldDocument,
         *,
@@ -65,7 +65,7 @@ class ImportJobs:
         job = _Job(uuid.uuid4().hex, dry_run, len(doc.buildings))
         self._forget_old()
         self._jobs[job.id] = job
-        job.task = asyncio.create_task(self._run(job, pool, nats, vault, doc, actor))
+        job.task = asyncio.create_task(self._run(job, pool, relay, vault, doc, actor))
         return self._view(job, reveal_keys=False)
 
     def get(self, job_id: str) -> ImportJob | None:
@@ -83,7 +83,7 @@ class ImportJobs:
         self,
         job: _Job,
         pool: asyncpg.Pool,
-        nats: Nats | None,
+        relay: OutboxRelay | None,
         vault: KeyVault,
         doc: WorldDocument,
         actor: str,
@@ -107,6 +107,7 @@ class ImportJobs:
                         buildings=sorted(report.building_ids),
                         changes=report.changes.counts(),
                     )
+                    await announce(conn, report)
         except InvalidDocumentError as exc:
             job.status, job.problems = "failed", [p.as_dict() for p in exc.problems]
             IMPORTS.labels("failed").inc()
@@ -120,8 +121,8 @@ class ImportJobs:
         job.report, job.keys = report, keys_hex(report.keys)
         job.status = "succeeded"
         IMPORTS.labels("succeeded").inc()
-        if not job.dry_run:
-            await announce(nats, report)
+        if relay is not None:
+            relay.wake()
 
     def _view(self, job: _Job, *, reveal_keys: bool) -> ImportJob:
         keys = None

@@ -31,7 +31,3 @@ PROVISIONING_REFUSALS = Counter(
 IMPORTS = Counter(
     "balans_api_imports_total", "Import jobs by outcome (succeeded, failed, error).", ["outcome"]
 )
-TOPOLOGY_EVENT_ERRORS = Counter(
-    "balans_api_topology_event_errors_total",
-    "TopologyChanged events that could not be published after a committed change.",
-)

@@ -1,28 +1,34 @@
 """The provisioning routes' common path: load a building as its world document, change
-it, check the whole building and write the difference in one transaction, audit it, then
-announce the topology change on NATS (balance follows it)."""
+it, check the whole building and write the difference in one transaction, audit it and
+announce the topology change (balance follows it) through the api's outbox."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 import structlog
-from fastapi import Request
+from fastapi import FastAPI, Request
 from nats.aio.client import Client as Nats
 
 from balans_api import audit
 from balans_api.errors import ApiError, not_found
-from balans_api.metrics import PROVISIONING_REFUSALS, TOPOLOGY_EVENT_ERRORS
+from balans_api.metrics import PROVISIONING_REFUSALS
+from balans_core.outbox import OutboxRelay, enqueue
 from balans_db.provisioning.export import export_document
 from balans_db.provisioning.importer import WORLD_LOCK, ImportReport, import_document
 from balans_db.provisioning.validation import InvalidDocumentError, parse_document
 from balans_db.secrets import KeyVault
 from balans_protocol import subjects
 from balans_protocol.messages import TopologyChanged
+from balans_protocol.streams import ensure_streams
 
 log = structlog.get_logger("api")
+
+OUTBOX = "api_outbox"
 
 Building = dict[str, Any]  # one building of a world document, as JSON data
 
@@ -80,26 +86,54 @@ async def change_building(
         await audit.record(
             conn, actor, action, target, building=code, changes=report.changes.counts()
         )
-    await announce(request.app.state.nats, report)
+        await announce(conn, report)
+    wake_relay(request.app)
     return report
 
 
-async def announce(nats: Nats | None, report: ImportReport) -> None:
-    """Publish TopologyChanged for every changed building (after the commit). A failed
-    publish is logged and counted; balance also picks new buildings up at their first
-    allocation."""
-    if nats is None or not report.changed:
+async def announce(conn: asyncpg.Connection, report: ImportReport) -> None:
+    """Write TopologyChanged for every changed building into the api's outbox; call in
+    the transaction of the change, so the announcement exists exactly when the change
+    does. The relay (:func:`wake_relay`, or the api's next pass) sends it."""
+    if report.dry_run or not report.changed:
         return
     counts = report.changes.counts()
     for code, building_id in sorted(report.building_ids.items()):
         message = TopologyChanged(building_id=building_id, building_code=code, changes=counts)
-        try:
-            await nats.publish(
-                subjects.topology_changed(building_id), message.model_dump_json().encode()
-            )
-        except Exception as exc:
-            TOPOLOGY_EVENT_ERRORS.inc()
-            log.error("topology event not published", building=code, error=str(exc))
+        await enqueue(conn, OUTBOX, subjects.topology_changed(building_id), message)
+
+
+@asynccontextmanager
+async def outbox_relay(
+    app: FastAPI, nats: Nats | None, poll_interval_s: float
+) -> AsyncIterator[None]:
+    """Run the relay of the api's outbox while the app runs (``app.state.relay``); none
+    without NATS (the rows wait for an api process that has it)."""
+    app.state.relay = None
+    if nats is None:
+        yield
+        return
+    js = nats.jetstream()
+    try:
+        await ensure_streams(js)
+    except Exception as exc:  # the relay retries; announcements wait in the outbox
+        log.warning("JetStream streams not ensured", error=repr(exc))
+    relay = OutboxRelay(app.state.pool, js, OUTBOX, "api", poll_interval_s=poll_interval_s)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(relay.run(stopping))
+    app.state.relay = relay
+    try:
+        yield
+    finally:
+        stopping.set()
+        await task
+
+
+def wake_relay(app: FastAPI) -> None:
+    """Send the outbox now (after a commit); without NATS the rows wait for a relay."""
+    relay = getattr(app.state, "relay", None)
+    if relay is not None:
+        relay.wake()
 
 
 def keys_hex(keys: dict[int, bytes]) -> dict[str, str]:

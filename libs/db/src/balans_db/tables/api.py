@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from balans_db.tables.base import created_now, metadata, one_of
+from balans_db.tables.base import created_now, metadata, one_of, outbox_table
 
 OWNER = "api"
 
@@ -91,3 +91,6 @@ commands = sa.Table(
     sa.CheckConstraint(one_of("status", COMMAND_STATUSES), name="status"),
     sa.Index("ix_commands_meter_created", "meter_id", "created_at"),
 )
+
+# TopologyChanged announcements of provisioning (api_0005_outbox, balans_core.outbox)
+api_outbox = outbox_table("api_outbox")

@@ -76,7 +76,7 @@ async def start_import(
         raise refused(exc, "document") from exc
     return jobs_of(request).start(
         pool,
-        request.app.state.nats,
+        getattr(request.app.state, "relay", None),
         vault_of(request),
         doc,
         dry_run=dry_run,

@@ -26,6 +26,7 @@ from balans_api.provisioning import (
     keys_hex,
     load_building,
     vault_of,
+    wake_relay,
     write_document,
 )
 from balans_api.provisioning_models import BuildingPatch, Changed, KeyRotation, RotatedKey
@@ -160,7 +161,8 @@ async def create_building(
             f"building:{building.code}",
             changes=report.changes.counts(),
         )
-    await announce(request.app.state.nats, report)
+        await announce(conn, report)
+    wake_relay(request.app)
     return _changed(report, building.code)
 
 
