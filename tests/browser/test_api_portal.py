@@ -7,6 +7,7 @@ the docs show (a test run must not change tracked files)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import tempfile
@@ -17,8 +18,10 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pypdfium2 as pdfium
 import pytest
 import uvicorn
+from pypdf import PdfReader
 from synthetic import fill_building
 
 from balans_api.app import create_app
@@ -26,10 +29,16 @@ from balans_api.i18n import CATALOGS
 from balans_api.settings import ApiSettings
 from balans_api.users import DEMO_CONSUMER, DEMO_OPERATOR, ensure_demo_users
 from balans_balance.groups import generate_building_groups
+from balans_billing.demo import DEMO_TARIFFS_FROM, seed_demo_tariffs
+from balans_billing.documents import serve_documents
+from balans_billing.invoicing import bill_building
+from balans_billing.periods import month_bounds
+from balans_billing.render import CATALOGS as BILLING
 from balans_core.health import bind_socket
+from balans_core.nats import connect_nats
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
-from balans_i18n.catalogs import COOKIE, LOCALES
+from balans_i18n.catalogs import COOKIE, LOCALES, Catalogs
 from balans_i18n.localizer import Localizer
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.browser, pytest.mark.slow]
@@ -78,8 +87,9 @@ on conflict do nothing
 
 
 @pytest.fixture(scope="module")
-async def portal(database_url: str) -> AsyncIterator[str]:
-    """The api on a free port over the demo city with 400 days of synthetic data."""
+async def portal(database_url: str, nats_url: str) -> AsyncIterator[str]:
+    """The api on a free port over the demo city with 400 days of synthetic data, the
+    consumer's last two months invoiced, and billing answering for invoice documents."""
     await seed(database_url, KeyVault.from_hex(None))
     conn = await asyncpg.connect(database_url)
     try:
@@ -99,9 +109,21 @@ async def portal(database_url: str) -> AsyncIterator[str]:
         await generate_building_groups(conn, building)
         await conn.execute(ALERT, building)
         await conn.execute(IMBALANCE, building, now - timedelta(days=1))
+        await seed_demo_tariffs(conn, DEMO_TARIFFS_FROM)
+        tz = await conn.fetchval(
+            "select s.timezone from buildings b join sites s on s.id = b.site_id where b.id = $1",
+            home,
+        )
+        for back in (2, 1):
+            month = (now.year * 12 + now.month - 1 - back) % 12 + 1
+            year = (now.year * 12 + now.month - 1 - back) // 12
+            await bill_building(conn, home, *month_bounds(year, month, tz))
     finally:
         await conn.close()
-    app = create_app(ApiSettings(database_url=database_url))
+    nc = await connect_nats(nats_url, "test-portal")
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    await serve_documents(nc, pool, "billing")
+    app = create_app(ApiSettings(database_url=database_url), nats=nc)
     sock = bind_socket("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -110,6 +132,8 @@ async def portal(database_url: str) -> AsyncIterator[str]:
     yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     server.should_exit = True
     await task
+    await nc.close()
+    await pool.close()
 
 
 @pytest.fixture(scope="module")
@@ -210,41 +234,44 @@ async def test_operator_pages_show_api_data(portal: str, browser: Any) -> None:
 # written by balance, the user's name, the brand and the languages' own names)
 VISIBLE_TEXT = """() => {
   const skip = (e) => e.closest('.data, #who, .brand, #lang, .modebar, script, style');
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   const out = [];
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    const text = n.textContent.trim();
-    if (text && !skip(n.parentElement)) out.push(text);
-  }
+  const walk = (root) => {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      if (n.shadowRoot) walk(n.shadowRoot);  // the invoice document lives in a shadow root
+      if (n.nodeType !== Node.TEXT_NODE) continue;
+      const text = n.textContent.trim();
+      if (text && !skip(n.parentElement)) out.push(text);
+    }
+  };
+  walk(document.body);
   return out;
 }"""
 
 
-def _untranslated(texts: list[str], locale: str) -> list[str]:
+def _untranslated(texts: list[str], locale: str, catalogs: Catalogs = CATALOGS) -> list[str]:
     """Texts that contain an English message of the catalogs where ``locale`` says it
     differently (each part between placeholders, as a whole word)."""
-    translated = CATALOGS.messages(locale)
+    translated = catalogs.messages(locale)
     found = []
-    for msgid in CATALOGS.messages("en"):
+    for msgid in catalogs.messages("en"):
         if translated.get(msgid, msgid) == msgid:
             continue  # the same in both languages (Concentrator, operator, Gcal in Romanian)
         for part in re.split(r"\{\w+\}", msgid):
             part = part.strip(" ,.:()")
-            if len(part) < 3:
-                continue
+            if len(part) < 3 or part in translated[msgid]:
+                continue  # too short to tell, or a word both languages use ("per")
             pattern = re.compile(rf"(?<![\w-]){re.escape(part)}(?![\w-])")
             found += [f"{part!r} in {text!r}" for text in texts if pattern.search(text)]
     return found
 
 
-@pytest.mark.parametrize("locale", LOCALES)
-async def test_consumer_page_in_each_language(portal: str, browser: Any, locale: str) -> None:
-    """The consumer page in Romanian, Russian and English: no English message of the
-    catalogs left in the other two, no Latin word at all in Russian (beyond data and the
-    currency code), numbers in the locale's format, no console error."""
+async def _resident(browser: Any, portal: str, locale: str) -> tuple[Any, Any, list[str]]:
+    """A browser context in ``locale`` (its cookie), logged in as the demo consumer; the
+    list collects console errors and uncaught exceptions."""
     browser_locale = {"ro": "ro-MD", "ru": "ru-RU", "en": "en-GB"}[locale]
     context = await browser.new_context(
-        viewport={"width": 1280, "height": 900}, locale=browser_locale
+        viewport={"width": 1280, "height": 900}, locale=browser_locale, accept_downloads=True
     )
     await context.add_cookies([{"name": COOKIE, "value": locale, "url": portal}])
     page = await context.new_page()
@@ -257,6 +284,15 @@ async def test_consumer_page_in_each_language(portal: str, browser: Any, locale:
     page.on("console", console_error)
     page.on("pageerror", lambda error: errors.append(str(error)))
     await page.goto(portal + "/login")
+    return context, page, errors
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_consumer_page_in_each_language(portal: str, browser: Any, locale: str) -> None:
+    """The consumer page in Romanian, Russian and English: no English message of the
+    catalogs left in the other two, no Latin word at all in Russian (beyond data and the
+    currency code), numbers in the locale's format, no console error."""
+    context, page, errors = await _resident(browser, portal, locale)
     assert await page.get_attribute("html", "lang") == locale
     await page.fill("input[name=username]", DEMO_CONSUMER[0])
     await page.fill("input[name=password]", DEMO_CONSUMER[1])
@@ -294,4 +330,37 @@ async def test_language_switcher_is_remembered(portal: str, browser: Any) -> Non
     await page.goto(portal + "/login")
     assert await page.get_attribute("html", "lang") == "ru"
     assert {c["name"]: c["value"] for c in await context.cookies()}[COOKIE] == "ru"
+    await context.close()
+
+
+@pytest.mark.parametrize(("locale", "title"), [("ro", "Factura nr."), ("ru", "Счёт №")])
+async def test_invoice_opens_prints_and_downloads(
+    portal: str, browser: Any, locale: str, title: str
+) -> None:
+    """From the consumer page the resident opens an invoice (billing's document, in the
+    page's language, no English left), and downloads its PDF, whose text reads back."""
+    context, page, errors = await _resident(browser, portal, locale)
+    await page.fill("input[name=username]", DEMO_CONSUMER[0])
+    await page.fill("input[name=password]", DEMO_CONSUMER[1])
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/my")
+    await page.click("#invoices a >> nth=0")
+    await page.wait_for_url("**/my/invoices/*")
+    await page.wait_for_function(
+        "() => document.getElementById('invoice').shadowRoot?.querySelector('h1')"
+    )
+    assert (await page.text_content("h1")).startswith(title)
+    texts = await page.evaluate(VISIBLE_TEXT)
+    assert _untranslated(texts, locale) == []
+    assert _untranslated(texts, locale, BILLING) == []
+    await page.screenshot(path=str(SHOTS / f"invoice-{locale}.png"), full_page=True)
+    async with page.expect_download() as download:
+        await page.click("#invoice-pdf")
+    pdf = await asyncio.to_thread(Path(await (await download.value).path()).read_bytes)
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages).split())
+    number = (await page.text_content("h1")).rsplit(" ", 1)[1]
+    assert f"{title} {number}" in text
+    first = pdfium.PdfDocument(pdf)[0].render(scale=1.5).to_pil()
+    first.save(SHOTS / f"invoice-pdf-{locale}.png")
+    assert errors == []
     await context.close()

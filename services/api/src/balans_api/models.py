@@ -345,6 +345,8 @@ class InvoicePublic(BaseModel):
     currency: str
     total: Decimal = Field(description="Decimal amount (a JSON string), never a float.")
     issued_at: datetime
+    number: str = Field(description="Gapless per issuer and year, e.g. 2026-000123.")
+    due_on: date
 
 
 class InvoiceLinePublic(BaseModel):

@@ -83,3 +83,6 @@ def mount(app: FastAPI) -> None:
     app.get("/ops/buildings/{building_id}", include_in_schema=False, response_class=HTMLResponse)(
         page("building.html", N_("Building"))
     )
+    app.get("/my/invoices/{invoice_id}", include_in_schema=False, response_class=HTMLResponse)(
+        page("invoice.html", N_("Invoice"))
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from decimal import Decimal
 from functools import cache
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -84,6 +85,8 @@ def describe(line: Line, lang: Localizer) -> str:
     if block is None:
         return line.description
     unit, basis = lang.unit(block["unit"]), lang(BASES.get(block["basis"], block["basis"]))
+    if block["over"] is not None and Decimal(block["over"]) == 0:
+        return lang.gettext("consumption")  # a single, flat price
     if block["over"] is not None:
         return lang.gettext(
             "consumption, block {n}: over {low} {unit} per {basis}",

@@ -10,7 +10,7 @@ TARIFFS = "select id, utility, supplier, version, effective_from, effective_to, 
 """A published select for paging: every tariff version."""
 
 INVOICES = """select id, account_id, building_id, period_start, period_end, kind, corrects_id,
-currency, total, issued_at from invoices"""
+currency, total, issued_at, number, due_on from invoices"""
 """A published select for paging: every invoice and correction."""
 
 

@@ -1,14 +1,25 @@
-"""Tariffs and invoices (billing's tables): consumers see their own account's invoices."""
+"""Tariffs and invoices (billing's tables): consumers see their own account's invoices;
+the printable document (HTML or PDF, in the reader's language) is rendered by billing,
+asked over NATS."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import base64
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 
 from balans_api.deps import Pool, Reader
-from balans_api.errors import ERROR_RESPONSES, not_found
+from balans_api.errors import ERROR_RESPONSES, ApiError, not_found
+from balans_api.i18n import Lang
 from balans_api.models import InvoiceDetail, InvoiceLinePublic, InvoicePublic, TariffPublic
 from balans_api.paging import Cursor, Limit, Page, Where, fetch_page
 from balans_db.queries import billing
+from balans_protocol import subjects
+from balans_protocol.messages import InvoiceDocumentReply, InvoiceDocumentRequest
 
 router = APIRouter(tags=["billing"], responses=ERROR_RESPONSES)
 
@@ -52,3 +63,50 @@ async def get_invoice(invoice_id: int, pool: Pool, who: Reader) -> InvoiceDetail
         raise not_found("invoice")
     lines = await billing.invoice_lines(pool, invoice_id)
     return InvoiceDetail(**row, lines=[InvoiceLinePublic(**line) for line in lines])
+
+
+BILLING_TIMEOUT_S = 30.0  # a PDF takes WeasyPrint a second or two
+
+
+@router.get(
+    "/invoices/{invoice_id}/document",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}, "application/pdf": {}}}},
+)
+async def invoice_document(
+    invoice_id: int,
+    request: Request,
+    pool: Pool,
+    who: Reader,
+    lang: Lang,
+    format: Literal["html", "pdf"] = "html",
+    locale: Literal["ro", "ru", "en"] | None = None,
+) -> Response:
+    """The invoice as its printable page or an A4 PDF (a download), in ``locale`` or the
+    reader's language (cookie, Accept-Language); rendered by billing."""
+    row = await pool.fetchrow(f"{billing.INVOICES} where id = $1", invoice_id)
+    if row is None or (who.is_consumer and row["account_id"] != who.account_id):
+        raise not_found("invoice")
+    nats = request.app.state.nats
+    if nats is None or not nats.is_connected:
+        raise ApiError(503, "billing cannot be reached (no NATS connection)")
+    ask = InvoiceDocumentRequest(invoice_id=invoice_id, format=format, locale=locale or lang.locale)
+    try:
+        msg = await nats.request(
+            subjects.BILLING_DOCUMENT, ask.model_dump_json().encode(), timeout=BILLING_TIMEOUT_S
+        )
+    except (NatsTimeoutError, NoRespondersError) as exc:
+        raise ApiError(503, "billing did not answer; try again", retry_after=5) from exc
+    reply = InvoiceDocumentReply.model_validate_json(msg.data)
+    if reply.status == "not_found":
+        raise not_found("invoice")
+    if reply.status != "done":
+        raise ApiError(502, f"billing could not render the invoice: {reply.detail}")
+    disposition = "attachment" if format == "pdf" else "inline"
+    return Response(
+        base64.b64decode(reply.content_b64),
+        media_type=reply.media_type,
+        headers={
+            "Content-Disposition": f'{disposition}; filename="invoice-{row["number"]}.{format}"'
+        },
+    )

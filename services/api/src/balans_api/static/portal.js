@@ -235,7 +235,9 @@ const balans = (() => {
     }, "alerts");
     await optional(async () => {
       const invoices = await api("/invoices?limit=12");
-      el("invoices").innerHTML = invoices.items.map((i) => `<tr><td>${esc(billingMonth(i))}</td><td>${esc(i.kind === "correction" ? t("correction") : t("invoice"))}</td><td>${esc(money(i.total, i.currency))}</td></tr>`).join("")
+      el("invoices").innerHTML = invoices.items.map((i) => `<tr><td>${esc(billingMonth(i))}</td>
+        <td><a href="/my/invoices/${i.id}">${esc(i.kind === "correction" ? t("correction No. {number}", { number: i.number }) : t("invoice No. {number}", { number: i.number }))}</a></td>
+        <td>${esc(money(i.total, i.currency))}</td><td>${esc(t("due {date}", { date: new Date(i.due_on).toLocaleDateString(LOCALE, { timeZone: "UTC" }) }))}</td></tr>`).join("")
         || `<tr><td>${esc(t("No invoices yet."))}</td></tr>`;
     }, "invoices");
     el("grouping").addEventListener("change", () => drawRanking(flat.building_id, el("grouping").value));
@@ -259,6 +261,41 @@ const balans = (() => {
       marker: { color: r.groups.map((g, i) => (i < r.groups.length / 3 ? "#15803d" : "#c2410c")) },
     }], layout({ xaxis: { title: t("{unit} per m²", { unit: unit("kWh") }) }, yaxis: { autorange: "reversed" }, margin: { l: 90, r: 20, t: 10, b: 40 } }),
     plotConfig);
+  }
+
+  // ---------------- an invoice: billing's document in the page, printed or as PDF ----------------
+  async function invoiceDocument(invoiceId, format) {
+    const response = await fetch(`${API}/invoices/${invoiceId}/document?format=${format}&locale=${I18N.locale}`,
+      { headers: { Authorization: `Bearer ${token()}` } });
+    if (response.status === 401) { location.href = "/login"; throw new Error("signed out"); }
+    if (!response.ok) throw new Error(t("The invoice cannot be shown now (error {status}); try again later.", { status: response.status }));
+    return response;
+  }
+  async function invoicePage(invoiceId) {
+    await header();
+    try {
+      const page = new DOMParser().parseFromString(await (await invoiceDocument(invoiceId, "html")).text(), "text/html");
+      document.querySelector("h1").textContent = page.querySelector("h1").textContent;
+      document.title = page.title;
+      // its own styles stay inside a shadow root: the page's and the document's never mix
+      const root = el("invoice").attachShadow({ mode: "open" });
+      root.append(...page.head.querySelectorAll("style"), ...page.body.children);
+    } catch (e) {
+      el("invoice-status").textContent = e.message;
+      return;
+    }
+    el("invoice-print").addEventListener("click", () => window.print());
+    el("invoice-pdf").addEventListener("click", async () => {
+      try {
+        const response = await invoiceDocument(invoiceId, "pdf");
+        const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "")?.[1] || "invoice.pdf";
+        const link = Object.assign(document.createElement("a"), { href: URL.createObjectURL(await response.blob()), download: name });
+        link.click();
+        setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+      } catch (e) {
+        el("invoice-status").textContent = e.message;
+      }
+    });
   }
 
   // ---------------- operator ----------------
@@ -403,6 +440,7 @@ const balans = (() => {
     operator: operatorPage,
     alerts: alertsPage,
     building: () => buildingPage(Number(document.body.dataset.buildingId)),
+    invoice: () => invoicePage(Number(document.body.dataset.invoiceId)),
   };
   // the language switcher: remembered in a cookie for a year, the page reloads in it
   function switchLanguage(event) {
@@ -435,5 +473,5 @@ const balans = (() => {
     el("logout").addEventListener("click", logout);
     PAGES[document.body.dataset.page]();
   });
-  return { login, logout, consumerPage, operatorPage, alertsPage, buildingPage };
+  return { login, logout, consumerPage, operatorPage, alertsPage, buildingPage, invoicePage };
 })();
