@@ -112,3 +112,27 @@ def test_named_meter_leaves_no_group_fault(world, factor: float, flag: bool) -> 
     missed = sum(x.deficit for x in shifts if x.verdict in METER_FAULTS)
     assert diagnose_group(s) != []  # uncorrected, the meter's fault shows in the balance
     assert diagnose_group(replace(s, subscribers=s.subscribers + missed)) == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("lag", [24, -48])
+def test_magnet_next_to_a_leak_is_confirmed_with_the_leak_in_the_balance(
+    world, seed: int, lag: int
+) -> None:
+    """A meter slowed to 40 % while a leak of 6 % of the balance begins a day before it
+    (or two days after): the balance moves by both. Given the group's change (what the
+    leak adds), the member's confirmation accounts for it: the magnet is named with a
+    closure near 1 (without it, the leak's move counts as the meter's and the closure
+    runs off the grid)."""
+    w = world(seed=seed)
+    w.distort(7, 0.4, START)
+    hours = np.arange(w.true.shape[1])
+    clean = w.true.sum(axis=0) + w.losses
+    leak = np.where(hours >= START - lag, 0.06 * float(np.mean(clean)), 0.0)
+    s = w.series(leak)
+    quantum = np.ones(s.members.shape[0])
+    shifts = member_shifts(s, w.registered.copy(), quantum, group_changes=leak[None, :])
+    magnet = next(sh for sh in shifts if sh.member == 7)
+    assert magnet.verdict == "magnet"
+    assert 0.6 <= magnet.evidence["closure"] <= 1.5
+    assert _blamed({sh.member: {sh.verdict} for sh in shifts}) == {7: {"magnet"}}

@@ -482,8 +482,9 @@ def _member_and_group_faults(
     diagnoses = diagnose_group(replace(s, subscribers=s.subscribers + missed), cfg)
     if diagnoses:
         changes = np.array([d.contribution for d in diagnoses])
-        named, missed = member_alerts(data, group, s, changes)
-        diagnoses = diagnose_group(replace(s, subscribers=s.subscribers + missed), cfg)
+        named, again = member_alerts(data, group, s, changes)
+        if not np.array_equal(again, missed):  # the members' verdicts moved
+            diagnoses = diagnose_group(replace(s, subscribers=s.subscribers + again), cfg)
     return named, diagnoses
 
 
