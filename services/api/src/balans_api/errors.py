@@ -13,7 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from balans_api.metrics import ERRORS
@@ -36,10 +36,11 @@ _CODES = {
     503: "unavailable",
 }
 ERROR_CODES = frozenset(_CODES.values())
+_CODE_ENUM: list[JsonValue] = [*sorted(ERROR_CODES)]
 
 
 class ErrorBody(BaseModel):
-    code: str = Field(json_schema_extra={"enum": sorted(ERROR_CODES)})
+    code: str = Field(json_schema_extra={"enum": _CODE_ENUM})
     message: str
     details: list[dict[str, Any]] | None = None
 

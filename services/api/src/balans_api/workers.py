@@ -39,7 +39,7 @@ PARENT_POLL_S = 1.0
 def start_workers(sock: socket.socket, count: int) -> list[BaseProcess]:
     """Start workers 1..count-1 serving on ``sock`` (the caller is worker 0)."""
     context = multiprocessing.get_context("spawn")
-    workers = [
+    workers: list[BaseProcess] = [
         context.Process(
             target=worker_main, args=(sock, index, os.getpid()), name=f"balans-api-{index}"
         )
