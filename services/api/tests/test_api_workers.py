@@ -1,5 +1,6 @@
 """The api as its own process with two workers (BALANS_API_WORKERS=2): both serve the one
-port, and the per-client login limit is one budget across them (kept in PostgreSQL)."""
+port, the per-client login limit is one budget across them (kept in PostgreSQL), and
+the service's /metrics counts the requests of both."""
 
 from __future__ import annotations
 
@@ -25,15 +26,16 @@ LIMIT = 10
 
 
 @pytest.fixture
-def api(world: World, nats_url: str) -> Iterator[tuple[psutil.Process, int]]:
-    """``python -m balans_api`` with two workers and a 10/minute login limit."""
-    port = free_port()
+def api(world: World, nats_url: str) -> Iterator[tuple[psutil.Process, int, int]]:
+    """``python -m balans_api`` with two workers and a 10/minute login limit: the process,
+    its HTTP port and its health port."""
+    port, health_port = free_port(), free_port()
     env = {
         **os.environ,
         "BALANS_DATABASE_URL": world.database_url,
         "BALANS_NATS_URL": nats_url,
         "BALANS_API_PORT": str(port),
-        "BALANS_HEALTH_PORT": "0",
+        "BALANS_HEALTH_PORT": str(health_port),
         "BALANS_API_WORKERS": "2",
         "BALANS_LOGIN_RATE": f"{LIMIT}/minute",
         "BALANS_DEMO_USERS": "false",
@@ -45,7 +47,7 @@ def api(world: World, nats_url: str) -> Iterator[tuple[psutil.Process, int]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        yield psutil.Process(proc.pid), port
+        yield psutil.Process(proc.pid), port, health_port
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -84,12 +86,12 @@ def _login(conn: http.client.HTTPConnection, n: int) -> int:
     return response.status
 
 
-async def test_two_workers_share_the_port_and_the_login_limit(
-    api: tuple[psutil.Process, int], world: World
+async def test_two_workers_share_the_port_the_login_limit_and_metrics(
+    api: tuple[psutil.Process, int, int], world: World
 ) -> None:
     """Connections land on both workers; 10 failed logins spread over both use up the
     client's budget, so the 11th is refused by either worker (each process alone has
-    seen only 5)."""
+    seen only 5); /metrics counts the refusals and failures of both."""
     import asyncpg
 
     conn = await asyncpg.connect(world.database_url)
@@ -97,7 +99,7 @@ async def test_two_workers_share_the_port_and_the_login_limit(
         await conn.execute("delete from login_attempts")
     finally:
         await conn.close()
-    process, port = api
+    process, port, health_port = api
 
     def up() -> bool:
         try:
@@ -135,10 +137,21 @@ async def test_two_workers_share_the_port_and_the_login_limit(
     assert statuses == [401] * LIMIT
     assert [login_on(pid, LIMIT + i) for i, pid in enumerate(pids)] == [429, 429]
 
+    scrape = http.client.HTTPConnection("127.0.0.1", health_port, timeout=10)
+    scrape.request("GET", "/metrics")
+    text = scrape.getresponse().read().decode()
+    scrape.close()
+    logins = {
+        line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("balans_api_logins_total{")
+    }
+    assert logins == {"rejected": LIMIT, "limited": 2}
 
-async def test_the_service_stops_its_workers(api: tuple[psutil.Process, int]) -> None:
+
+async def test_the_service_stops_its_workers(api: tuple[psutil.Process, int, int]) -> None:
     """SIGTERM to the service stops its worker too (none is left serving the port)."""
-    process, _ = api
+    process, _, _ = api
     await eventually("the second worker started", lambda: len(_serving(process)) == 2)
     worker = _serving(process)[1]
     process.send_signal(signal.SIGTERM)

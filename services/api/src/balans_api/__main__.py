@@ -10,6 +10,7 @@ from balans_api.db import open_pool
 from balans_api.server import serving
 from balans_api.settings import ApiSettings
 from balans_api.users import ensure_demo_users
+from balans_api.worker_metrics import share_with_workers, stop_sharing
 from balans_api.workers import check_workers, start_workers, stop_workers
 from balans_core.health import bind_socket
 from balans_core.nats import connect_nats
@@ -33,6 +34,7 @@ async def serve(ctx: ServiceContext) -> None:
     app = create_app(settings, nats)
     sock = bind_socket(settings.api_host, settings.api_port)
     port = sock.getsockname()[1]
+    metrics_dir = share_with_workers() if settings.api_workers > 1 else None
     workers = start_workers(sock, settings.api_workers)
     try:
         async with serving(app, sock) as task:
@@ -52,6 +54,8 @@ async def serve(ctx: ServiceContext) -> None:
                     await asyncio.wait_for(ctx.stopping.wait(), WORKER_CHECK_S)
     finally:
         await asyncio.to_thread(stop_workers, workers)
+        if metrics_dir is not None:
+            stop_sharing(metrics_dir)
     await app.state.dispatcher.drain()
     await nats.drain()
 
