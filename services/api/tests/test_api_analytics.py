@@ -163,7 +163,7 @@ async def _invoice(conn: asyncpg.Connection, account_id: int, building_id: int) 
     invoice = await conn.fetchval(
         """insert into invoices (account_id, building_id, period_start, period_end, kind, total,
                                  issuer, number, due_on)
-           values ($1, $2, $3, $4, 'invoice', 1234.56, 'test', 'test-' || $1::text,
+           values ($1, $2, $3, $4, 'invoice', 1234.56, 'test', 'test-' || $1::int,
                    '2026-02-20') returning id""",
         account_id,
         building_id,
