@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import asyncpg
 import httpx
 import pytest
 
@@ -184,6 +185,11 @@ async def test_login_is_rate_limited(world: World) -> None:
     from balans_api.settings import ApiSettings
 
     app = create_app(ApiSettings(database_url=world.database_url, login_rate="10/minute"))
+    conn = await asyncpg.connect(world.database_url)
+    try:  # the window is shared (login_attempts): the other tests' logins are in it
+        await conn.execute("delete from login_attempts")
+    finally:
+        await conn.close()
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
