@@ -195,6 +195,13 @@ async def test_consumer_pages_show_api_data(portal: str, browser: Any) -> None:
     )
     assert year["y"] == pytest.approx([p["value"] for p in history["current"]["points"]])
     await _trace(page, "chart-ranking")
+    # a day of the month chart clicked: the explanation of that day alone
+    await page.locator("#chart-month").scroll_into_view_if_needed()
+    bar = await page.locator("#chart-month .bars path").first.bounding_box()
+    await page.mouse.click(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] / 2)
+    await page.wait_for_function(
+        "() => document.querySelector('#explain-parts th')?.textContent.startsWith('Your heat on')"
+    )
     english = Localizer("en", CATALOGS)
     assert await page.text_content("#mtd") == english.quantity(profile["month_to_date_kwh"], "kWh")
     await page.screenshot(path=str(SHOTS / "consumer.png"), full_page=True)

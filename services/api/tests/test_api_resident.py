@@ -147,3 +147,21 @@ async def test_explain_splits_the_heat(client: httpx.AsyncClient, world: World) 
     empty = await _get(client, world, "/explain?month=2020-01")
     assert empty["parts"]["total_kwh"] is None
     assert empty["parts"]["common_share_pct"] is None
+
+
+async def test_explain_one_day(client: httpx.AsyncClient, world: World) -> None:
+    """With ``day``, the parts of that local day alone."""
+    flat = await _get(client, world, "/profile")
+    zone = ZoneInfo(flat["flat"]["timezone"])
+    day = (datetime.now(zone) - timedelta(days=2)).date()
+    x = await _get(client, world, f"/explain?day={day.isoformat()}")
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    conn = await asyncpg.connect(world.database_url)
+    try:
+        row = await conn.fetchrow(HEAT, world.flat_id, start, start + timedelta(days=1))
+    finally:
+        await conn.close()
+    assert x["day"] == day.isoformat()
+    assert x["parts"]["hours"] == row["hours"] == 24
+    assert x["parts"]["total_kwh"] == pytest.approx(row["total"])
+    assert x["hours_in_month"] == 24

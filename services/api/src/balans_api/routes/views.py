@@ -160,13 +160,14 @@ class HeatParts(BaseModel):
 
 
 class Explanation(BaseModel):
-    """The flat's heat for a month, part by part, with the methodology that shared it
-    (from allocation's explanation trail, ``heat_allocation``)."""
+    """The flat's heat for a month or a day, part by part, with the methodology that
+    shared it (from allocation's explanation trail, ``heat_allocation``)."""
 
     flat_id: int
     month: str
+    day: date | None = Field(None, description="Set when one day was asked.")
     layout: str
-    hours_in_month: float
+    hours_in_month: float = Field(description="Hours of the period (the month, or the day).")
     parts: HeatParts
     methodology: dict[str, object]
 
@@ -460,12 +461,21 @@ async def statement(flat_id: int, pool: Pool, who: Reader, month: Month = None) 
 
 
 @router.get("/flats/{flat_id}/explain", response_model=Explanation)
-async def explain(flat_id: int, pool: Pool, who: Reader, month: Month = None) -> Explanation:
-    """The flat's heat of a month part by part (own metered, common share, methodology
-    adjustment, estimated hours) with the building's methodology, for the resident."""
+async def explain(
+    flat_id: int,
+    pool: Pool,
+    who: Reader,
+    month: Month = None,
+    day: Annotated[date | None, Query(description="A local day instead of the month.")] = None,
+) -> Explanation:
+    """The flat's heat of a month (or, with ``day``, of one local day) part by part (own
+    metered, common share, methodology adjustment, estimated hours) with the building's
+    methodology, for the resident."""
     flat = await flat_context(pool, who, flat_id)
     first = parse_month(month) if month else this_month(flat.timezone)
-    span = month_range(first, flat.timezone)
+    if day is not None:
+        first = day.replace(day=1)
+    span = day_range(day, flat.timezone) if day else month_range(first, flat.timezone)
     s = await allocation.flat_heat_summary(pool, flat_id, span.start, span.end)
     row = await world.flat_in_building(pool, flat_id)
     methodology = row["methodology"]
@@ -474,6 +484,7 @@ async def explain(flat_id: int, pool: Pool, who: Reader, month: Month = None) ->
     return Explanation(
         flat_id=flat_id,
         month=first.strftime("%Y-%m"),
+        day=day,
         layout=row["layout"],
         hours_in_month=_hours(span.start, span.end),
         parts=HeatParts(

@@ -122,13 +122,18 @@ const balans = (() => {
   };
   function drawExplanation(x) {
     const p = x.parts;
+    const period = x.day
+      ? t("Your heat on {day}", { day: new Date(`${x.day}T12:00:00Z`).toLocaleDateString(LOCALE, { timeZone: "UTC", day: "numeric", month: "long" }) })
+      : t("Your heat this month");
+    el("explain-period").textContent = x.day ? t("one day; choose a month to see a whole month again")
+      : t("click a day of the chart below to see that day");
     el("explain-parts").innerHTML = `
-      <tr><th>${esc(t("Your heat this month"))}</th><td>${esc(qty(p.total_kwh, "kWh"))}</td></tr>
+      <tr><th>${esc(period)}</th><td>${esc(qty(p.total_kwh, "kWh"))}</td></tr>
       <tr><th>${esc(t("measured by your own meters"))}</th><td>${esc(qty(p.measured_kwh, "kWh"))}</td></tr>
       <tr><th>${esc(t("your share of the building's common heat"))}</th><td>${esc(qty(p.common_kwh, "kWh"))}${
         none(p.common_share_pct) ? "" : ` <span class="note">${esc(t("{pct} % of your heat", { pct: fmt(p.common_share_pct, 0) }))}</span>`}</td></tr>
       <tr><th>${esc(t("adjustment by the building's rules (minimum charge, caps)"))}</th><td>${esc(qty(p.adjustment_kwh, "kWh"))}</td></tr>
-      <tr><th>${esc(t("estimated hours"))}</th><td>${esc(t("{estimated} of {hours} hours with data ({month} hours in the month)",
+      <tr><th>${esc(t("estimated hours"))}</th><td>${esc(t("{estimated} of {hours} hours with data ({month} hours in the period)",
         { estimated: p.estimated_hours, hours: p.hours, month: fmt(x.hours_in_month, 0) }))}</td></tr>`;
     const split = x.methodology.split || "area";
     el("explain-method").textContent = [
@@ -171,6 +176,15 @@ const balans = (() => {
       ], layout({ yaxis: { title: unit("kWh") } }), plotConfig);
       drawMeters(p.meters);
       drawExplanation(x);
+      // a day of the chart explained on its own
+      el("chart-month").removeAllListeners?.("plotly_click");
+      el("chart-month").on("plotly_click", async (event) => {
+        if (el("resolution").value !== "day") return;
+        // the bar's instant as the local day of the flat ("en-CA" writes YYYY-MM-DD)
+        const instant = p.heat.points[event.points[0].pointIndex].t;
+        const day = new Date(instant).toLocaleDateString("en-CA", { timeZone: p.flat.timezone });
+        drawExplanation(await api(`/flats/${flatId}/explain?day=${day}`));
+      });
     };
     const colours = {};
     const drawMeters = (meters) => {
