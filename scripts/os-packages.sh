@@ -7,10 +7,12 @@
 # need a missing program fail with a message naming it.
 set -euo pipefail
 
-# command  package     why
+# command (or a shared library *.so.*, or a file /...)  package  why
 wanted=(
   "chromium  chromium    headless browser for the portal tests (tests/browser)"
   "promtool  prometheus  checks the alert rules and dashboard queries, and balans run starts Prometheus"
+  "libpangoft2-1.0.so.0  libpangoft2-1.0-0  text layout for WeasyPrint, which renders invoice PDFs"
+  "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf  fonts-dejavu-core  a font with Latin and Cyrillic letters for the invoice PDFs"
 )
 [ "${1:-}" = "--with-make" ] && wanted+=("make  make  runs the Makefile targets")
 
@@ -18,7 +20,14 @@ missing=()
 reasons=()
 for entry in "${wanted[@]}"; do
   read -r command package why <<<"$entry"
-  if ! command -v "$command" >/dev/null 2>&1; then
+  if [[ "$command" == /* ]]; then
+    present() { [ -e "$1" ]; }
+  elif [[ "$command" == *.so.* ]]; then
+    present() { ldconfig -p 2>/dev/null | grep -q "$1"; }
+  else
+    present() { command -v "$1" >/dev/null 2>&1; }
+  fi
+  if ! present "$command"; then
     missing+=("$package")
     reasons+=("$package: $why")
   fi
