@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import typer
+from pypdf import PdfReader
 from typer.testing import CliRunner
 
 from balans_billing.cli import register
@@ -90,6 +91,13 @@ def test_issue_show_and_fairness(cli: CliRunner, database_url: str, tmp_path: Pa
     # each 2a flat has one radiator per riser it passes: operations = 25 x its points
     ops = next(r for r in rows if r["code"] == "operations")
     assert Decimal(ops["amount"]) == 25 * Decimal(ops["quantity"])
+    page = cli.invoke(_app(), ["billing", "show", invoice_id, "--format", "html", "--locale", "ru"])
+    assert page.exit_code == 0, page.output
+    assert "Итого к оплате" in page.output
+    pdf = tmp_path / "invoice.pdf"
+    written = cli.invoke(_app(), ["billing", "show", invoice_id, "--pdf", str(pdf)])
+    assert written.exit_code == 0, written.output
+    assert "Total de plată" in " ".join(p.extract_text() for p in PdfReader(pdf).pages)
     fair = cli.invoke(_app(), ["billing", "fairness", "--building", str(bid), "--month", "2026-03"])
     assert fair.exit_code == 0, fair.output
     report = json.loads(fair.output)

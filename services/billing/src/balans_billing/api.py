@@ -75,9 +75,18 @@ async def invoice_document(conn: asyncpg.Connection, invoice_id: int) -> Invoice
 
 
 async def render_invoice(database_url: str, invoice_id: int, fmt: Format) -> str:
-    """An invoice as JSON, CSV or printable HTML."""
+    """An invoice as JSON, CSV or printable HTML (Romanian)."""
     async with _connect(database_url) as conn:
         return RENDERERS[fmt](await load_document(conn, invoice_id))
+
+
+async def invoice_page(
+    database_url: str, invoice_id: int, locale: str, pdf: bool = False
+) -> str | bytes:
+    """The invoice's printable page in a language, or its PDF."""
+    async with _connect(database_url) as conn:
+        doc = await load_document(conn, invoice_id)
+    return render.to_pdf(doc, locale) if pdf else render.to_html(doc, locale)
 
 
 async def fairness(

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -16,6 +16,7 @@ from balans_billing.api import (
     Format,
     add_tariff_json,
     fairness_for_month,
+    invoice_page,
     issue_month,
     render_invoice,
     seed_tariffs,
@@ -118,13 +119,26 @@ def issue_command(
     typer.echo(f"{len(issued)} written")
 
 
+Locale = Literal["ro", "ru", "en"]
+
+
 @billing_app.command("show")
 def show_command(
     invoice_id: int = typer.Argument(..., help="Invoice id."),
     fmt: Format = typer.Option("json", "--format", help="json, csv or html."),
+    locale: Locale | None = typer.Option(None, "--locale", help="html in ro, ru or en."),
+    pdf: Path | None = typer.Option(None, "--pdf", help="Write the A4 PDF to this file."),
 ) -> None:
-    """Print an invoice as JSON, CSV or printable HTML."""
-    typer.echo(asyncio.run(render_invoice(_database_url(), invoice_id, fmt)))
+    """Print an invoice as JSON, CSV or printable HTML; or write its PDF."""
+    if pdf is not None:
+        content = asyncio.run(invoice_page(_database_url(), invoice_id, locale or "ro", True))
+        assert isinstance(content, bytes)
+        pdf.write_bytes(content)
+        typer.echo(f"written {pdf} ({len(content)} bytes)")
+    elif locale is not None and fmt == "html":
+        typer.echo(asyncio.run(invoice_page(_database_url(), invoice_id, locale)))
+    else:
+        typer.echo(asyncio.run(render_invoice(_database_url(), invoice_id, fmt)))
 
 
 @billing_app.command("fairness")
