@@ -16,7 +16,8 @@ const balans = (() => {
   const unit = (u) => I18N.units[u] || u;
   const qty = (v, u, d = 1) => (none(v) ? t("no data") : `${fmt(v, d)}\u00a0${unit(u)}`);
   const pct = (v) => (none(v) ? "" : ` (${v > 0 ? "+" : ""}${fmt(v)} %)`);
-  const money = (v, currency) => new Intl.NumberFormat(LOCALE, { style: "currency", currency }).format(Number(v));
+  // the code (MDL), as on the invoice: ru-MD would write the leu as "L"
+  const money = (v, currency) => new Intl.NumberFormat(LOCALE, { style: "currency", currency, currencyDisplay: "code" }).format(Number(v));
   const when = (ts) => new Date(ts).toLocaleString(LOCALE);
   const UTILITIES = {
     heat: t("heat"), cold_water: t("cold water"), hot_water: t("hot water"), gas: t("gas"),
