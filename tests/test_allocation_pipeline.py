@@ -273,6 +273,56 @@ async def test_late_reading_recomputes_exactly_the_affected_hours(conn: asyncpg.
     assert not after[(flat_meter["flat_id"], H0 + 2 * HOUR)]["estimated"]
 
 
+async def _days_against_hours(conn: asyncpg.Connection, building_id: int) -> list[tuple]:
+    """Each (flat, local day) of the building: its row of heat_allocation_days next to the
+    sums of its hours (they must agree)."""
+    rows = await conn.fetch(
+        """select h.flat_id, (h.hour at time zone s.timezone)::date as day,
+                  round(sum(h.total_kwh)::numeric, 9) as kwh, count(*) as hours,
+                  bool_or(h.estimated) as estimated,
+                  round(d.total_kwh::numeric, 9) as day_kwh, d.hours as day_hours,
+                  d.estimated as day_estimated
+           from heat_allocation h join buildings b on b.id = h.building_id
+           join sites s on s.id = b.site_id
+           left join heat_allocation_days d
+             on d.flat_id = h.flat_id and d.day = (h.hour at time zone s.timezone)::date
+           where h.building_id = $1
+           group by 1, 2, d.total_kwh, d.hours, d.estimated order by 1, 2""",
+        building_id,
+    )
+    return [tuple(r) for r in rows]
+
+
+async def test_days_follow_their_hours_through_a_recomputation(conn: asyncpg.Connection) -> None:
+    """A flat's day is the sum of its hours when they are written and again after late
+    data recomputes them (its gap estimated, then measured), and a second run of the same
+    hours leaves it as it is."""
+    building_id = await _building(conn, "1a")
+    flat_meter = next(
+        m for m in await _channels(conn, building_id)
+        if m["kind"] == "heat_meter" and m["role"] == "flat"
+    )  # fmt: skip
+    await _seed_readings(conn, building_id, skip={(flat_meter["id"], 3), (flat_meter["id"], 4)})
+    await on_readings_stored(conn, building_id, H0, LATENESS, LOOKAROUND)
+    before = await _days_against_hours(conn, building_id)
+    assert before
+    assert all(r[2:5] == r[5:8] for r in before)
+    assert any(r[0] == flat_meter["flat_id"] and r[7] for r in before)  # the gap: estimated
+    late = [
+        (flat_meter["module_serial"], flat_meter["input"], H0 + 3 * HOUR, 1000 + 2 + 3),
+        (flat_meter["module_serial"], flat_meter["input"], H0 + 4 * HOUR, 1000 + 2 + 3),
+    ]
+    await conn.copy_records_to_table(
+        "pulse_readings", records=late, columns=["module_serial", "input", "ts", "count"]
+    )
+    await on_readings_stored(conn, building_id, H0 + 3 * HOUR, LATENESS, LOOKAROUND)
+    after = await _days_against_hours(conn, building_id)
+    assert all(r[2:5] == r[5:8] for r in after)
+    assert not any(r[0] == flat_meter["flat_id"] and r[7] for r in after)
+    await on_readings_stored(conn, building_id, H0 + 3 * HOUR, LATENESS, LOOKAROUND)
+    assert await _days_against_hours(conn, building_id) == after
+
+
 async def test_service_consumes_readings_stored_and_announces(
     conn: asyncpg.Connection, database_url: str, nats_url: str
 ) -> None:

@@ -2,7 +2,8 @@
 
 The same series as ``synthetic.py`` (which the tests use; one INSERT ... SELECT per table
 is simpler there): per flat heat with a daily and a yearly wave, per meter consumption
-with a daily wave, building meters at 103 % of their flats, allocation's building hours.
+with a daily wave, building meters at 103 % of their flats, allocation's building hours
+and the flats' days.
 Built in memory a building at a time and sent as PostgreSQL's binary COPY format, so the
 server parses no text and plans no query: a building's year is a few seconds, not minutes.
 """
@@ -10,10 +11,12 @@ server parses no text and plans no query: a building's year is a few seconds, no
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import numpy as np
+
+from balans_db.queries import allocation
 
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
@@ -97,6 +100,8 @@ async def fill_building(
     heat["total_kwh"] = 1.15 * measured.ravel()
     heat["method"] = _METHOD
     await _copy(conn, "heat_allocation", heat)
+    last = start + timedelta(hours=hours - 1)
+    await allocation.refresh_heat_days(conn, [(building_id, start, last)])
 
     totals = 1.15 * measured.sum(axis=0)
     building_hours = _tuples(

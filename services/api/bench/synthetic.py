@@ -4,9 +4,11 @@ per table, so a year of a large building takes seconds."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
+
+from balans_db.queries import allocation
 
 _HEAT = """
 insert into heat_allocation (building_id, flat_id, hour, measured_kwh, common_kwh, total_kwh,
@@ -66,8 +68,10 @@ on conflict do nothing
 async def fill_building(
     conn: asyncpg.Connection, building_id: int, start: datetime, end: datetime
 ) -> None:
-    """Hourly heat per flat and hourly consumption of every meter in [start, end)."""
+    """Hourly heat per flat (and its days) and hourly consumption of every meter in
+    [start, end)."""
     await conn.execute(_HEAT, building_id, start, end)
+    await allocation.refresh_heat_days(conn, [(building_id, start, end - timedelta(hours=1))])
     await conn.execute(_BUILDING_HOURS, building_id, start, end)
     await conn.execute(_METERS, building_id, start, end)
     await conn.execute(_BUILDING_METERS, building_id, start, end)

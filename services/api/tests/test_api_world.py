@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import asyncpg
 import httpx
 import pytest
 
@@ -110,3 +112,48 @@ async def test_average_flat_is_the_mean_of_flats(client: httpx.AsyncClient, worl
     finally:
         await conn.close()
     assert point["value"] == pytest.approx(mean, abs=0.0005)  # heat is given to the Wh
+
+
+async def test_day_series_from_the_days_equals_its_hours(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Between local midnights (date bounds) a flat's days and months come from allocation's
+    days; they equal its hourly series summed per local day and month (each hour rounded
+    to the Wh, hence the tolerance)."""
+    h = auth(world, "consumer")
+    url = f"/api/v1/flats/{world.flat_id}/heat/series"
+    conn = await asyncpg.connect(world.database_url)
+    try:
+        tz = await conn.fetchval(
+            "select s.timezone from sites s join buildings b on b.site_id = s.id where b.id = $1",
+            world.building_id,
+        )
+    finally:
+        await conn.close()
+    today = datetime.now(ZoneInfo(tz)).date()
+    first, last = (today - timedelta(days=40)).isoformat(), (today - timedelta(days=2)).isoformat()
+    for resolution in ("day", "month"):
+        rolled = (
+            await client.get(
+                url, params={"from": first, "to": last, "resolution": resolution}, headers=h
+            )
+        ).json()["points"]
+        hours = (
+            await client.get(
+                url,
+                params={"from": first, "to": last, "resolution": "hour"},
+                headers=h,
+            )
+        ).json()["points"]
+        sums: dict[str, float] = {}
+        for p in hours:
+            local = datetime.fromisoformat(p["t"]).astimezone(ZoneInfo(tz)).date()
+            key = local if resolution == "day" else local.replace(day=1)
+            start = datetime(key.year, key.month, key.day, tzinfo=ZoneInfo(tz)).astimezone(UTC)
+            stamp = start.isoformat().replace("+00:00", "Z")
+            sums[stamp] = sums.get(stamp, 0.0) + p["value"]
+        assert [p["t"] for p in rolled] == list(sums)
+        assert [p["value"] for p in rolled] == pytest.approx(
+            list(sums.values()), rel=1e-4, abs=0.02
+        )
+        assert len(rolled) == (38 if resolution == "day" else len({k[:7] for k in sums}))

@@ -20,6 +20,7 @@ from balans_allocation.compute import BuildingResult
 from balans_allocation.flags import Flag
 from balans_allocation.metrics import FLAT_HOURS
 from balans_allocation.readings import HOUR
+from balans_db.queries import allocation
 
 
 def _upsert(table: str, key: tuple[str, ...], columns: tuple[str, ...]) -> str:
@@ -158,6 +159,14 @@ async def write_results(
         building_rows = await _stage_and_upsert(
             conn, "allocation_building_hours", BUILDING_COLUMNS,
             [row for w in written for row in _building_rows(w)], BUILDING_UPSERT,
+        )  # fmt: skip
+        await allocation.refresh_heat_days(
+            conn,
+            [
+                (w.building_id, w.result.start,
+                 w.result.start + (w.result.allocation.total.shape[0] - 1) * HOUR)
+                for w in written if w.result.allocation.total.shape[0]
+            ],
         )  # fmt: skip
     FLAT_HOURS.labels("new").inc(sum(1 for r in flat_rows if r["revision"] == 1))
     FLAT_HOURS.labels("recomputed").inc(sum(1 for r in flat_rows if r["revision"] > 1))

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from balans_db.queries import Db
 
@@ -106,10 +107,54 @@ async def meter_series(
 async def flat_heat_series(
     db: Db, flat_id: int, start: datetime, end: datetime, resolution: Resolution, tz: str
 ) -> Points:
-    """A flat's allocated heat (total kWh) in [start, end) per hour, day or month."""
-    args: list[object] = [flat_id, start, end]
+    """A flat's allocated heat (total kWh) in [start, end) per hour, day or month; days
+    and months between local midnights from the flat's days (``heat_allocation_days``)."""
+    first, last = _local_date(start, tz), _local_date(end, tz)
+    if resolution != "hour" and first is not None and last is not None:
+        args: list[object] = [flat_id, first, last, resolution, tz]
+        t = "(date_trunc($4, day)::timestamp at time zone $5)"
+        sql = f"""select {t} as t, sum(total_kwh) as value, bool_or(estimated) as estimated,
+                         {_partial(t, "sum(hours)", args)} as partial
+                  from heat_allocation_days where flat_id = $1 and day >= $2 and day < $3
+                  group by 1"""
+        return await _points(db, sql, args, HEAT_DECIMALS)
+    args = [flat_id, start, end]
     sql = _source("heat_allocation", "total_kwh", "flat_id = $1", resolution, tz, args)
     return await _points(db, sql, args, HEAT_DECIMALS)
+
+
+def _local_date(instant: datetime, tz: str) -> date | None:
+    """The local date of ``instant`` if it is a local midnight, else None."""
+    local = instant.astimezone(ZoneInfo(tz))
+    return local.date() if local.time() == time() else None
+
+
+_REFRESH_HEAT_DAYS = """
+with ranges as (
+  select r.building_id, s.timezone as tz, (r.first at time zone s.timezone)::date as d0,
+         (r.last at time zone s.timezone)::date as d1
+  from unnest($1::int[], $2::timestamptz[], $3::timestamptz[]) as r(building_id, first, last)
+  join buildings b on b.id = r.building_id join sites s on s.id = b.site_id
+)
+insert into heat_allocation_days (flat_id, day, building_id, total_kwh, hours, estimated)
+select h.flat_id, (h.hour at time zone g.tz)::date, h.building_id, sum(h.total_kwh), count(*),
+       bool_or(h.estimated)
+from ranges g join heat_allocation h
+  on h.building_id = g.building_id and h.hour >= (g.d0::timestamp at time zone g.tz)
+ and h.hour < ((g.d1 + 1)::timestamp at time zone g.tz)
+group by 1, 2, 3
+on conflict (flat_id, day) do update
+set building_id = excluded.building_id, total_kwh = excluded.total_kwh,
+    hours = excluded.hours, estimated = excluded.estimated
+"""
+
+
+async def refresh_heat_days(db: Db, spans: list[tuple[int, datetime, datetime]]) -> None:
+    """Rebuild ``heat_allocation_days`` from the hours for every local day touched by the
+    (building id, first hour, last hour) spans: what allocation runs in the transaction
+    that writes hours (idempotent: a day is always the sum of its hours)."""
+    if spans:
+        await db.execute(_REFRESH_HEAT_DAYS, *(list(column) for column in zip(*spans, strict=True)))
 
 
 async def building_average(

@@ -1,4 +1,5 @@
-"""Hourly consumption and per-flat heat (migration ``allocation_0001``).
+"""Hourly consumption and per-flat heat (migration ``allocation_0001``), heat per local
+day (``allocation_0003``).
 
 Owned by allocation. ``meter_consumption`` and ``heat_allocation`` are partitioned by
 month on ``hour`` with no foreign keys (bulk writes); the meaning of every ``flags`` bit
@@ -51,6 +52,20 @@ heat_allocation = sa.Table(
     created_now("computed_at"),
     sa.Index("ix_heat_allocation_building_hour", "building_id", "hour"),
     postgresql_partition_by="RANGE (hour)",
+)
+
+# a flat's heat per local day of its site (allocation_0003): rebuilt from heat_allocation
+# for every day an allocation touches, in the same transaction, so it is always their sum;
+# read for day and month series instead of a day's 23 to 25 rows
+heat_allocation_days = sa.Table(
+    "heat_allocation_days",
+    metadata,
+    sa.Column("flat_id", sa.Integer, primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("building_id", sa.Integer, nullable=False),
+    sa.Column("total_kwh", sa.Float, nullable=False),
+    sa.Column("hours", sa.Integer, nullable=False),
+    sa.Column("estimated", sa.Boolean, nullable=False),
 )
 
 allocation_building_hours = sa.Table(
