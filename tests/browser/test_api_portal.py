@@ -371,3 +371,27 @@ async def test_invoice_opens_prints_and_downloads(
     first.save(SHOTS / f"invoice-pdf-{locale}.png")
     assert errors == []
     await context.close()
+
+
+async def test_operator_pages_in_russian(portal: str, browser: Any) -> None:
+    """The operator's map, building and alert queue in Russian: no English message of the
+    catalogs left, no console error."""
+    context, page, errors = await _resident(browser, portal, "ru")
+    await page.fill("input[name=username]", DEMO_OPERATOR[0])
+    await page.fill("input[name=password]", DEMO_OPERATOR[1])
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/ops")
+    await _trace(page, "map")
+    await page.wait_for_selector("#buildings a")
+    assert _untranslated(await page.evaluate(VISIBLE_TEXT), "ru") == []
+    await page.click("#buildings a >> nth=0")
+    await page.wait_for_url("**/ops/buildings/*")
+    await _trace(page, "chart-overview", 1)
+    await page.wait_for_selector("#mesh li")
+    await page.wait_for_selector("#valves tr")
+    assert _untranslated(await page.evaluate(VISIBLE_TEXT), "ru") == []
+    await page.goto(portal + "/ops/alerts")
+    await page.wait_for_selector("#alert-queue tr[data-alert]")
+    assert _untranslated(await page.evaluate(VISIBLE_TEXT), "ru") == []
+    assert errors == []
+    await context.close()

@@ -380,7 +380,7 @@ const balans = (() => {
     await optional(async () => {
       const groups = await api(`/balance-groups?building_id=${buildingId}`);
       if (!groups.items.length) el("chart-imbalance").innerHTML = `<p>${esc(t("No balance groups in this building yet."))}</p>`;
-      el("group").innerHTML = groups.items.map((g) => `<option value="${g.id}">${esc(g.name)} (${esc(utility(g.utility))})</option>`).join("");
+      el("group").innerHTML = groups.items.map((g) => `<option class="data" value="${g.id}">${esc(g.name)} (${esc(utility(g.utility))})</option>`).join("");
       const draw = async () => {
         if (!el("group").value) return;
         let s;
