@@ -180,3 +180,34 @@ def test_constant_over_registering_says_it_may_be_a_draw(world) -> None:
     assert d.kind == "faulty_balance_meter"
     assert "unauthorised_connection" in d.evidence["also_possible"]
     assert abs(d.episode.start - START) <= 12
+
+
+@pytest.mark.parametrize("moved", [0.0, 0.8])
+def test_return_temperature_tells_a_tapping_in_from_water_that_never_returns(
+    world, moved: float
+) -> None:
+    """The same extra coolant from one hour on: with the building's return as its
+    risers' mix (the water never came back: lost or drawn off) it is a leak that may as
+    well be an unauthorised draw; with the return 0.8 °C off the mix (a consumer
+    returning its water at another ΔT) it is a tapping-in."""
+    rng = np.random.default_rng(3)
+    w = world(seed=4)
+    hours = np.arange(w.true.shape[1])
+    per_m3 = _heat_per_m3(hours.size)
+    members_dt = 15 + 2 * np.sin(2 * np.pi * hours / 240) + rng.normal(0, 0.03, hours.size)
+    during = (hours >= START) & (hours < START + 120)
+    balance_dt = 0.9 * members_dt + 1.0 + rng.normal(0, 0.03, hours.size) + moved * during
+    s = replace(
+        w.series(np.where(during, 0.15 * per_m3, 0.0)),
+        heat_per_m3=per_m3,
+        balance_dt=balance_dt,
+        members_dt=members_dt,
+    )
+    (d,) = diagnose_group(s)
+    assert abs(d.evidence["return_dt_shift_k"] - moved) < 0.1
+    if moved:
+        assert d.kind == "unauthorised_connection"
+        assert "also_possible" not in d.evidence
+    else:
+        assert d.kind == "leak"
+        assert d.evidence["also_possible"] == ["unauthorised_connection"]

@@ -105,6 +105,14 @@ def group_series(data: BuildingData, group: GroupDef) -> GroupSeries | None:
             per_m3 = heat_per_m3(data.supply_c, data.return_c)
     hours = len(data.hours)
     tamper = np.array([data.tamper.get(m, np.zeros(hours, bool)) for m in members])
+    balance_dt = members_dt = None
+    if per_m3 is not None and members and all(m in data.riser_dt for m in members):
+        # the returning water as the risers' own pairs see it, mixed by their flows
+        dts = np.array([data.riser_dt[m] for m in members])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            members_dt = np.nansum(own * dts, axis=0) / np.nansum(own, axis=0)
+        members_dt[~np.isfinite(dts).any(axis=0)] = np.nan
+        balance_dt = data.supply_c - data.return_c
     return GroupSeries(
         balance=balance,
         subscribers=subs,
@@ -113,6 +121,8 @@ def group_series(data: BuildingData, group: GroupDef) -> GroupSeries | None:
         tamper=tamper,
         heat_per_m3=per_m3,
         drivers=data.supply_c[None, :] if heat and not np.isnan(data.supply_c).all() else None,
+        balance_dt=balance_dt,
+        members_dt=members_dt,
     )
 
 

@@ -42,6 +42,11 @@ class ExcessSettings:
     min_tap_share: float = 0.015
     min_under_read: float = 0.03
     min_drift: float = 0.03  # the balance meter's error reached at the end of a ramp
+    # the building's return moved against its members' returns (mixing): by at least
+    # this many °C and this many times its hourly noise before the change
+    return_shift_k: float = 0.15
+    return_shift_z: float = 5.0
+    return_ref_hours: int = 168
     settle_gap: int = 12  # hours between a drift's ramp and the level it settles at
     # another shape fits a change within this (rise of the residual SS over a block's
     # noise variance): the data cannot tell them apart, the finding says so
@@ -66,6 +71,12 @@ class GroupSeries:
     # [driver, hour]: what moves the balance meter's own unmetered part besides the
     # subscribers' use (for heat the supply temperature: pipe losses, common areas)
     drivers: FloatArray | None = None
+    # ΔT (°C) of the balance meter's sensor pair, and the flow-weighted ΔT of the
+    # members' own pairs (risers): the returning water as the members see it. Where
+    # both are known, a change of the return temperature tells a consumer returning its
+    # water at another ΔT from water lost or drawn off (which leaves it as it was)
+    balance_dt: FloatArray | None = None
+    members_dt: FloatArray | None = None
 
 
 @dataclass(frozen=True)
@@ -286,6 +297,55 @@ def _also_possible(change: Change, kind: str | None, cfg: ExcessSettings) -> lis
     return []
 
 
+def return_shift(
+    s: GroupSeries, start: int, end: int, cfg: ExcessSettings
+) -> tuple[float, float] | None:
+    """(shift, noise) in °C of the balance meter's ΔT against the members' returns
+    during [start, end), from a fit ΔT_balance = a + b·ΔT_members over the
+    ``return_ref_hours`` before; None without both ΔTs there and then.
+
+    Water lost or drawn off after the balance meter never returns, so the returning
+    water, and the ΔT the meter sees, stays the members' mix; a consumer tapped in
+    before the meters returns its water at its own ΔT and moves it."""
+    if s.balance_dt is None or s.members_dt is None:
+        return None
+    lo = max(0, start - cfg.return_ref_hours)
+    ref = np.isfinite(s.balance_dt[lo:start]) & np.isfinite(s.members_dt[lo:start])
+    win = np.isfinite(s.balance_dt[start:end]) & np.isfinite(s.members_dt[start:end])
+    if ref.sum() < 48 or win.sum() < 12:
+        return None
+    x, y = s.members_dt[lo:start][ref], s.balance_dt[lo:start][ref]
+    coef = np.linalg.lstsq(np.column_stack([np.ones(x.size), x]), y, rcond=None)[0]
+    before = y - coef[0] - coef[1] * x
+    during = s.balance_dt[start:end][win] - coef[0] - coef[1] * s.members_dt[start:end][win]
+    noise = MAD_TO_SIGMA * float(np.median(np.abs(before - np.median(before))))
+    return float(np.median(during) - np.median(before)), noise
+
+
+def _by_return(
+    kind: str | None, change: Change, s: GroupSeries, cfg: ExcessSettings
+) -> tuple[str | None, list[str] | None, dict[str, float]]:
+    """The kind the return temperature says for a positive level change (a leak, a
+    tapping-in, a scaled-up reading), with what stays possible; ``None`` for the
+    second when the return says nothing (no ΔT of the members, or another change)."""
+    if kind not in ("leak", "unauthorised_connection", "faulty_balance_meter") or (
+        change.shape not in ("step", "use", "scale") or change.coef <= 0
+    ):
+        return kind, None, {}
+    shift = return_shift(s, change.start, change.end, cfg)
+    if shift is None:
+        return kind, None, {}
+    moved, noise = shift
+    evidence = {"return_dt_shift_k": round(moved, 3), "return_dt_noise_k": round(noise, 3)}
+    if abs(moved) >= max(cfg.return_shift_k, cfg.return_shift_z * noise):
+        # the returning water changed: a consumer returning its water at another ΔT
+        return "unauthorised_connection", [], evidence
+    if kind == "faulty_balance_meter":
+        return kind, ["unauthorised_connection"], evidence  # a draw of a share of the flow
+    # water that never returns: lost (a leak) or drawn off (an unauthorised draw)
+    return "leak", ["unauthorised_connection"], evidence
+
+
 def _from_hour(s: GroupSeries, first: int) -> GroupSeries:
     """The series from hour ``first`` on."""
 
@@ -301,6 +361,8 @@ def _from_hour(s: GroupSeries, first: int) -> GroupSeries:
         tamper=cut(s.tamper),
         heat_per_m3=cut(s.heat_per_m3),
         drivers=cut(s.drivers),
+        balance_dt=cut(s.balance_dt),
+        members_dt=cut(s.members_dt),
     )
 
 
@@ -390,7 +452,9 @@ def _diagnose_known(s: GroupSeries, cfg: ExcessSettings) -> list[Diagnosis]:
         }
         others = [c for c in changes if c is not change]
         group_kind = _change_kind(change, others, balance, cfg)
-        also = _also_possible(change, group_kind, cfg)
+        group_kind, by_return, return_evidence = _by_return(group_kind, change, s, cfg)
+        evidence.update(return_evidence)
+        also = _also_possible(change, group_kind, cfg) if by_return is None else by_return
         if also:
             evidence["also_possible"] = also
         if group_kind is not None:
