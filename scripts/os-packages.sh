@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The OS packages balans needs beyond its Python wheels (Debian/Ubuntu names).
-# `make run`, `make test` and `.ci/run` call this first. It only looks at commands on PATH:
-# when all are there it does nothing (fast, idempotent). As root it installs what is
+# `make run`, `make test` and `.ci/run` call this first. It only looks for commands on PATH,
+# shared libraries and files: when all are there it does nothing (fast, idempotent). As root it installs what is
 # missing with apt-get; otherwise it prints one line saying what to install and why, and
 # returns 0, so `make` goes on: `make run` then runs without Prometheus, and the tests that
 # need a missing program fail with a message naming it.
