@@ -8,7 +8,9 @@ stops everything in order.
 from __future__ import annotations
 
 import asyncio
+import io
 import signal
+import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -50,6 +52,14 @@ def _prepare_database(urls: StackUrls, with_demo: bool) -> None:
         typer.echo(f"demo city: {added} building(s) added")
 
 
+def _line_buffered() -> None:
+    """Each line out at once, also into a file or a pipe: an operator tailing the log sees a
+    restart when it happens, not when a buffer fills."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
+
+
 def run(
     data_dir: Path = typer.Option(Path(".balans"), help="Where the embedded servers keep data."),
     services: str = typer.Option("all", help="Comma-separated services to start, or 'all'."),
@@ -60,6 +70,7 @@ def run(
     ),
 ) -> None:
     """Run the whole system: embedded PostgreSQL and NATS, schema, demo city, services."""
+    _line_buffered()
     known = discover_services()
     chosen = list(known) if services == "all" else [s.strip() for s in services.split(",")]
     unknown = sorted(set(chosen) - set(known))
@@ -109,6 +120,7 @@ def stack_command(
 ) -> None:
     """Start only PostgreSQL and NATS (migrated), print their URLs, keep them running
     (restarted on the same ports if they die) until Ctrl-C."""
+    _line_buffered()
     stack = DevStack(data_dir)
     with stack as urls:
         migrate.upgrade(urls.database_url)
