@@ -71,11 +71,11 @@ SERVICES = ("ingest", "persister", "allocation", "balance", "billing")
 TARGETS = {
     "postgres": re.compile(r"(^|/)postgres(\s|$)"),
     "nats": re.compile(r"nats-server"),
-    "ingest": re.compile(r"-m balans_ingest$"),
-    "persister": re.compile(r"-m balans_ingest\.persister$"),
-    "allocation": re.compile(r"-m balans_allocation$"),
-    "balance": re.compile(r"-m balans_balance$"),
-    "billing": re.compile(r"-m balans_billing$"),
+    "ingest": re.compile(r"-m balans_ingest(\.__main__)?$"),
+    "persister": re.compile(r"-m balans_ingest\.persister(\.__main__)?$"),
+    "allocation": re.compile(r"-m balans_allocation(\.__main__)?$"),
+    "balance": re.compile(r"-m balans_balance(\.__main__)?$"),
+    "billing": re.compile(r"-m balans_billing(\.__main__)?$"),
 }
 READINGS_SQL = """
     select (select count(*) from pulse_readings) + (select count(*) from temperature_readings)
@@ -200,10 +200,15 @@ class Killer:
             await asyncio.sleep(self.rng.uniform(1.0, 8.0))
             target = self.rng.choice(sorted(TARGETS))
             victim = self.system.children().get(target)
-            if victim is None:
-                say(f"{target} not running before its kill")
-                self.not_recovered.append(target)
-                continue
+            if victim is None:  # died of an earlier kill's effects: the supervisor's turn
+                say(f"{target} not running before its kill: waiting for its restart")
+                if not await self._back(target, old_pid=-1):
+                    say(f"{target} was not restarted")
+                    self.not_recovered.append(target)
+                    continue
+                victim = self.system.children().get(target)
+                if victim is None:
+                    continue
             victim.kill()
             self.kills += 1
             say(f"kill {self.kills}/{count}: {target} (pid {victim.pid})")
