@@ -12,9 +12,9 @@ no announcement, and ``balans import`` needs no NATS (the running api sends its 
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from balans_db.migrations.outbox import create_outbox_table
 
 revision: str = "api_0005_outbox"
 down_revision: str | Sequence[str] | None = "api_0004_login_attempts"
@@ -25,23 +25,7 @@ TABLE = "api_outbox"
 
 
 def upgrade() -> None:
-    op.create_table(
-        TABLE,
-        sa.Column("id", sa.BigInteger(), sa.Identity(), nullable=False),
-        sa.Column("msg_id", sa.Text(), nullable=False),
-        sa.Column("subject", sa.Text(), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("headers", postgresql.JSONB(astext_type=sa.Text())),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("sent_at", sa.DateTime(timezone=True)),
-        sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{TABLE}")),
-        sa.UniqueConstraint("msg_id", name=op.f(f"uq_{TABLE}_msg_id")),
-    )
-    op.create_index(
-        f"ix_{TABLE}_unsent", TABLE, ["id"], postgresql_where=sa.text("sent_at is null")
-    )
+    create_outbox_table(TABLE)
 
 
 def downgrade() -> None:

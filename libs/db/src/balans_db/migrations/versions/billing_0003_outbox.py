@@ -13,9 +13,9 @@ therefore loses no announcement: the next start sends what was not sent.
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from balans_db.migrations.outbox import create_outbox_table
 
 revision: str = "billing_0003"
 down_revision: str | Sequence[str] | None = "billing_0002"
@@ -26,23 +26,7 @@ TABLE = "billing_outbox"
 
 
 def upgrade() -> None:
-    op.create_table(
-        TABLE,
-        sa.Column("id", sa.BigInteger(), sa.Identity(), nullable=False),
-        sa.Column("msg_id", sa.Text(), nullable=False),
-        sa.Column("subject", sa.Text(), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("headers", postgresql.JSONB(astext_type=sa.Text())),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("sent_at", sa.DateTime(timezone=True)),
-        sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{TABLE}")),
-        sa.UniqueConstraint("msg_id", name=op.f(f"uq_{TABLE}_msg_id")),
-    )
-    op.create_index(
-        f"ix_{TABLE}_unsent", TABLE, ["id"], postgresql_where=sa.text("sent_at is null")
-    )
+    create_outbox_table(TABLE)
 
 
 def downgrade() -> None:
