@@ -52,9 +52,8 @@ from balans_protocol import subjects
 from balans_protocol.boot import next_boot
 from balans_sim.api import prepare
 from balans_sim.city import CityConfig
-from balans_sim.concentrator import SimConcentrator
 from balans_sim.pgwriter import write_chunks
-from balans_sim.runner import flush_all
+from balans_sim.runner import connected_concentrators, flush_all
 from balans_sim.world import concentrator_keys, write_city
 
 TARGET_METERS = 2_000_000
@@ -217,21 +216,16 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
             freeze(services[name])
         ingest_port = bound_port(services["ingest"])
         boot = next_boot(data_dir / "sim-boot-counter")
-        concentrators = [
-            SimConcentrator(
-                b, keys[b.spec.concentrator_serial], "127.0.0.1", ingest_port, boot=boot
-            )
-            for b in sim.buildings
-        ]
-        for c in concentrators:
-            c.start()
-        t0 = time.perf_counter()
-        for concentrator, chunk in zip(concentrators, hour, strict=True):
-            await concentrator.send(chunk)
-        await flush_all(concentrators, STAGE_TIMEOUT_S)
-        results.append(StageResult("ingest", time.perf_counter() - t0, work=f"{len(hour)} uploads"))
+        async with connected_concentrators(
+            sim, keys, "127.0.0.1", ingest_port, boot
+        ) as concentrators:
+            t0 = time.perf_counter()
+            for concentrator, chunk in zip(concentrators, hour, strict=True):
+                await concentrator.send(chunk)
+            await flush_all(concentrators, STAGE_TIMEOUT_S)
+            elapsed = time.perf_counter() - t0
+        results.append(StageResult("ingest", elapsed, work=f"{len(hour)} uploads"))
         print("  ingest done", flush=True)
-        await asyncio.gather(*(c.close() for c in concentrators))
         js = nc.jetstream()
         for name, (stream, durable) in CONSUMERS.items():
             thaw(services[name])

@@ -55,9 +55,8 @@ from balans_protocol.boot import next_boot
 from balans_protocol.messages import InvoiceIssued
 from balans_sim.api import prepare
 from balans_sim.city import CityConfig
-from balans_sim.concentrator import SimConcentrator
 from balans_sim.engine import Chunk
-from balans_sim.runner import flush_all, run_concentrators
+from balans_sim.runner import connected_concentrators, flush_all, run_concentrators
 from balans_sim.world import concentrator_keys, write_city
 
 SEED = int(os.environ.get("CHAOS_SEED", "1"))
@@ -266,32 +265,26 @@ async def upload_city(system: System, start: datetime, hours: int, killer: Kille
         generated += sum(c.reading_count() for c in chunks)
 
     boot = next_boot(system.data_dir / "chaos-sim-boot-counter")
-    concentrators = [
-        SimConcentrator(
-            b, keys[b.spec.concentrator_serial], "127.0.0.1", system.ingest_port, boot=boot
-        )
-        for b in sim.buildings
-    ]
-    for c in concentrators:
-        c.start()
     stop = asyncio.Event()
-    chaos = asyncio.create_task(killer.run(KILLS, stop)) if killer else None
-    try:
-        await run_concentrators(
-            sim,
-            concentrators,
-            hours,
-            hours_per_second=HOURS_PER_S,
-            stop=asyncio.Event(),
-            on_chunk=note,
-        )
-        await flush_all(concentrators, timeout_s=PHASE_TIMEOUT_S)
-        say(f"uploaded {generated} readings, every batch ACKed")
-        if chaos is not None:  # the rest of the kills hit allocation, balance and billing
-            await asyncio.wait_for(chaos, PHASE_TIMEOUT_S)
-    finally:
-        stop.set()
-        await asyncio.gather(*(c.close() for c in concentrators))
+    async with connected_concentrators(
+        sim, keys, "127.0.0.1", system.ingest_port, boot
+    ) as concentrators:
+        chaos = asyncio.create_task(killer.run(KILLS, stop)) if killer else None
+        try:
+            await run_concentrators(
+                sim,
+                concentrators,
+                hours,
+                hours_per_second=HOURS_PER_S,
+                stop=asyncio.Event(),
+                on_chunk=note,
+            )
+            await flush_all(concentrators, timeout_s=PHASE_TIMEOUT_S)
+            say(f"uploaded {generated} readings, every batch ACKed")
+            if chaos is not None:  # the rest of the kills hit allocation, balance and billing
+                await asyncio.wait_for(chaos, PHASE_TIMEOUT_S)
+        finally:
+            stop.set()
     return generated
 
 

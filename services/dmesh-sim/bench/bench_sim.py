@@ -27,10 +27,9 @@ from balans_devstack.supervisor import Supervisor, discover_services
 from balans_protocol.boot import next_boot
 from balans_sim.city import CityConfig, generate_city
 from balans_sim.climate import hour_index
-from balans_sim.concentrator import SimConcentrator
 from balans_sim.engine import CitySim
 from balans_sim.pgwriter import write_chunks
-from balans_sim.runner import flush_all, run_concentrators
+from balans_sim.runner import connected_concentrators, flush_all, run_concentrators
 from balans_sim.world import concentrator_keys, write_city
 
 TARGET_METERS = int(os.environ.get("BENCH_SIM_METERS", "10000"))
@@ -68,13 +67,7 @@ async def deliver(
         began = time.perf_counter()
         generated: list[int] = []
         if via_ingest:
-            concentrators = [
-                SimConcentrator(b, keys[b.spec.concentrator_serial], "127.0.0.1", port, boot=boot)
-                for b in sim.buildings
-            ]
-            for c in concentrators:
-                c.start()
-            try:
+            async with connected_concentrators(sim, keys, "127.0.0.1", port, boot) as concentrators:
                 await run_concentrators(
                     sim,
                     concentrators,
@@ -84,8 +77,6 @@ async def deliver(
                     on_chunk=lambda chunks: generated.extend(c.reading_count() for c in chunks),
                 )
                 await flush_all(concentrators, timeout_s=900)
-            finally:
-                await asyncio.gather(*(c.close() for c in concentrators))
         else:
             for _ in range(HOURS // 24):
                 chunks = sim.advance(24)

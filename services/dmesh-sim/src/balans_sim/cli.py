@@ -16,11 +16,10 @@ from balans_db.topology import HardwareLimitError, plan_equipment
 from balans_protocol.boot import next_boot
 from balans_sim.api import prepare
 from balans_sim.city import CityConfig, generate_city
-from balans_sim.concentrator import SimConcentrator
 from balans_sim.engine import Chunk
 from balans_sim.faults import write_ground_truth
 from balans_sim.pgwriter import write_chunks
-from balans_sim.runner import flush_all, run_concentrators
+from balans_sim.runner import connected_concentrators, flush_all, run_concentrators
 from balans_sim.world import concentrator_keys, write_city
 
 sim_app = typer.Typer(help="The simulated city (dmesh-sim).", no_args_is_help=True)
@@ -156,15 +155,9 @@ def run_command(
                         advance(chunks)
                     return rows
                 boot = next_boot(boot_file)
-                concentrators = [
-                    SimConcentrator(
-                        b, keys[b.spec.concentrator_serial], ingest_host, ingest_port, boot=boot
-                    )
-                    for b in sim.buildings
-                ]
-                for c in concentrators:
-                    c.start()
-                try:
+                async with connected_concentrators(
+                    sim, keys, ingest_host, ingest_port, boot
+                ) as concentrators:
                     await run_concentrators(
                         sim,
                         concentrators,
@@ -174,8 +167,6 @@ def run_command(
                         on_chunk=advance,
                     )
                     await flush_all(concentrators, timeout_s=600)
-                finally:
-                    await asyncio.gather(*(c.close() for c in concentrators))
         finally:
             await conn.close()
         return rows

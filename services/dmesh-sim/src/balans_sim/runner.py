@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from balans_sim.concentrator import SimConcentrator
 from balans_sim.engine import Chunk, CitySim
@@ -55,3 +55,21 @@ async def flush_all(concentrators: list[SimConcentrator], timeout_s: float) -> N
     async with asyncio.timeout(timeout_s):
         await asyncio.gather(*(c.restore_uplink() for c in concentrators))
         await asyncio.gather(*(c.client.flush() for c in concentrators))
+
+
+@contextlib.asynccontextmanager
+async def connected_concentrators(
+    sim: CitySim, keys: dict[int, bytes], host: str, port: int, boot: int
+) -> AsyncIterator[list[SimConcentrator]]:
+    """One started concentrator per building of ``sim``, uploading to ingest at host:port
+    under boot counter ``boot``; all closed on the way out."""
+    concentrators = [
+        SimConcentrator(b, keys[b.spec.concentrator_serial], host, port, boot=boot)
+        for b in sim.buildings
+    ]
+    for c in concentrators:
+        c.start()
+    try:
+        yield concentrators
+    finally:
+        await asyncio.gather(*(c.close() for c in concentrators))
