@@ -39,7 +39,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -52,6 +51,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from balans_db.secrets import KeyVault
 from balans_db.settings import DatabaseSettings
+from balans_devstack.eventually import eventually
 from balans_devstack.processes import free_port
 from balans_protocol import subjects
 from balans_protocol.boot import next_boot
@@ -109,14 +109,6 @@ UNREACHABLE = (
 
 def say(text: str) -> None:
     print(f"[chaos {datetime.now(UTC):%H:%M:%S}] {text}", file=sys.stderr, flush=True)
-
-
-async def eventually(what: str, check: Callable[[], Awaitable[bool]]) -> None:
-    deadline = time.monotonic() + PHASE_TIMEOUT_S
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not reached within {PHASE_TIMEOUT_S:.0f} s: {what}")
-        await asyncio.sleep(2)
 
 
 @dataclass
@@ -330,9 +322,13 @@ async def settle_and_read(system: System, generated: int, cutoff: datetime) -> O
             return False
         return rows[0][0] == 0
 
-    await eventually("every reading stored", stored_all)
-    await eventually("allocation complete up to the cutoff", allocated)
-    await eventually("the previous month invoiced for every account", invoiced)
+    await eventually("every reading stored", stored_all, PHASE_TIMEOUT_S, interval_s=2)
+    await eventually(
+        "allocation complete up to the cutoff", allocated, PHASE_TIMEOUT_S, interval_s=2
+    )
+    await eventually(
+        "the previous month invoiced for every account", invoiced, PHASE_TIMEOUT_S, interval_s=2
+    )
     await asyncio.sleep(10)  # closer passes after the last invoice: a double would show now
     stored = (await fetch(READINGS_SQL))[0][0]
     pulse_rows, pulse_keys = (await fetch(DISTINCT_SQL))[0]
