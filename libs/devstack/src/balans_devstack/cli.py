@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import signal
 import sys
 import threading
@@ -104,7 +105,12 @@ def run(
             )
             recovery.watch("prometheus", lambda: scraper.proc, scraper.restart)
             typer.echo(f"prometheus: {scraper.url}")
-        typer.echo("portal: http://127.0.0.1:8000   (Ctrl-C stops everything)")
+        if "api" in chosen:
+            # the api reads its port from BALANS_API_PORT (the api's settings; 8000 by default)
+            port = os.environ.get("BALANS_API_PORT", "8000")
+            typer.echo(f"portal: http://127.0.0.1:{port}   (Ctrl-C stops everything)")
+        else:
+            typer.echo("running without the api (Ctrl-C stops everything)")
         _supervise_until_signal(recovery)
     finally:
         typer.echo("stopping...")
