@@ -96,10 +96,24 @@ accounts = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("number", sa.Text, nullable=False, unique=True),
     sa.Column("holder_name", sa.Text, nullable=False),
-    sa.Column("flat_id", sa.ForeignKey("flats.id", ondelete="CASCADE"), nullable=False),
+    # null for the building's owner account (building_id set instead): api_0007
+    sa.Column("flat_id", sa.ForeignKey("flats.id", ondelete="CASCADE")),
     sa.Column("residents", sa.SmallInteger, nullable=False, server_default="1"),
     sa.Column("email", sa.Text),
-    sa.Column("opened_on", sa.Date, nullable=False, server_default=sa.func.current_date()),
+    # [opened_on, closed_on) in local days; null opened_on = since metering began (api_0007)
+    sa.Column("opened_on", sa.Date),
+    sa.Column("closed_on", sa.Date),
+    sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE")),
+    sa.CheckConstraint("(flat_id is null) <> (building_id is null)", name="flat_or_owner"),
+    sa.CheckConstraint(
+        "closed_on is null or opened_on is null or closed_on > opened_on", name="period"
+    ),
+    sa.Index(
+        "uq_accounts_owner_building",
+        "building_id",
+        unique=True,
+        postgresql_where=sa.text("building_id is not null"),
+    ),
 )
 
 concentrators = sa.Table(
@@ -153,12 +167,18 @@ meters = sa.Table(
     sa.Column("has_valve", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("installed_on", sa.Date, nullable=False, server_default=sa.func.current_date()),
     sa.Column("verified_on", sa.Date),
+    # null = the utility's default (BALANS_VERIFICATION_INTERVAL_YEARS): api_0007
+    sa.Column("verification_interval_years", sa.SmallInteger),
     sa.CheckConstraint(one_of("utility", UTILITIES), name="utility"),
     sa.CheckConstraint(one_of("kind", METER_KINDS), name="kind"),
     sa.CheckConstraint(one_of("role", METER_ROLES), name="role"),
     sa.CheckConstraint("unit in ('kWh', 'm3')", name="unit"),
     sa.CheckConstraint("pipe is null or pipe in ('flow', 'return')", name="pipe"),
     sa.CheckConstraint("pulse_weight > 0", name="pulse_weight_positive"),
+    sa.CheckConstraint(
+        "verification_interval_years is null or verification_interval_years between 1 and 50",
+        name="verification_interval",
+    ),
 )
 
 channels = sa.Table(
@@ -172,9 +192,27 @@ channels = sa.Table(
         nullable=False,
     ),
     sa.Column("input", sa.SmallInteger, nullable=False),
-    sa.UniqueConstraint("module_serial", "input", name="uq_channels_module_input"),
+    # api_0006_channel_periods: the meter is on this input for [valid_from, valid_to)
+    # (NULL: since always / still); its register is register_offset + count * pulse_weight;
+    # count_at_start / count_at_end: the module's count at the ends, from an exchange record
+    sa.Column("valid_from", sa.DateTime(timezone=True)),
+    sa.Column("valid_to", sa.DateTime(timezone=True)),
+    sa.Column("count_at_start", sa.BigInteger),
+    sa.Column("count_at_end", sa.BigInteger),
+    sa.Column("register_offset", sa.Numeric(18, 6), nullable=False, server_default="0"),
     sa.UniqueConstraint("meter_id", name="uq_channels_meter"),
+    sa.Index(
+        "uq_channels_module_input_open",
+        "module_serial",
+        "input",
+        unique=True,
+        postgresql_where=sa.text("valid_to is null"),
+    ),
+    sa.Index("ix_channels_module_input", "module_serial", "input"),
     sa.CheckConstraint("input between 0 and 5", name="input_range"),
+    sa.CheckConstraint(
+        "valid_from is null or valid_to is null or valid_from < valid_to", name="period_order"
+    ),
 )
 
 sensor_pairs = sa.Table(
