@@ -52,4 +52,12 @@ async def test_declarations_match_the_migrations(empty_database_url: str) -> Non
 
 def test_every_table_has_one_owner() -> None:
     assert set(OWNERS) == set(metadata.tables)
-    assert set(OWNERS.values()) == {"allocation", "api", "balance", "billing", "ingest", "mbus"}
+    assert set(OWNERS.values()) == {
+        "allocation",
+        "api",
+        "balance",
+        "billing",
+        "ingest",
+        "mbus",
+        "notify",
+    }

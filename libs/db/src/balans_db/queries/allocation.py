@@ -481,3 +481,100 @@ async def comparable_flats_heat_measured(
         end,
     )
     return float(value) if value is not None else None
+
+
+# --- the monthly statement (EU EED annex VIIa), shared by the api's portal and notify ---
+
+
+def _month_start(month: date, months: int, tz: str) -> datetime:
+    """The local midnight starting the month ``months`` after ``month``, in UTC."""
+    index = month.year * 12 + month.month - 1 + months
+    first = date(index // 12, index % 12 + 1, 1)
+    return datetime.combine(first, time(), ZoneInfo(tz)).astimezone(ZoneInfo("UTC"))
+
+
+@dataclass(frozen=True)
+class StatementFigures:
+    """A flat's heat in a month against the previous month, the same month last year and
+    the mean of comparable flats (same building, same number of rooms), each over the same
+    span: the first ``days_compared`` days of each month (the month's data may stop early),
+    never a part against a whole. A figure without data in its span is None, never 0."""
+
+    days_in_month: float
+    days_compared: float
+    kwh: float | None
+    previous_month_kwh: float | None
+    same_month_last_year_kwh: float | None
+    comparable_user_kwh: float | None
+    days_with_data: float
+    previous_month_days_with_data: float
+    same_month_last_year_days_with_data: float
+
+    @property
+    def partial(self) -> bool:
+        return self.days_compared < self.days_in_month
+
+    @staticmethod
+    def change_pct(now: float | None, before: float | None) -> float | None:
+        return 100.0 * (now - before) / before if now is not None and before else None
+
+
+def _days(span: timedelta) -> float:
+    return round(span.total_seconds() / 86400, 1)
+
+
+async def flat_statement(
+    db: Db, flat_id: int, building_id: int, rooms: int, month: date, tz: str, now: datetime
+) -> StatementFigures:
+    """The statement of the local ``month`` (its first day) for the flat; ``now`` ends the
+    compared span of a month still running whose data has not started."""
+    start, end = _month_start(month, 0, tz), _month_start(month, 1, tz)
+    summary = await flat_heat_summary(db, flat_id, start, end)
+    last = summary["last_hour"]
+    stop = min(end, last + timedelta(hours=1) if last else now)
+    length = max(stop - start, timedelta(0))
+
+    async def same_days(months_back: int) -> tuple[float | None, float]:
+        other = _month_start(month, -months_back, tz)
+        other_end = min(_month_start(month, 1 - months_back, tz), other + length)
+        found = await flat_heat_summary(db, flat_id, other, other_end)
+        return found["total"], round(found["hours"] / 24, 1)
+
+    previous, previous_days = await same_days(1)
+    last_year, last_year_days = await same_days(12)
+    comparable = (
+        await comparable_flats_heat_measured(db, building_id, rooms, start, stop)
+        if length
+        else None
+    )
+    return StatementFigures(
+        days_in_month=_days(end - start),
+        days_compared=_days(length),
+        kwh=summary["total"],
+        previous_month_kwh=previous,
+        same_month_last_year_kwh=last_year,
+        comparable_user_kwh=comparable,
+        days_with_data=round(summary["hours"] / 24, 1),
+        previous_month_days_with_data=previous_days,
+        same_month_last_year_days_with_data=last_year_days,
+    )
+
+
+async def flat_heat_trail(db: Db, flat_id: int, start: datetime, end: datetime) -> list[Any]:
+    """A flat's heat hour by hour in [start, end) with allocation's explanation trail:
+    t, total, measured (own meters), common share and adjustment kWh (to the Wh),
+    estimated, and what produced the measured part: method, volume_m3, delta_t_k,
+    k_kwh_per_m3k (null where the layout has no such input)."""
+    return await db.fetch(
+        f"""select hour as t,
+                  round(total_kwh::numeric, {HEAT_DECIMALS})::float8 as total_kwh,
+                  round(measured_kwh::numeric, {HEAT_DECIMALS})::float8 as measured_kwh,
+                  round(common_kwh::numeric, {HEAT_DECIMALS})::float8 as common_kwh,
+                  round(adjustment_kwh::numeric, {HEAT_DECIMALS})::float8 as adjustment_kwh,
+                  estimated, method, volume_m3, delta_t_k, k_kwh_per_m3k
+           from heat_allocation where flat_id = $1 and hour >= $2 and hour < $3
+           order by hour""",
+        flat_id,
+        start,
+        end,
+    )

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import sqlalchemy as sa
 
-from balans_db.tables import allocation, api, balance, billing, ingest, mbus, world
+from balans_db.tables import allocation, api, balance, billing, ingest, mbus, notify, world
 from balans_db.tables.allocation import (
     allocation_building_hours,
     allocation_outbox,
@@ -21,7 +21,7 @@ from balans_db.tables.allocation import (
     heat_allocation,
     meter_consumption,
 )
-from balans_db.tables.api import ROLES, api_keys, audit_log, commands, users
+from balans_db.tables.api import ROLES, api_keys, audit_log, commands, users, webhook_subscriptions
 from balans_db.tables.balance import (
     alerts,
     balance_group_members,
@@ -48,6 +48,7 @@ from balans_db.tables.ingest import (
     temperature_readings,
 )
 from balans_db.tables.mbus import mbus_formats, mbus_meters, mbus_temperature_samples
+from balans_db.tables.notify import notify_emails, webhook_deliveries
 from balans_db.tables.world import (
     LAYOUTS,
     accounts,
@@ -64,7 +65,16 @@ from balans_db.tables.world import (
     sites,
 )
 
-OWNER_MODULES: tuple[ModuleType, ...] = (world, ingest, allocation, balance, billing, api, mbus)
+OWNER_MODULES: tuple[ModuleType, ...] = (
+    world,
+    ingest,
+    allocation,
+    balance,
+    billing,
+    api,
+    mbus,
+    notify,
+)
 
 
 def _owners() -> dict[str, str]:
@@ -118,6 +128,7 @@ __all__ = [
     "meters",
     "module_events",
     "module_status",
+    "notify_emails",
     "outdoor_temperatures",
     "pulse_readings",
     "radiators",
@@ -128,4 +139,6 @@ __all__ = [
     "tariffs",
     "temperature_readings",
     "users",
+    "webhook_deliveries",
+    "webhook_subscriptions",
 ]  # fmt: skip

@@ -1,5 +1,6 @@
-"""Portal users, integrator API keys, the audit log, login attempts and downlink commands
-(migrations ``api_0001``, ``api_0002``, ``api_0004``).
+"""Portal users, integrator API keys, the audit log, login attempts, downlink commands and
+integrators' webhook subscriptions (migrations ``api_0001``, ``api_0002``, ``api_0004``,
+``api_0008``).
 
 Owned by the api. A consumer user is bound to one account; ``api_keys`` store a SHA-256
 of the random secret; ``commands`` track a valve or relay command from the request to
@@ -16,6 +17,8 @@ from balans_db.tables.base import created_now, metadata, one_of, outbox_table
 OWNER = "api"
 
 ROLES = ("admin", "operator", "manager", "consumer")
+LANGUAGES = ("ro", "ru", "en")  # balans_i18n.catalogs.LOCALES
+WEBHOOK_EVENTS = ("invoice.issued", "alert.opened", "alert.resolved")
 COMMAND_STATUSES = ("pending", "done", "failed", "offline", "timeout")
 
 users = sa.Table(
@@ -33,7 +36,13 @@ users = sa.Table(
     # next attempt is refused
     sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
     sa.Column("login_delay_until", sa.DateTime(timezone=True)),
+    # api_0008: the language of the portal and of the e-mails to the user's account (null:
+    # the browser's choice, Romanian in e-mails), and the resident's opt-out of the monthly
+    # consumption e-mail
+    sa.Column("language", sa.Text),
+    sa.Column("monthly_email", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.CheckConstraint(one_of("role", ROLES), name="role"),
+    sa.CheckConstraint(f"language is null or {one_of('language', LANGUAGES)}", name="language"),
     sa.CheckConstraint("(role = 'consumer') = (account_id is not null)", name="consumer_account"),
 )
 
@@ -90,6 +99,26 @@ commands = sa.Table(
     created_now("updated_at"),
     sa.CheckConstraint(one_of("status", COMMAND_STATUSES), name="status"),
     sa.Index("ix_commands_meter_created", "meter_id", "created_at"),
+)
+
+# integrators' webhook endpoints (api_0008): notify delivers the events named in ``events``
+# to ``url``, signed with ``secret`` (HMAC-SHA256; kept as is because signing needs it)
+webhook_subscriptions = sa.Table(
+    "webhook_subscriptions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", ARRAY(sa.Text), nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_by", sa.Text, nullable=False),
+    created_now("created_at"),
+    sa.CheckConstraint(
+        "events <@ array[" + ", ".join(repr(e) for e in WEBHOOK_EVENTS) + "]::text[]"
+        " and cardinality(events) > 0",
+        name="events",
+    ),
 )
 
 # TopologyChanged announcements of provisioning (api_0005_outbox, balans_core.outbox)

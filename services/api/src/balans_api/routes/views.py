@@ -200,10 +200,6 @@ async def flat_context(pool: asyncpg.Pool, who: Principal, flat_id: int) -> Flat
     return FlatContext(**row)
 
 
-def _pct(now: float | None, before: float | None) -> float | None:
-    return 100.0 * (now - before) / before if now is not None and before else None
-
-
 def _coefficients(
     mine: float | None,
     average: float | None,
@@ -407,56 +403,33 @@ async def readings_on(
     )
 
 
-async def _heat(pool: asyncpg.Pool, flat_id: int, span: TimeRange) -> tuple[float | None, float]:
-    """kWh (None without data) and the days with data in the span."""
-    summary = await allocation.flat_heat_summary(pool, flat_id, span.start, span.end)
-    return summary["total"], round(summary["hours"] / 24, 1)
-
-
 @router.get("/flats/{flat_id}/statement", response_model=Statement)
 async def statement(flat_id: int, pool: Pool, who: Reader, month: Month = None) -> Statement:
     """The monthly consumption statement for remotely read heat (EU EED annex VIIa): each
-    comparison over the same number of days from the month's start; null = no data."""
+    comparison over the same number of days from the month's start; null = no data.
+    (notify's monthly e-mail reads the same ``allocation.flat_statement``.)"""
     flat = await flat_context(pool, who, flat_id)
     first = parse_month(month) if month else this_month(flat.timezone)
-    span = month_range(first, flat.timezone)
-    summary = await allocation.flat_heat_summary(pool, flat_id, span.start, span.end)
-    last = summary["last_hour"]
-    end = min(span.end, last + timedelta(hours=1) if last else datetime.now(UTC))
-    length = max(end - span.start, timedelta(0))
-
-    def same_days(months_back: int) -> TimeRange:
-        other = month_range(add_months(first, -months_back), flat.timezone)
-        return TimeRange(other.start, min(other.end, other.start + length))
-
-    kwh = summary["total"]
-    prev, prev_days = await _heat(pool, flat_id, same_days(1))
-    last_year, last_year_days = await _heat(pool, flat_id, same_days(12))
-    comparable = (
-        await allocation.comparable_flats_heat_measured(
-            pool, flat.building_id, flat.rooms, span.start, end
-        )
-        if length
-        else None
+    figures = await allocation.flat_statement(
+        pool, flat_id, flat.building_id, flat.rooms, first, flat.timezone, datetime.now(UTC)
     )
-    days = round(_hours(span.start, span.start + length) / 24, 1)
-    in_month = round(_hours(span.start, span.end) / 24, 1)
+    kwh, change = figures.kwh, figures.change_pct
     return Statement(
         flat_id=flat_id,
         month=first.strftime("%Y-%m"),
-        days_in_month=in_month,
-        days_compared=days,
-        partial=days < in_month,
+        days_in_month=figures.days_in_month,
+        days_compared=figures.days_compared,
+        partial=figures.partial,
         kwh=kwh,
-        previous_month_kwh=prev,
-        same_month_last_year_kwh=last_year,
-        comparable_user_kwh=comparable,
-        days_with_data=round(summary["hours"] / 24, 1),
-        previous_month_days_with_data=prev_days,
-        same_month_last_year_days_with_data=last_year_days,
-        change_vs_previous_pct=_pct(kwh, prev),
-        change_vs_last_year_pct=_pct(kwh, last_year),
-        change_vs_comparable_pct=_pct(kwh, comparable),
+        previous_month_kwh=figures.previous_month_kwh,
+        same_month_last_year_kwh=figures.same_month_last_year_kwh,
+        comparable_user_kwh=figures.comparable_user_kwh,
+        days_with_data=figures.days_with_data,
+        previous_month_days_with_data=figures.previous_month_days_with_data,
+        same_month_last_year_days_with_data=figures.same_month_last_year_days_with_data,
+        change_vs_previous_pct=change(kwh, figures.previous_month_kwh),
+        change_vs_last_year_pct=change(kwh, figures.same_month_last_year_kwh),
+        change_vs_comparable_pct=change(kwh, figures.comparable_user_kwh),
     )
 
 
