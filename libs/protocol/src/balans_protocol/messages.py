@@ -135,6 +135,26 @@ class InvoiceDocumentReply(Message):
     detail: str = ""
 
 
+class TariffVersionRequest(Message):
+    """Request on subjects.BILLING_TARIFF: a new version of a utility's tariff (the tariff
+    document billing validates, docs/billing.md), in force from its ``effective_from``;
+    the version open on that day ends there."""
+
+    spec: dict[str, Any]
+    actor: str = Field(min_length=1, max_length=200)
+
+
+class TariffVersionReply(Message):
+    """``invalid``: the document's problems (path and message, nothing stored);
+    ``conflict``: its dates overlap a stored version that does not end open before it."""
+
+    status: Literal["done", "invalid", "conflict", "failed"]
+    tariff_id: int | None = None
+    version: int | None = None
+    problems: list[dict[str, str]] = Field(default_factory=list)
+    detail: str = ""
+
+
 # --- operators' alert actions: request/reply on subjects.BALANCE_ALERTS_API ---
 class AlertAction(Message):
     """api -> balance: an operator acknowledges an alert (it stays open) or resolves it

@@ -85,3 +85,5 @@ BALANCE_ALERTS_API = "balans.balance.alerts"
 BILLING_API = "balans.billing.api"  # request/reply: compute invoices on demand
 # request/reply: an invoice document (HTML or PDF) in a language, rendered by billing
 BILLING_DOCUMENT = "balans.billing.document"
+# request/reply: an admin's new tariff version, validated and stored by billing
+BILLING_TARIFF = "balans.billing.tariff"

@@ -297,6 +297,15 @@ class UserPublic(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
+class UserUpdate(BaseModel):
+    """A user's role (a consumer with the account they may see) or name; what is left out
+    stays as it is."""
+
+    role: Literal["admin", "operator", "manager", "consumer"] | None = None
+    account_id: int | None = Field(None, description="required when the role is consumer")
+    full_name: str | None = Field(None, max_length=200)
+
+
     name: str = Field(min_length=1, max_length=100, examples=["billing-export"])
     scopes: list[Literal["read", "operate", "admin"]] = Field(min_length=1, examples=[["read"]])
 

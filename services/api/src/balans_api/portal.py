@@ -21,12 +21,25 @@ from balans_i18n.localizer import N_
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
-# path: (template, title); the template's name is the page's name for portal.js
+# the roles that may open a page (portal.js sends any other role to its own start page with
+# a message); "" lets every signed-in role in
+CONSUMER = "consumer"
+STAFF = "admin operator manager"
+OPERATORS = "admin operator"
+ADMIN = "admin"
+
+# path: (template, title, roles); the template's name is the page's name for portal.js
 PAGES = {
-    "/login": ("login.html", N_("Sign in")),
-    "/my": ("consumer.html", N_("My flat")),
-    "/ops": ("operator.html", N_("Sites and buildings")),
-    "/ops/alerts": ("alerts.html", N_("Alert queue")),
+    "/login": ("login.html", N_("Sign in"), ""),
+    "/my": ("consumer.html", N_("My flat"), CONSUMER),
+    "/ops": ("operator.html", N_("Sites and buildings"), STAFF),
+    "/ops/alerts": ("alerts.html", N_("Alert queue"), STAFF),
+    "/ops/provision": ("provision.html", N_("New building"), OPERATORS),
+    "/admin": ("admin.html", N_("Administration"), ADMIN),
+    "/admin/users": ("admin_users.html", N_("Users"), ADMIN),
+    "/admin/api-keys": ("admin_keys.html", N_("API keys"), ADMIN),
+    "/admin/tariffs": ("admin_tariffs.html", N_("Tariffs"), ADMIN),
+    "/admin/audit": ("admin_audit.html", N_("Audit log"), ADMIN),
 }
 
 
@@ -62,7 +75,7 @@ def mount(app: FastAPI) -> None:
             headers={"Cache-Control": "public, max-age=3600"},
         )
 
-    def page(template: str, title: str):
+    def page(template: str, title: str, roles: str):
         async def render(request: Request) -> HTMLResponse:
             lang = i18n.localizer(request)
             context = {
@@ -72,17 +85,20 @@ def mount(app: FastAPI) -> None:
                 "cookie": COOKIE,
                 "title": lang.gettext(title),
                 "page": template.removesuffix(".html"),
+                "roles": roles,
                 **request.path_params,
             }
             return templates.TemplateResponse(request, template, context)
 
         return render
 
-    for path, (template, title) in PAGES.items():
-        app.get(path, include_in_schema=False, response_class=HTMLResponse)(page(template, title))
+    for path, (template, title, roles) in PAGES.items():
+        app.get(path, include_in_schema=False, response_class=HTMLResponse)(
+            page(template, title, roles)
+        )
     app.get("/ops/buildings/{building_id}", include_in_schema=False, response_class=HTMLResponse)(
-        page("building.html", N_("Building"))
+        page("building.html", N_("Building"), STAFF)
     )
     app.get("/my/invoices/{invoice_id}", include_in_schema=False, response_class=HTMLResponse)(
-        page("invoice.html", N_("Invoice"))
+        page("invoice.html", N_("Invoice"), "")
     )

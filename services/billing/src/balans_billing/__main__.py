@@ -15,6 +15,7 @@ from balans_billing.documents import serve_documents
 from balans_billing.service import BillingRun, event_consumers, serve_requests
 from balans_billing.settings import BillingSettings
 from balans_billing.storage import OUTBOX
+from balans_billing.tariff_requests import serve_tariffs
 from balans_core.nats import connect_nats
 from balans_core.outbox import OutboxRelay
 from balans_core.service import ServiceContext, run_service
@@ -44,6 +45,7 @@ async def serve(ctx: ServiceContext, settings: BillingSettings) -> None:
         billing = BillingRun(pool, relay)
         await serve_requests(nc, billing, settings.billing_api_queue)
         await serve_documents(nc, pool, settings.billing_api_queue)
+        await serve_tariffs(nc, pool, settings.billing_api_queue)
         closer = asyncio.create_task(
             run_closer(
                 pool,

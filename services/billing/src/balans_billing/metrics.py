@@ -22,12 +22,17 @@ RUN_SECONDS = Histogram(
 INVALID_MESSAGES = Counter(
     "balans_billing_invalid_messages_total",
     "Messages refused by validation at the boundary",
-    ["source"],  # request|document (JetStream events are counted by balans_core.consumer)
+    ["source"],  # request|document|tariff (JetStream events are counted by balans_core.consumer)
 )
 DOCUMENTS = Counter(
     "balans_billing_documents_total",
     "Invoice documents rendered on request, by format and outcome",
     ["format", "outcome"],  # html|pdf; done|not_found|failed
+)
+TARIFF_VERSIONS = Counter(
+    "balans_billing_tariff_versions_total",
+    "New tariff versions asked for over NATS, by outcome",
+    ["outcome"],  # done|invalid|conflict|failed
 )
 PERIODS_CLOSED = Counter(
     "balans_billing_periods_closed_total",

@@ -34,17 +34,22 @@ class TariffConflictError(ValueError):
 
 
 async def add_tariff(conn: asyncpg.Connection, spec: TariffSpec) -> int:
+async def _lock_versions(conn: asyncpg.Connection, spec: TariffSpec) -> None:
+    """Serialise versioning of one (utility, supplier) across concurrent writers (until the
+    transaction ends)."""
+    await conn.execute(
+        "select pg_advisory_xact_lock(hashtext('billing.tariff.' || $1 || '.' || $2))",
+        spec.utility,
+        spec.supplier,
+    )
+
+
     """Store a validated tariff as the next version of its (utility, supplier); return its id.
 
     Refuses (and writes nothing) when its effective period overlaps a stored version.
     """
     async with conn.transaction():
-        # serialise versioning of one (utility, supplier) across concurrent writers
-        await conn.execute(
-            "select pg_advisory_xact_lock(hashtext('billing.tariff.' || $1 || '.' || $2))",
-            spec.utility,
-            spec.supplier,
-        )
+        await _lock_versions(conn, spec)
         for other in await load_tariffs(conn, spec.utility, spec.supplier):
             if spec.overlaps(other):
                 raise TariffConflictError(
@@ -65,6 +70,26 @@ async def add_tariff(conn: asyncpg.Connection, spec: TariffSpec) -> int:
 
 
 async def load_tariffs(conn: asyncpg.Connection, utility: str, supplier: str) -> list[TariffSpec]:
+async def add_version(conn: asyncpg.Connection, spec: TariffSpec) -> tuple[int, int]:
+    """Store ``spec`` as the version in force from its ``effective_from``: the stored version
+    open on that day (no end, begun before it) now ends there. Return (id, version);
+    TariffConflictError (nothing written) when it still overlaps a stored version."""
+    async with conn.transaction():
+        await _lock_versions(conn, spec)
+        await conn.execute(
+            """update tariffs set effective_to = $3,
+                      spec = jsonb_set(spec, '{effective_to}', to_jsonb($3::date::text))
+               where utility = $1 and supplier = $2 and effective_to is null
+                 and effective_from < $3""",
+            spec.utility,
+            spec.supplier,
+            spec.effective_from,
+        )
+        tariff_id = await add_tariff(conn, spec)
+        version = await conn.fetchval("select version from tariffs where id = $1", tariff_id)
+    return tariff_id, version
+
+
     """Every stored version of a utility's tariff of one supplier, oldest first."""
     rows = await conn.fetch(
         "select spec from tariffs where utility = $1 and supplier = $2 order by version",

@@ -50,7 +50,11 @@ const balans = (() => {
     const response = await fetch(API + path, { ...options, headers });
     if (response.status === 401) { location.href = "/login"; throw new Error("signed out"); }
     const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
-    if (!response.ok) throw new Error(body?.error?.message || response.statusText);
+    if (!response.ok) {
+      const error = new Error(body?.error?.message || response.statusText);
+      error.details = body?.error?.details || [];  // each problem of a 422 (path and message)
+      throw error;
+    }
     return body;
   }
   const post = (path, body) => api(path, {
@@ -69,8 +73,11 @@ const balans = (() => {
     }
     sessionStorage.setItem("balans.token", body.access_token);
     const me = await api("/auth/me");
-    location.href = me.role === "consumer" ? "/my" : "/ops";
+    location.href = home(me.role);
   }
+  // each role's start page; a page the role may not see sends it there with ?denied=<path>
+  const HOMES = { consumer: "/my", admin: "/admin", operator: "/ops", manager: "/ops" };
+  const home = (role) => HOMES[role] || "/ops";
   function logout() { sessionStorage.removeItem("balans.token"); location.href = "/login"; }
 
   async function header() {
@@ -78,8 +85,19 @@ const balans = (() => {
     const me = await api("/auth/me");
     const ROLES = { consumer: t("resident"), operator: t("operator"), admin: t("administrator"), manager: t("manager") };
     el("who").textContent = `${me.actor} (${ROLES[me.role] || me.role})`;
+    const allowed = (document.body.dataset.roles || "").split(" ").filter(Boolean);
+    if (allowed.length && !allowed.includes(me.role)) {
+      location.replace(`${home(me.role)}?denied=${encodeURIComponent(location.pathname)}`);
+      return new Promise(() => {});  // the page's own script never runs for this role
+    }
+    const denied = new URLSearchParams(location.search).get("denied");
+    if (denied) {
+      el("flash").textContent = t("Your role may not open {page}: this is your start page.", { page: denied });
+      el("flash").hidden = false;
+    }
     el("nav").innerHTML = me.role === "consumer" ? `<a href="/my">${esc(t("My flat"))}</a>`
-      : `<a href="/ops">${esc(t("Buildings"))}</a><a href="/ops/alerts">${esc(t("Alerts"))}</a>`;
+      : `<a href="/ops">${esc(t("Buildings"))}</a><a href="/ops/alerts">${esc(t("Alerts"))}</a>`
+        + (me.role === "admin" ? `<a href="/admin">${esc(t("Administration"))}</a>` : "");
     return me;
   }
 
@@ -488,5 +506,9 @@ const balans = (() => {
     el("logout").addEventListener("click", logout);
     PAGES[document.body.dataset.page]();
   });
-  return { login, logout, consumerPage, operatorPage, alertsPage, buildingPage, invoicePage };
+  // other scripts (admin.js...) add their pages to PAGES before DOMContentLoaded and use these
+  return {
+    login, logout, consumerPage, operatorPage, alertsPage, buildingPage, invoicePage,
+    pages: PAGES, api, post, header, t, esc, el, when, fmt, utility,
+  };
 })();

@@ -1,0 +1,76 @@
+"""New tariff versions on request: an admin enters one in the portal, the api asks over
+NATS (``balans.billing.tariff``) and billing, which owns tariffs and their validation,
+checks and stores it. Queue group, so any billing process may answer."""
+
+from __future__ import annotations
+
+import asyncpg
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from pydantic import ValidationError
+
+from balans_billing.metrics import INVALID_MESSAGES, TARIFF_VERSIONS
+from balans_billing.storage import TariffConflictError, add_version
+from balans_billing.tariffs import TariffSpec
+from balans_protocol import subjects
+from balans_protocol.messages import TariffVersionReply, TariffVersionRequest
+
+log = structlog.get_logger(__name__)
+
+
+def problems(exc: ValidationError) -> list[dict[str, str]]:
+    """Each problem of the tariff document with its path ("blocks.1.price")."""
+    return [
+        {"path": ".".join(str(p) for p in e["loc"]) or "spec", "message": e["msg"]}
+        for e in exc.errors(include_url=False)
+    ]
+
+
+async def new_version(pool: asyncpg.Pool, request: TariffVersionRequest) -> TariffVersionReply:
+    try:
+        spec = TariffSpec.model_validate(request.spec)
+    except ValidationError as exc:
+        TARIFF_VERSIONS.labels("invalid").inc()
+        return TariffVersionReply(status="invalid", problems=problems(exc))
+    try:
+        async with pool.acquire() as conn:
+            tariff_id, version = await add_version(conn, spec)
+    except TariffConflictError as exc:
+        TARIFF_VERSIONS.labels("conflict").inc()
+        return TariffVersionReply(status="conflict", detail=str(exc))
+    TARIFF_VERSIONS.labels("done").inc()
+    log.info(
+        "tariff version stored",
+        utility=spec.utility,
+        supplier=spec.supplier,
+        version=version,
+        effective_from=str(spec.effective_from),
+        actor=request.actor,
+    )
+    return TariffVersionReply(status="done", tariff_id=tariff_id, version=version)
+
+
+async def serve_tariffs(nc: Client, pool: asyncpg.Pool, queue: str) -> Subscription:
+    """Answer TariffVersionRequests; a failure is logged, counted and answered."""
+
+    async def on_request(msg: Msg) -> None:
+        try:
+            request = TariffVersionRequest.model_validate_json(msg.data)
+        except ValidationError as exc:
+            INVALID_MESSAGES.labels("tariff").inc()
+            log.warning("invalid tariff request", error=str(exc))
+            reply = TariffVersionReply(
+                status="failed", detail=f"invalid request: {exc.error_count()} error(s)"
+            )
+        else:
+            try:
+                reply = await new_version(pool, request)
+            except Exception as exc:
+                TARIFF_VERSIONS.labels("failed").inc()
+                log.exception("tariff version failed", actor=request.actor)
+                reply = TariffVersionReply(status="failed", detail=type(exc).__name__)
+        await msg.respond(reply.model_dump_json().encode())
+
+    return await nc.subscribe(subjects.BILLING_TARIFF, queue=queue, cb=on_request)
