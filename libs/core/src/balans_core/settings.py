@@ -12,6 +12,17 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Re-verification interval in years when a meter has none of its own. Heat and hot water 5,
+# cold water 6: EU/MID practice (Germany, MessEV annex 7); gas 8 (diaphragm meters) and
+# electricity 8 (electronic meters), ibid. docs/provisioning.md gives each source.
+VERIFICATION_INTERVAL_YEARS: dict[str, int] = {
+    "heat": 5,
+    "hot_water": 5,
+    "cold_water": 6,
+    "gas": 8,
+    "electricity": 8,
+}
+
 
 class CommonSettings(BaseSettings):
     """Connection and logging settings every service needs."""
@@ -61,6 +72,23 @@ class CommonSettings(BaseSettings):
         description="How far past the server's clock a reading's time may be (a concentrator "
         "clock running fast); later readings are refused.",
     )
+
+    verification_interval_years: dict[str, int] = Field(
+        default_factory=lambda: dict(VERIFICATION_INTERVAL_YEARS),
+        description="Re-verification interval per utility, for meters without their own "
+        '(JSON, e.g. {"heat": 5, "hot_water": 5, "cold_water": 6, "gas": 8, '
+        '"electricity": 8}; a utility left out keeps its default). Sources: docs/provisioning.md.',
+    )
+    verification_warn_days: int = Field(
+        60,
+        ge=0,
+        description="A verification_due alert opens this many days before a meter's "
+        "verification expires.",
+    )
+
+    def verification_intervals(self) -> dict[str, int]:
+        """Years per utility: the defaults overlaid with what the setting names."""
+        return {**VERIFICATION_INTERVAL_YEARS, **self.verification_interval_years}
 
     def readings_window(self, now: datetime) -> tuple[datetime, datetime]:
         """The earliest and the latest time a reading may carry at ``now`` (both allowed)."""

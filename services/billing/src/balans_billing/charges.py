@@ -44,15 +44,18 @@ class UsageError(ValueError):
 
 
 def price_usage(
-    tariff: TariffSpec, measured: Decimal, facts: AccountFacts, months: int
+    tariff: TariffSpec, measured: Decimal, facts: AccountFacts, months: Decimal | int
 ) -> list[Line]:
-    """Lines for ``measured`` (kWh or m3, as stored) over ``months`` whole months."""
+    """Lines for ``measured`` (kWh or m3, as stored) over ``months`` months: whole months, or
+    an account's share of them (its days / the period's days) when it held the flat for
+    part of the period; monthly charges, capacity and block bounds are prorated by it."""
+    months = Decimal(months)
     utility = tariff.utility
     lines: list[Line] = []
     if tariff.fixed_per_month:
         lines.append(
             _line(
-                utility, "fixed", "fixed charge", Decimal(months), "month", tariff.fixed_per_month
+                utility, "fixed", "fixed charge", quantity(months), "month", tariff.fixed_per_month
             )
         )
     if tariff.capacity is not None:
@@ -65,7 +68,7 @@ def price_usage(
                 utility,
                 "operations",
                 "operations charge (metering, network, billing)",
-                Decimal(facts.metering_points * months),
+                quantity(facts.metering_points * months),
                 "point-month",
                 tariff.operations_per_point_month,
             )
@@ -78,7 +81,9 @@ def price_usage(
     return lines
 
 
-def block_sizes_multiplier(tariff: TariffSpec, facts: AccountFacts, months: int) -> Decimal:
+def block_sizes_multiplier(
+    tariff: TariffSpec, facts: AccountFacts, months: Decimal | int
+) -> Decimal:
     """What block bounds are multiplied by for this account: basis units times months."""
     per_basis = {
         "account": Decimal(1),
@@ -89,7 +94,7 @@ def block_sizes_multiplier(tariff: TariffSpec, facts: AccountFacts, months: int)
 
 
 def _block_lines(
-    tariff: TariffSpec, billed: Decimal, facts: AccountFacts, months: int
+    tariff: TariffSpec, billed: Decimal, facts: AccountFacts, months: Decimal
 ) -> list[Line]:
     scale = block_sizes_multiplier(tariff, facts, months)
     lines = []
@@ -116,7 +121,7 @@ def _block_lines(
     return lines
 
 
-def _capacity_line(utility: str, capacity: Capacity, facts: AccountFacts, months: int) -> Line:
+def _capacity_line(utility: str, capacity: Capacity, facts: AccountFacts, months: Decimal) -> Line:
     if capacity.basis == "kW":
         if facts.connected_kw is None:
             raise UsageError(f"{utility} capacity is charged per kW: no connected load")
@@ -127,7 +132,7 @@ def _capacity_line(utility: str, capacity: Capacity, facts: AccountFacts, months
         utility,
         "capacity",
         f"capacity charge per {capacity.basis}",
-        amount_of * months,
+        quantity(amount_of * months),
         f"{capacity.basis}-month",
         capacity.price,
     )

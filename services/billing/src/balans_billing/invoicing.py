@@ -15,22 +15,35 @@ from decimal import Decimal
 from typing import Literal
 
 import asyncpg
+import structlog
 from pydantic import BaseModel, ConfigDict
 
 from balans_billing import storage
 from balans_billing.charges import AccountFacts, Line, UsageError, price_usage
+from balans_billing.occupancy import (
+    Holding,
+    Period,
+    SharedFlatError,
+    Tenure,
+    holdings,
+    vacancies,
+)
 from balans_billing.periods import PeriodError, first_day, require_ended, whole_months
 from balans_billing.tariffs import TariffSpec
+from balans_billing.vacancy import (
+    VACANT_RESIDENTS,
+    VacantRule,
+    merge_lines,
+    rules_of,
+    vacant_tariff,
+)
 from balans_db.queries import allocation, world
+
+log = structlog.get_logger(__name__)
 
 
 class NoTariffError(LookupError):
     """No tariff version is in force for a utility on a period's first day."""
-
-
-class SharedFlatError(ValueError):
-    """Several accounts on one flat: each would be billed the flat's whole consumption, and
-    there is no agreed split, so the building is not billed until one account remains."""
 
 
 REFUSALS: tuple[type[Exception], ...] = (
@@ -67,20 +80,6 @@ def tariff_in_force(
         if spec.in_force_on(day):
             return spec
     raise NoTariffError(f"no {utility} tariff of supplier {supplier!r} in force on {day}")
-
-
-def refuse_shared_flats(accounts: list[storage.AccountRow]) -> None:
-    """SharedFlatError naming every flat that has more than one account, and its accounts."""
-    by_flat: dict[int, list[str]] = defaultdict(list)
-    for account in accounts:
-        by_flat[account.flat_id].append(account.number)
-    shared = {flat: numbers for flat, numbers in by_flat.items() if len(numbers) > 1}
-    if shared:
-        detail = "; ".join(f"flat {flat}: {', '.join(nums)}" for flat, nums in shared.items())
-        raise SharedFlatError(
-            f"a flat is billed through exactly one account, these have several ({detail}); "
-            "close or move the extra accounts"
-        )
 
 
 def correction_lines(issued: list[Line], fresh: list[Line]) -> list[Line]:
@@ -123,43 +122,91 @@ async def compute_lines(
 ) -> dict[int, list[Line]]:
     """account id -> the lines it owes for [start, end), from current data (writes nothing).
 
-    Heat is billed to every account; another utility only to accounts whose flat has a
-    meter of it. Heat metering points count at least one per flat (a flat on a riser
-    distributor is metered through its riser). A flat with several accounts refuses the
-    whole run (SharedFlatError).
+    Each account is billed for the part of the period it held its flat
+    (:mod:`balans_billing.occupancy`): the metered use of its own hours, the monthly charges
+    prorated by its days. Heat is billed to every holder; another utility only where the
+    flat has a meter of it. Heat metering points count at least one per flat (a flat on a
+    riser distributor is metered through its riser). The days no account holds a flat are
+    billed to the building's owner account under the methodology's vacant-flat rule
+    (:mod:`balans_billing.vacancy`). Two accounts holding a flat on the same day refuse
+    the whole run (SharedFlatError).
     """
     timezone = await storage.building_timezone(conn, building_id)
-    months = whole_months(start, end, timezone)
+    period = Period(start, end, timezone, whole_months(start, end, timezone))
     day = first_day(start, timezone)
-    used = await allocation.flat_consumption(conn, building_id, start, end)
     points = await world.metering_points(conn, building_id)
     suppliers = await storage.suppliers_of(conn, building_id)
     accounts = await storage.accounts_of(conn, building_id)
     loads = await storage.connected_kw(conn, [a.account_id for a in accounts])
-    refuse_shared_flats(accounts)
+    held = holdings(
+        period,
+        (Tenure(a.account_id, a.number, a.flat_id, a.opened_on, a.closed_on) for a in accounts),
+    )
     metered: dict[int, set[str]] = defaultdict(set)
     for (flat_id, utility), count in points.items():
         if utility != "heat" and count > 0:
             metered[flat_id].add(utility)
     tariffs: dict[str, TariffSpec] = {}
-    result: dict[int, list[Line]] = {}
-    for account in accounts:
+    used_in: dict[tuple[datetime, datetime], dict[tuple[int, str], Decimal]] = {}
+
+    async def price(
+        flat_id: int,
+        span: Holding,
+        residents: int,
+        area: Decimal,
+        kw: dict[str, Decimal],
+        rule: VacantRule | None = None,
+    ) -> list[Line]:
+        window = (span.start_at, span.end_at)
+        if window not in used_in:
+            used_in[window] = await allocation.flat_consumption(conn, building_id, *window)
         lines: list[Line] = []
-        for utility in ["heat", *sorted(metered[account.flat_id])]:
+        for utility in ["heat", *sorted(metered[flat_id])]:
             if utility not in tariffs:
                 supplier = suppliers[utility]
                 versions = await storage.load_tariffs(conn, utility, supplier)
                 tariffs[utility] = tariff_in_force(versions, day, utility, supplier)
-            own_points = points.get((account.flat_id, utility), 0)
+            own_points = points.get((flat_id, utility), 0)
             facts = AccountFacts(
-                residents=account.residents,
-                area_m2=account.area_m2,
+                residents=residents,
+                area_m2=area,
                 metering_points=max(1, own_points) if utility == "heat" else own_points,
-                connected_kw=loads.get((account.account_id, utility)),
+                connected_kw=kw.get(utility),
             )
-            measured = used.get((account.flat_id, utility), Decimal(0))
-            lines.extend(price_usage(tariffs[utility], measured, facts, months))
-        result[account.account_id] = lines
+            tariff = tariffs[utility] if rule is None else vacant_tariff(tariffs[utility], rule)
+            measured = used_in[window].get((flat_id, utility), Decimal(0))
+            lines.extend(price_usage(tariff, measured, facts, span.months))
+        return lines
+
+    result: dict[int, list[Line]] = {}
+    for account in accounts:
+        span = held.get(account.account_id)
+        if span is None:
+            continue
+        own_kw = {u: kw for (a, u), kw in loads.items() if a == account.account_id}
+        result[account.account_id] = await price(
+            account.flat_id, span, account.residents, account.area_m2, own_kw
+        )
+    areas = await storage.flat_areas(conn, building_id)
+    vacant = vacancies(period, areas, held.values())
+    if vacant:
+        rule = rules_of(await storage.building_methodology(conn, building_id)).vacant_flat
+        owner = await world.owner_account(conn, building_id)
+        if rule == "none" or owner is None:
+            log.info(
+                "vacant days not billed",
+                building_id=building_id,
+                rule=rule,
+                owner_account=owner is not None,
+                flat_days=sum(v.days for v in vacant),
+            )
+        else:
+            lines: list[Line] = []
+            for span in vacant:
+                lines.extend(
+                    await price(span.flat_id, span, VACANT_RESIDENTS, areas[span.flat_id], {}, rule)
+                )
+            result[owner["id"]] = merge_lines(lines, "vacant flats")
     return result
 
 
@@ -181,6 +228,8 @@ async def bill_building(
         existing: dict[int, list[storage.StoredInvoice]] = defaultdict(list)
         for inv in await storage.invoices_for_period(conn, building_id, start, end):
             existing[inv.account_id].append(inv)
+        for account_id in existing.keys() - fresh.keys():
+            fresh[account_id] = []  # billed before, holds no day of the period now: credit it
         for account_id, lines in fresh.items():
             history = existing.get(account_id)
             if not history:

@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -33,7 +34,6 @@ class TariffConflictError(ValueError):
     """A new tariff version's dates overlap a stored version of the same utility and supplier."""
 
 
-async def add_tariff(conn: asyncpg.Connection, spec: TariffSpec) -> int:
 async def _lock_versions(conn: asyncpg.Connection, spec: TariffSpec) -> None:
     """Serialise versioning of one (utility, supplier) across concurrent writers (until the
     transaction ends)."""
@@ -44,6 +44,7 @@ async def _lock_versions(conn: asyncpg.Connection, spec: TariffSpec) -> None:
     )
 
 
+async def add_tariff(conn: asyncpg.Connection, spec: TariffSpec) -> int:
     """Store a validated tariff as the next version of its (utility, supplier); return its id.
 
     Refuses (and writes nothing) when its effective period overlaps a stored version.
@@ -69,7 +70,6 @@ async def _lock_versions(conn: asyncpg.Connection, spec: TariffSpec) -> None:
         )
 
 
-async def load_tariffs(conn: asyncpg.Connection, utility: str, supplier: str) -> list[TariffSpec]:
 async def add_version(conn: asyncpg.Connection, spec: TariffSpec) -> tuple[int, int]:
     """Store ``spec`` as the version in force from its ``effective_from``: the stored version
     open on that day (no end, begun before it) now ends there. Return (id, version);
@@ -90,6 +90,7 @@ async def add_version(conn: asyncpg.Connection, spec: TariffSpec) -> tuple[int, 
     return tariff_id, version
 
 
+async def load_tariffs(conn: asyncpg.Connection, utility: str, supplier: str) -> list[TariffSpec]:
     """Every stored version of a utility's tariff of one supplier, oldest first."""
     rows = await conn.fetch(
         "select spec from tariffs where utility = $1 and supplier = $2 order by version",
@@ -116,6 +117,8 @@ class AccountRow:
     flat_id: int
     residents: int
     area_m2: Decimal
+    opened_on: date | None = None
+    closed_on: date | None = None
 
 
 async def building_timezone(conn: asyncpg.Connection, building_id: int) -> str:
@@ -130,8 +133,32 @@ async def accounts_of(conn: asyncpg.Connection, building_id: int) -> list[Accoun
     """The building's accounts with their flats' residents and area, by account id."""
     rows = await world.building_accounts(conn, building_id)
     return [
-        AccountRow(r["id"], r["number"], r["flat_id"], r["residents"], r["area_m2"]) for r in rows
+        AccountRow(
+            r["id"],
+            r["number"],
+            r["flat_id"],
+            r["residents"],
+            r["area_m2"],
+            r["opened_on"],
+            r["closed_on"],
+        )
+        for r in rows
     ]
+
+
+async def building_methodology(conn: asyncpg.Connection, building_id: int) -> dict[str, Any]:
+    """The building's methodology settings (jsonb, decoded)."""
+    rows = await world.buildings_by_id(conn, [building_id])
+    if not rows:
+        raise LookupError(f"no building {building_id}")
+    value = rows[0]["methodology"]
+    decoded: dict[str, Any] = json.loads(value) if isinstance(value, str) else value
+    return decoded
+
+
+async def flat_areas(conn: asyncpg.Connection, building_id: int) -> dict[int, Decimal]:
+    """flat id -> area in m2, of every flat of the building (vacant ones included)."""
+    return {r["id"]: r["area_m2"] for r in await world.flats_of(conn, [building_id])}
 
 
 async def connected_kw(

@@ -43,10 +43,12 @@ async def flats_of(db: Db, building_ids: list[int]) -> list[Any]:
 
 async def metered_channels_of(db: Db, building_ids: list[int]) -> list[Any]:
     """Every meter on a channel in these buildings: building_id, id, utility, kind, role,
-    pulse_weight, unit, pipe, flat_id, riser_id, module_serial, input; by building, meter."""
+    pulse_weight, unit, pipe, flat_id, riser_id, module_serial, input and its channel
+    period (valid_from, valid_to, count_at_start, count_at_end); by building, meter."""
     return await db.fetch(
         """select m.building_id, m.id, m.utility, m.kind, m.role, m.pulse_weight, m.unit,
-                  m.pipe, m.flat_id, m.riser_id, c.module_serial, c.input
+                  m.pipe, m.flat_id, m.riser_id, c.module_serial, c.input,
+                  c.valid_from, c.valid_to, c.count_at_start, c.count_at_end
            from meters m join channels c on c.meter_id = m.id
            where m.building_id = any($1::int[]) order by m.building_id, m.id""",
         building_ids,
@@ -91,22 +93,33 @@ async def flat_in_building(db: Db, flat_id: int) -> Any:
 
 
 async def building_accounts(db: Db, building_id: int) -> list[Any]:
-    """The building's accounts (id, number, flat_id, residents) with their flat's area_m2,
-    by account id."""
+    """The building's flat accounts (id, number, flat_id, residents, opened_on, closed_on)
+    with their flat's area_m2, by account id (the owner account: :func:`owner_account`)."""
     return await db.fetch(
-        """select a.id, a.number, a.flat_id, a.residents, f.area_m2
+        """select a.id, a.number, a.flat_id, a.residents, a.opened_on, a.closed_on, f.area_m2
            from accounts a join flats f on f.id = a.flat_id
            where f.building_id = $1 order by a.id""",
         building_id,
     )
 
 
+async def owner_account(db: Db, building_id: int) -> Any:
+    """The building's owner account (id, number, holder_name), billed for vacant flats;
+    None when the building has none."""
+    return await db.fetchrow(
+        "select id, number, holder_name from accounts where building_id = $1", building_id
+    )
+
+
 async def metering_points(db: Db, building_id: int) -> dict[tuple[int, str], int]:
-    """(flat id, utility) -> metering points: the flat's own meters, plus for heat its
-    sensor pairs on modules without a heat meter (the radiator distributors of 2a)."""
+    """(flat id, utility) -> metering points: the flat's own meters in service (one
+    replaced in an exchange no longer counts), plus for heat its sensor pairs on modules
+    without a heat meter (the radiator distributors of 2a)."""
     rows = await db.fetch(
-        """select flat_id, utility, count(*) as points from meters
+        """select flat_id, utility, count(*) as points from meters mt
            where building_id = $1 and role = 'flat' and flat_id is not null
+             and not exists (select 1 from channels c
+                             where c.meter_id = mt.id and c.valid_to is not null)
            group by flat_id, utility
            union all
            select sp.flat_id, 'heat', count(*) from sensor_pairs sp
@@ -215,9 +228,10 @@ async def building_modules(db: Db, building_id: int) -> list[Any]:
 
 
 async def building_channels(db: Db, building_id: int) -> list[Any]:
-    """The channels of the building's meters: meter_id, module_serial, input."""
+    """The channels of the building's meters: meter_id, module_serial, input, and the
+    period the meter is on it (valid_from, valid_to; None: since always / still)."""
     return await db.fetch(
-        """select c.meter_id, c.module_serial, c.input from channels c
+        """select c.meter_id, c.module_serial, c.input, c.valid_from, c.valid_to from channels c
            join meters m on m.id = c.meter_id where m.building_id = $1""",
         building_id,
     )
