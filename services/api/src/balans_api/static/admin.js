@@ -5,7 +5,7 @@
   const { api, post, header, t, esc, el, when, utility } = balans;
   const ROLES = { admin: t("administrator"), operator: t("operator"), manager: t("manager"), consumer: t("resident") };
   const row = (cells, attrs = "") => `<tr ${attrs}>${cells.map((c) => `<td>${c}</td>`).join("")}</tr>`;
-  const head = (names) => `<tr>${names.map((n) => `<th>${esc(t(n))}</th>`).join("")}</tr>`;
+  const head = (names) => `<tr>${names.map((n) => `<th>${esc(n)}</th>`).join("")}</tr>`;
   const day = (d) => (d ? new Date(`${d}T00:00:00`).toLocaleDateString(document.documentElement.lang) : "");
 
   // a refusal's problems, one per line with its path (422), or the message alone
@@ -30,7 +30,7 @@
   }
   const inForce = (tariff, today) => tariff.effective_from <= today && (!tariff.effective_to || today < tariff.effective_to);
   const today = () => new Date().toISOString().slice(0, 10);
-  const auditRows = (entries) => head(["When", "Who", "Action", "Target", "Detail"]) + entries.map((a) => row([
+  const auditRows = (entries) => head([t("When"), t("Who"), t("Action"), t("Target"), t("Detail")]) + entries.map((a) => row([
     esc(when(a.at)), `<span class="data">${esc(a.actor)}</span>`, `<code class="data">${esc(a.action)}</code>`,
     `<span class="data">${esc(a.target)}</span>`, `<code class="data">${esc(JSON.stringify(a.detail))}</code>`,
   ], `data-audit="${a.id}"`)).join("");
@@ -57,7 +57,7 @@
     el("user-role").addEventListener("change", () => { el("account-field").hidden = el("user-role").value !== "consumer"; });
     const draw = async () => {
       const users = await all("/users");
-      el("users").innerHTML = head(["Username", "Full name", "Role", "Account", "State", "Failed logins", ""]) + users.map((u) => row([
+      el("users").innerHTML = head([t("Username"), t("Full name"), t("Role"), t("Account"), t("State"), t("Failed logins"), ""]) + users.map((u) => row([
         `<span class="data">${esc(u.username)}</span>`, `<span class="data">${esc(u.full_name)}</span>`,
         me.actor === `user:${u.username}` ? esc(ROLES[u.role] || u.role)
           : `<select data-role>${Object.entries(ROLES).map(([v, n]) => `<option value="${v}"${v === u.role ? " selected" : ""}>${esc(n)}</option>`).join("")}</select>`,
@@ -116,7 +116,7 @@
     await header();
     const draw = async () => {
       const keys = await all("/api-keys");
-      el("keys").innerHTML = head(["Name", "Prefix", "Scopes", "Created", "Last used", "Revoked", ""]) + keys.map((k) => row([
+      el("keys").innerHTML = head([t("Name"), t("Prefix"), t("Scopes"), t("Created"), t("Last used"), t("Revoked"), ""]) + keys.map((k) => row([
         `<span class="data">${esc(k.name)}</span>`, `<code class="data">${esc(k.prefix)}</code>`, esc(k.scopes.join(", ")),
         esc(when(k.created_at)), k.last_used_at ? esc(when(k.last_used_at)) : esc(t("never")),
         k.revoked_at ? esc(when(k.revoked_at)) : "",
@@ -160,7 +160,7 @@
       latest = {};
       tariffs.forEach((x) => { if (!latest[series(x)]) latest[series(x)] = x; });
       const now = today();
-      el("tariffs").innerHTML = head(["Utility", "Supplier", "Version", "In force from", "Until", "Unit", "Price blocks (MDL per unit)", "Fixed per month", ""]) +
+      el("tariffs").innerHTML = head([t("Utility"), t("Supplier"), t("Version"), t("In force from"), t("Until"), t("Unit"), t("Price blocks (MDL per unit)"), t("Fixed per month"), ""]) +
         tariffs.map((x) => row([
           esc(utility(x.utility)), `<span class="data">${esc(x.supplier)}</span>`, x.version, esc(day(x.effective_from)),
           x.effective_to ? esc(day(x.effective_to)) : "", esc(x.spec.unit), `<span class="data">${esc(blocks(x.spec))}</span>`,
