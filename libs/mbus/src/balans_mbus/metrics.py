@@ -6,9 +6,11 @@ from prometheus_client import Counter
 
 TELEGRAMS = Counter(
     "balans_mbus_telegrams_total",
-    "Raw M-Bus telegrams handled, by outcome: stored, unknown_meter, other_building (a "
-    "meter of another building than the forwarding concentrator's), no_register, or the "
-    "decode failure code (see balans_mbus.model.DecodeFailure).",
+    "Raw M-Bus telegrams handled, by outcome: stored, unknown_meter (no meter registered "
+    "at that address), other_building (a meter of another building than the forwarding "
+    "concentrator's), identity_mismatch (version or medium differ from the registered "
+    "ones), no_register, or the decode failure code (see balans_mbus.model.DecodeFailure: "
+    "bad_mac, decryption_failed, ... for a wrong key).",
     ["outcome"],
 )
 READINGS = Counter(

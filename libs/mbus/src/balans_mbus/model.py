@@ -86,7 +86,9 @@ class MeterValues(_Frozen):
 
     ``energy_kwh`` is a heat meter's energy or an electricity meter's import (A+);
     ``export_energy_kwh`` an electricity meter's export (A-); ``power_l1_kw`` .. ``_l3_``
-    the power of one phase where the meter reports it (VIFE 0xFC 0x01..0x03).
+    the power of one phase where the meter reports it (VIFE 0xFC 0x01..0x03), and
+    ``energy_l1_kwh`` .. / ``export_energy_l1_kwh`` .. an electricity meter's import / export
+    register of one phase.
     """
 
     energy_kwh: float | None = None
@@ -99,6 +101,12 @@ class MeterValues(_Frozen):
     power_l1_kw: float | None = None
     power_l2_kw: float | None = None
     power_l3_kw: float | None = None
+    energy_l1_kwh: float | None = None
+    energy_l2_kwh: float | None = None
+    energy_l3_kwh: float | None = None
+    export_energy_l1_kwh: float | None = None
+    export_energy_l2_kwh: float | None = None
+    export_energy_l3_kwh: float | None = None
     volume_flow_m3h: float | None = None
     hca_units: float | None = None
     meter_datetime: str | None = None

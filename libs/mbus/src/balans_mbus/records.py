@@ -205,14 +205,25 @@ def _name(
     normalised = _NORMALISED.get((quantities[0], unit)) if quantities else None
     if normalised is None or len(quantities) == 1:
         return normalised
+    name, factor = normalised
+    if name == "energy_kwh" and device_type == ELECTRICITY_TYPE and quantities[-1] in _PHASES:
+        return _phase_energy(quantities[1:-1], _PHASES[quantities[-1]], factor)
     if len(quantities) > 2:
         return None  # more than one qualifier: not a quantity balans reads
-    name, factor = normalised
     if name == "energy_kwh":
         signed = _SIGNED_ELECTRICITY if device_type == ELECTRICITY_TYPE else _SIGNED_ENERGY
         return (signed[quantities[1]], factor) if quantities[1] in signed else None
     if name == "power_kw" and quantities[1] in _PHASES:
         return f"power_{_PHASES[quantities[1]]}_kw", factor
+    return None
+
+
+def _phase_energy(signs: list[str], phase: str, factor: Decimal) -> tuple[str, Decimal] | None:
+    """An electricity meter's register of one phase: import (plain or A+) or export (A-)."""
+    if not signs or signs == [_POSITIVE]:
+        return f"energy_{phase}_kwh", factor
+    if signs == [_NEGATIVE]:
+        return f"export_energy_{phase}_kwh", factor
     return None
 
 
@@ -269,7 +280,8 @@ def parse_records(payload: bytes, device_type: int | None = None) -> ParsedRecor
 def current_values(records: tuple[DataRecord, ...]) -> MeterValues:
     """The first instantaneous storage-0, tariff-0, subunit-0 value of each quantity.
 
-    A heat/cooling meter without a plain energy register reports its heating energy.
+    A heat/cooling meter without a plain energy register reports its heating energy; an
+    electricity meter without a total import register the sum of its three phases'.
     """
     found: dict[str, float | str] = {}
     for record in records:
@@ -284,4 +296,7 @@ def current_values(records: tuple[DataRecord, ...]) -> MeterValues:
     if "energy_kwh" not in found and "heating_energy_kwh" in found:
         found["energy_kwh"] = found["heating_energy_kwh"]
     found.pop("heating_energy_kwh", None)
+    phases = [found.get(f"energy_l{n}_kwh") for n in (1, 2, 3)]
+    if "energy_kwh" not in found and all(isinstance(v, float) for v in phases):
+        found["energy_kwh"] = float(sum(Decimal(str(v)) for v in phases))  # type: ignore[misc]
     return MeterValues.model_validate(found)

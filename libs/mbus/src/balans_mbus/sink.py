@@ -19,7 +19,7 @@ from balans_mbus.compact import FormatCache
 from balans_mbus.decoder import decode_telegram
 from balans_mbus.metrics import READINGS, TELEGRAMS
 from balans_mbus.model import DecodedTelegram, DecodeFailure
-from balans_mbus.readings import PulseRow, TemperatureRow, readings_for
+from balans_mbus.readings import PulseRow, TemperatureRow, identity_mismatch, readings_for
 from balans_mbus.storage import (
     load_formats,
     load_meters,
@@ -72,6 +72,7 @@ async def store_raw_telegrams(
     meters = await load_meters(conn, vault, (a for a in addresses if a is not None))
     pulses: list[PulseRow] = []
     temperatures: list[TemperatureRow] = []
+    unregistered: Counter[tuple[str, str]] = Counter()
     for i, telegram in enumerate(telegrams):
         decoded = decode_telegram(telegram.data, None, formats)
         address = _address(decoded)
@@ -86,28 +87,39 @@ async def store_raw_telegrams(
         if meter is not None and meter.key is not None and not decoded.ok:
             decoded = decode_telegram(telegram.data, meter.key, formats)
         outcome = _outcome(decoded, meter is not None)
-        if meter is not None and decoded.ok:
+        reason = decoded.reason
+        mismatch = identity_mismatch(decoded, meter) if meter is not None else None
+        if mismatch is not None:
+            outcome, reason = "identity_mismatch", mismatch
+        elif meter is not None and decoded.ok:
             received = datetime.fromtimestamp(telegram.received_unix, UTC)
-            pulse, temperature = readings_for(decoded, meter, received)
-            if pulse is not None:
-                pulses.append(pulse)
+            registers, temperature = readings_for(decoded, meter, received)
+            pulses.extend(registers)
             if temperature is not None:
                 temperatures.append(temperature)
-            written = [row.ts for row in (pulse, temperature) if row is not None]
+            written = [row.ts for row in (*registers, temperature) if row is not None]
             if written:
                 result.readings.setdefault(meter.building_id, []).extend(written)
             else:
                 outcome = "no_register"
-        if outcome not in ("stored", "unknown_meter"):
+        if outcome == "unknown_meter" and address is not None:
+            unregistered[address] += 1
+        elif outcome != "stored":
             log.warning(
                 "mbus telegram not stored",
                 outcome=outcome,
-                reason=decoded.reason,
+                reason=reason,
                 address=address,
                 module=telegram.module,
                 telegram=telegram.data.hex(),
             )
         result.outcomes[outcome] += 1
+    if unregistered:
+        # normal on radio (neighbours' meters), so one line per batch, not per telegram
+        log.info(
+            "mbus telegrams of unregistered meters dropped",
+            meters={f"{m} {i}": n for (m, i), n in sorted(unregistered.items())},
+        )
     await upsert_pulses(conn, pulses)
     await upsert_temperatures(conn, temperatures)
     if len(formats) > known_formats:

@@ -13,25 +13,15 @@ import asyncpg
 import structlog
 from cryptography.exceptions import InvalidTag
 
+from balans_db.provisioning import mbus as provisioning
+from balans_db.provisioning.mbus import key_context
 from balans_db.queries import world
 from balans_db.secrets import KeyVault
-from balans_db.topology import add_virtual_module
 from balans_mbus.compact import FormatCache
 from balans_mbus.metrics import KEYS_UNREADABLE
-from balans_mbus.readings import (
-    MBUS_INPUT,
-    MbusMeter,
-    PulseRow,
-    TemperatureRow,
-    virtual_module_serial,
-)
+from balans_mbus.readings import MbusMeter, PulseRow, TemperatureRow
 
 log = structlog.get_logger("balans.mbus")
-
-
-def key_context(manufacturer: str, device_id: str) -> bytes:
-    """What a meter key is bound to when sealed (a key moved to another row will not open)."""
-    return f"mbus:{manufacturer}:{device_id}".encode()
 
 
 async def register_meter(
@@ -42,28 +32,27 @@ async def register_meter(
     manufacturer: str,
     device_id: str,
     key: bytes | None = None,
+    version: int | None = None,
+    medium: int | None = None,
 ) -> int:
     """Map M-Bus address (manufacturer, id) to ``meter_id``; return the virtual module serial.
 
-    The virtual radio module (:func:`balans_db.topology.add_virtual_module`, the world's
-    writer) hangs off the first concentrator of the meter's building and carries the meter
-    on input 0; a heat meter also gets a sensor pair for its flow and return temperatures.
+    What the world document's ``mbus`` field does for one meter
+    (:func:`balans_db.provisioning.mbus.register`), for scripts and tests: the virtual
+    radio module hangs off the first concentrator of the meter's building and carries the
+    meter on input 0; a heat meter also gets a sensor pair for its temperatures.
     """
-    manufacturer, device_id = manufacturer.upper(), device_id.upper()
-    serial = virtual_module_serial(manufacturer, device_id)
     async with conn.transaction():
-        await add_virtual_module(conn, meter_id, serial, f"M-Bus {manufacturer}", MBUS_INPUT)
-        await conn.execute(
-            """insert into mbus_meters (meter_id, manufacturer, device_id, module_serial,
-                                        key_ciphertext)
-               values ($1, $2, $3, $4, $5)""",
+        return await provisioning.register(
+            conn,
+            vault,
             meter_id,
             manufacturer,
             device_id,
-            serial,
-            vault.seal(key, context=key_context(manufacturer, device_id)) if key else None,
+            version=version,
+            medium=medium,
+            key=key.hex() if key else None,
         )
-    return serial
 
 
 async def load_meters(
@@ -75,7 +64,7 @@ async def load_meters(
         return {}
     rows = await conn.fetch(
         """select mm.manufacturer, mm.device_id, mm.module_serial, mm.key_ciphertext,
-                  mm.meter_id
+                  mm.meter_id, mm.version, mm.medium
            from mbus_meters mm
            join unnest($1::text[], $2::text[]) as w(manufacturer, device_id)
              using (manufacturer, device_id)""",
@@ -91,6 +80,8 @@ async def load_meters(
             unit=meters[row["meter_id"]]["unit"],
             pulse_weight=Decimal(meters[row["meter_id"]]["pulse_weight"]),
             key=_open_key(vault, row["manufacturer"], row["device_id"], row["key_ciphertext"]),
+            version=row["version"],
+            medium=row["medium"],
         )
         for row in rows
     }

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from balans_db.provisioning import mbus
 from balans_db.provisioning.changes import ENTITIES, Changes
 from balans_db.secrets import KeyVault
 
@@ -168,6 +169,7 @@ where {alias}.building_id = b.id and b.code = x.code and {alias}.number = x.numb
 
 
 _DELETE: dict[str, str] = {
+    "mbus_meters": mbus.DELETE_SQL,
     "sensor_pairs": "delete from sensor_pairs where module_serial = any($1::bigint[])",
     "channels": """delete from channels c using meters m
                    where m.id = c.meter_id and m.serial = any($1::text[])""",
@@ -227,6 +229,10 @@ async def apply_changes(
     for e in ENTITIES:
         if e == "concentrators":
             keys = await _write_concentrators(conn, changes, vault, progress)
+            continue
+        if e == "mbus_meters":  # virtual modules and sealed keys: one meter at a time
+            await mbus.write_rows(conn, changes.create[e] | changes.update[e], vault)
+            progress(len(changes.create[e]) + len(changes.update[e]))
             continue
         rows = list(changes.create[e].items()) + list(changes.update[e].items())
         for chunk in _chunks(rows):

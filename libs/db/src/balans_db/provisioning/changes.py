@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from balans_db.provisioning import mbus
 from balans_db.provisioning.document import BuildingDoc, SiteDoc, WorldDocument
 from balans_db.provisioning.export import methodology_of
 
@@ -33,6 +34,7 @@ ENTITIES = (
     "meters",
     "channels",
     "sensor_pairs",
+    "mbus_meters",  # a meter's M-Bus address (balans_db.provisioning.mbus)
 )
 # keys unique city-wide (the others are unique within their building)
 GLOBAL = frozenset(
@@ -45,11 +47,18 @@ GLOBAL = frozenset(
         "meters",
         "channels",
         "sensor_pairs",
+        "mbus_meters",
     }
 )
 # value positions that a document may leave empty (None): the stored value is kept, and a
 # new row gets today
-_KEEP_IF_NONE = {"accounts": (4,), "concentrators": (1,), "modules": (6,), "meters": (10,)}
+_KEEP_IF_NONE = {
+    "accounts": (4,),
+    "concentrators": (1,),
+    "modules": (6,),
+    "meters": (10,),
+    "mbus_meters": (mbus.KEY_POSITION,),
+}
 
 Row = tuple[Any, tuple[Any, ...]]  # (key, values)
 
@@ -124,6 +133,8 @@ def building_rows(b: BuildingDoc) -> Iterator[tuple[str, Row]]:
         )
         if mt.channel is not None:
             yield "channels", (mt.serial, (code, mt.channel.module, mt.channel.input))
+        if mt.mbus is not None:
+            yield "mbus_meters", (mt.serial, mbus.document_values(code, mt.mbus))
     for p in b.sensor_pairs:
         yield "sensor_pairs", (p.module, (code, p.position, p.flat, p.riser))
 
@@ -298,6 +309,8 @@ def stored_rows(
                 rows["channels"][r["serial"]] = (code, r["module_serial"], r["input"])
         for r in parts["pairs"].get(bid, ()):
             rows["sensor_pairs"][r["module_serial"]] = (code, r["position"], r["flat"], r["riser"])
+        for r in parts["mbus"].get(bid, ()):
+            rows["mbus_meters"][r["serial"]] = mbus.stored_values(code, r)
     return rows
 
 

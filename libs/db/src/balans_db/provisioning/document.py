@@ -149,6 +149,49 @@ class ChannelDoc(Part):
     input: int = Field(ge=0, le=5, description="a D100FC has 6 pulse inputs, 0 to 5")
 
 
+# EN 13757-3 device type (medium) codes a standard meter of each utility may send
+MBUS_MEDIA: dict[str, int] = {
+    "electricity": 0x02,
+    "gas": 0x03,
+    "heat": 0x04,
+    "warm_water": 0x06,
+    "water": 0x07,
+    "heat_inlet": 0x0C,
+    "heat_cooling": 0x0D,
+    "hot_water": 0x15,
+    "cold_water": 0x16,
+    "dual_water": 0x17,
+}
+MbusMedium = Literal[tuple(MBUS_MEDIA)]  # type: ignore[valid-type]
+
+
+class MbusDoc(Part):
+    """The M-Bus address of a standard meter whose telegrams a concentrator forwards
+    (docs/mbus.md). Its readings come from the telegrams, so the meter has no channel."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"manufacturer": "KAM", "id": "67676767", "version": 27, "medium": "water"}
+            ]
+        }
+    )
+    manufacturer: str = Field(
+        pattern=r"^[@A-Za-z]{3}$", description="the three-letter FLAG code (M field)"
+    )
+    id: str = Field(
+        pattern=r"^[0-9A-Fa-f]{8}$", description="the 8-digit identification number (A field)"
+    )
+    version: int | None = Field(None, ge=0, le=255, description="null: any version")
+    medium: MbusMedium | None = Field(None, description="device type; null: any")
+    key: str | None = Field(
+        None,
+        pattern=r"^([0-9A-Fa-f]{32})?$",
+        description="AES-128 key in hex, write-only: stored sealed, never shown again. "
+        'Left out: the stored key is kept; "": the stored key is removed.',
+    )
+
+
 class MeterDoc(Part):
     model_config = ConfigDict(
         json_schema_extra={
@@ -182,6 +225,7 @@ class MeterDoc(Part):
     installed_on: date | None = None
     verified_on: date | None = None
     channel: ChannelDoc | None = None
+    mbus: MbusDoc | None = Field(None, description="a standard M-Bus meter's address")
 
 
 class SensorPairDoc(Part):

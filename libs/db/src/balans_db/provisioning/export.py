@@ -17,6 +17,7 @@ from balans_db.provisioning.document import (
     ConcentratorDoc,
     EntranceDoc,
     FlatDoc,
+    MbusDoc,
     MeterDoc,
     ModuleDoc,
     RadiatorDoc,
@@ -25,6 +26,12 @@ from balans_db.provisioning.document import (
     SiteDoc,
     WorldDocument,
 )
+from balans_db.provisioning.mbus import STORED_SQL as _MBUS
+from balans_db.provisioning.mbus import VIRTUAL_SERIAL_BASE, medium_name
+
+# standard M-Bus meters' virtual modules (and their channels and sensor pairs) follow from
+# the meter's ``mbus`` address and are not parts of a document
+_REAL = f"< {VIRTUAL_SERIAL_BASE}"
 
 _BUILDINGS = """
 select b.id, b.code, s.code as site, b.name, b.address, b.floors, b.layout, b.methodology,
@@ -65,25 +72,25 @@ _CONCENTRATORS = """
 select building_id, serial, model, installed_on from concentrators
 where building_id = any($1::int[]) order by id
 """
-_MODULES = """
+_MODULES = f"""
 select m.building_id, m.serial, c.serial as concentrator, m.subnet, m.model, m.floor,
        f.number as flat, r.number as riser, m.installed_on
 from radio_modules m join concentrators c on c.id = m.concentrator_id
 left join flats f on f.id = m.flat_id left join risers r on r.id = m.riser_id
-where m.building_id = any($1::int[]) order by m.id
+where m.building_id = any($1::int[]) and m.serial {_REAL} order by m.id
 """
-_METERS = """
+_METERS = f"""
 select m.building_id, m.serial, m.utility, m.kind, m.role, f.number as flat,
        r.number as riser, m.pulse_weight, m.unit, m.pipe, m.accuracy_class, m.has_valve,
        m.installed_on, m.verified_on, ch.module_serial, ch.input
 from meters m left join flats f on f.id = m.flat_id left join risers r on r.id = m.riser_id
-left join channels ch on ch.meter_id = m.id
+left join channels ch on ch.meter_id = m.id and ch.module_serial {_REAL}
 where m.building_id = any($1::int[]) order by m.id
 """
-_PAIRS = """
+_PAIRS = f"""
 select p.building_id, p.module_serial, p.position, f.number as flat, r.number as riser
 from sensor_pairs p left join flats f on f.id = p.flat_id left join risers r on r.id = p.riser_id
-where p.building_id = any($1::int[]) order by p.id
+where p.building_id = any($1::int[]) and p.module_serial {_REAL} order by p.id
 """
 
 
@@ -118,6 +125,7 @@ async def fetch_stored(
             ("modules", _MODULES),
             ("meters", _METERS),
             ("pairs", _PAIRS),
+            ("mbus", _MBUS),
         )
     }
     return buildings, sites, parts
@@ -137,6 +145,7 @@ async def export_document(
     out: list[BuildingDoc] = []
     for b in buildings:
         bid = b["id"]
+        mbus = {r["serial"]: r for r in parts["mbus"].get(bid, [])}
         radiators: dict[str, list[RadiatorDoc]] = defaultdict(list)
         for r in parts["radiators"].get(bid, []):
             radiators[r["flat"]].append(RadiatorDoc(riser=r["riser"], sections=r["sections"]))
@@ -187,7 +196,7 @@ async def export_document(
                     )
                     for r in parts["modules"].get(bid, [])
                 ],
-                meters=[_meter(r) for r in parts["meters"].get(bid, [])],
+                meters=[_meter(r, mbus.get(r["serial"])) for r in parts["meters"].get(bid, [])],
                 sensor_pairs=[
                     SensorPairDoc.model_construct(
                         module=r["module_serial"],
@@ -206,7 +215,7 @@ async def export_document(
     )
 
 
-def _meter(r: Any) -> MeterDoc:
+def _meter(r: Any, mbus: Any) -> MeterDoc:
     channel = (
         ChannelDoc.model_construct(module=r["module_serial"], input=r["input"])
         if r["module_serial"] is not None
@@ -230,4 +239,13 @@ def _meter(r: Any) -> MeterDoc:
             "verified_on",
         ),
         channel=channel,
+        mbus=None
+        if mbus is None
+        else MbusDoc.model_construct(
+            manufacturer=mbus["manufacturer"],
+            id=mbus["device_id"],
+            version=mbus["version"],
+            medium=medium_name(mbus["medium"]),
+            key=None,  # write-only
+        ),
     )

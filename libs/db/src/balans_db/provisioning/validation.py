@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from balans_db.provisioning.document import BuildingDoc, WorldDocument
+from balans_db.provisioning.document import BuildingDoc, MeterDoc, WorldDocument
+from balans_db.provisioning.mbus import MEDIA_OF_UTILITY
 from balans_db.topology import HARDWARE_LIMITS
 
 MODULE_INPUTS = 6  # pulse inputs of a D100FC (docs/domain.md)
@@ -93,10 +94,30 @@ def check_document(doc: WorldDocument, known_sites: Iterable[str] = ()) -> list[
                     )
                 else:
                     seen[value] = where
+    problems += _mbus_addresses(doc)
     for i, b in enumerate(doc.buildings):
         if b.site not in sites:
             problems.append(Problem(f"buildings[{i}].site", f"no site {b.site!r}"))
         problems += check_building(b, f"buildings[{i}]")
+    return problems
+
+
+def _mbus_addresses(doc: WorldDocument) -> list[Problem]:
+    """An M-Bus address names one meter city-wide."""
+    problems: list[Problem] = []
+    seen: dict[tuple[str, str], str] = {}
+    for i, b in enumerate(doc.buildings):
+        for j, m in enumerate(b.meters):
+            if m.mbus is None:
+                continue
+            address = (m.mbus.manufacturer.upper(), m.mbus.id.upper())
+            where = f"buildings[{i}].meters[{j}].mbus"
+            if address in seen:
+                problems.append(
+                    Problem(where, f"M-Bus address {' '.join(address)} also at {seen[address]}")
+                )
+            else:
+                seen[address] = where
     return problems
 
 
@@ -193,6 +214,8 @@ class _BuildingCheck:
                 self.add(f"{at}.riser", "a riser meter names its riser")
             if m.unit != UNITS[m.kind]:
                 self.add(f"{at}.unit", f"a {m.kind} counts {UNITS[m.kind]}, not {m.unit}")
+            if m.mbus is not None:
+                self._mbus(at, m)
             if m.channel is None:
                 continue
             if m.channel.module not in self.modules:
@@ -221,6 +244,27 @@ class _BuildingCheck:
                 flat = self.flats.get(p.flat)
                 if flat is not None and p.riser not in {r.riser for r in flat.radiators}:
                     self.add(at, f"flat {p.flat} has no radiator on riser {p.riser}")
+
+    def _mbus(self, at: str, m: MeterDoc) -> None:
+        """A standard M-Bus meter is read from its telegrams, which a concentrator of its
+        building forwards, and reports a medium of its utility."""
+        assert m.mbus is not None
+        if m.channel is not None:
+            self.add(
+                f"{at}.channel",
+                "a meter with an M-Bus address is read from its telegrams, not "
+                "through a module input: leave channel out",
+            )
+        if not self.concentrators:
+            self.add(
+                f"{at}.mbus", f"building {self.b.code} has no concentrator to forward its telegrams"
+            )
+        if m.mbus.medium is not None and m.mbus.medium not in MEDIA_OF_UTILITY[m.utility]:
+            self.add(
+                f"{at}.mbus.medium",
+                f"medium {m.mbus.medium} does not measure {m.utility} (one of "
+                f"{', '.join(sorted(MEDIA_OF_UTILITY[m.utility]))})",
+            )
 
     def _layout(self) -> None:
         """What each piping layout needs (docs/domain.md, "Piping layouts")."""

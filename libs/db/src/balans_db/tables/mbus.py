@@ -1,5 +1,5 @@
 """Standard M-Bus meters and learnt compact-frame formats (migrations ``mbus_0001``,
-``mbus_0002``).
+``mbus_0002``, ``mbus_0003``).
 
 Owned by mbus, the library ingest's persister decodes M-Bus telegrams with. A meter is
 known by its M-Bus address (manufacturer, 8-digit id) and mapped to a row of ``meters``
@@ -32,9 +32,14 @@ mbus_meters = sa.Table(
     # AES-GCM(nonce || ciphertext) of the meter's AES-128 key under the master key
     sa.Column("key_ciphertext", sa.LargeBinary),
     created_now("registered_at"),
+    # mbus_0003: the rest of the EN 13757 address (null: any); telegrams that differ are refused
+    sa.Column("version", sa.SmallInteger),
+    sa.Column("medium", sa.SmallInteger),  # device type code, e.g. 0x07 water, 0x02 electricity
     sa.UniqueConstraint("manufacturer", "device_id", name="uq_mbus_meters_address"),
     sa.CheckConstraint("manufacturer ~ '^[@A-Z]{3}$'", name="manufacturer"),
     sa.CheckConstraint("device_id ~ '^[0-9A-F]{8}$'", name="device_id"),
+    sa.CheckConstraint("version between 0 and 255", name="version"),
+    sa.CheckConstraint("medium between 0 and 255", name="medium"),
 )
 
 mbus_temperature_samples = sa.Table(
