@@ -20,7 +20,7 @@ from babel.messages.pofile import write_po
 from balans_i18n.catalogs import LOCALES, locale_dir, po_path, read_catalog
 
 # packages that show text to people; each keeps locale/<lang>/LC_MESSAGES/messages.po
-PACKAGES = ("balans_i18n", "balans_api", "balans_billing")
+PACKAGES = ("balans_i18n", "balans_api", "balans_billing", "balans_notify")
 JINJA = "jinja2.ext:babel_extract"
 PYTHON_AND_TEMPLATES = [
     ("**/locale/**", "ignore"),

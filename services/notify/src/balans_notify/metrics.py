@@ -1,0 +1,32 @@
+"""The ``balans_notify_*`` metrics (labels are bounded: outcomes, events)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EMAILS = Counter(
+    "balans_notify_emails_total",
+    "Monthly e-mails by outcome: sent, duplicate (already sent for the account and period), "
+    "no_email (the account has none), opted_out, correction (not a monthly invoice), "
+    "unknown_account, failed (SMTP refused or unreachable after every try; redelivered).",
+    ["outcome"],
+)
+SMTP_ERRORS = Counter(
+    "balans_notify_smtp_errors_total", "Failed SMTP tries (each try of each e-mail)."
+)
+WEBHOOKS_QUEUED = Counter(
+    "balans_notify_webhooks_queued_total", "Webhook deliveries queued, by event.", ["event"]
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "balans_notify_webhook_attempts_total",
+    "Webhook delivery attempts by outcome: delivered, failed (retried later), dead (the last "
+    "attempt failed).",
+    ["outcome"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "balans_notify_webhook_seconds", "Time a webhook endpoint took to answer."
+)
+DELIVERER_ERRORS = Counter(
+    "balans_notify_deliverer_errors_total",
+    "Passes of the webhook deliverer that failed (database unreachable...); logged.",
+)

@@ -1,0 +1,106 @@
+"""Sends each account's monthly e-mail once, when billing announces its month's invoice.
+
+Idempotent: the key (account, period, ``monthly``) is inserted into ``notify_emails`` in
+the transaction that sends the message and commits after the SMTP server accepted it. A
+redelivered announcement, a second notify process or a restart finds the key and sends
+nothing; a send that fails rolls the key back, so the redelivery (with the consumer's
+backoff, dead-lettered after ``BALANS_CONSUMER_MAX_DELIVERIES``) tries again. Only a crash
+between the server's acceptance and the commit sends twice, with the same Message-ID."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import structlog
+
+from balans_db.queries import allocation, api, billing
+from balans_i18n.catalogs import DEFAULT_LOCALE
+from balans_notify import metrics
+from balans_notify.mailer import Mailer
+from balans_notify.monthly_message import MonthlyInfo, compose
+from balans_notify.settings import NotifySettings
+from balans_protocol.messages import InvoiceIssued
+
+log = structlog.get_logger("notify")
+
+KIND = "monthly"
+
+_CLAIM = """insert into notify_emails
+  (account_id, period_start, kind, invoice_id, recipient, language, message_id)
+values ($1, $2, $3, $4, $5, $6, $7)
+on conflict (account_id, period_start, kind) do nothing returning id"""
+
+
+def _not_sent_because(recipient: asyncpg.Record | None) -> str | None:
+    if recipient is None:
+        return "unknown_account"
+    if not recipient["email"]:
+        return "no_email"
+    if not recipient["monthly_email"]:
+        return "opted_out"
+    return None
+
+
+class MonthlyEmails:
+    def __init__(self, pool: asyncpg.Pool, mailer: Mailer, settings: NotifySettings) -> None:
+        self.pool = pool
+        self.mailer = mailer
+        self.settings = settings
+
+    async def _info(self, issued: InvoiceIssued, recipient: asyncpg.Record) -> MonthlyInfo:
+        tz = recipient["timezone"]
+        month = issued.period_start.astimezone(ZoneInfo(tz)).date().replace(day=1)
+        figures = await allocation.flat_statement(
+            self.pool,
+            recipient["flat_id"],
+            recipient["building_id"],
+            recipient["rooms"],
+            month,
+            tz,
+            datetime.now(UTC),
+        )
+        invoice = await self.pool.fetchrow(billing.INVOICES + " where id = $1", issued.invoice_id)
+        return MonthlyInfo(issued.account_id, month, recipient, figures, invoice)
+
+    async def handle(self, issued: InvoiceIssued) -> None:
+        if issued.kind != "invoice":
+            metrics.EMAILS.labels("correction").inc()
+            return
+        recipient = await api.monthly_recipient(self.pool, issued.account_id)
+        outcome = _not_sent_because(recipient)
+        if outcome is not None:
+            metrics.EMAILS.labels(outcome).inc()
+            return
+        locale = recipient["language"] or DEFAULT_LOCALE
+        info = await self._info(issued, recipient)
+        message = compose(
+            info, locale, self.settings.notify_mail_from, self.settings.notify_portal_url
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            claimed = await conn.fetchval(
+                _CLAIM,
+                issued.account_id,
+                issued.period_start,
+                KIND,
+                issued.invoice_id,
+                recipient["email"],
+                locale,
+                message["Message-ID"],
+            )
+            if claimed is None:
+                metrics.EMAILS.labels("duplicate").inc()
+                return
+            try:
+                await self.mailer.send(message)
+            except Exception:
+                metrics.EMAILS.labels("failed").inc()
+                raise
+        metrics.EMAILS.labels("sent").inc()
+        log.info(
+            "monthly e-mail sent",
+            account_id=issued.account_id,
+            month=f"{info.month:%Y-%m}",
+            language=locale,
+        )
