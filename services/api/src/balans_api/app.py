@@ -19,6 +19,7 @@ from balans_api.metrics import LATENCY, REQUESTS
 from balans_api.provisioning import outbox_relay
 from balans_api.ratelimit import LoginLimiter
 from balans_api.routes import (
+    accounts,
     admin,
     alerts,
     auth,
@@ -28,9 +29,12 @@ from balans_api.routes import (
     estimator,
     imports,
     network,
+    preferences,
     provisioning,
     readings,
+    verification,
     views,
+    webhooks,
     world,
 )
 from balans_api.security_headers import SecurityHeaders
@@ -79,6 +83,7 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (
         auth,
+        verification,  # before world: /meters/verification-due is not /meters/{meter_id}
         world,
         readings,
         views,
@@ -90,7 +95,10 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
         estimator,
         admin,
         provisioning,
+        accounts,
         imports,
+        preferences,
+        webhooks,
     ):
         app.include_router(module.router, prefix="/api/v1")
     portal.mount(app)

@@ -37,7 +37,8 @@ Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
 Settings = Annotated[ApiSettings, Depends(get_settings)]
 
 _USER_SQL = """
-select u.id, u.username, u.role, u.account_id, a.flat_id, f.building_id
+select u.id, u.username, u.role, u.account_id, a.flat_id, f.building_id, a.opened_on,
+       a.closed_on
 from users u
 left join accounts a on a.id = u.account_id
 left join flats f on f.id = a.flat_id
@@ -64,6 +65,8 @@ async def user_principal(pool: asyncpg.Pool, user_id: int) -> Principal | None:
         account_id=row["account_id"],
         flat_ids=(row["flat_id"],) if row["flat_id"] is not None else (),
         building_ids=(row["building_id"],) if row["building_id"] is not None else (),
+        held_from=row["opened_on"],
+        held_until=row["closed_on"],
     )
 
 

@@ -57,16 +57,22 @@ class FlatPublic(Public):
     floor: int
     rooms: int
     area_m2: Decimal
+    vacant: bool = Field(
+        description="No account holds the flat today (local day of its site): its days are "
+        "billed to the building's owner account under the vacant-flat rule (docs/billing.md)."
+    )
 
 
 class AccountPublic(Public):
     id: int
     number: str
     holder_name: str
-    flat_id: int
+    flat_id: int | None = Field(description="null for the building's owner account")
+    building_id: int | None = Field(description="the building of an owner account, else null")
     residents: int
     email: str | None
-    opened_on: date
+    opened_on: date | None = Field(description="first day held; null = since metering began")
+    closed_on: date | None = Field(description="the move-out day (not held any more); null = open")
 
 
 class MeterPublic(Public):
@@ -160,18 +166,43 @@ class ConcentratorPublic(BaseModel):
 
 
 class AlertPublic(BaseModel):
+    """An alert as the queue lists it: where, what, when; no evidence (``GET /alerts/{id}``
+    has it, drawn as series)."""
+
     id: int
     kind: str
     state: str
+    severity: str
     building_id: int | None
+    building_name: str | None
     group_id: int | None
+    group_name: str | None
     meter_id: int | None
-    opened_at: datetime
+    meter_serial: str | None
+    meter_has_valve: bool = Field(description="The meter has a valve an operator can close.")
+    module_serial: int | None
+    flat_id: int | None = Field(description="The flat of the meter or module, if any.")
+    flat_number: str | None
+    riser_id: int | None
+    riser_number: int | None
+    began_at: datetime = Field(description="When the fault began: the detector's first hour.")
+    began_before: bool = Field(
+        description="The fault was there at the first hour read: it began before began_at."
+    )
+    last_hour: datetime = Field(description="The last hour the fault was seen.")
+    detected_at: datetime | None = Field(description="The hour the detector was sure.")
+    opened_at: datetime = Field(description="When balance wrote the alert.")
     updated_at: datetime | None
     closed_at: datetime | None
-    summary: str
-    evidence: dict[str, Any]
+    summary: str = Field(description="balance's one-line summary (English).")
+    reason_code: str | None = Field(
+        description="The one reason that fired, as `<kind>.<rule>` (docs/balance.md)."
+    )
+    reason_params: dict[str, Any] = Field(description="The figures the reason's sentence uses.")
+    rule: str | None = Field(description="balance's rule, in its words (English).")
     acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    resolved_by: str | None
 
 
 class AlertNote(BaseModel):
@@ -272,6 +303,15 @@ class UserCreate(BaseModel):
     full_name: str = Field("", max_length=200)
 
 
+class UserUpdate(BaseModel):
+    """A user's role (a consumer with the account they may see) or name; what is left out
+    stays as it is."""
+
+    role: Literal["admin", "operator", "manager", "consumer"] | None = None
+    account_id: int | None = Field(None, description="required when the role is consumer")
+    full_name: str | None = Field(None, max_length=200)
+
+
 class PasswordChange(BaseModel):
     current_password: str = Field(max_length=MAX_LENGTH)
     new_password: str = Field(
@@ -297,15 +337,6 @@ class UserPublic(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-class UserUpdate(BaseModel):
-    """A user's role (a consumer with the account they may see) or name; what is left out
-    stays as it is."""
-
-    role: Literal["admin", "operator", "manager", "consumer"] | None = None
-    account_id: int | None = Field(None, description="required when the role is consumer")
-    full_name: str | None = Field(None, max_length=200)
-
-
     name: str = Field(min_length=1, max_length=100, examples=["billing-export"])
     scopes: list[Literal["read", "operate", "admin"]] = Field(min_length=1, examples=[["read"]])
 

@@ -8,6 +8,7 @@ building it is in (as aggregates); :meth:`Principal.flat_filter` is what queries
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 SCOPES = ("read", "operate", "admin")
 ROLE_SCOPES: dict[str, frozenset[str]] = {
@@ -27,6 +28,9 @@ class Principal:
     account_id: int | None = None
     flat_ids: tuple[int, ...] = ()
     building_ids: tuple[int, ...] = ()
+    # a consumer's account holds its flat [held_from, held_until) (local days; None = open)
+    held_from: date | None = None
+    held_until: date | None = None
 
     @property
     def is_consumer(self) -> bool:

@@ -3,6 +3,8 @@ flats, accounts and the equipment (tables in :mod:`balans_db.tables.world`)."""
 
 from __future__ import annotations
 
+import json
+from datetime import date
 from typing import Any
 
 from balans_db.queries import Db
@@ -217,10 +219,10 @@ async def subscriber_meters(db: Db, building_id: int, utility: str) -> list[Any]
 
 
 async def building_modules(db: Db, building_id: int) -> list[Any]:
-    """The building's radio modules (serial) with their concentrator's serial
-    (concentrator), by serial."""
+    """The building's radio modules (serial, installed_on) with their concentrator's
+    serial (concentrator), by serial."""
     return await db.fetch(
-        """select m.serial, c.serial concentrator from radio_modules m
+        """select m.serial, m.installed_on, c.serial concentrator from radio_modules m
            join concentrators c on c.id = m.concentrator_id
            where m.building_id = $1 order by m.serial""",
         building_id,
@@ -270,3 +272,33 @@ async def module_serials(db: Db, building_id: int) -> frozenset[int]:
 async def building_ids_by_code(db: Db, codes: list[str]) -> list[Any]:
     """id and code of the buildings among ``codes``."""
     return await db.fetch("select id, code from buildings where code = any($1::text[])", codes)
+
+
+# --- verification (calibration) of meters ---
+
+
+async def verification_due(
+    db: Db, until: date, intervals: dict[str, int], building_id: int | None = None
+) -> list[Any]:
+    """Meters whose verification expires before ``until`` (expired ones included), soonest
+    first: id, serial, utility, building_id, building (code), flat (number), verified_on
+    (or installed_on when never verified), interval_years (the meter's own, else its
+    utility's in ``intervals``) and due_on."""
+    return await db.fetch(
+        """select * from (
+             select m.id, m.serial, m.utility, m.building_id, b.code as building,
+                    f.number as flat, coalesce(m.verified_on, m.installed_on) as verified_on,
+                    i.years as interval_years,
+                    (coalesce(m.verified_on, m.installed_on)
+                       + make_interval(years => i.years))::date as due_on
+             from meters m join buildings b on b.id = m.building_id
+             left join flats f on f.id = m.flat_id
+             cross join lateral (select coalesce(m.verification_interval_years,
+                                 ($2::jsonb ->> m.utility)::int) as years) i
+             where b.retired_on is null and ($3::int is null or m.building_id = $3)
+           ) d
+           where due_on < $1 order by due_on, serial""",
+        until,
+        json.dumps(intervals),
+        building_id,
+    )

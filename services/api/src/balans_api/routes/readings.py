@@ -20,7 +20,7 @@ from balans_api.models import HeatHour, RegisterPoint, Series
 from balans_api.paging import Cursor, Page, TimeLimit, after_time, time_page
 from balans_api.series import series, series_csv, site_timezone
 from balans_api.timerange import Format, Resolution, Span, csv_response, span
-from balans_api.visibility import check_flat, visible_meter
+from balans_api.visibility import check_flat, held_window, visible_meter
 from balans_db.queries import allocation, ingest
 
 router = APIRouter(tags=["readings"], responses=ERROR_RESPONSES)
@@ -40,7 +40,8 @@ async def registers(
     """Raw cumulative registers of a meter, oldest first (CSV: the same page, the next
     cursor in the ``X-Next-Cursor`` header)."""
     meter = await visible_meter(pool, who, meter_id)
-    window = bounds.resolve(await site_timezone(pool, meter["building_id"]))
+    tz = await site_timezone(pool, meter["building_id"])
+    window = held_window(who, bounds.resolve(tz), tz)
     rows = []
     if meter["module_serial"] is not None:
         start = after_time(cursor, window.start)
@@ -73,7 +74,7 @@ async def consumption(
     rounded to the meter's resolution."""
     meter = await visible_meter(pool, who, meter_id)
     tz = await site_timezone(pool, meter["building_id"])
-    window = bounds.resolve(tz)
+    window = held_window(who, bounds.resolve(tz), tz)
     points = await allocation.meter_series(pool, meter_id, window.start, window.end, resolution, tz)
     if format == "csv":
         return series_csv(points, meter["unit"], f"meter-{meter_id}-{resolution}")
@@ -94,7 +95,8 @@ async def flat_heat(
     total (kWh). CSV: the same page, the next cursor in the ``X-Next-Cursor`` header."""
     check_flat(who, flat_id)
     building_id = await _flat_building(pool, flat_id)
-    window = bounds.resolve(await site_timezone(pool, building_id))
+    tz = await site_timezone(pool, building_id)
+    window = held_window(who, bounds.resolve(tz), tz)
     start = after_time(cursor, window.start)
     rows = await allocation.flat_heat_hours(pool, flat_id, start, window.end, limit + 1)
     page, nxt = time_page(rows, limit, "t")
@@ -119,7 +121,7 @@ async def flat_heat_buckets(
     """A flat's allocated heat (total kWh, to the Wh) per hour, day or month."""
     check_flat(who, flat_id)
     tz = await site_timezone(pool, await _flat_building(pool, flat_id))
-    window = bounds.resolve(tz)
+    window = held_window(who, bounds.resolve(tz), tz)
     points = await allocation.flat_heat_series(
         pool, flat_id, window.start, window.end, resolution, tz
     )

@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
-from balans_api.deps import Pool, Reader
-from balans_api.errors import ERROR_RESPONSES, not_found
+from balans_api.deps import Pool, Reader, Staff
+from balans_api.errors import ERROR_RESPONSES, ApiError, not_found
 from balans_api.models import (
     AccountPublic,
     BuildingPublic,
@@ -23,6 +24,7 @@ from balans_api.paging import Cursor, Limit, Page, Where, fetch_page
 from balans_api.visibility import (
     METER_COLUMNS,
     METER_FROM,
+    VACANT,
     check_building,
     check_flat,
     visible_meter,
@@ -34,8 +36,9 @@ _SITES = "select id, code, name, address, latitude, longitude, timezone from sit
 _BUILDINGS = "select id, site_id, code, name, address, floors, layout, methodology from buildings"
 _ENTRANCES = "select id, building_id, number from entrances"
 _RISERS = "select id, building_id, entrance_id, number from risers"
-_FLATS = "select id, building_id, entrance_id, number, floor, rooms, area_m2 from flats"
-_ACCOUNTS = "select id, number, holder_name, flat_id, residents, email, opened_on from accounts"
+_FLATS = f"select id, building_id, entrance_id, number, floor, rooms, area_m2, {VACANT} from flats"
+_ACCOUNTS = """select id, number, holder_name, flat_id, building_id, residents, email, opened_on,
+closed_on from accounts"""
 
 BuildingId = Annotated[int | None, Query(description="Only this building's items.")]
 
@@ -174,3 +177,78 @@ async def list_meters(
 async def get_meter(meter_id: int, pool: Pool, who: Reader) -> MeterPublic:
     """One meter."""
     return MeterPublic(**await visible_meter(pool, who, meter_id))
+
+
+class SearchHit(BaseModel):
+    """A flat found by a search, with what matched."""
+
+    id: int = Field(description="The flat's id.")
+    number: str
+    building_id: int
+    building_name: str
+    address: str
+    matched: str = Field(description="flat | account | holder | meter | module")
+    value: str = Field(description="The text that matched (the number, name or serial).")
+
+
+# one row per flat: the first kind of match (a flat by its number and its building's
+# address or name, an account by number or holder, a meter or module by serial)
+_SEARCH = """
+select * from (
+  select distinct on (f.id) f.id, f.number, b.id as building_id, b.name as building_name,
+         b.address, x.matched, x.value
+  from (
+    select f.id as flat_id, 1 as rank, 'flat' as matched, f.number || ', ' || b.address as value
+    from flats f join buildings b on b.id = f.building_id
+    where f.number = any($1::text[])
+      and (select bool_and(f.number = w or b.address ilike '%' || w || '%'
+                           or b.name ilike '%' || w || '%' or b.code ilike w)
+           from unnest($1::text[]) w)
+    union all
+    select flat_id, 2, 'account', number from accounts where number ilike $2 || '%'
+    union all
+    select flat_id, 3, 'holder', holder_name from accounts
+    where length($3) >= 3 and holder_name ilike '%' || $2 || '%'
+    union all
+    select flat_id, 4, 'meter', serial from meters
+    where flat_id is not null and serial ilike $2 || '%'
+    union all
+    select flat_id, 5, 'module', serial::text from radio_modules
+    where flat_id is not null and serial::text = $3
+  ) x
+  join flats f on f.id = x.flat_id join buildings b on b.id = f.building_id
+  order by f.id, x.rank
+) hits
+"""
+
+
+@router.get("/search", response_model=Page[SearchHit])
+async def search(
+    pool: Pool,
+    _: Staff,
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="A flat number with words of its address or building ('12 Dacia'), "
+            "an account number, a holder's name, a meter or module serial (a number or "
+            "serial may end in *).",
+        ),
+    ],
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page:
+    """Flats found by flat number and address, account number or holder, meter or module
+    serial, ordered by flat id."""
+    words = q.split()
+    if not words:
+        raise ApiError(400, "'q' has no words")
+    text = " ".join(words)
+    pattern = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = pattern.replace("*", "%")
+    where = Where()
+    for value in (words, pattern, text):
+        where.param(value)
+    rows, nxt = await fetch_page(pool, _SEARCH, where, cursor, limit)
+    return Page(items=[SearchHit(**r) for r in rows], next_cursor=nxt)
