@@ -74,3 +74,32 @@ async def building_degree_days(db: Db, building_id: int, month: date) -> Any:
         building_id,
         month,
     )
+
+
+ALERT_SUMMARIES = """select * from (
+select a.id, a.kind, a.state, a.severity, a.building_id, b.name as building_name,
+       a.group_id, g.name as group_name, a.meter_id, m.serial as meter_serial,
+       coalesce(m.has_valve, false) as meter_has_valve, a.module_serial,
+       coalesce(m.flat_id, rm.flat_id) as flat_id, f.number as flat_number,
+       coalesce(m.riser_id, rm.riser_id) as riser_id, r.number as riser_number,
+       a.first_hour as began_at, a.began_before, a.last_hour,
+       coalesce(a.detected_hour, (a.evidence->>'detected_hour')::timestamptz) as detected_at,
+       a.opened_at, a.updated_at, a.closed_at, a.summary, a.reason_code, a.reason_params,
+       a.evidence->>'rule' as rule, a.acknowledged_by, a.acknowledged_at, a.resolved_by
+from alerts a
+left join buildings b on b.id = a.building_id
+left join balance_groups g on g.id = a.group_id
+left join meters m on m.id = a.meter_id
+left join radio_modules rm on rm.serial = a.module_serial
+left join flats f on f.id = coalesce(m.flat_id, rm.flat_id)
+left join risers r on r.id = coalesce(m.riser_id, rm.riser_id)) a"""
+"""A published select for paging and filtering (``a``): each alert as the operator's queue
+shows it, without its evidence: where (building, group, flat or riser, meter or module),
+when the fault began (``began_at``, the detector's first hour; ``began_before``: older
+than the data read), was detected and was opened, the one reason that fired
+(``reason_code``, ``reason_params``) and balance's rule in its words."""
+
+
+async def alert_evidence(db: Db, alert_id: int) -> Any:
+    """The alert's evidence as balance wrote it (a dict), None if there is no such alert."""
+    return await db.fetchval("select evidence from alerts where id = $1", alert_id)

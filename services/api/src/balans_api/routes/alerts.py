@@ -1,51 +1,315 @@
-"""Alerts raised by balance: list (consumers see those on their own meters),
-acknowledge and resolve (operators; audited)."""
+"""Alerts raised by balance: the queue (filtered, sorted, paged; a summary per alert),
+counts by kind, one alert with its evidence drawn as series and its history, and the
+operators' acknowledge and resolve (forwarded to balance, which alone writes alerts;
+audited). Consumers see the alerts of their own flat."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import UTC, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Path, Request
+import asyncpg
+from fastapi import APIRouter, Path, Query, Request
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
+from pydantic import BaseModel, Field
 
 from balans_api import audit
 from balans_api.deps import Operator, Pool, Reader
 from balans_api.errors import ERROR_RESPONSES, ApiError, not_found
 from balans_api.models import AlertNote, AlertPublic
-from balans_api.paging import Cursor, Limit, Page, Where, fetch_page
-from balans_db.queries import balance
+from balans_api.paging import (
+    Cursor,
+    Limit,
+    Page,
+    Where,
+    decode_key,
+    encode_cursor,
+    fetch_page,
+    key_time,
+    time_key,
+)
+from balans_api.principal import Principal
+from balans_api.series import site_timezone
+from balans_db.queries import allocation, balance
 from balans_protocol import subjects
 from balans_protocol.messages import AlertAction, AlertActionReply
 
 BALANCE_TIMEOUT_S = 10.0
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The alert's id.")]
+Since = Annotated[
+    datetime | None,
+    Query(description="Alerts whose fault was seen at or after this time (naive = UTC)."),
+]
+Until = Annotated[
+    datetime | None, Query(description="Alerts whose fault began before this time (naive = UTC).")
+]
+# the evidence chart: two weeks before the fault, a few days after, at most 120 days
+BEFORE = timedelta(days=14)
+AFTER = timedelta(days=3)
+LONGEST = timedelta(days=120)
 
 router = APIRouter(tags=["alerts"], responses=ERROR_RESPONSES)
+
+Sort = Literal["id", "began", "-began"]
+_SORT_SQL = {"began": "began_at, id", "-began": "began_at desc, id desc"}
+
+
+class AlertCounts(BaseModel):
+    """Alerts per kind under the same filters as the queue."""
+
+    total: int
+    open: int
+    by_kind: dict[str, int] = Field(description="kind -> alerts of that kind.")
+    open_by_kind: dict[str, int] = Field(description="kind -> open alerts of that kind.")
+
+
+class EvidencePoint(BaseModel):
+    t: datetime
+    value: float | None
+
+
+class EvidenceSeries(BaseModel):
+    """One line of the evidence chart: the meter's use, the group's balance meter, the
+    members' sum, the imbalance and its band (balance's series), or a series balance
+    kept in the alert's evidence."""
+
+    name: str = Field(
+        description="meter | balance_meter | members | imbalance | band_low | band_high, "
+        "or the evidence key it comes from (e.g. imbalance_share)."
+    )
+    unit: str | None
+    resolution: Literal["hour", "day"]
+    points: list[EvidencePoint]
+
+
+class AlertEvent(BaseModel):
+    at: datetime
+    actor: str
+    action: Literal["opened", "acknowledged", "resolved", "closed"]
+    note: str = ""
+
+
+class AlertDetail(AlertPublic):
+    """One alert for its investigation."""
+
+    figures: dict[str, Any] = Field(
+        description="The evidence's single values (balance's names: loss, step_glr, ...)."
+    )
+    also_possible: list[str] = Field(description="Other kinds the data fits as well.")
+    series: list[EvidenceSeries]
+    history: list[AlertEvent] = Field(description="What happened to it, oldest first.")
+
+
+def _where(who: Principal) -> Where:
+    return Where().add("flat_id = any({})", who.flat_filter())
+
+
+def _utc(t: datetime | None) -> datetime | None:
+    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
+
+
+def _filtered(
+    who: Principal,
+    since: datetime | None,
+    until: datetime | None,
+    state: str | None,
+    kind: str | None,
+    building_id: int | None,
+    meter_id: int | None,
+    flat_id: int | None,
+) -> Where:
+    where = (
+        _where(who)
+        .add("state = {}", state)
+        .add("kind = {}", kind)
+        .add("building_id = {}", building_id)
+        .add("meter_id = {}", meter_id)
+        .add("flat_id = {}", flat_id)
+    )
+    return where.add("last_hour >= {}", _utc(since)).add("began_at < {}", _utc(until))
 
 
 @router.get("/alerts", response_model=Page[AlertPublic])
 async def list_alerts(
     pool: Pool,
     who: Reader,
+    since: Since = None,
+    until: Until = None,
     state: Literal["open", "closed"] | None = None,
     kind: str | None = None,
     building_id: int | None = None,
     meter_id: int | None = None,
+    flat_id: int | None = None,
+    sort: Annotated[
+        Sort, Query(description="id (default), began (fault began, oldest first), -began.")
+    ] = "id",
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page:
-    """The alert queue, oldest first; filter by state, kind, building or meter."""
-    where = (
-        Where()
-        .add("state = {}", state)
-        .add("kind = {}", kind)
-        .add("building_id = {}", building_id)
-        .add("meter_id = {}", meter_id)
-        .add("meter_id in (select id from meters where flat_id = any({}))", who.flat_filter())
-    )
-    rows, nxt = await fetch_page(pool, balance.ALERTS, where, cursor, limit)
+    """The alert queue with a summary per alert (no evidence); filter by state, kind,
+    building, meter, flat and time (`since`/`until`: alerts whose fault overlaps them)."""
+    where = _filtered(who, since, until, state, kind, building_id, meter_id, flat_id)
+    if sort == "id":
+        rows, nxt = await fetch_page(pool, balance.ALERT_SUMMARIES, where, cursor, limit)
+        return Page(items=[AlertPublic(**r) for r in rows], next_cursor=nxt)
+    # keyset on (began_at, id), descending for -began
+    op = ">" if sort == "began" else "<"
+    if cursor is not None:
+        t, last = decode_key(cursor, 2)
+        if not last.isdigit():
+            raise ApiError(400, "malformed cursor")
+        where.conditions.append(
+            f"(began_at, id) {op} ({where.param(key_time(t))}, {where.param(int(last))})"
+        )
+    sql = f"{balance.ALERT_SUMMARIES}{where.sql()} order by {_SORT_SQL[sort]}"
+    rows = await pool.fetch(f"{sql} limit {where.param(limit + 1)}", *where.params)
+    nxt = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        nxt = encode_cursor(time_key(rows[-1]["began_at"]), rows[-1]["id"])
     return Page(items=[AlertPublic(**r) for r in rows], next_cursor=nxt)
+
+
+@router.get("/alerts/counts", response_model=AlertCounts)
+async def alert_counts(
+    pool: Pool,
+    who: Reader,
+    since: Since = None,
+    until: Until = None,
+    kind: str | None = None,
+    building_id: int | None = None,
+    flat_id: int | None = None,
+) -> AlertCounts:
+    """How many alerts there are per kind, open and in all, under the queue's filters."""
+    where = _filtered(who, since, until, None, kind, building_id, None, flat_id)
+    rows = await pool.fetch(
+        f"""select kind, count(*) as total, count(*) filter (where state = 'open') as open
+            from ({balance.ALERT_SUMMARIES}{where.sql()}) x group by kind order by kind""",
+        *where.params,
+    )
+    return AlertCounts(
+        total=sum(r["total"] for r in rows),
+        open=sum(r["open"] for r in rows),
+        by_kind={r["kind"]: r["total"] for r in rows},
+        open_by_kind={r["kind"]: r["open"] for r in rows if r["open"]},
+    )
+
+
+async def _summary(pool: asyncpg.Pool, who: Principal, alert_id: int) -> asyncpg.Record:
+    where = _where(who).add("id = {}", alert_id)
+    row = await pool.fetchrow(f"{balance.ALERT_SUMMARIES}{where.sql()}", *where.params)
+    if row is None:
+        raise not_found("alert")
+    return row
+
+
+def _points(rows: list[dict[str, Any]], key: str) -> list[EvidencePoint]:
+    return [EvidencePoint(t=r["t"], value=r[key]) for r in rows]
+
+
+def _evidence_series(evidence: dict[str, Any]) -> list[EvidenceSeries]:
+    """The hourly series balance kept in the evidence (from ``series_from`` on)."""
+    start = evidence.get("series_from")
+    if not isinstance(start, str):
+        return []
+    first = datetime.fromisoformat(start)
+    out = []
+    for name, values in evidence.items():
+        if not isinstance(values, list) or len(values) < 2:
+            continue
+        if not all(v is None or isinstance(v, int | float) for v in values):
+            continue
+        points = [
+            EvidencePoint(t=first + timedelta(hours=i), value=v) for i, v in enumerate(values)
+        ]
+        out.append(EvidenceSeries(name=name, unit=None, resolution="hour", points=points))
+    return out
+
+
+async def _context_series(pool: asyncpg.Pool, alert: asyncpg.Record) -> list[EvidenceSeries]:
+    """The meter's use and the group's balance around the fault, from the stored series."""
+    tz = await site_timezone(pool, alert["building_id"]) if alert["building_id"] else "UTC"
+    end = min(alert["last_hour"] + AFTER, datetime.now(UTC))
+    start = max(alert["began_at"] - BEFORE, end - LONGEST)
+    resolution: Literal["hour", "day"] = "hour" if end - start <= timedelta(days=4) else "day"
+    if resolution == "day":  # whole local days
+        local = start.astimezone(ZoneInfo(tz))
+        start = datetime.combine(local.date(), time(), local.tzinfo).astimezone(UTC)
+    out = []
+    if alert["meter_id"] is not None:
+        unit = await pool.fetchval("select unit from meters where id = $1", alert["meter_id"])
+        points = await allocation.meter_series(pool, alert["meter_id"], start, end, resolution, tz)
+        out.append(
+            EvidenceSeries(name="meter", unit=unit, resolution=resolution, points=points.parsed())
+        )
+    if alert["group_id"] is not None:
+        rows = [
+            dict(r)
+            for r in await balance.imbalance_series(pool, alert["group_id"], resolution, start, end)
+        ]
+        if rows:
+            unit = rows[0]["unit"]
+            for name, key in (
+                ("balance_meter", "balance_value"),
+                ("members", "members_value"),
+                ("imbalance", "imbalance"),
+                ("band_low", "band_low"),
+                ("band_high", "band_high"),
+            ):
+                out.append(
+                    EvidenceSeries(
+                        name=name, unit=unit, resolution=resolution, points=_points(rows, key)
+                    )
+                )
+    return out
+
+
+async def _history(pool: asyncpg.Pool, alert: asyncpg.Record) -> list[AlertEvent]:
+    """Opened by balance, then the operators' actions with their notes (the audit log),
+    and a closing that no operator made (balance saw the fault end)."""
+    events = [AlertEvent(at=alert["opened_at"], actor="balance", action="opened")]
+    rows = await pool.fetch(
+        """select at, actor, action, detail->>'note' as note from audit_log
+           where target = $1 and action in ('alert.acknowledge', 'alert.resolve')
+           order by at, id""",
+        f"alert:{alert['id']}",
+    )
+    names: dict[str, Literal["acknowledged", "resolved"]] = {
+        "alert.acknowledge": "acknowledged",
+        "alert.resolve": "resolved",
+    }
+    events += [
+        AlertEvent(at=r["at"], actor=r["actor"], action=names[r["action"]], note=r["note"] or "")
+        for r in rows
+    ]
+    if alert["closed_at"] is not None and not any(e.action == "resolved" for e in events):
+        actor = alert["resolved_by"] or "balance"
+        events.append(AlertEvent(at=alert["closed_at"], actor=actor, action="closed"))
+    return sorted(events, key=lambda e: e.at)
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertDetail)
+async def get_alert(alert_id: AlertId, pool: Pool, who: Reader) -> AlertDetail:
+    """One alert for its investigation: where and when (the fault's first hour, the hour
+    it was detected), the rule and the one reason that fired, the evidence's values, the
+    evidence as series (the meter's use and the group's balance with its band around the
+    fault, and the series balance kept), and its history with who did what."""
+    alert = await _summary(pool, who, alert_id)
+    evidence = await balance.alert_evidence(pool, alert_id) or {}
+    figures = {
+        k: v
+        for k, v in evidence.items()
+        if not isinstance(v, list | dict) and k not in ("rule", "reason", "detected_hour")
+    }
+    return AlertDetail(
+        **alert,
+        figures=figures,
+        also_possible=[str(k) for k in evidence.get("also_possible", [])],
+        series=[*await _context_series(pool, alert), *_evidence_series(evidence)],
+        history=await _history(pool, alert),
+    )
 
 
 async def _act(
@@ -73,9 +337,8 @@ async def _act(
     if not reply.ok:
         raise ApiError(502, f"balance refused the action: {reply.error}")
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(f"{balance.ALERTS} where id = $1", alert_id)
         await audit.record(conn, who.actor, f"alert.{action}", f"alert:{alert_id}", note=note)
-    return AlertPublic(**row)
+    return AlertPublic(**await _summary(pool, who, alert_id))
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertPublic)
@@ -90,5 +353,6 @@ async def acknowledge(
 async def resolve(
     alert_id: AlertId, body: AlertNote, request: Request, pool: Pool, who: Operator
 ) -> AlertPublic:
-    """Close an alert (e.g. after the meter was replaced); balance announces the closing."""
+    """Close an alert with a note (e.g. after the meter was replaced); balance announces
+    the closing."""
     return await _act(request, pool, who, alert_id, "resolve", body.note)

@@ -9,26 +9,30 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 import asyncpg
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from balans_api.calendar import add_months, day_range, month_range, parse_month, this_month
 from balans_api.deps import Pool, Reader, Staff
-from balans_api.errors import ERROR_RESPONSES, not_found
+from balans_api.errors import ERROR_RESPONSES, ApiError, not_found
 from balans_api.fastjson import dict_response, raw_json
-from balans_api.models import ConsumptionPoint, Series
+from balans_api.models import AlertPublic, ConsumptionPoint, Series
 from balans_api.principal import Principal
 from balans_api.series import series
-from balans_api.timerange import TimeRange
+from balans_api.timerange import Span, TimeRange
+from balans_api.timerange import span as bounds_of
 from balans_api.visibility import check_building, check_flat
 from balans_db.queries import allocation, balance, ingest, world
 from balans_db.queries.allocation import Points
 
 router = APIRouter(tags=["portal views"], responses=ERROR_RESPONSES)
 
+Bounds = Annotated[Span, Depends(bounds_of)]
+TRAIL_LONGEST = timedelta(days=31)
 Month = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM (local).")]
 
 
@@ -159,17 +163,37 @@ class HeatParts(BaseModel):
     estimated_hours: int = Field(description="Hours estimated from comparable flats.")
 
 
+class TrailHour(BaseModel):
+    """One hour of the flat's heat with what produced it (allocation's trail)."""
+
+    t: datetime
+    total_kwh: float
+    measured_kwh: float = Field(description="What the flat's own meters measured.")
+    common_kwh: float = Field(description="The flat's share of the common heat.")
+    adjustment_kwh: float = Field(description="Moved by the minimum charge or a cap.")
+    estimated: bool = Field(description="Estimated from comparable flats (no own data).")
+    method: str = Field(description="How the measured part was obtained (allocation's name).")
+    volume_m3: float | None
+    delta_t_k: float | None
+    k_kwh_per_m3k: float | None
+
+
 class Explanation(BaseModel):
-    """The flat's heat for a month or a day, part by part, with the methodology that
-    shared it (from allocation's explanation trail, ``heat_allocation``)."""
+    """The flat's heat for a month, a day or a range, part by part, with the methodology
+    that shared it (from allocation's explanation trail, ``heat_allocation``)."""
 
     flat_id: int
     month: str
     day: date | None = Field(None, description="Set when one day was asked.")
+    start: datetime = Field(description="The period's start (inclusive).")
+    end: datetime = Field(description="The period's end (exclusive).")
     layout: str
     hours_in_month: float = Field(description="Hours of the period (the month, or the day).")
     parts: HeatParts
     methodology: dict[str, object]
+    hours: list[TrailHour] | None = Field(
+        None, description="With from/to: the period hour by hour (at most 31 days)."
+    )
 
 
 class Overview(BaseModel):
@@ -438,18 +462,33 @@ async def explain(
     flat_id: int,
     pool: Pool,
     who: Reader,
+    bounds: Bounds,
     month: Month = None,
     day: Annotated[date | None, Query(description="A local day instead of the month.")] = None,
 ) -> Explanation:
-    """The flat's heat of a month (or, with ``day``, of one local day) part by part (own
-    metered, common share, methodology adjustment, estimated hours) with the building's
-    methodology, for the resident."""
+    """The flat's heat of a month (or, with ``day``, of one local day; with ``from`` and
+    ``to``, of that range with each hour's trail) part by part (own metered, common share,
+    methodology adjustment, estimated hours) with the building's methodology."""
     flat = await flat_context(pool, who, flat_id)
     first = parse_month(month) if month else this_month(flat.timezone)
     if day is not None:
         first = day.replace(day=1)
     span = day_range(day, flat.timezone) if day else month_range(first, flat.timezone)
+    ranged = bounds.start is not None or bounds.end is not None
+    if ranged:
+        span = bounds.resolve(flat.timezone)
+        if span.end - span.start > TRAIL_LONGEST:
+            raise ApiError(400, f"an hourly explanation covers at most {TRAIL_LONGEST.days} days")
+        first = span.start.astimezone(ZoneInfo(flat.timezone)).date().replace(day=1)
     s = await allocation.flat_heat_summary(pool, flat_id, span.start, span.end)
+    trail = (
+        [
+            TrailHour(**r)
+            for r in await allocation.flat_heat_trail(pool, flat_id, span.start, span.end)
+        ]
+        if ranged
+        else None
+    )
     row = await world.flat_in_building(pool, flat_id)
     methodology = row["methodology"]
     if isinstance(methodology, str):
@@ -458,6 +497,8 @@ async def explain(
         flat_id=flat_id,
         month=first.strftime("%Y-%m"),
         day=day,
+        start=span.start,
+        end=span.end,
         layout=row["layout"],
         hours_in_month=_hours(span.start, span.end),
         parts=HeatParts(
@@ -470,6 +511,7 @@ async def explain(
             estimated_hours=s["estimated_hours"],
         ),
         methodology=methodology or {},
+        hours=trail,
     )
 
 
@@ -513,3 +555,130 @@ async def overview(building_id: int, request: Request, pool: Pool, who: Staff) -
         return (await _overview(pool, building_id)).model_dump_json().encode()
 
     return raw_json(await request.app.state.cache.get(("overview", building_id), compute))
+
+
+class CardMeter(BaseModel):
+    """A meter of the flat with its radio module's last status and its last reading."""
+
+    id: int
+    serial: str
+    utility: str
+    role: str
+    unit: str
+    has_valve: bool
+    valve_state: Literal["open", "closed"] | None = Field(
+        description="From the last valve command done (open until one closed it); null "
+        "without a valve."
+    )
+    module_serial: int | None
+    battery_mv: int | None
+    rssi_dbm: int | None
+    hops: int | None
+    last_seen: datetime | None
+    reading: float | None = Field(description="The last register, in the meter's unit.")
+    reading_at: datetime | None
+
+
+class CardCommand(BaseModel):
+    id: str
+    meter_id: int
+    action: str
+    status: str
+    detail: str
+    requested_by: str
+    created_at: datetime
+
+
+class CardAccount(BaseModel):
+    id: int
+    number: str
+    holder_name: str
+    residents: int
+    opened_on: date | None = Field(description="null: since metering began.")
+    closed_on: date | None = Field(description="null: still the holder.")
+
+
+class FlatCard(BaseModel):
+    """An operator's page of one flat: where it is, its meters and modules, valves and the
+    last commands, its account holders over time and its open alerts."""
+
+    flat_id: int
+    number: str
+    floor: int
+    rooms: int
+    area_m2: float
+    building_id: int
+    building_name: str
+    address: str
+    timezone: str
+    meters: list[CardMeter]
+    commands: list[CardCommand] = Field(description="The last 10 commands, newest first.")
+    accounts: list[CardAccount] = Field(description="Account holders, oldest first.")
+    open_alerts: list[AlertPublic]
+
+
+_CARD_METERS = """
+select m.id, m.serial, m.utility, m.role, m.unit, m.has_valve, ch.module_serial,
+       s.battery_mv, s.rssi_dbm, s.hops, s.ts as last_seen,
+       r.count * m.pulse_weight::float8 as reading, r.ts as reading_at,
+       case when m.has_valve then
+         case (select action from commands k where k.meter_id = m.id and k.status = 'done'
+               and k.action like 'valve_%' order by created_at desc limit 1)
+           when 'valve_close' then 'closed' else 'open' end
+       end as valve_state
+from meters m
+left join lateral (select module_serial, input from channels c where c.meter_id = m.id
+                   order by c.id desc limit 1) ch on true
+left join lateral (select ts, battery_mv, rssi_dbm, hops from module_status ms
+                   where ms.module_serial = ch.module_serial order by ts desc limit 1) s on true
+left join lateral (select ts, count from pulse_readings p
+                   where p.module_serial = ch.module_serial and p.input = ch.input
+                   order by ts desc limit 1) r on true
+where m.flat_id = $1 order by m.id
+"""
+
+
+@router.get("/flats/{flat_id}/card", response_model=FlatCard)
+async def flat_card(flat_id: int, pool: Pool, who: Staff) -> FlatCard:
+    """One flat for an operator: its meters with module status (battery, RSSI, hops, last
+    seen), last reading and valve state; the last commands; the account holders over time
+    (with ``closed_on`` where accounts have periods); the open alerts."""
+    row = await pool.fetchrow(
+        """select f.id as flat_id, f.number, f.floor, f.rooms, f.area_m2::float8 as area_m2,
+                  b.id as building_id, b.name as building_name, b.address, s.timezone
+           from flats f join buildings b on b.id = f.building_id join sites s on s.id = b.site_id
+           where f.id = $1""",
+        flat_id,
+    )
+    if row is None:
+        raise not_found("flat")
+    meters = await pool.fetch(_CARD_METERS, flat_id)
+    commands = await pool.fetch(
+        """select id, meter_id, action, status, detail, requested_by, created_at from commands
+           where meter_id = any($1::int[]) order by created_at desc limit 10""",
+        [m["id"] for m in meters],
+    )
+    accounts = await pool.fetch(
+        "select * from accounts where flat_id = $1 order by opened_on nulls first, id", flat_id
+    )
+    alerts = await pool.fetch(
+        f"{balance.ALERT_SUMMARIES} where flat_id = $1 and state = 'open' order by began_at",
+        flat_id,
+    )
+    return FlatCard(
+        **row,
+        meters=[CardMeter(**m) for m in meters],
+        commands=[CardCommand(**c) for c in commands],
+        accounts=[
+            CardAccount(
+                id=a["id"],
+                number=a["number"],
+                holder_name=a["holder_name"],
+                residents=a["residents"],
+                opened_on=a["opened_on"],
+                closed_on=a.get("closed_on"),
+            )
+            for a in accounts
+        ],
+        open_alerts=[AlertPublic(**a) for a in alerts],
+    )
