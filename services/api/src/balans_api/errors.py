@@ -1,7 +1,9 @@
 """One JSON shape for every error: ``{"error": {"code", "message", "details"}}``.
 
 ``code`` is stable and machine-readable (``not_found``, ``forbidden``...); ``message``
-is for people; ``details`` carries validation problems where there are any.
+is for people, in the reader's language where the api's catalogs have it (the
+``balans_lang`` cookie, else ``Accept-Language``; see :data:`TRANSLATED`), else English;
+``details`` carries validation problems where there are any.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, JsonValue
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from balans_api.i18n import localizer
 from balans_api.metrics import ERRORS
+from balans_i18n.localizer import N_
 
 log = structlog.get_logger("api")
 
@@ -37,6 +41,23 @@ _CODES = {
 }
 ERROR_CODES = frozenset(_CODES.values())
 _CODE_ENUM: list[JsonValue] = [*sorted(ERROR_CODES)]
+
+
+TRANSLATED = (
+    N_("authentication required"),
+    N_("invalid or expired credentials"),
+    N_("wrong username or password"),
+    N_("the request is not valid"),
+    N_("this data is not available yet"),
+    N_("internal error; it has been logged"),
+    N_("month must be YYYY-MM"),
+    N_("Not Found"),
+)
+"""Messages clients meet most, in the catalogs; any other message is answered in English."""
+
+
+def _said(request: Request, message: str) -> str:
+    return localizer(request).gettext(message)
 
 
 class ErrorBody(BaseModel):
@@ -99,29 +120,35 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(
-            exc.status, exc.code, exc.message, exc.details, retry_after=exc.retry_after
+            exc.status,
+            exc.code,
+            _said(request, exc.message),
+            exc.details,
+            retry_after=exc.retry_after,
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal")
-        return error_response(exc.status_code, code, str(exc.detail))
+        return error_response(exc.status_code, code, _said(request, str(exc.detail)))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
             for e in exc.errors()
         ]
-        return error_response(422, "invalid_request", "the request is not valid", details)
+        return error_response(
+            422, "invalid_request", _said(request, "the request is not valid"), details
+        )
 
     @app.exception_handler(asyncpg.UndefinedTableError)
     async def _missing_table(request: Request, exc: asyncpg.UndefinedTableError) -> JSONResponse:
         # a service whose migration has not landed yet owns this table
         log.warning("table missing", path=request.url.path, error=str(exc))
-        return error_response(503, "unavailable", "this data is not available yet")
+        return error_response(503, "unavailable", _said(request, "this data is not available yet"))
 
     @app.exception_handler(asyncpg.DataError)
     async def _out_of_range(request: Request, exc: asyncpg.DataError) -> JSONResponse:
@@ -135,4 +162,4 @@ def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     route = getattr(request.scope.get("route"), "path", "unmatched")
     ERRORS.labels(route=route).inc()
     log.error("unhandled error", route=route, method=request.method, exc_info=exc)
-    return error_response(500, "internal", "internal error; it has been logged")
+    return error_response(500, "internal", _said(request, "internal error; it has been logged"))

@@ -73,6 +73,9 @@ const balans = (() => {
     }
     sessionStorage.setItem("balans.token", body.access_token);
     const me = await api("/auth/me");
+    // the language kept on the user row wins over this browser's cookie
+    const { language } = await api("/me/preferences");
+    if (language) setLanguageCookie(language);
     location.href = home(me.role);
   }
   // each role's start page; a page the role may not see sends it there with ?denied=<path>
@@ -475,10 +478,21 @@ const balans = (() => {
     building: () => buildingPage(Number(document.body.dataset.buildingId)),
     invoice: () => invoicePage(Number(document.body.dataset.invoiceId)),
   };
-  // the language switcher: remembered in a cookie for a year, the page reloads in it
-  function switchLanguage(event) {
+  // the language switcher: remembered in a cookie for a year and, signed in, on the user row
+  // (PUT /me/preferences: the next login, on any browser, and the e-mails use it too)
+  function setLanguageCookie(language) {
     const name = document.body.dataset.langCookie;
-    document.cookie = `${name}=${event.target.value}; path=/; max-age=31536000; samesite=lax`;
+    document.cookie = `${name}=${language}; path=/; max-age=31536000; samesite=lax`;
+  }
+  async function switchLanguage(event) {
+    setLanguageCookie(event.target.value);
+    if (token()) {
+      const preferences = await api("/me/preferences");
+      await api("/me/preferences", {
+        method: "PUT", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ ...preferences, language: event.target.value }),
+      });
+    }
     location.reload();
   }
   function registerPlotlyLocale() {
