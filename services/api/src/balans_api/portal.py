@@ -32,8 +32,10 @@ ADMIN = "admin"
 PAGES = {
     "/login": ("login.html", N_("Sign in"), ""),
     "/my": ("consumer.html", N_("My flat"), CONSUMER),
+    "/my/settings": ("settings.html", N_("Settings"), ""),
     "/ops": ("operator.html", N_("Sites and buildings"), STAFF),
     "/ops/alerts": ("alerts.html", N_("Alert queue"), STAFF),
+    "/ops/search": ("search.html", N_("Search"), STAFF),
     "/ops/provision": ("provision.html", N_("New building"), OPERATORS),
     "/admin": ("admin.html", N_("Administration"), ADMIN),
     "/admin/users": ("admin_users.html", N_("Users"), ADMIN),
@@ -98,6 +100,12 @@ def mount(app: FastAPI) -> None:
         )
     app.get("/ops/buildings/{building_id}", include_in_schema=False, response_class=HTMLResponse)(
         page("building.html", N_("Building"), STAFF)
+    )
+    app.get("/ops/alerts/{alert_id}", include_in_schema=False, response_class=HTMLResponse)(
+        page("alert.html", N_("Alert"), STAFF)
+    )
+    app.get("/ops/flats/{flat_id}", include_in_schema=False, response_class=HTMLResponse)(
+        page("flat.html", N_("Flat"), STAFF)
     )
     app.get("/my/invoices/{invoice_id}", include_in_schema=False, response_class=HTMLResponse)(
         page("invoice.html", N_("Invoice"), "")

@@ -523,6 +523,6 @@ const balans = (() => {
   // other scripts (admin.js...) add their pages to PAGES before DOMContentLoaded and use these
   return {
     login, logout, consumerPage, operatorPage, alertsPage, buildingPage, invoicePage,
-    pages: PAGES, api, post, header, t, esc, el, when, fmt, utility,
+    pages: PAGES, api, post, header, t, esc, el, when, fmt, utility, setLanguageCookie,
   };
 })();
