@@ -31,11 +31,11 @@ CSV_COLUMNS = ("serial", "time", "register")
 class RegisterReading(BaseModel):
     """One register read off a meter (in the meter's unit, kWh or m3)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     serial: str = Field(min_length=1, examples=["heat-100001-0"])
     time: AwareDatetime = Field(examples=["2026-01-16T00:00:00+02:00"])
-    register: Decimal = Field(ge=0, examples=["1234.567"])
+    value: Decimal = Field(alias="register", ge=0, examples=["1234.567"])
 
 
 @dataclass
@@ -136,12 +136,12 @@ async def check_readings(
                 )
             )
             continue
-        count = _count(reading.register, channel["register_offset"], channel["pulse_weight"])
+        count = _count(reading.value, channel["register_offset"], channel["pulse_weight"])
         if count is None:
             out.problems.append(
                 Problem(
                     f"{where}.register",
-                    f"{reading.register} is below the register the meter's channel starts at "
+                    f"{reading.value} is below the register the meter's channel starts at "
                     f"({channel['register_offset']})",
                 )
             )

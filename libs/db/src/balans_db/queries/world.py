@@ -294,7 +294,7 @@ async def verification_due(
              from meters m join buildings b on b.id = m.building_id
              left join flats f on f.id = m.flat_id
              cross join lateral (select coalesce(m.verification_interval_years,
-                                 ($2::jsonb ->> m.utility)::int) as years) i
+                                 ($2::text::jsonb ->> m.utility)::int) as years) i
              where b.retired_on is null and ($3::int is null or m.building_id = $3)
            ) d
            where due_on < $1 order by due_on, serial""",

@@ -44,11 +44,13 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class DayReading(_Body):
+class DayReading(BaseModel):
     """A meter's register read on the day of the change (in its unit, kWh or m3)."""
 
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     meter: str = Field(min_length=1, description="meter serial", examples=["heat-100002-0"])
-    register: Decimal = Field(ge=0, examples=["1234.567"])
+    value: Decimal = Field(alias="register", ge=0, examples=["1234.567"])
 
 
 class Holder(_Body):
@@ -148,7 +150,7 @@ async def _check(
     """The day's readings as registers at ``at`` (the change day's local midnight)."""
     return await check_readings(
         conn,
-        [RegisterReading(serial=r.meter, time=at, register=r.register) for r in readings]
+        [RegisterReading(serial=r.meter, time=at, value=r.value) for r in readings]
         if at is not None
         else [],
         [f"readings[{i}]" for i in range(len(readings))],

@@ -1,0 +1,313 @@
+"""Tenant changes, vacant flats, verification due dates and historical readings, through
+the REST API against a real PostgreSQL, then billed: two invoices whose heat sums to the
+flat's month and whose days do not overlap, each consumer seeing only its own days, vacant
+days billed to the owner account, and readings entered twice stored once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from balans_api.app import create_app
+from balans_api.settings import ApiSettings
+from balans_api.users import create_user
+from balans_billing import storage
+from balans_billing.invoicing import bill_building
+from balans_billing.periods import month_bounds
+from balans_billing.tariffs import TariffSpec
+from balans_db.secrets import KeyVault
+from balans_db.topology import SiteSpec, regular_building, write_building
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+D = Decimal
+TZ = "Europe/Chisinau"
+JAN = month_bounds(2026, 1, TZ)
+SITE = SiteSpec(code="t-tenancy", name="Test", address="str. Test 2", latitude=47, longitude=28.8)
+PASSWORD = "correct-horse-battery"
+KWH_PER_HOUR = 1.163  # 0.001 Gcal an hour: a flat's January is 0.744 Gcal
+
+
+@pytest.fixture(scope="module")
+async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="module")
+async def block(conn: asyncpg.Connection) -> dict[str, Any]:
+    """A 1c block of 2 flats (heat only), January allocated at a constant rate, a heat
+    tariff with monthly charges."""
+    spec = regular_building(
+        code="t-tenancy-1c",
+        name="Tenancy block",
+        address="str. Test 2",
+        site=SITE,
+        layout="1c",
+        floors=1,
+        flats_per_floor=(2,),
+        risers_per_entrance=(2,),
+        index=77,
+        multi_utility_every=1000,
+    )
+    building_id = await write_building(conn, spec, KeyVault())
+    flats = {
+        r["number"]: r["id"]
+        for r in await conn.fetch(
+            "select id, number from flats where building_id = $1", building_id
+        )
+    }
+    hours = int((JAN[1] - JAN[0]).total_seconds() // 3600)
+    await conn.executemany(
+        """insert into heat_allocation (building_id, flat_id, hour, measured_kwh, total_kwh,
+               common_kwh, method) values ($1, $2, $3, $4, $4, 0, 'test')""",
+        [
+            (building_id, fid, JAN[0] + timedelta(hours=h), KWH_PER_HOUR)
+            for fid in flats.values()
+            for h in range(hours)
+        ],
+    )
+    heat = {
+        "utility": "heat",
+        "unit": "Gcal",
+        "supplier": "tenancy",
+        "effective_from": "2025-07-01",
+        "fixed_per_month": "31",
+        "operations_per_point_month": "62",
+        "blocks": [{"from_qty": 0, "price": "1000"}],
+    }
+    await storage.add_tariff(conn, TariffSpec.model_validate(heat))
+    await conn.execute(
+        """insert into billing_suppliers (building_id, utility, supplier)
+           values ($1, 'heat', 'tenancy')""",
+        building_id,
+    )
+    accounts = {
+        r["number"]: r["id"]
+        for r in await conn.fetch(
+            "select a.number, a.flat_id, a.id from accounts a where a.flat_id = any($1::int[])",
+            list(flats.values()),
+        )
+    }
+    meter = await conn.fetchrow(
+        "select serial from meters where flat_id = $1 and role = 'flat'", flats["1"]
+    )
+    return {"id": building_id, "flats": flats, "accounts": accounts, "meter": meter["serial"]}
+
+
+@pytest.fixture(scope="module")
+async def client(database_url: str, conn: asyncpg.Connection) -> AsyncIterator[httpx.AsyncClient]:
+    await create_user(conn, "t-operator", PASSWORD, "operator")
+    app = create_app(ApiSettings(database_url=database_url, login_rate="1000/minute"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            http.headers["Authorization"] = await _token(http, "t-operator")
+            yield http
+
+
+async def _token(http: httpx.AsyncClient, username: str) -> str:
+    response = await http.post(
+        "/api/v1/auth/token", data={"username": username, "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return f"Bearer {response.json()['access_token']}"
+
+
+def _flat_account(block: dict[str, Any], flat: str) -> str:
+    return next(n for n in block["accounts"] if n.endswith(f"-{flat}") or n.endswith(flat))
+
+
+async def _heat_hours(http: httpx.AsyncClient, token: str, flat_id: int) -> list[datetime]:
+    response = await http.get(
+        f"/api/v1/flats/{flat_id}/heat",
+        params={"from": "2026-01-01", "to": "2026-02-01", "limit": 1000},
+        headers={"Authorization": token},
+    )
+    assert response.status_code == 200, response.text
+    return [datetime.fromisoformat(x["t"]) for x in response.json()["items"]]
+
+
+async def _counts(conn: asyncpg.Connection) -> tuple[int, int]:
+    return (
+        await conn.fetchval("select count(*) from accounts"),
+        await conn.fetchval("select count(*) from pulse_readings"),
+    )
+
+
+async def test_tenant_change_splits_the_month(
+    client: httpx.AsyncClient, conn: asyncpg.Connection, block: dict[str, Any]
+) -> None:
+    flats = block["flats"]
+    old_number = (
+        await conn.fetchrow("select number from accounts where flat_id = $1", flats["1"])
+    )["number"]
+    before = await _counts(conn)
+    refused = await client.post(
+        "/api/v1/accounts/change",
+        json={
+            "building": "t-tenancy-1c",
+            "flat": "1",
+            "on": "2026-01-11",
+            "account": {"number": old_number, "holder_name": "New tenant"},
+            "readings": [{"meter": "no-such-meter", "register": "1"}],
+        },
+    )
+    assert refused.status_code == 422, refused.text
+    paths = {p["path"] for p in refused.json()["error"]["details"]}
+    assert {"account.number", "readings[0].meter", "readings[0].serial"} <= paths
+    assert await _counts(conn) == before  # nothing written
+
+    change = {
+        "building": "t-tenancy-1c",
+        "flat": "1",
+        "on": "2026-01-11",
+        "account": {"number": "t-tenancy-1-b", "holder_name": "New tenant", "residents": 2},
+        "readings": [{"meter": block["meter"], "register": "12.345"}],
+    }
+    done = await client.post("/api/v1/accounts/change", json=change)
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert [a["closed_on"] for a in body["accounts"]] == ["2026-01-11", None]
+    assert body["accounts"][1]["opened_on"] == "2026-01-11"
+    assert body["readings_inserted"] == 1
+    stored = await conn.fetchval(
+        """select p.ts from pulse_readings p join channels c on c.module_serial = p.module_serial
+           and c.input = p.input join meters m on m.id = c.meter_id where m.serial = $1""",
+        block["meter"],
+    )
+    assert stored == datetime(2026, 1, 10, 22, tzinfo=UTC)  # local midnight of the 11th
+
+    owner = await client.post(
+        "/api/v1/accounts",
+        json={
+            "building": "t-tenancy-1c",
+            "flat": None,
+            "number": "t-tenancy-owner",
+            "holder_name": "Housing association",
+        },
+    )
+    assert owner.status_code == 201, owner.text
+    second = (await conn.fetchrow("select number from accounts where flat_id = $1", flats["2"]))[
+        "number"
+    ]
+    closed = await client.post(f"/api/v1/accounts/{second}/close", json={"closed_on": "2026-01-21"})
+    assert closed.status_code == 200, closed.text
+    flat2 = await client.get(f"/api/v1/flats/{flats['2']}")
+    assert flat2.json()["vacant"] is True
+    assert (await client.get(f"/api/v1/flats/{flats['1']}")).json()["vacant"] is False
+
+    issued = await bill_building(conn, block["id"], *JAN)
+    by_number = {
+        r["number"]: r["id"]
+        for r in await conn.fetch(
+            "select id, number from accounts where number = any($1::text[])",
+            [old_number, "t-tenancy-1-b", "t-tenancy-owner", second],
+        )
+    }
+    invoices = {i.account_id: i for i in issued}
+    assert set(invoices) == set(by_number.values())
+    lines = {
+        number: {
+            (ln.code): ln
+            for inv in await storage.invoices_for_period(conn, block["id"], *JAN)
+            if inv.account_id == aid
+            for ln in inv.lines
+        }
+        for number, aid in by_number.items()
+    }
+    # heat of the flat's month (744 h x 0.001 Gcal) split 10 days / 21 days
+    assert lines[old_number]["block_1"].quantity == D("0.240")
+    assert lines["t-tenancy-1-b"]["block_1"].quantity == D("0.504")
+    assert lines[old_number]["block_1"].quantity + lines["t-tenancy-1-b"]["block_1"].quantity == D(
+        "0.744"
+    )
+    # the monthly charges by days: their months add up to one, so the days do not overlap
+    assert lines[old_number]["fixed"].quantity == D("0.323")
+    assert lines["t-tenancy-1-b"]["fixed"].quantity == D("0.677")
+    assert lines[old_number]["fixed"].amount + lines["t-tenancy-1-b"]["fixed"].amount == D("31.00")
+    # flat 2: its holder 20 days, the owner account the 11 vacant days
+    assert lines[second]["block_1"].quantity == D("0.480")
+    assert lines["t-tenancy-owner"]["block_1"].quantity == D("0.264")
+    assert lines["t-tenancy-owner"]["fixed"].quantity == D("0.355")
+    assert await bill_building(conn, block["id"], *JAN) == []  # idempotent
+
+    # each consumer sees only its own days of the flat
+    await create_user(conn, "t-old", PASSWORD, "consumer", by_number[old_number])
+    await create_user(conn, "t-new", PASSWORD, "consumer", by_number["t-tenancy-1-b"])
+    change_at = datetime(2026, 1, 10, 22, tzinfo=UTC)
+    old_hours = await _heat_hours(client, await _token(client, "t-old"), flats["1"])
+    new_hours = await _heat_hours(client, await _token(client, "t-new"), flats["1"])
+    assert len(old_hours) == 240
+    assert max(old_hours) < change_at
+    assert len(new_hours) == 504
+    assert min(new_hours) == change_at
+
+
+async def test_verification_due(
+    client: httpx.AsyncClient, conn: asyncpg.Connection, block: dict[str, Any]
+) -> None:
+    """A heat meter verified 5 years less 10 days ago (heat: 5 years) is due within 30
+    days, not within 5; its own longer interval takes it off the list."""
+    today = datetime.now(UTC).date()
+    verified = date(today.year - 5, today.month, min(today.day, 28)) + timedelta(days=10)
+    await conn.execute(
+        "update meters set verified_on = $2 where serial = $1", block["meter"], verified
+    )
+
+    async def due(days: int) -> list[str]:
+        response = await client.get(
+            "/api/v1/meters/verification-due", params={"days": days, "building": "t-tenancy-1c"}
+        )
+        assert response.status_code == 200, response.text
+        return [m["serial"] for m in response.json()]
+
+    assert block["meter"] in await due(30)
+    assert block["meter"] not in await due(5)
+    await conn.execute(
+        "update meters set verification_interval_years = 10 where serial = $1", block["meter"]
+    )
+    assert block["meter"] not in await due(30)
+
+
+async def test_historical_readings_csv(
+    client: httpx.AsyncClient, conn: asyncpg.Connection, block: dict[str, Any]
+) -> None:
+    """The same CSV twice stores its readings once; a malformed one is a 422 naming each
+    bad row, and writes nothing."""
+    csv_text = "serial,time,register\n" + "".join(
+        f"{block['meter']},2025-12-{day:02d}T00:00:00+02:00,{D('10') + day}\n" for day in (1, 2, 3)
+    )
+    headers = {"Content-Type": "text/csv"}
+    first = await client.post("/api/v1/imports/readings", content=csv_text, headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"received": 3, "inserted": 3}
+    before = await _counts(conn)
+    again = await client.post("/api/v1/imports/readings", content=csv_text, headers=headers)
+    assert again.json() == {"received": 3, "inserted": 0}
+    assert await _counts(conn) == before
+    bad = (
+        "serial,time,register\n"
+        f"{block['meter']},2025-12-05T00:00:00+02:00,20\n"
+        f"{block['meter']},yesterday,20\n"
+        "no-such-meter,2025-12-05T00:00:00+02:00,20\n"
+        f"{block['meter']},2025-12-06T00:00:00+02:00,-1\n"
+    )
+    refused = await client.post("/api/v1/imports/readings", content=bad, headers=headers)
+    assert refused.status_code == 422, refused.text
+    paths = [p["path"] for p in refused.json()["error"]["details"]]
+    assert paths == ["row 3.time", "row 5.register"]
+    unknown = bad.replace(f"{block['meter']},yesterday,20\n", "").replace(",-1\n", ",21\n")
+    refused = await client.post("/api/v1/imports/readings", content=unknown, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert [p["path"] for p in refused.json()["error"]["details"]] == ["row 3.serial"]
+    assert await _counts(conn) == before
