@@ -71,8 +71,10 @@ async def _open(conn: asyncpg.Connection, f: Finding, now: datetime) -> asyncpg.
     return await conn.fetchrow(
         f"""insert into alerts (kind, cause_key, state, severity, building_id, group_id,
                                meter_id, module_serial, first_hour, last_hour, opened_at,
-                               updated_at, closed_at, summary, evidence)
-            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14::jsonb)
+                               updated_at, closed_at, summary, evidence, detected_hour,
+                               began_before, reason_code, reason_params)
+            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14::jsonb,
+                    $15, $16, $17, $18::jsonb)
             {_RETURNING}""",
         f.kind,
         f.cause_key,
@@ -88,6 +90,10 @@ async def _open(conn: asyncpg.Connection, f: Finding, now: datetime) -> asyncpg.
         None if f.active else now,
         f.summary,
         evidence_json(f.evidence),
+        f.detected_hour,
+        f.began_before,
+        f.reason_code,
+        evidence_json(f.reason_params),
     )
 
 
@@ -137,7 +143,9 @@ async def reconcile(
                 f"""update alerts set last_hour = $2, updated_at = $3, summary = $4,
                            evidence = $5::jsonb, state = $6::text,
                            closed_at = case when $6::text = 'closed' then $3::timestamptz end,
-                           kind = $7, meter_id = $8, severity = $9
+                           kind = $7, meter_id = $8, severity = $9, reason_code = $10,
+                           reason_params = $11::jsonb,
+                           detected_hour = coalesce(detected_hour, $12)
                     where id = $1 {_RETURNING}""",
                 current["id"],
                 f.last_hour,
@@ -148,6 +156,9 @@ async def reconcile(
                 f.kind,
                 f.meter_id,
                 f.severity,
+                f.reason_code,
+                evidence_json(f.reason_params),
+                f.detected_hour,
             )
             transition: Literal["updated", "closed"] = "updated" if f.active else "closed"
             if f.active and current["last_hour"] == f.last_hour and current["kind"] == f.kind:

@@ -11,6 +11,7 @@ import asyncpg
 import numpy as np
 
 from balans_balance.alerts import reconcile
+from balans_balance.coverage import store_coverage
 from balans_balance.detectors.clogged_riser import dt_change, riser_verdict
 from balans_balance.detectors.leak_tapping_balance_meter import (
     Diagnosis,
@@ -19,6 +20,13 @@ from balans_balance.detectors.leak_tapping_balance_meter import (
     Imbalance,
     diagnose_group,
     imbalance_band,
+)
+from balans_balance.detectors.long_standing import (
+    StillRegister,
+    Tampered,
+    never_present,
+    still_registers,
+    tampered,
 )
 from balans_balance.detectors.meter_faults import METER_FAULTS, member_shifts
 from balans_balance.detectors.silences_and_batteries import reporting_findings
@@ -32,6 +40,7 @@ from balans_balance.forecast import (
 )
 from balans_balance.loading import BuildingData, GroupDef, load_building
 from balans_balance.metrics import ALERTS_OPEN, GROUPS_EVALUATED
+from balans_balance.reasons import percent, reason
 from balans_db.queries import world
 from balans_physics.water import heat_per_m3
 
@@ -40,6 +49,8 @@ from balans_physics.water import heat_per_m3
 MIN_MEMBER_COVERAGE = 0.5
 EVIDENCE_POINTS = 336
 MERGE_GAP = timedelta(hours=12)
+# what names a member's fault without the balance: the register or the module says it
+BALANCE_FREE = ("register_still", "register_still_tamper_flag", "tamper_flag")
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,14 @@ def _finding(
     }
     if meter_id is not None:
         evidence["meter_serial"] = data.meter_serials[meter_id]
+    code, params, sentence = reason(
+        f"{d.kind}.{d.evidence['shape']}",
+        naming=_naming(d),
+        group=group.name,
+        excess_pct=percent(float(d.evidence["excess_share"])),
+    )
+    if "also_possible" in d.evidence:
+        params["also_possible"] = d.evidence["also_possible"]
     return Finding(
         kind=d.kind,
         # one alert per cause: a leak during a tapping-in during a drift are three
@@ -167,12 +186,16 @@ def _finding(
         first_hour=data.hours[ep.start],
         last_hour=data.hours[ep.end],
         active=ep.active,
-        summary=f"{_naming(d)}: group {group.name} ({evidence['rule']})",
+        summary=sentence,
         building_id=data.building_id,
         group_id=group.id,
         meter_id=meter_id,
         severity="critical" if d.kind in ("leak", "unauthorised_connection") else "warning",
         evidence=evidence,
+        reason_code=code,
+        reason_params=params,
+        detected_hour=data.hours[ep.confirmed],
+        began_before=ep.start == 0,
     )
 
 
@@ -182,7 +205,11 @@ def member_alerts(
     """Meters that stopped, slowed or drift against their peers (named), and risers
     whose flow fell while the balance did not move (a clog, not the meter); with what
     the faulty meters missed, hourly in the balance meter's unit (to add back to the
-    subscribers before the group's own faults are looked for)."""
+    subscribers before the group's own faults are looked for).
+
+    Where the subscribers cover too little of the balance to confirm anything (cold
+    water with a few flat meters), only the verdicts that need no balance stand: a still
+    register, the tamper flag, a growing error."""
     members = [m for m in group.member_ids if m in data.meter_index]
     missed = np.zeros(len(data.hours))
     if not members:
@@ -191,8 +218,7 @@ def member_alerts(
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = s.subscribers / np.where(s.balance > 0, s.balance, np.nan)
     known = ratio[np.isfinite(ratio)]
-    if not known.size or np.median(known) < MIN_MEMBER_COVERAGE:
-        return [], missed
+    balance_confirms = bool(known.size) and np.median(known) >= MIN_MEMBER_COVERAGE
     quantum = np.array([data.pulse_weights[m] for m in members])
     out = []
     risers = [m for m in members if m in data.riser_dt]
@@ -201,33 +227,35 @@ def member_alerts(
         meter_id = members[shift.member]
         kind = shift.verdict
         evidence = dict(shift.evidence)
-        if data.roles[meter_id] == "riser":
+        basis = str(evidence["basis"])
+        if not balance_confirms and basis not in BALANCE_FREE:
+            continue
+        if data.roles[meter_id] == "riser" and balance_confirms:
             change = None
             if dt is not None and meter_id in risers:
                 ep = shift.episode
                 change = dt_change(dt, risers.index(meter_id), ep.start, ep.end)
             evidence["riser_dt_change"] = change
-            kind = riser_verdict(kind, float(shift.evidence["loss"]), change)
+            verdict = riser_verdict(kind, float(shift.evidence["loss"]), change)
+            if verdict != kind:
+                basis = {
+                    "clogged_riser": "dt_rose" if change is not None else "balance_unmoved"
+                }.get(verdict, "riser_dt_steady")
+            kind = verdict
         if kind in METER_FAULTS:
             missed += shift.deficit
         elif kind != "clogged_riser":
             continue
         ep = shift.episode
         serial = data.meter_serials[meter_id]
-        rule = (
-            "the meter left what its peers predict for it ("
-            + {
-                "stuck_meter": "its register stood still",
-                "magnet": "a loss the balance meter confirms, the tamper flag, or a riser "
-                "flow drop that its ΔT does not show",
-                "drifting_meter": "a growing error, one the balance meter confirms, or a "
-                "riser flow change that its ΔT does not show",
-            }[kind]
-            + ")"
-            if kind != "clogged_riser"
-            else "the riser's flow fell against its peers and its ΔT rose, or the balance "
-            "did not move: the water really slowed"
-        )
+        params: dict[str, Any] = {"meter_serial": serial}
+        if basis.startswith("register_still"):
+            params["still_hours"] = int(evidence["still_hours"])
+        else:
+            params["loss_pct"] = percent(float(evidence["loss"]))
+        if basis == "dt_rose":
+            params["dt_change_pct"] = percent(float(evidence["riser_dt_change"]))
+        code, params, sentence = reason(f"{kind}.{basis}", **params)
         out.append(
             Finding(
                 kind=kind,
@@ -235,19 +263,119 @@ def member_alerts(
                 first_hour=data.hours[ep.start],
                 last_hour=data.hours[ep.end],
                 active=ep.active,
-                summary=f"{kind.replace('_', ' ')}: meter {serial} ({rule})",
+                summary=sentence,
                 building_id=data.building_id,
                 group_id=group.id,
                 meter_id=meter_id,
                 evidence={
-                    "rule": rule,
+                    "rule": sentence,
                     "meter_serial": serial,
                     "detected_hour": data.hours[ep.confirmed].isoformat(),
                     **evidence,
                 },
+                reason_code=code,
+                reason_params=params,
+                detected_hour=data.hours[ep.confirmed],
             )
         )
+    since = {}  # meter -> the earliest start a rule against the peers gave it
+    for f in out:
+        since[f.meter_id] = min(f.first_hour, since.get(f.meter_id, f.first_hour))
+    own_total = np.nansum(s.members, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        worth = np.nan_to_num(np.where(own_total > 0, s.subscribers / own_total, 0.0))
+    for t in tampered(raw, s.tamper):
+        meter_id = members[t.member]
+        if meter_id not in since:
+            missed += t.missed * worth
+            out.append(_flagged(data, group, meter_id, t, raw[t.member]))
+            since[meter_id] = out[-1].first_hour
+    for r in still_registers(raw, quantum):
+        meter_id = members[r.member]
+        if meter_id in since and since[meter_id] <= data.hours[r.start]:
+            continue  # already named, from as early
+        out = [f for f in out if f.meter_id != meter_id]
+        out.append(_not_counting(data, group, meter_id, r))
+        if meter_id not in since:
+            missed += r.missed * worth
     return out, missed
+
+
+def _flagged(
+    data: BuildingData, group: GroupDef, meter_id: int, t: Tampered, registered: np.ndarray
+) -> Finding:
+    """A member whose module raised its tamper flag and that no rule against its peers
+    named: a magnet, from the flag's first hour."""
+    ep = t.episode
+    serial = data.meter_serials[meter_id]
+    span = slice(ep.start, ep.end + 1)
+    got = float(np.nansum(registered[span]))
+    lost = float(t.missed[span].sum())
+    loss = lost / (lost + got) if lost + got > 0 else 0.0
+    code, params, sentence = reason(
+        "magnet.tamper_flag", meter_serial=serial, loss_pct=percent(loss)
+    )
+    return Finding(
+        kind="magnet",
+        cause_key=f"meter:{meter_id}",
+        first_hour=data.hours[ep.start],
+        last_hour=data.hours[ep.end],
+        active=ep.active,
+        summary=sentence,
+        building_id=data.building_id,
+        group_id=group.id,
+        meter_id=meter_id,
+        evidence={
+            "rule": sentence,
+            "meter_serial": serial,
+            "detected_hour": data.hours[ep.confirmed].isoformat(),
+            "loss": round(loss, 4),
+            "basis": "tamper_flag",
+        },
+        reason_code=code,
+        reason_params=params,
+        detected_hour=data.hours[ep.confirmed],
+        began_before=ep.start == 0,
+    )
+
+
+def _not_counting(data: BuildingData, group: GroupDef, meter_id: int, r: StillRegister) -> Finding:
+    """A register that has not counted since (before) ``r.start`` while its peers used:
+    a stuck meter, a magnet where its module raised the tamper flag meanwhile."""
+    serial = data.meter_serials[meter_id]
+    since = data.hours[r.start]
+    before = r.start == 0
+    flagged = meter_id in data.tamper and bool(data.tamper[meter_id][r.start :].any())
+    params: dict[str, Any] = {"meter_serial": serial, "since": since.date().isoformat()}
+    if flagged:
+        code, params, sentence = reason("magnet.not_counted_tamper_flag", **params)
+    else:
+        params |= {"peer_use": round(r.peer_use, 1), "unit": data.units[meter_id]}
+        rule = "stuck_meter.not_counted_since_before" if before else "stuck_meter.not_counted"
+        code, params, sentence = reason(rule, **params)
+    last = len(data.hours) - 1
+    return Finding(
+        kind=code.split(".")[0],
+        cause_key=f"meter:{meter_id}",
+        first_hour=since,
+        last_hour=data.hours[last],
+        active=True,
+        summary=sentence,
+        building_id=data.building_id,
+        group_id=group.id,
+        meter_id=meter_id,
+        evidence={
+            "rule": sentence,
+            "meter_serial": serial,
+            "detected_hour": data.hours[last].isoformat(),
+            "still_hours": last + 1 - r.start,
+            "peer_use": r.peer_use,
+        },
+        reason_code=code,
+        reason_params=params,
+        detected_hour=data.hours[last],
+        began_before=before,
+    )
 
 
 def merge_findings(findings: list[Finding]) -> list[Finding]:
@@ -276,6 +404,7 @@ def consumer_leaks(data: BuildingData) -> list[Finding]:
         if i is None or i < recent:
             continue
         serial = data.meter_serials[meter_id]
+        code, params, sentence = reason("consumer_leak.night_flow", meter_serial=serial)
         out.append(
             Finding(
                 kind="consumer_leak",
@@ -283,8 +412,10 @@ def consumer_leaks(data: BuildingData) -> list[Finding]:
                 first_hour=data.hours[max(0, i - 72)],
                 last_hour=data.hours[i],
                 active=True,
-                summary=f"meter {serial}: water ran every hour of the last three nights "
-                "(a dripping tap or a running cistern?)",
+                summary=sentence,
+                reason_code=code,
+                reason_params=params,
+                detected_hour=data.hours[i],
                 building_id=data.building_id,
                 meter_id=meter_id,
                 severity="info",
@@ -351,16 +482,18 @@ async def store_forecasts(conn: asyncpg.Connection, data: BuildingData) -> None:
     )
 
 
-_SILENCE_TEXT = {
-    "concentrator_silent": "concentrator {concentrator} silent",
-    "dead_module": "module {module} silent (dead, or cut off from the mesh)",
-    "missing_data": "meter {meter_serial}: no readings although its module reports",
-    "low_battery": "module {module}: battery low or heading for cut-off",
+_SILENCE_REASONS = {  # kind -> (reason code, the figure its sentence names)
+    "concentrator_silent": ("concentrator_silent.silence", "concentrator"),
+    "dead_module": ("dead_module.silence", "module"),
+    "low_battery": ("low_battery.low_or_falling", "module"),
+    "missing_data": ("missing_data.silence", "meter_serial"),
 }
 
 
 def reporting_alerts(data: BuildingData) -> list[Finding]:
-    """Silences and batteries of the building's concentrator, modules and meters."""
+    """Silences and batteries of the building's concentrator, modules and meters, and
+    modules not heard at all in the data read (never since installation, or since
+    before it began)."""
     r = data.reporting
     hour_of_day = np.array([h.hour for h in data.hours])
     out = []
@@ -381,6 +514,9 @@ def reporting_alerts(data: BuildingData) -> list[Finding]:
             "missing_data": f"meter-data:{s.meter}",
         }[s.kind]
         serial = data.meter_serials.get(s.meter) if s.meter is not None else None
+        rule, key = _SILENCE_REASONS[s.kind]
+        value = {"concentrator": s.concentrator, "module": s.module, "meter_serial": serial}
+        code, params, sentence = reason(rule, **{key: value[key]})
         out.append(
             Finding(
                 kind=s.kind,
@@ -388,9 +524,7 @@ def reporting_alerts(data: BuildingData) -> list[Finding]:
                 first_hour=data.hours[ep.start],
                 last_hour=data.hours[ep.end],
                 active=ep.active,
-                summary=_SILENCE_TEXT[s.kind].format(
-                    concentrator=s.concentrator, module=s.module, meter_serial=serial
-                ),
+                summary=sentence,
                 building_id=data.building_id,
                 meter_id=s.meter,
                 module_serial=s.module,
@@ -402,8 +536,71 @@ def reporting_alerts(data: BuildingData) -> list[Finding]:
                     "detected_hour": data.hours[ep.confirmed].isoformat(),
                     "concentrator_serial": s.concentrator,
                 },
+                reason_code=code,
+                reason_params=params,
+                detected_hour=data.hours[ep.confirmed],
+                began_before=ep.start == 0,
             )
         )
+    return out + never_heard(data)
+
+
+def never_heard(data: BuildingData) -> list[Finding]:
+    """Modules with no report at all in the data read: one alert per module, or one per
+    concentrator none of whose modules was heard. Dated by the installation when it
+    falls inside the data read, else "since before" its first hour."""
+    r = data.reporting
+    silent = {r.modules[i] for i in never_present(r.module_present)}
+    first, last = data.hours[0], data.hours[-1]
+    out = []
+    by_concentrator: dict[int, list[int]] = {}
+    for serial, concentrator in r.module_concentrator.items():
+        by_concentrator.setdefault(concentrator, []).append(serial)
+    for concentrator, serials in sorted(by_concentrator.items()):
+        whole = all(m in silent for m in serials)
+        for cause, module in (
+            [(f"concentrator:{concentrator}", None)]
+            if whole
+            else [(f"module:{m}", m) for m in serials if m in silent]
+        ):
+            installed = r.module_installed.get(module) if module is not None else None
+            since = first
+            if installed is not None and first.date() <= installed <= last.date():
+                since = max(first, datetime.combine(installed, datetime.min.time(), UTC))
+                code, params, sentence = reason(
+                    "dead_module.never_heard", module=module, installed_on=installed.isoformat()
+                )
+            elif module is not None:
+                code, params, sentence = reason(
+                    "dead_module.silent_since_before", module=module, since=first.date().isoformat()
+                )
+            else:
+                code, params, sentence = reason(
+                    "concentrator_silent.silent_since_before",
+                    concentrator=concentrator,
+                    since=first.date().isoformat(),
+                )
+            out.append(
+                Finding(
+                    kind=code.split(".")[0],
+                    cause_key=cause,
+                    first_hour=since,
+                    last_hour=last,
+                    active=True,
+                    summary=sentence,
+                    building_id=data.building_id,
+                    module_serial=module,
+                    evidence={
+                        "rule": sentence,
+                        "concentrator_serial": concentrator,
+                        "detected_hour": last.isoformat(),
+                    },
+                    reason_code=code,
+                    reason_params=params,
+                    detected_hour=last,
+                    began_before=since == first and code != "dead_module.never_heard",
+                )
+            )
     return out
 
 
@@ -455,7 +652,9 @@ async def _store_series(
 
 
 async def _roll_up(conn: asyncpg.Connection, group_id: int, since: datetime) -> None:
-    """Daily and monthly figures (UTC calendar) as sums of the hourly ones."""
+    """Daily and monthly figures (UTC calendar) as sums of the hourly ones; ``coverage``
+    is the share of the period's hours present (below 1: a partial day, such as today,
+    not a dip)."""
     for resolution in ("day", "month"):
         await conn.execute(
             f"""insert into imbalance_series (group_id, resolution, period_start, unit,
@@ -464,8 +663,10 @@ async def _roll_up(conn: asyncpg.Connection, group_id: int, since: datetime) -> 
                 select group_id, '{resolution}', date_trunc('{resolution}', period_start,
                        'UTC'), min(unit), sum(balance_value), sum(subscribers_value),
                        sum(expected_loss), sum(imbalance), sum(band_median), sum(band_low),
-                       sum(band_high), false, count(*)::float / count(distinct
-                       date_trunc('hour', period_start))
+                       sum(band_high), false, count(*)::float / (extract(epoch from
+                       min(date_trunc('{resolution}', period_start, 'UTC'))
+                       + interval '1 {resolution}'
+                       - min(date_trunc('{resolution}', period_start, 'UTC'))) / 3600)
                 from imbalance_series
                 where group_id = $1 and resolution = 'hour'
                   and period_start >= date_trunc('{resolution}', $2::timestamptz, 'UTC')
@@ -475,7 +676,7 @@ async def _roll_up(conn: asyncpg.Connection, group_id: int, since: datetime) -> 
                     subscribers_value = excluded.subscribers_value,
                     expected_loss = excluded.expected_loss, imbalance = excluded.imbalance,
                     band_median = excluded.band_median, band_low = excluded.band_low,
-                    band_high = excluded.band_high""",
+                    band_high = excluded.band_high, coverage = excluded.coverage""",
             group_id,
             since,
         )
@@ -499,10 +700,12 @@ def _member_and_group_faults(
 
 
 def building_findings(
-    data: BuildingData, cfg: ExcessSettings | None = None
+    data: BuildingData, cfg: ExcessSettings | None = None, incomplete: frozenset[int] = frozenset()
 ) -> tuple[list[Finding], list[GroupResult]]:
     """Every detector over the loaded building (no database): the merged findings and
-    each analysed group's series with its band (what the imbalance series stores)."""
+    each analysed group's series with its band (what the imbalance series stores).
+    ``incomplete`` groups (too few flats metered, :mod:`balans_balance.coverage`) raise
+    no imbalance alerts of their own; their meters are still judged."""
     cfg = cfg or ExcessSettings()
     findings: list[Finding] = []
     results: list[GroupResult] = []
@@ -510,9 +713,16 @@ def building_findings(
         s = group_series(data, group)
         if s is None or np.count_nonzero(~np.isnan(s.balance)) < 72:
             continue
-        imbalance = imbalance_band(s, cfg)
+        if group.id in incomplete:
+            named, diagnoses = member_alerts(data, group, s)[0], []
+        else:
+            named, diagnoses = _member_and_group_faults(data, group, s, cfg)
+        # the band is frozen over the group's faults: it must not absorb a leak
+        faults = np.zeros(len(data.hours), dtype=bool)
+        for d in diagnoses:
+            faults[d.episode.start : d.episode.end + 1] = True
+        imbalance = imbalance_band(s, cfg, faults if faults.any() else None)
         results.append(GroupResult(group, s, imbalance))
-        named, diagnoses = _member_and_group_faults(data, group, s, cfg)
         findings.extend(named)
         findings.extend(_finding(data, group, d, s, imbalance.share) for d in diagnoses)
     findings.extend(reporting_alerts(data))
@@ -527,10 +737,15 @@ async def analyse_building(
     *,
     days: int = 35,
     cfg: ExcessSettings | None = None,
+    min_coverage: float = 0.8,
+    loss_target_share: float = 0.1,
 ) -> AnalysisResult:
-    """Run every group detector over the ``days`` before ``until`` and reconcile alerts."""
+    """Run every group detector over the ``days`` before ``until`` and reconcile alerts;
+    store each group's coverage (groups with fewer than ``min_coverage`` of their flats
+    metered raise no imbalance alerts) and the loss target operators judge it by."""
     data = await load_building(conn, building_id, until, days)
-    findings, results = building_findings(data, cfg)
+    incomplete = await store_coverage(conn, building_id, min_coverage, loss_target_share)
+    findings, results = building_findings(data, cfg, incomplete)
     units = {
         r["id"]: r["unit"]
         for r in await world.meters_by_id(conn, [g.balance_meter_id for g in data.groups])

@@ -44,6 +44,7 @@ def learn_band(
     block: int = 24,
     lookback_windows: int = 4,
     min_history: int = 168,
+    excluded: npt.NDArray[np.bool_] | None = None,
 ) -> Band:
     """Band for every position of ``values`` from earlier normal values of the same class.
 
@@ -51,12 +52,15 @@ def learn_band(
     of it (14 days = 336 h gives the night class, a quarter of the day, 84 values).
     ``min_scale`` keeps a perfectly quiet history from giving a zero-width band; no
     band is given in the first ``min_history`` positions (too little to know "normal").
+    ``excluded`` positions (a fault's span while its alert is open) are never learned
+    from, not even when a new regime is accepted: the band stays frozen across them.
     """
     n = values.size
     median = np.full(n, np.nan)
     scale = np.full(n, np.nan)
     anomalous = np.zeros(n, dtype=bool)
     known = ~np.isnan(values)
+    learnable = known if excluded is None else known & ~excluded
     max_lookback = window * lookback_windows
     class_ids = np.unique(classes)
     class_window = {
@@ -71,9 +75,9 @@ def learn_band(
             if here.size == 0:
                 continue
             past = classes[lo:start] == c
-            normal = np.flatnonzero(past & known[lo:start] & ~anomalous[lo:start]) + lo
+            normal = np.flatnonzero(past & learnable[lo:start] & ~anomalous[lo:start]) + lo
             if normal.size < min_points:  # a new regime: accept recent history as normal
-                normal = np.flatnonzero(past & known[lo:start]) + lo
+                normal = np.flatnonzero(past & learnable[lo:start]) + lo
                 if normal.size < min_points:
                     continue
             m, s = _stats(values[normal[-class_window[c] :]], min_scale)

@@ -2,7 +2,11 @@
 
 The alert store turns findings into alerts: the ``cause_key`` is what de-duplicates (one
 open alert per cause), ``active`` says whether the cause still holds at the end of the
-window (if not, its alert is closed).
+window (if not, its alert is closed). ``reason_code`` names the one rule that fired
+(``<kind>.<rule>``, the codes are listed in docs/balance.md) and ``reason_params`` the
+figures its sentence needs, so a page can say it in the reader's language;
+``began_before`` says the fault was already there at the first hour read (its true
+start is older: "since before <first_hour>").
 """
 
 from __future__ import annotations
@@ -41,7 +45,13 @@ class Finding:
     module_serial: int | None = None
     severity: str = "warning"
     evidence: dict[str, Any] = field(default_factory=dict)
+    reason_code: str = ""
+    reason_params: dict[str, Any] = field(default_factory=dict)
+    detected_hour: datetime | None = None
+    began_before: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown alert kind {self.kind!r}")
+        if not self.reason_code.startswith(f"{self.kind}."):
+            raise ValueError(f"reason {self.reason_code!r} is not one of a {self.kind}")

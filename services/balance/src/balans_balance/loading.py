@@ -8,13 +8,14 @@ more to decode than the query itself."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import numpy as np
 import numpy.typing as npt
 
+from balans_balance import successions
 from balans_db.queries import allocation, ingest, world
 
 FloatArray = npt.NDArray[np.float64]
@@ -37,6 +38,7 @@ class Reporting:
 
     modules: list[int]  # serials; rows of the module arrays below
     module_concentrator: dict[int, int]
+    module_installed: dict[int, date]  # serial -> installed_on
     module_present: npt.NDArray[np.bool_]  # [module, hour]: a status or reading arrived
     module_battery: FloatArray  # [module, hour] battery_mv
     meter_module: dict[int, int]
@@ -98,12 +100,15 @@ async def load_building(
            group by g.id order by g.id""",
         building_id,
     )
+    successor = successions.successors(await world.building_channels(conn, building_id))
     groups = [
         GroupDef(
-            r["id"], r["name"], r["utility"], r["kind"], r["balance_meter_id"], tuple(r["members"])
+            r["id"], r["name"], r["utility"], r["kind"],
+            successor.get(r["balance_meter_id"], r["balance_meter_id"]),
+            successions.members(r["members"], successor),
         )
         for r in group_rows
-    ]
+    ]  # fmt: skip
     meter_rows = await world.building_meters(conn, building_id)
     meter_index = {r["id"]: i for i, r in enumerate(meter_rows)}
     consumption = np.full((len(meter_rows), len(hours)), np.nan)
@@ -112,6 +117,7 @@ async def load_building(
         conn, list(meter_index), start, hours[-1]
     ):
         consumption[meter_index[r["meter_id"]], r["positions"]] = r["values_"]
+    successions.fold(consumption, meter_index, successor)
     supply_c, return_c = await _building_temperatures(conn, building_id, hours)
     module_of = {r["id"]: r["module_serial"] for r in meter_rows if r["module_serial"]}
     flagged: dict[int, npt.NDArray[np.bool_]] = {}
@@ -121,7 +127,11 @@ async def load_building(
     ):
         flagged[r["module_serial"]] = np.zeros(len(hours), bool)
         flagged[r["module_serial"]][r["positions"]] = True
-    tamper = {m: flagged[module] for m, module in module_of.items() if module in flagged}
+    tamper = {
+        m: flagged[module]
+        for m, module in module_of.items()
+        if module in flagged and m not in successor
+    }
     reporting = await _load_reporting(conn, building_id, hours)
     dt_of_riser = await _riser_dt(conn, building_id, hours)
     riser_dt = {
@@ -171,6 +181,8 @@ async def _load_reporting(
         present[row, r["positions"]] = True
         battery[row, r["positions"]] = np.array(r["battery"], dtype=np.float64)
     channels = await world.building_channels(conn, building_id)
+    successor = successions.successors(channels)  # a replaced meter reports as its successor
+    channels = [r for r in channels if r["meter_id"] not in successor]
     meter_of = {(r["module_serial"], r["input"]): r["meter_id"] for r in channels}
     meter_present = {r["meter_id"]: np.zeros(len(hours), dtype=bool) for r in channels}
     for r in await ingest.register_positions(conn, modules, lo, hi):
@@ -181,6 +193,7 @@ async def _load_reporting(
     return Reporting(
         modules=modules,
         module_concentrator={r["serial"]: r["concentrator"] for r in rows},
+        module_installed={r["serial"]: r["installed_on"] for r in rows},
         module_present=present,
         module_battery=battery,
         meter_module={r["meter_id"]: r["module_serial"] for r in channels},

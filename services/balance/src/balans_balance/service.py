@@ -104,6 +104,8 @@ async def analyse_event(
                 event.hour_to,
                 days=settings.balance_window_days,
                 cfg=cfg,
+                min_coverage=settings.balance_min_coverage,
+                loss_target_share=settings.balance_loss_target_share,
             )
     except Exception as exc:
         ANALYSIS_ERRORS.inc()

@@ -18,6 +18,20 @@ class BalanceSettings(CommonSettings):
     balance_min_run_hours: int = Field(
         12, ge=1, description="Hours out of band before an alert opens."
     )
+    balance_min_coverage: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Share of a group's flats that must be metered for its imbalance to "
+        "raise alerts (below it the group is shown as incomplete).",
+    )
+    balance_loss_target_share: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="Losses operators accept, as a share of the balance meter (shown "
+        "against each group's losses).",
+    )
     balance_consumer: str = Field(
         "balance", description="Durable JetStream consumer name on allocation events."
     )

@@ -103,3 +103,60 @@ than the data read), was detected and was opened, the one reason that fired
 async def alert_evidence(db: Db, alert_id: int) -> Any:
     """The alert's evidence as balance wrote it (a dict), None if there is no such alert."""
     return await db.fetchval("select evidence from alerts where id = $1", alert_id)
+
+
+_GROUP_COVERAGE = """
+with metered as (
+  select gm.group_id, m.flat_id from balance_group_members gm
+  join meters m on m.id = gm.meter_id
+  where m.role = 'flat' and m.flat_id is not null
+    and not exists (select 1 from channels c where c.meter_id = m.id and c.valid_to is not null)
+  union
+  select gm.group_id, rad.flat_id from balance_group_members gm
+  join meters m on m.id = gm.meter_id join radiators rad on rad.riser_id = m.riser_id
+  where m.role = 'riser'
+), served as (
+  select g.id as group_id, f.id as flat_id from balance_groups g
+  join flats f on f.building_id = g.building_id
+  where g.kind = 'building' and g.building_id = $1
+  union
+  select g.id, f.id from balance_groups g
+  join balance_group_members gm on gm.group_id = g.id join meters m on m.id = gm.meter_id
+  left join flats mf on mf.id = m.flat_id left join risers r on r.id = m.riser_id
+  join flats f on f.entrance_id = coalesce(mf.entrance_id, r.entrance_id)
+  where g.kind = 'entrance' and g.building_id = $1
+  union
+  select g.id, rad.flat_id from balance_groups g
+  join meters bm on bm.id = g.balance_meter_id join radiators rad on rad.riser_id = bm.riser_id
+  where g.kind = 'riser' and g.building_id = $1
+  union
+  select me.group_id, me.flat_id from metered me join balance_groups g on g.id = me.group_id
+  where g.kind in ('branch', 'custom') and g.building_id = $1
+), counted as (
+  select g.id, count(distinct s.flat_id) as served,
+         count(distinct s.flat_id) filter (
+           where exists (select 1 from metered me
+                         where me.group_id = g.id and me.flat_id = s.flat_id)) as metered
+  from balance_groups g left join served s on s.group_id = g.id
+  where g.building_id = $1 group by g.id
+)
+update balance_groups g set flats_served = c.served, flats_metered = c.metered,
+       coverage_complete = c.served = 0 or c.metered >= $2 * c.served,
+       loss_target_share = $3
+from counted c where c.id = g.id
+returning g.id, g.coverage_complete
+"""
+
+
+async def store_group_coverage(
+    db: Db, building_id: int, min_coverage: float, loss_target_share: float
+) -> list[Any]:
+    """balance's write of its groups' metering coverage (docs/balance.md, *Coverage*):
+    ``flats_served`` (a building group: the building's flats; an entrance group: the
+    flats of its members' entrances; a riser group: the flats with a radiator on its
+    balance meter's riser; branch and custom groups: the flats their members meter),
+    ``flats_metered`` (of those, the flats with a member meter in service or a radiator
+    on a member riser meter's riser), ``coverage_complete`` (at least ``min_coverage`` of
+    them metered, or no flats served) and the ``loss_target_share``; returns (id,
+    coverage_complete) of each of the building's groups."""
+    return await db.fetch(_GROUP_COVERAGE, building_id, min_coverage, loss_target_share)

@@ -28,6 +28,11 @@ balance_groups = sa.Table(
     sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE")),
     sa.Column("parent_id", sa.ForeignKey("balance_groups.id", ondelete="SET NULL")),
     sa.Column("balance_meter_id", sa.ForeignKey("meters.id", ondelete="SET NULL")),
+    # metering coverage and loss target, written by balance (migration ``balance_0003``)
+    sa.Column("flats_served", sa.Integer),
+    sa.Column("flats_metered", sa.Integer),
+    sa.Column("coverage_complete", sa.Boolean),
+    sa.Column("loss_target_share", sa.Float),
     sa.CheckConstraint(one_of("utility", UTILITIES), name="utility"),
     sa.CheckConstraint(one_of("kind", GROUP_KINDS), name="kind"),
 )
@@ -61,6 +66,12 @@ alerts = sa.Table(
     sa.Column("acknowledged_by", sa.Text),
     sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
     sa.Column("resolved_by", sa.Text),
+    # when it was confirmed, whether it began before the data read, the one reason that
+    # fired (code + params, translatable) (migration ``balance_0003``)
+    sa.Column("detected_hour", sa.DateTime(timezone=True)),
+    sa.Column("began_before", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reason_code", sa.Text),
+    sa.Column("reason_params", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.CheckConstraint("state in ('open', 'closed')", name="state"),
     sa.CheckConstraint("severity in ('info', 'warning', 'critical')", name="severity"),
     # at most one open alert per cause

@@ -176,20 +176,30 @@ def share_series(s: GroupSeries, expected: FloatArray, cfg: ExcessSettings) -> F
         return np.where(den > 1e-9, num / den, np.nan)
 
 
-def imbalance_band(s: GroupSeries, cfg: ExcessSettings) -> Imbalance:
+def imbalance_band(
+    s: GroupSeries, cfg: ExcessSettings, faults: npt.NDArray[np.bool_] | None = None
+) -> Imbalance:
     """Expected reading, share and band, twice: the second fit leaves out the hours the
     first band found anomalous (and the day before them, the smoothing's lag), so a
-    fault is never part of what the balance meter is expected to read."""
+    fault is never part of what the balance meter is expected to read. ``faults``
+    (hours of the group's diagnosed faults) are left out of both and of the band's
+    learning altogether: the band is frozen while the fault lasts, however long."""
     classes = s.night.astype(np.int_)
-    usable = np.ones(s.balance.size, dtype=bool)
+    clear = np.ones(s.balance.size, dtype=bool) if faults is None else ~faults
+    usable = clear
     for _ in range(2):
         expected = expected_balance(s, usable, cfg)
         share = share_series(s, expected, cfg)
         band = learn_band(
-            share, classes, window=cfg.band_days * 24, k=cfg.band_k, min_scale=cfg.min_scale
+            share,
+            classes,
+            window=cfg.band_days * 24,
+            k=cfg.band_k,
+            min_scale=cfg.min_scale,
+            excluded=None if faults is None else faults,
         )
         lagged = _rolling_sum(band.anomalous[::-1].astype(np.float64), cfg.smooth_hours)[::-1]
-        usable = ~(band.anomalous | (np.nan_to_num(lagged) > 0))
+        usable = clear & ~(band.anomalous | (np.nan_to_num(lagged) > 0))
     return Imbalance(expected, share, band)
 
 

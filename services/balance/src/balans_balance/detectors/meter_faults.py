@@ -238,16 +238,24 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
     tamper = ctx.s.tamper
     flagged = tamper is not None and bool(tamper[i, lo : end + 1].any())
     verdict: str | None = None
+    basis = "balance_confirmed"  # unless a rule below decides without the balance
     if run >= cfg.min_stuck_hours and should >= cfg.min_stuck_quanta * ctx.quantum[i]:
         verdict = "magnet" if flagged else "stuck_meter"
+        basis = "register_still_tamper_flag" if flagged else "register_still"
         start, end = lo + run_start, lo + run_start + run - 1
     elif flagged:
-        verdict = "magnet"
+        verdict, basis = "magnet", "tamper_flag"
     elif abs(loss) <= cfg.drift_loss and _ramp_shaped(_relative(c, pm, own, lead=3), cfg):
-        verdict = "drifting_meter"
+        verdict, basis = "drifting_meter", "growing_error"
     active = c.last_day == ctx.daily.shape[1] - 1
     detected = min(max(offset + HOURS * (c.detected_day + 1) - 1, start), n - 1)
-    evidence = {"step_glr": round(c.step, 2), "ramp_glr": round(c.ramp, 2), "loss": round(loss, 4)}
+    evidence = {
+        "step_glr": round(c.step, 2),
+        "ramp_glr": round(c.ramp, 2),
+        "loss": round(loss, 4),
+        "basis": basis,  # the one rule that decided the kind
+        "still_hours": run if basis.startswith("register_still") else 0,
+    }
     return _Draft(
         c,
         Episode(start, detected, min(end, n - 1), active),
