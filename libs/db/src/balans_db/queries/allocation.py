@@ -358,27 +358,6 @@ async def building_meter_heat_days(db: Db, building_id: int, since: datetime, tz
     )
 
 
-async def flats_measured_heat_days(db: Db, building_id: int, since: datetime, tz: str) -> list[Any]:
-    """The flats' measured heat per local day since ``since`` (t, value, estimated):
-    allocation's building hours, else the flat rows."""
-    return await db.fetch(
-        """select date_trunc('day', hour, $3) as t, sum(flats_measured_kwh) as value,
-                  false as estimated
-           from allocation_building_hours where building_id = $1 and hour >= $2
-           group by 1 order by 1""",
-        building_id,
-        since,
-        tz,
-    ) or await db.fetch(
-        """select date_trunc('day', hour, $3) as t, sum(measured_kwh) as value,
-                  bool_or(estimated) as estimated
-           from heat_allocation where building_id = $1 and hour >= $2 group by 1 order by 1""",
-        building_id,
-        since,
-        tz,
-    )
-
-
 async def flat_consumption(
     db: Db, building_id: int, start: datetime, end: datetime
 ) -> dict[tuple[int, str], Decimal]:

@@ -11,10 +11,16 @@ from balans_db.queries import Db
 GROUPS_WITH_MEMBERS = """
 select g.id, g.name, g.utility, g.kind, g.building_id, g.parent_id, g.balance_meter_id,
        coalesce(array(select meter_id from balance_group_members m
-                      where m.group_id = g.id order by meter_id), '{}') as member_meter_ids
+                      where m.group_id = g.id order by meter_id), '{}') as member_meter_ids,
+       g.flats_served, g.flats_metered, g.coverage_complete, g.loss_target_share
 from balance_groups g
 """
-"""A published select for paging: every balance group (``g``) with its member meters."""
+"""A published select for paging: every balance group (``g``) with its member meters and
+its metering coverage as balance last wrote it: ``flats_served``, ``flats_metered`` ("10
+of 40 flats metered"), ``coverage_complete`` (False: too few metered, the group raises no
+imbalance alerts and its imbalance is mostly unmetered use) and ``loss_target_share``
+(the losses operators accept, a share of the balance meter); None before balance's first
+analysis of the building."""
 
 
 async def group(db: Db, group_id: int) -> Any:
@@ -30,7 +36,9 @@ async def imbalance_series(
     """balance's series of the group at ``resolution`` ('hour', 'day', 'month') for
     periods starting in [start, end), oldest first: t, unit, balance_value, members_value
     (the subscribers' sum), expected_loss, imbalance, band_low, band_median, band_high,
-    night, coverage."""
+    night, coverage (of a day or month: the share of its hours present; below 1 it is
+    partial, e.g. today, and its sums are no dip). The band is frozen over a fault's span
+    (:func:`alert_spans`): it never absorbs a leak."""
     return await db.fetch(
         """select period_start as t, unit, balance_value, subscribers_value as members_value,
                   expected_loss, imbalance, band_low, band_median, band_high, night, coverage
@@ -160,3 +168,87 @@ async def store_group_coverage(
     them metered, or no flats served) and the ``loss_target_share``; returns (id,
     coverage_complete) of each of the building's groups."""
     return await db.fetch(_GROUP_COVERAGE, building_id, min_coverage, loss_target_share)
+
+
+async def alert_spans(db: Db, group_id: int, start: datetime, end: datetime) -> list[Any]:
+    """The group's alerts whose fault overlaps [start, end), to draw on its chart: id,
+    kind, state, first_hour (the fault began), last_hour (last hour seen; the span runs
+    on while ``state`` is open), began_before, reason_code; oldest first. A member meter's
+    alert carries its group too."""
+    return await db.fetch(
+        """select id, kind, state, first_hour, last_hour, began_before, reason_code
+           from alerts
+           where group_id = $1 and first_hour < $3 and (state = 'open' or last_hour >= $2)
+           order by first_hour, id""",
+        group_id,
+        start,
+        end,
+    )
+
+
+async def building_heat_days(db: Db, building_id: int, since: datetime, tz: str) -> list[Any]:
+    """THE definition of "the flats measured against the building meter", per local day
+    since ``since``: the building heat group's balance meter (``building_value``, kWh)
+    against its members (``members_value``, kWh: flat heat meters, or the coolant the flat
+    or riser flow meters passed priced at the building's own ΔT; the same numbers as the
+    group's imbalance series), with ``hours`` present and ``partial`` (fewer hours than
+    the local day has: today, or a gap). Pipe losses and common areas are in neither
+    members' sum; balance's expected loss (:func:`imbalance_series`) holds them. Empty
+    before balance analysed the building."""
+    return await db.fetch(
+        """select d.t, d.building_value, d.members_value, d.hours,
+                  d.hours * 3600 < extract(epoch from
+                      ((d.day + 1)::timestamp at time zone $3)
+                      - (d.day::timestamp at time zone $3)) as partial
+           from (select (s.period_start at time zone $3)::date as day,
+                        date_trunc('day', s.period_start, $3) as t,
+                        sum(s.balance_value) as building_value,
+                        sum(s.subscribers_value) as members_value, count(*) as hours
+                 from imbalance_series s join balance_groups g on g.id = s.group_id
+                 where g.building_id = $1 and g.kind = 'building' and g.utility = 'heat'
+                   and s.resolution = 'hour' and s.period_start >= $2
+                 group by 1, 2) d
+           order by d.t""",
+        building_id,
+        since,
+        tz,
+    )
+
+
+async def group_losses(db: Db, group_id: int, start: datetime, end: datetime) -> Any:
+    """The group's losses over hours in [start, end) in absolute terms: ``balance_value``,
+    ``members_value``, ``loss`` (their difference, in ``unit``), ``loss_share`` (of the
+    group's balance meter), ``building_value`` and ``loss_share_of_building`` (of the
+    building meter of the same utility, for entrance or riser groups), ``expected_loss``
+    (what balance expects: pipes, common areas), ``loss_target_share`` and
+    ``coverage_complete``; None without a series in the range."""
+    return await db.fetchrow(
+        """with own as (
+             select min(s.unit) as unit, sum(s.balance_value) as balance_value,
+                    sum(s.subscribers_value) as members_value,
+                    sum(s.expected_loss) as expected_loss, count(*) as hours
+             from imbalance_series s
+             where s.group_id = $1 and s.resolution = 'hour'
+               and s.period_start >= $2 and s.period_start < $3
+           ), building as (
+             select sum(s.balance_value) as building_value
+             from balance_groups g
+             join balance_groups b on b.building_id = g.building_id and b.kind = 'building'
+                  and b.utility = g.utility
+             join imbalance_series s on s.group_id = b.id
+             where g.id = $1 and s.resolution = 'hour'
+               and s.period_start >= $2 and s.period_start < $3
+           )
+           select o.unit, o.balance_value, o.members_value,
+                  o.balance_value - o.members_value as loss,
+                  (o.balance_value - o.members_value) / nullif(o.balance_value, 0) as loss_share,
+                  b.building_value,
+                  (o.balance_value - o.members_value) / nullif(b.building_value, 0)
+                      as loss_share_of_building,
+                  o.expected_loss, o.hours, g.loss_target_share, g.coverage_complete
+           from own o cross join building b join balance_groups g on g.id = $1
+           where o.hours > 0""",
+        group_id,
+        start,
+        end,
+    )

@@ -25,7 +25,7 @@ from balans_api.principal import Principal
 from balans_api.series import series
 from balans_api.timerange import Span, TimeRange
 from balans_api.timerange import span as bounds_of
-from balans_api.visibility import check_building, check_flat
+from balans_api.visibility import VALVE_STATE, check_building, check_flat
 from balans_db.queries import allocation, balance, ingest, world
 from balans_db.queries.allocation import Points
 
@@ -528,8 +528,14 @@ async def _overview(pool: asyncpg.Pool, building_id: int) -> Overview:
         raise not_found("building")
     tz = await world.site_timezone(pool, building_id) or "UTC"
     since = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=30)
-    building_days = await allocation.building_meter_heat_days(pool, building_id, since, tz)
-    flat_days = await allocation.flats_measured_heat_days(pool, building_id, since, tz)
+    # balance's one definition of the flats against the building meter (its building heat
+    # group), so the overview and the heat group agree; before balance's first analysis
+    # the building meter alone
+    days = await balance.building_heat_days(pool, building_id, since, tz)
+    building_days = [
+        {"t": d["t"], "value": d["building_value"], "partial": d["partial"]} for d in days
+    ] or await allocation.building_meter_heat_days(pool, building_id, since, tz)
+    flat_days = [{"t": d["t"], "value": d["members_value"], "partial": d["partial"]} for d in days]
     return Overview(
         building_id=row["id"],
         name=row["name"],
@@ -617,15 +623,11 @@ class FlatCard(BaseModel):
     open_alerts: list[AlertPublic]
 
 
-_CARD_METERS = """
+_CARD_METERS = f"""
 select m.id, m.serial, m.utility, m.role, m.unit, m.has_valve, ch.module_serial,
        s.battery_mv, s.rssi_dbm, s.hops, s.ts as last_seen,
        r.count * m.pulse_weight::float8 as reading, r.ts as reading_at,
-       case when m.has_valve then
-         case (select action from commands k where k.meter_id = m.id and k.status = 'done'
-               and k.action like 'valve_%' order by created_at desc limit 1)
-           when 'valve_close' then 'closed' else 'open' end
-       end as valve_state
+       {VALVE_STATE} as valve_state
 from meters m
 left join lateral (select module_serial, input from channels c where c.meter_id = m.id
                    order by c.id desc limit 1) ch on true
