@@ -67,8 +67,12 @@ async def complete_until(
     lateness: timedelta,
 ) -> dict[int, datetime]:
     """The end boundary up to which each building's hours are complete (absent: no data)."""
-    channels = {
-        b.id: [(m.module_serial, m.input) for m in b.meters if m.utility == "heat"]
+    channels = {  # a meter replaced in an exchange no longer reports: it holds nobody back
+        b.id: [
+            (m.module_serial, m.input)
+            for m in b.meters
+            if m.utility == "heat" and m.valid_to is None
+        ]
         for b in buildings
     }
     rows = await ingest.latest_registers(

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import asyncpg
 import numpy as np
 
 from balans_allocation.methodology import Methodology
 from balans_db.queries import world
+from balans_db.queries.ingest import ChannelPeriod
+
+HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,26 @@ class Meter:
     riser_id: int | None
     module_serial: int
     input: int
+    # the channel period (docs/provisioning.md, "Meter exchange"): on its input for
+    # [valid_from, valid_to), the module's counts at the ends where an exchange gives them
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    count_at_start: int | None = None
+    count_at_end: int | None = None
+
+    @property
+    def period(self) -> ChannelPeriod:
+        return ChannelPeriod(self.valid_from, self.valid_to, self.count_at_start, self.count_at_end)
+
+    def in_service(self, start: datetime, hours: int) -> np.ndarray:
+        """bool [hour]: whether hour i of [start + i h, start + (i+1) h) overlaps the period."""
+        index = np.arange(hours)
+        ok = np.ones(hours, dtype=bool)
+        if self.valid_from is not None:
+            ok &= index + 1 > (self.valid_from - start) / HOUR
+        if self.valid_to is not None:
+            ok &= index < (self.valid_to - start) / HOUR
+        return ok
 
 
 @dataclass(frozen=True)

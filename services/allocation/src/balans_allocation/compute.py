@@ -57,8 +57,9 @@ class Consumption:
     """Hourly consumption of every metered channel of the building."""
 
     meters: tuple[Meter, ...]
-    value: np.ndarray  # float64 [meter, hour], NaN = no data
+    value: np.ndarray  # float64 [meter, hour], NaN = no data; 0 where not in service
     flags: np.ndarray  # uint16 [meter, hour]
+    in_service: np.ndarray  # bool [meter, hour]: the hour overlaps the meter's channel period
 
     @functools.cached_property
     def row_of(self) -> dict[int, int]:
@@ -69,6 +70,17 @@ class Consumption:
         """[hour, len(meters)] values and flags of these meters."""
         rows = [self.row_of[m.id] for m in meters]
         return self.value[rows].T.astype(np.float32), self.flags[rows].T
+
+    def summed(self, positions: list[list[Meter]]) -> tuple[np.ndarray, np.ndarray]:
+        """[hour, len(positions)] values and flags of positions, each the meters that
+        followed one another on it (a meter exchange): each counts only while in service."""
+        value = np.zeros((len(positions), self.value.shape[1]))
+        flags = np.zeros((len(positions), self.value.shape[1]), dtype=np.uint16)
+        for i, meters in enumerate(positions):
+            for m in meters:
+                value[i] += self.value[self.row_of[m.id]]
+                flags[i] |= self.flags[self.row_of[m.id]]
+        return value.T.astype(np.float32), flags.T
 
 
 @dataclass(frozen=True)
@@ -192,15 +204,22 @@ def _layout_1c(inputs: Inputs, building_kwh: np.ndarray) -> tuple[np.ndarray, np
     return shared, sflags | flat_vflags, Trail(flat_volume, inputs.empty())
 
 
-def _risers(inputs: Inputs) -> tuple[list[Meter], dict[int, int]]:
-    meters = inputs.building.heat_meters("riser", "flow_meter")
-    return meters, {m.riser_id or 0: i for i, m in enumerate(meters)}
+def _risers(inputs: Inputs, with_pair: set[int] | None = None) -> list[list[Meter]]:
+    """The riser flow meters by riser (several when one replaced another), in order of
+    first appearance; only risers in ``with_pair`` if given."""
+    by_riser: dict[int, list[Meter]] = {}
+    for m in inputs.building.heat_meters("riser", "flow_meter"):
+        if with_pair is None or m.riser_id in with_pair:
+            by_riser.setdefault(m.riser_id or 0, []).append(m)
+    return list(by_riser.values())
 
 
 def _layout_2a(inputs: Inputs) -> tuple[np.ndarray, np.ndarray, Trail]:
-    meters, riser_col = _risers(inputs)
+    positions = _risers(inputs)
+    meters = [p[-1] for p in positions]
+    riser_col = {m.riser_id or 0: i for i, m in enumerate(meters)}
     links = [p for p in inputs.building.pair("flat") if p.riser_id in riser_col]
-    riser_volume, riser_flags = inputs.consumption.of(meters)
+    riser_volume, riser_flags = inputs.consumption.summed(positions)
     link_riser = np.array([riser_col[p.riser_id or 0] for p in links], dtype=np.int32)
     volume = riser_volume[:, link_riser]
     serials = [p.module_serial for p in links]
@@ -262,11 +281,11 @@ def _riser_weights(inputs: Inputs, riser_col: dict[int, int]) -> tuple[np.ndarra
 
 
 def _layout_2b(inputs: Inputs) -> tuple[np.ndarray, np.ndarray, Trail]:
-    meters, riser_col = _risers(inputs)
     pairs = {p.riser_id: p.module_serial for p in inputs.building.pair("riser")}
-    meters = [m for m in meters if m.riser_id in pairs]
+    positions = _risers(inputs, {r for r in pairs if r is not None})
+    meters = [p[-1] for p in positions]
     riser_col = {m.riser_id or 0: i for i, m in enumerate(meters)}
-    volume, vflags = inputs.consumption.of(meters)
+    volume, vflags = inputs.consumption.summed(positions)
     group = np.zeros(len(meters), dtype=np.int32)
     serials = [pairs[m.riser_id] for m in meters]
     heat, hflags, _ = _heat(inputs, volume, serials, group, _in_flow(meters))
@@ -385,6 +404,15 @@ def _compute(
         return _compute_threaded(job, lookaround, registers, t_flow, t_return)
 
 
+def _in_service(meters: Sequence[Meter], start: datetime, hours: int) -> np.ndarray:
+    """bool [meter, hour]: the hours each meter is on its channel. Outside them a meter
+    counts 0 without flags, so the meters that followed one another on a flat's or
+    riser's input add up to one continuous series (docs/provisioning.md)."""
+    if not meters:
+        return np.ones((0, hours), dtype=bool)
+    return np.stack([m.in_service(start, hours) for m in meters])
+
+
 def _compute_threaded(
     job: Job, lookaround: int, registers: np.ndarray, t_flow: np.ndarray, t_return: np.ndarray
 ) -> BuildingResult:
@@ -395,7 +423,13 @@ def _compute_threaded(
         registers, weight, capacity, kernels.REGISTER_MODULUS
     )
     window = slice(lookaround, lookaround + hours)
-    consumption = Consumption(building.meters, value[:, window], flags[:, window])
+    in_service = _in_service(building.meters, start, hours)
+    consumption = Consumption(
+        building.meters,
+        np.where(in_service, value[:, window], 0.0),
+        np.where(in_service, flags[:, window], 0).astype(np.uint16),
+        in_service,
+    )
     serials = [p.module_serial for p in building.pairs]
     rho, enthalpy = property_tables(building.methodology.pressure_bar)
     inputs = Inputs(building, consumption, serials, t_flow, t_return, rho, enthalpy)

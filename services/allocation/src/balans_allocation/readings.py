@@ -94,6 +94,7 @@ async def load_register_windows(
             [w.inner[0] for w in used for _ in w.meters],
             [w.inner[1] for w in used for _ in w.meters],
             [w.end for w in used for _ in w.meters],
+            [m.period for w in used for m in w.meters],
         )
         row, boundary, count = _columns(rows, 3)
         registers[row, boundary] = count

@@ -79,7 +79,7 @@ def _nullable(values: np.ndarray) -> list[float | None]:
 def _consumption_rows(result: BuildingResult) -> list[tuple]:
     c = result.consumption
     hours = _hours(result.start, c.value.shape[1])
-    meter, hour = np.nonzero(~np.isnan(c.value))
+    meter, hour = np.nonzero(~np.isnan(c.value) & c.in_service)
     flags = c.flags[meter, hour].astype(np.int64)
     return list(
         zip(
@@ -141,12 +141,32 @@ def _building_rows(w: Written) -> list[tuple]:
     ]  # fmt: skip
 
 
+async def _drop_out_of_service(conn: asyncpg.Connection, written: Sequence[Written]) -> None:
+    """Remove consumption rows of computed hours in which a meter was not on its channel:
+    an exchange recorded late moves the readings after it to the new meter, and the old
+    meter's rows computed from them before must go."""
+    doomed: list[tuple[int, datetime]] = []
+    for w in written:
+        c = w.result.consumption
+        hours = _hours(w.result.start, c.value.shape[1])
+        meter, hour = np.nonzero(~c.in_service)
+        doomed += [(c.meters[i].id, hours[h]) for i, h in zip(meter, hour, strict=True)]
+    if doomed:
+        await conn.execute(
+            """delete from meter_consumption t using unnest($1::int[], $2::timestamptz[]) d(m, h)
+               where t.meter_id = d.m and t.hour = d.h""",
+            [m for m, _ in doomed],
+            [h for _, h in doomed],
+        )
+
+
 async def write_results(
     conn: asyncpg.Connection, written: Sequence[Written]
 ) -> dict[int, tuple[list[datetime], list[datetime]]]:
     """Store many buildings' computations with one COPY and one upsert per table; return,
     per building, (new hours, recomputed hours whose figures changed)."""
     async with conn.transaction():
+        await _drop_out_of_service(conn, written)
         await _stage_and_upsert(
             conn, "meter_consumption", CONSUMPTION_COLUMNS,
             [row for w in written for row in _consumption_rows(w.result)], CONSUMPTION_UPSERT,

@@ -9,6 +9,7 @@ byte-identical readings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from balans_db.topology import BuildingSpec, MeterPlan, plan_equipment
 from balans_sim import instruments, mesh
 from balans_sim.climate import EPOCH, OutdoorSeries
 from balans_sim.faults import FAULT_KINDS, FaultEffects, FaultRecord, effects, schedule_faults
+from balans_sim.lifecycle import PlannedExchange, TenantChange, plan_exchanges, plan_tenant_changes
 from balans_sim.outages import schedule_outages
 from balans_sim.physics import BuildingModel, Drivers, Truth
 
@@ -70,6 +72,8 @@ class BuildingSim:
     start_hour: int
     faults: list[FaultRecord] = field(default_factory=list)
     outages: list[FaultRecord] = field(default_factory=list)  # the concentrator's uplink
+    exchanges: list[PlannedExchange] = field(default_factory=list)  # still to come
+    exchanged: list[PlannedExchange] = field(default_factory=list)  # simulated, registers known
 
     def __post_init__(self) -> None:
         self.plan = plan_equipment(self.spec)
@@ -166,10 +170,47 @@ class BuildingSim:
             ),
         )
         true_q = instruments.true_quantities(self.model, truth, self.plan)
-        micro = instruments.micro_pulses(true_q * fx.meter_factor, self.weights)
+        registered = true_q * fx.meter_factor
+        micro = instruments.micro_pulses(registered, self.weights)
+        resets = [self._exchange(e, hours, registered, micro) for e in self._due(hours)]
         cum = self.register_micro[None, :] + np.cumsum(micro, axis=0)
+        for i, j, at_swap in resets:  # the module's counter starts again from 0
+            cum[i:, j] -= at_swap
         self.register_micro = cum[-1].copy()
         return fx_all, fx, truth, true_q, cum // instruments.MICRO
+
+    def _due(self, hours: np.ndarray) -> list[PlannedExchange]:
+        due = [e for e in self.exchanges if hours[0] <= e.hour <= hours[-1]]
+        self.exchanges = [e for e in self.exchanges if e not in due]
+        return sorted(due, key=lambda e: e.hour)
+
+    def _exchange(
+        self, e: PlannedExchange, hours: np.ndarray, registered: np.ndarray, micro: np.ndarray
+    ) -> tuple[int, int, int]:
+        """Swap the meter of ``e`` inside its hour: the part of the hour before the swap
+        counts in the old meter's pulses, the rest and every later hour in the new one's.
+        Records the old meter's final register; returns (hour row, column, count at the
+        swap) for a counter reset (count 0 otherwise)."""
+        j = next(
+            k for k, m in enumerate(self.plan.meters) if (m.module, m.input) == (e.module, e.input)
+        )
+        i = int(e.hour - hours[0])
+        share = e.minute / 60
+        old_w, new_w = float(e.old_weight), float(e.new_weight)
+        before = self.register_micro[j] + micro[:i, j].sum()
+        old_part = int(np.rint(max(registered[i, j], 0.0) * share / old_w * instruments.MICRO))
+        new_part = int(
+            np.rint(max(registered[i, j], 0.0) * (1 - share) / new_w * instruments.MICRO)
+        )
+        at_swap = int(before + old_part)
+        self.weights[j] = new_w
+        micro[i, j] = old_part + new_part
+        micro[i + 1 :, j] = instruments.micro_pulses(registered[i + 1 :, j], np.array(new_w))
+        final = Decimal(at_swap) / instruments.MICRO * e.old_weight
+        self.exchanged.append(
+            e.model_copy(update={"final_register": final.quantize(Decimal("0.000001"))})
+        )
+        return i, j, at_swap if e.counter_reset else 0
 
     def advance(self, hours: np.ndarray, outdoor: OutdoorSeries) -> Chunk:
         """Simulate the absolute hours ``hours`` (consecutive, after the previous call's)."""
@@ -294,6 +335,34 @@ class CitySim:
             b.outages.extend(mine)
             records.extend(mine)
         return records
+
+    def schedule_exchanges(self, hours: int, count: int) -> list[PlannedExchange]:
+        """Plan ``count`` meter exchanges per building over the next ``hours``; the engine
+        simulates them, and each building's ``exchanged`` then holds them with the old
+        meter's final register (the ground truth to record)."""
+        planned: list[PlannedExchange] = []
+        for b in self.buildings:
+            mine = plan_exchanges(
+                b.spec.code, b.plan.meters, self.seed, b.spec.index, self.next_hour, hours, count
+            )
+            b.exchanges.extend(mine)
+            planned.extend(mine)
+        return planned
+
+    def schedule_tenant_changes(self, hours: int, count: int) -> list[TenantChange]:
+        """``count`` tenant changes per building over the next ``hours`` (ground truth
+        for billing; record them with :func:`balans_sim.lifecycle.record_tenant_changes`)."""
+        out: list[TenantChange] = []
+        for b in self.buildings:
+            accounts = [(f.number, f"{b.spec.code}-{f.number}") for f in b.spec.flats]
+            out += plan_tenant_changes(
+                b.spec.code, accounts, self.seed, b.spec.index, self.next_hour, hours, count
+            )
+        return out
+
+    def exchanged(self) -> list[PlannedExchange]:
+        """Every exchange simulated so far (with its final register), all buildings."""
+        return [e for b in self.buildings for e in b.exchanged]
 
     def replay(self, hours: int) -> None:
         """Run through the next ``hours`` without readings (only registers and valves carry

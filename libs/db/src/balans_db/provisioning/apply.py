@@ -75,17 +75,21 @@ join risers r on r.building_id = b.id and r.number = x.riser
 order by x.ord
 on conflict (flat_id, riser_id) do update set sections = excluded.sections""",
     "accounts": """
-insert into accounts (number, flat_id, holder_name, residents, opened_on, email)
-select x.number, f.id, x.holder, x.residents, coalesce(x.opened_on, current_date), x.email
-from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::date[], $7::text[])
+insert into accounts (number, flat_id, building_id, holder_name, residents, opened_on, email,
+                      closed_on)
+select x.number, f.id, case when x.flat is null then b.id end, x.holder, x.residents,
+       x.opened_on, x.email, x.closed_on
+from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::date[], $7::text[],
+            $8::date[])
   with ordinality
-  as x(number, code, flat, holder, residents, opened_on, email, ord)
+  as x(number, code, flat, holder, residents, opened_on, email, closed_on, ord)
 join buildings b on b.code = x.code
-join flats f on f.building_id = b.id and f.number = x.flat
+left join flats f on f.building_id = b.id and f.number = x.flat
 order by x.ord
 on conflict (number) do update set flat_id = excluded.flat_id,
-  holder_name = excluded.holder_name, residents = excluded.residents,
-  opened_on = excluded.opened_on, email = excluded.email""",
+  building_id = excluded.building_id, holder_name = excluded.holder_name,
+  residents = excluded.residents, opened_on = excluded.opened_on, email = excluded.email,
+  closed_on = excluded.closed_on""",
     "concentrators": """
 update concentrators c set building_id = b.id, model = x.model,
   installed_on = coalesce(x.installed_on, c.installed_on)
@@ -131,10 +135,14 @@ on conflict (serial) do update set building_id = excluded.building_id,
   accuracy_class = excluded.accuracy_class, installed_on = excluded.installed_on,
   has_valve = excluded.has_valve, verified_on = excluded.verified_on""",
     "channels": """
-insert into channels (meter_id, module_serial, input)
-select m.id, x.module, x.input
-from unnest($1::text[], $2::text[], $3::bigint[], $4::int[])
-  with ordinality as x(serial, code, module, input, ord)
+insert into channels (meter_id, module_serial, input, valid_from, valid_to, count_at_start,
+                      count_at_end, register_offset)
+select m.id, x.module, x.input, x.valid_from, x.valid_to, x.count_at_start, x.count_at_end,
+       x.register_offset
+from unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::timestamptz[],
+            $6::timestamptz[], $7::bigint[], $8::bigint[], $9::numeric[])
+  with ordinality as x(serial, code, module, input, valid_from, valid_to, count_at_start,
+                       count_at_end, register_offset, ord)
 join meters m on m.serial = x.serial
 order by x.ord""",
     "sensor_pairs": """

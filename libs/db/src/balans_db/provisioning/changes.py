@@ -18,7 +18,7 @@ from typing import Any
 
 from balans_db.provisioning import mbus
 from balans_db.provisioning.document import BuildingDoc, SiteDoc, WorldDocument
-from balans_db.provisioning.export import methodology_of
+from balans_db.provisioning.export import channel_values, methodology_of, stored_channel_values
 
 # the order entities are written in (parents first); deletes go the other way
 ENTITIES = (
@@ -97,7 +97,10 @@ def building_rows(b: BuildingDoc) -> Iterator[tuple[str, Row]]:
     for a in b.accounts:
         yield (
             "accounts",
-            (a.number, (code, a.flat, a.holder_name, a.residents, a.opened_on, a.email)),
+            (
+                a.number,
+                (code, a.flat, a.holder_name, a.residents, a.opened_on, a.email, a.closed_on),
+            ),
         )
     for c in b.concentrators:
         yield "concentrators", (c.serial, (code, c.installed_on, c.model))
@@ -132,7 +135,7 @@ def building_rows(b: BuildingDoc) -> Iterator[tuple[str, Row]]:
             ),
         )
         if mt.channel is not None:
-            yield "channels", (mt.serial, (code, mt.channel.module, mt.channel.input))
+            yield "channels", (mt.serial, (code, *channel_values(mt.channel)))
         if mt.mbus is not None:
             yield "mbus_meters", (mt.serial, mbus.document_values(code, mt.mbus))
     for p in b.sensor_pairs:
@@ -275,6 +278,7 @@ def stored_rows(
                 r["residents"],
                 r["opened_on"],
                 r["email"],
+                r["closed_on"],
             )
         for r in parts["concentrators"].get(bid, ()):
             rows["concentrators"][r["serial"]] = (code, r["installed_on"], r["model"])
@@ -306,7 +310,7 @@ def stored_rows(
                 r["verified_on"],
             )
             if r["module_serial"] is not None:
-                rows["channels"][r["serial"]] = (code, r["module_serial"], r["input"])
+                rows["channels"][r["serial"]] = (code, *stored_channel_values(r))
         for r in parts["pairs"].get(bid, ()):
             rows["sensor_pairs"][r["module_serial"]] = (code, r["position"], r["flat"], r["riser"])
         for r in parts["mbus"].get(bid, ()):

@@ -11,11 +11,17 @@ document: the server generates a key for each new concentrator and shows it once
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from balans_db.tables.base import UTILITIES
 from balans_db.tables.world import LAYOUTS, METER_KINDS, METER_ROLES
@@ -104,11 +110,19 @@ class AccountDoc(Part):
         }
     )
     number: str = Field(min_length=1, max_length=64, examples=["ref-2a-17"])
-    flat: str = Field(description="number of the flat in this building")
+    flat: str | None = Field(
+        description="number of the flat in this building; null: the building's owner "
+        "account (at most one), billed for vacant flats (docs/billing.md)"
+    )
     holder_name: str = Field(min_length=1)
     residents: int = Field(1, ge=0, le=50)
     email: str | None = None
-    opened_on: date | None = Field(None, description="default: the day it is imported")
+    opened_on: date | None = Field(
+        None, description="first day it holds the flat; null: since metering began"
+    )
+    closed_on: date | None = Field(
+        None, description="the move-out day, the first day it no longer holds the flat; null: open"
+    )
 
 
 class ConcentratorDoc(Part):
@@ -143,10 +157,28 @@ class ModuleDoc(Part):
 
 
 class ChannelDoc(Part):
-    """Which input of which radio module counts the meter's pulses."""
+    """Which input of which radio module counts the meter's pulses, and since and until
+    when (a meter exchange closes the old meter's period and opens the new one's: the
+    channel history, docs/provisioning.md "Meter exchange"). The period fields are left
+    out of an export where they are empty (a meter on its input since always)."""
 
     module: int
     input: int = Field(ge=0, le=5, description="a D100FC has 6 pulse inputs, 0 to 5")
+    valid_from: datetime | None = Field(None, description="on the input since (exclusive)")
+    valid_to: datetime | None = Field(None, description="taken off the input at")
+    count_at_start: int | None = Field(None, ge=0, description="module count at valid_from")
+    count_at_end: int | None = Field(None, ge=0, description="module count at valid_to")
+    register_offset: Decimal | None = Field(
+        None,
+        max_digits=18,
+        decimal_places=6,
+        description="register = register_offset + count × pulse_weight (none: 0)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_empty_period(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None or k in ("module", "input")}
 
 
 # EN 13757-3 device type (medium) codes a standard meter of each utility may send

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -63,10 +64,10 @@ from radiators rd join flats f on f.id = rd.flat_id join risers r on r.id = rd.r
 where f.building_id = any($1::int[]) order by rd.id
 """
 _ACCOUNTS = """
-select f.building_id, a.number, f.number as flat, a.holder_name, a.residents, a.email,
-       a.opened_on
-from accounts a join flats f on f.id = a.flat_id
-where f.building_id = any($1::int[]) order by a.id
+select coalesce(a.building_id, f.building_id) as building_id, a.number, f.number as flat,
+       a.holder_name, a.residents, a.email, a.opened_on, a.closed_on
+from accounts a left join flats f on f.id = a.flat_id
+where coalesce(a.building_id, f.building_id) = any($1::int[]) order by a.id
 """
 _CONCENTRATORS = """
 select building_id, serial, model, installed_on from concentrators
@@ -82,7 +83,8 @@ where m.building_id = any($1::int[]) and m.serial {_REAL} order by m.id
 _METERS = f"""
 select m.building_id, m.serial, m.utility, m.kind, m.role, f.number as flat,
        r.number as riser, m.pulse_weight, m.unit, m.pipe, m.accuracy_class, m.has_valve,
-       m.installed_on, m.verified_on, ch.module_serial, ch.input
+       m.installed_on, m.verified_on, ch.module_serial, ch.input, ch.valid_from, ch.valid_to,
+       ch.count_at_start, ch.count_at_end, ch.register_offset
 from meters m left join flats f on f.id = m.flat_id left join risers r on r.id = m.riser_id
 left join channels ch on ch.meter_id = m.id and ch.module_serial {_REAL}
 where m.building_id = any($1::int[]) order by m.id
@@ -171,7 +173,14 @@ async def export_document(
                 accounts=[
                     AccountDoc.model_construct(
                         **_fields(
-                            r, "number", "flat", "holder_name", "residents", "email", "opened_on"
+                            r,
+                            "number",
+                            "flat",
+                            "holder_name",
+                            "residents",
+                            "email",
+                            "opened_on",
+                            "closed_on",
                         )
                     )
                     for r in parts["accounts"].get(bid, [])
@@ -215,9 +224,35 @@ async def export_document(
     )
 
 
+CHANNEL_PERIOD = ("valid_from", "valid_to", "count_at_start", "count_at_end", "register_offset")
+
+
+def channel_values(channel: ChannelDoc) -> tuple[Any, ...]:
+    """A channel's stored values (module, input and its period), a missing offset as 0."""
+    return (
+        channel.module,
+        channel.input,
+        channel.valid_from,
+        channel.valid_to,
+        channel.count_at_start,
+        channel.count_at_end,
+        channel.register_offset or Decimal(0),
+    )
+
+
+def stored_channel_values(r: Any) -> tuple[Any, ...]:
+    """:func:`channel_values` of a stored meter row (``_METERS``)."""
+    return (r["module_serial"], r["input"], *(r[c] for c in CHANNEL_PERIOD))
+
+
 def _meter(r: Any, mbus: Any) -> MeterDoc:
     channel = (
-        ChannelDoc.model_construct(module=r["module_serial"], input=r["input"])
+        ChannelDoc.model_construct(
+            module=r["module_serial"],
+            input=r["input"],
+            **{c: r[c] for c in CHANNEL_PERIOD[:-1]},
+            register_offset=r["register_offset"] or None,
+        )
         if r["module_serial"] is not None
         else None
     )

@@ -12,11 +12,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
+from itertools import pairwise
 from typing import Any
 
 from pydantic import ValidationError
 
-from balans_db.provisioning.document import BuildingDoc, MeterDoc, WorldDocument
+from balans_db.provisioning.document import (
+    AccountDoc,
+    BuildingDoc,
+    ChannelDoc,
+    MeterDoc,
+    WorldDocument,
+)
 from balans_db.provisioning.mbus import MEDIA_OF_UTILITY
 from balans_db.topology import HARDWARE_LIMITS
 
@@ -190,8 +198,27 @@ class _BuildingCheck:
                 self._riser_ref(f"flats[{i}].radiators[{j}].riser", riser)
                 if risers.index(riser) != j:
                     self.add(f"flats[{i}].radiators[{j}].riser", f"two radiators on riser {riser}")
+        held: dict[str | None, list[tuple[int, AccountDoc]]] = {}
         for i, a in enumerate(b.accounts):
             self._flat_ref(f"accounts[{i}].flat", a.flat)
+            if a.opened_on and a.closed_on and a.closed_on <= a.opened_on:
+                self.add(f"accounts[{i}].closed_on", f"not after opened_on {a.opened_on}")
+            held.setdefault(a.flat, []).append((i, a))
+        for flat, accounts in held.items():
+            if flat is None and len(accounts) > 1:
+                self.add(f"accounts[{accounts[1][0]}].flat", "a second owner account (flat null)")
+            elif flat is not None:
+                self._one_holder_a_day(flat, accounts)
+
+    def _one_holder_a_day(self, flat: str, accounts: list[tuple[int, AccountDoc]]) -> None:
+        """Accounts of one flat hold it one after another ([opened_on, closed_on) apart)."""
+        ordered = sorted(accounts, key=lambda ia: ia[1].opened_on or date.min)
+        for (_, a), (j, b) in pairwise(ordered):
+            if a.closed_on is None or (b.opened_on or date.min) < a.closed_on:
+                self.add(
+                    f"accounts[{j}].opened_on",
+                    f"flat {flat} is still held by account {a.number} then",
+                )
 
     def _equipment(self) -> None:
         b = self.b
@@ -203,7 +230,7 @@ class _BuildingCheck:
                 )
             self._flat_ref(f"modules[{i}].flat", m.flat)
             self._riser_ref(f"modules[{i}].riser", m.riser)
-        inputs: dict[tuple[int, int], int] = {}
+        inputs: dict[tuple[int, int], list[int]] = {}
         for i, m in enumerate(b.meters):
             at = f"meters[{i}]"
             self._flat_ref(f"{at}.flat", m.flat)
@@ -222,14 +249,18 @@ class _BuildingCheck:
                 self.add(
                     f"{at}.channel.module", f"no module {m.channel.module} in building {b.code}"
                 )
+            start, end = m.channel.valid_from, m.channel.valid_to
+            if start is not None and end is not None and start >= end:
+                self.add(f"{at}.channel.valid_to", "a channel period ends after it starts")
             where = (m.channel.module, m.channel.input)
-            if where in inputs:
-                self.add(
-                    f"{at}.channel",
-                    f"module {where[0]} input {where[1]} already counts meter "
-                    f"{b.meters[inputs[where]].serial}",
-                )
-            inputs[where] = i
+            for j in inputs.get(where, []):
+                if _overlap(m.channel, b.meters[j].channel):
+                    self.add(
+                        f"{at}.channel",
+                        f"module {where[0]} input {where[1]} already counts meter "
+                        f"{b.meters[j].serial} in the same period",
+                    )
+            inputs.setdefault(where, []).append(i)
         for i, p in enumerate(b.sensor_pairs):
             at = f"sensor_pairs[{i}]"
             if p.module not in self.modules:
@@ -262,8 +293,8 @@ class _BuildingCheck:
         if m.mbus.medium is not None and m.mbus.medium not in MEDIA_OF_UTILITY[m.utility]:
             self.add(
                 f"{at}.mbus.medium",
-                f"medium {m.mbus.medium} does not measure {m.utility} (one of "
-                f"{', '.join(sorted(MEDIA_OF_UTILITY[m.utility]))})",
+                f"medium {m.mbus.medium} does not measure {m.utility}; a {m.utility} meter "
+                f"sends {' or '.join(sorted(MEDIA_OF_UTILITY[m.utility]))}",
             )
 
     def _layout(self) -> None:
@@ -304,7 +335,9 @@ class _BuildingCheck:
         """docs/domain.md: 6 inputs per module, 240 modules and 540 meters per subnet,
         8 subnets and 720 meters per concentrator."""
         b = self.b
-        per_module = Counter(m.channel.module for m in b.meters if m.channel is not None)
+        per_module = Counter(  # meters in service: an exchanged one left its input
+            m.channel.module for m in b.meters if m.channel is not None and not m.channel.valid_to
+        )
         for i, m in enumerate(b.modules):
             if per_module[m.serial] > MODULE_INPUTS:
                 self.add(
@@ -316,7 +349,8 @@ class _BuildingCheck:
         meters_on: Counter[tuple[int, int]] = Counter()
         meters_of: Counter[int] = Counter()
         for m in b.meters:
-            module = self.modules.get(m.channel.module) if m.channel else None
+            in_service = m.channel is not None and m.channel.valid_to is None
+            module = self.modules.get(m.channel.module) if m.channel and in_service else None
             if module is not None:
                 meters_on[(module.concentrator, module.subnet)] += 1
                 meters_of[module.concentrator] += 1
@@ -341,3 +375,12 @@ class _BuildingCheck:
                     f"concentrator {serial}: {n} meters, the limit is "
                     f"{HARDWARE_LIMITS['meters per concentrator']}",
                 )
+
+
+def _overlap(a: ChannelDoc | None, b: ChannelDoc | None) -> bool:
+    """Whether two channel periods [valid_from, valid_to) share a moment (None: open)."""
+    if a is None or b is None:
+        return False
+    starts_before_b_ends = b.valid_to is None or a.valid_from is None or a.valid_from < b.valid_to
+    ends_after_b_starts = a.valid_to is None or b.valid_from is None or b.valid_from < a.valid_to
+    return starts_before_b_ends and ends_after_b_starts

@@ -8,12 +8,25 @@ status row stamped ``ts`` covers the hour that ends at ``ts``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from balans_db.queries import Db
+
+
+@dataclass(frozen=True)
+class ChannelPeriod:
+    """When a meter is on its channel: ``[valid_from, valid_to)`` (None: since always /
+    still), and the module's counts at the ends where an exchange record gives them."""
+
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    count_at_start: int | None = None
+    count_at_end: int | None = None
+
 
 READING_COLUMNS: dict[str, tuple[str, ...]] = {
     "pulse_readings": ("module_serial", "input", "ts", "count"),
@@ -53,16 +66,29 @@ async def registers(
 
 
 async def flat_registers_at(db: Db, flat_id: int, at: datetime) -> list[Any]:
-    """Every meter of the flat (id, serial, utility, unit, weight) with its last register
-    at or before ``at`` (ts, count; None if there is none)."""
+    """Every meter of the flat in service by ``at`` (id, serial, utility, unit, weight,
+    ``offset``) with its last register at or before ``at`` (ts, count; None if there is
+    none): a meter exchanged before ``at`` shows its final count, one installed by an
+    exchange and not read since its start count. Its value is ``offset + count * weight``."""
     return await db.fetch(
-        """select m.id, m.serial, m.utility, m.unit, m.pulse_weight::float8 as weight, r.ts, r.count
+        """select m.id, m.serial, m.utility, m.unit, m.pulse_weight::float8 as weight,
+                  c.register_offset::float8 as offset, r.ts, r.count
            from meters m join channels c on c.meter_id = m.id
            left join lateral (
-             select ts, count from pulse_readings p
-             where p.module_serial = c.module_serial and p.input = c.input and p.ts <= $2
-             order by ts desc limit 1) r on true
-           where m.flat_id = $1 order by m.id""",
+             select * from (
+               select c.valid_to as ts, c.count_at_end as count
+               where c.valid_to <= $2 and c.count_at_end is not null
+               union all
+               (select ts, count from pulse_readings p
+                where p.module_serial = c.module_serial and p.input = c.input and p.ts <= $2
+                  and (c.valid_from is null or p.ts > c.valid_from)
+                  and (c.valid_to is null or p.ts < c.valid_to)
+                order by ts desc limit 1)
+               union all
+               select c.valid_from, c.count_at_start where c.count_at_start is not null
+             ) known order by ts desc limit 1) r on true
+           where m.flat_id = $1 and (c.valid_from is null or c.valid_from <= $2)
+           order by m.id""",
         flat_id,
         at,
     )
@@ -311,6 +337,9 @@ async def earliest_anchors(
     )
 
 
+CEIL_HOUR = "date_trunc('hour', {0} + interval '1 hour' - interval '1 microsecond')"
+
+
 async def hourly_register_arrays(
     db: Db,
     serials: Sequence[int],
@@ -319,35 +348,54 @@ async def hourly_register_arrays(
     inner_from: Sequence[datetime],
     inner_to: Sequence[datetime],
     ends: Sequence[datetime],
+    periods: Sequence[ChannelPeriod] | None = None,
 ) -> list[Any]:
     """Registers on whole hours of many channels' windows (parallel lists, one row per
     channel): every register in [inner_from, inner_to], plus the nearest one on either side
     within [start, end]. One row per channel: its 0-based index in the lists, the
     ``array_agg`` of hour offsets from its start and of counts. ``ts`` is also bounded by
-    the union of the windows so PostgreSQL prunes the monthly partitions."""
+    the union of the windows so PostgreSQL prunes the monthly partitions.
+
+    With ``periods`` (one per channel: the meter's channel period), only readings inside
+    the period count (strictly after ``valid_from``, strictly before ``valid_to``), and
+    the counts an exchange record gives at its ends stand at the boundaries around the
+    swap: ``count_at_start`` at the hour ``valid_from`` falls in, ``count_at_end`` at the
+    first whole hour at or after ``valid_to`` (docs/provisioning.md, "Meter exchange")."""
+    n = len(serials)
+    periods = periods or [ChannelPeriod()] * n
     return await db.fetch(
-        """select m.i - 1, array_agg((extract(epoch from r.ts - m.t0) / 3600)::bigint),
+        f"""select m.i - 1, array_agg((extract(epoch from r.ts - m.t0) / 3600)::bigint),
                   array_agg(r.count)
            from unnest($1::bigint[], $2::smallint[], $3::timestamptz[], $4::timestamptz[],
-                       $5::timestamptz[], $6::timestamptz[])
-                with ordinality as m(serial, input, t0, a, b, t1, i)
+                       $5::timestamptz[], $6::timestamptz[], $9::timestamptz[],
+                       $10::timestamptz[], $11::bigint[], $12::bigint[])
+                with ordinality as m(serial, input, t0, a, b, t1, vf, vt, c0, c1, i)
            cross join lateral (
                (select p.ts, p.count from pulse_readings p
                 where p.module_serial = m.serial and p.input = m.input
                       and p.ts >= m.a and p.ts <= m.b and p.ts >= $7 and p.ts <= $8
-                      and date_trunc('hour', p.ts) = p.ts)
+                      and date_trunc('hour', p.ts) = p.ts
+                      and (m.vf is null or p.ts > m.vf) and (m.vt is null or p.ts < m.vt))
                union all
                (select p.ts, p.count from pulse_readings p
                 where p.module_serial = m.serial and p.input = m.input
                       and p.ts >= m.t0 and p.ts < m.a and p.ts >= $7
                       and date_trunc('hour', p.ts) = p.ts
+                      and (m.vf is null or p.ts > m.vf) and (m.vt is null or p.ts < m.vt)
                 order by p.ts desc limit 1)
                union all
                (select p.ts, p.count from pulse_readings p
                 where p.module_serial = m.serial and p.input = m.input
                       and p.ts > m.b and p.ts <= m.t1 and p.ts <= $8
                       and date_trunc('hour', p.ts) = p.ts
+                      and (m.vf is null or p.ts > m.vf) and (m.vt is null or p.ts < m.vt)
                 order by p.ts limit 1)
+               union all
+               (select date_trunc('hour', m.vf), m.c0 where m.c0 is not null
+                      and date_trunc('hour', m.vf) between m.t0 and m.t1)
+               union all
+               (select {CEIL_HOUR.format("m.vt")}, m.c1 where m.c1 is not null
+                      and {CEIL_HOUR.format("m.vt")} between m.t0 and m.t1)
            ) r
            group by m.i""",
         serials,
@@ -358,6 +406,10 @@ async def hourly_register_arrays(
         ends,
         min(starts),
         max(ends),
+        [p.valid_from for p in periods],
+        [p.valid_to for p in periods],
+        [p.count_at_start for p in periods],
+        [p.count_at_end for p in periods],
     )
 
 
@@ -386,17 +438,27 @@ async def hourly_temperature_arrays(
 
 
 async def flat_meter_registers(db: Db, flat_id: int, start: datetime, end: datetime) -> list[Any]:
-    """Every metered channel of the flat and of the risers of its radiators: the meter
-    (id, serial, utility, kind, unit, pulse_weight) with its registers at exactly ``start``
-    and ``end`` (``at_start``, ``at_end``; None where none is stored), by meter id."""
+    """Every metered channel of the flat and of the risers of its radiators in service
+    in [start, end): the meter (id, serial, utility, kind, unit, pulse_weight,
+    ``register_offset``) with its counts at ``start`` and ``end`` (``at_start``,
+    ``at_end``; None where none is stored), by meter id. A meter exchanged inside the
+    range ends at its final count (``ended_at``), its successor starts at its start count
+    (``started_at``); a register is ``register_offset + count * pulse_weight``."""
     return await db.fetch(
-        """select m.id, m.serial, m.utility, m.kind, m.unit, m.pulse_weight,
+        """select m.id, m.serial, m.utility, m.kind, m.unit, m.pulse_weight, c.register_offset,
+                  case when c.valid_from > $2 then c.valid_from end as started_at,
+                  case when c.valid_to < $3 then c.valid_to end as ended_at,
+                  case when c.valid_from >= $2 then c.count_at_start else
                   (select p.count from pulse_readings p where p.module_serial = c.module_serial
-                     and p.input = c.input and p.ts = $2) as at_start,
+                     and p.input = c.input and p.ts = $2) end as at_start,
+                  case when c.valid_to <= $3 then c.count_at_end else
                   (select p.count from pulse_readings p where p.module_serial = c.module_serial
-                     and p.input = c.input and p.ts = $3) as at_end
+                     and p.input = c.input and p.ts = $3) end as at_end
            from meters m join channels c on c.meter_id = m.id
-           where m.flat_id = $1 or m.riser_id in (select riser_id from radiators where flat_id = $1)
+           where (m.flat_id = $1
+                  or m.riser_id in (select riser_id from radiators where flat_id = $1))
+             and (c.valid_from is null or c.valid_from < $3)
+             and (c.valid_to is null or c.valid_to > $2)
            order by m.id""",
         flat_id,
         start,
