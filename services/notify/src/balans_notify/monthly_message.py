@@ -57,9 +57,10 @@ def body(info: MonthlyInfo, lang: Localizer, portal_url: str) -> str:
         label: str, value: float | None, days: float | None = None, compare: bool = True
     ) -> str:
         text = "  " + label + ": " + lang.quantity(value, "kWh")
+        text += _change(lang, kwh, value) if compare else ""
         if value is not None and days is not None:
-            text += " " + _("({days} days with data)", days=lang.number(days))
-        return text + (_change(lang, kwh, value) if compare else "")
+            text += ", " + _("{days} days with data", days=lang.number(days, 0, 1))
+        return text
 
     lines = [
         _("Hello {name},", name=r["holder_name"]),
@@ -87,8 +88,8 @@ def body(info: MonthlyInfo, lang: Localizer, portal_url: str) -> str:
             _(
                 "The month's data covers {days} of {total} days; every comparison covers the "
                 "same first {days} days.",
-                days=lang.number(f.days_compared),
-                total=lang.number(f.days_in_month),
+                days=lang.number(f.days_compared, 0, 1),
+                total=lang.number(f.days_in_month, 0, 1),
             ),
             "",
         ]

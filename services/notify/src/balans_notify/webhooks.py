@@ -151,7 +151,7 @@ class WebhookDeliverer:
             log.warning(
                 "webhook not delivered",
                 delivery=row["id"],
-                event=row["event"],
+                webhook=row["event"],
                 attempts=attempts,
                 dead=dead,
                 error=error,
