@@ -17,6 +17,8 @@ import pytest
 from balans_api.app import create_app
 from balans_api.settings import ApiSettings
 from balans_api.users import create_user
+from balans_balance.alerts import reconcile
+from balans_balance.detectors.verification_due import verification_findings
 from balans_billing import storage
 from balans_billing.invoicing import bill_building
 from balans_billing.periods import month_bounds
@@ -273,6 +275,28 @@ async def test_verification_due(
 
     assert block["meter"] in await due(30)
     assert block["meter"] not in await due(5)
+
+    # the alert opens before expiry, and closes when the new verification is recorded
+    now = datetime.now(UTC)
+    findings = await verification_findings(conn, block["id"], now)
+    assert [f.kind for f in findings] == ["verification_due"]
+    await reconcile(conn, block["id"], findings, now)
+    alert = await conn.fetchrow(
+        "select state, severity, meter_id from alerts where kind = 'verification_due'"
+    )
+    assert alert["state"] == "open"
+    assert alert["severity"] == "info"
+    await conn.execute(
+        "update meters set verified_on = $2 where serial = $1", block["meter"], today
+    )
+    await reconcile(conn, block["id"], await verification_findings(conn, block["id"], now), now)
+    assert (
+        await conn.fetchval("select state from alerts where id = (select max(id) from alerts)")
+        == "closed"
+    )
+    await conn.execute(
+        "update meters set verified_on = $2 where serial = $1", block["meter"], verified
+    )
     await conn.execute(
         "update meters set verification_interval_years = 10 where serial = $1", block["meter"]
     )

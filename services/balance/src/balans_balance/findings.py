@@ -28,6 +28,7 @@ KINDS = (
     "concentrator_silent",
     "missing_data",
     "consumer_leak",
+    "verification_due",  # detectors/verification_due.py
 )
 
 

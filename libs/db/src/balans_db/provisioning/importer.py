@@ -39,7 +39,8 @@ class ImportReport:
 # key -> the building it is stored in, for city-wide keys of a document's buildings
 _STORED_ELSEWHERE = {
     "accounts": """select a.number::text as key, b.code from accounts a
-                   join flats f on f.id = a.flat_id join buildings b on b.id = f.building_id
+                   left join flats f on f.id = a.flat_id
+                   join buildings b on b.id = coalesce(a.building_id, f.building_id)
                    where a.number = any($1::text[]) and b.code <> all($2::text[])""",
     "concentrators": """select c.serial::text as key, b.code from concentrators c
                         join buildings b on b.id = c.building_id
