@@ -1,5 +1,7 @@
 """Administering users: the password policy on create and change, and the rules that keep
-someone able to administer (no self-deactivation, never the last active admin)."""
+someone able to administer (no self-deactivation, never the last active admin); a user's
+own preferences (language, monthly e-mail) and errors in the reader's language; integrators'
+webhook subscriptions."""
 
 from __future__ import annotations
 
@@ -159,3 +161,59 @@ async def test_the_last_active_admin_stays(client: httpx.AsyncClient, world: Wor
             await conn.execute("update users set active = true where id = $1", first_id)
         finally:
             await conn.close()
+
+
+async def test_preferences_kept_on_the_user_row(client: httpx.AsyncClient, world: World) -> None:
+    consumer = auth(world, "consumer")
+    assert (await client.get("/api/v1/me/preferences", headers=consumer)).json() == {
+        "language": None,
+        "monthly_email": True,
+    }
+    chosen = {"language": "ru", "monthly_email": False}
+    response = await client.put("/api/v1/me/preferences", headers=consumer, json=chosen)
+    assert response.status_code == 200, response.text
+    assert (await client.get("/api/v1/me/preferences", headers=consumer)).json() == chosen
+    refused = await client.put(
+        "/api/v1/me/preferences", headers=consumer, json={"language": "de", "monthly_email": True}
+    )
+    assert refused.status_code == 422
+
+
+async def test_errors_in_the_readers_language(client: httpx.AsyncClient) -> None:
+    by_header = await client.get("/api/v1/auth/me", headers={"Accept-Language": "ru-RU,ru;q=0.9"})
+    assert by_header.status_code == 401
+    assert by_header.json()["error"]["message"] == "требуется аутентификация"
+    by_cookie = await client.get("/api/v1/auth/me", headers={"Cookie": "balans_lang=ro"})
+    assert by_cookie.json()["error"]["message"] == "autentificare necesară"
+    english = await client.get("/api/v1/auth/me")
+    assert english.json()["error"]["message"] == "authentication required"
+
+
+async def test_webhook_subscriptions(client: httpx.AsyncClient, world: World) -> None:
+    admin = auth(world, "admin")
+    body = {"url": "http://127.0.0.1:9/hooks", "events": ["invoice.issued", "alert.opened"]}
+    created = await client.post("/api/v1/webhooks", headers=admin, json=body)
+    assert created.status_code == 201, created.text
+    hook = created.json()
+    assert hook["secret"].startswith("whsec_")
+    assert hook["events"] == ["alert.opened", "invoice.issued"]
+    listed = (await client.get("/api/v1/webhooks", headers=admin)).json()["items"]
+    assert [h["id"] for h in listed] == [hook["id"]]
+    assert "secret" not in listed[0]
+    paused = await client.patch(
+        f"/api/v1/webhooks/{hook['id']}", headers=admin, json={"active": False}
+    )
+    assert paused.json()["active"] is False
+    detail = (await client.get(f"/api/v1/webhooks/{hook['id']}", headers=admin)).json()
+    assert detail["deliveries"] == {}
+    dead = await client.get("/api/v1/webhook-deliveries?state=dead", headers=admin)
+    assert dead.json() == {"items": [], "next_cursor": None}
+    unknown = await client.post(
+        "/api/v1/webhooks", headers=admin, json={**body, "events": ["reading.stored"]}
+    )
+    assert unknown.status_code == 422
+    forbidden = await client.get("/api/v1/webhooks", headers=auth(world, "consumer"))
+    assert forbidden.status_code == 403
+    assert (await client.delete(f"/api/v1/webhooks/{hook['id']}", headers=admin)).status_code == 204
+    gone = await client.get(f"/api/v1/webhooks/{hook['id']}", headers=admin)
+    assert gone.status_code == 404

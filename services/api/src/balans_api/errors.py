@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from balans_api.i18n import localizer
 from balans_api.metrics import ERRORS
+from balans_i18n.catalogs import COOKIE
 from balans_i18n.localizer import N_
 
 log = structlog.get_logger("api")
@@ -57,6 +58,10 @@ TRANSLATED = (
 
 
 def _said(request: Request, message: str) -> str:
+    """``message`` in the reader's language; English for a client that names none (an
+    integrator's script), not the portal's default, Romanian."""
+    if COOKIE not in request.cookies and "accept-language" not in request.headers:
+        return message
     return localizer(request).gettext(message)
 
 
