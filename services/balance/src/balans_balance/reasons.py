@@ -61,6 +61,10 @@ SENTENCES: dict[str, str] = {
     "low_battery.low_or_falling": "module {module}: battery low or heading for cut-off",
     "consumer_leak.night_flow": "meter {meter_serial}: water ran every hour of the last three "
     "nights (a dripping tap or a running cistern?)",
+    "verification_due.due": "meter {meter_serial}: its verification is due on {due_on} "
+    "(every {interval_years} years)",
+    "verification_due.expired": "meter {meter_serial}: its verification expired on {due_on} "
+    "(every {interval_years} years)",
 }
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, time, timedelta
 import asyncpg
 
 from balans_balance.findings import Finding
+from balans_balance.reasons import reason
 from balans_core.settings import CommonSettings
 from balans_db.queries import world
 
@@ -33,6 +34,12 @@ async def verification_findings(
     for r in rows:
         due = datetime.combine(r["due_on"], time(), UTC)
         expired = r["due_on"] <= today
+        code, params, summary = reason(
+            "verification_due.expired" if expired else "verification_due.due",
+            meter_serial=r["serial"],
+            due_on=r["due_on"].isoformat(),
+            interval_years=r["interval_years"],
+        )
         findings.append(
             Finding(
                 kind="verification_due",
@@ -40,11 +47,7 @@ async def verification_findings(
                 first_hour=due - timedelta(days=cfg.verification_warn_days),
                 last_hour=due,
                 active=True,
-                summary=(
-                    f"meter {r['serial']} ({r['utility']}): verification "
-                    + ("expired on" if expired else "due on")
-                    + f" {r['due_on'].isoformat()} (every {r['interval_years']} years)"
-                ),
+                summary=summary,
                 building_id=building_id,
                 meter_id=r["id"],
                 severity="warning" if expired else "info",
@@ -54,6 +57,8 @@ async def verification_findings(
                     "interval_years": r["interval_years"],
                     "expired": expired,
                 },
+                reason_code=code,
+                reason_params=params,
             )
         )
     return findings
