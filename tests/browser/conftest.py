@@ -1,0 +1,73 @@
+"""Shared by the browser tests: one Chromium per test module, a page that records its
+console errors, and signing in through the login form."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from balans_i18n.catalogs import COOKIE
+
+CHROMIUM = "/usr/bin/chromium"
+OUTSIDE = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
+
+
+@pytest.fixture(scope="module")
+async def chromium() -> AsyncIterator[Any]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} missing: run scripts/os-packages.sh (as root)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        await browser.close()
+
+
+class Tab:
+    """A browser context with one page; ``errors`` collects console errors and uncaught
+    exceptions, but for the HTTP statuses a test provokes on purpose (``expect``)."""
+
+    def __init__(self, context: Any, page: Any) -> None:
+        self.context = context
+        self.page = page
+        self.errors: list[str] = []
+        self.expected_statuses: set[int] = set()
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("dialog", lambda dialog: dialog.accept())
+
+    def _console(self, message: Any) -> None:
+        if message.type != "error":
+            return
+        provoked = any(f"status of {s} " in message.text for s in self.expected_statuses)
+        if not provoked:
+            self.errors.append(message.text)
+
+    async def close(self) -> None:
+        await self.context.close()
+
+
+async def open_tab(chromium: Any, base: str, locale: str = "en") -> Tab:
+    context = await chromium.new_context(
+        viewport={"width": 1280, "height": 900},
+        locale={"ro": "ro-MD", "ru": "ru-RU", "en": "en-GB"}[locale],
+    )
+    await context.add_cookies([{"name": COOKIE, "value": locale, "url": base}])
+    # the test machine has no internet: anything not of the app (map tiles) answers empty
+    await context.route(OUTSIDE, lambda route: route.fulfill(status=204))
+    return Tab(context, await context.new_page())
+
+
+async def sign_in(tab: Tab, base: str, who: tuple[str, str]) -> None:
+    await tab.page.goto(base + "/login")
+    await tab.page.fill("input[name=username]", who[0])
+    await tab.page.fill("input[name=password]", who[1])
+    await tab.page.click("button[type=submit]")
