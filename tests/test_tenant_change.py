@@ -5,16 +5,21 @@ days billed to the owner account, and readings entered twice stored once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+import typer
+from typer.testing import CliRunner
 
 from balans_api.app import create_app
+from balans_api.cli import register
 from balans_api.settings import ApiSettings
 from balans_api.users import create_user
 from balans_balance.alerts import reconcile
@@ -334,4 +339,31 @@ async def test_historical_readings_csv(
     refused = await client.post("/api/v1/imports/readings", content=unknown, headers=headers)
     assert refused.status_code == 422, refused.text
     assert [p["path"] for p in refused.json()["error"]["details"]] == ["row 3.serial"]
+    assert await _counts(conn) == before
+
+
+async def test_import_readings_cli(
+    database_url: str, conn: asyncpg.Connection, block: dict[str, Any], tmp_path: Path
+) -> None:
+    """``balans import-readings FILE``: the same path; readings stored before are kept, a bad
+    file exits 1 naming the row and writes nothing."""
+    app = typer.Typer()
+    register(app)
+    good = tmp_path / "readings.csv"
+    good.write_text(
+        f"serial,time,register\n{block['meter']},2025-11-01T00:00:00+02:00,5\n", encoding="utf-8"
+    )
+    env = {"BALANS_DATABASE_URL": database_url}
+    runner = CliRunner()
+    first = await asyncio.to_thread(runner.invoke, app, ["import-readings", str(good)], env=env)
+    assert first.exit_code == 0, first.output
+    assert "1 received, 1 new" in first.output
+    again = await asyncio.to_thread(runner.invoke, app, ["import-readings", str(good)], env=env)
+    assert "1 received, 0 new" in again.output
+    before = await _counts(conn)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"serial,time,register\n{block['meter']},2025-11-02,x\n", encoding="utf-8")
+    refused = await asyncio.to_thread(runner.invoke, app, ["import-readings", str(bad)], env=env)
+    assert refused.exit_code == 1
+    assert "row 2.register" in refused.output
     assert await _counts(conn) == before

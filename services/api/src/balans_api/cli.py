@@ -9,7 +9,7 @@ import typer
 
 from balans_api import audit
 from balans_api.db import open_pool
-from balans_api.import_cli import export_command, import_command
+from balans_api.import_cli import export_command, import_command, import_readings_command
 from balans_api.password_policy import MIN_LENGTH, WeakPasswordError, check_password
 from balans_api.settings import ApiSettings
 from balans_api.users import create_user, ensure_demo_users
@@ -102,3 +102,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(user_app, name="user")
     app.command("import")(import_command)
     app.command("export")(export_command)
+    app.command("import-readings")(import_readings_command)

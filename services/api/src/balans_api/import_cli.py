@@ -14,10 +14,12 @@ import asyncpg
 import typer
 
 from balans_api.provisioning import announce, keys_hex
+from balans_api.register_readings import announce_readings
 from balans_api.settings import ApiSettings
 from balans_db.provisioning.document import WorldDocument
 from balans_db.provisioning.export import export_document
 from balans_db.provisioning.importer import ImportReport, import_document
+from balans_db.provisioning.readings import ReadingsReport, parse_csv, store_readings
 from balans_db.provisioning.validation import InvalidDocumentError, parse_document
 from balans_db.secrets import KeyVault
 
@@ -104,3 +106,28 @@ def export_command(
         typer.echo(text)
     else:
         output.write_text(text + "\n", encoding="utf-8")
+
+
+async def _import_readings(settings: ApiSettings, text: str) -> ReadingsReport:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        async with conn.transaction():
+            report = await store_readings(conn, parse_csv(text))
+            await announce_readings(conn, report)
+            return report
+    finally:
+        await conn.close()
+
+
+def import_readings_command(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="CSV: serial,time,register (docs/provisioning.md)."
+    ),
+) -> None:
+    """Import historical register readings (idempotent: a reading stored before is kept)."""
+    try:
+        report = asyncio.run(_import_readings(ApiSettings(), file.read_text(encoding="utf-8-sig")))
+    except InvalidDocumentError as exc:
+        _refuse(exc)
+        return
+    typer.echo(f"readings: {report.received} received, {report.inserted} new")
