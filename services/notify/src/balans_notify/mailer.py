@@ -44,8 +44,8 @@ class SmtpMailer:
                 message,
                 hostname=s.notify_smtp_host,
                 port=s.notify_smtp_port,
-                username=s.notify_smtp_username,
-                password=s.notify_smtp_password,
+                username=s.notify_smtp_username or None,
+                password=s.notify_smtp_password or None,
                 use_tls=s.notify_smtp_tls,
                 timeout=s.notify_smtp_timeout_s,
             )
