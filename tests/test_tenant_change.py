@@ -28,6 +28,8 @@ from balans_billing import storage
 from balans_billing.invoicing import bill_building
 from balans_billing.periods import month_bounds
 from balans_billing.tariffs import TariffSpec
+from balans_db.provisioning.importer import import_document
+from balans_db.provisioning.validation import parse_document
 from balans_db.secrets import KeyVault
 from balans_db.topology import SiteSpec, regular_building, write_building
 
@@ -247,6 +249,15 @@ async def test_tenant_change_splits_the_month(
     assert lines["t-tenancy-owner"]["block_1"].quantity == D("0.264")
     assert lines["t-tenancy-owner"]["fixed"].quantity == D("0.355")
     assert await bill_building(conn, block["id"], *JAN) == []  # idempotent
+
+    # the periods and the owner account survive export and import unchanged
+    exported = await client.get("/api/v1/exports", params={"building": "t-tenancy-1c"})
+    doc = exported.json()
+    accounts = {a["number"]: a for a in doc["buildings"][0]["accounts"]}
+    assert accounts["t-tenancy-owner"]["flat"] is None
+    assert accounts[old_number]["closed_on"] == "2026-01-11"
+    report = await import_document(conn, parse_document(doc), KeyVault())
+    assert not report.changed
 
     # each consumer sees only its own days of the flat
     await create_user(conn, "t-old", PASSWORD, "consumer", by_number[old_number])

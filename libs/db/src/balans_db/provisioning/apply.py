@@ -116,14 +116,16 @@ on conflict (serial) do update set concentrator_id = excluded.concentrator_id,
   installed_on = excluded.installed_on""",
     "meters": """
 insert into meters (serial, building_id, utility, kind, role, flat_id, riser_id, pulse_weight,
-                    unit, pipe, accuracy_class, installed_on, has_valve, verified_on)
+                    unit, pipe, accuracy_class, installed_on, has_valve, verified_on,
+                    verification_interval_years)
 select x.serial, b.id, x.utility, x.kind, x.role, f.id, r.id, x.pulse_weight, x.unit, x.pipe,
-       x.accuracy_class, coalesce(x.installed_on, current_date), x.has_valve, x.verified_on
+       x.accuracy_class, coalesce(x.installed_on, current_date), x.has_valve, x.verified_on,
+       x.interval_years
 from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
             $8::numeric[], $9::text[], $10::text[], $11::text[], $12::date[], $13::bool[],
-            $14::date[]) with ordinality
+            $14::date[], $15::int[]) with ordinality
   as x(serial, code, utility, kind, role, flat, riser, pulse_weight, unit, pipe,
-       accuracy_class, installed_on, has_valve, verified_on, ord)
+       accuracy_class, installed_on, has_valve, verified_on, interval_years, ord)
 join buildings b on b.code = x.code
 left join flats f on f.building_id = b.id and f.number = x.flat
 left join risers r on r.building_id = b.id and r.number = x.riser
@@ -133,7 +135,8 @@ on conflict (serial) do update set building_id = excluded.building_id,
   flat_id = excluded.flat_id, riser_id = excluded.riser_id,
   pulse_weight = excluded.pulse_weight, unit = excluded.unit, pipe = excluded.pipe,
   accuracy_class = excluded.accuracy_class, installed_on = excluded.installed_on,
-  has_valve = excluded.has_valve, verified_on = excluded.verified_on""",
+  has_valve = excluded.has_valve, verified_on = excluded.verified_on,
+  verification_interval_years = excluded.verification_interval_years""",
     "channels": """
 insert into channels (meter_id, module_serial, input, valid_from, valid_to, count_at_start,
                       count_at_end, register_offset)

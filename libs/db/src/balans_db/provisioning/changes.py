@@ -131,6 +131,7 @@ def building_rows(b: BuildingDoc) -> Iterator[tuple[str, Row]]:
                     mt.installed_on,
                     mt.has_valve,
                     mt.verified_on,
+                    mt.verification_interval_years,
                 ),
             ),
         )
@@ -308,6 +309,7 @@ def stored_rows(
                 r["installed_on"],
                 r["has_valve"],
                 r["verified_on"],
+                r["verification_interval_years"],
             )
             if r["module_serial"] is not None:
                 rows["channels"][r["serial"]] = (code, *stored_channel_values(r))

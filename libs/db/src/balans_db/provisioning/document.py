@@ -256,6 +256,13 @@ class MeterDoc(Part):
     has_valve: bool = False
     installed_on: date | None = None
     verified_on: date | None = None
+    verification_interval_years: int | None = Field(
+        None,
+        ge=1,
+        le=50,
+        description="re-verification interval; null: the utility's default "
+        "(docs/provisioning.md, 'Verification (calibration) intervals')",
+    )
     channel: ChannelDoc | None = None
     mbus: MbusDoc | None = Field(None, description="a standard M-Bus meter's address")
 

@@ -83,7 +83,8 @@ where m.building_id = any($1::int[]) and m.serial {_REAL} order by m.id
 _METERS = f"""
 select m.building_id, m.serial, m.utility, m.kind, m.role, f.number as flat,
        r.number as riser, m.pulse_weight, m.unit, m.pipe, m.accuracy_class, m.has_valve,
-       m.installed_on, m.verified_on, ch.module_serial, ch.input, ch.valid_from, ch.valid_to,
+       m.installed_on, m.verified_on, m.verification_interval_years, ch.module_serial, ch.input,
+       ch.valid_from, ch.valid_to,
        ch.count_at_start, ch.count_at_end, ch.register_offset
 from meters m left join flats f on f.id = m.flat_id left join risers r on r.id = m.riser_id
 left join channels ch on ch.meter_id = m.id and ch.module_serial {_REAL}
@@ -272,6 +273,7 @@ def _meter(r: Any, mbus: Any) -> MeterDoc:
             "has_valve",
             "installed_on",
             "verified_on",
+            "verification_interval_years",
         ),
         channel=channel,
         mbus=None
