@@ -19,10 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 import asyncpg
 
 from balans_db.provisioning.importer import WORLD_LOCK
+from balans_db.queries import Db
 
 
 @dataclass(frozen=True)
@@ -197,8 +199,8 @@ async def _register_problems(
         """select ts, count from pulse_readings where module_serial = $1 and input = $2
              and ts < $3 and ($4::timestamptz is null or ts > $4)
            order by ts desc limit 1""",
-        x.module,
-        x.input,
+        old["module_serial"],
+        old["input"],
         x.at,
         old["valid_from"],
     )
@@ -254,19 +256,32 @@ async def _create_meter(
     return meter_id
 
 
-async def exchanges_of_flat(
-    conn: asyncpg.Connection, flat_id: int, start: datetime, end: datetime
-) -> list[asyncpg.Record]:
-    """The exchanges on the flat's meters in [start, end): ``at``, ``utility``,
-    ``old_serial``, ``new_serial`` (a marker for the flat's series)."""
-    return await conn.fetch(
-        """select n.valid_from as at, m.utility, om.serial as old_serial, m.serial as new_serial
-           from channels n join meters m on m.id = n.meter_id
-           left join channels o on o.module_serial = n.module_serial and o.input = n.input
-                and o.valid_to = n.valid_from
-           left join meters om on om.id = o.meter_id
-           where m.flat_id = $1 and n.valid_from >= $2 and n.valid_from < $3
-           order by n.valid_from""",
+_MARKERS = """
+select n.valid_from as at, m.utility, om.serial as old_meter, m.serial as new_meter,
+       f.number as flat, r.number as riser
+from channels n join meters m on m.id = n.meter_id
+left join flats f on f.id = m.flat_id left join risers r on r.id = m.riser_id
+left join channels o on o.module_serial = n.module_serial and o.input = n.input
+     and o.valid_to = n.valid_from
+left join meters om on om.id = o.meter_id
+where n.valid_from is not null and {where}
+order by n.valid_from, m.serial"""
+
+
+async def exchanges_of_building(db: Db, code: str) -> list[Any] | None:
+    """The exchanges on the building's meters (``at``, ``utility``, ``old_meter``,
+    ``new_meter``, ``flat``, ``riser``), oldest first; None if there is no building."""
+    building_id = await db.fetchval("select id from buildings where code = $1", code)
+    if building_id is None:
+        return None
+    return await db.fetch(_MARKERS.format(where="m.building_id = $1"), building_id)
+
+
+async def exchanges_of_flat(db: Db, flat_id: int, start: datetime, end: datetime) -> list[Any]:
+    """The exchanges on the flat's meters in [start, end), as
+    :func:`exchanges_of_building` (a marker on the flat's series)."""
+    return await db.fetch(
+        _MARKERS.format(where="m.flat_id = $1 and n.valid_from >= $2 and n.valid_from < $3"),
         flat_id,
         start,
         end,

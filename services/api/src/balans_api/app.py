@@ -27,6 +27,7 @@ from balans_api.routes import (
     billing,
     commands,
     estimator,
+    exchanges,
     imports,
     network,
     preferences,
@@ -95,6 +96,7 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
         commands,
         estimator,
         admin,
+        exchanges,  # before provisioning: /buildings/{code}/meter-exchanges is no collection
         provisioning,
         accounts,
         reading_imports,
