@@ -524,3 +524,67 @@ async def _consumed(conn: asyncpg.Connection, meter_ids: list[int]) -> bool:
         READ_AT[-2],
     )
     return bool(done == len(meter_ids))
+
+
+async def test_refused_telegrams_write_nothing_and_are_counted(
+    conn: asyncpg.Connection, database_url: str, own_nats: EmbeddedNats, onboarded: bytes,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """One batch: a good telegram, one of an unregistered meter, one under a wrong key and
+    one from another device (version) at a registered address. Only the good one is stored."""
+    at = SENT[-1] + timedelta(hours=1)
+    water, flat_el, building_water = (
+        BY_SERIAL["mb-cw-1"],
+        BY_SERIAL["mb-el-1"],
+        BY_SERIAL["mb-cw-b"],
+    )
+    stranger = Meter("KAM", "39999999", 0x1B, COLD_WATER)
+    impostor = Meter("KAM", building_water.meter.device_id, 0x1C, COLD_WATER)
+    batch = [
+        _raw(water.telegram(0), at),
+        _raw(water.telegram(1, meter=stranger), at),
+        _raw(flat_el.telegram(1, key=GAS_KEY), at),
+        _raw(building_water.telegram(1, meter=impostor), at),
+    ]
+    before = _outcomes()
+    async with (
+        running_ingest(own_nats.url, database_url) as ingest,
+        running_persister(own_nats.url, database_url),
+        ingest.client(CONCENTRATOR, onboarded, boot=2) as client,
+    ):
+        await client.upload(batch)
+        async with asyncio.timeout(20):
+            await client.flush()
+        await eventually(
+            "the good telegram stored", lambda: _stored_at(conn, water, at), timeout_s=30
+        )
+    after = _outcomes()
+    counted = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    assert counted["stored"] == 1
+    assert counted["unknown_meter"] == 1
+    assert counted["decryption_failed"] == 1
+    assert counted["identity_mismatch"] == 1
+    # nothing of the refused ones: not the import, not its export or phases
+    for s in (flat_el, building_water):
+        assert not await _stored_at(conn, s, at, any_input=True), s.serial
+    assert await conn.fetchval("select count(*) from mbus_meters where device_id = '39999999'") == 0
+    out = capsys.readouterr().out
+    assert "no 0x2F2F after decryption: wrong key" in out
+    assert "version 0x1C in the telegram, 0x1B registered" in out
+    assert "KAM 39999999" in out  # the unregistered meter, named once per batch
+
+
+async def _stored_at(
+    conn: asyncpg.Connection, s: Standard, at: datetime, *, any_input: bool = False
+) -> bool:
+    serial = virtual_module_serial(s.meter.manufacturer, s.meter.device_id)
+    hour = at + timedelta(minutes=50)
+    return bool(
+        await conn.fetchval(
+            """select count(*) from pulse_readings
+               where module_serial = $1 and ts = $2 and ($3 or input = 0)""",
+            serial,
+            hour,
+            any_input,
+        )
+    )
