@@ -217,3 +217,71 @@ async def test_webhook_subscriptions(client: httpx.AsyncClient, world: World) ->
     assert (await client.delete(f"/api/v1/webhooks/{hook['id']}", headers=admin)).status_code == 204
     gone = await client.get(f"/api/v1/webhooks/{hook['id']}", headers=admin)
     assert gone.status_code == 404
+
+
+async def test_a_role_changed_audited_and_kept_for_an_admin(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """An operator becomes a manager (audited, the new role's scopes at once); a consumer
+    needs an account and only a consumer has one; the admin's own role stays; a
+    deactivated user is let in again."""
+    name = _name()
+    admin = auth(world, "admin")
+    created = await client.post(
+        "/api/v1/users",
+        json={"username": name, "password": GOOD, "role": "operator"},
+        headers=admin,
+    )
+    user_id = created.json()["id"]
+    done = await client.patch(f"/api/v1/users/{user_id}", json={"role": "manager"}, headers=admin)
+    assert done.status_code == 200, done.text
+    assert done.json()["role"] == "manager"
+    login = await client.post("/api/v1/auth/token", data={"username": name, "password": GOOD})
+    me = await client.get(
+        "/api/v1/auth/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"}
+    )
+    assert me.json()["scopes"] == ["read"]
+    audit = await client.get(f"/api/v1/audit?action=user.update&target=user:{name}", headers=admin)
+    assert [a["detail"] for a in audit.json()["items"]] == [{"role": "manager"}]
+    no_account = await client.patch(
+        f"/api/v1/users/{user_id}", json={"role": "consumer"}, headers=admin
+    )
+    assert no_account.status_code == 422
+    assert "account_id is required" in no_account.json()["error"]["message"]
+    own = await client.patch(
+        f"/api/v1/users/{await _admin_id(client, world, 'admin')}",
+        json={"role": "operator"},
+        headers=admin,
+    )
+    assert own.status_code == 409
+    users = (await client.get("/api/v1/users?limit=1000", headers=admin)).json()["items"]
+    assert {u["username"]: u["role"] for u in users}[name] == "manager"
+    assert (await client.post(f"/api/v1/users/{user_id}/deactivate", headers=admin)).is_success
+    refused = await client.post("/api/v1/auth/token", data={"username": name, "password": GOOD})
+    assert refused.status_code == 401
+    again = await client.post(f"/api/v1/users/{user_id}/activate", headers=admin)
+    assert again.json()["active"] is True
+    login = await client.post("/api/v1/auth/token", data={"username": name, "password": GOOD})
+    assert login.status_code == 200
+
+
+async def test_audit_filters_narrow_the_log(client: httpx.AsyncClient, world: World) -> None:
+    admin = auth(world, "admin")
+    await client.post(
+        "/api/v1/api-keys", json={"name": "filtered", "scopes": ["read"]}, headers=admin
+    )
+    everything = (await client.get("/api/v1/audit?limit=1000", headers=admin)).json()["items"]
+    keys = (
+        await client.get("/api/v1/audit?action=api_key.create&actor=user:admin", headers=admin)
+    ).json()["items"]
+    expected = [
+        a for a in everything if a["action"] == "api_key.create" and a["actor"] == "user:admin"
+    ]
+    assert keys
+    assert keys == expected
+    last = keys[-1]["at"]
+    since = await client.get("/api/v1/audit", params={"since": last}, headers=admin)
+    assert all(a["at"] >= last for a in since.json()["items"])
+    assert keys[-1] in since.json()["items"]
+    until = await client.get("/api/v1/audit", params={"until": last, "limit": 1000}, headers=admin)
+    assert keys[-1] not in until.json()["items"]
