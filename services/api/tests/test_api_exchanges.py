@@ -4,6 +4,7 @@ writing nothing, and the building's document keeping the channel history."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,11 +13,38 @@ import asyncpg
 import httpx
 import pytest
 
-from .conftest import World, auth
+from balans_api.users import create_user
+from balans_db.secrets import KeyVault
+from balans_db.topology import demo_city, write_building
+
+from .conftest import PASSWORD, ROLES, World, auth
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 URL = "/api/v1/provisioning/meter-exchanges"
+
+
+@pytest.fixture(scope="module")
+async def world(database_url: str) -> AsyncIterator[World]:
+    """Only demo-1a and one user per role (the shared world's 60 days of data are not
+    needed here)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        spec = next(s for s in demo_city() if s.code == "demo-1a")
+        building_id = await write_building(conn, spec, KeyVault())
+        flat_id, meter_id = await conn.fetchrow(
+            "select flat_id, id from meters where building_id = $1 and role = 'flat' limit 1",
+            building_id,
+        )
+        account_id = await conn.fetchval("select id from accounts where flat_id = $1", flat_id)
+        for role in ROLES:
+            await create_user(
+                conn, role, PASSWORD, role, account_id if role == "consumer" else None
+            )
+        ids = (building_id, building_id, flat_id, flat_id, account_id, meter_id, meter_id)
+        yield World(database_url, *ids, meter_id, {})
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="module")
