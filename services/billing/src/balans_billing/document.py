@@ -87,8 +87,12 @@ class InvoiceDocument(BaseModel):
     heat_data: DataCoverage | None = None
 
 
-def _register(count: int | None, weight: float) -> Decimal | None:
-    return None if count is None else (Decimal(count) * Decimal(str(weight))).normalize()
+def _register(count: int | None, weight: float, offset: Decimal) -> Decimal | None:
+    """The meter's register: offset + count × pulse weight (the offset is not 0 for a
+    meter put on its input by an exchange, docs/provisioning.md)."""
+    if count is None:
+        return None
+    return (Decimal(offset) + Decimal(count) * Decimal(str(weight))).normalize()
 
 
 async def load_document(conn: asyncpg.Connection, invoice_id: int) -> InvoiceDocument:
@@ -132,10 +136,12 @@ async def load_document(conn: asyncpg.Connection, invoice_id: int) -> InvoiceDoc
                 serial=r["serial"],
                 utility=r["utility"],
                 unit=r["unit"],
-                start_on=first,
-                end_on=last + timedelta(days=1),
-                start_value=_register(r["at_start"], r["pulse_weight"]),
-                end_value=_register(r["at_end"], r["pulse_weight"]),
+                start_on=r["started_at"].astimezone(zone).date() if r["started_at"] else first,
+                end_on=r["ended_at"].astimezone(zone).date()
+                if r["ended_at"]
+                else last + timedelta(days=1),
+                start_value=_register(r["at_start"], r["pulse_weight"], r["register_offset"]),
+                end_value=_register(r["at_end"], r["pulse_weight"], r["register_offset"]),
             )
             for r in registers
         ),

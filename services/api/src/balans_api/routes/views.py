@@ -22,10 +22,12 @@ from balans_api.errors import ERROR_RESPONSES, ApiError, not_found
 from balans_api.fastjson import dict_response, raw_json
 from balans_api.models import AlertPublic, ConsumptionPoint, Series
 from balans_api.principal import Principal
+from balans_api.routes.exchanges import ExchangeMarker
 from balans_api.series import series
 from balans_api.timerange import Span, TimeRange
 from balans_api.timerange import span as bounds_of
 from balans_api.visibility import VALVE_STATE, check_building, check_flat
+from balans_db.exchanges import exchanges_of_flat
 from balans_db.queries import allocation, balance, ingest, world
 from balans_db.queries.allocation import Points
 
@@ -98,6 +100,11 @@ class Profile(BaseModel):
     forecast_kwh: float | None = Field(description="forecast.kwh (kept for integrators).")
     forecast: Forecast
     coefficients: Coefficients
+    exchanges: list[ExchangeMarker] = Field(
+        default_factory=list,
+        description="Meter exchanges in the month: where the old meter's series ends and the "
+        "new one's begins (the heat runs on across them).",
+    )
 
 
 class History(BaseModel):
@@ -359,6 +366,9 @@ async def profile(
             "forecast_kwh": forecast.kwh,
             "forecast": forecast.model_dump(),
             "coefficients": coefficients.model_dump(),
+            "exchanges": [
+                dict(r) for r in await exchanges_of_flat(pool, flat_id, span.start, span.end)
+            ],
         }
     )
 
@@ -420,7 +430,7 @@ async def readings_on(
                 utility=r["utility"],
                 unit=r["unit"],
                 ts=r["ts"],
-                value=r["count"] * r["weight"] if r["count"] is not None else None,
+                value=r["offset"] + r["count"] * r["weight"] if r["count"] is not None else None,
             )
             for r in rows
         ],
