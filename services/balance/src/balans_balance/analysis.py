@@ -30,6 +30,7 @@ from balans_balance.detectors.long_standing import (
 )
 from balans_balance.detectors.meter_faults import METER_FAULTS, member_shifts
 from balans_balance.detectors.silences_and_batteries import reporting_findings
+from balans_balance.detectors.verification_due import verification_findings
 from balans_balance.findings import Finding
 from balans_balance.forecast import (
     continuous_night_flow,
@@ -49,8 +50,9 @@ from balans_physics.water import heat_per_m3
 MIN_MEMBER_COVERAGE = 0.5
 EVIDENCE_POINTS = 336
 MERGE_GAP = timedelta(hours=12)
-# what names a member's fault without the balance: the register or the module says it
-BALANCE_FREE = ("register_still", "register_still_tamper_flag", "tamper_flag")
+# what names a member's fault without the balance: the module's tamper flag (a still
+# water register alone may be a flat nobody lives in)
+BALANCE_FREE = ("register_still_tamper_flag", "tamper_flag")
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ def member_alerts(
 
     Where the subscribers cover too little of the balance to confirm anything (cold
     water with a few flat meters), only the verdicts that need no balance stand: a still
-    register, the tamper flag, a growing error."""
+    register with the tamper flag, the tamper flag."""
     members = [m for m in group.member_ids if m in data.meter_index]
     missed = np.zeros(len(data.hours))
     if not members:
@@ -290,7 +292,10 @@ def member_alerts(
             missed += t.missed * worth
             out.append(_flagged(data, group, meter_id, t, raw[t.member]))
             since[meter_id] = out[-1].first_hour
-    for r in still_registers(raw, quantum):
+    # heat only: a flat always draws some heat in the heating season, while its water
+    # meters stand still for weeks when nobody lives there
+    heat = data.utilities[group.balance_meter_id] == "heat"
+    for r in still_registers(raw, quantum) if heat else []:
         meter_id = members[r.member]
         if meter_id in since and since[meter_id] <= data.hours[r.start]:
             continue  # already named, from as early
@@ -746,6 +751,7 @@ async def analyse_building(
     data = await load_building(conn, building_id, until, days)
     incomplete = await store_coverage(conn, building_id, min_coverage, loss_target_share)
     findings, results = building_findings(data, cfg, incomplete)
+    findings.extend(await verification_findings(conn, building_id, until))
     units = {
         r["id"]: r["unit"]
         for r in await world.meters_by_id(conn, [g.balance_meter_id for g in data.groups])

@@ -149,8 +149,8 @@ with metered as (
   where g.building_id = $1 group by g.id
 )
 update balance_groups g set flats_served = c.served, flats_metered = c.metered,
-       coverage_complete = c.served = 0 or c.metered >= $2 * c.served,
-       loss_target_share = $3
+       coverage_complete = c.served = 0 or c.metered >= $2::float8 * c.served,
+       loss_target_share = $3::float8
 from counted c where c.id = g.id
 returning g.id, g.coverage_complete
 """
