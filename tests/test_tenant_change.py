@@ -6,6 +6,8 @@ days billed to the owner account, and readings entered twice stored once."""
 from __future__ import annotations
 
 import asyncio
+import io
+import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -28,6 +30,7 @@ from balans_billing import storage
 from balans_billing.invoicing import bill_building
 from balans_billing.periods import month_bounds
 from balans_billing.tariffs import TariffSpec
+from balans_db.provisioning.csv_tables import tables_from_zip
 from balans_db.provisioning.importer import import_document
 from balans_db.provisioning.validation import parse_document
 from balans_db.secrets import KeyVault
@@ -144,6 +147,15 @@ async def _heat_hours(http: httpx.AsyncClient, token: str, flat_id: int) -> list
     )
     assert response.status_code == 200, response.text
     return [datetime.fromisoformat(x["t"]) for x in response.json()["items"]]
+
+
+async def _job(http: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    async with asyncio.timeout(60):
+        while True:
+            body: dict[str, Any] = (await http.get(f"/api/v1/imports/{job_id}")).json()
+            if body["status"] in ("succeeded", "failed"):
+                return body
+            await asyncio.sleep(0.05)
 
 
 async def _counts(conn: asyncpg.Connection) -> tuple[int, int]:
@@ -377,4 +389,58 @@ async def test_import_readings_cli(
     refused = await asyncio.to_thread(runner.invoke, app, ["import-readings", str(bad)], env=env)
     assert refused.exit_code == 1
     assert "row 2.register" in refused.output
+    assert await _counts(conn) == before
+
+
+async def test_csv_files_per_entity(
+    client: httpx.AsyncClient, conn: asyncpg.Connection, block: dict[str, Any]
+) -> None:
+    """The building exported as CSV files imports back with nothing to change; a malformed
+    archive is a 422 naming file and row, and writes nothing."""
+    exported = await client.get("/api/v1/exports/csv", params={"building": "t-tenancy-1c"})
+    assert exported.status_code == 200, exported.text
+    archive = exported.content
+    tables = tables_from_zip(archive)
+    assert tables["accounts.csv"].startswith("building,number,flat,holder_name")
+    job = await client.post(
+        "/api/v1/imports/csv", content=archive, headers={"Content-Type": "application/zip"}
+    )
+    assert job.status_code == 202, job.text
+    done = await _job(client, job.json()["id"])
+    assert done["status"] == "succeeded", done
+    assert done["result"]["changes"] == {}
+
+    before = await _counts(conn)
+    meters = tables["meters.csv"].splitlines()
+    meters[1] = meters[1].replace(",0.001000,", ",-1,").replace(",0.001,", ",-1,")
+    tables["meters.csv"] = "\n".join(meters) + "\n"
+    tables["risers.csv"] += "no-such-building,9,1\n"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as out:
+        for name, text in tables.items():
+            out.writestr(name, text)
+    refused = await client.post(
+        "/api/v1/imports/csv",
+        content=buffer.getvalue(),
+        headers={"Content-Type": "application/zip"},
+    )
+    assert refused.status_code == 422, refused.text
+    rows = tables["risers.csv"].count("\n")
+    assert [p["path"] for p in refused.json()["error"]["details"]] == [
+        f"risers.csv row {rows}.building"
+    ]
+    tables["risers.csv"] = "\n".join(tables["risers.csv"].splitlines()[:-1]) + "\n"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as out:
+        for name, text in tables.items():
+            out.writestr(name, text)
+    refused = await client.post(
+        "/api/v1/imports/csv",
+        content=buffer.getvalue(),
+        headers={"Content-Type": "application/zip"},
+    )
+    assert refused.status_code == 422, refused.text
+    assert [p["path"] for p in refused.json()["error"]["details"]] == [
+        "meters.csv row 2.pulse_weight"
+    ]
     assert await _counts(conn) == before

@@ -26,6 +26,7 @@ from balans_api.routes import (
     balance,
     billing,
     commands,
+    csv_imports,
     estimator,
     exchanges,
     imports,
@@ -100,6 +101,7 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
         provisioning,
         accounts,
         reading_imports,
+        csv_imports,  # before imports: /imports/csv is no job id
         imports,
         preferences,
         webhooks,

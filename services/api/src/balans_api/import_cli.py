@@ -16,6 +16,13 @@ import typer
 from balans_api.provisioning import announce, keys_hex
 from balans_api.register_readings import announce_readings
 from balans_api.settings import ApiSettings
+from balans_db.provisioning.csv_tables import (
+    Origin,
+    parse_tables,
+    row_problems,
+    tables_from_zip,
+    to_zip,
+)
 from balans_db.provisioning.document import WorldDocument
 from balans_db.provisioning.export import export_document
 from balans_db.provisioning.importer import ImportReport, import_document
@@ -60,18 +67,24 @@ async def _import(settings: ApiSettings, doc: WorldDocument, dry_run: bool) -> I
 
 
 def import_command(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A world document."),
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="A world document, or a zip of CSV files."
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print what would change, write nothing."
     ),
 ) -> None:
     """Import a building or a city (idempotent: importing it again changes nothing)."""
     settings = ApiSettings()
+    origin: Origin = {}
     try:
-        doc = parse_document(file.read_bytes())
+        if file.suffix == ".zip":  # CSV files per entity (docs/provisioning.md)
+            doc, origin = parse_tables(tables_from_zip(file.read_bytes()))
+        else:
+            doc = parse_document(file.read_bytes())
         report = asyncio.run(_import(settings, doc, dry_run))
     except InvalidDocumentError as exc:
-        _refuse(exc)
+        _refuse(InvalidDocumentError(row_problems(exc.problems, origin)))
         return
     if dry_run:
         for line in report.changes.lines():
@@ -90,22 +103,26 @@ def import_command(
 
 def export_command(
     building: list[str] = typer.Option(None, "--building", help="A building code (repeat)."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="File (default: stdout)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="File (default: stdout); *.zip: CSV files per entity."
+    ),
 ) -> None:
     """Write stored buildings (default: all) as one world document."""
 
-    async def run() -> str:
+    async def run() -> WorldDocument:
         conn = await asyncpg.connect(ApiSettings().database_url)
         try:
-            return (await export_document(conn, building or None)).model_dump_json(indent=1)
+            return await export_document(conn, building or None)
         finally:
             await conn.close()
 
-    text = asyncio.run(run())
-    if output is None:
-        typer.echo(text)
+    doc = asyncio.run(run())
+    if output is not None and output.suffix == ".zip":  # CSV files per entity
+        output.write_bytes(to_zip(doc))
+    elif output is None:
+        typer.echo(doc.model_dump_json(indent=1))
     else:
-        output.write_text(text + "\n", encoding="utf-8")
+        output.write_text(doc.model_dump_json(indent=1) + "\n", encoding="utf-8")
 
 
 async def _import_readings(settings: ApiSettings, text: str) -> ReadingsReport:
