@@ -21,10 +21,14 @@ log = structlog.get_logger(__name__)
 
 
 def problems(exc: ValidationError) -> list[dict[str, str]]:
-    """Each problem of the tariff document with its path ("blocks.1.price")."""
+    """Each problem of the tariff document with its path ("blocks.1.price"). A list whose
+    items failed is not also called too short (pydantic counts only the valid items)."""
+    errors = exc.errors(include_url=False)
+    failed_inside = {e["loc"][:n] for e in errors for n in range(1, len(e["loc"]))}
     return [
         {"path": ".".join(str(p) for p in e["loc"]) or "spec", "message": e["msg"]}
-        for e in exc.errors(include_url=False)
+        for e in errors
+        if not (e["type"] == "too_short" and e["loc"] in failed_inside)
     ]
 
 
