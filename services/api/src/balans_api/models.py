@@ -88,6 +88,9 @@ class MeterPublic(Public):
     unit: str
     pipe: str | None
     has_valve: bool
+    valve_state: Literal["open", "closed"] | None = Field(
+        None, description="As the last valve command done left it; null without a valve."
+    )
     module_serial: int | None = None
     input: int | None = None
 
@@ -220,6 +223,18 @@ class BalanceGroupPublic(BaseModel):
     parent_id: int | None
     balance_meter_id: int | None
     member_meter_ids: list[int]
+    flats_served: int | None = Field(
+        None, description="Flats the balance meter serves (None before balance's analysis)."
+    )
+    flats_metered: int | None = Field(None, description="Of them, flats its members meter.")
+    coverage_complete: bool | None = Field(
+        None,
+        description="Enough flats metered for the imbalance to mean anything; False: shown "
+        "as incomplete ('10 of 40 flats metered'), raises no imbalance alerts.",
+    )
+    loss_target_share: float | None = Field(
+        None, description="Losses operators accept, as a share of the balance meter."
+    )
 
 
 class ImbalancePoint(BaseModel):
