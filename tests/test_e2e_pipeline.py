@@ -141,6 +141,8 @@ def running(
         "BALANS_SIM_BACKFILL_HOLDBACK_HOURS": str(HOLDBACK_HOURS),
         "BALANS_SIM_FAULTS_PER_WEEK": "0",
         "BALANS_SIM_OUTAGES_PER_WEEK": "0",
+        "BALANS_SIM_METER_EXCHANGES_PER_YEAR": "0",  # tests/test_meter_exchange.py covers them
+        "BALANS_SIM_TENANT_CHANGES_PER_YEAR": "0",
         "BALANS_SIM_GROUND_TRUTH": str(log_dir / "ground_truth.jsonl"),
         "BALANS_SIM_BOOT_FILE": str(log_dir / "sim-boot-counter"),
         "BALANS_PERIOD_CHECK_INTERVAL_S": "1",

@@ -28,20 +28,25 @@ def test_replay_leaves_the_registers_advance_would() -> None:
 
 
 def test_a_later_restart_continues_the_same_registers() -> None:
-    """Two service starts 30 h apart see the same faults and the same register series."""
+    """Two service starts 30 h apart see the same faults, meter exchanges and tenant
+    changes, and the same register series."""
     s = SimSettings(
         sim_preset="generated",
         sim_buildings=1,
         sim_epoch=EPOCH,
         sim_backfill_days=1,
         sim_faults_per_week=5.0,
+        sim_meter_exchanges_per_year=100.0,
     )
     now = hour_index(EPOCH) + 24 * 10
-    first, truth_first = start_city(s, now)
-    later, truth_later = start_city(s, now + 30)
+    first, truth_first, tenants_first = start_city(s, now)
+    later, truth_later, tenants_later = start_city(s, now + 30)
     assert truth_first == truth_later
     assert truth_first
+    assert tenants_first == tenants_later
     first.advance(later.next_hour - first.next_hour)
+    assert first.exchanged() == later.exchanged()
+    assert first.exchanged()  # some meters were swapped in the replayed days
     a, b = first.advance(3)[0], later.advance(3)[0]
     assert np.array_equal(a.pulse_count, b.pulse_count)
     assert a.pulse_count.sum() > 0

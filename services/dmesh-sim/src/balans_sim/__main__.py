@@ -24,6 +24,7 @@ from balans_sim.climate import EPOCH, hour_index, hour_start
 from balans_sim.concentrator import SimConcentrator
 from balans_sim.engine import CitySim
 from balans_sim.faults import FaultRecord, write_ground_truth
+from balans_sim.lifecycle import TenantChange, record_due, write_lifecycle_truth
 from balans_sim.metrics import ERRORS
 from balans_sim.pgwriter import write_chunks
 from balans_sim.runner import count, run_concentrators
@@ -35,20 +36,23 @@ OUTAGE_HORIZON_H = 24 * 120
 log = structlog.get_logger("sim")
 
 
-def start_city(s: SimSettings, now_h: int) -> tuple[CitySim, list[FaultRecord]]:
-    """The city at the start of the backfill, with its faults.
+def start_city(s: SimSettings, now_h: int) -> tuple[CitySim, list[FaultRecord], list[TenantChange]]:
+    """The city at the start of the backfill, with its faults, meter exchanges and tenant
+    changes.
 
-    The faults are drawn over a fixed span from the epoch, not up to ``now``, so every start
-    sees the same fault history, and the registers replayed from the
-    epoch (registers only: :meth:`CitySim.replay`) continue the series an earlier run
-    stored, whenever the service is restarted.
+    They are drawn over a fixed span from the epoch, not up to ``now``, so every start
+    sees the same history, and the registers replayed from the
+    epoch (registers only: :meth:`CitySim.replay`, exchanges included) continue the series
+    an earlier run stored, whenever the service is restarted.
     """
     config = CityConfig(seed=s.sim_seed, preset=s.sim_preset, buildings=s.sim_buildings)
     sim, truth = prepare(config, s.sim_epoch, FAULT_SCHEDULE_H, s.sim_faults_per_week)
+    sim.schedule_exchanges(FAULT_SCHEDULE_H, s.sim_meter_exchanges_per_year)
+    tenants = sim.schedule_tenant_changes(FAULT_SCHEDULE_H, s.sim_tenant_changes_per_year)
     backfill_from = max(sim.start_hour, now_h - 24 * s.sim_backfill_days)
     if backfill_from > sim.next_hour:
         sim.replay(backfill_from - sim.next_hour)
-    return sim, truth
+    return sim, truth, tenants
 
 
 async def serve(ctx: ServiceContext) -> None:
@@ -56,7 +60,7 @@ async def serve(ctx: ServiceContext) -> None:
     assert isinstance(s, SimSettings)
     began = time.monotonic()
     now_h = hour_index(datetime.now(UTC))
-    sim, truth = start_city(s, now_h)
+    sim, truth, tenants = start_city(s, now_h)
     replayed_s = time.monotonic() - began
     s.sim_ground_truth.parent.mkdir(parents=True, exist_ok=True)
     s.sim_ground_truth.unlink(missing_ok=True)
@@ -66,12 +70,14 @@ async def serve(ctx: ServiceContext) -> None:
     try:
         await write_city(conn, [b.spec for b in sim.buildings], vault, s.sim_seed)
         keys = await concentrator_keys(conn, [b.spec for b in sim.buildings], vault)
+        await record_due(conn, sim.exchanged(), tenants, hour_start(sim.next_hour))
         rows = 0
         delivered = {b.spec.code: 0 for b in sim.buildings}
         backfill_from = sim.next_hour
         backfill_until = now_h - s.sim_backfill_holdback_hours
         while sim.next_hour < backfill_until:
             chunks = sim.advance(min(24 * 7, backfill_until - sim.next_hour))
+            await record_due(conn, sim.exchanged(), tenants, hour_start(sim.next_hour))
             rows += await write_chunks(conn, chunks)
             count(chunks)
             for chunk in chunks:
@@ -82,6 +88,8 @@ async def serve(ctx: ServiceContext) -> None:
             )
     finally:
         await conn.close()
+    write_lifecycle_truth(s.sim_ground_truth, sim.exchanged())
+    write_lifecycle_truth(s.sim_ground_truth, tenants)
     log.info(
         "backfill done",
         rows=rows,
@@ -116,6 +124,7 @@ async def serve(ctx: ServiceContext) -> None:
                 await run_concentrators(
                     sim, concentrators, 1, hours_per_second=None, stop=ctx.stopping
                 )
+                await _record_realtime(s, sim, tenants)
             except Exception:
                 ERRORS.labels(stage="realtime").inc()
                 log.exception("hour failed", hour=sim.next_hour)
@@ -123,6 +132,26 @@ async def serve(ctx: ServiceContext) -> None:
         await ctx.stopping.wait()
     finally:
         await asyncio.gather(*(c.close() for c in concentrators))
+
+
+async def _record_realtime(s: SimSettings, sim: CitySim, tenants: list[TenantChange]) -> None:
+    """Record what the last hour brought (an exchange, a move); an exchange's hours from
+    the swap are announced again, since their readings went out before the record."""
+    conn = await asyncpg.connect(s.database_url)
+    try:
+        new = await record_due(conn, sim.exchanged(), tenants, hour_start(sim.next_hour))
+        if new:
+            write_lifecycle_truth(s.sim_ground_truth, new)
+            for e in new:
+                await announce_backfill(
+                    s.nats_url, conn, {e.building: 1}, floor_hour(e.at), hour_start(sim.next_hour)
+                )
+    finally:
+        await conn.close()
+
+
+def floor_hour(ts: datetime) -> datetime:
+    return ts.replace(minute=0, second=0, microsecond=0)
 
 
 def main() -> None:

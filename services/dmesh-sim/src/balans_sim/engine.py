@@ -281,6 +281,14 @@ class BuildingSim:
         return out
 
 
+HOURS_PER_YEAR = 24 * 365
+
+
+def _draw_count(seed: int, building_index: int, stream: int, mean: float) -> int:
+    """How many events of a kind a building gets: Poisson from the seed."""
+    return int(np.random.default_rng([seed, building_index, stream]).poisson(mean))
+
+
 class CitySim:
     """Every building of a city, stepped together."""
 
@@ -336,12 +344,13 @@ class CitySim:
             records.extend(mine)
         return records
 
-    def schedule_exchanges(self, hours: int, count: int) -> list[PlannedExchange]:
-        """Plan ``count`` meter exchanges per building over the next ``hours``; the engine
-        simulates them, and each building's ``exchanged`` then holds them with the old
-        meter's final register (the ground truth to record)."""
+    def schedule_exchanges(self, hours: int, per_year: float) -> list[PlannedExchange]:
+        """Plan meter exchanges (``per_year`` per building on average) over the next
+        ``hours``; the engine simulates them, and each building's ``exchanged`` then holds
+        them with the old meter's final register (the ground truth to record)."""
         planned: list[PlannedExchange] = []
         for b in self.buildings:
+            count = _draw_count(self.seed, b.spec.index, 41, per_year * hours / HOURS_PER_YEAR)
             mine = plan_exchanges(
                 b.spec.code, b.plan.meters, self.seed, b.spec.index, self.next_hour, hours, count
             )
@@ -349,11 +358,13 @@ class CitySim:
             planned.extend(mine)
         return planned
 
-    def schedule_tenant_changes(self, hours: int, count: int) -> list[TenantChange]:
-        """``count`` tenant changes per building over the next ``hours`` (ground truth
-        for billing; record them with :func:`balans_sim.lifecycle.record_tenant_changes`)."""
+    def schedule_tenant_changes(self, hours: int, per_year: float) -> list[TenantChange]:
+        """Tenant changes (``per_year`` per building on average) over the next ``hours``
+        (ground truth for billing; record them with
+        :func:`balans_sim.lifecycle.record_tenant_changes`)."""
         out: list[TenantChange] = []
         for b in self.buildings:
+            count = _draw_count(self.seed, b.spec.index, 43, per_year * hours / HOURS_PER_YEAR)
             accounts = [(f.number, f"{b.spec.code}-{f.number}") for f in b.spec.flats]
             out += plan_tenant_changes(
                 b.spec.code, accounts, self.seed, b.spec.index, self.next_hour, hours, count

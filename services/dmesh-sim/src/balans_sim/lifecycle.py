@@ -209,3 +209,22 @@ def write_lifecycle_truth(path: Path, records: list[PlannedExchange] | list[Tena
     with path.open("a", encoding="utf-8") as f:
         for r in records:
             f.write(r.model_dump_json() + "\n")
+
+
+async def record_due(
+    conn: asyncpg.Connection,
+    exchanged: list[PlannedExchange],
+    tenant_changes: list[TenantChange],
+    until: datetime,
+) -> list[PlannedExchange]:
+    """Record the exchanges simulated so far and the tenant changes on days before
+    ``until`` (both skip what an earlier run recorded); return the exchanges new to the
+    world (their buildings' hours from the swap must be computed again)."""
+    new = [
+        e
+        for e in exchanged
+        if not await conn.fetchval("select 1 from meters where serial = $1", e.new_serial)
+    ]
+    await record_exchanges(conn, new)
+    await record_tenant_changes(conn, [t for t in tenant_changes if t.on <= until.date()])
+    return new

@@ -42,6 +42,19 @@ class SimSettings(DatabaseSettings):
         0.1, ge=0, description="Uplink (GPRS) outages per concentrator per week, real time."
     )
     sim_outage_mean_hours: float = Field(2.0, ge=0, description="Mean length of an outage.")
+    sim_meter_exchanges_per_year: float = Field(
+        2.0,
+        ge=0,
+        description="Meter exchanges per building per year (flat or riser meters replaced on "
+        "their input, some with the module's counter reset or a finer pulse), recorded in the "
+        "world as the operator would, with their ground truth.",
+    )
+    sim_tenant_changes_per_year: float = Field(
+        2.0,
+        ge=0,
+        description="Tenant changes per building per year (an account closes, a new one "
+        "opens on the same flat that day), recorded in the world, with their ground truth.",
+    )
     sim_ground_truth: Path = Field(
         Path(".balans/ground_truth.jsonl"), description="Where injected faults are recorded."
     )
