@@ -36,6 +36,7 @@ PAGES = {
     "/ops": ("operator.html", N_("Sites and buildings"), STAFF),
     "/ops/alerts": ("alerts.html", N_("Alert queue"), STAFF),
     "/ops/search": ("search.html", N_("Search"), STAFF),
+    "/ops/verification": ("verification.html", N_("Verification due"), STAFF),
     "/ops/provision": ("provision.html", N_("New building"), OPERATORS),
     "/admin": ("admin.html", N_("Administration"), ADMIN),
     "/admin/users": ("admin_users.html", N_("Users"), ADMIN),
@@ -100,6 +101,14 @@ def mount(app: FastAPI) -> None:
         )
     app.get("/ops/buildings/{building_id}", include_in_schema=False, response_class=HTMLResponse)(
         page("building.html", N_("Building"), STAFF)
+    )
+    exchange = "/ops/buildings/{building_id}/exchange"
+    app.get(exchange, include_in_schema=False, response_class=HTMLResponse)(
+        page("exchange.html", N_("Meter exchange"), OPERATORS)
+    )
+    accounts = "/ops/buildings/{building_id}/accounts"
+    app.get(accounts, include_in_schema=False, response_class=HTMLResponse)(
+        page("accounts.html", N_("Accounts"), OPERATORS)
     )
     app.get("/ops/alerts/{alert_id}", include_in_schema=False, response_class=HTMLResponse)(
         page("alert.html", N_("Alert"), STAFF)
