@@ -20,6 +20,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from balans_allocation.explain import explain
 from balans_api.app import create_app
 from balans_api.cli import register
 from balans_api.settings import ApiSettings
@@ -329,6 +330,28 @@ async def test_verification_due(
         "update meters set verification_interval_years = 10 where serial = $1", block["meter"]
     )
     assert block["meter"] not in await due(30)
+
+    # the explanation trail marks an expired meter and says how its readings count
+    await conn.execute(
+        "update meters set verified_on = '2015-01-01' where serial = $1", block["meter"]
+    )
+    trail = await explain(conn, block["flats"]["1"], *JAN)
+    assert trail is not None
+    (meter,) = [m for m in trail.meters if m.serial == block["meter"]]
+    assert meter.verification_due_on == date(2025, 1, 1)
+    assert meter.expired_readings == "measured"
+    await conn.execute(
+        """update buildings set methodology = '{"expired_meter_readings": "estimated"}'
+           where id = $1""",
+        block["id"],
+    )
+    trail = await explain(conn, block["flats"]["1"], *JAN)
+    assert trail is not None
+    assert [m.expired_readings for m in trail.meters if m.serial == block["meter"]] == ["estimated"]
+    await conn.execute("update buildings set methodology = '{}' where id = $1", block["id"])
+    await conn.execute(
+        "update meters set verification_interval_years = null where serial = $1", block["meter"]
+    )
 
 
 async def test_historical_readings_csv(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import asyncpg
 import numpy as np
@@ -35,6 +35,7 @@ class Meter:
     valid_to: datetime | None = None
     count_at_start: int | None = None
     count_at_end: int | None = None
+    verification_due_on: date | None = None  # balans_allocation.verification
 
     @property
     def period(self) -> ChannelPeriod:

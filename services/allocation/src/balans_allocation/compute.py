@@ -26,6 +26,7 @@ from balans_allocation.readings import (
     load_register_windows,
     load_temperature_windows,
 )
+from balans_allocation.verification import apply_rule
 from balans_physics.water import property_tables
 
 # The most a meter of each unit and role can pass in an hour: more is a pulse burst.
@@ -426,7 +427,12 @@ def _compute_threaded(
     in_service = _in_service(building.meters, start, hours)
     consumption = Consumption(
         building.meters,
-        np.where(in_service, value[:, window], 0.0),
+        apply_rule(
+            np.where(in_service, value[:, window], 0.0),
+            building.meters,
+            start,
+            building.methodology,
+        ),
         np.where(in_service, flags[:, window], 0).astype(np.uint16),
         in_service,
     )

@@ -9,14 +9,15 @@ so the api can return them as JSON unchanged.
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 
 import asyncpg
 from pydantic import BaseModel
 
 from balans_allocation.flags import Flag, describe
 from balans_allocation.methodology import Methodology
+from balans_allocation.verification import expired_from
 from balans_db.queries import ingest, world
 
 
@@ -31,6 +32,10 @@ class MeterTrail(BaseModel):
     register_at_end: int | None
     consumption: float
     estimated_hours: int
+    verification_due_on: date | None = None
+    # set when the verification expired before the period's end: how the methodology
+    # counts its readings from then on (balans_allocation.verification)
+    expired_readings: Literal["measured", "estimated"] | None = None
 
 
 class HourTrail(BaseModel):
@@ -74,9 +79,10 @@ class Explanation(BaseModel):
 
 
 async def _meters(
-    conn: asyncpg.Connection, flat_id: int, start: datetime, end: datetime
+    conn: asyncpg.Connection, flat_id: int, start: datetime, end: datetime, rule: Methodology
 ) -> list[MeterTrail]:
     rows = await ingest.flat_meter_registers(conn, flat_id, start, end)
+    due = await world.verification_due_of(conn, [r["id"] for r in rows])
     used = {
         r["meter_id"]: r
         for r in await conn.fetch(
@@ -97,6 +103,10 @@ async def _meters(
             register_at_start=r["at_start"], register_at_end=r["at_end"],
             consumption=float(used[r["id"]]["consumption"]) if r["id"] in used else 0.0,
             estimated_hours=used[r["id"]]["estimated"] if r["id"] in used else 0,
+            verification_due_on=due.get(r["id"]),
+            expired_readings=rule.expired_meter_readings
+            if (expiry := expired_from(due.get(r["id"]))) is not None and expiry < end
+            else None,
         )
         for r in rows
     ]  # fmt: skip
@@ -128,6 +138,7 @@ async def explain(
     methodology = flat["methodology"]
     if isinstance(methodology, str):
         methodology = json.loads(methodology)
+    rule = Methodology.model_validate(methodology)
     return Explanation(
         flat_id=flat_id,
         flat_number=flat["number"],
@@ -136,13 +147,13 @@ async def explain(
         period_from=start,
         period_to=end,
         method=hours[0]["method"] if hours else "",
-        methodology=Methodology.model_validate(methodology).model_dump(),  # defaults shown
+        methodology=rule.model_dump(),  # defaults shown
         measured_kwh=sum(h["measured_kwh"] for h in hours),
         common_kwh=sum(h["common_kwh"] for h in hours),
         adjustment_kwh=sum(h["adjustment_kwh"] for h in hours),
         total_kwh=sum(h["total_kwh"] for h in hours),
         estimated_hours=sum(1 for h in hours if h["estimated"]),
-        meters=await _meters(conn, flat_id, start, end),
+        meters=await _meters(conn, flat_id, start, end, rule),
         building=BuildingShare(
             building_kwh=building["b"], flats_measured_kwh=building["m"],
             common_kwh=building["c"], flat_area_m2=float(flat["area_m2"]),

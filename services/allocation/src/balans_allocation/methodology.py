@@ -44,6 +44,8 @@ class Methodology(BaseModel):
     riser_share: Literal["area", "radiators"] = "area"
     max_delta_t_k: float = Field(60.0, gt=0.0)
     pressure_bar: float = Field(16.0, gt=0.0, le=40.0)
+    # readings of a meter whose verification expired (balans_allocation.verification)
+    expired_meter_readings: Literal["measured", "estimated"] = "measured"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import json
 from datetime import date
 from typing import Any
 
+from balans_core.settings import verification_intervals
 from balans_db.queries import Db
 
 
@@ -43,18 +44,29 @@ async def flats_of(db: Db, building_ids: list[int]) -> list[Any]:
     )
 
 
-async def metered_channels_of(db: Db, building_ids: list[int]) -> list[Any]:
+async def metered_channels_of(
+    db: Db, building_ids: list[int], intervals: dict[str, int] | None = None
+) -> list[Any]:
     """Every meter on a channel in these buildings: building_id, id, utility, kind, role,
-    pulse_weight, unit, pipe, flat_id, riser_id, module_serial, input and its channel
-    period (valid_from, valid_to, count_at_start, count_at_end); by building, meter."""
+    pulse_weight, unit, pipe, flat_id, riser_id, module_serial, input, its channel
+    period (valid_from, valid_to, count_at_start, count_at_end) and the day its
+    verification expires (``verification_due_on``, with ``intervals`` per utility, default
+    the process's); by building, meter."""
     return await db.fetch(
-        """select m.building_id, m.id, m.utility, m.kind, m.role, m.pulse_weight, m.unit,
+        f"""select m.building_id, m.id, m.utility, m.kind, m.role, m.pulse_weight, m.unit,
                   m.pipe, m.flat_id, m.riser_id, c.module_serial, c.input,
-                  c.valid_from, c.valid_to, c.count_at_start, c.count_at_end
+                  c.valid_from, c.valid_to, c.count_at_start, c.count_at_end,
+                  {VERIFICATION_DUE_ON} as verification_due_on
            from meters m join channels c on c.meter_id = m.id
            where m.building_id = any($1::int[]) order by m.building_id, m.id""",
         building_ids,
+        json.dumps(intervals or verification_intervals()),
     )
+
+
+# SQL: the day meter ``m``'s verification expires, with $2 the intervals per utility (JSON)
+VERIFICATION_DUE_ON = """(coalesce(m.verified_on, m.installed_on) + make_interval(years =>
+  coalesce(m.verification_interval_years, ($2::text::jsonb ->> m.utility)::int)))::date"""
 
 
 async def sensor_pairs_of(db: Db, building_ids: list[int]) -> list[Any]:
@@ -302,3 +314,17 @@ async def verification_due(
         json.dumps(intervals),
         building_id,
     )
+
+
+async def verification_due_of(
+    db: Db, meter_ids: list[int], intervals: dict[str, int] | None = None
+) -> dict[int, Any]:
+    """meter id -> the day its verification expires (``intervals`` per utility, default
+    the process's)."""
+    rows = await db.fetch(
+        f"""select m.id, {VERIFICATION_DUE_ON} as due_on from meters m
+            where m.id = any($1::int[])""",
+        meter_ids,
+        json.dumps(intervals or verification_intervals()),
+    )
+    return {r["id"]: r["due_on"] for r in rows}
