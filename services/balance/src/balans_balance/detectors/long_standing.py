@@ -53,14 +53,12 @@ def _missed(values: FloatArray, i: int, start: int, end: int, days: int) -> Floa
     before = slice(max(0, start - days * 24), start)
     if before.stop - before.start >= 24 and others[before].sum() > 0:
         share = values[i, before].sum() / others[before].sum()
-    else:
-        share = float(
-            np.median(values.sum(axis=1)) / max(total.sum() - np.median(values.sum(axis=1)), 1e-9)
-        )
+    else:  # no history before it: a typical member's share of the others
+        typical = float(np.median(values.sum(axis=1)))
+        share = typical / max(float(total.sum()) - typical, 1e-9)
     missed = np.zeros(values.shape[1])
-    missed[start : end + 1] = np.maximum(
-        share * others[start : end + 1] - values[i, start : end + 1], 0.0
-    )
+    # net, hour by hour: a pulse register's hourly rounding cancels in the sums
+    missed[start : end + 1] = share * others[start : end + 1] - values[i, start : end + 1]
     return missed
 
 
