@@ -235,6 +235,12 @@ async def test_monthly_email_once_per_account_in_its_language(
     assert "Этот месяц: 1\u00a0080,0\u00a0кВт·ч" in ru_text
     assert "Счёт 2025-000002" in ru_text
 
+    # an announcement of an invoice this database does not hold is refused, no e-mail
+    unknown = _count("unknown_invoice")
+    stray = _issued(city, city.ro_account).model_copy(update={"invoice_id": 999_999})
+    await _announce(nats_url, subjects.invoice(city.ro_account), stray.model_dump_json().encode())
+    await eventually("the unknown invoice seen", lambda: _count("unknown_invoice") > unknown)
+
     # the announcement again (billing's relay resending), then after a restart of notify
     duplicates = _count("duplicate")
     await _announce(

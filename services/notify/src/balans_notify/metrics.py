@@ -8,7 +8,8 @@ EMAILS = Counter(
     "balans_notify_emails_total",
     "Monthly e-mails by outcome: sent, duplicate (already sent for the account and period), "
     "no_email (the account has none), opted_out, correction (not a monthly invoice), "
-    "unknown_account, failed (SMTP refused or unreachable after every try; redelivered).",
+    "unknown_account, unknown_invoice, too_old (issued before BALANS_NOTIFY_MONTHLY_MAX_AGE_"
+    "DAYS), failed (SMTP refused or unreachable after every try; redelivered).",
     ["outcome"],
 )
 SMTP_ERRORS = Counter(

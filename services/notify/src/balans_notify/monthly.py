@@ -9,7 +9,7 @@ between the server's acceptance and the commit sends twice, with the same Messag
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -33,7 +33,19 @@ values ($1, $2, $3, $4, $5, $6, $7)
 on conflict (account_id, period_start, kind) do nothing returning id"""
 
 
-def _not_sent_because(recipient: asyncpg.Record | None) -> str | None:
+def _not_sent_because(
+    issued: InvoiceIssued,
+    invoice: asyncpg.Record | None,
+    recipient: asyncpg.Record | None,
+    max_age: timedelta,
+) -> str | None:
+    if invoice is None or (invoice["account_id"], invoice["period_start"]) != (
+        issued.account_id,
+        issued.period_start,
+    ):
+        return "unknown_invoice"  # not this database's invoice (a replayed foreign message)
+    if invoice["issued_at"] < datetime.now(UTC) - max_age:
+        return "too_old"
     if recipient is None:
         return "unknown_account"
     if not recipient["email"]:
@@ -49,7 +61,9 @@ class MonthlyEmails:
         self.mailer = mailer
         self.settings = settings
 
-    async def _info(self, issued: InvoiceIssued, recipient: asyncpg.Record) -> MonthlyInfo:
+    async def _info(
+        self, issued: InvoiceIssued, invoice: asyncpg.Record, recipient: asyncpg.Record
+    ) -> MonthlyInfo:
         tz = recipient["timezone"]
         month = issued.period_start.astimezone(ZoneInfo(tz)).date().replace(day=1)
         figures = await allocation.flat_statement(
@@ -61,20 +75,21 @@ class MonthlyEmails:
             tz,
             datetime.now(UTC),
         )
-        invoice = await self.pool.fetchrow(billing.INVOICES + " where id = $1", issued.invoice_id)
         return MonthlyInfo(issued.account_id, month, recipient, figures, invoice)
 
     async def handle(self, issued: InvoiceIssued) -> None:
         if issued.kind != "invoice":
             metrics.EMAILS.labels("correction").inc()
             return
+        invoice = await self.pool.fetchrow(billing.INVOICES + " where id = $1", issued.invoice_id)
         recipient = await api.monthly_recipient(self.pool, issued.account_id)
-        outcome = _not_sent_because(recipient)
+        max_age = timedelta(days=self.settings.notify_monthly_max_age_days)
+        outcome = _not_sent_because(issued, invoice, recipient, max_age)
         if outcome is not None:
             metrics.EMAILS.labels(outcome).inc()
             return
         locale = recipient["language"] or DEFAULT_LOCALE
-        info = await self._info(issued, recipient)
+        info = await self._info(issued, invoice, recipient)
         message = compose(
             info, locale, self.settings.notify_mail_from, self.settings.notify_portal_url
         )

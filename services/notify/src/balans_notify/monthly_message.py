@@ -30,7 +30,7 @@ class MonthlyInfo:
     month: date  # the local month's first day
     recipient: Any  # balans_db.queries.api.monthly_recipient
     figures: StatementFigures
-    invoice: Any  # balans_db.queries.billing.INVOICES row
+    invoice: Any  # balans_db.queries.billing.INVOICES row of the month's invoice
 
 
 def message_id(account_id: int, month: date, domain: str) -> str:
@@ -93,18 +93,15 @@ def body(info: MonthlyInfo, lang: Localizer, portal_url: str) -> str:
             ),
             "",
         ]
-    if inv is not None:
-        lines += [
-            _(
-                "Invoice {number}: {total}, to pay by {due}.",
-                number=inv["number"],
-                total=lang.money(Decimal(inv["total"]), inv["currency"]),
-                due=lang.date(inv["due_on"]),
-            ),
-            _("Open, print or download it: {url}", url=portal + "/invoices/" + str(inv["id"])),
-            "",
-        ]
     lines += [
+        _(
+            "Invoice {number}: {total}, to pay by {due}.",
+            number=inv["number"],
+            total=lang.money(Decimal(inv["total"]), inv["currency"]),
+            due=lang.date(inv["due_on"]),
+        ),
+        _("Open, print or download it: {url}", url=portal + "/invoices/" + str(inv["id"])),
+        "",
         _("Your heat day by day, and what it is made of: {url}", url=portal),
         "",
         _(

@@ -44,6 +44,12 @@ class NotifySettings(CommonSettings):
     notify_portal_url: str = Field(
         "http://127.0.0.1:8000", description="The portal's address, for links in e-mails."
     )
+    notify_monthly_max_age_days: float = Field(
+        31.0,
+        gt=0,
+        description="An invoice issued longer ago than this gets no e-mail (a first start "
+        "does not mail the year of past months the INVOICES stream keeps).",
+    )
     notify_invoice_consumer: str = Field(
         "notify-invoices", description="Durable JetStream consumer name on InvoiceIssued."
     )
