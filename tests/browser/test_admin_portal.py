@@ -158,22 +158,6 @@ async def test_each_role_lands_home_and_is_sent_back_from_pages_it_may_not_see(
     await tab.close()
 
 
-async def test_admin_home_counts_what_the_api_holds(portal: str, admin: Tab) -> None:
-    page = admin.page
-    await page.goto(portal + "/admin")
-    await page.wait_for_selector("#audit-latest tr")
-    users = await _get(portal, admin, "/users?limit=1000")
-    keys = await _get(portal, admin, "/api-keys?limit=1000")
-    buildings = await _get(portal, admin, "/buildings?limit=1000")
-    assert await page.text_content("#count-users") == str(sum(u["active"] for u in users["items"]))
-    assert await page.text_content("#count-keys") == str(
-        sum(k["revoked_at"] is None for k in keys["items"])
-    )
-    assert await page.text_content("#count-buildings") == str(len(buildings["items"]))
-    assert int(await page.text_content("#count-tariffs")) >= 1
-    await page.screenshot(path=str(SHOTS / "admin-home.png"), full_page=True)
-
-
 async def test_users_created_given_a_role_and_deactivated(portal: str, admin: Tab) -> None:
     page = admin.page
     await page.goto(portal + "/admin/users")
@@ -368,3 +352,20 @@ async def test_building_from_the_form(portal: str, admin: Tab) -> None:
     roles = sorted(m["role"] for m in stored["meters"])
     assert roles == ["building"] + ["flat"] * 12
     await page.screenshot(path=str(SHOTS / "provision.png"), full_page=True)
+
+
+async def test_admin_home_counts_what_the_api_holds(portal: str, admin: Tab) -> None:
+    """Last, so the latest changes of the audit log are the other tests'."""
+    page = admin.page
+    await page.goto(portal + "/admin")
+    await page.wait_for_selector("#audit-latest tr")
+    users = await _get(portal, admin, "/users?limit=1000")
+    keys = await _get(portal, admin, "/api-keys?limit=1000")
+    buildings = await _get(portal, admin, "/buildings?limit=1000")
+    assert await page.text_content("#count-users") == str(sum(u["active"] for u in users["items"]))
+    assert await page.text_content("#count-keys") == str(
+        sum(k["revoked_at"] is None for k in keys["items"])
+    )
+    assert await page.text_content("#count-buildings") == str(len(buildings["items"]))
+    assert int(await page.text_content("#count-tariffs")) >= 1
+    await page.screenshot(path=str(SHOTS / "admin-home.png"), full_page=True)

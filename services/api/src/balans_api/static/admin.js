@@ -2,11 +2,11 @@
 // Loaded after portal.js, whose helpers it uses; each page registers under its template's name.
 "use strict";
 (() => {
-  const { api, post, header, t, esc, el, when, utility } = balans;
+  const { api, post, header, t, esc, el, when, utility, LOCALE } = balans;
   const ROLES = { admin: t("administrator"), operator: t("operator"), manager: t("manager"), consumer: t("resident") };
   const row = (cells, attrs = "") => `<tr ${attrs}>${cells.map((c) => `<td>${c}</td>`).join("")}</tr>`;
   const head = (names) => `<tr>${names.map((n) => `<th>${esc(n)}</th>`).join("")}</tr>`;
-  const day = (d) => (d ? new Date(`${d}T00:00:00`).toLocaleDateString(document.documentElement.lang) : "");
+  const day = (d) => (d ? new Date(`${d}T00:00:00`).toLocaleDateString(LOCALE) : "");
 
   // a refusal's problems, one per line with its path (422), or the message alone
   function showErrors(list, error) {
@@ -30,9 +30,16 @@
   }
   const inForce = (tariff, today) => tariff.effective_from <= today && (!tariff.effective_to || today < tariff.effective_to);
   const today = () => new Date().toISOString().slice(0, 10);
+  // an audit entry's detail in a line: "changes: flats: create 12; buildings: form-1a" (zeros left out)
+  const brief = (v) => (v && typeof v === "object"
+    ? (Array.isArray(v) ? v.map(brief).join(", ")
+      : Object.entries(v).filter(([, x]) => x !== 0).map(([k, x]) => `${k}: ${brief(x)}`).join("; "))
+    : String(v));
+  const clip = (text) => (text.length > 160 ? `${text.slice(0, 159)}…` : text);
   const auditRows = (entries) => head([t("When"), t("Who"), t("Action"), t("Target"), t("Detail")]) + entries.map((a) => row([
     esc(when(a.at)), `<span class="data">${esc(a.actor)}</span>`, `<code class="data">${esc(a.action)}</code>`,
-    `<span class="data">${esc(a.target)}</span>`, `<code class="data">${esc(JSON.stringify(a.detail))}</code>`,
+    `<span class="data">${esc(a.target)}</span>`,
+    `<span class="data" title="${esc(JSON.stringify(a.detail))}">${esc(clip(brief(a.detail)))}</span>`,
   ], `data-audit="${a.id}"`)).join("");
 
   // ---------------- home ----------------
@@ -194,8 +201,9 @@
       try {
         const stored = await post("/tariffs", { ...spec, effective_from: el("tariff-from").value });
         el("tariff-errors").innerHTML = "";
-        el("tariff-status").textContent = t("Version {version} stored, in force from {day}.", { version: stored.version, day: day(stored.effective_from) });
         await draw();
+        prefill();
+        el("tariff-status").textContent = t("Version {version} stored, in force from {day}.", { version: stored.version, day: day(stored.effective_from) });
       } catch (e) { showErrors("tariff-errors", e); }
     });
     await draw();

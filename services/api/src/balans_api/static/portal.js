@@ -522,7 +522,8 @@ const balans = (() => {
   });
   // other scripts (admin.js...) add their pages to PAGES before DOMContentLoaded and use these
   return {
-    login, logout, consumerPage, operatorPage, alertsPage, buildingPage, invoicePage,
-    pages: PAGES, api, post, header, t, esc, el, when, fmt, utility, setLanguageCookie,
+    login, logout, consumerPage, operatorPage, buildingPage, invoicePage, command, layout, plotConfig,
+    PALETTE, ALERT_KINDS, ALERT_STATES, qty, unit, none, optional, LOCALE, xs, ys,
+    pages: PAGES, api, post, header, t, esc, el, when, fmt, utility, LOCALE, valveButtons, VALVE_STATES, COMMAND_STATUS, setLanguageCookie,
   };
 })();
