@@ -29,6 +29,7 @@ const balans = (() => {
     stuck_meter: t("stuck meter"), drifting_meter: t("drifting meter"), clogged_riser: t("clogged riser"),
     unauthorised_connection: t("unauthorised connection"), faulty_balance_meter: t("faulty building meter"),
     low_battery: t("low battery"), use_changed: t("use changed"), balance_excess: t("balance excess"),
+    dead_module: t("module silent"), concentrator_silent: t("concentrator silent"), missing_data: t("no readings"),
   };
   const ALERT_STATES = { open: t("open"), acknowledged: t("acknowledged"), closed: t("closed") };
   const el = (id) => document.getElementById(id);
@@ -41,9 +42,13 @@ const balans = (() => {
       .slice(0, 7);
   const PALETTE = ["#c2410c", "#2563eb", "#15803d", "#7c3aed", "#db2777", "#0891b2"];
   const plotConfig = { responsive: true, displaylogo: false, locale: I18N.locale };
-  const layout = (extra = {}) => ({
-    margin: { l: 50, r: 20, t: 10, b: 40 }, legend: { orientation: "h" }, hovermode: "x unified", ...extra,
-  });
+  // Plotly 3 takes an axis title only as {text}: a plain string is dropped without a word
+  const titled = (axis) => (typeof axis?.title === "string" ? { ...axis, title: { text: axis.title } } : axis);
+  const layout = (extra = {}) => {
+    const out = { margin: { l: 60, r: 20, t: 10, b: 40 }, legend: { orientation: "h" }, hovermode: "x unified", ...extra };
+    for (const key of Object.keys(out)) if (/^[xy]axis\d*$/.test(key)) out[key] = titled(out[key]);
+    return out;
+  };
 
   async function api(path, options = {}) {
     const headers = { Authorization: `Bearer ${token()}`, ...(options.headers || {}) };
@@ -83,6 +88,8 @@ const balans = (() => {
   const home = (role) => HOMES[role] || "/ops";
   function logout() { sessionStorage.removeItem("balans.token"); location.href = "/login"; }
 
+  // t() inside an attribute's quotes of a template is not seen by the catalog's extractor
+  const SEARCH_HINT = t("flat, account or serial");
   async function header() {
     if (!token()) { location.href = "/login"; throw new Error("no token"); }
     const me = await api("/auth/me");
@@ -100,7 +107,8 @@ const balans = (() => {
     }
     el("nav").innerHTML = me.role === "consumer" ? `<a href="/my">${esc(t("My flat"))}</a>`
       : `<a href="/ops">${esc(t("Buildings"))}</a><a href="/ops/alerts">${esc(t("Alerts"))}</a>`
-        + (me.role === "admin" ? `<a href="/admin">${esc(t("Administration"))}</a>` : "");
+        + (me.role === "admin" ? `<a href="/admin">${esc(t("Administration"))}</a>` : "")
+        + `<form class="nav-search" action="/ops/search" role="search"><input type="search" name="q" maxlength="100" required placeholder="${esc(SEARCH_HINT)}" aria-label="${esc(SEARCH_HINT)}"></form>`;
     return me;
   }
 
@@ -292,11 +300,25 @@ const balans = (() => {
   };
   async function drawRanking(buildingId, grouping = "riser") {
     const r = await api(`/buildings/${buildingId}/ranking?grouping=${grouping}`);
-    Plotly.react("chart-ranking", [{
-      type: "bar", orientation: "h", x: r.groups.map((g) => g.kwh_per_m2), y: r.groups.map((g) => groupName(g.name)),
-      marker: { color: r.groups.map((g, i) => (i < r.groups.length / 3 ? "#15803d" : "#c2410c")) },
-    }], layout({ xaxis: { title: t("{unit} per m²", { unit: unit("kWh") }) }, yaxis: { autorange: "reversed" }, margin: { l: 90, r: 20, t: 10, b: 40 } }),
-    plotConfig);
+    // the lowest third in green, the rest in orange, each a legend entry; every group labelled
+    const third = Math.ceil(r.groups.length / 3);
+    const part = (groups, name, color) => ({
+      type: "bar", orientation: "h", name, x: groups.map((g) => g.kwh_per_m2), y: groups.map((g) => groupName(g.name)),
+      marker: { color }, hovertemplate: `%{y}: %{x:.2f} ${t("{unit} per m²", { unit: unit("kWh") })}<extra></extra>`,
+    });
+    const chart = el("chart-ranking");
+    const height = Math.max(340, 60 + 20 * r.groups.length);
+    chart.style.height = `${height}px`;
+    Plotly.react(chart, [
+      part(r.groups.slice(0, third), t("lowest third"), "#15803d"),
+      part(r.groups.slice(third), t("the rest"), "#c2410c"),
+    ], layout({
+      height, hovermode: "closest", legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
+      xaxis: { title: t("heat per floor area, {unit} per m²", { unit: unit("kWh") }) },
+      yaxis: { type: "category", autorange: "reversed", dtick: 1, automargin: true,
+        categoryorder: "array", categoryarray: r.groups.map((g) => groupName(g.name)) },
+      margin: { l: 90, r: 20, t: 30, b: 50 },
+    }), plotConfig);
   }
 
   // ---------------- an invoice: billing's document in the page, printed or as PDF ----------------
@@ -337,42 +359,68 @@ const balans = (() => {
   // ---------------- operator ----------------
   async function operatorPage() {
     await header();
-    const [sites, buildings] = await Promise.all([api("/sites?limit=1000"), api("/buildings?limit=1000")]);
-    const bySite = {};
-    buildings.items.forEach((b) => (bySite[b.site_id] ||= []).push(b));
-    // a plain coordinate canvas: offline, no map tiles
-    Plotly.react("map", [{
-      type: "scatter", mode: "markers+text", x: sites.items.map((s) => s.longitude), y: sites.items.map((s) => s.latitude),
-      text: sites.items.map((s) => `${s.name} (${(bySite[s.id] || []).length})`), textposition: "top center",
-      marker: { size: sites.items.map((s) => 14 + 4 * (bySite[s.id] || []).length), color: PALETTE[0] },
-      customdata: sites.items.map((s) => s.id),
-    }], layout({ xaxis: { title: t("longitude") }, yaxis: { title: t("latitude"), scaleanchor: "x" } }),
-    plotConfig);
-    el("buildings").innerHTML = `<tr><th>${esc(t("Building"))}</th><th>${esc(t("Address"))}</th><th>${esc(t("Layout"))}</th><th>${esc(t("Floors"))}</th></tr>` +
-      buildings.items.map((b) => `<tr><td><a href="/ops/buildings/${b.id}">${esc(b.name)}</a></td><td>${esc(b.address)}</td><td>${esc(b.layout)}</td><td>${b.floors}</td></tr>`).join("");
+    const [sites, buildings, open] = await Promise.all([
+      api("/sites?limit=1000"), api("/buildings?limit=1000"), api("/alerts?state=open&limit=1000"),
+    ]);
+    const openAlerts = {};
+    open.items.forEach((a) => { openAlerts[a.building_id] = (openAlerts[a.building_id] || 0) + 1; });
+    drawMap(sites.items, buildings.items, openAlerts);
+    el("buildings").innerHTML = `<tr><th>${esc(t("Building"))}</th><th>${esc(t("Address"))}</th><th>${esc(t("Layout"))}</th><th>${esc(t("Floors"))}</th><th>${esc(t("Open alerts"))}</th></tr>` +
+      buildings.items.map((b) => `<tr><td><a class="data" href="/ops/buildings/${b.id}">${esc(b.name)}</a></td><td class="data">${esc(b.address)}</td><td>${esc(b.layout)}</td><td>${b.floors}</td>
+        <td class="${openAlerts[b.id] ? "low" : ""}">${openAlerts[b.id] ? `<a href="/ops/alerts?building_id=${b.id}">${openAlerts[b.id]}</a>` : "0"}</td></tr>`).join("");
   }
 
-  async function alertsPage() {
-    const me = await header();
-    const canAct = me.scopes.includes("operate");
-    const draw = async () => {
-      const state = el("alert-state").value;
-      const page = await api(`/alerts?limit=200${state ? `&state=${state}` : ""}`);
-      el("alert-queue").innerHTML = `<tr><th>${esc(t("Opened"))}</th><th>${esc(t("Kind"))}</th><th>${esc(t("Summary"))}</th><th>${esc(t("State"))}</th><th></th></tr>` +
-        page.items.map((a) => `<tr data-alert="${a.id}"><td>${esc(when(a.opened_at))}</td><td>${esc(ALERT_KINDS[a.kind] || a.kind)}</td>
-          <td><span lang="en" class="data">${esc(a.summary)}</span></td><td>${esc(ALERT_STATES[a.state] || a.state)}${a.acknowledged_by ? ` · ${esc(t("acknowledged by {who}", { who: a.acknowledged_by }))}` : ""}</td>
-          <td>${canAct && a.state === "open" ? `<button data-act="acknowledge">${esc(t("Acknowledge"))}</button> <button class="secondary" data-act="resolve">${esc(t("Resolve"))}</button>` : ""}</td></tr>`).join("");
-      el("alert-queue").querySelectorAll("button").forEach((b) => b.addEventListener("click", async () => {
-        const id = b.closest("tr").dataset.alert;
-        const question = b.dataset.act === "resolve" ? t("Resolve alert {id}?", { id }) : t("Acknowledge alert {id}?", { id });
-        if (!confirm(question)) return;
-        await post(`/alerts/${id}/${b.dataset.act}`, { note: "" });
-        await draw();
-      }));
-    };
-    el("alert-state").addEventListener("change", draw);
-    await optional(draw, "alert-queue");
+  // One marker per building on OpenStreetMap tiles (Plotly's tile map; no token). Buildings
+  // of a site sit on a small ring around its point so that each can be clicked. Without the
+  // tiles (offline) the markers are drawn on a blank background all the same.
+  function mapPositions(sites, buildings) {
+    const bySite = {};
+    buildings.forEach((b) => (bySite[b.site_id] ||= []).push(b));
+    const place = [];
+    sites.forEach((s) => (bySite[s.id] || []).forEach((b, i, all) => {
+      const angle = (2 * Math.PI * i) / all.length;
+      const r = all.length > 1 ? 0.0006 : 0;  // about 60 m
+      place.push({ b, s, lat: s.latitude + r * Math.cos(angle), lon: s.longitude + r * Math.sin(angle) / Math.cos(s.latitude * Math.PI / 180) });
+    }));
+    return place;
   }
+  function drawMap(sites, buildings, openAlerts) {
+    const place = mapPositions(sites, buildings);
+    const trace = (points, name, color) => ({
+      type: "scattermap", mode: "markers", name, lat: points.map((p) => p.lat), lon: points.map((p) => p.lon),
+      marker: { size: points.map((p) => 14 + 3 * Math.min(openAlerts[p.b.id] || 0, 6)), color },
+      text: points.map((p) => `${p.b.name} · ${p.s.name}<br>${t("{count} open alerts", { count: openAlerts[p.b.id] || 0 })}`),
+      hoverinfo: "text", customdata: points.map((p) => p.b.id),
+    });
+    const lat = place.map((p) => p.lat);
+    const lon = place.map((p) => p.lon);
+    const span = Math.max(0.01, Math.max(...lat) - Math.min(...lat), Math.max(...lon) - Math.min(...lon));
+    // blank at first; the tiles once one is seen to load (offline the map keeps its
+    // markers and logs no error for every tile it could not fetch)
+    Plotly.react("map", [
+      trace(place.filter((p) => !openAlerts[p.b.id]), t("no open alert"), "#15803d"),
+      trace(place.filter((p) => openAlerts[p.b.id]), t("open alerts"), "#b91c1c"),
+    ], {
+      map: {
+        style: "white-bg",
+        center: { lat: (Math.max(...lat) + Math.min(...lat)) / 2, lon: (Math.max(...lon) + Math.min(...lon)) / 2 },
+        zoom: Math.max(1, Math.min(16, Math.log2(360 / span) - 1)),
+      },
+      margin: { l: 0, r: 0, t: 0, b: 0 }, legend: { orientation: "h", x: 0, y: 1, bgcolor: "rgba(255,255,255,.8)" },
+    }, plotConfig);
+    el("map").on("plotly_click", (event) => { location.href = `/ops/buildings/${event.points[0].customdata}`; });
+    tilesReachable().then((online) => {
+      if (online) Plotly.relayout("map", { "map.style": "open-street-map" });
+      else el("map-note").textContent = t("The map's tiles cannot be reached (offline): the buildings are drawn on a blank background.");
+    });
+  }
+  const tilesReachable = () => new Promise((resolve) => {
+    const probe = new Image();
+    const timer = setTimeout(() => resolve(false), 5000);
+    probe.onload = () => { clearTimeout(timer); resolve(true); };
+    probe.onerror = () => { clearTimeout(timer); resolve(false); };
+    probe.src = "https://tile.openstreetmap.org/0/0/0.png";
+  });
 
   async function buildingPage(buildingId) {
     const me = await header();
@@ -381,6 +429,7 @@ const balans = (() => {
       api(`/buildings/${buildingId}/risers?limit=1000`), api(`/flats?building_id=${buildingId}&limit=1000`),
     ]);
     document.querySelector("h1").textContent = building.name;
+    document.querySelector("h1").classList.add("data");
     const stat = (label, value, cls = "") => `<div class="card"><h2>${esc(label)}</h2><p class="big ${cls}">${value ?? t("no data")}</p></div>`;
     el("overview").innerHTML = stat(t("Flats"), overview.flats) + stat(t("Meters"), overview.meters) + stat(t("Modules"), overview.modules) +
       stat(t("Silent 24 h"), overview.modules_silent_24h, overview.modules_silent_24h ? "low" : "ok") +
@@ -393,10 +442,10 @@ const balans = (() => {
       risers.items.filter((r) => r.entrance_id === e.id).map((r) => `<details><summary>${esc(t("Riser {number}", { number: r.number }))}</summary><ul>` +
         `<li data-riser="${r.id}">${esc(t("loading…"))}</li></ul></details>`).join("") +
       `<details><summary>${esc(t("Flats"))}</summary><ul>${flats.items.filter((f) => f.entrance_id === e.id).map((f) =>
-        `<li>${esc(t("Flat {number}, floor {floor}, {rooms} rooms, {area} m²", { number: f.number, floor: f.floor, rooms: f.rooms, area: fmt(f.area_m2, 1) }))}</li>`).join("")}</ul></details></details>`).join("");
+        `<li><a href="/ops/flats/${f.id}">${esc(t("Flat {number}, floor {floor}, {rooms} rooms, {area} m²", { number: f.number, floor: f.floor, rooms: f.rooms, area: fmt(f.area_m2, 1) }))}</a></li>`).join("")}</ul></details></details>`).join("");
     el("drill").querySelectorAll("[data-riser]").forEach((li) => li.closest("details").addEventListener("toggle", async () => {
       const page = await api(`/flats?riser_id=${li.dataset.riser}&limit=100`);
-      li.outerHTML = page.items.map((f) => `<li>${esc(t("Flat {number} (floor {floor})", { number: f.number, floor: f.floor }))}</li>`).join("");
+      li.outerHTML = page.items.map((f) => `<li><a href="/ops/flats/${f.id}">${esc(t("Flat {number} (floor {floor})", { number: f.number, floor: f.floor }))}</a></li>`).join("");
     }, { once: true }));
     await optional(async () => {
       const groups = await api(`/balance-groups?building_id=${buildingId}`);
@@ -449,23 +498,39 @@ const balans = (() => {
       esc(t("at most {hops} hops", { hops: Math.max(0, ...seen.map((m) => m.hops ?? 0)) }));
     const valves = await api(`/meters?building_id=${buildingId}&limit=1000`);
     const canAct = me.scopes.includes("operate");
-    el("valves").innerHTML = `<tr><th>${esc(t("Meter"))}</th><th>${esc(t("Utility"))}</th><th>${esc(t("Flat"))}</th><th></th></tr>` + valves.items.filter((m) => m.has_valve).map((m) =>
-      `<tr><td>${esc(m.serial)}</td><td>${esc(utility(m.utility))}</td><td>${m.flat_id ?? ""}</td><td>${canAct ?
-        `<button data-meter="${m.id}" data-action="valve_close">${esc(t("Close valve"))}</button> <button class="secondary" data-meter="${m.id}" data-action="valve_open">${esc(t("Open valve"))}</button>` : ""}</td></tr>`).join("");
-    const STATUS = { pending: t("pending"), done: t("done"), failed: t("failed"), offline: t("offline"), timeout: t("timed out") };
-    el("valves").querySelectorAll("button").forEach((b) => b.addEventListener("click", async () => {
-      const meter = b.dataset.meter;
-      const question = b.dataset.action === "valve_close" ? t("Close the valve of meter {meter}?", { meter }) : t("Open the valve of meter {meter}?", { meter });
-      if (!confirm(question)) return;
-      let c = await post(`/meters/${meter}/commands`, { action: b.dataset.action, reason: "portal" });
-      const show = () => { el("command-status").textContent = `${t("command {id}: {status}", { id: c.id, status: STATUS[c.status] || c.status })} ${c.detail || ""}`; };
+    const flatNumber = Object.fromEntries(flats.items.map((f) => [f.id, f.number]));
+    el("valves").innerHTML = `<tr><th>${esc(t("Meter"))}</th><th>${esc(t("Utility"))}</th><th>${esc(t("Flat"))}</th><th>${esc(t("Valve"))}</th><th></th></tr>` + valves.items.filter((m) => m.has_valve).map((m) =>
+      `<tr data-valve="${m.id}"><td class="data">${esc(m.serial)}</td><td>${esc(utility(m.utility))}</td>
+        <td>${m.flat_id ? `<a href="/ops/flats/${m.flat_id}">${esc(t("Flat {number}", { number: flatNumber[m.flat_id] ?? "?" }))}</a>` : ""}</td>
+        <td>${esc(VALVE_STATES[m.valve_state] || "")}</td><td>${canAct ? valveButtons(m) : ""}</td></tr>`).join("");
+    el("valves").querySelectorAll("button").forEach((b) => b.addEventListener("click", () =>
+      command(b.dataset.meter, b.dataset.serial, b.dataset.action, el("command-status"))));
+  }
+
+  const VALVE_STATES = { open: t("open"), closed: t("closed") };
+  const valveButtons = (m) => `<button data-meter="${m.id}" data-serial="${esc(m.serial)}" data-action="valve_close">${esc(t("Close valve"))}</button>
+    <button class="secondary" data-meter="${m.id}" data-serial="${esc(m.serial)}" data-action="valve_open">${esc(t("Open valve"))}</button>`;
+  const COMMAND_STATUS = { pending: t("pending"), done: t("done"), failed: t("failed"), offline: t("offline"), timeout: t("timed out") };
+  // a valve command after confirmation, its status followed in `status` until it is settled
+  async function command(meterId, serial, action, status) {
+    const question = action === "valve_close" ? t("Close the valve of meter {meter}?", { meter: serial })
+      : t("Open the valve of meter {meter}?", { meter: serial });
+    if (!confirm(question)) return null;
+    let c;
+    try {
+      c = await post(`/meters/${meterId}/commands`, { action, reason: "portal" });
+    } catch (e) {
+      status.textContent = e.message;
+      return null;
+    }
+    const show = () => { status.textContent = `${t("command {id}: {status}", { id: c.id, status: COMMAND_STATUS[c.status] || c.status })} ${c.detail || ""}`; };
+    show();
+    for (let i = 0; i < 30 && c.status === "pending"; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      c = await api(`/commands/${c.id}`);
       show();
-      for (let i = 0; i < 30 && c.status === "pending"; i++) {
-        await new Promise((r) => setTimeout(r, 1000));
-        c = await api(`/commands/${c.id}`);
-        show();
-      }
-    }));
+    }
+    return c;
   }
 
   // The pages carry no inline script (the Content-Security-Policy forbids it): each names
@@ -474,7 +539,6 @@ const balans = (() => {
     login: () => el("login").addEventListener("submit", login),
     consumer: consumerPage,
     operator: operatorPage,
-    alerts: alertsPage,
     building: () => buildingPage(Number(document.body.dataset.buildingId)),
     invoice: () => invoicePage(Number(document.body.dataset.invoiceId)),
   };
@@ -524,6 +588,6 @@ const balans = (() => {
   return {
     login, logout, consumerPage, operatorPage, buildingPage, invoicePage, command, layout, plotConfig,
     PALETTE, ALERT_KINDS, ALERT_STATES, qty, unit, none, optional, LOCALE, xs, ys,
-    pages: PAGES, api, post, header, t, esc, el, when, fmt, utility, LOCALE, valveButtons, VALVE_STATES, COMMAND_STATUS, setLanguageCookie,
+    pages: PAGES, api, post, header, t, esc, el, when, fmt, utility, valveButtons, VALVE_STATES, COMMAND_STATUS, setLanguageCookie,
   };
 })();
