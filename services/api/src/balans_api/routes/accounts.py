@@ -359,7 +359,7 @@ async def close_account(
     return AccountChange(accounts=accounts, readings_received=received, readings_inserted=inserted)
 
 
-@router.get("", response_model=list[AccountPublic])
+@router.get("/periods", response_model=list[AccountPublic])
 async def building_accounts(building: str, pool: Pool, who: Operator) -> Any:
     """Every account of a building, past and present, with its period (the owner account
     has no flat)."""
