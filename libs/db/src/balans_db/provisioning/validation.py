@@ -258,7 +258,7 @@ class _BuildingCheck:
                     self.add(
                         f"{at}.channel",
                         f"module {where[0]} input {where[1]} already counts meter "
-                        f"{b.meters[j].serial} in the same period",
+                        f"{b.meters[j].serial}",
                     )
             inputs.setdefault(where, []).append(i)
         for i, p in enumerate(b.sensor_pairs):
