@@ -1,7 +1,7 @@
 """api account periods, owner accounts and verification intervals (issue 15, points 3 and 4)
 
 Revision ID: api_0007_account_periods
-Revises: api_0005_outbox
+Revises: api_0006_channel_periods
 Create Date: 2026-12-06 19:00:00
 
 - ``accounts.closed_on``: an account holds its flat from ``opened_on`` (inclusive) to
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "api_0007_account_periods"
-down_revision: str | Sequence[str] | None = "api_0005_outbox"
+down_revision: str | Sequence[str] | None = "api_0006_channel_periods"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

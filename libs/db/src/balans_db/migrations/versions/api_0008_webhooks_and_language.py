@@ -1,7 +1,7 @@
 """api: the user's language and monthly e-mail choice, integrators' webhook subscriptions
 
 Revision ID: api_0008_webhooks_and_language
-Revises: api_0005_outbox
+Revises: api_0007_account_periods
 Create Date: 2026-12-06 19:00:00
 
 ``users.language`` (ro, ru, en; null: the browser's choice) is the portal's language for a
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY
 
 revision: str = "api_0008_webhooks_and_language"
-down_revision: str | Sequence[str] | None = "api_0005_outbox"
+down_revision: str | Sequence[str] | None = "api_0007_account_periods"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
