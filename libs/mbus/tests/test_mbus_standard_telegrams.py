@@ -22,14 +22,19 @@ from .telegrams import (
     BCD8,
     CI_LONG,
     CI_LONG_COMPACT,
+    ELECTRICITY,
     HEAT,
     IDLE_FILLER,
     INT16,
     INT32,
+    PHASE,
     REAL32,
     VIF_DATE,
     VIF_DATETIME,
     VIF_HCA,
+    VIFE_ACCUMULATE_NEGATIVE,
+    VIFE_ACCUMULATE_POSITIVE,
+    VIFE_COMBINABLE_EXTENSION,
     VIFE_CORRECTION_1E_2,
     WATER,
     Meter,
@@ -316,6 +321,28 @@ def test_electricity_records_keep_their_standard_units() -> None:
     assert named["power_l2_kw"].unit == "W"
     assert named["power_l2_kw"].quantity == "Power / At phase L2"
     assert decoded.values.cooling_energy_kwh is None
+
+
+def test_electricity_registers_per_phase() -> None:
+    """Energy with the phase VIFE (0xFC 0x01..0x03): import plain or A+, export A-; a meter
+    without a total import register counts the sum of its phases."""
+    meter = Meter("EMH", "40000002", 0x02, ELECTRICITY)
+    records = b""
+    for phase, sign, raw in (
+        ("L1", (), 1_000),
+        ("L2", (VIFE_ACCUMULATE_POSITIVE,), 2_005),
+        ("L3", (), 3_010),
+        ("L1", (VIFE_ACCUMULATE_NEGATIVE,), 40),
+    ):
+        chain = (*sign, VIFE_COMBINABLE_EXTENSION, PHASE[phase])
+        records += record(dif_header(INT32), vif_header(vif("Wh", 1), *chain), integer(raw, INT32))
+    values = _decode(records, meter).values
+    assert (values.energy_l1_kwh, values.energy_l2_kwh, values.energy_l3_kwh) == (10, 20.05, 30.1)
+    assert values.export_energy_l1_kwh == 0.4
+    assert values.energy_kwh == 60.15  # no total register: the phases' sum, exactly
+    assert values.export_energy_kwh is None
+    # the same records of a heat meter are no electricity phases
+    assert _decode(records).values.energy_l1_kwh is None
 
 
 def test_signed_energy_of_a_heat_meter_is_heating_and_cooling() -> None:
