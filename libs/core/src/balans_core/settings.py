@@ -7,7 +7,6 @@ environment with the prefix ``BALANS_`` (``BALANS_DATABASE_URL``, ``BALANS_NATS_
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Literal
 
 from pydantic import Field
@@ -23,12 +22,6 @@ VERIFICATION_INTERVAL_YEARS: dict[str, int] = {
     "gas": 8,
     "electricity": 8,
 }
-
-
-def verification_intervals() -> dict[str, int]:
-    """This process's verification intervals (BALANS_VERIFICATION_INTERVAL_YEARS over the
-    defaults), read from the environment once; for code that has no settings object."""
-    return _verification_intervals()
 
 
 class CommonSettings(BaseSettings):
@@ -103,8 +96,3 @@ class CommonSettings(BaseSettings):
             now - timedelta(days=self.readings_horizon_days),
             now + timedelta(seconds=self.readings_clock_skew_s),
         )
-
-
-@cache
-def _verification_intervals() -> dict[str, int]:
-    return CommonSettings().verification_intervals()

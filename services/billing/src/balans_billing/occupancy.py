@@ -101,9 +101,9 @@ def holdings(period: Period, accounts: Iterable[Tenure]) -> dict[int, Holding]:
         out[account.account_id] = held
         by_flat[account.flat_id].append((account, held))
     clashes = []
-    for flat_id, held in by_flat.items():
-        held.sort(key=lambda pair: pair[1].first)
-        for (a, x), (b, y) in pairwise(held):
+    for flat_id, pairs in by_flat.items():
+        pairs.sort(key=lambda pair: pair[1].first)
+        for (a, x), (b, y) in pairwise(pairs):
             if y.first < x.end:
                 clashes.append(f"flat {flat_id}: {a.number} and {b.number} both from {y.first}")
     if clashes:

@@ -7,7 +7,7 @@ import json
 from datetime import date
 from typing import Any
 
-from balans_core.settings import verification_intervals
+from balans_core.verification import verification_intervals
 from balans_db.queries import Db
 
 
