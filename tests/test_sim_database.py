@@ -130,13 +130,17 @@ def test_cli_runs_a_city_and_rejects_impossible_ones(
             "900",
             "--fault-rate",
             "0",
+            "--exchange-rate",
+            "3000",
             "--ground-truth",
             str(truth),
         ],
     )
     assert ok.exit_code == 0, ok.output
     assert "rows written" in ok.output
-    assert truth.exists()
+    exchanges = [line for line in truth.read_text().splitlines() if "meter_exchange" in line]
+    assert exchanges  # simulated and recorded in the world as an operator would
+    assert asyncio.run(_closed_channels(database_url)) == len(exchanges)
     bad = CliRunner().invoke(
         app,
         [
@@ -154,3 +158,11 @@ def test_cli_runs_a_city_and_rejects_impossible_ones(
     )
     assert bad.exit_code != 0
     assert "per concentrator" in bad.output or "per subnet" in bad.output
+
+
+async def _closed_channels(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval("select count(*) from channels where valid_to is not null"))
+    finally:
+        await conn.close()

@@ -16,8 +16,10 @@ from balans_db.topology import HardwareLimitError, plan_equipment
 from balans_protocol.boot import next_boot
 from balans_sim.api import prepare
 from balans_sim.city import CityConfig, generate_city
+from balans_sim.climate import hour_start
 from balans_sim.engine import Chunk
 from balans_sim.faults import write_ground_truth
+from balans_sim.lifecycle import record_due, write_lifecycle_truth
 from balans_sim.pgwriter import write_chunks
 from balans_sim.runner import connected_concentrators, flush_all, run_concentrators
 from balans_sim.world import concentrator_keys, write_city
@@ -83,6 +85,12 @@ def run_command(
     ),
     weeks: float = typer.Option(1.0, min=0.01, help="How long to simulate."),
     fault_rate: float = typer.Option(0.5, min=0.0, help="Faults per building per week."),
+    exchange_rate: float = typer.Option(
+        0.0, min=0.0, help="Meter exchanges per building per year (--via db)."
+    ),
+    tenant_rate: float = typer.Option(
+        0.0, min=0.0, help="Tenant changes per building per year (--via db)."
+    ),
     outage_rate: float = typer.Option(
         0.0, min=0.0, help="Uplink (GPRS) outages per concentrator per week (--via ingest)."
     ),
@@ -115,6 +123,8 @@ def run_command(
         raise typer.BadParameter("--via db only replays fast; use --via ingest for real time")
     if via == "db" and outage_rate > 0:
         raise typer.BadParameter("uplink outages need the concentrators: use --via ingest")
+    if via == "ingest" and (exchange_rate > 0 or tenant_rate > 0):
+        raise typer.BadParameter("exchanges and tenant changes are recorded with --via db")
     hours = round(weeks * 168)
     if start is None:
         begin = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(
@@ -124,6 +134,8 @@ def run_command(
         begin = start.replace(tzinfo=UTC) if start.tzinfo is None else start
     sim, truth = prepare(config, begin, hours, fault_rate)
     truth += sim.schedule_outages(hours, outage_rate, outage_hours)
+    sim.schedule_exchanges(hours, exchange_rate)
+    tenants = sim.schedule_tenant_changes(hours, tenant_rate)
     ground_truth.unlink(missing_ok=True)
     write_ground_truth(ground_truth, truth)
     settings = DatabaseSettings()
@@ -151,6 +163,7 @@ def run_command(
                     while sim.next_hour < sim.start_hour + hours:
                         step = min(168, sim.start_hour + hours - sim.next_hour)
                         chunks = sim.advance(step)
+                        await record_due(conn, sim.exchanged(), tenants, hour_start(sim.next_hour))
                         rows += await write_chunks(conn, chunks)
                         advance(chunks)
                     return rows
@@ -172,6 +185,8 @@ def run_command(
         return rows
 
     rows = asyncio.run(go())
+    write_lifecycle_truth(ground_truth, sim.exchanged())
+    write_lifecycle_truth(ground_truth, tenants)
     typer.echo(
         f"{len(sim.buildings)} buildings, {hours} hours, {len(truth)} faults -> {ground_truth}"
         + (f", {rows} rows written" if via == "db" else ", delivered through ingest")

@@ -7,6 +7,7 @@ ground-truth JSON line, format in docs/simulator.md) and is turned into per-hour
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -120,7 +121,14 @@ def write_ground_truth(path: Path, records: list[FaultRecord]) -> None:
 
 
 def read_ground_truth(path: Path) -> list[FaultRecord]:
-    return [FaultRecord.model_validate_json(line) for line in path.read_text().splitlines() if line]
+    """The faults of a ground-truth file (its meter exchanges and tenant changes, other
+    kinds of line, are read with :mod:`balans_sim.lifecycle`)."""
+    faults = FaultKind.__args__  # type: ignore[attr-defined]
+    return [
+        FaultRecord.model_validate_json(line)
+        for line in path.read_text().splitlines()
+        if line and json.loads(line)["kind"] in faults
+    ]
 
 
 def _where_meter(plan: EquipmentPlan, serial: str) -> Where:
