@@ -10,6 +10,7 @@ from balans_api.security import hash_password
 DEMO_OPERATOR = ("operator", "operator-demo")
 DEMO_CONSUMER = ("consumer", "consumer-demo")
 DEMO_ADMIN = ("admin", "admin-demo")
+DEMO_CONSUMER_EMAIL = "consumer@demo.balans.invalid"  # .invalid: never deliverable
 
 
 # what the admin API shows of a user
@@ -66,7 +67,9 @@ async def _insert_user(
 
 async def ensure_demo_users(conn: asyncpg.Pool | asyncpg.Connection) -> list[tuple[str, str]]:
     """Create the demo admin, operator and consumer if missing; the consumer gets the
-    account whose flat has the most meters (so every consumer chart has something).
+    account whose flat has the most meters (so every consumer chart has something), and
+    that account an e-mail address if it has none (``DEMO_CONSUMER_EMAIL``: notify writes
+    its monthly e-mail to the Maildir of ``make run``).
 
     Returns the (username, password) pairs that exist afterwards."""
     account_id = await conn.fetchval(
@@ -82,5 +85,11 @@ async def ensure_demo_users(conn: asyncpg.Pool | asyncpg.Connection) -> list[tup
             # the demo passwords are public and short on purpose (development only), so
             # they skip the policy
             await _insert_user(conn, username, password, role, account, f"Demo {role}")
+            if account is not None:  # so notify has someone to send the monthly e-mail to
+                await conn.execute(
+                    "update accounts set email = coalesce(email, $2) where id = $1",
+                    account,
+                    DEMO_CONSUMER_EMAIL,
+                )
         created.append((username, password))
     return created
