@@ -73,7 +73,9 @@ def consumers(
 
 async def serve(ctx: ServiceContext, settings: NotifySettings) -> None:
     """Consume the announcements, send the e-mails, deliver the webhooks until stopped."""
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=6)
+    # the e-mail consumer and the four deliverer loops each hold one while they send,
+    # the webhook queues and the e-mail's reads need the rest
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8)
     nc = await connect_nats(settings.nats_url, "notify")
     client = httpx.AsyncClient(timeout=settings.notify_webhook_timeout_s)
     try:
