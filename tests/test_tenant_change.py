@@ -438,14 +438,8 @@ async def test_csv_files_per_entity(
     meters[1] = meters[1].replace(",0.001000,", ",-1,").replace(",0.001,", ",-1,")
     tables["meters.csv"] = "\n".join(meters) + "\n"
     tables["risers.csv"] += "no-such-building,9,1\n"
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as out:
-        for name, text in tables.items():
-            out.writestr(name, text)
     refused = await client.post(
-        "/api/v1/imports/csv",
-        content=buffer.getvalue(),
-        headers={"Content-Type": "application/zip"},
+        "/api/v1/imports/csv", content=_zip(tables), headers={"Content-Type": "application/zip"}
     )
     assert refused.status_code == 422, refused.text
     rows = tables["risers.csv"].count("\n")
@@ -453,17 +447,31 @@ async def test_csv_files_per_entity(
         f"risers.csv row {rows}.building"
     ]
     tables["risers.csv"] = "\n".join(tables["risers.csv"].splitlines()[:-1]) + "\n"
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as out:
-        for name, text in tables.items():
-            out.writestr(name, text)
     refused = await client.post(
-        "/api/v1/imports/csv",
-        content=buffer.getvalue(),
-        headers={"Content-Type": "application/zip"},
+        "/api/v1/imports/csv", content=_zip(tables), headers={"Content-Type": "application/zip"}
     )
     assert refused.status_code == 422, refused.text
     assert [p["path"] for p in refused.json()["error"]["details"]] == [
         "meters.csv row 2.pulse_weight"
     ]
     assert await _counts(conn) == before
+    # the methodology's rules take only their values
+    tables = tables_from_zip(archive)
+    tables["buildings.csv"] = tables["buildings.csv"].replace(
+        ",{},", ',"{""vacant_flat"": ""tenant""}",'
+    )
+    refused = await client.post(
+        "/api/v1/imports/csv", content=_zip(tables), headers={"Content-Type": "application/zip"}
+    )
+    assert refused.status_code == 422, refused.text
+    assert [p["path"] for p in refused.json()["error"]["details"]] == [
+        "buildings.csv row 2.methodology.vacant_flat"
+    ]
+
+
+def _zip(tables: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as out:
+        for name, text in tables.items():
+            out.writestr(name, text)
+    return buffer.getvalue()

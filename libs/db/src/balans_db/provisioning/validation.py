@@ -138,6 +138,14 @@ def _duplicates(path: str, keys: list[Any], what: str) -> list[Problem]:
     ]
 
 
+# methodology settings with a fixed set of values: billing's vacant-flat rule
+# (docs/billing.md) and allocation's rule for expired meters (docs/allocation.md)
+METHODOLOGY_CHOICES: dict[str, tuple[str, ...]] = {
+    "vacant_flat": ("owner", "owner_consumption", "none"),
+    "expired_meter_readings": ("measured", "estimated"),
+}
+
+
 def check_building(b: BuildingDoc, at: str) -> list[Problem]:
     """Every problem inside one building (see the module docstring)."""
     return _BuildingCheck(b, at).run()
@@ -173,7 +181,15 @@ class _BuildingCheck:
         self._equipment()
         self._layout()
         self._limits()
+        self._rules()
         return self.problems
+
+    def _rules(self) -> None:
+        """The methodology's rules for account periods and expired meters."""
+        for name, allowed in METHODOLOGY_CHOICES.items():
+            value = self.b.methodology.get(name)
+            if value is not None and value not in allowed:
+                self.add(f"methodology.{name}", f"{value!r} is not one of {', '.join(allowed)}")
 
     def _flat_ref(self, path: str, flat: str | None) -> None:
         if flat is not None and flat not in self.flats:
