@@ -298,5 +298,5 @@ def current_values(records: tuple[DataRecord, ...]) -> MeterValues:
     found.pop("heating_energy_kwh", None)
     phases = [found.get(f"energy_l{n}_kwh") for n in (1, 2, 3)]
     if "energy_kwh" not in found and all(isinstance(v, float) for v in phases):
-        found["energy_kwh"] = float(sum(Decimal(str(v)) for v in phases))  # type: ignore[misc]
+        found["energy_kwh"] = float(sum(Decimal(str(v)) for v in phases))
     return MeterValues.model_validate(found)

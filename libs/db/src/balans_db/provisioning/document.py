@@ -215,7 +215,9 @@ class MbusDoc(Part):
         pattern=r"^[0-9A-Fa-f]{8}$", description="the 8-digit identification number (A field)"
     )
     version: int | None = Field(None, ge=0, le=255, description="null: any version")
-    medium: MbusMedium | None = Field(None, description="device type; null: any")
+    medium: MbusMedium | None = Field(  # type: ignore[valid-type]
+        None, description="device type; null: any"
+    )
     key: str | None = Field(
         None,
         pattern=r"^([0-9A-Fa-f]{32})?$",
