@@ -23,7 +23,12 @@ from balans_devstack.pytest_plugin import TEMPLATE, with_database
 from balans_devstack.stack import DevStack
 from balans_sim.climate import hour_index
 from balans_sim.engine import CitySim
-from balans_sim.lifecycle import PlannedExchange, record_exchanges
+from balans_sim.lifecycle import (
+    PlannedExchange,
+    plan_tenant_changes,
+    record_exchanges,
+    record_tenant_changes,
+)
 from balans_sim.pgwriter import write_chunks
 from balans_sim.world import write_city
 
@@ -265,3 +270,34 @@ async def test_no_alert_from_the_exchange(stored) -> None:
             assert not kinds & {"stuck_meter", "magnet", "leak", "silent_meter"}, kinds
     finally:
         await conn.close()
+
+
+async def test_tenant_changes_are_recorded_once(simulated, stored) -> None:
+    """The simulator's tenant change closes the flat's account on its day and opens the
+    new one on the same flat that day (billing's ground truth); recording again changes
+    nothing."""
+    city, _, _ = simulated
+    url, _ = stored["on_time"]
+    spec = city[0]
+    accounts = [(f.number, f"{spec.code}-{f.number}") for f in spec.flats]
+    (change,) = plan_tenant_changes(
+        spec.code, accounts, SEED, spec.index, hour_index(H0), 24 * DAYS, 1
+    )
+    conn = await asyncpg.connect(url)
+    try:
+        assert await record_tenant_changes(conn, [change]) == 1
+        assert await record_tenant_changes(conn, [change]) == 0
+        rows = await conn.fetch(
+            """select a.number, a.opened_on, a.closed_on, f.number as flat from accounts a
+               join flats f on f.id = a.flat_id where a.number = any($1::text[])
+               order by a.opened_on nulls first""",
+            [change.old_account, change.new_account],
+        )
+    finally:
+        await conn.close()
+    assert [(r["number"], r["flat"]) for r in rows] == [
+        (change.old_account, change.flat),
+        (change.new_account, change.flat),
+    ]
+    assert rows[0]["closed_on"] == rows[1]["opened_on"] == change.on
+    assert rows[1]["closed_on"] is None
