@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -71,3 +72,29 @@ async def sign_in(tab: Tab, base: str, who: tuple[str, str]) -> None:
     await tab.page.fill("input[name=username]", who[0])
     await tab.page.fill("input[name=password]", who[1])
     await tab.page.click("button[type=submit]")
+
+
+# the operator's map asks OpenStreetMap for tiles; tests have no network, so each tile is
+# served as a plain one (a refused tile would be a console error of the network)
+TILES = "https://tile.openstreetmap.org/**"
+
+
+def plain_tile() -> bytes:
+    """A plain light 256x256 PNG."""
+    row = b"\x00" + b"\xe8\xee\xf3" * 256
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return len(body).to_bytes(4, "big") + kind + body + crc.to_bytes(4, "big")
+
+    header = (256).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
+    idat = zlib.compress(row * 256)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+async def serve_plain_tiles(target: Any) -> None:
+    """Answer the map's tile requests of a page or context with :func:`plain_tile`."""
+    tile = plain_tile()
+    await target.route(TILES, lambda route: route.fulfill(body=tile, content_type="image/png"))

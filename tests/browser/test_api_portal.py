@@ -41,6 +41,8 @@ from balans_db.seed import seed
 from balans_i18n.catalogs import COOKIE, LOCALES, Catalogs
 from balans_i18n.localizer import Localizer
 
+from .conftest import serve_plain_tiles
+
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
@@ -153,6 +155,7 @@ async def browser() -> AsyncIterator[Any]:
 
 async def _login(browser: Any, portal: str, who: tuple[str, str]) -> Any:
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await serve_plain_tiles(page)
     await page.goto(portal + "/login")
     await page.fill("input[name=username]", who[0])
     await page.fill("input[name=password]", who[1])
@@ -286,6 +289,7 @@ async def _resident(browser: Any, portal: str, locale: str) -> tuple[Any, Any, l
         viewport={"width": 1280, "height": 900}, locale=browser_locale, accept_downloads=True
     )
     await context.add_cookies([{"name": COOKIE, "value": locale, "url": portal}])
+    await serve_plain_tiles(context)
     page = await context.new_page()
     errors: list[str] = []
 

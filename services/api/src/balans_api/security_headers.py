@@ -2,21 +2,26 @@
 
 The portal and the documentation pages carry no inline script, so the policy allows only
 scripts of this origin. Inline styles stay allowed: Plotly, Swagger UI and ReDoc set them
-at run time (a style cannot run code). ReDoc's search runs in a worker from a ``blob:``."""
+at run time (a style cannot run code). ReDoc's search and the map's tile renderer run in
+workers from ``blob:``; the map's tiles are the one other origin (images only)."""
 
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# the operator's map draws OpenStreetMap's tiles (Plotly's "open-street-map" style); no
+# script comes from there, only images fetched by the map
+MAP_TILES = "https://tile.openstreetmap.org"
+
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data: blob:",
+        f"img-src 'self' data: blob: {MAP_TILES}",
         "font-src 'self' data:",
-        "connect-src 'self'",
+        f"connect-src 'self' {MAP_TILES}",
         "worker-src 'self' blob:",
         "object-src 'none'",
         "base-uri 'none'",

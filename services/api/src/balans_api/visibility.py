@@ -13,8 +13,16 @@ from balans_api.errors import not_found
 from balans_api.principal import Principal
 from balans_api.timerange import TimeRange
 
-METER_COLUMNS = """m.id, m.serial, m.utility, m.kind, m.role, m.building_id, m.flat_id,
-m.riser_id, m.pulse_weight, m.unit, m.pipe, m.has_valve, c.module_serial, c.input"""
+VALVE_STATE = """case when m.has_valve then coalesce(
+  (select case k.action when 'valve_close' then 'closed' else 'open' end from commands k
+   where k.meter_id = m.id and k.status = 'done' and k.action in ('valve_close', 'valve_open')
+   order by k.created_at desc limit 1), 'open') end"""
+"""SQL of a meter ``m``'s valve: as the last valve command done left it (open until one
+closed it), null without a valve."""
+
+METER_COLUMNS = f"""m.id, m.serial, m.utility, m.kind, m.role, m.building_id, m.flat_id,
+m.riser_id, m.pulse_weight, m.unit, m.pipe, m.has_valve, c.module_serial, c.input,
+{VALVE_STATE} as valve_state"""
 METER_FROM = "meters m left join channels c on c.meter_id = m.id"
 
 # a flat that no account holds today (its site's local day): a column of ``flats``
