@@ -27,7 +27,8 @@ from balans_api.settings import ApiSettings
 from balans_api.users import create_user
 from balans_balance.alerts import reconcile
 from balans_balance.detectors.verification_due import verification_findings
-from balans_billing import storage
+from balans_billing import render, storage
+from balans_billing.document import load_document
 from balans_billing.invoicing import bill_building
 from balans_billing.periods import month_bounds
 from balans_billing.tariffs import TariffSpec
@@ -262,6 +263,20 @@ async def test_tenant_change_splits_the_month(
     assert lines["t-tenancy-owner"]["block_1"].quantity == D("0.264")
     assert lines["t-tenancy-owner"]["fixed"].quantity == D("0.355")
     assert await bill_building(conn, block["id"], *JAN) == []  # idempotent
+
+    # each invoice document shows its account's own days; the owner's has no flat
+    old_doc = await load_document(conn, invoices[by_number[old_number]].invoice_id)
+    assert (old_doc.period_first_day, old_doc.period_last_day) == (
+        date(2026, 1, 1),
+        date(2026, 1, 10),
+    )
+    assert old_doc.heat_data is not None
+    assert old_doc.heat_data.hours == old_doc.heat_data.hours_in_period == 240
+    new_doc = await load_document(conn, invoices[by_number["t-tenancy-1-b"]].invoice_id)
+    assert new_doc.period_first_day == date(2026, 1, 11)
+    owner_doc = await load_document(conn, invoices[by_number["t-tenancy-owner"]].invoice_id)
+    assert owner_doc.flat_number is None
+    assert "Housing association" in render.to_html(owner_doc)
 
     # the periods and the owner account survive export and import unchanged
     exported = await client.get("/api/v1/exports", params={"building": "t-tenancy-1c"})

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from balans_billing import storage
 from balans_billing.charges import Line
+from balans_billing.occupancy import Period
 from balans_db.queries import allocation, ingest, world
 
 
@@ -72,7 +74,7 @@ class InvoiceDocument(BaseModel):
     corrects_number: str | None = None
     account_number: str
     holder_name: str
-    flat_number: str
+    flat_number: str | None = Field(description="null on the owner account's invoice")
     building_name: str
     building_address: str
     period_first_day: date
@@ -99,15 +101,19 @@ async def load_document(conn: asyncpg.Connection, invoice_id: int) -> InvoiceDoc
     """Assemble the document of a stored invoice; LookupError when there is none."""
     invoice = await storage.load_invoice(conn, invoice_id)
     who = await world.account_address(conn, invoice.account_id)
+    if who is None:
+        raise LookupError(f"no account {invoice.account_id}")
     zone = ZoneInfo(who["timezone"])
-    first = invoice.period_start.astimezone(zone).date()
-    last = invoice.period_end.astimezone(zone).date() - timedelta(days=1)
-    registers = await ingest.flat_meter_registers(
-        conn, who["flat_id"], invoice.period_start, invoice.period_end
-    )
-    heat = await allocation.flat_heat_summary(
-        conn, who["flat_id"], invoice.period_start, invoice.period_end
-    )
+    # the account's own days of the period (a tenant change splits it, docs/billing.md)
+    period = Period(invoice.period_start, invoice.period_end, who["timezone"], 1)
+    days = period.clip(who["opened_on"], who["closed_on"]) or (period.first, period.end)
+    start, end = period.instant(days[0]), period.instant(days[1])
+    first, last = days[0], days[1] - timedelta(days=1)
+    registers: list[Any] = []
+    heat = None
+    if who["flat_id"] is not None:  # the owner account's lines are vacant flats'
+        registers = await ingest.flat_meter_registers(conn, who["flat_id"], start, end)
+        heat = await allocation.flat_heat_summary(conn, who["flat_id"], start, end)
     corrected = (
         await storage.load_invoice(conn, invoice.corrects_id) if invoice.corrects_id else None
     )
@@ -145,9 +151,10 @@ async def load_document(conn: asyncpg.Connection, invoice_id: int) -> InvoiceDoc
             )
             for r in registers
         ),
-        heat_data=DataCoverage(
-            hours_in_period=round((invoice.period_end - invoice.period_start).total_seconds())
-            // 3600,
+        heat_data=None
+        if heat is None
+        else DataCoverage(
+            hours_in_period=round((end - start).total_seconds()) // 3600,
             hours=heat["hours"],
             estimated_hours=heat["estimated_hours"],
         ),

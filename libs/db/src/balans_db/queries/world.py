@@ -152,13 +152,15 @@ async def metering_points(db: Db, building_id: int) -> dict[tuple[int, str], int
 
 
 async def account_address(db: Db, account_id: int) -> Any:
-    """The account's number and holder_name, its flat_id and flat_number, the building's
-    name and address and the site's timezone; None if there is no such account."""
+    """The account's number, holder_name, opened_on and closed_on, its flat_id and
+    flat_number (null for a building's owner account), the building's name and address
+    and the site's timezone; None if there is no such account."""
     return await db.fetchrow(
-        """select a.number, a.holder_name, a.flat_id, f.number as flat_number, b.name,
-                  b.address, s.timezone
-           from accounts a join flats f on f.id = a.flat_id
-           join buildings b on b.id = f.building_id join sites s on s.id = b.site_id
+        """select a.number, a.holder_name, a.opened_on, a.closed_on, a.flat_id,
+                  f.number as flat_number, b.name, b.address, s.timezone
+           from accounts a left join flats f on f.id = a.flat_id
+           join buildings b on b.id = coalesce(a.building_id, f.building_id)
+           join sites s on s.id = b.site_id
            where a.id = $1""",
         account_id,
     )
