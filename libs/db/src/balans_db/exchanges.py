@@ -191,6 +191,11 @@ async def record_exchange(conn: asyncpg.Connection, x: Exchange) -> Recorded:
     )
 
 
+async def is_recorded(db: Db, new_serial: str) -> bool:
+    """Whether the meter an exchange puts on exists already (the exchange was recorded)."""
+    return bool(await db.fetchval("select 1 from meters where serial = $1", new_serial))
+
+
 async def _register_problems(
     conn: asyncpg.Connection, x: Exchange, old: asyncpg.Record
 ) -> list[tuple[str, str]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -734,3 +735,34 @@ def city_document(specs: list[BuildingSpec]) -> dict[str, Any]:
         "sites": list(sites.values()),
         "buildings": [building_document(s) for s in specs],
     }
+
+
+async def change_tenant(
+    conn: asyncpg.Connection,
+    old_account: str,
+    new_account: str,
+    holder_name: str,
+    residents: int,
+    on: date,
+) -> bool:
+    """A move-out and move-in on ``on``: ``old_account`` closes that day (its last day is
+    the day before) and ``new_account`` opens on the same flat from it; False (nothing
+    written) when ``new_account`` exists already. Call inside a transaction. LookupError
+    for an unknown ``old_account``."""
+    if await conn.fetchval("select 1 from accounts where number = $1", new_account):
+        return False
+    flat_id = await conn.fetchval(
+        "update accounts set closed_on = $2 where number = $1 returning flat_id", old_account, on
+    )
+    if flat_id is None:
+        raise LookupError(f"no account {old_account}")
+    await conn.execute(
+        """insert into accounts (number, holder_name, flat_id, residents, opened_on)
+           values ($1, $2, $3, $4, $5)""",
+        new_account,
+        holder_name,
+        flat_id,
+        residents,
+        on,
+    )
+    return True

@@ -23,8 +23,14 @@ import asyncpg
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from balans_db.exchanges import Exchange, ExchangeRefusedError, NewMeter, record_exchange
-from balans_db.topology import MeterPlan
+from balans_db.exchanges import (
+    Exchange,
+    ExchangeRefusedError,
+    NewMeter,
+    is_recorded,
+    record_exchange,
+)
+from balans_db.topology import MeterPlan, change_tenant
 from balans_sim.climate import hour_start
 
 
@@ -165,7 +171,7 @@ async def record_exchanges(conn: asyncpg.Connection, done: list[PlannedExchange]
     recorded = 0
     for e in done:
         async with conn.transaction():
-            if await conn.fetchval("select 1 from meters where serial = $1", e.new_serial):
+            if await is_recorded(conn, e.new_serial):
                 continue
             try:
                 await record_exchange(conn, e.record())
@@ -181,25 +187,9 @@ async def record_tenant_changes(conn: asyncpg.Connection, changes: list[TenantCh
     recorded = 0
     for t in changes:
         async with conn.transaction():
-            if await conn.fetchval("select 1 from accounts where number = $1", t.new_account):
-                continue
-            flat_id = await conn.fetchval(
-                "update accounts set closed_on = $2 where number = $1 returning flat_id",
-                t.old_account,
-                t.on,
+            recorded += await change_tenant(
+                conn, t.old_account, t.new_account, t.holder_name, t.residents, t.on
             )
-            if flat_id is None:
-                raise RuntimeError(f"tenant change: no account {t.old_account}")
-            await conn.execute(
-                """insert into accounts (number, holder_name, flat_id, residents, opened_on)
-                   values ($1, $2, $3, $4, $5)""",
-                t.new_account,
-                t.holder_name,
-                flat_id,
-                t.residents,
-                t.on,
-            )
-            recorded += 1
     return recorded
 
 
@@ -220,11 +210,7 @@ async def record_due(
     """Record the exchanges simulated so far and the tenant changes on days before
     ``until`` (both skip what an earlier run recorded); return the exchanges new to the
     world (their buildings' hours from the swap must be computed again)."""
-    new = [
-        e
-        for e in exchanged
-        if not await conn.fetchval("select 1 from meters where serial = $1", e.new_serial)
-    ]
+    new = [e for e in exchanged if not await is_recorded(conn, e.new_serial)]
     await record_exchanges(conn, new)
     await record_tenant_changes(conn, [t for t in tenant_changes if t.on <= until.date()])
     return new
