@@ -101,12 +101,13 @@ const balans = (() => {
       return new Promise(() => {});  // the page's own script never runs for this role
     }
     const denied = new URLSearchParams(location.search).get("denied");
-    if (denied) {
+    if (denied?.startsWith("/") && denied.length <= 200) {  // a path of this portal, nothing else
       el("flash").textContent = t("Your role may not open {page}: this is your start page.", { page: denied });
       el("flash").hidden = false;
     }
     el("nav").innerHTML = me.role === "consumer" ? `<a href="/my">${esc(t("My flat"))}</a>`
       : `<a href="/ops">${esc(t("Buildings"))}</a><a href="/ops/alerts">${esc(t("Alerts"))}</a>`
+        + (me.scopes.includes("operate") ? `<a href="/ops/provision">${esc(t("New building"))}</a>` : "")
         + (me.role === "admin" ? `<a href="/admin">${esc(t("Administration"))}</a>` : "")
         + `<form class="nav-search" action="/ops/search" role="search"><input type="search" name="q" maxlength="100" required placeholder="${esc(SEARCH_HINT)}" aria-label="${esc(SEARCH_HINT)}"></form>`;
     return me;
