@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -367,5 +368,12 @@ async def test_admin_home_counts_what_the_api_holds(portal: str, admin: Tab) -> 
         sum(k["revoked_at"] is None for k in keys["items"])
     )
     assert await page.text_content("#count-buildings") == str(len(buildings["items"]))
-    assert int(await page.text_content("#count-tariffs")) >= 1
+    today = datetime.now(UTC).date().isoformat()  # the page's today: toISOString's date
+    tariffs = (await _get(portal, admin, "/tariffs?limit=1000"))["items"]
+    in_force = [
+        t
+        for t in tariffs
+        if t["effective_from"] <= today and (t["effective_to"] is None or today < t["effective_to"])
+    ]
+    assert await page.text_content("#count-tariffs") == str(len(in_force))
     await page.screenshot(path=str(SHOTS / "admin-home.png"), full_page=True)
