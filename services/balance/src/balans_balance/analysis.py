@@ -280,7 +280,7 @@ def member_alerts(
                 detected_hour=data.hours[ep.confirmed],
             )
         )
-    since = {}  # meter -> the earliest start a rule against the peers gave it
+    since: dict[int | None, datetime] = {}  # meter -> the earliest start the peers gave
     for f in out:
         since[f.meter_id] = min(f.first_hour, since.get(f.meter_id, f.first_hour))
     own_total = np.nansum(s.members, axis=0)
@@ -718,8 +718,9 @@ def building_findings(
         s = group_series(data, group)
         if s is None or np.count_nonzero(~np.isnan(s.balance)) < 72:
             continue
+        diagnoses: list[Diagnosis] = []
         if group.id in incomplete:
-            named, diagnoses = member_alerts(data, group, s)[0], []
+            named = member_alerts(data, group, s)[0]
         else:
             named, diagnoses = _member_and_group_faults(data, group, s, cfg)
         # the band is frozen over the group's faults: it must not absorb a leak

@@ -71,7 +71,7 @@ def still_registers(
     meanwhile is a silence (the reporting detectors' case), not a still register."""
     cfg = cfg or LongStandingSettings()
     n = raw.shape[1]
-    out = []
+    out: list[StillRegister] = []
     if raw.shape[0] < 3:
         return out
     for i in range(raw.shape[0]):
