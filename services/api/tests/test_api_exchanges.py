@@ -157,6 +157,36 @@ async def test_a_late_exchange_is_recorded_and_recomputes_from_the_swap(
     ]
     again = await client.post(URL, json=body, headers=auth(world, "operator"))
     assert again.status_code == 422  # the old meter left its input already
+    # each meter's registers are its own: the old one's end before the swap, the new one's
+    # begin after it and read from its start register
+    ids = {
+        r["serial"]: r["id"]
+        for r in await _rows(
+            world,
+            "select serial, id from meters where serial = any($1::text[])",
+            [m["serial"], f"{m['serial']}-b"],
+        )
+    }
+    span = {
+        "from": (m["at"] - timedelta(days=4)).isoformat(),
+        "to": (m["at"] + timedelta(days=4)).isoformat(),
+    }
+    old = await client.get(
+        f"/api/v1/meters/{ids[m['serial']]}/registers", params=span, headers=auth(world, "operator")
+    )
+    new = await client.get(
+        f"/api/v1/meters/{ids[m['serial'] + '-b']}/registers",
+        params=span,
+        headers=auth(world, "operator"),
+    )
+    assert old.status_code == new.status_code == 200, old.text
+    old_times = [datetime.fromisoformat(p["t"]) for p in old.json()["items"]]
+    assert old_times
+    assert max(old_times) < m["at"]
+    points = new.json()["items"]
+    assert points
+    assert min(datetime.fromisoformat(p["t"]) for p in points) > m["at"]
+    assert all(Decimal(str(p["value"])) == 3 + Decimal(p["count"]) / 10 for p in points)
 
 
 async def test_the_document_keeps_the_channel_history(

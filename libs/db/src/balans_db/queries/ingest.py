@@ -49,16 +49,21 @@ def _position(column: str) -> str:
 # --- single meters and flats (the api) ---
 
 
-async def registers(
-    db: Db, module_serial: int, input_: int, start: datetime, end: datetime, limit: int = 20000
+async def meter_registers(
+    db: Db, meter_id: int, start: datetime, end: datetime, limit: int = 20000
 ) -> list[Any]:
-    """A channel's raw registers (ts, count) in [start, end), the first ``limit``."""
+    """A meter's raw registers (ts, count, ``value`` = register_offset + count × pulse
+    weight) in [start, end) while it is on its channel (a meter exchange ends one meter's
+    readings and begins the next one's), the first ``limit``."""
     return await db.fetch(
-        """select p.ts, p.count from pulse_readings p
-           where p.module_serial = $1 and p.input = $2 and p.ts >= $3 and p.ts < $4
-           order by p.ts limit $5""",
-        module_serial,
-        input_,
+        """select p.ts, p.count, c.register_offset + p.count * m.pulse_weight as value
+           from channels c join meters m on m.id = c.meter_id
+           join pulse_readings p on p.module_serial = c.module_serial and p.input = c.input
+           where c.meter_id = $1 and p.ts >= $2 and p.ts < $3
+             and (c.valid_from is null or p.ts > c.valid_from)
+             and (c.valid_to is null or p.ts < c.valid_to)
+           order by p.ts limit $4""",
+        meter_id,
         start,
         end,
         limit,

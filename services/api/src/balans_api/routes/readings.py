@@ -6,7 +6,6 @@ lists (``/registers``, ``/heat``) are paged like every list, keyed on ``t``. All
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated
 
 import asyncpg
@@ -45,12 +44,9 @@ async def registers(
     rows = []
     if meter["module_serial"] is not None:
         start = after_time(cursor, window.start)
-        rows = await ingest.registers(
-            pool, meter["module_serial"], meter["input"], start, window.end, limit + 1
-        )
+        rows = await ingest.meter_registers(pool, meter_id, start, window.end, limit + 1)
     page, nxt = time_page(rows, limit, "ts")
-    weight: Decimal = meter["pulse_weight"]
-    items = [RegisterPoint(t=r["ts"], count=r["count"], value=r["count"] * weight) for r in page]
+    items = [RegisterPoint(t=r["ts"], count=r["count"], value=r["value"]) for r in page]
     if format == "csv":
         return csv_response(
             ("t", "count", f"value_{meter['unit']}"),
