@@ -67,6 +67,7 @@ class City:
     ro_account: int
     ru_account: int
     invoices: dict[int, int]  # account -> invoice id
+    ro_meter: int  # a meter of the Romanian resident's flat
 
 
 def _local(day: date) -> datetime:
@@ -81,9 +82,13 @@ async def city(database_url: str) -> AsyncIterator[City]:
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch(
-            """select a.id, a.flat_id, f.building_id from accounts a
+            """select a.id, a.flat_id, f.building_id,
+                      (select min(m.id) from meters m where m.flat_id = f.id) as meter_id
+               from accounts a
                join flats f on f.id = a.flat_id join buildings b on b.id = f.building_id
-               where b.code = 'ref-2a' order by a.id limit 2"""
+               where b.code = 'ref-2a'
+                 and exists (select 1 from meters m where m.flat_id = f.id)
+               order by a.id limit 2"""
         )
         start, end = _local(MONTH), _local(date(2025, 12, 1))
         await conn.execute(
@@ -122,7 +127,7 @@ async def city(database_url: str) -> AsyncIterator[City]:
                 end,
                 f"2025-00000{n}",
             )
-        yield City(database_url, rows[0]["id"], rows[1]["id"], invoices)
+        yield City(database_url, rows[0]["id"], rows[1]["id"], invoices, rows[0]["meter_id"])
     finally:
         await conn.close()
 
@@ -201,8 +206,8 @@ def _issued(city: City, account_id: int) -> InvoiceIssued:
     )
 
 
-def _count(outcome: str) -> float:
-    return metrics.EMAILS.labels(outcome)._value.get()
+def _count(outcome: str, kind: str = "monthly") -> float:
+    return metrics.EMAILS.labels(kind, outcome)._value.get()
 
 
 async def test_monthly_email_once_per_account_in_its_language(
@@ -359,3 +364,46 @@ async def test_webhook_signed_and_retried_after_500(
     assert json.loads(body)["data"]["summary"].startswith("water flows")
     assert row is not None
     assert dict(row) == {"state": "delivered", "attempts": 3, "last_status": 200}
+
+
+async def test_resident_told_of_an_alert_on_its_flat_once(
+    city: City, notify: Notify, smtp: tuple[SmtpSink, int], nats_url: str
+) -> None:
+    sink, _ = smtp
+
+    def alert(alert_id: int, kind: str, meter_id: int | None) -> bytes:
+        return (
+            AlertMessage(
+                alert_id=alert_id,
+                kind=kind,
+                state="open",
+                building_id=1,
+                meter_id=meter_id,
+                opened_at=datetime(2025, 11, 20, 3, tzinfo=ZoneInfo("UTC")),
+                summary="the flat used water every night, unlike flats 2 and 3",
+            )
+            .model_dump_json()
+            .encode()
+        )
+
+    def mails() -> list[EmailMessage]:
+        return [m for m in sink.messages if str(m["Message-ID"]).startswith("<alert-87654321-")]
+
+    skipped = _count("not_for_residents", "alert")
+    await _announce(nats_url, subjects.alert("leak"), alert(87654320, "leak", None))
+    await _announce(
+        nats_url, subjects.alert("consumer_leak"), alert(87654321, "consumer_leak", city.ro_meter)
+    )
+    await eventually("the alert e-mail received", mails, timeout_s=90)
+    duplicates = _count("duplicate", "alert")
+    await _announce(
+        nats_url, subjects.alert("consumer_leak"), alert(87654321, "consumer_leak", city.ro_meter)
+    )
+    await eventually("the resend seen", lambda: _count("duplicate", "alert") > duplicates)
+    assert _count("not_for_residents", "alert") > skipped  # the building's leak: no e-mail
+    [mail] = mails()
+    assert mail["Subject"] == "Alertă: o posibilă scurgere în apartamentul dumneavoastră"
+    assert "resident1@example.md" in mail["To"]
+    text = mail.get_content()
+    assert "verificați robinetele" in text
+    assert "flats 2 and 3" not in text  # balance's summary compares with neighbours

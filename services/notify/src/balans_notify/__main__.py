@@ -13,6 +13,7 @@ from balans_core.nats import connect_nats
 from balans_core.service import ServiceContext, run_service
 from balans_notify.mailer import mailer_for
 from balans_notify.monthly import MonthlyEmails
+from balans_notify.resident_alerts import ResidentAlerts
 from balans_notify.settings import NotifySettings
 from balans_notify.webhooks import WebhookDeliverer, WebhookQueue
 from balans_protocol import subjects
@@ -21,9 +22,14 @@ from balans_protocol.streams import ensure_streams
 
 
 def consumers(
-    js: JetStreamContext, settings: NotifySettings, emails: MonthlyEmails, queue: WebhookQueue
+    js: JetStreamContext,
+    settings: NotifySettings,
+    emails: MonthlyEmails,
+    alerts: ResidentAlerts,
+    queue: WebhookQueue,
 ) -> list[JetStreamConsumer[Any]]:
-    """The monthly e-mails on InvoiceIssued; webhooks on InvoiceIssued and alerts."""
+    """The monthly e-mails on InvoiceIssued, residents' alert e-mails on alerts; webhooks
+    on both."""
 
     def spec(stream: str, subject: str, durable: str, ack_wait_s: float = 60.0) -> ConsumerSpec:
         return ConsumerSpec(
@@ -63,6 +69,17 @@ def consumers(
         JetStreamConsumer.each(
             js,
             spec(
+                subjects.ALERTS_STREAM,
+                subjects.ALERTS_ALL,
+                settings.notify_alert_email_consumer,
+                ack_wait_s=smtp_s,
+            ),
+            AlertMessage,
+            alerts.handle,
+        ),
+        JetStreamConsumer.each(
+            js,
+            spec(
                 subjects.ALERTS_STREAM, subjects.ALERTS_ALL, settings.notify_webhook_alert_consumer
             ),
             AlertMessage,
@@ -73,21 +90,23 @@ def consumers(
 
 async def serve(ctx: ServiceContext, settings: NotifySettings) -> None:
     """Consume the announcements, send the e-mails, deliver the webhooks until stopped."""
-    # the e-mail consumer and the four deliverer loops each hold one while they send,
+    # the two e-mail consumers and the four deliverer loops each hold one while they send,
     # the webhook queues and the e-mail's reads need the rest
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8)
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=10)
     nc = await connect_nats(settings.nats_url, "notify")
     client = httpx.AsyncClient(timeout=settings.notify_webhook_timeout_s)
     try:
         js = nc.jetstream()
         await ensure_streams(js)
-        emails = MonthlyEmails(pool, mailer_for(settings), settings)
+        mailer = mailer_for(settings)
+        emails = MonthlyEmails(pool, mailer, settings)
+        alerts = ResidentAlerts(pool, mailer, settings)
         queue = WebhookQueue(pool)
         deliverer = WebhookDeliverer(pool, client, settings)
         ctx.set_ready(smtp=settings.notify_smtp_host or f"maildir {settings.notify_maildir}")
         await ctx.run_until_stopped(
             deliverer.run(ctx.stopping),
-            *(c.run(ctx.stopping) for c in consumers(js, settings, emails, queue)),
+            *(c.run(ctx.stopping) for c in consumers(js, settings, emails, alerts, queue)),
         )
     finally:
         await client.aclose()

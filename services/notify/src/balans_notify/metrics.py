@@ -6,11 +6,13 @@ from prometheus_client import Counter, Histogram
 
 EMAILS = Counter(
     "balans_notify_emails_total",
-    "Monthly e-mails by outcome: sent, duplicate (already sent for the account and period), "
+    "E-mails to residents by kind (monthly, alert) and outcome: sent, duplicate (already "
+    "sent for the account and period or alert), "
     "no_email (the account has none), opted_out, correction (not a monthly invoice), "
     "unknown_account, unknown_invoice, too_old (issued before BALANS_NOTIFY_MONTHLY_MAX_AGE_"
-    "DAYS), failed (SMTP refused or unreachable after every try; redelivered).",
-    ["outcome"],
+    "DAYS), not_for_residents (an alert of no flat meter, or not one residents act on), "
+    "failed (SMTP refused or unreachable after every try; redelivered).",
+    ["kind", "outcome"],
 )
 SMTP_ERRORS = Counter(
     "balans_notify_smtp_errors_total", "Failed SMTP tries (each try of each e-mail)."

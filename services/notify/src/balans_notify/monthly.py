@@ -1,11 +1,6 @@
-"""Sends each account's monthly e-mail once, when billing announces its month's invoice.
-
-Idempotent: the key (account, period, ``monthly``) is inserted into ``notify_emails`` in
-the transaction that sends the message and commits after the SMTP server accepted it. A
-redelivered announcement, a second notify process or a restart finds the key and sends
-nothing; a send that fails rolls the key back, so the redelivery (with the consumer's
-backoff, dead-lettered after ``BALANS_CONSUMER_MAX_DELIVERIES``) tries again. Only a crash
-between the server's acceptance and the commit sends twice, with the same Message-ID."""
+"""Sends each account's monthly e-mail once (:mod:`balans_notify.once`), when billing
+announces its month's invoice; a failed send is redelivered with the consumer's backoff
+and dead-lettered after ``BALANS_CONSUMER_MAX_DELIVERIES``."""
 
 from __future__ import annotations
 
@@ -20,17 +15,13 @@ from balans_i18n.catalogs import DEFAULT_LOCALE
 from balans_notify import metrics
 from balans_notify.mailer import Mailer
 from balans_notify.monthly_message import MonthlyInfo, compose
+from balans_notify.once import send_once
 from balans_notify.settings import NotifySettings
 from balans_protocol.messages import InvoiceIssued
 
 log = structlog.get_logger("notify")
 
 KIND = "monthly"
-
-_CLAIM = """insert into notify_emails
-  (account_id, period_start, kind, invoice_id, recipient, language, message_id)
-values ($1, $2, $3, $4, $5, $6, $7)
-on conflict (account_id, period_start, kind) do nothing returning id"""
 
 
 def _not_sent_because(
@@ -79,40 +70,33 @@ class MonthlyEmails:
 
     async def handle(self, issued: InvoiceIssued) -> None:
         if issued.kind != "invoice":
-            metrics.EMAILS.labels("correction").inc()
+            metrics.EMAILS.labels(KIND, "correction").inc()
             return
         invoice = await self.pool.fetchrow(billing.INVOICES + " where id = $1", issued.invoice_id)
         recipient = await api.monthly_recipient(self.pool, issued.account_id)
         max_age = timedelta(days=self.settings.notify_monthly_max_age_days)
         outcome = _not_sent_because(issued, invoice, recipient, max_age)
         if outcome is not None:
-            metrics.EMAILS.labels(outcome).inc()
+            metrics.EMAILS.labels(KIND, outcome).inc()
             return
         locale = recipient["language"] or DEFAULT_LOCALE
         info = await self._info(issued, invoice, recipient)
         message = compose(
             info, locale, self.settings.notify_mail_from, self.settings.notify_portal_url
         )
-        async with self.pool.acquire() as conn, conn.transaction():
-            claimed = await conn.fetchval(
-                _CLAIM,
-                issued.account_id,
-                issued.period_start,
-                KIND,
-                issued.invoice_id,
-                recipient["email"],
-                locale,
-                message["Message-ID"],
-            )
-            if claimed is None:
-                metrics.EMAILS.labels("duplicate").inc()
-                return
-            try:
-                await self.mailer.send(message)
-            except Exception:
-                metrics.EMAILS.labels("failed").inc()
-                raise
-        metrics.EMAILS.labels("sent").inc()
+        sent = await send_once(
+            self.pool,
+            self.mailer,
+            message,
+            account_id=issued.account_id,
+            period_start=issued.period_start,
+            kind=KIND,
+            language=locale,
+            metric=KIND,
+            invoice_id=issued.invoice_id,
+        )
+        if not sent:
+            return
         log.info(
             "monthly e-mail sent",
             account_id=issued.account_id,

@@ -53,6 +53,10 @@ class NotifySettings(CommonSettings):
     notify_invoice_consumer: str = Field(
         "notify-invoices", description="Durable JetStream consumer name on InvoiceIssued."
     )
+    notify_alert_email_consumer: str = Field(
+        "notify-alert-emails",
+        description="Durable JetStream consumer name e-mailing residents their flat's alerts.",
+    )
     notify_webhook_invoice_consumer: str = Field(
         "notify-webhooks-invoices",
         description="Durable JetStream consumer name queuing invoice webhooks.",

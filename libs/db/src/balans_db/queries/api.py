@@ -44,3 +44,15 @@ async def webhook_subscription(db: Db, subscription_id: int) -> Any:
         "select id, url, secret, active from webhook_subscriptions where id = $1",
         subscription_id,
     )
+
+
+async def meter_holder(db: Db, meter_id: int) -> Any:
+    """The flat meter's ``serial`` and ``utility`` with the ``account_id`` holding its flat
+    (the most recently opened account of the flat); None for a meter of no flat or a flat
+    without an account."""
+    return await db.fetchrow(
+        """select m.serial, m.utility, a.id as account_id
+           from meters m join accounts a on a.flat_id = m.flat_id
+           where m.id = $1 order by a.opened_on desc, a.id desc limit 1""",
+        meter_id,
+    )
