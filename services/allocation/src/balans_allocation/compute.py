@@ -409,8 +409,8 @@ def _in_service(meters: Sequence[Meter], start: datetime, hours: int) -> np.ndar
     """bool [meter, hour]: the hours each meter is on its channel. Outside them a meter
     counts 0 without flags, so the meters that followed one another on a flat's or
     riser's input add up to one continuous series (docs/provisioning.md)."""
-    if not meters:
-        return np.ones((0, hours), dtype=bool)
+    if not any(m.valid_from or m.valid_to for m in meters):
+        return np.ones((len(meters), hours), dtype=bool)
     return np.stack([m.in_service(start, hours) for m in meters])
 
 
