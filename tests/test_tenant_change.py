@@ -35,6 +35,7 @@ from balans_billing.tariffs import TariffSpec
 from balans_db.provisioning.csv_tables import tables_from_zip
 from balans_db.provisioning.importer import import_document
 from balans_db.provisioning.validation import parse_document
+from balans_db.queries import allocation
 from balans_db.secrets import KeyVault
 from balans_db.topology import SiteSpec, regular_building, write_building
 
@@ -90,6 +91,7 @@ async def block(conn: asyncpg.Connection) -> dict[str, Any]:
             for h in range(hours)
         ],
     )
+    await allocation.refresh_heat_days(conn, [(building_id, JAN[0], JAN[1] - timedelta(hours=1))])
     heat = {
         "utility": "heat",
         "unit": "Gcal",
@@ -297,6 +299,22 @@ async def test_tenant_change_splits_the_month(
     assert max(old_hours) < change_at
     assert len(new_hours) == 504
     assert min(new_hours) == change_at
+    # the portal's views of the flat are cut the same way
+    old_token = await _token(client, "t-old")
+    for month, days in (("2026-01", 10), ("2026-02", 0)):
+        view = await client.get(
+            f"/api/v1/flats/{flats['1']}/profile",
+            params={"month": month},
+            headers={"Authorization": old_token},
+        )
+        assert view.status_code == 200, view.text
+        assert len(view.json()["heat"]["points"]) == days
+    history = await client.get(
+        f"/api/v1/flats/{flats['1']}/history",
+        params={"month": "2026-01"},
+        headers={"Authorization": await _token(client, "t-new")},
+    )
+    assert len(history.json()["current"]["points"]) == 21
 
 
 async def test_verification_due(

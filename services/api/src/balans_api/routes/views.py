@@ -26,7 +26,7 @@ from balans_api.routes.exchanges import ExchangeMarker
 from balans_api.series import series
 from balans_api.timerange import Span, TimeRange
 from balans_api.timerange import span as bounds_of
-from balans_api.visibility import VALVE_STATE, check_building, check_flat
+from balans_api.visibility import VALVE_STATE, check_building, check_flat, held_window
 from balans_db.exchanges import exchanges_of_flat
 from balans_db.queries import allocation, balance, ingest, world
 from balans_db.queries.allocation import Points
@@ -337,7 +337,7 @@ async def profile(
     as its own series, month-to-date, the forecast to the month's end, the coefficients."""
     flat = await flat_context(pool, who, flat_id)
     first = parse_month(month) if month else this_month(flat.timezone)
-    span = month_range(first, flat.timezone)
+    span = held_window(who, month_range(first, flat.timezone), flat.timezone)
     heat = await allocation.flat_heat_series(
         pool, flat_id, span.start, span.end, resolution, flat.timezone
     )
@@ -396,6 +396,8 @@ async def history(
         month_range(add_months(first, -12), flat.timezone).start,
         month_range(add_months(first, months - 13), flat.timezone).end,
     )
+    # a consumer sees the days their account holds the flat, not another tenant's
+    span, before = (held_window(who, w, flat.timezone) for w in (span, before))
     current = await allocation.flat_heat_series(
         pool, flat_id, span.start, span.end, resolution, flat.timezone
     )
@@ -419,7 +421,8 @@ async def readings_on(
     """Each meter's register at the end of a local day (the calendar on the portal)."""
     flat = await flat_context(pool, who, flat_id)
     end = day_range(day, flat.timezone).end
-    rows = await ingest.flat_registers_at(pool, flat_id, end)
+    held = held_window(who, day_range(day, flat.timezone), flat.timezone)
+    rows = await ingest.flat_registers_at(pool, flat_id, end) if held.end == end else []
     return DayReadings(
         flat_id=flat_id,
         date=day,
@@ -490,6 +493,7 @@ async def explain(
         if span.end - span.start > TRAIL_LONGEST:
             raise ApiError(400, f"an hourly explanation covers at most {TRAIL_LONGEST.days} days")
         first = span.start.astimezone(ZoneInfo(flat.timezone)).date().replace(day=1)
+    span = held_window(who, span, flat.timezone)
     s = await allocation.flat_heat_summary(pool, flat_id, span.start, span.end)
     trail = (
         [
