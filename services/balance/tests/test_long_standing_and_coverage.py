@@ -109,8 +109,9 @@ async def _alerts(conn: asyncpg.Connection, building_id: int) -> list[asyncpg.Re
 async def test_faults_older_than_the_window_alert_once(city: City) -> None:
     """The stuck meter and the dead module began a week before the 14 days read: each
     raises exactly one alert, "since before" the window's first day; the tamper flag of a
-    four-channel module names the one meter that lost its use, and its loss is no group
-    leak. A second analysis an hour later opens nothing new."""
+    four-channel module names the one meter that lost its use (with what its peers say it
+    should have registered, for the chart), and its loss is no group leak. A second
+    analysis an hour later opens nothing new."""
     await scenario.analyse(city.database_url, city.ids["a"], city.end - timedelta(hours=2), 14)
     await scenario.analyse(city.database_url, city.ids["a"], city.end - timedelta(hours=1), 14)
     conn = await asyncpg.connect(city.database_url)
@@ -138,6 +139,9 @@ async def test_faults_older_than_the_window_alert_once(city: City) -> None:
     assert magnet[0]["reason_code"] == "magnet.tamper_flag"
     assert city.magnet_serial in magnet[0]["summary"]
     assert magnet[0]["first_hour"] >= START + timedelta(days=30) - timedelta(hours=1)
+    # the evidence chart: what the peers say the magnet's meter should have registered
+    predicted = json.loads(magnet[0]["evidence"])["peers_predicted"]
+    assert len([v for v in predicted if v is not None]) >= 4 * 24
     assert not [r for r in rows if r["serial"] in city.magnet_neighbours], found
     assert not [r for r in rows if r["kind"] in GROUP_KINDS], found
 

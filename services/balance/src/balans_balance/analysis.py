@@ -225,6 +225,10 @@ def member_alerts(
     out = []
     risers = [m for m in members if m in data.riser_dt]
     dt = np.array([data.riser_dt[m] for m in risers]) if risers else None
+    own_total = np.nansum(s.members, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # the balance meter's unit per member unit, hourly (kWh per m³ for flow meters)
+        worth = np.nan_to_num(np.where(own_total > 0, s.subscribers / own_total, 0.0))
     for shift in member_shifts(s, raw, quantum, group_changes=group_changes):
         meter_id = members[shift.member]
         kind = shift.verdict
@@ -274,6 +278,9 @@ def member_alerts(
                     "meter_serial": serial,
                     "detected_hour": data.hours[ep.confirmed].isoformat(),
                     **evidence,
+                    **_predicted(
+                        data, raw[shift.member], _in_own_unit(shift.deficit, worth), ep.end
+                    ),
                 },
                 reason_code=code,
                 reason_params=params,
@@ -283,9 +290,6 @@ def member_alerts(
     since: dict[int | None, datetime] = {}  # meter -> the earliest start the peers gave
     for f in out:
         since[f.meter_id] = min(f.first_hour, since.get(f.meter_id, f.first_hour))
-    own_total = np.nansum(s.members, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        worth = np.nan_to_num(np.where(own_total > 0, s.subscribers / own_total, 0.0))
     for t in tampered(raw, s.tamper):
         meter_id = members[t.member]
         if meter_id not in since:
@@ -304,6 +308,28 @@ def member_alerts(
         if meter_id not in since:
             missed += r.missed * worth
     return out, missed
+
+
+def _in_own_unit(deficit: np.ndarray, worth: np.ndarray) -> np.ndarray:
+    """A deficit in the balance meter's unit back in the member's own."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.where(worth > 0, deficit / worth, 0.0))
+
+
+def _predicted(
+    data: BuildingData, registered: np.ndarray, missed: np.ndarray, end: int
+) -> dict[str, Any]:
+    """For the evidence chart: hourly from ``series_from``, what the meter's peers say it
+    should have registered (its use plus what it missed) where it missed something, None
+    elsewhere (the meter's own use is in the stored consumption)."""
+    lo = max(0, end + 1 - EVIDENCE_POINTS)
+    used, lost = np.nan_to_num(registered[lo : end + 1]), missed[lo : end + 1]
+    return {
+        "series_from": data.hours[lo].isoformat(),
+        "peers_predicted": [
+            round(float(u + m), 4) if m != 0 else None for u, m in zip(used, lost, strict=True)
+        ],
+    }
 
 
 def _flagged(
@@ -336,6 +362,7 @@ def _flagged(
             "detected_hour": data.hours[ep.confirmed].isoformat(),
             "loss": round(loss, 4),
             "basis": "tamper_flag",
+            **_predicted(data, registered, t.missed, ep.end),
         },
         reason_code=code,
         reason_params=params,
@@ -375,6 +402,8 @@ def _not_counting(data: BuildingData, group: GroupDef, meter_id: int, r: StillRe
             "detected_hour": data.hours[last].isoformat(),
             "still_hours": last + 1 - r.start,
             "peer_use": r.peer_use,
+            # still since before the data read: no usual level to predict from
+            **(_predicted(data, data.series(meter_id), r.missed, last) if r.start else {}),
         },
         reason_code=code,
         reason_params=params,
