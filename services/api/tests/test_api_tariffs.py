@@ -54,7 +54,7 @@ async def http(database_url: str, nats_url: str) -> AsyncIterator[dict[str, Any]
                     "/api/v1/auth/token", data={"username": role, "password": PASSWORD}
                 )
                 headers[role] = {"Authorization": f"Bearer {token.json()['access_token']}"}
-            yield {"client": client, "headers": headers}
+            yield {"client": client, "headers": headers, "max_payload": nc.max_payload}
     await nc.close()
     await pool.close()
 
@@ -110,4 +110,10 @@ async def test_refusals_name_each_problem_and_store_nothing(http: dict[str, Any]
         headers=http["headers"]["operator"],
     )
     assert operator.status_code == 403
+    # larger than a NATS message may be: refused before billing is asked
+    huge = await client.post(
+        "/api/v1/tariffs", json={**HEAT, "note": "x" * http["max_payload"]}, headers=admin
+    )
+    assert huge.status_code == 422, huge.text
+    assert "too large" in huge.json()["error"]["message"]
     assert await _heat(client, admin) == before

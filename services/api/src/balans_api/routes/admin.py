@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, Body, Request, status
-from nats.errors import NoRespondersError
+from nats.errors import MaxPayloadError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from balans_api import audit, login_backoff
@@ -285,6 +285,8 @@ async def add_tariff_version(
         msg = await nats.request(
             subjects.BILLING_TARIFF, ask.model_dump_json().encode(), timeout=BILLING_TIMEOUT_S
         )
+    except MaxPayloadError as exc:
+        raise ApiError(422, "the tariff document is too large") from exc
     except (NatsTimeoutError, NoRespondersError) as exc:
         raise ApiError(503, "billing did not answer; try again", retry_after=5) from exc
     reply = TariffVersionReply.model_validate_json(msg.data)
