@@ -149,7 +149,9 @@ async def test_faults_older_than_the_window_alert_once(city: City) -> None:
 async def test_leak_span_stored_and_band_frozen(city: City) -> None:
     """A leak over the last three weeks of 35 days: its alert's span is published for
     the chart, and the band learned before it stays put: the imbalance is above the band
-    through the leak's last week, it is not learned as normal."""
+    through the leak's last week, it is not learned as normal. The overview's flats
+    against the building meter are the heat group's figures; losses come in absolute
+    terms against the target."""
     building_id = city.ids["b"]
     until = city.end - timedelta(hours=1)
     await scenario.analyse(city.database_url, building_id, until, 35)
@@ -165,8 +167,21 @@ async def test_leak_span_stored_and_band_frozen(city: City) -> None:
             conn, group_id, "hour", until - timedelta(days=7), city.end
         )
         days = await balance.imbalance_series(conn, group_id, "day", START, city.end)
+        losses = await balance.group_losses(conn, group_id, START, city.end)
+        overview = await balance.building_heat_days(conn, building_id, START, "UTC")
     finally:
         await conn.close()
+    # one definition: the overview's days are the heat group's, the first one partial
+    assert [d["t"] for d in overview] == [d["t"] for d in days]
+    assert [d["members_value"] for d in overview] == pytest.approx(
+        [d["members_value"] for d in days]
+    )
+    assert [d["partial"] for d in overview] == [True] + [False] * (len(days) - 1)
+    # losses in absolute terms, against the target
+    assert losses["loss"] == pytest.approx(losses["balance_value"] - losses["members_value"])
+    assert losses["loss_share"] == pytest.approx(losses["loss"] / losses["balance_value"])
+    assert losses["loss_share_of_building"] == pytest.approx(losses["loss_share"])
+    assert losses["loss_target_share"] == pytest.approx(0.1)
     (leak,) = [s for s in spans if s["kind"] == "leak"]
     assert leak["state"] == "open"
     assert (
