@@ -152,7 +152,7 @@ async def test_a_late_exchange_is_recorded_and_recomputes_from_the_swap(
         "/api/v1/provisioning/buildings/demo-1a/meter-exchanges", headers=auth(world, "manager")
     )
     assert markers.status_code == 200
-    assert [(x["old_meter"], x["new_meter"]) for x in markers.json()] == [
+    assert [(x["old_meter"], x["new_meter"]) for x in markers.json()["items"]] == [
         (m["serial"], f"{m['serial']}-b")
     ]
     again = await client.post(URL, json=body, headers=auth(world, "operator"))

@@ -273,13 +273,19 @@ where n.valid_from is not null and {where}
 order by n.valid_from, m.serial"""
 
 
-async def exchanges_of_building(db: Db, code: str) -> list[Any] | None:
-    """The exchanges on the building's meters (``at``, ``utility``, ``old_meter``,
-    ``new_meter``, ``flat``, ``riser``), oldest first; None if there is no building."""
+async def exchanges_of_building(db: Db, code: str, since: datetime, limit: int) -> list[Any] | None:
+    """The first ``limit`` exchanges on the building's meters from ``since`` (``at``,
+    ``utility``, ``old_meter``, ``new_meter``, ``flat``, ``riser``), oldest first; None if
+    there is no building."""
     building_id = await db.fetchval("select id from buildings where code = $1", code)
     if building_id is None:
         return None
-    return await db.fetch(_MARKERS.format(where="m.building_id = $1"), building_id)
+    return await db.fetch(
+        _MARKERS.format(where="m.building_id = $1 and n.valid_from >= $2") + " limit $3",
+        building_id,
+        since,
+        limit,
+    )
 
 
 async def exchanges_of_flat(db: Db, flat_id: int, start: datetime, end: datetime) -> list[Any]:

@@ -22,6 +22,7 @@ from balans_api import audit
 from balans_api.deps import Operator, Staff
 from balans_api.errors import ERROR_RESPONSES, ApiError
 from balans_api.metrics import PROVISIONING_REFUSALS
+from balans_api.paging import Cursor, Limit, Page, after_time, time_page
 from balans_api.provisioning import OUTBOX, wake_relay
 from balans_core.outbox import enqueue
 from balans_db.exchanges import (
@@ -214,10 +215,14 @@ async def _announce(conn: asyncpg.Connection, recorded: Recorded, exchange: Exch
     return hour
 
 
-@router.get("/buildings/{code}/meter-exchanges", response_model=list[ExchangeMarker])
-async def list_meter_exchanges(code: str, request: Request, _: Staff) -> list[ExchangeMarker]:
+@router.get("/buildings/{code}/meter-exchanges", response_model=Page[ExchangeMarker])
+async def list_meter_exchanges(
+    code: str, request: Request, _: Staff, cursor: Cursor = None, limit: Limit = 100
+) -> Page[ExchangeMarker]:
     """The building's meter exchanges, oldest first."""
-    rows = await exchanges_of_building(request.app.state.pool, code)
+    since = after_time(cursor, datetime(1970, 1, 1, tzinfo=UTC))
+    rows = await exchanges_of_building(request.app.state.pool, code, since, limit + 1)
     if rows is None:
         raise ApiError(404, f"no building {code!r}")
-    return [ExchangeMarker(**dict(r)) for r in rows]
+    page, nxt = time_page(rows, limit, "at")
+    return Page(items=[ExchangeMarker(**dict(r)) for r in page], next_cursor=nxt)

@@ -11,7 +11,7 @@
     const building = await api(`/buildings/${buildingId}`);
     document.querySelector("h1").textContent = `${building.name}: ${t("meter exchange")}`;
     const list = async () => {
-      const done = await api(`/provisioning/buildings/${encodeURIComponent(building.code)}/meter-exchanges`);
+      const done = (await api(`/provisioning/buildings/${encodeURIComponent(building.code)}/meter-exchanges?limit=1000`)).items;
       el("exchanges").innerHTML = `<tr><th>${esc(t("When"))}</th><th>${esc(t("Old meter"))}</th><th>${esc(t("New meter"))}</th><th>${esc(t("Flat"))}</th></tr>`
         + done.map((x) => `<tr data-new-meter="${esc(x.new_meter)}"><td>${esc(when(x.at))}</td><td>${esc(x.old_meter ?? "")}</td><td>${esc(x.new_meter)}</td><td>${esc(x.flat ?? "")}</td></tr>`).join("");
       return new Set(done.map((x) => x.old_meter));
