@@ -117,6 +117,10 @@ async def test_one_leak_one_alert(database_url: str, nats_url: str) -> None:
     assert LEAK_END - timedelta(hours=2) <= alert["last_hour"] <= LEAK_END + timedelta(hours=36)
     assert {m.alert_id for m in received} == {alert["id"]}
     assert received[0].state == "open"
+    # the announcement names when the fault began and the one reason that fired
+    assert received[0].first_hour == alert["first_hour"]
+    assert received[0].reason_code == alert["reason_code"]
+    assert alert["reason_code"].startswith("leak.")
     assert (received[-1].kind, received[-1].state) == ("leak", "closed")
     assert detected <= LEAK_START + timedelta(hours=18)
     assert [r["kind"] for r in rows if r["kind"] != "leak"] == []

@@ -67,6 +67,12 @@ class AlertMessage(Message):
     opened_at: datetime
     summary: str
     evidence: dict[str, Any] = Field(default_factory=dict)
+    # when the fault began (True: before the data balance read), and the one reason that
+    # fired as a code and its figures, for a reader's language (docs/balance.md)
+    first_hour: datetime | None = None
+    began_before: bool = False
+    reason_code: str | None = None
+    reason_params: dict[str, Any] = Field(default_factory=dict)
 
 
 class CommandRequest(Message):

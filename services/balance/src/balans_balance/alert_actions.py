@@ -11,7 +11,7 @@ import asyncpg
 import structlog
 from pydantic import ValidationError
 
-from balans_balance.alerts import OUTBOX, alert_message
+from balans_balance.alerts import OUTBOX, RETURNING, alert_message
 from balans_balance.metrics import ALERT_ACTIONS, ALERT_TRANSITIONS, INVALID_MESSAGES
 from balans_core import outbox
 from balans_protocol import subjects
@@ -35,9 +35,7 @@ async def apply_action(conn: asyncpg.Connection, action: AlertAction) -> bool:
         if was_open is None:
             return False
         row = await conn.fetchrow(
-            f"""update alerts set {_SET[action.action]} where id = $1
-                returning id, kind, building_id, group_id, meter_id, opened_at, summary,
-                          evidence""",
+            f"""update alerts set {_SET[action.action]} where id = $1 {RETURNING}""",
             action.alert_id,
             action.actor,
         )

@@ -61,10 +61,16 @@ def alert_message(row: asyncpg.Record, state: Literal["open", "updated", "closed
         opened_at=row["opened_at"],
         summary=row["summary"],
         evidence=json.loads(row["evidence"]),
+        first_hour=row["first_hour"],
+        began_before=row["began_before"],
+        reason_code=row["reason_code"],
+        reason_params=json.loads(row["reason_params"]),
     )
 
 
-_RETURNING = "returning id, kind, building_id, group_id, meter_id, opened_at, summary, evidence"
+# the columns an announcement (alert_message) is made from
+RETURNING = """returning id, kind, building_id, group_id, meter_id, opened_at, summary, evidence,
+    first_hour, began_before, reason_code, reason_params"""
 
 
 async def _open(conn: asyncpg.Connection, f: Finding, now: datetime) -> asyncpg.Record:
@@ -75,7 +81,7 @@ async def _open(conn: asyncpg.Connection, f: Finding, now: datetime) -> asyncpg.
                                began_before, reason_code, reason_params)
             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14::jsonb,
                     $15, $16, $17, $18::jsonb)
-            {_RETURNING}""",
+            {RETURNING}""",
         f.kind,
         f.cause_key,
         "open" if f.active else "closed",
@@ -146,7 +152,7 @@ async def reconcile(
                            kind = $7, meter_id = $8, severity = $9, reason_code = $10,
                            reason_params = $11::jsonb,
                            detected_hour = coalesce(detected_hour, $12)
-                    where id = $1 {_RETURNING}""",
+                    where id = $1 {RETURNING}""",
                 current["id"],
                 f.last_hour,
                 now,
@@ -171,7 +177,7 @@ async def reconcile(
                 continue
             row = await conn.fetchrow(
                 f"""update alerts set state = 'closed', closed_at = $2, updated_at = $2
-                    where id = $1 {_RETURNING}""",
+                    where id = $1 {RETURNING}""",
                 current["id"],
                 now,
             )
