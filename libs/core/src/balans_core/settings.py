@@ -74,10 +74,10 @@ class CommonSettings(BaseSettings):
     )
 
     verification_interval_years: dict[str, int] = Field(
-        default_factory=lambda: dict(VERIFICATION_INTERVAL_YEARS),
-        description="Re-verification interval per utility, for meters without their own "
-        '(JSON, e.g. {"heat": 5, "hot_water": 5, "cold_water": 6, "gas": 8, '
-        '"electricity": 8}; a utility left out keeps its default). Sources: docs/provisioning.md.',
+        dict(VERIFICATION_INTERVAL_YEARS),
+        description="Re-verification interval in years per utility, for meters without "
+        "their own (JSON; a utility left out keeps its default). Sources: "
+        "docs/provisioning.md.",
     )
     verification_warn_days: int = Field(
         60,
