@@ -173,6 +173,7 @@ async def notify(city: City, nats_url: str, smtp: tuple[SmtpSink, int]) -> Async
         notify_smtp_host="127.0.0.1",
         notify_smtp_port=smtp[1],
         notify_smtp_backoff_s=0.05,
+        notify_attach_invoice_pdf=False,  # billing's PDF: tests/test_notify_billing.py
         notify_portal_url="https://portal.example.md",
         notify_webhook_backoff_s=0.1,
         notify_webhook_poll_s=0.05,

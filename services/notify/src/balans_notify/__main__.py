@@ -99,7 +99,7 @@ async def serve(ctx: ServiceContext, settings: NotifySettings) -> None:
         js = nc.jetstream()
         await ensure_streams(js)
         mailer = mailer_for(settings)
-        emails = MonthlyEmails(pool, mailer, settings)
+        emails = MonthlyEmails(pool, nc, mailer, settings)
         alerts = ResidentAlerts(pool, mailer, settings)
         queue = WebhookQueue(pool)
         deliverer = WebhookDeliverer(pool, client, settings)

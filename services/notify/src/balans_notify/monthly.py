@@ -4,11 +4,13 @@ and dead-lettered after ``BALANS_CONSUMER_MAX_DELIVERIES``."""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import structlog
+from nats.aio.client import Client as NatsClient
 
 from balans_db.queries import allocation, api, billing
 from balans_i18n.catalogs import DEFAULT_LOCALE
@@ -17,7 +19,8 @@ from balans_notify.mailer import Mailer
 from balans_notify.monthly_message import MonthlyInfo, compose
 from balans_notify.once import send_once
 from balans_notify.settings import NotifySettings
-from balans_protocol.messages import InvoiceIssued
+from balans_protocol import subjects
+from balans_protocol.messages import InvoiceDocumentReply, InvoiceDocumentRequest, InvoiceIssued
 
 log = structlog.get_logger("notify")
 
@@ -47,10 +50,28 @@ def _not_sent_because(
 
 
 class MonthlyEmails:
-    def __init__(self, pool: asyncpg.Pool, mailer: Mailer, settings: NotifySettings) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, nc: NatsClient, mailer: Mailer, settings: NotifySettings
+    ) -> None:
         self.pool = pool
+        self.nc = nc
         self.mailer = mailer
         self.settings = settings
+
+    async def _pdf(self, invoice_id: int, locale: str) -> bytes:
+        """The invoice's PDF from billing. Billing not answering raises a NATS error (the
+        announcement is redelivered without limit, the e-mail waits); a refusal raises
+        (redelivered, then a dead letter to replay once billing renders again)."""
+        ask = InvoiceDocumentRequest(invoice_id=invoice_id, format="pdf", locale=locale)
+        msg = await self.nc.request(
+            subjects.BILLING_DOCUMENT,
+            ask.model_dump_json().encode(),
+            timeout=self.settings.notify_document_timeout_s,
+        )
+        reply = InvoiceDocumentReply.model_validate_json(msg.data)
+        if reply.status != "done":
+            raise RuntimeError(f"billing did not render invoice {invoice_id}: {reply.detail}")
+        return base64.b64decode(reply.content_b64)
 
     async def _info(
         self, issued: InvoiceIssued, invoice: asyncpg.Record, recipient: asyncpg.Record
@@ -84,6 +105,13 @@ class MonthlyEmails:
         message = compose(
             info, locale, self.settings.notify_mail_from, self.settings.notify_portal_url
         )
+        if self.settings.notify_attach_invoice_pdf:
+            message.add_attachment(
+                await self._pdf(issued.invoice_id, locale),
+                maintype="application",
+                subtype="pdf",
+                filename=f"invoice-{invoice['number']}.pdf",
+            )
         sent = await send_once(
             self.pool,
             self.mailer,

@@ -44,6 +44,15 @@ class NotifySettings(CommonSettings):
     notify_portal_url: str = Field(
         "http://127.0.0.1:8000", description="The portal's address, for links in e-mails."
     )
+    notify_attach_invoice_pdf: bool = Field(
+        True,
+        description="Attach the invoice as PDF to the monthly e-mail, rendered by billing over "
+        "NATS (balans.billing.document) in the e-mail's language; while billing does not "
+        "answer, the e-mail waits.",
+    )
+    notify_document_timeout_s: float = Field(
+        60.0, gt=0, description="How long billing may take to render an invoice's PDF."
+    )
     notify_monthly_max_age_days: float = Field(
         31.0,
         gt=0,
