@@ -104,6 +104,7 @@ async def test_an_address_through_its_lifecycle(conn: asyncpg.Connection) -> Non
         "mbus_meters": {"create": 0, "update": 1, "delete": 0}
     }
     assert _key(await _water(conn)) == K2
+    assert await _import(conn, _document(key=K2.hex())) == {}  # the same key again: nothing
 
     # another address (the same meter re-addressed), key left out: a new virtual module,
     # the key kept (sealed again for the new address)
@@ -116,6 +117,7 @@ async def test_an_address_through_its_lifecycle(conn: asyncpg.Connection) -> Non
 
     await _import(conn, _document(id="41000009", key=""))
     assert (await _water(conn))["key_ciphertext"] is None
+    assert await _import(conn, _document(id="41000009", key="")) == {}
 
     # the meter removed: its virtual module and address go with it
     without = _document()

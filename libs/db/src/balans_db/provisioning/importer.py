@@ -15,6 +15,7 @@ from balans_db.provisioning.apply import apply_changes, total_rows
 from balans_db.provisioning.changes import Changes, compare, stored_rows
 from balans_db.provisioning.document import WorldDocument
 from balans_db.provisioning.export import fetch_stored
+from balans_db.provisioning.mbus import drop_unchanged_keys
 from balans_db.provisioning.validation import InvalidDocumentError, Problem, check_document
 from balans_db.secrets import KeyVault
 
@@ -110,7 +111,9 @@ async def import_document(
         if problems:
             raise InvalidDocumentError(problems)
         stored = await fetch_stored(conn, [b.code for b in doc.buildings])
-        changes = compare(stored_rows(*stored), doc)
+        old = stored_rows(*stored)
+        changes = compare(old, doc)
+        drop_unchanged_keys(changes, old, vault)
         report = ImportReport(dry_run, changes)
         if dry_run or changes.empty:
             return report

@@ -13,13 +13,17 @@ keeps the stored one (docs/provisioning.md, "Standard M-Bus meters").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
+from cryptography.exceptions import InvalidTag
 
 from balans_db.provisioning.document import MBUS_MEDIA, MbusDoc
 from balans_db.secrets import KeyVault
 from balans_db.topology import add_virtual_module
+
+if TYPE_CHECKING:
+    from balans_db.provisioning.changes import Changes, Rows
 
 MBUS_INPUT = 0  # the virtual module's input that counts the meter's own register
 VIRTUAL_SERIAL_BASE = 1 << 48
@@ -99,6 +103,34 @@ select mt.building_id, mt.serial, mm.manufacturer, mm.device_id, mm.version, mm.
 from mbus_meters mm join meters mt on mt.id = mm.meter_id
 where mt.building_id = any($1::int[]) order by mm.id
 """
+
+
+def drop_unchanged_keys(changes: Changes, old: Rows, vault: KeyVault) -> None:
+    """Forget the updates whose only difference is a key equal to the stored one: the
+    comparison cannot see through a sealed key, and without this a document that carries
+    keys would re-seal them (and announce a change) on every import."""
+    updates = changes.update["mbus_meters"]
+    for serial, values in list(updates.items()):
+        before = old["mbus_meters"][serial]
+        if values[:KEY_POSITION] == before[:KEY_POSITION] and _same_key(
+            vault, values[KEY_POSITION], before[KEY_POSITION]
+        ):
+            del updates[serial]
+
+
+def _same_key(vault: KeyVault, new: str | SealedKey | None, stored: SealedKey | None) -> bool:
+    if isinstance(new, SealedKey) or stored is None:
+        return new == stored or (not new and stored is None)
+    if not new:
+        return False
+    try:
+        opened = vault.open(
+            stored.ciphertext, context=key_context(stored.manufacturer, stored.device_id)
+        )
+    except InvalidTag:  # sealed under another master key: seal the given key again
+        return False
+    return opened == bytes.fromhex(new)
+
 
 DELETE_SQL = """
 delete from radio_modules where serial in (
