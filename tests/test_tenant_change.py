@@ -280,6 +280,31 @@ async def test_tenant_change_splits_the_month(
     assert owner_doc.flat_number is None
     assert "Housing association" in render.to_html(owner_doc)
 
+    # a move-out recorded after the month was invoiced: billing is asked to bill it again,
+    # and the correction credits the days the account no longer holds
+    pending = await conn.fetchval(
+        "select count(*) from api_outbox where subject like 'balans.events.period.%'"
+    )
+    late = await client.post(
+        "/api/v1/accounts/t-tenancy-1-b/close", json={"closed_on": "2026-01-26"}
+    )
+    assert late.status_code == 200, late.text
+    assert (
+        await conn.fetchval(
+            "select count(*) from api_outbox where subject like 'balans.events.period.%'"
+        )
+        == pending + 1
+    )
+    corrections = await bill_building(conn, block["id"], *JAN)
+    credited = {c.account_id: c.total for c in corrections}
+    assert credited[by_number["t-tenancy-1-b"]] < 0
+    assert credited[by_number["t-tenancy-owner"]] > 0
+    assert (
+        await conn.execute("update accounts set closed_on = null where number = 't-tenancy-1-b'")
+        == "UPDATE 1"
+    )
+    await bill_building(conn, block["id"], *JAN)  # back as it was, for what follows
+
     # the periods and the owner account survive export and import unchanged
     exported = await client.get("/api/v1/exports", params={"building": "t-tenancy-1c"})
     doc = exported.json()

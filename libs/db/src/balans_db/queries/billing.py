@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from balans_db.queries import Db
@@ -21,4 +22,15 @@ async def invoice_lines(db: Db, invoice_id: int) -> list[Any]:
         """select line_no, utility, code, description, quantity, unit, unit_price, amount
            from invoice_lines where invoice_id = $1 order by line_no""",
         invoice_id,
+    )
+
+
+async def invoiced_periods(db: Db, building_id: int, ending_after: datetime) -> list[Any]:
+    """The building's invoiced periods (period_start, period_end) that end after
+    ``ending_after``, oldest first: what a late change from then on must re-bill."""
+    return await db.fetch(
+        """select distinct period_start, period_end from invoices
+           where building_id = $1 and period_end > $2 order by period_start""",
+        building_id,
+        ending_after,
     )

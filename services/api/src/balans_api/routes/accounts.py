@@ -10,7 +10,7 @@ flat). A refusal is a 422 naming every problem with its path; nothing is written
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +24,7 @@ from balans_api.deps import Operator, Pool
 from balans_api.errors import ERROR_RESPONSES, not_found
 from balans_api.models import AccountPublic
 from balans_api.provisioning import refused, wake_relay
-from balans_api.register_readings import announce_readings
+from balans_api.register_readings import announce_readings, announce_rebilling
 from balans_db.provisioning.importer import WORLD_LOCK
 from balans_db.provisioning.readings import (
     CheckedReadings,
@@ -33,6 +33,8 @@ from balans_db.provisioning.readings import (
     write_readings,
 )
 from balans_db.provisioning.validation import InvalidDocumentError, Problem
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 router = APIRouter(prefix="/accounts", tags=["accounts"], responses=ERROR_RESPONSES)
 
@@ -242,6 +244,7 @@ async def open_account(body: NewAccount, request: Request, pool: Pool, who: Oper
             conn, body, place["flat_id"], place["building_id"], body.opened_on
         )
         received, inserted = await _store(conn, checked)
+        rebilled = await announce_rebilling(conn, place["building_id"], at or EPOCH)
         await audit.record(
             conn,
             who.actor,
@@ -251,6 +254,7 @@ async def open_account(body: NewAccount, request: Request, pool: Pool, who: Oper
             flat=body.flat,
             opened_on=str(body.opened_on),
             readings=received,
+            rebilled_periods=rebilled,
         )
         accounts = await _public(conn, [account_id])
     wake_relay(request.app)
@@ -300,6 +304,9 @@ async def tenant_change(body: TenantChange, request: Request, pool: Pool, who: O
         )
         new_id = await _insert(conn, body.account, place["flat_id"], place["building_id"], body.on)
         received, inserted = await _store(conn, checked)
+        rebilled = await announce_rebilling(
+            conn, place["building_id"], _midnight(body.on, place["timezone"])
+        )
         await audit.record(
             conn,
             who.actor,
@@ -309,6 +316,7 @@ async def tenant_change(body: TenantChange, request: Request, pool: Pool, who: O
             opened=body.account.number,
             on=str(body.on),
             readings=received,
+            rebilled_periods=rebilled,
         )
         accounts = await _public(conn, [current["id"], new_id])
     wake_relay(request.app)
@@ -324,7 +332,7 @@ async def close_account(
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("select pg_advisory_xact_lock($1)", WORLD_LOCK)
         row = await conn.fetchrow(
-            """select a.id, a.flat_id, a.opened_on, a.closed_on, s.timezone
+            """select a.id, a.flat_id, a.opened_on, a.closed_on, s.timezone, b.id as building_id
                from accounts a join buildings b on b.id = coalesce(a.building_id,
                  (select building_id from flats where id = a.flat_id))
                join sites s on s.id = b.site_id where a.number = $1 for update of a""",
@@ -346,6 +354,9 @@ async def close_account(
             "update accounts set closed_on = $2 where id = $1", row["id"], body.closed_on
         )
         received, inserted = await _store(conn, checked)
+        rebilled = await announce_rebilling(
+            conn, row["building_id"], _midnight(body.closed_on, row["timezone"])
+        )
         await audit.record(
             conn,
             who.actor,
@@ -353,6 +364,7 @@ async def close_account(
             number,
             closed_on=str(body.closed_on),
             readings=received,
+            rebilled_periods=rebilled,
         )
         accounts = await _public(conn, [row["id"]])
     wake_relay(request.app)
