@@ -97,9 +97,13 @@ async def _allocate(conn: asyncpg.Connection, ids: dict[str, int], since: dateti
         await on_readings_stored(conn, building_id, since, timedelta(hours=3), 48)
 
 
-async def _prepared(url: str, city, chunks, exchanges, late: bool) -> dict[str, int]:
+async def _prepared(
+    url: str, city, chunks, exchanges, late: bool
+) -> tuple[dict[str, int], dict[str, int]]:
     """Store the city and its month; exchanges recorded before the readings (on time) or
-    after the readings of three days past the last swap were stored and allocated."""
+    after the readings of three days past the last swap were stored and allocated. Returns
+    the building ids and, recorded late, each old meter's flags around its swap before
+    the record."""
     conn = await asyncpg.connect(url)
     try:
         await write_city(conn, city, KeyVault(), SEED)
@@ -111,11 +115,12 @@ async def _prepared(url: str, city, chunks, exchanges, late: bool) -> dict[str, 
             await record_exchanges(conn, exchanges)
             await write_chunks(conn, chunks)
             await _allocate(conn, ids, H0)
-            return ids
+            return ids, {}
         cut = max(e.at for e in exchanges) + LATE
         hours = int((cut - H0) / timedelta(hours=1))
         await write_chunks(conn, [_head(c, hours) for c in chunks])
         await _allocate(conn, ids, H0)
+        unrecorded = await _flags_around(conn, exchanges)
         await record_exchanges(conn, exchanges)
         # what the api announces with the record: the building's readings from the swap
         for e in exchanges:
@@ -124,9 +129,24 @@ async def _prepared(url: str, city, chunks, exchanges, late: bool) -> dict[str, 
             )
         await write_chunks(conn, chunks)
         await _allocate(conn, ids, H0 + timedelta(hours=hours))
-        return ids
+        return ids, unrecorded
     finally:
         await conn.close()
+
+
+async def _flags_around(conn: asyncpg.Connection, exchanges) -> dict[str, int]:
+    """Each old meter's flags (OR) over the hours around its swap."""
+    return {
+        e.old_serial: await conn.fetchval(
+            """select coalesce(bit_or(c.flags), 0) from meter_consumption c
+               join meters m on m.id = c.meter_id
+               where m.serial = $1 and c.hour >= $2 and c.hour < $3""",
+            e.old_serial,
+            e.at - timedelta(hours=3),
+            e.at + timedelta(hours=3),
+        )
+        for e in exchanges
+    }
 
 
 def _layout(city, code: str) -> str:
@@ -160,9 +180,13 @@ def late_database_url(dev_stack: DevStack, template_database: str, database_url:
 @pytest.fixture(scope="module")
 async def stored(simulated, database_url: str, late_database_url: str):
     city, chunks, exchanges = simulated
-    on_time = await _prepared(database_url, city, chunks, exchanges, late=False)
-    late = await _prepared(late_database_url, city, chunks, exchanges, late=True)
-    return {"on_time": (database_url, on_time), "late": (late_database_url, late)}
+    on_time, _ = await _prepared(database_url, city, chunks, exchanges, late=False)
+    late, unrecorded = await _prepared(late_database_url, city, chunks, exchanges, late=True)
+    return {
+        "on_time": (database_url, on_time),
+        "late": (late_database_url, late),
+        "unrecorded": unrecorded,
+    }
 
 
 async def _per_flat(url: str, building_id: int) -> tuple[np.ndarray, slice]:
@@ -199,6 +223,15 @@ async def test_month_heat_matches_truth_across_exchanges(simulated, stored, when
     chunk = chunks[[s.layout for s in city].index(layout)]
     truth = chunk.truth.flat_kwh[hours].sum(axis=0)
     np.testing.assert_allclose(measured, truth, rtol=TOLERANCE[layout])
+
+
+async def test_a_reset_without_a_record_is_flagged(simulated, stored) -> None:
+    """Until the exchange is recorded, a counter reset at the swap is what it always was: a
+    register gone backwards (flagged, the stretch counted 0), never a negative hour."""
+    _, _, exchanges = simulated
+    for e in exchanges:
+        if e.counter_reset:
+            assert stored["unrecorded"][e.old_serial] & Flag.REGISTER_BACKWARDS, e.old_serial
 
 
 async def test_late_record_gives_the_on_time_result(stored) -> None:
