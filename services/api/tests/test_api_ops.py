@@ -154,6 +154,7 @@ async def test_queue_is_a_summary_with_filters_sort_and_counts(
     assert counts["by_kind"]["leak"] == 1
     assert counts["by_kind"]["stuck_meter"] == 1
     assert counts["open"] == sum(counts["open_by_kind"].values())
+    assert counts["open_by_building"] == {str(world.building_id): counts["open"]}
     bad = await client.get("/api/v1/alerts?sort=-began&cursor=eA", headers=auth(world, "admin"))
     assert bad.status_code == 400
 

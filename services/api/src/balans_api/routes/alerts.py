@@ -63,6 +63,9 @@ class AlertCounts(BaseModel):
     open: int
     by_kind: dict[str, int] = Field(description="kind -> alerts of that kind.")
     open_by_kind: dict[str, int] = Field(description="kind -> open alerts of that kind.")
+    open_by_building: dict[str, int] = Field(
+        description="building id -> its open alerts (buildings with none left out)."
+    )
 
 
 class EvidencePoint(BaseModel):
@@ -189,7 +192,13 @@ async def alert_counts(
             from ({balance.ALERT_SUMMARIES}{where.sql()}) x group by kind order by kind""",
         *where.params,
     )
+    buildings = await pool.fetch(
+        f"""select building_id, count(*) as open from ({balance.ALERT_SUMMARIES}{where.sql()}) x
+            where state = 'open' and building_id is not null group by building_id""",
+        *where.params,
+    )
     return AlertCounts(
+        open_by_building={str(r["building_id"]): r["open"] for r in buildings},
         total=sum(r["total"] for r in rows),
         open=sum(r["open"] for r in rows),
         by_kind={r["kind"]: r["total"] for r in rows},

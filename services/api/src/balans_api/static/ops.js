@@ -5,7 +5,7 @@
 (() => {
   const {
     api, post, header, t, esc, el, when, fmt, utility, command, layout, plotConfig, PALETTE, ALERT_KINDS,
-    ALERT_STATES, qty, unit, none, optional, LOCALE, VALVE_STATES, COMMAND_STATUS, valveButtons,
+    ALERT_STATES, qty, unit, none, optional, LOCALE, VALVE_STATES, COMMAND_STATUS, valveButtons, reasonHtml, fill,
   } = balans;
   const idFromPath = () => Number(location.pathname.split("/").pop());
   const head = (names) => `<tr>${names.map((n) => `<th>${esc(n)}</th>`).join("")}</tr>`;
@@ -14,59 +14,6 @@
   const kind = (k) => ALERT_KINDS[k] || k;
   const SEVERITIES = { info: t("information"), warning: t("warning"), critical: t("critical") };
 
-  // ---------------- the one reason that fired, in the page's language ----------------
-  // balance names it `<kind>.<rule>` with the figures the sentence needs (docs/balance.md)
-  const GROUP_SHAPES = {
-    step: t("group {group}: a constant excess of {excess_pct} % of the balance meter beyond the members' use"),
-    use: t("group {group}: an excess of {excess_pct} % of the balance meter that follows the members' use"),
-    scale: t("group {group}: the balance meter reads {excess_pct} % off by a constant factor"),
-    ramp: t("group {group}: the balance meter's error grows steadily ({excess_pct} % of its reading)"),
-    settled: t("group {group}: the balance meter's error grew, then settled ({excess_pct} % of its reading)"),
-  };
-  const REASONS = {
-    "stuck_meter.register_still": t("meter {meter_serial}: its register stood still for {still_hours} h while its peers' use says it should have counted"),
-    "stuck_meter.not_counted": t("meter {meter_serial} has not counted since {since} while its peers used {peer_use} {unit} each"),
-    "stuck_meter.not_counted_since_before": t("meter {meter_serial} has not counted since before {since} while its peers used {peer_use} {unit} each"),
-    "magnet.not_counted_tamper_flag": t("meter {meter_serial}: its module raised the tamper flag and the register has not counted since {since}"),
-    "magnet.register_still_tamper_flag": t("meter {meter_serial}: its module raised the tamper flag and the register stood still for {still_hours} h"),
-    "magnet.tamper_flag": t("meter {meter_serial}: its module raised the tamper flag and the meter registers {loss_pct} % less than its peers predict"),
-    "magnet.balance_confirmed": t("meter {meter_serial} registers {loss_pct} % less than its peers predict while the balance meter still sees that use"),
-    "magnet.riser_dt_steady": t("riser meter {meter_serial}: its flow fell {loss_pct} % against its peers while the riser's ΔT stayed in line"),
-    "drifting_meter.growing_error": t("meter {meter_serial}: its error against its peers grows steadily ({loss_pct} % so far)"),
-    "drifting_meter.balance_confirmed": t("meter {meter_serial} registers {loss_pct} % off its peers' prediction and the balance meter confirms the meter is wrong"),
-    "drifting_meter.riser_dt_steady": t("riser meter {meter_serial}: its flow moved {loss_pct} % against its peers while the riser's ΔT stayed in line"),
-    "clogged_riser.dt_rose": t("riser meter {meter_serial}: its flow fell {loss_pct} % and the riser's ΔT rose {dt_change_pct} %: the water really slowed"),
-    "clogged_riser.balance_unmoved": t("riser meter {meter_serial}: its flow fell {loss_pct} % against its peers and the balance meter did not move"),
-    "concentrator_silent.silence": t("concentrator {concentrator} is silent"),
-    "concentrator_silent.silent_since_before": t("none of the modules of concentrator {concentrator} heard since before {since}"),
-    "dead_module.silence": t("module {module} is silent (dead, or cut off from the mesh)"),
-    "dead_module.never_heard": t("module {module} never heard since its installation on {installed_on}"),
-    "dead_module.silent_since_before": t("module {module} silent since before {since}"),
-    "missing_data.silence": t("meter {meter_serial}: no readings although its module reports"),
-    "low_battery.low_or_falling": t("module {module}: battery low or heading for cut-off"),
-    "consumer_leak.night_flow": t("meter {meter_serial}: water ran every hour of the last three nights (a dripping tap or a running cistern?)"),
-  };
-  const DATA_PARAMS = new Set(["meter_serial", "group", "module", "concentrator"]);
-  const DATE_PARAMS = new Set(["since", "installed_on"]);
-  const param = (name, value) => {
-    if (none(value)) return "–";
-    if (DATA_PARAMS.has(name)) return data(value);
-    if (DATE_PARAMS.has(name)) return esc(day(value));
-    if (name === "unit") return esc(unit(value));
-    return esc(typeof value === "number" ? fmt(value, Number.isInteger(value) ? 0 : 1) : value);
-  };
-  // a translated message as HTML: its words escaped, each {placeholder} by html(name)
-  const fill = (message, html) => message.split(/(\{\w+\})/).map((part) => {
-    const m = /^\{(\w+)\}$/.exec(part);
-    return m ? html(m[1]) : esc(part);
-  }).join("");
-  // the one reason as a sentence, the figures filled in (data marked as such)
-  function reasonHtml(a) {
-    const code = a.reason_code || "";
-    const message = REASONS[code] || GROUP_SHAPES[code.split(".")[1]];
-    if (!message) return a.rule ? `<span lang="en" class="data">${esc(a.rule)}</span>` : esc(t("no data"));
-    return fill(message, (name) => param(name, a.reason_params?.[name]));
-  }
   const began = (a) => (a.began_before ? t("since before {when}", { when: when(a.began_at) }) : when(a.began_at));
   // where the fault is: the flat (a link), the riser, the group, the meter or module
   const where = (a) => [
