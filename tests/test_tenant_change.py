@@ -358,7 +358,7 @@ async def test_verification_due(
             "/api/v1/meters/verification-due", params={"days": days, "building": "t-tenancy-1c"}
         )
         assert response.status_code == 200, response.text
-        return [m["serial"] for m in response.json()]
+        return [m["serial"] for m in response.json()["items"]]
 
     assert block["meter"] in await due(30)
     assert block["meter"] not in await due(5)

@@ -148,7 +148,17 @@ def tables_from_zip(data: bytes) -> dict[str, str]:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = [n for n in archive.namelist() if not n.endswith("/")]
             texts = {n.rsplit("/", 1)[-1]: archive.read(n).decode("utf-8-sig") for n in names}
-    except (zipfile.BadZipFile, UnicodeDecodeError) as exc:
+    # what a damaged or foreign archive raises: each is the sender's problem, answered 422
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        UnicodeDecodeError,
+        NotImplementedError,
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+    ) as exc:
         raise InvalidDocumentError(
             [Problem("file", f"not a zip archive of CSV files: {exc}")]
         ) from exc
@@ -203,8 +213,11 @@ def document_from_csv(tables: dict[str, str]) -> tuple[dict[str, Any], Origin]:
     parsed: dict[str, list[tuple[int, dict[str, str]]]] = {}
     for name in FILES:
         text = tables.get(f"{name}.csv", "")
-        reader = csv.DictReader(io.StringIO(text))
-        parsed[name] = list(enumerate(reader, start=2))
+        try:
+            parsed[name] = list(enumerate(csv.DictReader(io.StringIO(text)), start=2))
+        except csv.Error as exc:
+            problems.append(Problem(f"{name}.csv", f"not CSV: {exc}"))
+            parsed[name] = []
     doc: dict[str, Any] = {"format": FORMAT, "sites": [], "buildings": []}
     for n, row in parsed["sites"]:
         origin[("sites", len(doc["sites"]))] = ("sites.csv", n)

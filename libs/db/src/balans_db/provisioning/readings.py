@@ -52,7 +52,11 @@ def parse_csv(text: str) -> list[RegisterReading]:
     """Readings from CSV with the header ``serial,time,register`` (time ISO 8601 with an
     offset); every bad row is a problem named ``row N`` (N counts the header as row 1)."""
     reader = csv.DictReader(io.StringIO(text))
-    header = tuple(reader.fieldnames or ())
+    try:
+        header = tuple(reader.fieldnames or ())
+        rows = list(reader)
+    except csv.Error as exc:
+        raise InvalidDocumentError([Problem("file", f"not CSV: {exc}")]) from exc
     if header != CSV_COLUMNS:
         raise InvalidDocumentError(
             [
@@ -63,7 +67,7 @@ def parse_csv(text: str) -> list[RegisterReading]:
         )
     readings: list[RegisterReading] = []
     problems: list[Problem] = []
-    for n, row in enumerate(reader, start=2):
+    for n, row in enumerate(rows, start=2):
         if None in row or any(v is None for v in row.values()):
             problems.append(Problem(f"row {n}", "needs exactly the columns serial,time,register"))
             continue

@@ -295,9 +295,9 @@ async def verification_due(
     db: Db, until: date, intervals: dict[str, int], building_id: int | None = None
 ) -> list[Any]:
     """Meters whose verification expires before ``until`` (expired ones included), soonest
-    first: id, serial, utility, building_id, building (code), flat (number), verified_on
-    (or installed_on when never verified), interval_years (the meter's own, else its
-    utility's in ``intervals``) and due_on."""
+    first (then by id): id, serial, utility, building_id, building (code), flat (number),
+    verified_on (or installed_on when never verified), interval_years (the meter's own,
+    else its utility's in ``intervals``) and due_on."""
     return await db.fetch(
         """select * from (
              select m.id, m.serial, m.utility, m.building_id, b.code as building,
@@ -311,7 +311,7 @@ async def verification_due(
                                  ($2::text::jsonb ->> m.utility)::int) as years) i
              where b.retired_on is null and ($3::int is null or m.building_id = $3)
            ) d
-           where due_on < $1 order by due_on, serial""",
+           where due_on < $1 order by due_on, id""",
         until,
         json.dumps(intervals),
         building_id,

@@ -23,6 +23,7 @@ from balans_api import audit
 from balans_api.deps import Operator, Pool
 from balans_api.errors import ERROR_RESPONSES, not_found
 from balans_api.models import AccountPublic
+from balans_api.paging import Cursor, Limit, Page, Where, fetch_page
 from balans_api.provisioning import refused, wake_relay
 from balans_api.register_readings import announce_readings, announce_rebilling
 from balans_db.provisioning.importer import WORLD_LOCK
@@ -371,14 +372,20 @@ async def close_account(
     return AccountChange(accounts=accounts, readings_received=received, readings_inserted=inserted)
 
 
-@router.get("/periods", response_model=list[AccountPublic])
-async def building_accounts(building: str, pool: Pool, who: Operator) -> Any:
+_PERIODS = f"""select * from (select {_COLUMNS}, b.code as building from accounts a
+left join flats f on f.id = a.flat_id
+join buildings b on b.id = coalesce(a.building_id, f.building_id)) x"""
+
+
+@router.get("/periods", response_model=Page[AccountPublic])
+async def building_accounts(
+    building: str, pool: Pool, who: Operator, cursor: Cursor = None, limit: Limit = 100
+) -> Any:
     """Every account of a building, past and present, with its period (the owner account
-    has no flat)."""
-    rows = await pool.fetch(
-        f"""select {_COLUMNS} from accounts a left join flats f on f.id = a.flat_id
-            join buildings b on b.id = coalesce(a.building_id, f.building_id)
-            where b.code = $1 order by f.number nulls first, a.opened_on nulls first, a.id""",
-        building,
+    has no flat), by id."""
+    where = Where().add("building = {}", building)
+    rows, nxt = await fetch_page(pool, _PERIODS, where, cursor, limit)
+    fields = AccountPublic.model_fields
+    return Page[AccountPublic](
+        items=[AccountPublic(**{k: r[k] for k in fields}) for r in rows], next_cursor=nxt
     )
-    return [AccountPublic(**r) for r in rows]

@@ -44,7 +44,12 @@ def _checked(body: bytes) -> WorldDocument:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "description": "a zip archive of CSV files (also sent as application/zip)",
+                }
+            },
         }
     },
 )

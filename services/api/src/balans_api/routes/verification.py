@@ -15,7 +15,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from balans_api.deps import Pool, Settings, Staff
-from balans_api.errors import ERROR_RESPONSES, not_found
+from balans_api.errors import ERROR_RESPONSES, ApiError, not_found
+from balans_api.paging import Cursor, Limit, Page, decode_key, encode_cursor
 from balans_db.queries import world
 
 router = APIRouter(tags=["verification"], responses=ERROR_RESPONSES)
@@ -34,16 +35,18 @@ class VerificationDue(BaseModel):
     expired: bool
 
 
-@router.get("/meters/verification-due", response_model=list[VerificationDue])
+@router.get("/meters/verification-due", response_model=Page[VerificationDue])
 async def verification_due(
     pool: Pool,
     who: Staff,
     settings: Settings,
     days: Annotated[int, Query(ge=0, le=3650, description="due within this many days")] = 90,
     building: Annotated[str | None, Query(description="only this building (code)")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
 ) -> Any:
     """Meters due for verification within ``days`` (already expired ones first), soonest
-    first."""
+    first (then by meter id)."""
     building_id = None
     if building is not None:
         building_id = await pool.fetchval("select id from buildings where code = $1", building)
@@ -53,4 +56,15 @@ async def verification_due(
     rows = await world.verification_due(
         pool, today + timedelta(days=days), settings.verification_intervals(), building_id
     )
-    return [VerificationDue(**r, expired=r["due_on"] <= today) for r in rows]
+    if cursor is not None:
+        due, meter = decode_key(cursor, 2)
+        if not meter.isdigit():
+            raise ApiError(400, "malformed cursor")
+        rows = [r for r in rows if (r["due_on"].isoformat(), r["id"]) > (due, int(meter))]
+    page = rows[:limit]
+    nxt = (
+        encode_cursor(page[-1]["due_on"].isoformat(), page[-1]["id"]) if len(rows) > limit else None
+    )
+    return Page[VerificationDue](
+        items=[VerificationDue(**r, expired=r["due_on"] <= today) for r in page], next_cursor=nxt
+    )

@@ -25,7 +25,7 @@
     el("change-flat").addEventListener("change", readingInputs);
     readingInputs();
     const list = async () => {
-      const accounts = await api(`/accounts/periods?building=${encodeURIComponent(building.code)}`);
+      const accounts = (await api(`/accounts/periods?building=${encodeURIComponent(building.code)}&limit=1000`)).items;
       el("accounts").innerHTML = `<tr><th>${esc(t("Account"))}</th><th>${esc(t("Flat"))}</th><th>${esc(t("Holder"))}</th><th>${esc(t("From"))}</th><th>${esc(t("Until"))}</th></tr>`
         + accounts.map((a) => `<tr data-account="${esc(a.number)}"><td>${esc(a.number)}</td><td>${esc(a.flat_id === null ? t("owner account") : flatNumber.get(a.flat_id) ?? "")}</td><td>${esc(a.holder_name)}</td><td>${esc(a.opened_on ?? "")}</td><td>${esc(a.closed_on ?? "")}</td></tr>`).join("");
       el("close-account").innerHTML = accounts.filter((a) => a.closed_on === null)
@@ -74,7 +74,7 @@
     await header();
     const show = async () => {
       const days = Number(el("verification-days").value || 90);
-      const due = await api(`/meters/verification-due?days=${days}`);
+      const due = (await api(`/meters/verification-due?days=${days}&limit=1000`)).items;
       el("verification-status").textContent = t("{n} meters due within {days} days.", { n: due.length, days });
       el("verification").innerHTML = `<tr><th>${esc(t("Meter"))}</th><th>${esc(t("Utility"))}</th><th>${esc(t("Building"))}</th><th>${esc(t("Flat"))}</th><th>${esc(t("Verified"))}</th><th>${esc(t("Due"))}</th></tr>`
         + due.map((m) => `<tr data-serial="${esc(m.serial)}" class="${m.expired ? "expired" : ""}"><td>${esc(m.serial)}</td><td>${esc(m.utility)}</td><td><a href="/ops/buildings/${m.building_id}">${esc(m.building)}</a></td><td>${esc(m.flat ?? "")}</td><td>${esc(m.verified_on)}</td><td>${esc(m.due_on)}${m.expired ? ` (${esc(t("expired"))})` : ""}</td></tr>`).join("");
