@@ -30,6 +30,7 @@ const balans = (() => {
     unauthorised_connection: t("unauthorised connection"), faulty_balance_meter: t("faulty building meter"),
     low_battery: t("low battery"), use_changed: t("use changed"), balance_excess: t("balance excess"),
     dead_module: t("module silent"), concentrator_silent: t("concentrator silent"), missing_data: t("no readings"),
+    verification_due: t("verification due"),
   };
   const ALERT_STATES = { open: t("open"), acknowledged: t("acknowledged"), closed: t("closed") };
   const el = (id) => document.getElementById(id);
@@ -212,10 +213,12 @@ const balans = (() => {
     "dead_module.silent_since_before": t("module {module} silent since before {since}"),
     "missing_data.silence": t("meter {meter_serial}: no readings although its module reports"),
     "low_battery.low_or_falling": t("module {module}: battery low or heading for cut-off"),
+    "verification_due.due": t("meter {meter_serial}: its verification is due on {due_on} (every {interval_years} years)"),
+    "verification_due.expired": t("meter {meter_serial}: its verification expired on {due_on} (every {interval_years} years)"),
     "consumer_leak.night_flow": t("meter {meter_serial}: water ran every hour of the last three nights (a dripping tap or a running cistern?)"),
   };
   const DATA_PARAMS = new Set(["meter_serial", "group", "module", "concentrator"]);
-  const DATE_PARAMS = new Set(["since", "installed_on"]);
+  const DATE_PARAMS = new Set(["since", "installed_on", "due_on"]);
   const param = (name, value) => {
     if (none(value)) return "–";
     if (DATA_PARAMS.has(name)) return dataSpan(value);
