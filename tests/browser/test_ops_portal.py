@@ -101,8 +101,13 @@ async def portal(database_url: str) -> AsyncIterator[dict[str, Any]]:
             building,
         )
         day = timedelta(days=1)
+        predicted = {
+            "loss": 1.0,
+            "series_from": (now - 12 * timedelta(hours=1)).isoformat(),
+            "peers_predicted": [None] * 4 + [0.05 + 0.01 * h for h in range(8)],
+        }
         stuck = await conn.fetchval(
-            STUCK, meter["id"], now, now - 9 * day, now - 8 * day, group, json.dumps({"loss": 1.0})
+            STUCK, meter["id"], now, now - 9 * day, now - 8 * day, group, json.dumps(predicted)
         )
         evidence = {
             "coefficient": 61.2,
@@ -192,6 +197,9 @@ async def test_alert_queue_and_detail(portal: dict[str, Any], page: Any) -> None
     meter = await _trace(page, "evidence-meter", 0, "y")
     [series] = [s for s in summary["series"] if s["name"] == "meter"]
     assert meter["y"] == pytest.approx([p["value"] for p in series["points"]])
+    peers = await _trace(page, "evidence-peers", 1, "y")
+    [predicted] = [s for s in summary["series"] if s["name"] == "peers_predicted"]
+    assert peers["y"] == [p["value"] for p in predicted["points"]]
     assert await page.is_visible("#alert-valve")
     await page.screenshot(path=str(SHOTS / "operator-alert.png"), full_page=True)
     await page.goto(portal["url"] + f"/ops/alerts/{portal['leak']}")

@@ -77,7 +77,12 @@ async def alerts(world: World) -> dict[str, int]:
             meter=world.meter_id,
             first=NOW - timedelta(days=10),
             before=True,
-            evidence={"rule": "the register stood still", "loss": 0.93},
+            evidence={
+                "rule": "the register stood still",
+                "loss": 0.93,
+                "series_from": (NOW - timedelta(hours=3)).isoformat(),
+                "peers_predicted": [0.5, None, 0.7],
+            },
         )
         leak = await _insert(
             conn,
@@ -179,6 +184,19 @@ async def test_alert_detail_draws_the_evidence(
     )
     assert [p["value"] for p in meter["points"]] == [p["value"] for p in consumption["points"]]
     assert [e["action"] for e in stuck["history"]] == ["opened"]
+    # what the peers predict, beside what the meter registered in the same hours
+    series = {s["name"]: s for s in stuck["series"]}
+    assert [p["value"] for p in series["peers_predicted"]["points"]] == [0.5, None, 0.7]
+    assert series["peers_predicted"]["unit"] == series["meter_hourly"]["unit"] == meter["unit"]
+    hourly = await _get(
+        client,
+        world,
+        f"/meters/{world.meter_id}/consumption?resolution=hour"
+        f"&from={NOW - timedelta(hours=3):%Y-%m-%dT%H:%M:%SZ}&to={NOW:%Y-%m-%dT%H:%M:%SZ}",
+    )
+    assert series["meter_hourly"]["points"] == [
+        {"t": p["t"], "value": p["value"]} for p in hourly["points"]
+    ]
     leak = await _get(client, world, f"/alerts/{alerts['leak']}")
     names = {s["name"] for s in leak["series"]}
     assert {"balance_meter", "members", "imbalance", "band_low", "band_high"} <= names

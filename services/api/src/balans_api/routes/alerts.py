@@ -80,7 +80,8 @@ class EvidenceSeries(BaseModel):
 
     name: str = Field(
         description="meter | balance_meter | members | imbalance | band_low | band_high, "
-        "or the evidence key it comes from (e.g. imbalance_share)."
+        "or the evidence key it comes from (imbalance_share, peers_predicted), and "
+        "meter_hourly: the meter's use over the hours of peers_predicted."
     )
     unit: str | None
     resolution: Literal["hour", "day"]
@@ -218,12 +219,19 @@ def _points(rows: list[dict[str, Any]], key: str) -> list[EvidencePoint]:
     return [EvidencePoint(t=r["t"], value=r[key]) for r in rows]
 
 
-def _evidence_series(evidence: dict[str, Any]) -> list[EvidenceSeries]:
-    """The hourly series balance kept in the evidence (from ``series_from`` on)."""
+async def _evidence_series(
+    pool: asyncpg.Pool, alert: asyncpg.Record, evidence: dict[str, Any]
+) -> list[EvidenceSeries]:
+    """The hourly series balance kept in the evidence (from ``series_from`` on); beside
+    ``peers_predicted`` (what the meter's peers say it should have registered, in its
+    unit) the meter's own use over the same hours (``meter_hourly``)."""
     start = evidence.get("series_from")
     if not isinstance(start, str):
         return []
     first = datetime.fromisoformat(start)
+    unit = None
+    if alert["meter_id"] is not None:
+        unit = await pool.fetchval("select unit from meters where id = $1", alert["meter_id"])
     out = []
     for name, values in evidence.items():
         if not isinstance(values, list) or len(values) < 2:
@@ -233,7 +241,18 @@ def _evidence_series(evidence: dict[str, Any]) -> list[EvidenceSeries]:
         points = [
             EvidencePoint(t=first + timedelta(hours=i), value=v) for i, v in enumerate(values)
         ]
-        out.append(EvidenceSeries(name=name, unit=None, resolution="hour", points=points))
+        in_unit = unit if name == "peers_predicted" else None
+        out.append(EvidenceSeries(name=name, unit=in_unit, resolution="hour", points=points))
+        if name == "peers_predicted" and alert["meter_id"] is not None:
+            tz = await site_timezone(pool, alert["building_id"]) if alert["building_id"] else "UTC"
+            used = await allocation.meter_series(
+                pool, alert["meter_id"], first, first + timedelta(hours=len(values)), "hour", tz
+            )
+            out.append(
+                EvidenceSeries(
+                    name="meter_hourly", unit=unit, resolution="hour", points=used.parsed()
+                )
+            )
     return out
 
 
@@ -310,13 +329,17 @@ async def get_alert(alert_id: AlertId, pool: Pool, who: Reader) -> AlertDetail:
     figures = {
         k: v
         for k, v in evidence.items()
-        if not isinstance(v, list | dict) and k not in ("rule", "reason", "detected_hour")
+        if not isinstance(v, list | dict)
+        and k not in ("rule", "reason", "detected_hour", "series_from")
     }
     return AlertDetail(
         **alert,
         figures=figures,
         also_possible=[str(k) for k in evidence.get("also_possible", [])],
-        series=[*await _context_series(pool, alert), *_evidence_series(evidence)],
+        series=[
+            *await _context_series(pool, alert),
+            *await _evidence_series(pool, alert, evidence),
+        ],
         history=await _history(pool, alert),
     )
 

@@ -86,11 +86,14 @@
       (n) => ({ group: data(a.group_name), unit: esc(unit(s.unit)) })[n]),
     imbalance: (a, s) => esc(t("Imbalance and its normal band ({unit})", { unit: unit(s.unit) })),
     imbalance_share: () => esc(t("Imbalance as a share of the balance meter, hourly (%)")),
+    peers: (a, s) => fill(t("Meter {serial} against what its peers predict, hourly ({unit})"),
+      (n) => ({ serial: data(a.meter_serial), unit: esc(unit(s.unit)) })[n]),
   };
   const PERIODS = { hour: t("hour"), day: t("day") };
   const LINES = {
     meter: t("the meter"), balance_meter: t("balance meter"), members: t("members' sum"),
     imbalance: t("imbalance"), imbalance_share: t("imbalance share"),
+    meter_hourly: t("what the meter registered"), peers_predicted: t("what its peers predict"),
   };
   // the fault's span shaded, the detection as a dotted line
   const faultShapes = (a) => [
@@ -106,6 +109,13 @@
     const charts = [];
     if (by.meter) {
       charts.push(["meter", SERIES.meter(a, by.meter), [{ type: "bar", name: LINES.meter, x: times(by.meter), y: values(by.meter), marker: { color: PALETTE[1] } }], unit(by.meter.unit)]);
+    }
+    if (by.peers_predicted && by.meter_hourly) {
+      const s = by.peers_predicted;
+      charts.push(["peers", SERIES.peers(a, s), [
+        { type: "bar", name: LINES.meter_hourly, x: times(by.meter_hourly), y: values(by.meter_hourly), marker: { color: PALETTE[1] } },
+        { type: "scatter", mode: "lines", name: LINES.peers_predicted, x: times(s), y: values(s), line: { color: PALETTE[0] }, connectgaps: false },
+      ], unit(s.unit)]);
     }
     if (by.balance_meter) {
       const s = by.balance_meter;
