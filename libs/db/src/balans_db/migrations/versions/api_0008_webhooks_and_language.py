@@ -31,8 +31,9 @@ def upgrade() -> None:
         "users",
         sa.Column("monthly_email", sa.Boolean(), nullable=False, server_default=sa.true()),
     )
+    # named "language": the metadata's naming convention makes it ck_users_language
     op.create_check_constraint(
-        "ck_users_language", "users", "language is null or language in ('ro', 'ru', 'en')"
+        "language", "users", "language is null or language in ('ro', 'ru', 'en')"
     )
     op.create_table(
         "webhook_subscriptions",
@@ -56,6 +57,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("webhook_subscriptions")
-    op.drop_constraint("ck_users_language", "users")
+    op.drop_constraint(op.f("ck_users_language"), "users")
     op.drop_column("users", "monthly_email")
     op.drop_column("users", "language")
