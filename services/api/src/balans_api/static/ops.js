@@ -138,7 +138,10 @@
     el("evidence-charts").innerHTML = charts.map(([id, title]) => `<h3>${title}</h3><div id="evidence-${id}" class="chart"></div>`).join("")
       || `<p>${esc(t("No series for this alert: the figures above are its evidence."))}</p>`;
     for (const [id, , traces, yTitle] of charts) {
-      Plotly.react(`evidence-${id}`, traces, layout({ shapes: faultShapes(a), yaxis: { title: yTitle } }), plotConfig);
+      // the series' own hours: the fault's span is drawn where it overlaps them
+      const xs = traces.flatMap((tr) => tr.x).filter((x) => x).sort();
+      const xaxis = { range: [xs[0], xs[xs.length - 1]] };
+      Plotly.react(`evidence-${id}`, traces, layout({ shapes: faultShapes(a), xaxis, yaxis: { title: yTitle } }), plotConfig);
     }
   }
   const FIGURES = {
