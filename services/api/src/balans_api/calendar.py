@@ -11,9 +11,13 @@ from balans_api.timerange import TimeRange
 
 def parse_month(text: str) -> date:
     try:
-        return datetime.strptime(text, "%Y-%m").date()
+        month = datetime.strptime(text, "%Y-%m").date()
     except ValueError as exc:
         raise ApiError(400, "month must be YYYY-MM") from exc
+    if not FIRST_DAY <= month <= LAST_DAY:
+        # a statement reaches a year back and a month ahead: keep every such month in range
+        raise ApiError(400, f"month {text} is out of range: months lie between 1970-02 and 9000-01")
+    return month
 
 
 def add_months(month: date, n: int) -> date:
