@@ -93,6 +93,19 @@ class CommandReply(Message):
     detail: str = ""
 
 
+class CommandFinished(Message):
+    """api -> anyone: a command to a meter's module ended (the outcome stored on its
+    ``commands`` row), announced through the api's outbox on
+    ``subjects.command_finished(meter_id)``."""
+
+    command_id: str
+    meter_id: int
+    action: Literal["valve_close", "valve_open", "relay_off", "relay_on", "ping"]
+    status: Literal["done", "failed", "offline", "timeout"]
+    requested_at: datetime
+    finished_at: datetime
+
+
 class InvoiceIssued(Message):
     """billing -> anyone: an invoice, or a correction of one after late data, was issued."""
 

@@ -23,6 +23,7 @@ READINGS_STORED_ALL = "balans.events.readings.>"
 ALLOCATION_ALL = "balans.events.allocation.>"
 PERIOD_CLOSED_ALL = "balans.events.period.>"
 TOPOLOGY_CHANGED_ALL = "balans.events.topology.>"
+COMMAND_FINISHED_ALL = "balans.events.command.>"
 
 
 def readings_stored(building_id: int) -> str:
@@ -43,6 +44,11 @@ def topology_changed(building_id: int) -> str:
 def period_closed(building_id: int) -> str:
     """A billing period closed for a building (billing computes invoices)."""
     return f"balans.events.period.{building_id}"
+
+
+def command_finished(meter_id: int) -> str:
+    """The api announces how a command to a meter's module (a valve, a relay) ended."""
+    return f"balans.events.command.{meter_id}"
 
 
 # --- alerts and invoices (also JetStream-captured) ---

@@ -14,10 +14,16 @@ from balans_core.service import ServiceContext, run_service
 from balans_notify.mailer import mailer_for
 from balans_notify.monthly import MonthlyEmails
 from balans_notify.resident_alerts import ResidentAlerts
+from balans_notify.resident_valves import ResidentValves
 from balans_notify.settings import NotifySettings
 from balans_notify.webhooks import WebhookDeliverer, WebhookQueue
 from balans_protocol import subjects
-from balans_protocol.messages import AlertMessage, InvoiceIssued
+from balans_protocol.messages import (
+    AlertMessage,
+    CommandFinished,
+    InvoiceIssued,
+    ReadingsStored,
+)
 from balans_protocol.streams import ensure_streams
 
 
@@ -26,10 +32,11 @@ def consumers(
     settings: NotifySettings,
     emails: MonthlyEmails,
     alerts: ResidentAlerts,
+    valves: ResidentValves,
     queue: WebhookQueue,
 ) -> list[JetStreamConsumer[Any]]:
-    """The monthly e-mails on InvoiceIssued, residents' alert e-mails on alerts; webhooks
-    on both."""
+    """The monthly e-mails on InvoiceIssued, residents' e-mails on alerts and closed valves
+    (CommandFinished); webhooks on invoices, alerts and stored readings."""
 
     def spec(stream: str, subject: str, durable: str, ack_wait_s: float = 60.0) -> ConsumerSpec:
         return ConsumerSpec(
@@ -85,6 +92,27 @@ def consumers(
             AlertMessage,
             queue.alert,
         ),
+        JetStreamConsumer.each(
+            js,
+            spec(
+                subjects.EVENTS_STREAM,
+                subjects.COMMAND_FINISHED_ALL,
+                settings.notify_valve_email_consumer,
+                ack_wait_s=smtp_s,
+            ),
+            CommandFinished,
+            valves.handle,
+        ),
+        JetStreamConsumer.each(
+            js,
+            spec(
+                subjects.EVENTS_STREAM,
+                subjects.READINGS_STORED_ALL,
+                settings.notify_webhook_readings_consumer,
+            ),
+            ReadingsStored,
+            queue.readings,
+        ),
     ]
 
 
@@ -101,12 +129,13 @@ async def serve(ctx: ServiceContext, settings: NotifySettings) -> None:
         mailer = mailer_for(settings)
         emails = MonthlyEmails(pool, nc, mailer, settings)
         alerts = ResidentAlerts(pool, mailer, settings)
-        queue = WebhookQueue(pool)
+        valves = ResidentValves(pool, mailer, settings)
+        queue = WebhookQueue(pool, settings.notify_readings_webhook_window_s)
         deliverer = WebhookDeliverer(pool, client, settings)
         ctx.set_ready(smtp=settings.notify_smtp_host or f"maildir {settings.notify_maildir}")
         await ctx.run_until_stopped(
             deliverer.run(ctx.stopping),
-            *(c.run(ctx.stopping) for c in consumers(js, settings, emails, alerts, queue)),
+            *(c.run(ctx.stopping) for c in consumers(js, settings, emails, alerts, valves, queue)),
         )
     finally:
         await client.aclose()

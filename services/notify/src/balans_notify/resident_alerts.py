@@ -2,28 +2,24 @@
 flat that they can act on: a leak inside the flat, a magnet at the meter, a meter that
 stopped. The message names only their flat and meter (no other flat's data, not balance's
 summary, which may compare with neighbours). Sent whatever the monthly e-mail choice:
-it may be water running."""
+it may be water running. The account told is the one holding the flat on the alert's first
+hour (a tenant who moved out is not told of the next tenant's flat); a vacant flat tells no
+one (``vacant``)."""
 
 from __future__ import annotations
 
 from email.message import EmailMessage
-from email.utils import formataddr
 from typing import Any
 
 import asyncpg
-import structlog
 
-from balans_db.queries import api
-from balans_i18n.catalogs import DEFAULT_LOCALE
 from balans_i18n.localizer import N_, Localizer
 from balans_notify import metrics
 from balans_notify.mailer import Mailer
 from balans_notify.monthly_message import CATALOGS
-from balans_notify.once import send_once
+from balans_notify.resident_mail import ResidentMail, resident_message
 from balans_notify.settings import NotifySettings
 from balans_protocol.messages import AlertMessage
-
-log = structlog.get_logger("notify")
 
 METRIC = "alert"
 
@@ -56,61 +52,41 @@ def compose(
     lang = Localizer(locale, CATALOGS)
     what, advice = (lang.gettext(text) for text in KINDS[alert.kind])
     since = lang.datetime(alert.opened_at, recipient["timezone"])
-    message = EmailMessage()
-    message["From"] = settings.notify_mail_from
-    message["To"] = formataddr((recipient["holder_name"], recipient["email"]))
-    message["Subject"] = lang.gettext("Alert on your flat: {what}", what=what)
-    domain = settings.notify_mail_from.rsplit("@", 1)[-1].strip("> ") or "balans.invalid"
-    message["Message-ID"] = f"<alert-{alert.alert_id}-{recipient['flat_id']}@{domain}>"
-    message["Content-Language"] = locale
-    lines = [
-        lang.gettext("Hello {name},", name=recipient["holder_name"]),
-        "",
-        lang.gettext(
-            "we noticed {what}: flat {flat}, {address}, meter {meter}, since {since}.",
-            what=what,
-            flat=recipient["flat_number"],
-            address=recipient["address"],
-            meter=meter["serial"],
-            since=since,
-        ),
-        "",
-        advice,
-        "",
-        lang.gettext("Details in the portal: {url}", url=settings.notify_portal_url + "/my"),
-    ]
-    message.set_content("\n".join(lines) + "\n")
-    return message
+    return resident_message(
+        lang,
+        recipient,
+        settings,
+        subject=lang.gettext("Alert on your flat: {what}", what=what),
+        message_id=f"alert-{alert.alert_id}-{recipient['flat_id']}",
+        paragraphs=[
+            lang.gettext(
+                "we noticed {what}: flat {flat}, {address}, meter {meter}, since {since}.",
+                what=what,
+                flat=recipient["flat_number"],
+                address=recipient["address"],
+                meter=meter["serial"],
+                since=since,
+            ),
+            advice,
+        ],
+    )
 
 
 class ResidentAlerts:
     def __init__(self, pool: asyncpg.Pool, mailer: Mailer, settings: NotifySettings) -> None:
-        self.pool = pool
-        self.mailer = mailer
-        self.settings = settings
+        self.mail = ResidentMail(pool, mailer, settings, METRIC)
 
     async def handle(self, alert: AlertMessage) -> None:
         if alert.state != "open" or alert.kind not in KINDS or alert.meter_id is None:
             metrics.EMAILS.labels(METRIC, "not_for_residents").inc()
             return
-        meter = await api.meter_holder(self.pool, alert.meter_id)
-        recipient = await api.monthly_recipient(self.pool, meter["account_id"]) if meter else None
-        if recipient is None:
-            metrics.EMAILS.labels(METRIC, "not_for_residents").inc()
-            return
-        if not recipient["email"]:
-            metrics.EMAILS.labels(METRIC, "no_email").inc()
-            return
-        locale = recipient["language"] or DEFAULT_LOCALE
-        message = compose(alert, meter, recipient, locale, self.settings)
-        if await send_once(
-            self.pool,
-            self.mailer,
-            message,
-            account_id=meter["account_id"],
-            period_start=alert.opened_at,
-            kind=f"alert.{alert.alert_id}",
-            language=locale,
-            metric=METRIC,
-        ):
-            log.info("alert e-mail sent", alert_id=alert.alert_id, kind=alert.kind, language=locale)
+        await self.mail.tell(
+            alert.meter_id,
+            alert.first_hour or alert.opened_at,
+            key=(alert.opened_at, f"alert.{alert.alert_id}"),
+            compose=lambda meter, recipient, locale: compose(
+                alert, meter, recipient, locale, self.mail.settings
+            ),
+            alert_id=alert.alert_id,
+            alert_kind=alert.kind,
+        )

@@ -66,6 +66,21 @@ class NotifySettings(CommonSettings):
         "notify-alert-emails",
         description="Durable JetStream consumer name e-mailing residents their flat's alerts.",
     )
+    notify_valve_email_consumer: str = Field(
+        "notify-valve-emails",
+        description="Durable JetStream consumer name e-mailing residents their flat's closed "
+        "valves (CommandFinished).",
+    )
+    notify_webhook_readings_consumer: str = Field(
+        "notify-webhooks-readings",
+        description="Durable JetStream consumer name queuing readings.stored webhooks.",
+    )
+    notify_readings_webhook_window_s: float = Field(
+        900.0,
+        gt=0,
+        description="A building's readings.stored webhook is sent at most once per window of "
+        "this many seconds: the window's stored readings in one delivery, at its end.",
+    )
     notify_webhook_invoice_consumer: str = Field(
         "notify-webhooks-invoices",
         description="Durable JetStream consumer name queuing invoice webhooks.",

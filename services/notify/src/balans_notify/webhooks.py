@@ -7,7 +7,12 @@ one at a time (``for update skip locked``: several loops and processes share the
 the event and records the answer: 2xx delivered; anything else, a timeout or a refused
 connection waits ``BALANS_NOTIFY_WEBHOOK_BACKOFF_S`` doubled per attempt, and after
 ``BALANS_NOTIFY_WEBHOOK_ATTEMPTS`` the delivery is ``dead`` (the api lists them). Pending
-deliveries survive restarts: they are rows, not timers."""
+deliveries survive restarts: they are rows, not timers.
+
+``readings.stored`` is coalesced: stored readings are announced per upload batch, thousands
+a minute in a large city, so a building's announcements within one window of
+``BALANS_NOTIFY_READINGS_WEBHOOK_WINDOW_S`` (aligned to the epoch) merge into one delivery
+due at the window's end (the hours stored widen, the rows add up)."""
 
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from balans_db.queries import api
 from balans_notify import metrics
 from balans_notify.settings import NotifySettings
 from balans_notify.signature import HEADER, sign
-from balans_protocol.messages import AlertMessage, InvoiceIssued
+from balans_protocol.messages import AlertMessage, InvoiceIssued, ReadingsStored
 
 log = structlog.get_logger("notify")
 
@@ -36,6 +41,24 @@ ALERT_EVENTS = {"open": "alert.opened", "closed": "alert.resolved"}
 _QUEUE = """insert into webhook_deliveries (subscription_id, event_id, event, payload)
 select unnest($1::int[]), $2, $3, $4::jsonb
 on conflict (subscription_id, event_id) do nothing"""
+
+READINGS_EVENT = "readings.stored"
+
+# the window's delivery, or the announcement merged into it while it was not tried yet;
+# returns the subscriptions whose row took it (a row being delivered right now does not)
+_COALESCE = """insert into webhook_deliveries
+  (subscription_id, event_id, event, payload, next_attempt_at)
+select unnest($1::int[]), $2, 'readings.stored', $3::jsonb, $4
+on conflict (subscription_id, event_id) do update set payload = jsonb_set(jsonb_set(jsonb_set(
+    webhook_deliveries.payload,
+    '{data,hour_from}', to_jsonb(least((webhook_deliveries.payload #>> '{data,hour_from}'),
+                                       (excluded.payload #>> '{data,hour_from}')))),
+    '{data,hour_to}', to_jsonb(greatest((webhook_deliveries.payload #>> '{data,hour_to}'),
+                                        (excluded.payload #>> '{data,hour_to}')))),
+    '{data,rows}', to_jsonb((webhook_deliveries.payload #>> '{data,rows}')::bigint
+                            + (excluded.payload #>> '{data,rows}')::bigint))
+where webhook_deliveries.state = 'pending' and webhook_deliveries.attempts = 0
+returning subscription_id"""
 
 _DUE = """select id, subscription_id, event, payload::text as body, attempts
 from webhook_deliveries where state = 'pending' and next_attempt_at <= now()
@@ -51,8 +74,9 @@ last_status = $3, last_error = $4, next_attempt_at = now() + $5::interval where 
 class WebhookQueue:
     """Turns announcements into queued deliveries."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, readings_window_s: float) -> None:
         self.pool = pool
+        self.readings_window_s = readings_window_s
 
     async def queue(self, event: str, event_id: str, data: dict[str, Any]) -> None:
         subscriptions = await api.webhook_subscriptions_for(self.pool, event)
@@ -68,6 +92,38 @@ class WebhookQueue:
             _QUEUE, [s["id"] for s in subscriptions], event_id, event, json.dumps(payload)
         )
         metrics.WEBHOOKS_QUEUED.labels(event).inc(len(subscriptions))
+
+    async def readings(self, stored: ReadingsStored) -> None:
+        """Merge the announcement into its building's delivery of the current window (of
+        the next one for a subscription whose delivery of this window is being sent)."""
+        subscriptions = await api.webhook_subscriptions_for(self.pool, READINGS_EVENT)
+        remaining = {s["id"] for s in subscriptions}
+        window = self.readings_window_s
+        start = datetime.fromtimestamp(time.time() // window * window, UTC)
+        for _ in range(2):  # a window's delivery not tried yet is never being sent
+            end = start + timedelta(seconds=window)
+            event_id = f"{READINGS_EVENT}.{stored.building_id}.{start:%Y%m%dT%H%M%SZ}"
+            payload = {
+                "id": event_id,
+                "type": READINGS_EVENT,
+                "created_at": datetime.now(UTC).isoformat(),
+                "data": {
+                    "building_id": stored.building_id,
+                    "hour_from": stored.hour_from.astimezone(UTC).isoformat(),
+                    "hour_to": stored.hour_to.astimezone(UTC).isoformat(),
+                    "rows": stored.rows,
+                    "window_start": start.isoformat(),
+                    "window_end": end.isoformat(),
+                },
+            }
+            if not remaining:
+                return
+            took = await self.pool.fetch(
+                _COALESCE, sorted(remaining), event_id, json.dumps(payload), end
+            )
+            remaining -= {row["subscription_id"] for row in took}
+            metrics.WEBHOOKS_QUEUED.labels(READINGS_EVENT).inc(len(took))
+            start = end
 
     async def invoice(self, issued: InvoiceIssued) -> None:
         await self.queue(

@@ -3,6 +3,7 @@ webhook subscriptions (tables in :mod:`balans_db.tables.api` and ``world``), rea
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from balans_db.queries import Db
@@ -46,13 +47,23 @@ async def webhook_subscription(db: Db, subscription_id: int) -> Any:
     )
 
 
-async def meter_holder(db: Db, meter_id: int) -> Any:
+async def meter_holder(db: Db, meter_id: int, at: datetime) -> Any:
     """The flat meter's ``serial`` and ``utility`` with the ``account_id`` holding its flat
-    (the most recently opened account of the flat); None for a meter of no flat or a flat
-    without an account."""
+    on the local day (the building's site) of ``at`` (``opened_on`` inclusive, null: since
+    metering began; ``closed_on`` exclusive; docs/provisioning.md, "Account holders over
+    time"); ``account_id`` is null when no account held the flat that day (vacant). None
+    for a meter of no flat."""
     return await db.fetchrow(
         """select m.serial, m.utility, a.id as account_id
-           from meters m join accounts a on a.flat_id = m.flat_id
-           where m.id = $1 order by a.opened_on desc, a.id desc limit 1""",
+           from meters m join flats f on f.id = m.flat_id
+           join buildings b on b.id = f.building_id join sites s on s.id = b.site_id
+           left join lateral (
+             select id from accounts
+             where flat_id = f.id
+               and (opened_on is null or opened_on <= ($2 at time zone s.timezone)::date)
+               and (closed_on is null or closed_on > ($2 at time zone s.timezone)::date)
+             order by opened_on desc nulls last, id desc limit 1) a on true
+           where m.id = $1""",
         meter_id,
+        at,
     )

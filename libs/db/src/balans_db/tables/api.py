@@ -18,7 +18,7 @@ OWNER = "api"
 
 ROLES = ("admin", "operator", "manager", "consumer")
 LANGUAGES = ("ro", "ru", "en")  # balans_i18n.catalogs.LOCALES
-WEBHOOK_EVENTS = ("invoice.issued", "alert.opened", "alert.resolved")
+WEBHOOK_EVENTS = ("invoice.issued", "alert.opened", "alert.resolved", "readings.stored")
 COMMAND_STATUSES = ("pending", "done", "failed", "offline", "timeout")
 
 users = sa.Table(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 from fastapi import APIRouter, Request, status
 
@@ -20,6 +21,7 @@ from balans_api.paging import (
     key_time,
     time_key,
 )
+from balans_api.provisioning import wake_relay
 from balans_protocol.messages import CommandRequest
 
 router = APIRouter(tags=["commands"], responses=ERROR_RESPONSES)
@@ -89,7 +91,11 @@ async def send_command(
             reason=body.reason,
         )
     request.app.state.dispatcher.start(
-        pool, request.app.state.nats, target["concentrator_serial"], command
+        pool,
+        request.app.state.nats,
+        target["concentrator_serial"],
+        command,
+        partial(wake_relay, request.app),
     )
     return CommandPublic(**row)
 

@@ -24,7 +24,7 @@ from balans_db.tables.api import WEBHOOK_EVENTS
 
 router = APIRouter(tags=["webhooks"], responses=ERROR_RESPONSES)
 
-Event = Literal["invoice.issued", "alert.opened", "alert.resolved"]
+Event = Literal["invoice.issued", "alert.opened", "alert.resolved", "readings.stored"]
 assert set(get_args(Event)) == set(WEBHOOK_EVENTS)  # one list, declared with the table
 
 _COLUMNS = "id, url, events, description, active, created_by, created_at"
