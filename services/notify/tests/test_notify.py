@@ -12,9 +12,10 @@ import contextlib
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
@@ -34,8 +35,15 @@ from balans_notify import metrics
 from balans_notify.__main__ import serve
 from balans_notify.settings import NotifySettings
 from balans_protocol import subjects
-from balans_protocol.messages import AlertMessage, InvoiceIssued
+from balans_protocol.messages import (
+    AlertMessage,
+    CommandFinished,
+    InvoiceIssued,
+    ReadingsStored,
+)
 
+READINGS_CONSUMER = "notify-test-webhooks-readings"
+READINGS_WINDOW_S = 6.0
 MONTH = date(2025, 11, 1)  # a closed month, far from any other module's invoices
 TZ = "Europe/Chisinau"
 
@@ -68,6 +76,7 @@ class City:
     ru_account: int
     invoices: dict[int, int]  # account -> invoice id
     ro_meter: int  # a meter of the Romanian resident's flat
+    ru_meter: int  # a meter of the Russian resident's flat
 
 
 def _local(day: date) -> datetime:
@@ -127,7 +136,14 @@ async def city(database_url: str) -> AsyncIterator[City]:
                 end,
                 f"2025-00000{n}",
             )
-        yield City(database_url, rows[0]["id"], rows[1]["id"], invoices, rows[0]["meter_id"])
+        yield City(
+            database_url,
+            rows[0]["id"],
+            rows[1]["id"],
+            invoices,
+            rows[0]["meter_id"],
+            rows[1]["meter_id"],
+        )
     finally:
         await conn.close()
 
@@ -180,6 +196,10 @@ async def notify(city: City, nats_url: str, smtp: tuple[SmtpSink, int]) -> Async
         notify_invoice_consumer="notify-test-invoices",
         notify_webhook_invoice_consumer="notify-test-webhooks-invoices",
         notify_webhook_alert_consumer="notify-test-webhooks-alerts",
+        notify_alert_email_consumer="notify-test-alert-emails",
+        notify_valve_email_consumer="notify-test-valve-emails",
+        notify_webhook_readings_consumer=READINGS_CONSUMER,
+        notify_readings_webhook_window_s=READINGS_WINDOW_S,
     )
     service = Notify(settings)
     await service.start()
@@ -408,3 +428,176 @@ async def test_resident_told_of_an_alert_on_its_flat_once(
     text = mail.get_content()
     assert "verificați robinetele" in text
     assert "flats 2 and 3" not in text  # balance's summary compares with neighbours
+
+
+def _mails(sink: SmtpSink, prefix: str) -> list[EmailMessage]:
+    return [m for m in sink.messages if str(m["Message-ID"]).startswith(prefix)]
+
+
+async def test_resident_told_of_a_closed_valve_on_its_flat_once(
+    city: City, notify: Notify, smtp: tuple[SmtpSink, int], nats_url: str
+) -> None:
+    sink, _ = smtp
+
+    def finished(command_id: str, action: str, status: str) -> bytes:
+        at = datetime(2025, 11, 21, 9, tzinfo=UTC)
+        return (
+            CommandFinished(
+                command_id=command_id,
+                meter_id=city.ro_meter,
+                action=action,  # type: ignore[arg-type]
+                status=status,  # type: ignore[arg-type]
+                requested_at=at,
+                finished_at=at,
+            )
+            .model_dump_json()
+            .encode()
+        )
+
+    skipped = _count("not_for_residents", "valve")
+    subject = subjects.command_finished(city.ro_meter)
+    await _announce(nats_url, subject, finished("c0ffee01", "valve_close", "timeout"))
+    await _announce(nats_url, subject, finished("c0ffee02", "valve_open", "done"))
+    await _announce(nats_url, subject, finished("c0ffee03", "valve_close", "done"))
+    await eventually(
+        "the valve e-mail received", lambda: _mails(sink, "<valve-c0ffee03-"), timeout_s=90
+    )
+    duplicates = _count("duplicate", "valve")
+    await _announce(nats_url, subject, finished("c0ffee03", "valve_close", "done"))
+    await eventually("the resend seen", lambda: _count("duplicate", "valve") > duplicates)
+    # a command that failed, and an opened valve, tell nobody
+    assert _count("not_for_residents", "valve") >= skipped + 2
+    assert not _mails(sink, "<valve-c0ffee01-")
+    assert not _mails(sink, "<valve-c0ffee02-")
+    [mail] = _mails(sink, "<valve-c0ffee03-")
+    assert mail["Subject"] == "Robinetul apartamentului dumneavoastră a fost închis"
+    assert "resident1@example.md" in mail["To"]  # the flat's resident, nobody else
+    assert "a fost închis la" in mail.get_content()
+
+
+async def test_alert_goes_to_the_account_holding_the_flat_on_its_first_hour(
+    city: City, notify: Notify, smtp: tuple[SmtpSink, int], nats_url: str
+) -> None:
+    """The Russian resident moves out on 15 January 2026, the flat is vacant until a new
+    tenant (English) moves in on 1 February: an alert is told to whoever held the flat on
+    its first hour, and to nobody while the flat was vacant."""
+    sink, _ = smtp
+    conn = await asyncpg.connect(city.database_url)
+    try:
+        flat = await conn.fetchval(
+            "update accounts set closed_on = '2026-01-15' where id = $1 returning flat_id",
+            city.ru_account,
+        )
+        tenant = await conn.fetchval(
+            """insert into accounts (number, holder_name, flat_id, email, opened_on)
+               values ('NOTIFY-NEW-TENANT', 'New Tenant', $1, 'tenant@example.md',
+                       '2026-02-01') returning id""",
+            flat,
+        )
+        await conn.execute(
+            """insert into users (username, password_hash, role, account_id, language)
+               values ('new-tenant', 'not-a-login', 'consumer', $1, 'en')""",
+            tenant,
+        )
+    finally:
+        await conn.close()
+
+    def alert(alert_id: int, first_hour: datetime) -> bytes:
+        return (
+            AlertMessage(
+                alert_id=alert_id,
+                kind="consumer_leak",
+                state="open",
+                building_id=1,
+                meter_id=city.ru_meter,
+                opened_at=datetime(2026, 2, 20, tzinfo=UTC),
+                first_hour=first_hour,
+                summary="water every night",
+            )
+            .model_dump_json()
+            .encode()
+        )
+
+    vacant = _count("vacant", "alert")
+    subject = subjects.alert("consumer_leak")
+    await _announce(nats_url, subject, alert(76543210, datetime(2026, 1, 10, tzinfo=UTC)))
+    await _announce(nats_url, subject, alert(76543211, datetime(2026, 1, 20, tzinfo=UTC)))
+    # 1 February 00:30 in Chisinau is still 31 January in UTC: the site's day counts
+    await _announce(nats_url, subject, alert(76543212, datetime(2026, 1, 31, 22, 30, tzinfo=UTC)))
+    await eventually(
+        "the old and the new holder told",
+        lambda: _mails(sink, "<alert-76543210-") and _mails(sink, "<alert-76543212-"),
+        timeout_s=90,
+    )
+    await eventually("the vacant flat seen", lambda: _count("vacant", "alert") > vacant)
+    [before] = _mails(sink, "<alert-76543210-")
+    [after] = _mails(sink, "<alert-76543212-")
+    assert "resident2@example.md" in before["To"]
+    assert before["Subject"].startswith("Оповещение")
+    assert "tenant@example.md" in after["To"]
+    assert after["Subject"] == "Alert on your flat: a possible leak in your flat"
+    assert not _mails(sink, "<alert-76543211-")
+
+
+async def test_readings_stored_webhook_once_per_building_per_window(
+    city: City, notify: Notify, receiver: tuple[Receiver, int], nats_url: str
+) -> None:
+    endpoint, port = receiver
+    endpoint.fail = 0
+    buildings = (990001, 990002)  # no other module's announcements are of these
+    nc = await nats.connect(nats_url)
+    conn = await asyncpg.connect(city.database_url)
+    try:
+        await conn.execute(
+            """insert into webhook_subscriptions (url, events, secret, created_by)
+               values ($1, array['readings.stored'], 'whsec_readings', 'test')""",
+            f"http://127.0.0.1:{port}/readings",
+        )
+        js = nc.jetstream()
+
+        async def caught_up() -> bool:
+            info = await js.consumer_info(subjects.EVENTS_STREAM, READINGS_CONSUMER)
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        # the session's earlier readings announcements are behind us, and the window has
+        # time left for three announcements
+        await eventually("the readings consumer caught up", caught_up, timeout_s=90)
+        left = READINGS_WINDOW_S - time.time() % READINGS_WINDOW_S
+        if left < READINGS_WINDOW_S / 2:
+            await asyncio.sleep(left)
+
+        for building, hour, rows in ((990001, 3, 10), (990001, 1, 5), (990002, 7, 2)):
+            at = datetime(2026, 1, 5, hour, tzinfo=UTC)
+            message = ReadingsStored(building_id=building, hour_from=at, hour_to=at, rows=rows)
+            await js.publish(subjects.readings_stored(building), message.model_dump_json().encode())
+
+        def got(building: int) -> list[dict[str, object]]:
+            bodies = [json.loads(body) for _, body, _ in endpoint.got]
+            return [b["data"] for b in bodies if b["data"]["building_id"] == building]
+
+        await eventually(
+            "one delivery per building", lambda: all(got(b) for b in buildings), timeout_s=60
+        )
+        delivered = await conn.fetch(
+            """select payload -> 'data' ->> 'building_id' as building, state
+               from webhook_deliveries where event = 'readings.stored'
+                 and (payload -> 'data' ->> 'building_id')::int = any($1::int[])""",
+            list(buildings),
+        )
+    finally:
+        await conn.close()
+        await nc.close()
+    assert sorted((r["building"], r["state"]) for r in delivered) == [
+        ("990001", "delivered"),
+        ("990002", "delivered"),
+    ]
+    [first] = got(990001)
+    assert (first["hour_from"], first["hour_to"], first["rows"]) == (
+        "2026-01-05T01:00:00+00:00",
+        "2026-01-05T03:00:00+00:00",
+        15,
+    )
+    [second] = got(990002)
+    assert second["rows"] == 2
+    _, body, _ = endpoint.got[-1]
+    assert json.loads(body)["type"] == "readings.stored"
