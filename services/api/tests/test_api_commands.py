@@ -3,7 +3,7 @@ records the reply (here a stand-in for ingest answers)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import nats
@@ -13,7 +13,8 @@ from nats.aio.client import Client
 from balans_api.app import create_app
 from balans_api.settings import ApiSettings
 from balans_devstack.eventually import eventually
-from balans_protocol.messages import CommandReply, CommandRequest
+from balans_protocol import subjects
+from balans_protocol.messages import CommandFinished, CommandReply, CommandRequest
 
 from .conftest import PASSWORD, World, auth
 
@@ -38,9 +39,14 @@ async def _status(http: httpx.AsyncClient, h: dict[str, str], command_id: str) -
     return body
 
 
-async def _command(world: World, nats_client: Client, action: str) -> dict:
+async def _command(
+    world: World,
+    nats_client: Client,
+    action: str,
+    then: Callable[[dict], Awaitable[None]] | None = None,
+) -> dict:
     """An operator sends ``action`` to the valve meter through the app (with its NATS
-    connection); the command as it ends."""
+    connection); the command as it ends (``then`` awaited with it while the app runs)."""
     app = create_app(ApiSettings(database_url=world.database_url), nats=nats_client)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -54,7 +60,10 @@ async def _command(world: World, nats_client: Client, action: str) -> dict:
                 json={"action": action},
                 headers=h,
             )
-            return await _status(http, h, sent.json()["id"])
+            final = await _status(http, h, sent.json()["id"])
+            if then is not None:
+                await then(final)
+            return final
 
 
 async def test_valve_command_round_trip(world: World, nats_client: Client) -> None:
@@ -68,12 +77,32 @@ async def test_valve_command_round_trip(world: World, nats_client: Client) -> No
         reply = CommandReply(command_id=request.command_id, status="done", detail="valve closed")
         await msg.respond(reply.model_dump_json().encode())
 
-    # every concentrator of the test city
+    announced: list[CommandFinished] = []
+
+    async def finished(msg: nats.aio.msg.Msg) -> None:
+        announced.append(CommandFinished.model_validate_json(msg.data))
+
+    # every concentrator of the test city; the outcome's announcement (api's outbox)
     sub = await nats_client.subscribe("balans.cmd.*", cb=ingest)
+    events = await nats_client.subscribe(subjects.COMMAND_FINISHED_ALL, cb=finished)
     try:
-        final = await _command(world, nats_client, "valve_close")
+
+        async def announced_too(command: dict) -> None:
+            await eventually(
+                "CommandFinished announced",
+                lambda: any(a.command_id == command["id"] for a in announced),
+            )
+
+        final = await _command(world, nats_client, "valve_close", announced_too)
     finally:
         await sub.unsubscribe()
+        await events.unsubscribe()
+    [outcome] = [a for a in announced if a.command_id == final["id"]]
+    assert (outcome.meter_id, outcome.action, outcome.status) == (
+        world.valve_meter_id,
+        "valve_close",
+        "done",
+    )
     assert final["status"] == "done"
     assert final["detail"] == "valve closed"
     assert seen[0].module_serial == final["module_serial"]
