@@ -101,6 +101,8 @@ class WebhookQueue:
         window = self.readings_window_s
         start = datetime.fromtimestamp(time.time() // window * window, UTC)
         for _ in range(2):  # a window's delivery not tried yet is never being sent
+            if not remaining:
+                return
             end = start + timedelta(seconds=window)
             event_id = f"{READINGS_EVENT}.{stored.building_id}.{start:%Y%m%dT%H%M%SZ}"
             payload = {
@@ -116,8 +118,6 @@ class WebhookQueue:
                     "window_end": end.isoformat(),
                 },
             }
-            if not remaining:
-                return
             took = await self.pool.fetch(
                 _COALESCE, sorted(remaining), event_id, json.dumps(payload), end
             )
