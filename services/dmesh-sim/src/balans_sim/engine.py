@@ -14,8 +14,8 @@ from decimal import Decimal
 import numpy as np
 
 from balans_db.topology import BuildingSpec, MeterPlan, plan_equipment
-from balans_sim import instruments, mesh
-from balans_sim.climate import EPOCH, OutdoorSeries
+from balans_sim import instruments, mesh, sensor_faults
+from balans_sim.climate import EPOCH, OutdoorSeries, hour_index
 from balans_sim.faults import FAULT_KINDS, FaultEffects, FaultRecord, effects, schedule_faults
 from balans_sim.lifecycle import PlannedExchange, TenantChange, plan_exchanges, plan_tenant_changes
 from balans_sim.outages import schedule_outages
@@ -156,7 +156,19 @@ class BuildingSim:
             dead=fx_all.dead[1:],
             depletion=fx_all.depletion,
         )
-        truth = self.model.truth(
+        truth = self._truth(hours, outdoor, fx)
+        true_q = instruments.true_quantities(self.model, truth, self.plan)
+        registered = true_q * fx.meter_factor
+        micro = instruments.micro_pulses(registered, self.weights)
+        resets = [self._exchange(e, hours, registered, micro) for e in self._due(hours)]
+        cum = self.register_micro[None, :] + np.cumsum(micro, axis=0)
+        for i, j, at_swap in resets:  # the module's counter starts again from 0
+            cum[i:, j] -= at_swap
+        self.register_micro = cum[-1].copy()
+        return fx_all, fx, truth, true_q, cum // instruments.MICRO
+
+    def _truth(self, hours: np.ndarray, outdoor: OutdoorSeries, fx: FaultEffects) -> Truth:
+        return self.model.truth(
             hours,
             outdoor,
             Drivers(
@@ -169,15 +181,32 @@ class BuildingSim:
                 valve_closed=self._valves(hours),
             ),
         )
-        true_q = instruments.true_quantities(self.model, truth, self.plan)
-        registered = true_q * fx.meter_factor
-        micro = instruments.micro_pulses(registered, self.weights)
-        resets = [self._exchange(e, hours, registered, micro) for e in self._due(hours)]
-        cum = self.register_micro[None, :] + np.cumsum(micro, axis=0)
-        for i, j, at_swap in resets:  # the module's counter starts again from 0
-            cum[i:, j] -= at_swap
-        self.register_micro = cum[-1].copy()
-        return fx_all, fx, truth, true_q, cum // instruments.MICRO
+
+    def _temperatures_centi(self, hours: np.ndarray, truth: Truth) -> tuple[np.ndarray, np.ndarray]:
+        """[H, pairs] supply and return centi-°C as the sensors read them: the truth, as
+        faulty sensors misread it, plus each sensor's bias and noise."""
+        sup, ret = instruments.true_temperatures(self.model, truth, self.plan)
+        sup, ret = sensor_faults.misread(self.faults, hours, self.plan, sup, ret)
+        noise = np.stack([self._sensor_noise(int(h), sup.shape[1]) for h in hours])
+        supply_centi = np.rint((sup + self.bias[0] + noise[:, 0]) * 100).astype(np.int64)
+        return_centi = np.rint((ret + self.bias[1] + noise[:, 1]) * 100).astype(np.int64)
+        return supply_centi, return_centi
+
+    def _frozen_at(self, hours: np.ndarray, outdoor: OutdoorSeries) -> dict[int, tuple[int, int]]:
+        """Fault position -> (supply, return) centi-°C its pair read the hour before a
+        sensor froze, for the frozen sensors acting during ``hours``."""
+        out: dict[int, tuple[int, int]] = {}
+        for i, f in enumerate(self.faults):
+            if f.kind != "frozen_sensor" or not f.active(hours).any():
+                continue
+            before = np.array([hour_index(f.start) - 1])
+            fx = effects(self.faults, before, self.plan, self.model.riser_numbers)
+            sup, ret = self._temperatures_centi(before, self._truth(before, outdoor, fx))
+            col = next(
+                j for j, p in enumerate(self.plan.pairs) if p.module == f.where.module_serial
+            )
+            out[i] = int(sup[0, col]), int(ret[0, col])
+        return out
 
     def _due(self, hours: np.ndarray) -> list[PlannedExchange]:
         due = [e for e in self.exchanges if hours[0] <= e.hour <= hours[-1]]
@@ -216,10 +245,15 @@ class BuildingSim:
         """Simulate the absolute hours ``hours`` (consecutive, after the previous call's)."""
         n_h = len(hours)
         fx_all, fx, truth, true_q, counts = self._registers(hours, outdoor)
-        sup, ret = instruments.true_temperatures(self.model, truth, self.plan)
-        noise = np.stack([self._sensor_noise(int(h), sup.shape[1]) for h in hours])
-        supply_centi = np.rint((sup + self.bias[0] + noise[:, 0]) * 100).astype(np.int64)
-        return_centi = np.rint((ret + self.bias[1] + noise[:, 1]) * 100).astype(np.int64)
+        supply_centi, return_centi = self._temperatures_centi(hours, truth)
+        sensor_faults.freeze(
+            self.faults,
+            hours,
+            self.plan,
+            supply_centi,
+            return_centi,
+            self._frozen_at(hours, outdoor),
+        )
         n = len(self.mesh.serials)
         parent = np.zeros((n_h, n), dtype=np.int64)
         hops = np.zeros((n_h, n), dtype=np.int64)

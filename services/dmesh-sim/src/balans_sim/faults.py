@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, field_serializer
 from balans_db.topology import EquipmentPlan
 from balans_sim.behaviour import UTC_OFFSET_H
 from balans_sim.climate import hour_index, hour_start
+from balans_sim.sensor_faults import SENSOR_FAULTS, billed_pairs, sensor_params
 
 FaultKind = Literal[
     "leak",
@@ -31,6 +32,11 @@ FaultKind = Literal[
     "battery_depletion",
     "dead_module",
     "uplink_outage",
+    "displaced_sensor",
+    "swapped_sensors",
+    "detached_sensor",
+    "sensor_drift",
+    "frozen_sensor",
 ]
 UPLINK_OUTAGE = "uplink_outage"  # the concentrator's, scheduled by balans_sim.outages
 FAULT_KINDS: tuple[str, ...] = tuple(
@@ -192,7 +198,7 @@ def schedule_faults(
 ) -> list[FaultRecord]:
     """Draw the building's faults for ``hours`` from ``start_hour`` (Poisson in number)."""
     rng = np.random.default_rng([seed, building_index, 6])
-    choices = [k for k in kinds if k != "clogged_riser" or vertical]
+    choices = [k for k in kinds if (k != "clogged_riser" or vertical) and k not in SENSOR_FAULTS]
     count = int(rng.poisson(faults_per_week * hours / 168.0)) if choices else 0
     sub_meters = [m.serial for m in plan.meters if m.utility == "heat" and m.role != "building"]
     building_meter = next(
@@ -227,6 +233,46 @@ def schedule_faults(
                 end=None if last is None else hour_start(last),
                 where=where,
                 params=_fit_to_duration(_params(kind, rng), last - first if last else None),
+                seed=seed,
+            )
+        )
+    sensor_kinds = tuple(k for k in kinds if k in SENSOR_FAULTS)
+    return records + _schedule_sensor_faults(
+        building, plan, seed, building_index, start_hour, hours, faults_per_week, sensor_kinds
+    )
+
+
+def _schedule_sensor_faults(
+    building: str,
+    plan: EquipmentPlan,
+    seed: int,
+    building_index: int,
+    start_hour: int,
+    hours: int,
+    faults_per_week: float,
+    kinds: tuple[str, ...],
+) -> list[FaultRecord]:
+    """Sensor faults on the pairs a bill rests on, drawn from their own stream (the other
+    faults' schedule stays what it was): in number, half the other faults' rate."""
+    pairs = billed_pairs(plan)
+    if not kinds or not pairs:
+        return []
+    rng = np.random.default_rng([seed, building_index, 13])
+    records = []
+    for _ in range(int(rng.poisson(faults_per_week / 2 * hours / 168.0))):
+        kind = kinds[int(rng.integers(len(kinds)))]
+        pair = plan.pairs[pairs[int(rng.integers(len(pairs)))]]
+        first = start_hour + int(rng.integers(0, max(hours - 24, 1)))
+        last = None if rng.random() < 0.3 else first + int(rng.integers(24, 24 * 6))
+        last = None if last is None else min(last, start_hour + hours)
+        records.append(
+            FaultRecord(
+                kind=cast(FaultKind, kind),
+                building=building,
+                start=hour_start(first),
+                end=None if last is None else hour_start(last),
+                where=Where(module_serial=pair.module, flat=pair.flat, riser=pair.riser),
+                params=_fit_to_duration(sensor_params(kind, rng), last - first if last else None),
                 seed=seed,
             )
         )
