@@ -293,10 +293,35 @@ async def _days_against_hours(conn: asyncpg.Connection, building_id: int) -> lis
     return [tuple(r) for r in rows]
 
 
+# each (meter, local day) whose row of meter_consumption_days is not the sum of its hours
+# (missing, left over after its hours went, or different), and how many days there are
+CONSUMPTION_DAYS_OFF = """
+with h as (
+  select c.meter_id, (c.hour at time zone s.timezone)::date as day, sum(c.value) as value,
+         count(*) as hours, bool_or(c.estimated) as estimated
+  from meter_consumption c join meters m on m.id = c.meter_id
+  join buildings b on b.id = m.building_id join sites s on s.id = b.site_id
+  where m.building_id = any($1::int[]) group by 1, 2),
+d as (select * from meter_consumption_days where building_id = any($1::int[]))
+select count(*) filter (where h.meter_id is null or d.meter_id is null or h.hours <> d.hours
+                          or h.estimated <> d.estimated
+                          or abs(h.value - d.value) > 1e-9 * greatest(1, abs(h.value)))
+           as off,
+       count(*) as days
+from h full join d using (meter_id, day)
+"""
+
+
+async def _consumption_days_off(conn: asyncpg.Connection, building_id: int) -> int:
+    row = await conn.fetchrow(CONSUMPTION_DAYS_OFF, [building_id])
+    assert row["days"] > 0
+    return row["off"]
+
+
 async def test_days_follow_their_hours_through_a_recomputation(conn: asyncpg.Connection) -> None:
-    """A flat's day is the sum of its hours when they are written and again after late
-    data recomputes them (its gap estimated, then measured), and a second run of the same
-    hours leaves it as it is."""
+    """A flat's heat day and a meter's consumption day are the sums of their hours when
+    they are written and again after late data recomputes them (the gap estimated, then
+    measured), and a second run of the same hours leaves them as they are."""
     building_id = await _building(conn, "1a")
     flat_meter = next(
         m for m in await _channels(conn, building_id)
@@ -308,6 +333,12 @@ async def test_days_follow_their_hours_through_a_recomputation(conn: asyncpg.Con
     assert before
     assert all(r[2:5] == r[5:8] for r in before)
     assert any(r[0] == flat_meter["flat_id"] and r[7] for r in before)  # the gap: estimated
+    assert await _consumption_days_off(conn, building_id) == 0
+    gap_day = await conn.fetchrow(
+        "select value, estimated from meter_consumption_days where meter_id = $1",
+        flat_meter["id"],
+    )
+    assert gap_day["estimated"]
     late = [
         (flat_meter["module_serial"], flat_meter["input"], H0 + 3 * HOUR, 1000 + 2 + 3),
         (flat_meter["module_serial"], flat_meter["input"], H0 + 4 * HOUR, 1000 + 2 + 3),
@@ -319,8 +350,16 @@ async def test_days_follow_their_hours_through_a_recomputation(conn: asyncpg.Con
     after = await _days_against_hours(conn, building_id)
     assert all(r[2:5] == r[5:8] for r in after)
     assert not any(r[0] == flat_meter["flat_id"] and r[7] for r in after)
+    assert await _consumption_days_off(conn, building_id) == 0
+    measured_day = await conn.fetchrow(
+        "select value, estimated from meter_consumption_days where meter_id = $1",
+        flat_meter["id"],
+    )
+    assert not measured_day["estimated"]
+    assert measured_day["value"] == pytest.approx(gap_day["value"])  # same pulses, moved
     await on_readings_stored(conn, building_id, H0 + 3 * HOUR, LATENESS, LOOKAROUND)
     assert await _days_against_hours(conn, building_id) == after
+    assert await _consumption_days_off(conn, building_id) == 0
 
 
 async def test_service_consumes_readings_stored_and_announces(

@@ -91,7 +91,7 @@ async def block(conn: asyncpg.Connection) -> dict[str, Any]:
             for h in range(hours)
         ],
     )
-    await allocation.refresh_heat_days(conn, [(building_id, JAN[0], JAN[1] - timedelta(hours=1))])
+    await allocation.refresh_days(conn, [(building_id, JAN[0], JAN[1] - timedelta(hours=1))])
     heat = {
         "utility": "heat",
         "unit": "Gcal",

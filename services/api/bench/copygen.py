@@ -100,8 +100,6 @@ async def fill_building(
     heat["total_kwh"] = 1.15 * measured.ravel()
     heat["method"] = _METHOD
     await _copy(conn, "heat_allocation", heat)
-    last = start + timedelta(hours=hours - 1)
-    await allocation.refresh_heat_days(conn, [(building_id, start, last)])
 
     totals = 1.15 * measured.sum(axis=0)
     building_hours = _tuples(
@@ -157,4 +155,5 @@ async def fill_building(
         rows["unit"] = unit.encode()
         await _copy(conn, "meter_consumption", rows)
         written += len(rows)
+    await allocation.refresh_days(conn, [(building_id, start, start + timedelta(hours=hours - 1))])
     return written

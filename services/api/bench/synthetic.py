@@ -71,7 +71,7 @@ async def fill_building(
     """Hourly heat per flat (and its days) and hourly consumption of every meter in
     [start, end)."""
     await conn.execute(_HEAT, building_id, start, end)
-    await allocation.refresh_heat_days(conn, [(building_id, start, end - timedelta(hours=1))])
     await conn.execute(_BUILDING_HOURS, building_id, start, end)
     await conn.execute(_METERS, building_id, start, end)
     await conn.execute(_BUILDING_METERS, building_id, start, end)
+    await allocation.refresh_days(conn, [(building_id, start, end - timedelta(hours=1))])

@@ -160,6 +160,12 @@ async def _drop_out_of_service(conn: asyncpg.Connection, written: Sequence[Writt
         )
 
 
+def _span(w: Written) -> tuple[int, datetime, datetime] | None:
+    """(building, first hour, last hour) the computation wrote or deleted hours in."""
+    n = max(w.result.consumption.value.shape[1], w.result.allocation.total.shape[0])
+    return (w.building_id, w.result.start, w.result.start + (n - 1) * HOUR) if n else None
+
+
 async def write_results(
     conn: asyncpg.Connection, written: Sequence[Written]
 ) -> dict[int, tuple[list[datetime], list[datetime]]]:
@@ -180,14 +186,7 @@ async def write_results(
             conn, "allocation_building_hours", BUILDING_COLUMNS,
             [row for w in written for row in _building_rows(w)], BUILDING_UPSERT,
         )  # fmt: skip
-        await allocation.refresh_heat_days(
-            conn,
-            [
-                (w.building_id, w.result.start,
-                 w.result.start + (w.result.allocation.total.shape[0] - 1) * HOUR)
-                for w in written if w.result.allocation.total.shape[0]
-            ],
-        )  # fmt: skip
+        await allocation.refresh_days(conn, [span for w in written if (span := _span(w))])
     FLAT_HOURS.labels("new").inc(sum(1 for r in flat_rows if r["revision"] == 1))
     FLAT_HOURS.labels("recomputed").inc(sum(1 for r in flat_rows if r["revision"] > 1))
     changed: dict[int, tuple[set[datetime], set[datetime]]] = {

@@ -88,6 +88,35 @@ async def _points(db: Db, sql: str, args: list[object], decimals: str) -> Points
     return Points(row["json"], row["total"])
 
 
+def _series_source(
+    hours: tuple[str, str],
+    days: tuple[str, str],
+    key: tuple[str, object],
+    start: datetime,
+    end: datetime,
+    resolution: Resolution,
+    tz: str,
+    args: list[object],
+) -> str:
+    """Points of (table, value) ``hours`` in [start, end) where ``key`` (condition, its
+    parameter $1) holds; days and months between local midnights from the rollup ``days``
+    (table, value: ~30 rows a month instead of ~720). Fills ``args``."""
+    first, last = _local_date(start, tz), _local_date(end, tz)
+    if resolution != "hour" and first is not None and last is not None:
+        args += [key[1], first, last, resolution, tz]
+        t = "(date_trunc($4, day)::timestamp at time zone $5)"
+        return f"""select {t} as t, sum({days[1]}) as value, bool_or(estimated) as estimated,
+                          {_partial(t, "sum(hours)", args)} as partial
+                   from {days[0]} where {key[0]} and day >= $2 and day < $3
+                   group by 1"""
+    args += [key[1], start, end]
+    return _source(hours[0], hours[1], key[0], resolution, tz, args)
+
+
+_CONSUMPTION = ("meter_consumption", "value"), ("meter_consumption_days", "value")
+_HEAT = ("heat_allocation", "total_kwh"), ("heat_allocation_days", "total_kwh")
+
+
 async def meter_series(
     db: Db,
     meter_id: int,
@@ -98,8 +127,10 @@ async def meter_series(
 ) -> Points:
     """A meter's consumption in [start, end) per hour, day or month, rounded to the
     meter's resolution."""
-    args: list[object] = [meter_id, start, end]
-    sql = _source("meter_consumption", "value", "meter_id = $1", resolution, tz, args)
+    args: list[object] = []
+    sql = _series_source(
+        *_CONSUMPTION, ("meter_id = $1", meter_id), start, end, resolution, tz, args
+    )
     decimals = f"(select {_weight_decimals('m')} from meters m where m.id = $1)"
     return await _points(db, sql, args, decimals)
 
@@ -107,19 +138,9 @@ async def meter_series(
 async def flat_heat_series(
     db: Db, flat_id: int, start: datetime, end: datetime, resolution: Resolution, tz: str
 ) -> Points:
-    """A flat's allocated heat (total kWh) in [start, end) per hour, day or month; days
-    and months between local midnights from the flat's days (``heat_allocation_days``)."""
-    first, last = _local_date(start, tz), _local_date(end, tz)
-    if resolution != "hour" and first is not None and last is not None:
-        args: list[object] = [flat_id, first, last, resolution, tz]
-        t = "(date_trunc($4, day)::timestamp at time zone $5)"
-        sql = f"""select {t} as t, sum(total_kwh) as value, bool_or(estimated) as estimated,
-                         {_partial(t, "sum(hours)", args)} as partial
-                  from heat_allocation_days where flat_id = $1 and day >= $2 and day < $3
-                  group by 1"""
-        return await _points(db, sql, args, HEAT_DECIMALS)
-    args = [flat_id, start, end]
-    sql = _source("heat_allocation", "total_kwh", "flat_id = $1", resolution, tz, args)
+    """A flat's allocated heat (total kWh) in [start, end) per hour, day or month."""
+    args: list[object] = []
+    sql = _series_source(*_HEAT, ("flat_id = $1", flat_id), start, end, resolution, tz, args)
     return await _points(db, sql, args, HEAT_DECIMALS)
 
 
@@ -129,32 +150,63 @@ def _local_date(instant: datetime, tz: str) -> date | None:
     return local.date() if local.time() == time() else None
 
 
-_REFRESH_HEAT_DAYS = """
+_RANGES = """
 with ranges as (
   select r.building_id, s.timezone as tz, (r.first at time zone s.timezone)::date as d0,
          (r.last at time zone s.timezone)::date as d1
   from unnest($1::int[], $2::timestamptz[], $3::timestamptz[]) as r(building_id, first, last)
   join buildings b on b.id = r.building_id join sites s on s.id = b.site_id
-)
+)"""
+_IN_RANGE = """{alias}.hour >= (g.d0::timestamp at time zone g.tz)
+ and {alias}.hour < ((g.d1 + 1)::timestamp at time zone g.tz)"""
+
+_REFRESH_HEAT_DAYS = f"""{_RANGES}
 insert into heat_allocation_days (flat_id, day, building_id, total_kwh, hours, estimated)
 select h.flat_id, (h.hour at time zone g.tz)::date, h.building_id, sum(h.total_kwh), count(*),
        bool_or(h.estimated)
 from ranges g join heat_allocation h
-  on h.building_id = g.building_id and h.hour >= (g.d0::timestamp at time zone g.tz)
- and h.hour < ((g.d1 + 1)::timestamp at time zone g.tz)
+  on h.building_id = g.building_id and {_IN_RANGE.format(alias="h")}
 group by 1, 2, 3
 on conflict (flat_id, day) do update
 set building_id = excluded.building_id, total_kwh = excluded.total_kwh,
     hours = excluded.hours, estimated = excluded.estimated
 """
 
+_REFRESH_CONSUMPTION_DAYS = f"""{_RANGES}
+insert into meter_consumption_days (meter_id, day, building_id, value, hours, estimated)
+select c.meter_id, (c.hour at time zone g.tz)::date, g.building_id, sum(c.value), count(*),
+       bool_or(c.estimated)
+from ranges g join meters m on m.building_id = g.building_id
+join meter_consumption c on c.meter_id = m.id and {_IN_RANGE.format(alias="c")}
+group by 1, 2, 3
+on conflict (meter_id, day) do update
+set value = excluded.value, hours = excluded.hours, estimated = excluded.estimated
+where (meter_consumption_days.value, meter_consumption_days.hours,
+       meter_consumption_days.estimated)
+      is distinct from (excluded.value, excluded.hours, excluded.estimated)
+"""
 
-async def refresh_heat_days(db: Db, spans: list[tuple[int, datetime, datetime]]) -> None:
-    """Rebuild ``heat_allocation_days`` from the hours for every local day touched by the
-    (building id, first hour, last hour) spans: what allocation runs in the transaction
-    that writes hours (idempotent: a day is always the sum of its hours)."""
-    if spans:
-        await db.execute(_REFRESH_HEAT_DAYS, *(list(column) for column in zip(*spans, strict=True)))
+# a day whose hours were all deleted (an old meter's hours after a late exchange record)
+_DROP_EMPTY_CONSUMPTION_DAYS = f"""{_RANGES}
+delete from meter_consumption_days d using ranges g
+where d.building_id = g.building_id and d.day between g.d0 and g.d1
+  and not exists (select from meter_consumption c
+                  where c.meter_id = d.meter_id
+                    and c.hour >= (d.day::timestamp at time zone g.tz)
+                    and c.hour < ((d.day + 1)::timestamp at time zone g.tz))
+"""
+
+
+async def refresh_days(db: Db, spans: list[tuple[int, datetime, datetime]]) -> None:
+    """Rebuild ``heat_allocation_days`` and ``meter_consumption_days`` from the hours for
+    every local day touched by the (building id, first hour, last hour) spans: what
+    allocation runs in the transaction that writes hours (idempotent: a day is always the
+    sum of its hours; a meter's day left without hours goes)."""
+    if not spans:
+        return
+    columns = [list(column) for column in zip(*spans, strict=True)]
+    for sql in (_REFRESH_HEAT_DAYS, _REFRESH_CONSUMPTION_DAYS, _DROP_EMPTY_CONSUMPTION_DAYS):
+        await db.execute(sql, *columns)
 
 
 async def building_average(
@@ -217,8 +269,10 @@ async def flat_meter_series(
     """Every meter of a flat with its series (rounded to the meter's resolution, the
     decimals of its pulse weight) and balance's month-end forecast for ``month`` (None
     where balance has none), in one query."""
-    args: list[object] = [flat_id, start, end]
-    points = _source("meter_consumption", "value", "meter_id = m.id", resolution, tz, args)
+    args: list[object] = []
+    points = _series_source(
+        *_CONSUMPTION, ("meter_id = m.id", flat_id), start, end, resolution, tz, args
+    )
     args.append(month)
     with_total = _WITH_TOTAL.format(decimals=_weight_decimals("m"))
     rows = await db.fetch(
