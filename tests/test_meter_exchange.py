@@ -242,6 +242,46 @@ async def test_late_record_gives_the_on_time_result(stored) -> None:
         np.testing.assert_allclose(late, on_time, rtol=1e-6)
 
 
+async def test_days_follow_the_hours_the_late_record_removed(simulated, stored) -> None:
+    """Recorded late, the old meter's hours after its swap go, and so do its days: every
+    (meter, local day) of the swapped meters is the sum of its hours, the old meter has no
+    day after its swap's and the month adds up as recorded on time."""
+    _, _, exchanges = simulated
+    totals = {}
+    for when in ("on_time", "late"):
+        conn = await asyncpg.connect(stored[when][0])
+        try:
+            for e in exchanges:
+                serials = [e.old_serial, e.new_serial]
+                rows = await conn.fetch(
+                    """with h as (
+                         select c.meter_id, (c.hour at time zone s.timezone)::date as day,
+                                sum(c.value) as value, count(*) as hours
+                         from meter_consumption c join meters m on m.id = c.meter_id
+                         join buildings b on b.id = m.building_id join sites s on s.id = b.site_id
+                         where m.serial = any($1::text[]) group by 1, 2)
+                       select m.serial, day, h.value, h.hours, d.value as day_value,
+                              d.hours as day_hours
+                       from h full join (select * from meter_consumption_days
+                                         where meter_id in (select id from meters
+                                                            where serial = any($1::text[]))) d
+                         using (meter_id, day)
+                       join meters m on m.id = coalesce(h.meter_id, d.meter_id)""",
+                    serials,
+                )
+                assert rows
+                for r in rows:
+                    assert r["hours"] == r["day_hours"], (when, dict(r))
+                    assert r["value"] == pytest.approx(r["day_value"], rel=1e-9, abs=1e-9)
+                swap_day = max(r["day"] for r in rows if r["serial"] == e.old_serial)
+                assert swap_day <= (e.at + timedelta(days=1)).date()
+                totals[when, e.old_serial] = sum(r["day_value"] or 0 for r in rows)
+        finally:
+            await conn.close()
+    for e in exchanges:
+        assert totals["late", e.old_serial] == pytest.approx(totals["on_time", e.old_serial])
+
+
 @pytest.mark.parametrize("when", ["on_time", "late"])
 async def test_no_spike_no_negative_no_loss(simulated, stored, when) -> None:
     """Across every swap the old and new meter's hourly consumption add up to the true
