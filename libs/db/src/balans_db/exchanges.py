@@ -261,7 +261,7 @@ async def _create_meter(
     return meter_id
 
 
-_MARKERS = """
+MARKERS = """
 select n.valid_from as at, m.utility, om.serial as old_meter, m.serial as new_meter,
        f.number as flat, r.number as riser
 from channels n join meters m on m.id = n.meter_id
@@ -271,6 +271,8 @@ left join channels o on o.module_serial = n.module_serial and o.input = n.input
 left join meters om on om.id = o.meter_id
 where n.valid_from is not null and {where}
 order by n.valid_from, m.serial"""
+"""A published select of exchange markers (at, utility, old_meter, new_meter, flat,
+riser), oldest first; format ``{where}`` with its condition."""
 
 
 async def exchanges_of_building(db: Db, code: str, since: datetime, limit: int) -> list[Any] | None:
@@ -281,19 +283,8 @@ async def exchanges_of_building(db: Db, code: str, since: datetime, limit: int) 
     if building_id is None:
         return None
     return await db.fetch(
-        _MARKERS.format(where="m.building_id = $1 and n.valid_from >= $2") + " limit $3",
+        MARKERS.format(where="m.building_id = $1 and n.valid_from >= $2") + " limit $3",
         building_id,
         since,
         limit,
-    )
-
-
-async def exchanges_of_flat(db: Db, flat_id: int, start: datetime, end: datetime) -> list[Any]:
-    """The exchanges on the flat's meters in [start, end), as
-    :func:`exchanges_of_building` (a marker on the flat's series)."""
-    return await db.fetch(
-        _MARKERS.format(where="m.flat_id = $1 and n.valid_from >= $2 and n.valid_from < $3"),
-        flat_id,
-        start,
-        end,
     )

@@ -17,7 +17,8 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from balans_db.queries import Db
+from balans_db.exchanges import MARKERS
+from balans_db.queries import Db, balance, ingest
 
 Resolution = Literal["hour", "day", "month"]
 
@@ -150,15 +151,19 @@ def _local_date(instant: datetime, tz: str) -> date | None:
     return local.date() if local.time() == time() else None
 
 
+# the local days' bounds are computed once per range (materialized), so the hours are read
+# through the (building or meter, hour) index between them: with the bounds worked out per
+# row after the join, PostgreSQL read every hour the building ever had and filtered
 _RANGES = """
-with ranges as (
-  select r.building_id, s.timezone as tz, (r.first at time zone s.timezone)::date as d0,
-         (r.last at time zone s.timezone)::date as d1
-  from unnest($1::int[], $2::timestamptz[], $3::timestamptz[]) as r(building_id, first, last)
-  join buildings b on b.id = r.building_id join sites s on s.id = b.site_id
+with ranges as materialized (
+  select g.*, (g.d0::timestamp at time zone g.tz) as lo,
+         ((g.d1 + 1)::timestamp at time zone g.tz) as hi
+  from (select r.building_id, s.timezone as tz, (r.first at time zone s.timezone)::date as d0,
+               (r.last at time zone s.timezone)::date as d1
+        from unnest($1::int[], $2::timestamptz[], $3::timestamptz[]) as r(building_id, first, last)
+        join buildings b on b.id = r.building_id join sites s on s.id = b.site_id) g
 )"""
-_IN_RANGE = """{alias}.hour >= (g.d0::timestamp at time zone g.tz)
- and {alias}.hour < ((g.d1 + 1)::timestamp at time zone g.tz)"""
+_IN_RANGE = "{alias}.hour >= g.lo and {alias}.hour < g.hi"
 
 _REFRESH_HEAT_DAYS = f"""{_RANGES}
 insert into heat_allocation_days (flat_id, day, building_id, total_kwh, hours, estimated)
@@ -257,44 +262,107 @@ async def building_average(
     return await _points(db, sql, args, HEAT_DECIMALS if utility == "heat" else "3")
 
 
-async def flat_meter_series(
+@dataclass(frozen=True)
+class FlatMonth:
+    """What a flat's month profile needs, read in one query (:func:`flat_month`)."""
+
+    heat: Points
+    meters: list[dict[str, Any]]  # meter_id, serial, utility, unit, points, forecast
+    total: float | None  # the flat's heat in the span (null without hours)
+    last_hour: datetime | None  # its last hour with heat
+    delta_t: float | None  # the flat's mean supply - return (ingest)
+    degree_days: dict[str, Any] | None  # balance's hdd_to_date, hdd_month, as_of
+    exchanges: list[dict[str, Any]]  # meter exchanges in the span (at, utility, ...)
+
+
+_MARKER_JSON = """coalesce(json_agg(json_build_object(
+    'at', to_char(x.at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+    'utility', x.utility, 'old_meter', x.old_meter, 'new_meter', x.new_meter,
+    'flat', x.flat, 'riser', x.riser)), '[]')::text"""
+
+
+async def flat_month(
     db: Db,
     flat_id: int,
+    building_id: int,
     start: datetime,
     end: datetime,
     resolution: Resolution,
     tz: str,
     month: date,
-) -> list[dict[str, Any]]:
-    """Every meter of a flat with its series (rounded to the meter's resolution, the
-    decimals of its pulse weight) and balance's month-end forecast for ``month`` (None
-    where balance has none), in one query."""
+) -> FlatMonth:
+    """In one round trip, over [start, end): the flat's heat series (as
+    :func:`flat_heat_series`), each of its meters with its series (rounded to the meter's
+    resolution, the decimals of its pulse weight) and balance's month-end forecast for
+    ``month`` (None where balance has none), the flat's heat total and last hour with heat,
+    its mean ΔT (``ingest.MEAN_FLAT_DELTA_T``), the building's degree-days of ``month``
+    (``balance.BUILDING_DEGREE_DAYS``) and the exchanges on its meters
+    (``exchanges.MARKERS``)."""
     args: list[object] = []
+    heat = _series_source(*_HEAT, ("flat_id = $1", flat_id), start, end, resolution, tz, args)
     points = _series_source(
-        *_CONSUMPTION, ("meter_id = m.id", flat_id), start, end, resolution, tz, args
-    )
-    args.append(month)
-    with_total = _WITH_TOTAL.format(decimals=_weight_decimals("m"))
-    rows = await db.fetch(
-        f"""select m.id as meter_id, m.serial, m.utility, m.unit, p.json, p.total,
-                   (select forecast_total from forecasts
-                    where scope = 'meter' and scope_id = m.id and month = ${len(args)})
-                   as forecast
-            from meters m, lateral (select {with_total} from ({points}) s) p
-            where m.flat_id = $1 order by m.id""",
+        *_CONSUMPTION, ("meter_id = m.id", flat_id), start, end, resolution, tz, []
+    )  # the same parameters as the heat's
+    args += [start, end, building_id, month]
+    s, e, b, mo = (f"${len(args) - 3 + i}" for i in range(4))
+    meter_total = _WITH_TOTAL.format(decimals=_weight_decimals("m"))
+    row = await db.fetchrow(
+        f"""select h.json as heat_json, h.total as heat_total, ms.*, su.total, su.last_hour,
+                   dt.delta_t::float8 as delta_t, dd.hdd_to_date, dd.hdd_month, dd.as_of,
+                   ex.json as exchanges
+            from (select {_WITH_TOTAL.format(decimals=HEAT_DECIMALS)} from ({heat}) s) h
+            cross join lateral (
+              select array_agg(m.id order by m.id) as ids,
+                     array_agg(m.serial order by m.id) as serials,
+                     array_agg(m.utility order by m.id) as utilities,
+                     array_agg(m.unit order by m.id) as units,
+                     array_agg(p.json order by m.id) as jsons,
+                     array_agg(p.total order by m.id) as totals,
+                     array_agg((select forecast_total from forecasts
+                                where scope = 'meter' and scope_id = m.id and month = {mo})
+                               order by m.id) as forecasts
+              from meters m, lateral (select {meter_total} from ({points}) s) p
+              where m.flat_id = $1) ms
+            cross join lateral (
+              select sum(total_kwh)::float8 as total, max(hour) as last_hour
+              from heat_allocation where flat_id = $1 and hour >= {s} and hour < {e}) su
+            cross join lateral ({
+            ingest.MEAN_FLAT_DELTA_T.format(building=b, flat="$1", start=s, end=e)
+        }) dt
+            left join lateral ({balance.BUILDING_DEGREE_DAYS.format(building=b, month=mo)}) dd
+              on true
+            cross join lateral (
+              select {_MARKER_JSON} as json from ({
+            MARKERS.format(where=f"m.flat_id = $1 and n.valid_from >= {s} and n.valid_from < {e}")
+        }) x) ex""",
         *args,
     )
-    return [
+    ids = row["ids"] or []
+    meters = [
         {
-            "meter_id": r["meter_id"],
-            "serial": r["serial"],
-            "utility": r["utility"],
-            "unit": r["unit"],
-            "points": Points(r["json"], r["total"]),
-            "forecast": r["forecast"],
+            "meter_id": meter_id,
+            "serial": row["serials"][i],
+            "utility": row["utilities"][i],
+            "unit": row["units"][i],
+            "points": Points(row["jsons"][i], row["totals"][i]),
+            "forecast": row["forecasts"][i],
         }
-        for r in rows
+        for i, meter_id in enumerate(ids)
     ]
+    degree_days = (
+        {k: row[k] for k in ("hdd_to_date", "hdd_month", "as_of")}
+        if row["hdd_to_date"] is not None
+        else None
+    )
+    return FlatMonth(
+        heat=Points(row["heat_json"], row["heat_total"]),
+        meters=meters,
+        total=row["total"],
+        last_hour=row["last_hour"],
+        delta_t=row["delta_t"],
+        degree_days=degree_days,
+        exchanges=json.loads(row["exchanges"]),
+    )
 
 
 async def flat_heat_hours(

@@ -3,7 +3,7 @@ and the alerts (tables in :mod:`balans_db.tables.balance`)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from balans_db.queries import Db
@@ -68,20 +68,17 @@ async def open_alert_count(db: Db, building_id: int) -> int:
     )
 
 
-async def building_degree_days(db: Db, building_id: int, month: date) -> Any:
-    """The heating degree-days balance forecast a building's month with: ``hdd_to_date``,
-    ``hdd_month`` (measured so far plus the normal of the days to come) and ``as_of``, from
-    the latest forecast of any of its meters or groups; None when balance made none."""
-    return await db.fetchrow(
-        """select f.hdd_to_date, f.hdd_month, f.as_of from forecasts f
-           where f.month = $2 and (
-             (f.scope = 'meter' and f.scope_id in (select id from meters where building_id = $1))
-             or (f.scope = 'group'
-                 and f.scope_id in (select id from balance_groups where building_id = $1)))
-           order by f.as_of desc limit 1""",
-        building_id,
-        month,
-    )
+BUILDING_DEGREE_DAYS = """
+select f.hdd_to_date, f.hdd_month, f.as_of from forecasts f
+where f.month = {month} and (
+  (f.scope = 'meter' and f.scope_id in (select id from meters where building_id = {building}))
+  or (f.scope = 'group'
+      and f.scope_id in (select id from balance_groups where building_id = {building})))
+order by f.as_of desc limit 1"""
+"""A published select for composing (format it with the SQL of each parameter): the
+heating degree-days balance forecast a building's month with (``hdd_to_date``,
+``hdd_month``: measured so far plus the normal of the days to come, ``as_of``), from the
+latest forecast of any of its meters or groups; no row when balance made none."""
 
 
 ALERT_SUMMARIES = """select * from (

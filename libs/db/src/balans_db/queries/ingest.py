@@ -99,16 +99,23 @@ async def flat_registers_at(db: Db, flat_id: int, at: datetime) -> list[Any]:
     )
 
 
+MEAN_FLAT_DELTA_T = """
+select avg(t.supply_centi_c - t.return_centi_c) / 100.0 as delta_t
+from temperature_readings t join sensor_pairs p on p.module_serial = t.module_serial
+where p.building_id = {building} and p.position = 'flat'
+  and ({flat}::int is null or p.flat_id = {flat}) and t.ts >= {start} and t.ts < {end}"""
+"""A published select (one row, ``delta_t``) for composing: the mean supply - return of a
+building's flat sensor pairs (of one flat unless ``{flat}`` is null) in [start, end);
+format it with the SQL of each parameter."""
+
+
 async def mean_flat_delta_t(
     db: Db, building_id: int, flat_id: int | None, start: datetime, end: datetime
 ) -> float | None:
     """Mean supply - return (°C) of the building's flat sensor pairs (of one flat, if
     given) over readings stamped in [start, end); None without readings."""
     value = await db.fetchval(
-        """select avg(t.supply_centi_c - t.return_centi_c) / 100.0
-           from temperature_readings t join sensor_pairs p on p.module_serial = t.module_serial
-           where p.building_id = $1 and p.position = 'flat' and ($2::int is null or p.flat_id = $2)
-             and t.ts >= $3 and t.ts < $4""",
+        MEAN_FLAT_DELTA_T.format(building="$1", flat="$2", start="$3", end="$4"),
         building_id,
         flat_id,
         start,
@@ -263,6 +270,35 @@ async def riser_delta_t_positions(
                     and t.ts >= $2 and t.ts <= $3
                   group by p.riser_id, t.ts) per_hour
             group by riser_id""",
+        building_id,
+        first,
+        last,
+    )
+
+
+async def billed_pair_temperature_positions(
+    db: Db, building_id: int, first: datetime, last: datetime
+) -> list[Any]:
+    """Per sensor pair a flat's or riser's heat rests on (every pair but the building's):
+    ``module_serial``, ``position``, the ``flat`` number and ``floor``, the ``riser``
+    number (None where they do not apply) and its hourly ``supply`` and ``return_`` °C at
+    ``positions`` (hours after ``first``; rows stamped in [first, last])."""
+    return await db.fetch(
+        f"""select p.module_serial, p.position, f.number flat, f.floor, r.number riser,
+                   coalesce(array_agg({_position("t.ts")} order by t.ts)
+                            filter (where t.ts is not null), '{{}}') positions,
+                   coalesce(array_agg(t.supply_centi_c::float8 / 100 order by t.ts)
+                            filter (where t.ts is not null), '{{}}') supply,
+                   coalesce(array_agg(t.return_centi_c::float8 / 100 order by t.ts)
+                            filter (where t.ts is not null), '{{}}') return_
+            from sensor_pairs p
+            left join flats f on f.id = p.flat_id
+            left join risers r on r.id = p.riser_id
+            left join temperature_readings t
+                   on t.module_serial = p.module_serial and t.ts >= $2 and t.ts <= $3
+            where p.building_id = $1 and p.position <> 'building'
+            group by p.module_serial, p.position, f.number, f.floor, r.number
+            order by p.module_serial""",
         building_id,
         first,
         last,

@@ -27,7 +27,6 @@ from balans_api.series import series
 from balans_api.timerange import Span, TimeRange
 from balans_api.timerange import span as bounds_of
 from balans_api.visibility import VALVE_STATE, check_building, check_flat, held_window
-from balans_db.exchanges import exchanges_of_flat
 from balans_db.queries import allocation, balance, ingest, world
 from balans_db.queries.allocation import Points
 
@@ -267,26 +266,16 @@ def _hours(start: datetime, end: datetime) -> float:
     return (end - start).total_seconds() / 3600
 
 
-async def _degree_days(pool: asyncpg.Pool, building_id: int, month: date) -> asyncpg.Record | None:
-    try:
-        return await balance.building_degree_days(pool, building_id, month)
-    except asyncpg.UndefinedTableError:
-        return None  # balance's migration has not landed in this database
-
-
-async def _forecast(
-    pool: asyncpg.Pool, flat: FlatContext, first: date, span: TimeRange, summary: asyncpg.Record
-) -> Forecast:
+def _forecast(span: TimeRange, month: allocation.FlatMonth) -> Forecast:
     """One forecast of the flat's whole heat: scaled by heating degree-days where balance
     has them for the building's month, else by hours; the basis is part of the answer."""
     in_month = _hours(span.start, span.end)
-    mine = summary["total"]
-    if mine is None:
+    mine, dd = month.total, month.degree_days
+    if mine is None or month.last_hour is None:
         return Forecast(kwh=None, basis="no_data", hours_to_date=0, hours_in_month=in_month)
-    to_date = _hours(span.start, min(span.end, summary["last_hour"] + timedelta(hours=1)))
+    to_date = _hours(span.start, min(span.end, month.last_hour + timedelta(hours=1)))
     if datetime.now(UTC) >= span.end:
         return Forecast(kwh=mine, basis="complete", hours_to_date=to_date, hours_in_month=in_month)
-    dd = await _degree_days(pool, flat.building_id, first)
     if dd is not None and dd["hdd_to_date"] > 0:
         return Forecast(
             kwh=mine * dd["hdd_month"] / dd["hdd_to_date"],
@@ -338,37 +327,30 @@ async def profile(
     flat = await flat_context(pool, who, flat_id)
     first = parse_month(month) if month else this_month(flat.timezone)
     span = held_window(who, month_range(first, flat.timezone), flat.timezone)
-    heat = await allocation.flat_heat_series(
-        pool, flat_id, span.start, span.end, resolution, flat.timezone
+    mine = await allocation.flat_month(
+        pool, flat_id, flat.building_id, span.start, span.end, resolution, flat.timezone, first
     )
     average, building_dt, mean_area = await request.app.state.cache.get(
         ("building", flat.building_id, span.start, resolution),
         lambda: _building_figures(pool, flat, span, resolution),
     )
-    meters = await allocation.flat_meter_series(
-        pool, flat_id, span.start, span.end, resolution, flat.timezone, first
-    )
-    summary = await allocation.flat_heat_summary(pool, flat_id, span.start, span.end)
-    forecast = await _forecast(pool, flat, first, span, summary)
-    my_dt = await _delta_t(pool, span, flat.building_id, flat_id)
+    forecast = _forecast(span, mine)
     coefficients = _coefficients(
-        summary["total"], average.total, (my_dt, building_dt), flat.area_m2, mean_area
+        mine.total, average.total, (mine.delta_t, building_dt), flat.area_m2, mean_area
     )
     return dict_response(
         {
             "flat": flat.model_dump(),
             "month": first.strftime("%Y-%m"),
             "resolution": resolution,
-            "heat": series(heat, "kWh", resolution, flat_id=flat_id),
+            "heat": series(mine.heat, "kWh", resolution, flat_id=flat_id),
             "building_average": series(average, "kWh", resolution),
-            "meters": [{**m, "resolution": resolution} for m in meters],
-            "month_to_date_kwh": summary["total"],
+            "meters": [{**m, "resolution": resolution} for m in mine.meters],
+            "month_to_date_kwh": mine.total,
             "forecast_kwh": forecast.kwh,
             "forecast": forecast.model_dump(),
             "coefficients": coefficients.model_dump(),
-            "exchanges": [
-                dict(r) for r in await exchanges_of_flat(pool, flat_id, span.start, span.end)
-            ],
+            "exchanges": mine.exchanges,
         }
     )
 

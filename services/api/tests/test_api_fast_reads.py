@@ -1,0 +1,168 @@
+"""Fast reads: a month profile costs at most two queries beyond the caller's
+authentication (once the building's figures are cached), and answers what the hours say
+(its days from allocation's day rollups, compared with sums of the hours)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from balans_api.app import create_app
+from balans_api.settings import ApiSettings
+
+from .conftest import PASSWORD, ROLES, World
+
+
+class CountingPool:
+    """The app's pool, counting the statements the routes send through it."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.statements: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "acquire":  # a route on its own connection would escape the count
+            raise AssertionError("acquire is not counted")
+        return getattr(self.pool, name)
+
+    def _counted(name: str):  # noqa: N805 - a method factory
+        async def method(self: CountingPool, sql: str, *args: Any, **kwargs: Any) -> Any:
+            self.statements.append(sql)
+            return await getattr(self.pool, name)(sql, *args, **kwargs)
+
+        return method
+
+    fetch = _counted("fetch")
+    fetchrow = _counted("fetchrow")
+    fetchval = _counted("fetchval")
+    execute = _counted("execute")
+
+
+@pytest.fixture(scope="module")
+async def counted(world: World) -> AsyncIterator[tuple[httpx.AsyncClient, CountingPool]]:
+    settings = ApiSettings(database_url=world.database_url, login_rate="1000/minute")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://api"
+        ) as http:
+            for role in ROLES:
+                response = await http.post(
+                    "/api/v1/auth/token", data={"username": role, "password": PASSWORD}
+                )
+                world.tokens[role] = response.json()["access_token"]
+            pool = CountingPool(app.state.pool)  # logins use a connection of their own
+            app.state.pool = pool
+            yield http, pool
+        app.state.pool = pool.pool
+
+
+def _consumer(world: World) -> dict[str, str]:
+    return {"Authorization": f"Bearer {world.tokens['consumer']}"}
+
+
+async def _statements(http: httpx.AsyncClient, pool: CountingPool, url: str, h: dict) -> int:
+    before = len(pool.statements)
+    response = await http.get(url, headers=h)
+    assert response.status_code == 200, response.text
+    return len(pool.statements) - before
+
+
+@pytest.mark.parametrize("resolution", ["hour", "day"])
+async def test_month_profile_in_two_queries(counted, world: World, resolution: str) -> None:
+    http, pool = counted
+    h = _consumer(world)
+    url = f"/api/v1/flats/{world.flat_id}/profile?resolution={resolution}"
+    await _statements(http, pool, url, h)  # the building's figures, cached from here on
+    authentication = await _statements(http, pool, "/api/v1/auth/me", h)
+    assert authentication >= 1  # the count sees the route's statements
+    # the flat (its building and time zone) and the month's figures in one query each
+    assert await _statements(http, pool, url, h) - authentication <= 2
+
+
+async def _local_days(conn: asyncpg.Connection, sql: str, key: int, tz: str, start, end):
+    """(local day start in UTC, sum, hours, estimated) of a table's hours in [start, end)."""
+    return await conn.fetch(
+        f"""select (date_trunc('day', hour, $2)) as t, sum(v) as value, count(*) as hours,
+                   bool_or(estimated) as estimated,
+                   extract(epoch from ((date_trunc('day', hour, $2) at time zone $2)
+                           + interval '1 day') at time zone $2 - date_trunc('day', hour, $2))
+                   / 3600 as length
+            from ({sql}) x where hour >= $3 and hour < $4 group by 1 order by 1""",
+        key,
+        tz,
+        start,
+        end,
+    )
+
+
+def _expected(rows, decimals: int) -> list[tuple]:
+    return [
+        (
+            r["t"],
+            pytest.approx(round(r["value"], decimals), abs=10**-decimals),
+            r["estimated"],
+            r["hours"] < r["length"],
+        )
+        for r in rows
+    ]
+
+
+def _answered(points: list[dict]) -> list[tuple]:
+    return [
+        (datetime.fromisoformat(p["t"]), p["value"], p["estimated"], p["partial"]) for p in points
+    ]
+
+
+async def test_profile_days_are_the_sums_of_the_hours(counted, world: World) -> None:
+    """The day profile (read from the day rollups) equals the hours summed per local day,
+    for the heat and for every meter, partial days flagged; the month to date too."""
+    http, _ = counted
+    p = (
+        await http.get(
+            f"/api/v1/flats/{world.flat_id}/profile?resolution=day", headers=_consumer(world)
+        )
+    ).json()
+    tz = p["flat"]["timezone"]
+    conn = await asyncpg.connect(world.database_url)
+    try:
+        first, last = p["heat"]["points"][0]["t"], p["heat"]["points"][-1]["t"]
+        start = datetime.fromisoformat(first)
+        end = await conn.fetchval(
+            "select ((($1::timestamptz at time zone $2) + interval '1 day') at time zone $2)",
+            datetime.fromisoformat(last),
+            tz,
+        )
+        heat = await _local_days(
+            conn,
+            "select hour, total_kwh as v, estimated from heat_allocation where flat_id = $1",
+            world.flat_id,
+            tz,
+            start,
+            end,
+        )
+        assert len(heat) >= 1
+        assert _answered(p["heat"]["points"]) == _expected(heat, 3)
+        assert p["month_to_date_kwh"] == pytest.approx(sum(r["value"] for r in heat))
+        assert len(p["meters"]) > 1
+        for meter in p["meters"]:
+            decimals = await conn.fetchval(
+                "select scale(trim_scale(pulse_weight)) from meters where id = $1",
+                meter["meter_id"],
+            )
+            hours = await _local_days(
+                conn,
+                "select hour, value as v, estimated from meter_consumption where meter_id = $1",
+                meter["meter_id"],
+                tz,
+                start,
+                end,
+            )
+            assert _answered(meter["points"]) == _expected(hours, decimals)
+    finally:
+        await conn.close()
