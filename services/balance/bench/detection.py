@@ -25,6 +25,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import scenario
@@ -38,6 +39,7 @@ from scoring import (
     headline,
     missed_faults,
     score,
+    sensor_headline,
 )
 
 from balans_balance.analysis import building_findings
@@ -77,6 +79,11 @@ def cache_file() -> Path | None:
     return Path(folder) / f"detection-s{SEED}-b{BUILDINGS}-w{WEEKS:g}-r{RATE:g}{mix}.pickle"
 
 
+def alert_kind(kind: str, evidence: dict[str, Any]) -> str:
+    """The kind an alert is scored as: a faulty sensor's with the shape it names."""
+    return f"{kind}.{evidence['sensor_fault']}" if kind == "faulty_sensor" else kind
+
+
 def run_cached(path: Path) -> None:
     """Score the detectors in process on the cached windows."""
     cached = pickle.loads(path.read_bytes())
@@ -88,7 +95,7 @@ def run_cached(path: Path) -> None:
         group_meter = {g.id: data.meter_serials.get(g.balance_meter_id) for g in data.groups}
         raised.extend(
             Raised(
-                kind=f.kind,
+                kind=alert_kind(f.kind, f.evidence),
                 building=code,
                 first_hour=f.first_hour,
                 last_hour=f.last_hour,
@@ -163,7 +170,7 @@ async def run(database_url: str) -> None:
         await conn.close()
     raised = [
         Raised(
-            kind=r["kind"],
+            kind=alert_kind(r["kind"], json.loads(r["evidence"])),
             building=r["code"],
             first_hour=r["first_hour"],
             last_hour=r["last_hour"],
@@ -256,6 +263,8 @@ def report(truths: list[Truth], raised: list[Raised]) -> None:
         f"lenient scoring (kind, building, overlap; before issue 20): precision={lp:.2f} "
         f"recall={lr:.2f} named_correctly={ln:.2f}"
     )
+    sp, sr, sn = sensor_headline(table)
+    print(f"sensor faults: precision={sp:.2f} recall={sr:.2f} named_correctly={sn:.2f}")
     p, r, n = headline(table)
     print(f"detection precision={p:.2f} recall={r:.2f} named_correctly={n:.2f}")
 

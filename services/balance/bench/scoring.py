@@ -45,12 +45,26 @@ EXPECTED_KIND = {
     "clogged_riser": "clogged_riser",
     "battery_depletion": "low_battery",
     "dead_module": "dead_module",
+    # a faulty_sensor alert is scored by the shape it names (``evidence.sensor_fault``)
+    "displaced_sensor": "faulty_sensor.displaced",
+    "swapped_sensors": "faulty_sensor.swapped",
+    "detached_sensor": "faulty_sensor.detached",
+    "sensor_drift": "faulty_sensor.drifting",
+    "frozen_sensor": "faulty_sensor.frozen",
 }
 HEADLINE = ("leak", "stuck_meter", "magnet", "unauthorised_connection", "meter_drift")
 NAMED = ("stuck_meter", "magnet", "meter_drift")
 # faults that have no faulty device: the alert must be on the building meter's group
 GROUP_FAULTS = ("leak", "unauthorised_connection")
 MODULE_FAULTS = ("battery_depletion", "dead_module")
+# sensor faults: the alert must name the pair's module (which also names its flat and riser)
+SENSOR_FAULTS = (
+    "displaced_sensor",
+    "swapped_sensors",
+    "detached_sensor",
+    "sensor_drift",
+    "frozen_sensor",
+)
 
 
 @dataclass(frozen=True)
@@ -116,7 +130,7 @@ def names_device(t: Truth, a: Raised) -> bool:
     """Does the alert name the fault's device (or the group that sees a group fault)?"""
     if t.kind in GROUP_FAULTS or (t.kind == "building_meter_drift" and a.meter_serial is None):
         return a.group_meter_serial == t.meter_serial
-    if t.kind in MODULE_FAULTS:
+    if t.kind in MODULE_FAULTS or t.kind in SENSOR_FAULTS:
         return a.module_serial == t.module_serial
     return a.meter_serial == t.meter_serial
 
@@ -183,6 +197,21 @@ def headline(table: dict[str, KindScore]) -> tuple[float, float, float]:
     found = sum(table[k].found for k in HEADLINE)
     named_found = sum(table[k].found_any_device for k in NAMED)
     named = sum(table[k].named for k in NAMED)
+    return (
+        true_alerts / alerts if alerts else 0.0,
+        found / truths if truths else 0.0,
+        named / named_found if named_found else 0.0,
+    )
+
+
+def sensor_headline(table: dict[str, KindScore]) -> tuple[float, float, float]:
+    """Micro-averaged precision, recall and named-correctly share over the sensor kinds."""
+    alerts = sum(table[k].alerts for k in SENSOR_FAULTS)
+    true_alerts = sum(table[k].true_alerts for k in SENSOR_FAULTS)
+    truths = sum(table[k].truths for k in SENSOR_FAULTS)
+    found = sum(table[k].found for k in SENSOR_FAULTS)
+    named_found = sum(table[k].found_any_device for k in SENSOR_FAULTS)
+    named = sum(table[k].named for k in SENSOR_FAULTS)
     return (
         true_alerts / alerts if alerts else 0.0,
         found / truths if truths else 0.0,

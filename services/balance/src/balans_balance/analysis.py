@@ -29,6 +29,7 @@ from balans_balance.detectors.long_standing import (
     tampered,
 )
 from balans_balance.detectors.meter_faults import METER_FAULTS, member_shifts
+from balans_balance.detectors.sensor_faults import sensor_findings
 from balans_balance.detectors.silences_and_batteries import reporting_findings
 from balans_balance.detectors.verification_due import verification_findings
 from balans_balance.findings import Finding
@@ -762,6 +763,7 @@ def building_findings(
         findings.extend(_finding(data, group, d, s, imbalance.share) for d in diagnoses)
     findings.extend(reporting_alerts(data))
     findings.extend(consumer_leaks(data))
+    findings.extend(sensor_findings(data))
     return merge_findings(findings), results
 
 

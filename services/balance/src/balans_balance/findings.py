@@ -29,6 +29,7 @@ KINDS = (
     "missing_data",
     "consumer_leak",
     "verification_due",  # detectors/verification_due.py
+    "faulty_sensor",  # detectors/sensor_faults.py
 )
 
 

@@ -7,7 +7,7 @@ more to decode than the query itself."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -45,6 +45,19 @@ class Reporting:
     meter_present: dict[int, npt.NDArray[np.bool_]]  # pulse readings of the meter's channel
 
 
+@dataclass(frozen=True)
+class SensorPair:
+    """A sensor pair a flat's or riser's heat rests on, with its hourly readings."""
+
+    module_serial: int
+    position: str  # "flat" (a 1b flat, a 2a radiator) or "riser" (2b)
+    flat: str | None
+    floor: int | None
+    riser: int | None  # the riser's number
+    supply_c: FloatArray  # hourly means, NaN where no reading
+    return_c: FloatArray
+
+
 @dataclass
 class BuildingData:
     building_id: int
@@ -68,6 +81,7 @@ class BuildingData:
     # riser meter -> hourly mean ΔT (°C) of the sensor pairs on its riser (the riser's
     # own pair, or its radiators' in a single-pipe riser); absent where none
     riser_dt: dict[int, FloatArray]
+    sensor_pairs: list[SensorPair] = field(default_factory=list)  # detectors/sensor_faults.py
 
     def series(self, meter_id: int) -> FloatArray:
         return self.consumption[self.meter_index[meter_id]]
@@ -163,7 +177,28 @@ async def load_building(
         meter_serials={r["id"]: r["serial"] for r in meter_rows},
         pulse_weights={r["id"]: float(r["pulse_weight"]) for r in meter_rows},
         riser_dt=riser_dt,
+        sensor_pairs=await _sensor_pairs(conn, building_id, hours),
     )
+
+
+async def _sensor_pairs(
+    conn: asyncpg.Connection, building_id: int, hours: list[datetime]
+) -> list[SensorPair]:
+    """The billed sensor pairs' hourly readings (rows stamped at the end of their hour)."""
+    out = []
+    for r in await ingest.billed_pair_temperature_positions(
+        conn, building_id, hours[0] + HOUR, hours[-1] + HOUR
+    ):
+        supply = np.full(len(hours), np.nan)
+        ret = np.full(len(hours), np.nan)
+        supply[r["positions"]] = r["supply"]
+        ret[r["positions"]] = r["return_"]
+        out.append(
+            SensorPair(
+                r["module_serial"], r["position"], r["flat"], r["floor"], r["riser"], supply, ret
+            )
+        )
+    return out
 
 
 async def _load_reporting(

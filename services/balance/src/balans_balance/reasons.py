@@ -61,6 +61,16 @@ SENTENCES: dict[str, str] = {
     "low_battery.low_or_falling": "module {module}: battery low or heading for cut-off",
     "consumer_leak.night_flow": "meter {meter_serial}: water ran every hour of the last three "
     "nights (a dripping tap or a running cistern?)",
+    "faulty_sensor.frozen": "frozen {sensor} sensor on module {module} (flat {flat}, riser "
+    "{riser}): it repeats one reading while the water around it changes",
+    "faulty_sensor.swapped": "swapped sensors on module {module} (flat {flat}, riser {riser}): "
+    "its ΔT is {deviation_k} °C, negative, while its neighbours heat",
+    "faulty_sensor.detached": "detached {sensor} sensor on module {module} (flat {flat}, riser "
+    "{riser}): it reads the room, {deviation_k} °C off the water it should measure",
+    "faulty_sensor.displaced": "displaced {sensor} sensor on module {module} (flat {flat}, riser "
+    "{riser}): it reads {deviation_k} °C nearer the room than the water around it says",
+    "faulty_sensor.drifting": "drifting {sensor} sensor on module {module} (flat {flat}, riser "
+    "{riser}): it reads {deviation_k} °C off what the water around it says",
     "verification_due.due": "meter {meter_serial}: its verification is due on {due_on} "
     "(every {interval_years} years)",
     "verification_due.expired": "meter {meter_serial}: its verification expired on {due_on} "

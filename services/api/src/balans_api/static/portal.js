@@ -30,7 +30,7 @@ const balans = (() => {
     unauthorised_connection: t("unauthorised connection"), faulty_balance_meter: t("faulty building meter"),
     low_battery: t("low battery"), use_changed: t("use changed"), balance_excess: t("balance excess"),
     dead_module: t("module silent"), concentrator_silent: t("concentrator silent"), missing_data: t("no readings"),
-    verification_due: t("verification due"),
+    verification_due: t("verification due"), faulty_sensor: t("faulty temperature sensor"),
   };
   const ALERT_STATES = { open: t("open"), acknowledged: t("acknowledged"), closed: t("closed") };
   const el = (id) => document.getElementById(id);
@@ -215,6 +215,11 @@ const balans = (() => {
     "low_battery.low_or_falling": t("module {module}: battery low or heading for cut-off"),
     "verification_due.due": t("meter {meter_serial}: its verification is due on {due_on} (every {interval_years} years)"),
     "verification_due.expired": t("meter {meter_serial}: its verification expired on {due_on} (every {interval_years} years)"),
+    "faulty_sensor.frozen": t("{sensor} sensor on module {module} (flat {flat}, riser {riser}) repeats one reading while the water around it changes"),
+    "faulty_sensor.swapped": t("sensors on module {module} (flat {flat}, riser {riser}) swapped: its ΔT is {deviation_k} °C, negative, while its neighbours heat"),
+    "faulty_sensor.detached": t("{sensor} sensor on module {module} (flat {flat}, riser {riser}) detached: it reads the room, {deviation_k} °C off the water it should measure"),
+    "faulty_sensor.displaced": t("{sensor} sensor on module {module} (flat {flat}, riser {riser}) displaced: it reads {deviation_k} °C nearer the room than the water around it says"),
+    "faulty_sensor.drifting": t("{sensor} sensor on module {module} (flat {flat}, riser {riser}) drifts: it reads {deviation_k} °C off what the water around it says"),
     "consumer_leak.night_flow": t("meter {meter_serial}: water ran every hour of the last three nights (a dripping tap or a running cistern?)"),
   };
   const DATA_PARAMS = new Set(["meter_serial", "group", "module", "concentrator"]);

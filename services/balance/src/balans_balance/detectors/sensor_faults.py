@@ -1,0 +1,346 @@
+"""Faulty temperature sensors: the pair a flat's or riser's heat rests on, checked against
+the physics around it.
+
+Every sensor is predicted from an independent reference, fitted on the window's first
+heating week (the pair's own history):
+
+- a supply sensor from the water that reaches it: in a single-pipe riser (2a) the return
+  of the radiator above (the water leaving one radiator enters the next), at the top of
+  a riser and in 1b/2b the building's supply (the other pairs' median supply);
+- a return sensor from the water that leaves it: in a single-pipe riser the supply of
+  the radiator below; at the bottom and in 1b/2b from the supply reference and the
+  neighbours' ΔT.
+
+A sensor whose reading leaves its prediction by more than ``min_deviation_k`` (and its
+own noise) for ``smooth_hours`` running is faulty. A broken cascade link (a return and
+the next supply disagree) blames the pair whose own ΔT moved against its neighbours'.
+The shape names the fault: a sensor repeating one value while its reference moves is
+frozen; a pair whose ΔT turned negative while its neighbours heat is swapped; a sensor
+reading the room is detached; a return pulled towards the room in proportion to its
+distance from it is displaced; anything else (a growing or constant offset) drifts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from balans_balance.findings import Finding
+from balans_balance.loading import BuildingData, SensorPair
+from balans_balance.reasons import reason
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+ROOM_C = (15.0, 26.0)  # what a sensor off the pipe reads indoors
+ROOM_MID_C = 20.0
+
+
+@dataclass(frozen=True)
+class SensorSettings:
+    baseline_hours: int = 168  # heating hours the predictions are fitted on
+    min_baseline: int = 48
+    smooth_hours: int = 6  # a deviation must hold this long (trailing median)
+    min_deviation_k: float = 1.0
+    noise_factor: float = 6.0  # ... and exceed this many of the sensor's own noise
+    heating_dt_k: float = 1.0  # neighbours' median ΔT above this: the heating runs
+    frozen_hours: int = 8  # one value repeated this long while the reference moves
+    gap_hours: int = 12  # deviating hours this close are one episode
+    min_episode_hours: int = 4
+
+
+@dataclass(frozen=True)
+class SensorFault:
+    pair: SensorPair
+    sensor: str  # "supply", "return" or "pair"
+    shape: str  # frozen, swapped, detached, displaced, drifting
+    first: int  # hour positions
+    last: int
+    detected: int
+    deviation_k: float  # median reading minus prediction over the episode
+    reference: str  # what the prediction came from
+
+
+def _nanmedian(a: FloatArray, axis: int = 0) -> FloatArray:
+    with warnings.catch_warnings():  # hours without any value: NaN, as meant
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(np.nanmedian(a, axis=axis))
+
+
+def _trailing_median(x: FloatArray, n: int) -> FloatArray:
+    """Median of the last ``n`` hours at each hour (NaN-aware; NaN until ``n`` seen)."""
+    if len(x) < n:
+        return np.full(len(x), np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(x, n)
+    out = np.full(len(x), np.nan)
+    out[n - 1 :] = _nanmedian(windows, axis=1)
+    return out
+
+
+def _episodes(mask: BoolArray, gap: int) -> list[tuple[int, int]]:
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return []
+    out, start, prev = [], int(idx[0]), int(idx[0])
+    for i in idx[1:]:
+        if i - prev > gap:
+            out.append((start, prev))
+            start = int(i)
+        prev = int(i)
+    out.append((start, prev))
+    return out
+
+
+class _Chains:
+    """Where each pair sits: its neighbours along a single-pipe riser (water top-down)."""
+
+    def __init__(self, pairs: list[SensorPair]) -> None:
+        self.above: dict[int, int] = {}
+        self.below: dict[int, int] = {}
+        risers: dict[int, list[int]] = {}
+        for i, p in enumerate(pairs):
+            if p.position == "flat" and p.riser is not None and p.floor is not None:
+                risers.setdefault(p.riser, []).append(i)
+        for chain in risers.values():
+            chain.sort(key=lambda i: -(pairs[i].floor or 0))
+            for upper, lower in itertools.pairwise(chain):
+                self.below[upper], self.above[lower] = lower, upper
+
+
+def _fit(x: FloatArray, y: FloatArray, use: BoolArray) -> FloatArray | None:
+    """Least-squares y ~ x (columns), refitted without the worst residuals; None without
+    enough hours."""
+    ok = use & np.isfinite(y) & np.all(np.isfinite(x), axis=1)
+    if ok.sum() < 8:
+        return None
+    design = np.column_stack([np.ones(len(y)), x])
+    coef = np.linalg.lstsq(design[ok], y[ok], rcond=None)[0]
+    res = y - design @ coef
+    mad = float(np.median(np.abs(res[ok]))) or 0.01
+    keep = ok & (np.abs(res) <= 4 * mad)
+    if keep.sum() >= 8:
+        coef = np.linalg.lstsq(design[keep], y[keep], rcond=None)[0]
+    return np.asarray(design @ coef)
+
+
+class _Building:
+    def __init__(
+        self, pairs: list[SensorPair], building_supply: FloatArray, cfg: SensorSettings
+    ) -> None:
+        self.pairs = pairs
+        self.cfg = cfg
+        self.supply = np.vstack([p.supply_c for p in self.pairs])
+        self.ret = np.vstack([p.return_c for p in self.pairs])
+        self.dt = self.supply - self.ret
+        self.chains = _Chains(self.pairs)
+        peer_dt = _nanmedian(self.dt)
+        self.heating = np.nan_to_num(peer_dt) > cfg.heating_dt_k
+        ends = [i for i in range(len(self.pairs)) if i not in self.chains.below]
+        self.end_return = _nanmedian(self.ret[ends])
+        heads = [i for i in range(len(self.pairs)) if i not in self.chains.above]
+        supply = building_supply if np.isfinite(building_supply).any() else self.supply[heads[0]]
+        self.head_supply = np.where(np.isfinite(supply), supply, _nanmedian(self.supply[heads]))
+        self.peer_dt = peer_dt
+        hours = np.flatnonzero(self.heating)[: cfg.baseline_hours]
+        self.baseline = np.zeros(len(building_supply), dtype=bool)
+        self.baseline[hours] = True
+
+    def prediction(self, i: int, sensor: str) -> tuple[FloatArray | None, str]:
+        """The fitted prediction of pair ``i``'s ``sensor`` and what it came from."""
+        if sensor == "supply":
+            if i in self.chains.above:
+                up = self.pairs[self.chains.above[i]]
+                x, ref = self.ret[self.chains.above[i]], f"return of the pair above ({up.flat})"
+            else:
+                x, ref = self.head_supply, "the building's supply"
+            return _fit(x[:, None], self.supply[i], self.baseline), ref
+        if i in self.chains.below:
+            down = self.pairs[self.chains.below[i]]
+            x, ref = self.supply[self.chains.below[i]], f"supply of the pair below ({down.flat})"
+            return _fit(x[:, None], self.ret[i], self.baseline), ref
+        x2 = np.column_stack([self.head_supply, self.end_return, self.peer_dt])
+        return _fit(x2, self.ret[i], self.baseline), "the supply and the neighbours' returns"
+
+    def dt_shift(self, i: int, span: slice) -> float:
+        """How far pair ``i``'s ΔT moved (K) against its own history beside its peers'."""
+        pred = _fit(self.peer_dt[:, None], self.dt[i], self.baseline)
+        if pred is None:
+            return 0.0
+        moved = (self.dt[i] - pred)[span]
+        moved = moved[np.isfinite(moved)]
+        return float(abs(np.median(moved))) if moved.size else 0.0
+
+
+def _frozen(b: _Building, i: int, sensor: str, pred: FloatArray) -> list[tuple[int, int]]:
+    """Runs of one repeated reading while the prediction moves."""
+    reading = b.supply[i] if sensor == "supply" else b.ret[i]
+    same = np.r_[False, np.diff(reading) == 0]
+    out = []
+    for lo, hi in _episodes(same, 1):
+        lo -= 1  # the first hour of the run repeats nothing yet
+        if hi - lo + 1 < b.cfg.frozen_hours:
+            continue
+        moved = pred[lo : hi + 1]
+        moved = moved[np.isfinite(moved)]
+        if moved.size and np.ptp(moved) > 0.5:
+            out.append((lo, hi))
+    return out
+
+
+def _shape(b: _Building, i: int, sensor: str, pred: FloatArray, lo: int, hi: int) -> str:
+    reading = (b.supply[i] if sensor == "supply" else b.ret[i])[lo : hi + 1]
+    p = pred[lo : hi + 1]
+    ok = np.isfinite(reading) & np.isfinite(p)
+    reading, p = reading[ok], p[ok]
+    if ROOM_C[0] <= np.median(reading) <= ROOM_C[1] and np.median(p) > ROOM_C[1] + 5:
+        return "detached"
+    d = reading - p
+    if sensor == "return" and np.median(d) < 0 and reading.size >= 6:
+        pull = d / np.minimum(ROOM_MID_C - p, -1.0)  # share of the way to the room
+        t = np.arange(d.size)
+        trend = np.polyfit(t, d, 1)[0] * d.size
+        cv_pull = np.std(pull) / max(abs(np.mean(pull)), 1e-9)
+        cv_d = np.std(d) / max(abs(np.mean(d)), 1e-9)
+        if abs(trend) < 0.5 * abs(np.median(d)) and cv_pull <= cv_d and np.median(pull) > 0.1:
+            return "displaced"
+    return "drifting"
+
+
+def _deviations(b: _Building) -> list[SensorFault]:
+    """Every sensor's episodes away from its prediction, frozen runs and swapped pairs."""
+    cfg = b.cfg
+    out: list[SensorFault] = []
+    for i, pair in enumerate(b.pairs):
+        swapped = _trailing_median(np.where(b.heating, b.dt[i], np.nan), cfg.smooth_hours)
+        swapped_mask = np.nan_to_num(swapped, nan=0.0) < -0.5
+        for lo, hi in _episodes(swapped_mask, cfg.gap_hours):
+            start = max(0, lo - cfg.smooth_hours + 1)
+            coldest = np.nanmedian(np.fmin(b.supply[i], b.ret[i])[start : hi + 1])
+            if ROOM_C[0] <= coldest <= ROOM_C[1]:
+                continue  # a sensor reading the room: detached, told by that sensor
+            dev = float(np.nanmedian(b.dt[i, lo : hi + 1]))
+            out.append(SensorFault(pair, "pair", "swapped", start, hi, lo, dev, "its own ΔT"))
+        for sensor in ("supply", "return"):
+            pred, ref = b.prediction(i, sensor)
+            if pred is None:
+                continue
+            reading = b.supply[i] if sensor == "supply" else b.ret[i]
+            res = reading - pred
+            base = res[b.baseline & np.isfinite(res)]
+            noise = 1.4826 * float(np.median(np.abs(base - np.median(base)))) if base.size else 0
+            limit = max(cfg.min_deviation_k, cfg.noise_factor * noise)
+            for lo, hi in _frozen(b, i, sensor, pred):
+                out.append(
+                    SensorFault(pair, sensor, "frozen", lo, hi, lo + cfg.frozen_hours - 1, 0.0, ref)
+                )
+            smooth = _trailing_median(np.where(b.heating, res, np.nan), cfg.smooth_hours)
+            mask = np.abs(np.nan_to_num(smooth)) > limit
+            for lo, hi in _episodes(mask, cfg.gap_hours):
+                if hi - lo + 1 < cfg.min_episode_hours:
+                    continue
+                start = max(0, lo - cfg.smooth_hours + 1)
+                shape = _shape(b, i, sensor, pred, start, hi)
+                dev = float(np.nanmedian(res[start : hi + 1]))
+                out.append(SensorFault(pair, sensor, shape, start, hi, lo, dev, ref))
+    return out
+
+
+def _overlap(a: SensorFault, c: SensorFault) -> bool:
+    return a.first <= c.last and c.first <= a.last
+
+
+def _blame(b: _Building, faults: list[SensorFault]) -> list[SensorFault]:
+    """One fault per cause: a frozen or swapped pair explains its neighbours' broken
+    links; a link broken on both sides blames the pair whose ΔT moved; a sensor's
+    deviation during its own frozen or swapped episode is that episode."""
+    index = {p.module_serial: i for i, p in enumerate(b.pairs)}
+    frozen = [f for f in faults if f.shape == "frozen"]
+    # a frozen sensor inverts its pair's ΔT once the water warms past it: not a swap
+    strong = frozen + [
+        f
+        for f in faults
+        if f.shape == "swapped" and not any(z.pair is f.pair and _overlap(z, f) for z in frozen)
+    ]
+    kept: list[SensorFault] = list(strong)
+    for f in faults:
+        if f.shape in ("frozen", "swapped"):
+            continue
+        i = index[f.pair.module_serial]
+        linked = b.chains.above.get(i) if f.sensor == "supply" else b.chains.below.get(i)
+        same_pair = [s for s in strong if s.pair is f.pair and _overlap(s, f)]
+        if same_pair:
+            continue
+        if linked is not None:
+            other = b.pairs[linked]
+            if any(s.pair is other and _overlap(s, f) for s in strong):
+                continue  # the neighbour's own fault broke the link
+            partner = "return" if f.sensor == "supply" else "supply"
+            if any(
+                g.pair is other and g.sensor == partner and _overlap(g, f)
+                for g in faults
+                if g.shape not in ("frozen", "swapped")
+            ):
+                span = slice(f.first, f.last + 1)
+                if b.dt_shift(linked, span) > b.dt_shift(i, span):
+                    continue  # the link's other side moved its pair's ΔT: it is that one
+        kept.append(f)
+    return kept
+
+
+def sensor_faults(
+    pairs: list[SensorPair], building_supply: FloatArray, cfg: SensorSettings | None = None
+) -> list[SensorFault]:
+    """The faulty sensors of a building's billed ``pairs`` over their hours, given the
+    building pair's hourly supply (NaN where unknown)."""
+    cfg = cfg or SensorSettings()
+    if len(pairs) < 2:
+        return []
+    b = _Building(pairs, building_supply, cfg)
+    if b.baseline.sum() < cfg.min_baseline:
+        return []
+    return _blame(b, _deviations(b))
+
+
+def sensor_findings(data: BuildingData, cfg: SensorSettings | None = None) -> list[Finding]:
+    """:func:`sensor_faults` as findings naming the pair's module, flat and riser."""
+    out = []
+    hours: list[datetime] = data.hours
+    for f in sensor_faults(data.sensor_pairs, data.supply_c, cfg):
+        p = f.pair
+        code, params, sentence = reason(
+            f"faulty_sensor.{f.shape}",
+            module=p.module_serial,
+            flat=p.flat or "-",
+            riser=p.riser if p.riser is not None else "-",
+            sensor=f.sensor,
+            deviation_k=round(f.deviation_k, 1),
+        )
+        out.append(
+            Finding(
+                kind="faulty_sensor",
+                cause_key=f"faulty-sensor:{p.module_serial}:{f.sensor}",
+                first_hour=hours[f.first],
+                last_hour=hours[f.last],
+                active=f.last >= len(hours) - 1,
+                summary=sentence,
+                reason_code=code,
+                reason_params=params,
+                detected_hour=hours[f.detected],
+                building_id=data.building_id,
+                module_serial=p.module_serial,
+                evidence={
+                    "sensor_fault": f.shape,
+                    "sensor": f.sensor,
+                    "flat": p.flat,
+                    "riser": p.riser,
+                    "deviation_k": round(f.deviation_k, 2),
+                    "reference": f.reference,
+                    "detected_hour": hours[f.detected].isoformat(),
+                },
+            )
+        )
+    return out

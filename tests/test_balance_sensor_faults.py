@@ -1,0 +1,120 @@
+"""balance: a faulty temperature sensor is named (its pair's module, flat and riser) with
+the shape of its fault, from the physics around it: the riser cascade in single-pipe
+risers (2a), the building's supply and the neighbours elsewhere (1b, 2b). The readings
+come from the simulator's physics with its sensor faults."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+
+import numpy as np
+import pytest
+
+from balans_balance.detectors.sensor_faults import SensorFault, sensor_faults
+from balans_balance.loading import SensorPair
+from balans_balance.reasons import reason
+from balans_sim.city import CityConfig, generate_city
+from balans_sim.climate import OutdoorSeries, hour_index, hour_start
+from balans_sim.engine import BuildingSim
+from balans_sim.faults import FaultRecord, Where
+
+START = hour_index(datetime(2026, 1, 5, tzinfo=UTC))
+HOURS = 24 * 12
+FAULT_FROM, FAULT_TO = 24 * 9, 24 * 11  # positions in the window
+OUTDOOR = OutdoorSeries(1)
+
+
+@cache
+def _building(layout: str) -> BuildingSim:
+    spec = generate_city(CityConfig(preset="reference", layout_mix={layout: 1}))[0]
+    return BuildingSim(spec, 1, START)
+
+
+def _detect(
+    layout: str, kind: str | None, params: dict[str, object], which: int = 3
+) -> tuple[SensorPair | None, list[SensorFault]]:
+    """The faulty pair (None without a fault) and what the detector finds."""
+    base = _building(layout)
+    sim = BuildingSim(base.spec, 1, START)
+    billed = [p for p in sim.plan.pairs if p.position != "building"]
+    faulty = billed[which]
+    if kind is not None:
+        sim.faults = [
+            FaultRecord(
+                kind=kind,  # type: ignore[arg-type]
+                building=base.spec.code,
+                start=hour_start(START + FAULT_FROM),
+                end=hour_start(START + FAULT_TO),
+                where=Where(module_serial=faulty.module, flat=faulty.flat, riser=faulty.riser),
+                params=params,
+                seed=1,
+            )
+        ]
+    chunk = sim.advance(np.arange(START, START + HOURS), OUTDOOR)
+    floor = {f.number: f.floor for f in base.spec.flats}
+    pairs, building_supply = [], np.full(HOURS, np.nan)
+    for i, p in enumerate(sim.plan.pairs):
+        supply, ret = chunk.supply_centi_c[:, i] / 100, chunk.return_centi_c[:, i] / 100
+        if p.position == "building":
+            building_supply = supply
+            continue
+        pairs.append(SensorPair(p.module, p.position, p.flat, floor.get(p.flat or ""), p.riser,
+                                supply, ret))  # fmt: skip
+        if p.module == faulty.module:
+            named = pairs[-1]
+    return (named if kind else None), sensor_faults(pairs, building_supply)
+
+
+@pytest.mark.parametrize("layout", ["1b", "2a", "2b"])
+def test_healthy_sensors_raise_nothing(layout: str) -> None:
+    assert _detect(layout, None, {})[1] == []
+
+
+CASES = [
+    ("2a", "swapped_sensors", {}, "pair", "swapped"),
+    ("2a", "displaced_sensor", {"sensor": "return", "toward_room": 0.4}, "return", "displaced"),
+    ("2a", "detached_sensor", {"sensor": "supply"}, "supply", "detached"),
+    ("2a", "frozen_sensor", {"sensor": "supply"}, "supply", "frozen"),
+    ("2a", "sensor_drift", {"sensor": "return", "offset_at_end_k": -2.0, "shape": "step"},
+     "return", "drifting"),
+    ("1b", "detached_sensor", {"sensor": "return"}, "return", "detached"),
+    ("1b", "sensor_drift", {"sensor": "supply", "offset_at_end_k": 3.0, "shape": "ramp"},
+     "supply", "drifting"),
+    ("2b", "swapped_sensors", {}, "pair", "swapped"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("layout", "kind", "params", "sensor", "shape"), CASES)
+def test_a_faulty_sensor_is_named_with_its_shape(
+    layout: str, kind: str, params: dict[str, object], sensor: str, shape: str
+) -> None:
+    pair, found = _detect(layout, kind, params, which=1 if layout == "2b" else 3)
+    assert pair is not None
+    assert [(f.pair.module_serial, f.sensor, f.shape) for f in found] == [
+        (pair.module_serial, sensor, shape)
+    ]
+    f = found[0]
+    assert FAULT_FROM <= f.detected <= FAULT_FROM + 24  # raised after it began, within a day
+    assert f.first >= FAULT_FROM - 24
+    assert f.last >= FAULT_TO - 1
+
+
+def test_the_cascade_blames_the_sensor_not_its_neighbour() -> None:
+    """A displaced return in a single-pipe riser also breaks the next radiator's supply
+    link; the next pair's ΔT did not move, so only the displaced one is named, and the
+    reference says it was its neighbour's supply."""
+    pair, found = _detect("2a", "displaced_sensor", {"sensor": "return", "toward_room": 0.5})
+    assert pair is not None
+    assert [f.pair.module_serial for f in found] == [pair.module_serial]
+    assert found[0].reference.startswith("supply of the pair below")
+
+
+def test_the_reason_names_the_pair_and_the_flat() -> None:
+    code, params, sentence = reason(
+        "faulty_sensor.displaced", module=10000005, flat="13", riser=2, sensor="return",
+        deviation_k=-16.1,
+    )  # fmt: skip
+    assert code == "faulty_sensor.displaced"
+    assert "module 10000005 (flat 13, riser 2)" in sentence
+    assert params["flat"] == "13"
