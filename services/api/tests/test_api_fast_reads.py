@@ -166,3 +166,34 @@ async def test_profile_days_are_the_sums_of_the_hours(counted, world: World) -> 
             assert _answered(meter["points"]) == _expected(hours, decimals)
     finally:
         await conn.close()
+
+
+async def test_building_overview_in_one_query(counted, world: World) -> None:
+    """Computed (not from the cache), the overview is one query beyond authentication, and
+    its daily building heat (before balance's first analysis: the building meter's) is its
+    hours summed per local day."""
+    http, pool = counted
+    h = {"Authorization": f"Bearer {world.tokens['operator']}"}
+    authentication = await _statements(http, pool, "/api/v1/auth/me", h)
+    url = f"/api/v1/buildings/{world.other_building_id}/overview"
+    assert await _statements(http, pool, url, h) - authentication <= 1
+    overview = (await http.get(url, headers=h)).json()
+    conn = await asyncpg.connect(world.database_url)
+    try:
+        days = await conn.fetch(
+            """select date_trunc('day', c.hour, s.timezone) as t, sum(c.value) as value
+               from meter_consumption c join meters m on m.id = c.meter_id
+               join buildings b on b.id = m.building_id join sites s on s.id = b.site_id
+               where m.building_id = $1 and m.role = 'building' and m.utility = 'heat'
+                 and c.hour >= date_trunc('hour', now()) - interval '30 days'
+               group by 1 order by 1""",
+            world.other_building_id,
+        )
+    finally:
+        await conn.close()
+    assert len(days) >= 30
+    answered = overview["building_heat_last_30d"]
+    assert [datetime.fromisoformat(p["t"]) for p in answered] == [r["t"] for r in days]
+    assert [p["value"] for p in answered] == pytest.approx([r["value"] for r in days])
+    assert overview["flats"] > 0
+    assert overview["open_alerts"] == 0

@@ -464,19 +464,41 @@ async def heat_by_flat_group(
     return await db.fetch(_GROUPED_HEAT.format(groups=groups, join=join), building_id, start, end)
 
 
-async def building_meter_heat_days(db: Db, building_id: int, since: datetime, tz: str) -> list[Any]:
-    """The building heat meter's consumption per local day since ``since`` (t, value,
-    estimated)."""
-    return await db.fetch(
-        """select date_trunc('day', mc.hour, $3) as t, sum(mc.value) as value,
-                  bool_or(mc.estimated) as estimated
-           from meter_consumption mc join meters m on m.id = mc.meter_id
-           where m.building_id = $1 and m.role = 'building' and m.utility = 'heat'
-             and mc.hour >= $2
-           group by 1 order by 1""",
+_BUILDING_METER_HEAT_DAYS = """
+select date_trunc('day', mc.hour, {tz}) as t, sum(mc.value) as value,
+       bool_or(mc.estimated) as estimated
+from meter_consumption mc join meters m on m.id = mc.meter_id
+where m.building_id = {building} and m.role = 'building' and m.utility = 'heat'
+  and mc.hour >= {since}
+group by 1"""
+
+
+async def building_overview(db: Db, building_id: int, since: datetime) -> Any:
+    """An operator's overview of a building in one query: its equipment
+    (``ingest.BUILDING_EQUIPMENT``), its open alerts (``balance.OPEN_ALERT_COUNT``) and,
+    per local day since ``since``, balance's building meter against its members
+    (``balance.BUILDING_HEAT_DAYS``: ``days_t``, ``days_building``, ``days_members``,
+    ``days_partial``) and the building heat meter's own consumption (``meter_t``,
+    ``meter_value``, ``meter_estimated``, for before balance's first analysis), as arrays
+    by day; None if there is no such building."""
+    tz = "(select s.timezone from buildings b join sites s on s.id = b.site_id where b.id = $1)"
+    days = balance.BUILDING_HEAT_DAYS.format(building="$1", since="$2", tz=tz)
+    meter = _BUILDING_METER_HEAT_DAYS.format(building="$1", since="$2", tz=tz)
+    return await db.fetchrow(
+        f"""select e.*, a.open_alerts, d.*, mt.*
+            from ({ingest.BUILDING_EQUIPMENT.format(building="$1")}) e
+            cross join ({balance.OPEN_ALERT_COUNT.format(building="$1")}) a
+            cross join (select array_agg(t order by t) as days_t,
+                               array_agg(building_value order by t) as days_building,
+                               array_agg(members_value order by t) as days_members,
+                               array_agg(partial order by t) as days_partial
+                        from ({days}) x) d
+            cross join (select array_agg(t order by t) as meter_t,
+                               array_agg(value order by t) as meter_value,
+                               array_agg(estimated order by t) as meter_estimated
+                        from ({meter}) y) mt""",
         building_id,
         since,
-        tz,
     )
 
 

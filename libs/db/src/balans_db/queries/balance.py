@@ -59,13 +59,10 @@ ALERTS = f"select {ALERT_COLUMNS} from alerts"
 """A published select for paging: every alert with the columns the api shows."""
 
 
-async def open_alert_count(db: Db, building_id: int) -> int:
-    """How many of the building's alerts are open."""
-    return int(
-        await db.fetchval(
-            "select count(*) from alerts where building_id = $1 and state = 'open'", building_id
-        )
-    )
+OPEN_ALERT_COUNT = """
+select count(*) as open_alerts from alerts where building_id = {building} and state = 'open'"""
+"""A published select for composing (format it with the SQL of the parameter): how many
+of the building's alerts are open (``open_alerts``)."""
 
 
 BUILDING_DEGREE_DAYS = """
@@ -183,6 +180,24 @@ async def alert_spans(db: Db, group_id: int, start: datetime, end: datetime) -> 
     )
 
 
+BUILDING_HEAT_DAYS = """
+select d.t, d.building_value, d.members_value, d.hours,
+       d.hours * 3600 < extract(epoch from
+           ((d.day + 1)::timestamp at time zone {tz})
+           - (d.day::timestamp at time zone {tz})) as partial
+from (select (s.period_start at time zone {tz})::date as day,
+             date_trunc('day', s.period_start, {tz}) as t,
+             sum(s.balance_value) as building_value,
+             sum(s.subscribers_value) as members_value, count(*) as hours
+      from imbalance_series s join balance_groups g on g.id = s.group_id
+      where g.building_id = {building} and g.kind = 'building' and g.utility = 'heat'
+        and s.resolution = 'hour' and s.period_start >= {since}
+      group by 1, 2) d
+order by d.t"""
+"""A published select for composing: what :func:`building_heat_days` reads (format it
+with the SQL of each parameter)."""
+
+
 async def building_heat_days(db: Db, building_id: int, since: datetime, tz: str) -> list[Any]:
     """THE definition of "the flats measured against the building meter", per local day
     since ``since``: the building heat group's balance meter (``building_value``, kWh)
@@ -193,19 +208,7 @@ async def building_heat_days(db: Db, building_id: int, since: datetime, tz: str)
     members' sum; balance's expected loss (:func:`imbalance_series`) holds them. Empty
     before balance analysed the building."""
     return await db.fetch(
-        """select d.t, d.building_value, d.members_value, d.hours,
-                  d.hours * 3600 < extract(epoch from
-                      ((d.day + 1)::timestamp at time zone $3)
-                      - (d.day::timestamp at time zone $3)) as partial
-           from (select (s.period_start at time zone $3)::date as day,
-                        date_trunc('day', s.period_start, $3) as t,
-                        sum(s.balance_value) as building_value,
-                        sum(s.subscribers_value) as members_value, count(*) as hours
-                 from imbalance_series s join balance_groups g on g.id = s.group_id
-                 where g.building_id = $1 and g.kind = 'building' and g.utility = 'heat'
-                   and s.resolution = 'hour' and s.period_start >= $2
-                 group by 1, 2) d
-           order by d.t""",
+        BUILDING_HEAT_DAYS.format(building="$1", since="$2", tz="$3"),
         building_id,
         since,
         tz,

@@ -151,24 +151,22 @@ from concentrators c
 when one of its modules last reported (within 7 days)."""
 
 
-async def building_equipment(db: Db, building_id: int) -> Any:
-    """The building (id, name, layout) with its counts of flats, meters, modules, modules
-    silent for 24 h and modules whose last battery reading is under 3.3 V; None if there is
-    no such building."""
-    return await db.fetchrow(
-        """select b.id, b.name, b.layout,
-             (select count(*) from flats where building_id = b.id) as flats,
-             (select count(*) from meters where building_id = b.id) as meters,
-             (select count(*) from radio_modules where building_id = b.id) as modules,
-             (select count(*) from radio_modules rm where rm.building_id = b.id and not exists (
-                select 1 from module_status ms where ms.module_serial = rm.serial
-                and ms.ts > now() - interval '24 hours')) as modules_silent_24h,
-             (select count(*) from radio_modules rm where rm.building_id = b.id and (
-                select battery_mv from module_status ms where ms.module_serial = rm.serial
-                order by ts desc limit 1) < 3300) as modules_low_battery
-           from buildings b where b.id = $1""",
-        building_id,
-    )
+BUILDING_EQUIPMENT = """
+select b.id, b.name, b.layout,
+  (select count(*) from flats where building_id = b.id) as flats,
+  (select count(*) from meters where building_id = b.id) as meters,
+  (select count(*) from radio_modules where building_id = b.id) as modules,
+  (select count(*) from radio_modules rm where rm.building_id = b.id and not exists (
+     select 1 from module_status ms where ms.module_serial = rm.serial
+     and ms.ts > now() - interval '24 hours')) as modules_silent_24h,
+  (select count(*) from radio_modules rm where rm.building_id = b.id and (
+     select battery_mv from module_status ms where ms.module_serial = rm.serial
+     order by ts desc limit 1) < 3300) as modules_low_battery
+from buildings b where b.id = {building}"""
+"""A published select for composing (format it with the SQL of the parameter): the
+building (id, name, layout) with its counts of flats, meters, modules, modules silent for
+24 h and modules whose last battery reading is under 3.3 V; no row if there is no such
+building."""
 
 
 async def concentrator_counts(db: Db, silent_after: timedelta) -> Any:

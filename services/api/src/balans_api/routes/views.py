@@ -511,27 +511,26 @@ async def explain(
     )
 
 
-async def _open_alerts(pool: asyncpg.Pool, building_id: int) -> int | None:
-    try:
-        return await balance.open_alert_count(pool, building_id)
-    except asyncpg.UndefinedTableError:
-        return None  # balance's migration has not landed in this database
+def _points(times: list | None, values: list, flags: list, flag: str) -> list[ConsumptionPoint]:
+    return [
+        ConsumptionPoint(t=t, value=v, **{flag: f})
+        for t, v, f in zip(times or [], values or [], flags or [], strict=True)
+    ]
 
 
 async def _overview(pool: asyncpg.Pool, building_id: int) -> Overview:
-    row = await ingest.building_equipment(pool, building_id)
+    since = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=30)
+    row = await allocation.building_overview(pool, building_id, since)
     if row is None:
         raise not_found("building")
-    tz = await world.site_timezone(pool, building_id) or "UTC"
-    since = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=30)
     # balance's one definition of the flats against the building meter (its building heat
     # group), so the overview and the heat group agree; before balance's first analysis
     # the building meter alone
-    days = await balance.building_heat_days(pool, building_id, since, tz)
-    building_days = [
-        {"t": d["t"], "value": d["building_value"], "partial": d["partial"]} for d in days
-    ] or await allocation.building_meter_heat_days(pool, building_id, since, tz)
-    flat_days = [{"t": d["t"], "value": d["members_value"], "partial": d["partial"]} for d in days]
+    building_days = _points(row["days_t"], row["days_building"], row["days_partial"], "partial")
+    if not building_days:
+        building_days = _points(
+            row["meter_t"], row["meter_value"], row["meter_estimated"], "estimated"
+        )
     return Overview(
         building_id=row["id"],
         name=row["name"],
@@ -541,9 +540,11 @@ async def _overview(pool: asyncpg.Pool, building_id: int) -> Overview:
         modules=row["modules"],
         modules_silent_24h=row["modules_silent_24h"],
         modules_low_battery=row["modules_low_battery"],
-        open_alerts=await _open_alerts(pool, building_id),
-        building_heat_last_30d=[ConsumptionPoint(**r) for r in building_days],
-        flats_measured_last_30d=[ConsumptionPoint(**r) for r in flat_days],
+        open_alerts=row["open_alerts"],
+        building_heat_last_30d=building_days,
+        flats_measured_last_30d=_points(
+            row["days_t"], row["days_members"], row["days_partial"], "partial"
+        ),
     )
 
 
