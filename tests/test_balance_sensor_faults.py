@@ -32,7 +32,11 @@ def _building(layout: str) -> BuildingSim:
 
 
 def _detect(
-    layout: str, kind: str | None, params: dict[str, object], which: int = 3
+    layout: str,
+    kind: str | None,
+    params: dict[str, object],
+    which: int = 3,
+    where: Where | None = None,
 ) -> tuple[SensorPair | None, list[SensorFault]]:
     """The faulty pair (None without a fault) and what the detector finds."""
     base = _building(layout)
@@ -46,7 +50,8 @@ def _detect(
                 building=base.spec.code,
                 start=hour_start(START + FAULT_FROM),
                 end=hour_start(START + FAULT_TO),
-                where=Where(module_serial=faulty.module, flat=faulty.flat, riser=faulty.riser),
+                where=where
+                or Where(module_serial=faulty.module, flat=faulty.flat, riser=faulty.riser),
                 params=params,
                 seed=1,
             )
@@ -108,6 +113,13 @@ def test_the_cascade_blames_the_sensor_not_its_neighbour() -> None:
     assert pair is not None
     assert [f.pair.module_serial for f in found] == [pair.module_serial]
     assert found[0].reference.startswith("supply of the pair below")
+
+
+def test_a_clogged_riser_is_no_sensor_fault() -> None:
+    """A clog cools every radiator of its riser more: no single sensor is blamed."""
+    riser = next(m for m in _building("2a").plan.meters if m.role == "riser")
+    where = Where(meter_serial=riser.serial, module_serial=riser.module, riser=riser.riser)
+    assert _detect("2a", "clogged_riser", {"flow_factor": 0.4}, where=where)[1] == []
 
 
 def test_the_reason_names_the_pair_and_the_flat() -> None:

@@ -101,12 +101,14 @@ class _Chains:
     def __init__(self, pairs: list[SensorPair]) -> None:
         self.above: dict[int, int] = {}
         self.below: dict[int, int] = {}
+        self.riser_of: dict[int, list[int]] = {}  # pair -> every pair of its riser chain
         risers: dict[int, list[int]] = {}
         for i, p in enumerate(pairs):
             if p.position == "flat" and p.riser is not None and p.floor is not None:
                 risers.setdefault(p.riser, []).append(i)
         for chain in risers.values():
             chain.sort(key=lambda i: -(pairs[i].floor or 0))
+            self.riser_of.update(dict.fromkeys(chain, chain))
             for upper, lower in itertools.pairwise(chain):
                 self.below[upper], self.above[lower] = lower, upper
 
@@ -139,8 +141,6 @@ class _Building:
         self.chains = _Chains(self.pairs)
         peer_dt = _nanmedian(self.dt)
         self.heating = np.nan_to_num(peer_dt) > cfg.heating_dt_k
-        ends = [i for i in range(len(self.pairs)) if i not in self.chains.below]
-        self.end_return = _nanmedian(self.ret[ends])
         heads = [i for i in range(len(self.pairs)) if i not in self.chains.above]
         supply = building_supply if np.isfinite(building_supply).any() else self.supply[heads[0]]
         self.head_supply = np.where(np.isfinite(supply), supply, _nanmedian(self.supply[heads]))
@@ -162,8 +162,35 @@ class _Building:
             down = self.pairs[self.chains.below[i]]
             x, ref = self.supply[self.chains.below[i]], f"supply of the pair below ({down.flat})"
             return _fit(x[:, None], self.ret[i], self.baseline), ref
-        x2 = np.column_stack([self.head_supply, self.end_return, self.peer_dt])
-        return _fit(x2, self.ret[i], self.baseline), "the supply and the neighbours' returns"
+        # the water reaching the pair and how much its neighbours cool it (on the same
+        # riser where there is one: a clogged riser cools all its radiators more)
+        above = self.chains.above.get(i)
+        x2 = np.column_stack(
+            [self.head_supply if above is None else self.ret[above], self.neighbours_dt(i)]
+        )
+        return _fit(x2, self.ret[i], self.baseline), "its supply and its neighbours' ΔT"
+
+    def riser_moved(self, i: int) -> BoolArray:
+        """Hours when ``i``'s riser as a whole cools its water differently than the
+        building's other risers (its ΔT against theirs off its history by > 15 %): a
+        clogged or opened-up riser, which no one sensor explains."""
+        chain = self.chains.riser_of.get(i, [])
+        if len(chain) < 3:
+            return np.zeros(len(self.peer_dt), dtype=bool)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = _nanmedian(self.dt[chain]) / self.peer_dt
+        ratio = np.where(self.heating, ratio, np.nan)
+        base = ratio[self.baseline & np.isfinite(ratio)]
+        if base.size < 8:
+            return np.zeros(len(self.peer_dt), dtype=bool)
+        smooth = _trailing_median(ratio, self.cfg.smooth_hours)
+        return np.asarray(np.abs(np.nan_to_num(smooth / np.median(base) - 1)) > 0.15)
+
+    def neighbours_dt(self, i: int) -> FloatArray:
+        """Median ΔT of the other pairs on ``i``'s riser chain (of the building's where
+        the chain is short or there is none)."""
+        chain = [j for j in self.chains.riser_of.get(i, []) if j != i]
+        return self.peer_dt if len(chain) < 2 else _nanmedian(self.dt[chain])
 
     def dt_shift(self, i: int, span: slice) -> float:
         """How far pair ``i``'s ΔT moved (K) against its own history beside its peers'."""
@@ -239,6 +266,8 @@ def _deviations(b: _Building) -> list[SensorFault]:
                 )
             smooth = _trailing_median(np.where(b.heating, res, np.nan), cfg.smooth_hours)
             mask = np.abs(np.nan_to_num(smooth)) > limit
+            if sensor == "return" and i not in b.chains.below:
+                mask &= ~b.riser_moved(i)  # its reference is the riser it sits on
             for lo, hi in _episodes(mask, cfg.gap_hours):
                 if hi - lo + 1 < cfg.min_episode_hours:
                     continue
