@@ -5,25 +5,20 @@ closes and invoices no month: the good readings flow on as usual."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
-from ingest_harness import RawConcentrator, running_ingest, running_persister
+from ingest_harness import RawConcentrator, running_ingest, running_persister, running_service
 from prometheus_client import REGISTRY
 
 from balans_allocation.__main__ import serve as serve_allocation
 from balans_allocation.settings import AllocationSettings
 from balans_billing.__main__ import serve as serve_billing
 from balans_billing.settings import BillingSettings
-from balans_core.service import ServiceContext
-from balans_core.settings import CommonSettings
 from balans_db.secrets import KeyVault
 from balans_db.topology import SiteSpec, regular_building, write_building
 from balans_devstack.eventually import eventually
@@ -46,24 +41,6 @@ def own_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
-
-
-@contextlib.asynccontextmanager
-async def _service(
-    serve: Callable[[ServiceContext], Coroutine[Any, Any, None]],
-    settings: CommonSettings,
-    name: str,
-) -> AsyncIterator[None]:
-    """The service running in this event loop until the block ends."""
-    ctx = ServiceContext(name=name, settings=settings)
-    task = asyncio.create_task(serve(ctx))
-    try:
-        await eventually(f"{name} ready", lambda: ctx.ready or task.done(), timeout_s=30)
-        assert ctx.ready, task
-        yield
-    finally:
-        ctx.stopping.set()
-        await asyncio.wait_for(task, 30)
 
 
 def _closer_passes() -> float:
@@ -106,8 +83,8 @@ async def test_a_reading_two_years_ahead_changes_nothing(database_url: str, own_
     async with (
         running_ingest(own_nats, database_url) as ingest,
         running_persister(own_nats, database_url),
-        _service(serve_allocation, AllocationSettings(**urls), "allocation"),
-        _service(
+        running_service(serve_allocation, AllocationSettings(**urls), "allocation"),
+        running_service(
             lambda ctx: serve_billing(ctx, ctx.settings),
             BillingSettings(**urls, period_check_interval_s=0.1),
             "billing",

@@ -1,15 +1,18 @@
 """From an empty database to stored readings through provisioning alone: a building
 imported over the REST API, its concentrator key read once, the reference concentrator
 client uploading with that key to a real ingest over TCP, the readings stored; then a
-key rotation: the old key works during the overlap and is NACKed after it."""
+key rotation: the old key works during the overlap and is NACKed after it. And to the
+bill: another building imported the same way uploads the last day of a month, allocation
+and balance run on it, and billing closes the month with one invoice per account."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -19,14 +22,23 @@ from ingest_harness import (
     recent_day,
     running_ingest,
     running_persister,
+    running_service,
     wait_for_rows,
 )
 
+from balans_allocation.__main__ import serve as serve_allocation
+from balans_allocation.settings import AllocationSettings
 from balans_api.app import create_app
 from balans_api.settings import ApiSettings
 from balans_api.users import create_user
+from balans_balance.__main__ import serve as serve_balance
+from balans_balance.settings import BalanceSettings
+from balans_billing.__main__ import serve as serve_billing
+from balans_billing.periods import month_bounds
+from balans_billing.settings import BillingSettings
 from balans_core.nats import connect_nats
 from balans_db.topology import SiteSpec, city_document, plan_equipment, regular_building
+from balans_devstack.eventually import eventually
 from balans_devstack.nats_server import EmbeddedNats
 from balans_protocol import subjects
 from balans_protocol.auth import UNAUTHENTICATED_KEY, new_nonce
@@ -50,6 +62,26 @@ SPEC = regular_building(
     index=77,
 )
 T0 = recent_day()
+MONTHLY = regular_building(
+    code="e2e-month",
+    name="Billed block",
+    address="str. Nouă 7",
+    site=SiteSpec("e2e-site", "E2E", "str. Nouă 5", 47.01, 28.86),
+    layout="1a",
+    floors=2,
+    flats_per_floor=(2,),
+    risers_per_entrance=(2,),
+    index=78,
+)
+TZ = "Europe/Chisinau"  # the site's (SiteSpec's default time zone)
+
+
+def _last_closed_month() -> tuple[datetime, datetime]:
+    """The latest local month that ended at least 6 hours ago (its readings and the hours
+    after its end lie in the past)."""
+    local = (datetime.now(UTC) - timedelta(hours=6)).astimezone(ZoneInfo(TZ))
+    year, month = (local.year, local.month - 1) if local.month > 1 else (local.year - 1, 12)
+    return month_bounds(year, month, TZ)
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +216,89 @@ async def test_imported_building_uploads_and_its_key_rotates(
     assert retired.status_code == 200, retired.text
     async with running_ingest(own_nats.url, database_url) as fresh:
         assert await _hello_answer(fresh.port, new_key) is NackReason.UNKNOWN_CONCENTRATOR
+
+
+async def test_imported_building_is_allocated_balanced_and_billed(
+    api: httpx.AsyncClient, database_url: str, own_nats: EmbeddedNats
+) -> None:
+    started = await api.post("/api/v1/imports", json=city_document([MONTHLY]))
+    assert started.status_code == 202, started.text
+    job = await _finished(api, started.json()["id"])
+    assert job["status"] == "succeeded", job
+    key = bytes.fromhex(job["concentrator_keys"][str(MONTHLY.concentrator_serial)])
+    building = (await api.get(f"/api/v1/provisioning/buildings/{MONTHLY.code}")).json()
+    accounts = {a["number"] for a in building["accounts"] if a.get("flat") is not None}
+    assert accounts
+    start, end = _last_closed_month()
+    # the month's last four days (balance judges a group from 72 hours of data on) and two
+    # hours past its end, every input counting: the building meter 40 pulses an hour, each
+    # flat meter 3 to 6
+    hours = [end - timedelta(hours=96 - h) for h in range(99)]
+    channels = [
+        (
+            m["channel"]["module"],
+            m["channel"]["input"],
+            40 if m["role"] == "building" else 3 + n % 4,
+        )
+        for n, m in enumerate(building["meters"])
+    ]
+    records = [
+        PulseRecord(module, input_, int(t.timestamp()), 1000 + rate * k)
+        for k, t in enumerate(hours)  # hour by hour, as a concentrator sends its rounds
+        for module, input_, rate in channels
+    ]
+    urls = {"database_url": database_url, "nats_url": own_nats.url}
+    async with (
+        running_ingest(own_nats.url, database_url) as ingest,
+        running_persister(own_nats.url, database_url),
+        running_service(
+            serve_allocation, AllocationSettings(**urls, allocation_lateness_hours=1), "allocation"
+        ),
+        running_service(serve_balance, BalanceSettings(**urls), "balance"),
+        running_service(
+            lambda ctx: serve_billing(ctx, ctx.settings),
+            BillingSettings(**urls, demo_tariffs=True, period_check_interval_s=0.2),
+            "billing",
+        ),
+        ingest.client(MONTHLY.concentrator_serial, key) as client,
+    ):
+        await client.upload(records)
+        async with asyncio.timeout(20):
+            await client.flush()
+        conn = await asyncpg.connect(database_url)
+        try:
+            building_id = await conn.fetchval(
+                "select id from buildings where code = $1", MONTHLY.code
+            )
+
+            async def invoiced() -> list[Any]:
+                return await conn.fetch(
+                    """select a.number from invoices i join accounts a on a.id = i.account_id
+                       where i.building_id = $1 and i.kind = 'invoice'
+                         and i.period_start = $2 and i.period_end = $3""",
+                    building_id, start, end,
+                )  # fmt: skip
+
+            async def balanced() -> bool:
+                return bool(
+                    await conn.fetchval(
+                        """select count(*) from imbalance_series s
+                           join balance_groups g on g.id = s.group_id
+                           where g.building_id = $1 and s.resolution = 'hour'""",
+                        building_id,
+                    )
+                )
+
+            await eventually("the month invoiced", invoiced, timeout_s=90)
+            await eventually("the building balanced", balanced, timeout_s=60)
+            heat = await conn.fetchval(
+                """select sum(total_kwh) from heat_allocation
+                   where building_id = $1 and hour >= $2 and hour < $3""",
+                building_id, start, end,
+            )  # fmt: skip
+            numbers = [r["number"] for r in await invoiced()]
+        finally:
+            await conn.close()
+    assert heat is not None
+    assert heat > 0
+    assert sorted(numbers) == sorted(accounts)  # one invoice per account, none twice

@@ -1,20 +1,24 @@
-"""Helpers for running ingest and the persister inside one event loop, and for driving
-the wire protocol by hand: used by the tests and the ingest benchmark, so they live beside
-the benchmark rather than in the service's package."""
+"""Helpers for running ingest, the persister and any other service inside one event loop,
+and for driving the wire protocol by hand: used by the tests and the ingest benchmark, so
+they live beside the benchmark rather than in the service's package."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from nats.aio.client import Client
 
 from balans_core.nats import connect_nats
+from balans_core.service import ServiceContext
+from balans_core.settings import CommonSettings
 from balans_db.secrets import KeyVault
+from balans_devstack.eventually import eventually
 from balans_ingest.keys import KeyStore
 from balans_ingest.persister.consumer import Persister
 from balans_ingest.server import IngestServer
@@ -95,6 +99,25 @@ async def running_persister(
         stopping.set()
         await task
         await nc.close()
+
+
+@contextlib.asynccontextmanager
+async def running_service(
+    serve: Callable[[ServiceContext], Coroutine[Any, Any, None]],
+    settings: CommonSettings,
+    name: str,
+) -> AsyncIterator[ServiceContext]:
+    """A service's ``serve`` in this event loop, ready, until the block ends (then stopped as
+    on SIGTERM)."""
+    ctx = ServiceContext(name=name, settings=settings)
+    task = asyncio.create_task(serve(ctx))
+    try:
+        await eventually(f"{name} ready", lambda: ctx.ready or task.done(), timeout_s=30)
+        assert ctx.ready, task
+        yield ctx
+    finally:
+        ctx.stopping.set()
+        await asyncio.wait_for(task, 30)
 
 
 def recent_day(days_ago: int = 30) -> int:
