@@ -38,6 +38,7 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 ROOM_C = (15.0, 26.0)  # what a sensor off the pipe reads indoors
 ROOM_MID_C = 20.0
+OWN_SUPPLY = "its supply and its neighbours' ΔT"
 
 
 @dataclass(frozen=True)
@@ -162,13 +163,11 @@ class _Building:
             down = self.pairs[self.chains.below[i]]
             x, ref = self.supply[self.chains.below[i]], f"supply of the pair below ({down.flat})"
             return _fit(x[:, None], self.ret[i], self.baseline), ref
-        # the water reaching the pair and how much its neighbours cool it (on the same
-        # riser where there is one: a clogged riser cools all its radiators more)
-        above = self.chains.above.get(i)
-        x2 = np.column_stack(
-            [self.head_supply if above is None else self.ret[above], self.neighbours_dt(i)]
-        )
-        return _fit(x2, self.ret[i], self.baseline), "its supply and its neighbours' ΔT"
+        # its own supply (checked on its own against the water reaching it) and how much
+        # its neighbours cool their water (on the same riser where there is one: a
+        # clogged riser cools all its radiators more)
+        x2 = np.column_stack([self.supply[i], self.neighbours_dt(i)])
+        return _fit(x2, self.ret[i], self.baseline), OWN_SUPPLY
 
     def riser_moved(self, i: int) -> BoolArray:
         """Hours when ``i``'s riser as a whole cools its water differently than the
@@ -272,7 +271,7 @@ def _deviations(b: _Building) -> list[SensorFault]:
                 if hi - lo + 1 < cfg.min_episode_hours:
                     continue
                 start = max(0, lo - cfg.smooth_hours + 1)
-                shape = _shape(b, i, sensor, pred, start, hi)
+                shape = _shape(b, i, sensor, pred, lo, hi)
                 dev = float(np.nanmedian(res[start : hi + 1]))
                 out.append(SensorFault(pair, sensor, shape, start, hi, lo, dev, ref))
     return out
@@ -303,6 +302,10 @@ def _blame(b: _Building, faults: list[SensorFault]) -> list[SensorFault]:
         same_pair = [s for s in strong if s.pair is f.pair and _overlap(s, f)]
         if same_pair:
             continue
+        if f.reference == OWN_SUPPLY and any(
+            g.pair is f.pair and g.sensor == "supply" and _overlap(g, f) for g in faults
+        ):
+            continue  # predicted from its own supply, which is the faulty one
         if linked is not None:
             other = b.pairs[linked]
             if any(s.pair is other and _overlap(s, f) for s in strong):
