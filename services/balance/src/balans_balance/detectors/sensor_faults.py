@@ -226,12 +226,14 @@ def _shape(b: _Building, i: int, sensor: str, pred: FloatArray, lo: int, hi: int
         return "detached"
     d = reading - p
     if sensor == "return" and np.median(d) < 0 and reading.size >= 6:
-        pull = d / np.minimum(ROOM_MID_C - p, -1.0)  # share of the way to the room
-        t = np.arange(d.size)
-        trend = np.polyfit(t, d, 1)[0] * d.size
-        cv_pull = np.std(pull) / max(abs(np.mean(pull)), 1e-9)
-        cv_d = np.std(d) / max(abs(np.mean(d)), 1e-9)
-        if abs(trend) < 0.5 * abs(np.median(d)) and cv_pull <= cv_d and np.median(pull) > 0.1:
+        # displaced: pulled a steady share of the way to the room (d = share x (room -
+        # water)); a drift: an offset that stays or grows with time, whatever the water
+        gap = ROOM_MID_C - p
+        share = float(np.median(d / np.minimum(gap, -1.0)))
+        pulled = float(np.median(np.abs(d - share * gap)))  # robust: the episode's edges
+        t = np.arange(d.size, dtype=float)
+        drift = np.polyval(np.polyfit(t, d, 1), t)
+        if share > 0.1 and pulled <= float(np.median(np.abs(d - drift))):
             return "displaced"
     return "drifting"
 
