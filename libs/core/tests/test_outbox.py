@@ -91,18 +91,20 @@ async def test_committed_without_a_relay_is_sent_when_one_starts(
     nc: Client, pool: asyncpg.Pool
 ) -> None:
     """The crash: the change and its announcements committed, the process gone before any
-    publish. A relay started afterwards sends them in order, once each, and marks them."""
+    publish. A relay started afterwards sends them in order, once each, and marks them
+    (those written one by one and those of one ``enqueue_many`` statement alike)."""
     subject = new_subject()
     async with pool.acquire() as conn, conn.transaction():
         for n in range(3):
             await outbox.enqueue(conn, TABLE, subject, Note(n=n))
+        await outbox.enqueue_many(conn, TABLE, [(subject, Note(n=n)) for n in range(3, 6)])
     await asyncio.sleep(0.3)
     assert await stored(nc, subject) == []  # nothing published without a relay
 
     relay = OutboxRelay(pool, nc.jetstream(), TABLE, SERVICE, poll_interval_s=0.1)
     async with relay_running(relay):
         await eventually("all marked sent", lambda: _none_unsent(pool, subject))
-    assert [Note.model_validate_json(d).n for d in await stored(nc, subject)] == [0, 1, 2]
+    assert [Note.model_validate_json(d).n for d in await stored(nc, subject)] == list(range(6))
 
 
 async def _none_unsent(pool: asyncpg.Pool, subject: str) -> bool:

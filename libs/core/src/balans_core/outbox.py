@@ -21,6 +21,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import ClassVar
 
 import asyncpg
@@ -56,17 +57,34 @@ async def enqueue(
     """Write one announcement into ``table``; call inside the transaction of the change it
     announces. ``msg_id`` (default: a new UUID) is the JetStream de-duplication id, so pass
     a natural one where the same change could be written twice. Returns the message id."""
-    payload = message if isinstance(message, bytes) else message.model_dump_json().encode()
-    msg_id = msg_id or str(uuid.uuid4())
+    (written,) = await enqueue_many(conn, table, [(subject, message)], msg_ids=[msg_id])
+    return written
+
+
+async def enqueue_many(
+    conn: asyncpg.Connection,
+    table: str,
+    messages: Sequence[tuple[str, BaseModel | bytes]],
+    *,
+    msg_ids: Sequence[str | None] | None = None,
+    headers: dict[str, str] | None = None,
+) -> list[str]:
+    """:func:`enqueue` for many (subject, message) pairs in one statement (one round trip
+    however many; they are sent in this order). Returns the message ids."""
+    if not messages:
+        return []
+    ids = [m or str(uuid.uuid4()) for m in (msg_ids or [None] * len(messages))]
+    payloads = [m if isinstance(m, bytes) else m.model_dump_json().encode() for _, m in messages]
     await conn.execute(
         f"insert into {_table(table)} (msg_id, subject, payload, headers) "
-        "values ($1, $2, $3, $4::jsonb)",
-        msg_id,
-        subject,
-        payload,
+        "select m, s, p, $4::jsonb from unnest($1::text[], $2::text[], $3::bytea[]) "
+        "with ordinality as r(m, s, p, i) order by i",
+        ids,
+        [subject for subject, _ in messages],
+        payloads,
         json.dumps(headers) if headers else None,
     )
-    return msg_id
+    return ids
 
 
 class OutboxMetrics:
