@@ -177,28 +177,27 @@ set building_id = excluded.building_id, total_kwh = excluded.total_kwh,
     hours = excluded.hours, estimated = excluded.estimated
 """
 
-_REFRESH_CONSUMPTION_DAYS = f"""{_RANGES}
-insert into meter_consumption_days (meter_id, day, building_id, value, hours, estimated)
-select c.meter_id, (c.hour at time zone g.tz)::date, g.building_id, sum(c.value), count(*),
-       bool_or(c.estimated)
-from ranges g join meters m on m.building_id = g.building_id
-join meter_consumption c on c.meter_id = m.id and {_IN_RANGE.format(alias="c")}
-group by 1, 2, 3
-on conflict (meter_id, day) do update
-set value = excluded.value, hours = excluded.hours, estimated = excluded.estimated
-where (meter_consumption_days.value, meter_consumption_days.hours,
-       meter_consumption_days.estimated)
-      is distinct from (excluded.value, excluded.hours, excluded.estimated)
-"""
-
-# a day whose hours were all deleted (an old meter's hours after a late exchange record)
-_DROP_EMPTY_CONSUMPTION_DAYS = f"""{_RANGES}
+# one statement: the days with hours are upserted, the days left without hours (an old
+# meter's after an exchange recorded late) deleted; the two sets are disjoint
+_REFRESH_CONSUMPTION_DAYS = f"""{_RANGES},
+days as (
+  select c.meter_id, (c.hour at time zone g.tz)::date as day, g.building_id,
+         sum(c.value) as value, count(*) as hours, bool_or(c.estimated) as estimated
+  from ranges g join meters m on m.building_id = g.building_id
+  join meter_consumption c on c.meter_id = m.id and {_IN_RANGE.format(alias="c")}
+  group by 1, 2, 3
+),
+upserted as (
+  insert into meter_consumption_days as t (meter_id, day, building_id, value, hours, estimated)
+  select * from days
+  on conflict (meter_id, day) do update
+  set value = excluded.value, hours = excluded.hours, estimated = excluded.estimated
+  where (t.value, t.hours, t.estimated)
+        is distinct from (excluded.value, excluded.hours, excluded.estimated)
+)
 delete from meter_consumption_days d using ranges g
 where d.building_id = g.building_id and d.day between g.d0 and g.d1
-  and not exists (select from meter_consumption c
-                  where c.meter_id = d.meter_id
-                    and c.hour >= (d.day::timestamp at time zone g.tz)
-                    and c.hour < ((d.day + 1)::timestamp at time zone g.tz))
+  and (d.meter_id, d.day) not in (select meter_id, day from days)
 """
 
 
@@ -210,7 +209,7 @@ async def refresh_days(db: Db, spans: list[tuple[int, datetime, datetime]]) -> N
     if not spans:
         return
     columns = [list(column) for column in zip(*spans, strict=True)]
-    for sql in (_REFRESH_HEAT_DAYS, _REFRESH_CONSUMPTION_DAYS, _DROP_EMPTY_CONSUMPTION_DAYS):
+    for sql in (_REFRESH_HEAT_DAYS, _REFRESH_CONSUMPTION_DAYS):
         await db.execute(sql, *columns)
 
 
