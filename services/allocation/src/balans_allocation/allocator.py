@@ -83,7 +83,7 @@ async def complete_until(
         ),
         min(since.values(), default=None),
     )  # fmt: skip
-    latest = {(r["building_id"], r["module_serial"], r["input"]): r["latest"] for r in rows}
+    latest = {(b, s, i): ts for b, s, i, ts in rows}
     present = floor_hour(datetime.now(UTC))
     ends = {}
     for b, chs in channels.items():
@@ -200,10 +200,11 @@ async def on_readings_stored_many(
                 announcements.append(Announcement(building_id, new[0], new[-1], False))
             if recomputed:
                 announcements.append(Announcement(building_id, recomputed[0], recomputed[-1], True))
-        for a in announcements:
-            await outbox.enqueue(
-                conn, OUTBOX, subjects.allocation_computed(a.building_id), a.message()
-            )
+        await outbox.enqueue_many(
+            conn,
+            OUTBOX,
+            [(subjects.allocation_computed(a.building_id), a.message()) for a in announcements],
+        )
     for result in results:
         _count_flags(result.allocation.flags)
     return announcements
