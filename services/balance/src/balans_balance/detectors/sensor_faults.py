@@ -132,9 +132,14 @@ def _fit(x: FloatArray, y: FloatArray, use: BoolArray) -> FloatArray | None:
 
 class _Building:
     def __init__(
-        self, pairs: list[SensorPair], building_supply: FloatArray, cfg: SensorSettings
+        self,
+        pairs: list[SensorPair],
+        building_supply: FloatArray,
+        cfg: SensorSettings,
+        riser_flow: dict[int, FloatArray] | None = None,
     ) -> None:
         self.pairs = pairs
+        self.riser_flow = riser_flow or {}
         self.cfg = cfg
         self.supply = np.vstack([p.supply_c for p in self.pairs])
         self.ret = np.vstack([p.return_c for p in self.pairs])
@@ -181,6 +186,23 @@ class _Building:
         ratio = np.where(self.heating, ratio, np.nan)
         base = ratio[self.baseline & np.isfinite(ratio)]
         if base.size < 8:
+            return np.zeros(len(self.peer_dt), dtype=bool)
+        smooth = _trailing_median(ratio, self.cfg.smooth_hours)
+        return np.asarray(np.abs(np.nan_to_num(smooth / np.median(base) - 1)) > 0.15)
+
+    def flow_moved(self, i: int) -> BoolArray:
+        """Hours when the flow of pair ``i``'s riser (its flow meter on the pair's module,
+        2b) moved against the other risers' by > 15 %: a clog or an opened valve cools
+        the water differently, which no sensor explains."""
+        own = self.riser_flow.get(self.pairs[i].module_serial)
+        others = [f for m, f in self.riser_flow.items() if m != self.pairs[i].module_serial]
+        if own is None or not others:
+            return np.zeros(len(self.peer_dt), dtype=bool)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = own / _nanmedian(np.vstack(others))
+        ratio = np.where(self.heating & np.isfinite(ratio), ratio, np.nan)
+        base = ratio[self.baseline & np.isfinite(ratio)]
+        if base.size < 8 or np.median(base) <= 0:
             return np.zeros(len(self.peer_dt), dtype=bool)
         smooth = _trailing_median(ratio, self.cfg.smooth_hours)
         return np.asarray(np.abs(np.nan_to_num(smooth / np.median(base) - 1)) > 0.15)
@@ -269,6 +291,7 @@ def _deviations(b: _Building) -> list[SensorFault]:
             mask = np.abs(np.nan_to_num(smooth)) > limit
             if sensor == "return" and i not in b.chains.below:
                 mask &= ~b.riser_moved(i)  # its reference is the riser it sits on
+                mask &= ~b.flow_moved(i)
             for lo, hi in _episodes(mask, cfg.gap_hours):
                 if hi - lo + 1 < cfg.min_episode_hours:
                     continue
@@ -326,14 +349,18 @@ def _blame(b: _Building, faults: list[SensorFault]) -> list[SensorFault]:
 
 
 def sensor_faults(
-    pairs: list[SensorPair], building_supply: FloatArray, cfg: SensorSettings | None = None
+    pairs: list[SensorPair],
+    building_supply: FloatArray,
+    cfg: SensorSettings | None = None,
+    riser_flow: dict[int, FloatArray] | None = None,
 ) -> list[SensorFault]:
     """The faulty sensors of a building's billed ``pairs`` over their hours, given the
-    building pair's hourly supply (NaN where unknown)."""
+    building pair's hourly supply (NaN where unknown) and, where a riser pair shares
+    its module with the riser's flow meter (2b), that meter's hourly flow by module."""
     cfg = cfg or SensorSettings()
     if len(pairs) < 2:
         return []
-    b = _Building(pairs, building_supply, cfg)
+    b = _Building(pairs, building_supply, cfg, riser_flow)
     if b.baseline.sum() < cfg.min_baseline:
         return []
     return _blame(b, _deviations(b))
@@ -343,7 +370,13 @@ def sensor_findings(data: BuildingData, cfg: SensorSettings | None = None) -> li
     """:func:`sensor_faults` as findings naming the pair's module, flat and riser."""
     out = []
     hours: list[datetime] = data.hours
-    for f in sensor_faults(data.sensor_pairs, data.supply_c, cfg):
+    on_pair = {p.module_serial for p in data.sensor_pairs if p.position == "riser"}
+    riser_flow = {
+        module: data.series(meter)
+        for meter, module in data.reporting.meter_module.items()
+        if module in on_pair and data.roles.get(meter) == "riser" and meter in data.meter_index
+    }
+    for f in sensor_faults(data.sensor_pairs, data.supply_c, cfg, riser_flow):
         p = f.pair
         code, params, sentence = reason(
             f"faulty_sensor.{f.shape}",
@@ -351,7 +384,10 @@ def sensor_findings(data: BuildingData, cfg: SensorSettings | None = None) -> li
             flat=p.flat or "-",
             riser=p.riser if p.riser is not None else "-",
             sensor=f.sensor,
-            deviation_k=round(f.deviation_k, 1),
+            # the sentence says which way a displaced or detached sensor is off
+            deviation_k=round(
+                abs(f.deviation_k) if f.shape in ("displaced", "detached") else f.deviation_k, 1
+            ),
         )
         out.append(
             Finding(
