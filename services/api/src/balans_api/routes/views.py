@@ -622,19 +622,46 @@ class FlatCard(BaseModel):
 
 _CARD_METERS = f"""
 select m.id, m.serial, m.utility, m.role, m.unit, m.has_valve, ch.module_serial,
-       s.battery_mv, s.rssi_dbm, s.hops, s.ts as last_seen,
-       r.count * m.pulse_weight::float8 as reading, r.ts as reading_at,
        {VALVE_STATE} as valve_state
 from meters m
-left join lateral (select module_serial, input from channels c where c.meter_id = m.id
+left join lateral (select module_serial from channels c where c.meter_id = m.id
                    order by c.id desc limit 1) ch on true
-left join lateral (select ts, battery_mv, rssi_dbm, hops from module_status ms
-                   where ms.module_serial = ch.module_serial order by ts desc limit 1) s on true
-left join lateral (select ts, count from pulse_readings p
-                   where p.module_serial = ch.module_serial and p.input = ch.input
-                   order by ts desc limit 1) r on true
 where m.flat_id = $1 order by m.id
 """
+
+
+async def _card_meters(pool: asyncpg.Pool, flat_id: int) -> list[CardMeter]:
+    """The flat's meters with their module's last status and their last register, both read
+    through ingest's published queries (the register as ingest defines it: offset + count x
+    pulse weight within the meter's channel period, so an exchanged meter reads right)."""
+    meters = await pool.fetch(_CARD_METERS, flat_id)
+    serials = [m["module_serial"] for m in meters if m["module_serial"] is not None]
+    status = {
+        r["serial"]: r
+        for r in await pool.fetch(
+            f"{ingest.MODULES_WITH_STATUS} where rm.serial = any($1::bigint[])", serials
+        )
+    }
+    registers = {
+        r["id"]: r for r in await ingest.flat_registers_at(pool, flat_id, datetime.now(UTC))
+    }
+    cards = []
+    for m in meters:
+        st = status.get(m["module_serial"])
+        reg = registers.get(m["id"])
+        read = reg if reg is not None and reg["count"] is not None else None
+        cards.append(
+            CardMeter(
+                **m,
+                battery_mv=st and st["battery_mv"],
+                rssi_dbm=st and st["rssi_dbm"],
+                hops=st and st["hops"],
+                last_seen=st and st["last_seen"],
+                reading=read["offset"] + read["count"] * read["weight"] if read else None,
+                reading_at=read["ts"] if read else None,
+            )
+        )
+    return cards
 
 
 @router.get("/flats/{flat_id}/card", response_model=FlatCard)
@@ -651,11 +678,11 @@ async def flat_card(flat_id: int, pool: Pool, who: Staff) -> FlatCard:
     )
     if row is None:
         raise not_found("flat")
-    meters = await pool.fetch(_CARD_METERS, flat_id)
+    meters = await _card_meters(pool, flat_id)
     commands = await pool.fetch(
         """select id, meter_id, action, status, detail, requested_by, created_at from commands
            where meter_id = any($1::int[]) order by created_at desc limit 10""",
-        [m["id"] for m in meters],
+        [m.id for m in meters],
     )
     accounts = await pool.fetch(
         "select * from accounts where flat_id = $1 order by opened_on nulls first, id", flat_id
@@ -666,7 +693,7 @@ async def flat_card(flat_id: int, pool: Pool, who: Staff) -> FlatCard:
     )
     return FlatCard(
         **row,
-        meters=[CardMeter(**m) for m in meters],
+        meters=meters,
         commands=[CardCommand(**c) for c in commands],
         accounts=[
             CardAccount(
