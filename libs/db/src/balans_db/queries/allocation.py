@@ -184,7 +184,10 @@ days as (
   select c.meter_id, (c.hour at time zone g.tz)::date as day, g.building_id,
          sum(c.value) as value, count(*) as hours, bool_or(c.estimated) as estimated
   from ranges g join meters m on m.building_id = g.building_id
-  join meter_consumption c on c.meter_id = m.id and {_IN_RANGE.format(alias="c")}
+  -- each meter's hours through (meter_id, hour) between the bounds; "offset 0" keeps the
+  -- subquery from being flattened into a hash join over all of meter_consumption
+  cross join lateral (select c.meter_id, c.hour, c.value, c.estimated from meter_consumption c
+                      where c.meter_id = m.id and {_IN_RANGE.format(alias="c")} offset 0) c
   group by 1, 2, 3
 ),
 upserted as (
