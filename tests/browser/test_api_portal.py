@@ -62,8 +62,11 @@ from (select serial, row_number() over (order by serial) as n
 """
 
 ALERT = """
-insert into alerts (kind, cause_key, building_id, first_hour, last_hour, summary, severity)
-values ('balance_excess', 'demo', $1, now() - interval '6 hours', now(),
+insert into alerts (kind, cause_key, building_id, group_id, first_hour, last_hour, summary,
+                    severity)
+values ('balance_excess', 'demo', $1,
+        (select min(id) from balance_groups where building_id = $1),
+        now() - interval '6 hours', now(),
         'Riser 7: flats draw 18 % less than the riser meter for 6 hours', 'warning')
 """
 
@@ -236,7 +239,13 @@ async def test_operator_pages_show_api_data(portal: str, browser: Any) -> None:
     imbalance = await _trace(page, "chart-imbalance", 1)
     group = await page.input_value("#group")
     series = await _api(portal, page, f"/balance-groups/{group}/imbalance?resolution=day")
-    assert imbalance["y"] == pytest.approx([p["imbalance"] for p in series["points"]])
+    # a partial day is left out of the line (drawn apart), never plotted as a dip
+    assert imbalance["y"] == [None if p["partial"] else p["imbalance"] for p in series["points"]]
+    shapes = await page.evaluate(
+        "() => (document.getElementById('chart-imbalance').layout.shapes || []).length"
+    )
+    assert series["alert_spans"]  # the fixture's alert, on the group shown first
+    assert shapes == len(series["alert_spans"])
     await page.screenshot(path=str(SHOTS / "operator-building.png"), full_page=True)
     await page.goto(portal + "/ops/alerts")
     await page.wait_for_selector("#alert-queue tr[data-alert]")

@@ -77,9 +77,25 @@ async def test_imbalance_is_balances_series(client: httpx.AsyncClient, world: Wo
             """insert into imbalance_series (group_id, resolution, period_start, unit,
                    balance_value, subscribers_value, imbalance, band_low, band_median,
                    band_high, coverage)
-               values ($1, 'day', $2, 'kWh', 100, 90, 10, -5, 1, 5, 0.9)""",
+               values ($1, 'day', $2, 'kWh', 100, 90, 10, -5, 1, 5, 0.9),
+                      ($1, 'hour', $2, 'kWh', 40, 30, 10, null, null, null, 1),
+                      ($1, 'hour', $2 + interval '1 hour', 'kWh', 60, 60, 0, null, null,
+                       null, 1)""",
             group,
             t,
+        )
+        building = await conn.fetchval(
+            "select building_id from balance_groups where id = $1", group
+        )
+        alert = await conn.fetchval(
+            """insert into alerts (kind, cause_key, building_id, group_id, first_hour,
+                                   last_hour, summary, severity)
+               values ('leak', 'analytics-test', $1, $2, $3::timestamptz,
+                       $3::timestamptz + interval '5 hours',
+                       'a leak', 'warning') returning id""",
+            building,
+            group,
+            t - timedelta(hours=3),
         )
     finally:
         await conn.close()
@@ -92,6 +108,15 @@ async def test_imbalance_is_balances_series(client: httpx.AsyncClient, world: Wo
     assert (point["band_low"], point["band_median"], point["band_high"]) == (-5, 1, 5)
     assert point["members_value"] == 90
     assert point["coverage"] == pytest.approx(0.9)
+    assert point["partial"] is True  # a day balance has 90 % of the hours of is not whole
+    [span] = series["alert_spans"]
+    assert (span["id"], span["kind"], span["state"]) == (alert, "leak", "open")
+    assert datetime.fromisoformat(span["began"]) == t - timedelta(hours=3)
+    # the two hours: 100 kWh on the meter, 90 on the members
+    losses = series["losses"]
+    assert (losses["balance_value"], losses["members_value"], losses["loss"]) == (100, 90, 10)
+    assert losses["loss_pct"] == pytest.approx(10.0)
+    assert losses["hours"] == 2
 
 
 async def test_riser_ranking_is_sorted(client: httpx.AsyncClient, world: World) -> None:

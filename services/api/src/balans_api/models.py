@@ -253,8 +253,43 @@ class ImbalancePoint(BaseModel):
     band_median: float | None = Field(description="The band's centre (the usual imbalance).")
     band_high: float | None = Field(description="Upper edge of balance's learned normal band.")
     night: bool = Field(description="A night hour (the night-flow floor is learned from these).")
-    coverage: float = Field(description="Share of the members that reported, 0..1.")
-    partial: bool = Field(description="The bucket ends after `to` or is still running.")
+    coverage: float = Field(
+        description="Hours: the share of the members that reported, 0..1. Days and months: "
+        "the share of the bucket's hours balance has, 0..1."
+    )
+    partial: bool = Field(
+        description="The bucket ends after `to`, is still running, or misses hours (a day or "
+        "month with coverage below 1): not comparable with whole buckets."
+    )
+
+
+class AlertSpan(BaseModel):
+    """An alert of the group to draw over its chart: the fault from when it began to when it
+    was last seen (still running while open)."""
+
+    id: int
+    kind: str
+    state: str
+    began: datetime = Field(description=f"When the fault began ({T_FIELD}).")
+    until: datetime = Field(description=f"Last hour seen, or now while open ({T_FIELD}).")
+    began_before: bool = Field(description="The fault is older than the data balance read.")
+    reason_code: str | None
+
+
+class GroupLosses(BaseModel):
+    """The group's losses over the range in absolute terms, against the accepted target."""
+
+    unit: str
+    balance_value: float = Field(description="What the balance meter measured.")
+    members_value: float = Field(description="The members' sum, in the same unit.")
+    loss: float = Field(description="balance_value - members_value, in the unit.")
+    loss_pct: float | None = Field(description="The loss as % of the group's balance meter.")
+    loss_pct_of_building: float | None = Field(
+        description="The loss as % of the building meter of the same utility."
+    )
+    expected_loss: float = Field(description="What balance expects (pipes, common areas).")
+    target_pct: float | None = Field(description="Losses operators accept, % of the meter.")
+    hours: int = Field(description="Hours of series the figures cover.")
 
 
 class ImbalanceSeries(BaseModel):
@@ -267,6 +302,12 @@ class ImbalanceSeries(BaseModel):
     points: list[ImbalancePoint]
     note: str | None = Field(
         None, description="Why there are no points (balance has no series for the range)."
+    )
+    alert_spans: list[AlertSpan] = Field(
+        default_factory=list, description="The group's alerts overlapping the range."
+    )
+    losses: GroupLosses | None = Field(
+        None, description="Losses over the range (None without hourly series in it)."
     )
 
 

@@ -20,7 +20,13 @@ from balans_api.calendar import add_months, local_midnight
 from balans_api.deps import Pool, Reader, Staff
 from balans_api.errors import ERROR_RESPONSES, not_found
 from balans_api.fastjson import json_response
-from balans_api.models import BalanceGroupPublic, ImbalancePoint, ImbalanceSeries
+from balans_api.models import (
+    AlertSpan,
+    BalanceGroupPublic,
+    GroupLosses,
+    ImbalancePoint,
+    ImbalanceSeries,
+)
 from balans_api.paging import Cursor, Limit, Page, Where, fetch_page
 from balans_api.series import site_timezone
 from balans_api.timerange import Format, Resolution, Span, TimeRange, csv_response, span
@@ -46,16 +52,54 @@ def _bucket_end(t: datetime, resolution: str, tz: str) -> datetime:
     return local_midnight(add_months(day.replace(day=1), 1), tz)
 
 
+COMPLETE = 0.999  # a day or month whose hours balance has to this share is whole
+
+
 def _point(row: Mapping[str, Any], resolution: str, tz: str, window: TimeRange) -> dict[str, Any]:
     """A point with its percentage, quantities to 0.001 of the unit, and partial where
     its bucket ends after ``to`` or now (balance's buckets start inside the range)."""
     value = row["balance_value"]
     end = _bucket_end(row["t"], resolution, tz)
+    missing_hours = resolution != "hour" and row["coverage"] < COMPLETE
     return {
         **{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
         "imbalance_pct": round(100.0 * row["imbalance"] / value, 2) if value else None,
-        "partial": end > min(window.end, datetime.now(UTC)),
+        "partial": missing_hours or end > min(window.end, datetime.now(UTC)),
     }
+
+
+def _span(row: Mapping[str, Any]) -> AlertSpan:
+    now = datetime.now(UTC)
+    until = now if row["state"] == "open" or row["last_hour"] is None else row["last_hour"]
+    return AlertSpan(
+        id=row["id"],
+        kind=row["kind"],
+        state=row["state"],
+        began=row["first_hour"],
+        until=min(until, now),
+        began_before=bool(row["began_before"]),
+        reason_code=row["reason_code"],
+    )
+
+
+def _pct(share: float | None) -> float | None:
+    return None if share is None else round(100.0 * share, 2)
+
+
+def _losses(row: Mapping[str, Any] | None) -> GroupLosses | None:
+    if row is None:
+        return None
+    return GroupLosses(
+        unit=row["unit"],
+        balance_value=round(row["balance_value"], 3),
+        members_value=round(row["members_value"], 3),
+        loss=round(row["loss"], 3),
+        loss_pct=_pct(row["loss_share"]),
+        loss_pct_of_building=_pct(row["loss_share_of_building"]),
+        expected_loss=round(row["expected_loss"], 3),
+        target_pct=_pct(row["loss_target_share"]),
+        hours=row["hours"],
+    )
 
 
 class RankedGroup(BaseModel):
@@ -107,6 +151,8 @@ async def imbalance(
     window = bounds.resolve(tz)
     rows = await balance.imbalance_series(pool, group_id, resolution, window.start, window.end)
     points = [ImbalancePoint(**_point(r, resolution, tz, window)) for r in rows]
+    spans = await balance.alert_spans(pool, group_id, window.start, window.end)
+    losses = await balance.group_losses(pool, group_id, window.start, window.end)
     if format == "csv":
         fields = list(ImbalancePoint.model_fields)
         return csv_response(
@@ -121,6 +167,8 @@ async def imbalance(
             resolution=resolution,
             points=points,
             note=None if rows else NO_SERIES.format(resolution=resolution),
+            alert_spans=[_span(r) for r in spans],
+            losses=_losses(losses),
         )
     )
 

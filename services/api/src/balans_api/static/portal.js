@@ -33,6 +33,18 @@ const balans = (() => {
     verification_due: t("verification due"), faulty_sensor: t("faulty temperature sensor"),
   };
   const ALERT_STATES = { open: t("open"), acknowledged: t("acknowledged"), closed: t("closed") };
+  // a balance group's metering coverage and its losses, in words (the building page)
+  const groupInfo = (g) => {
+    if (!g || none(g.flats_served)) return "";
+    return g.coverage_complete === false
+      ? t("Incomplete: {metered} of {served} flats metered, so this group raises no imbalance alerts.", { metered: g.flats_metered, served: g.flats_served })
+      : t("{metered} of {served} flats metered.", { metered: g.flats_metered, served: g.flats_served });
+  };
+  const lossesInfo = (l) => (!l ? "" : t("Losses over the chart: {loss} ({pct} of the group's meter, {building} of the building meter; expected {expected}, target {target})", {
+    loss: qty(l.loss, l.unit), pct: none(l.loss_pct) ? t("no data") : `${fmt(l.loss_pct, 1)} %`,
+    building: none(l.loss_pct_of_building) ? t("no data") : `${fmt(l.loss_pct_of_building, 1)} %`,
+    expected: qty(l.expected_loss, l.unit), target: none(l.target_pct) ? t("none set") : `${fmt(l.target_pct, 0)} %`,
+  }));
   const el = (id) => document.getElementById(id);
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   // Invoices cover whole local months: the middle of the period names the month whatever the
@@ -514,9 +526,13 @@ const balans = (() => {
     await optional(async () => {
       const groups = await api(`/balance-groups?building_id=${buildingId}`);
       if (!groups.items.length) el("chart-imbalance").innerHTML = `<p>${esc(t("No balance groups in this building yet."))}</p>`;
-      el("group").innerHTML = groups.items.map((g) => `<option class="data" value="${g.id}">${esc(g.name)} (${esc(utility(g.utility))})</option>`).join("");
+      const byId = Object.fromEntries(groups.items.map((g) => [String(g.id), g]));
+      const incomplete = (g) => g.coverage_complete === false
+        ? " · " + t("incomplete: {metered} of {served} flats metered", { metered: g.flats_metered, served: g.flats_served }) : "";
+      el("group").innerHTML = groups.items.map((g) => `<option class="data" value="${g.id}">${esc(g.name)} (${esc(utility(g.utility))})${esc(incomplete(g))}</option>`).join("");
       const draw = async () => {
         if (!el("group").value) return;
+        el("group-info").textContent = groupInfo(byId[el("group").value]);
         let s;
         try {
           s = await api(`/balance-groups/${el("group").value}/imbalance?resolution=day`);
@@ -530,16 +546,29 @@ const balans = (() => {
           el("chart-imbalance").innerHTML = `<p>${esc(s.note)}</p>`;
           return;
         }
-        // balance's series with the band it learned for the group (in the series' unit)
+        // balance's series with the band it learned for the group (in the series' unit); a
+        // partial day is drawn apart (hollow), never as a dip of the line; each alert's span
+        // is shaded from when the fault began
         const times = s.points.map((p) => p.t);
         const low = s.points.map((p) => p.band_low);
         const high = s.points.map((p) => p.band_high);
+        const partial = s.points.filter((p) => p.partial);
+        el("group-info").textContent = [groupInfo(byId[el("group").value]), lossesInfo(s.losses)].filter(Boolean).join(" · ");
         Plotly.react("chart-imbalance", [
           { type: "scatter", mode: "lines", name: t("Normal band"), x: times.concat([...times].reverse()),
             y: high.concat([...low].reverse()), fill: "toself", fillcolor: "rgba(21,128,61,.12)", line: { width: 0 } },
           { type: "scatter", mode: "lines+markers", name: t("Imbalance ({unit})", { unit: unit(s.unit) }), x: times,
-            y: s.points.map((p) => p.imbalance), line: { color: PALETTE[0] } },
-        ], layout({ yaxis: { title: unit(s.unit) } }), plotConfig);
+            y: s.points.map((p) => (p.partial ? null : p.imbalance)), line: { color: PALETTE[0] } },
+          ...(partial.length ? [{ type: "scatter", mode: "markers", name: t("Partial day (not all hours yet)"),
+            x: partial.map((p) => p.t), y: partial.map((p) => p.imbalance),
+            marker: { color: PALETTE[0], symbol: "circle-open", size: 9 } }] : []),
+        ], layout({
+          yaxis: { title: unit(s.unit) },
+          shapes: s.alert_spans.map((a) => ({ type: "rect", xref: "x", yref: "paper", x0: a.began, x1: a.until, y0: 0, y1: 1,
+            fillcolor: "rgba(220,38,38,.10)", line: { width: 0 }, layer: "below" })),
+          annotations: s.alert_spans.map((a) => ({ xref: "x", yref: "paper", x: a.began, y: 1, xanchor: "left", yanchor: "top",
+            showarrow: false, text: esc(t("Alert {id}: {kind}", { id: a.id, kind: ALERT_KINDS[a.kind] || a.kind })), font: { size: 11, color: "#b91c1c" } })),
+        }), plotConfig);
       };
       el("group").addEventListener("change", draw);
       await draw();
