@@ -34,6 +34,9 @@ class BuildingPublic(Public):
     floors: int
     layout: str
     methodology: dict[str, Any]
+    timezone: str = Field(
+        description="The site's IANA time zone: the building's hours, days and months are its."
+    )
 
 
 class EntrancePublic(Public):

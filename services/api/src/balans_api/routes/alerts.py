@@ -104,6 +104,7 @@ class AlertDetail(AlertPublic):
     also_possible: list[str] = Field(description="Other kinds the data fits as well.")
     series: list[EvidenceSeries]
     history: list[AlertEvent] = Field(description="What happened to it, oldest first.")
+    timezone: str = Field(description="The building's site's IANA zone (UTC without one).")
 
 
 def _where(who: Principal) -> Where:
@@ -341,6 +342,9 @@ async def get_alert(alert_id: AlertId, pool: Pool, who: Reader) -> AlertDetail:
             *await _evidence_series(pool, alert, evidence),
         ],
         history=await _history(pool, alert),
+        timezone=await site_timezone(pool, alert["building_id"])
+        if alert["building_id"]
+        else "UTC",
     )
 
 

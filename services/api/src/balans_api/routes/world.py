@@ -33,7 +33,8 @@ from balans_api.visibility import (
 router = APIRouter(tags=["world"], responses=ERROR_RESPONSES)
 
 _SITES = "select id, code, name, address, latitude, longitude, timezone from sites"
-_BUILDINGS = "select id, site_id, code, name, address, floors, layout, methodology from buildings"
+_BUILDINGS = """select id, site_id, code, name, address, floors, layout, methodology,
+(select timezone from sites s where s.id = buildings.site_id) as timezone from buildings"""
 _ENTRANCES = "select id, building_id, number from entrances"
 _RISERS = "select id, building_id, entrance_id, number from risers"
 _FLATS = f"select id, building_id, entrance_id, number, floor, rooms, area_m2, {VACANT} from flats"

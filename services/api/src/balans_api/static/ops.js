@@ -4,7 +4,7 @@
 "use strict";
 (() => {
   const {
-    api, post, header, t, esc, el, when, fmt, utility, command, layout, plotConfig, PALETTE, ALERT_KINDS,
+    api, post, header, t, esc, el, when, wall, setSiteZone, fmt, utility, command, layout, plotConfig, PALETTE, ALERT_KINDS,
     ALERT_STATES, qty, unit, none, optional, LOCALE, VALVE_STATES, COMMAND_STATUS, valveButtons, reasonHtml, fill,
   } = balans;
   const idFromPath = () => Number(location.pathname.split("/").pop());
@@ -97,13 +97,13 @@
   };
   // the fault's span shaded, the detection as a dotted line
   const faultShapes = (a) => [
-    { type: "rect", xref: "x", yref: "paper", x0: a.began_at, x1: a.last_hour, y0: 0, y1: 1,
+    { type: "rect", xref: "x", yref: "paper", x0: wall(a.began_at), x1: wall(a.last_hour), y0: 0, y1: 1,
       fillcolor: "rgba(185,28,28,.10)", line: { width: 0 }, layer: "below" },
-    ...(a.detected_at ? [{ type: "line", xref: "x", yref: "paper", x0: a.detected_at, x1: a.detected_at, y0: 0, y1: 1,
+    ...(a.detected_at ? [{ type: "line", xref: "x", yref: "paper", x0: wall(a.detected_at), x1: wall(a.detected_at), y0: 0, y1: 1,
       line: { color: "#b91c1c", dash: "dot", width: 1.5 } }] : []),
   ];
   const values = (s, scale = 1) => s.points.map((p) => (none(p.value) ? null : p.value * scale));
-  const times = (s) => s.points.map((p) => p.t);
+  const times = (s) => s.points.map((p) => wall(p.t));
   function evidenceCharts(a) {
     const by = Object.fromEntries(a.series.map((s) => [s.name, s]));
     const charts = [];
@@ -162,6 +162,7 @@
     const me = await header();
     const id = idFromPath();
     const a = await api(`/alerts/${id}`);
+    setSiteZone(a.timezone);
     document.querySelector("h1").textContent = t("Alert {id}: {kind}", { id, kind: kind(a.kind) });
     document.title = `${document.querySelector("h1").textContent} · balans`;
     const rows = [
@@ -249,7 +250,7 @@
         { how: (SHARED_BY[split] || split).replace("{share}", fmt(100 * (x.methodology.consumption_share ?? 0.7), 0)) }),
     ].join(" ");
     const hours = x.hours || [];
-    const hx = hours.map((h) => h.t);
+    const hx = hours.map((h) => wall(h.t));
     Plotly.react("chart-trail", [
       { type: "bar", name: t("own metered"), x: hx, y: hours.map((h) => h.measured_kwh), marker: { color: PALETTE[1] } },
       { type: "bar", name: t("common share"), x: hx, y: hours.map((h) => h.common_kwh), marker: { color: "#94a3b8" } },
@@ -265,6 +266,7 @@
     const me = await header();
     const flatId = idFromPath();
     const card = await api(`/flats/${flatId}/card`);
+    setSiteZone(card.timezone);
     document.querySelector("h1").textContent = t("Flat {number}", { number: card.number });
     document.title = `${document.querySelector("h1").textContent} · balans`;
     el("flat-where").innerHTML = `<a class="data" href="/ops/buildings/${card.building_id}">${esc(card.building_name)}</a> · ${data(card.address)} · `

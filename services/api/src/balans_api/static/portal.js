@@ -18,7 +18,10 @@ const balans = (() => {
   const pct = (v) => (none(v) ? "" : ` (${v > 0 ? "+" : ""}${fmt(v)} %)`);
   // the code (MDL), as on the invoice: ru-MD would write the leu as "L"
   const money = (v, currency) => new Intl.NumberFormat(LOCALE, { style: "currency", currency, currencyDisplay: "code" }).format(Number(v));
-  const when = (ts) => new Date(ts).toLocaleString(LOCALE);
+  // times are shown in the zone of the site a page is about (setSiteZone), else the browser's
+  let siteZone;
+  const setSiteZone = (tz) => { siteZone = tz || undefined; };
+  const when = (ts) => new Date(ts).toLocaleString(LOCALE, siteZone ? { timeZone: siteZone } : {});
   const UTILITIES = {
     heat: t("heat"), cold_water: t("cold water"), hot_water: t("hot water"), gas: t("gas"),
     electricity: t("electricity"),
@@ -126,7 +129,10 @@ const balans = (() => {
     return me;
   }
 
-  const xs = (points) => points.map((p) => p.t);
+  // Plotly draws a time as the wall clock its string names: an instant becomes the site's
+  // wall clock, so the hours and days of a chart are the site's ("sv-SE" writes YYYY-MM-DD hh:mm:ss)
+  const wall = (ts) => (siteZone ? new Date(ts).toLocaleString("sv-SE", { timeZone: siteZone }) : ts);
+  const xs = (points) => points.map((p) => wall(p.t));
   const ys = (points) => points.map((p) => p.value);
 
   const WHY_NOT = {
@@ -276,6 +282,7 @@ const balans = (() => {
       el("forecast").textContent = qty(p.forecast.kwh, "kWh");
       el("forecast-basis").textContent = forecastBasis(p.forecast);
       ["consumption", "temperature", "efficiency"].forEach((k) => { el(`k-${k}`).innerHTML = coefficient(p, k); });
+      setSiteZone(p.flat.timezone);
       Plotly.react("chart-month", [
         { type: "bar", name: t("My heat, kWh"), x: xs(p.heat.points), y: ys(p.heat.points), marker: { color: PALETTE[0] } },
         { type: "scatter", mode: "lines", name: t("Average flat"), x: xs(p.building_average.points),
@@ -504,6 +511,7 @@ const balans = (() => {
       api(`/buildings/${buildingId}`), api(`/buildings/${buildingId}/overview`), api(`/buildings/${buildingId}/entrances?limit=1000`),
       api(`/buildings/${buildingId}/risers?limit=1000`), api(`/flats?building_id=${buildingId}&limit=1000`),
     ]);
+    setSiteZone(building.timezone);
     document.querySelector("h1").textContent = building.name;
     document.querySelector("h1").classList.add("data");
     const stat = (label, value, cls = "") => `<div class="card"><h2>${esc(label)}</h2><p class="big ${cls}">${value ?? t("no data")}</p></div>`;
@@ -549,7 +557,7 @@ const balans = (() => {
         // balance's series with the band it learned for the group (in the series' unit); a
         // partial day is drawn apart (hollow), never as a dip of the line; each alert's span
         // is shaded from when the fault began
-        const times = s.points.map((p) => p.t);
+        const times = xs(s.points);
         const low = s.points.map((p) => p.band_low);
         const high = s.points.map((p) => p.band_high);
         const partial = s.points.filter((p) => p.partial);
@@ -560,13 +568,13 @@ const balans = (() => {
           { type: "scatter", mode: "lines+markers", name: t("Imbalance ({unit})", { unit: unit(s.unit) }), x: times,
             y: s.points.map((p) => (p.partial ? null : p.imbalance)), line: { color: PALETTE[0] } },
           ...(partial.length ? [{ type: "scatter", mode: "markers", name: t("Partial day (not all hours yet)"),
-            x: partial.map((p) => p.t), y: partial.map((p) => p.imbalance),
+            x: xs(partial), y: partial.map((p) => p.imbalance),
             marker: { color: PALETTE[0], symbol: "circle-open", size: 9 } }] : []),
         ], layout({
           yaxis: { title: unit(s.unit) },
-          shapes: s.alert_spans.map((a) => ({ type: "rect", xref: "x", yref: "paper", x0: a.began, x1: a.until, y0: 0, y1: 1,
+          shapes: s.alert_spans.map((a) => ({ type: "rect", xref: "x", yref: "paper", x0: wall(a.began), x1: wall(a.until), y0: 0, y1: 1,
             fillcolor: "rgba(220,38,38,.10)", line: { width: 0 }, layer: "below" })),
-          annotations: s.alert_spans.map((a) => ({ xref: "x", yref: "paper", x: a.began, y: 1, xanchor: "left", yanchor: "top",
+          annotations: s.alert_spans.map((a) => ({ xref: "x", yref: "paper", x: wall(a.began), y: 1, xanchor: "left", yanchor: "top",
             showarrow: false, text: esc(t("Alert {id}: {kind}", { id: a.id, kind: ALERT_KINDS[a.kind] || a.kind })), font: { size: 11, color: "#b91c1c" } })),
         }), plotConfig);
       };
@@ -681,6 +689,6 @@ const balans = (() => {
   return {
     login, logout, consumerPage, operatorPage, buildingPage, invoicePage, command, layout, plotConfig,
     PALETTE, ALERT_KINDS, ALERT_STATES, qty, unit, none, optional, LOCALE, xs, ys,
-    pages: PAGES, api, post, header, t, esc, el, when, fmt, utility, valveButtons, VALVE_STATES, COMMAND_STATUS, reasonHtml, fill, setLanguageCookie,
+    pages: PAGES, api, post, header, t, esc, el, when, wall, setSiteZone, fmt, utility, valveButtons, VALVE_STATES, COMMAND_STATUS, reasonHtml, fill, setLanguageCookie,
   };
 })();
