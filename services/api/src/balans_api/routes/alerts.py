@@ -342,9 +342,7 @@ async def get_alert(alert_id: AlertId, pool: Pool, who: Reader) -> AlertDetail:
             *await _evidence_series(pool, alert, evidence),
         ],
         history=await _history(pool, alert),
-        timezone=await site_timezone(pool, alert["building_id"])
-        if alert["building_id"]
-        else "UTC",
+        timezone=await site_timezone(pool, alert["building_id"]) if alert["building_id"] else "UTC",
     )
 
 
