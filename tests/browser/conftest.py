@@ -3,14 +3,24 @@ console errors, and signing in through the login form."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
+import uvicorn
 
+from balans_api.app import create_app
+from balans_api.settings import ApiSettings
+from balans_api.users import DEMO_OPERATOR, ensure_demo_users
+from balans_core.health import bind_socket
+from balans_db.secrets import KeyVault
+from balans_db.seed import seed
+from balans_db.topology import demo_city
 from balans_i18n.catalogs import COOKIE
 
 CHROMIUM = "/usr/bin/chromium"
@@ -98,3 +108,36 @@ async def serve_plain_tiles(target: Any) -> None:
     """Answer the map's tile requests of a page or context with :func:`plain_tile`."""
     tile = plain_tile()
     await target.route(TILES, lambda route: route.fulfill(body=tile, content_type="image/png"))
+
+
+@pytest.fixture(scope="module")
+async def portal_1a(database_url: str) -> AsyncIterator[tuple[str, int]]:
+    """The api on a free port over demo-1a (no readings), with the demo logins: (its
+    address, demo-1a's building id)."""
+    await seed(database_url, KeyVault.from_hex(None), demo_city()[1:2])
+    conn = await asyncpg.connect(database_url)
+    try:
+        await ensure_demo_users(conn)
+        building_id = await conn.fetchval("select id from buildings where code = 'demo-1a'")
+    finally:
+        await conn.close()
+    app = create_app(ApiSettings(database_url=database_url))
+    sock = bind_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
+        await asyncio.sleep(0.05)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}", building_id
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture(scope="module")
+async def operator_1a(chromium: Any, portal_1a: tuple[str, int]) -> AsyncIterator[Tab]:
+    """The demo operator signed in to ``portal_1a``."""
+    base, _ = portal_1a
+    tab = await open_tab(chromium, base)
+    await sign_in(tab, base, DEMO_OPERATOR)
+    await tab.page.wait_for_url("**/ops")
+    yield tab
+    await tab.close()

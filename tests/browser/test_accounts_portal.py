@@ -5,57 +5,15 @@ lists a meter that is due."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
-import uvicorn
 
-from balans_api.app import create_app
-from balans_api.settings import ApiSettings
-from balans_api.users import DEMO_OPERATOR, ensure_demo_users
-from balans_core.health import bind_socket
-from balans_db.secrets import KeyVault
-from balans_db.seed import seed
-from balans_db.topology import demo_city
-
-from .conftest import Tab, open_tab, sign_in
+from .conftest import Tab
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-async def portal(database_url: str) -> AsyncIterator[tuple[str, int]]:
-    """The api on a free port over demo-1a (no readings), with the demo logins."""
-    await seed(database_url, KeyVault.from_hex(None), demo_city()[1:2])
-    conn = await asyncpg.connect(database_url)
-    try:
-        await ensure_demo_users(conn)
-        building_id = await conn.fetchval("select id from buildings where code = 'demo-1a'")
-    finally:
-        await conn.close()
-    app = create_app(ApiSettings(database_url=database_url))
-    sock = bind_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", building_id
-    server.should_exit = True
-    await task
-
-
-@pytest.fixture(scope="module")
-async def operator(chromium: Any, portal: tuple[str, int]) -> AsyncIterator[Tab]:
-    base, _ = portal
-    tab = await open_tab(chromium, base)
-    await sign_in(tab, base, DEMO_OPERATOR)
-    await tab.page.wait_for_url("**/ops")
-    yield tab
-    await tab.close()
 
 
 async def _accounts(database_url: str, flat: str) -> list[tuple[str, Any, Any]]:
@@ -73,10 +31,10 @@ async def _accounts(database_url: str, flat: str) -> list[tuple[str, Any, Any]]:
 
 
 async def test_a_tenant_change_is_refused_then_recorded(
-    operator: Tab, portal: tuple[str, int], database_url: str
+    operator_1a: Tab, portal_1a: tuple[str, int], database_url: str
 ) -> None:
-    base, building_id = portal
-    page = operator.page
+    base, building_id = portal_1a
+    page = operator_1a.page
     await page.goto(f"{base}/ops/buildings/{building_id}")
     await page.click("#accounts-link")
     await page.wait_for_url(f"**/ops/buildings/{building_id}/accounts")
@@ -88,7 +46,7 @@ async def test_a_tenant_change_is_refused_then_recorded(
     await page.fill("#change-form input[name=on]", on)
     await page.fill("#change-form input[name=number]", taken)  # taken: refused
     await page.fill("#change-form input[name=holder_name]", "New tenant")
-    operator.expected_statuses.add(422)
+    operator_1a.expected_statuses.add(422)
     await page.click("#change-form button[type=submit]")
     await page.wait_for_selector("#accounts-errors li")
     assert "account.number" in await page.inner_text("#accounts-errors")
@@ -100,13 +58,13 @@ async def test_a_tenant_change_is_refused_then_recorded(
     assert [a[0] for a in after] == [taken, "demo-new-tenant"]
     assert after[0][2].isoformat() == on
     assert after[1][1].isoformat() == on
-    assert operator.errors == []
+    assert operator_1a.errors == []
 
 
 async def test_the_verification_page_lists_a_due_meter(
-    operator: Tab, portal: tuple[str, int], database_url: str
+    operator_1a: Tab, portal_1a: tuple[str, int], database_url: str
 ) -> None:
-    base, building_id = portal
+    base, building_id = portal_1a
     conn = await asyncpg.connect(database_url)
     try:
         serial = await conn.fetchval(
@@ -117,11 +75,11 @@ async def test_the_verification_page_lists_a_due_meter(
         )
     finally:
         await conn.close()
-    page = operator.page
+    page = operator_1a.page
     await page.goto(f"{base}/ops/buildings/{building_id}")
     await page.click("text=Verification due")
     await page.wait_for_url("**/ops/verification")
     await page.fill("#verification-days", "30")
     await page.click("#verification-form button[type=submit]")
     await page.wait_for_selector(f"#verification tr[data-serial='{serial}']")
-    assert operator.errors == []
+    assert operator_1a.errors == []
