@@ -6,15 +6,12 @@ naming each problem by file and row, and nothing is written."""
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Query, Request, Response, status
 
 from balans_api.deps import Operator, Pool, Staff
 from balans_api.errors import ERROR_RESPONSES
-from balans_api.provisioning import refused, vault_of
 from balans_api.provisioning_models import ImportJob
-from balans_api.routes.imports import jobs_of
+from balans_api.routes.imports import start_checked
 from balans_db.provisioning.csv_tables import (
     parse_tables,
     row_problems,
@@ -61,19 +58,7 @@ async def start_csv_import(
 ) -> ImportJob:
     """Import a zip of CSV files (one per entity) as a background job, like a world
     document."""
-    body = await request.body()
-    try:
-        doc = await asyncio.to_thread(_checked, body)
-    except InvalidDocumentError as exc:
-        raise refused(exc, "csv") from exc
-    return jobs_of(request).start(
-        pool,
-        getattr(request.app.state, "relay", None),
-        vault_of(request),
-        doc,
-        dry_run=dry_run,
-        actor=principal.actor,
-    )
+    return await start_checked(request, pool, principal, _checked, "csv", dry_run)
 
 
 @router.get(

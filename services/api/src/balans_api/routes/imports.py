@@ -6,13 +6,16 @@ follows it. Importing the same document again changes nothing."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, Query, Request, status
 
 from balans_api.deps import Operator, Pool, Staff
 from balans_api.errors import ERROR_RESPONSES, not_found
 from balans_api.import_jobs import ImportJobs
+from balans_api.principal import Principal
 from balans_api.provisioning import refused, vault_of
 from balans_api.provisioning_models import ImportJob
 from balans_db.provisioning.document import WorldDocument
@@ -32,6 +35,31 @@ def jobs_of(request: Request) -> ImportJobs:
         state.import_jobs = ImportJobs()
     jobs: ImportJobs = state.import_jobs
     return jobs
+
+
+async def start_checked(
+    request: Request,
+    pool: asyncpg.Pool,
+    principal: Principal,
+    check: Callable[[bytes], WorldDocument],
+    what: str,
+    dry_run: bool,
+) -> ImportJob:
+    """Check the request's body as ``check`` reads it (off the event loop: a city is large)
+    and start its import job; a body refused is a 422 naming each of its problems."""
+    body = await request.body()
+    try:
+        doc = await asyncio.to_thread(check, body)
+    except InvalidDocumentError as exc:
+        raise refused(exc, what) from exc
+    return jobs_of(request).start(
+        pool,
+        getattr(request.app.state, "relay", None),
+        vault_of(request),
+        doc,
+        dry_run=dry_run,
+        actor=principal.actor,
+    )
 
 
 def _checked(body: bytes) -> WorldDocument:
@@ -69,19 +97,7 @@ async def start_import(
     document itself answer 422 at once; problems only the database shows (a serial that
     belongs to a building outside the document) end the job as failed. Nothing is
     written unless everything is right."""
-    body = await request.body()
-    try:
-        doc = await asyncio.to_thread(_checked, body)
-    except InvalidDocumentError as exc:
-        raise refused(exc, "document") from exc
-    return jobs_of(request).start(
-        pool,
-        getattr(request.app.state, "relay", None),
-        vault_of(request),
-        doc,
-        dry_run=dry_run,
-        actor=principal.actor,
-    )
+    return await start_checked(request, pool, principal, _checked, "document", dry_run)
 
 
 @router.get("/imports/{job_id}", response_model=ImportJob)
