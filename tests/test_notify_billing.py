@@ -32,6 +32,7 @@ from balans_devstack.eventually import eventually
 from balans_devstack.processes import free_port
 from balans_notify.__main__ import serve
 from balans_notify.settings import NotifySettings
+from balans_protocol.streams import ensure_streams
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -46,6 +47,13 @@ class Sink:
     async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
+
+
+@pytest.fixture(scope="module")
+def nats_url(module_nats_url: str) -> str:
+    """notify replays the invoice and alert streams from their start: this module's own
+    server, so no other module's invoices reach it."""
+    return module_nats_url
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +106,7 @@ async def test_monthly_email_carries_billings_pdf(
     smtp = Controller(sink, hostname="127.0.0.1", port=port)
     smtp.start()
     nc = await connect_nats(nats_url, "test-notify-billing")
+    await ensure_streams(nc.jetstream())
     settings = NotifySettings(
         database_url=database_url,
         nats_url=nats_url,

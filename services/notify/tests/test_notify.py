@@ -84,6 +84,13 @@ def _local(day: date) -> datetime:
 
 
 @pytest.fixture(scope="module")
+def nats_url(module_nats_url: str) -> str:
+    """notify replays the invoice and alert streams from their start: this module's own
+    server, so no other module's invoices reach it."""
+    return module_nats_url
+
+
+@pytest.fixture(scope="module")
 async def city(database_url: str) -> AsyncIterator[City]:
     """Two accounts with an e-mail and a resident's login each (Romanian, Russian), heat for
     the month and the one before, and the month's invoices."""

@@ -25,6 +25,7 @@ import pytest
 
 from balans_db import migrate
 from balans_db.partitions import ensure_partitions
+from balans_devstack.nats_server import EmbeddedNats
 from balans_devstack.stack import DevStack, StackUrls
 
 TEMPLATE = "balans_template"
@@ -73,6 +74,20 @@ def stack_urls(dev_stack: DevStack) -> StackUrls:
 @pytest.fixture(scope="session")
 def nats_url(stack_urls: StackUrls) -> str:
     return stack_urls.nats_url
+
+
+@pytest.fixture(scope="module")
+def module_nats_url() -> Iterator[str]:
+    """A NATS server of this test module alone: its streams hold only what the module
+    published, so a service that replays a stream from its start (notify, a new durable
+    consumer) sees no other module's announcements."""
+    with server_folder("module-nats") as folder:
+        server = EmbeddedNats(folder)
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
 
 
 def _admin_sql(dev_stack: DevStack, sql: str) -> None:
