@@ -1,6 +1,7 @@
 """Recording a meter exchange in Chromium: the operator opens the form from the building's
 page, a refusal shows each problem and writes nothing, a good record closes the old
-meter's channel period, opens the new one's and appears in the building's list."""
+meter's channel period, opens the new one's and appears in the building's list; the
+resident of the flat sees the exchange marked on the month's charts."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from .conftest import Tab
+from balans_api.users import DEMO_CONSUMER
+
+from .conftest import Tab, open_tab, sign_in
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.browser, pytest.mark.slow]
 
@@ -30,8 +33,22 @@ async def _channels(database_url: str, serial: str) -> list[Any]:
         await conn.close()
 
 
+async def _consumers_heat_meter(database_url: str) -> str:
+    conn = await asyncpg.connect(database_url)
+    try:
+        serial: str = await conn.fetchval(
+            """select m.serial from users u join accounts a on a.id = u.account_id
+               join meters m on m.flat_id = a.flat_id
+               where u.username = $1 and m.utility = 'heat' order by m.id limit 1""",
+            DEMO_CONSUMER[0],
+        )
+        return serial
+    finally:
+        await conn.close()
+
+
 async def test_an_exchange_is_refused_then_recorded_from_the_form(
-    operator_1a: Tab, portal_1a: tuple[str, int], database_url: str
+    chromium: Any, operator_1a: Tab, portal_1a: tuple[str, int], database_url: str
 ) -> None:
     base, building_id = portal_1a
     page = operator_1a.page
@@ -39,11 +56,10 @@ async def test_an_exchange_is_refused_then_recorded_from_the_form(
     await page.click("#exchange-link")
     await page.wait_for_url(f"**/ops/buildings/{building_id}/exchange")
     await page.wait_for_selector("#old-meter option", state="attached")
-    old = await page.eval_on_selector(
-        "#old-meter", "(s) => [...s.options].find((o) => o.value.startsWith('heat-')).value"
-    )
+    old = await _consumers_heat_meter(database_url)  # the demo resident's flat's
     await page.select_option("#old-meter", old)
-    at = (datetime.now(UTC) - timedelta(days=2)).astimezone().strftime("%Y-%m-%dT%H:%M")
+    # minutes ago: inside the month the resident's page shows
+    at = (datetime.now(UTC) - timedelta(minutes=2)).astimezone().strftime("%Y-%m-%dT%H:%M")
     await page.fill("#at", at)
     await page.fill("input[name=final_register]", "1234.5")
     await page.fill("input[name=new_serial]", f"{old}-b")
@@ -65,3 +81,16 @@ async def test_an_exchange_is_refused_then_recorded_from_the_form(
     assert periods[0]["valid_to"] == periods[1]["valid_from"] is not None
     assert periods[1]["valid_to"] is None
     assert operator_1a.errors == []
+    resident = await open_tab(chromium, base)
+    await sign_in(resident, base, DEMO_CONSUMER)
+    await resident.page.wait_for_url("**/my")
+    for chart in ("chart-month", "chart-meters"):
+        await resident.page.wait_for_function(
+            "(id) => document.getElementById(id).layout?.annotations?.length > 0", arg=chart
+        )
+        marks = await resident.page.evaluate(
+            "(id) => document.getElementById(id).layout.annotations.map((a) => a.text)", chart
+        )
+        assert any(f"{old}-b" in m for m in marks), marks
+    assert resident.errors == []
+    await resident.close()

@@ -287,8 +287,8 @@ const balans = (() => {
         { type: "bar", name: t("My heat, kWh"), x: xs(p.heat.points), y: ys(p.heat.points), marker: { color: PALETTE[0] } },
         { type: "scatter", mode: "lines", name: t("Average flat"), x: xs(p.building_average.points),
           y: ys(p.building_average.points), line: { color: "#334155", dash: "dash" } },
-      ], layout({ yaxis: { title: unit("kWh") } }), plotConfig);
-      drawMeters(p.meters);
+      ], layout({ ...exchangeMarks(p.exchanges), yaxis: { title: unit("kWh") } }), plotConfig);
+      drawMeters(p.meters, p.exchanges);
       drawExplanation(x);
       // a day of the chart explained on its own
       el("chart-month").removeAllListeners?.("plotly_click");
@@ -301,7 +301,15 @@ const balans = (() => {
       });
     };
     const colours = {};
-    const drawMeters = (meters) => {
+    // a meter exchange is a dashed line where the old meter's series ends and the new one's begins
+    const exchangeMarks = (exchanges = []) => ({
+      xaxis: { type: "date" }, // a time axis even before the first reading, or the marks cannot be placed
+      shapes: exchanges.map((e) => ({ type: "line", xref: "x", yref: "paper", x0: wall(e.at), x1: wall(e.at), y0: 0, y1: 1,
+        line: { color: "#334155", dash: "dash", width: 1 } })),
+      annotations: exchanges.map((e) => ({ xref: "x", yref: "paper", x: wall(e.at), y: 1, xanchor: "left", yanchor: "top", showarrow: false,
+        font: { size: 11 }, text: esc(t("{utility} meter exchanged: {old} → {new}", { utility: utility(e.utility), old: e.old_meter ?? "–", new: e.new_meter })) })),
+    });
+    const drawMeters = (meters, exchanges) => {
       el("meter-colours").innerHTML = meters.map((m, i) => {
         colours[m.meter_id] ||= PALETTE[(i + 1) % PALETTE.length];
         return `<label>${esc(utility(m.utility))} <span class="data">${esc(m.serial)}</span> <input type="color" data-meter="${m.meter_id}" value="${colours[m.meter_id]}"></label>`;
@@ -311,7 +319,7 @@ const balans = (() => {
         type: "scatter", mode: "lines", x: xs(m.points), y: ys(m.points),
         name: `${utility(m.utility)} (${unit(m.unit)})`, line: { color: colours[m.meter_id] },
       }));
-      Plotly.react("chart-meters", traces, layout(), plotConfig);
+      Plotly.react("chart-meters", traces, layout(exchangeMarks(exchanges)), plotConfig);
       el("meter-colours").querySelectorAll("input").forEach((input) => input.addEventListener("input", () => {
         colours[input.dataset.meter] = input.value;
         Plotly.restyle("chart-meters", { "line.color": traces.map((tr, i) => colours[meters[i].meter_id]) });
