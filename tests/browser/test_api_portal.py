@@ -364,7 +364,9 @@ async def test_language_kept_on_the_user_row(portal: str, browser: Any) -> None:
     page = await _login(browser, portal, DEMO_OPERATOR)
     await page.wait_for_url("**/ops")
     await page.goto(portal + "/my/settings")
-    await page.wait_for_function("document.getElementById('settings-form').language.value === ''")
+    # the form is filled from the user row first: a choice made before would be overwritten
+    await page.wait_for_selector("#settings-form[data-ready]")
+    assert await page.input_value("#settings-form select[name=language]") == ""
     await page.select_option("#settings-form select[name=language]", "ru")
     await page.uncheck("#settings-form input[name=monthly_email]")
     async with page.expect_navigation():

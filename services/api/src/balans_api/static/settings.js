@@ -23,6 +23,7 @@
         location.reload();
       }
     });
+    form.dataset.ready = "1"; // filled from the user row and listening: choices made now are kept
   }
   Object.assign(balans.pages, { settings: settingsPage });
 })();
