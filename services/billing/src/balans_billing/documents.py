@@ -9,13 +9,12 @@ import base64
 import asyncpg
 import structlog
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from pydantic import ValidationError
 
 from balans_billing import render
 from balans_billing.document import load_document
-from balans_billing.metrics import DOCUMENTS, INVALID_MESSAGES
+from balans_billing.metrics import DOCUMENTS
+from balans_billing.responder import Endpoint, serve
 from balans_protocol import subjects
 from balans_protocol.messages import InvoiceDocumentReply, InvoiceDocumentRequest
 
@@ -45,23 +44,13 @@ async def document(pool: asyncpg.Pool, request: InvoiceDocumentRequest) -> Invoi
 
 async def serve_documents(nc: Client, pool: asyncpg.Pool, queue: str) -> Subscription:
     """Answer InvoiceDocumentRequests; a failure is logged, counted and answered."""
-
-    async def on_request(msg: Msg) -> None:
-        try:
-            request = InvoiceDocumentRequest.model_validate_json(msg.data)
-        except ValidationError as exc:
-            INVALID_MESSAGES.labels("document").inc()
-            log.warning("invalid document request", error=str(exc))
-            reply = InvoiceDocumentReply(
-                status="failed", detail=f"invalid request: {exc.error_count()} error(s)"
-            )
-        else:
-            try:
-                reply = await document(pool, request)
-            except Exception as exc:
-                DOCUMENTS.labels(request.format, "failed").inc()
-                log.exception("invoice document failed", invoice_id=request.invoice_id)
-                reply = InvoiceDocumentReply(status="failed", detail=type(exc).__name__)
-        await msg.respond(reply.model_dump_json().encode())
-
-    return await nc.subscribe(subjects.BILLING_DOCUMENT, queue=queue, cb=on_request)
+    endpoint = Endpoint(
+        subject=subjects.BILLING_DOCUMENT,
+        source="document",
+        request=InvoiceDocumentRequest,
+        reply=InvoiceDocumentReply,
+        handle=lambda request: document(pool, request),
+        count_failure=lambda request: DOCUMENTS.labels(request.format, "failed").inc(),
+        context=lambda request: {"invoice_id": request.invoice_id},
+    )
+    return await serve(nc, queue, endpoint)

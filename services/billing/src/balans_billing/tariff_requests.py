@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncpg
 import structlog
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
-from balans_billing.metrics import INVALID_MESSAGES, TARIFF_VERSIONS
+from balans_billing.metrics import TARIFF_VERSIONS
+from balans_billing.responder import Endpoint, serve
 from balans_billing.storage import TariffConflictError, add_version
 from balans_billing.tariffs import TariffSpec
 from balans_protocol import subjects
@@ -58,23 +58,13 @@ async def new_version(pool: asyncpg.Pool, request: TariffVersionRequest) -> Tari
 
 async def serve_tariffs(nc: Client, pool: asyncpg.Pool, queue: str) -> Subscription:
     """Answer TariffVersionRequests; a failure is logged, counted and answered."""
-
-    async def on_request(msg: Msg) -> None:
-        try:
-            request = TariffVersionRequest.model_validate_json(msg.data)
-        except ValidationError as exc:
-            INVALID_MESSAGES.labels("tariff").inc()
-            log.warning("invalid tariff request", error=str(exc))
-            reply = TariffVersionReply(
-                status="failed", detail=f"invalid request: {exc.error_count()} error(s)"
-            )
-        else:
-            try:
-                reply = await new_version(pool, request)
-            except Exception as exc:
-                TARIFF_VERSIONS.labels("failed").inc()
-                log.exception("tariff version failed", actor=request.actor)
-                reply = TariffVersionReply(status="failed", detail=type(exc).__name__)
-        await msg.respond(reply.model_dump_json().encode())
-
-    return await nc.subscribe(subjects.BILLING_TARIFF, queue=queue, cb=on_request)
+    endpoint = Endpoint(
+        subject=subjects.BILLING_TARIFF,
+        source="tariff",
+        request=TariffVersionRequest,
+        reply=TariffVersionReply,
+        handle=lambda request: new_version(pool, request),
+        count_failure=lambda _: TARIFF_VERSIONS.labels("failed").inc(),
+        context=lambda request: {"actor": request.actor},
+    )
+    return await serve(nc, queue, endpoint)
