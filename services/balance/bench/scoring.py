@@ -75,6 +75,7 @@ class Truth:
     end: datetime
     meter_serial: str | None
     module_serial: int | None = None
+    shape: str | None = None  # the simulator's shape of the fault (params.shape), if any
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,42 @@ def sensor_headline(table: dict[str, KindScore]) -> tuple[float, float, float]:
         found / truths if truths else 0.0,
         named / named_found if named_found else 0.0,
     )
+
+
+def all_kinds(table: dict[str, KindScore]) -> tuple[float, float, float]:
+    """Micro-averaged precision, recall and named-correctly share over every kind."""
+    alerts = sum(s.alerts for s in table.values())
+    true_alerts = sum(s.true_alerts for s in table.values())
+    truths = sum(s.truths for s in table.values())
+    found = sum(s.found for s in table.values())
+    named_found = sum(s.found_any_device for s in table.values())
+    named = sum(s.named for s in table.values())
+    return (
+        true_alerts / alerts if alerts else 0.0,
+        found / truths if truths else 0.0,
+        named / named_found if named_found else 0.0,
+    )
+
+
+def is_step(t: Truth) -> bool:
+    """Does the fault begin at once (not a drift, a growing leak or a draining battery)?"""
+    if t.kind in ("battery_depletion", "sensor_drift"):
+        return False
+    if t.kind in ("meter_drift", "building_meter_drift"):
+        return t.shape == "step"
+    return not (t.kind == "leak" and t.shape == "growing")
+
+
+def step_detect_hours(
+    truths: list[Truth], raised: list[Raised], rules: Rules = STRICT
+) -> list[float]:
+    """Hours from start to the first matching alert of every step fault found."""
+    out = []
+    for t in truths:
+        found = [a.detected_hour for a in raised if is_step(t) and matches(t, a, rules)]
+        if found:
+            out.append((min(found) - t.start) / timedelta(hours=1))
+    return out
 
 
 def false_alerts(truths: list[Truth], raised: list[Raised], rules: Rules = STRICT) -> list[Raised]:
