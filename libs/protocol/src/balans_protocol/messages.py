@@ -73,6 +73,12 @@ class AlertMessage(Message):
     began_before: bool = False
     reason_code: str | None = None
     reason_params: dict[str, Any] = Field(default_factory=dict)
+    # the last hour the fault was seen, and how a closed alert ended: null when the detector
+    # saw it end (or it is still open), ``resolved`` when an operator closed it as fixed,
+    # ``dismissed`` when an operator closed it as a false alarm (allocation then restores
+    # the measured figures of a faulty_sensor alert's hours, docs/allocation.md)
+    last_hour: datetime | None = None
+    resolution: Literal["resolved", "dismissed"] | None = None
 
 
 class CommandRequest(Message):
@@ -176,11 +182,12 @@ class TariffVersionReply(Message):
 
 # --- operators' alert actions: request/reply on subjects.BALANCE_ALERTS_API ---
 class AlertAction(Message):
-    """api -> balance: an operator acknowledges an alert (it stays open) or resolves it
-    (it closes, and the closing is announced like any other transition)."""
+    """api -> balance: an operator acknowledges an alert (it stays open), resolves it (it
+    closes, and the closing is announced like any other transition) or dismisses it as a
+    false alarm (it closes too, announced with ``resolution="dismissed"``)."""
 
     alert_id: int = Field(ge=1, le=2**63 - 1)  # alerts.id is a bigint
-    action: Literal["acknowledge", "resolve"]
+    action: Literal["acknowledge", "resolve", "dismiss"]
     actor: str = Field(min_length=1, max_length=200)
 
 

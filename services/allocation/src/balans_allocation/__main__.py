@@ -6,15 +6,22 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from balans_allocation import sensor_alerts
 from balans_allocation.allocator import OUTBOX, warm_up
 from balans_allocation.handlers import compute_batch
 from balans_allocation.settings import AllocationSettings
-from balans_core.consumer import ConsumerSpec, Failures, JetStreamConsumer, model_decoder
+from balans_core.consumer import (
+    ConsumerSpec,
+    Failures,
+    JetStreamConsumer,
+    model_decoder,
+    one_by_one,
+)
 from balans_core.nats import connect_nats
 from balans_core.outbox import OutboxRelay
 from balans_core.service import ServiceContext, run_service
 from balans_protocol import subjects
-from balans_protocol.messages import ReadingsStored
+from balans_protocol.messages import AlertMessage, ReadingsStored
 from balans_protocol.streams import ensure_streams
 
 
@@ -27,6 +34,20 @@ def consumer_spec(settings: AllocationSettings) -> ConsumerSpec:
         durable=settings.allocation_consumer,
         batch=settings.allocation_batch_events,
         max_ack_pending=settings.allocation_batch_events,
+        ack_wait_s=120.0,
+        max_deliveries=settings.consumer_max_deliveries,
+        nak_delay_s=5.0,
+        nak_max_delay_s=120.0,
+    )
+
+
+def sensor_consumer_spec(settings: AllocationSettings) -> ConsumerSpec:
+    """balance's faulty_sensor alerts, one at a time (rare; each recomputes a building)."""
+    return ConsumerSpec(
+        service="allocation",
+        stream=subjects.ALERTS_STREAM,
+        subject=subjects.alert(sensor_alerts.KIND),
+        durable=settings.allocation_sensor_consumer,
         ack_wait_s=120.0,
         max_deliveries=settings.consumer_max_deliveries,
         nak_delay_s=5.0,
@@ -60,8 +81,16 @@ async def serve(ctx: ServiceContext) -> None:
         consumer = JetStreamConsumer(
             js, consumer_spec(settings), model_decoder(ReadingsStored), compute
         )
+        alerts = JetStreamConsumer(
+            js,
+            sensor_consumer_spec(settings),
+            model_decoder(AlertMessage),
+            one_by_one(sensor_alerts.follower(pool, relay, settings)),
+        )
         ctx.set_ready(consumer=settings.allocation_consumer, warmed_buildings=warmed)
-        await ctx.run_until_stopped(relay.run(ctx.stopping), consumer.run(ctx.stopping))
+        await ctx.run_until_stopped(
+            relay.run(ctx.stopping), consumer.run(ctx.stopping), alerts.run(ctx.stopping)
+        )
     finally:
         await nc.drain()
         await pool.close()

@@ -14,7 +14,7 @@ from datetime import datetime
 import asyncpg
 import numpy as np
 
-from balans_allocation import kernels
+from balans_allocation import kernels, sensor_estimates, sensor_store
 from balans_allocation.building import Building, Meter
 from balans_allocation.crosscheck import disagreeing_hours
 from balans_allocation.flags import Flag
@@ -26,6 +26,7 @@ from balans_allocation.readings import (
     load_register_windows,
     load_temperature_windows,
 )
+from balans_allocation.sensor_estimates import SensorEstimate
 from balans_allocation.verification import apply_rule
 from balans_physics.water import property_tables
 
@@ -383,8 +384,11 @@ async def compute_buildings(
             for j in jobs
         ],
     )
+    estimates = await sensor_store.of_windows(
+        conn, [(j.building.id, j.start, j.start + j.hours * HOUR) for j in jobs]
+    )
     return [
-        _compute(job, lookaround, r, t_flow, t_return)
+        _compute(job, lookaround, r, t_flow, t_return, estimates.get(job.building.id, []))
         for job, r, (t_flow, t_return) in zip(jobs, registers, temperatures, strict=True)
     ]
 
@@ -398,11 +402,29 @@ async def compute_building(
 
 
 def _compute(
-    job: Job, lookaround: int, registers: np.ndarray, t_flow: np.ndarray, t_return: np.ndarray
+    job: Job,
+    lookaround: int,
+    registers: np.ndarray,
+    t_flow: np.ndarray,
+    t_return: np.ndarray,
+    estimates: Sequence[SensorEstimate] = (),
 ) -> BuildingResult:
     cells = registers.size + job.hours * (job.building.flat_ids.size + t_flow.shape[1])
     with kernels.threads_for(cells):
-        return _compute_threaded(job, lookaround, registers, t_flow, t_return)
+        return _compute_threaded(job, lookaround, registers, t_flow, t_return, estimates)
+
+
+def _sensor_fault_flags(
+    building: Building, estimates: Sequence[SensorEstimate], masks: list[np.ndarray], hours: int
+) -> np.ndarray:
+    """int64 [hour, flat]: SENSOR_FAULT | ESTIMATED where a flat's heat rests on a pair
+    whose temperatures were estimated that hour."""
+    flags = np.zeros((hours, building.flat_ids.size), dtype=np.int64)
+    known = set(building.flat_ids.tolist())
+    for e, on in zip(estimates, masks, strict=True):
+        cols = [building.flat_index(f) for f in e.flat_ids if f in known]
+        flags[np.ix_(on, cols)] |= int(Flag.SENSOR_FAULT | Flag.ESTIMATED)
+    return flags
 
 
 def _in_service(meters: Sequence[Meter], start: datetime, hours: int) -> np.ndarray:
@@ -415,7 +437,12 @@ def _in_service(meters: Sequence[Meter], start: datetime, hours: int) -> np.ndar
 
 
 def _compute_threaded(
-    job: Job, lookaround: int, registers: np.ndarray, t_flow: np.ndarray, t_return: np.ndarray
+    job: Job,
+    lookaround: int,
+    registers: np.ndarray,
+    t_flow: np.ndarray,
+    t_return: np.ndarray,
+    estimates: Sequence[SensorEstimate],
 ) -> BuildingResult:
     building, start, hours = job.building, job.start, job.hours
     weight = np.array([m.pulse_weight for m in building.meters])
@@ -437,6 +464,9 @@ def _compute_threaded(
         in_service,
     )
     serials = [p.module_serial for p in building.pairs]
+    t_flow, t_return, estimated = sensor_estimates.apply(
+        estimates, serials, t_flow, t_return, start
+    )
     rho, enthalpy = property_tables(building.methodology.pressure_bar)
     inputs = Inputs(building, consumption, serials, t_flow, t_return, rho, enthalpy)
     _cross_check(inputs)
@@ -445,6 +475,10 @@ def _compute_threaded(
         measured, mflags, trail = _layout_1c(inputs, building_kwh)
     else:
         measured, mflags, trail = LAYOUTS[building.layout](inputs)
+    if estimates:
+        mflags = mflags.astype(np.int64) | _sensor_fault_flags(
+            building, estimates, estimated, hours
+        )
     has_data = ~np.isnan(building_kwh) | ~np.isnan(measured).all(axis=1)
     result = allocate(building_kwh, measured, mflags, building.area_m2, building.methodology)
     return BuildingResult(start, consumption, result, trail, METHODS[building.layout], has_data)

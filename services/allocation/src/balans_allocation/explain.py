@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from balans_allocation.flags import Flag, describe
 from balans_allocation.methodology import Methodology
 from balans_allocation.verification import expired_from
-from balans_db.queries import ingest, world
+from balans_db.queries import allocation, ingest, world
 
 
 class MeterTrail(BaseModel):
@@ -38,6 +38,19 @@ class MeterTrail(BaseModel):
     expired_readings: Literal["measured", "estimated"] | None = None
 
 
+class SensorEstimateTrail(BaseModel):
+    """Why and how hours were estimated: a faulty_sensor alert named a sensor of a pair the
+    flat's heat rests on (docs/allocation.md, "Faulty sensors")."""
+
+    alert_id: int
+    module_serial: int
+    sensor: str
+    shape: str
+    method: str  # cascade or history
+    first_hour: datetime
+    last_hour: datetime | None
+
+
 class HourTrail(BaseModel):
     hour: datetime
     measured_kwh: float
@@ -48,6 +61,7 @@ class HourTrail(BaseModel):
     delta_t_k: float | None
     k_kwh_per_m3k: float | None
     reasons: list[str]
+    sensor_estimate: SensorEstimateTrail | None = None
 
 
 class BuildingShare(BaseModel):
@@ -76,6 +90,7 @@ class Explanation(BaseModel):
     meters: list[MeterTrail]
     building: BuildingShare
     hours: list[HourTrail]
+    sensor_estimates: list[SensorEstimateTrail] = []
 
 
 async def _meters(
@@ -135,6 +150,7 @@ async def explain(
         end,
         int(Flag.REVIEW),
     )
+    estimates = await allocation.flat_sensor_estimates(conn, flat_id, start, end)
     methodology = flat["methodology"]
     if isinstance(methodology, str):
         methodology = json.loads(methodology)
@@ -165,7 +181,11 @@ async def explain(
                 adjustment_kwh=h["adjustment_kwh"], total_kwh=h["total_kwh"],
                 volume_m3=h["volume_m3"], delta_t_k=h["delta_t_k"],
                 k_kwh_per_m3k=h["k_kwh_per_m3k"], reasons=describe(h["flags"]),
+                sensor_estimate=(e := allocation.estimate_of_hour(estimates, h["hour"],
+                                                                   h["flags"]))
+                and SensorEstimateTrail(**e),
             )
             for h in hours
         ],
+        sensor_estimates=[SensorEstimateTrail(**e) for e in estimates],
     )  # fmt: skip

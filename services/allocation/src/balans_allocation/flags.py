@@ -26,6 +26,7 @@ class Flag(IntFlag):
     BUILDING_BELOW_FLATS = 8192  # building meter below the sum of flats: scaled down
     CROSSCHECK_FAILED = 16384  # meter's own kWh disagrees with V·k·ΔT beyond its class
     VOLUME_SHARE_FALLBACK = 32768  # no volume at all in the hour (1c): shared by area
+    SENSOR_FAULT = 65536  # a sensor pair the heat rests on is faulty (an alert): estimated
 
 
 # Numba kernels take plain integers.

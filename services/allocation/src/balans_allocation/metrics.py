@@ -32,3 +32,10 @@ BATCH_BUILDINGS = Histogram(
     "Buildings computed together in one batch (one transaction, one query per kind).",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+SENSOR_ALERTS = Counter(
+    "balans_allocation_sensor_alerts_total",
+    "faulty_sensor alert announcements followed, by outcome (estimated: a pair's hours "
+    "estimated; ended: measured again after the fault's last hour; dismissed: a false alarm, "
+    "measured again; unchanged; ignored).",
+    ["outcome"],
+)

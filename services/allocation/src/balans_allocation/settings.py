@@ -32,6 +32,11 @@ class AllocationSettings(CommonSettings):
         "consumer's max_ack_pending.",
     )
     allocation_consumer: str = Field("allocation", description="Durable JetStream consumer name.")
+    allocation_sensor_consumer: str = Field(
+        "allocation-sensor-faults",
+        description="Durable JetStream consumer of balance's faulty_sensor alerts (the pair's "
+        "hours are estimated while the alert holds).",
+    )
     allocation_db_pool_size: int = Field(
         4, ge=1, description="Most PostgreSQL connections allocation holds."
     )

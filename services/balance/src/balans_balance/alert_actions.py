@@ -1,11 +1,14 @@
 """Operators' alert actions: request/reply on ``balans.balance.alerts``.
 
-The api forwards an operator's acknowledge or resolve here, because balance alone writes
-its alerts: a resolve closes the alert and announces the closing through balance's outbox
-in the same transaction, as every other transition is announced.
+The api forwards an operator's acknowledge, resolve or dismiss here, because balance alone
+writes its alerts: a resolve (the fault was fixed) or a dismiss (a false alarm) closes the
+alert and announces the closing, with how it was closed, through balance's outbox in the
+same transaction, as every other transition is announced.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import asyncpg
 import structlog
@@ -19,15 +22,21 @@ from balans_protocol.messages import AlertAction, AlertActionReply
 
 log = structlog.get_logger("balance")
 
+_CLOSE = "state = 'closed', closed_at = coalesce(closed_at, now()), updated_at = now(), "
 _SET = {
     "acknowledge": "acknowledged_by = $2, acknowledged_at = now(), updated_at = now()",
-    "resolve": "state = 'closed', closed_at = coalesce(closed_at, now()), updated_at = now(), "
-    "resolved_by = $2",
+    "resolve": _CLOSE + "resolved_by = $2",
+    "dismiss": _CLOSE + "resolved_by = $2",
+}
+_RESOLUTION: dict[str, Literal["resolved", "dismissed"]] = {
+    "resolve": "resolved",
+    "dismiss": "dismissed",
 }
 
 
 async def apply_action(conn: asyncpg.Connection, action: AlertAction) -> bool:
-    """Record the action; announce a resolve that closed an open alert. False: no such alert."""
+    """Record the action; announce a resolve or dismiss that closed an open alert. False: no
+    such alert."""
     async with conn.transaction():
         was_open = await conn.fetchval(
             "select state = 'open' from alerts where id = $1 for update", action.alert_id
@@ -39,8 +48,8 @@ async def apply_action(conn: asyncpg.Connection, action: AlertAction) -> bool:
             action.alert_id,
             action.actor,
         )
-        if action.action == "resolve" and was_open:
-            message = alert_message(row, "closed")
+        if action.action in _RESOLUTION and was_open:
+            message = alert_message(row, "closed", _RESOLUTION[action.action])
             await outbox.enqueue(conn, OUTBOX, subjects.alert(message.kind), message)
             ALERT_TRANSITIONS.labels(row["kind"], "closed").inc()
     return True

@@ -49,8 +49,13 @@ def evidence_json(evidence: dict[str, Any]) -> str:
     return json.dumps(_finite(evidence))
 
 
-def alert_message(row: asyncpg.Record, state: Literal["open", "updated", "closed"]) -> AlertMessage:
-    """The announcement of one transition of the alert in ``row``."""
+def alert_message(
+    row: asyncpg.Record,
+    state: Literal["open", "updated", "closed"],
+    resolution: Literal["resolved", "dismissed"] | None = None,
+) -> AlertMessage:
+    """The announcement of one transition of the alert in ``row`` (``resolution``: how an
+    operator closed it)."""
     return AlertMessage(
         alert_id=row["id"],
         kind=row["kind"],
@@ -65,12 +70,14 @@ def alert_message(row: asyncpg.Record, state: Literal["open", "updated", "closed
         began_before=row["began_before"],
         reason_code=row["reason_code"],
         reason_params=json.loads(row["reason_params"]),
+        last_hour=row["last_hour"],
+        resolution=resolution,
     )
 
 
 # the columns an announcement (alert_message) is made from
 RETURNING = """returning id, kind, building_id, group_id, meter_id, opened_at, summary, evidence,
-    first_hour, began_before, reason_code, reason_params"""
+    first_hour, last_hour, began_before, reason_code, reason_params"""
 
 
 async def _open(conn: asyncpg.Connection, f: Finding, now: datetime) -> asyncpg.Record:

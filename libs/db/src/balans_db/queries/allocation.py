@@ -685,18 +685,54 @@ async def flat_statement(
     )
 
 
+SENSOR_FAULT = 65536  # heat_allocation.flags bit (balans_allocation.flags.Flag.SENSOR_FAULT)
+
+
+async def flat_sensor_estimates(db: Db, flat_id: int, start: datetime, end: datetime) -> list[Any]:
+    """The faulty-sensor estimates (a faulty_sensor alert followed by allocation) whose
+    hours in [start, end) the flat's heat rests on: ``alert_id``, the pair's
+    ``module_serial``, the faulty ``sensor`` (supply, return, pair), the fault's ``shape``,
+    the ``method`` (cascade, history) and the span ``first_hour`` .. ``last_hour`` (null:
+    open); dismissed alerts (false alarms, measured again) are left out."""
+    return await db.fetch(
+        """select alert_id, module_serial, sensor, shape, method, first_hour, last_hour
+           from allocation_sensor_estimates
+           where $1 = any(flat_ids) and not dismissed and first_hour < $3
+             and (last_hour is null or last_hour >= $2)
+           order by first_hour, alert_id""",
+        flat_id,
+        start,
+        end,
+    )
+
+
+def estimate_of_hour(estimates: list[Any], hour: datetime, flags: int) -> Any | None:
+    """The estimate an hour's heat came from: the first whose span holds it, for an hour
+    flagged SENSOR_FAULT (None otherwise)."""
+    if not flags & SENSOR_FAULT:
+        return None
+    return next(
+        (
+            e
+            for e in estimates
+            if e["first_hour"] <= hour and (e["last_hour"] is None or hour <= e["last_hour"])
+        ),
+        None,
+    )
+
+
 async def flat_heat_trail(db: Db, flat_id: int, start: datetime, end: datetime) -> list[Any]:
     """A flat's heat hour by hour in [start, end) with allocation's explanation trail:
     t, total, measured (own meters), common share and adjustment kWh (to the Wh),
     estimated, and what produced the measured part: method, volume_m3, delta_t_k,
-    k_kwh_per_m3k (null where the layout has no such input)."""
+    k_kwh_per_m3k (null where the layout has no such input), and the hour's ``flags``."""
     return await db.fetch(
         f"""select hour as t,
                   round(total_kwh::numeric, {HEAT_DECIMALS})::float8 as total_kwh,
                   round(measured_kwh::numeric, {HEAT_DECIMALS})::float8 as measured_kwh,
                   round(common_kwh::numeric, {HEAT_DECIMALS})::float8 as common_kwh,
                   round(adjustment_kwh::numeric, {HEAT_DECIMALS})::float8 as adjustment_kwh,
-                  estimated, method, volume_m3, delta_t_k, k_kwh_per_m3k
+                  estimated, method, volume_m3, delta_t_k, k_kwh_per_m3k, flags
            from heat_allocation where flat_id = $1 and hour >= $2 and hour < $3
            order by hour""",
         flat_id,

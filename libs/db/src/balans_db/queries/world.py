@@ -44,6 +44,13 @@ async def flats_of(db: Db, building_ids: list[int]) -> list[Any]:
     )
 
 
+async def flat_floors(db: Db, building_id: int) -> dict[int, int]:
+    """The floor of each flat of a building (flat id -> floor; a single-pipe riser's water
+    runs from the top floor down)."""
+    rows = await db.fetch("select id, floor from flats where building_id = $1", building_id)
+    return {r["id"]: r["floor"] for r in rows if r["floor"] is not None}
+
+
 async def metered_channels_of(
     db: Db, building_ids: list[int], intervals: dict[str, int] | None = None
 ) -> list[Any]:

@@ -17,6 +17,7 @@ from balans_db.tables import allocation, api, balance, billing, ingest, mbus, no
 from balans_db.tables.allocation import (
     allocation_building_hours,
     allocation_outbox,
+    allocation_sensor_estimates,
     allocation_watermarks,
     heat_allocation,
     meter_consumption,
@@ -99,6 +100,7 @@ __all__ = [
     "alerts",
     "allocation_building_hours",
     "allocation_outbox",
+    "allocation_sensor_estimates",
     "allocation_watermarks",
     "api_keys",
     "audit_log",

@@ -1,5 +1,6 @@
 """Hourly consumption and per-flat heat (migration ``allocation_0001``), heat per local
-day (``allocation_0003``), consumption per local day (``allocation_0004``).
+day (``allocation_0003``), consumption per local day (``allocation_0004``), the sensor
+pairs whose hours are estimated after a faulty_sensor alert (``allocation_0005``).
 
 Owned by allocation. ``meter_consumption`` and ``heat_allocation`` are partitioned by
 month on ``hour`` with no foreign keys (bulk writes); the meaning of every ``flags`` bit
@@ -10,7 +11,7 @@ is in docs/allocation.md. Other services read them through
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from balans_db.tables.base import created_now, metadata, outbox_table
 
@@ -111,6 +112,31 @@ allocation_watermarks = sa.Table(
     sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("complete_until", sa.DateTime(timezone=True), nullable=False),
     created_now("updated_at"),
+)
+
+# a faulty_sensor alert of balance, as allocation follows it (allocation_0005): the pair
+# whose temperatures are estimated over [first_hour, last_hour] (last_hour null: still
+# open), how (``cascade``: from its neighbours along a single-pipe riser; ``history``: its
+# ΔT against its peers' before the fault) with the fitted coefficients, and the flats
+# whose heat rests on the pair; ``dismissed`` (a false alarm): the hours are measured again
+allocation_sensor_estimates = sa.Table(
+    "allocation_sensor_estimates",
+    metadata,
+    sa.Column("alert_id", sa.BigInteger, primary_key=True),
+    sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("module_serial", sa.BigInteger, nullable=False),
+    sa.Column("sensor", sa.Text, nullable=False),
+    sa.Column("shape", sa.Text, nullable=False),
+    sa.Column("flat_ids", ARRAY(sa.Integer), nullable=False),
+    sa.Column("first_hour", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_hour", sa.DateTime(timezone=True)),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("coefficients", JSONB, nullable=False),
+    sa.Column("dismissed", sa.Boolean, nullable=False, server_default=sa.false()),
+    created_now("updated_at"),
+    sa.CheckConstraint("sensor in ('supply', 'return', 'pair')", name="sensor"),
+    sa.CheckConstraint("method in ('cascade', 'history')", name="method"),
+    sa.Index("ix_allocation_sensor_estimates_building", "building_id"),
 )
 
 # AllocationComputed announcements (migration ``allocation_0002``)

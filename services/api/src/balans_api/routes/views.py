@@ -166,7 +166,26 @@ class HeatParts(BaseModel):
     )
     common_share_pct: float | None
     hours: int = Field(description="Hours with data.")
-    estimated_hours: int = Field(description="Hours estimated from comparable flats.")
+    estimated_hours: int = Field(
+        description="Hours estimated: from comparable flats (no own data), or from the "
+        "neighbours or the flat's history (a faulty sensor, see sensor_estimates)."
+    )
+
+
+class SensorEstimateNote(BaseModel):
+    """Why and how hours of the flat were estimated: balance's faulty_sensor alert named a
+    temperature sensor its heat rests on (allocation's ``allocation_sensor_estimates``)."""
+
+    alert_id: int
+    module_serial: int = Field(description="The sensor pair's module.")
+    sensor: str = Field(description="The faulty sensor: supply, return or pair (both).")
+    shape: str = Field(description="The fault: displaced, swapped, detached, drifting, frozen.")
+    method: str = Field(
+        description="cascade: from the neighbours' temperatures along the single-pipe riser; "
+        "history: from the pair's ΔT against its peers' before the fault."
+    )
+    first_hour: datetime
+    last_hour: datetime | None = Field(description="Null while the alert is open.")
 
 
 class TrailHour(BaseModel):
@@ -177,11 +196,17 @@ class TrailHour(BaseModel):
     measured_kwh: float = Field(description="What the flat's own meters measured.")
     common_kwh: float = Field(description="The flat's share of the common heat.")
     adjustment_kwh: float = Field(description="Moved by the minimum charge or a cap.")
-    estimated: bool = Field(description="Estimated from comparable flats (no own data).")
+    estimated: bool = Field(
+        description="Estimated: from comparable flats (no own data), or a faulty sensor's "
+        "temperatures estimated (sensor_estimate)."
+    )
     method: str = Field(description="How the measured part was obtained (allocation's name).")
     volume_m3: float | None
     delta_t_k: float | None
     k_kwh_per_m3k: float | None
+    sensor_estimate: SensorEstimateNote | None = Field(
+        None, description="Set when the hour's temperatures were estimated (a faulty sensor)."
+    )
 
 
 class Explanation(BaseModel):
@@ -199,6 +224,10 @@ class Explanation(BaseModel):
     methodology: dict[str, object]
     hours: list[TrailHour] | None = Field(
         None, description="With from/to: the period hour by hour (at most 31 days)."
+    )
+    sensor_estimates: list[SensorEstimateNote] = Field(
+        default_factory=list,
+        description="Faulty-sensor alerts whose hours of the period were estimated.",
     )
 
 
@@ -477,9 +506,14 @@ async def explain(
         first = span.start.astimezone(ZoneInfo(flat.timezone)).date().replace(day=1)
     span = held_window(who, span, flat.timezone)
     s = await allocation.flat_heat_summary(pool, flat_id, span.start, span.end)
+    estimates = await allocation.flat_sensor_estimates(pool, flat_id, span.start, span.end)
     trail = (
         [
-            TrailHour(**r)
+            TrailHour(
+                **r,
+                sensor_estimate=(e := allocation.estimate_of_hour(estimates, r["t"], r["flags"]))
+                and SensorEstimateNote(**e),
+            )
             for r in await allocation.flat_heat_trail(pool, flat_id, span.start, span.end)
         ]
         if ranged
@@ -508,6 +542,7 @@ async def explain(
         ),
         methodology=methodology or {},
         hours=trail,
+        sensor_estimates=[SensorEstimateNote(**e) for e in estimates],
     )
 
 

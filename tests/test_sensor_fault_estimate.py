@@ -1,0 +1,292 @@
+"""A faulty temperature sensor's hours are estimated, the bills of the flat and its
+neighbours corrected, and the explanation says so; a dismissed alert restores them.
+
+A simulated 2a building (single-pipe risers, a sensor pair per radiator) whose return
+sensor on a middle floor is displaced towards the room (it reads colder: the flat's ΔT
+and heat grow, the common share shrinks and the neighbours pay less). allocation computes
+it, balance analyses it and announces a faulty_sensor alert through its outbox on NATS;
+allocation's alert consumer estimates the pair's return from the cascade (the supply of
+the radiator below) and recomputes the building. The operator then dismisses the alert as
+a false alarm and the measured figures come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import numpy as np
+import pytest
+from nats.aio.msg import Msg
+
+from balans_allocation.__main__ import sensor_consumer_spec
+from balans_allocation.allocator import OUTBOX as ALLOCATION_OUTBOX
+from balans_allocation.allocator import on_readings_stored
+from balans_allocation.explain import explain
+from balans_allocation.flags import Flag
+from balans_allocation.sensor_alerts import follower
+from balans_allocation.settings import AllocationSettings
+from balans_balance.alert_actions import apply_action
+from balans_balance.alerts import OUTBOX as BALANCE_OUTBOX
+from balans_balance.analysis import analyse_building
+from balans_balance.groups import generate_building_groups
+from balans_core.consumer import JetStreamConsumer, model_decoder, one_by_one
+from balans_core.nats import connect_nats
+from balans_core.outbox import OutboxRelay
+from balans_db.secrets import KeyVault
+from balans_devstack.eventually import eventually
+from balans_protocol import subjects
+from balans_protocol.messages import AlertAction, AlertMessage, AllocationComputed
+from balans_protocol.streams import ensure_streams
+from balans_sim.city import CityConfig, generate_city
+from balans_sim.climate import hour_index
+from balans_sim.engine import CitySim
+from balans_sim.faults import FaultRecord, Where
+from balans_sim.pgwriter import write_chunks
+from balans_sim.world import write_city
+
+START = datetime(2026, 1, 5, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+WARM_HOURS = 24 * 8  # the detector's baseline week and the estimate's fit before the fault
+FAULT_HOURS = 24 * 3
+SEED = 23
+CONFIG = CityConfig(
+    seed=SEED,
+    buildings=1,
+    layout_mix={"2a": 1.0},
+    floors=(5, 5),
+    entrances=(1, 1),
+    flats_per_floor=(2, 2),
+    first_index=930,
+)
+
+
+@dataclass
+class Building:
+    id: int
+    faulty_flat: int  # flat id
+    faulty_module: int
+    flat_ids: list[int]  # in the simulator's flat order (truth columns)
+    area: np.ndarray
+    truth_kwh: np.ndarray  # [H, F] true heat of the flats
+    building_kwh: np.ndarray  # [H] true heat at the building meter
+
+
+def _faulty_pair(city: list) -> tuple[int, str]:
+    """A radiator's pair on a middle floor (a radiator above and below it on its riser)."""
+    spec = city[0]
+    floor = {f.number: f.floor for f in spec.flats}
+    sim = CitySim(city, SEED, hour_index(START))
+    pairs = [p for p in sim.buildings[0].plan.pairs if p.position == "flat"]
+    pair = next(p for p in pairs if floor[p.flat or ""] == 3)
+    return pair.module, pair.flat or ""
+
+
+@pytest.fixture(scope="module")
+async def building(database_url: str) -> Building:
+    city = generate_city(CONFIG)
+    module, flat = _faulty_pair(city)
+    sim = CitySim(city, SEED, hour_index(START))
+    conn = await asyncpg.connect(database_url)
+    try:
+        await write_city(conn, city, KeyVault(), SEED)
+        warm = sim.advance(WARM_HOURS)
+        await write_chunks(conn, warm)
+        spec = city[0]
+        pair = next(p for p in sim.buildings[0].plan.pairs if p.module == module)
+        sim.buildings[0].faults = [
+            FaultRecord(
+                kind="displaced_sensor",
+                building=spec.code,
+                start=START + WARM_HOURS * HOUR,
+                end=None,
+                where=Where(module_serial=module, flat=flat, riser=pair.riser),
+                params={"sensor": "return", "toward_room": 0.5},
+                seed=SEED,
+            )
+        ]
+        hot = sim.advance(FAULT_HOURS)
+        await write_chunks(conn, hot)
+        building_id = await conn.fetchval("select id from buildings where code = $1", spec.code)
+        ids = {
+            r["number"]: r["id"]
+            for r in await conn.fetch(
+                "select number, id from flats where building_id = $1", building_id
+            )
+        }
+        flat_ids = [ids[f.number] for f in spec.flats]
+        await on_readings_stored(conn, building_id, START, timedelta(hours=3), 48)
+    finally:
+        await conn.close()
+    truth = [c.truth for c in (warm[0], hot[0])]
+    return Building(
+        id=building_id,
+        faulty_flat=ids[flat],
+        faulty_module=module,
+        flat_ids=flat_ids,
+        area=np.array([float(f.area_m2) for f in spec.flats]),
+        truth_kwh=np.vstack([t.flat_kwh for t in truth]),
+        building_kwh=np.concatenate([t.building_kwh for t in truth]),
+    )
+
+
+async def _totals(conn: asyncpg.Connection, b: Building, first: datetime) -> tuple:
+    """Per flat (simulator order): total kWh from ``first`` on, hours flagged
+    sensor_fault, and the first and last hour read."""
+    rows = await conn.fetch(
+        """select flat_id, sum(total_kwh) as kwh,
+                  count(*) filter (where flags & $3 > 0) as faulty,
+                  min(hour) as first, max(hour) as last
+           from heat_allocation where building_id = $1 and hour >= $2 group by flat_id""",
+        b.id,
+        first,
+        int(Flag.SENSOR_FAULT),
+    )
+    by_flat = {r["flat_id"]: r for r in rows}
+    kwh = np.array([by_flat[f]["kwh"] for f in b.flat_ids])
+    faulty = {f: by_flat[f]["faulty"] for f in b.flat_ids}
+    return kwh, faulty, rows[0]["first"], rows[0]["last"]
+
+
+def _ideal(b: Building, first: datetime, last: datetime) -> np.ndarray:
+    """What each flat would pay with perfect sensors under the 'area' split: its true heat
+    plus the building meter's rest shared by area, over [first, last]."""
+    hours = slice(int((first - START) / HOUR), int((last - START) / HOUR) + 1)
+    flats = b.truth_kwh[hours].sum(axis=0)
+    rest = b.building_kwh[hours].sum() - flats.sum()
+    return flats + rest * b.area / b.area.sum()
+
+
+@pytest.fixture(scope="module")
+async def follow(database_url: str, nats_url: str) -> AsyncIterator[dict]:
+    """allocation's alert consumer running in this process, the two outboxes' relays, and
+    the allocation announcements received."""
+    settings = AllocationSettings(
+        database_url=database_url,
+        nats_url=nats_url,
+        allocation_sensor_consumer="allocation-sensor-test",
+    )
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=3)
+    nc = await connect_nats(nats_url, "test-sensor-estimate")
+    js = nc.jetstream()
+    await ensure_streams(js)
+    allocation_relay = OutboxRelay(pool, js, ALLOCATION_OUTBOX, "allocation")
+    received: list[AllocationComputed] = []
+
+    async def on_allocation(msg: Msg) -> None:
+        received.append(AllocationComputed.model_validate_json(msg.data))
+
+    sub = await nc.subscribe(subjects.ALLOCATION_ALL, cb=on_allocation)
+    consumer = JetStreamConsumer(
+        js,
+        sensor_consumer_spec(settings),
+        model_decoder(AlertMessage),
+        one_by_one(follower(pool, allocation_relay, settings)),
+    )
+    stopping = asyncio.Event()
+    tasks = [
+        asyncio.create_task(consumer.run(stopping)),
+        asyncio.create_task(allocation_relay.run(stopping)),
+    ]
+    try:
+        yield {
+            "pool": pool,
+            "balance_relay": OutboxRelay(pool, js, BALANCE_OUTBOX, "balance"),
+            "received": received,
+        }
+    finally:
+        stopping.set()
+        await asyncio.gather(*tasks)
+        await sub.unsubscribe()
+        await nc.drain()
+        await pool.close()
+
+
+async def _flagged(pool: asyncpg.Pool, b: Building) -> int:
+    return await pool.fetchval(
+        "select count(*) from heat_allocation where flat_id = $1 and flags & $2 > 0",
+        b.faulty_flat,
+        int(Flag.SENSOR_FAULT),
+    )
+
+
+async def test_the_faulty_sensors_hours_are_estimated_and_bills_corrected(
+    building: Building, follow: dict
+) -> None:
+    b, pool = building, follow["pool"]
+    fault_start = START + WARM_HOURS * HOUR
+    async with pool.acquire() as conn:
+        measured, _, first, last = await _totals(conn, b, fault_start)
+        await generate_building_groups(conn, b.id)
+        await analyse_building(conn, b.id, last, days=10)
+        alert = await conn.fetchrow(
+            """select id, module_serial, first_hour, evidence->>'sensor' as sensor
+               from alerts where building_id = $1 and kind = 'faulty_sensor'""",
+            b.id,
+        )
+    assert alert is not None, "balance raised no faulty_sensor alert"
+    assert (alert["module_serial"], alert["sensor"]) == (b.faulty_module, "return")
+    await follow["balance_relay"].send_pending()
+
+    async def estimated() -> bool:
+        return await _flagged(pool, b) >= FAULT_HOURS - 24
+
+    await eventually("the faulty pair's hours estimated", estimated, timeout_s=60)
+    async with pool.acquire() as conn:
+        corrected, faulty, _, _ = await _totals(conn, b, fault_start)
+        trail = await explain(conn, b.faulty_flat, alert["first_hour"], last + HOUR)
+    ideal = _ideal(b, first, last)
+    i = b.flat_ids.index(b.faulty_flat)
+    others = np.arange(len(b.flat_ids)) != i
+    before, after = np.abs(measured - ideal), np.abs(corrected - ideal)
+    print(
+        f"faulty flat error {before[i] / ideal[i]:.1%} -> {after[i] / ideal[i]:.1%}; "
+        f"neighbours {before[others].sum() / ideal[others].sum():.1%} -> "
+        f"{after[others].sum() / ideal[others].sum():.1%}"
+    )
+    # the displaced sensor made the flat pay too much and its neighbours too little
+    assert measured[i] > ideal[i]
+    assert after[i] < 0.5 * before[i]
+    assert after[others].sum() < before[others].sum()
+    assert corrected.sum() == pytest.approx(measured.sum(), rel=1e-9)  # the building's heat
+    # only the faulty pair's flat is estimated
+    assert {f for f, n in faulty.items() if n} == {b.faulty_flat}
+    # the recomputation went out as late data's does: billing re-bills invoiced months
+    await eventually(
+        "a recomputation announced over the fault's hours",
+        lambda: any(
+            m.building_id == b.id and m.recomputation and m.hour_from <= fault_start + 24 * HOUR
+            for m in follow["received"]
+        ),
+    )
+    # the explanation says estimated, why and how
+    assert trail is not None
+    hours = [h for h in trail.hours if h.sensor_estimate is not None]
+    assert len(hours) == await _flagged(pool, b)
+    note = hours[0].sensor_estimate
+    assert note is not None
+    assert (note.alert_id, note.module_serial, note.sensor, note.method) == (
+        alert["id"], b.faulty_module, "return", "cascade",
+    )  # fmt: skip
+    assert {"estimated", "sensor_fault"} <= set(hours[0].reasons)
+    assert [e.alert_id for e in trail.sensor_estimates] == [alert["id"]]
+
+    # a false alarm: the operator dismisses it, and the measured figures come back
+    async with pool.acquire() as conn:
+        assert await apply_action(conn, AlertAction(alert_id=alert["id"], action="dismiss",
+                                                    actor="operator"))  # fmt: skip
+    await follow["balance_relay"].send_pending()
+
+    async def restored() -> bool:
+        return await _flagged(pool, b) == 0
+
+    await eventually("the measured hours restored", restored, timeout_s=60)
+    async with pool.acquire() as conn:
+        again, _, _, _ = await _totals(conn, b, fault_start)
+        trail = await explain(conn, b.faulty_flat, alert["first_hour"], last + HOUR)
+    np.testing.assert_allclose(again, measured, rtol=1e-9)
+    assert trail is not None
+    assert trail.sensor_estimates == []
