@@ -8,15 +8,15 @@ and balance run on it, and billing closes the month with one invoice per account
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
 import pytest
+from api_harness import signed_in_api
 from ingest_harness import (
     RawConcentrator,
     recent_day,
@@ -28,9 +28,6 @@ from ingest_harness import (
 
 from balans_allocation.__main__ import serve as serve_allocation
 from balans_allocation.settings import AllocationSettings
-from balans_api.app import create_app
-from balans_api.settings import ApiSettings
-from balans_api.users import create_user
 from balans_balance.__main__ import serve as serve_balance
 from balans_balance.settings import BalanceSettings
 from balans_billing.__main__ import serve as serve_billing
@@ -39,7 +36,6 @@ from balans_billing.settings import BillingSettings
 from balans_core.nats import connect_nats
 from balans_db.topology import SiteSpec, city_document, plan_equipment, regular_building
 from balans_devstack.eventually import eventually
-from balans_devstack.nats_server import EmbeddedNats
 from balans_protocol import subjects
 from balans_protocol.auth import UNAUTHENTICATED_KEY, new_nonce
 from balans_protocol.errors import NackReason
@@ -85,34 +81,14 @@ def _last_closed_month() -> tuple[datetime, datetime]:
 
 
 @pytest.fixture(scope="module")
-def own_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
-    server = EmbeddedNats(Path(tmp_path_factory.mktemp("nats")))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-async def api(database_url: str, own_nats: EmbeddedNats) -> AsyncIterator[httpx.AsyncClient]:
+async def api(database_url: str, module_nats_url: str) -> AsyncIterator[httpx.AsyncClient]:
     conn = await asyncpg.connect(database_url)
     try:
         assert await conn.fetchval("select count(*) from buildings") == 0
-        await create_user(conn, "op", PASSWORD, "operator")
     finally:
         await conn.close()
-    nc = await connect_nats(own_nats.url, "api-test")
-    app = create_app(ApiSettings(database_url=database_url, login_rate="1000/minute"), nc)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
-            token = await http.post(
-                "/api/v1/auth/token", data={"username": "op", "password": PASSWORD}
-            )
-            http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-            yield http
-    await nc.close()
+    async with signed_in_api(database_url, module_nats_url, "op", PASSWORD) as http:
+        yield http
 
 
 async def _finished(api: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
@@ -142,10 +118,10 @@ async def _hello_answer(port: int, key: bytes) -> NackReason | None:
 
 
 async def test_imported_building_uploads_and_its_key_rotates(
-    api: httpx.AsyncClient, database_url: str, own_nats: EmbeddedNats
+    api: httpx.AsyncClient, database_url: str, module_nats_url: str
 ) -> None:
     events: asyncio.Queue[TopologyChanged] = asyncio.Queue()
-    listener = await connect_nats(own_nats.url, "listener")
+    listener = await connect_nats(module_nats_url, "listener")
 
     async def on_event(msg: Any) -> None:
         events.put_nowait(TopologyChanged.model_validate_json(msg.data))
@@ -168,8 +144,8 @@ async def test_imported_building_uploads_and_its_key_rotates(
     building = (await api.get(f"/api/v1/provisioning/buildings/{SPEC.code}")).json()
     module = building["meters"][0]["channel"]["module"]
     async with (
-        running_ingest(own_nats.url, database_url) as ingest,
-        running_persister(own_nats.url, database_url),
+        running_ingest(module_nats_url, database_url) as ingest,
+        running_persister(module_nats_url, database_url),
     ):
         async with ingest.client(SPEC.concentrator_serial, key) as client:
             await client.upload([PulseRecord(module, 0, T0 + 3600, 4321)])
@@ -214,12 +190,12 @@ async def test_imported_building_uploads_and_its_key_rotates(
     # kept it: a fresh one here)
     retired = await api.delete(f"/api/v1/provisioning/buildings/{SPEC.code}")
     assert retired.status_code == 200, retired.text
-    async with running_ingest(own_nats.url, database_url) as fresh:
+    async with running_ingest(module_nats_url, database_url) as fresh:
         assert await _hello_answer(fresh.port, new_key) is NackReason.UNKNOWN_CONCENTRATOR
 
 
 async def test_imported_building_is_allocated_balanced_and_billed(
-    api: httpx.AsyncClient, database_url: str, own_nats: EmbeddedNats
+    api: httpx.AsyncClient, database_url: str, module_nats_url: str
 ) -> None:
     started = await api.post("/api/v1/imports", json=city_document([MONTHLY]))
     assert started.status_code == 202, started.text
@@ -247,10 +223,10 @@ async def test_imported_building_is_allocated_balanced_and_billed(
         for k, t in enumerate(hours)  # hour by hour, as a concentrator sends its rounds
         for module, input_, rate in channels
     ]
-    urls = {"database_url": database_url, "nats_url": own_nats.url}
+    urls = {"database_url": database_url, "nats_url": module_nats_url}
     async with (
-        running_ingest(own_nats.url, database_url) as ingest,
-        running_persister(own_nats.url, database_url),
+        running_ingest(module_nats_url, database_url) as ingest,
+        running_persister(module_nats_url, database_url),
         running_service(
             serve_allocation, AllocationSettings(**urls, allocation_lateness_hours=1), "allocation"
         ),

@@ -14,25 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
 import pytest
+from api_harness import signed_in_api
 from ingest_harness import running_ingest, running_persister
 from prometheus_client import REGISTRY
 
 from balans_allocation.__main__ import serve as serve_allocation
 from balans_allocation.settings import AllocationSettings
-from balans_api.app import create_app
-from balans_api.settings import ApiSettings
-from balans_api.users import create_user
 from balans_balance.__main__ import serve as serve_balance
 from balans_balance.settings import BalanceSettings
 from balans_billing import storage as billing
@@ -43,7 +40,6 @@ from balans_core.nats import connect_nats
 from balans_core.service import ServiceContext
 from balans_db.provisioning.mbus import virtual_module_serial
 from balans_devstack.eventually import eventually
-from balans_devstack.nats_server import EmbeddedNats
 from balans_protocol.records import Medium, PulseRecord, RawTelegramRecord
 from balans_protocol.streams import ensure_streams
 
@@ -240,33 +236,9 @@ def _document() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def own_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
-    server = EmbeddedNats(Path(tmp_path_factory.mktemp("nats")))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-async def api(database_url: str, own_nats: EmbeddedNats) -> AsyncIterator[httpx.AsyncClient]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await create_user(conn, "op", PASSWORD, "operator")
-    finally:
-        await conn.close()
-    nc = await connect_nats(own_nats.url, "api-test")
-    app = create_app(ApiSettings(database_url=database_url, login_rate="1000/minute"), nc)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
-            token = await http.post(
-                "/api/v1/auth/token", data={"username": "op", "password": PASSWORD}
-            )
-            http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-            yield http
-    await nc.close()
+async def api(database_url: str, module_nats_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with signed_in_api(database_url, module_nats_url, "op", PASSWORD) as http:
+        yield http
 
 
 @pytest.fixture(scope="module")
@@ -279,12 +251,12 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture(scope="module")
-async def services(database_url: str, own_nats: EmbeddedNats) -> AsyncIterator[None]:
+async def services(database_url: str, module_nats_url: str) -> AsyncIterator[None]:
     """allocation and balance, each as its service runs, in this event loop."""
-    nc = await connect_nats(own_nats.url, "setup")
+    nc = await connect_nats(module_nats_url, "setup")
     await ensure_streams(nc.jetstream())
     await nc.close()
-    common = {"database_url": database_url, "nats_url": own_nats.url}
+    common = {"database_url": database_url, "nats_url": module_nats_url}
     contexts = [
         ServiceContext("allocation", AllocationSettings(**common, allocation_lateness_hours=1)),
         ServiceContext("balance", BalanceSettings(**common)),
@@ -410,7 +382,7 @@ TARIFFS = [
 
 async def test_forwarded_telegrams_are_readings_in_groups_and_on_the_invoice(
     api: httpx.AsyncClient, conn: asyncpg.Connection, database_url: str,
-    own_nats: EmbeddedNats, onboarded: bytes,
+    module_nats_url: str, onboarded: bytes,
 ) -> None:  # fmt: skip
     telegrams = [_raw(s.telegram(k), SENT[k]) for k in range(READINGS) for s in STANDARDS]
     # the building's heat (D100FC pulse inputs): allocation works an hour once heat is in
@@ -420,8 +392,8 @@ async def test_forwarded_telegrams_are_readings_in_groups_and_on_the_invoice(
         for n in (0, 1, 2)
     ]
     async with (
-        running_ingest(own_nats.url, database_url) as ingest,
-        running_persister(own_nats.url, database_url),
+        running_ingest(module_nats_url, database_url) as ingest,
+        running_persister(module_nats_url, database_url),
         ingest.client(CONCENTRATOR, onboarded) as client,
     ):
         await client.upload([*heat, *telegrams])
@@ -527,7 +499,7 @@ async def _consumed(conn: asyncpg.Connection, meter_ids: list[int]) -> bool:
 
 
 async def test_refused_telegrams_write_nothing_and_are_counted(
-    conn: asyncpg.Connection, database_url: str, own_nats: EmbeddedNats, onboarded: bytes,
+    conn: asyncpg.Connection, database_url: str, module_nats_url: str, onboarded: bytes,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     """One batch: a good telegram, one of an unregistered meter, one under a wrong key and
@@ -548,8 +520,8 @@ async def test_refused_telegrams_write_nothing_and_are_counted(
     ]
     before = _outcomes()
     async with (
-        running_ingest(own_nats.url, database_url) as ingest,
-        running_persister(own_nats.url, database_url),
+        running_ingest(module_nats_url, database_url) as ingest,
+        running_persister(module_nats_url, database_url),
         ingest.client(CONCENTRATOR, onboarded, boot=2) as client,
     ):
         await client.upload(batch)
