@@ -53,6 +53,7 @@ async def test_operator_actions_reach_balance(
     database_url: str, nats_url: str, pool: asyncpg.Pool
 ) -> None:
     alert = await _alert(pool, "api-actions")
+    false_alarm = await _alert(pool, "api-dismiss")
     nc = await connect_nats(nats_url, "test-alert-actions-api")
     stopping = asyncio.Event()
     announced: list[AlertMessage] = []
@@ -80,6 +81,10 @@ async def test_operator_actions_reach_balance(
                 base = f"/api/v1/alerts/{alert}"
                 ack = await http.post(f"{base}/acknowledge", json={"note": "seen"}, headers=h)
                 resolved = await http.post(f"{base}/resolve", json={"note": "fixed"}, headers=h)
+                dismissed = await http.post(
+                    f"/api/v1/alerts/{false_alarm}/dismiss", json={"note": "sensor fine"}, headers=h
+                )
+                history = (await http.get(f"/api/v1/alerts/{false_alarm}", headers=h)).json()
                 missing = await http.post("/api/v1/alerts/999999/resolve", json={}, headers=h)
                 odd = {
                     path: (await http.post(path, json=body, headers=h)).status_code
@@ -92,8 +97,8 @@ async def test_operator_actions_reach_balance(
                     )
                 }
         await eventually(
-            "the closing announced",
-            lambda: any(m.alert_id == alert and m.state == "closed" for m in announced),
+            "both closings announced",
+            lambda: {m.alert_id for m in announced if m.state == "closed"} >= {alert, false_alarm},
         )
         await watch.unsubscribe()
         await balance.unsubscribe()
@@ -105,6 +110,12 @@ async def test_operator_actions_reach_balance(
     assert (ack.json()["state"], ack.json()["acknowledged_by"]) == ("open", "user:op")
     assert resolved.status_code == 200, resolved.text
     assert resolved.json()["state"] == "closed"
+    assert dismissed.status_code == 200, dismissed.text
+    assert dismissed.json()["state"] == "closed"
+    # how each was closed goes out with the closing (allocation restores a false alarm's hours)
+    resolution = {m.alert_id: m.resolution for m in announced if m.state == "closed"}
+    assert resolution == {alert: "resolved", false_alarm: "dismissed"}
+    assert [e["action"] for e in history["history"]] == ["opened", "dismissed"]
     assert missing.status_code == 404
     assert all(400 <= code < 500 for code in odd.values()), odd
     audit = await pool.fetch(

@@ -91,7 +91,7 @@ class EvidenceSeries(BaseModel):
 class AlertEvent(BaseModel):
     at: datetime
     actor: str
-    action: Literal["opened", "acknowledged", "resolved", "closed"]
+    action: Literal["opened", "acknowledged", "resolved", "dismissed", "closed"]
     note: str = ""
 
 
@@ -301,19 +301,23 @@ async def _history(pool: asyncpg.Pool, alert: asyncpg.Record) -> list[AlertEvent
     events = [AlertEvent(at=alert["opened_at"], actor="balance", action="opened")]
     rows = await pool.fetch(
         """select at, actor, action, detail->>'note' as note from audit_log
-           where target = $1 and action in ('alert.acknowledge', 'alert.resolve')
+           where target = $1
+             and action in ('alert.acknowledge', 'alert.resolve', 'alert.dismiss')
            order by at, id""",
         f"alert:{alert['id']}",
     )
-    names: dict[str, Literal["acknowledged", "resolved"]] = {
+    names: dict[str, Literal["acknowledged", "resolved", "dismissed"]] = {
         "alert.acknowledge": "acknowledged",
         "alert.resolve": "resolved",
+        "alert.dismiss": "dismissed",
     }
     events += [
         AlertEvent(at=r["at"], actor=r["actor"], action=names[r["action"]], note=r["note"] or "")
         for r in rows
     ]
-    if alert["closed_at"] is not None and not any(e.action == "resolved" for e in events):
+    if alert["closed_at"] is not None and not any(
+        e.action in ("resolved", "dismissed") for e in events
+    ):
         actor = alert["resolved_by"] or "balance"
         events.append(AlertEvent(at=alert["closed_at"], actor=actor, action="closed"))
     return sorted(events, key=lambda e: e.at)
@@ -351,7 +355,7 @@ async def _act(
     pool: Pool,
     who: Operator,
     alert_id: int,
-    action: Literal["acknowledge", "resolve"],
+    action: Literal["acknowledge", "resolve", "dismiss"],
     note: str,
 ) -> AlertPublic:
     """Ask balance (which alone writes alerts) to record the action, then audit it."""
@@ -390,3 +394,12 @@ async def resolve(
     """Close an alert with a note (e.g. after the meter was replaced); balance announces
     the closing."""
     return await _act(request, pool, who, alert_id, "resolve", body.note)
+
+
+@router.post("/alerts/{alert_id}/dismiss", response_model=AlertPublic)
+async def dismiss(
+    alert_id: AlertId, body: AlertNote, request: Request, pool: Pool, who: Operator
+) -> AlertPublic:
+    """Close an alert as a false alarm, with a note; balance announces the closing as
+    dismissed (for a faulty_sensor alert allocation measures its hours again)."""
+    return await _act(request, pool, who, alert_id, "dismiss", body.note)
