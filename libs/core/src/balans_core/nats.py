@@ -8,7 +8,10 @@ from nats.aio.client import Client
 
 
 async def connect_nats(url: str, name: str) -> Client:
-    """Connect with unlimited reconnects; connection events are logged, never swallowed."""
+    """Connect with unlimited reconnects; connection events are logged, never swallowed.
+
+    ``url`` may name several servers separated by commas (the nodes of a cluster): the client
+    connects to one and moves to another when it goes away."""
     log = structlog.get_logger(name)
     client: list[Client] = []  # set once connected; the callbacks need it
 
@@ -25,7 +28,7 @@ async def connect_nats(url: str, name: str) -> Client:
         log.info("nats reconnected")
 
     nc = await nats.connect(
-        url,
+        [server.strip() for server in url.split(",")],  # a cluster's nodes, comma-separated
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,

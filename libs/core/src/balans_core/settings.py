@@ -33,7 +33,24 @@ class CommonSettings(BaseSettings):
         "postgresql://balans@127.0.0.1:5432/balans",
         description="PostgreSQL URL (asyncpg form, postgresql://...).",
     )
-    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server URL.")
+    nats_url: str = Field(
+        "nats://127.0.0.1:4222",
+        description="NATS server URL; for a cluster, its nodes' URLs separated by commas.",
+    )
+    nats_stream_replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="Replicas of every JetStream stream and key-value bucket balans creates "
+        "(3 on a three-node NATS cluster); with the default an existing stream keeps its own.",
+    )
+    partition_lease_s: float = Field(
+        10.0,
+        gt=0,
+        description="A stage process holds its event partitions with leases of this length, "
+        "renewed four times per lease; a process that dies loses its partitions to the "
+        "others after at most this long (docs/operations.md, Partitions).",
+    )
     log_format: Literal["console", "json"] = Field(
         "console", description="'console' for people, 'json' for log shippers."
     )

@@ -7,7 +7,9 @@ stream up to the one declared here.
 
 from __future__ import annotations
 
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from dataclasses import replace
+
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig, SubjectTransform
 from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError
 
@@ -22,7 +24,12 @@ UPLOADS_DUPLICATE_WINDOW_S = 3600.0
 
 
 def _file_stream(
-    name: str, description: str, subject: str, max_age_days: int, duplicate_window_s: float
+    name: str,
+    description: str,
+    subject: str,
+    max_age_days: int,
+    duplicate_window_s: float,
+    subject_transform: SubjectTransform | None = None,
 ) -> StreamConfig:
     """A file-backed stream keeping messages for ``max_age_days`` (limits retention, so
     any number of consumers can read it)."""
@@ -34,6 +41,7 @@ def _file_stream(
         storage=StorageType.FILE,
         max_age=max_age_days * DAY_S,
         duplicate_window=duplicate_window_s,
+        subject_transform=subject_transform,
     )
 
 
@@ -51,6 +59,10 @@ STREAMS: tuple[StreamConfig, ...] = (
         subjects.EVENTS_ALL,
         30,
         120.0,
+        # stored with the building's partition in the subject (subjects.EVENT_PARTITIONS)
+        SubjectTransform(
+            src=subjects.EVENTS_PARTITIONED_SOURCE, dest=subjects.EVENTS_PARTITIONED_DEST
+        ),
     ),
     _file_stream(
         subjects.ALERTS_STREAM,
@@ -80,10 +92,18 @@ STREAMS: tuple[StreamConfig, ...] = (
 )
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
-    """Create every balans stream, or update it to the configuration above."""
-    for config in STREAMS:
+async def ensure_streams(js: JetStreamContext, replicas: int | None = None) -> None:
+    """Create every balans stream, or update it to the configuration above.
+
+    ``replicas`` (``BALANS_NATS_STREAM_REPLICAS``; 3 on a three-node cluster) is what a
+    stream gets; ``None`` creates with 1 and leaves an existing stream's replicas as they
+    are, so a caller that does not know the cluster never shrinks it."""
+    for declared in STREAMS:
+        config = replace(declared, num_replicas=replicas or 1)
         try:
             await js.add_stream(config)
         except BadRequestError:  # exists with another configuration: converge on ours
+            if replicas is None:
+                existing = await js.stream_info(config.name)
+                config.num_replicas = existing.config.num_replicas
             await js.update_stream(config)

@@ -25,6 +25,33 @@ PERIOD_CLOSED_ALL = "balans.events.period.>"
 TOPOLOGY_CHANGED_ALL = "balans.events.topology.>"
 COMMAND_FINISHED_ALL = "balans.events.command.>"
 
+# The EVENTS stream stores ``balans.events.<kind>.<id>`` as ``balans.events.<kind>.<P>.<id>``,
+# P = the server's ``partition(EVENT_PARTITIONS, id)`` (a NATS subject transform; see
+# streams.py): a stage's processes split the partitions between them (balans_core.partitions).
+# Changing the count moves buildings between partitions: drain the stages first.
+EVENT_PARTITIONS = 16
+EVENTS_PARTITIONED_SOURCE = "balans.events.*.*"
+EVENTS_PARTITIONED_DEST = (
+    f"balans.events.{{{{wildcard(1)}}}}.{{{{partition({EVENT_PARTITIONS},2)}}}}.{{{{wildcard(2)}}}}"
+)
+
+
+def partition_of(building_id: int, partitions: int = EVENT_PARTITIONS) -> int:
+    """The partition the server's subject transform gives an id: FNV-1a (32 bit) of its
+    decimal token, modulo the partition count (what ``{{partition(n,k)}}`` computes)."""
+    h = 0x811C9DC5
+    for byte in str(building_id).encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return h % partitions
+
+
+def in_partition(all_subject: str, partition: int) -> str:
+    """The stored subjects of one partition of an ``*_ALL`` events wildcard:
+    ``balans.events.readings.>`` -> ``balans.events.readings.3.*``."""
+    if not all_subject.startswith("balans.events.") or not all_subject.endswith(".>"):
+        raise ValueError(f"{all_subject!r} is not a partitioned events wildcard")
+    return f"{all_subject[:-1]}{partition}.*"
+
 
 def readings_stored(building_id: int) -> str:
     """The persister announces the hours it stored for a building."""

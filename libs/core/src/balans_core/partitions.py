@@ -1,0 +1,352 @@
+"""A stage's processes split the buildings between them: partitions, leases, handover.
+
+The EVENTS stream stores each building's events under its partition
+(``balans.events.<kind>.<P>.<building>``, NATS's deterministic ``partition()`` subject
+transform, :mod:`balans_protocol.streams`). Each partition has its own durable pull
+consumer (``<durable>-pNN``), so a partition's events are delivered in order and its
+progress survives whoever consumes it. A process consumes only the partitions it holds a
+lease on; so no two processes handle one building at once, a building's events stay in
+order, and a building stays with one process (its in-memory state stays valid) until the
+set of processes changes.
+
+Leases live in a JetStream key-value bucket per service (``balans_partitions_<service>``)
+whose keys expire ``lease_s`` after their last write:
+
+- ``member.<id>``: every process writes its own key four times per lease; the live members
+  are the keys present. Partition ``p`` belongs to the ``p % n``-th of the ``n`` members in
+  sorted order (every member computes the same split from the same keys).
+- ``lease.<p>``: the holder's id, created with compare-and-set (``create`` / ``update``
+  with the last revision) and renewed each round. A process that gives a partition up
+  (another member joined, or it stops) first lets its fetchers settle what they hold, then
+  writes an empty value: the next holder starts right after the last acknowledged event.
+  A process that dies leaves its lease to expire; the next holder then rewinds the
+  partition's consumers to their acknowledged floor, so the dead process's unacknowledged
+  events come again first and in order (handlers are idempotent).
+
+Within a process, one fetcher per held partition and consumer pulls a batch and waits until
+it is settled; ``spec.workers`` handler loops per consumer take the batches waiting (whole
+batches, up to ``spec.batch`` messages) and hand them to :meth:`JetStreamConsumer.handle`,
+so a service still sees batches across buildings (allocation's one load, one compute, one
+write per batch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import structlog
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.js.api import DeliverPolicy, KeyValueConfig, StorageType
+from nats.js.client import JetStreamContext
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NoKeysError,
+    NotFoundError,
+)
+from nats.js.kv import KeyValue
+from prometheus_client import Counter, Gauge
+
+from balans_core.consumer import ConsumerSpec, JetStreamConsumer, ensure_consumer
+from balans_protocol import subjects
+
+log = structlog.get_logger("partitions")
+
+ROUNDS_PER_LEASE = 4
+
+
+def partition_spec(spec: ConsumerSpec, partition: int) -> ConsumerSpec:
+    """The durable consumer of one partition of ``spec``'s subject."""
+    return replace(
+        spec,
+        durable=f"{spec.durable}-p{partition:02d}",
+        subject=subjects.in_partition(spec.subject, partition),
+    )
+
+
+def partition_durables(durable: str, partitions: int = subjects.EVENT_PARTITIONS) -> list[str]:
+    """The names of every partition's durable consumer of ``durable`` (for operators and
+    benchmarks that wait for a stage to drain)."""
+    return [f"{durable}-p{p:02d}" for p in range(partitions)]
+
+
+def bucket_name(service: str) -> str:
+    return f"balans_partitions_{service}"
+
+
+def assigned(members: Sequence[str], me: str, partitions: int) -> set[int]:
+    """The partitions ``me`` should hold among ``members`` (round robin in sorted order)."""
+    ordered = sorted(set(members) | {me})
+    index = ordered.index(me)
+    return {p for p in range(partitions) if p % len(ordered) == index}
+
+
+def _member_id() -> str:
+    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+_METRICS: dict[str, tuple[Gauge, Counter]] = {}
+
+
+def _metrics(service: str) -> tuple[Gauge, Counter]:
+    if service not in _METRICS:
+        _METRICS[service] = (
+            Gauge(
+                f"balans_{service}_partitions_held",
+                "Event partitions this process holds a lease on (consumes).",
+            ),
+            Counter(
+                f"balans_{service}_partition_leases_lost_total",
+                "Leases this process lost before giving them up (it was too slow to renew "
+                "them, or NATS was unreachable for longer than a lease): another process "
+                "took the partition.",
+            ),
+        )
+    return _METRICS[service]
+
+
+@dataclass
+class _Batch:
+    msgs: list[Msg]
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _Lane:
+    """One consumer's side of a process: fetchers per held partition fill its queue, its
+    handler loops empty it."""
+
+    def __init__(self, consumer: JetStreamConsumer[object]) -> None:
+        self.consumer = consumer
+        self.queue: asyncio.Queue[_Batch] = asyncio.Queue()
+
+    async def fetch(self, partition: int, stop: asyncio.Event) -> None:
+        spec = partition_spec(self.consumer.spec, partition)
+        js = self.consumer.js
+        sub = await js.pull_subscribe_bind(spec.durable, stream=spec.stream)
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(spec.batch, timeout=spec.fetch_timeout_s)
+                except TimeoutError:  # nothing waiting
+                    continue
+                except NatsError as exc:
+                    log.warning("fetch failed", consumer=spec.durable, error=repr(exc))
+                    await asyncio.sleep(spec.fetch_timeout_s)
+                    continue
+                batch = _Batch(msgs)
+                await self.queue.put(batch)
+                await batch.settled.wait()
+        finally:
+            await sub.unsubscribe()
+
+    async def handle(self, drained: asyncio.Event) -> None:
+        """Hand waiting batches over until ``drained`` (every fetcher has finished)."""
+        limit = self.consumer.spec.batch
+        while True:
+            try:
+                first = await asyncio.wait_for(self.queue.get(), timeout=0.2)
+            except TimeoutError:
+                if drained.is_set() and self.queue.empty():
+                    return
+                continue
+            batches = [first]
+            size = len(first.msgs)
+            while size < limit and not self.queue.empty():
+                batches.append(self.queue.get_nowait())
+                size += len(batches[-1].msgs)
+            try:
+                await self.consumer.handle([m for b in batches for m in b.msgs])
+            finally:
+                for batch in batches:
+                    batch.settled.set()
+
+
+@dataclass
+class _Held:
+    revision: int
+    stop: asyncio.Event
+    fetchers: list[asyncio.Task[None]]
+
+
+class PartitionedConsumers:
+    """Consume ``consumers`` (unpartitioned specs: subject ``balans.events.<kind>.>``) for
+    the partitions this process holds, and keep its share of them as processes come and go.
+
+    ``on_release(partition)`` is awaited after a partition's in-flight batches are settled
+    and before another process may take it (a cache of its buildings is stale from then on).
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        service: str,
+        consumers: Sequence[JetStreamConsumer[object]],
+        *,
+        lease_s: float,
+        replicas: int = 1,
+        partitions: int = subjects.EVENT_PARTITIONS,
+        member: str | None = None,
+        on_release: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
+        self.js = js
+        self.service = service
+        self.lanes = [_Lane(c) for c in consumers]
+        self.lease_s = lease_s
+        self.replicas = replicas
+        self.partitions = partitions
+        self.member = member or _member_id()
+        self.on_release = on_release
+        self.held: dict[int, _Held] = {}
+        self.held_gauge, self.lost = _metrics(service)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Hold, consume and hand over partitions until ``stopping``; then settle, release
+        every lease and leave, so the other processes take over at once."""
+        kv = await self._bucket()
+        for lane in self.lanes:
+            for p in range(self.partitions):
+                spec = partition_spec(lane.consumer.spec, p)
+                await ensure_consumer(self.js, spec.stream, spec.consumer_config())
+        drained = asyncio.Event()
+        handlers = [
+            asyncio.create_task(lane.handle(drained))
+            for lane in self.lanes
+            for _ in range(lane.consumer.spec.workers)
+        ]
+        try:
+            while not stopping.is_set():
+                try:
+                    await self._round(kv)
+                except NatsError as exc:  # NATS away: leases expire, fetchers keep trying
+                    log.warning("partition round failed", service=self.service, error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), self.lease_s / ROUNDS_PER_LEASE)
+        finally:
+            await self._give_up(kv, list(self.held))
+            drained.set()
+            await asyncio.gather(*handlers)
+            try:
+                await kv.delete(f"member.{self.member}")
+            except NatsError as exc:
+                log.warning("membership not withdrawn", service=self.service, error=repr(exc))
+
+    async def _bucket(self) -> KeyValue:
+        try:
+            return await self.js.key_value(bucket_name(self.service))
+        except BucketNotFoundError:
+            return await self.js.create_key_value(
+                KeyValueConfig(
+                    bucket=bucket_name(self.service),
+                    description=f"Which {self.service} process holds which event partition",
+                    ttl=self.lease_s,
+                    storage=StorageType.FILE,
+                    replicas=self.replicas,
+                )
+            )
+
+    async def _members(self, kv: KeyValue) -> list[str]:
+        try:
+            keys = await kv.keys()
+        except NoKeysError:
+            return []
+        return [k.removeprefix("member.") for k in keys if k.startswith("member.")]
+
+    async def _round(self, kv: KeyValue) -> None:
+        """Renew what we hold, heartbeat, give up what is no longer ours, take what is."""
+        for partition in sorted(self.held):
+            held = self.held[partition]
+            try:
+                held.revision = await kv.update(
+                    f"lease.{partition}", self.member.encode(), last=held.revision
+                )
+            except KeyWrongLastSequenceError:  # expired and taken: stop at once, keep off it
+                self.lost.inc()
+                log.error("partition lease lost", service=self.service, partition=partition)
+                await self._stop([partition])
+        await kv.put(f"member.{self.member}", b"")
+        wanted = assigned(await self._members(kv), self.member, self.partitions)
+        failed = {p for p, held in self.held.items() if any(t.done() for t in held.fetchers)}
+        for partition in failed:  # given up below and taken again in the next round
+            log.error("partition fetcher ended", service=self.service, partition=partition)
+        await self._give_up(kv, sorted((set(self.held) - wanted) | failed))
+        for partition in sorted(wanted - set(self.held)):
+            await self._take(kv, partition)
+        self.held_gauge.set(len(self.held))
+
+    async def _take(self, kv: KeyValue, partition: int) -> None:
+        key = f"lease.{partition}"
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:  # never held, or its holder died and the lease expired
+            entry = None
+        try:
+            if entry is None:
+                revision = await kv.create(key, self.member.encode())
+                await self._rewind(partition)
+            elif not entry.value:  # given up cleanly
+                revision = await kv.update(key, self.member.encode(), last=entry.revision)
+            else:  # its holder has not let go yet; it will, or its lease expires
+                return
+        except KeyWrongLastSequenceError:  # another process was quicker
+            return
+        stop = asyncio.Event()
+        fetchers = [asyncio.create_task(lane.fetch(partition, stop)) for lane in self.lanes]
+        self.held[partition] = _Held(revision, stop, fetchers)
+        log.info("partition taken", service=self.service, partition=partition, member=self.member)
+
+    async def _rewind(self, partition: int) -> None:
+        """After a holder died: redeliver from the acknowledged floor, in order."""
+        for lane in self.lanes:
+            spec = partition_spec(lane.consumer.spec, partition)
+            try:
+                info = await self.js.consumer_info(spec.stream, spec.durable)
+            except NotFoundError:
+                continue
+            if not info.num_ack_pending or info.ack_floor is None:
+                continue
+            config = spec.consumer_config()
+            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = info.ack_floor.stream_seq + 1
+            await self.js.delete_consumer(spec.stream, spec.durable)
+            await self.js.add_consumer(spec.stream, config)
+            log.warning(
+                "partition rewound after its holder died",
+                consumer=spec.durable,
+                from_seq=config.opt_start_seq,
+                unacknowledged=info.num_ack_pending,
+            )
+
+    async def _stop(self, partitions: Sequence[int]) -> dict[int, int]:
+        """Stop fetching ``partitions`` (together) once what they hold is settled; return
+        the revision of each one's lease."""
+        stopped = {p: self.held.pop(p) for p in partitions}
+        for held in stopped.values():
+            held.stop.set()
+        await asyncio.gather(
+            *(t for held in stopped.values() for t in held.fetchers), return_exceptions=True
+        )
+        for partition in stopped:
+            if self.on_release is not None:
+                await self.on_release(partition)
+        return {p: held.revision for p, held in stopped.items()}
+
+    async def _give_up(self, kv: KeyValue, partitions: Sequence[int]) -> None:
+        """Stop, then release the leases: the next holder starts after what we settled."""
+        if not partitions:
+            return
+        for partition, revision in (await self._stop(partitions)).items():
+            try:
+                await kv.update(f"lease.{partition}", b"", last=revision)
+            except (KeyWrongLastSequenceError, NatsError) as exc:  # it expires by itself
+                log.warning("partition lease not released", partition=partition, error=repr(exc))
+                continue
+            log.info("partition given up", service=self.service, partition=partition)

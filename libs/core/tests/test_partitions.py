@@ -1,0 +1,170 @@
+"""Partitioned consumers over a real NATS server, with real processes: two processes split
+the buildings (none handled by both, each building's events in order, exactly once); one
+stopping hands its partitions to the other at once; one killed has its partitions taken
+over after its lease, unacknowledged events first and in order."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from nats.aio.client import Client
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+
+from balans_core.nats import connect_nats
+from balans_core.partitions import assigned, bucket_name
+from balans_devstack.eventually import eventually
+from balans_protocol import subjects
+from balans_protocol.streams import ensure_streams
+
+WORKER = Path(__file__).with_name("partition_worker.py")
+LEASE_S = 2.0
+BUILDINGS = range(1, 41)
+
+
+@pytest.fixture(scope="module")
+async def nc(module_nats_url: str) -> AsyncIterator[Client]:
+    client = await connect_nats(module_nats_url, "test-partitions")
+    await ensure_streams(client.jetstream())
+    try:
+        yield client
+    finally:
+        await client.drain()
+
+
+class Worker:
+    def __init__(self, url: str, member: str, folder: Path, work_s: float) -> None:
+        self.member = member
+        self.out = folder / f"{member}.txt"
+        self.out.touch()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER), url, member, str(self.out), str(LEASE_S), str(work_s)]
+        )
+
+    def handled(self) -> list[tuple[int, int, int, str]]:
+        """(time, building, seq, member) of every event this process handled."""
+        rows = [line.split() for line in self.out.read_text().splitlines()]
+        return [(int(t), int(b), int(s), self.member) for t, b, s in rows]
+
+    def stop(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def workers(module_nats_url: str, tmp_path: Path) -> Iterator[dict[str, Worker]]:
+    started: dict[str, Worker] = {}
+
+    def start(member: str, work_s: float = 0.0) -> Worker:
+        started[member] = Worker(module_nats_url, member, tmp_path, work_s)
+        return started[member]
+
+    yield started | {"start": start}  # type: ignore[dict-item]
+    for worker in started.values():
+        if worker.proc.poll() is None:
+            worker.stop(signal.SIGKILL)
+
+
+async def holders(nc: Client) -> dict[int, str]:
+    """partition -> the member whose lease it is (absent: free)."""
+    try:
+        kv = await nc.jetstream().key_value(bucket_name("parttest"))
+    except BucketNotFoundError:  # no worker has started yet
+        return {}
+    found: dict[int, str] = {}
+    for p in range(subjects.EVENT_PARTITIONS):
+        try:
+            entry = await kv.get(f"lease.{p}")
+        except KeyNotFoundError:
+            continue
+        if entry.value:
+            found[p] = entry.value.decode()
+    return found
+
+
+async def split_between(nc: Client, members: list[str]) -> bool:
+    wanted = {p: m for m in members for p in assigned(members, m, subjects.EVENT_PARTITIONS)}
+    return await holders(nc) == wanted
+
+
+async def publish(nc: Client, seqs: range) -> None:
+    js = nc.jetstream()
+    for seq in seqs:
+        for b in BUILDINGS:
+            body = f'{{"building_id": {b}, "seq": {seq}}}'.encode()
+            await js.publish(subjects.readings_stored(b), body)
+
+
+def by_building(rows: list[tuple[int, int, int, str]]) -> dict[int, list[tuple[int, str]]]:
+    """building -> (seq, member) in the order handled."""
+    found: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for _, b, seq, member in sorted(rows):
+        found[b].append((seq, member))
+    return found
+
+
+def last_handling_order(handled: list[tuple[int, str]]) -> list[int]:
+    """Seqs ordered by when each was handled last (a redelivered event counts when it was
+    handled again)."""
+    last = {seq: i for i, (seq, _) in enumerate(handled)}
+    return sorted(last, key=last.__getitem__)
+
+
+async def test_processes_split_hand_over_and_take_over(
+    nc: Client, workers: dict[str, Worker]
+) -> None:
+    start = workers["start"]  # type: ignore[operator]
+    a, b = start("a"), start("b")
+    await eventually("a and b hold 8 partitions each", lambda: split_between(nc, ["a", "b"]))
+
+    await publish(nc, range(0, 5))
+    total = len(BUILDINGS) * 5
+    await eventually(
+        "round 1 handled", lambda: len(a.handled()) + len(b.handled()) >= total, timeout_s=30
+    )
+    round1 = by_building(a.handled() + b.handled())
+    for building, handled in round1.items():
+        assert [seq for seq, _ in handled] == list(range(5)), f"building {building}: {handled}"
+        members = {m for _, m in handled}
+        assert len(members) == 1, f"building {building} handled by {members}"
+        owner = "a" if subjects.partition_of(building) % 2 == 0 else "b"
+        assert members == {owner}
+    assert {m for h in round1.values() for _, m in h} == {"a", "b"}
+
+    # b stops: it settles what it holds and lets go; a takes everything without waiting
+    b.stop(signal.SIGTERM)
+    assert b.proc.returncode == 0
+    await eventually("a holds every partition", lambda: split_between(nc, ["a"]))
+    await publish(nc, range(5, 10))
+    await eventually(
+        "round 2 handled by a", lambda: len(a.handled()) >= total * 2 - len(b.handled())
+    )
+    for building, handled in by_building(a.handled() + b.handled()).items():
+        assert [seq for seq, _ in handled] == list(range(10)), f"building {building}: {handled}"
+        assert {m for seq, m in handled if seq >= 5} == {"a"}
+
+    # c joins, then dies in the middle of its work: a takes its partitions when its leases
+    # expire, and the events c had not acknowledged come first and in order
+    c = start("c", work_s=0.02)
+    await eventually("a and c hold 8 partitions each", lambda: split_between(nc, ["a", "c"]))
+    await publish(nc, range(10, 15))
+    await eventually("c is busy", lambda: len(c.handled()) >= 20)
+    c.stop(signal.SIGKILL)
+    await eventually("a holds every partition", lambda: split_between(nc, ["a"]))
+    rows = a.handled() + b.handled() + c.handled()
+    await eventually(
+        "round 3 handled",
+        lambda: (
+            {(bb, s) for _, bb, s, _ in a.handled() + c.handled() if s >= 10}
+            == {(bb, s) for bb in BUILDINGS for s in range(10, 15)}
+        ),
+    )
+    rows = a.handled() + b.handled() + c.handled()
+    for building, handled in by_building(rows).items():
+        assert last_handling_order(handled) == list(range(15)), f"building {building}: {handled}"
+    assert any(m == "c" for h in by_building(rows).values() for _, m in h)
