@@ -50,7 +50,7 @@ async def main(url: str, member: str, out: Path, lease_s: float, work_s: float) 
             fetch_timeout_s=0.2,
         )
         consumer = JetStreamConsumer.each(js, spec, Event, handle)
-        partitions = PartitionedConsumers(js, SERVICE, [consumer], lease_s=lease_s, member=member)
+        partitions = PartitionedConsumers(js, [consumer], lease_s=lease_s, member=member)
         await partitions.run(stopping)
     await nc.drain()
 

@@ -9,7 +9,8 @@ lease on; so no two processes handle one building at once, a building's events s
 order, and a building stays with one process (its in-memory state stays valid) until the
 set of processes changes.
 
-Leases live in a JetStream key-value bucket per service (``balans_partitions_<service>``)
+Leases live in a JetStream key-value bucket per consumer group
+(``balans_partitions_<durable>``, the durable of the first consumer)
 whose keys expire ``lease_s`` after their last write:
 
 - ``member.<id>``: every process writes its own key four times per lease; the live members
@@ -39,6 +40,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import structlog
 from nats.aio.msg import Msg
@@ -78,8 +80,10 @@ def partition_durables(durable: str, partitions: int = subjects.EVENT_PARTITIONS
     return [f"{durable}-p{p:02d}" for p in range(partitions)]
 
 
-def bucket_name(service: str) -> str:
-    return f"balans_partitions_{service}"
+def bucket_name(durable: str) -> str:
+    """The lease bucket of the processes sharing ``durable`` (a consumer group: two groups
+    of one service, e.g. a test's and a deployment's, never split partitions between them)."""
+    return f"balans_partitions_{durable}"
 
 
 def assigned(members: Sequence[str], me: str, partitions: int) -> set[int]:
@@ -124,7 +128,7 @@ class _Lane:
     """One consumer's side of a process: fetchers per held partition fill its queue, its
     handler loops empty it."""
 
-    def __init__(self, consumer: JetStreamConsumer[object]) -> None:
+    def __init__(self, consumer: JetStreamConsumer[Any]) -> None:
         self.consumer = consumer
         self.queue: asyncio.Queue[_Batch] = asyncio.Queue()
 
@@ -188,8 +192,7 @@ class PartitionedConsumers:
     def __init__(
         self,
         js: JetStreamContext,
-        service: str,
-        consumers: Sequence[JetStreamConsumer[object]],
+        consumers: Sequence[JetStreamConsumer[Any]],
         *,
         lease_s: float,
         replicas: int = 1,
@@ -198,7 +201,7 @@ class PartitionedConsumers:
         on_release: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self.js = js
-        self.service = service
+        self.service = consumers[0].spec.service
         self.lanes = [_Lane(c) for c in consumers]
         self.lease_s = lease_s
         self.replicas = replicas
@@ -206,7 +209,8 @@ class PartitionedConsumers:
         self.member = member or _member_id()
         self.on_release = on_release
         self.held: dict[int, _Held] = {}
-        self.held_gauge, self.lost = _metrics(service)
+        self.held_gauge, self.lost = _metrics(self.service)
+        self.bucket = bucket_name(consumers[0].spec.durable)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Hold, consume and hand over partitions until ``stopping``; then settle, release
@@ -241,11 +245,11 @@ class PartitionedConsumers:
 
     async def _bucket(self) -> KeyValue:
         try:
-            return await self.js.key_value(bucket_name(self.service))
+            return await self.js.key_value(self.bucket)
         except BucketNotFoundError:
             return await self.js.create_key_value(
                 KeyValueConfig(
-                    bucket=bucket_name(self.service),
+                    bucket=self.bucket,
                     description=f"Which {self.service} process holds which event partition",
                     ttl=self.lease_s,
                     storage=StorageType.FILE,

@@ -19,6 +19,7 @@ from balans_core.consumer import (
 )
 from balans_core.nats import connect_nats
 from balans_core.outbox import OutboxRelay
+from balans_core.partitions import PartitionedConsumers
 from balans_core.service import ServiceContext, run_service
 from balans_protocol import subjects
 from balans_protocol.messages import AlertMessage, ReadingsStored
@@ -56,8 +57,9 @@ def sensor_consumer_spec(settings: AllocationSettings) -> ConsumerSpec:
 
 
 async def serve(ctx: ServiceContext) -> None:
-    """Consume ReadingsStored (durable: instances share the work); buildings are serialised
-    across instances by an advisory lock."""
+    """Consume ReadingsStored of the event partitions this process holds (instances split
+    the buildings, balans_core.partitions); a building is also serialised across instances
+    by an advisory lock, which covers a lease lost to a stalled process."""
     settings = ctx.settings
     if not isinstance(settings, AllocationSettings):
         raise TypeError("allocation needs AllocationSettings")
@@ -67,7 +69,7 @@ async def serve(ctx: ServiceContext) -> None:
     nc = await connect_nats(settings.nats_url, "allocation")
     try:
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, settings.nats_stream_replicas)
         async with pool.acquire() as conn:
             warmed = await warm_up(conn, settings.allocation_lookaround_hours)
 
@@ -87,9 +89,15 @@ async def serve(ctx: ServiceContext) -> None:
             model_decoder(AlertMessage),
             one_by_one(sensor_alerts.follower(pool, relay, settings)),
         )
+        partitions = PartitionedConsumers(
+            js,
+            [consumer],
+            lease_s=settings.partition_lease_s,
+            replicas=settings.nats_stream_replicas,
+        )
         ctx.set_ready(consumer=settings.allocation_consumer, warmed_buildings=warmed)
         await ctx.run_until_stopped(
-            relay.run(ctx.stopping), consumer.run(ctx.stopping), alerts.run(ctx.stopping)
+            relay.run(ctx.stopping), partitions.run(ctx.stopping), alerts.run(ctx.stopping)
         )
     finally:
         await nc.drain()
