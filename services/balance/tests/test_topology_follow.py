@@ -14,6 +14,7 @@ from balans_balance.__main__ import topology_spec
 from balans_balance.groups import generate_building_groups
 from balans_balance.service import follow_topology_event
 from balans_balance.settings import BalanceSettings
+from balans_balance.windows import BuildingStates
 from balans_core.consumer import JetStreamConsumer
 from balans_core.nats import connect_nats
 from balans_db.provisioning.export import export_document
@@ -84,7 +85,7 @@ async def test_a_new_flat_meter_joins_its_groups(database_url: str, nats_url: st
         await js.publish(subjects.topology_changed(building_id), event.model_dump_json().encode())
 
         async def on_topology(e: TopologyChanged) -> None:
-            await follow_topology_event(e, pool)
+            await follow_topology_event(e, pool, BuildingStates(10, 24))
 
         stopping = asyncio.Event()
         consumer = JetStreamConsumer.each(js, topology_spec(settings), TopologyChanged, on_topology)

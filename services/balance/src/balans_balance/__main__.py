@@ -14,9 +14,11 @@ from balans_balance.service import (
     serve_group_api,
 )
 from balans_balance.settings import BalanceSettings
+from balans_balance.windows import BuildingStates
 from balans_core.consumer import ConsumerSpec, JetStreamConsumer
 from balans_core.nats import connect_nats
 from balans_core.outbox import OutboxRelay
+from balans_core.partitions import PartitionedConsumers
 from balans_core.service import ServiceContext, run_service
 from balans_protocol import subjects
 from balans_protocol.messages import AllocationComputed, TopologyChanged
@@ -60,26 +62,35 @@ async def serve(ctx: ServiceContext) -> None:
     nc = await connect_nats(settings.nats_url, "balance")
     try:
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, settings.nats_stream_replicas)
         relay = OutboxRelay(
             pool, js, OUTBOX, "balance", poll_interval_s=settings.outbox_poll_interval_s
         )
         group_api = await serve_group_api(nc, pool)
         alert_api = await serve_alert_actions(nc, pool, relay)
 
+        states = BuildingStates(
+            settings.balance_state_buildings, settings.balance_state_refresh_hours
+        )
+
         async def on_event(event: AllocationComputed) -> None:
-            await analyse_event(event, pool, relay, settings)
+            await analyse_event(event, pool, relay, settings, states)
 
         events = JetStreamConsumer.each(js, consumer_spec(settings), AllocationComputed, on_event)
 
         async def on_topology(event: TopologyChanged) -> None:
-            await follow_topology_event(event, pool)
+            await follow_topology_event(event, pool, states)
 
         topology = JetStreamConsumer.each(js, topology_spec(settings), TopologyChanged, on_topology)
-        ctx.set_ready(groups_subject=subjects.BALANCE_GROUPS_API)
-        await ctx.run_until_stopped(
-            relay.run(ctx.stopping), events.run(ctx.stopping), topology.run(ctx.stopping)
+        # a building's analyses and topology changes go to the process holding its partition
+        partitions = PartitionedConsumers(
+            js,
+            [events, topology],
+            lease_s=settings.partition_lease_s,
+            replicas=settings.nats_stream_replicas,
         )
+        ctx.set_ready(groups_subject=subjects.BALANCE_GROUPS_API)
+        await ctx.run_until_stopped(relay.run(ctx.stopping), partitions.run(ctx.stopping))
         await group_api.unsubscribe()
         await alert_api.unsubscribe()
     finally:

@@ -32,6 +32,7 @@ from balans_balance.detectors.meter_faults import METER_FAULTS, member_shifts
 from balans_balance.detectors.sensor_faults import sensor_findings
 from balans_balance.detectors.silences_and_batteries import reporting_findings
 from balans_balance.detectors.verification_due import verification_findings
+from balans_balance.episodes import Episode
 from balans_balance.findings import Finding
 from balans_balance.forecast import (
     continuous_night_flow,
@@ -262,30 +263,20 @@ def member_alerts(
             params["loss_pct"] = percent(float(evidence["loss"]))
         if basis == "dt_rose":
             params["dt_change_pct"] = percent(float(evidence["riser_dt_change"]))
-        code, params, sentence = reason(f"{kind}.{basis}", **params)
         out.append(
-            Finding(
-                kind=kind,
-                cause_key=f"meter:{meter_id}",
-                first_hour=data.hours[ep.start],
-                last_hour=data.hours[ep.end],
-                active=ep.active,
-                summary=sentence,
-                building_id=data.building_id,
-                group_id=group.id,
-                meter_id=meter_id,
-                evidence={
-                    "rule": sentence,
-                    "meter_serial": serial,
-                    "detected_hour": data.hours[ep.confirmed].isoformat(),
+            _meter_finding(
+                data,
+                group,
+                meter_id,
+                ep,
+                reason(f"{kind}.{basis}", **params),
+                {
                     **evidence,
                     **_predicted(
                         data, raw[shift.member], _in_own_unit(shift.deficit, worth), ep.end
                     ),
                 },
-                reason_code=code,
-                reason_params=params,
-                detected_hour=data.hours[ep.confirmed],
+                began_before=False,
             )
         )
     since: dict[int | None, datetime] = {}  # meter -> the earliest start the peers gave
@@ -339,16 +330,43 @@ def _flagged(
     """A member whose module raised its tamper flag and that no rule against its peers
     named: a magnet, from the flag's first hour."""
     ep = t.episode
-    serial = data.meter_serials[meter_id]
     span = slice(ep.start, ep.end + 1)
     got = float(np.nansum(registered[span]))
     lost = float(t.missed[span].sum())
     loss = lost / (lost + got) if lost + got > 0 else 0.0
-    code, params, sentence = reason(
-        "magnet.tamper_flag", meter_serial=serial, loss_pct=percent(loss)
-    )
+    return _meter_finding(
+        data,
+        group,
+        meter_id,
+        ep,
+        reason("magnet.tamper_flag", meter_serial=data.meter_serials[meter_id],
+               loss_pct=percent(loss)),
+        {
+            "loss": round(loss, 4),
+            "basis": "tamper_flag",
+            **_predicted(data, registered, t.missed, ep.end),
+        },
+        began_before=ep.start == 0,
+    )  # fmt: skip
+
+
+def _meter_finding(
+    data: BuildingData,
+    group: GroupDef,
+    meter_id: int,
+    ep: Episode,
+    reasoned: tuple[str, dict[str, Any], str],
+    evidence: dict[str, Any],
+    *,
+    began_before: bool,
+) -> Finding:
+    """A fault of one member meter of ``group`` over ``ep``: its cause is the meter (one
+    alert per meter, whichever rule named it), its kind the reason's, and its evidence
+    the rule's sentence, the meter's serial and the hour it was detected, then
+    ``evidence``."""
+    code, params, sentence = reasoned
     return Finding(
-        kind="magnet",
+        kind=code.split(".")[0],
         cause_key=f"meter:{meter_id}",
         first_hour=data.hours[ep.start],
         last_hour=data.hours[ep.end],
@@ -359,16 +377,14 @@ def _flagged(
         meter_id=meter_id,
         evidence={
             "rule": sentence,
-            "meter_serial": serial,
+            "meter_serial": data.meter_serials[meter_id],
             "detected_hour": data.hours[ep.confirmed].isoformat(),
-            "loss": round(loss, 4),
-            "basis": "tamper_flag",
-            **_predicted(data, registered, t.missed, ep.end),
+            **evidence,
         },
         reason_code=code,
         reason_params=params,
         detected_hour=data.hours[ep.confirmed],
-        began_before=ep.start == 0,
+        began_before=began_before,
     )
 
 
@@ -381,34 +397,26 @@ def _not_counting(data: BuildingData, group: GroupDef, meter_id: int, r: StillRe
     flagged = meter_id in data.tamper and bool(data.tamper[meter_id][r.start :].any())
     params: dict[str, Any] = {"meter_serial": serial, "since": since.date().isoformat()}
     if flagged:
-        code, params, sentence = reason("magnet.not_counted_tamper_flag", **params)
+        reasoned = reason("magnet.not_counted_tamper_flag", **params)
     else:
         params |= {"peer_use": round(r.peer_use, 1), "unit": data.units[meter_id]}
         rule = "stuck_meter.not_counted_since_before" if before else "stuck_meter.not_counted"
-        code, params, sentence = reason(rule, **params)
+        reasoned = reason(rule, **params)
     last = len(data.hours) - 1
-    return Finding(
-        kind=code.split(".")[0],
-        cause_key=f"meter:{meter_id}",
-        first_hour=since,
-        last_hour=data.hours[last],
-        active=True,
-        summary=sentence,
-        building_id=data.building_id,
-        group_id=group.id,
-        meter_id=meter_id,
-        evidence={
-            "rule": sentence,
-            "meter_serial": serial,
-            "detected_hour": data.hours[last].isoformat(),
+    return _meter_finding(
+        data,
+        group,
+        meter_id,
+        Episode(start=r.start, confirmed=last, end=last, active=True),
+        reasoned,
+        {
             "still_hours": last + 1 - r.start,
             "peer_use": r.peer_use,
+            # without the tamper flag a magnet that stopped the register reads the same
+            **({} if flagged else {"also_possible": ["magnet"]}),
             # still since before the data read: no usual level to predict from
             **(_predicted(data, data.series(meter_id), r.missed, last) if r.start else {}),
         },
-        reason_code=code,
-        reason_params=params,
-        detected_hour=data.hours[last],
         began_before=before,
     )
 
@@ -640,9 +648,15 @@ def never_heard(data: BuildingData) -> list[Finding]:
 
 
 async def _store_series(
-    conn: asyncpg.Connection, data: BuildingData, result: GroupResult, unit: str
+    conn: asyncpg.Connection,
+    data: BuildingData,
+    result: GroupResult,
+    unit: str,
+    written: dict[datetime, tuple[Any, ...]] | None = None,
 ) -> None:
-    """Store the group's hourly series with its band and roll it up."""
+    """Store the group's hourly series with its band and roll it up. With ``written``
+    (the rows this process last wrote for the group, kept with its window), only the
+    rows that differ from them are written and rolled up; ``written`` becomes the rows."""
     group, s = result.group, result.series
     band, expected = result.imbalance.band, result.imbalance.expected
     rows = []
@@ -669,6 +683,7 @@ async def _store_series(
                 bool(data.night[i]),
             )
         )
+    changed = rows if written is None else [r for r in rows if written.get(r[1]) != r]
     await conn.executemany(
         """insert into imbalance_series (group_id, resolution, period_start, unit, balance_value,
                subscribers_value, expected_loss, imbalance, band_median, band_low, band_high,
@@ -680,10 +695,13 @@ async def _store_series(
                expected_loss = excluded.expected_loss, imbalance = excluded.imbalance,
                band_median = excluded.band_median, band_low = excluded.band_low,
                band_high = excluded.band_high, night = excluded.night""",
-        rows,
+        changed,
     )
-    if rows:
-        await _roll_up(conn, group.id, data.hours[0])
+    if changed:
+        await _roll_up(conn, group.id, changed[0][1])
+    if written is not None:  # only once stored: a failed write leaves them unknown
+        written.clear()
+        written.update((r[1], r) for r in rows)
 
 
 async def _roll_up(conn: asyncpg.Connection, group_id: int, since: datetime) -> None:
@@ -777,20 +795,40 @@ async def analyse_building(
     min_coverage: float = 0.8,
     loss_target_share: float = 0.1,
 ) -> AnalysisResult:
-    """Run every group detector over the ``days`` before ``until`` and reconcile alerts;
-    store each group's coverage (groups with fewer than ``min_coverage`` of their flats
-    metered raise no imbalance alerts) and the loss target operators judge it by."""
+    """Run every group detector over the ``days`` before ``until`` (read in full) and
+    reconcile alerts: :func:`analyse_window`."""
     data = await load_building(conn, building_id, until, days)
+    return await analyse_window(
+        conn, data, cfg=cfg, min_coverage=min_coverage, loss_target_share=loss_target_share
+    )
+
+
+async def analyse_window(
+    conn: asyncpg.Connection,
+    data: BuildingData,
+    *,
+    cfg: ExcessSettings | None = None,
+    min_coverage: float = 0.8,
+    loss_target_share: float = 0.1,
+    series_written: dict[int, dict[datetime, tuple[Any, ...]]] | None = None,
+) -> AnalysisResult:
+    """Run every group detector over a building's window and reconcile alerts; store
+    each group's coverage (groups with fewer than ``min_coverage`` of their flats metered
+    raise no imbalance alerts) and the loss target operators judge it by, its imbalance
+    series (only the rows that differ from ``series_written``, group id -> hour -> row,
+    where given) and the forecasts."""
+    building_id = data.building_id
     incomplete = await store_coverage(conn, building_id, min_coverage, loss_target_share)
     findings, results = building_findings(data, cfg, incomplete)
-    findings.extend(await verification_findings(conn, building_id, until))
+    findings.extend(await verification_findings(conn, building_id, data.hours[-1]))
     units = {
         r["id"]: r["unit"]
         for r in await world.meters_by_id(conn, [g.balance_meter_id for g in data.groups])
     }
     for result in results:
         GROUPS_EVALUATED.inc()
-        await _store_series(conn, data, result, units[result.group.balance_meter_id])
+        written = None if series_written is None else series_written.setdefault(result.group.id, {})
+        await _store_series(conn, data, result, units[result.group.balance_meter_id], written)
     await store_forecasts(conn, data)
     transitions = await reconcile(conn, building_id, findings, datetime.now(UTC))
     for kind, count in await conn.fetch(

@@ -7,8 +7,9 @@ more to decode than the query itself."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -19,6 +20,7 @@ from balans_balance import successions
 from balans_db.queries import allocation, ingest, world
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 HOUR = timedelta(hours=1)
 
 
@@ -99,12 +101,62 @@ def night_mask(hours: list[datetime], timezone: str) -> npt.NDArray[np.bool_]:
     return np.array([not 5 <= h.astimezone(tz).hour < 22 for h in hours])
 
 
-async def load_building(
-    conn: asyncpg.Connection, building_id: int, until: datetime, days: int
-) -> BuildingData:
-    hours = hour_range(until, days)
+@dataclass(frozen=True)
+class BuildingWorld:
+    """What the analysis reads of a building besides its hourly data: its site, groups,
+    meters, channels and modules. Two reads compare equal exactly when none of them
+    changed (a topology change, an operator's group edit), which is when a window kept
+    between events (:mod:`balans_balance.windows`) must be read again in full."""
+
+    building_id: int
+    site_id: int
+    timezone: str
+    groups: tuple[GroupDef, ...]
+    meters: tuple[tuple[Any, ...], ...]  # world.building_meters rows, by id
+    channels: tuple[tuple[Any, ...], ...]  # world.building_channels rows
+    modules: tuple[tuple[Any, ...], ...]  # world.building_modules rows, by serial
+    successor: dict[int, int]  # a replaced meter -> the meter last on its channel
+
+    def meter(self, i: int) -> dict[str, Any]:
+        return dict(zip(_METER_FIELDS, self.meters[i], strict=True))
+
+    @property
+    def meter_ids(self) -> list[int]:
+        return [row[0] for row in self.meters]
+
+    @property
+    def module_serials(self) -> list[int]:
+        return [row[0] for row in self.modules]
+
+    @property
+    def module_of(self) -> dict[int, int]:
+        """meter -> the module of its channel."""
+        return {m["id"]: m["module_serial"] for m in map(self.meter, range(len(self.meters)))
+                if m["module_serial"]}  # fmt: skip
+
+    @property
+    def live_channels(self) -> list[dict[str, Any]]:
+        """The channels of meters still in service (a replaced meter reports as its
+        successor)."""
+        rows = [dict(zip(_CHANNEL_FIELDS, r, strict=True)) for r in self.channels]
+        return [r for r in rows if r["meter_id"] not in self.successor]
+
+
+_METER_FIELDS = ("id", "serial", "unit", "utility", "role", "flat_id", "riser_id",
+                 "pulse_weight", "module_serial")  # fmt: skip
+_CHANNEL_FIELDS = ("meter_id", "module_serial", "input", "valid_from", "valid_to")
+_MODULE_FIELDS = ("serial", "installed_on", "concentrator")
+
+
+class UnknownBuildingError(LookupError):
+    """The building of an event does not exist (any more)."""
+
+
+async def load_world(conn: asyncpg.Connection, building_id: int) -> BuildingWorld:
+    """The building's non-hourly part, in a few small queries."""
     site = await world.building_site(conn, building_id)
-    timezone = site["timezone"] or "UTC"
+    if site is None:
+        raise UnknownBuildingError(f"building {building_id} does not exist")
     group_rows = await conn.fetch(
         """select g.id, g.name, g.utility, g.kind, g.balance_meter_id,
                   coalesce(array_agg(m.meter_id order by m.meter_id)
@@ -114,71 +166,211 @@ async def load_building(
            group by g.id order by g.id""",
         building_id,
     )
-    successor = successions.successors(await world.building_channels(conn, building_id))
-    groups = [
+    channels = await world.building_channels(conn, building_id)
+    successor = successions.successors(channels)
+    groups = tuple(
         GroupDef(
             r["id"], r["name"], r["utility"], r["kind"],
             successor.get(r["balance_meter_id"], r["balance_meter_id"]),
             successions.members(r["members"], successor),
         )
         for r in group_rows
-    ]  # fmt: skip
-    meter_rows = await world.building_meters(conn, building_id)
-    meter_index = {r["id"]: i for i, r in enumerate(meter_rows)}
-    consumption = np.full((len(meter_rows), len(hours)), np.nan)
+    )  # fmt: skip
+    meters = await world.building_meters(conn, building_id)
+    modules = await world.building_modules(conn, building_id)
+    return BuildingWorld(
+        building_id=building_id,
+        site_id=site["id"],
+        timezone=site["timezone"] or "UTC",
+        groups=groups,
+        meters=tuple(tuple(r[f] for f in _METER_FIELDS) for r in meters),
+        channels=tuple(sorted((tuple(r[f] for f in _CHANNEL_FIELDS) for r in channels), key=str)),
+        modules=tuple(tuple(r[f] for f in _MODULE_FIELDS) for r in modules),
+        successor=successor,
+    )
+
+
+@dataclass
+class HourlyData:
+    """The hour-by-hour part of a building's window, every array over ``hours`` (its last
+    axis). Each hour's values depend on that hour's rows alone, so a window is the same
+    whether read at once or as pieces joined (:meth:`joined`, :meth:`between`)."""
+
+    hours: list[datetime]
+    consumption: FloatArray  # [meter row of the world, hour], successions folded
+    supply_c: FloatArray  # the building's sensor pair
+    return_c: FloatArray
+    tamper: dict[int, BoolArray]  # module serial -> tamper flag raised
+    module_present: BoolArray  # [module row of the world, hour]
+    module_battery: FloatArray  # [module row, hour]
+    meter_present: dict[int, BoolArray]  # live meter -> a register of its channel arrived
+    riser_dt: dict[int, FloatArray]  # riser id -> mean ΔT of the pairs on it
+    sensor_pairs: list[SensorPair]
+
+    def between(self, first: int, end: int) -> HourlyData:
+        """The hours at positions ``first`` to ``end`` (excluded)."""
+        return self._map(lambda a: a[..., first:end], self.hours[first:end])
+
+    def joined(self, later: HourlyData) -> HourlyData:
+        """These hours followed by ``later``'s (read for the same world)."""
+        if [_pair_key(p) for p in self.sensor_pairs] != [_pair_key(p) for p in later.sensor_pairs]:
+            raise ValueError("the sensor pairs differ: read the window again")
+
+        def cat(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return np.concatenate([a, b], axis=-1)
+
+        def merge(
+            a: dict[int, npt.NDArray[Any]], b: dict[int, npt.NDArray[Any]], empty: Any
+        ) -> dict[int, npt.NDArray[Any]]:
+            blank_a = np.full(len(self.hours), empty)
+            blank_b = np.full(len(later.hours), empty)
+            return {k: cat(a.get(k, blank_a), b.get(k, blank_b)) for k in a.keys() | b.keys()}
+
+        return HourlyData(
+            hours=self.hours + later.hours,
+            consumption=cat(self.consumption, later.consumption),
+            supply_c=cat(self.supply_c, later.supply_c),
+            return_c=cat(self.return_c, later.return_c),
+            tamper=merge(self.tamper, later.tamper, False),
+            module_present=cat(self.module_present, later.module_present),
+            module_battery=cat(self.module_battery, later.module_battery),
+            meter_present=merge(self.meter_present, later.meter_present, False),
+            riser_dt=merge(self.riser_dt, later.riser_dt, np.nan),
+            sensor_pairs=[
+                replace(
+                    p, supply_c=cat(p.supply_c, q.supply_c), return_c=cat(p.return_c, q.return_c)
+                )
+                for p, q in zip(self.sensor_pairs, later.sensor_pairs, strict=True)
+            ],
+        )
+
+    def _map(self, f: Any, hours: list[datetime]) -> HourlyData:
+        def each(d: dict[int, npt.NDArray[Any]]) -> dict[int, npt.NDArray[Any]]:
+            return {k: f(v) for k, v in d.items()}
+
+        return HourlyData(
+            hours=hours,
+            consumption=f(self.consumption),
+            supply_c=f(self.supply_c),
+            return_c=f(self.return_c),
+            tamper=each(self.tamper),
+            module_present=f(self.module_present),
+            module_battery=f(self.module_battery),
+            meter_present=each(self.meter_present),
+            riser_dt=each(self.riser_dt),
+            sensor_pairs=[
+                replace(p, supply_c=f(p.supply_c), return_c=f(p.return_c))
+                for p in self.sensor_pairs
+            ],
+        )
+
+
+def _pair_key(p: SensorPair) -> tuple[Any, ...]:
+    return (p.module_serial, p.position, p.flat, p.floor, p.riser)
+
+
+async def load_hours(
+    conn: asyncpg.Connection, w: BuildingWorld, hours: list[datetime]
+) -> HourlyData:
+    """Read ``hours`` (consecutive) of the building's data."""
+    meter_ids = w.meter_ids
+    index = {m: i for i, m in enumerate(meter_ids)}
+    consumption = np.full((len(meter_ids), len(hours)), np.nan)
     start = hours[0]
-    for r in await allocation.measured_consumption_positions(
-        conn, list(meter_index), start, hours[-1]
-    ):
-        consumption[meter_index[r["meter_id"]], r["positions"]] = r["values_"]
-    successions.fold(consumption, meter_index, successor)
-    supply_c, return_c = await _building_temperatures(conn, building_id, hours)
-    module_of = {r["id"]: r["module_serial"] for r in meter_rows if r["module_serial"]}
-    flagged: dict[int, npt.NDArray[np.bool_]] = {}
+    for r in await allocation.measured_consumption_positions(conn, meter_ids, start, hours[-1]):
+        consumption[index[r["meter_id"]], r["positions"]] = r["values_"]
+    successions.fold(consumption, dict(index), w.successor)
+    supply_c, return_c = await _building_temperatures(conn, w.building_id, hours)
+    flagged: dict[int, BoolArray] = {}
     # ts is the end of the hour the status covers
     for r in await ingest.tamper_positions(
-        conn, list(set(module_of.values())), start + HOUR, hours[-1] + HOUR
+        conn, list(set(w.module_of.values())), start + HOUR, hours[-1] + HOUR
     ):
         flagged[r["module_serial"]] = np.zeros(len(hours), bool)
         flagged[r["module_serial"]][r["positions"]] = True
-    tamper = {
-        m: flagged[module]
-        for m, module in module_of.items()
-        if module in flagged and m not in successor
-    }
-    reporting = await _load_reporting(conn, building_id, hours)
-    dt_of_riser = await _riser_dt(conn, building_id, hours)
-    riser_dt = {
-        r["id"]: dt_of_riser[r["riser_id"]]
-        for r in meter_rows
-        if r["role"] == "riser" and r["riser_id"] in dt_of_riser
-    }
-    return BuildingData(
-        reporting=reporting,
-        building_id=building_id,
+    present, battery, meter_present = await _load_presence(conn, w, hours)
+    return HourlyData(
         hours=hours,
-        night=night_mask(hours, timezone),
-        site_id=site["id"],
-        timezone=timezone,
-        utilities={r["id"]: r["utility"] for r in meter_rows},
-        flat_water={
-            r["id"]
-            for r in meter_rows
-            if r["role"] == "flat" and r["utility"] in ("cold_water", "hot_water")
-        },
-        groups=groups,
-        meter_index=meter_index,
         consumption=consumption,
         supply_c=supply_c,
         return_c=return_c,
-        units={r["id"]: r["unit"] for r in meter_rows},
-        roles={r["id"]: r["role"] for r in meter_rows},
-        tamper=tamper,
-        meter_serials={r["id"]: r["serial"] for r in meter_rows},
-        pulse_weights={r["id"]: float(r["pulse_weight"]) for r in meter_rows},
-        riser_dt=riser_dt,
-        sensor_pairs=await _sensor_pairs(conn, building_id, hours),
+        tamper=flagged,
+        module_present=present,
+        module_battery=battery,
+        meter_present=meter_present,
+        riser_dt=await _riser_dt(conn, w.building_id, hours),
+        sensor_pairs=await _sensor_pairs(conn, w.building_id, hours),
     )
+
+
+def assemble(w: BuildingWorld, h: HourlyData) -> BuildingData:
+    """The window the detectors read, from a world and its hours (arrays copied: the
+    detectors may not change what a kept window holds)."""
+    meters = [w.meter(i) for i in range(len(w.meters))]
+    meter_index = {m["id"]: i for i, m in enumerate(meters)}
+    for old, new in w.successor.items():  # folded into their successors' rows
+        if old in meter_index and new in meter_index:
+            del meter_index[old]
+    tamper = {
+        m: h.tamper[module].copy()
+        for m, module in w.module_of.items()
+        if module in h.tamper and m not in w.successor and h.tamper[module].any()
+    }
+    riser_dt = {
+        m["id"]: h.riser_dt[m["riser_id"]].copy()
+        for m in meters
+        if m["role"] == "riser"
+        and m["riser_id"] in h.riser_dt
+        and not np.isnan(h.riser_dt[m["riser_id"]]).all()
+    }
+    channels = w.live_channels
+    modules = [dict(zip(_MODULE_FIELDS, r, strict=True)) for r in w.modules]
+    reporting = Reporting(
+        modules=w.module_serials,
+        module_concentrator={r["serial"]: r["concentrator"] for r in modules},
+        module_installed={r["serial"]: r["installed_on"] for r in modules},
+        module_present=h.module_present.copy(),
+        module_battery=h.module_battery.copy(),
+        meter_module={r["meter_id"]: r["module_serial"] for r in channels},
+        meter_present={r["meter_id"]: h.meter_present[r["meter_id"]].copy() for r in channels},
+    )
+    return BuildingData(
+        reporting=reporting,
+        building_id=w.building_id,
+        hours=list(h.hours),
+        night=night_mask(h.hours, w.timezone),
+        site_id=w.site_id,
+        timezone=w.timezone,
+        utilities={m["id"]: m["utility"] for m in meters},
+        flat_water={
+            m["id"]
+            for m in meters
+            if m["role"] == "flat" and m["utility"] in ("cold_water", "hot_water")
+        },
+        groups=list(w.groups),
+        meter_index=meter_index,
+        consumption=h.consumption.copy(),
+        supply_c=h.supply_c.copy(),
+        return_c=h.return_c.copy(),
+        units={m["id"]: m["unit"] for m in meters},
+        roles={m["id"]: m["role"] for m in meters},
+        tamper=tamper,
+        meter_serials={m["id"]: m["serial"] for m in meters},
+        pulse_weights={m["id"]: float(m["pulse_weight"]) for m in meters},
+        riser_dt=riser_dt,
+        sensor_pairs=[
+            replace(p, supply_c=p.supply_c.copy(), return_c=p.return_c.copy())
+            for p in h.sensor_pairs
+        ],
+    )
+
+
+async def load_building(
+    conn: asyncpg.Connection, building_id: int, until: datetime, days: int
+) -> BuildingData:
+    """The ``days`` before the hour ``until`` (included), read in full."""
+    w = await load_world(conn, building_id)
+    return assemble(w, await load_hours(conn, w, hour_range(until, days)))
 
 
 async def _sensor_pairs(
@@ -201,12 +393,13 @@ async def _sensor_pairs(
     return out
 
 
-async def _load_reporting(
-    conn: asyncpg.Connection, building_id: int, hours: list[datetime]
-) -> Reporting:
-    """Rows are stamped at the end of the hour they cover."""
-    rows = await world.building_modules(conn, building_id)
-    modules = [r["serial"] for r in rows]
+async def _load_presence(
+    conn: asyncpg.Connection, w: BuildingWorld, hours: list[datetime]
+) -> tuple[BoolArray, FloatArray, dict[int, BoolArray]]:
+    """Per module, whether it reported (a status or a register) and its battery; per live
+    meter, whether its channel's register arrived. Rows are stamped at the end of the hour
+    they cover."""
+    modules = w.module_serials
     row_of = {serial: i for i, serial in enumerate(modules)}
     present = np.zeros((len(modules), len(hours)), dtype=bool)
     battery = np.full((len(modules), len(hours)), np.nan)
@@ -215,9 +408,7 @@ async def _load_reporting(
         row = row_of[r["module_serial"]]
         present[row, r["positions"]] = True
         battery[row, r["positions"]] = np.array(r["battery"], dtype=np.float64)
-    channels = await world.building_channels(conn, building_id)
-    successor = successions.successors(channels)  # a replaced meter reports as its successor
-    channels = [r for r in channels if r["meter_id"] not in successor]
+    channels = w.live_channels
     meter_of = {(r["module_serial"], r["input"]): r["meter_id"] for r in channels}
     meter_present = {r["meter_id"]: np.zeros(len(hours), dtype=bool) for r in channels}
     for r in await ingest.register_positions(conn, modules, lo, hi):
@@ -225,15 +416,7 @@ async def _load_reporting(
         if meter is not None:
             meter_present[meter][r["positions"]] = True
             present[row_of[r["module_serial"]], r["positions"]] = True
-    return Reporting(
-        modules=modules,
-        module_concentrator={r["serial"]: r["concentrator"] for r in rows},
-        module_installed={r["serial"]: r["installed_on"] for r in rows},
-        module_present=present,
-        module_battery=battery,
-        meter_module={r["meter_id"]: r["module_serial"] for r in channels},
-        meter_present=meter_present,
-    )
+    return present, battery, meter_present
 
 
 async def _riser_dt(

@@ -47,3 +47,14 @@ TOPOLOGY_EVENTS = Counter(
     "TopologyChanged events handled, by outcome (followed, unknown_building).",
     ["outcome"],
 )
+WINDOW_READS = Counter(
+    "balans_balance_window_reads_total",
+    "Building windows read for an analysis, by how: incremental (the new hours), late (from "
+    "an earlier hour allocation recomputed), or in full and why (missing, world_changed, "
+    "refresh, nothing_to_keep, window_longer).",
+    ["read"],
+)
+WINDOWS_KEPT = Gauge(
+    "balans_balance_windows_kept",
+    "Buildings whose analysis window this process keeps between events.",
+)

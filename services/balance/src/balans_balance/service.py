@@ -12,7 +12,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from balans_balance.alert_actions import handle_alert_action
-from balans_balance.analysis import analyse_building
+from balans_balance.analysis import analyse_window
 from balans_balance.detectors.leak_tapping_balance_meter import ExcessSettings
 from balans_balance.group_api import handle_group_request
 from balans_balance.groups import GroupError, follow_topology, generate_building_groups
@@ -24,6 +24,7 @@ from balans_balance.metrics import (
     TOPOLOGY_EVENTS,
 )
 from balans_balance.settings import BalanceSettings
+from balans_balance.windows import BuildingStates
 from balans_core.outbox import OutboxRelay
 from balans_protocol import subjects
 from balans_protocol.messages import (
@@ -32,6 +33,7 @@ from balans_protocol.messages import (
     GroupReply,
     TopologyChanged,
 )
+from balans_protocol.subjects import partition_of
 
 log = structlog.get_logger("balance")
 
@@ -68,10 +70,14 @@ async def serve_group_api(nc: Client, pool: asyncpg.Pool) -> Subscription:
     return await nc.subscribe(subjects.BALANCE_GROUPS_API, queue="balance", cb=on_request)
 
 
-async def follow_topology_event(event: TopologyChanged, pool: asyncpg.Pool) -> None:
+async def follow_topology_event(
+    event: TopologyChanged, pool: asyncpg.Pool, states: BuildingStates
+) -> None:
     """A building's topology changed: its default groups follow (new meters join their
-    groups). An event of a building that no longer exists is counted and dropped; any
-    other failure raises, so the consumer redelivers it."""
+    groups) and its kept window is dropped (the next analysis reads it in full). An event
+    of a building that no longer exists is counted and dropped; any other failure raises,
+    so the consumer redelivers it."""
+    states.forget(event.building_id)
     async with pool.acquire() as conn:
         try:
             added = await follow_topology(conn, event.building_id)
@@ -83,12 +89,25 @@ async def follow_topology_event(event: TopologyChanged, pool: asyncpg.Pool) -> N
     log.info("groups follow topology", building=event.building_code, added=added)
 
 
+async def forget_partition(states: BuildingStates, partition: int) -> None:
+    """This process gave up an event partition: drop its buildings' kept windows (another
+    process analyses them now; if one comes back, its window is read again)."""
+    states.forget_where(lambda building_id: partition_of(building_id) == partition)
+
+
 async def analyse_event(
-    event: AllocationComputed, pool: asyncpg.Pool, relay: OutboxRelay, settings: BalanceSettings
+    event: AllocationComputed,
+    pool: asyncpg.Pool,
+    relay: OutboxRelay,
+    settings: BalanceSettings,
+    states: BuildingStates,
 ) -> None:
-    """Analyse the building of an AllocationComputed event and wake the relay for the alert
-    transitions it wrote; a failure is counted, logged and raised (the consumer redelivers
-    the event, then dead-letters it)."""
+    """Analyse the building of an AllocationComputed event on its kept window (reading
+    the hours that arrived, :mod:`balans_balance.windows`) and wake the relay for the
+    alert transitions it wrote. A building first seen by this process gets its default
+    groups first (afterwards only topology changes regenerate them). A failure drops the
+    building's window, is counted, logged and raised (the consumer redelivers the event,
+    then dead-letters it)."""
     started = time.perf_counter()
     cfg = ExcessSettings(
         band_days=settings.balance_band_days,
@@ -96,18 +115,26 @@ async def analyse_event(
         min_run=settings.balance_min_run_hours,
     )
     try:
-        async with pool.acquire() as conn:
-            await generate_building_groups(conn, event.building_id)
-            result = await analyse_building(
+        async with states.lock(event.building_id), pool.acquire() as conn:
+            if event.building_id not in states:
+                await generate_building_groups(conn, event.building_id)
+            window = await states.window(
                 conn,
                 event.building_id,
+                event.hour_from,
                 event.hour_to,
-                days=settings.balance_window_days,
+                settings.balance_window_days,
+            )
+            result = await analyse_window(
+                conn,
+                window.data,
                 cfg=cfg,
                 min_coverage=settings.balance_min_coverage,
                 loss_target_share=settings.balance_loss_target_share,
+                series_written=window.kept.series_written,
             )
     except Exception as exc:
+        states.forget(event.building_id)
         ANALYSIS_ERRORS.inc()
         log.exception("analysis failed", building_id=event.building_id, error=str(exc))
         raise
@@ -117,7 +144,8 @@ async def analyse_event(
     log.info(
         "building analysed",
         building_id=event.building_id,
-        until=event.hour_to.isoformat(),
+        until=window.data.hours[-1].isoformat(),
+        read=window.read,
         groups=result.groups_analysed,
         **result.transitions,
     )

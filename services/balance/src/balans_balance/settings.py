@@ -42,6 +42,19 @@ class BalanceSettings(CommonSettings):
     balance_workers: int = Field(
         1, ge=1, description="Buildings one process analyses at the same time."
     )
+    balance_state_buildings: int = Field(
+        2000,
+        ge=1,
+        description="Buildings whose analysis window one process keeps between events (the "
+        "least recently analysed are dropped first; about 1.5 MB each with a 35-day window "
+        "and 110 meters). A building without one is read in full.",
+    )
+    balance_state_refresh_hours: int = Field(
+        24,
+        ge=1,
+        description="A kept window is read in full again once in this many hours of data "
+        "(late rows that changed no allocation figure were not announced).",
+    )
     balance_db_pool_size: int = Field(
         4,
         ge=2,

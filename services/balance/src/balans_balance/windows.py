@@ -1,0 +1,176 @@
+"""Each building's analysis window kept between events, so an event reads only the hours
+that arrived instead of the whole window (35 days of every series of the building).
+
+A kept window is the building's world (:class:`~balans_balance.loading.BuildingWorld`)
+and its hourly data. On an event for hours ``[hour_from, hour_to]`` the window moves on
+to end at the newest hour known, the hours before ``hour_from`` that it still covers are
+kept, and the rest is read. Every event reads the world again (a few small queries): if
+it changed (a topology change, an operator's group edit) the window is read in full, as
+it is when no window is kept (a restart, a building new to this process, one evicted by
+the least-recently-used bound) and, once per ``refresh_hours`` of data, on an hour
+spread by building: late rows that changed no allocation figure (a status, a temperature
+that moved no heat) were not announced, and a refresh bounds how long the window can
+miss them. An event whose first hour is earlier than the kept window's end (allocation
+recomputed earlier hours after a late reading) re-reads from that hour on.
+
+What comes out is the same :class:`~balans_balance.loading.BuildingData` a full read
+gives (each hour's values depend on that hour's rows alone), so the detectors run
+unchanged on it; with the window, the imbalance rows last written are kept, so that only
+the rows whose values changed are written again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from weakref import WeakValueDictionary
+
+import asyncpg
+
+from balans_balance.loading import (
+    HOUR,
+    BuildingData,
+    BuildingWorld,
+    HourlyData,
+    assemble,
+    hour_range,
+    load_hours,
+    load_world,
+)
+from balans_balance.metrics import WINDOW_READS, WINDOWS_KEPT
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class KeptWindow:
+    """One building's window between events."""
+
+    world: BuildingWorld
+    hourly: HourlyData
+    read_in_full: datetime  # the window's last hour when it was last read in full
+    # group id -> hour -> the imbalance row last written (analysis._store_series)
+    series_written: dict[int, dict[datetime, tuple[object, ...]]] = field(default_factory=dict)
+
+    @property
+    def end(self) -> datetime:
+        return self.hourly.hours[-1]
+
+
+@dataclass(frozen=True)
+class Window:
+    """What an event analyses: the building's data and the window kept for the next."""
+
+    data: BuildingData
+    kept: KeptWindow
+    read: str  # how it was read: incremental, late, or why in full
+
+
+class BuildingStates:
+    """The kept windows of the buildings this process analyses, at most ``capacity``
+    (the least recently analysed are dropped first)."""
+
+    def __init__(self, capacity: int, refresh_hours: int) -> None:
+        self.capacity = capacity
+        self.refresh_hours = refresh_hours
+        self._kept: OrderedDict[int, KeptWindow] = OrderedDict()
+        self._locks: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
+
+    def __contains__(self, building_id: int) -> bool:
+        return building_id in self._kept
+
+    def lock(self, building_id: int) -> asyncio.Lock:
+        """Held while a building is analysed: two workers of one process never move one
+        window at the same time."""
+        lock = self._locks.get(building_id)
+        if lock is None:
+            lock = self._locks[building_id] = asyncio.Lock()
+        return lock
+
+    def forget(self, building_id: int) -> None:
+        """Drop a building's window (its next event reads it in full)."""
+        self._kept.pop(building_id, None)
+        WINDOWS_KEPT.set(len(self._kept))
+
+    def forget_where(self, drop: Callable[[int], bool]) -> None:
+        """Drop the windows of the buildings ``drop`` names (a partition given up)."""
+        for building_id in [b for b in self._kept if drop(b)]:
+            del self._kept[building_id]
+        WINDOWS_KEPT.set(len(self._kept))
+
+    async def window(
+        self,
+        conn: asyncpg.Connection,
+        building_id: int,
+        hour_from: datetime,
+        hour_to: datetime,
+        days: int,
+    ) -> Window:
+        """The window of ``days`` ending at the newest hour known (``hour_to``, or the kept
+        window's end when the event is for earlier hours), with the hours from
+        ``hour_from`` on read again."""
+        world = await load_world(conn, building_id)
+        kept = self._kept.get(building_id)
+        end = _hour(hour_to)
+        if kept is not None and kept.end > end:
+            end = kept.end
+        hours = hour_range(end, days)
+        changed = max(_hour(hour_from), hours[0])
+        why = self._full_read_reason(kept, world, hours, changed)
+        if kept is None or why:
+            hourly = await load_hours(conn, world, hours)
+            kept = KeptWindow(world, hourly, end)
+            read = why or "missing"
+        else:
+            first_new = min(changed, kept.end + HOUR)
+            read = "late" if first_new <= kept.end else "incremental"
+            keep_from = int((hours[0] - kept.hourly.hours[0]) / HOUR)
+            keep_to = int((first_new - kept.hourly.hours[0]) / HOUR)
+            new = await load_hours(conn, world, hours[keep_to - keep_from :])
+            kept.hourly = kept.hourly.between(keep_from, keep_to).joined(new)
+        self._keep(building_id, kept)
+        WINDOW_READS.labels(read).inc()
+        return Window(assemble(world, kept.hourly), kept, read)
+
+    def _full_read_reason(
+        self,
+        kept: KeptWindow | None,
+        world: BuildingWorld,
+        hours: list[datetime],
+        changed: datetime,
+    ) -> str:
+        """Why the window must be read in full ("" when it need not)."""
+        if kept is None:
+            return "missing"
+        if kept.world != world:
+            return "world_changed"
+        if kept.hourly.hours[0] > hours[0]:
+            return "window_longer"  # the setting grew
+        if min(changed, kept.end + HOUR) <= hours[0]:
+            return "nothing_to_keep"  # a gap longer than the window, or all of it changed
+        if self._refresh_due(kept, hours[-1]):
+            return "refresh"
+        return ""
+
+    def _refresh_due(self, kept: KeptWindow, end: datetime) -> bool:
+        """Once per ``refresh_hours`` of data, at an hour that depends on the building (so
+        buildings kept since the same start do not all read in full in the same hour)."""
+        since = int((end - kept.read_in_full) / HOUR)
+        if since >= self.refresh_hours:
+            return True
+        phase = (int((end - EPOCH) / HOUR) + kept.world.building_id) % self.refresh_hours
+        return since > 0 and phase == 0
+
+    def _keep(self, building_id: int, kept: KeptWindow) -> None:
+        self._kept[building_id] = kept
+        self._kept.move_to_end(building_id)
+        while len(self._kept) > self.capacity:
+            self._kept.popitem(last=False)
+        WINDOWS_KEPT.set(len(self._kept))
+
+
+def _hour(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)

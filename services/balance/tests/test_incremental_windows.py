@@ -1,0 +1,193 @@
+"""The kept windows (windows.py) give the alerts a full recomputation gives, on a simulated
+city with faults (simulator -> allocation -> balance, real PostgreSQL).
+
+Two small buildings, 2 weeks without faults, then 1 week with faults drawn at random
+(every kind the simulator knows). The same events (hour batches, then a late
+recomputation) are analysed twice, each way in its own copy of the database: through
+the kept windows, as the service does, and with every window read in full (the
+behaviour before them). After every event the window must equal a full read of the
+same hours, and the alerts of both databases must be the same."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import numpy as np
+import pytest
+import scenario
+
+from balans_balance.analysis import analyse_building, analyse_window
+from balans_balance.groups import generate_building_groups
+from balans_balance.loading import BuildingData, load_building
+from balans_balance.windows import BuildingStates
+from balans_devstack.pytest_plugin import with_database
+from balans_sim.city import CityConfig
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+START = datetime(2026, 1, 5, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+DAYS = 10  # the analysed window (the service reads 35 days; the sameness does not depend on it)
+CONFIG = CityConfig(seed=23, buildings=2, floors=(4, 4), entrances=(2, 2), flats_per_floor=(3, 3))
+#: offsets from the last hour: (first, last) hour of each event, in order
+BATCHES = [(-30, -30), (-29, -24), (-23, -23), (-22, -12), (-11, -6), (-5, 0)]
+
+
+@dataclass(frozen=True)
+class City:
+    kept: str  # database analysed through kept windows
+    full: str  # its copy, analysed with full reads
+    last: datetime  # the last hour with data
+    ids: list[int]
+
+
+@pytest.fixture(scope="module")
+async def city(database_url: str) -> AsyncIterator[City]:
+    run = await scenario.simulate(
+        database_url, CONFIG, start=START, warmup_weeks=2, fault_weeks=1, faults_per_week=3
+    )
+    ids = sorted(run.building_ids.values())
+    conn = await asyncpg.connect(database_url)
+    try:
+        for building_id in ids:
+            await scenario.allocate(database_url, building_id, START, run.end)
+            await generate_building_groups(conn, building_id)
+    finally:
+        await conn.close()
+    name = database_url.rsplit("/", 1)[1]
+    copy = f"{name}_full"
+    admin = await asyncpg.connect(with_database(database_url, "postgres"))
+    try:
+        await admin.execute(f"create database {copy} template {name}")
+        yield City(database_url, with_database(database_url, copy), run.end - HOUR, ids)
+    finally:
+        await admin.execute(f"drop database if exists {copy} with (force)")
+        await admin.close()
+
+
+def assert_same_window(got: BuildingData, want: BuildingData) -> None:
+    """Every field equal, arrays exactly (NaN where NaN)."""
+    for f in fields(BuildingData):
+        a, b = getattr(got, f.name), getattr(want, f.name)
+        assert _same(a, b), f"window field {f.name} differs from a full read"
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray):
+        return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if hasattr(a, "__dataclass_fields__"):
+        return type(a) is type(b) and all(
+            _same(getattr(a, f.name), getattr(b, f.name)) for f in fields(a)
+        )
+    return bool(a == b)
+
+
+async def alerts(url: str) -> list[tuple[Any, ...]]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            """select kind, cause_key, building_id, group_id, meter_id, module_serial,
+                      first_hour, last_hour, state from alerts"""
+        )
+    finally:
+        await conn.close()
+    return sorted(tuple(r) for r in rows)
+
+
+async def analyse_both(
+    city: City, states: BuildingStates, first: datetime, last: datetime
+) -> list[str]:
+    """One event for every building, analysed both ways; return how each window was
+    read. The kept window must equal a full read of the same hours."""
+    reads = []
+    kept = await asyncpg.connect(city.kept)
+    full = await asyncpg.connect(city.full)
+    try:
+        for building_id in city.ids:
+            window = await states.window(kept, building_id, first, last, DAYS)
+            reads.append(window.read)
+            until = window.data.hours[-1]
+            assert_same_window(window.data, await load_building(kept, building_id, until, DAYS))
+            await analyse_window(kept, window.data, series_written=window.kept.series_written)
+            await analyse_building(full, building_id, until, days=DAYS)
+    finally:
+        await kept.close()
+        await full.close()
+    return reads
+
+
+async def test_hour_batches_raise_the_alerts_of_full_reads(city: City) -> None:
+    """Hour batches through the kept windows: after the first event none is read in full,
+    and the alerts (kind, cause, group, meter, module, first and last hour, state) are
+    those of the full reads, with some alerts to compare."""
+    states = BuildingStates(capacity=10, refresh_hours=10_000)
+    reads = []
+    for first, last in BATCHES:
+        reads += await analyse_both(city, states, city.last + first * HOUR, city.last + last * HOUR)
+    assert reads == ["missing"] * 2 + ["incremental"] * 2 * (len(BATCHES) - 1)
+    got, want = await alerts(city.kept), await alerts(city.full)
+    assert want, "the faults raised no alert: nothing was compared"
+    assert got == want
+
+
+async def test_a_late_reading_reads_from_its_hour_again(city: City) -> None:
+    """Allocation recomputed earlier hours (the building meter registered twice its use
+    for 16 hours, read late): the event from that hour re-reads the window from there,
+    and gives the full read's alerts, which the late hours changed."""
+    states = BuildingStates(capacity=10, refresh_hours=10_000)
+    await analyse_both(city, states, city.last, city.last)
+    before = await alerts(city.kept)
+    late_from, late_to = city.last - 20 * HOUR, city.last - 5 * HOUR
+    for url in (city.kept, city.full):
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                """update meter_consumption c set value = c.value * 2
+                   from meters m where m.id = c.meter_id and m.building_id = $1
+                    and m.role = 'building' and m.utility = 'heat'
+                    and c.hour between $2 and $3""",
+                city.ids[0],
+                late_from,
+                late_to,
+            )
+        finally:
+            await conn.close()
+    assert await analyse_both(city, states, late_from, late_to) == ["late", "late"]
+    got, want = await alerts(city.kept), await alerts(city.full)
+    assert got == want
+    assert got != before, "the late hours changed no alert: the test proves nothing"
+
+
+async def test_a_group_edit_reads_the_window_in_full(city: City) -> None:
+    """An operator's group edit changes the building's world: the next event reads the
+    window in full (and it equals a full read); a TopologyChanged drops it."""
+    states = BuildingStates(capacity=1, refresh_hours=10_000)
+    conn = await asyncpg.connect(city.kept)
+    try:
+        b = city.ids[0]
+        assert (await states.window(conn, b, city.last, city.last, DAYS)).read == "missing"
+        await conn.execute(
+            """delete from balance_group_members where meter_id = (
+                   select min(m.meter_id) from balance_group_members m
+                   join balance_groups g on g.id = m.group_id where g.building_id = $1)""",
+            b,
+        )
+        window = await states.window(conn, b, city.last, city.last, DAYS)
+        assert window.read == "world_changed"
+        assert_same_window(window.data, await load_building(conn, b, city.last, DAYS))
+        # the same hour again (a redelivered event): read again from that hour
+        assert (await states.window(conn, b, city.last, city.last, DAYS)).read == "late"
+        # capacity 1: another building evicts the first
+        await states.window(conn, city.ids[1], city.last, city.last, DAYS)
+        assert b not in states
+        assert (await states.window(conn, b, city.last, city.last, DAYS)).read == "missing"
+    finally:
+        await conn.close()
