@@ -27,7 +27,7 @@ from balans_allocation.allocator import OUTBOX as ALLOCATION_OUTBOX
 from balans_allocation.allocator import on_readings_stored
 from balans_allocation.explain import explain
 from balans_allocation.flags import Flag
-from balans_allocation.sensor_alerts import follower
+from balans_allocation.sensor_alerts import follower, on_sensor_alert
 from balans_allocation.settings import AllocationSettings
 from balans_balance.alert_actions import apply_action
 from balans_balance.alerts import OUTBOX as BALANCE_OUTBOX
@@ -151,6 +151,18 @@ async def _totals(conn: asyncpg.Connection, b: Building, first: datetime) -> tup
     return kwh, faulty, rows[0]["first"], rows[0]["last"]
 
 
+async def _hourly(conn: asyncpg.Connection, flat_id: int, first: datetime) -> dict:
+    """hour -> (total kWh, flagged sensor_fault) of one flat from ``first`` on."""
+    rows = await conn.fetch(
+        """select hour, total_kwh, flags & $3 > 0 as faulty from heat_allocation
+           where flat_id = $1 and hour >= $2""",
+        flat_id,
+        first,
+        int(Flag.SENSOR_FAULT),
+    )
+    return {r["hour"]: (r["total_kwh"], r["faulty"]) for r in rows}
+
+
 def _ideal(b: Building, first: datetime, last: datetime) -> np.ndarray:
     """What each flat would pay with perfect sensors under the 'area' split: its true heat
     plus the building meter's rest shared by area, over [first, last]."""
@@ -220,10 +232,11 @@ async def test_the_faulty_sensors_hours_are_estimated_and_bills_corrected(
     fault_start = START + WARM_HOURS * HOUR
     async with pool.acquire() as conn:
         measured, _, first, last = await _totals(conn, b, fault_start)
+        measured_hours = await _hourly(conn, b.faulty_flat, fault_start)
         await generate_building_groups(conn, b.id)
         await analyse_building(conn, b.id, last, days=10)
         alert = await conn.fetchrow(
-            """select id, module_serial, first_hour, evidence->>'sensor' as sensor
+            """select id, module_serial, first_hour, opened_at, evidence->>'sensor' as sensor
                from alerts where building_id = $1 and kind = 'faulty_sensor'""",
             b.id,
         )
@@ -273,6 +286,25 @@ async def test_the_faulty_sensors_hours_are_estimated_and_bills_corrected(
     )  # fmt: skip
     assert {"estimated", "sensor_fault"} <= set(hours[0].reasons)
     assert [e.alert_id for e in trail.sensor_estimates] == [alert["id"]]
+
+    # fixed a day in (an operator resolves it; the fault's last hour then): later hours are
+    # measured again, the earlier ones stay estimated
+    fixed = alert["first_hour"] + 24 * HOUR
+    closing = AlertMessage(
+        alert_id=alert["id"], kind="faulty_sensor", state="closed", building_id=b.id,
+        opened_at=alert["opened_at"], summary="", evidence={"sensor": "return"},
+        reason_params={"module": b.faulty_module}, first_hour=alert["first_hour"],
+        last_hour=fixed, resolution="resolved",
+    )  # fmt: skip
+    async with pool.acquire() as conn:
+        assert await on_sensor_alert(conn, closing, timedelta(hours=3), 48) == "ended"
+        hours_now = await _hourly(conn, b.faulty_flat, fault_start)
+    assert max(h for h, (_, faulty) in hours_now.items() if faulty) == fixed
+    after_fix = {h: v for h, v in hours_now.items() if h > fixed}
+    assert after_fix
+    for h, (kwh, faulty) in after_fix.items():
+        assert not faulty
+        assert kwh == pytest.approx(measured_hours[h][0], rel=1e-9)
 
     # a false alarm: the operator dismisses it, and the measured figures come back
     async with pool.acquire() as conn:
