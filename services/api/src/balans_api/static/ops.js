@@ -187,12 +187,12 @@
     el("alert-figures").innerHTML = Object.entries(a.figures).map(([k, v]) =>
       `<tr><th>${esc(FIGURES[k] || k)}</th><td class="data">${esc(figure(k, v))}</td></tr>`).join("");
     evidenceCharts(a);
-    const ACTIONS = { opened: t("opened by balance"), acknowledged: t("acknowledged"), resolved: t("resolved"), closed: t("closed (the fault ended)") };
+    const ACTIONS = { opened: t("opened by balance"), acknowledged: t("acknowledged"), resolved: t("resolved"), dismissed: t("dismissed (a false alarm)"), closed: t("closed (the fault ended)") };
     el("alert-history").innerHTML = head([t("When"), t("Who"), t("What"), t("Note")]) + a.history.map((e) =>
       `<tr><td>${esc(when(e.at))}</td><td class="data">${esc(e.actor)}</td><td>${esc(ACTIONS[e.action] || e.action)}</td><td class="data">${esc(e.note)}</td></tr>`).join("");
     const canAct = me.scopes.includes("operate") && a.state === "open";
     el("alert-actions").hidden = !me.scopes.includes("operate");
-    ["alert-acknowledge", "alert-resolve"].forEach((b) => { el(b).disabled = !canAct; });
+    ["alert-acknowledge", "alert-resolve", "alert-dismiss"].forEach((b) => { el(b).disabled = !canAct; });
     el("alert-valve").hidden = !(canAct && a.meter_has_valve);
     const act = async (action) => {
       try {
@@ -203,13 +203,13 @@
       }
     };
     el("alert-acknowledge").addEventListener("click", () => act("acknowledge"));
-    el("alert-resolve").addEventListener("click", () => {
+    ["resolve", "dismiss"].forEach((action) => el(`alert-${action}`).addEventListener("click", () => {
       if (!el("alert-note").value.trim()) {
         el("alert-status").textContent = t("Write a note: what was found or done.");
         return;
       }
-      act("resolve");
-    });
+      act(action);
+    }));
     el("alert-valve").addEventListener("click", () => command(a.meter_id, a.meter_serial, "valve_close", el("alert-status")));
   }
 
