@@ -170,6 +170,16 @@ const balans = (() => {
     "2a": t("Your own heat is computed from the flow of each riser and the temperature drop (ΔT) measured at your radiators."),
     "2b": t("Your own heat is the heat of your riser shared among its flats (a distributor on the riser)."),
   };
+  // a faulty_sensor alert's hours, estimated by allocation (docs/allocation.md §8a)
+  const FAULTY_SENSOR = {
+    supply: t("the supply temperature sensor"),
+    return: t("the return temperature sensor"),
+    pair: t("the temperature sensor pair"),
+  };
+  const ESTIMATED_FROM = {
+    cascade: t("the temperatures of the neighbouring radiators on the same riser"),
+    history: t("how your heat compared with your neighbours' before the fault"),
+  };
   function drawExplanation(x) {
     const p = x.parts;
     const period = x.day
@@ -191,6 +201,9 @@ const balans = (() => {
       t("The common heat (the building meter minus what the flats measured: pipes, staircases, losses) is shared {how}.",
         { how: (SPLIT[split] || split).replace("{share}", fmt(100 * (x.methodology.consumption_share ?? 0.7), 0)) }),
       p.estimated_hours ? t("Hours without data from your meters are estimated from comparable flats of the building (kWh per m² of that hour).") : "",
+      ...(x.sensor_estimates || []).map((e) => t("From {from} {sensor} your heat rests on (module {module}) was reported faulty (alert {alert}): those hours are estimated from {how}.", {
+        from: when(e.first_hour), sensor: FAULTY_SENSOR[e.sensor] || e.sensor, module: e.module_serial,
+        alert: e.alert_id, how: ESTIMATED_FROM[e.method] || e.method })),
     ].filter(Boolean).join(" ");
     el("explain-tips").innerHTML = [
       t("Own heat: lower the radiator thermostats, especially at night and in empty rooms; air rooms briefly with windows wide open instead of keeping them ajar."),
