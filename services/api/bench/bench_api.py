@@ -1,6 +1,6 @@
 """``make bench-api``: what users see at fixed offered loads, and the saturation throughput.
 
-Builds (once, kept in ``.balans/bench-api``) a city of reference buildings with at least
+Builds (once per size, kept in ``.balans/bench-api-<meters>x<days>``) a city of reference buildings with at least
 BENCH_API_METERS meters and BENCH_API_DAYS days of hourly consumption and allocated heat
 (numpy + binary COPY, ``copygen.py``; the time it took is printed), starts the api as its
 own process (BALANS_API_WORKERS workers, default 2), then in one run:
@@ -251,7 +251,7 @@ async def run(port: int, buildings: list[int], flats: list[int]) -> None:
 
 
 def main() -> None:
-    stack = DevStack(Path(".balans/bench-api"))
+    stack = DevStack(Path(f".balans/bench-api-{METERS}x{DAYS}"))
     urls = stack.start()
     server = None
     try:

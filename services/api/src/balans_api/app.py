@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from nats.aio.client import Client as Nats
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -14,10 +13,10 @@ from balans_api import api_docs, portal
 from balans_api.cache import TtlCache
 from balans_api.db import open_pool
 from balans_api.downlink import Dispatcher
-from balans_api.errors import install_error_handlers, unexpected_error
-from balans_api.metrics import LATENCY, REQUESTS
+from balans_api.errors import install_error_handlers
 from balans_api.provisioning import outbox_relay
 from balans_api.ratelimit import LoginLimiter
+from balans_api.request_metrics import MeasureRequests
 from balans_api.routes import (
     accounts,
     admin,
@@ -110,22 +109,7 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
     portal.mount(app)
     api_docs.mount(app, docs_url="/api/v1/docs", redoc_url="/api/v1/redoc")
 
-    @app.middleware("http")
-    async def measure_and_answer_errors(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception as exc:
-            response = unexpected_error(request, exc)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        LATENCY.labels(route=route).observe(time.perf_counter() - started)
-        REQUESTS.labels(
-            route=route, method=request.method, status=f"{response.status_code // 100}xx"
-        ).inc()
-        return response
-
+    app.add_middleware(MeasureRequests)
     # outermost of the app's middleware: every answer, errors included, carries them
     app.add_middleware(SecurityHeaders)
     # X-Forwarded-For names the client only when the peer is a configured proxy

@@ -25,11 +25,13 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
+# async, though they wait for nothing: FastAPI runs a plain function dependency in a
+# worker thread, and the hop cost more than a profile's SQL did
+async def get_pool(request: Request) -> asyncpg.Pool:
     return request.app.state.pool
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 

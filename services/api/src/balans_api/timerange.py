@@ -84,7 +84,7 @@ def _bound(value: str | None, name: str) -> date | datetime | None:
         ) from exc
 
 
-def span(
+async def span(  # async: FastAPI would run a plain function in a worker thread
     start: Annotated[
         str | None,
         Query(
