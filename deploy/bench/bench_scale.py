@@ -8,16 +8,21 @@ batch is ACKed, i.e. stored in JetStream). SIGCONT the persister: stage 2 ends w
 durable consumer is drained. Then allocation, then balance, the same way. Each stage's
 time is therefore one process working alone on the backlog the previous stage left.
 
-Before the measured hour, ``BENCH_SCALE_HISTORY_H`` hours go straight into PostgreSQL
-and are allocated by allocation's own code, and balance's groups are generated (all
-untimed): the measured hour meets the steady state of a running deployment. The
-baseline, measured in the same run, is a plain COPY of as many rows as the hour has
+Before the measured hour, the steady state of a running deployment, untimed: the history
+(balance's whole window, ``BENCH_SCALE_HISTORY_H`` hours) goes straight into PostgreSQL
+with COPY and is allocated by allocation's own code, and balance's groups are generated.
+Then one warm-up hour goes through the pipeline the same way as the measured one: balance
+has no building's window yet and reads every one in full (what a restarted process does;
+its time is printed, not part of the last line), and keeps them for the measured hour.
+The baseline, measured in the same run, is a plain COPY of as many rows as the hour has
 readings into an unlogged table: the persister's ratio to it shows the cost of idempotence
 and partitions on this machine now.
 
 Settings (environment): ``BENCH_SCALE_BUILDINGS`` (default 200, about 22 000 meters),
-``BENCH_SCALE_HISTORY_H`` (default 96:
-balance judges a group only with 72 hours of series), ``BENCH_SCALE_STAGE_TIMEOUT_S`` (default 300).
+``BENCH_SCALE_HISTORY_H`` (default: balance's window, 35 days),
+``BENCH_SCALE_STAGE_TIMEOUT_S`` (default 1800). The last line is
+``scale ingest_s=<a> persister_s=<b> allocation_s=<c> balance_s=<d> total_2m_s=<a+b+c+d>``,
+each figure one process's seconds for one hour of 2 000 000 meters.
 """
 
 from __future__ import annotations
@@ -36,10 +41,9 @@ from pathlib import Path
 import asyncpg
 import nats
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
 from prometheus_client.parser import text_string_to_metric_families
 
-from balans_allocation.allocator import on_readings_stored
+from balans_allocation.allocator import on_readings_stored_many
 from balans_allocation.settings import AllocationSettings
 from balans_balance.groups import generate_building_groups
 from balans_balance.settings import BalanceSettings
@@ -52,15 +56,21 @@ from balans_protocol import subjects
 from balans_protocol.boot import next_boot
 from balans_sim.api import prepare
 from balans_sim.city import CityConfig
-from balans_sim.pgwriter import write_chunks
+from balans_sim.concentrator import SimConcentrator
+from balans_sim.engine import Chunk, CitySim
+from balans_sim.pgwriter import copy_chunks
 from balans_sim.runner import connected_concentrators, flush_all
 from balans_sim.world import concentrator_keys, write_city
 
 TARGET_METERS = 2_000_000
 BUILDINGS = int(os.environ.get("BENCH_SCALE_BUILDINGS", "200"))
-# balance judges a group only with 72 h of series behind it
-HISTORY_H = int(os.environ.get("BENCH_SCALE_HISTORY_H", "96"))
-STAGE_TIMEOUT_S = float(os.environ.get("BENCH_SCALE_STAGE_TIMEOUT_S", "300"))
+# balance's whole window: its detectors judge 35 days of every series
+HISTORY_H = int(
+    os.environ.get("BENCH_SCALE_HISTORY_H", str(BalanceSettings().balance_window_days * 24))
+)
+STAGE_TIMEOUT_S = float(os.environ.get("BENCH_SCALE_STAGE_TIMEOUT_S", "1800"))
+HISTORY_STEP_H = 168  # hours simulated and written at a time (memory)
+ALLOCATION_BATCH = 32  # buildings allocated in one call while priming
 #: stage -> (stream, durable consumer) whose draining ends the stage
 CONSUMERS = {
     "persister": (subjects.UPLOADS_STREAM, PersisterSettings().persister_durable),
@@ -85,38 +95,59 @@ class StageResult:
     work: str = ""
 
 
-def counter_sum(service: ServiceProcess, name: str) -> float:
-    """Sum over all labels of one counter on the service's /metrics."""
+WINDOW_READS = "balans_balance_window_reads_total"
+
+
+def metric_samples(service: ServiceProcess, name: str) -> list:
+    """The samples of one metric on the service's /metrics."""
     url = f"http://127.0.0.1:{service.health_port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
-    return sum(
-        sample.value
+    return [
+        sample
         for family in text_string_to_metric_families(text)
         for sample in family.samples
         if sample.name == name
-    )
+    ]
+
+
+def counter_by_label(service: ServiceProcess, name: str, label: str) -> dict[str, float]:
+    """One counter on the service's /metrics, by the value of ``label``."""
+    out: dict[str, float] = {}
+    for sample in metric_samples(service, name):
+        key = sample.labels.get(label, "")
+        out[key] = out.get(key, 0.0) + sample.value
+    return out
+
+
+def counter_sum(service: ServiceProcess, name: str) -> float:
+    """Sum over all labels of one counter on the service's /metrics."""
+    return sum(sample.value for sample in metric_samples(service, name))
+
+
+async def stage_durables(js: JetStreamContext, stream: str, durable: str) -> list[str]:
+    """The stage's durable consumers on ``stream``: ``durable`` itself, or one per event
+    partition (``<durable>-pNN``) when the stage consumes partitioned."""
+    names = [c.name for c in await js.consumers_info(stream)]
+    return [n for n in names if n == durable or n.startswith(f"{durable}-p")]
 
 
 async def drained(
     js: JetStreamContext, service: ServiceProcess, stream: str, durable: str, limit_s: float
 ) -> str:
-    """Wait until ``durable`` exists and has nothing pending or unacknowledged; return why
-    not (empty when drained)."""
+    """Wait until the stage's durable consumers exist and have nothing pending or
+    unacknowledged; return why not (empty when drained)."""
     began = time.monotonic()
     deadline = began + limit_s
-    seen = False
     while time.monotonic() < deadline:
         if service.proc.poll() is not None:
             return f"{service.name} exited with {service.proc.returncode}, see {service.log_file}"
-        try:
-            info = await js.consumer_info(stream, durable)
-            seen = True
-            if info.num_pending == 0 and info.num_ack_pending == 0:
-                return ""
-        except NotFoundError:
-            if not seen and time.monotonic() > began + 30:
-                return f"no durable consumer {stream}/{durable} after 30 s (service not wired yet?)"
+        durables = await stage_durables(js, stream, durable)
+        if not durables and time.monotonic() > began + 30:
+            return f"no durable consumer {stream}/{durable} after 30 s (service not wired yet?)"
+        infos = [await js.consumer_info(stream, d) for d in durables]
+        if infos and all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
+            return ""
         await asyncio.sleep(0.05)
     return f"not drained after {limit_s:.0f} s"
 
@@ -144,15 +175,86 @@ async def steady_state(conn: asyncpg.Connection, history_from: datetime) -> None
     watermark and results over the history, and balance's groups (both services' own
     code, untimed)."""
     settings = AllocationSettings()
-    for building_id in await conn.fetchval("select array_agg(id order by id) from buildings"):
+    buildings = await conn.fetchval("select array_agg(id order by id) from buildings")
+    for building_id in buildings:
         await generate_building_groups(conn, building_id)
-        await on_readings_stored(
+    for i in range(0, len(buildings), ALLOCATION_BATCH):
+        await on_readings_stored_many(
             conn,
-            building_id,
-            history_from + timedelta(hours=1),
+            {b: history_from + timedelta(hours=1) for b in buildings[i : i + ALLOCATION_BATCH]},
             timedelta(hours=settings.allocation_lateness_hours),
             settings.allocation_lookaround_hours,
         )
+
+
+@dataclass
+class City:
+    """The simulated city, written and primed, with the two hours still to upload."""
+
+    sim: CitySim
+    keys: dict[int, bytes]  # concentrator serial -> key
+    warm_up: list[Chunk]  # the hour before the measured one
+    hour: list[Chunk]  # the measured hour
+    measured_hour: datetime
+    readings: int  # in the measured hour
+    warm_up_readings: int
+    meters: int
+    flats: int
+    modules: int
+    history_rows: int
+    setup_s: float
+    setup_parts: dict[str, float]  # simulate, copy, prime (allocation and groups) -> seconds
+
+
+async def build_city(urls: StackUrls, buildings: int = BUILDINGS) -> City:
+    """Write the city and ``HISTORY_H`` hours of history, primed (:func:`steady_state`);
+    simulate the warm-up and the measured hour."""
+    vault = KeyVault()
+    measured_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(
+        hours=1
+    )
+    start = measured_hour - timedelta(hours=HISTORY_H + 1)
+    began = time.perf_counter()
+    sim, _ = prepare(CityConfig(seed=11, buildings=buildings), start, HISTORY_H + 2)
+    specs = [b.spec for b in sim.buildings]
+    conn = await asyncpg.connect(urls.database_url)
+    try:
+        await write_city(conn, specs, vault, 11)
+        keys = await concentrator_keys(conn, specs, vault)
+        history_rows = 0
+        times = {"simulate": 0.0, "copy": 0.0}
+        for done in range(0, HISTORY_H, HISTORY_STEP_H):
+            t0 = time.perf_counter()
+            chunks = sim.advance(min(HISTORY_STEP_H, HISTORY_H - done))
+            t1 = time.perf_counter()
+            history_rows += await copy_chunks(conn, chunks)
+            times["simulate"] += t1 - t0
+            times["copy"] += time.perf_counter() - t1
+        t0 = time.perf_counter()
+        await steady_state(conn, start)
+        times["prime"] = time.perf_counter() - t0
+        meters = await conn.fetchval("select count(*) from meters")
+        modules = await conn.fetchval("select count(*) from radio_modules")
+        flats = await conn.fetchval("select count(*) from flats")
+    finally:
+        await conn.close()
+    warm_up = sim.advance(1)
+    hour = sim.advance(1)
+    return City(
+        sim=sim,
+        keys=keys,
+        warm_up=warm_up,
+        hour=hour,
+        measured_hour=measured_hour,
+        readings=sum(chunk.reading_count() for chunk in hour),
+        warm_up_readings=sum(chunk.reading_count() for chunk in warm_up),
+        meters=meters,
+        flats=flats,
+        modules=modules,
+        history_rows=history_rows,
+        setup_s=time.perf_counter() - began,
+        setup_parts=times,
+    )
 
 
 def bound_port(service: ServiceProcess) -> int:
@@ -172,80 +274,97 @@ def thaw(service: ServiceProcess) -> None:
     service.proc.send_signal(signal.SIGCONT)
 
 
+async def run_stages(
+    js: JetStreamContext,
+    services: dict[str, ServiceProcess],
+    concentrators: list[SimConcentrator],
+    chunks: list[Chunk],
+) -> list[StageResult]:
+    """Upload one hour with every service but ingest frozen, then thaw and drain the
+    stages one at a time."""
+    work_before = {n: counter_sum(services[n], WORK[n][0]) for n in CONSUMERS}
+    reads_before = counter_by_label(services["balance"], WINDOW_READS, "read")
+    for name in CONSUMERS:
+        freeze(services[name])
+    t0 = time.perf_counter()
+    for concentrator, chunk in zip(concentrators, chunks, strict=True):
+        await concentrator.send(chunk)
+    await flush_all(concentrators, STAGE_TIMEOUT_S)
+    results = [StageResult("ingest", time.perf_counter() - t0, work=f"{len(chunks)} uploads")]
+    print("  ingest done", flush=True)
+    for name, (stream, durable) in CONSUMERS.items():
+        thaw(services[name])
+        t0 = time.perf_counter()
+        note = await drained(js, services[name], stream, durable, STAGE_TIMEOUT_S)
+        seconds = None if note else time.perf_counter() - t0
+        metric, unit = WORK[name]
+        done = counter_sum(services[name], metric) - work_before[name]
+        work = f"{done:,.0f} {unit}"
+        if name == "balance":
+            reads = counter_by_label(services[name], WINDOW_READS, "read")
+            work += "; windows read: " + ", ".join(
+                f"{n - reads_before.get(how, 0):,.0f} {how}"
+                for how, n in sorted(reads.items())
+                if n > reads_before.get(how, 0)
+            )
+        results.append(StageResult(name, seconds, note, work))
+        print(f"  {name} done", flush=True)
+    return results
+
+
 async def run(urls: StackUrls, data_dir: Path) -> None:
-    vault = KeyVault()
-    measured_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(
-        hours=1
-    )
-    start = measured_hour - timedelta(hours=HISTORY_H)
-    began = time.perf_counter()
-    sim, _ = prepare(CityConfig(seed=11, buildings=BUILDINGS), start, HISTORY_H + 1)
-    specs = [b.spec for b in sim.buildings]
-    conn = await asyncpg.connect(urls.database_url)
-    try:
-        await write_city(conn, specs, vault, 11)
-        keys = await concentrator_keys(conn, specs, vault)
-        history_rows = await write_chunks(conn, sim.advance(HISTORY_H)) if HISTORY_H else 0
-        await steady_state(conn, start)
-        meters = await conn.fetchval("select count(*) from meters")
-        modules = await conn.fetchval("select count(*) from radio_modules")
-        flats = await conn.fetchval("select count(*) from flats")
-    finally:
-        await conn.close()
-    hour = sim.advance(1)
-    readings = sum(chunk.reading_count() for chunk in hour)
-    setup_s = time.perf_counter() - began
+    city = await build_city(urls)
     print(
-        f"city: {BUILDINGS} buildings, {flats} flats, {meters} meters, {modules} modules; "
-        f"{history_rows} history rows written directly; setup {setup_s:.1f} s"
+        f"city: {BUILDINGS} buildings, {city.flats} flats, {city.meters} meters, "
+        f"{city.modules} modules; {city.history_rows} history rows ({HISTORY_H} h) written "
+        f"directly; setup {city.setup_s:.1f} s ("
+        + ", ".join(f"{k} {v:.1f} s" for k, v in city.setup_parts.items())
+        + ")"
     )
-    print(f"measured hour {measured_hour:%Y-%m-%d %H:00} UTC: {readings} readings")
+    print(f"measured hour {city.measured_hour:%Y-%m-%d %H:00} UTC: {city.readings} readings")
 
     env = {"BALANS_INGEST_PORT": "0", "BALANS_INGEST_HOST": "127.0.0.1"}
     supervisor = Supervisor(urls, data_dir, env)
     known = discover_services()
     services = {name: supervisor.start(name, known[name]) for name in CONSUMERS | {"ingest": 0}}
     nc = await nats.connect(urls.nats_url)
-    results: list[StageResult] = []
     try:
         late = await asyncio.to_thread(supervisor.wait_ready, STAGE_TIMEOUT_S)
         if late:
             raise RuntimeError(f"not ready: {late}")
-        work_before = {n: counter_sum(services[n], WORK[n][0]) for n in CONSUMERS}
-        for name in CONSUMERS:
-            freeze(services[name])
-        ingest_port = bound_port(services["ingest"])
+        js = nc.jetstream()
         boot = next_boot(data_dir / "sim-boot-counter")
         async with connected_concentrators(
-            sim, keys, "127.0.0.1", ingest_port, boot
+            city.sim, city.keys, "127.0.0.1", bound_port(services["ingest"]), boot
         ) as concentrators:
-            t0 = time.perf_counter()
-            for concentrator, chunk in zip(concentrators, hour, strict=True):
-                await concentrator.send(chunk)
-            await flush_all(concentrators, STAGE_TIMEOUT_S)
-            elapsed = time.perf_counter() - t0
-        results.append(StageResult("ingest", elapsed, work=f"{len(hour)} uploads"))
-        print("  ingest done", flush=True)
-        js = nc.jetstream()
-        for name, (stream, durable) in CONSUMERS.items():
-            thaw(services[name])
-            t0 = time.perf_counter()
-            note = await drained(js, services[name], stream, durable, STAGE_TIMEOUT_S)
-            seconds = None if note else time.perf_counter() - t0
-            metric, unit = WORK[name]
-            done = counter_sum(services[name], metric) - work_before[name]
-            results.append(StageResult(name, seconds, note, f"{done:,.0f} {unit}"))
-            print(f"  {name} done", flush=True)
-        baseline = await baseline_copy_rows_per_s(urls.database_url, readings)
+            print("warm-up hour (balance keeps no window yet):", flush=True)
+            warm = await run_stages(js, services, concentrators, city.warm_up)
+            print("measured hour:", flush=True)
+            results = await run_stages(js, services, concentrators, city.hour)
+        baseline = await baseline_copy_rows_per_s(urls.database_url, city.readings)
     finally:
         for service in services.values():
             thaw(service)
         await nc.close()
         await asyncio.to_thread(supervisor.stop)
-    report(results, readings, meters, baseline)
+    print(
+        "warm-up hour: balance keeps no window yet and reads every one in full (a restarted "
+        "process; every event did so before the kept windows)"
+    )
+    report(
+        warm,
+        city.warm_up_readings,
+        city.meters,
+        baseline,
+        "  (warm-up hour, every window read in full)",
+    )
+    print("measured hour:")
+    report(results, city.readings, city.meters, baseline)
 
 
-def report(results: list[StageResult], readings: int, meters: int, baseline: float) -> None:
+def report(
+    results: list[StageResult], readings: int, meters: int, baseline: float, suffix: str = ""
+) -> None:
     print(f"baseline: plain COPY into an unlogged table {baseline:,.0f} rows/s")
     print(
         f"{'stage':<11} {'seconds':>8} {'readings/s':>11} {'meters/s':>9} {'2M meters':>10}"
@@ -263,6 +382,12 @@ def report(results: list[StageResult], readings: int, meters: int, baseline: flo
             f"{extrapolated:>9,.0f}s  {r.work}{ratio}"
         )
     print("(2M meters: seconds one process of that stage needs for an hour of 2 000 000 meters)")
+    per_2m = {
+        r.name: TARGET_METERS / (meters / r.seconds) if r.seconds is not None else float("nan")
+        for r in results
+    }
+    figures = " ".join(f"{name}_s={per_2m[name]:.0f}" for name in ("ingest", *CONSUMERS))
+    print(f"scale {figures} total_2m_s={sum(per_2m.values()):.0f}{suffix}")
 
 
 def main() -> None:

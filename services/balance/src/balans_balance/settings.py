@@ -46,7 +46,7 @@ class BalanceSettings(CommonSettings):
         2000,
         ge=1,
         description="Buildings whose analysis window one process keeps between events (the "
-        "least recently analysed are dropped first; about 1.5 MB each with a 35-day window "
+        "least recently analysed are dropped first; about 1 MB each with a 35-day window "
         "and 110 meters). A building without one is read in full.",
     )
     balance_state_refresh_hours: int = Field(
