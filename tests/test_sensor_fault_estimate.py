@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import httpx
 import numpy as np
 import pytest
 from nats.aio.msg import Msg
@@ -29,6 +30,9 @@ from balans_allocation.explain import explain
 from balans_allocation.flags import Flag
 from balans_allocation.sensor_alerts import follower, on_sensor_alert
 from balans_allocation.settings import AllocationSettings
+from balans_api.app import create_app
+from balans_api.settings import ApiSettings
+from balans_api.users import create_user
 from balans_balance.alert_actions import apply_action
 from balans_balance.alerts import OUTBOX as BALANCE_OUTBOX
 from balans_balance.analysis import analyse_building
@@ -53,6 +57,7 @@ HOUR = timedelta(hours=1)
 WARM_HOURS = 24 * 8  # the detector's baseline week and the estimate's fit before the fault
 FAULT_HOURS = 24 * 3
 SEED = 23
+PASSWORD = "correct-horse-battery"
 CONFIG = CityConfig(
     seed=SEED,
     buildings=1,
@@ -151,6 +156,29 @@ async def _totals(conn: asyncpg.Connection, b: Building, first: datetime) -> tup
     return kwh, faulty, rows[0]["first"], rows[0]["last"]
 
 
+async def _api_explanation(
+    pool: asyncpg.Pool, database_url: str, flat_id: int, first: datetime, last: datetime
+) -> dict:
+    """GET flats/{id}/explain?from&to as an operator, through the api's app."""
+    async with pool.acquire() as conn:
+        await create_user(conn, "t-sensor-operator", PASSWORD, "operator")
+    app = create_app(ApiSettings(database_url=database_url, login_rate="1000/minute"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            token = await http.post(
+                "/api/v1/auth/token", data={"username": "t-sensor-operator", "password": PASSWORD}
+            )
+            assert token.status_code == 200, token.text
+            response = await http.get(
+                f"/api/v1/flats/{flat_id}/explain",
+                params={"from": first.isoformat(), "to": (last + HOUR).isoformat()},
+                headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+            )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 async def _hourly(conn: asyncpg.Connection, flat_id: int, first: datetime) -> dict:
     """hour -> (total kWh, flagged sensor_fault) of one flat from ``first`` on."""
     rows = await conn.fetch(
@@ -207,6 +235,7 @@ async def follow(database_url: str, nats_url: str) -> AsyncIterator[dict]:
         yield {
             "pool": pool,
             "balance_relay": OutboxRelay(pool, js, BALANCE_OUTBOX, "balance"),
+            "database_url": database_url,
             "received": received,
         }
     finally:
@@ -286,6 +315,16 @@ async def test_the_faulty_sensors_hours_are_estimated_and_bills_corrected(
     )  # fmt: skip
     assert {"estimated", "sensor_fault"} <= set(hours[0].reasons)
     assert [e.alert_id for e in trail.sensor_estimates] == [alert["id"]]
+    # ... and so does the api's explanation residents and operators read
+    api = await _api_explanation(
+        pool, follow["database_url"], b.faulty_flat, alert["first_hour"], last
+    )
+    estimated_hours = [h for h in api["hours"] if h["sensor_estimate"]]
+    assert len(estimated_hours) == len(hours)
+    assert all(h["estimated"] for h in estimated_hours)
+    assert estimated_hours[0]["sensor_estimate"]["alert_id"] == alert["id"]
+    assert [(e["sensor"], e["method"]) for e in api["sensor_estimates"]] == [("return", "cascade")]
+    assert api["parts"]["estimated_hours"] == len(hours)
 
     # fixed a day in (an operator resolves it; the fault's last hour then): later hours are
     # measured again, the earlier ones stay estimated
