@@ -1,5 +1,9 @@
 """``balans run`` (the whole system) and ``balans stack`` (only the servers).
 
+``--cluster`` runs the scale-out layout on one machine: a three-node NATS cluster whose
+streams have three replicas, and two processes of each pipeline stage that can share its
+work (persister, allocation, balance; docs/operations.md, "NATS cluster").
+
 Both stay in the foreground as the supervisor of what they started: every half second
 they reap and restart a dead server or service (``recovery``), until Ctrl-C or SIGTERM
 stops everything in order.
@@ -61,6 +65,16 @@ def _line_buffered() -> None:
             stream.reconfigure(line_buffering=True)
 
 
+#: stages that run twice with --cluster (ingest listens on one TCP port: once)
+SCALED_OUT = ("persister", "allocation", "balance")
+CLUSTER_ENV = {"BALANS_NATS_STREAM_REPLICAS": "3"}
+
+
+def _instances(name: str, cluster: bool) -> list[str]:
+    """The supervised names of a service: ``allocation`` and ``allocation-2`` in a cluster."""
+    return [name, f"{name}-2"] if cluster and name in SCALED_OUT else [name]
+
+
 def run(
     data_dir: Path = typer.Option(Path(".balans"), help="Where the embedded servers keep data."),
     services: str = typer.Option("all", help="Comma-separated services to start, or 'all'."),
@@ -68,6 +82,11 @@ def run(
     ready_timeout: float = typer.Option(120, help="Seconds to wait for every service."),
     prometheus: bool = typer.Option(
         True, help="Also start Prometheus on the services when a `prometheus` binary is installed."
+    ),
+    cluster: bool = typer.Option(
+        False,
+        help="A three-node NATS cluster (streams with 3 replicas) and two processes of "
+        "persister, allocation and balance.",
     ),
 ) -> None:
     """Run the whole system: embedded PostgreSQL and NATS, schema, demo city, services."""
@@ -77,18 +96,19 @@ def run(
     unknown = sorted(set(chosen) - set(known))
     if unknown:
         raise typer.BadParameter(f"unknown services {unknown}; known: {sorted(known)}")
-    stack = DevStack(data_dir)
+    stack = DevStack(data_dir, cluster=cluster)
     urls = stack.start()
     recovery = Recovery()
     stack.watch(recovery)
-    supervisor = Supervisor(urls, stack.data_dir, {}, ports=stack.ports)
+    supervisor = Supervisor(urls, stack.data_dir, CLUSTER_ENV if cluster else {}, ports=stack.ports)
     binary = prometheus_binary() if prometheus else None
     scraper = EmbeddedPrometheus(stack.data_dir, binary) if binary else None
     try:
         typer.echo(f"PostgreSQL {urls.database_url}\nNATS       {urls.nats_url}")
         _prepare_database(urls, demo)
         for name in chosen:
-            supervisor.start(name, known[name])
+            for instance in _instances(name, cluster):
+                supervisor.start(instance, known[name])
         late = supervisor.wait_ready(ready_timeout)
         if late:
             raise RuntimeError(f"services not ready after {ready_timeout} s: {late}")
@@ -123,14 +143,15 @@ def run(
 
 def stack_command(
     data_dir: Path = typer.Option(Path(".balans"), help="Where the embedded servers keep data."),
+    cluster: bool = typer.Option(False, help="A three-node NATS cluster instead of one server."),
 ) -> None:
     """Start only PostgreSQL and NATS (migrated), print their URLs, keep them running
     (restarted on the same ports if they die) until Ctrl-C."""
     _line_buffered()
-    stack = DevStack(data_dir)
+    stack = DevStack(data_dir, cluster=cluster)
     with stack as urls:
         migrate.upgrade(urls.database_url)
-        for key, value in urls.env().items():
+        for key, value in (urls.env() | (CLUSTER_ENV if cluster else {})).items():
             typer.echo(f"export {key}={value}")
         recovery = Recovery()
         stack.watch(recovery)

@@ -15,7 +15,7 @@ from types import TracebackType
 
 import structlog
 
-from balans_devstack.nats_server import EmbeddedNats
+from balans_devstack.nats_server import EmbeddedNats, NatsCluster
 from balans_devstack.ports import PortBook
 from balans_devstack.postgres import EmbeddedPostgres
 from balans_devstack.recovery import Recovery
@@ -40,7 +40,10 @@ class DevStack:
 
     ``durable`` (the default; ``balans run`` and ``balans stack``) keeps PostgreSQL's fsync
     and synchronous commit on and makes JetStream fsync before it acknowledges; the test
-    fixtures and benchmarks turn both off for speed, which only a host crash could notice."""
+    fixtures and benchmarks turn both off for speed, which only a host crash could notice.
+
+    ``cluster`` starts a three-node NATS cluster instead of one server (``balans run
+    --cluster``); its URL lists the three nodes."""
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class DevStack:
         durable: bool = True,
         database_url: str | None = None,
         nats_url: str | None = None,
+        cluster: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.database_url = database_url or os.environ.get("BALANS_DATABASE_URL")
@@ -56,7 +60,10 @@ class DevStack:
         self.postgres = (
             None if self.database_url else EmbeddedPostgres(self.data_dir, durable=durable)
         )
-        self.nats = None if self.nats_url else EmbeddedNats(self.data_dir, durable=durable)
+        self.nats: EmbeddedNats | NatsCluster | None = None
+        if not self.nats_url:
+            nats_type = NatsCluster if cluster else EmbeddedNats
+            self.nats = nats_type(self.data_dir, durable=durable)
         self.ports = PortBook(self.data_dir / "ports.json")
 
     def start(self) -> StackUrls:
@@ -65,7 +72,9 @@ class DevStack:
             if self.postgres is not None:
                 self.postgres.start(port=self.ports.port("postgres"))
                 log.info("postgres started", url=self.postgres.url)
-            if self.nats is not None:
+            if isinstance(self.nats, NatsCluster):
+                self.nats.start(port=self.ports.port)
+            elif self.nats is not None:
                 self.nats.start(
                     port=self.ports.port("nats"), monitor_port=self.ports.port("nats_monitor")
                 )
@@ -87,7 +96,9 @@ class DevStack:
         if self.postgres is not None:
             postgres = self.postgres
             recovery.watch("postgres", lambda: postgres.proc, postgres.restart)
-        if self.nats is not None:
+        if isinstance(self.nats, NatsCluster):
+            self.nats.watch(recovery.watch)
+        elif self.nats is not None:
             nats = self.nats
             recovery.watch("nats", lambda: nats.proc, nats.restart)
 

@@ -21,7 +21,7 @@ async def serve(ctx: ServiceContext) -> None:
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
     try:
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, settings.nats_stream_replicas)
         keys = KeyStore(pool, KeyVault.from_hex(settings.master_key), settings.ingest_key_cache_s)
         server = IngestServer(settings, nc, js, keys)
         port = await server.start()

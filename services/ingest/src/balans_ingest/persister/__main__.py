@@ -46,7 +46,7 @@ async def serve(ctx: ServiceContext) -> None:
     partitions = asyncio.create_task(keep_partitions(settings, ctx.stopping))
     try:
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, settings.nats_stream_replicas)
         persister = Persister(settings, nc, js)
         ctx.set_ready(durable=settings.persister_durable)
         await persister.run(ctx.stopping)
