@@ -104,7 +104,7 @@ def night_mask(hours: list[datetime], timezone: str) -> npt.NDArray[np.bool_]:
 @dataclass(frozen=True)
 class BuildingWorld:
     """What the analysis reads of a building besides its hourly data: its site, groups,
-    meters, channels and modules. Two reads compare equal exactly when none of them
+    meters, channels, modules and sensor pairs. Two reads compare equal exactly when none of them
     changed (a topology change, an operator's group edit), which is when a window kept
     between events (:mod:`balans_balance.windows`) must be read again in full."""
 
@@ -115,6 +115,7 @@ class BuildingWorld:
     meters: tuple[tuple[Any, ...], ...]  # world.building_meters rows, by id
     channels: tuple[tuple[Any, ...], ...]  # world.building_channels rows
     modules: tuple[tuple[Any, ...], ...]  # world.building_modules rows, by serial
+    sensor_pairs: tuple[tuple[Any, ...], ...]  # world.sensor_pairs_of rows
     successor: dict[int, int]  # a replaced meter -> the meter last on its channel
 
     def meter(self, i: int) -> dict[str, Any]:
@@ -186,6 +187,7 @@ async def load_world(conn: asyncpg.Connection, building_id: int) -> BuildingWorl
         meters=tuple(tuple(r[f] for f in _METER_FIELDS) for r in meters),
         channels=tuple(sorted((tuple(r[f] for f in _CHANNEL_FIELDS) for r in channels), key=str)),
         modules=tuple(tuple(r[f] for f in _MODULE_FIELDS) for r in modules),
+        sensor_pairs=tuple(tuple(r) for r in await world.sensor_pairs_of(conn, [building_id])),
         successor=successor,
     )
 
