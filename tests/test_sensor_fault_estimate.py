@@ -37,9 +37,14 @@ from balans_balance.alert_actions import apply_action
 from balans_balance.alerts import OUTBOX as BALANCE_OUTBOX
 from balans_balance.analysis import analyse_building
 from balans_balance.groups import generate_building_groups
+from balans_billing.demo import DEMO_TARIFFS_FROM, seed_demo_tariffs
+from balans_billing.invoicing import bill_building
+from balans_billing.periods import month_bounds
+from balans_billing.service import BillingRun, on_allocation
 from balans_core.consumer import JetStreamConsumer, model_decoder, one_by_one
 from balans_core.nats import connect_nats
 from balans_core.outbox import OutboxRelay
+from balans_db.queries import world
 from balans_db.secrets import KeyVault
 from balans_devstack.eventually import eventually
 from balans_protocol import subjects
@@ -236,6 +241,7 @@ async def follow(database_url: str, nats_url: str) -> AsyncIterator[dict]:
             "pool": pool,
             "balance_relay": OutboxRelay(pool, js, BALANCE_OUTBOX, "balance"),
             "database_url": database_url,
+            "js": js,
             "received": received,
         }
     finally:
@@ -262,6 +268,10 @@ async def test_the_faulty_sensors_hours_are_estimated_and_bills_corrected(
     async with pool.acquire() as conn:
         measured, _, first, last = await _totals(conn, b, fault_start)
         measured_hours = await _hourly(conn, b.faulty_flat, fault_start)
+        # January was invoiced before the alert
+        await seed_demo_tariffs(conn, DEMO_TARIFFS_FROM)
+        january = month_bounds(2026, 1, await world.site_timezone(conn, b.id) or "UTC")
+        assert await bill_building(conn, b.id, *january)
         await generate_building_groups(conn, b.id)
         await analyse_building(conn, b.id, last, days=10)
         alert = await conn.fetchrow(
@@ -296,14 +306,35 @@ async def test_the_faulty_sensors_hours_are_estimated_and_bills_corrected(
     assert corrected.sum() == pytest.approx(measured.sum(), rel=1e-9)  # the building's heat
     # only the faulty pair's flat is estimated
     assert {f for f, n in faulty.items() if n} == {b.faulty_flat}
-    # the recomputation went out as late data's does: billing re-bills invoiced months
-    await eventually(
-        "a recomputation announced over the fault's hours",
-        lambda: any(
-            m.building_id == b.id and m.recomputation and m.hour_from <= fault_start + 24 * HOUR
+
+    # the recomputation went out as late data's does, and billing's handler of it corrects
+    # the invoiced month: the faulty flat is credited, its neighbours pay what they owe
+    def recomputed() -> list[AllocationComputed]:
+        return [
+            m
             for m in follow["received"]
-        ),
-    )
+            if m.building_id == b.id and m.recomputation and m.hour_from <= fault_start + 24 * HOUR
+        ]
+
+    await eventually("a recomputation announced over the fault's hours", recomputed)
+    billing = BillingRun(pool, OutboxRelay(pool, follow["js"], "billing_outbox", "billing"))
+    for event in recomputed():
+        await on_allocation(event, billing)
+    corrections = {
+        r["flat_id"]: r["heat_mdl"]
+        for r in await pool.fetch(
+            """select a.flat_id, sum(l.amount)::float8 as heat_mdl
+               from invoices i join accounts a on a.id = i.account_id
+               join invoice_lines l on l.invoice_id = i.id
+               where i.building_id = $1 and i.kind = 'correction' and l.utility = 'heat'
+               group by a.flat_id""",
+            b.id,
+        )
+    }
+    print(f"corrections: faulty flat {corrections[b.faulty_flat]:.2f} MDL, neighbours "
+          f"{sum(v for f, v in corrections.items() if f != b.faulty_flat):+.2f} MDL")  # fmt: skip
+    assert corrections[b.faulty_flat] < 0
+    assert sum(v > 0 for f, v in corrections.items() if f != b.faulty_flat) >= 5
     # the explanation says estimated, why and how
     assert trail is not None
     hours = [h for h in trail.hours if h.sensor_estimate is not None]
