@@ -93,6 +93,16 @@ def _pair_of(alert: AlertMessage, building: Building) -> tuple[int, str]:
     return serial, sensor
 
 
+def _settled(alert: AlertMessage, known: asyncpg.Record | None) -> bool:
+    """Nothing left to do: a dismissal of an alert never followed, anything after a
+    dismissal, or an open or updated announcement of an alert already closed (a closed
+    alert never reopens: a new episode is a new alert; an earlier announcement redelivered
+    late must not undo a later one)."""
+    if known is None:
+        return alert.resolution == "dismissed"
+    return bool(known["dismissed"]) or (alert.state != "closed" and known["last_hour"] is not None)
+
+
 def _unchanged(alert: AlertMessage, known: asyncpg.Record | None) -> bool:
     """An update of an open alert that moves neither its pair, its sensor nor its start."""
     return (
@@ -124,13 +134,14 @@ async def on_sensor_alert(
         building = await load_building(conn, alert.building_id)
         if building is None:
             raise PermanentError(f"faulty_sensor alert {alert.alert_id}: no such building")
+        if _settled(alert, known):
+            SENSOR_ALERTS.labels("ignored").inc()
+            return "ignored"
         if alert.resolution == "dismissed":
-            if known is None:
-                SENSOR_ALERTS.labels("ignored").inc()
-                return "ignored"
+            assert known is not None
             await sensor_store.dismiss(conn, alert.alert_id)
             outcome, since = "dismissed", known["first_hour"]
-        elif alert.state == "closed" and known is not None and not known["dismissed"]:
+        elif alert.state == "closed" and known is not None:
             await sensor_store.close(conn, alert.alert_id, alert.last_hour)
             outcome, since = "ended", known["first_hour"]
         elif _unchanged(alert, known):
