@@ -107,7 +107,6 @@ def _unchanged(alert: AlertMessage, known: asyncpg.Record | None) -> bool:
     """An update of an open alert that moves neither its pair, its sensor nor its start."""
     return (
         known is not None
-        and not known["dismissed"]
         and alert.state == "updated"
         and alert.first_hour is not None
         and known["first_hour"] == floor_hour(alert.first_hour)
@@ -156,6 +155,8 @@ async def on_sensor_alert(
             since = estimate.first_hour
             if known is not None:
                 since = min(since, known["first_hour"])
+        # as if readings were stored at since + 1 h: the allocator recomputes from the hour
+        # before an event's first hour (or an earlier anchor) up to the watermark
         announcements = await on_readings_stored_many(
             conn, {building.id: since + HOUR}, lateness, lookaround
         )
