@@ -49,8 +49,12 @@ class ExcessSettings:
     return_ref_hours: int = 168
     settle_gap: int = 12  # hours between a drift's ramp and the level it settles at
     # another shape fits a change within this (rise of the residual SS over a block's
-    # noise variance): the data cannot tell them apart, the finding says so
+    # noise variance), or within this share of what the change itself explains: the
+    # data cannot tell them apart, the finding says so. The share: no shape is exact (a
+    # leak follows the network's pressure, a tapped-in consumer its own load, not the
+    # flats'), so on a large change a rise of a percent or two is the shapes' own misfit
     ambiguous_z2: float = 25.0
+    ambiguous_share: float = 0.02
     changes: ChangeSettings = field(default_factory=ChangeSettings)
 
 
@@ -298,9 +302,16 @@ def _also_possible(change: Change, kind: str | None, cfg: ExcessSettings) -> lis
     (quality-regulated networks, constant-flow risers) so is a balance meter that
     over-registers by a constant factor (a draw of a share of the flow looks exactly
     like that). Said when the other shape fits within ``ambiguous_z2``."""
-    close = {shape for shape, rise in change.alternatives.items() if rise < cfg.ambiguous_z2}
+    within = max(cfg.ambiguous_z2, cfg.ambiguous_share * change.z2)
+    close = {shape for shape, rise in change.alternatives.items() if rise < within}
     if kind == "leak" and close & {"scale", "use"}:
         return ["unauthorised_connection"] + (["faulty_balance_meter"] if "scale" in close else [])
+    if kind == "unauthorised_connection" and close & {"step", "scale"}:
+        # a draw of a share of the use that a constant loss or an over-registering
+        # balance meter fits as well
+        return (["leak"] if "step" in close else []) + (
+            ["faulty_balance_meter"] if "scale" in close else []
+        )
     if kind == "faulty_balance_meter" and change.shape == "scale" and change.coef > 0:
         # over-registering by a constant factor: a draw of that share of the flow
         return ["unauthorised_connection"] + (["leak"] if "step" in close else [])
@@ -459,6 +470,9 @@ def _diagnose_known(s: GroupSeries, cfg: ExcessSettings) -> list[Diagnosis]:
             "excess_total": float(np.sum((change.contribution * cs.to_balance_unit)[win])),
             "excess_share": float(np.sum(change.contribution[win]) / np.sum(balance[win])),
             "use_slope_t": use_t,
+            # how much worse each other level shape fits the same window (rise of the
+            # residual SS over a block's noise variance)
+            "alternatives_z2": {k: round(v, 1) for k, v in change.alternatives.items()},
         }
         others = [c for c in changes if c is not change]
         group_kind = _change_kind(change, others, balance, cfg)

@@ -5,7 +5,8 @@ episode opens where its daily use left the peers' prediction (a step or a ramp G
 ``detect`` noise units) and lasts while it stays away. What caused it:
 
 - the register stood still for hours while the peers say it should have counted ->
-  **stuck** (a **magnet** when the module raised its tamper flag);
+  **stuck** (a **magnet** when the module raised its tamper flag; without the flag a
+  magnet that stopped the register reads the same, so ``also_possible`` says so);
 - the module's tamper flag -> **magnet**;
 - the departure grows steadily (a ramp fits clearly better than a step) -> **drifting**;
 - a step that the group's balance confirms (the balance meter saw what the member
@@ -256,6 +257,10 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
         "basis": basis,  # the one rule that decided the kind
         "still_hours": run if basis.startswith("register_still") else 0,
     }
+    if verdict == "stuck_meter":
+        # a magnet strong enough to stop the register entirely, on a module that raised
+        # no tamper flag, leaves the same data as a stuck register: say both
+        evidence["also_possible"] = ["magnet"]
     return _Draft(
         c,
         Episode(start, detected, min(end, n - 1), active),
