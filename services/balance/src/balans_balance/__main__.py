@@ -10,6 +10,7 @@ from balans_balance.alerts import OUTBOX
 from balans_balance.service import (
     analyse_event,
     follow_topology_event,
+    forget_partition,
     serve_alert_actions,
     serve_group_api,
 )
@@ -88,6 +89,8 @@ async def serve(ctx: ServiceContext) -> None:
             [events, topology],
             lease_s=settings.partition_lease_s,
             replicas=settings.nats_stream_replicas,
+            # a partition given up: its buildings' kept windows go (another process has them)
+            on_release=lambda partition: forget_partition(states, partition),
         )
         ctx.set_ready(groups_subject=subjects.BALANCE_GROUPS_API)
         await ctx.run_until_stopped(relay.run(ctx.stopping), partitions.run(ctx.stopping))
