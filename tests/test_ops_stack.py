@@ -1,7 +1,8 @@
 """The monitored stack: dashboards current with their spec and valid PromQL; then every
-balans service running (as `balans run` starts them) against the test stack, answering
-health and metrics, exporting every metric the dashboards and rules query, scraped by the
-Prometheus `balans run` starts, and stopping cleanly on SIGTERM (the module's last test).
+balans service running (as `balans run` starts them: the session's ``pipeline`` of
+tests/conftest.py) answering health and metrics, exporting every metric the dashboards and
+rules query, and scraped by the Prometheus `balans run` starts. That each service stops
+cleanly on SIGTERM is tests/test_e2e_pipeline.py's last test, on the same system.
 """
 
 from __future__ import annotations
@@ -10,21 +11,19 @@ import json
 import re
 import runpy
 import shutil
-import signal
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from balans_devstack.processes import free_port
 from balans_devstack.prometheus import EmbeddedPrometheus, prometheus_binary
-from balans_devstack.stack import StackUrls
-from balans_devstack.supervisor import ServiceProcess, Supervisor, discover_services
+from balans_devstack.supervisor import ServiceProcess
+
+from .conftest import Running
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -119,29 +118,10 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.fixture(scope="module")
-def running_services(
-    stack_urls: StackUrls, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[ServiceProcess]]:
-    """Every registered balans service, as `balans run` starts them, on free ports."""
-    urls = StackUrls(database_url=database_url, nats_url=stack_urls.nats_url)
-    ingest_port = free_port()
-    env = {
-        "BALANS_INGEST_PORT": str(ingest_port),
-        "BALANS_SIM_INGEST_PORT": str(ingest_port),
-        "BALANS_API_PORT": str(free_port()),
-        "BALANS_FLEET_REFRESH_SECONDS": "1",
-        "BALANS_SIM_BACKFILL_DAYS": "1",  # the simulator's history is not what is tested here
-    }
-    supervisor = Supervisor(urls, tmp_path_factory.mktemp("ops_services"), env)
-    for name, module in sorted(discover_services().items()):
-        supervisor.start(name, module)
-    try:
-        late = supervisor.wait_ready(120)
-        assert not late, f"not ready: {late}"
-        yield list(supervisor.services)
-    finally:
-        supervisor.stop()
+@pytest.fixture
+def running_services(pipeline: Running) -> list[ServiceProcess]:
+    """Every registered balans service, as `balans run` starts them (the session's system)."""
+    return pipeline.services
 
 
 def test_every_service_answers_health_and_metrics(running_services: list[ServiceProcess]) -> None:
@@ -202,11 +182,3 @@ def test_prometheus_of_balans_run_scrapes_every_service(
         prometheus.stop()
     assert health == {s.name: "up" for s in running_services}
     assert {g["name"] for g in rules} >= {"balans-availability", "balans-pipeline"}
-
-
-def test_services_stop_cleanly_on_sigterm(running_services: list[ServiceProcess]) -> None:
-    """On SIGTERM every service drains, finishes its work and exits 0 within 30 s."""
-    for service in running_services:
-        service.proc.send_signal(signal.SIGTERM)
-    codes = {service.name: service.proc.wait(30) for service in running_services}
-    assert codes == {service.name: 0 for service in running_services}

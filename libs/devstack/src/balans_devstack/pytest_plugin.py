@@ -2,7 +2,8 @@
 
 The session migrates a template database once; each test module that asks for
 ``database_url`` gets its own copy (``CREATE DATABASE ... TEMPLATE``), so tests own
-their data without paying for migrations again.
+their data without paying for migrations again. Data that takes long to build (a city with
+weeks of readings) is built once per session the same way (``database_templates``).
 
 As root, PostgreSQL runs as an unprivileged user, which must reach its data folder. Under
 pytest's own temporary root that breaks whenever another pytest session starts: pytest
@@ -17,8 +18,8 @@ import itertools
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -107,18 +108,67 @@ def template_database(dev_stack: DevStack) -> str:
     return url
 
 
+@contextmanager
+def template_copy(dev_stack: DevStack, template_url: str, stem: str) -> Iterator[str]:
+    """A new database copied from ``template_url``'s (named after ``stem``), dropped after."""
+    name = f"t_{re.sub(r'[^a-z0-9]', '_', stem.lower())[:40]}_{next(_counter)}"
+    template = template_url.rsplit("/", 1)[1]
+    _admin_sql(dev_stack, f"create database {name} template {template}")
+    try:
+        yield with_database(dev_stack.urls.database_url, name)
+    finally:
+        _admin_sql(dev_stack, f"drop database if exists {name} with (force)")
+
+
 @pytest.fixture(scope="module")
 def database_url(
     dev_stack: DevStack, template_database: str, request: pytest.FixtureRequest
 ) -> Iterator[str]:
     """A fresh migrated database for this test module, dropped afterwards."""
-    stem = re.sub(r"[^a-z0-9]", "_", Path(str(request.node.path)).stem.lower())[:40]
-    name = f"t_{stem}_{next(_counter)}"
-    _admin_sql(dev_stack, f"create database {name} template {TEMPLATE}")
-    try:
-        yield with_database(dev_stack.urls.database_url, name)
-    finally:
-        _admin_sql(dev_stack, f"drop database if exists {name} with (force)")
+    with template_copy(dev_stack, template_database, Path(str(request.node.path)).stem) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def session_database_url(dev_stack: DevStack, template_database: str) -> Iterator[str]:
+    """A fresh migrated database for a fixture shared by several test modules."""
+    with template_copy(dev_stack, template_database, "session") as url:
+        yield url
+
+
+class DatabaseTemplates:
+    """Databases built once per session and copied for each test module that asks: a seeded
+    city with weeks of synthetic data takes seconds to build and a fraction of one to copy.
+    Copies share the build's clock: data made "up to now" ends where the build ran."""
+
+    def __init__(self, dev_stack: DevStack, migrated_url: str) -> None:
+        self._dev_stack = dev_stack
+        self._migrated = migrated_url
+        self._built: dict[str, str] = {}
+
+    @asynccontextmanager
+    async def copy(
+        self, key: str, build: Callable[[str], Awaitable[None]], stem: str
+    ) -> AsyncIterator[str]:
+        """A fresh copy (named after ``stem``) of the database that ``build`` fills from a
+        migrated one, built at the first ask for ``key``; dropped after the block."""
+        if key not in self._built:
+            name = f"tpl_{re.sub(r'[^a-z0-9]', '_', key.lower())[:40]}"
+            _admin_sql(self._dev_stack, f"create database {name} template {TEMPLATE}")
+            url = with_database(self._dev_stack.urls.database_url, name)
+            try:
+                await build(url)
+            except BaseException:
+                _admin_sql(self._dev_stack, f"drop database if exists {name} with (force)")
+                raise
+            self._built[key] = url
+        with template_copy(self._dev_stack, self._built[key], stem) as url:
+            yield url
+
+
+@pytest.fixture(scope="session")
+def database_templates(dev_stack: DevStack, template_database: str) -> DatabaseTemplates:
+    return DatabaseTemplates(dev_stack, template_database)
 
 
 @pytest.fixture(scope="module")
