@@ -1,58 +1,55 @@
 """Import jobs: a checked document imported in the background, its progress and result
-kept for ``GET /imports/{id}``.
+kept in the database for ``GET /imports/{id}`` (:mod:`balans_api.import_job_rows`).
 
-Jobs live in the memory of the api process that accepted them (one process per
-deployment today; docs/provisioning.md): a restart forgets finished jobs, and a job
-cut off by a restart has written nothing (the import is one transaction). Device keys of
-new concentrators are handed out once, in the first answer after the job succeeded.
+Any api worker answers any job, and a restart forgets none. The worker running a job
+renews its heartbeat every ``HEARTBEAT_S``; a job whose heartbeat is older than
+``STALE_AFTER_S`` (its worker died or was stopped) is answered as failed, "interrupted":
+the import is one transaction, so it wrote nothing. Device keys of new concentrators are
+kept sealed in the job's row and handed out once, in the first answer after the job
+succeeded, by whichever worker gives it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from dataclasses import dataclass, field
 
 import asyncpg
 import structlog
 
-from balans_api import audit
-from balans_api.metrics import IMPORTS
-from balans_api.provisioning import announce, keys_hex
-from balans_api.provisioning_models import ImportJob, ImportProgress, ImportResult
+from balans_api import audit, import_job_rows
+from balans_api.import_job_rows import Progress
+from balans_api.metrics import IMPORT_JOB_WRITE_FAILURES, IMPORTS
+from balans_api.provisioning import announce
+from balans_api.provisioning_models import ImportJob, ImportResult
 from balans_core.outbox import OutboxRelay
 from balans_db.provisioning.document import WorldDocument
-from balans_db.provisioning.importer import ImportReport, import_document
+from balans_db.provisioning.importer import import_document
 from balans_db.provisioning.validation import InvalidDocumentError
 from balans_db.secrets import KeyVault
 
 log = structlog.get_logger("api")
 
 MAX_LINES = 1000
-KEEP_FINISHED = 100  # finished jobs remembered (the oldest are forgotten first)
+KEEP_FINISHED = 100  # finished jobs kept (the oldest are deleted first)
+HEARTBEAT_S = 2.0
+# generous: a large city's comparison holds the event loop for seconds between beats
+STALE_AFTER_S = 60.0
+INTERNAL_ERROR = {"path": "$", "message": "internal error; it has been logged"}
 
 
-@dataclass
-class _Job:
-    id: str
-    dry_run: bool
-    buildings: int
-    status: str = "queued"
-    done: int = 0
-    total: int = 0
-    report: ImportReport | None = None
-    problems: list[dict[str, str]] = field(default_factory=list)
-    keys: dict[str, str] | None = None
-    task: asyncio.Task[None] | None = None
+class _InterruptedError(Exception):
+    """The job was answered as interrupted while it ran: its import must not commit."""
 
 
 class ImportJobs:
-    """The import jobs of this api process."""
+    """Starts import jobs in this api process and answers any job from the database."""
 
     def __init__(self) -> None:
-        self._jobs: dict[str, _Job] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # held so they are not collected
 
-    def start(
+    async def start(
         self,
         pool: asyncpg.Pool,
         relay: OutboxRelay | None,
@@ -62,91 +59,120 @@ class ImportJobs:
         dry_run: bool,
         actor: str,
     ) -> ImportJob:
-        job = _Job(uuid.uuid4().hex, dry_run, len(doc.buildings))
-        self._forget_old()
-        self._jobs[job.id] = job
-        job.task = asyncio.create_task(self._run(job, pool, relay, vault, doc, actor))
-        return self._view(job, reveal_keys=False)
-
-    def get(self, job_id: str) -> ImportJob | None:
-        """The job's state; the first call after it succeeded also carries the keys."""
-        job = self._jobs.get(job_id)
-        return None if job is None else self._view(job, reveal_keys=True)
-
-    async def wait(self, job_id: str) -> None:
-        """Until the job has finished (tests, the CLI)."""
-        job = self._jobs[job_id]
-        if job.task is not None:
-            await asyncio.shield(job.task)
-
-    async def _run(
-        self,
-        job: _Job,
-        pool: asyncpg.Pool,
-        relay: OutboxRelay | None,
-        vault: KeyVault,
-        doc: WorldDocument,
-        actor: str,
-    ) -> None:
-        job.status = "running"
-
-        def progress(done: int, total: int) -> None:
-            job.done, job.total = done, total
-
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                report = await import_document(
-                    conn, doc, vault, dry_run=job.dry_run, progress=progress
-                )
-                if report.changed and not job.dry_run:
-                    await audit.record(
-                        conn,
-                        actor,
-                        "import",
-                        f"import:{job.id}",
-                        buildings=sorted(report.building_ids),
-                        changes=report.changes.counts(),
-                    )
-                    await announce(conn, report)
-        except InvalidDocumentError as exc:
-            job.status, job.problems = "failed", [p.as_dict() for p in exc.problems]
-            IMPORTS.labels("failed").inc()
-            return
-        except Exception as exc:
-            job.status = "failed"
-            job.problems = [{"path": "$", "message": "internal error; it has been logged"}]
-            IMPORTS.labels("error").inc()
-            log.error("import failed", job=job.id, exc_info=exc)
-            return
-        job.report, job.keys = report, keys_hex(report.keys)
-        job.status = "succeeded"
-        IMPORTS.labels("succeeded").inc()
-        if relay is not None:
-            relay.wake()
-
-    def _view(self, job: _Job, *, reveal_keys: bool) -> ImportJob:
-        keys = None
-        if reveal_keys and job.status == "succeeded" and job.keys is not None:
-            keys, job.keys = job.keys, None  # shown once
-        result = None
-        if job.report is not None:
-            result = ImportResult(
-                changes=job.report.changes.counts(),
-                lines=job.report.changes.lines(MAX_LINES),
-                buildings_changed=sorted(job.report.changes.changed_buildings()),
+        job_id = uuid.uuid4().hex
+        async with pool.acquire() as conn:
+            job = await import_job_rows.insert(
+                conn,
+                job_id,
+                actor,
+                dry_run=dry_run,
+                buildings=len(doc.buildings),
+                keep_finished=KEEP_FINISHED,
+                stale_after_s=STALE_AFTER_S,
             )
-        return ImportJob(
-            id=job.id,
-            status=job.status,
-            dry_run=job.dry_run,
-            buildings=job.buildings,
-            progress=ImportProgress(done=job.done, total=job.total),
-            result=result,
-            problems=job.problems,
-            concentrator_keys=keys,
-        )
+        task = asyncio.create_task(_run(pool, relay, vault, doc, job_id, dry_run, actor))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job
 
-    def _forget_old(self) -> None:
-        finished = [j for j in self._jobs.values() if j.status in ("succeeded", "failed")]
-        for job in finished[: max(0, len(finished) - KEEP_FINISHED)]:
-            del self._jobs[job.id]
+    async def get(self, pool: asyncpg.Pool, vault: KeyVault, job_id: str) -> ImportJob | None:
+        """The job's state; the first call after it succeeded also carries the keys."""
+        async with pool.acquire() as conn:
+            return await import_job_rows.read(conn, vault, job_id, STALE_AFTER_S)
+
+
+async def _run(
+    pool: asyncpg.Pool,
+    relay: OutboxRelay | None,
+    vault: KeyVault,
+    doc: WorldDocument,
+    job_id: str,
+    dry_run: bool,
+    actor: str,
+) -> None:
+    progress = Progress()
+    stop = asyncio.Event()
+    beating = asyncio.create_task(_heartbeat(pool, job_id, progress, stop))
+    try:
+        async with pool.acquire() as conn:
+            await import_job_rows.mark_running(conn, job_id)
+        outcome = await _import(pool, vault, doc, job_id, dry_run, actor, progress)
+    except Exception as exc:
+        outcome = "error"
+        log.error("import failed", job=job_id, exc_info=exc)
+        await _fail(pool, job_id, [INTERNAL_ERROR])
+    finally:
+        stop.set()
+        await beating
+    IMPORTS.labels(outcome).inc()
+    if outcome == "succeeded" and not dry_run and relay is not None:
+        relay.wake()
+
+
+async def _import(
+    pool: asyncpg.Pool,
+    vault: KeyVault,
+    doc: WorldDocument,
+    job_id: str,
+    dry_run: bool,
+    actor: str,
+    progress: Progress,
+) -> str:
+    """Run the import and record its outcome; the outcome's metric label."""
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            report = await import_document(
+                conn, doc, vault, dry_run=dry_run, progress=progress.update
+            )
+            if report.changed and not dry_run:
+                await audit.record(
+                    conn,
+                    actor,
+                    "import",
+                    f"import:{job_id}",
+                    buildings=sorted(report.building_ids),
+                    changes=report.changes.counts(),
+                )
+                await announce(conn, report)
+            result = ImportResult(
+                changes=report.changes.counts(),
+                lines=report.changes.lines(MAX_LINES),
+                buildings_changed=sorted(report.changes.changed_buildings()),
+            )
+            if not await import_job_rows.mark_succeeded(
+                conn, vault, job_id, progress, result, report.keys
+            ):
+                raise _InterruptedError
+    except InvalidDocumentError as exc:
+        await _fail(pool, job_id, [p.as_dict() for p in exc.problems])
+        return "failed"
+    except _InterruptedError:
+        log.warning("import rolled back: answered as interrupted meanwhile", job=job_id)
+        return "interrupted"
+    return "succeeded"
+
+
+async def _fail(pool: asyncpg.Pool, job_id: str, problems: list[dict[str, str]]) -> None:
+    """Record the failure; if even that fails the heartbeat stops, and the job is answered
+    as interrupted (true: the import was rolled back)."""
+    try:
+        async with pool.acquire() as conn:
+            await import_job_rows.mark_failed(conn, job_id, problems)
+    except Exception as exc:
+        IMPORT_JOB_WRITE_FAILURES.labels("failure").inc()
+        log.error("import failure not recorded", job=job_id, exc_info=exc)
+
+
+async def _heartbeat(
+    pool: asyncpg.Pool, job_id: str, progress: Progress, stop: asyncio.Event
+) -> None:
+    """Renew the job's heartbeat, with its progress, until ``stop``."""
+    while not stop.is_set():
+        try:
+            async with pool.acquire() as conn:
+                await import_job_rows.beat(conn, job_id, progress)
+        except Exception as exc:
+            IMPORT_JOB_WRITE_FAILURES.labels("heartbeat").inc()
+            log.error("import heartbeat failed", job=job_id, exc_info=exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), HEARTBEAT_S)

@@ -29,5 +29,12 @@ PROVISIONING_REFUSALS = Counter(
     ["what"],
 )
 IMPORTS = Counter(
-    "balans_api_imports_total", "Import jobs by outcome (succeeded, failed, error).", ["outcome"]
+    "balans_api_imports_total",
+    "Import jobs by outcome (succeeded, failed, error, interrupted).",
+    ["outcome"],
+)
+IMPORT_JOB_WRITE_FAILURES = Counter(
+    "balans_api_import_job_write_failures_total",
+    "Writes of an import job's row that failed (heartbeat, failure).",
+    ["write"],
 )

@@ -1,6 +1,6 @@
 """Portal users, integrator API keys, the audit log, login attempts, downlink commands and
-integrators' webhook subscriptions (migrations ``api_0001``, ``api_0002``, ``api_0004``,
-``api_0008``).
+integrators' webhook subscriptions, import jobs (migrations ``api_0001``, ``api_0002``,
+``api_0004``, ``api_0008``, ``api_0010``).
 
 Owned by the api. A consumer user is bound to one account; ``api_keys`` store a SHA-256
 of the random secret; ``commands`` track a valve or relay command from the request to
@@ -20,6 +20,7 @@ ROLES = ("admin", "operator", "manager", "consumer")
 LANGUAGES = ("ro", "ru", "en")  # balans_i18n.catalogs.LOCALES
 WEBHOOK_EVENTS = ("invoice.issued", "alert.opened", "alert.resolved", "readings.stored")
 COMMAND_STATUSES = ("pending", "done", "failed", "offline", "timeout")
+IMPORT_STATUSES = ("queued", "running", "succeeded", "failed")
 
 users = sa.Table(
     "users",
@@ -119,6 +120,30 @@ webhook_subscriptions = sa.Table(
         " and cardinality(events) > 0",
         name="events",
     ),
+)
+
+# import jobs (api_0010, balans_api.import_jobs): any api worker answers any job; the
+# worker running one renews heartbeat_at, a job whose heartbeat stopped is answered as
+# failed; sealed_keys (serial -> KeyVault-sealed device key, hex) are erased by the
+# statement that hands them out
+import_jobs = sa.Table(
+    "import_jobs",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("started_by", sa.Text, nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("buildings", sa.Integer, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="queued"),
+    sa.Column("done", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("total", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("result", JSONB),
+    sa.Column("problems", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column("sealed_keys", JSONB),
+    created_now("created_at"),
+    created_now("updated_at"),
+    created_now("heartbeat_at"),
+    sa.CheckConstraint(one_of("status", IMPORT_STATUSES), name="status"),
+    sa.Index("ix_import_jobs_created_at", "created_at"),
 )
 
 # TopologyChanged announcements of provisioning (api_0005_outbox, balans_core.outbox)

@@ -52,7 +52,7 @@ async def start_checked(
         doc = await asyncio.to_thread(check, body)
     except InvalidDocumentError as exc:
         raise refused(exc, what) from exc
-    return jobs_of(request).start(
+    return await jobs_of(request).start(
         pool,
         getattr(request.app.state, "relay", None),
         vault_of(request),
@@ -101,10 +101,10 @@ async def start_import(
 
 
 @router.get("/imports/{job_id}", response_model=ImportJob)
-async def import_status(job_id: str, request: Request, _: Operator) -> ImportJob:
-    """Progress and result of an import; the device keys of new concentrators appear in
-    the first answer after it succeeded, and never again."""
-    job = jobs_of(request).get(job_id)
+async def import_status(job_id: str, request: Request, pool: Pool, _: Operator) -> ImportJob:
+    """Progress and result of an import (from any api worker); the device keys of new
+    concentrators appear in the first answer after it succeeded, and never again."""
+    job = await jobs_of(request).get(pool, vault_of(request), job_id)
     if job is None:
         raise not_found("import job")
     return job
