@@ -77,6 +77,9 @@ fuzz-protocol: setup ## protocol: 1 000 000 random and mutated frames through th
 bench-scale: setup ## ops: one hour of a simulated city through ingest, persister, allocation, balance, stage by stage (BENCH_SCALE_BUILDINGS)
 	$(BIN)/python deploy/bench/bench_scale.py
 
+bench-scale-out: setup ## ops: 3-node NATS cluster, allocation and balance with 1 vs 2 processes, a NATS node killed during ingest (BENCH_SCALE_BUILDINGS)
+	$(BIN)/python deploy/bench/bench_scale_out.py
+
 chaos: setup ## reliability: a seeded run that SIGKILLs every process and server at random while the simulator uploads, then compares readings, heat, invoices and announcements with a run without kills (CHAOS_SEED, CHAOS_KILLS, CHAOS_BUILDINGS)
 	$(BIN)/python deploy/chaos/chaos.py
 

@@ -13,8 +13,8 @@ Leases live in a JetStream key-value bucket per consumer group
 (``balans_partitions_<durable>``, the durable of the first consumer)
 whose keys expire ``lease_s`` after their last write:
 
-- ``member.<id>``: every process writes its own key four times per lease; the live members
-  are the keys present. Partition ``p`` belongs to the ``p % n``-th of the ``n`` members in
+- ``member.<id>``: every process writes its own key every round (four times per lease, at
+  least every 2 s); the live members are the keys present. Partition ``p`` belongs to the ``p % n``-th of the ``n`` members in
   sorted order (every member computes the same split from the same keys).
 - ``lease.<p>``: the holder's id, created with compare-and-set (``create`` / ``update``
   with the last revision) and renewed each round. A process that gives a partition up
@@ -63,6 +63,7 @@ from balans_protocol import subjects
 log = structlog.get_logger("partitions")
 
 ROUNDS_PER_LEASE = 4
+MAX_ROUND_S = 2.0  # long leases still notice a new member (or a released lease) quickly
 
 
 def partition_spec(spec: ConsumerSpec, partition: int) -> ConsumerSpec:
@@ -204,6 +205,7 @@ class PartitionedConsumers:
         self.service = consumers[0].spec.service
         self.lanes = [_Lane(c) for c in consumers]
         self.lease_s = lease_s
+        self.round_s = min(lease_s / ROUNDS_PER_LEASE, MAX_ROUND_S)
         self.replicas = replicas
         self.partitions = partitions
         self.member = member or _member_id()
@@ -233,7 +235,7 @@ class PartitionedConsumers:
                 except NatsError as exc:  # NATS away: leases expire, fetchers keep trying
                     log.warning("partition round failed", service=self.service, error=repr(exc))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), self.lease_s / ROUNDS_PER_LEASE)
+                    await asyncio.wait_for(stopping.wait(), self.round_s)
         finally:
             await self._give_up(kv, list(self.held))
             drained.set()

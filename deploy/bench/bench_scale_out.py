@@ -1,0 +1,283 @@
+"""``make bench-scale-out``: the pipeline on a three-node NATS cluster (streams with three
+replicas), one process per stage against two, and one NATS node killed during an upload.
+
+The city and its primed history come from ``make bench-scale`` (``bench_scale.build_city``,
+``BENCH_SCALE_BUILDINGS``; the history defaults to 96 hours here, enough for balance to judge
+its groups, ``BENCH_SCALE_HISTORY_H`` to change it). Stages are isolated as there: every
+process of the stages after ingest is frozen while the hour is uploaded, then each stage's
+processes are thawed together and the stage ends when all its durable consumers (one per
+event partition for allocation and balance) are drained.
+
+1. One process of persister, allocation and balance: a warm-up hour (balance reads every
+   window in full), then the measured hour.
+2. A second process of each joins; the test waits until allocation's and balance's event
+   partitions are split 8/8 between the two. A warm-up hour (the newcomer reads the windows of
+   the buildings it got), then the measured hour. The ratio is one process's seconds over
+   two processes' seconds for the same amount of work.
+3. With every process running, one more hour is uploaded and one of the three NATS nodes is
+   SIGKILLed after half the concentrators have sent. When the pipeline has drained, the
+   readings stored for that hour are compared with the simulator's ground truth, table by
+   table: missing rows are lost, extra rows doubled.
+
+The leases are set to 10 minutes (``BALANS_PARTITION_LEASE_S``): a frozen process must not
+lose its partitions while an earlier stage runs. The last line:
+``scale-out allocation_1p_s= allocation_2p_s= allocation_ratio= balance_1p_s= balance_2p_s=
+balance_ratio= node_kill_readings=<stored>/<truth> lost= doubled=``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import nats
+from nats.js.client import JetStreamContext
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+
+# the history bench_scale reads at import: 96 h unless set (its default is balance's window)
+os.environ.setdefault("BENCH_SCALE_HISTORY_H", "96")
+
+from bench_scale import (
+    BUILDINGS,
+    CONSUMERS,
+    HISTORY_H,
+    STAGE_TIMEOUT_S,
+    TARGET_METERS,
+    WORK,
+    City,
+    bound_port,
+    build_city,
+    counter_sum,
+    drained,
+    freeze,
+    thaw,
+)
+
+from balans_core.partitions import bucket_name
+from balans_db import migrate
+from balans_db.queries.ingest import READING_COLUMNS
+from balans_devstack.nats_server import NatsCluster
+from balans_devstack.stack import DevStack, StackUrls
+from balans_devstack.supervisor import ServiceProcess, Supervisor, discover_services
+from balans_protocol import subjects
+from balans_protocol.boot import next_boot
+from balans_sim.engine import Chunk
+from balans_sim.runner import connected_concentrators, flush_all
+
+PARTITIONED = ("allocation", "balance")
+ENV = {
+    "BALANS_INGEST_PORT": "0",
+    "BALANS_INGEST_HOST": "127.0.0.1",
+    "BALANS_NATS_STREAM_REPLICAS": "3",
+    "BALANS_PARTITION_LEASE_S": "600",
+    # the hours after the measured ones lie up to 3 h ahead of the clock
+    "BALANS_READINGS_CLOCK_SKEW_S": str(4 * 3600),
+}
+PULSES, TEMPERATURES, STATUS, _EVENTS = READING_COLUMNS
+
+Stages = dict[str, list[ServiceProcess]]
+
+
+async def run_hour(
+    js: JetStreamContext, stages: Stages, concentrators: list, chunks: list[Chunk]
+) -> dict[str, tuple[float | None, str]]:
+    """Upload one hour with the stages frozen, then thaw and drain them one at a time;
+    stage -> (seconds or None, work done per process)."""
+    before = {n: [counter_sum(p, WORK[n][0]) for p in procs] for n, procs in stages.items()}
+    for procs in stages.values():
+        for proc in procs:
+            freeze(proc)
+    t0 = time.perf_counter()
+    for concentrator, chunk in zip(concentrators, chunks, strict=True):
+        await concentrator.send(chunk)
+    await flush_all(concentrators, STAGE_TIMEOUT_S)
+    results: dict[str, tuple[float | None, str]] = {"ingest": (time.perf_counter() - t0, "")}
+    for name, procs in stages.items():
+        for proc in procs:
+            thaw(proc)
+        stream, durable = CONSUMERS[name]
+        t0 = time.perf_counter()
+        note = await drained(js, procs[0], stream, durable, STAGE_TIMEOUT_S)
+        seconds = None if note else time.perf_counter() - t0
+        done = [counter_sum(p, WORK[name][0]) - b for p, b in zip(procs, before[name], strict=True)]
+        work = " + ".join(f"{d:,.0f}" for d in done) + f" {WORK[name][1]}"
+        results[name] = (seconds, work if seconds is not None else note)
+        print(f"    {name:<10} {seconds or float('nan'):8.2f} s  {results[name][1]}", flush=True)
+    return results
+
+
+async def leases(js: JetStreamContext, durable: str) -> dict[str, int]:
+    """member -> partitions whose lease it holds."""
+    try:
+        kv = await js.key_value(bucket_name(durable))
+    except BucketNotFoundError:
+        return {}
+    held: dict[str, int] = {}
+    for p in range(subjects.EVENT_PARTITIONS):
+        try:
+            entry = await kv.get(f"lease.{p}")
+        except KeyNotFoundError:
+            continue
+        if entry.value:
+            held[entry.value.decode()] = held.get(entry.value.decode(), 0) + 1
+    return held
+
+
+async def split_evenly(js: JetStreamContext, processes: int) -> None:
+    """Wait until allocation's and balance's partitions are split evenly between
+    ``processes`` processes each."""
+    share = subjects.EVENT_PARTITIONS // processes
+    deadline = time.monotonic() + 120
+    for stage in PARTITIONED:
+        durable = CONSUMERS[stage][1]
+        while sorted((await leases(js, durable)).values()) != [share] * processes:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{stage}: partitions not split: {await leases(js, durable)}")
+            await asyncio.sleep(0.2)
+
+
+def truth(chunks: list[Chunk]) -> dict[str, int]:
+    """Rows per readings table the hour must leave (the simulator's ground truth)."""
+    return {
+        PULSES: int(sum(c.pulse_ok.sum() for c in chunks)),
+        TEMPERATURES: int(sum(c.temp_ok.sum() for c in chunks)),
+        STATUS: int(sum(c.status_ok.sum() for c in chunks)),
+    }
+
+
+async def stored(database_url: str, chunks: list[Chunk]) -> dict[str, int]:
+    hours = sorted({datetime.fromtimestamp(int(t), tz=UTC) for c in chunks for t in c.ts_unix})
+    conn = await asyncpg.connect(database_url)
+    try:
+        return {
+            table: await conn.fetchval(f"select count(*) from {table} where ts = any($1)", hours)
+            for table in (PULSES, TEMPERATURES, STATUS)
+        }
+    finally:
+        await conn.close()
+
+
+async def node_kill_hour(
+    js: JetStreamContext,
+    cluster: NatsCluster,
+    stages: Stages,
+    concentrators: list,
+    chunks: list[Chunk],
+) -> None:
+    """Everything running; one NATS node killed halfway through the uploads."""
+    t0 = time.perf_counter()
+    half = len(chunks) // 2
+    for i, (concentrator, chunk) in enumerate(zip(concentrators, chunks, strict=True)):
+        if i == half:
+            cluster.kill(0)
+            print(f"    NATS node 1 killed after {half} of {len(chunks)} uploads", flush=True)
+        await concentrator.send(chunk)
+    await flush_all(concentrators, STAGE_TIMEOUT_S)
+    print(f"    uploads ACKed in {time.perf_counter() - t0:.1f} s", flush=True)
+    for name, procs in stages.items():
+        stream, durable = CONSUMERS[name]
+        note = await drained(js, procs[0], stream, durable, STAGE_TIMEOUT_S)
+        if note:
+            raise RuntimeError(f"{name} after the node was killed: {note}")
+
+
+async def run(urls: StackUrls, cluster: NatsCluster, data_dir: Path) -> str:
+    city: City = await build_city(urls)
+    print(
+        f"city: {BUILDINGS} buildings, {city.flats} flats, {city.meters} meters; "
+        f"{HISTORY_H} h of history; setup {city.setup_s:.1f} s; NATS: 3 nodes, R3 streams"
+    )
+    supervisor = Supervisor(urls, data_dir, ENV)
+    known = discover_services()
+    ingest = supervisor.start("ingest", known["ingest"])
+    stages: Stages = {name: [supervisor.start(name, known[name])] for name in CONSUMERS}
+    nc = await nats.connect(urls.nats_url.split(","))
+    js = nc.jetstream(timeout=10)
+    figures: dict[str, float] = {}
+    try:
+        if late := await asyncio.to_thread(supervisor.wait_ready, STAGE_TIMEOUT_S):
+            raise RuntimeError(f"not ready: {late}")
+        await split_evenly(js, 1)
+        boot = next_boot(data_dir / "sim-boot-counter")
+        async with connected_concentrators(
+            city.sim, city.keys, "127.0.0.1", bound_port(ingest), boot
+        ) as concentrators:
+            print("one process per stage: warm-up hour", flush=True)
+            await run_hour(js, stages, concentrators, city.warm_up)
+            print("one process per stage: measured hour", flush=True)
+            one = await run_hour(js, stages, concentrators, city.hour)
+
+            for name in CONSUMERS:
+                stages[name].append(supervisor.start(f"{name}-2", known[name]))
+            if late := await asyncio.to_thread(supervisor.wait_ready, STAGE_TIMEOUT_S):
+                raise RuntimeError(f"not ready: {late}")
+            await split_evenly(js, 2)
+            print("two processes per stage: warm-up hour", flush=True)
+            await run_hour(js, stages, concentrators, city.sim.advance(1))
+            print("two processes per stage: measured hour", flush=True)
+            two = await run_hour(js, stages, concentrators, city.sim.advance(1))
+
+            print("node kill: every process running", flush=True)
+            kill_hour = city.sim.advance(1)
+            await node_kill_hour(js, cluster, stages, concentrators, kill_hour)
+        expected = truth(kill_hour)
+        found = await stored(urls.database_url, kill_hour)
+    finally:
+        for procs in stages.values():
+            for proc in procs:
+                thaw(proc)
+        await nc.close()
+        await asyncio.to_thread(supervisor.stop)
+
+    print(
+        f"{'stage':<11} {'1 process':>10} {'2 processes':>12} {'ratio':>6}  2M meters, 2 processes"
+    )
+    for name in ("ingest", *CONSUMERS):
+        s1, s2 = one[name][0], two[name][0]
+        if s1 is None or s2 is None:
+            print(f"{name:<11} not measured: {one[name][1]} / {two[name][1]}")
+            continue
+        figures[f"{name}_1p_s"], figures[f"{name}_2p_s"] = s1, s2
+        figures[f"{name}_ratio"] = s1 / s2
+        per_2m = TARGET_METERS / (city.meters / s2)
+        print(f"{name:<11} {s1:>9.2f}s {s2:>11.2f}s {s1 / s2:>6.2f}  {per_2m:,.0f} s")
+    for table in expected:
+        print(f"node kill: {table:<22} truth {expected[table]:>8,}  stored {found[table]:>8,}")
+    lost = sum(max(expected[t] - found[t], 0) for t in expected)
+    doubled = sum(max(found[t] - expected[t], 0) for t in expected)
+    measured = " ".join(
+        f"{stage}_{key}={figures[f'{stage}_{key}']:.2f}"
+        for stage in PARTITIONED
+        for key in ("1p_s", "2p_s", "ratio")
+        if f"{stage}_{key}" in figures
+    )
+    return (
+        f"scale-out {measured} node_kill_readings={sum(found.values())}/{sum(expected.values())}"
+        f" lost={lost} doubled={doubled}"
+    )
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench_scale_out_") as tmp:
+        stack = DevStack(Path(tmp), durable=False, cluster=True)
+        urls = stack.start()
+        assert isinstance(stack.nats, NatsCluster)
+        try:
+            migrate.upgrade(urls.database_url)
+            last = asyncio.run(run(urls, stack.nats, Path(tmp)))
+        except BaseException:
+            for log_file in sorted(Path(tmp).glob("*.log")):  # the services' last words
+                print(f"--- {log_file.name}", *log_file.read_text().splitlines()[-15:], sep="\n")
+            raise
+        finally:
+            stack.stop()
+    print(last)
+
+
+if __name__ == "__main__":
+    main()
