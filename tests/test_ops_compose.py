@@ -19,8 +19,9 @@ COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 BALANS = {name: svc for name, svc in SERVICES.items() if svc["image"].startswith("${BALANS_IMAGE")}
 LONG_RUNNING = {name: svc for name, svc in BALANS.items() if svc.get("restart") != "no"}
+NATS_NODES = ("nats-1", "nats-2", "nats-3")
 INFRA_IMAGES = {
-    "nats": "nats:",
+    **dict.fromkeys(NATS_NODES, "nats:"),
     "postgres": "postgres:",
     "prometheus": "prom/prometheus:",
     "grafana": "grafana/grafana:",
@@ -61,10 +62,19 @@ def test_infrastructure_uses_official_images_with_healthchecks() -> None:
 
 
 def test_nats_runs_jetstream() -> None:
-    """The NATS container loads a config with a JetStream store on its volume."""
+    """Three NATS containers form one JetStream cluster, each with its store on its own
+    volume; balans knows all three and replicates its streams on them."""
     conf = (ROOT / "deploy" / "nats" / "nats.conf").read_text()
     assert re.search(r"jetstream\s*\{[^}]*store_dir:\s*/data", conf)
-    assert any(v.endswith(":/data") for v in SERVICES["nats"]["volumes"])
+    for node in NATS_NODES:
+        assert f"nats-route://{node}:6222" in conf
+        assert SERVICES[node]["environment"]["NATS_SERVER_NAME"] == node
+        assert any(v.endswith(":/data") for v in SERVICES[node]["volumes"])
+    volumes = [v for node in NATS_NODES for v in SERVICES[node]["volumes"] if v.endswith(":/data")]
+    assert len(set(volumes)) == len(NATS_NODES)
+    env = COMPOSE["x-balans-env"]
+    assert env["BALANS_NATS_URL"].split(",") == [f"nats://{n}:4222" for n in NATS_NODES]
+    assert env["BALANS_NATS_STREAM_REPLICAS"] == "3"
 
 
 @pytest.mark.parametrize("name", sorted(LONG_RUNNING))
