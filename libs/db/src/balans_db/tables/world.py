@@ -179,6 +179,9 @@ meters = sa.Table(
         "verification_interval_years is null or verification_interval_years between 1 and 50",
         name="verification_interval",
     ),
+    # api_0011_meter_lookups: a flat's meters (profile, card) and a building's
+    sa.Index("ix_meters_flat_id", "flat_id"),
+    sa.Index("ix_meters_building_id", "building_id"),
 )
 
 channels = sa.Table(
