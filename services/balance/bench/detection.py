@@ -119,9 +119,9 @@ TUNING = (
     RunConfig(seed=13, buildings=10, layouts="1a:1,1c:1,2b:2"),
 )
 HELD_OUT = (
-    RunConfig(seed=19, buildings=14, rate=0.8),
-    RunConfig(seed=29, buildings=9, weeks=3, rate=1.2, layouts="1b:1,2a:1,2b:1"),
-    RunConfig(seed=41, buildings=12, weeks=5, rate=0.5, layouts="1a:2,1c:1,2a:1,2b:1"),
+    RunConfig(seed=19, buildings=10, rate=0.8),
+    RunConfig(seed=29, buildings=8, weeks=3, rate=1.2, layouts="1b:1,2a:1,2b:1"),
+    RunConfig(seed=41, buildings=10, rate=0.5, layouts="1a:2,1c:1,2a:1,2b:1"),
 )
 
 

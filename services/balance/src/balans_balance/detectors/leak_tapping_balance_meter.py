@@ -255,6 +255,8 @@ def change_series(s: GroupSeries) -> ChangeSeries:
         columns.extend(np.nan_to_num(s.drivers, nan=float(np.nanmedian(s.drivers))))
     base = np.column_stack(columns) * known[:, None]
     weights = {"step": known.astype(np.float64), "use": use, "ramp": reading}
+    # a loss growing from nothing (only measured against a ramp: see changes.GROWING_SHAPES)
+    weights["grow"] = weights["step"]
     if s.heat_per_m3 is not None:
         # a heat meter off by a constant factor (a drift that stepped or settled), or
         # a draw of a share of the coolant's flow
@@ -312,6 +314,10 @@ def _also_possible(change: Change, kind: str | None, cfg: ExcessSettings) -> lis
         return (["leak"] if "step" in close else []) + (
             ["faulty_balance_meter"] if "scale" in close else []
         )
+    if kind == "faulty_balance_meter" and change.shape in ("ramp", "settled") and change.coef > 0:
+        # an over-registering drift that a loss growing from nothing (a widening crack,
+        # water lost at the supply temperature) fits as well: the flow hardly varied
+        return ["leak"] if "grow" in close else []
     if kind == "faulty_balance_meter" and change.shape == "scale" and change.coef > 0:
         # over-registering by a constant factor: a draw of that share of the flow
         return ["unauthorised_connection"] + (["leak"] if "step" in close else [])
@@ -440,6 +446,8 @@ def join_settled_drifts(changes: list[Change], cfg: ExcessSettings) -> list[Chan
                     level.coef if level.shape == "scale" else ramp.coef,
                     ramp.z2 + level.z2,
                     ramp.contribution + level.contribution,
+                    # as the growth that settled: how a loss growing from 0 fits its ramp
+                    {k: v for k, v in ramp.alternatives.items() if k == "grow"},
                 )
                 out = [c for c in out if c is not ramp and c is not level] + [joined]
                 break
