@@ -20,7 +20,10 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class RiserSettings:
-    ref_hours: int = 168  # the riser's ΔT against its peers before the change
+    # the riser's ΔT against its peers just before the change: a clog moves the ΔT when
+    # the flow falls, so a ΔT that moved days earlier (a displaced or drifting sensor of
+    # the riser's pair) is the reference, not part of this change
+    ref_hours: int = 48
     min_hours: int = 12  # hours with a ΔT needed in the reference and in the episode
     clog_rise: float = 0.08  # ΔT up at least this much: the flow really fell
     steady: float = 0.03  # ΔT within this: the flow did not fall, its meter reads low
