@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -19,6 +19,7 @@ from balans_api.app import create_app
 from balans_api.import_job_rows import INTERRUPTED
 from balans_api.import_jobs import KEEP_FINISHED
 from balans_api.settings import ApiSettings
+from balans_db.provisioning.importer import WORLD_LOCK
 from balans_db.secrets import KeyVault
 from balans_db.topology import SiteSpec, city_document, regular_building
 from balans_devstack.eventually import eventually
@@ -27,38 +28,49 @@ from .conftest import PASSWORD, World
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-SPEC = regular_building(
-    code="jobs-1a",
-    name="Imported by a job",
-    address="str. Joburilor 1",
-    site=SiteSpec("jobs-site", "Jobs", "str. Joburilor 1", 47.02, 28.84),
-    layout="1a",
-    floors=2,
-    flats_per_floor=(2,),
-    risers_per_entrance=(2,),
-    index=97,
-)
-DOCUMENT = city_document([SPEC])
+
+def _document(code: str, index: int) -> dict[str, Any]:
+    """A world document of one small block of its own site."""
+    spec = regular_building(
+        code=code,
+        name="Imported by a job",
+        address="str. Joburilor 1",
+        site=SiteSpec("jobs-site", "Jobs", "str. Joburilor 1", 47.02, 28.84),
+        layout="1a",
+        floors=2,
+        flats_per_floor=(2,),
+        risers_per_entrance=(2,),
+        index=index,
+    )
+    return city_document([spec])
+
+
+DOCUMENT = _document("jobs-1a", 97)
+SERIAL = DOCUMENT["buildings"][0]["concentrators"][0]["serial"]
+
+
+@asynccontextmanager
+async def _instance(world: World, name: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An api instance of its own (its memory, its pool), signed in as the operator."""
+    app = create_app(ApiSettings(database_url=world.database_url, login_rate="1000/minute"))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=f"http://{name}"
+        ) as http,
+    ):
+        token = await http.post(
+            "/api/v1/auth/token", data={"username": "operator", "password": PASSWORD}
+        )
+        http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        yield http
 
 
 @pytest.fixture(scope="module")
 async def workers(world: World) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    """Two api instances on the one database, each signed in as the operator."""
-    settings = ApiSettings(database_url=world.database_url, login_rate="1000/minute")
-    async with AsyncExitStack() as stack:
-        clients = []
-        for name in ("a", "b"):
-            app = create_app(settings)
-            await stack.enter_async_context(app.router.lifespan_context(app))
-            http = await stack.enter_async_context(
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
-            )
-            token = await http.post(
-                "/api/v1/auth/token", data={"username": "operator", "password": PASSWORD}
-            )
-            http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-            clients.append(http)
-        yield clients[0], clients[1]
+    """Two api instances on the one database."""
+    async with _instance(world, "a") as a, _instance(world, "b") as b:
+        yield a, b
 
 
 async def _status(world: World, job_id: str) -> str | None:
@@ -97,21 +109,21 @@ async def test_a_job_started_on_one_worker_is_answered_by_another_keys_once(
     assert answers[0]["result"] == answers[1]["result"]
     handed = [x["concentrator_keys"] for x in answers if x["concentrator_keys"] is not None]
     assert len(handed) == 1, answers
-    assert list(handed[0]) == [str(SPEC.concentrator_serial)]
+    assert list(handed[0]) == [str(SERIAL)]
     for w in (a, b):
         assert (await w.get(f"/api/v1/imports/{job_id}")).json()["concentrator_keys"] is None
 
     conn = await asyncpg.connect(world.database_url)
     try:
         stored = await conn.fetchval(
-            "select key_ciphertext from concentrators where serial = $1", SPEC.concentrator_serial
+            "select key_ciphertext from concentrators where serial = $1", SERIAL
         )
         row = await conn.fetchrow(
             "select started_by, sealed_keys from import_jobs where id = $1", job_id
         )
     finally:
         await conn.close()
-    serial = str(SPEC.concentrator_serial)
+    serial = str(SERIAL)
     key = KeyVault.from_hex(None).open(stored, context=serial.encode()).hex()
     assert handed[0][serial] == key  # the key the concentrator authenticates with
     assert row["started_by"] == "user:operator"
@@ -180,5 +192,34 @@ async def test_old_finished_jobs_are_deleted_as_new_ones_start(
             return await _status(world, started.json()["id"]) == "succeeded"
 
         await eventually("the dry run finished", dry_run_finished)
+    finally:
+        await conn.close()
+
+
+async def test_a_job_cut_off_by_a_stopping_worker_wrote_nothing(
+    workers: tuple[httpx.AsyncClient, httpx.AsyncClient], world: World
+) -> None:
+    """A worker stopping while its job runs rolls the import back: the job is answered as
+    interrupted at once, by another worker, and the building was not written."""
+    _, b = workers
+    conn = await asyncpg.connect(world.database_url)
+    try:
+        await conn.execute("select pg_advisory_lock($1)", WORLD_LOCK)  # the import waits
+        try:
+            async with _instance(world, "c") as c:
+                started = await c.post("/api/v1/imports", json=_document("jobs-2a", 98))
+                assert started.status_code == 202, started.text
+                job_id = started.json()["id"]
+
+                async def running() -> bool:
+                    return await _status(world, job_id) == "running"
+
+                await eventually("the job runs", running)
+        finally:
+            await conn.execute("select pg_advisory_unlock($1)", WORLD_LOCK)
+        job = (await b.get(f"/api/v1/imports/{job_id}")).json()
+        assert job["status"] == "failed", job
+        assert job["problems"] == [INTERRUPTED]
+        assert await conn.fetchval("select count(*) from buildings where code = 'jobs-2a'") == 0
     finally:
         await conn.close()

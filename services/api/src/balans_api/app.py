@@ -14,6 +14,7 @@ from balans_api.cache import TtlCache
 from balans_api.db import open_pool
 from balans_api.downlink import Dispatcher
 from balans_api.errors import install_error_handlers
+from balans_api.import_jobs import ImportJobs
 from balans_api.provisioning import outbox_relay
 from balans_api.ratelimit import LoginLimiter
 from balans_api.request_metrics import MeasureRequests
@@ -66,6 +67,7 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
             async with outbox_relay(app, nats, settings.outbox_poll_interval_s):
                 yield
         finally:
+            await app.state.import_jobs.stop()
             await app.state.pool.close()
 
     app = FastAPI(
@@ -82,6 +84,7 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
     app.state.login_limiter = LoginLimiter(settings.login_rate)
     app.state.cache = TtlCache(settings.cache_ttl_s)
     app.state.dispatcher = Dispatcher()
+    app.state.import_jobs = ImportJobs()
     install_error_handlers(app)
     for module in (
         auth,

@@ -19,7 +19,7 @@ import asyncpg
 import structlog
 
 from balans_api import audit, import_job_rows
-from balans_api.import_job_rows import Progress
+from balans_api.import_job_rows import INTERRUPTED, Progress
 from balans_api.metrics import IMPORT_JOB_WRITE_FAILURES, IMPORTS
 from balans_api.provisioning import announce
 from balans_api.provisioning_models import ImportJob, ImportResult
@@ -75,6 +75,14 @@ class ImportJobs:
         task.add_done_callback(self._tasks.discard)
         return job
 
+    async def stop(self) -> None:
+        """Cancel the jobs this process runs (at shutdown, before the pool closes): their
+        imports roll back and they are answered as interrupted at once."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def get(self, pool: asyncpg.Pool, vault: KeyVault, job_id: str) -> ImportJob | None:
         """The job's state; the first call after it succeeded also carries the keys."""
         async with pool.acquire() as conn:
@@ -97,6 +105,10 @@ async def _run(
         async with pool.acquire() as conn:
             await import_job_rows.mark_running(conn, job_id)
         outcome = await _import(pool, vault, doc, job_id, dry_run, actor, progress)
+    except asyncio.CancelledError:
+        IMPORTS.labels("interrupted").inc()
+        await _fail(pool, job_id, [INTERRUPTED])
+        raise
     except Exception as exc:
         outcome = "error"
         log.error("import failed", job=job_id, exc_info=exc)

@@ -30,10 +30,7 @@ router = APIRouter(tags=["provisioning"], responses=ERROR_RESPONSES)
 
 
 def jobs_of(request: Request) -> ImportJobs:
-    state = request.app.state
-    if not hasattr(state, "import_jobs"):
-        state.import_jobs = ImportJobs()
-    jobs: ImportJobs = state.import_jobs
+    jobs: ImportJobs = request.app.state.import_jobs
     return jobs
 
 
