@@ -206,12 +206,13 @@ class City:
     setup_parts: dict[str, float]  # simulate, copy, prime (allocation and groups) -> seconds
 
 
-async def build_city(urls: StackUrls, buildings: int = BUILDINGS) -> City:
+async def build_city(urls: StackUrls, buildings: int = BUILDINGS, hours_after: int = 0) -> City:
     """Write the city and ``HISTORY_H`` hours of history, primed (:func:`steady_state`);
-    simulate the warm-up and the measured hour."""
+    simulate the warm-up and the measured hour. ``hours_after``: the measured hour lies that
+    many hours further back, so as many more hours (``sim.advance``) are still in the past."""
     vault = KeyVault()
     measured_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(
-        hours=1
+        hours=1 + hours_after
     )
     start = measured_hour - timedelta(hours=HISTORY_H + 1)
     began = time.perf_counter()
