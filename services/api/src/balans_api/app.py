@@ -15,6 +15,7 @@ from balans_api.db import open_pool
 from balans_api.downlink import Dispatcher
 from balans_api.errors import install_error_handlers
 from balans_api.import_jobs import ImportJobs
+from balans_api.principal_cache import PrincipalCache
 from balans_api.provisioning import outbox_relay
 from balans_api.ratelimit import LoginLimiter
 from balans_api.request_metrics import MeasureRequests
@@ -83,6 +84,7 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
     app.state.nats = nats
     app.state.login_limiter = LoginLimiter(settings.login_rate)
     app.state.cache = TtlCache(settings.cache_ttl_s)
+    app.state.principals = PrincipalCache(settings.api_auth_cache_ttl_s)
     app.state.dispatcher = Dispatcher()
     app.state.import_jobs = ImportJobs()
     install_error_handlers(app)

@@ -11,6 +11,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from balans_api.errors import ApiError
 from balans_api.principal import ROLE_SCOPES, Principal
+from balans_api.principal_cache import PrincipalCache
 from balans_api.security import digests_match, read_token, split_api_key
 from balans_api.settings import ApiSettings
 
@@ -83,6 +84,16 @@ async def key_principal(pool: asyncpg.Pool, token: str) -> Principal | None:
     return Principal(actor=f"key:{prefix}", role="integrator", scopes=frozenset(row["scopes"]))
 
 
+async def _kept_user(request: Request, pool: asyncpg.Pool, user_id: int) -> Principal | None:
+    kept: PrincipalCache = request.app.state.principals
+    principal = kept.get(user_id)
+    if principal is None:
+        principal = await user_principal(pool, user_id)
+        if principal is not None:
+            kept.put(user_id, principal)
+    return principal
+
+
 async def current_principal(
     request: Request, pool: Pool, settings: Settings, token: str | None = Depends(oauth2_scheme)
 ) -> Principal:
@@ -94,7 +105,7 @@ async def current_principal(
         principal = await key_principal(pool, token)
     else:
         user_id = read_token(settings.jwt_secret, token)
-        principal = await user_principal(pool, user_id) if user_id is not None else None
+        principal = None if user_id is None else await _kept_user(request, pool, user_id)
     if principal is None:
         raise ApiError(401, "invalid or expired credentials")
     request.state.actor = principal.actor

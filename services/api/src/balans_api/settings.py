@@ -58,6 +58,13 @@ class ApiSettings(DatabaseSettings):
     cache_ttl_s: float = Field(
         60.0, ge=0, description="How long building-wide aggregates (averages) are cached."
     )
+    api_auth_cache_ttl_s: float = Field(
+        1.0,
+        ge=0,
+        description="How long an api process keeps a user's role and account after reading "
+        "them (0: read them for every request); a change made through the api applies at "
+        "once in the process that made it, in the others within this time.",
+    )
     command_timeout_s: float = Field(15.0, gt=0, description="How long a command may take.")
 
     @field_validator("api_trusted_proxies", mode="before")
