@@ -1,9 +1,11 @@
 """``make bench-api``: what users see at fixed offered loads, and the saturation throughput.
 
-Builds (once per size, kept in ``.balans/bench-api-<meters>x<days>``) a city of reference buildings with at least
-BENCH_API_METERS meters and BENCH_API_DAYS days of hourly consumption and allocated heat
-(numpy + binary COPY, ``copygen.py``; the time it took is printed), starts the api as its
-own process (BALANS_API_WORKERS workers, default 2), then in one run:
+Builds (once per size, kept in ``.balans/bench-api-<meters>x<days>``) a city of reference
+buildings with at least BENCH_API_METERS meters and BENCH_API_DAYS days of hourly
+consumption and allocated heat (numpy + binary COPY, ``copygen.py``; the time it took is
+printed), starts the api as its own process (BALANS_API_WORKERS workers, default 2), then
+in one run, from one process on uvloop with a minimal keep-alive client (the load shares
+the cores with the server):
 
 - open loop at each offered rate of BENCH_API_RATES (100, 200, 400 requests/s): requests
   are sent on a fixed schedule whatever the answers (a new connection when none is idle),
@@ -35,6 +37,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import uvloop
 from copygen import fill_building
 
 from balans_api.users import create_user
@@ -279,7 +282,8 @@ def main() -> None:
             f"data: {len(buildings)} buildings, {meters} meters, {DAYS} days hourly; "
             f"api workers: {workers}"
         )
-        asyncio.run(run(port, buildings, flats))
+        # the load shares the machine's cores with the server: the cheaper loop of the two
+        uvloop.run(run(port, buildings, flats))
     finally:
         if server is not None:
             server.terminate()
