@@ -14,8 +14,9 @@ Leases live in a JetStream key-value bucket per consumer group
 whose keys expire ``lease_s`` after their last write:
 
 - ``member.<id>``: every process writes its own key every round (four times per lease, at
-  least every 2 s); the live members are the keys present. Partition ``p`` belongs to the ``p % n``-th of the ``n`` members in
-  sorted order (every member computes the same split from the same keys).
+  least every 2 s); the live members are the keys present. Partition ``p`` belongs to the
+  ``p % n``-th of the ``n`` members in sorted order (every member computes the same split
+  from the same keys).
 - ``lease.<p>``: the holder's id, created with compare-and-set (``create`` / ``update``
   with the last revision) and renewed each round. A process that gives a partition up
   (another member joined, or it stops) first lets its fetchers settle what they hold, then
@@ -218,6 +219,9 @@ class PartitionedConsumers:
         """Hold, consume and hand over partitions until ``stopping``; then settle, release
         every lease and leave, so the other processes take over at once."""
         kv = await self._bucket()
+        ttl = (await kv.status()).ttl
+        if ttl and ttl < self.lease_s:  # the bucket was made with shorter leases: keep up
+            self.round_s = min(ttl / ROUNDS_PER_LEASE, MAX_ROUND_S)
         for lane in self.lanes:
             for p in range(self.partitions):
                 spec = partition_spec(lane.consumer.spec, p)
