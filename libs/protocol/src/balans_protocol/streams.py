@@ -104,6 +104,6 @@ async def ensure_streams(js: JetStreamContext, replicas: int | None = None) -> N
             await js.add_stream(config)
         except BadRequestError:  # exists with another configuration: converge on ours
             if replicas is None:
-                existing = await js.stream_info(config.name)
+                existing = await js.stream_info(declared.name or "")
                 config.num_replicas = existing.config.num_replicas
             await js.update_stream(config)
