@@ -486,7 +486,15 @@ def _diagnose_known(s: GroupSeries, cfg: ExcessSettings) -> list[Diagnosis]:
         group_kind = _change_kind(change, others, balance, cfg)
         group_kind, by_return, return_evidence = _by_return(group_kind, change, s, cfg)
         evidence.update(return_evidence)
-        also = _also_possible(change, group_kind, cfg) if by_return is None else by_return
+        also = _also_possible(change, group_kind, cfg)
+        if by_return is not None:
+            # a moved return rules the others out; an unmoved one rules nothing out that
+            # the shapes left open (water lost or drawn off leaves the return alike)
+            also = (
+                by_return + [k for k in also if k not in by_return and k != group_kind]
+                if by_return
+                else []
+            )
         if also:
             evidence["also_possible"] = also
         if group_kind is not None:
