@@ -1,33 +1,39 @@
-"""Shared by the browser tests: one Chromium per test module, a page that records its
-console errors, and signing in through the login form."""
+"""Shared by the browser tests: one Chromium for the session (each tab a browser context of
+its own), a page that records its console errors, signing in through the login form, and
+the api on a free port."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 import pytest
-import uvicorn
+from nats.aio.client import Client
+from nats.aio.subscription import Subscription
 
 from balans_api.app import create_app
+from balans_api.server import serving
 from balans_api.settings import ApiSettings
 from balans_api.users import DEMO_OPERATOR, ensure_demo_users
 from balans_core.health import bind_socket
+from balans_core.nats import connect_nats
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
 from balans_db.topology import demo_city
 from balans_i18n.catalogs import COOKIE
 
 CHROMIUM = "/usr/bin/chromium"
+# billing's serve_documents or serve_tariffs
+BillingEndpoint = Callable[[Client, asyncpg.Pool, str], Awaitable[Subscription]]
 OUTSIDE = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def chromium() -> AsyncIterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} missing: run scripts/os-packages.sh (as root)")
@@ -110,6 +116,32 @@ async def serve_plain_tiles(target: Any) -> None:
     await target.route(TILES, lambda route: route.fulfill(body=tile, content_type="image/png"))
 
 
+@asynccontextmanager
+async def api_at(database_url: str, nats: Client | None = None) -> AsyncIterator[str]:
+    """The api over ``database_url`` on a free port (with the NATS client ``nats`` when
+    given): its address."""
+    sock = bind_socket("127.0.0.1", 0)
+    async with serving(create_app(ApiSettings(database_url=database_url), nats=nats), sock):
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@asynccontextmanager
+async def api_with_billing(
+    database_url: str, nats_url: str, billing: BillingEndpoint
+) -> AsyncIterator[str]:
+    """:func:`api_at` with one of billing's request endpoints (``serve_documents``,
+    ``serve_tariffs``) answering the api over NATS at ``nats_url``."""
+    nc = await connect_nats(nats_url, "test-portal")
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await billing(nc, pool, "billing")
+        async with api_at(database_url, nc) as base:
+            yield base
+    finally:
+        await nc.close()
+        await pool.close()
+
+
 @pytest.fixture(scope="module")
 async def portal_1a(database_url: str) -> AsyncIterator[tuple[str, int]]:
     """The api on a free port over demo-1a (no readings), with the demo logins: (its
@@ -121,15 +153,8 @@ async def portal_1a(database_url: str) -> AsyncIterator[tuple[str, int]]:
         building_id = await conn.fetchval("select id from buildings where code = 'demo-1a'")
     finally:
         await conn.close()
-    app = create_app(ApiSettings(database_url=database_url))
-    sock = bind_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", building_id
-    server.should_exit = True
-    await task
+    async with api_at(database_url) as base:
+        yield base, building_id
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ the docs show."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import tempfile
@@ -21,23 +20,18 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 
-from balans_api.app import create_app
 from balans_api.i18n import CATALOGS
 from balans_api.routes.provisioning import EXAMPLE_BUILDING
-from balans_api.settings import ApiSettings
 from balans_api.users import DEMO_ADMIN, DEMO_CONSUMER, DEMO_OPERATOR, ensure_demo_users
 from balans_billing.demo import DEMO_TARIFFS_FROM, seed_demo_tariffs
 from balans_billing.tariff_requests import serve_tariffs
-from balans_core.health import bind_socket
-from balans_core.nats import connect_nats
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
 from balans_db.topology import demo_city
 from balans_i18n.localizer import Localizer
 
-from .conftest import Tab, open_tab, sign_in
+from .conftest import Tab, api_with_billing, open_tab, sign_in
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.browser, pytest.mark.slow]
 
@@ -66,20 +60,8 @@ async def portal(database_url: str, nats_url: str) -> AsyncIterator[str]:
         await seed_demo_tariffs(conn, DEMO_TARIFFS_FROM)
     finally:
         await conn.close()
-    nc = await connect_nats(nats_url, "test-admin-portal")
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    await serve_tariffs(nc, pool, "billing")
-    app = create_app(ApiSettings(database_url=database_url), nats=nc)
-    sock = bind_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    await task
-    await nc.close()
-    await pool.close()
+    async with api_with_billing(database_url, nats_url, serve_tariffs) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,10 @@ import asyncpg
 import httpx
 import pypdfium2 as pdfium
 import pytest
-import uvicorn
 from pypdf import PdfReader
 from synthetic import fill_building
 
-from balans_api.app import create_app
 from balans_api.i18n import CATALOGS
-from balans_api.settings import ApiSettings
 from balans_api.users import DEMO_CONSUMER, DEMO_OPERATOR, ensure_demo_users
 from balans_balance.groups import generate_building_groups
 from balans_billing.demo import DEMO_TARIFFS_FROM, seed_demo_tariffs
@@ -34,18 +31,15 @@ from balans_billing.documents import serve_documents
 from balans_billing.invoicing import bill_building
 from balans_billing.periods import month_bounds
 from balans_billing.render import CATALOGS as BILLING
-from balans_core.health import bind_socket
-from balans_core.nats import connect_nats
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
 from balans_i18n.catalogs import COOKIE, LOCALES, Catalogs
 from balans_i18n.localizer import Localizer
 
-from .conftest import serve_plain_tiles
+from .conftest import api_with_billing, serve_plain_tiles
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(
     os.environ.get("BALANS_SCREENSHOT_DIR", Path(tempfile.gettempdir()) / "balans-screenshots")
 )
@@ -125,35 +119,14 @@ async def portal(database_url: str, nats_url: str) -> AsyncIterator[str]:
             await bill_building(conn, home, *month_bounds(year, month, tz))
     finally:
         await conn.close()
-    nc = await connect_nats(nats_url, "test-portal")
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    await serve_documents(nc, pool, "billing")
-    app = create_app(ApiSettings(database_url=database_url), nats=nc)
-    sock = bind_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    await task
-    await nc.close()
-    await pool.close()
+    async with api_with_billing(database_url, nats_url, serve_documents) as base:
+        yield base
 
 
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} missing: run scripts/os-packages.sh (as root)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        await chromium.close()
+@pytest.fixture
+def browser(chromium: Any) -> Any:
+    """The session's Chromium (tests/browser/conftest.py)."""
+    return chromium
 
 
 async def _login(browser: Any, portal: str, who: tuple[str, str]) -> Any:

@@ -8,7 +8,6 @@ the docs show."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import tempfile
@@ -20,18 +19,14 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from synthetic import fill_building
 
-from balans_api.app import create_app
-from balans_api.settings import ApiSettings
 from balans_api.users import DEMO_OPERATOR, ensure_demo_users
 from balans_balance.groups import generate_building_groups
-from balans_core.health import bind_socket
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
 
-from .conftest import TILES, Tab, open_tab, serve_plain_tiles, sign_in
+from .conftest import TILES, Tab, api_at, open_tab, serve_plain_tiles, sign_in
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.browser, pytest.mark.slow]
 
@@ -122,22 +117,15 @@ async def portal(database_url: str) -> AsyncIterator[dict[str, Any]]:
         )
     finally:
         await conn.close()
-    app = create_app(ApiSettings(database_url=database_url))
-    sock = bind_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
-        await asyncio.sleep(0.05)
-    yield {
-        "url": f"http://127.0.0.1:{sock.getsockname()[1]}",
-        "stuck": stuck,
-        "leak": leak,
-        "flat": meter["flat_id"],
-        "account": account,
-        "building": building,
-    }
-    server.should_exit = True
-    await task
+    async with api_at(database_url) as base:
+        yield {
+            "url": base,
+            "stuck": stuck,
+            "leak": leak,
+            "flat": meter["flat_id"],
+            "account": account,
+            "building": building,
+        }
 
 
 @pytest.fixture(scope="module")
