@@ -324,7 +324,13 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
     )
     print(f"measured hour {city.measured_hour:%Y-%m-%d %H:00} UTC: {city.readings} readings")
 
-    env = {"BALANS_INGEST_PORT": "0", "BALANS_INGEST_HOST": "127.0.0.1"}
+    env = {
+        "BALANS_INGEST_PORT": "0",
+        "BALANS_INGEST_HOST": "127.0.0.1",
+        # the stages are frozen on purpose: a lease expiring meanwhile would hand a stage's
+        # partitions over (to itself) on thaw, dropping balance's kept windows
+        "BALANS_PARTITION_LEASE_S": "3600",
+    }
     supervisor = Supervisor(urls, data_dir, env)
     known = discover_services()
     services = {name: supervisor.start(name, known[name]) for name in CONSUMERS | {"ingest": 0}}
