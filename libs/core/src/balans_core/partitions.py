@@ -278,7 +278,10 @@ class PartitionedConsumers:
                 held.revision = await kv.update(
                     f"lease.{partition}", self.member.encode(), last=held.revision
                 )
-            except KeyWrongLastSequenceError:  # expired and taken: stop at once, keep off it
+            except KeyWrongLastSequenceError:
+                if await self._still_ours(kv, partition):
+                    continue
+                # expired and taken by another: stop at once, keep off it
                 self.lost.inc()
                 log.error("partition lease lost", service=self.service, partition=partition)
                 await self._stop([partition])
@@ -292,6 +295,19 @@ class PartitionedConsumers:
             await self._take(kv, partition)
         self.held_gauge.set(len(self.held))
 
+    async def _still_ours(self, kv: KeyValue, partition: int) -> bool:
+        """After a renewal failed on its revision: whether the lease is ours all the same (an
+        earlier renewal reached the server but its answer was lost); if so, keep its
+        revision."""
+        try:
+            entry = await kv.get(f"lease.{partition}")
+        except KeyNotFoundError:
+            return False
+        if entry.value != self.member.encode() or entry.revision is None:
+            return False
+        self.held[partition].revision = entry.revision
+        return True
+
     async def _take(self, kv: KeyValue, partition: int) -> None:
         key = f"lease.{partition}"
         try:
@@ -302,7 +318,8 @@ class PartitionedConsumers:
             if entry is None:
                 revision = await kv.create(key, self.member.encode())
                 await self._rewind(partition)
-            elif not entry.value:  # given up cleanly
+            elif not entry.value or entry.value == self.member.encode():
+                # given up cleanly, or ours from before (a renewal whose answer was lost)
                 revision = await kv.update(key, self.member.encode(), last=entry.revision)
             else:  # its holder has not let go yet; it will, or its lease expires
                 return
