@@ -147,6 +147,8 @@ radio_modules = sa.Table(
     sa.Column("floor", sa.SmallInteger, nullable=False),
     sa.Column("installed_on", sa.Date, nullable=False, server_default=sa.func.current_date()),
     sa.CheckConstraint("subnet between 0 and 7", name="subnet_range"),
+    # api_0012_radio_module_lookup: a building's modules (the overview's counts)
+    sa.Index("ix_radio_modules_building_id", "building_id"),
 )
 
 meters = sa.Table(
