@@ -8,6 +8,7 @@ could tell the difference, and no test crashes the host.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import urllib.request
@@ -33,18 +34,22 @@ def _jetstream_config(monitor_port: int, timeout: float = 30) -> dict[str, objec
 
 def test_compose_nats_syncs_every_write_before_acknowledging(server_tmp_path: Path) -> None:
     """deploy/nats/nats.conf, as compose mounts it (only its paths and ports moved here)."""
-    port, monitor = free_port(), free_port()
+    port, monitor, route = free_port(), free_port(), free_port()
     config = (ROOT / "deploy/nats/nats.conf").read_text()
     config = (
         config.replace("store_dir: /data", f'store_dir: "{server_tmp_path}"')
         .replace("listen: 0.0.0.0:4222", f"listen: 127.0.0.1:{port}")
         .replace("http: 0.0.0.0:8222", f"http: 127.0.0.1:{monitor}")
+        .replace("listen: 0.0.0.0:6222", f"listen: 127.0.0.1:{route}")  # its cluster port
     )
     assert str(server_tmp_path) in config, "compose's store_dir moved: update this test"
     (server_tmp_path / "nats.conf").write_text(config)
     with (server_tmp_path / "nats.log").open("wb") as log:
         server = subprocess.Popen(
-            [nats_server_binary(), "-c", str(server_tmp_path / "nats.conf")], stdout=log, stderr=log
+            [nats_server_binary(), "-c", str(server_tmp_path / "nats.conf")],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "NATS_SERVER_NAME": "nats-1"},  # as compose sets it
         )
     try:
         assert _jetstream_config(monitor)["sync_always"] is True
