@@ -31,13 +31,13 @@ import asyncio
 import os
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import nats
 from nats.js.client import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 
 # the history bench_scale reads at import: 96 h unless set (its default is balance's window)
 os.environ.setdefault("BENCH_SCALE_HISTORY_H", "96")
@@ -58,7 +58,7 @@ from bench_scale import (
     thaw,
 )
 
-from balans_core.partitions import bucket_name
+from balans_core.partitions import lease_holders
 from balans_db import migrate
 from balans_db.queries.ingest import READING_COLUMNS
 from balans_devstack.nats_server import NatsCluster
@@ -110,20 +110,8 @@ async def run_hour(
 
 
 async def leases(js: JetStreamContext, durable: str) -> dict[str, int]:
-    """member -> partitions whose lease it holds."""
-    try:
-        kv = await js.key_value(bucket_name(durable))
-    except BucketNotFoundError:
-        return {}
-    held: dict[str, int] = {}
-    for p in range(subjects.EVENT_PARTITIONS):
-        try:
-            entry = await kv.get(f"lease.{p}")
-        except KeyNotFoundError:
-            continue
-        if entry.value:
-            held[entry.value.decode()] = held.get(entry.value.decode(), 0) + 1
-    return held
+    """member -> how many partitions' leases it holds."""
+    return dict(Counter((await lease_holders(js, durable)).values()))
 
 
 async def split_evenly(js: JetStreamContext, processes: int) -> None:

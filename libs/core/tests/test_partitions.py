@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 
 from balans_core.nats import connect_nats
-from balans_core.partitions import assigned, bucket_name
+from balans_core.partitions import assigned, lease_holders
 from balans_devstack.eventually import eventually
 from balans_protocol import subjects
 from balans_protocol.streams import ensure_streams
@@ -72,19 +71,7 @@ def workers(module_nats_url: str, tmp_path: Path) -> Iterator[dict[str, Worker]]
 
 async def holders(nc: Client) -> dict[int, str]:
     """partition -> the member whose lease it is (absent: free)."""
-    try:
-        kv = await nc.jetstream().key_value(bucket_name("parttest"))
-    except BucketNotFoundError:  # no worker has started yet
-        return {}
-    found: dict[int, str] = {}
-    for p in range(subjects.EVENT_PARTITIONS):
-        try:
-            entry = await kv.get(f"lease.{p}")
-        except KeyNotFoundError:
-            continue
-        if entry.value:
-            found[p] = entry.value.decode()
-    return found
+    return await lease_holders(nc.jetstream(), "parttest")
 
 
 async def split_between(nc: Client, members: list[str]) -> bool:

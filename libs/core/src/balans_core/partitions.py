@@ -88,6 +88,24 @@ def bucket_name(durable: str) -> str:
     return f"balans_partitions_{durable}"
 
 
+async def lease_holders(js: JetStreamContext, durable: str) -> dict[int, str]:
+    """partition -> the process whose lease it is, for the group of ``durable`` (absent:
+    free; empty before any process of the group started). For operators and benchmarks."""
+    try:
+        kv = await js.key_value(bucket_name(durable))
+    except BucketNotFoundError:
+        return {}
+    held: dict[int, str] = {}
+    for partition in range(subjects.EVENT_PARTITIONS):
+        try:
+            entry = await kv.get(f"lease.{partition}")
+        except KeyNotFoundError:
+            continue
+        if entry.value:
+            held[partition] = entry.value.decode()
+    return held
+
+
 def assigned(members: Sequence[str], me: str, partitions: int) -> set[int]:
     """The partitions ``me`` should hold among ``members`` (round robin in sorted order)."""
     ordered = sorted(set(members) | {me})
