@@ -18,7 +18,7 @@ async def _init(conn: asyncpg.Connection) -> None:
         )
 
 
-class _Connection(asyncpg.Connection):  # type: ignore[misc]
+class _Connection(asyncpg.Connection):
     """asyncpg resets a released connection with ``RESET ALL; UNLISTEN *; CLOSE ALL;
     pg_advisory_unlock_all()``: one more round trip after every ``pool.fetch*``, half of a
     read's statements. The api leaves none of that behind (no ``SET``, ``LISTEN``,
