@@ -440,7 +440,7 @@ def consumer_leaks(data: BuildingData) -> list[Finding]:
     """Flat water meters that have turned all night for three nights running."""
     out = []
     recent = len(data.hours) - 36
-    for meter_id, unit in data.units.items():
+    for meter_id in data.meter_index:  # a replaced meter's use is in its successor's row
         if meter_id not in data.flat_water:
             continue
         i = continuous_night_flow(data.series(meter_id), data.night)
@@ -464,7 +464,7 @@ def consumer_leaks(data: BuildingData) -> list[Finding]:
                 severity="info",
                 evidence={
                     "rule": "no still hour in 3 consecutive nights",
-                    "unit": unit,
+                    "unit": data.units[meter_id],
                     "detected_hour": data.hours[i].isoformat(),
                 },
             )
@@ -496,7 +496,7 @@ async def store_forecasts(conn: asyncpg.Connection, data: BuildingData) -> None:
     rest = degree_days(np.array([normal_daily_mean_c(d) for d in remaining_days(today)]))
     month = today.replace(day=1)
     rows = []
-    targets = [("meter", m, m) for m in data.units] + [
+    targets = [("meter", m, m) for m in data.meter_index] + [
         ("group", g.id, g.balance_meter_id) for g in data.groups
     ]
     for scope, scope_id, meter_id in targets:
