@@ -32,6 +32,7 @@ strict figures for comparison): building and kind, hours overlapping with 6 h ea
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -189,50 +190,36 @@ def score(truths: list[Truth], raised: list[Raised], rules: Rules = STRICT) -> d
     return table
 
 
-def headline(table: dict[str, KindScore]) -> tuple[float, float, float]:
-    """Micro-averaged precision, recall and named-correctly share over HEADLINE kinds
-    (named: over the faulty-meter kinds)."""
-    alerts = sum(table[k].alerts for k in HEADLINE)
-    true_alerts = sum(table[k].true_alerts for k in HEADLINE)
-    truths = sum(table[k].truths for k in HEADLINE)
-    found = sum(table[k].found for k in HEADLINE)
-    named_found = sum(table[k].found_any_device for k in NAMED)
-    named = sum(table[k].named for k in NAMED)
+def micro(
+    table: dict[str, KindScore], kinds: Iterable[str], named_kinds: Iterable[str]
+) -> tuple[float, float, float]:
+    """Micro-averaged precision and recall over ``kinds``, and the named-correctly share
+    over ``named_kinds`` (the kinds whose alerts must name a device)."""
+    rows = [table[k] for k in kinds]
+    named_rows = [table[k] for k in named_kinds]
+    alerts = sum(s.alerts for s in rows)
+    truths = sum(s.truths for s in rows)
+    named_found = sum(s.found_any_device for s in named_rows)
     return (
-        true_alerts / alerts if alerts else 0.0,
-        found / truths if truths else 0.0,
-        named / named_found if named_found else 0.0,
+        sum(s.true_alerts for s in rows) / alerts if alerts else 0.0,
+        sum(s.found for s in rows) / truths if truths else 0.0,
+        sum(s.named for s in named_rows) / named_found if named_found else 0.0,
     )
+
+
+def headline(table: dict[str, KindScore]) -> tuple[float, float, float]:
+    """The last line's figures: over HEADLINE kinds (named: over the faulty-meter kinds)."""
+    return micro(table, HEADLINE, NAMED)
 
 
 def sensor_headline(table: dict[str, KindScore]) -> tuple[float, float, float]:
-    """Micro-averaged precision, recall and named-correctly share over the sensor kinds."""
-    alerts = sum(table[k].alerts for k in SENSOR_FAULTS)
-    true_alerts = sum(table[k].true_alerts for k in SENSOR_FAULTS)
-    truths = sum(table[k].truths for k in SENSOR_FAULTS)
-    found = sum(table[k].found for k in SENSOR_FAULTS)
-    named_found = sum(table[k].found_any_device for k in SENSOR_FAULTS)
-    named = sum(table[k].named for k in SENSOR_FAULTS)
-    return (
-        true_alerts / alerts if alerts else 0.0,
-        found / truths if truths else 0.0,
-        named / named_found if named_found else 0.0,
-    )
+    """Over the sensor kinds."""
+    return micro(table, SENSOR_FAULTS, SENSOR_FAULTS)
 
 
 def all_kinds(table: dict[str, KindScore]) -> tuple[float, float, float]:
-    """Micro-averaged precision, recall and named-correctly share over every kind."""
-    alerts = sum(s.alerts for s in table.values())
-    true_alerts = sum(s.true_alerts for s in table.values())
-    truths = sum(s.truths for s in table.values())
-    found = sum(s.found for s in table.values())
-    named_found = sum(s.found_any_device for s in table.values())
-    named = sum(s.named for s in table.values())
-    return (
-        true_alerts / alerts if alerts else 0.0,
-        found / truths if truths else 0.0,
-        named / named_found if named_found else 0.0,
-    )
+    """Over every kind."""
+    return micro(table, table, table)
 
 
 def is_step(t: Truth) -> bool:
