@@ -1,7 +1,8 @@
-"""The three-node NATS cluster of ``balans run --cluster``: streams get three replicas, and
-a node killed in the middle of a stream of publishes loses and doubles nothing (publishes
-are retried with their message id, as ingest's concentrators resend); the node comes back
-on its own store and catches up."""
+"""The three-node NATS cluster of ``balans run --cluster``: streams and partition lease
+buckets get three replicas (a bucket made with one is raised), and a node killed in the
+middle of a stream of publishes loses and doubles nothing (publishes are retried with their
+message id, as ingest's concentrators resend) nor stalls a lease; the node comes back on
+its own store and catches up."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from nats.errors import Error as NatsError
+from nats.js.api import KeyValueConfig
+from nats.js.client import JetStreamContext
+from nats.js.kv import KeyValue
 
 from balans_core.nats import connect_nats
+from balans_core.partitions import bucket_name, lease_bucket
 from balans_devstack.eventually import eventually
 from balans_devstack.nats_server import NatsCluster
 from balans_protocol import subjects
@@ -32,6 +37,24 @@ async def retried(call: Callable[[], Awaitable[T]], attempts: int = 10) -> T:
     return await call()
 
 
+async def replicated(js: JetStreamContext, stream: str) -> bool:
+    """``stream`` has a leader and two current replicas."""
+    info = await retried(lambda: js.stream_info(stream))
+    return (
+        info.cluster is not None
+        and all(peer.current and not peer.offline for peer in info.cluster.replicas or [])
+        and len(info.cluster.replicas or []) == 2
+    )
+
+
+async def written(kv: KeyValue) -> bool:
+    try:
+        await kv.put("lease.0", b"survivor")
+    except (NatsError, TimeoutError):
+        return False
+    return True
+
+
 async def test_cluster_survives_a_node(server_tmp_path: Path) -> None:
     cluster = NatsCluster(server_tmp_path, durable=False)
     cluster.start()
@@ -44,6 +67,14 @@ async def test_cluster_survives_a_node(server_tmp_path: Path) -> None:
         assert info.config.num_replicas == 3
         assert info.cluster is not None
         assert len(info.cluster.replicas or []) == 2
+        # a lease bucket made before the cluster grew: unset replicas keep it, 3 raise it
+        bucket = bucket_name("cluster-test")
+        await js.create_key_value(KeyValueConfig(bucket=bucket, ttl=60, replicas=1))
+        await lease_bucket(js, "cluster-test", "test", 60, None)
+        assert (await js.stream_info(f"KV_{bucket}")).config.num_replicas == 1
+        kv = await lease_bucket(js, "cluster-test", "test", 60, 3)
+        assert (await js.stream_info(f"KV_{bucket}")).config.num_replicas == 3
+        await eventually("the lease bucket on three nodes", lambda: replicated(js, f"KV_{bucket}"))
 
         for n in range(MESSAGES):
             if n == MESSAGES // 3:
@@ -74,18 +105,17 @@ async def test_cluster_survives_a_node(server_tmp_path: Path) -> None:
                 seen.append(int(msg.data))
                 await msg.ack()
         assert sorted(seen) == list(range(MESSAGES))
+        # a lease is still written and read with one node down (once a leader is elected)
+        await eventually("a lease written with a node down", lambda: written(kv), timeout_s=30)
+        assert (await retried(lambda: kv.get("lease.0"))).value == b"survivor"
 
         cluster.revive(0)
 
-        async def caught_up() -> bool:
-            info = await retried(lambda: js.stream_info(subjects.UPLOADS_STREAM))
-            return (
-                info.cluster is not None
-                and all(peer.current and not peer.offline for peer in info.cluster.replicas or [])
-                and len(info.cluster.replicas or []) == 2
-            )
-
-        await eventually("the revived node is a current replica again", caught_up, timeout_s=30)
+        await eventually(
+            "the revived node is a current replica again",
+            lambda: replicated(js, subjects.UPLOADS_STREAM),
+            timeout_s=30,
+        )
         await nc.close()
     finally:
         cluster.stop()

@@ -10,8 +10,10 @@ order, and a building stays with one process (its in-memory state stays valid) u
 set of processes changes.
 
 Leases live in a JetStream key-value bucket per consumer group
-(``balans_partitions_<durable>``, the durable of the first consumer)
-whose keys expire ``lease_s`` after their last write:
+(``balans_partitions_<durable>``, the durable of the first consumer), replicated as the
+streams are (``BALANS_NATS_STREAM_REPLICAS``: on a cluster, losing the node that held a
+one-replica bucket would stall every lease), whose keys expire ``lease_s`` after their
+last write:
 
 - ``member.<id>``: every process writes its own key every round (four times per lease, at
   least every 2 s); the live members are the keys present. Partition ``p`` belongs to the
@@ -86,6 +88,39 @@ def bucket_name(durable: str) -> str:
     """The lease bucket of the processes sharing ``durable`` (a consumer group: two groups
     of one service, e.g. a test's and a deployment's, never split partitions between them)."""
     return f"balans_partitions_{durable}"
+
+
+async def lease_bucket(
+    js: JetStreamContext, durable: str, service: str, lease_s: float, replicas: int | None
+) -> KeyValue:
+    """The lease bucket of ``durable``'s group, created if missing (keys living ``lease_s``).
+
+    ``replicas`` as :func:`balans_protocol.streams.ensure_streams` takes it: the bucket gets
+    that many, an existing one included (one made before the cluster grew is raised);
+    ``None`` creates it with 1 and leaves an existing bucket's replicas as they are."""
+    name = bucket_name(durable)
+    try:
+        kv = await js.key_value(name)
+    except BucketNotFoundError:
+        return await js.create_key_value(
+            KeyValueConfig(
+                bucket=name,
+                description=f"Which {service} process holds which event partition",
+                ttl=lease_s,
+                storage=StorageType.FILE,
+                replicas=replicas or 1,
+            )
+        )
+    config = (await kv.status()).stream_info.config
+    if replicas is not None and config.num_replicas != replicas:
+        log.info(
+            "lease bucket replicas changed",
+            bucket=name,
+            replicas=replicas,
+            were=config.num_replicas,
+        )
+        await js.update_stream(replace(config, num_replicas=replicas))
+    return kv
 
 
 async def lease_holders(js: JetStreamContext, durable: str) -> dict[int, str]:
@@ -215,7 +250,7 @@ class PartitionedConsumers:
         consumers: Sequence[JetStreamConsumer[Any]],
         *,
         lease_s: float,
-        replicas: int = 1,
+        replicas: int | None = None,
         partitions: int = subjects.EVENT_PARTITIONS,
         member: str | None = None,
         on_release: Callable[[int], Awaitable[None]] | None = None,
@@ -231,12 +266,12 @@ class PartitionedConsumers:
         self.on_release = on_release
         self.held: dict[int, _Held] = {}
         self.held_gauge, self.lost = _metrics(self.service)
-        self.bucket = bucket_name(consumers[0].spec.durable)
+        self.durable = consumers[0].spec.durable
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Hold, consume and hand over partitions until ``stopping``; then settle, release
         every lease and leave, so the other processes take over at once."""
-        kv = await self._bucket()
+        kv = await lease_bucket(self.js, self.durable, self.service, self.lease_s, self.replicas)
         ttl = (await kv.status()).ttl
         if ttl and ttl < self.lease_s:  # the bucket was made with shorter leases: keep up
             self.round_s = min(ttl / ROUNDS_PER_LEASE, MAX_ROUND_S)
@@ -266,20 +301,6 @@ class PartitionedConsumers:
                 await kv.delete(f"member.{self.member}")
             except NatsError as exc:
                 log.warning("membership not withdrawn", service=self.service, error=repr(exc))
-
-    async def _bucket(self) -> KeyValue:
-        try:
-            return await self.js.key_value(self.bucket)
-        except BucketNotFoundError:
-            return await self.js.create_key_value(
-                KeyValueConfig(
-                    bucket=self.bucket,
-                    description=f"Which {self.service} process holds which event partition",
-                    ttl=self.lease_s,
-                    storage=StorageType.FILE,
-                    replicas=self.replicas,
-                )
-            )
 
     async def _members(self, kv: KeyValue) -> list[str]:
         try:

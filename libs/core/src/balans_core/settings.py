@@ -37,12 +37,13 @@ class CommonSettings(BaseSettings):
         "nats://127.0.0.1:4222",
         description="NATS server URL; for a cluster, its nodes' URLs separated by commas.",
     )
-    nats_stream_replicas: int = Field(
-        1,
+    nats_stream_replicas: int | None = Field(
+        None,
         ge=1,
         le=5,
-        description="Replicas of every JetStream stream and key-value bucket balans creates "
-        "(3 on a three-node NATS cluster); with the default an existing stream keeps its own.",
+        description="Replicas of every JetStream stream and partition lease bucket (3 on a "
+        "three-node NATS cluster); set, existing ones are changed to it; unset, they are "
+        "created with 1 and existing ones keep their own.",
     )
     partition_lease_s: float = Field(
         10.0,
