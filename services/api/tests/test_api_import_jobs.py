@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 
 from balans_api.app import create_app
 from balans_api.import_job_rows import INTERRUPTED
@@ -52,7 +53,11 @@ SERIAL = DOCUMENT["buildings"][0]["concentrators"][0]["serial"]
 @asynccontextmanager
 async def _instance(world: World, name: str) -> AsyncIterator[httpx.AsyncClient]:
     """An api instance of its own (its memory, its pool), signed in as the operator."""
-    app = create_app(ApiSettings(database_url=world.database_url, login_rate="1000/minute"))
+    # interrupted after 30 s, not the default 60 s: the stale job below is 45 s old
+    settings = ApiSettings(
+        database_url=world.database_url, login_rate="1000/minute", import_interrupted_after_s=30
+    )
+    app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
@@ -133,14 +138,15 @@ async def test_a_job_started_on_one_worker_is_answered_by_another_keys_once(
 async def test_a_job_whose_heartbeat_stopped_is_answered_as_interrupted(
     workers: tuple[httpx.AsyncClient, httpx.AsyncClient], world: World
 ) -> None:
-    """A running job whose worker died (its heartbeat 5 minutes old) is failed, on any
-    worker; one that beats recently is still running."""
+    """A running job whose worker died (its heartbeat older than
+    BALANS_IMPORT_INTERRUPTED_AFTER_S) is failed, on any worker; one that beats recently is
+    still running."""
     a, b = workers
     conn = await asyncpg.connect(world.database_url)
     try:
         await conn.execute(
             """insert into import_jobs (id, started_by, dry_run, buildings, status, heartbeat_at)
-               values ('dead', 'operator', false, 3, 'running', now() - interval '5 minutes'),
+               values ('dead', 'operator', false, 3, 'running', now() - interval '45 seconds'),
                       ('alive', 'operator', false, 3, 'running', now())"""
         )
         interrupted = REGISTRY.get_sample_value(
@@ -161,6 +167,11 @@ async def test_a_job_whose_heartbeat_stopped_is_answered_as_interrupted(
     finally:
         await conn.execute("delete from import_jobs where id in ('dead', 'alive')")
         await conn.close()
+
+
+async def test_a_heartbeat_slower_than_the_interruption_is_refused() -> None:
+    with pytest.raises(ValidationError, match="BALANS_IMPORT_INTERRUPTED_AFTER_S must exceed"):
+        ApiSettings(import_heartbeat_s=5, import_interrupted_after_s=5)
 
 
 async def test_old_finished_jobs_are_deleted_as_new_ones_start(

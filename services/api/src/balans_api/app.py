@@ -86,7 +86,9 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
     app.state.cache = TtlCache(settings.cache_ttl_s)
     app.state.principals = PrincipalCache(settings.api_auth_cache_ttl_s)
     app.state.dispatcher = Dispatcher()
-    app.state.import_jobs = ImportJobs()
+    app.state.import_jobs = ImportJobs(
+        settings.import_heartbeat_s, settings.import_interrupted_after_s
+    )
     install_error_handlers(app)
     for module in (
         auth,

@@ -2,8 +2,8 @@
 kept in the database for ``GET /imports/{id}`` (:mod:`balans_api.import_job_rows`).
 
 Any api worker answers any job, and a restart forgets none. The worker running a job
-renews its heartbeat every ``HEARTBEAT_S``; a job whose heartbeat is older than
-``STALE_AFTER_S`` (its worker died or was stopped) is answered as failed, "interrupted":
+renews its heartbeat every ``BALANS_IMPORT_HEARTBEAT_S``; a job whose heartbeat is older
+than ``BALANS_IMPORT_INTERRUPTED_AFTER_S`` (its worker died) is answered as failed, "interrupted":
 the import is one transaction, so it wrote nothing. Device keys of new concentrators are
 kept sealed in the job's row and handed out once, in the first answer after the job
 succeeded, by whichever worker gives it.
@@ -33,9 +33,6 @@ log = structlog.get_logger("api")
 
 MAX_LINES = 1000
 KEEP_FINISHED = 100  # finished jobs kept (the oldest are deleted first)
-HEARTBEAT_S = 2.0
-# generous: a large city's comparison holds the event loop for seconds between beats
-STALE_AFTER_S = 60.0
 INTERNAL_ERROR = {"path": "$", "message": "internal error; it has been logged"}
 
 
@@ -46,7 +43,9 @@ class _InterruptedError(Exception):
 class ImportJobs:
     """Starts import jobs in this api process and answers any job from the database."""
 
-    def __init__(self) -> None:
+    def __init__(self, heartbeat_s: float, stale_after_s: float) -> None:
+        self.heartbeat_s = heartbeat_s
+        self.stale_after_s = stale_after_s
         self._tasks: set[asyncio.Task[None]] = set()  # held so they are not collected
 
     async def start(
@@ -68,9 +67,11 @@ class ImportJobs:
                 dry_run=dry_run,
                 buildings=len(doc.buildings),
                 keep_finished=KEEP_FINISHED,
-                stale_after_s=STALE_AFTER_S,
+                stale_after_s=self.stale_after_s,
             )
-        task = asyncio.create_task(_run(pool, relay, vault, doc, job_id, dry_run, actor))
+        task = asyncio.create_task(
+            _run(pool, relay, vault, doc, job_id, dry_run, actor, self.heartbeat_s)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job
@@ -86,7 +87,7 @@ class ImportJobs:
     async def get(self, pool: asyncpg.Pool, vault: KeyVault, job_id: str) -> ImportJob | None:
         """The job's state; the first call after it succeeded also carries the keys."""
         async with pool.acquire() as conn:
-            return await import_job_rows.read(conn, vault, job_id, STALE_AFTER_S)
+            return await import_job_rows.read(conn, vault, job_id, self.stale_after_s)
 
 
 async def _run(
@@ -97,10 +98,11 @@ async def _run(
     job_id: str,
     dry_run: bool,
     actor: str,
+    heartbeat_s: float,
 ) -> None:
     progress = Progress()
     stop = asyncio.Event()
-    beating = asyncio.create_task(_heartbeat(pool, job_id, progress, stop))
+    beating = asyncio.create_task(_heartbeat(pool, job_id, progress, stop, heartbeat_s))
     try:
         async with pool.acquire() as conn:
             await import_job_rows.mark_running(conn, job_id)
@@ -176,9 +178,9 @@ async def _fail(pool: asyncpg.Pool, job_id: str, problems: list[dict[str, str]])
 
 
 async def _heartbeat(
-    pool: asyncpg.Pool, job_id: str, progress: Progress, stop: asyncio.Event
+    pool: asyncpg.Pool, job_id: str, progress: Progress, stop: asyncio.Event, every_s: float
 ) -> None:
-    """Renew the job's heartbeat, with its progress, until ``stop``."""
+    """Renew the job's heartbeat, with its progress, every ``every_s`` until ``stop``."""
     while not stop.is_set():
         try:
             async with pool.acquire() as conn:
@@ -187,4 +189,4 @@ async def _heartbeat(
             IMPORT_JOB_WRITE_FAILURES.labels("heartbeat").inc()
             log.error("import heartbeat failed", job=job_id, exc_info=exc)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), HEARTBEAT_S)
+            await asyncio.wait_for(stop.wait(), every_s)

@@ -66,6 +66,20 @@ class ApiSettings(DatabaseSettings):
         "once in the process that made it, in the others within this time.",
     )
     command_timeout_s: float = Field(15.0, gt=0, description="How long a command may take.")
+    import_heartbeat_s: float = Field(
+        2.0,
+        gt=0,
+        description="How often the api process running an import job writes that it is "
+        "still at it (with its progress).",
+    )
+    import_interrupted_after_s: float = Field(
+        60.0,
+        gt=0,
+        description="An import job whose heartbeat is older than this (its process died) is "
+        "answered as failed, interrupted: the import wrote nothing. Generous, since a large "
+        "city's comparison holds the event loop for seconds between beats; more than "
+        "BALANS_IMPORT_HEARTBEAT_S.",
+    )
 
     @field_validator("api_trusted_proxies", mode="before")
     @classmethod
@@ -73,6 +87,15 @@ class ApiSettings(DatabaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _heartbeat_within_the_interruption(self) -> ApiSettings:
+        if self.import_interrupted_after_s <= self.import_heartbeat_s:
+            raise ValueError(
+                "BALANS_IMPORT_INTERRUPTED_AFTER_S must exceed BALANS_IMPORT_HEARTBEAT_S "
+                "(a running import job would be answered as interrupted between its beats)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_dev_secret_outside_development(self) -> ApiSettings:
