@@ -260,11 +260,32 @@ def _shape(b: _Building, i: int, sensor: str, pred: FloatArray, lo: int, hi: int
     return "drifting"
 
 
+def _robust_sd(x: FloatArray) -> float:
+    x = x[np.isfinite(x)]
+    return 1.4826 * float(np.median(np.abs(x - np.median(x)))) if x.size else 0.0
+
+
+def _one_sensor_moved(res: dict[str, FloatArray], lo: int, hi: int) -> bool:
+    """Did only one sensor of the pair leave its prediction over ``lo..hi``? A swapped
+    pair moves both, each by the pair's ΔT the other way; a sensor drifting or displaced
+    past the other can invert the ΔT too, but its partner still reads its own water."""
+    if len(res) < 2:
+        return False
+    moved = sorted(abs(float(np.nanmedian(r[lo : hi + 1]))) for r in res.values())
+    return moved[0] < 0.3 * moved[1]
+
+
 def _deviations(b: _Building) -> list[SensorFault]:
     """Every sensor's episodes away from its prediction, frozen runs and swapped pairs."""
     cfg = b.cfg
     out: list[SensorFault] = []
     for i, pair in enumerate(b.pairs):
+        predictions = {s: b.prediction(i, s) for s in ("supply", "return")}
+        residuals = {
+            s: (b.supply[i] if s == "supply" else b.ret[i]) - pred
+            for s, (pred, _) in predictions.items()
+            if pred is not None
+        }
         swapped = _trailing_median(np.where(b.heating, b.dt[i], np.nan), cfg.smooth_hours)
         swapped_mask = np.nan_to_num(swapped, nan=0.0) < -0.5
         for lo, hi in _episodes(swapped_mask, cfg.gap_hours):
@@ -272,17 +293,15 @@ def _deviations(b: _Building) -> list[SensorFault]:
             coldest = np.nanmedian(np.fmin(b.supply[i], b.ret[i])[start : hi + 1])
             if ROOM_C[0] <= coldest <= ROOM_C[1]:
                 continue  # a sensor reading the room: detached, told by that sensor
+            if _one_sensor_moved(residuals, lo, hi):
+                continue  # one sensor off past the other: told by that sensor
             dev = float(np.nanmedian(b.dt[i, lo : hi + 1]))
             out.append(SensorFault(pair, "pair", "swapped", start, hi, lo, dev, "its own ΔT"))
-        for sensor in ("supply", "return"):
-            pred, ref = b.prediction(i, sensor)
+        for sensor, (pred, ref) in predictions.items():
             if pred is None:
                 continue
-            reading = b.supply[i] if sensor == "supply" else b.ret[i]
-            res = reading - pred
-            base = res[b.baseline & np.isfinite(res)]
-            noise = 1.4826 * float(np.median(np.abs(base - np.median(base)))) if base.size else 0
-            limit = max(cfg.min_deviation_k, cfg.noise_factor * noise)
+            res = residuals[sensor]
+            limit = max(cfg.min_deviation_k, cfg.noise_factor * _robust_sd(res[b.baseline]))
             for lo, hi in _frozen(b, i, sensor, pred):
                 out.append(
                     SensorFault(pair, sensor, "frozen", lo, hi, lo + cfg.frozen_hours - 1, 0.0, ref)
