@@ -83,6 +83,10 @@ CASES = [
     ("2a", "frozen_sensor", {"sensor": "supply"}, "supply", "frozen"),
     ("2a", "sensor_drift", {"sensor": "return", "offset_at_end_k": -2.0, "shape": "step"},
      "return", "drifting"),
+    # a return drifting past its supply inverts the ΔT as a swap does, but the supply
+    # still reads its own water: a drift, not a swapped pair
+    ("2a", "sensor_drift", {"sensor": "return", "offset_at_end_k": 6.0, "shape": "step"},
+     "return", "drifting"),
     ("1b", "detached_sensor", {"sensor": "return"}, "return", "detached"),
     ("1b", "sensor_drift", {"sensor": "supply", "offset_at_end_k": 3.0, "shape": "ramp"},
      "supply", "drifting"),
