@@ -51,9 +51,9 @@ returning id
 @pytest.fixture(scope="module")
 async def dismissable(database_url: str, module_nats_url: str) -> AsyncIterator[dict[str, Any]]:
     """demo-1b with an open faulty_sensor alert on a flat's sensor pair; the api and
-    balance's alert actions on a NATS server of this module (the session's may carry a
-    running balance of another database answering the same subject); the announcements of
-    faulty_sensor alerts."""
+    balance's alert actions on a NATS server of this module (no responder of another
+    module's database can answer the same subject); the announcements of faulty_sensor
+    alerts."""
     await seed(database_url, KeyVault.from_hex(None), demo_city()[2:3])
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=3)
     nc = await connect_nats(module_nats_url, "test-alert-dismiss")
