@@ -83,8 +83,26 @@ async def test_month_profile_in_two_queries(counted, world: World, resolution: s
     # the building's figures cached and the caller's principal kept from here on
     assert await _statements(http, pool, url, h) > 2  # the count sees the route's statements
     assert await _statements(http, pool, "/api/v1/auth/me", h) == 0
-    # the flat (its building and time zone) and the month's figures in one query each
-    assert await _statements(http, pool, url, h) <= 2
+    # a consumer's own flat (building, time zone) came with the principal: the month's
+    # figures are the one query
+    assert await _statements(http, pool, url, h) == 1
+    # staff read the flat first, then the month
+    staff = {"Authorization": f"Bearer {world.tokens['operator']}"}
+    await _statements(http, pool, url, staff)  # the operator's principal kept
+    assert await _statements(http, pool, url, staff) == 2
+
+
+async def test_own_flat_kept_with_the_principal_is_the_flat(counted, world: World) -> None:
+    """The consumer's flat as the principal carries it equals what staff read from the
+    database, in the answer of every flat view."""
+    http, _ = counted
+    staff = {"Authorization": f"Bearer {world.tokens['operator']}"}
+    for view in ("profile", "history"):
+        url = f"/api/v1/flats/{world.flat_id}/{view}"
+        mine = (await http.get(url, headers=_consumer(world))).json()["flat"]
+        read = (await http.get(url, headers=staff)).json()["flat"]
+        assert mine == read
+        assert mine["flat_id"] == world.flat_id and mine["timezone"]
 
 
 async def _local_days(conn: asyncpg.Connection, sql: str, key: int, tz: str, start, end):

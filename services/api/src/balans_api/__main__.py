@@ -7,7 +7,7 @@ import contextlib
 
 from balans_api.app import create_app
 from balans_api.db import open_pool
-from balans_api.server import serving
+from balans_api.server import serving, settle_gc
 from balans_api.settings import ApiSettings
 from balans_api.users import ensure_demo_users
 from balans_api.worker_metrics import share_with_workers, stop_sharing
@@ -41,6 +41,7 @@ async def serve(ctx: ServiceContext) -> None:
             if task.done():
                 await task
                 return
+            settle_gc()
             info: dict[str, object] = {
                 "url": f"http://{settings.api_host}:{port}/",
                 "workers": settings.api_workers,

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from balans_api.errors import ApiError
-from balans_api.principal import ROLE_SCOPES, Principal
+from balans_api.principal import ROLE_SCOPES, OwnFlat, Principal
 from balans_api.principal_cache import PrincipalCache
 from balans_api.security import digests_match, read_token, split_api_key
 from balans_api.settings import ApiSettings
@@ -41,10 +41,12 @@ Settings = Annotated[ApiSettings, Depends(get_settings)]
 
 _USER_SQL = """
 select u.id, u.username, u.role, u.account_id, a.flat_id, f.building_id, a.opened_on,
-       a.closed_on
+       a.closed_on, f.number, f.rooms, f.area_m2::float8 as area_m2, s.timezone
 from users u
 left join accounts a on a.id = u.account_id
 left join flats f on f.id = a.flat_id
+left join buildings b on b.id = f.building_id
+left join sites s on s.id = b.site_id
 where u.id = $1 and u.active
 """
 
@@ -70,6 +72,16 @@ async def user_principal(pool: asyncpg.Pool, user_id: int) -> Principal | None:
         building_ids=(row["building_id"],) if row["building_id"] is not None else (),
         held_from=row["opened_on"],
         held_until=row["closed_on"],
+        own_flat=OwnFlat(
+            row["flat_id"],
+            row["building_id"],
+            row["number"],
+            row["rooms"],
+            row["area_m2"],
+            row["timezone"],
+        )
+        if row["flat_id"] is not None
+        else None,
     )
 
 

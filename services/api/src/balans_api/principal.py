@@ -20,6 +20,19 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
 
 
 @dataclass(frozen=True)
+class OwnFlat:
+    """A consumer's flat as read with the user's row: what its views need of it besides its
+    data (kept with the principal, so a month profile needs no query for it)."""
+
+    flat_id: int
+    building_id: int
+    number: str
+    rooms: int
+    area_m2: float
+    timezone: str
+
+
+@dataclass(frozen=True)
 class Principal:
     actor: str  # "user:<username>" or "key:<prefix>", as the audit log names it
     role: str  # a user role, or "integrator" for an API key
@@ -31,6 +44,7 @@ class Principal:
     # a consumer's account holds its flat [held_from, held_until) (local days; None = open)
     held_from: date | None = None
     held_until: date | None = None
+    own_flat: OwnFlat | None = None
 
     @property
     def is_consumer(self) -> bool:

@@ -7,6 +7,7 @@ from loopback by default; the app applies them only from ``BALANS_API_TRUSTED_PR
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,20 @@ import uvicorn
 from fastapi import FastAPI
 
 from balans_core.health import EmbeddedServer
+
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def settle_gc() -> None:
+    """Once the server has started: everything made so far (the app, its routes and
+    models, the pool) is frozen out of the garbage collector's scans, and the young
+    generation is collected every 50 000 allocations instead of 700. A month profile
+    allocates thousands of objects, and the collector's passes over the young ones and the
+    app's long-lived ones were about a tenth of a worker's CPU (py-spy)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def http_server(app: FastAPI) -> uvicorn.Server:

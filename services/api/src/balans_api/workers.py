@@ -25,7 +25,7 @@ import structlog
 import uvloop
 
 from balans_api.app import create_app
-from balans_api.server import serving
+from balans_api.server import serving, settle_gc
 from balans_api.settings import ApiSettings
 from balans_core.logging import configure_logging
 from balans_core.nats import connect_nats
@@ -85,6 +85,7 @@ async def _serve(settings: ApiSettings, sock: socket.socket, index: int, parent:
     nats = await connect_nats(settings.nats_url, f"balans-api-{index}")
     app = create_app(settings, nats)
     async with serving(app, sock) as task:
+        settle_gc()
         log.info("api worker serving", worker=index, pid=os.getpid())
         while not stopping.is_set() and not task.done() and os.getppid() == parent:
             with contextlib.suppress(TimeoutError):

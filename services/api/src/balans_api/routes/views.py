@@ -246,7 +246,13 @@ class Overview(BaseModel):
 
 
 async def flat_context(pool: asyncpg.Pool, who: Principal, flat_id: int) -> FlatContext:
+    """The flat's building, number, rooms, area and time zone: a consumer's own flat as read
+    with their principal (kept with it, see ``principal_cache``), any other from the
+    database."""
     check_flat(who, flat_id)
+    own = who.own_flat
+    if own is not None and own.flat_id == flat_id:
+        return FlatContext.model_validate(own, from_attributes=True)
     row = await pool.fetchrow(
         """select f.id as flat_id, f.building_id, f.number, f.rooms, f.area_m2::float8 as area_m2,
                   s.timezone
