@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+from threadpoolctl import threadpool_limits
 
 from balans_balance.alerts import OUTBOX
 from balans_balance.service import (
@@ -102,7 +103,12 @@ async def serve(ctx: ServiceContext) -> None:
 
 
 def main() -> None:
-    run_service("balance", BalanceSettings(), serve)
+    # numpy's BLAS on one thread: the analysis's matrices are small (a few columns by a
+    # few hundred blocks, or by the change fit's 40 000 windows), where a second BLAS
+    # thread only waits for the first, and on a busy host (PostgreSQL, other stages)
+    # made the change fit 3-4x slower; processes, not threads, are how balance scales
+    with threadpool_limits(limits=1, user_api="blas"):
+        run_service("balance", BalanceSettings(), serve)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from balans_balance.detectors.change_gains import window_gains
+
 FloatArray = npt.NDArray[np.float64]
 
 SHAPES = ("step", "use", "ramp", "scale")
@@ -100,10 +102,6 @@ def window_shape(w: Window, weights: dict[str, FloatArray]) -> FloatArray:
     return out
 
 
-def _design(base: FloatArray, windows: list[Window], weights: dict[str, FloatArray]) -> FloatArray:
-    return np.column_stack([base] + [window_shape(w, weights) for w in windows])
-
-
 def least_squares(y: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
     """(residual, coefficients) of the least-squares fit of y on the columns of x."""
     coef = np.linalg.lstsq(x, y, rcond=None)[0]
@@ -128,47 +126,6 @@ def _min_blocks(shape: str, cfg: ChangeSettings) -> int:
     return cfg.min_ramp_blocks if shape == "ramp" else cfg.min_blocks
 
 
-def _window_gains(
-    shape: str, weight: FloatArray, r: FloatArray, x: FloatArray, m: FloatArray,
-    points: npt.NDArray[np.int_], cfg: ChangeSettings,
-) -> FloatArray:  # fmt: skip
-    """[start point, end point] -> drop of the residual SS if that window were added.
-
-    With the current design ``x`` (residual ``r`` orthogonal to it, ``m`` = (xᵀx)⁻¹)
-    the drop for a new column ``a`` is (a·r)² / (a·a − vᵀ m v), v = xᵀa. Computed only
-    for the windows long and late enough to be valid (about a third of the grid).
-    """
-    s_at, e_at = _valid_pairs(
-        points.astype(np.int64).tobytes(), _min_blocks(shape, cfg), cfg.min_start_blocks
-    )
-    out = np.zeros((points.size - 1, points.size))
-    if not s_at.size:
-        return out
-    s, e = points[s_at], points[e_at]
-
-    def seg(c: FloatArray) -> FloatArray:
-        return np.asarray(c[..., e] - c[..., s])
-
-    if shape == "ramp":  # a = (t + 1 - start) * weight on the window
-        t1 = np.arange(weight.size, dtype=np.float64) + 1
-        ar = seg(_cum(t1 * weight * r)) - s * seg(_cum(weight * r))
-        aa = (
-            seg(_cum(t1 * t1 * weight * weight))
-            - 2 * s * seg(_cum(t1 * weight * weight))
-            + s * s * seg(_cum(weight * weight))
-        )
-        v = seg(_cum(t1 * weight * x.T)) - s[None] * seg(_cum(weight * x.T))
-    else:
-        ar = seg(_cum(weight * r))
-        aa = seg(_cum(weight * weight))
-        v = seg(_cum(weight * x.T))
-    den = aa - (v * (m @ v)).sum(axis=0)
-    valid = den > (1 - cfg.max_collinearity) * np.maximum(aa, 1e-12)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out[s_at, e_at] = np.where(valid, ar * ar / np.where(valid, den, 1.0), 0.0)
-    return out
-
-
 @functools.lru_cache(maxsize=64)
 def _valid_pairs(
     points: bytes, min_blocks: int, min_start: int
@@ -181,70 +138,213 @@ def _valid_pairs(
     return rows, cols
 
 
-def _best_window(
-    y: FloatArray, base: FloatArray, fixed: list[Window], weights: dict[str, FloatArray],
-    cfg: ChangeSettings,
-) -> tuple[Window, float] | None:  # fmt: skip
-    """The window (any shape) whose addition to ``fixed`` drops the residual SS most,
-    found on the grid and refined to the hour; None when no window is valid."""
-    x = _design(base, fixed, weights)
-    r, _ = least_squares(y, x)
-    m = np.asarray(np.linalg.pinv(x.T @ x), dtype=np.float64)
-    n = y.size
-    points = np.unique(np.concatenate([np.arange(0, n, cfg.grid_blocks), [n]]))
-    best: tuple[Window, float] | None = None
-    for shape in (s for s in SHAPES if s in weights):
-        gains = _window_gains(shape, weights[shape], r, x, m, points, cfg)
-        i, j = np.unravel_index(int(np.argmax(gains)), gains.shape)
-        if gains[i, j] > 0 and (best is None or gains[i, j] > best[1]):
-            best = Window(shape, int(points[i]), int(points[j])), float(gains[i, j])
-    if best is None:
-        return None
-    coarse = best[0]
-    sse = float(r @ r)
-    if coarse.shape == "use":
-        step = Window("step", coarse.start, coarse.end)
-        step_gain = sse - _sse(y, base, [*fixed, step], weights)
-        if best[1] < (1 + cfg.step_preference) * step_gain:
-            best = step, step_gain
-            coarse = step
-    g = cfg.grid_blocks
-    for start in range(max(coarse.start - g, cfg.min_start_blocks), coarse.start + g + 1):
-        shortest = start + _min_blocks(coarse.shape, cfg)
-        for end in range(max(coarse.end - g, shortest), min(coarse.end + g, n) + 1):
-            w = Window(coarse.shape, start, end)
-            rr, _ = least_squares(y, _design(base, [*fixed, w], weights))
-            if sse - float(rr @ rr) > best[1]:
-                best = w, sse - float(rr @ rr)
-    return best
+Windows = tuple[Window, ...]
 
 
-def _sse(
-    y: FloatArray, base: FloatArray, windows: list[Window], weights: dict[str, FloatArray]
-) -> float:
-    r, _ = least_squares(y, _design(base, windows, weights))
-    return float(r @ r)
+class _Fit:
+    """One fit's data (block sums) and what it computed, by the set of windows asked
+    about: the greedy search, back-fitting, swaps and regrouping ask about the same
+    designs again and again (every least-squares fit and every window search is a pure
+    function of the windows, so each is computed once per fit, in the same order of
+    columns, hence with the same result)."""
 
+    def __init__(
+        self, y: FloatArray, base: FloatArray, weights: dict[str, FloatArray], cfg: ChangeSettings
+    ) -> None:
+        self.y, self.base, self.weights, self.cfg = y, base, weights, cfg
+        n = y.size
+        self.points = np.unique(np.concatenate([np.arange(0, n, cfg.grid_blocks), [n]]))
+        self._columns: dict[Window, FloatArray] = {}
+        self._fits: dict[Windows, tuple[FloatArray, FloatArray]] = {}
+        self._best: dict[Windows, tuple[Window, float] | None] = {}
+        # per shape, cumulative sums of weight x column (and (t + 1) x weight x column
+        # for ramps) of the base and of each window's column: the rows of _cum(w * x.T)
+        self._cums: dict[tuple[str, bool, Window | None], FloatArray] = {}
+        self._t1 = np.arange(n, dtype=np.float64) + 1
 
-def _backfit(
-    y: FloatArray, base: FloatArray, windows: list[Window], weights: dict[str, FloatArray],
-    cfg: ChangeSettings,
-) -> list[Window]:  # fmt: skip
-    """Search each change again with the others fixed; keep what lowers the residual."""
-    windows = list(windows)
-    for _ in range(cfg.backfit_rounds):
-        changed = False
-        for j in range(len(windows)):
-            others = windows[:j] + windows[j + 1 :]
-            found = _best_window(y, base, others, weights, cfg)
-            if found is None or found[0] == windows[j]:
+    def column(self, w: Window) -> FloatArray:
+        if w not in self._columns:
+            self._columns[w] = window_shape(w, self.weights)
+        return self._columns[w]
+
+    def design(self, windows: Windows) -> FloatArray:
+        return np.column_stack([self.base] + [self.column(w) for w in windows])
+
+    def fit(self, windows: Windows) -> tuple[FloatArray, FloatArray]:
+        """(residual, coefficients) of the base and these windows."""
+        if windows not in self._fits:
+            self._fits[windows] = least_squares(self.y, self.design(windows))
+        return self._fits[windows]
+
+    def sse(self, windows: Windows) -> float:
+        r = self.fit(windows)[0]
+        return float(r @ r)
+
+    def _cum_x(self, shape: str, timed: bool, fixed: Windows) -> FloatArray:
+        """_cum(weight x x.T) (timed: (t + 1) x weight x x.T) of the design of ``fixed``,
+        assembled from cached rows (cumulative sums run along each row alone)."""
+        weight = self.weights[shape]
+        scale = self._t1 * weight if timed else weight
+        rows = []
+        for w in (None, *fixed):
+            key = (shape, timed, w)
+            if key not in self._cums:
+                col = self.base.T if w is None else self.column(w)[None, :]
+                self._cums[key] = _cum(scale * col)
+            rows.append(self._cums[key])
+        return np.concatenate(rows, axis=0)
+
+    def gains(self, shape: str, r: FloatArray, fixed: Windows, m: FloatArray) -> FloatArray:
+        """[start point, end point] -> drop of the residual SS if that window were added.
+
+        With the current design ``x`` (residual ``r`` orthogonal to it, ``m`` =
+        (xᵀx)⁻¹) the drop for a new column ``a`` is (a·r)² / (a·a − vᵀ m v), v = xᵀa.
+        Computed only for the windows long and late enough to be valid (about a third
+        of the grid)."""
+        cfg, points, weight = self.cfg, self.points, self.weights[shape]
+        s_at, e_at = _valid_pairs(
+            points.astype(np.int64).tobytes(), _min_blocks(shape, cfg), cfg.min_start_blocks
+        )
+        if not s_at.size:
+            return np.zeros((points.size - 1, points.size))
+        weight_r = weight * r
+        ww = weight * weight
+        if shape == "ramp":  # a = (t + 1 - start) * weight on the window
+            t1 = self._t1
+            parts = [t1 * weight * r, weight_r, t1 * t1 * weight * weight, t1 * weight * weight, ww]
+            cums = [_cum(np.array(parts)), self._cum_x(shape, True, fixed)]
+        else:
+            cums = [_cum(np.array([weight_r, ww]))]
+        cums.append(self._cum_x(shape, False, fixed))
+        return window_gains(
+            points, s_at, e_at, shape == "ramp", np.concatenate(cums, axis=0), m,
+            1 - cfg.max_collinearity,
+        )  # fmt: skip
+
+    def best_window(self, fixed: Windows) -> tuple[Window, float] | None:
+        """The window (any shape) whose addition to ``fixed`` drops the residual SS most,
+        found on the grid and refined to the hour; None when no window is valid."""
+        if fixed not in self._best:
+            self._best[fixed] = self._search(fixed)
+        return self._best[fixed]
+
+    def _search(self, fixed: Windows) -> tuple[Window, float] | None:
+        cfg, points, n = self.cfg, self.points, self.y.size
+        x = self.design(fixed)
+        r = self.fit(fixed)[0]
+        m = np.asarray(np.linalg.pinv(x.T @ x), dtype=np.float64)
+        best: tuple[Window, float] | None = None
+        for shape in (s for s in SHAPES if s in self.weights):
+            gains = self.gains(shape, r, fixed, m)
+            i, j = np.unravel_index(int(np.argmax(gains)), gains.shape)
+            if gains[i, j] > 0 and (best is None or gains[i, j] > best[1]):
+                best = Window(shape, int(points[i]), int(points[j])), float(gains[i, j])
+        if best is None:
+            return None
+        coarse = best[0]
+        sse = float(r @ r)
+        if coarse.shape == "use":
+            step = Window("step", coarse.start, coarse.end)
+            step_gain = sse - self.sse((*fixed, step))
+            if best[1] < (1 + cfg.step_preference) * step_gain:
+                best = step, step_gain
+                coarse = step
+        g = cfg.grid_blocks
+        for start in range(max(coarse.start - g, cfg.min_start_blocks), coarse.start + g + 1):
+            shortest = start + _min_blocks(coarse.shape, cfg)
+            for end in range(max(coarse.end - g, shortest), min(coarse.end + g, n) + 1):
+                w = Window(coarse.shape, start, end)
+                gain = sse - self.sse((*fixed, w))
+                if gain > best[1]:
+                    best = w, gain
+        return best
+
+    def backfit(self, windows: Windows) -> Windows:
+        """Search each change again with the others fixed; keep what lowers the residual."""
+        for _ in range(self.cfg.backfit_rounds):
+            changed = False
+            for j in range(len(windows)):
+                others = windows[:j] + windows[j + 1 :]
+                found = self.best_window(others)
+                if found is None or found[0] == windows[j]:
+                    continue
+                candidate = (*others[:j], found[0], *others[j:])
+                if self.sse(candidate) < self.sse(windows) - 1e-9:
+                    windows, changed = candidate, True
+            if not changed:
+                break
+        return windows
+
+    def significance(self, windows: Windows) -> list[float]:
+        """Per change: the rise of the residual SS without it, over the noise of a block."""
+        residual = self.fit(windows)[0]
+        sse = float(residual @ residual)
+        noise = block_noise_variance(residual, 24 // self.cfg.block_hours)
+        return [
+            (self.sse(windows[:j] + windows[j + 1 :]) - sse) / noise for j in range(len(windows))
+        ]
+
+    def swap_and_prune(self, windows: Windows) -> Windows:
+        """Moves the one-at-a-time search cannot make: a step read as a share of the use
+        (or the reverse) with small corrections around it is tried with the other shape;
+        two overlapping changes are searched again together; a change left insignificant
+        by the others is dropped and the rest refitted."""
+        cfg = self.cfg
+        for _ in range(2 * cfg.max_changes):
+            sse = self.sse(windows)
+            best: tuple[float, Windows] | None = None
+            for j, w in enumerate(windows):
+                if w.shape not in LEVEL_SHAPES:
+                    continue
+                gain = self.sse(windows[:j] + windows[j + 1 :]) - sse
+                for alt in (a for a in LEVEL_SHAPES if a != w.shape and a in self.weights):
+                    trial = (*windows[:j], Window(alt, w.start, w.end), *windows[j + 1 :])
+                    trial_sse = self.sse(trial)
+                    # the constant keeps the change unless another shape clearly explains
+                    # it better, and takes it over when it explains it nearly as well
+                    margin = (
+                        cfg.step_preference
+                        * gain
+                        * (1 if w.shape == "step" else -1 if alt == "step" else 0)
+                    )
+                    if trial_sse < sse - margin and (best is None or trial_sse < best[0]):
+                        best = trial_sse, trial
+            if best is not None:
+                windows = best[1]
                 continue
-            candidate = [*others[:j], found[0], *others[j:]]
-            if _sse(y, base, candidate, weights) < _sse(y, base, windows, weights) - 1e-9:
-                windows, changed = candidate, True
-        if not changed:
-            break
-    return windows
+            regrouped = self.regroup_overlapping(windows)
+            if regrouped is not None:
+                windows = regrouped
+                continue
+            z2 = self.significance(windows)
+            weakest = int(np.argmin(z2)) if z2 else -1
+            if weakest < 0 or z2[weakest] >= cfg.min_z2:
+                break
+            windows = windows[:weakest] + windows[weakest + 1 :]
+        return windows
+
+    def regroup_overlapping(self, windows: Windows) -> Windows | None:
+        """Two overlapping changes removed and two searched again (greedily) with the
+        others fixed: a long change with a negative correction at one end (the greedy
+        search's reading of a shorter one) becomes the shorter one. The best
+        improvement, or None."""
+        sse = self.sse(windows)
+        best: tuple[float, Windows] | None = None
+        for i, a in enumerate(windows):
+            for j in range(i + 1, len(windows)):
+                b = windows[j]
+                if min(a.end, b.end) <= max(a.start, b.start):
+                    continue
+                trial = tuple(w for k, w in enumerate(windows) if k not in (i, j))
+                for _ in range(2):
+                    found = self.best_window(trial)
+                    if found is None:
+                        break
+                    trial = (*trial, found[0])
+                trial_sse = self.sse(trial)
+                if trial_sse < sse * (1 - 1e-6) and (best is None or trial_sse < best[0]):
+                    best = trial_sse, trial
+        return None if best is None else best[1]
 
 
 def _blocks(a: FloatArray, size: int) -> FloatArray:
@@ -264,23 +364,22 @@ def fit_changes(
     cfg = cfg or ChangeSettings()
     size = cfg.block_hours
     offset = y.size % size
-    yb, bb = _blocks(y, size), _blocks(base, size)
     wb = {k: _blocks(v, size) for k, v in weights.items()}
-    windows: list[Window] = []
+    fit = _Fit(_blocks(y, size), _blocks(base, size), wb, cfg)
+    windows: Windows = ()
     for _ in range(cfg.max_changes):
-        found = _best_window(yb, bb, windows, wb, cfg)
+        found = fit.best_window(windows)
         if found is None:
             break
-        trial = _backfit(yb, bb, [*windows, found[0]], wb, cfg)
-        r, _ = least_squares(yb, _design(bb, trial, wb))
-        if _significance(yb, bb, trial, wb, r, size)[-1] < cfg.min_z2:
+        trial = fit.backfit((*windows, found[0]))
+        if fit.significance(trial)[-1] < cfg.min_z2:
             break
         windows = trial
-    windows = _swap_and_prune(yb, bb, windows, wb, cfg)
+    windows = fit.swap_and_prune(windows)
     if not windows:
         return []
-    r, coef = least_squares(yb, _design(bb, windows, wb))
-    z2 = _significance(yb, bb, windows, wb, r, size)
+    r, coef = fit.fit(windows)
+    z2 = fit.significance(windows)
     noise = block_noise_variance(r, 24 // size)
     sse = float(r @ r)
     k = base.shape[1]
@@ -289,11 +388,11 @@ def fit_changes(
         hourly = Window(w.shape, offset + w.start * size, offset + w.end * size)
         family = next((f for f in (LEVEL_SHAPES, GROWING_SHAPES) if w.shape in f), ())
         alternatives = {
-            alt: (_sse(yb, bb, [*windows[:j], Window(alt, w.start, w.end), *windows[j + 1 :]], wb)
-                  - sse) / noise
+            alt: (fit.sse((*windows[:j], Window(alt, w.start, w.end), *windows[j + 1 :])) - sse)
+            / noise
             for alt in family
             if alt != w.shape and alt in wb
-        }  # fmt: skip
+        }
         out.append(
             Change(
                 w.shape,
@@ -306,86 +405,3 @@ def fit_changes(
             )
         )
     return out
-
-
-def _swap_and_prune(
-    y: FloatArray, base: FloatArray, windows: list[Window], weights: dict[str, FloatArray],
-    cfg: ChangeSettings,
-) -> list[Window]:  # fmt: skip
-    """Moves the one-at-a-time search cannot make: a step read as a share of the use (or
-    the reverse) with small corrections around it is tried with the other shape; two
-    overlapping changes are searched again together; a change left insignificant by
-    the others is dropped and the rest refitted."""
-    windows = list(windows)
-    for _ in range(2 * cfg.max_changes):
-        sse = _sse(y, base, windows, weights)
-        best: tuple[float, list[Window]] | None = None
-        for j, w in enumerate(windows):
-            if w.shape not in LEVEL_SHAPES:
-                continue
-            gain = _sse(y, base, windows[:j] + windows[j + 1 :], weights) - sse
-            for alt in (a for a in LEVEL_SHAPES if a != w.shape and a in weights):
-                trial = [*windows[:j], Window(alt, w.start, w.end), *windows[j + 1 :]]
-                trial_sse = _sse(y, base, trial, weights)
-                # the constant keeps the change unless another shape clearly explains
-                # it better, and takes it over when it explains it nearly as well
-                margin = (
-                    cfg.step_preference
-                    * gain
-                    * (1 if w.shape == "step" else -1 if alt == "step" else 0)
-                )
-                if trial_sse < sse - margin and (best is None or trial_sse < best[0]):
-                    best = trial_sse, trial
-        if best is not None:
-            windows = best[1]
-            continue
-        regrouped = _regroup_overlapping(y, base, windows, weights, cfg)
-        if regrouped is not None:
-            windows = regrouped
-            continue
-        r, _ = least_squares(y, _design(base, windows, weights))
-        z2 = _significance(y, base, windows, weights, r, cfg.block_hours)
-        weakest = int(np.argmin(z2)) if z2 else -1
-        if weakest < 0 or z2[weakest] >= cfg.min_z2:
-            break
-        windows.pop(weakest)
-    return windows
-
-
-def _regroup_overlapping(
-    y: FloatArray, base: FloatArray, windows: list[Window], weights: dict[str, FloatArray],
-    cfg: ChangeSettings,
-) -> list[Window] | None:  # fmt: skip
-    """Two overlapping changes removed and two searched again (greedily) with the others
-    fixed: a long change with a negative correction at one end (the greedy search's
-    reading of a shorter one) becomes the shorter one. The best improvement, or None."""
-    sse = _sse(y, base, windows, weights)
-    best: tuple[float, list[Window]] | None = None
-    for i, a in enumerate(windows):
-        for j in range(i + 1, len(windows)):
-            b = windows[j]
-            if min(a.end, b.end) <= max(a.start, b.start):
-                continue
-            trial = [w for k, w in enumerate(windows) if k not in (i, j)]
-            for _ in range(2):
-                found = _best_window(y, base, trial, weights, cfg)
-                if found is None:
-                    break
-                trial.append(found[0])
-            trial_sse = _sse(y, base, trial, weights)
-            if trial_sse < sse * (1 - 1e-6) and (best is None or trial_sse < best[0]):
-                best = trial_sse, trial
-    return None if best is None else best[1]
-
-
-def _significance(
-    y: FloatArray, base: FloatArray, windows: list[Window], weights: dict[str, FloatArray],
-    residual: FloatArray, block_hours: int,
-) -> list[float]:  # fmt: skip
-    """Per change: the rise of the residual SS without it, over the noise of a block."""
-    sse = float(residual @ residual)
-    noise = block_noise_variance(residual, 24 // block_hours)
-    return [
-        (_sse(y, base, windows[:j] + windows[j + 1 :], weights) - sse) / noise
-        for j in range(len(windows))
-    ]
