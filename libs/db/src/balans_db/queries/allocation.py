@@ -36,10 +36,15 @@ class Points:
         return json.loads(self.json)
 
 
-_AS_JSON = """coalesce(json_agg(json_build_object(
-                        't', to_char(t at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                        'value', trim_scale(round(value::numeric, {decimals})),
-                        'estimated', estimated, 'partial', partial) order by t), '[]')::text"""
+# the array spelled out as text: json_build_object + json_agg cost PostgreSQL about 60 %
+# more per point (each argument's type looked up per row, and spaces in its output), and
+# the profile's hourly points were most of its CPU; no text value needs escaping here
+_AS_JSON = """'[' || coalesce(string_agg(
+                        '{{"t":"' || to_char(t at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                        || '","value":'
+                        || coalesce(trim_scale(round(value::numeric, {decimals}))::text, 'null')
+                        || ',"estimated":' || estimated::text || ',"partial":' || partial::text
+                        || '}}', ',' order by t), '') || ']'"""
 _WITH_TOTAL = f"""{_AS_JSON} as json,
                   round(coalesce(sum(value), 0)::numeric, {{decimals}})::float8 as total"""
 
@@ -183,11 +188,15 @@ _REFRESH_CONSUMPTION_DAYS = f"""{_RANGES},
 days as (
   select c.meter_id, (c.hour at time zone g.tz)::date as day, g.building_id,
          sum(c.value) as value, count(*) as hours, bool_or(c.estimated) as estimated
-  from ranges g join meters m on m.building_id = g.building_id
-  -- each meter's hours through (meter_id, hour) between the bounds; "offset 0" keeps the
-  -- subquery from being flattened into a hash join over all of meter_consumption
+  from ranges g
+  -- the building's meters' hours through (meter_id, hour) between the bounds, one index
+  -- scan per building for all its meters (in index order: each day sums its hours in
+  -- order, as before); "offset 0" keeps the subquery from being flattened into a hash
+  -- join over all of meter_consumption
   cross join lateral (select c.meter_id, c.hour, c.value, c.estimated from meter_consumption c
-                      where c.meter_id = m.id and {_IN_RANGE.format(alias="c")} offset 0) c
+                      where c.meter_id = any(array(select m.id from meters m
+                                                   where m.building_id = g.building_id))
+                        and {_IN_RANGE.format(alias="c")} offset 0) c
   group by 1, 2, 3
 ),
 upserted as (
@@ -200,7 +209,7 @@ upserted as (
 )
 delete from meter_consumption_days d using ranges g
 where d.building_id = g.building_id and d.day between g.d0 and g.d1
-  and (d.meter_id, d.day) not in (select meter_id, day from days)
+  and not exists (select from days x where x.meter_id = d.meter_id and x.day = d.day)
 """
 
 
