@@ -75,14 +75,10 @@ async def complete_until(
         ]
         for b in buildings
     }
+    wanted = [(b, s, i, since[b]) for b, chs in channels.items() for s, i in sorted(set(chs))]
     rows = await ingest.latest_registers(
-        conn,
-        *_columns(
-            [(b, s, since[b]) for b, chs in channels.items() for s in sorted({s for s, _ in chs})],
-            3,
-        ),
-        min(since.values(), default=None),
-    )  # fmt: skip
+        conn, *_columns(wanted, 4), min(since.values(), default=None)
+    )
     latest = {(b, s, i): ts for b, s, i, ts in rows}
     present = floor_hour(datetime.now(UTC))
     ends = {}

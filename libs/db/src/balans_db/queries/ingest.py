@@ -328,20 +328,28 @@ async def latest_registers(
     db: Db,
     building_ids: Sequence[int],
     serials: Sequence[int],
+    inputs: Sequence[int],
     since: Sequence[datetime],
     lowest: datetime | None,
 ) -> list[Any]:
-    """Per (building, module), the ``latest`` register stamp of each ``input`` at or after
-    the row's ``since`` (parallel lists); ``lowest`` is the least ``since``, so PostgreSQL
-    prunes older partitions."""
+    """Per channel (building, module, input: parallel lists), the ``latest`` register stamp
+    at or after the row's ``since`` (no row when there is none); ``lowest`` is the least
+    ``since``, so PostgreSQL prunes older partitions. One backward index probe per channel:
+    a join over the newest hour's rows is planned from statistics that never hold that hour
+    yet (estimated at one row) and became a scan of the month's partition."""
     return await db.fetch(
-        """select m.building_id, p.module_serial, p.input, max(p.ts) as latest
-           from unnest($1::int[], $2::bigint[], $3::timestamptz[]) as m(building_id, serial, t0)
-           join pulse_readings p on p.module_serial = m.serial and p.ts >= m.t0
-           where p.ts >= $4
-           group by 1, 2, 3""",
+        """select m.building_id, m.serial as module_serial, m.input, l.latest
+           from unnest($1::int[], $2::bigint[], $3::smallint[], $4::timestamptz[])
+                as m(building_id, serial, input, t0)
+           cross join lateral (
+               select max(p.ts) as latest from pulse_readings p
+               where p.module_serial = m.serial and p.input = m.input
+                     and p.ts >= m.t0 and p.ts >= $5
+           ) l
+           where l.latest is not null""",
         building_ids,
         serials,
+        inputs,
         since,
         lowest,
     )
@@ -377,6 +385,11 @@ async def earliest_anchors(
 
 
 CEIL_HOUR = "date_trunc('hour', {0} + interval '1 hour' - interval '1 microsecond')"
+# SQL: readings of alias {0} on channel m (m.serial, m.input) that count: whole hours, inside
+# the channel period (m.vf, m.vt)
+_CHANNEL = """{0}.module_serial = m.serial and {0}.input = m.input
+                      and date_trunc('hour', {0}.ts) = {0}.ts
+                      and (m.vf is null or {0}.ts > m.vf) and (m.vt is null or {0}.ts < m.vt)"""
 
 
 async def hourly_register_arrays(
@@ -399,7 +412,12 @@ async def hourly_register_arrays(
     the period count (strictly after ``valid_from``, strictly before ``valid_to``), and
     the counts an exchange record gives at its ends stand at the boundaries around the
     swap: ``count_at_start`` at the hour ``valid_from`` falls in, ``count_at_end`` at the
-    first whole hour at or after ``valid_to`` (docs/provisioning.md, "Meter exchange")."""
+    first whole hour at or after ``valid_to`` (docs/provisioning.md, "Meter exchange").
+
+    The inner range and the nearest register before it are one index range scan from that
+    register, found by ``max(ts)`` over the two hours before the range first (the whole
+    edge only when they hold none): as ``order by ts desc limit 1`` over the edge the
+    planner read and sorted all its registers (~48 a channel), and its ``max`` too."""
     n = len(serials)
     periods = periods or [ChannelPeriod()] * n
     return await db.fetch(
@@ -411,23 +429,18 @@ async def hourly_register_arrays(
                 with ordinality as m(serial, input, t0, a, b, t1, vf, vt, c0, c1, i)
            cross join lateral (
                (select p.ts, p.count from pulse_readings p
-                where p.module_serial = m.serial and p.input = m.input
-                      and p.ts >= m.a and p.ts <= m.b and p.ts >= $7 and p.ts <= $8
-                      and date_trunc('hour', p.ts) = p.ts
-                      and (m.vf is null or p.ts > m.vf) and (m.vt is null or p.ts < m.vt))
+                where {_CHANNEL.format("p")} and p.ts <= m.b and p.ts >= $7 and p.ts <= $8
+                      and p.ts >= coalesce(
+                          (select max(q.ts) from pulse_readings q
+                           where {_CHANNEL.format("q")} and q.ts < m.a and q.ts >= $7
+                                 and q.ts >= greatest(m.t0, m.a - interval '2 hours')),
+                          (select max(q.ts) from pulse_readings q
+                           where {_CHANNEL.format("q")} and q.ts >= m.t0 and q.ts >= $7
+                                 and q.ts < m.a - interval '2 hours'),
+                          m.a))
                union all
                (select p.ts, p.count from pulse_readings p
-                where p.module_serial = m.serial and p.input = m.input
-                      and p.ts >= m.t0 and p.ts < m.a and p.ts >= $7
-                      and date_trunc('hour', p.ts) = p.ts
-                      and (m.vf is null or p.ts > m.vf) and (m.vt is null or p.ts < m.vt)
-                order by p.ts desc limit 1)
-               union all
-               (select p.ts, p.count from pulse_readings p
-                where p.module_serial = m.serial and p.input = m.input
-                      and p.ts > m.b and p.ts <= m.t1 and p.ts <= $8
-                      and date_trunc('hour', p.ts) = p.ts
-                      and (m.vf is null or p.ts > m.vf) and (m.vt is null or p.ts < m.vt)
+                where {_CHANNEL.format("p")} and p.ts > m.b and p.ts <= m.t1 and p.ts <= $8
                 order by p.ts limit 1)
                union all
                (select date_trunc('hour', m.vf), m.c0 where m.c0 is not null
@@ -458,15 +471,21 @@ async def hourly_temperature_arrays(
     """Hourly means of many modules' windows (parallel lists, one row per module) stamped
     in (start, end] on whole hours. One row per module: its 0-based index in the lists,
     the ``array_agg`` of hour indexes in its window (0 for the hour after its start), of
-    supply and of return temperatures (0.01 °C)."""
+    supply and of return temperatures (0.01 °C). Each module's rows are read through its
+    index (``offset 0`` keeps the subquery apart): as a join, the newest hour, which the
+    statistics never hold yet, was planned as one row and the month's partition scanned
+    for every module."""
     return await db.fetch(
         """select m.i - 1, array_agg((extract(epoch from t.ts - m.t0) / 3600)::bigint - 1),
                   array_agg(t.supply_centi_c), array_agg(t.return_centi_c)
            from unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[])
                 with ordinality as m(serial, t0, t1, i)
-           join temperature_readings t on t.module_serial = m.serial
-                and t.ts > m.t0 and t.ts <= m.t1
-           where t.ts > $4 and t.ts <= $5 and date_trunc('hour', t.ts) = t.ts
+           cross join lateral (
+               select t.ts, t.supply_centi_c, t.return_centi_c from temperature_readings t
+               where t.module_serial = m.serial and t.ts > m.t0 and t.ts <= m.t1
+                     and t.ts > $4 and t.ts <= $5 and date_trunc('hour', t.ts) = t.ts
+               offset 0
+           ) t
            group by m.i""",
         serials,
         starts,
