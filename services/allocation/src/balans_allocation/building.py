@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 import asyncpg
 import numpy as np
@@ -16,8 +18,10 @@ from balans_db.queries.ingest import ChannelPeriod
 HOUR = timedelta(hours=1)
 
 
-@dataclass(frozen=True)
-class Meter:
+class Meter(NamedTuple):
+    """A metered channel (a named tuple: a batch builds thousands, and a frozen
+    dataclass's ``__init__`` cost about five times as much)."""
+
     id: int
     utility: str
     kind: str
@@ -52,8 +56,7 @@ class Meter:
         return ok
 
 
-@dataclass(frozen=True)
-class SensorPair:
+class SensorPair(NamedTuple):
     module_serial: int
     position: str
     flat_id: int | None
@@ -73,8 +76,14 @@ class Building:
     # (flat_id, riser_id, sections) of every radiator, for the 2b riser shares
     radiators: tuple[tuple[int, int, int], ...]
 
+    @functools.cached_property
+    def _flat_columns(self) -> dict[int, int]:
+        return {flat_id: i for i, flat_id in enumerate(self.flat_ids.tolist())}
+
     def flat_index(self, flat_id: int) -> int:
-        return int(np.searchsorted(self.flat_ids, flat_id))
+        """The column of ``flat_id`` (of an unknown id: where it would be inserted)."""
+        found = self._flat_columns.get(flat_id)
+        return found if found is not None else int(np.searchsorted(self.flat_ids, flat_id))
 
     def heat_meters(self, role: str, kind: str) -> list[Meter]:
         return [m for m in self.meters if m.utility == "heat" and m.role == role and m.kind == kind]
