@@ -13,7 +13,9 @@ the cores with the server):
   hidden by clients that wait. The mix: 80 % consumer month profiles (a month of hours,
   own flat, consumer token), 20 % operator building overviews; the baseline
   ``GET /auth/me`` (auth + one indexed row) at the same rates;
-- saturation: 50 closed-loop clients, the throughput the mix and the baseline reach.
+- saturation: 50 closed-loop clients, the throughput the mix and the baseline reach, and
+  the CPU time per request of the api's processes, PostgreSQL's and the load generator
+  (they share the cores: a throughput is only the server's if the generator's share is small).
 
 A warm-up of 5 s of the mix comes first and is not counted.
 
@@ -37,6 +39,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 import uvloop
 from copygen import fill_building
 
@@ -219,12 +222,58 @@ async def closed_loop(port: int, mix: Mix, seconds: float = SECONDS) -> float:
     return done / (time.perf_counter() - started)
 
 
+class CpuShares:
+    """CPU seconds spent by the api's processes, PostgreSQL's and this load generator, read
+    per process (PostgreSQL's backends come and go) at the start and end of a phase; an
+    external PostgreSQL (``BALANS_DATABASE_URL``) is not measured."""
+
+    def __init__(self, api_pid: int, postgres_pid: int | None) -> None:
+        self.roots = {"api": api_pid, "postgres": postgres_pid}
+
+    def read(self) -> dict[str, dict[int, float]]:
+        seen: dict[str, dict[int, float]] = {"load": {os.getpid(): _cpu(psutil.Process())}}
+        for name, pid in self.roots.items():
+            seen[name] = {}
+            if pid is None:
+                continue
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                try:
+                    seen[name][proc.pid] = _cpu(proc)
+                except psutil.NoSuchProcess:
+                    continue
+        return seen
+
+    @staticmethod
+    def per_request(
+        before: dict[str, dict[int, float]], after: dict[str, dict[int, float]], requests: float
+    ) -> str:
+        parts = []
+        for name in ("api", "postgres", "load"):
+            spent = sum(t - before[name].get(pid, 0.0) for pid, t in after[name].items())
+            parts.append(f"{name} {1000 * spent / requests:.2f}")
+        return "cpu_ms_per_request " + " ".join(parts)
+
+
+def _cpu(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
 def percentiles(latencies: list[float]) -> tuple[float, float]:
     ordered = sorted(latencies)
     return ordered[len(ordered) // 2] * 1000, ordered[int(len(ordered) * 0.99)] * 1000
 
 
-async def run(port: int, buildings: list[int], flats: list[int]) -> None:
+async def saturation(port: int, mix: Mix, cpu: CpuShares) -> tuple[float, str]:
+    """The closed loop's throughput and the CPU each request cost (api, postgres, load)."""
+    before, started = cpu.read(), time.perf_counter()
+    rps = await closed_loop(port, mix)
+    requests = rps * (time.perf_counter() - started)
+    return rps, CpuShares.per_request(before, cpu.read(), requests)
+
+
+async def run(port: int, buildings: list[int], flats: list[int], cpu: CpuShares) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         consumers = [(f, await token(http, f"c{f}")) for f in flats]
         operator = await token(http, "bench-operator")
@@ -237,11 +286,14 @@ async def run(port: int, buildings: list[int], flats: list[int]) -> None:
             p50, p99 = percentiles(await open_loop(port, mix, rate))
             results[name][rate] = (p50, p99)
             print(f"{name} offered={rate}/s p50_ms={p50:.1f} p99_ms={p99:.1f}", flush=True)
-    base_max = await closed_loop(port, Mix(buildings, consumers, operator, baseline=True))
-    api_max = await closed_loop(port, Mix(buildings, consumers, operator, baseline=False))
+    base_max, base_cpu = await saturation(port, Mix(buildings, consumers, operator, True), cpu)
+    api_max, api_cpu = await saturation(port, Mix(buildings, consumers, operator, False), cpu)
+    print(f"baseline saturation {base_cpu}")
+    print(f"api saturation {api_cpu}")
     print(
         f"saturation ({CLIENTS} closed-loop clients): api {api_max:.0f} rps, baseline "
-        f"/auth/me {base_max:.0f} rps, ratio {api_max / base_max:.2f}"
+        f"/auth/me {base_max:.0f} rps, ratio {api_max / base_max:.2f} (load average "
+        f"{os.getloadavg()[0]:.1f})"
     )
     meeting = [r for r in RATES if results["api"][r][1] < TARGET_P99_MS]
     rate = max(meeting) if meeting else min(RATES)
@@ -282,8 +334,10 @@ def main() -> None:
             f"data: {len(buildings)} buildings, {meters} meters, {DAYS} days hourly; "
             f"api workers: {workers}"
         )
+        postgres = stack.postgres.proc if stack.postgres is not None else None  # None: external
+        cpu = CpuShares(server.pid, postgres.pid if postgres is not None else None)
         # the load shares the machine's cores with the server: the cheaper loop of the two
-        uvloop.run(run(port, buildings, flats))
+        uvloop.run(run(port, buildings, flats, cpu))
     finally:
         if server is not None:
             server.terminate()
