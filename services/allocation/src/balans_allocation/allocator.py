@@ -75,9 +75,13 @@ async def complete_until(
         ]
         for b in buildings
     }
-    wanted = [(b, s, i, since[b]) for b, chs in channels.items() for s, i in sorted(set(chs))]
+    wanted = [(b, s, i) for b, chs in channels.items() for s, i in sorted(set(chs))]
     rows = await ingest.latest_registers(
-        conn, *_columns(wanted, 4), min(since.values(), default=None)
+        conn,
+        *_columns(wanted, 3),
+        list(since),
+        list(since.values()),
+        min(since.values(), default=None),
     )
     latest = {(b, s, i): ts for b, s, i, ts in rows}
     present = floor_hour(datetime.now(UTC))
@@ -107,14 +111,11 @@ async def earliest_anchors(
     floor = {b.id: before[b.id] - lookaround * HOUR for b in buildings}
     rows = await ingest.earliest_anchors(
         conn,
-        *_columns(
-            [
-                (b.id, m.module_serial, m.input, floor[b.id], before[b.id])
-                for b in buildings for m in b.meters
-            ],
-            5,
-        ),
-    )  # fmt: skip
+        *_columns([(b.id, m.module_serial, m.input) for b in buildings for m in b.meters], 3),
+        list(floor),
+        list(floor.values()),
+        [before[b] for b in floor],
+    )
     anchors = {r["building_id"]: r["anchor"] for r in rows}
     return {b.id: anchors.get(b.id, floor[b.id]) for b in buildings}
 

@@ -100,7 +100,7 @@ async def load_buildings(
     ids = sorted(set(building_ids))
     rows = await world.buildings_by_id(conn, ids)
     flats = _by_building(await world.flats_of(conn, ids))
-    meters = _by_building(await world.metered_channels_of(conn, ids))
+    meters = _values_by_building(await world.metered_channels_of(conn, ids), Meter._fields)
     pairs = _by_building(await world.sensor_pairs_of(conn, ids))
     radiators = _by_building(await world.riser_radiators_of(conn, ids))
     return {
@@ -111,8 +111,7 @@ async def load_buildings(
             flat_ids=np.array([f["id"] for f in flats.get(row["id"], [])], dtype=np.int64),
             area_m2=np.array([float(f["area_m2"]) for f in flats.get(row["id"], [])]),
             meters=tuple(
-                Meter(**{**m, "pulse_weight": float(m["pulse_weight"])})
-                for m in meters.get(row["id"], [])
+                Meter._make((*m[:4], float(m[4]), *m[5:])) for m in meters.get(row["id"], [])
             ),
             pairs=tuple(SensorPair(**p) for p in pairs.get(row["id"], [])),
             radiators=tuple(
@@ -134,6 +133,20 @@ def _by_building(rows: list[asyncpg.Record]) -> dict[int, list[dict]]:
     for row in rows:
         fields = dict(row)
         grouped.setdefault(fields.pop("building_id"), []).append(fields)
+    return grouped
+
+
+def _values_by_building(
+    rows: list[asyncpg.Record], fields: tuple[str, ...]
+) -> dict[int, list[tuple]]:
+    """Rows grouped by their leading ``building_id``, as tuples of the other columns, which
+    must be ``fields`` in order (a named tuple made from them needs no dict per row)."""
+    if rows and tuple(rows[0].keys())[1:] != fields:
+        raise ValueError(f"columns {tuple(rows[0].keys())[1:]} are not {fields}")
+    grouped: dict[int, list[tuple]] = {}
+    for row in rows:
+        values = tuple(row.values())
+        grouped.setdefault(values[0], []).append(values[1:])
     return grouped
 
 

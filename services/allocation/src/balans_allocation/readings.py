@@ -86,14 +86,16 @@ async def load_register_windows(
     registers = np.full((int(offsets[-1]), width), MISSING_REGISTER, dtype=np.int64)
     if registers.size:
         used = [w for w in windows if w.meters]
+        inner = [w.inner for w in used]
         rows = await ingest.hourly_register_arrays(
             conn,
             [m.module_serial for w in used for m in w.meters],
             [m.input for w in used for m in w.meters],
-            [w.start for w in used for _ in w.meters],
-            [w.inner[0] for w in used for _ in w.meters],
-            [w.inner[1] for w in used for _ in w.meters],
-            [w.end for w in used for _ in w.meters],
+            [k for k, w in enumerate(used) for _ in w.meters],
+            [w.start for w in used],
+            [a for a, _ in inner],
+            [b for _, b in inner],
+            [w.end for w in used],
             [m.period for w in used for m in w.meters],
         )
         row, boundary, count = _columns(rows, 3)
