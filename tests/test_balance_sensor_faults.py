@@ -58,17 +58,25 @@ def _detect(
         ]
     chunk = sim.advance(np.arange(START, START + HOURS), OUTDOOR)
     floor = {f.number: f.floor for f in base.spec.flats}
-    pairs, building_supply = [], np.full(HOURS, np.nan)
+    pairs, building_supply, building_return = [], np.full(HOURS, np.nan), None
+    # a 2b riser's flow meter shares its module with the riser's pair
+    riser_flow = {
+        m.module: chunk.true_meter[:, j] for j, m in enumerate(sim.plan.meters) if m.role == "riser"
+    }
     for i, p in enumerate(sim.plan.pairs):
         supply, ret = chunk.supply_centi_c[:, i] / 100, chunk.return_centi_c[:, i] / 100
         if p.position == "building":
-            building_supply = supply
+            building_supply, building_return = supply, ret
             continue
         pairs.append(SensorPair(p.module, p.position, p.flat, floor.get(p.flat or ""), p.riser,
                                 supply, ret))  # fmt: skip
         if p.module == faulty.module:
             named = pairs[-1]
-    return (named if kind else None), sensor_faults(pairs, building_supply)
+    on_pair = {p.module_serial for p in pairs if p.position == "riser"}
+    flows = {m: f for m, f in riser_flow.items() if m in on_pair}
+    return (named if kind else None), sensor_faults(
+        pairs, building_supply, None, flows, building_return
+    )
 
 
 @pytest.mark.parametrize("layout", ["1b", "2a", "2b"])
@@ -91,6 +99,10 @@ CASES = [
     ("1b", "sensor_drift", {"sensor": "supply", "offset_at_end_k": 3.0, "shape": "ramp"},
      "supply", "drifting"),
     ("2b", "swapped_sensors", {}, "pair", "swapped"),
+    # under a riser return's hourly noise: the building's return against the risers'
+    # flow-weighted mix confirms it
+    ("2b", "sensor_drift", {"sensor": "return", "offset_at_end_k": 1.6, "shape": "step"},
+     "return", "drifting"),
 ]  # fmt: skip
 
 

@@ -13,7 +13,9 @@ from balans_balance.detectors.leak_tapping_balance_meter import (
     ExcessSettings,
     GroupSeries,
     _change_kind,
+    change_series,
     diagnose_group,
+    level_days,
 )
 
 START = 600  # faults begin after 25 days of normal history
@@ -217,3 +219,23 @@ def test_return_temperature_tells_a_tapping_in_from_water_that_never_returns(
             "unauthorised_connection",
             "faulty_balance_meter",
         }
+
+
+@pytest.mark.parametrize("draw", [False, True])
+def test_daily_levels_tell_a_pressure_leak_from_a_draw_following_the_heat(
+    world, draw: bool
+) -> None:
+    """Hour by hour a leak driven by the network's pressure (highest at night) and a
+    consumer drawing coolant with the heat it takes look alike; day by day the leak's
+    coolant stays level whatever the weather while the draw follows each day's heat."""
+    w = world(seed=4)
+    hours = np.arange(w.true.shape[1])
+    per_m3 = _heat_per_m3(hours.size)
+    on = (hours >= START) & (hours < START + 168)
+    if draw:  # coolant in proportion to the flats' heat (kWh), priced at the building's ΔT
+        extra = 0.004 * w.true.sum(axis=0) * per_m3
+    else:  # m³/h following the pressure over the day, the same every day
+        extra = 0.25 * (1 + 0.3 * np.cos(2 * np.pi * (hours % 24 - 1) / 24)) * per_m3
+    s = replace(w.series(np.where(on, extra, 0.0)), heat_per_m3=per_m3)
+    change = Change("use", START, START + 168, 0.0, 100.0, np.zeros(hours.size), {})
+    assert level_days(change_series(s), change, ExcessSettings()) is (not draw)

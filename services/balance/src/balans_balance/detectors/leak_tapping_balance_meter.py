@@ -55,6 +55,8 @@ class ExcessSettings:
     # flats'), so on a large change a rise of a percent or two is the shapes' own misfit
     ambiguous_z2: float = 25.0
     ambiguous_share: float = 0.02
+    # days before a use-shaped change its daily levels are fitted with (``level_days``)
+    daily_ref_days: int = 7
     changes: ChangeSettings = field(default_factory=ChangeSettings)
 
 
@@ -219,6 +221,33 @@ def follows_use(flow: FloatArray, use: FloatArray) -> tuple[float, float]:
     se = np.sqrt(float(residual @ residual) / (flow.size - 2) / sxx)
     t = slope / se if se > 0 else float(np.copysign(np.inf, slope)) if slope else 0.0
     return float(t), slope * float(use.mean()) / float(flow.mean())
+
+
+def level_days(cs: ChangeSeries, change: Change, cfg: ExcessSettings) -> bool | None:
+    """Do the change's daily sums stay level rather than follow the days' use (None
+    with fewer than 3 whole days)? The hours alone cannot tell a tapped-in consumer from
+    a leak driven by the network's pressure: both are highest at night, with the heating
+    load. The days can: a consumer's draw follows each day's heat (its weather), so its
+    daily level is proportional to the day's use, while water lost through a hole
+    follows the pressure, whatever the weather, and its daily level stays constant.
+    Each whole day of the change gets a free level over the baseline's regressors
+    (fitted with the ``daily_ref_days`` before it); a constant that fits those levels
+    at least as well as a share of the days' use leaves a leak as likely as a draw."""
+    first = change.start + (-change.start) % 24
+    days = (change.end - first) // 24
+    if days < 3:
+        return None
+    lo = max(0, first - cfg.daily_ref_days * 24)
+    hours = slice(lo, first + days * 24)
+    day_of = np.full(hours.stop - lo, -1)
+    day_of[first - lo :] = np.repeat(np.arange(days), 24)
+    levels = (day_of[:, None] == np.arange(days)[None, :]) * cs.weights["step"][hours, None]
+    coef = np.linalg.lstsq(np.column_stack([cs.base[hours], levels]), cs.reading[hours])[0]
+    level = coef[-days:]
+    use = cs.weights["use"][first : first + days * 24].reshape(days, 24).mean(axis=1)
+    share = float(level @ use) / float(use @ use) if float(use @ use) > 0 else 0.0
+    constant = float(np.sum((level - level.mean()) ** 2))
+    return constant <= float(np.sum((level - share * use) ** 2))
 
 
 @dataclass(frozen=True)
@@ -487,6 +516,12 @@ def _diagnose_known(s: GroupSeries, cfg: ExcessSettings) -> list[Diagnosis]:
         group_kind, by_return, return_evidence = _by_return(group_kind, change, s, cfg)
         evidence.update(return_evidence)
         also = _also_possible(change, group_kind, cfg)
+        if group_kind == "unauthorised_connection" and change.shape == "use":
+            level = level_days(cs, change, cfg)
+            if level is not None:
+                evidence["daily_level"] = level
+                if level and "leak" not in also:
+                    also = ["leak", *also]  # the days' sums stay level: a leak fits too
         if by_return is not None:
             # a moved return rules the others out; an unmoved one rules nothing out that
             # the shapes left open (water lost or drawn off leaves the return alike)

@@ -49,6 +49,12 @@ class SensorSettings:
     min_deviation_k: float = 1.0
     noise_factor: float = 6.0  # ... and exceed this many of the sensor's own noise
     heating_dt_k: float = 1.0  # neighbours' median ΔT above this: the heating runs
+    # a riser's return drifting less than its hourly noise (2b): the day's median off by
+    # this much, confirmed by the building's return against the risers' mixed returns
+    slow_hours: int = 24
+    slow_deviation_k: float = 0.6
+    mixing_noise_factor: float = 6.0
+    slow_min_hours: int = 12  # confirmed this many hours running
     frozen_hours: int = 8  # one value repeated this long while the reference moves
     gap_hours: int = 12  # deviating hours this close are one episode
     min_episode_hours: int = 4
@@ -73,12 +79,17 @@ def _nanmedian(a: FloatArray, axis: int = 0) -> FloatArray:
 
 
 def _trailing_median(x: FloatArray, n: int) -> FloatArray:
-    """Median of the last ``n`` hours at each hour (NaN-aware; NaN until ``n`` seen)."""
-    if len(x) < n:
-        return np.full(len(x), np.nan)
-    windows = np.lib.stride_tricks.sliding_window_view(x, n)
+    """Median of the last ``n`` hours at each hour (NaN-aware; NaN until ``n`` seen):
+    each window sorted (NaN last) and its middle value(s) taken, as np.nanmedian does,
+    without its masked arrays (a third of the time)."""
     out = np.full(len(x), np.nan)
-    out[n - 1 :] = _nanmedian(windows, axis=1)
+    if len(x) < n:
+        return out
+    w = np.sort(np.lib.stride_tricks.sliding_window_view(x, n), axis=1)
+    k = n - np.count_nonzero(np.isnan(w), axis=1)  # values per window
+    rows = np.arange(w.shape[0])
+    lo, hi = w[rows, np.maximum(k - 1, 0) // 2], w[rows, k // 2 - (k == 0)]
+    out[n - 1 :] = np.where(k > 0, (lo + hi) / 2, np.nan)
     return out
 
 
@@ -137,9 +148,12 @@ class _Building:
         building_supply: FloatArray,
         cfg: SensorSettings,
         riser_flow: dict[int, FloatArray] | None = None,
+        building_return: FloatArray | None = None,
     ) -> None:
         self.pairs = pairs
         self.riser_flow = riser_flow or {}
+        self.building_return = building_return
+        self._daily_return: dict[int, FloatArray] = {}
         self.cfg = cfg
         self.supply = np.vstack([p.supply_c for p in self.pairs])
         self.ret = np.vstack([p.return_c for p in self.pairs])
@@ -206,6 +220,53 @@ class _Building:
             return np.zeros(len(self.peer_dt), dtype=bool)
         smooth = _trailing_median(ratio, self.cfg.smooth_hours)
         return np.asarray(np.abs(np.nan_to_num(smooth / np.median(base) - 1)) > 0.15)
+
+    def daily_return_deviation(self, i: int) -> FloatArray:
+        """Pair ``i``'s return against its prediction, the trailing day's median (K)."""
+        if i not in self._daily_return:
+            pred, _ = self.prediction(i, "return")
+            res = self.ret[i] - pred if pred is not None else np.full(len(self.peer_dt), np.nan)
+            self._daily_return[i] = _trailing_median(
+                np.where(self.heating, res, np.nan), self.cfg.slow_hours
+            )
+        return self._daily_return[i]
+
+    def mixing_confirms(self, i: int, deviation: FloatArray) -> BoolArray:
+        """Hours when the building's return confirms that pair ``i``'s return sensor is
+        off by ``deviation`` (its day's median against its prediction): the risers' water
+        mixes into the building's return, so a riser sensor reading ``d`` too warm makes
+        the risers' flow-weighted mean ``w·d`` warmer than the building's sensor reads
+        (``w`` the riser's share of the flow), while water that really is warmer moves
+        both. Needs every riser's flow (2b) and the building's return."""
+        none = np.zeros(len(self.peer_dt), dtype=bool)
+        module = self.pairs[i].module_serial
+        on_flow = [j for j, p in enumerate(self.pairs) if p.module_serial in self.riser_flow]
+        if self.building_return is None or i not in on_flow or len(on_flow) < 3:
+            return none
+        others = [self.daily_return_deviation(j) for j in on_flow if j != i]
+        # sensors fail one at a time: other risers' returns off their predictions as
+        # well are a common cause (the predictions' reference moved), not this sensor
+        alone = ~np.any(np.abs(np.nan_to_num(np.vstack(others))) > self.cfg.slow_deviation_k, 0)
+        flow = np.vstack([self.riser_flow[self.pairs[j].module_serial] for j in on_flow])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            total = flow.sum(axis=0)  # NaN where a riser's flow is unknown
+            mixed = (flow * self.ret[on_flow]).sum(axis=0) / total
+            share = self.riser_flow[module] / total
+        pred = _fit(mixed[:, None], self.building_return, self.baseline)
+        if pred is None:
+            return none
+        day = self.cfg.slow_hours
+        missing = _trailing_median(np.where(self.heating, pred - self.building_return, np.nan), day)
+        expected = _trailing_median(share, day) * deviation
+        noise = _robust_sd(missing[self.baseline])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = missing / expected
+            return np.asarray(
+                alone
+                & (np.abs(missing) > self.cfg.mixing_noise_factor * noise)
+                & (ratio > 0.5)
+                & (ratio < 2)
+            )
 
     def neighbours_dt(self, i: int) -> FloatArray:
         """Median ΔT of the other pairs on ``i``'s riser chain (of the building's where
@@ -311,6 +372,15 @@ def _deviations(b: _Building) -> list[SensorFault]:
             if sensor == "return" and i not in b.chains.below:
                 mask &= ~b.riser_moved(i)  # its reference is the riser it sits on
                 mask &= ~b.flow_moved(i)
+            if sensor == "return":
+                # a drift under the hourly noise, which the building's return confirms
+                # (real water moving, a clog or a valve, moves that return too)
+                daily = b.daily_return_deviation(i)
+                slow = (np.abs(np.nan_to_num(daily)) > cfg.slow_deviation_k) & (
+                    b.mixing_confirms(i, daily)
+                )
+                for lo, hi in _episodes(slow, 1):
+                    mask[lo : hi + 1] |= hi - lo + 1 >= cfg.slow_min_hours
             for lo, hi in _episodes(mask, cfg.gap_hours):
                 if hi - lo + 1 < cfg.min_episode_hours:
                     continue
@@ -372,6 +442,7 @@ def sensor_faults(
     building_supply: FloatArray,
     cfg: SensorSettings | None = None,
     riser_flow: dict[int, FloatArray] | None = None,
+    building_return: FloatArray | None = None,
 ) -> list[SensorFault]:
     """The faulty sensors of a building's billed ``pairs`` over their hours, given the
     building pair's hourly supply (NaN where unknown) and, where a riser pair shares
@@ -379,7 +450,7 @@ def sensor_faults(
     cfg = cfg or SensorSettings()
     if len(pairs) < 2:
         return []
-    b = _Building(pairs, building_supply, cfg, riser_flow)
+    b = _Building(pairs, building_supply, cfg, riser_flow, building_return)
     if b.baseline.sum() < cfg.min_baseline:
         return []
     return _blame(b, _deviations(b))
@@ -395,7 +466,7 @@ def sensor_findings(data: BuildingData, cfg: SensorSettings | None = None) -> li
         for meter, module in data.reporting.meter_module.items()
         if module in on_pair and data.roles.get(meter) == "riser" and meter in data.meter_index
     }
-    for f in sensor_faults(data.sensor_pairs, data.supply_c, cfg, riser_flow):
+    for f in sensor_faults(data.sensor_pairs, data.supply_c, cfg, riser_flow, data.return_c):
         p = f.pair
         code, params, sentence = reason(
             f"faulty_sensor.{f.shape}",
