@@ -657,16 +657,15 @@ async def _store_series(
     data: BuildingData,
     result: GroupResult,
     unit: str,
-    written: dict[datetime, tuple[Any, ...]] | None = None,
+    since: datetime | None = None,
 ) -> None:
-    """Store the group's hourly series with its band and roll it up. With ``written``
-    (the rows this process last wrote for the group, kept with its window), only the
-    rows that differ from them are written and rolled up; ``written`` becomes the rows."""
+    """Store the group's hourly series with its band, from hour ``since`` on (every hour
+    of the window when None), and roll it up."""
     group, s = result.group, result.series
     band, expected = result.imbalance.band, result.imbalance.expected
     rows = []
     for i, hour in enumerate(data.hours):
-        if np.isnan(s.balance[i]):
+        if np.isnan(s.balance[i]) or (since is not None and hour < since):
             continue
         bal = float(s.balance[i])
         med = band.median[i]
@@ -688,12 +687,10 @@ async def _store_series(
                 bool(data.night[i]),
             )
         )
-    changed = rows if written is None else [r for r in rows if written.get(r[1]) != r]
-    if changed:
-        # one statement over arrays: a kept window's event still rewrites most of the 35
-        # days (the expected reading is refitted every hour), and a statement per row
-        # cost several times as much
-        _, hours, _, *values = (list(c) for c in zip(*changed, strict=True))
+    if rows:
+        # one statement over arrays (a full read writes 35 days: a statement per row cost
+        # several times as much)
+        _, hours, _, *values = (list(c) for c in zip(*rows, strict=True))
         await conn.execute(
             """insert into imbalance_series (group_id, resolution, period_start, unit,
                    balance_value, subscribers_value, expected_loss, imbalance, band_median,
@@ -715,10 +712,7 @@ async def _store_series(
             hours,
             *values,
         )
-        await _roll_up(conn, group.id, changed[0][1])
-    if written is not None:  # only once stored: a failed write leaves them unknown
-        written.clear()
-        written.update((r[1], r) for r in rows)
+        await _roll_up(conn, group.id, rows[0][1])
 
 
 async def _roll_up(conn: asyncpg.Connection, group_id: int, since: datetime) -> None:
@@ -827,13 +821,13 @@ async def analyse_window(
     cfg: ExcessSettings | None = None,
     min_coverage: float = 0.8,
     loss_target_share: float = 0.1,
-    series_written: dict[int, dict[datetime, tuple[Any, ...]]] | None = None,
+    series_from: datetime | None = None,
 ) -> AnalysisResult:
     """Run every group detector over a building's window and reconcile alerts; store
     each group's coverage (groups with fewer than ``min_coverage`` of their flats metered
     raise no imbalance alerts) and the loss target operators judge it by, its imbalance
-    series (only the rows that differ from ``series_written``, group id -> hour -> row,
-    where given) and the forecasts."""
+    series from hour ``series_from`` on (the hours the event read; every hour of the
+    window when None) and the forecasts."""
     building_id = data.building_id
     incomplete = await store_coverage(conn, building_id, min_coverage, loss_target_share)
     findings, results = building_findings(data, cfg, incomplete)
@@ -844,8 +838,7 @@ async def analyse_window(
     }
     for result in results:
         GROUPS_EVALUATED.inc()
-        written = None if series_written is None else series_written.setdefault(result.group.id, {})
-        await _store_series(conn, data, result, units[result.group.balance_meter_id], written)
+        await _store_series(conn, data, result, units[result.group.balance_meter_id], series_from)
     await store_forecasts(conn, data)
     transitions = await reconcile(conn, building_id, findings, datetime.now(UTC))
     for kind, count in await conn.fetch(

@@ -131,7 +131,7 @@ async def analyse_event(
                 cfg=cfg,
                 min_coverage=settings.balance_min_coverage,
                 loss_target_share=settings.balance_loss_target_share,
-                series_written=window.kept.series_written,
+                series_from=window.read_from,
             )
     except Exception as exc:
         states.forget(event.building_id)

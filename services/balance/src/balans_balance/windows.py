@@ -15,8 +15,8 @@ recomputed earlier hours after a late reading) re-reads from that hour on.
 
 What comes out is the same :class:`~balans_balance.loading.BuildingData` a full read
 gives (each hour's values depend on that hour's rows alone), so the detectors run
-unchanged on it; with the window, the imbalance rows last written are kept, so that only
-the rows whose values changed are written again.
+unchanged on it. The event stores the imbalance series of the hours it read
+(``Window.read_from`` on): see ``analysis.analyse_window``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from weakref import WeakValueDictionary
 
@@ -52,8 +52,6 @@ class KeptWindow:
     world: BuildingWorld
     hourly: HourlyData
     read_in_full: datetime  # the window's last hour when it was last read in full
-    # group id -> hour -> the imbalance row last written (analysis._store_series)
-    series_written: dict[int, dict[datetime, tuple[object, ...]]] = field(default_factory=dict)
 
     @property
     def end(self) -> datetime:
@@ -67,6 +65,7 @@ class Window:
     data: BuildingData
     kept: KeptWindow
     read: str  # how it was read: incremental, late, or why in full
+    read_from: datetime  # the first hour it read (the window's first when read in full)
 
 
 class BuildingStates:
@@ -123,17 +122,17 @@ class BuildingStates:
         if kept is None or why:
             hourly = await load_hours(conn, world, hours)
             kept = KeptWindow(world, hourly, end)
-            read = why or "missing"
+            read, read_from = why or "missing", hours[0]
         else:
             first_new = min(changed, kept.end + HOUR)
-            read = "late" if first_new <= kept.end else "incremental"
+            read, read_from = ("late" if first_new <= kept.end else "incremental"), first_new
             keep_from = int((hours[0] - kept.hourly.hours[0]) / HOUR)
             keep_to = int((first_new - kept.hourly.hours[0]) / HOUR)
             new = await load_hours(conn, world, hours[keep_to - keep_from :])
             kept.hourly = kept.hourly.between(keep_from, keep_to).joined(new)
         self._keep(building_id, kept)
         WINDOW_READS.labels(read).inc()
-        return Window(assemble(world, kept.hourly), kept, read)
+        return Window(assemble(world, kept.hourly), kept, read, read_from)
 
     def _full_read_reason(
         self,
