@@ -15,12 +15,19 @@ from prometheus_client import REGISTRY
 
 from balans_allocation import kernels
 from balans_allocation.__main__ import serve
-from balans_allocation.allocator import on_readings_stored, on_readings_stored_many, warm_up
+from balans_allocation.allocator import (
+    OUTBOX,
+    on_readings_stored,
+    on_readings_stored_many,
+    warm_up,
+)
 from balans_allocation.building import load_building
 from balans_allocation.explain import explain
 from balans_allocation.flags import Flag
+from balans_allocation.handlers import compute_batch
 from balans_allocation.readings import RegisterWindow, load_register_windows
 from balans_allocation.settings import AllocationSettings
+from balans_core.outbox import OutboxRelay
 from balans_core.service import ServiceContext
 from balans_db.secrets import KeyVault
 from balans_db.topology import SiteSpec, reference_building, regular_building, write_building
@@ -182,6 +189,42 @@ async def test_batch_of_buildings_equals_one_at_a_time(conn: asyncpg.Connection)
     assert sorted((a.building_id, a.hour_from, a.hour_to, a.recomputation) for a in announced) == [
         (b, H0, H0 + 6 * HOUR, False) for b in ids
     ]
+    batch = {b: [dict(r) for r in await _allocation(conn, b)] for b in ids}
+    assert all(len(rows) == 4 * 7 for rows in batch.values())
+    for building_id in ids:  # the single path finds nothing to change
+        assert await on_readings_stored(conn, building_id, H0, LATENESS, LOOKAROUND) == []
+        assert [dict(r) for r in await _allocation(conn, building_id)] == batch[building_id]
+
+
+async def test_a_batch_in_shares_stores_what_one_building_at_a_time_does(
+    conn: asyncpg.Connection, database_url: str, nats_url: str
+) -> None:
+    """The service's batch, split into shares computed at once on their own connections,
+    stores what building-by-building would (which then finds nothing to change)."""
+    ids = [await _building(conn, layout) for layout in ["1a", "1b", "2a", "2b", "1c"]]
+    for building_id in ids:
+        await _seed_readings(conn, building_id)
+    settings = AllocationSettings(
+        database_url=database_url,
+        nats_url=nats_url,
+        allocation_lateness_hours=3,
+        allocation_lookaround_hours=LOOKAROUND,
+        allocation_batch_shares=2,
+        readings_horizon_days=(datetime.now(UTC) - H0).days + 30,  # H0 is a fixed date
+    )
+    events = [
+        ReadingsStored(building_id=b, hour_from=H0, hour_to=H0 + 7 * HOUR, rows=1) for b in ids
+    ]
+    transactions = REGISTRY.get_sample_value("balans_allocation_batch_buildings_count") or 0.0
+    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=2)
+    nc = await nats.connect(nats_url)
+    try:
+        relay = OutboxRelay(pool, nc.jetstream(), OUTBOX, "allocation")
+        assert await compute_batch(events, pool, relay, settings) == {}
+    finally:
+        await nc.close()
+        await pool.close()
+    assert REGISTRY.get_sample_value("balans_allocation_batch_buildings_count") == transactions + 2
     batch = {b: [dict(r) for r in await _allocation(conn, b)] for b in ids}
     assert all(len(rows) == 4 * 7 for rows in batch.values())
     for building_id in ids:  # the single path finds nothing to change

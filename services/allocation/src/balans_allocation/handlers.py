@@ -2,9 +2,13 @@
 allocation's outbox, see :mod:`balans_allocation.allocator`).
 
 Events are handled in batches: the events one fetch returns (up to
-``BALANS_ALLOCATION_BATCH_EVENTS``) are computed in one transaction
-(:func:`on_readings_stored_many`), so many buildings share each database round trip. A
-batch that fails is retried building by building, so one bad building cannot hold back the
+``BALANS_ALLOCATION_BATCH_EVENTS``) are computed together (:func:`on_readings_stored_many`),
+so many buildings share each database round trip. The batch's buildings are split into
+``BALANS_ALLOCATION_BATCH_SHARES`` shares computed at the same time, each in its own
+transaction on its own connection: a batch alternates between PostgreSQL's statements and
+this process's kernels and rows, and two shares keep both busy (a building is in one share,
+and its lock and watermark are its own, so the shares never wait for each other). A share
+that fails is retried building by building, so one bad building cannot hold back the
 others: only its events are redelivered (and dead-lettered if they keep failing).
 
 An event whose first hour lies outside the window readings may have
@@ -16,6 +20,7 @@ and computing from 1970 or up to 2106 would allocate arrays for centuries.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -47,31 +52,55 @@ async def compute_batch(
         known = earliest.get(event.building_id)
         if known is None or event.hour_from < known.hour_from:
             earliest[event.building_id] = event
-    try:
-        async with pool.acquire() as conn:
-            announcements = await on_readings_stored_many(
-                conn,
-                {b: e.hour_from for b, e in earliest.items()},
-                timedelta(hours=settings.allocation_lateness_hours),
-                settings.allocation_lookaround_hours,
-            )
-    except Exception as exc:
+    buildings = sorted(earliest)
+    n = min(settings.allocation_batch_shares, len(buildings))
+    shares = [buildings[k::n] for k in range(n)]
+    outcomes = await asyncio.gather(
+        *(_compute_share(share, earliest, pool, settings) for share in shares),
+        return_exceptions=True,
+    )
+    failures: dict[int, BaseException] = {}
+    for share, outcome in zip(shares, outcomes, strict=True):
+        if not isinstance(outcome, BaseException):
+            BATCH_BUILDINGS.observe(len(share))
+            for a in outcome:
+                _log(a)
+            if outcome:
+                relay.wake()
+            continue
+        if not isinstance(outcome, Exception):
+            raise outcome  # cancelled, or the process is stopping
+        positions = [i for i, e in enumerate(events) if e.building_id in share]
         if len(earliest) == 1:
-            log.exception("allocation failed", building_id=next(iter(earliest)), error=str(exc))
-            return dict.fromkeys(range(len(events)), exc)
-        log.warning("allocation batch failed, retrying building by building", error=str(exc))
-        failures: dict[int, BaseException] = {}
-        for building_id in earliest:
-            positions = [i for i, e in enumerate(events) if e.building_id == building_id]
-            failed = await compute_batch([events[i] for i in positions], pool, relay, settings)
-            failures |= {positions[i]: error for i, error in failed.items()}
-        return failures
-    BATCH_BUILDINGS.observe(len(earliest))
-    for a in announcements:
-        _log(a)
-    if announcements:
-        relay.wake()
-    return {}
+            log.exception("allocation failed", building_id=share[0], error=str(outcome))
+            failures |= dict.fromkeys(positions, outcome)
+            continue
+        log.warning(
+            "allocation batch failed, retrying building by building",
+            buildings=len(share),
+            error=str(outcome),
+        )
+        for building_id in share:
+            mine = [i for i in positions if events[i].building_id == building_id]
+            failed = await compute_batch([events[i] for i in mine], pool, relay, settings)
+            failures |= {mine[i]: error for i, error in failed.items()}
+    return failures
+
+
+async def _compute_share(
+    buildings: list[int],
+    earliest: dict[int, ReadingsStored],
+    pool: asyncpg.Pool,
+    settings: AllocationSettings,
+) -> list[Announcement]:
+    """One share of a batch in its own transaction on its own connection."""
+    async with pool.acquire() as conn:
+        return await on_readings_stored_many(
+            conn,
+            {b: earliest[b].hour_from for b in buildings},
+            timedelta(hours=settings.allocation_lateness_hours),
+            settings.allocation_lookaround_hours,
+        )
 
 
 def plausible(

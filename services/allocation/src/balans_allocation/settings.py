@@ -31,6 +31,13 @@ class AllocationSettings(CommonSettings):
         "(one fetch, one transaction, one query per kind for all their buildings); also the "
         "consumer's max_ack_pending.",
     )
+    allocation_batch_shares: int = Field(
+        2,
+        ge=1,
+        description="A batch's buildings are split into this many shares, each computed in "
+        "its own transaction on its own connection at the same time: while one share's "
+        "statements run in PostgreSQL, another's kernels and rows run in this process.",
+    )
     allocation_consumer: str = Field("allocation", description="Durable JetStream consumer name.")
     allocation_sensor_consumer: str = Field(
         "allocation-sensor-faults",
