@@ -97,6 +97,7 @@ class StageResult:
 
 
 WINDOW_READS = "balans_balance_window_reads_total"
+CPU_SECONDS = "process_cpu_seconds_total"
 
 
 def metric_samples(service: ServiceProcess, name: str) -> list:
@@ -299,6 +300,9 @@ async def run_stages(
     stages one at a time."""
     work_before = {n: counter_sum(services[n], WORK[n][0]) for n in CONSUMERS}
     reads_before = counter_by_label(services["balance"], WINDOW_READS, "read")
+    # balance's own CPU for the hour: on a busy machine its wall-clock time says more of the
+    # load than of the code (PostgreSQL's share of the work is not in it)
+    balance_cpu = counter_sum(services["balance"], CPU_SECONDS)
     for name in CONSUMERS:
         freeze(services[name])
     t0 = time.perf_counter()
@@ -322,6 +326,8 @@ async def run_stages(
                 for how, n in sorted(reads.items())
                 if n > reads_before.get(how, 0)
             )
+            cpu = counter_sum(services[name], CPU_SECONDS) - balance_cpu
+            work += f"; process CPU {cpu:.2f} s ({cpu / max(done, 1):.3f} s a group)"
         results.append(StageResult(name, seconds, note, work))
         print(f"  {name} done", flush=True)
     return results
