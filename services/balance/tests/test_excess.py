@@ -81,6 +81,26 @@ def test_negative_change_trimming_a_larger_one_is_no_meter_fault() -> None:
     assert _change_kind(trim, [], reading, ExcessSettings()) == "faulty_balance_meter"
 
 
+def test_an_under_reading_ending_with_a_larger_excess_is_its_correction() -> None:
+    """A negative scale of the reading on a larger excess's window, ending with it, is
+    the fit correcting that excess's shape: no faulty balance meter. One inside it that
+    ends days before it does (a meter drifting during a leak) stays a finding."""
+    n = 35 * 24
+    use = np.full(n, 100.0)
+    reading = 1.1 * use
+    hours = np.arange(n)
+
+    def change(shape: str, start: int, end: int, coef: float) -> Change:
+        contribution = np.where((hours >= start) & (hours < end), coef * use, 0.0)
+        return Change(shape, start, end, coef, 1e4, contribution)
+
+    excess = change("use", START, START + 120, 0.12)
+    correction = change("scale", START, START + 120, -0.04)
+    drift = change("ramp", START + 24, START + 72, -0.04)
+    assert _change_kind(correction, [excess], reading, ExcessSettings()) is None
+    assert _change_kind(drift, [excess], reading, ExcessSettings()) == "faulty_balance_meter"
+
+
 def test_leak_in_a_volume_balance_is_a_leak() -> None:
     """Constant-flow risers metered in m³, the building in kWh, ΔT following the
     weather: a 0.5 m³/h leak that also lifts the building's ΔT (and so the members' heat

@@ -293,13 +293,16 @@ def change_series(s: GroupSeries) -> ChangeSeries:
     return ChangeSeries(reading, base, weights, unit)
 
 
-def _corrects(change: Change, others: list[Change]) -> bool:
+def _corrects(change: Change, others: list[Change], same_end: int | None = None) -> bool:
     """Does a negative change only trim a larger positive one it overlaps (two
-    overlapping faults, one of which ended, read as a long change and a correction)?"""
+    overlapping faults, one of which ended, read as a long change and a correction)?
+    With ``same_end``: one that also ends within that many hours of it."""
     own = float(np.sum(change.contribution))
     for other in others:
         overlap = min(change.end, other.end) - max(change.start, other.start)
         win = slice(change.start, change.end)
+        if same_end is not None and abs(change.end - other.end) > same_end:
+            continue
         if overlap > 0 and float(np.sum(other.contribution[win])) > abs(own):
             return True
     return False
@@ -315,6 +318,11 @@ def _change_kind(
         return None
     size = float(np.mean(change.contribution[win])) / mean_balance
     if change.shape in ("ramp", "scale", "settled"):
+        if change.coef < 0 and _corrects(change, others, same_end=cfg.settle_gap):
+            # an under-reading inside a larger excess it overlaps and ending with it: the
+            # fit's correction of that excess's shape (a consumer's own load is no exact
+            # share of the flats'), not a meter fault, which would end on its own
+            return None
         return "faulty_balance_meter" if abs(change.coef) >= cfg.min_drift else None
     if change.shape == "step":
         return "leak" if size >= cfg.min_leak_share else None
