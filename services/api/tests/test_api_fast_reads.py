@@ -102,7 +102,8 @@ async def test_own_flat_kept_with_the_principal_is_the_flat(counted, world: Worl
         mine = (await http.get(url, headers=_consumer(world))).json()["flat"]
         read = (await http.get(url, headers=staff)).json()["flat"]
         assert mine == read
-        assert mine["flat_id"] == world.flat_id and mine["timezone"]
+        assert mine["flat_id"] == world.flat_id
+        assert mine["timezone"]
 
 
 async def _local_days(conn: asyncpg.Connection, sql: str, key: int, tz: str, start, end):
