@@ -6,6 +6,7 @@ import asyncio
 import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import nats
@@ -196,6 +197,18 @@ async def test_batch_of_buildings_equals_one_at_a_time(conn: asyncpg.Connection)
         assert [dict(r) for r in await _allocation(conn, building_id)] == batch[building_id]
 
 
+def _settings(database_url: str, nats_url: str, **extra: Any) -> AllocationSettings:
+    """The service's settings for these tests' readings (H0 is a fixed date)."""
+    return AllocationSettings(
+        database_url=database_url,
+        nats_url=nats_url,
+        allocation_lateness_hours=3,
+        allocation_lookaround_hours=LOOKAROUND,
+        readings_horizon_days=(datetime.now(UTC) - H0).days + 30,
+        **extra,
+    )
+
+
 async def test_a_batch_in_shares_stores_what_one_building_at_a_time_does(
     conn: asyncpg.Connection, database_url: str, nats_url: str
 ) -> None:
@@ -204,14 +217,7 @@ async def test_a_batch_in_shares_stores_what_one_building_at_a_time_does(
     ids = [await _building(conn, layout) for layout in ["1a", "1b", "2a", "2b", "1c"]]
     for building_id in ids:
         await _seed_readings(conn, building_id)
-    settings = AllocationSettings(
-        database_url=database_url,
-        nats_url=nats_url,
-        allocation_lateness_hours=3,
-        allocation_lookaround_hours=LOOKAROUND,
-        allocation_batch_shares=2,
-        readings_horizon_days=(datetime.now(UTC) - H0).days + 30,  # H0 is a fixed date
-    )
+    settings = _settings(database_url, nats_url, allocation_batch_shares=2)
     events = [
         ReadingsStored(building_id=b, hour_from=H0, hour_to=H0 + 7 * HOUR, rows=1) for b in ids
     ]
@@ -411,13 +417,8 @@ async def test_service_consumes_readings_stored_and_announces(
     """The running service turns a ReadingsStored event into stored heat and an announcement."""
     building_id = await _building(conn, "1b")
     await _seed_readings(conn, building_id)
-    settings = AllocationSettings(
-        database_url=database_url,
-        nats_url=nats_url,
-        allocation_lateness_hours=3,
-        allocation_lookaround_hours=LOOKAROUND,
-        readings_horizon_days=(datetime.now(UTC) - H0).days + 30,  # H0 is a fixed date
-        allocation_consumer=f"allocation-test-{building_id}",
+    settings = _settings(
+        database_url, nats_url, allocation_consumer=f"allocation-test-{building_id}"
     )
     ctx = ServiceContext(name="allocation", settings=settings)
     service = asyncio.create_task(serve(ctx))

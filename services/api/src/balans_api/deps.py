@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from balans_api.errors import ApiError
-from balans_api.principal import ROLE_SCOPES, OwnFlat, Principal
+from balans_api.principal import ROLE_SCOPES, FlatContext, Principal
 from balans_api.principal_cache import PrincipalCache
 from balans_api.security import digests_match, read_token, split_api_key
 from balans_api.settings import ApiSettings
@@ -72,13 +72,13 @@ async def user_principal(pool: asyncpg.Pool, user_id: int) -> Principal | None:
         building_ids=(row["building_id"],) if row["building_id"] is not None else (),
         held_from=row["opened_on"],
         held_until=row["closed_on"],
-        own_flat=OwnFlat(
-            row["flat_id"],
-            row["building_id"],
-            row["number"],
-            row["rooms"],
-            row["area_m2"],
-            row["timezone"],
+        own_flat=FlatContext(
+            flat_id=row["flat_id"],
+            building_id=row["building_id"],
+            number=row["number"],
+            rooms=row["rooms"],
+            area_m2=row["area_m2"],
+            timezone=row["timezone"],
         )
         if row["flat_id"] is not None
         else None,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from pydantic import BaseModel
+
 SCOPES = ("read", "operate", "admin")
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "admin": frozenset(SCOPES),
@@ -19,10 +21,10 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
 }
 
 
-@dataclass(frozen=True)
-class OwnFlat:
-    """A consumer's flat as read with the user's row: what its views need of it besides its
-    data (kept with the principal, so a month profile needs no query for it)."""
+class FlatContext(BaseModel, frozen=True):
+    """A flat's building, number, rooms, area and time zone: what its views need of it
+    besides its data. A consumer's own flat is read with the user's row and kept with the
+    principal, so a month profile needs no query for it."""
 
     flat_id: int
     building_id: int
@@ -44,7 +46,7 @@ class Principal:
     # a consumer's account holds its flat [held_from, held_until) (local days; None = open)
     held_from: date | None = None
     held_until: date | None = None
-    own_flat: OwnFlat | None = None
+    own_flat: FlatContext | None = None
 
     @property
     def is_consumer(self) -> bool:

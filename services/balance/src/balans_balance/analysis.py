@@ -652,6 +652,13 @@ def never_heard(data: BuildingData) -> list[Finding]:
     return out
 
 
+# the figures an hourly row and its roll-ups take from a recomputation
+_SERIES_UPDATE = """balance_value = excluded.balance_value,
+    subscribers_value = excluded.subscribers_value, expected_loss = excluded.expected_loss,
+    imbalance = excluded.imbalance, band_median = excluded.band_median,
+    band_low = excluded.band_low, band_high = excluded.band_high"""
+
+
 async def _store_series(
     conn: asyncpg.Connection,
     data: BuildingData,
@@ -692,7 +699,7 @@ async def _store_series(
         # several times as much)
         _, hours, _, *values = (list(c) for c in zip(*rows, strict=True))
         await conn.execute(
-            """insert into imbalance_series (group_id, resolution, period_start, unit,
+            f"""insert into imbalance_series (group_id, resolution, period_start, unit,
                    balance_value, subscribers_value, expected_loss, imbalance, band_median,
                    band_low, band_high, night, coverage)
                select $1, 'hour', hour, $2, bal, subs, expected, imbalance, median, low,
@@ -702,11 +709,7 @@ async def _store_series(
                            $11::bool[])
                     as t(hour, bal, subs, expected, imbalance, median, low, high, night)
                on conflict (group_id, resolution, period_start) do update set
-                   balance_value = excluded.balance_value,
-                   subscribers_value = excluded.subscribers_value,
-                   expected_loss = excluded.expected_loss, imbalance = excluded.imbalance,
-                   band_median = excluded.band_median, band_low = excluded.band_low,
-                   band_high = excluded.band_high, night = excluded.night""",
+                   {_SERIES_UPDATE}, night = excluded.night""",
             group.id,
             unit,
             hours,
@@ -736,11 +739,7 @@ async def _roll_up(conn: asyncpg.Connection, group_id: int, since: datetime) -> 
                   and period_start >= date_trunc('{resolution}', $2::timestamptz, 'UTC')
                 group by group_id, date_trunc('{resolution}', period_start, 'UTC')
                 on conflict (group_id, resolution, period_start) do update set
-                    balance_value = excluded.balance_value,
-                    subscribers_value = excluded.subscribers_value,
-                    expected_loss = excluded.expected_loss, imbalance = excluded.imbalance,
-                    band_median = excluded.band_median, band_low = excluded.band_low,
-                    band_high = excluded.band_high, coverage = excluded.coverage""",
+                    {_SERIES_UPDATE}, coverage = excluded.coverage""",
             group_id,
             since,
         )

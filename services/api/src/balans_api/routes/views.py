@@ -21,7 +21,7 @@ from balans_api.deps import Pool, Reader, Staff
 from balans_api.errors import ERROR_RESPONSES, ApiError, not_found
 from balans_api.fastjson import dict_response, raw_json
 from balans_api.models import AlertPublic, ConsumptionPoint, Series
-from balans_api.principal import Principal
+from balans_api.principal import FlatContext, Principal
 from balans_api.routes.exchanges import ExchangeMarker
 from balans_api.series import series
 from balans_api.timerange import Span, TimeRange
@@ -35,15 +35,6 @@ router = APIRouter(tags=["portal views"], responses=ERROR_RESPONSES)
 Bounds = Annotated[Span, Depends(bounds_of)]
 TRAIL_LONGEST = timedelta(days=31)
 Month = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM (local).")]
-
-
-class FlatContext(BaseModel):
-    flat_id: int
-    building_id: int
-    number: str
-    rooms: int
-    area_m2: float
-    timezone: str
 
 
 class MeterSeries(Series):
@@ -252,7 +243,7 @@ async def flat_context(pool: asyncpg.Pool, who: Principal, flat_id: int) -> Flat
     check_flat(who, flat_id)
     own = who.own_flat
     if own is not None and own.flat_id == flat_id:
-        return FlatContext.model_validate(own, from_attributes=True)
+        return own
     row = await pool.fetchrow(
         """select f.id as flat_id, f.building_id, f.number, f.rooms, f.area_m2::float8 as area_m2,
                   s.timezone
