@@ -23,7 +23,6 @@ distance from it is displaced; anything else (a growing or constant offset) drif
 from __future__ import annotations
 
 import itertools
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +31,7 @@ import numpy.typing as npt
 
 from balans_balance.findings import Finding
 from balans_balance.loading import BuildingData, SensorPair
+from balans_balance.medians import nanmedian, trailing_median
 from balans_balance.reasons import reason
 
 FloatArray = npt.NDArray[np.float64]
@@ -70,27 +70,6 @@ class SensorFault:
     detected: int
     deviation_k: float  # median reading minus prediction over the episode
     reference: str  # what the prediction came from
-
-
-def _nanmedian(a: FloatArray, axis: int = 0) -> FloatArray:
-    with warnings.catch_warnings():  # hours without any value: NaN, as meant
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.asarray(np.nanmedian(a, axis=axis))
-
-
-def _trailing_median(x: FloatArray, n: int) -> FloatArray:
-    """Median of the last ``n`` hours at each hour (NaN-aware; NaN until ``n`` seen):
-    each window sorted (NaN last) and its middle value(s) taken, as np.nanmedian does,
-    without its masked arrays (a third of the time)."""
-    out = np.full(len(x), np.nan)
-    if len(x) < n:
-        return out
-    w = np.sort(np.lib.stride_tricks.sliding_window_view(x, n), axis=1)
-    k = n - np.count_nonzero(np.isnan(w), axis=1)  # values per window
-    rows = np.arange(w.shape[0])
-    lo, hi = w[rows, np.maximum(k - 1, 0) // 2], w[rows, k // 2 - (k == 0)]
-    out[n - 1 :] = np.where(k > 0, (lo + hi) / 2, np.nan)
-    return out
 
 
 def _episodes(mask: BoolArray, gap: int) -> list[tuple[int, int]]:
@@ -141,6 +120,16 @@ def _fit(x: FloatArray, y: FloatArray, use: BoolArray) -> FloatArray | None:
     return np.asarray(design @ coef)
 
 
+@dataclass(frozen=True)
+class _Mixing:
+    """The risers' flow-weighted return against the building's return sensor."""
+
+    on_flow: list[int]  # the pairs whose riser's flow is metered
+    total: FloatArray  # the risers' summed flow
+    missing: FloatArray  # the day's median of the building's return under its prediction
+    noise: float  # its robust SD over the baseline
+
+
 class _Building:
     def __init__(
         self,
@@ -153,17 +142,21 @@ class _Building:
         self.pairs = pairs
         self.riser_flow = riser_flow or {}
         self.building_return = building_return
+        # what several checks of one event share, computed once
         self._daily_return: dict[int, FloatArray] = {}
+        self._predictions: dict[tuple[int, str], tuple[FloatArray | None, str]] = {}
+        self._riser_moved: dict[int, BoolArray] = {}
+        self._mixing: _Mixing | bool | None = False  # False: not computed yet
         self.cfg = cfg
         self.supply = np.vstack([p.supply_c for p in self.pairs])
         self.ret = np.vstack([p.return_c for p in self.pairs])
         self.dt = self.supply - self.ret
         self.chains = _Chains(self.pairs)
-        peer_dt = _nanmedian(self.dt)
+        peer_dt = nanmedian(self.dt)
         self.heating = np.nan_to_num(peer_dt) > cfg.heating_dt_k
         heads = [i for i in range(len(self.pairs)) if i not in self.chains.above]
         supply = building_supply if np.isfinite(building_supply).any() else self.supply[heads[0]]
-        self.head_supply = np.where(np.isfinite(supply), supply, _nanmedian(self.supply[heads]))
+        self.head_supply = np.where(np.isfinite(supply), supply, nanmedian(self.supply[heads]))
         self.peer_dt = peer_dt
         hours = np.flatnonzero(self.heating)[: cfg.baseline_hours]
         self.baseline = np.zeros(len(building_supply), dtype=bool)
@@ -171,6 +164,11 @@ class _Building:
 
     def prediction(self, i: int, sensor: str) -> tuple[FloatArray | None, str]:
         """The fitted prediction of pair ``i``'s ``sensor`` and what it came from."""
+        if (i, sensor) not in self._predictions:
+            self._predictions[i, sensor] = self._predict(i, sensor)
+        return self._predictions[i, sensor]
+
+    def _predict(self, i: int, sensor: str) -> tuple[FloatArray | None, str]:
         if sensor == "supply":
             if i in self.chains.above:
                 up = self.pairs[self.chains.above[i]]
@@ -195,13 +193,18 @@ class _Building:
         chain = self.chains.riser_of.get(i, [])
         if len(chain) < 3:
             return np.zeros(len(self.peer_dt), dtype=bool)
+        if chain[0] not in self._riser_moved:  # one answer for the whole chain
+            self._riser_moved[chain[0]] = self._chain_moved(chain)
+        return self._riser_moved[chain[0]]
+
+    def _chain_moved(self, chain: list[int]) -> BoolArray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = _nanmedian(self.dt[chain]) / self.peer_dt
+            ratio = nanmedian(self.dt[chain]) / self.peer_dt
         ratio = np.where(self.heating, ratio, np.nan)
         base = ratio[self.baseline & np.isfinite(ratio)]
         if base.size < 8:
             return np.zeros(len(self.peer_dt), dtype=bool)
-        smooth = _trailing_median(ratio, self.cfg.smooth_hours)
+        smooth = trailing_median(ratio, self.cfg.smooth_hours)
         return np.asarray(np.abs(np.nan_to_num(smooth / np.median(base) - 1)) > 0.15)
 
     def flow_moved(self, i: int) -> BoolArray:
@@ -213,12 +216,12 @@ class _Building:
         if own is None or not others:
             return np.zeros(len(self.peer_dt), dtype=bool)
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = own / _nanmedian(np.vstack(others))
+            ratio = own / nanmedian(np.vstack(others))
         ratio = np.where(self.heating & np.isfinite(ratio), ratio, np.nan)
         base = ratio[self.baseline & np.isfinite(ratio)]
         if base.size < 8 or np.median(base) <= 0:
             return np.zeros(len(self.peer_dt), dtype=bool)
-        smooth = _trailing_median(ratio, self.cfg.smooth_hours)
+        smooth = trailing_median(ratio, self.cfg.smooth_hours)
         return np.asarray(np.abs(np.nan_to_num(smooth / np.median(base) - 1)) > 0.15)
 
     def daily_return_deviation(self, i: int) -> FloatArray:
@@ -226,7 +229,7 @@ class _Building:
         if i not in self._daily_return:
             pred, _ = self.prediction(i, "return")
             res = self.ret[i] - pred if pred is not None else np.full(len(self.peer_dt), np.nan)
-            self._daily_return[i] = _trailing_median(
+            self._daily_return[i] = trailing_median(
                 np.where(self.heating, res, np.nan), self.cfg.slow_hours
             )
         return self._daily_return[i]
@@ -240,39 +243,52 @@ class _Building:
         both. Needs every riser's flow (2b) and the building's return."""
         none = np.zeros(len(self.peer_dt), dtype=bool)
         module = self.pairs[i].module_serial
-        on_flow = [j for j, p in enumerate(self.pairs) if p.module_serial in self.riser_flow]
-        if self.building_return is None or i not in on_flow or len(on_flow) < 3:
+        mixing = self.mixing()
+        if mixing is None or i not in mixing.on_flow:
             return none
-        others = [self.daily_return_deviation(j) for j in on_flow if j != i]
+        others = [self.daily_return_deviation(j) for j in mixing.on_flow if j != i]
         # sensors fail one at a time: other risers' returns off their predictions as
         # well are a common cause (the predictions' reference moved), not this sensor
         alone = ~np.any(np.abs(np.nan_to_num(np.vstack(others))) > self.cfg.slow_deviation_k, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = self.riser_flow[module] / mixing.total
+        expected = trailing_median(share, self.cfg.slow_hours) * deviation
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = mixing.missing / expected
+            return np.asarray(
+                alone
+                & (np.abs(mixing.missing) > self.cfg.mixing_noise_factor * mixing.noise)
+                & (ratio > 0.5)
+                & (ratio < 2)
+            )
+
+    def mixing(self) -> _Mixing | None:
+        """The risers' mixed return against the building's (the same for every riser
+        pair :meth:`mixing_confirms` checks); None where it cannot be told."""
+        if self._mixing is False:
+            self._mixing = self._mix()
+        return self._mixing if isinstance(self._mixing, _Mixing) else None
+
+    def _mix(self) -> _Mixing | None:
+        on_flow = [j for j, p in enumerate(self.pairs) if p.module_serial in self.riser_flow]
+        if self.building_return is None or len(on_flow) < 3:
+            return None
         flow = np.vstack([self.riser_flow[self.pairs[j].module_serial] for j in on_flow])
         with np.errstate(divide="ignore", invalid="ignore"):
             total = flow.sum(axis=0)  # NaN where a riser's flow is unknown
             mixed = (flow * self.ret[on_flow]).sum(axis=0) / total
-            share = self.riser_flow[module] / total
         pred = _fit(mixed[:, None], self.building_return, self.baseline)
         if pred is None:
-            return none
+            return None
         day = self.cfg.slow_hours
-        missing = _trailing_median(np.where(self.heating, pred - self.building_return, np.nan), day)
-        expected = _trailing_median(share, day) * deviation
-        noise = _robust_sd(missing[self.baseline])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = missing / expected
-            return np.asarray(
-                alone
-                & (np.abs(missing) > self.cfg.mixing_noise_factor * noise)
-                & (ratio > 0.5)
-                & (ratio < 2)
-            )
+        missing = trailing_median(np.where(self.heating, pred - self.building_return, np.nan), day)
+        return _Mixing(on_flow, total, missing, _robust_sd(missing[self.baseline]))
 
     def neighbours_dt(self, i: int) -> FloatArray:
         """Median ΔT of the other pairs on ``i``'s riser chain (of the building's where
         the chain is short or there is none)."""
         chain = [j for j in self.chains.riser_of.get(i, []) if j != i]
-        return self.peer_dt if len(chain) < 2 else _nanmedian(self.dt[chain])
+        return self.peer_dt if len(chain) < 2 else nanmedian(self.dt[chain])
 
     def dt_shift(self, i: int, span: slice) -> float:
         """How far pair ``i``'s ΔT moved (K) against its own history beside its peers'."""
@@ -332,7 +348,7 @@ def _one_sensor_moved(res: dict[str, FloatArray], lo: int, hi: int) -> bool:
     past the other can invert the ΔT too, but its partner still reads its own water."""
     if len(res) < 2:
         return False
-    moved = sorted(abs(float(np.nanmedian(r[lo : hi + 1]))) for r in res.values())
+    moved = sorted(abs(float(nanmedian(r[lo : hi + 1]))) for r in res.values())
     return moved[0] < 0.3 * moved[1]
 
 
@@ -347,16 +363,16 @@ def _deviations(b: _Building) -> list[SensorFault]:
             for s, (pred, _) in predictions.items()
             if pred is not None
         }
-        swapped = _trailing_median(np.where(b.heating, b.dt[i], np.nan), cfg.smooth_hours)
+        swapped = trailing_median(np.where(b.heating, b.dt[i], np.nan), cfg.smooth_hours)
         swapped_mask = np.nan_to_num(swapped, nan=0.0) < -0.5
         for lo, hi in _episodes(swapped_mask, cfg.gap_hours):
             start = max(0, lo - cfg.smooth_hours + 1)
-            coldest = np.nanmedian(np.fmin(b.supply[i], b.ret[i])[start : hi + 1])
+            coldest = nanmedian(np.fmin(b.supply[i], b.ret[i])[start : hi + 1])
             if ROOM_C[0] <= coldest <= ROOM_C[1]:
                 continue  # a sensor reading the room: detached, told by that sensor
             if _one_sensor_moved(residuals, lo, hi):
                 continue  # one sensor off past the other: told by that sensor
-            dev = float(np.nanmedian(b.dt[i, lo : hi + 1]))
+            dev = float(nanmedian(b.dt[i, lo : hi + 1]))
             out.append(SensorFault(pair, "pair", "swapped", start, hi, lo, dev, "its own ΔT"))
         for sensor, (pred, ref) in predictions.items():
             if pred is None:
@@ -367,7 +383,7 @@ def _deviations(b: _Building) -> list[SensorFault]:
                 out.append(
                     SensorFault(pair, sensor, "frozen", lo, hi, lo + cfg.frozen_hours - 1, 0.0, ref)
                 )
-            smooth = _trailing_median(np.where(b.heating, res, np.nan), cfg.smooth_hours)
+            smooth = trailing_median(np.where(b.heating, res, np.nan), cfg.smooth_hours)
             mask = np.abs(np.nan_to_num(smooth)) > limit
             if sensor == "return" and i not in b.chains.below:
                 mask &= ~b.riser_moved(i)  # its reference is the riser it sits on
@@ -386,7 +402,7 @@ def _deviations(b: _Building) -> list[SensorFault]:
                     continue
                 start = max(0, lo - cfg.smooth_hours + 1)
                 shape = _shape(b, i, sensor, pred, lo, hi)
-                dev = float(np.nanmedian(res[start : hi + 1]))
+                dev = float(nanmedian(res[start : hi + 1]))
                 out.append(SensorFault(pair, sensor, shape, start, hi, lo, dev, ref))
     return out
 
