@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from balans_balance.medians import median as _median
+
 FloatArray = npt.NDArray[np.float64]
 MAD_TO_SIGMA = 1.4826
 
@@ -29,8 +31,8 @@ class Band:
 
 
 def _stats(ref: FloatArray, min_scale: float) -> tuple[float, float]:
-    m = float(np.median(ref))
-    return m, max(MAD_TO_SIGMA * float(np.median(np.abs(ref - m))), min_scale)
+    m = _median(ref)
+    return m, max(MAD_TO_SIGMA * _median(np.abs(ref - m)), min_scale)
 
 
 def learn_band(

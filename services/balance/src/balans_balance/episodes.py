@@ -48,3 +48,9 @@ def find_episodes(
             episodes.append(Episode(start, confirmed, last, active=n - 1 - last < quiet_to_close))
         i = last + 1 if confirmed < 0 else j
     return episodes
+
+
+def runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """The runs of True in ``mask``: (first, one past the last) positions, in order."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))

@@ -16,6 +16,8 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
+from balans_balance.episodes import runs
+
 FloatArray = npt.NDArray[np.float64]
 HDD_BASE_C = 18.0
 # Chișinău monthly mean air temperature, °C (climate normal 1991-2020), January first
@@ -82,15 +84,7 @@ def continuous_night_flow(
     during which the meter never stood still (a dripping tap or a running cistern keeps
     a water meter turning all night). None if there is no such run."""
     run = 0
-    n = hourly_use.size
-    i = 0
-    while i < n:
-        if not night[i]:
-            i += 1
-            continue
-        j = i
-        while j < n and night[j]:
-            j += 1
+    for i, j in runs(night):
         block = hourly_use[i:j]
         block = block[~np.isnan(block)]
         if block.size >= 4 and np.all(block > 0):
@@ -99,5 +93,4 @@ def continuous_night_flow(
                 return j - 1
         else:
             run = 0
-        i = j
     return None

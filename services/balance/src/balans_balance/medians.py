@@ -43,3 +43,15 @@ def trailing_median(x: FloatArray, n: int) -> FloatArray:
     windows = np.lib.stride_tricks.sliding_window_view(x, n, axis=-1)
     out[..., n - 1 :] = _middle(np.sort(windows, axis=-1))
     return out
+
+
+def median(x: FloatArray) -> float:
+    """``np.median`` of a 1-D array without NaN (one partition, none of its checks)."""
+    n = x.size
+    if n == 0:
+        return float("nan")
+    h = n // 2
+    if n % 2:
+        return float(np.partition(x, h)[h]) + 0.0
+    part = np.partition(x, (h - 1, h))
+    return float((part[h - 1] + part[h]) / 2) + 0.0

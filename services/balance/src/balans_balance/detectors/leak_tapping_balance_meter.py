@@ -23,6 +23,7 @@ import numpy.typing as npt
 from balans_balance.bands import MAD_TO_SIGMA, Band, learn_band
 from balans_balance.detectors.changes import LEVEL_SHAPES, Change, ChangeSettings, fit_changes
 from balans_balance.episodes import Episode
+from balans_balance.medians import median, nanmedian
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -121,7 +122,7 @@ def _design(s: GroupSeries) -> FloatArray:
     if s.drivers is not None:
         columns.extend(s.drivers)
     x = np.column_stack(columns)
-    fill = np.nanmedian(x, axis=0)
+    fill = nanmedian(x, axis=0)
     return np.where(np.isnan(x), np.nan_to_num(fill)[None, :], x)
 
 
@@ -129,22 +130,27 @@ def _robust_fit(x: FloatArray, y: FloatArray) -> FloatArray:
     """Least squares, repeated once without the rows beyond 3 robust sigmas."""
     coef = np.linalg.lstsq(x, y, rcond=None)[0]
     r = y - x @ coef
-    spread = MAD_TO_SIGMA * float(np.median(np.abs(r - np.median(r))))
-    keep = np.abs(r - np.median(r)) <= 3 * max(spread, 1e-9)
+    spread = MAD_TO_SIGMA * median(np.abs(r - median(r)))
+    keep = np.abs(r - median(r)) <= 3 * max(spread, 1e-9)
     if keep.sum() >= x.shape[1] + 3:
         coef = np.linalg.lstsq(x[keep], y[keep], rcond=None)[0]
     return np.asarray(coef)
 
 
 def expected_balance(
-    s: GroupSeries, usable: npt.NDArray[np.bool_], cfg: ExcessSettings
+    s: GroupSeries,
+    usable: npt.NDArray[np.bool_],
+    cfg: ExcessSettings,
+    fits: dict[tuple[int, ...], FloatArray] | None = None,
 ) -> FloatArray:
     """The balance meter's expected reading, a + b·subscribers (+ c·driver), learned
     like a band: each day from the 24-hour sums of the ``fit_days`` usable days before
     it (robust least squares). Losses and common areas that follow the weather are then
     expected, not imbalance, so a fault of 1 % of the balance stands out. With too few
     usable days the last fit stays (a lasting fault is not learned); before the first
-    fit the first fit is used."""
+    fit the first fit is used. ``fits`` keeps the fits by the days they were made from,
+    for another call on the same series (a day whose usable days did not change)."""
+    fits = {} if fits is None else fits
     x = _design(s)
     n, k = x.shape
     known = ~np.isnan(s.balance) & ~np.isnan(s.subscribers)
@@ -160,7 +166,10 @@ def expected_balance(
     for day in range(days):
         past = np.flatnonzero(fit_ok[:day])[-cfg.fit_days :]
         if past.size >= max(cfg.min_fit_days, k + 3):
-            current = _robust_fit(xd[past], yd[past])
+            key = tuple(past.tolist())
+            if key not in fits:
+                fits[key] = _robust_fit(xd[past], yd[past])
+            current = fits[key]
         coefs[day] = current
     if current is None:  # too little history anywhere: the subscribers' usual ratio
         ok = known & (np.nan_to_num(s.subscribers) > 0)
@@ -193,8 +202,9 @@ def imbalance_band(
     classes = s.night.astype(np.int_)
     clear = np.ones(s.balance.size, dtype=bool) if faults is None else ~faults
     usable = clear
+    fits: dict[tuple[int, ...], FloatArray] = {}
     for _ in range(2):
-        expected = expected_balance(s, usable, cfg)
+        expected = expected_balance(s, usable, cfg, fits)
         share = share_series(s, expected, cfg)
         band = learn_band(
             share,
@@ -224,8 +234,12 @@ def follows_use(flow: FloatArray, use: FloatArray) -> tuple[float, float]:
 
 
 def level_days(cs: ChangeSeries, change: Change, cfg: ExcessSettings) -> bool | None:
-    """Do the change's daily sums stay level rather than follow the days' use (None
-    with fewer than 3 whole days)? The hours alone cannot tell a tapped-in consumer from
+    """Do the change's daily sums stay level rather than follow the days' use, or flow
+    for a ``scale`` change (None with fewer than 3 whole days)? The same holds for a
+    register over-reading by a factor, or a draw of a share of the flow: each day's
+    excess follows that day's flow, while a leak's stays level; a leak whose flow
+    follows the pressure over the day fits a share of the flow hour by hour as well as
+    a constant. The hours alone cannot tell a tapped-in consumer from
     a leak driven by the network's pressure: both are highest at night, with the heating
     load. The days can: a consumer's draw follows each day's heat (its weather), so its
     daily level is proportional to the day's use, while water lost through a hole
@@ -244,7 +258,7 @@ def level_days(cs: ChangeSeries, change: Change, cfg: ExcessSettings) -> bool | 
     levels = (day_of[:, None] == np.arange(days)[None, :]) * cs.weights["step"][hours, None]
     coef = np.linalg.lstsq(np.column_stack([cs.base[hours], levels]), cs.reading[hours])[0]
     level = coef[-days:]
-    use = cs.weights["use"][first : first + days * 24].reshape(days, 24).mean(axis=1)
+    use = cs.weights[change.shape][first : first + days * 24].reshape(days, 24).mean(axis=1)
     share = float(level @ use) / float(use @ use) if float(use @ use) > 0 else 0.0
     constant = float(np.sum((level - level.mean()) ** 2))
     return constant <= float(np.sum((level - share * use) ** 2))
@@ -491,6 +505,21 @@ def join_settled_drifts(changes: list[Change], cfg: ExcessSettings) -> list[Chan
     return sorted(out, key=lambda c: c.start)
 
 
+def _drift_reportable(change: Change, reading: FloatArray, cfg: ExcessSettings) -> int:
+    """The first hour a drifting register's error reached ``min_drift`` of its reading
+    (-1 for a change that is no drift). A register drifting from 0 is, near its start,
+    the same data as one that reads right: the fitted start of a ramp is uncertain by
+    as much as the hours its error stays below the noise, so the fault is not known, and
+    not reported, before its error reached the smallest error a drift is reported at."""
+    if change.shape not in ("ramp", "settled"):
+        return -1
+    win = slice(change.start, change.end)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        error = np.abs(change.contribution[win]) / reading[win]
+    reached = np.flatnonzero(np.nan_to_num(error) >= cfg.min_drift)
+    return change.start + int(reached[0]) if reached.size else change.end - 1
+
+
 def _diagnose_known(s: GroupSeries, cfg: ExcessSettings) -> list[Diagnosis]:
     cs = change_series(s)
     balance, weights = cs.reading, cs.weights
@@ -502,7 +531,8 @@ def _diagnose_known(s: GroupSeries, cfg: ExcessSettings) -> list[Diagnosis]:
         # still running when it reaches the last hours: an open episode up to now
         active = change.end >= n - cfg.quiet_to_close
         end = n - 1 if active else change.end - 1
-        ep = Episode(change.start, min(change.start + cfg.min_run, end), end, active)
+        confirmed = max(change.start + cfg.min_run, _drift_reportable(change, balance, cfg))
+        ep = Episode(change.start, min(confirmed, end), end, active)
         win = slice(change.start, change.end)
         use_t, _ = follows_use(change.contribution[win], weights["use"][win])
         sign = 1 if np.sum(change.contribution[win]) >= 0 else -1
@@ -524,7 +554,10 @@ def _diagnose_known(s: GroupSeries, cfg: ExcessSettings) -> list[Diagnosis]:
         group_kind, by_return, return_evidence = _by_return(group_kind, change, s, cfg)
         evidence.update(return_evidence)
         also = _also_possible(change, group_kind, cfg)
-        if group_kind == "unauthorised_connection" and change.shape == "use":
+        if change.coef > 0 and (group_kind, change.shape) in (
+            ("unauthorised_connection", "use"),
+            ("faulty_balance_meter", "scale"),
+        ):
             level = level_days(cs, change, cfg)
             if level is not None:
                 evidence["daily_level"] = level

@@ -18,11 +18,12 @@ scale estimated from two weeks alone is too often too small).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from balans_balance.medians import nanmedian
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -65,12 +66,11 @@ def daily_sums(hourly: FloatArray) -> tuple[FloatArray, int]:
 
 def group_index(daily: FloatArray) -> FloatArray:
     """The group's daily level: median over members of use relative to its own median."""
-    with warnings.catch_warnings():  # members or days without any reading: NaN, as meant
-        warnings.simplefilter("ignore", RuntimeWarning)
-        level = np.nanmedian(np.where(daily > 0, daily, np.nan), axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            relative = np.where(level > 0, daily / level, np.nan)
-        return np.asarray(np.nan_to_num(np.nanmedian(relative, axis=0), nan=1.0))
+    # members or days without any reading: NaN, as meant
+    level = nanmedian(np.where(daily > 0, daily, np.nan), axis=1)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        relative = np.where(level > 0, daily / level, np.nan)
+    return np.asarray(np.nan_to_num(nanmedian(relative, axis=0), nan=1.0))
 
 
 def _fit(

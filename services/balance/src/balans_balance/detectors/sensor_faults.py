@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from balans_balance.findings import Finding
 from balans_balance.loading import BuildingData, SensorPair
-from balans_balance.medians import nanmedian, trailing_median
+from balans_balance.medians import median, nanmedian, trailing_median
 from balans_balance.reasons import reason
 
 FloatArray = npt.NDArray[np.float64]
@@ -113,7 +113,7 @@ def _fit(x: FloatArray, y: FloatArray, use: BoolArray) -> FloatArray | None:
     design = np.column_stack([np.ones(len(y)), x])
     coef = np.linalg.lstsq(design[ok], y[ok], rcond=None)[0]
     res = y - design @ coef
-    mad = float(np.median(np.abs(res[ok]))) or 0.01
+    mad = median(np.abs(res[ok])) or 0.01
     keep = ok & (np.abs(res) <= 4 * mad)
     if keep.sum() >= 8:
         coef = np.linalg.lstsq(design[keep], y[keep], rcond=None)[0]
@@ -339,7 +339,7 @@ def _shape(b: _Building, i: int, sensor: str, pred: FloatArray, lo: int, hi: int
 
 def _robust_sd(x: FloatArray) -> float:
     x = x[np.isfinite(x)]
-    return 1.4826 * float(np.median(np.abs(x - np.median(x)))) if x.size else 0.0
+    return 1.4826 * median(np.abs(x - median(x))) if x.size else 0.0
 
 
 def _one_sensor_moved(res: dict[str, FloatArray], lo: int, hi: int) -> bool:

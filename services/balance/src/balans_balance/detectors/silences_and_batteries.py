@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from balans_balance.episodes import Episode
+from balans_balance.episodes import Episode, runs
 
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
@@ -37,14 +37,7 @@ def silences(
     """Improbable silent runs of one source (``present`` per hour)."""
     n = present.size
     found: list[Episode] = []
-    i = 0
-    while i < n:
-        if present[i]:
-            i += 1
-            continue
-        j = i
-        while j < n and not present[j]:
-            j += 1
+    for i, j in runs(~present):
         lo = max(0, i - cfg.learn_days * 24)
         if i - lo >= 48:  # a pattern needs two days at least
             p = np.array(
@@ -63,7 +56,6 @@ def silences(
             )
             if alarming.size:
                 found.append(Episode(i, i + int(alarming[0]), j - 1, active=j == n))
-        i = j
     return found
 
 
