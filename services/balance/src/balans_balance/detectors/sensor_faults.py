@@ -143,7 +143,7 @@ class _Building:
         self.riser_flow = riser_flow or {}
         self.building_return = building_return
         # what several checks of one event share, computed once
-        self._daily_return: dict[int, FloatArray] = {}
+        self._daily_return: FloatArray | None = None  # [pair, hour]
         self._predictions: dict[tuple[int, str], tuple[FloatArray | None, str]] = {}
         self._riser_moved: dict[int, BoolArray] = {}
         self._mixing: _Mixing | bool | None = False  # False: not computed yet
@@ -226,13 +226,19 @@ class _Building:
 
     def daily_return_deviation(self, i: int) -> FloatArray:
         """Pair ``i``'s return against its prediction, the trailing day's median (K)."""
-        if i not in self._daily_return:
-            pred, _ = self.prediction(i, "return")
-            res = self.ret[i] - pred if pred is not None else np.full(len(self.peer_dt), np.nan)
-            self._daily_return[i] = trailing_median(
+        if self._daily_return is None:  # every pair's at once
+            res = np.vstack([self.residual(j, "return") for j in range(len(self.pairs))])
+            self._daily_return = trailing_median(
                 np.where(self.heating, res, np.nan), self.cfg.slow_hours
             )
         return self._daily_return[i]
+
+    def residual(self, i: int, sensor: str) -> FloatArray:
+        """Pair ``i``'s ``sensor`` against its prediction (NaN without one)."""
+        pred, _ = self.prediction(i, sensor)
+        if pred is None:
+            return np.full(len(self.peer_dt), np.nan)
+        return (self.supply[i] if sensor == "supply" else self.ret[i]) - pred
 
     def mixing_confirms(self, i: int, deviation: FloatArray) -> BoolArray:
         """Hours when the building's return confirms that pair ``i``'s return sensor is
@@ -356,15 +362,19 @@ def _deviations(b: _Building) -> list[SensorFault]:
     """Every sensor's episodes away from its prediction, frozen runs and swapped pairs."""
     cfg = b.cfg
     out: list[SensorFault] = []
+    sensors = ("supply", "return")
+    # every pair's and sensor's trailing medians at once (one sort of all windows)
+    swapped_all = trailing_median(np.where(b.heating, b.dt, np.nan), cfg.smooth_hours)
+    residual_all = np.stack([[b.residual(i, s) for s in sensors] for i in range(len(b.pairs))])
+    smooth_all = trailing_median(np.where(b.heating, residual_all, np.nan), cfg.smooth_hours)
     for i, pair in enumerate(b.pairs):
-        predictions = {s: b.prediction(i, s) for s in ("supply", "return")}
+        predictions = {s: b.prediction(i, s) for s in sensors}
         residuals = {
-            s: (b.supply[i] if s == "supply" else b.ret[i]) - pred
-            for s, (pred, _) in predictions.items()
+            s: residual_all[i, k]
+            for k, (s, (pred, _)) in enumerate(predictions.items())
             if pred is not None
         }
-        swapped = trailing_median(np.where(b.heating, b.dt[i], np.nan), cfg.smooth_hours)
-        swapped_mask = np.nan_to_num(swapped, nan=0.0) < -0.5
+        swapped_mask = np.nan_to_num(swapped_all[i], nan=0.0) < -0.5
         for lo, hi in _episodes(swapped_mask, cfg.gap_hours):
             start = max(0, lo - cfg.smooth_hours + 1)
             coldest = nanmedian(np.fmin(b.supply[i], b.ret[i])[start : hi + 1])
@@ -383,7 +393,7 @@ def _deviations(b: _Building) -> list[SensorFault]:
                 out.append(
                     SensorFault(pair, sensor, "frozen", lo, hi, lo + cfg.frozen_hours - 1, 0.0, ref)
                 )
-            smooth = trailing_median(np.where(b.heating, res, np.nan), cfg.smooth_hours)
+            smooth = smooth_all[i, sensors.index(sensor)]
             mask = np.abs(np.nan_to_num(smooth)) > limit
             if sensor == "return" and i not in b.chains.below:
                 mask &= ~b.riser_moved(i)  # its reference is the riser it sits on
