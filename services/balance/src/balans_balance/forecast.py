@@ -83,14 +83,17 @@ def continuous_night_flow(
     """Consumer leak warning: index of the hour ending the ``nights``-th consecutive night
     during which the meter never stood still (a dripping tap or a running cistern keeps
     a water meter turning all night). None if there is no such run."""
+    spans = runs(night)
+    if not spans:
+        return None
+    use = hourly_use[np.flatnonzero(night)]  # the nights' hours, night after night
+    offsets = np.concatenate(([0], np.cumsum([j - i for i, j in spans])[:-1]))
+    known = np.add.reduceat((~np.isnan(use)).astype(np.int64), offsets)
+    turning = np.add.reduceat((use > 0).astype(np.int64), offsets)  # NaN is not > 0
+    flowing_nights = ((known >= 4) & (turning == known)).tolist()
     run = 0
-    for i, j in runs(night):
-        block = hourly_use[i:j]
-        block = block[~np.isnan(block)]
-        if block.size >= 4 and np.all(block > 0):
-            run += 1
-            if run >= nights:
-                return j - 1
-        else:
-            run = 0
+    for (_, j), flowing in zip(spans, flowing_nights, strict=True):
+        run = run + 1 if flowing else 0
+        if run >= nights:
+            return j - 1
     return None

@@ -60,19 +60,25 @@ def silences(
 
 
 def _rolling(a: FloatArray, w: int) -> FloatArray:
-    c = np.concatenate([[0.0], np.cumsum(a)])
-    return c[w:] - c[:-w] if a.size >= w else np.zeros(0)
+    """Sums over the last ``w`` hours (the last axis), from the ``w``-th hour on."""
+    c = np.concatenate([np.zeros((*a.shape[:-1], 1)), np.cumsum(a, axis=-1)], axis=-1)
+    return c[..., w:] - c[..., :-w]
 
 
 def battery_warning(mv: FloatArray, cfg: ReportingSettings, window: int = 72) -> int | None:
     """Index of the first hour at which the battery is low, or heading for cut-off within
     ``warn_days_to_cutoff`` days by a least-squares slope over the last ``window`` hours
     (at least two thirds of them reported), or None."""
+    return battery_warnings(mv[None, :], cfg, window)[0]
+
+
+def battery_warnings(mv: FloatArray, cfg: ReportingSettings, window: int = 72) -> list[int | None]:
+    """:func:`battery_warning` of each row of ``mv`` [module, hour], all at once."""
     known = ~np.isnan(mv)
-    low = np.flatnonzero(known & (np.nan_to_num(mv, nan=np.inf) <= cfg.low_battery_mv))
-    first = int(low[0]) if low.size else None
-    if mv.size >= window:
-        x = np.arange(mv.size, dtype=np.float64)
+    low = known & (np.nan_to_num(mv, nan=np.inf) <= cfg.low_battery_mv)
+    hits = np.zeros_like(low)
+    if mv.shape[1] >= window:
+        x = np.arange(mv.shape[1], dtype=np.float64)
         y = np.where(known, mv, 0.0)
         k = known.astype(np.float64)
         n = _rolling(k, window)
@@ -80,14 +86,12 @@ def battery_warning(mv: FloatArray, cfg: ReportingSettings, window: int = 72) ->
         sxx, sxy = _rolling(x * x * k, window), _rolling(x * y, window)
         with np.errstate(divide="ignore", invalid="ignore"):
             slope = (n * sxy - sx * sy) / (n * sxx - sx * sx)
-            end = np.arange(window - 1, mv.size)
-            hours_left = (np.nan_to_num(mv[end], nan=np.inf) - cfg.cutoff_mv) / -slope
-        heading = (n >= window * 2 / 3) & (slope < 0) & known[end]
-        heading &= hours_left < cfg.warn_days_to_cutoff * 24
-        hits = end[heading]
-        if hits.size and (first is None or hits[0] < first):
-            first = int(hits[0])
-    return first
+            end = np.arange(window - 1, mv.shape[1])
+            hours_left = (np.nan_to_num(mv[:, end], nan=np.inf) - cfg.cutoff_mv) / -slope
+        heading = (n >= window * 2 / 3) & (slope < 0) & known[:, end]
+        hits[:, end] = heading & (hours_left < cfg.warn_days_to_cutoff * 24)
+    warned = low | hits  # the first hour either way
+    return [int(np.argmax(row)) if row.any() else None for row in warned]
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ def reporting_findings(
         concentrator_silences[concentrator] = eps
         out.extend(Silence("concentrator_silent", ep, concentrator=concentrator) for ep in eps)
     module_silences: dict[int, list[Episode]] = {}
+    warnings = battery_warnings(module_battery, cfg) if modules else []
     for serial, i in row.items():
         eps = [
             ep
@@ -135,7 +140,7 @@ def reporting_findings(
         ]
         module_silences[serial] = eps
         out.extend(Silence("dead_module", ep, module=serial) for ep in eps)
-        warned = battery_warning(module_battery[i], cfg)
+        warned = warnings[i]
         if warned is not None:
             known = np.flatnonzero(~np.isnan(module_battery[i]))
             recovered = known.size and module_battery[i, known[-1]] > cfg.low_battery_mv + 150
