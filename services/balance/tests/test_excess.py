@@ -259,3 +259,55 @@ def test_daily_levels_tell_a_pressure_leak_from_a_draw_following_the_heat(
     s = replace(w.series(np.where(on, extra, 0.0)), heat_per_m3=per_m3)
     change = Change("use", START, START + 168, 0.0, 100.0, np.zeros(hours.size), {})
     assert level_days(change_series(s), change, ExcessSettings()) is (not draw)
+
+
+def test_a_drift_is_reported_once_its_error_reached_the_smallest_reported(world) -> None:
+    """A register drifting from 0 to +10 % over 10 days reads right near its start: it
+    is reported when its error reached 3 % (day 3), not at the fitted ramp's start."""
+    w = world(seed=5)
+    hours = np.arange(w.true.shape[1])
+    clean = w.true.sum(axis=0) + w.losses
+    error = 0.10 * np.clip((hours + 1 - START) / 240, 0, 1)
+    (d,) = diagnose_group(replace(w.series(error * clean), heat_per_m3=_heat_per_m3(hours.size)))
+    assert d.kind == "faulty_balance_meter"
+    assert abs(d.episode.confirmed - (START + 72)) <= 24
+
+
+def test_a_short_share_of_the_use_may_be_a_leak(world) -> None:
+    """Two days of 8 % of the flats' heat: too few days to tell a consumer's draw from a
+    leak whose flow follows the pressure, so the finding names both."""
+    w = world(seed=4)
+    hours = np.arange(w.true.shape[1])
+    on = (hours >= START) & (hours < START + 48)
+    (d,) = diagnose_group(w.series(np.where(on, 0.08 * w.true.sum(axis=0), 0.0)))
+    assert d.kind == "unauthorised_connection"
+    assert "leak" in d.evidence["also_possible"]
+
+
+def test_days_of_an_over_registering_meter_follow_the_flow(world) -> None:
+    """A register 6 % high from one hour on: each day's excess follows that day's flow,
+    so its daily levels rule out a leak (whose daily volume would stay level)."""
+    w = world(seed=4)
+    hours = np.arange(w.true.shape[1])
+    on = (hours >= START) & (hours < START + 168)
+    extra = np.where(on, 0.06 * (w.true.sum(axis=0) + w.losses), 0.0)
+    s = replace(w.series(extra), heat_per_m3=_heat_per_m3(hours.size))
+    change = Change("scale", START, START + 168, 0.06, 100.0, np.zeros(hours.size), {})
+    assert level_days(change_series(s), change, ExcessSettings()) is False
+
+
+def test_an_under_reading_ending_where_a_larger_excess_begins_is_its_edge() -> None:
+    """A negative ramp whose error vanishes the hour a larger excess begins is the fit
+    shaping that excess's edge; one ending two days before it is a faulty meter."""
+    n = 35 * 24
+    use = np.full(n, 100.0)
+    hours = np.arange(n)
+
+    def change(shape: str, start: int, end: int, coef: float) -> Change:
+        contribution = np.where((hours >= start) & (hours < end), coef * use, 0.0)
+        return Change(shape, start, end, coef, 1e4, contribution)
+
+    excess = change("use", START, START + 120, 0.12)
+    for end, kind in ((START + 3, None), (START - 48, "faulty_balance_meter")):
+        edge = change("ramp", end - 30, end, -0.06)
+        assert _change_kind(edge, [excess], 1.1 * use, ExcessSettings()) == kind

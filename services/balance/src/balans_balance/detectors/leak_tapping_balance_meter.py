@@ -58,6 +58,9 @@ class ExcessSettings:
     ambiguous_share: float = 0.02
     # days before a use-shaped change its daily levels are fitted with (``level_days``)
     daily_ref_days: int = 7
+    # how much better (F, in the levels' residual variance) the days' use must fit them
+    # than a constant for the days to rule a leak out
+    daily_f: float = 4.0
     changes: ChangeSettings = field(default_factory=ChangeSettings)
 
 
@@ -246,7 +249,8 @@ def level_days(cs: ChangeSeries, change: Change, cfg: ExcessSettings) -> bool | 
     follows the pressure, whatever the weather, and its daily level stays constant.
     Each whole day of the change gets a free level over the baseline's regressors
     (fitted with the ``daily_ref_days`` before it); a constant that fits those levels
-    at least as well as a share of the days' use leaves a leak as likely as a draw."""
+    as well as a share of the days' use (within ``daily_f`` of the levels' scatter)
+    leaves a leak as likely as a draw."""
     first = change.start + (-change.start) % 24
     days = (change.end - first) // 24
     if days < 3:
@@ -261,7 +265,10 @@ def level_days(cs: ChangeSeries, change: Change, cfg: ExcessSettings) -> bool | 
     use = cs.weights[change.shape][first : first + days * 24].reshape(days, 24).mean(axis=1)
     share = float(level @ use) / float(use @ use) if float(use @ use) > 0 else 0.0
     constant = float(np.sum((level - level.mean()) ** 2))
-    return constant <= float(np.sum((level - share * use) ** 2))
+    shared = float(np.sum((level - share * use) ** 2))
+    # the days' use must fit the levels better than a constant by more than the levels'
+    # own scatter allows: days whose use hardly varies (quality regulation) cannot tell
+    return constant - shared <= cfg.daily_f * shared / (days - 1)
 
 
 @dataclass(frozen=True)
@@ -322,6 +329,17 @@ def _corrects(change: Change, others: list[Change], same_end: int | None = None)
     return False
 
 
+def _leads_into(change: Change, others: list[Change], gap: int) -> bool:
+    """Does a negative drift end within ``gap`` hours of the start of a larger positive
+    change? A register's error does not vanish by itself at the hour another fault
+    begins: the fit is shaping that fault's edge (its 3-hour blocks, the smoothing)."""
+    own = abs(float(np.sum(change.contribution)))
+    return any(
+        abs(other.start - change.end) <= gap and float(np.sum(other.contribution)) > own
+        for other in others
+    )
+
+
 def _change_kind(
     change: Change, others: list[Change], balance: FloatArray, cfg: ExcessSettings
 ) -> str | None:
@@ -332,10 +350,14 @@ def _change_kind(
         return None
     size = float(np.mean(change.contribution[win])) / mean_balance
     if change.shape in ("ramp", "scale", "settled"):
-        if change.coef < 0 and _corrects(change, others, same_end=cfg.settle_gap):
+        if change.coef < 0 and (
+            _corrects(change, others, same_end=cfg.settle_gap)
+            or _leads_into(change, others, cfg.settle_gap)
+        ):
             # an under-reading inside a larger excess it overlaps and ending with it: the
             # fit's correction of that excess's shape (a consumer's own load is no exact
-            # share of the flats'), not a meter fault, which would end on its own
+            # share of the flats'), not a meter fault, which would end on its own; or one
+            # whose error vanishes the hour a larger excess begins: that excess's edge
             return None
         return "faulty_balance_meter" if abs(change.coef) >= cfg.min_drift else None
     if change.shape == "step":
@@ -561,8 +583,13 @@ def _diagnose_known(s: GroupSeries, cfg: ExcessSettings) -> list[Diagnosis]:
             level = level_days(cs, change, cfg)
             if level is not None:
                 evidence["daily_level"] = level
-                if level and "leak" not in also:
-                    also = ["leak", *also]  # the days' sums stay level: a leak fits too
+            if (level is None or level) and "leak" not in also and change.shape == "use":
+                # hour by hour a leak whose flow follows the pressure (highest at night,
+                # with the heating load) fits a share of the use as well as a consumer;
+                # only the days tell them apart: too few of them leave a leak possible
+                also = ["leak", *also]
+            elif level and "leak" not in also:
+                also = ["leak", *also]  # the days' sums stay level: a leak fits too
         if by_return is not None:
             # a moved return rules the others out; an unmoved one rules nothing out that
             # the shapes left open (water lost or drawn off leaves the return alike)
