@@ -46,6 +46,7 @@ from scoring import (
     Truth,
     all_kinds,
     false_alerts,
+    found_as_own_kind,
     headline,
     missed_faults,
     score,
@@ -312,6 +313,11 @@ def report(truths: list[Truth], raised: list[Raised]) -> None:
                 if a.building == t.building
             )
         )
+    found, own = found_as_own_kind(truths, raised)
+    print(
+        f"building-level faults found: {found}, by an alert of their own kind: {own} "
+        f"(the rest by a kind the alert lists as also possible)"
+    )
     lp, lr, ln = headline(score(truths, raised, LENIENT))
     print(
         f"lenient scoring (kind, building, overlap; before issue 20): precision={lp:.2f} "

@@ -252,3 +252,19 @@ def false_alerts(truths: list[Truth], raised: list[Raised], rules: Rules = STRIC
 def missed_faults(truths: list[Truth], raised: list[Raised], rules: Rules = STRICT) -> list[Truth]:
     """Ground-truth faults that no alert matches."""
     return [t for t in truths if not any(matches(t, a, rules) for a in raised)]
+
+
+def found_as_own_kind(
+    truths: list[Truth], raised: list[Raised], rules: Rules = STRICT
+) -> tuple[int, int]:
+    """(found, found by an alert of the fault's own kind) over the building-level faults:
+    an alert matches a fault of any kind it lists as also possible ("leak or
+    unauthorised draw"), so this says how many of those found were also told apart."""
+    group = [t for t in truths if t.kind in (*GROUP_FAULTS, "building_meter_drift")]
+    found = [t for t in group if any(matches(t, a, rules) for a in raised)]
+    own = [
+        t
+        for t in found
+        if any(matches(t, a, rules) and a.kind == EXPECTED_KIND[t.kind] for a in raised)
+    ]
+    return len(found), len(own)
