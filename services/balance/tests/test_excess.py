@@ -297,8 +297,9 @@ def test_days_of_an_over_registering_meter_follow_the_flow(world) -> None:
 
 
 def test_an_under_reading_ending_where_a_larger_excess_begins_is_its_edge() -> None:
-    """A negative ramp whose error vanishes the hour a larger excess begins is the fit
-    shaping that excess's edge; one ending two days before it is a faulty meter."""
+    """A ramp (under- or over-reading) whose error vanishes the hour a larger excess
+    begins is the fit shaping that excess's edge; one ending two days before it is a
+    faulty meter."""
     n = 35 * 24
     use = np.full(n, 100.0)
     hours = np.arange(n)
@@ -308,6 +309,7 @@ def test_an_under_reading_ending_where_a_larger_excess_begins_is_its_edge() -> N
         return Change(shape, start, end, coef, 1e4, contribution)
 
     excess = change("use", START, START + 120, 0.12)
-    for end, kind in ((START + 3, None), (START - 48, "faulty_balance_meter")):
-        edge = change("ramp", end - 30, end, -0.06)
-        assert _change_kind(edge, [excess], 1.1 * use, ExcessSettings()) == kind
+    for coef in (-0.06, 0.06):
+        for end, kind in ((START + 3, None), (START - 48, "faulty_balance_meter")):
+            edge = change("ramp", end - 30, end, coef)
+            assert _change_kind(edge, [excess], 1.1 * use, ExcessSettings()) == kind

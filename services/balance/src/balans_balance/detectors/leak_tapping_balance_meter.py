@@ -330,9 +330,10 @@ def _corrects(change: Change, others: list[Change], same_end: int | None = None)
 
 
 def _leads_into(change: Change, others: list[Change], gap: int) -> bool:
-    """Does a negative drift end within ``gap`` hours of the start of a larger positive
-    change? A register's error does not vanish by itself at the hour another fault
-    begins: the fit is shaping that fault's edge (its 3-hour blocks, the smoothing)."""
+    """Does a drift (a negative one, or any ramp) end within ``gap`` hours of the start
+    of a larger positive change? A register's error does not vanish by itself at the
+    hour another fault begins: the fit is shaping that fault's edge (its 3-hour blocks,
+    a consumer's load coming in)."""
     own = abs(float(np.sum(change.contribution)))
     return any(
         abs(other.start - change.end) <= gap and float(np.sum(other.contribution)) > own
@@ -350,8 +351,8 @@ def _change_kind(
         return None
     size = float(np.mean(change.contribution[win])) / mean_balance
     if change.shape in ("ramp", "scale", "settled"):
-        if change.coef < 0 and (
-            _corrects(change, others, same_end=cfg.settle_gap)
+        if (change.coef < 0 or change.shape == "ramp") and (
+            (change.coef < 0 and _corrects(change, others, same_end=cfg.settle_gap))
             or _leads_into(change, others, cfg.settle_gap)
         ):
             # an under-reading inside a larger excess it overlaps and ending with it: the
