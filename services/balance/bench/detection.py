@@ -129,7 +129,11 @@ TUNING = (
     RunConfig(seed=149, buildings=8, weeks=3, rate=1.0),
     RunConfig(seed=181, buildings=12, rate=0.6, layouts="1a:1,1c:1,2a:2,2b:2"),
 )
-HELD_OUT: tuple[RunConfig, ...] = ()  # filled once this round's tuning has ended
+HELD_OUT: tuple[RunConfig, ...] = (
+    RunConfig(seed=211, buildings=10, rate=0.7, layouts="1a:1,1b:1,2a:1,2b:2"),
+    RunConfig(seed=227, buildings=9, weeks=3, rate=1.1),
+    RunConfig(seed=263, buildings=12, rate=0.5, layouts="1b:1,1c:2,2a:1"),
+)
 
 
 def alert_kind(kind: str, evidence: dict[str, Any]) -> str:
