@@ -69,17 +69,20 @@ def learn_band(
         c: max(min_points, round(window * np.count_nonzero(classes == c) / max(n, 1)))
         for c in class_ids
     }
+    at = {c: np.flatnonzero(classes == c) for c in class_ids}  # each class's positions
     for start in range(min_history, n, block):
         stop = min(n, start + block)
         lo = max(0, start - max_lookback)
         for c in class_ids:
-            here = np.flatnonzero(classes[start:stop] == c) + start
+            first, mid, last = np.searchsorted(at[c], (lo, start, stop)).tolist()
+            here = at[c][mid:last]
             if here.size == 0:
                 continue
-            past = classes[lo:start] == c
-            normal = np.flatnonzero(past & learnable[lo:start] & ~anomalous[lo:start]) + lo
+            past = at[c][first:mid]  # the class's positions in lo..start
+            ok = learnable[past]
+            normal = past[ok & ~anomalous[past]]
             if normal.size < min_points:  # a new regime: accept recent history as normal
-                normal = np.flatnonzero(past & learnable[lo:start]) + lo
+                normal = past[ok]
                 if normal.size < min_points:
                     continue
             m, s = _stats(values[normal[-class_window[c] :]], min_scale)
