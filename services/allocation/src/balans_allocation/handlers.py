@@ -72,7 +72,9 @@ async def compute_batch(
             raise outcome  # cancelled, or the process is stopping
         positions = [i for i, e in enumerate(events) if e.building_id in share]
         if len(earliest) == 1:
-            log.exception("allocation failed", building_id=share[0], error=str(outcome))
+            log.error(
+                "allocation failed", building_id=share[0], error=str(outcome), exc_info=outcome
+            )
             failures |= dict.fromkeys(positions, outcome)
             continue
         log.warning(
