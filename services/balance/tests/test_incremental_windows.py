@@ -16,15 +16,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import nats
 import numpy as np
 import pytest
 import scenario
+from prometheus_client import REGISTRY
 
+from balans_balance.alerts import OUTBOX
 from balans_balance.analysis import analyse_building, analyse_window
+from balans_balance.detectors.leak_tapping_balance_meter import ExcessSettings
 from balans_balance.groups import generate_building_groups
 from balans_balance.loading import BuildingData, load_building
-from balans_balance.windows import BuildingStates
+from balans_balance.service import analyse_event
+from balans_balance.settings import BalanceSettings
+from balans_balance.windows import EPOCH, BuildingStates
+from balans_core.outbox import OutboxRelay
 from balans_devstack.pytest_plugin import with_database
+from balans_protocol.messages import AllocationComputed
 from balans_sim.city import CityConfig
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -187,6 +195,99 @@ async def test_a_late_reading_reads_from_its_hour_again(city: City) -> None:
     got, want = await alerts(city.kept), await alerts(city.full)
     assert got == want
     assert got != before, "the late hours changed no alert: the test proves nothing"
+
+
+def analyses(when: str) -> float:
+    return REGISTRY.get_sample_value("balans_balance_analyses_total", {"when": when}) or 0.0
+
+
+async def stored_hours(url: str, building_id: int, since: datetime) -> set[datetime]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            """select distinct s.period_start from imbalance_series s
+               join balance_groups g on g.id = s.group_id
+               where g.building_id = $1 and s.resolution = 'hour' and s.period_start >= $2""",
+            building_id,
+            since,
+        )
+    finally:
+        await conn.close()
+    return {r[0] for r in rows}
+
+
+async def test_between_turns_an_event_only_moves_the_window(city: City, nats_url: str) -> None:
+    """Hourly events through the service's own handler with the detectors on a 4-hour
+    turn: an event between turns stores nothing; the turn (an hour spread by building)
+    stores every hour read since the last analysis, as a full recomputation at that hour
+    gives them, and the same alerts. A restarted process (no kept window) analyses its
+    first event whatever the hour."""
+    every, first = 4, city.last - 11 * HOUR
+    settings = BalanceSettings(balance_window_days=DAYS, balance_analysis_every_hours=every)
+    cfg = ExcessSettings(
+        band_days=settings.balance_band_days,
+        band_k=settings.balance_band_k,
+        min_run=settings.balance_min_run_hours,
+    )
+    for url in (city.kept, city.full):  # the earlier tests stored these hours
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("delete from imbalance_series where period_start >= $1", first)
+        finally:
+            await conn.close()
+    pool = await asyncpg.create_pool(city.kept, min_size=1, max_size=2)
+    nc = await nats.connect(nats_url)
+    relay = OutboxRelay(pool, nc.jetstream(), OUTBOX, "balance")
+    states = BuildingStates(10, 10_000, every)
+    turns: dict[int, list[datetime]] = {b: [] for b in city.ids}
+    deferred = analyses("deferred")
+    try:
+        for step in range(12):
+            hour = first + step * HOUR
+            for b in city.ids:
+                event = AllocationComputed(building_id=b, hour_from=hour, hour_to=hour)
+                await analyse_event(event, pool, relay, settings, states)
+                turn = step == 0 or (int((hour - EPOCH) / HOUR) + b) % every == 0
+                if turn:
+                    turns[b].append(hour)
+                    full = await asyncpg.connect(city.full)
+                    try:
+                        await analyse_building(full, b, hour, days=DAYS, cfg=cfg)
+                    finally:
+                        await full.close()
+                # the full recomputations ran on the turns only: the same hours stored
+                stored = await stored_hours(city.kept, b, first)
+                assert stored == await stored_hours(city.full, b, first), (b, hour)
+                assert max(stored) == turns[b][-1], (b, hour)
+        assert analyses("deferred") - deferred == 24 - sum(len(t) for t in turns.values())
+        got_rows, want_rows = await hourly_series(city.kept), await hourly_series(city.full)
+        for b in city.ids:  # the last turn's hours: those of the full recomputation then
+            since = turns[b][-2] + HOUR
+            groups = await group_ids(city.kept, b)
+            assert {k: v for k, v in got_rows.items() if k[0] in groups and k[1] >= since} == {
+                k: v for k, v in want_rows.items() if k[0] in groups and k[1] >= since
+            }
+        assert await alerts(city.kept) == await alerts(city.full)
+        # a restart: the kept windows are gone, the first event is analysed off its turn
+        restarted = BuildingStates(10, 10_000, every)
+        b = next(b for b in city.ids if (int((city.last - EPOCH) / HOUR) + b) % every)
+        analysed, before = analyses("read_in_full"), await stored_hours(city.kept, b, first)
+        event = AllocationComputed(building_id=b, hour_from=city.last, hour_to=city.last)
+        await analyse_event(event, pool, relay, settings, restarted)
+        assert analyses("read_in_full") == analysed + 1
+        assert await stored_hours(city.kept, b, first) > before
+    finally:
+        await nc.close()
+        await pool.close()
+
+
+async def group_ids(url: str, building_id: int) -> set[int]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("select id from balance_groups where building_id = $1", building_id)
+    finally:
+        await conn.close()
+    return {r[0] for r in rows}
 
 
 async def test_a_group_edit_reads_the_window_in_full(city: City) -> None:

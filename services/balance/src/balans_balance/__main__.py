@@ -72,7 +72,9 @@ async def serve(ctx: ServiceContext) -> None:
         alert_api = await serve_alert_actions(nc, pool, relay)
 
         states = BuildingStates(
-            settings.balance_state_buildings, settings.balance_state_refresh_hours
+            settings.balance_state_buildings,
+            settings.balance_state_refresh_hours,
+            settings.balance_analysis_every_hours,
         )
 
         async def on_event(event: AllocationComputed) -> None:

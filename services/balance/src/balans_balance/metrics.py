@@ -54,6 +54,13 @@ WINDOW_READS = Counter(
     "refresh, nothing_to_keep, window_longer).",
     ["read"],
 )
+ANALYSES = Counter(
+    "balans_balance_analyses_total",
+    "Building events by whether the detectors ran on them and why: turn (the building's "
+    "hour in balance_analysis_every_hours), overdue, read_in_full, every_hour; or deferred "
+    "(the window only moved on).",
+    ["when"],
+)
 WINDOWS_KEPT = Gauge(
     "balans_balance_windows_kept",
     "Buildings whose analysis window this process keeps between events.",

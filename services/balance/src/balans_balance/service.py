@@ -103,8 +103,9 @@ async def analyse_event(
     states: BuildingStates,
 ) -> None:
     """Analyse the building of an AllocationComputed event on its kept window (reading
-    the hours that arrived, :mod:`balans_balance.windows`) and wake the relay for the
-    alert transitions it wrote. A building first seen by this process gets its default
+    the hours that arrived, :mod:`balans_balance.windows`) when it is the building's turn,
+    and wake the relay for the alert transitions it wrote; between turns the event only
+    moves the window on. A building first seen by this process gets its default
     groups first (afterwards only topology changes regenerate them). A failure drops the
     building's window, is counted, logged and raised (the consumer redelivers the event,
     then dead-letters it)."""
@@ -125,13 +126,16 @@ async def analyse_event(
                 event.hour_to,
                 settings.balance_window_days,
             )
+            if not window.due:
+                log.debug("analysis waits for the building's turn", building_id=event.building_id)
+                return
             result = await analyse_window(
                 conn,
                 window.data,
                 cfg=cfg,
                 min_coverage=settings.balance_min_coverage,
                 loss_target_share=settings.balance_loss_target_share,
-                series_from=window.read_from,
+                series_from=window.series_from,
             )
     except Exception as exc:
         states.forget(event.building_id)

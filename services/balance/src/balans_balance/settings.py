@@ -49,6 +49,14 @@ class BalanceSettings(CommonSettings):
         "least recently analysed are dropped first; about 1 MB each with a 35-day window "
         "and 110 meters). A building without one is read in full.",
     )
+    balance_analysis_every_hours: int = Field(
+        6,
+        ge=1,
+        description="The detectors judge a building once in this many hours of data, on an "
+        "hour spread by building, and at once after a full read; the events between only "
+        "move its kept window on. An alert opens up to this many hours minus one later; 1 "
+        "analyses every event.",
+    )
     balance_state_refresh_hours: int = Field(
         24,
         ge=1,

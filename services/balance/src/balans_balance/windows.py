@@ -15,8 +15,19 @@ recomputed earlier hours after a late reading) re-reads from that hour on.
 
 What comes out is the same :class:`~balans_balance.loading.BuildingData` a full read
 gives (each hour's values depend on that hour's rows alone), so the detectors run
-unchanged on it. The event stores the imbalance series of the hours it read
-(``Window.read_from`` on): see ``analysis.analyse_window``.
+unchanged on it.
+
+The detectors judge the whole window, and their day blocks, fills and fits move with its
+last hour, so none of their work carries over from one hour to the next. They therefore
+run on a building's turn, not on every event (``analyse_every_hours``): once in that
+many hours of data, on an hour spread by building (so each hour analyses its share of
+the buildings), and at once when the window was read in full (a restart, a building new
+to this process, a changed world, the daily refresh) or when the turn was missed (a gap).
+An event between turns only moves the window on. The analysis on the turn judges the
+window as it is then, so its alerts are those of a full recomputation at that hour; what
+waiting costs is time: an alert opens up to ``analyse_every_hours - 1`` hours later than
+it would have. The analysis stores the imbalance series of every hour read since the last
+one (``Window.series_from`` on): see ``analysis.analyse_window``.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from weakref import WeakValueDictionary
 
 import asyncpg
@@ -40,7 +52,7 @@ from balans_balance.loading import (
     load_hours,
     load_world,
 )
-from balans_balance.metrics import WINDOW_READS, WINDOWS_KEPT
+from balans_balance.metrics import ANALYSES, WINDOW_READS, WINDOWS_KEPT
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -52,6 +64,9 @@ class KeptWindow:
     world: BuildingWorld
     hourly: HourlyData
     read_in_full: datetime  # the window's last hour when it was last read in full
+    analysed_end: datetime | None = None  # the window's last hour at its last analysis
+    # the first hour read since the last analysis (its imbalance series is not stored yet)
+    unstored_from: datetime | None = None
 
     @property
     def end(self) -> datetime:
@@ -62,19 +77,30 @@ class KeptWindow:
 class Window:
     """What an event analyses: the building's data and the window kept for the next."""
 
-    data: BuildingData
+    world: BuildingWorld
+    hourly: HourlyData  # the window's hours as this event read them
     kept: KeptWindow
     read: str  # how it was read: incremental, late, or why in full
     read_from: datetime  # the first hour it read (the window's first when read in full)
+    # why the detectors run on this event (turn, overdue, read_in_full, every_hour), or ""
+    # when they wait for the building's turn
+    due: str
+    series_from: datetime  # the first hour whose imbalance series the analysis stores
+
+    @cached_property
+    def data(self) -> BuildingData:
+        """The window as the detectors read it (assembled only for an event they run on)."""
+        return assemble(self.world, self.hourly)
 
 
 class BuildingStates:
     """The kept windows of the buildings this process analyses, at most ``capacity``
     (the least recently analysed are dropped first)."""
 
-    def __init__(self, capacity: int, refresh_hours: int) -> None:
+    def __init__(self, capacity: int, refresh_hours: int, analyse_every_hours: int = 1) -> None:
         self.capacity = capacity
         self.refresh_hours = refresh_hours
+        self.analyse_every_hours = analyse_every_hours
         self._kept: OrderedDict[int, KeptWindow] = OrderedDict()
         self._locks: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
 
@@ -110,7 +136,8 @@ class BuildingStates:
     ) -> Window:
         """The window of ``days`` ending at the newest hour known (``hour_to``, or the kept
         window's end when the event is for earlier hours), with the hours from
-        ``hour_from`` on read again."""
+        ``hour_from`` on read again, and whether the detectors run on it (``Window.due``;
+        the caller analyses it when they do, and drops the building when that fails)."""
         world = await load_world(conn, building_id)
         kept = self._kept.get(building_id)
         end = _hour(hour_to)
@@ -132,7 +159,26 @@ class BuildingStates:
             kept.hourly = kept.hourly.between(keep_from, keep_to).joined(new)
         self._keep(building_id, kept)
         WINDOW_READS.labels(read).inc()
-        return Window(assemble(world, kept.hourly), kept, read, read_from)
+        unstored = read_from if kept.unstored_from is None else min(kept.unstored_from, read_from)
+        due = self._analysis_due(kept, read, end)
+        if due:
+            kept.analysed_end, kept.unstored_from = end, None
+        else:
+            kept.unstored_from = unstored
+        ANALYSES.labels(due or "deferred").inc()
+        return Window(world, kept.hourly, kept, read, read_from, due, unstored)
+
+    def _analysis_due(self, kept: KeptWindow, read: str, end: datetime) -> str:
+        """Why the detectors run on the window ending at ``end`` ("" when they wait)."""
+        every = self.analyse_every_hours
+        if every <= 1:
+            return "every_hour"
+        if read not in ("incremental", "late") or kept.analysed_end is None:
+            return "read_in_full"
+        if end - kept.analysed_end >= every * HOUR:
+            return "overdue"  # the turn fell in a gap of the data
+        turn = (int((end - EPOCH) / HOUR) + kept.world.building_id) % every == 0
+        return "turn" if turn and end > kept.analysed_end else ""
 
     def _full_read_reason(
         self,
