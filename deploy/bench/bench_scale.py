@@ -97,6 +97,7 @@ class StageResult:
 
 
 WINDOW_READS = "balans_balance_window_reads_total"
+ANALYSES = "balans_balance_analyses_total"  # by when: on the building's turn, or deferred
 CPU_SECONDS = "process_cpu_seconds_total"
 
 
@@ -300,6 +301,7 @@ async def run_stages(
     stages one at a time."""
     work_before = {n: counter_sum(services[n], WORK[n][0]) for n in CONSUMERS}
     reads_before = counter_by_label(services["balance"], WINDOW_READS, "read")
+    analyses_before = counter_by_label(services["balance"], ANALYSES, "when")
     # balance's own CPU for the hour: on a busy machine its wall-clock time says more of the
     # load than of the code (PostgreSQL's share of the work is not in it)
     balance_cpu = counter_sum(services["balance"], CPU_SECONDS)
@@ -321,11 +323,16 @@ async def run_stages(
         work = f"{done:,.0f} {unit}"
         if name == "balance":
             reads = counter_by_label(services[name], WINDOW_READS, "read")
-            work += "; windows read: " + ", ".join(
-                f"{n - reads_before.get(how, 0):,.0f} {how}"
-                for how, n in sorted(reads.items())
-                if n > reads_before.get(how, 0)
-            )
+            analyses = counter_by_label(services[name], ANALYSES, "when")
+            for label, now, before in (
+                ("windows read", reads, reads_before),
+                ("detectors", analyses, analyses_before),
+            ):
+                work += f"; {label}: " + ", ".join(
+                    f"{n - before.get(how, 0):,.0f} {how}"
+                    for how, n in sorted(now.items())
+                    if n > before.get(how, 0)
+                )
             cpu = counter_sum(services[name], CPU_SECONDS) - balance_cpu
             work += f"; process CPU {cpu:.2f} s ({cpu / max(done, 1):.3f} s a group)"
         results.append(StageResult(name, seconds, note, work))

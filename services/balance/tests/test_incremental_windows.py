@@ -201,6 +201,16 @@ def analyses(when: str) -> float:
     return REGISTRY.get_sample_value("balans_balance_analyses_total", {"when": when}) or 0.0
 
 
+def window_reads() -> float:
+    return sum(
+        s.value
+        for m in REGISTRY.collect()
+        if m.name == "balans_balance_window_reads"
+        for s in m.samples
+        if s.name.endswith("_total")
+    )
+
+
 async def stored_hours(url: str, building_id: int, since: datetime) -> set[datetime]:
     conn = await asyncpg.connect(url)
     try:
@@ -218,10 +228,10 @@ async def stored_hours(url: str, building_id: int, since: datetime) -> set[datet
 
 async def test_between_turns_an_event_only_moves_the_window(city: City, nats_url: str) -> None:
     """Hourly events through the service's own handler with the detectors on a 4-hour
-    turn: an event between turns stores nothing; the turn (an hour spread by building)
-    stores every hour read since the last analysis, as a full recomputation at that hour
-    gives them, and the same alerts. A restarted process (no kept window) analyses its
-    first event whatever the hour."""
+    turn: an event between turns reads and stores nothing; the turn (an hour spread by
+    building) reads and stores every hour since the last analysis, as a full recomputation
+    at that hour gives them, and the same alerts. A restarted process (no kept window)
+    analyses its first event whatever the hour."""
     every, first = 4, city.last - 11 * HOUR
     settings = BalanceSettings(balance_window_days=DAYS, balance_analysis_every_hours=every)
     cfg = ExcessSettings(
@@ -240,7 +250,7 @@ async def test_between_turns_an_event_only_moves_the_window(city: City, nats_url
     relay = OutboxRelay(pool, nc.jetstream(), OUTBOX, "balance")
     states = BuildingStates(10, 10_000, every)
     turns: dict[int, list[datetime]] = {b: [] for b in city.ids}
-    deferred = analyses("deferred")
+    deferred, reads = analyses("deferred"), window_reads()
     try:
         for step in range(12):
             hour = first + step * HOUR
@@ -259,7 +269,9 @@ async def test_between_turns_an_event_only_moves_the_window(city: City, nats_url
                 stored = await stored_hours(city.kept, b, first)
                 assert stored == await stored_hours(city.full, b, first), (b, hour)
                 assert max(stored) == turns[b][-1], (b, hour)
-        assert analyses("deferred") - deferred == 24 - sum(len(t) for t in turns.values())
+        analysed = sum(len(t) for t in turns.values())
+        assert analyses("deferred") - deferred == 24 - analysed
+        assert window_reads() - reads == analysed, "an event between turns read its window"
         got_rows, want_rows = await hourly_series(city.kept), await hourly_series(city.full)
         for b in city.ids:  # the last turn's hours: those of the full recomputation then
             since = turns[b][-2] + HOUR
@@ -271,10 +283,10 @@ async def test_between_turns_an_event_only_moves_the_window(city: City, nats_url
         # a restart: the kept windows are gone, the first event is analysed off its turn
         restarted = BuildingStates(10, 10_000, every)
         b = next(b for b in city.ids if (int((city.last - EPOCH) / HOUR) + b) % every)
-        analysed, before = analyses("read_in_full"), await stored_hours(city.kept, b, first)
+        analysed, before = analyses("missing"), await stored_hours(city.kept, b, first)
         event = AllocationComputed(building_id=b, hour_from=city.last, hour_to=city.last)
         await analyse_event(event, pool, relay, settings, restarted)
-        assert analyses("read_in_full") == analysed + 1
+        assert analyses("missing") == analysed + 1
         assert await stored_hours(city.kept, b, first) > before
     finally:
         await nc.close()

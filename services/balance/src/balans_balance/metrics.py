@@ -57,8 +57,8 @@ WINDOW_READS = Counter(
 ANALYSES = Counter(
     "balans_balance_analyses_total",
     "Building events by whether the detectors ran on them and why: turn (the building's "
-    "hour in balance_analysis_every_hours), overdue, read_in_full, every_hour; or deferred "
-    "(the window only moved on).",
+    "hour in balance_analysis_every_hours), missing (no kept window), overdue (the turn fell "
+    "in a gap), refresh, every_hour; or deferred (the event waits for the turn).",
     ["when"],
 )
 WINDOWS_KEPT = Gauge(

@@ -103,12 +103,12 @@ async def analyse_event(
     states: BuildingStates,
 ) -> None:
     """Analyse the building of an AllocationComputed event on its kept window (reading
-    the hours that arrived, :mod:`balans_balance.windows`) when it is the building's turn,
-    and wake the relay for the alert transitions it wrote; between turns the event only
-    moves the window on. A building first seen by this process gets its default
-    groups first (afterwards only topology changes regenerate them). A failure drops the
-    building's window, is counted, logged and raised (the consumer redelivers the event,
-    then dead-letters it)."""
+    the hours that arrived, :mod:`balans_balance.windows`) when it is the building's turn
+    (:meth:`~balans_balance.windows.BuildingStates.turn`), and wake the relay for the alert
+    transitions it wrote; an event between turns only notes its hours for the turn. A
+    building first seen by this process gets its default groups first (afterwards only
+    topology changes regenerate them). A failure drops the building's window, is counted,
+    logged and raised (the consumer redelivers the event, then dead-letters it)."""
     started = time.perf_counter()
     cfg = ExcessSettings(
         band_days=settings.balance_band_days,
@@ -116,27 +116,29 @@ async def analyse_event(
         min_run=settings.balance_min_run_hours,
     )
     try:
-        async with states.lock(event.building_id), pool.acquire() as conn:
-            if event.building_id not in states:
-                await generate_building_groups(conn, event.building_id)
-            window = await states.window(
-                conn,
-                event.building_id,
-                event.hour_from,
-                event.hour_to,
-                settings.balance_window_days,
-            )
-            if not window.due:
-                log.debug("analysis waits for the building's turn", building_id=event.building_id)
+        async with states.lock(event.building_id):
+            why = states.turn(event.building_id, event.hour_from, event.hour_to)
+            if not why:
+                log.debug("waits for the building's turn", building_id=event.building_id)
                 return
-            result = await analyse_window(
-                conn,
-                window.data,
-                cfg=cfg,
-                min_coverage=settings.balance_min_coverage,
-                loss_target_share=settings.balance_loss_target_share,
-                series_from=window.series_from,
-            )
+            async with pool.acquire() as conn:
+                if event.building_id not in states:
+                    await generate_building_groups(conn, event.building_id)
+                window = await states.window(
+                    conn,
+                    event.building_id,
+                    event.hour_from,
+                    event.hour_to,
+                    settings.balance_window_days,
+                )
+                result = await analyse_window(
+                    conn,
+                    window.data,
+                    cfg=cfg,
+                    min_coverage=settings.balance_min_coverage,
+                    loss_target_share=settings.balance_loss_target_share,
+                    series_from=window.read_from,
+                )
     except Exception as exc:
         states.forget(event.building_id)
         ANALYSIS_ERRORS.inc()
@@ -150,6 +152,7 @@ async def analyse_event(
         building_id=event.building_id,
         until=window.data.hours[-1].isoformat(),
         read=window.read,
+        why=why,
         groups=result.groups_analysed,
         **result.transitions,
     )

@@ -19,15 +19,17 @@ unchanged on it.
 
 The detectors judge the whole window, and their day blocks, fills and fits move with its
 last hour, so none of their work carries over from one hour to the next. They therefore
-run on a building's turn, not on every event (``analyse_every_hours``): once in that
-many hours of data, on an hour spread by building (so each hour analyses its share of
-the buildings), and at once when the window was read in full (a restart, a building new
-to this process, a changed world, the daily refresh) or when the turn was missed (a gap).
-An event between turns only moves the window on. The analysis on the turn judges the
-window as it is then, so its alerts are those of a full recomputation at that hour; what
-waiting costs is time: an alert opens up to ``analyse_every_hours - 1`` hours later than
-it would have. The analysis stores the imbalance series of every hour read since the last
-one (``Window.series_from`` on): see ``analysis.analyse_window``.
+run on a building's turn, not on every event (``analyse_every_hours``,
+:meth:`BuildingStates.turn`): once in that many hours of data, on an hour spread by
+building (so each hour analyses its share of the buildings), at once when no window is
+kept (a restart, a building new to this process, a topology change), when the turn fell
+in a gap of the data, and on the daily refresh. An event between turns touches nothing
+but the building's kept state: it notes its hours, and the turn reads them all, so a
+changed world (an operator's group edit) is seen on the turn. The analysis on the turn
+judges the window as it is then, so its alerts are those of a full recomputation at that
+hour; what waiting costs is time: an alert opens up to ``analyse_every_hours - 1`` hours
+later than it would have. The analysis stores the imbalance series of every hour the turn
+read (``Window.read_from`` on): see ``analysis.analyse_window``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
 from weakref import WeakValueDictionary
 
 import asyncpg
@@ -64,9 +65,8 @@ class KeptWindow:
     world: BuildingWorld
     hourly: HourlyData
     read_in_full: datetime  # the window's last hour when it was last read in full
-    analysed_end: datetime | None = None  # the window's last hour at its last analysis
-    # the first hour read since the last analysis (its imbalance series is not stored yet)
-    unstored_from: datetime | None = None
+    # the hours of the events since the last analysis, read on the building's turn
+    waiting: tuple[datetime, datetime] | None = None
 
     @property
     def end(self) -> datetime:
@@ -77,20 +77,10 @@ class KeptWindow:
 class Window:
     """What an event analyses: the building's data and the window kept for the next."""
 
-    world: BuildingWorld
-    hourly: HourlyData  # the window's hours as this event read them
+    data: BuildingData
     kept: KeptWindow
     read: str  # how it was read: incremental, late, or why in full
     read_from: datetime  # the first hour it read (the window's first when read in full)
-    # why the detectors run on this event (turn, overdue, read_in_full, every_hour), or ""
-    # when they wait for the building's turn
-    due: str
-    series_from: datetime  # the first hour whose imbalance series the analysis stores
-
-    @cached_property
-    def data(self) -> BuildingData:
-        """The window as the detectors read it (assembled only for an event they run on)."""
-        return assemble(self.world, self.hourly)
 
 
 class BuildingStates:
@@ -136,10 +126,13 @@ class BuildingStates:
     ) -> Window:
         """The window of ``days`` ending at the newest hour known (``hour_to``, or the kept
         window's end when the event is for earlier hours), with the hours from
-        ``hour_from`` on read again, and whether the detectors run on it (``Window.due``;
-        the caller analyses it when they do, and drops the building when that fails)."""
+        ``hour_from`` on (and those of the events that waited for this turn) read again."""
         world = await load_world(conn, building_id)
         kept = self._kept.get(building_id)
+        if kept is not None and kept.waiting is not None:
+            hour_from = min(hour_from, kept.waiting[0])
+            hour_to = max(hour_to, kept.waiting[1])
+            kept.waiting = None
         end = _hour(hour_to)
         if kept is not None and kept.end > end:
             end = kept.end
@@ -159,26 +152,37 @@ class BuildingStates:
             kept.hourly = kept.hourly.between(keep_from, keep_to).joined(new)
         self._keep(building_id, kept)
         WINDOW_READS.labels(read).inc()
-        unstored = read_from if kept.unstored_from is None else min(kept.unstored_from, read_from)
-        due = self._analysis_due(kept, read, end)
-        if due:
-            kept.analysed_end, kept.unstored_from = end, None
-        else:
-            kept.unstored_from = unstored
-        ANALYSES.labels(due or "deferred").inc()
-        return Window(world, kept.hourly, kept, read, read_from, due, unstored)
+        return Window(assemble(world, kept.hourly), kept, read, read_from)
 
-    def _analysis_due(self, kept: KeptWindow, read: str, end: datetime) -> str:
-        """Why the detectors run on the window ending at ``end`` ("" when they wait)."""
+    def turn(self, building_id: int, hour_from: datetime, hour_to: datetime) -> str:
+        """Why the building is analysed on an event for hours ``[hour_from, hour_to]``
+        (its turn, or why before it), or "" when the event waits for the turn: its hours
+        are noted for the turn to read, and nothing else is done (no read, no analysis)."""
+        kept = self._kept.get(building_id)
+        why = self._turn_reason(kept, _hour(hour_from), _hour(hour_to))
+        if kept is not None and not why:
+            first, last = _hour(hour_from), _hour(hour_to)
+            if kept.waiting is not None:
+                first, last = min(first, kept.waiting[0]), max(last, kept.waiting[1])
+            kept.waiting = (first, last)
+            self._kept.move_to_end(building_id)
+        ANALYSES.labels(why or "deferred").inc()
+        return why
+
+    def _turn_reason(self, kept: KeptWindow | None, hour_from: datetime, hour_to: datetime) -> str:
         every = self.analyse_every_hours
         if every <= 1:
             return "every_hour"
-        if read not in ("incremental", "late") or kept.analysed_end is None:
-            return "read_in_full"
-        if end - kept.analysed_end >= every * HOUR:
+        if kept is None:
+            return "missing"
+        end = max(hour_to, kept.end, kept.waiting[1] if kept.waiting else hour_to)
+        if end - kept.end >= every * HOUR:
             return "overdue"  # the turn fell in a gap of the data
-        turn = (int((end - EPOCH) / HOUR) + kept.world.building_id) % every == 0
-        return "turn" if turn and end > kept.analysed_end else ""
+        if end > kept.end and (int((end - EPOCH) / HOUR) + kept.world.building_id) % every == 0:
+            return "turn"
+        if self._refresh_due(kept, end):
+            return "refresh"
+        return ""
 
     def _full_read_reason(
         self,
