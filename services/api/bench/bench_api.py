@@ -8,14 +8,24 @@ in one run, from one process on uvloop with a minimal keep-alive client (the loa
 the cores with the server):
 
 - open loop at each offered rate of BENCH_API_RATES (100, 200, 400 requests/s): requests
-  are sent on a fixed schedule whatever the answers (a new connection when none is idle),
-  and each latency counts from the scheduled time, so queueing is measured instead of
-  hidden by clients that wait. The mix: 80 % consumer month profiles (a month of hours,
-  own flat, consumer token), 20 % operator building overviews; the baseline
+  are sent on a fixed schedule whatever the answers (on the connection idle longest, a new
+  one when none is idle), and each latency counts from the scheduled time, so queueing is
+  measured instead of hidden by clients that wait. The mix: 80 % consumer month profiles
+  (a month of hours, own flat, consumer token), 20 % operator building overviews; the baseline
   ``GET /auth/me`` (auth + one indexed row) at the same rates;
 - saturation: 50 closed-loop clients, the throughput the mix and the baseline reach, and
   the CPU time per request of the api's processes, PostgreSQL's and the load generator
-  (they share the cores: a throughput is only the server's if the generator's share is small).
+  (they share the cores: a throughput is only the server's if the generator's share is
+  small). The two alternate in SLICES slices each (baseline, mix, baseline, ...) and each
+  throughput is the median of its slices, so a burst of other work on the machine weighs
+  on both alike instead of on whichever ran then.
+
+Every connection carries at most VISIT requests, then closes, as a browser's does after a
+page view. The api's workers share one listening socket and a connection stays with the
+worker that accepted it: 50 connections held for a whole phase were split between the two
+workers as unevenly as 46/4, which bound the baseline's throughput to one worker's core
+(it varied 2x between runs); connections that come and go spread over the workers as
+real users' do. The CPU split between the workers is printed for each phase.
 
 A warm-up of 5 s of the mix comes first and is not counted.
 
@@ -28,8 +38,10 @@ figures when none does).
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -55,6 +67,8 @@ DAYS = int(os.environ.get("BENCH_API_DAYS", "366"))
 SECONDS = float(os.environ.get("BENCH_API_SECONDS", "10"))
 RATES = [int(r) for r in os.environ.get("BENCH_API_RATES", "100,200,400").split(",")]
 CLIENTS = 50
+VISIT = int(os.environ.get("BENCH_API_VISIT", "20"))  # requests per connection, then it closes
+SLICES = 4  # saturation: baseline and mix alternate in this many slices each
 TARGET_P99_MS = 100.0
 WARM_UP_S = 5.0
 MAX_CONNECTIONS = 400  # the open loop's cap on connections in flight
@@ -110,6 +124,7 @@ class KeepAlive:
 
     def __init__(self, port: int) -> None:
         self.port = port
+        self.sent = 0
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -127,6 +142,7 @@ class KeepAlive:
     async def _get(self, path: str, token: str) -> tuple[int, bytes]:
         assert self.reader is not None
         assert self.writer is not None
+        self.sent += 1
         self.writer.write(
             f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
         )
@@ -176,19 +192,38 @@ async def _send(conn: KeepAlive, request: Request) -> None:
         raise RuntimeError(f"{request[0]}: {status} {body[:200]!r}")
 
 
+class Connections:
+    """The open loop's connections: the one idle longest is used next, so requests spread
+    over every open connection (and so over the api's workers); one that has carried VISIT
+    requests closes."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.idle: collections.deque[KeepAlive] = collections.deque()
+
+    def take(self) -> KeepAlive:
+        return self.idle.popleft() if self.idle else KeepAlive(self.port)
+
+    def give(self, conn: KeepAlive) -> None:
+        if conn.sent >= VISIT:
+            conn.close()
+        else:
+            self.idle.append(conn)
+
+
 async def open_loop(port: int, mix: Mix, rate: int) -> list[float]:
     """Latencies (s, from each request's scheduled time) at ``rate`` requests/s."""
-    idle: list[KeepAlive] = []
+    conns = Connections(port)
     latencies: list[float] = []
     tasks: list[asyncio.Task[None]] = []
     limit = asyncio.Semaphore(MAX_CONNECTIONS)
 
     async def one(scheduled: float, request: Request) -> None:
         async with limit:
-            conn = idle.pop() if idle else KeepAlive(port)
+            conn = conns.take()
             await _send(conn, request)
             latencies.append(time.perf_counter() - scheduled)
-            idle.append(conn)
+            conns.give(conn)
 
     start = time.perf_counter()
     for i in range(int(rate * SECONDS)):
@@ -199,13 +234,14 @@ async def open_loop(port: int, mix: Mix, rate: int) -> list[float]:
         task = asyncio.create_task(one(scheduled, mix.next()))
         tasks.append(task)
     await asyncio.gather(*tasks)
-    for conn in idle:
+    for conn in conns.idle:
         conn.close()
     return latencies
 
 
-async def closed_loop(port: int, mix: Mix, seconds: float = SECONDS) -> float:
-    """Throughput (requests/s) of CLIENTS clients each sending as soon as answered."""
+async def closed_loop(port: int, mix: Mix, seconds: float) -> tuple[int, float]:
+    """(requests answered, seconds taken) of CLIENTS clients each sending as soon as
+    answered, for ``seconds``."""
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -213,13 +249,20 @@ async def closed_loop(port: int, mix: Mix, seconds: float = SECONDS) -> float:
         nonlocal done
         conn = KeepAlive(port)
         while time.perf_counter() < deadline:
+            if conn.sent >= VISIT:
+                conn.close()
+                conn = KeepAlive(port)
             await _send(conn, mix.next())
             done += 1
         conn.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(CLIENTS)))
-    return done / (time.perf_counter() - started)
+    return done, time.perf_counter() - started
+
+
+Readings = dict[str, dict[int, float]]  # CPU seconds by part and process id
+PARTS = ("api", "postgres", "load")
 
 
 class CpuShares:
@@ -230,8 +273,8 @@ class CpuShares:
     def __init__(self, api_pid: int, postgres_pid: int | None) -> None:
         self.roots = {"api": api_pid, "postgres": postgres_pid}
 
-    def read(self) -> dict[str, dict[int, float]]:
-        seen: dict[str, dict[int, float]] = {"load": {os.getpid(): _cpu(psutil.Process())}}
+    def read(self) -> Readings:
+        seen: Readings = {"load": {os.getpid(): _cpu(psutil.Process())}}
         for name, pid in self.roots.items():
             seen[name] = {}
             if pid is None:
@@ -244,15 +287,33 @@ class CpuShares:
                     continue
         return seen
 
-    @staticmethod
-    def per_request(
-        before: dict[str, dict[int, float]], after: dict[str, dict[int, float]], requests: float
-    ) -> str:
-        parts = []
-        for name in ("api", "postgres", "load"):
-            spent = sum(t - before[name].get(pid, 0.0) for pid, t in after[name].items())
-            parts.append(f"{name} {1000 * spent / requests:.2f}")
-        return "cpu_ms_per_request " + " ".join(parts)
+
+class Tally:
+    """Requests and the CPU seconds they cost, by part and process, over one or more phases."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.spent: dict[str, collections.Counter[int]] = {n: collections.Counter() for n in PARTS}
+
+    def add(self, before: Readings, after: Readings, requests: int) -> None:
+        self.requests += requests
+        for name in PARTS:
+            for pid, seconds in after[name].items():
+                self.spent[name][pid] += seconds - before[name].get(pid, 0.0)
+
+    def per_request(self) -> str:
+        ms = (1000 * sum(self.spent[n].values()) / max(self.requests, 1) for n in PARTS)
+        return "cpu_ms_per_request " + " ".join(
+            f"{n} {v:.2f}" for n, v in zip(PARTS, ms, strict=True)
+        )
+
+    def worker_split(self) -> str:
+        """Each api process's share of the api's CPU, largest first, in % (processes under
+        2 %, such as multiprocessing's helper, left out): 50/50 is an even split."""
+        api = self.spent["api"]
+        total = sum(api.values()) or 1.0
+        shares = sorted((100 * t / total for t in api.values() if t >= 0.02 * total), reverse=True)
+        return "api workers' CPU " + "/".join(f"{share:.0f}" for share in shares) + " %"
 
 
 def _cpu(proc: psutil.Process) -> float:
@@ -265,35 +326,55 @@ def percentiles(latencies: list[float]) -> tuple[float, float]:
     return ordered[len(ordered) // 2] * 1000, ordered[int(len(ordered) * 0.99)] * 1000
 
 
-async def saturation(port: int, mix: Mix, cpu: CpuShares) -> tuple[float, str]:
-    """The closed loop's throughput and the CPU each request cost (api, postgres, load)."""
-    before, started = cpu.read(), time.perf_counter()
-    rps = await closed_loop(port, mix)
-    requests = rps * (time.perf_counter() - started)
-    return rps, CpuShares.per_request(before, cpu.read(), requests)
+async def saturation(port: int, mixes: dict[str, Mix], cpu: CpuShares) -> dict[str, float]:
+    """Each mix's closed-loop throughput: the median of its SLICES slices, which alternate
+    between the mixes (each SECONDS / SLICES long); prints each mix's slices, its CPU per
+    request and the workers' split."""
+    rates: dict[str, list[float]] = {name: [] for name in mixes}
+    tallies = {name: Tally() for name in mixes}
+    for _ in range(SLICES):
+        for name, mix in mixes.items():
+            before = cpu.read()
+            done, seconds = await closed_loop(port, mix, SECONDS / SLICES)
+            tallies[name].add(before, cpu.read(), done)
+            rates[name].append(done / seconds)
+    for name, tally in tallies.items():
+        slices = " ".join(f"{r:.0f}" for r in rates[name])
+        print(
+            f"{name} saturation slices_rps={slices} {tally.per_request()} ({tally.worker_split()})"
+        )
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 async def run(port: int, buildings: list[int], flats: list[int], cpu: CpuShares) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         consumers = [(f, await token(http, f"c{f}")) for f in flats]
         operator = await token(http, "bench-operator")
+    mixes = {
+        name: Mix(buildings, consumers, operator, baseline=name == "baseline")
+        for name in ("baseline", "api")
+    }
     # warm-up, not counted: connection pools open, PostgreSQL's buffers and the caches fill
-    await closed_loop(port, Mix(buildings, consumers, operator, baseline=False), WARM_UP_S)
+    await closed_loop(port, mixes["api"], WARM_UP_S)
     results: dict[str, dict[int, tuple[float, float]]] = {"api": {}, "baseline": {}}
     for rate in RATES:
-        for name in ("baseline", "api"):
-            mix = Mix(buildings, consumers, operator, baseline=name == "baseline")
-            p50, p99 = percentiles(await open_loop(port, mix, rate))
+        for name, mix in mixes.items():
+            tally, before = Tally(), cpu.read()
+            latencies = await open_loop(port, mix, rate)
+            tally.add(before, cpu.read(), len(latencies))
+            p50, p99 = percentiles(latencies)
             results[name][rate] = (p50, p99)
-            print(f"{name} offered={rate}/s p50_ms={p50:.1f} p99_ms={p99:.1f}", flush=True)
-    base_max, base_cpu = await saturation(port, Mix(buildings, consumers, operator, True), cpu)
-    api_max, api_cpu = await saturation(port, Mix(buildings, consumers, operator, False), cpu)
-    print(f"baseline saturation {base_cpu}")
-    print(f"api saturation {api_cpu}")
+            print(
+                f"{name} offered={rate}/s p50_ms={p50:.1f} p99_ms={p99:.1f} "
+                f"({tally.worker_split()})",
+                flush=True,
+            )
+    top = await saturation(port, mixes, cpu)
+    api_max, base_max = top["api"], top["baseline"]
     print(
-        f"saturation ({CLIENTS} closed-loop clients): api {api_max:.0f} rps, baseline "
-        f"/auth/me {base_max:.0f} rps, ratio {api_max / base_max:.2f} (load average "
-        f"{os.getloadavg()[0]:.1f})"
+        f"saturation ({CLIENTS} closed-loop clients, median of {SLICES} alternating slices): "
+        f"api {api_max:.0f} rps, baseline /auth/me {base_max:.0f} rps, ratio "
+        f"{api_max / base_max:.2f} (load average {os.getloadavg()[0]:.1f})"
     )
     meeting = [r for r in RATES if results["api"][r][1] < TARGET_P99_MS]
     rate = max(meeting) if meeting else min(RATES)
