@@ -16,6 +16,7 @@ from balans_balance.detectors.leak_tapping_balance_meter import (
     change_series,
     diagnose_group,
     level_days,
+    with_slots,
 )
 
 START = 600  # faults begin after 25 days of normal history
@@ -61,6 +62,27 @@ def test_concurrent_leak_and_tapping_in_are_two_findings(world) -> None:
     assert abs(found["leak"].episode.end - (START + 119)) <= 12
     assert found["unauthorised_connection"].episode.active
     assert abs(found["unauthorised_connection"].episode.start - (START + 48)) <= 12
+
+
+def test_a_second_leak_while_the_first_goes_on_is_a_cause_of_its_own(world) -> None:
+    """A leak from day 25 on and a second, larger one from day 28 to 31: two leaks, in
+    two slots (two alerts: one alert per kind would date the second from the first's
+    start); a later leak after a quiet gap takes the first free slot again."""
+    w = world(seed=6)
+    hours = np.arange(w.true.shape[1])
+    first = np.where((hours >= START) & (hours < START + 120), 4.0, 0.0)
+    second = np.where((hours >= START + 72) & (hours < START + 144), 8.0, 0.0)
+    leaks = sorted(
+        (d for d in diagnose_group(w.series(first + second)) if d.kind == "leak"),
+        key=lambda d: d.episode.start,
+    )
+    assert len(leaks) >= 2
+    assert abs(leaks[0].episode.start - START) <= 12
+    assert leaks[0].slot == 0
+    assert any(d.slot == 1 and abs(d.episode.start - (START + 72)) <= 12 for d in leaks[1:])
+    ep = leaks[0].episode
+    later = replace(leaks[0], episode=replace(ep, start=ep.end + 24, end=ep.end + 48))
+    assert [d.slot for d in with_slots([leaks[0], later], 12)] == [0, 0]
 
 
 def test_negative_change_trimming_a_larger_one_is_no_meter_fault() -> None:

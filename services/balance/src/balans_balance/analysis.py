@@ -185,8 +185,9 @@ def _finding(
         params["also_possible"] = d.evidence["also_possible"]
     return Finding(
         kind=d.kind,
-        # one alert per cause: a leak during a tapping-in during a drift are three
-        cause_key=f"group:{group.id}:{d.kind}",
+        # one alert per cause: a leak during a tapping-in during a drift are three, and
+        # a second tapping-in while the first goes on is a fourth (its slot)
+        cause_key=f"group:{group.id}:{d.kind}" + (f":{d.slot}" if d.slot else ""),
         first_hour=data.hours[ep.start],
         last_hour=data.hours[ep.end],
         active=ep.active,

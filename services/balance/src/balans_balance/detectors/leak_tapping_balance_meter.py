@@ -98,6 +98,10 @@ class Diagnosis:
     # what the change adds to the balance meter's reading, hourly in its unit (zero
     # outside the change): the members' confirmation accounts for it
     contribution: FloatArray = field(default_factory=lambda: np.zeros(0))
+    # which of the group's concurrent faults of this kind it is (``with_slots``): 0 for
+    # the first; a fault of the same kind beginning while another runs (or within
+    # ``quiet_to_close`` of its end) is a cause of its own, with its own alert
+    slot: int = 0
 
 
 def _rolling_sum(a: FloatArray, w: int) -> FloatArray:
@@ -479,14 +483,32 @@ def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Di
     history = cfg.changes.min_start_blocks * cfg.changes.block_hours
     if s.balance.size - first < history + cfg.changes.min_blocks * cfg.changes.block_hours:
         return []
-    return [
-        replace(
-            d,
-            episode=_shifted(d.episode, first),
-            contribution=np.concatenate([np.zeros(first), d.contribution]),
-        )
-        for d in _diagnose_known(_from_hour(s, first), cfg)
-    ]
+    return with_slots(
+        [
+            replace(
+                d,
+                episode=_shifted(d.episode, first),
+                contribution=np.concatenate([np.zeros(first), d.contribution]),
+            )
+            for d in _diagnose_known(_from_hour(s, first), cfg)
+        ],
+        cfg.quiet_to_close,
+    )
+
+
+def with_slots(diagnoses: list[Diagnosis], gap: int) -> list[Diagnosis]:
+    """Each diagnosis with its slot: the lowest not held by an earlier one of the same
+    kind that is still running ``gap`` hours before it begins. Two changes the fit
+    keeps apart are two faults (a second tapping-in while the first goes on, a leak
+    beginning as another ends): one alert per group and kind would report the second
+    as the first one growing, from the first one's start. Changes of a kind that follow
+    each other with a quiet gap share a slot (each its own episode of that alert); a
+    slot stays with its change while the change lasts, however the others move."""
+    out: list[Diagnosis] = []
+    for d in sorted(diagnoses, key=lambda d: d.episode.start):
+        held = {o.slot for o in out if o.kind == d.kind and o.episode.end + gap >= d.episode.start}
+        out.append(replace(d, slot=min(set(range(len(held) + 1)) - held)))
+    return out
 
 
 def _shifted(ep: Episode, hours: int) -> Episode:
