@@ -89,17 +89,19 @@ async def _seed_readings(
     building_id: int,
     skip: set[tuple[int, int]] = frozenset(),
     building_kwh: int = BUILDING_KWH,
+    start: datetime = H0,
+    boundaries: range = range(BOUNDARIES),
 ) -> None:
-    """Registers for every channel at every boundary (except ``skip``: (meter, boundary)),
-    and temperatures for every sensor pair."""
+    """Registers for every channel at every boundary ``start + j h`` (except ``skip``:
+    (meter, boundary)), and temperatures for every sensor pair."""
     flats = await conn.fetch("select id from flats where building_id = $1 order by id", building_id)
     rank = {f["id"]: i for i, f in enumerate(flats)}
     rows = []
     for m in await _channels(conn, building_id):
         per_hour = _pulses_per_hour(m, rank, building_kwh)
-        for j in range(BOUNDARIES):
+        for j in boundaries:
             if (m["id"], j) not in skip:
-                rows.append((m["module_serial"], m["input"], H0 + j * HOUR, 1000 + per_hour * j))
+                rows.append((m["module_serial"], m["input"], start + j * HOUR, 1000 + per_hour * j))
     await conn.copy_records_to_table(
         "pulse_readings", records=rows, columns=["module_serial", "input", "ts", "count"]
     )
@@ -110,7 +112,7 @@ async def _seed_readings(
     temps = []
     for p in pairs:
         tf, tr = RADIATOR_TEMPS if p["radiator_id"] else TEMPS[p["position"]]
-        temps += [(p["module_serial"], H0 + j * HOUR, tf, tr) for j in range(1, BOUNDARIES)]
+        temps += [(p["module_serial"], start + j * HOUR, tf, tr) for j in boundaries if j]
     await conn.copy_records_to_table(
         "temperature_readings",
         records=temps,
@@ -409,6 +411,58 @@ async def test_days_follow_their_hours_through_a_recomputation(conn: asyncpg.Con
     await on_readings_stored(conn, building_id, H0 + 3 * HOUR, LATENESS, LOOKAROUND)
     assert await _days_against_hours(conn, building_id) == after
     assert await _consumption_days_off(conn, building_id) == 0
+
+
+# each (flat or meter, local day) whose day row differs in any bit from its hours summed in
+# hour order (or whose hours or estimated differ), of these buildings; and how many there are
+DAYS_NOT_THEIR_ORDERED_SUMS = """
+with tz as (select b.id, s.timezone from buildings b join sites s on s.id = b.site_id
+            where b.id = any($1::int[])),
+heat as (select h.flat_id as key, (h.hour at time zone tz.timezone)::date as day,
+                sum(h.total_kwh order by h.hour) as value, count(*) as hours,
+                bool_or(h.estimated) as estimated
+         from heat_allocation h join tz on tz.id = h.building_id group by 1, 2),
+meter as (select c.meter_id as key, (c.hour at time zone tz.timezone)::date as day,
+                 sum(c.value order by c.hour) as value, count(*) as hours,
+                 bool_or(c.estimated) as estimated
+          from meter_consumption c join meters m on m.id = c.meter_id
+          join tz on tz.id = m.building_id group by 1, 2)
+select (select count(*) from heat h full join heat_allocation_days d
+          on d.flat_id = h.key and d.day = h.day
+        where (d.flat_id is null or d.building_id = any($1::int[]))
+          and (h.value, h.hours, h.estimated) is distinct from
+              (d.total_kwh, d.hours, d.estimated))
+     + (select count(*) from meter h full join meter_consumption_days d
+          on d.meter_id = h.key and d.day = h.day
+        where (d.meter_id is null or d.building_id = any($1::int[]))
+          and (h.value, h.hours, h.estimated) is distinct from
+              (d.value, d.hours, d.estimated)) as off,
+       (select count(*) from heat) + (select count(*) from meter) as days
+"""
+
+
+def _days_written(how: str) -> float:
+    return REGISTRY.get_sample_value("balans_allocation_days_written_total", {"how": how}) or 0.0
+
+
+async def test_hourly_events_extend_days_to_the_bit(conn: asyncpg.Connection) -> None:
+    """Hour by hour, across a local midnight, two buildings' days are extended by each new
+    hour instead of rebuilt from all of their hours, and every day row is what summing its
+    hours in hour order gives, to the last bit (as a rebuild makes it)."""
+    start = datetime(2026, 11, 2, 18, tzinfo=UTC)  # 20:00 in Chisinau: midnight at 22:00 UTC
+    buildings = [await _building(conn, "1a"), await _building(conn, "2a")]
+    extended = _days_written("extended")
+    for j in range(BOUNDARIES):
+        for building_id in buildings:
+            await _seed_readings(conn, building_id, start=start, boundaries=range(j, j + 1))
+        hour = start + j * HOUR
+        await on_readings_stored_many(conn, dict.fromkeys(buildings, hour), LATENESS, LOOKAROUND)
+    # the first event has no hour with data yet (its registers end it) and sets the first
+    # watermark; each later one brings one new hour
+    assert _days_written("extended") - extended == len(buildings) * (BOUNDARIES - 1)
+    row = await conn.fetchrow(DAYS_NOT_THEIR_ORDERED_SUMS, buildings)
+    assert row["days"] > 2 * len(buildings)
+    assert row["off"] == 0
 
 
 async def test_service_consumes_readings_stored_and_announces(

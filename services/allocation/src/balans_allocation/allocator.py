@@ -180,14 +180,15 @@ async def on_readings_stored_many(
                 conn,
                 [
                     storage.Written(j.building.id, j.building.flat_ids, r,
-                                    j.building.methodology.model_dump())
+                                    j.building.methodology.model_dump(),
+                                    marks.get(j.building.id))
                     for j, r in zip(jobs, results, strict=True)
                 ],
             )  # fmt: skip
-        moved = {
+        moved = {  # a building's first watermark too (events hour by hour end at their first)
             j.building.id: ends[j.building.id]
             for j in jobs
-            if ends[j.building.id] > marks.get(j.building.id, first[j.building.id])
+            if j.building.id not in marks or ends[j.building.id] > marks[j.building.id]
         }
         if moved:
             await storage.set_watermarks(conn, moved)

@@ -39,3 +39,9 @@ SENSOR_ALERTS = Counter(
     "measured again; unchanged; ignored).",
     ["outcome"],
 )
+DAYS_WRITTEN = Counter(
+    "balans_allocation_days_written_total",
+    "Buildings whose day rollups a batch wrote, by how (extended: the one new hour added "
+    "to each day's sum; rebuilt: each touched day summed again from its hours).",
+    ["how"],
+)

@@ -18,17 +18,33 @@ import numpy as np
 
 from balans_allocation.compute import BuildingResult
 from balans_allocation.flags import Flag
-from balans_allocation.metrics import FLAT_HOURS
+from balans_allocation.metrics import DAYS_WRITTEN, FLAT_HOURS
 from balans_allocation.readings import HOUR
 from balans_db.queries import allocation
 
+#: each written table's staging table (temporary: one COPY each, then one upsert); the
+#: consumption rows also carry their building, for the days (:func:`extend_days`)
+STAGES = {
+    "meter_consumption": "_stage_consumption",
+    "heat_allocation": "_stage_allocation",
+    "allocation_building_hours": "_stage_building_hours",
+}
+CREATE_STAGES = "; ".join(
+    f"create temp table {stage} (like {table} including defaults"
+    + (", building_id int not null" if table == "meter_consumption" else "")
+    + ") on commit drop"
+    for table, stage in STAGES.items()
+)
+DROP_STAGES = f"drop table {', '.join(STAGES.values())}"
+
 
 def _upsert(table: str, key: tuple[str, ...], columns: tuple[str, ...]) -> str:
-    """INSERT from the staging table; update (revision + 1) only rows whose values differ."""
+    """INSERT from the table's staging table; update (revision + 1) only rows whose values
+    differ."""
     values = [c for c in columns if c not in key]
     return f"""
         insert into {table} as t ({", ".join(columns)})
-        select {", ".join(columns)} from _stage
+        select {", ".join(columns)} from {STAGES[table]}
         on conflict ({", ".join(key)}) do update set
             {", ".join(f"{c} = excluded.{c}" for c in values)},
             revision = t.revision + 1, computed_at = now()
@@ -38,14 +54,22 @@ def _upsert(table: str, key: tuple[str, ...], columns: tuple[str, ...]) -> str:
 
 
 CONSUMPTION_COLUMNS = ("meter_id", "hour", "value", "unit", "estimated", "flags")
+# per meter whose rows changed (inserted or updated), its first and last such hour, as
+# three arrays
 CONSUMPTION_UPSERT = f"""
-    insert into meter_consumption as t ({", ".join(CONSUMPTION_COLUMNS)})
-    select {", ".join(CONSUMPTION_COLUMNS)} from _stage
-    on conflict (meter_id, hour) do update set
-        value = excluded.value, unit = excluded.unit,
-        estimated = excluded.estimated, flags = excluded.flags
-    where (t.value, t.estimated, t.flags) is distinct from
-          (excluded.value, excluded.estimated, excluded.flags)"""
+    with changed as (
+        insert into meter_consumption as t ({", ".join(CONSUMPTION_COLUMNS)})
+        select {", ".join(CONSUMPTION_COLUMNS)} from _stage_consumption
+        on conflict (meter_id, hour) do update set
+            value = excluded.value, unit = excluded.unit,
+            estimated = excluded.estimated, flags = excluded.flags
+        where (t.value, t.estimated, t.flags) is distinct from
+              (excluded.value, excluded.estimated, excluded.flags)
+        returning meter_id, hour)
+    select coalesce(array_agg(meter_id), '{{}}'), coalesce(array_agg(first), '{{}}'),
+           coalesce(array_agg(last), '{{}}')
+    from (select meter_id, min(hour) as first, max(hour) as last from changed
+          group by meter_id) m"""
 ALLOCATION_COLUMNS = (
     "building_id", "flat_id", "hour", "measured_kwh", "estimated", "common_kwh", "total_kwh",
     "flags", "method", "volume_m3", "delta_t_k", "k_kwh_per_m3k", "adjustment_kwh",
@@ -58,14 +82,10 @@ BUILDING_COLUMNS = (
 BUILDING_UPSERT = _upsert("allocation_building_hours", ("building_id", "hour"), BUILDING_COLUMNS)
 
 
-async def _stage_and_upsert(
-    conn: asyncpg.Connection, like: str, columns: tuple[str, ...], rows: list, upsert: str
-) -> list[asyncpg.Record]:
-    await conn.execute(f"create temp table _stage (like {like} including defaults) on commit drop")
-    await conn.copy_records_to_table("_stage", records=rows, columns=list(columns))
-    result = await conn.fetch(upsert)
-    await conn.execute("drop table _stage")
-    return result
+async def _stage(
+    conn: asyncpg.Connection, table: str, columns: tuple[str, ...], rows: list
+) -> None:
+    await conn.copy_records_to_table(STAGES[table], records=rows, columns=list(columns))
 
 
 def _hours(start: datetime, n: int) -> list[datetime]:
@@ -76,7 +96,7 @@ def _nullable(values: np.ndarray) -> list[float | None]:
     return [None if np.isnan(v) else v for v in values.tolist()]
 
 
-def _consumption_rows(result: BuildingResult) -> list[tuple]:
+def _consumption_rows(building_id: int, result: BuildingResult) -> list[tuple]:
     c = result.consumption
     hours = _hours(result.start, c.value.shape[1])
     meter, hour = np.nonzero(~np.isnan(c.value) & c.in_service)
@@ -89,6 +109,7 @@ def _consumption_rows(result: BuildingResult) -> list[tuple]:
             [c.meters[i].unit for i in meter.tolist()],
             ((flags & Flag.ESTIMATED) != 0).tolist(),
             flags.tolist(),
+            [building_id] * meter.size,
             strict=True,
         )
     )
@@ -119,12 +140,16 @@ def _allocation_rows(building_id: int, flat_ids: np.ndarray, result: BuildingRes
 
 @dataclass(frozen=True)
 class Written:
-    """One building's computation to store."""
+    """One building's computation to store. ``fresh_from``: the building's watermark
+    before this computation, if it has one; no row of the building was ever stored at or
+    after it (every computation ends at the watermark it then sets), so the days of the
+    hours from there are extended rather than rebuilt (:func:`write_results`)."""
 
     building_id: int
     flat_ids: np.ndarray
     result: BuildingResult
     methodology: dict
+    fresh_from: datetime | None = None
 
 
 def _building_rows(w: Written) -> list[tuple]:
@@ -141,23 +166,28 @@ def _building_rows(w: Written) -> list[tuple]:
     ]  # fmt: skip
 
 
-async def _drop_out_of_service(conn: asyncpg.Connection, written: Sequence[Written]) -> None:
+async def _drop_out_of_service(conn: asyncpg.Connection, written: Sequence[Written]) -> set[int]:
     """Remove consumption rows of computed hours in which a meter was not on its channel:
     an exchange recorded late moves the readings after it to the new meter, and the old
-    meter's rows computed from them before must go."""
+    meter's rows computed from them before must go. Returns the buildings that lost rows
+    (their days are rebuilt)."""
     doomed: list[tuple[int, datetime]] = []
+    building_of: dict[int, int] = {}
     for w in written:
         c = w.result.consumption
         hours = _hours(w.result.start, c.value.shape[1])
         meter, hour = np.nonzero(~c.in_service)
         doomed += [(c.meters[i].id, hours[h]) for i, h in zip(meter, hour, strict=True)]
-    if doomed:
-        await conn.execute(
-            """delete from meter_consumption t using unnest($1::int[], $2::timestamptz[]) d(m, h)
-               where t.meter_id = d.m and t.hour = d.h""",
-            [m for m, _ in doomed],
-            [h for _, h in doomed],
-        )
+        building_of |= {c.meters[i].id: w.building_id for i in set(meter.tolist())}
+    if not doomed:
+        return set()
+    rows = await conn.fetch(
+        """delete from meter_consumption t using unnest($1::int[], $2::timestamptz[]) d(m, h)
+           where t.meter_id = d.m and t.hour = d.h returning t.meter_id""",
+        [m for m, _ in doomed],
+        [h for _, h in doomed],
+    )
+    return {building_of[r["meter_id"]] for r in rows}
 
 
 def _span(w: Written) -> tuple[int, datetime, datetime] | None:
@@ -169,24 +199,40 @@ def _span(w: Written) -> tuple[int, datetime, datetime] | None:
 async def write_results(
     conn: asyncpg.Connection, written: Sequence[Written]
 ) -> dict[int, tuple[list[datetime], list[datetime]]]:
-    """Store many buildings' computations with one COPY and one upsert per table; return,
-    per building, (new hours, recomputed hours whose figures changed)."""
+    """Store many buildings' computations with one COPY and one upsert per table, and
+    their days; return, per building, (new hours, recomputed hours whose figures
+    changed)."""
     async with conn.transaction():
-        await _drop_out_of_service(conn, written)
-        await _stage_and_upsert(
-            conn, "meter_consumption", CONSUMPTION_COLUMNS,
-            [row for w in written for row in _consumption_rows(w.result)], CONSUMPTION_UPSERT,
+        out_of_service = await _drop_out_of_service(conn, written)
+        await conn.execute(CREATE_STAGES)
+        await _stage(
+            conn, "meter_consumption", (*CONSUMPTION_COLUMNS, "building_id"),
+            [row for w in written for row in _consumption_rows(w.building_id, w.result)],
         )  # fmt: skip
-        flat_rows = await _stage_and_upsert(
+        meters, firsts, lasts = await conn.fetchrow(CONSUMPTION_UPSERT)
+        await _stage(
             conn, "heat_allocation", ALLOCATION_COLUMNS,
             [row for w in written for row in _allocation_rows(w.building_id, w.flat_ids, w.result)],
-            ALLOCATION_UPSERT,
         )  # fmt: skip
-        building_rows = await _stage_and_upsert(
+        flat_rows = await conn.fetch(ALLOCATION_UPSERT)
+        await _stage(
             conn, "allocation_building_hours", BUILDING_COLUMNS,
-            [row for w in written for row in _building_rows(w)], BUILDING_UPSERT,
+            [row for w in written for row in _building_rows(w)],
         )  # fmt: skip
-        await allocation.refresh_days(conn, [span for w in written if (span := _span(w))])
+        building_rows = await conn.fetch(BUILDING_UPSERT)
+        extend, rebuild = _days_to_write(
+            written,
+            out_of_service,
+            flat_rows,
+            dict(zip(meters, zip(firsts, lasts, strict=True), strict=True)),
+        )
+        await allocation.extend_days(
+            conn, STAGES["heat_allocation"], STAGES["meter_consumption"], extend
+        )
+        await allocation.refresh_days(conn, [span for w in rebuild if (span := _span(w))])
+        await conn.execute(DROP_STAGES)
+    DAYS_WRITTEN.labels("extended").inc(len(extend))
+    DAYS_WRITTEN.labels("rebuilt").inc(len(rebuild))
     FLAT_HOURS.labels("new").inc(sum(1 for r in flat_rows if r["revision"] == 1))
     FLAT_HOURS.labels("recomputed").inc(sum(1 for r in flat_rows if r["revision"] > 1))
     changed: dict[int, tuple[set[datetime], set[datetime]]] = {
@@ -195,6 +241,50 @@ async def write_results(
     for r in itertools.chain(flat_rows, building_rows):
         changed[r["building_id"]][r["revision"] > 1].add(r["hour"])
     return {b: (sorted(new), sorted(recomputed)) for b, (new, recomputed) in changed.items()}
+
+
+def _days_to_write(
+    written: Sequence[Written],
+    out_of_service: set[int],
+    flat_rows: list[asyncpg.Record],
+    meters_changed: dict[int, tuple[datetime, datetime]],
+) -> tuple[dict[int, datetime], list[Written]]:
+    """Which buildings' days are extended by their one new hour (building -> that hour;
+    the hourly event's case) and which are rebuilt from their hours. A building is extended
+    when the only hour it changed is the one new hour at or after ``fresh_from`` (and the
+    upsert inserted every flat's row there); rebuilt when an earlier hour changed (late
+    data), more than one hour is new (a catch-up), a meter's rows changed in another hour,
+    a meter left its channel in the range, or it has no watermark; left alone when
+    nothing changed. (``meters_changed``: per meter, the first and last hour of its rows
+    the upsert changed.)"""
+    flats: dict[int, list[asyncpg.Record]] = {}
+    for r in flat_rows:
+        flats.setdefault(r["building_id"], []).append(r)
+    extend: dict[int, datetime] = {}
+    rebuild: list[Written] = []
+    for w in written:
+        rows = flats.get(w.building_id, [])
+        meters = [
+            meters_changed[m.id] for m in w.result.consumption.meters if m.id in meters_changed
+        ]
+        if not rows and not meters and w.building_id not in out_of_service:
+            continue  # nothing changed: its days are still the sums of their hours
+        new = [
+            hour
+            for h in w.result.hours_with_data()
+            if w.fresh_from is not None and (hour := w.result.start + h * HOUR) >= w.fresh_from
+        ]
+        if (
+            len(new) == 1
+            and w.building_id not in out_of_service
+            and len(rows) == w.flat_ids.size
+            and all(r["hour"] == new[0] and r["revision"] == 1 for r in rows)
+            and all(first == last == new[0] for first, last in meters)
+        ):
+            extend[w.building_id] = new[0]
+        else:
+            rebuild.append(w)
+    return extend, rebuild
 
 
 async def write_result(

@@ -172,8 +172,8 @@ _IN_RANGE = "{alias}.hour >= g.lo and {alias}.hour < g.hi"
 
 _REFRESH_HEAT_DAYS = f"""{_RANGES}
 insert into heat_allocation_days (flat_id, day, building_id, total_kwh, hours, estimated)
-select h.flat_id, (h.hour at time zone g.tz)::date, h.building_id, sum(h.total_kwh), count(*),
-       bool_or(h.estimated)
+select h.flat_id, (h.hour at time zone g.tz)::date, h.building_id,
+       sum(h.total_kwh order by h.hour), count(*), bool_or(h.estimated)
 from ranges g join heat_allocation h
   on h.building_id = g.building_id and {_IN_RANGE.format(alias="h")}
 group by 1, 2, 3
@@ -187,12 +187,12 @@ set building_id = excluded.building_id, total_kwh = excluded.total_kwh,
 _REFRESH_CONSUMPTION_DAYS = f"""{_RANGES},
 days as (
   select c.meter_id, (c.hour at time zone g.tz)::date as day, g.building_id,
-         sum(c.value) as value, count(*) as hours, bool_or(c.estimated) as estimated
+         sum(c.value order by c.hour) as value, count(*) as hours,
+         bool_or(c.estimated) as estimated
   from ranges g
   -- the building's meters' hours through (meter_id, hour) between the bounds, one index
-  -- scan per building for all its meters (in index order: each day sums its hours in
-  -- order, as before); "offset 0" keeps the subquery from being flattened into a hash
-  -- join over all of meter_consumption
+  -- scan per building for all its meters; "offset 0" keeps the subquery from being
+  -- flattened into a hash join over all of meter_consumption
   cross join lateral (select c.meter_id, c.hour, c.value, c.estimated from meter_consumption c
                       where c.meter_id = any(array(select m.id from meters m
                                                    where m.building_id = g.building_id))
@@ -217,12 +217,55 @@ async def refresh_days(db: Db, spans: list[tuple[int, datetime, datetime]]) -> N
     """Rebuild ``heat_allocation_days`` and ``meter_consumption_days`` from the hours for
     every local day touched by the (building id, first hour, last hour) spans: what
     allocation runs in the transaction that writes hours (idempotent: a day is always the
-    sum of its hours; a meter's day left without hours goes)."""
+    sum of its hours, added in hour order; a meter's day left without hours goes)."""
     if not spans:
         return
     columns = [list(column) for column in zip(*spans, strict=True)]
     for sql in (_REFRESH_HEAT_DAYS, _REFRESH_CONSUMPTION_DAYS):
         await db.execute(sql, *columns)
+
+
+# the new hour of a building is added to its day's stored sum (a day's hours are summed in
+# hour order, so this is the very addition a rebuild of the day would end with, to the bit)
+_EXTEND_DAYS = """
+with fresh as materialized (
+  select w.building_id, w.hour, s.timezone as tz
+  from unnest($1::int[], $2::timestamptz[]) as w(building_id, hour)
+  join buildings b on b.id = w.building_id join sites s on s.id = b.site_id
+),
+heat_days as (
+  insert into heat_allocation_days as t (flat_id, day, building_id, total_kwh, hours, estimated)
+  select h.flat_id, (h.hour at time zone f.tz)::date, f.building_id, h.total_kwh, 1, h.estimated
+  from {heat} h join fresh f on f.building_id = h.building_id and h.hour = f.hour
+  on conflict (flat_id, day) do update
+  set building_id = excluded.building_id, total_kwh = t.total_kwh + excluded.total_kwh,
+      hours = t.hours + 1, estimated = t.estimated or excluded.estimated
+)
+insert into meter_consumption_days as t (meter_id, day, building_id, value, hours, estimated)
+select c.meter_id, (c.hour at time zone f.tz)::date, f.building_id, c.value, 1, c.estimated
+from {consumption} c join fresh f on f.building_id = c.building_id and c.hour = f.hour
+on conflict (meter_id, day) do update
+set building_id = excluded.building_id, value = t.value + excluded.value,
+    hours = t.hours + 1, estimated = t.estimated or excluded.estimated
+"""
+
+
+async def extend_days(db: Db, heat: str, consumption: str, new_hour: dict[int, datetime]) -> None:
+    """Add each building's one new hour to its days, both day tables in one statement,
+    instead of rebuilding each touched day from all of its hours (about 24 hour rows per
+    flat and meter read for every hourly event).
+
+    ``heat`` and ``consumption`` name relations holding the rows just written (the
+    ``heat_allocation`` columns; the ``meter_consumption`` columns and ``building_id``);
+    ``new_hour`` gives, per building, the hour that is new to the tables: no row of the
+    building was stored at or after it before, so each touched day's stored sum covers only
+    earlier hours, and adding the new hour to it is what :func:`refresh_days` would make of
+    the day. Other rows of the relations are ignored."""
+    if new_hour:
+        await db.execute(
+            _EXTEND_DAYS.format(heat=heat, consumption=consumption), list(new_hour),
+            list(new_hour.values()),
+        )  # fmt: skip
 
 
 async def building_average(
