@@ -6,7 +6,9 @@ Two small buildings, 2 weeks without faults, then 1 week with faults drawn at ra
 recomputation) are analysed twice, each way in its own copy of the database: through
 the kept windows, as the service does, and with every window read in full (the
 behaviour before them). After every event the window must equal a full read of the
-same hours, and the alerts of both databases must be the same."""
+same hours, and the alerts of both databases must be the same. With the detectors on a
+building's turn (``BuildingStates.turn``), the events between turns read nothing and the
+turn gives what a full recomputation at that hour gives."""
 
 from __future__ import annotations
 
@@ -226,7 +228,7 @@ async def stored_hours(url: str, building_id: int, since: datetime) -> set[datet
     return {r[0] for r in rows}
 
 
-async def test_between_turns_an_event_only_moves_the_window(city: City, nats_url: str) -> None:
+async def test_between_turns_an_event_only_notes_its_hours(city: City, nats_url: str) -> None:
     """Hourly events through the service's own handler with the detectors on a 4-hour
     turn: an event between turns reads and stores nothing; the turn (an hour spread by
     building) reads and stores every hour since the last analysis, as a full recomputation
@@ -291,6 +293,39 @@ async def test_between_turns_an_event_only_moves_the_window(city: City, nats_url
     finally:
         await nc.close()
         await pool.close()
+
+
+async def test_the_turn_reads_what_waited_late_hours_and_gaps_included(city: City) -> None:
+    """With a 4-hour turn: the hours of the events that waited, a late one among them, are
+    read on the turn (from the late hour on, equal to a full read); a gap of 4 hours or
+    more is analysed at once (its turn fell in the gap)."""
+    every, b = 4, city.ids[0]
+    states = BuildingStates(10, 10_000, every)
+
+    def phase(hour: datetime) -> int:
+        return (int((hour - EPOCH) / HOUR) + b) % every
+
+    start = next(city.last - k * HOUR for k in range(20, 30) if phase(city.last - k * HOUR) == 1)
+    conn = await asyncpg.connect(city.kept)
+    try:
+        assert states.turn(b, start, start) == "missing"
+        await states.window(conn, b, start, start, DAYS)
+        late = start - 10 * HOUR
+        assert states.turn(b, start + HOUR, start + HOUR) == ""
+        assert states.turn(b, late, late + HOUR) == ""  # allocation recomputed earlier hours
+        turn = start + 3 * HOUR
+        assert phase(turn) == 0
+        assert states.turn(b, turn, turn) == "turn"
+        window = await states.window(conn, b, turn, turn, DAYS)
+        assert (window.read, window.read_from) == ("late", late)
+        assert_same_window(window.data, await load_building(conn, b, turn, DAYS))
+        gap = turn + every * HOUR + HOUR  # past the next turn with no event on it
+        assert phase(gap) != 0
+        assert states.turn(b, gap, gap) == "overdue"
+        window = await states.window(conn, b, gap, gap, DAYS)
+        assert (window.read, window.read_from) == ("incremental", turn + HOUR)
+    finally:
+        await conn.close()
 
 
 async def group_ids(url: str, building_id: int) -> set[int]:
