@@ -103,6 +103,22 @@ def test_negative_change_trimming_a_larger_one_is_no_meter_fault() -> None:
     assert _change_kind(trim, [], reading, ExcessSettings()) == "faulty_balance_meter"
 
 
+def test_a_constant_deficit_is_an_under_reading_balance_meter_unless_a_riser_clogged() -> None:
+    """The balance meter reading a constant 5 % below its subscribers: no group fault
+    takes water away from them, so the meter under-reads; the same deficit beginning
+    with a clogged riser is the clog's cooler water in a volume balance."""
+    n = 35 * 24
+    reading = np.full(n, 110.0)
+    step = np.where(np.arange(n) >= START, -5.5, 0.0)
+    deficit = Change("step", START, n, -5.5, 1e4, step)
+    cfg = ExcessSettings()
+    assert _change_kind(deficit, [], reading, cfg) == "faulty_balance_meter"
+    assert _change_kind(deficit, [], reading, cfg, clogs=(START - 10,)) is None
+    assert _change_kind(deficit, [], reading, cfg, clogs=(START - 240,)) == "faulty_balance_meter"
+    small = Change("step", START, n, -1.1, 1e4, step / 5)
+    assert _change_kind(small, [], reading, cfg) is None
+
+
 def test_an_under_reading_ending_with_a_larger_excess_is_its_correction() -> None:
     """A negative scale of the reading on a larger excess's window, ending with it, is
     the fit correcting that excess's shape: no faulty balance meter. One inside it that

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from balans_balance.detectors.leak_tapping_balance_meter import diagnose_group
-from balans_balance.detectors.meter_faults import METER_FAULTS, member_shifts
+from balans_balance.detectors.meter_faults import (
+    METER_FAULTS,
+    MemberSettings,
+    deficit_follows_use,
+    member_shifts,
+)
 from balans_balance.detectors.peers import daily_sums, peer_model
 
 START = 600  # the fault begins after 25 days of normal history
@@ -136,3 +141,26 @@ def test_magnet_next_to_a_leak_is_confirmed_with_the_leak_in_the_balance(
     assert magnet.verdict == "magnet"
     assert 0.6 <= magnet.evidence["closure"] <= 1.5
     assert _blamed({sh.member: {sh.verdict} for sh in shifts}) == {7: {"magnet"}}
+
+
+def test_a_heat_meters_deficit_following_the_days_use_is_a_drift() -> None:
+    """Ten days of changing weather: a register reading 12 % low misses a share of each
+    day's heat (a drift); a thermostat turned down by the same heat on average lowers
+    every day alike (a change of use); days of one weather cannot tell them apart."""
+    cfg = MemberSettings()
+    rng = np.random.default_rng(3)
+    days = np.arange(10)
+    use = 40.0 + 12.0 * np.sin(days / 1.7)  # kWh a day, following the weather
+    noise = rng.normal(0.0, 0.3, days.size)
+    drift = deficit_follows_use(use, 0.88 * use + noise, cfg)
+    assert drift is not None
+    assert drift[0] >= cfg.follow_f
+    assert abs(drift[1] - 0.12) < 0.02
+    setback = deficit_follows_use(use, use - 0.12 * use.mean() + noise, cfg)
+    assert setback is not None
+    assert setback[0] < cfg.follow_f
+    steady = np.full(days.size, 40.0)
+    alike = deficit_follows_use(steady, 0.88 * steady + noise, cfg)
+    assert alike is not None
+    assert alike[0] < cfg.follow_f
+    assert deficit_follows_use(use[:2], 0.88 * use[:2], cfg) is None

@@ -232,7 +232,8 @@ def member_alerts(
     with np.errstate(divide="ignore", invalid="ignore"):
         # the balance meter's unit per member unit, hourly (kWh per m³ for flow meters)
         worth = np.nan_to_num(np.where(own_total > 0, s.subscribers / own_total, 0.0))
-    for shift in member_shifts(s, raw, quantum, group_changes=group_changes):
+    heat = data.utilities[group.balance_meter_id] == "heat"
+    for shift in member_shifts(s, raw, quantum, group_changes=group_changes, heat=heat):
         meter_id = members[shift.member]
         kind = shift.verdict
         evidence = dict(shift.evidence)
@@ -291,7 +292,6 @@ def member_alerts(
             since[meter_id] = out[-1].first_hour
     # heat only: a flat always draws some heat in the heating season, while its water
     # meters stand still for weeks when nobody lives there
-    heat = data.utilities[group.balance_meter_id] == "heat"
     for r in still_registers(raw, quantum) if heat else []:
         meter_id = members[r.member]
         if meter_id in since and since[meter_id] <= data.hours[r.start]:
@@ -754,13 +754,27 @@ def _member_and_group_faults(
     judged again with them in the balance (a leak next to a magnet must not be read as
     the magnet's closure, nor hide it), and the group's faults searched again."""
     named, missed = member_alerts(data, group, s)
-    diagnoses = diagnose_group(replace(s, subscribers=s.subscribers + missed), cfg)
+    diagnoses = diagnose_group(
+        replace(s, subscribers=s.subscribers + missed), cfg, _clog_starts(data, named)
+    )
     if diagnoses:
         changes = np.array([d.contribution for d in diagnoses])
         named, again = member_alerts(data, group, s, changes)
         if not np.array_equal(again, missed):  # the members' verdicts moved
-            diagnoses = diagnose_group(replace(s, subscribers=s.subscribers + again), cfg)
+            diagnoses = diagnose_group(
+                replace(s, subscribers=s.subscribers + again), cfg, _clog_starts(data, named)
+            )
     return named, diagnoses
+
+
+def _clog_starts(data: BuildingData, named: list[Finding]) -> tuple[int, ...]:
+    """The hours (indices into ``data.hours``) the named clogged risers began."""
+    first = data.hours[0]
+    return tuple(
+        round((f.first_hour - first) / timedelta(hours=1))
+        for f in named
+        if f.kind == "clogged_riser"
+    )
 
 
 def building_findings(

@@ -44,6 +44,9 @@ SENTENCES: dict[str, str] = {
     "peers grows steadily ({loss_pct} % so far)",
     "drifting_meter.balance_confirmed": "drifting meter {meter_serial}: it registers "
     "{loss_pct} % off its peers' prediction and the balance meter confirms the meter is wrong",
+    "drifting_meter.follows_use": "drifting meter {meter_serial}: it registers {loss_pct} % "
+    "off its peers' prediction, a share of each day's heat whatever the weather (a "
+    "thermostat turned down would lower the heat by the same amount every day)",
     "drifting_meter.riser_dt_steady": "drifting riser meter {meter_serial}: its flow moved "
     "{loss_pct} % against its peers while the riser's ΔT stayed in line",
     "clogged_riser.dt_rose": "clogged riser (meter {meter_serial}): its flow fell {loss_pct} % "

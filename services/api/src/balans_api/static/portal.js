@@ -234,6 +234,7 @@ const balans = (() => {
     "magnet.riser_dt_steady": t("riser meter {meter_serial}: its flow fell {loss_pct} % against its peers while the riser's ΔT stayed in line"),
     "drifting_meter.growing_error": t("meter {meter_serial}: its error against its peers grows steadily ({loss_pct} % so far)"),
     "drifting_meter.balance_confirmed": t("meter {meter_serial} registers {loss_pct} % off its peers' prediction and the balance meter confirms the meter is wrong"),
+    "drifting_meter.follows_use": t("meter {meter_serial} registers {loss_pct} % off its peers' prediction, a share of each day's heat whatever the weather (a thermostat turned down would lower the heat by the same amount every day)"),
     "drifting_meter.riser_dt_steady": t("riser meter {meter_serial}: its flow moved {loss_pct} % against its peers while the riser's ΔT stayed in line"),
     "clogged_riser.dt_rose": t("riser meter {meter_serial}: its flow fell {loss_pct} % and the riser's ΔT rose {dt_change_pct} %: the water really slowed"),
     "clogged_riser.balance_unmoved": t("riser meter {meter_serial}: its flow fell {loss_pct} % against its peers and the balance meter did not move"),

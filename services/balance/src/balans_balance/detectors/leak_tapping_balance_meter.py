@@ -346,9 +346,15 @@ def _leads_into(change: Change, others: list[Change], gap: int) -> bool:
 
 
 def _change_kind(
-    change: Change, others: list[Change], balance: FloatArray, cfg: ExcessSettings
+    change: Change,
+    others: list[Change],
+    balance: FloatArray,
+    cfg: ExcessSettings,
+    clogs: tuple[int, ...] = (),
 ) -> str | None:
-    """The group fault a change stands for, or None when it is too small to be one."""
+    """The group fault a change stands for, or None when it is too small to be one.
+    ``clogs``: the hours clogged risers of the group began (a constant deficit that
+    begins with one is the clog's, see :func:`_under_reads`)."""
     win = slice(change.start, change.end)
     mean_balance = float(np.mean(balance[win]))
     if mean_balance <= 0:
@@ -366,13 +372,30 @@ def _change_kind(
             return None
         return "faulty_balance_meter" if abs(change.coef) >= cfg.min_drift else None
     if change.shape == "step":
-        return "leak" if size >= cfg.min_leak_share else None
+        if size >= cfg.min_leak_share:
+            return "leak"
+        return "faulty_balance_meter" if _under_reads(change, others, size, cfg, clogs) else None
     if size >= cfg.min_tap_share:
         return "unauthorised_connection"
     # the balance meter stepping down (it under-reads), unless it trims a larger excess
     if size <= -cfg.min_under_read and not _corrects(change, others):
         return "faulty_balance_meter"
     return None
+
+
+def _under_reads(
+    change: Change, others: list[Change], size: float, cfg: ExcessSettings, clogs: tuple[int, ...]
+) -> bool:
+    """Does a constant deficit (the balance meter reading less than its subscribers) say
+    the balance meter under-reads? No group fault takes water or heat away from the
+    subscribers, and the members' own faults are added back before, so it does; unless
+    it only trims a larger excess it overlaps, or begins with a clogged riser: in a
+    group balanced in coolant volume whose flats meter heat, the clog's cooler returning
+    water lifts the building's ΔT, which shrinks the flats' heat in volume by a step (the
+    peers date a clog to its day: within a day and ``settle_gap`` of it)."""
+    if size > -cfg.min_under_read or _corrects(change, others):
+        return False
+    return not any(-cfg.settle_gap <= change.start - h <= 24 + cfg.settle_gap for h in clogs)
 
 
 def _also_possible(change: Change, kind: str | None, cfg: ExcessSettings) -> list[str]:
@@ -471,12 +494,15 @@ def _from_hour(s: GroupSeries, first: int) -> GroupSeries:
     )
 
 
-def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Diagnosis]:
+def diagnose_group(
+    s: GroupSeries, cfg: ExcessSettings | None = None, clogs: tuple[int, ...] = ()
+) -> list[Diagnosis]:
     """Every change of the group's balance beyond what its subscribers explain, with its
     likely cause: concurrent faults (a leak during a tapping-in) are separate changes.
 
     Only the hours from the first one with both readings count: a building connected a
-    few days ago has no history before that, and its first readings are no change."""
+    few days ago has no history before that, and its first readings are no change.
+    ``clogs``: the hours the group's clogged risers began (named by the members' checks)."""
     cfg = cfg or ExcessSettings()
     known = np.flatnonzero(~np.isnan(s.balance) & ~np.isnan(s.subscribers))
     first = int(known[0]) if known.size else s.balance.size
@@ -490,7 +516,7 @@ def diagnose_group(s: GroupSeries, cfg: ExcessSettings | None = None) -> list[Di
                 episode=_shifted(d.episode, first),
                 contribution=np.concatenate([np.zeros(first), d.contribution]),
             )
-            for d in _diagnose_known(_from_hour(s, first), cfg)
+            for d in _diagnose_known(_from_hour(s, first), cfg, tuple(h - first for h in clogs))
         ],
         cfg.quiet_to_close,
     )
@@ -565,7 +591,9 @@ def _drift_reportable(change: Change, reading: FloatArray, cfg: ExcessSettings) 
     return change.start + int(reached[0]) if reached.size else change.end - 1
 
 
-def _diagnose_known(s: GroupSeries, cfg: ExcessSettings) -> list[Diagnosis]:
+def _diagnose_known(
+    s: GroupSeries, cfg: ExcessSettings, clogs: tuple[int, ...] = ()
+) -> list[Diagnosis]:
     cs = change_series(s)
     balance, weights = cs.reading, cs.weights
     n = balance.size
@@ -595,7 +623,7 @@ def _diagnose_known(s: GroupSeries, cfg: ExcessSettings) -> list[Diagnosis]:
             "alternatives_z2": {k: round(v, 1) for k, v in change.alternatives.items()},
         }
         others = [c for c in changes if c is not change]
-        group_kind = _change_kind(change, others, balance, cfg)
+        group_kind = _change_kind(change, others, balance, cfg, clogs)
         group_kind, by_return, return_evidence = _by_return(group_kind, change, s, cfg)
         evidence.update(return_evidence)
         also = _also_possible(change, group_kind, cfg)

@@ -14,6 +14,12 @@ episode opens where its daily use left the peers' prediction (a step or a ramp G
   than ``magnet_loss`` of the use at once is a **magnet** (a slowed or stopped
   impeller), a smaller loss or any over-reading a **drifting** meter (one that
   stepped, or ramped and settled: the balance confirms it, so it is no change of use);
+- a heat meter's step the balance cannot confirm (one flat is too small a share of
+  the building) whose daily deficit follows the predicted use over days of different
+  weather rather than staying level -> **drifting**: a register off by a factor misses
+  a share of each day's heat, while a flat that turned its thermostat down or went away
+  lowers its loss by UA x the setpoint's change, the same heat whatever the weather
+  (``follows_use``);
 - otherwise the *use* changed (a flat away, a clogged riser): ``use_changed``, which the
   caller reports or not.
 """
@@ -63,6 +69,10 @@ class MemberSettings:
     balance_lead_days: tuple[int, ...] = (3, 5, 7, 10)
     min_balance_dof: int = 8
     max_episodes: int = 3  # per member and analysis
+    # a share of the days' predicted use must fit a heat meter's daily deficit better than
+    # a constant by this F (in the deficits' residual variance) to name a drift the
+    # balance cannot confirm; days whose use hardly varies cannot tell the two apart
+    follow_f: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,8 @@ def member_shifts(
     quantum: FloatArray,
     cfg: MemberSettings | None = None,
     group_changes: FloatArray | None = None,
+    *,
+    heat: bool = False,
 ) -> list[MemberShift]:
     """Every member's departures from its peers with their verdicts.
 
@@ -129,7 +141,9 @@ def member_shifts(
     in its unit. A still register or the tamper flag decides the kind; the others are
     judged by the balance (:func:`_confirm`), every overlapping change, the group's
     included, fitted at once so that two faults cannot both claim one move of the
-    balance."""
+    balance. ``heat``: the members meter heat, whose use follows the weather (a deficit
+    following the days' use then tells a drifting register from a change of the
+    setpoint, :func:`deficit_follows_use`)."""
     cfg = cfg or MemberSettings()
     if raw.shape[0] < 3:
         return []
@@ -170,6 +184,8 @@ def member_shifts(
         # a still register or the tamper flag decides the kind; the balance's view is
         # still evidence (did the tampering show in the group's imbalance?)
         judged = _confirm(d, drafts, ctx)
+        if heat and d.verdict is None and judged.verdict == "use_changed":
+            judged = _by_the_days(judged, cfg)
         verdict = d.verdict or judged.verdict or "use_changed"
         out.append(MemberShift(d.change.member, d.episode, verdict, d.deficit, judged.evidence))
     return out
@@ -230,6 +246,7 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
     deficit[hours] = (expected - np.nan_to_num(ctx.raw[i, hours])) * np.nan_to_num(
         _worth(ctx.s)[hours]
     )
+    follows = deficit_follows_use(expected_daily, own[days], cfg)
     relative = _relative(c, pm, own)
     loss = float(relative[np.argmax(np.abs(relative))]) if relative.size else 0.0
     start, end = hours.start, hours.stop - 1
@@ -257,6 +274,8 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
         "basis": basis,  # the one rule that decided the kind
         "still_hours": run if basis.startswith("register_still") else 0,
     }
+    if follows is not None:
+        evidence["deficit_follows_use_f"], evidence["deficit_use_share"] = follows
     if verdict == "stuck_meter":
         # a magnet strong enough to stop the register entirely, on a module that raised
         # no tamper flag, leaves the same data as a stuck register: say both
@@ -270,6 +289,38 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
         verdict,
         evidence,
     )
+
+
+def deficit_follows_use(
+    expected: FloatArray, registered: FloatArray, cfg: MemberSettings
+) -> tuple[float, float] | None:
+    """(F, share) of the daily deficit ``expected - registered`` as a share of the
+    predicted use against a constant (F: how much a share fits better than a constant,
+    in the share's residual variance; None with fewer than ``min_ramp_days`` days).
+
+    A heat meter whose register is off by a factor misses that share of each day's
+    heat, so its deficit follows the days' weather. A flat whose occupants turn the
+    thermostat down or leave loses UA x the setpoint's change less heat, the same on a
+    cold day as on a mild one: its deficit stays level."""
+    ok = np.isfinite(expected) & np.isfinite(registered) & (expected > 0)
+    use, deficit = expected[ok], expected[ok] - registered[ok]
+    if use.size < cfg.min_ramp_days:
+        return None
+    share = float(deficit @ use) / float(use @ use)
+    shared = float(np.sum((deficit - share * use) ** 2))
+    constant = float(np.sum((deficit - deficit.mean()) ** 2))
+    return round((constant - shared) / max(shared / (use.size - 1), 1e-12), 2), round(share, 4)
+
+
+def _by_the_days(d: _Draft, cfg: MemberSettings) -> _Draft:
+    """A step of a heat meter the balance cannot confirm: a drift where its deficit
+    follows the days' use (a share of it, at most ``drift_loss``), else left a change of
+    use."""
+    f = d.evidence.get("deficit_follows_use_f")
+    share = float(d.evidence.get("deficit_use_share", 0.0))
+    if f is None or f < cfg.follow_f or abs(share) > cfg.drift_loss:
+        return d
+    return replace(d, verdict="drifting_meter", evidence={**d.evidence, "basis": "follows_use"})
 
 
 def _relative(c: _Change, pm: PeerModel, own: FloatArray, lead: int = 0) -> FloatArray:
