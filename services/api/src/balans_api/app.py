@@ -41,6 +41,7 @@ from balans_api.routes import (
     webhooks,
     world,
 )
+from balans_api.security import VerifiedTokens
 from balans_api.security_headers import SecurityHeaders
 from balans_api.settings import ApiSettings
 
@@ -85,6 +86,7 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
     app.state.login_limiter = LoginLimiter(settings.login_rate)
     app.state.cache = TtlCache(settings.cache_ttl_s)
     app.state.principals = PrincipalCache(settings.api_auth_cache_ttl_s)
+    app.state.tokens = VerifiedTokens(settings.jwt_secret)
     app.state.dispatcher = Dispatcher()
     app.state.import_jobs = ImportJobs(
         settings.import_heartbeat_s, settings.import_interrupted_after_s

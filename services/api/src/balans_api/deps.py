@@ -12,7 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 from balans_api.errors import ApiError
 from balans_api.principal import ROLE_SCOPES, FlatContext, Principal
 from balans_api.principal_cache import PrincipalCache
-from balans_api.security import digests_match, read_token, split_api_key
+from balans_api.security import VerifiedTokens, digests_match, split_api_key
 from balans_api.settings import ApiSettings
 
 oauth2_scheme = OAuth2PasswordBearer(
@@ -107,7 +107,7 @@ async def _kept_user(request: Request, pool: asyncpg.Pool, user_id: int) -> Prin
 
 
 async def current_principal(
-    request: Request, pool: Pool, settings: Settings, token: str | None = Depends(oauth2_scheme)
+    request: Request, pool: Pool, token: str | None = Depends(oauth2_scheme)
 ) -> Principal:
     """A bearer token is either a JWT from ``/auth/token`` or an integrator API key."""
     if not token:
@@ -116,7 +116,8 @@ async def current_principal(
     if token.startswith("bk_"):
         principal = await key_principal(pool, token)
     else:
-        user_id = read_token(settings.jwt_secret, token)
+        tokens: VerifiedTokens = request.app.state.tokens
+        user_id = tokens.user_id(token)
         principal = None if user_id is None else await _kept_user(request, pool, user_id)
     if principal is None:
         raise ApiError(401, "invalid or expired credentials")

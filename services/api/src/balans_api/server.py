@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from balans_api.one_write import OneWriteProtocol
 from balans_core.health import EmbeddedServer
 
 GC_YOUNG_THRESHOLD = 50_000
@@ -35,7 +36,12 @@ def settle_gc() -> None:
 def http_server(app: FastAPI) -> uvicorn.Server:
     return EmbeddedServer(
         uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="on", proxy_headers=False
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            proxy_headers=False,
+            http=OneWriteProtocol,
         )
     )
 
