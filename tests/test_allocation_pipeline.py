@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from balans_allocation import kernels
+from balans_allocation import kernels, recent
 from balans_allocation.__main__ import serve
 from balans_allocation.allocator import (
     OUTBOX,
+    complete_until,
+    earliest_anchors,
     on_readings_stored,
     on_readings_stored_many,
     warm_up,
@@ -40,6 +42,7 @@ from balans_protocol.streams import ensure_streams
 
 H0 = datetime(2026, 11, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
+SECOND = timedelta(seconds=1)
 BOUNDARIES = 8  # registers at H0 .. H0+7h: hours H0 .. H0+6h
 LATENESS = timedelta(hours=3)
 LOOKAROUND = 12
@@ -288,6 +291,58 @@ async def test_edges_load_only_the_nearest_registers_and_change_nothing(
     exp = kernels.consumption_from_registers(full, weight, capacity, kernels.REGISTER_MODULUS)
     np.testing.assert_array_equal(got[0][:, inner], exp[0][:, inner])
     np.testing.assert_array_equal(got[1][:, inner], exp[1][:, inner])
+
+
+async def test_newest_registers_settle_what_the_general_queries_find(
+    conn: asyncpg.Connection,
+) -> None:
+    """Each channel's newest registers, read once, give the anchors, the completeness and
+    the register windows the general queries give, whenever they settle them (across a gap
+    longer than the rows read, a single missing hour and a register off the hour), and
+    they do not settle everything: those cases take the general queries."""
+    lookaround = 4
+    building_id = await _building(conn, "1a")
+    channels = await _channels(conn, building_id)
+    meters = [m["id"] for m in channels]
+    skip = {(meters[0], j) for j in range(5, 13)} | {(meters[1], 15)}
+    await _seed_readings(conn, building_id, skip=skip, boundaries=range(24))
+    off_hour = (channels[2]["module_serial"], channels[2]["input"], H0 + 17 * HOUR + 1200 * SECOND)
+    await conn.execute(
+        "insert into pulse_readings (module_serial, input, ts, count) values ($1, $2, $3, 5000)",
+        *off_hour,
+    )
+    building = await load_building(conn, building_id)
+    assert building is not None
+    settled = {"anchor": 0, "window": 0}
+    unsettled = dict.fromkeys(settled, 0)
+    for j in range(1, 27):
+        first = H0 + j * HOUR
+        known = await recent.load(conn, [building], {building_id: first}, lookaround)
+        anchor = known[building_id].anchor(first, first - lookaround * HOUR)
+        general = await earliest_anchors(conn, [building], {building_id: first}, lookaround)
+        if anchor is None:
+            unsettled["anchor"] += 1
+        else:
+            settled["anchor"] += 1
+            assert anchor == general[building_id]
+        for back, hours in ((1, 1), (3, 2), (lookaround, 4)):
+            start = first - back * HOUR
+            assert await complete_until(
+                conn, [building], {building_id: start}, LATENESS, known
+            ) == await complete_until(conn, [building], {building_id: start}, LATENESS)
+            window = RegisterWindow(
+                building.meters, start - lookaround * HOUR, hours + 2 * lookaround + 1,
+                edge=lookaround,
+            )  # fmt: skip
+            fast = known[building_id].window(window.start, window.boundaries, window.edge)
+            if fast is None:
+                unsettled["window"] += 1
+                continue
+            settled["window"] += 1
+            (loaded,) = await load_register_windows(conn, [window])
+            np.testing.assert_array_equal(fast, loaded)
+    assert all(settled.values()), settled
+    assert all(unsettled.values()), unsettled
 
 
 async def test_late_reading_recomputes_exactly_the_affected_hours(conn: asyncpg.Connection) -> None:

@@ -22,12 +22,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import numpy as np
 
-from balans_allocation import storage
+from balans_allocation import recent, storage
 from balans_allocation.building import Building, load_buildings
 from balans_allocation.compute import Job, compute_buildings
 from balans_allocation.flags import Flag
 from balans_allocation.metrics import COMPUTE_SECONDS, FLAGGED_FLAT_HOURS
 from balans_allocation.readings import HOUR
+from balans_allocation.recent import Recent
 from balans_core import outbox
 from balans_db.queries import ingest, world
 from balans_physics.water import property_tables
@@ -65,34 +66,50 @@ async def complete_until(
     buildings: Sequence[Building],
     since: dict[int, datetime],
     lateness: timedelta,
+    known: dict[int, Recent] | None = None,
 ) -> dict[int, datetime]:
-    """The end boundary up to which each building's hours are complete (absent: no data)."""
+    """The end boundary up to which each building's hours are complete (absent: no data).
+    The newest registers come from ``known`` where its rows settle them, else from one
+    query for the rest."""
+    known = known or {}
     channels = {  # a meter replaced in an exchange no longer reports: it holds nobody back
-        b.id: [
-            (m.module_serial, m.input)
-            for m in b.meters
-            if m.utility == "heat" and m.valid_to is None
-        ]
+        b.id: sorted(
+            {(m.module_serial, m.input, k) for k, m in enumerate(b.meters)
+             if m.utility == "heat" and m.valid_to is None}
+        )
         for b in buildings
-    }
-    wanted = [(b, s, i) for b, chs in channels.items() for s, i in sorted(set(chs))]
-    rows = await ingest.latest_registers(
-        conn,
-        *_columns(wanted, 3),
-        list(since),
-        list(since.values()),
-        min(since.values(), default=None),
-    )
-    latest = {(b, s, i): ts for b, s, i, ts in rows}
+    }  # fmt: skip
+    latest: dict[tuple[int, int, int], datetime] = {}
+    wanted = []
+    for b, chs in channels.items():
+        for serial, input_, k in chs:
+            settled, ts = known[b].latest(k, since[b]) if b in known else (False, None)
+            if not settled:
+                wanted.append((b, serial, input_))
+            elif ts is not None:
+                latest[(b, serial, input_)] = ts
+    if wanted:
+        wanted = sorted(set(wanted))
+        asked = [b for b in since if any(w[0] == b for w in wanted)]
+        rows = await ingest.latest_registers(
+            conn,
+            *_columns(wanted, 3),
+            asked,
+            [since[b] for b in asked],
+            min(since[b] for b in asked),
+            floor_hour(datetime.now(UTC)) + recent.AHEAD,
+        )
+        latest |= {(b, s, i): ts for b, s, i, ts in rows}
     present = floor_hour(datetime.now(UTC))
     ends = {}
     for b, chs in channels.items():
-        known = [latest[(b, *c)] for c in chs if (b, *c) in latest]
-        if not known:
+        distinct = {(s, i) for s, i, _ in chs}
+        known_ts = [latest[(b, *c)] for c in distinct if (b, *c) in latest]
+        if not known_ts:
             continue
-        freshest = floor_hour(max(known))
-        if len(known) == len(chs):
-            ends[b] = max(floor_hour(min(known)), freshest - lateness)
+        freshest = floor_hour(max(known_ts))
+        if len(known_ts) == len(distinct):
+            ends[b] = max(floor_hour(min(known_ts)), freshest - lateness)
         else:
             ends[b] = freshest - lateness
         ends[b] = min(ends[b], present)
@@ -104,20 +121,28 @@ async def earliest_anchors(
     buildings: Sequence[Building],
     before: dict[int, datetime],
     lookaround: int,
+    known: dict[int, Recent] | None = None,
 ) -> dict[int, datetime]:
     """Per building, the oldest of its channels' last registers before ``before`` (but not
     older than ``lookaround`` hours before it, the floor also taken for a channel silent
-    since then): a register stored at ``before`` changes the hours back to it."""
+    since then): a register stored at ``before`` changes the hours back to it. From
+    ``known`` where its rows settle it, else from one query for the rest."""
     floor = {b.id: before[b.id] - lookaround * HOUR for b in buildings}
-    rows = await ingest.earliest_anchors(
-        conn,
-        *_columns([(b.id, m.module_serial, m.input) for b in buildings for m in b.meters], 3),
-        list(floor),
-        list(floor.values()),
-        [before[b] for b in floor],
-    )
-    anchors = {r["building_id"]: r["anchor"] for r in rows}
-    return {b.id: anchors.get(b.id, floor[b.id]) for b in buildings}
+    anchors: dict[int, datetime | None] = {
+        b.id: known[b.id].anchor(before[b.id], floor[b.id]) if known and b.id in known else None
+        for b in buildings
+    }
+    asked = [b for b in buildings if anchors[b.id] is None]
+    if asked:
+        rows = await ingest.earliest_anchors(
+            conn,
+            *_columns([(b.id, m.module_serial, m.input) for b in asked for m in b.meters], 3),
+            [b.id for b in asked],
+            [floor[b.id] for b in asked],
+            [before[b.id] for b in asked],
+        )
+        anchors |= {r["building_id"]: r["anchor"] for r in rows}
+    return {b.id: anchors.get(b.id) or floor[b.id] for b in buildings}
 
 
 def _columns(rows: list[tuple], width: int) -> list[list]:
@@ -164,9 +189,10 @@ async def on_readings_stored_many(
         buildings = [b for b in loaded.values() if b.flat_ids.size]
         first = {b.id: floor_hour(events[b.id]) for b in buildings}
         marks = await storage.watermarks(conn, list(first))
-        anchors = await earliest_anchors(conn, buildings, first, lookaround)
+        known = await recent.load(conn, buildings, first, lookaround)
+        anchors = await earliest_anchors(conn, buildings, first, lookaround, known)
         starts = {b: min(marks.get(b, f), f - HOUR, anchors[b]) for b, f in first.items()}
-        ends = await complete_until(conn, buildings, starts, lateness)
+        ends = await complete_until(conn, buildings, starts, lateness, known)
         jobs = [
             Job(b, starts[b.id], int((ends[b.id] - starts[b.id]) / HOUR))
             for b in buildings
@@ -175,7 +201,7 @@ async def on_readings_stored_many(
         if not jobs:
             return []
         with COMPUTE_SECONDS.time():
-            results = await compute_buildings(conn, jobs, lookaround)
+            results = await compute_buildings(conn, jobs, lookaround, known)
             changed = await storage.write_results(
                 conn,
                 [
@@ -225,5 +251,6 @@ async def warm_up(conn: asyncpg.Connection, lookaround: int) -> int:
         if r["id"] in buildings and buildings[r["id"]].flat_ids.size
     ]
     property_tables()
+    await recent.load(conn, [j.building for j in jobs], {j.building.id: j.start for j in jobs}, 1)
     await compute_buildings(conn, jobs, lookaround)
     return len(jobs)

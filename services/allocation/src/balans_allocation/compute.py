@@ -26,6 +26,7 @@ from balans_allocation.readings import (
     load_register_windows,
     load_temperature_windows,
 )
+from balans_allocation.recent import Recent
 from balans_allocation.sensor_estimates import SensorEstimate
 from balans_allocation.verification import apply_rule
 from balans_physics.water import property_tables
@@ -357,26 +358,39 @@ class Job:
 
 
 async def compute_buildings(
-    conn: asyncpg.Connection, jobs: Sequence[Job], lookaround: int
+    conn: asyncpg.Connection,
+    jobs: Sequence[Job],
+    lookaround: int,
+    known: dict[int, Recent] | None = None,
 ) -> list[BuildingResult]:
     """Consumption of every meter and the allocation of every job, the readings of all
-    jobs loaded in one query per kind.
+    jobs loaded in one query per kind (the registers taken from ``known`` where its rows
+    settle a window).
 
     The nearest register up to ``lookaround`` hours either side is read, so gaps at the
     edges of the range interpolate between the same anchors as inside a longer run.
     """
-    registers = await load_register_windows(
-        conn,
-        [
-            RegisterWindow(
-                j.building.meters,
-                j.start - lookaround * HOUR,
-                j.hours + 2 * lookaround + 1,
-                edge=lookaround,
-            )
-            for j in jobs
-        ],
+    windows = [
+        RegisterWindow(
+            j.building.meters,
+            j.start - lookaround * HOUR,
+            j.hours + 2 * lookaround + 1,
+            edge=lookaround,
+        )
+        for j in jobs
+    ]
+    settled = [
+        known[w_job.building.id].window(w.start, w.boundaries, w.edge)
+        if known and w_job.building.id in known
+        else None
+        for w_job, w in zip(jobs, windows, strict=True)
+    ]
+    loaded = iter(
+        await load_register_windows(
+            conn, [w for w, s in zip(windows, settled, strict=True) if s is None]
+        )
     )
+    registers = [s if s is not None else next(loaded) for s in settled]
     temperatures = await load_temperature_windows(
         conn,
         [

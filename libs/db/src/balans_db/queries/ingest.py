@@ -339,13 +339,15 @@ async def latest_registers(
     buildings: Sequence[int],
     since: Sequence[datetime],
     lowest: datetime | None,
+    upper: datetime,
 ) -> list[Any]:
     """Per channel (building, module, input: parallel lists), the ``latest`` register stamp
     at or after its building's ``since`` (parallel to ``buildings``; no row when there is
-    none); ``lowest`` is the least ``since``, so PostgreSQL prunes older partitions. One
-    backward index probe per channel: a join over the newest hour's rows is planned from
-    statistics that never hold that hour yet (estimated at one row) and became a scan of
-    the month's partition."""
+    none) and not after ``upper``; ``lowest`` is the least ``since``, so PostgreSQL prunes
+    older partitions, and ``upper`` the empty future ones (each probed per channel
+    without it). One backward index probe per channel: a join over the newest hour's rows
+    is planned from statistics that never hold that hour yet (estimated at one row) and
+    became a scan of the month's partition."""
     channels = _CHANNELS_OF_BUILDINGS.format(columns="t0", arrays="$5::timestamptz[]")
     return await db.fetch(
         f"""select m.building_id, m.serial as module_serial, m.input, l.latest
@@ -353,7 +355,7 @@ async def latest_registers(
            cross join lateral (
                select max(p.ts) as latest from pulse_readings p
                where p.module_serial = m.serial and p.input = m.input
-                     and p.ts >= m.t0 and p.ts >= $6
+                     and p.ts >= m.t0 and p.ts >= $6 and p.ts <= $7
            ) l
            where l.latest is not null""",
         building_ids,
@@ -362,6 +364,7 @@ async def latest_registers(
         buildings,
         since,
         lowest,
+        upper,
     )
 
 
@@ -395,6 +398,49 @@ async def earliest_anchors(
         buildings,
         floors,
         before,
+    )
+
+
+async def recent_registers(
+    db: Db,
+    building_ids: Sequence[int],
+    serials: Sequence[int],
+    inputs: Sequence[int],
+    buildings: Sequence[int],
+    since: Sequence[datetime],
+    upper: datetime,
+    limit: int,
+) -> list[Any]:
+    """Per channel (building, module, input: parallel lists), its newest ``limit`` registers
+    stamped from its building's ``since`` (parallel to ``buildings``) up to ``upper``,
+    newest first: one row per channel that has any, with its 0-based index in the lists
+    and, as arrays, the stamps (microseconds since the epoch), whether each is on a whole
+    hour, and the counts. One backward index scan per channel; ``upper`` and the least
+    ``since`` bound the monthly partitions read (without an upper bound every empty future
+    partition is probed for every channel)."""
+    return await db.fetch(
+        """select c.i - 1, array_agg(r.us order by r.us desc),
+                  array_agg(r.whole order by r.us desc), array_agg(r.count order by r.us desc)
+           from unnest($1::int[], $2::bigint[], $3::smallint[])
+                with ordinality as c(building_id, serial, input, i)
+           join unnest($4::int[], $5::timestamptz[]) as w(building_id, since) using (building_id)
+           cross join lateral (
+               select (extract(epoch from p.ts) * 1000000)::bigint as us,
+                      date_trunc('hour', p.ts) = p.ts as whole, p.count
+               from pulse_readings p
+               where p.module_serial = c.serial and p.input = c.input and p.ts >= w.since
+                     and p.ts >= $6 and p.ts <= $7
+               order by p.ts desc limit $8
+           ) r
+           group by c.i""",
+        building_ids,
+        serials,
+        inputs,
+        buildings,
+        since,
+        min(since),
+        upper,
+        limit,
     )
 
 
