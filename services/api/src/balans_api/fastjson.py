@@ -7,6 +7,7 @@ of a request's time. Endpoints keep ``response_model`` for the OpenAPI schema.""
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -24,21 +25,25 @@ def json_response(model: BaseModel) -> Response:
 def dict_response(body: dict[str, Any]) -> Response:
     """Plain data encoded by the C json encoder; :class:`series.Points` inside it are
     spliced in as PostgreSQL wrote them (decoding and re-encoding thousands of points
-    cost more than the rest of a profile request). Times are ISO 8601 UTC with ``Z``."""
+    cost more than the rest of a profile request), in one join: a month of hours of a flat
+    with four meters is about 270 KB, and each copy of it counts. Times are ISO 8601 UTC
+    with ``Z``."""
     raw: list[str] = []
+    mark = f"\x01{secrets.token_hex(8)}\x01"  # no text of the data can guess it
 
     def placeholder(value: object) -> object:
         if isinstance(value, Points):
             raw.append(value.json)
-            return f"\x01raw{len(raw) - 1}\x01"
+            return mark
         if isinstance(value, datetime):
             return iso_z(value)
         return str(value)
 
-    text = json.dumps(body, default=placeholder, separators=(",", ":"))
-    for i, points in enumerate(raw):
-        text = text.replace(f'"\\u0001raw{i}\\u0001"', points, 1)
-    return raw_json(text.encode())
+    around = json.dumps(body, default=placeholder, separators=(",", ":")).split(json.dumps(mark))
+    pieces = [around[0]]
+    for points, after in zip(raw, around[1:], strict=True):
+        pieces += (points, after)
+    return raw_json("".join(pieces).encode())
 
 
 def raw_json(body: bytes) -> Response:
