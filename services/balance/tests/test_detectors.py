@@ -4,13 +4,16 @@ stays silent on noise, weekends, away flats and cold snaps."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
+from balans_balance.analysis import merge_findings
 from balans_balance.bands import learn_band
 from balans_balance.detectors.leak_tapping_balance_meter import diagnose_group, follows_use
 from balans_balance.episodes import find_episodes
+from balans_balance.findings import Finding
 
 START = 600  # the fault begins after 25 days of normal history
 World = Callable[..., object]
@@ -96,3 +99,32 @@ def test_evidence_json_has_no_infinity() -> None:
     assert evidence_json({"noise": float("inf"), "x": [1.0, float("nan")]}) == (
         '{"noise": null, "x": [1.0, null]}'
     )
+
+
+def test_a_meters_finding_of_another_kind_after_its_last_one_is_a_fault_of_its_own() -> None:
+    """A register standing still after the meter's drift episode ended is a second
+    fault (its own cause); two rules blaming one meter over overlapping hours are one."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def found(kind: str, rule: str, start: int, end: int) -> Finding:
+        return Finding(
+            kind=kind,
+            cause_key="meter:7",
+            first_hour=t0 + timedelta(hours=start),
+            last_hour=t0 + timedelta(hours=end),
+            active=False,
+            summary=kind,
+            meter_id=7,
+            reason_code=f"{kind}.{rule}",
+        )
+
+    drift = found("drifting_meter", "balance_confirmed", 0, 143)
+    still = found("stuck_meter", "register_still", 145, 240)
+    apart = merge_findings([still, drift])
+    assert [(f.kind, f.cause_key) for f in apart] == [
+        ("drifting_meter", "meter:7"),
+        ("stuck_meter", "meter:7:stuck_meter"),
+    ]
+    overlapping = found("stuck_meter", "register_still", 100, 240)
+    (one,) = merge_findings([drift, overlapping])
+    assert (one.kind, one.last_hour) == ("drifting_meter", t0 + timedelta(hours=240))

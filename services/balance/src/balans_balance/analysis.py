@@ -424,11 +424,17 @@ def _not_counting(data: BuildingData, group: GroupDef, meter_id: int, r: StillRe
 
 def merge_findings(findings: list[Finding]) -> list[Finding]:
     """One finding per cause and time: overlapping findings of the same cause (two
-    detectors blaming one meter) merge into the earliest, spanning both."""
+    detectors blaming one meter) merge into the earliest, spanning both. A finding of
+    another kind that begins after the cause's last one ended (a register standing still
+    after its drift's episode) is another fault of that device: it stays apart, as a
+    cause of its own (``<cause>:<kind>``)."""
     merged: list[Finding] = []
     for f in sorted(findings, key=lambda f: (f.cause_key, f.first_hour)):
         last = merged[-1] if merged else None
         if last and last.cause_key == f.cause_key and f.first_hour <= last.last_hour + MERGE_GAP:
+            if f.kind != last.kind and f.first_hour > last.last_hour:
+                merged.append(replace(f, cause_key=f"{f.cause_key}:{f.kind}"))
+                continue
             merged[-1] = replace(
                 last, last_hour=max(last.last_hour, f.last_hour), active=last.active or f.active
             )
