@@ -99,24 +99,24 @@ async def load_buildings(
     sensor pairs and radiators: five queries however many buildings."""
     ids = sorted(set(building_ids))
     rows = await world.buildings_by_id(conn, ids)
-    flats = _by_building(await world.flats_of(conn, ids))
+    flats = _values_by_building(await world.flats_of(conn, ids), ("id", "area_m2"))
     meters = _values_by_building(await world.metered_channels_of(conn, ids), Meter._fields)
-    pairs = _by_building(await world.sensor_pairs_of(conn, ids))
-    radiators = _by_building(await world.riser_radiators_of(conn, ids))
+    pairs = _values_by_building(await world.sensor_pairs_of(conn, ids), SensorPair._fields)
+    radiators = _values_by_building(
+        await world.riser_radiators_of(conn, ids), ("flat_id", "riser_id", "sections")
+    )
     return {
         row["id"]: Building(
             id=row["id"],
             layout=row["layout"],
             methodology=_methodology(row["methodology"]),
-            flat_ids=np.array([f["id"] for f in flats.get(row["id"], [])], dtype=np.int64),
-            area_m2=np.array([float(f["area_m2"]) for f in flats.get(row["id"], [])]),
+            flat_ids=np.array([f[0] for f in flats.get(row["id"], [])], dtype=np.int64),
+            area_m2=np.array([float(f[1]) for f in flats.get(row["id"], [])]),
             meters=tuple(
                 Meter._make((*m[:4], float(m[4]), *m[5:])) for m in meters.get(row["id"], [])
             ),
-            pairs=tuple(SensorPair(**p) for p in pairs.get(row["id"], [])),
-            radiators=tuple(
-                (r["flat_id"], r["riser_id"], r["sections"]) for r in radiators.get(row["id"], [])
-            ),
+            pairs=tuple(SensorPair._make(p) for p in pairs.get(row["id"], [])),
+            radiators=tuple(radiators.get(row["id"], [])),
         )
         for row in rows
     }
@@ -125,15 +125,6 @@ async def load_buildings(
 async def load_building(conn: asyncpg.Connection, building_id: int) -> Building | None:
     """:func:`load_buildings` for one building (None if it does not exist)."""
     return (await load_buildings(conn, [building_id])).get(building_id)
-
-
-def _by_building(rows: list[asyncpg.Record]) -> dict[int, list[dict]]:
-    """Rows grouped by their leading ``building_id``, without that column."""
-    grouped: dict[int, list[dict]] = {}
-    for row in rows:
-        fields = dict(row)
-        grouped.setdefault(fields.pop("building_id"), []).append(fields)
-    return grouped
 
 
 def _values_by_building(
