@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from balans_balance.analysis import riser_verdict
-from balans_balance.detectors.clogged_riser import dt_change
+from balans_balance.detectors.clogged_riser import dt_change, moved_hours
 
 HOURS = 24 * 14
 START = 24 * 10
@@ -27,6 +27,27 @@ def test_clogged_riser_cools_more() -> None:
     change = dt_change(dt, 3, START, HOURS - 1)
     assert change is not None
     assert 0.9 < change < 1.1
+
+
+def test_the_dt_is_judged_where_the_flow_fell() -> None:
+    """A clog of 33 hours inside an episode dated by three whole days: over the whole
+    episode its ΔT's median hardly moves; over the hours the riser's flow really fell
+    (what it registered against its prediction) it rises as a clog's does."""
+    dt = _risers()
+    clog = slice(START + 21, START + 54)
+    dt[3, clog] *= 1.7
+    flow = np.full(HOURS, 2.0)
+    flow[clog] *= 0.57
+    missed = np.zeros(HOURS)
+    missed[START : START + 72] = 2.0 - flow[START : START + 72]
+    moved = moved_hours(flow, missed, 0.43)
+    assert moved.sum() == 33
+    whole = dt_change(dt, 3, START, START + 71)
+    assert whole is not None
+    assert whole < 0.08
+    judged = dt_change(dt, 3, START, START + 71, moved=moved)
+    assert judged is not None
+    assert 0.6 < judged < 0.8
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -12,7 +12,7 @@ import numpy as np
 
 from balans_balance.alerts import reconcile
 from balans_balance.coverage import store_coverage
-from balans_balance.detectors.clogged_riser import dt_change, riser_verdict
+from balans_balance.detectors.clogged_riser import dt_change, moved_hours, riser_verdict
 from balans_balance.detectors.leak_tapping_balance_meter import (
     Diagnosis,
     ExcessSettings,
@@ -244,7 +244,9 @@ def member_alerts(
             change = None
             if dt is not None and meter_id in risers:
                 ep = shift.episode
-                change = dt_change(dt, risers.index(meter_id), ep.start, ep.end)
+                loss = float(shift.evidence["loss"])
+                moved = moved_hours(raw[shift.member], _in_own_unit(shift.deficit, worth), loss)
+                change = dt_change(dt, risers.index(meter_id), ep.start, ep.end, moved=moved)
             evidence["riser_dt_change"] = change
             verdict = riser_verdict(kind, float(shift.evidence["loss"]), change)
             if verdict != kind:

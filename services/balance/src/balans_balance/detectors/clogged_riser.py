@@ -30,12 +30,20 @@ class RiserSettings:
 
 
 def dt_change(
-    dt: FloatArray, riser: int, start: int, end: int, cfg: RiserSettings | None = None
+    dt: FloatArray,
+    riser: int,
+    start: int,
+    end: int,
+    cfg: RiserSettings | None = None,
+    moved: npt.NDArray[np.bool_] | None = None,
 ) -> float | None:
     """Relative change of ``riser``'s ΔT against the median of the other risers' over
     hours [start, end] compared with the ``ref_hours`` before; None without enough ΔT.
 
-    ``dt`` is [riser, hour] in °C (NaN where no reading)."""
+    ``dt`` is [riser, hour] in °C (NaN where no reading). ``moved`` [hour]: the hours
+    the riser's flow really was away (:func:`moved_hours`); where at least ``min_hours``
+    of the window are, only they count: an episode dated by whole days holds hours
+    before the flow fell and after it came back, whose ΔT did not move."""
     cfg = cfg or RiserSettings()
     if dt.shape[0] < 2:
         return None
@@ -47,11 +55,21 @@ def dt_change(
         relative = np.where(peer > 0.5, dt[riser] / peer, np.nan)  # ΔT under 0.5 °C: off
     ref = relative[max(0, start - cfg.ref_hours) : start]
     win = relative[start : end + 1]
+    if moved is not None and np.count_nonzero(moved[start : end + 1]) >= cfg.min_hours:
+        win = win[moved[start : end + 1]]
     ref, win = ref[np.isfinite(ref)], win[np.isfinite(win)]
     if ref.size < cfg.min_hours or win.size < cfg.min_hours:
         return None
     base = float(np.median(ref))
     return float(np.median(win)) / base - 1 if base > 0 else None
+
+
+def moved_hours(registered: FloatArray, missed: FloatArray, loss: float) -> npt.NDArray[np.bool_]:
+    """[hour] where a member's flow left its prediction (what it registered plus what it
+    ``missed``) by at least half its episode's ``loss`` in the loss's direction."""
+    predicted = np.nan_to_num(registered) + missed
+    away = np.sign(loss) * missed >= abs(loss) / 2 * predicted
+    return np.asarray(away & (predicted > 0) & (missed != 0))
 
 
 def riser_verdict(
