@@ -346,6 +346,22 @@ async def saturation(port: int, mixes: dict[str, Mix], cpu: CpuShares) -> dict[s
     return {name: statistics.median(r) for name, r in rates.items()}
 
 
+async def answer_sizes(port: int, consumers: list[tuple[int, str]]) -> None:
+    """Print the size of the consumers' profiles: they hold the month so far, so they grow
+    over the calendar month, and figures of runs on different days compare only with it."""
+    conn = KeepAlive(port)
+    sizes = [
+        len((await conn.get(f"/api/v1/flats/{flat}/profile?resolution=hour", consumer))[1])
+        for flat, consumer in consumers
+    ]
+    conn.close()
+    print(
+        f"profiles (the month so far, {datetime.now(UTC):%Y-%m-%d}): mean "
+        f"{sum(sizes) / len(sizes) / 1000:.0f} KB, largest {max(sizes) / 1000:.0f} KB",
+        flush=True,
+    )
+
+
 async def run(port: int, buildings: list[int], flats: list[int], cpu: CpuShares) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         consumers = [(f, await token(http, f"c{f}")) for f in flats]
@@ -354,6 +370,7 @@ async def run(port: int, buildings: list[int], flats: list[int], cpu: CpuShares)
         name: Mix(buildings, consumers, operator, baseline=name == "baseline")
         for name in ("baseline", "api")
     }
+    await answer_sizes(port, consumers)
     # warm-up, not counted: connection pools open, PostgreSQL's buffers and the caches fill
     await closed_loop(port, mixes["api"], WARM_UP_S)
     results: dict[str, dict[int, tuple[float, float]]] = {"api": {}, "baseline": {}}
