@@ -164,3 +164,22 @@ def test_a_heat_meters_deficit_following_the_days_use_is_a_drift() -> None:
     assert alike is not None
     assert alike[0] < cfg.follow_f
     assert deficit_follows_use(use[:2], 0.88 * use[:2], cfg) is None
+
+
+def test_a_slowed_meter_after_its_register_stood_still_is_a_second_fault(world) -> None:
+    """A register that stands still for two days and then counts 40 % of the use for
+    five days: a stuck meter, then a second finding from the day after it counted again
+    (the balance still sees the heat: a magnet), not one stuck episode hiding the rest."""
+    w = world(seed=2)
+    factor = np.ones(w.true.shape[1])
+    factor[START : START + 48] = 0.0
+    factor[START + 48 :] = 0.4
+    w.distort(7, factor, 0)
+    found = sorted(
+        (x.episode.start, x.verdict)
+        for x in member_shifts(w.series(), w.registered.copy(), np.ones(40))
+        if x.member == 7
+    )
+    assert [v for _, v in found] == ["stuck_meter", "magnet"]
+    assert abs(found[0][0] - START) <= 2
+    assert START + 48 <= found[1][0] <= START + 72

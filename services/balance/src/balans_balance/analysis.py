@@ -246,7 +246,14 @@ def member_alerts(
                 ep = shift.episode
                 loss = float(shift.evidence["loss"])
                 moved = moved_hours(raw[shift.member], _in_own_unit(shift.deficit, worth), loss)
-                change = dt_change(dt, risers.index(meter_id), ep.start, ep.end, moved=moved)
+                change = dt_change(
+                    dt,
+                    risers.index(meter_id),
+                    ep.start,
+                    ep.end,
+                    moved=moved,
+                    ref_end=int(evidence.get("after_still_from", ep.start)),
+                )
             evidence["riser_dt_change"] = change
             verdict = riser_verdict(kind, float(shift.evidence["loss"]), change)
             if verdict != kind:

@@ -36,6 +36,7 @@ def dt_change(
     end: int,
     cfg: RiserSettings | None = None,
     moved: npt.NDArray[np.bool_] | None = None,
+    ref_end: int | None = None,
 ) -> float | None:
     """Relative change of ``riser``'s ΔT against the median of the other risers' over
     hours [start, end] compared with the ``ref_hours`` before; None without enough ΔT.
@@ -43,7 +44,9 @@ def dt_change(
     ``dt`` is [riser, hour] in °C (NaN where no reading). ``moved`` [hour]: the hours
     the riser's flow really was away (:func:`moved_hours`); where at least ``min_hours``
     of the window are, only they count: an episode dated by whole days holds hours
-    before the flow fell and after it came back, whose ΔT did not move."""
+    before the flow fell and after it came back, whose ΔT did not move. ``ref_end``:
+    the reference ends there instead (before an earlier fault of the same riser that
+    this one followed)."""
     cfg = cfg or RiserSettings()
     if dt.shape[0] < 2:
         return None
@@ -53,7 +56,8 @@ def dt_change(
         peer = np.nanmedian(others, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = np.where(peer > 0.5, dt[riser] / peer, np.nan)  # ΔT under 0.5 °C: off
-    ref = relative[max(0, start - cfg.ref_hours) : start]
+    ref_end = start if ref_end is None else ref_end
+    ref = relative[max(0, ref_end - cfg.ref_hours) : ref_end]
     win = relative[start : end + 1]
     if moved is not None and np.count_nonzero(moved[start : end + 1]) >= cfg.min_hours:
         win = win[moved[start : end + 1]]

@@ -178,7 +178,7 @@ def member_shifts(
         for c in found:
             changes.append((c, pm, masked[c.member].copy()))
             masked[c.member, c.first_day : c.last_day + 1] = np.nan
-    drafts = [_draft(c, pm, own, ctx) for c, pm, own in changes]
+    drafts = [d for c, pm, own in changes for d in _drafts(c, pm, own, ctx)]
     out = []
     for d in drafts:
         # a still register or the tamper flag decides the kind; the balance's view is
@@ -321,6 +321,27 @@ def _by_the_days(d: _Draft, cfg: MemberSettings) -> _Draft:
     if f is None or f < cfg.follow_f or abs(share) > cfg.drift_loss:
         return d
     return replace(d, verdict="drifting_meter", evidence={**d.evidence, "basis": "follows_use"})
+
+
+def _drafts(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> list[_Draft]:
+    """The change's draft, and where its register stood still and then counted again
+    while it stayed away from its peers for two days more (a riser clogging behind a
+    stuck register, a meter slowed after it stood still), a second draft from the day
+    after it counted again: two faults, each judged on its own (the first one's miss
+    ends where the second begins)."""
+    d = _draft(c, pm, own, ctx)
+    if not str(d.evidence["basis"]).startswith("register_still"):
+        return [d]
+    rest = (d.episode.end + 1 - ctx.first_hour) // HOURS + 1
+    if rest > c.last_day - 1:
+        return [d]
+    after = _draft(replace(c, first_day=rest, detected_day=max(c.detected_day, rest)), pm, own, ctx)
+    # what it is measured against (a riser's ΔT) is from before the first one
+    after = replace(after, evidence={**after.evidence, "after_still_from": d.episode.start})
+    cut = ctx.first_hour + HOURS * rest
+    deficit = np.where(np.arange(d.deficit.size) < cut, d.deficit, 0.0)
+    first = replace(d, deficit=deficit, deficit_blocks=_blocks(deficit, ctx.first_hour))
+    return [first, after]
 
 
 def _relative(c: _Change, pm: PeerModel, own: FloatArray, lead: int = 0) -> FloatArray:
