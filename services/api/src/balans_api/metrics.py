@@ -38,3 +38,8 @@ IMPORT_JOB_WRITE_FAILURES = Counter(
     "Writes of an import job's row that failed (heartbeat, failure).",
     ["write"],
 )
+CACHE_RENEWAL_FAILURES = Counter(
+    "balans_api_cache_renewal_failures_total",
+    "Background renewals of a cached building-wide value that failed (the old value kept "
+    "answering).",
+)
