@@ -31,7 +31,7 @@ from balans_allocation.kernels import MISSING_REGISTER
 from balans_db.queries import ingest
 
 HOUR = timedelta(hours=1)
-RECENT = 6  # registers read per channel; an hourly event needs the newest three
+RECENT = 4  # registers read per channel: an hourly event needs the newest three
 AHEAD = timedelta(days=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
