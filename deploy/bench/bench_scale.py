@@ -99,6 +99,7 @@ class StageResult:
 WINDOW_READS = "balans_balance_window_reads_total"
 ANALYSES = "balans_balance_analyses_total"  # by when: on the building's turn, or deferred
 CPU_SECONDS = "process_cpu_seconds_total"
+BATCHES = "balans_allocation_batch_buildings_count"  # one per share of a batch
 
 
 def metric_samples(service: ServiceProcess, name: str) -> list:
@@ -148,7 +149,9 @@ async def drained(
         durables = await stage_durables(js, stream, durable)
         if not durables and time.monotonic() > began + 30:
             return f"no durable consumer {stream}/{durable} after 30 s (service not wired yet?)"
-        infos = [await js.consumer_info(stream, d) for d in durables]
+        # all at once: one after the other, 16 partitions' requests made the poll itself
+        # a tenth of a second on a busy machine, as long as allocation's whole hour
+        infos = await asyncio.gather(*(js.consumer_info(stream, d) for d in durables))
         if infos and all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
             return ""
         await asyncio.sleep(0.05)
@@ -302,9 +305,10 @@ async def run_stages(
     work_before = {n: counter_sum(services[n], WORK[n][0]) for n in CONSUMERS}
     reads_before = counter_by_label(services["balance"], WINDOW_READS, "read")
     analyses_before = counter_by_label(services["balance"], ANALYSES, "when")
-    # balance's own CPU for the hour: on a busy machine its wall-clock time says more of the
-    # load than of the code (PostgreSQL's share of the work is not in it)
-    balance_cpu = counter_sum(services["balance"], CPU_SECONDS)
+    # allocation's and balance's own CPU for the hour: on a busy machine their wall-clock
+    # time says more of the load than of the code (PostgreSQL's share is not in it)
+    cpu_before = {n: counter_sum(services[n], CPU_SECONDS) for n in ("allocation", "balance")}
+    batches_before = counter_sum(services["allocation"], BATCHES)
     for name in CONSUMERS:
         freeze(services[name])
     t0 = time.perf_counter()
@@ -333,8 +337,12 @@ async def run_stages(
                     for how, n in sorted(now.items())
                     if n > before.get(how, 0)
                 )
-            cpu = counter_sum(services[name], CPU_SECONDS) - balance_cpu
+            cpu = counter_sum(services[name], CPU_SECONDS) - cpu_before[name]
             work += f"; process CPU {cpu:.2f} s ({cpu / max(done, 1):.3f} s a group)"
+        if name == "allocation":
+            cpu = counter_sum(services[name], CPU_SECONDS) - cpu_before[name]
+            batches = counter_sum(services[name], BATCHES) - batches_before
+            work += f"; {batches:.0f} batch shares; process CPU {cpu:.2f} s"
         results.append(StageResult(name, seconds, note, work))
         print(f"  {name} done", flush=True)
     return results
