@@ -95,3 +95,19 @@ async def test_entries_made_together_expire_apart() -> None:
     expiries = [entry[0] - clock.now for entry in cache._entries.values()]
     assert all(0.8 * TTL <= e <= TTL for e in expiries)
     assert max(expiries) - min(expiries) > 0.1 * TTL
+
+
+async def test_closing_cancels_a_renewal_that_is_still_running() -> None:
+    clock, source = Clock(), Source()
+    cache = TtlCache(TTL, clock)
+    assert await cache.get("k", source) == 1
+    before = _failures()
+    clock.now += TTL
+    source.release.clear()  # the renewal waits on the database
+    assert await cache.get("k", source) == 1
+    await _until(lambda: bool(cache._renewals))
+    await asyncio.wait_for(cache.close(), 5)
+    assert not cache._renewals
+    assert not cache._pending
+    assert source.made == 1
+    assert _failures() == before  # a cancelled renewal is not a failed one

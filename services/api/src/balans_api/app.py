@@ -70,6 +70,7 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
                 yield
         finally:
             await app.state.import_jobs.stop()
+            await app.state.cache.close()
             await app.state.pool.close()
 
     app = FastAPI(

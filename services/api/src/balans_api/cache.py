@@ -56,6 +56,16 @@ class TtlCache:
             return await asyncio.shield(pending)
         return await self._compute(key, compute)
 
+    async def close(self) -> None:
+        """Cancel the renewals still running (the app is stopping and its pool closes
+        next) and wait for them to end."""
+        for task in list(self._renewals):
+            task.cancel()
+        await asyncio.gather(*self._renewals, return_exceptions=True)
+        for future in self._pending.values():  # of a renewal cancelled before it began
+            future.cancel()
+        self._pending.clear()
+
     async def _renew(
         self, key: Hashable, compute: Callable[[], Awaitable[Any]], future: asyncio.Future[Any]
     ) -> None:
