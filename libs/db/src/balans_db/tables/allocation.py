@@ -74,6 +74,7 @@ heat_allocation_days = sa.Table(
     sa.Column("total_kwh", sa.Float, nullable=False),
     sa.Column("hours", sa.Integer, nullable=False),
     sa.Column("estimated", sa.Boolean, nullable=False),
+    postgresql_with={"fillfactor": 50},  # hourly updates stay on their page (allocation_0006)
 )
 
 # a meter's consumption per local day of its site (allocation_0004): rebuilt from
@@ -89,6 +90,7 @@ meter_consumption_days = sa.Table(
     sa.Column("hours", sa.Integer, nullable=False),
     sa.Column("estimated", sa.Boolean, nullable=False),
     sa.Index("ix_meter_consumption_days_building_day", "building_id", "day"),
+    postgresql_with={"fillfactor": 50},  # hourly updates stay on their page (allocation_0006)
 )
 
 allocation_building_hours = sa.Table(
