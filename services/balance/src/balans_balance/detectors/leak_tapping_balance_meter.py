@@ -426,18 +426,19 @@ def _also_possible(change: Change, kind: str | None, cfg: ExcessSettings) -> lis
 
 
 def return_shift(
-    s: GroupSeries, start: int, end: int, cfg: ExcessSettings
+    s: GroupSeries, start: int, end: int, cfg: ExcessSettings, since: int = 0
 ) -> tuple[float, float] | None:
     """(shift, noise) in °C of the balance meter's ΔT against the members' returns
     during [start, end), from a fit ΔT_balance = a + b·ΔT_members over the
-    ``return_ref_hours`` before; None without both ΔTs there and then.
+    ``return_ref_hours`` before (from ``since`` on at the earliest); None without both
+    ΔTs there and then.
 
     Water lost or drawn off after the balance meter never returns, so the returning
     water, and the ΔT the meter sees, stays the members' mix; a consumer tapped in
     before the meters returns its water at its own ΔT and moves it."""
     if s.balance_dt is None or s.members_dt is None:
         return None
-    lo = max(0, start - cfg.return_ref_hours)
+    lo = max(0, start - cfg.return_ref_hours, since)
     ref = np.isfinite(s.balance_dt[lo:start]) & np.isfinite(s.members_dt[lo:start])
     win = np.isfinite(s.balance_dt[start:end]) & np.isfinite(s.members_dt[start:end])
     if ref.sum() < 48 or win.sum() < 12:
@@ -451,7 +452,11 @@ def return_shift(
 
 
 def _by_return(
-    kind: str | None, change: Change, s: GroupSeries, cfg: ExcessSettings
+    kind: str | None,
+    change: Change,
+    s: GroupSeries,
+    cfg: ExcessSettings,
+    others: tuple[Change, ...] = (),
 ) -> tuple[str | None, list[str] | None, dict[str, float]]:
     """The kind the return temperature says for a positive level change (a leak, a
     tapping-in, a scaled-up reading), with what stays possible; ``None`` for the
@@ -460,7 +465,11 @@ def _by_return(
         change.shape not in ("step", "use", "scale") or change.coef <= 0
     ):
         return kind, None, {}
-    shift = return_shift(s, change.start, change.end, cfg)
+    # another change already running when this one begins (a tapping-in returning its
+    # water cooler) moved the return before it: the reference starts after its start,
+    # so this change is not credited with that one's shift (too few hours: no verdict)
+    since = max((o.start for o in others if o.start < change.start < o.end), default=0)
+    shift = return_shift(s, change.start, change.end, cfg, since)
     if shift is None:
         return kind, None, {}
     moved, noise = shift
@@ -624,7 +633,9 @@ def _diagnose_known(
         }
         others = [c for c in changes if c is not change]
         group_kind = _change_kind(change, others, balance, cfg, clogs)
-        group_kind, by_return, return_evidence = _by_return(group_kind, change, s, cfg)
+        group_kind, by_return, return_evidence = _by_return(
+            group_kind, change, s, cfg, tuple(others)
+        )
         evidence.update(return_evidence)
         also = _also_possible(change, group_kind, cfg)
         if change.coef > 0 and (group_kind, change.shape) in (
