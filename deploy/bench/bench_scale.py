@@ -49,7 +49,7 @@ from balans_balance.groups import generate_building_groups
 from balans_balance.settings import BalanceSettings
 from balans_db import migrate
 from balans_db.secrets import KeyVault
-from balans_devstack.stack import DevStack, StackUrls
+from balans_devstack.stack import DevStack, StackUrls, bench_durable
 from balans_devstack.supervisor import ServiceProcess, Supervisor, discover_services
 from balans_ingest.settings import PersisterSettings
 from balans_protocol import subjects
@@ -434,7 +434,7 @@ def report(
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
-        stack = DevStack(Path(tmp), durable=False)
+        stack = DevStack(Path(tmp), durable=bench_durable())
         urls = stack.start()
         try:
             migrate.upgrade(urls.database_url)

@@ -66,7 +66,7 @@ from balans_core.partitions import lease_holders
 from balans_db import migrate
 from balans_db.queries.ingest import READING_COLUMNS
 from balans_devstack.nats_server import NatsCluster
-from balans_devstack.stack import DevStack, StackUrls
+from balans_devstack.stack import DevStack, StackUrls, bench_durable
 from balans_devstack.supervisor import ServiceProcess, Supervisor, discover_services
 from balans_protocol import subjects
 from balans_protocol.boot import next_boot
@@ -278,7 +278,7 @@ async def run(urls: StackUrls, cluster: NatsCluster, data_dir: Path) -> str:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_scale_out_") as tmp:
-        stack = DevStack(Path(tmp), durable=False, cluster=True)
+        stack = DevStack(Path(tmp), durable=bench_durable(), cluster=True)
         urls = stack.start()
         assert isinstance(stack.nats, NatsCluster)
         try:

@@ -27,7 +27,7 @@ from balans_db import migrate
 from balans_db.queries import allocation
 from balans_db.secrets import KeyVault
 from balans_db.topology import reference_building, write_building
-from balans_devstack.stack import DevStack
+from balans_devstack.stack import DevStack, bench_durable
 
 REPEATS = 5
 MONTH = (2026, 1)
@@ -124,7 +124,7 @@ async def _bench(database_url: str) -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp, DevStack(Path(tmp), durable=False) as urls:
+    with tempfile.TemporaryDirectory() as tmp, DevStack(Path(tmp), durable=bench_durable()) as urls:
         migrate.upgrade(urls.database_url)
         asyncio.run(_bench(urls.database_url))
 

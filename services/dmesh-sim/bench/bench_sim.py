@@ -22,7 +22,7 @@ import asyncpg
 from balans_db import migrate
 from balans_db.secrets import KeyVault
 from balans_db.topology import BuildingSpec, plan_equipment
-from balans_devstack.stack import DevStack
+from balans_devstack.stack import DevStack, bench_durable
 from balans_devstack.supervisor import Supervisor, discover_services
 from balans_protocol.boot import next_boot
 from balans_sim.city import CityConfig, generate_city
@@ -99,7 +99,7 @@ def main() -> None:
     readings = sum(c.reading_count() for _ in range(HOURS // 24) for c in sim.advance(24))
     generate_rate = readings / (time.perf_counter() - began)
     via_ingest = ingest_available()
-    with tempfile.TemporaryDirectory() as tmp, DevStack(Path(tmp), durable=False) as urls:
+    with tempfile.TemporaryDirectory() as tmp, DevStack(Path(tmp), durable=bench_durable()) as urls:
         migrate.upgrade(urls.database_url)
         # START is fixed (its weather is known): ingest must accept readings that old
         horizon = (datetime.now(UTC) - START).days + 30

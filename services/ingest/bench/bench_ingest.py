@@ -13,9 +13,9 @@ Baseline in the same run, on the same table (truncated first): asyncpg
 BENCH_PROFILE=1 runs ingest and the persister under cProfile and prints their top
 functions (slower; the ratio of such a run is not the figure to quote).
 
-BENCH_DURABLE=1 runs the servers as ``balans run`` and compose do: PostgreSQL with fsync
-and synchronous commit, JetStream fsyncing every write before its ACK. By default both
-are off, as in the test fixtures.
+The servers run as ``balans run`` and compose do: PostgreSQL with fsync and synchronous
+commit, JetStream fsyncing every write before its ACK; ``BENCH_DURABLE=0`` turns both off
+for a quicker run whose figures are not to be quoted.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from ingest_harness import recent_day
 from balans_db import migrate
 from balans_db.secrets import KeyVault
 from balans_devstack.processes import free_port
-from balans_devstack.stack import DevStack
+from balans_devstack.stack import DevStack, bench_durable
 from balans_protocol.client import ConcentratorClient
 from balans_protocol.records import PulseRecord
 
@@ -49,7 +49,6 @@ HOURS = 24
 INPUTS = 4
 DAY0 = recent_day()  # readings must be dated inside the window ingest accepts
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
-DURABLE = os.environ.get("BENCH_DURABLE") == "1"
 SERIAL0 = 2_000_000
 
 
@@ -248,7 +247,7 @@ async def bench(urls_db: str, urls_nats: str, servers: dict[str, int]) -> None:
 def main() -> None:
     subprocess.run([sys.executable, "libs/protocol/bench/bench_codec.py"], check=True)
     with tempfile.TemporaryDirectory(prefix="bench-ingest-stack-") as data:
-        stack = DevStack(data, durable=DURABLE)
+        stack = DevStack(data, durable=bench_durable())
         with stack as urls:
             migrate.upgrade(urls.database_url)
             servers = {

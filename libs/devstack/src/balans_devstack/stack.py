@@ -35,12 +35,20 @@ class StackUrls:
         return {"BALANS_DATABASE_URL": self.database_url, "BALANS_NATS_URL": self.nats_url}
 
 
+def bench_durable() -> bool:
+    """Whether a benchmark's servers run durable: yes, as ``balans run`` and compose do,
+    unless ``BENCH_DURABLE=0`` (a quicker exploratory run whose figures are not to be
+    quoted). A speed measured without fsync says nothing of what a deployment does."""
+    return os.environ.get("BENCH_DURABLE", "1") != "0"
+
+
 class DevStack:
     """Start and stop the embedded servers in ``data_dir`` (default ``.balans/``).
 
     ``durable`` (the default; ``balans run`` and ``balans stack``) keeps PostgreSQL's fsync
     and synchronous commit on and makes JetStream fsync before it acknowledges; the test
-    fixtures and benchmarks turn both off for speed, which only a host crash could notice.
+    fixtures turn both off for speed, which only a host crash could notice. Benchmarks run
+    durable like production (:func:`bench_durable`).
 
     ``cluster`` starts a three-node NATS cluster instead of one server (``balans run
     --cluster``); its URL lists the three nodes."""
