@@ -92,6 +92,7 @@ class Raised:
     # kinds the alert says the data fits as well (evidence.also_possible: "leak or
     # unauthorised draw"); it matches a fault of any of them
     also: tuple[str, ...] = ()
+    building_id: int = 0  # the building's id in the run's database (its balance turn)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,14 @@ class Window:
     read_from: datetime  # the first hour it read (the window's first when read in full)
 
 
+def first_turn_from(hour: datetime, building_id: int, every: int) -> datetime:
+    """The building's first turn at or after ``hour``: the hours whose count since 1970
+    plus the building's id is a multiple of ``every`` (so each hour has a share of the
+    buildings, not all of them at once)."""
+    phase = (int((hour - EPOCH) / HOUR) + building_id) % every
+    return hour + ((every - phase) % every) * HOUR
+
+
 class BuildingStates:
     """The kept windows of the buildings this process analyses, at most ``capacity``
     (the least recently analysed are dropped first)."""
@@ -178,7 +186,7 @@ class BuildingStates:
         end = max(hour_to, kept.end, kept.waiting[1] if kept.waiting else hour_to)
         if end - kept.end >= every * HOUR:
             return "overdue"  # the turn fell in a gap of the data
-        if end > kept.end and (int((end - EPOCH) / HOUR) + kept.world.building_id) % every == 0:
+        if end > kept.end and first_turn_from(end, kept.world.building_id, every) == end:
             return "turn"
         if self._refresh_due(kept, end):
             return "refresh"
