@@ -91,6 +91,9 @@ class ConsumerSpec:
     max_deliveries: int = 5
     workers: int = 1
     fetch_timeout_s: float = 1.0
+    # partitioned consumers: how long a handler waits for other partitions' batches to join
+    # the first one (0: hands over what is waiting at once)
+    batch_linger_s: float = 0.0
     nak_delay_s: float = 1.0  # after the first failure; doubles with each delivery
     nak_max_delay_s: float = 60.0
 

@@ -29,9 +29,10 @@ last write:
 
 Within a process, one fetcher per held partition and consumer pulls a batch and waits until
 it is settled; ``spec.workers`` handler loops per consumer take the batches waiting (whole
-batches, up to ``spec.batch`` messages) and hand them to :meth:`JetStreamConsumer.handle`,
-so a service still sees batches across buildings (allocation's one load, one compute, one
-write per batch).
+batches, up to ``spec.batch`` messages, waiting up to ``spec.batch_linger_s`` for more to
+arrive after the first) and hand them to :meth:`JetStreamConsumer.handle`, so a service
+still sees batches across buildings (allocation's one load, one compute, one write per
+batch).
 """
 
 from __future__ import annotations
@@ -219,8 +220,18 @@ class _Lane:
                 continue
             batches = [first]
             size = len(first.msgs)
-            while size < limit and not self.queue.empty():
-                batches.append(self.queue.get_nowait())
+            until = asyncio.get_running_loop().time() + self.consumer.spec.batch_linger_s
+            while size < limit:
+                if self.queue.empty():  # the other partitions' fetches may be on their way
+                    left = until - asyncio.get_running_loop().time()
+                    if left <= 0:
+                        break
+                    try:
+                        batches.append(await asyncio.wait_for(self.queue.get(), timeout=left))
+                    except TimeoutError:
+                        break
+                else:
+                    batches.append(self.queue.get_nowait())
                 size += len(batches[-1].msgs)
             try:
                 await self.consumer.handle([m for b in batches for m in b.msgs])

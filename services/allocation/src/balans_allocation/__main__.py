@@ -34,6 +34,7 @@ def consumer_spec(settings: AllocationSettings) -> ConsumerSpec:
         subject=subjects.READINGS_STORED_ALL,
         durable=settings.allocation_consumer,
         batch=settings.allocation_batch_events,
+        batch_linger_s=settings.allocation_batch_linger_s,
         max_ack_pending=settings.allocation_batch_events,
         ack_wait_s=120.0,
         max_deliveries=settings.consumer_max_deliveries,

@@ -31,6 +31,14 @@ class AllocationSettings(CommonSettings):
         "(one fetch, one transaction, one query per kind for all their buildings); also the "
         "consumer's max_ack_pending.",
     )
+    allocation_batch_linger_s: float = Field(
+        0.05,
+        ge=0,
+        description="After the first partition's events arrive, wait up to this long for "
+        "the other partitions' to join the batch: an hour's events arrive from the 16 "
+        "partitions within milliseconds of each other, and each batch costs its fixed "
+        "round trips (after a pause the hour came in four batches).",
+    )
     allocation_batch_shares: int = Field(
         2,
         ge=1,
