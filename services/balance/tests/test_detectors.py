@@ -128,3 +128,51 @@ def test_a_meters_finding_of_another_kind_after_its_last_one_is_a_fault_of_its_o
     overlapping = found("stuck_meter", "register_still", 100, 240)
     (one,) = merge_findings([drift, overlapping])
     assert (one.kind, one.last_hour) == ("drifting_meter", t0 + timedelta(hours=240))
+
+
+def test_no_cause_key_comes_out_active_twice() -> None:
+    """The alert store keeps one open alert per cause key (a unique index): a device's
+    faults after gaps, and a group fault found in two slots, never give one key twice
+    among the active findings."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def found(kind: str, key: str, start: int, end: int, active: bool) -> Finding:
+        return Finding(
+            kind=kind,
+            cause_key=key,
+            first_hour=t0 + timedelta(hours=start),
+            last_hour=t0 + timedelta(hours=end),
+            active=active,
+            summary=kind,
+            meter_id=11 if key.startswith("meter") else None,
+            group_id=5,
+            reason_code=f"{kind}.x",
+        )
+
+    out = merge_findings(
+        [
+            # a clog, then (after a gap) a register standing still that counts as going on,
+            # then a magnet on the same meter later still
+            found("clogged_riser", "meter:11", 0, 70, False),
+            found("stuck_meter", "meter:11", 300, 420, True),
+            found("magnet", "meter:11", 440, 480, True),
+            found("stuck_meter", "meter:11", 500, 520, True),
+            # one balance-meter fault found in two slots, and the slot's earlier episode
+            found("faulty_balance_meter", "group:5:faulty_balance_meter", 200, 480, True),
+            found("faulty_balance_meter", "group:5:faulty_balance_meter:1", 20, 40, False),
+            found("faulty_balance_meter", "group:5:faulty_balance_meter:1", 200, 480, True),
+        ]
+    )
+    active = [f.cause_key for f in out if f.active]
+    assert len(active) == len(set(active)), active
+    assert sorted(active) == [
+        "group:5:faulty_balance_meter",
+        "meter:11:magnet",
+        "meter:11:stuck_meter",
+    ]
+    (still,) = [f for f in out if f.cause_key == "meter:11:stuck_meter"]
+    assert still.last_hour == t0 + timedelta(hours=520)  # the later standing still joined it
+    assert [f.cause_key for f in out if not f.active] == [
+        "group:5:faulty_balance_meter:1",
+        "meter:11",
+    ]

@@ -436,20 +436,54 @@ def merge_findings(findings: list[Finding]) -> list[Finding]:
     detectors blaming one meter) merge into the earliest, spanning both. A finding of
     another kind that begins after the cause's last one ended (a register standing still
     after its drift's episode) is another fault of that device: it stays apart, as a
-    cause of its own (``<cause>:<kind>``)."""
+    cause of its own (``<cause>:<kind>``). Two findings of one search with the same kind
+    and hours (a group fault found in two slots) are one.
+
+    The alert store keeps one open alert per cause key, so no key may come out active
+    twice: active findings that end up with the same key (the same device's fault seen
+    again after a gap while the first still counts as going on) are one finding."""
     merged: list[Finding] = []
+    latest: dict[str, int] = {}  # a cause's latest finding in ``merged``, by its key
+    seen: set[tuple[object, ...]] = set()
     for f in sorted(findings, key=lambda f: (f.cause_key, f.first_hour)):
-        last = merged[-1] if merged else None
-        if last and last.cause_key == f.cause_key and f.first_hour <= last.last_hour + MERGE_GAP:
-            if f.kind != last.kind and f.first_hour > last.last_hour:
-                merged.append(replace(f, cause_key=f"{f.cause_key}:{f.kind}"))
+        same = (f.kind, f.group_id, f.meter_id, f.module_serial, f.first_hour, f.last_hour)
+        if same in seen:
+            continue
+        seen.add(same)
+        cause = f.cause_key
+        i = latest.get(cause)
+        if i is not None:
+            last = merged[i]
+            near = f.first_hour <= last.last_hour + MERGE_GAP
+            if near and (f.kind == last.kind or f.first_hour <= last.last_hour):
+                merged[i] = _spanning(last, f)
                 continue
-            merged[-1] = replace(
-                last, last_hour=max(last.last_hour, f.last_hour), active=last.active or f.active
-            )
+            if f.kind != last.kind:
+                f = replace(f, cause_key=f"{cause}:{f.kind}")
+        latest[cause] = len(merged)
+        merged.append(f)
+    return _one_active_per_key(merged)
+
+
+def _spanning(first: Finding, then: Finding) -> Finding:
+    return replace(
+        first, last_hour=max(first.last_hour, then.last_hour), active=first.active or then.active
+    )
+
+
+def _one_active_per_key(findings: list[Finding]) -> list[Finding]:
+    """Active findings with one key become the first of them, spanning all."""
+    out: list[Finding] = []
+    active: dict[str, int] = {}
+    for f in findings:
+        i = active.get(f.cause_key) if f.active else None
+        if i is None:
+            if f.active:
+                active[f.cause_key] = len(out)
+            out.append(f)
         else:
-            merged.append(f)
-    return merged
+            out[i] = _spanning(out[i], f)
+    return out
 
 
 def consumer_leaks(data: BuildingData) -> list[Finding]:
