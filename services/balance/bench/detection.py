@@ -135,9 +135,12 @@ TUNING = (
     RunConfig(seed=227, buildings=9, weeks=3, rate=1.1),
     RunConfig(seed=263, buildings=12, rate=0.5, layouts="1b:1,1c:2,2a:1"),
 )
-# Empty while this round tunes: the integrator chooses the next held-out set after this
-# round's tuning has ended (BENCH_HELDOUT=1 refuses to run until then).
-HELD_OUT: tuple[RunConfig, ...] = ()
+# session 7's: chosen before its tuning began, written here once it had ended
+HELD_OUT: tuple[RunConfig, ...] = (
+    RunConfig(seed=307, buildings=11, rate=0.9, layouts="1a:1,1b:2,2b:1"),
+    RunConfig(seed=353, buildings=8, weeks=3, rate=0.6, layouts="1c:1,2a:2,2b:1"),
+    RunConfig(seed=389, buildings=10, rate=1.0),
+)
 
 
 def alert_kind(kind: str, evidence: dict[str, Any]) -> str:
