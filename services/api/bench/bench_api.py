@@ -11,7 +11,8 @@ the cores with the server):
   are sent on a fixed schedule whatever the answers (on the connection idle longest, a new
   one when none is idle), and each latency counts from the scheduled time, so queueing is
   measured instead of hidden by clients that wait. The mix: 80 % consumer month profiles
-  (a month of hours, own flat, consumer token), 20 % operator building overviews; the baseline
+  (a month of hours, own flat, consumer token; BENCH_API_MONTH, default the last whole
+  month), 20 % operator building overviews; the baseline
   ``GET /auth/me`` (auth + one indexed row) at the same rates;
 - saturation: 50 closed-loop clients, the throughput the mix and the baseline reach, and
   the CPU time per request of the api's processes, PostgreSQL's and the load generator
@@ -67,6 +68,12 @@ DAYS = int(os.environ.get("BENCH_API_DAYS", "366"))
 SECONDS = float(os.environ.get("BENCH_API_SECONDS", "10"))
 RATES = [int(r) for r in os.environ.get("BENCH_API_RATES", "100,200,400").split(",")]
 CLIENTS = 50
+# the profiles' month: the last whole one by default (the portal opens the month so far,
+# whose size grows over the calendar month, so runs on different days would not compare)
+MONTH = (
+    os.environ.get("BENCH_API_MONTH")
+    or f"{datetime.now(UTC).replace(day=1) - timedelta(days=1):%Y-%m}"
+)
 VISIT = int(os.environ.get("BENCH_API_VISIT", "20"))  # requests per connection, then it closes
 SLICES = 4  # saturation: baseline and mix alternate in this many slices each
 TARGET_P99_MS = 100.0
@@ -182,7 +189,7 @@ class Mix:
         if self.baseline:
             return "/api/v1/auth/me", consumer
         if self.rnd.random() < 0.8:
-            return f"/api/v1/flats/{flat}/profile?resolution=hour", consumer
+            return profile_path(flat), consumer
         return f"/api/v1/buildings/{self.rnd.choice(self.buildings)}/overview", self.operator
 
 
@@ -346,17 +353,17 @@ async def saturation(port: int, mixes: dict[str, Mix], cpu: CpuShares) -> dict[s
     return {name: statistics.median(r) for name, r in rates.items()}
 
 
+def profile_path(flat: int) -> str:
+    return f"/api/v1/flats/{flat}/profile?resolution=hour&month={MONTH}"
+
+
 async def answer_sizes(port: int, consumers: list[tuple[int, str]]) -> None:
-    """Print the size of the consumers' profiles: they hold the month so far, so they grow
-    over the calendar month, and figures of runs on different days compare only with it."""
+    """Print the size of the consumers' profiles of the benchmark's month."""
     conn = KeepAlive(port)
-    sizes = [
-        len((await conn.get(f"/api/v1/flats/{flat}/profile?resolution=hour", consumer))[1])
-        for flat, consumer in consumers
-    ]
+    sizes = [len((await conn.get(profile_path(flat), consumer))[1]) for flat, consumer in consumers]
     conn.close()
     print(
-        f"profiles (the month so far, {datetime.now(UTC):%Y-%m-%d}): mean "
+        f"profiles (month {MONTH}, hourly): mean "
         f"{sum(sizes) / len(sizes) / 1000:.0f} KB, largest {max(sizes) / 1000:.0f} KB",
         flush=True,
     )
