@@ -129,6 +129,14 @@ def counter_sum(service: ServiceProcess, name: str) -> float:
     return sum(sample.value for sample in metric_samples(service, name))
 
 
+#: JetStream API answers a poll may lack while a cluster elects new leaders
+JETSTREAM_AWAY = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.ServiceUnavailableError,
+)
+
+
 async def stage_durables(js: JetStreamContext, stream: str, durable: str) -> list[str]:
     """The stage's durable consumers on ``stream``: ``durable`` itself, or one per event
     partition (``<durable>-pNN``) when the stage consumes partitioned."""
@@ -146,12 +154,18 @@ async def drained(
     while time.monotonic() < deadline:
         if service.proc.poll() is not None:
             return f"{service.name} exited with {service.proc.returncode}, see {service.log_file}"
-        durables = await stage_durables(js, stream, durable)
-        if not durables and time.monotonic() > began + 30:
-            return f"no durable consumer {stream}/{durable} after 30 s (service not wired yet?)"
-        # all at once: one after the other, 16 partitions' requests made the poll itself
-        # a tenth of a second on a busy machine, as long as allocation's whole hour
-        infos = await asyncio.gather(*(js.consumer_info(stream, d) for d in durables))
+        try:
+            durables = await stage_durables(js, stream, durable)
+            if not durables and time.monotonic() > began + 30:
+                return f"no durable consumer {stream}/{durable} after 30 s (not wired yet?)"
+            # all at once: one after the other, 16 partitions' requests made the poll itself
+            # a tenth of a second on a busy machine, as long as allocation's whole hour
+            infos = await asyncio.gather(*(js.consumer_info(stream, d) for d in durables))
+        except JETSTREAM_AWAY as exc:
+            # a NATS node killed (bench-scale-out): the cluster elects new leaders and
+            # answers again within seconds; the deadline still bounds the wait
+            print(f"  (poll: {exc!r}; asking again)", flush=True)
+            infos = []
         if infos and all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
             return ""
         await asyncio.sleep(0.05)
