@@ -13,7 +13,9 @@ the new kind, announced as ``updated`` on the new kind's subject. A finding
 for a cause with an open alert updates it; an active finding with none opens one; a
 finding that has ended closes its alert (or is recorded opened-and-closed when it began
 and ended between two analyses). Open alerts of the analysed building whose cause no
-detector reports any more are closed.
+detector reports any more are closed. A finding whose key has no open alert continues an
+open one of the same kind, group and meter over overlapping hours whose key no finding
+has any more (a fault's key can move between analyses: ``_renamed_alerts``).
 """
 
 from __future__ import annotations
@@ -110,6 +112,36 @@ async def _open(conn: asyncpg.Connection, f: Finding, now: datetime) -> asyncpg.
     )
 
 
+def _renamed_alerts(
+    findings: list[Finding], open_rows: dict[str, asyncpg.Record]
+) -> dict[int, asyncpg.Record]:
+    """For findings (by index) without an open alert under their key, the open alert each
+    continues under another key: one of the same kind, group and meter, over overlapping
+    hours, whose own key no finding of this analysis has (active findings choose first).
+    A fault's key can move between analyses while it goes on (a group's concurrent faults
+    of one kind are numbered, and the number changes when an earlier one leaves the window
+    or is refitted away); without this its alert would close, and the new key would be
+    taken for the earlier fault's closed episode and never open."""
+    taken = {f.cause_key for f in findings}
+    out: dict[int, asyncpg.Record] = {}
+    for i, f in sorted(enumerate(findings), key=lambda pair: not pair[1].active):
+        if f.cause_key in open_rows:
+            continue
+        for key, row in open_rows.items():
+            if (
+                key not in taken
+                and row["kind"] == f.kind
+                and row["group_id"] == f.group_id
+                and row["meter_id"] == f.meter_id
+                and row["first_hour"] <= f.last_hour
+                and f.first_hour <= row["last_hour"]
+            ):
+                out[i] = row
+                taken.add(key)
+                break
+    return out
+
+
 async def reconcile(
     conn: asyncpg.Connection,
     building_id: int,
@@ -124,15 +156,16 @@ async def reconcile(
         open_rows = {
             r["cause_key"]: r
             for r in await conn.fetch(
-                """select id, cause_key, last_hour, kind from alerts
-                   where building_id = $1 and state = 'open' for update""",
+                """select id, cause_key, first_hour, last_hour, kind, group_id, meter_id
+                   from alerts where building_id = $1 and state = 'open' for update""",
                 building_id,
             )
         }
+        renamed = _renamed_alerts(findings, open_rows)
         seen: set[str] = set()
-        for f in findings:
-            seen.add(f.cause_key)
-            current = open_rows.get(f.cause_key)
+        for i, f in enumerate(findings):
+            current = open_rows.get(f.cause_key) or renamed.get(i)
+            seen.add(current["cause_key"] if current is not None else f.cause_key)
             if current is None:
                 known = await conn.fetchval(
                     """select 1 from alerts where cause_key = $1 and state = 'closed'
