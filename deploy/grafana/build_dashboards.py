@@ -226,6 +226,11 @@ DASHBOARDS = [
                 unit="ops",
             ),
             Panel(
+                "Building events per second, by what they did (turn, deferred, missing, ...)",
+                {"{{when}}": rate("balans_balance_analyses_total", "when")},
+                unit="ops",
+            ),
+            Panel(
                 "Building analysis time (p95)",
                 {"p95": p95("balans_balance_analysis_seconds")},
                 unit="s",
