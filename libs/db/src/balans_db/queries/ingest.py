@@ -324,10 +324,12 @@ async def building_temperature_positions(
 # --- registers and temperatures for allocation's kernels ---
 
 
-# SQL: channels (building_id, serial, input; parallel arrays $1-$3) with their building's
-# bounds (building ids $4 and the arrays after it): a building's bounds are sent once
+# SQL: channels (building_id, serial, input and i, the 1-based position; parallel arrays
+# $1-$3) with their building's bounds (building ids $4 and the arrays after it): a
+# building's bounds are sent once
 _CHANNELS_OF_BUILDINGS = """(select c.*, {columns}
-     from unnest($1::int[], $2::bigint[], $3::smallint[]) as c(building_id, serial, input)
+     from unnest($1::int[], $2::bigint[], $3::smallint[])
+          with ordinality as c(building_id, serial, input, i)
      join unnest($4::int[], {arrays}) as w(building_id, {columns}) using (building_id))"""
 
 
@@ -418,17 +420,16 @@ async def recent_registers(
     hour, and the counts. One backward index scan per channel; ``upper`` and the least
     ``since`` bound the monthly partitions read (without an upper bound every empty future
     partition is probed for every channel)."""
+    channels = _CHANNELS_OF_BUILDINGS.format(columns="since", arrays="$5::timestamptz[]")
     return await db.fetch(
-        """select c.i - 1, array_agg(r.us order by r.us desc),
+        f"""select c.i - 1, array_agg(r.us order by r.us desc),
                   array_agg(r.whole order by r.us desc), array_agg(r.count order by r.us desc)
-           from unnest($1::int[], $2::bigint[], $3::smallint[])
-                with ordinality as c(building_id, serial, input, i)
-           join unnest($4::int[], $5::timestamptz[]) as w(building_id, since) using (building_id)
+           from {channels} c
            cross join lateral (
                select (extract(epoch from p.ts) * 1000000)::bigint as us,
                       date_trunc('hour', p.ts) = p.ts as whole, p.count
                from pulse_readings p
-               where p.module_serial = c.serial and p.input = c.input and p.ts >= w.since
+               where p.module_serial = c.serial and p.input = c.input and p.ts >= c.since
                      and p.ts >= $6 and p.ts <= $7
                order by p.ts desc limit $8
            ) r
