@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -56,15 +55,6 @@ def simple(utility: str, unit: str, price: str) -> dict[str, object]:
             {"from_qty": 2, "price": str(D(price) * 2)},
         ],
     }
-
-
-@pytest.fixture(scope="module")
-async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(scope="module")

@@ -50,15 +50,6 @@ KWH_PER_HOUR = 1.163  # 0.001 Gcal an hour: a flat's January is 0.744 Gcal
 
 
 @pytest.fixture(scope="module")
-async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
-
-
-@pytest.fixture(scope="module")
 async def block(conn: asyncpg.Connection) -> dict[str, Any]:
     """A 1c block of 2 flats (heat only), January allocated at a constant rate, a heat
     tariff with monthly charges."""

@@ -5,7 +5,6 @@ whole with every problem named."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -23,15 +22,6 @@ from balans_db.secrets import KeyVault
 from balans_db.topology import city_document, demo_city, write_building
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest.fixture(scope="module")
-async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    c = await asyncpg.connect(database_url)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 def _json(doc: WorldDocument) -> Any:

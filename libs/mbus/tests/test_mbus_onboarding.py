@@ -242,15 +242,6 @@ async def api(database_url: str, module_nats_url: str) -> AsyncIterator[httpx.As
 
 
 @pytest.fixture(scope="module")
-async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
-
-
-@pytest.fixture(scope="module")
 async def services(database_url: str, module_nats_url: str) -> AsyncIterator[None]:
     """allocation and balance, each as its service runs, in this event loop."""
     nc = await connect_nats(module_nats_url, "setup")

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 
 from balans_db.provisioning.export import export_document
 from balans_db.provisioning.importer import import_document
@@ -48,15 +46,6 @@ def _document(**water: Any) -> dict[str, Any]:
             ],
         }],
     }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 async def _import(conn: asyncpg.Connection, doc: dict[str, Any]) -> dict[str, Any]:

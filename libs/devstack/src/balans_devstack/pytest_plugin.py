@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from balans_db import migrate
@@ -127,6 +128,16 @@ def database_url(
     """A fresh migrated database for this test module, dropped afterwards."""
     with template_copy(dev_stack, template_database, Path(str(request.node.path)).stem) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """One connection to this test module's database (``database_url``), closed after it."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
 
 
 @pytest.fixture(scope="session")
