@@ -362,3 +362,47 @@ async def test_a_group_edit_reads_the_window_in_full(city: City) -> None:
         assert (await states.window(conn, b, city.last, city.last, DAYS)).read == "missing"
     finally:
         await conn.close()
+
+
+async def test_a_failed_analysis_stores_nothing(city: City) -> None:
+    """An analysis's writes are one transaction: when its last write fails (the forecasts,
+    refused here by a trigger), neither its coverage nor its imbalance series stays
+    half-written; once the write passes, the same analysis stores both."""
+    b = city.ids[0]
+    conn = await asyncpg.connect(city.full)
+    try:
+        groups = await group_ids(city.full, b)
+        await conn.execute("delete from imbalance_series where group_id = any($1::int[])", groups)
+        await conn.execute(
+            "update balance_groups set flats_served = null where building_id = $1", b
+        )
+        await conn.execute(
+            """create function refuse_forecasts() returns trigger language plpgsql as
+               $$ begin raise exception 'forecasts refused'; end $$;
+               create trigger refuse_forecasts before insert or update on forecasts
+               for each row execute function refuse_forecasts()"""
+        )
+
+        async def written() -> tuple[int, int]:
+            series = await conn.fetchval(
+                "select count(*) from imbalance_series where group_id = any($1::int[])", groups
+            )
+            coverage = await conn.fetchval(
+                """select count(*) from balance_groups
+                   where building_id = $1 and flats_served is not null""",
+                b,
+            )
+            return series, coverage
+
+        try:
+            with pytest.raises(asyncpg.RaiseError, match="forecasts refused"):
+                await analyse_building(conn, b, city.last, days=DAYS)
+            assert await written() == (0, 0)
+        finally:
+            await conn.execute("drop function refuse_forecasts() cascade")
+        await analyse_building(conn, b, city.last, days=DAYS)
+        series, coverage = await written()
+        assert series > 0
+        assert coverage > 0
+    finally:
+        await conn.close()

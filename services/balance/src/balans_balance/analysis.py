@@ -890,20 +890,29 @@ async def analyse_window(
     each group's coverage (groups with fewer than ``min_coverage`` of their flats metered
     raise no imbalance alerts) and the loss target operators judge it by, its imbalance
     series from hour ``series_from`` on (the hours the event read; every hour of the
-    window when None) and the forecasts."""
+    window when None) and the forecasts.
+
+    Everything it writes is one transaction: the analysis is stored whole or not at all,
+    and it costs one durable commit (one WAL flush) instead of one per statement, which
+    with PostgreSQL's synchronous commit was a third of a turn's wall clock. The groups'
+    rows stay locked from the coverage write to the commit (an operator's edit of one of
+    the building's groups waits for the analysis)."""
     building_id = data.building_id
-    incomplete = await store_coverage(conn, building_id, min_coverage, loss_target_share)
-    findings, results = building_findings(data, cfg, incomplete)
-    findings.extend(await verification_findings(conn, building_id, data.hours[-1]))
-    units = {
-        r["id"]: r["unit"]
-        for r in await world.meters_by_id(conn, [g.balance_meter_id for g in data.groups])
-    }
-    for result in results:
-        GROUPS_EVALUATED.inc()
-        await _store_series(conn, data, result, units[result.group.balance_meter_id], series_from)
-    await store_forecasts(conn, data)
-    transitions = await reconcile(conn, building_id, findings, datetime.now(UTC))
+    async with conn.transaction():
+        incomplete = await store_coverage(conn, building_id, min_coverage, loss_target_share)
+        findings, results = building_findings(data, cfg, incomplete)
+        findings.extend(await verification_findings(conn, building_id, data.hours[-1]))
+        units = {
+            r["id"]: r["unit"]
+            for r in await world.meters_by_id(conn, [g.balance_meter_id for g in data.groups])
+        }
+        for result in results:
+            await _store_series(
+                conn, data, result, units[result.group.balance_meter_id], series_from
+            )
+        await store_forecasts(conn, data)
+        transitions = await reconcile(conn, building_id, findings, datetime.now(UTC))
+    GROUPS_EVALUATED.inc(len(results))
     for kind, count in await conn.fetch(
         "select kind, count(*) from alerts where state = 'open' group by kind"
     ):
