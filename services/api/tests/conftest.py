@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -14,7 +15,9 @@ import pytest
 from synthetic import fill_building
 
 from balans_api.app import create_app
+from balans_api.series import buckets
 from balans_api.settings import ApiSettings
+from balans_api.timerange import iso_z
 from balans_api.users import create_user
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
@@ -124,3 +127,9 @@ async def client(world: World) -> AsyncIterator[httpx.AsyncClient]:
 
 def auth(world: World, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {world.tokens[role]}"}
+
+
+def points(series: dict[str, Any]) -> list[dict[str, Any]]:
+    """A series answer (docs/api.md, "Series") bucket by bucket as the points a client reads:
+    ``{t (ISO 8601 UTC with Z), value, estimated, partial}`` of each bucket with a value."""
+    return [{**p, "t": iso_z(p["t"])} for p in buckets(series)]

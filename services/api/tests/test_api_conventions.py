@@ -16,14 +16,14 @@ import asyncpg
 import httpx
 import pytest
 
-from .conftest import World, auth
+from .conftest import World, auth, points
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "api.md"
 Z_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 # composed documents for the portal's pages (docs/api.md): their series parts share the
-# point shape, but they are not series endpoints of their own
+# series shape, but they are not series endpoints of their own
 PORTAL_VIEWS = "portal views"
 
 
@@ -103,8 +103,7 @@ async def test_every_series_takes_the_same_parameters_and_answers_one_shape(
     openapi: dict[str, Any],
 ) -> None:
     """Every operation with a resolution (outside the portal views) takes from, to,
-    resolution and format=json|csv, and answers unit, resolution and points with a t in
-    date-time format and a partial flag."""
+    resolution and format=json|csv, and answers a series of the one columnar shape."""
     found = []
     for path, op in _gets(openapi):
         query = _query(op)
@@ -118,11 +117,7 @@ async def test_every_series_takes_the_same_parameters_and_answers_one_shape(
             "day",
             "month",
         }
-        body = _ok_schema(openapi, op)
-        assert {"unit", "resolution", "points"} <= set(body["properties"]), path
-        point = _resolve(openapi, body["properties"]["points"]["items"])["properties"]
-        assert point["t"]["format"] == "date-time", path
-        assert point["partial"]["type"] == "boolean", path
+        _assert_series(openapi, _ok_schema(openapi, op), path)
     assert sorted(found) == [
         "/api/v1/balance-groups/{group_id}/imbalance",
         "/api/v1/flats/{flat_id}/heat/series",
@@ -130,21 +125,82 @@ async def test_every_series_takes_the_same_parameters_and_answers_one_shape(
     ]
 
 
+SERIES_AXIS = {"resolution", "time_zone", "start", "step", "partial"}
+
+
+def _assert_series(doc: dict[str, Any], body: dict[str, Any], where: str) -> None:
+    """The one series shape: a time axis (start in date-time format, an ISO 8601 step, the
+    time zone of days and months), flagged buckets as lists of indices, every other array
+    one value per bucket; no point objects."""
+    props = body["properties"]
+    assert set(props) >= SERIES_AXIS, where
+    assert "points" not in props, where
+    assert props["start"]["anyOf"][0]["format"] == "date-time", where
+    assert set(props["step"]["enum"]) == {"PT1H", "P1D", "P1M"}, where
+    assert set(props["resolution"]["enum"]) == {"hour", "day", "month"}, where
+    arrays = {name: p for name, p in props.items() if p.get("type") == "array"}
+    assert "unit" in props, where
+    assert len(arrays) >= 2, where
+    for name, array in arrays.items():
+        item = _resolve(doc, array["items"])
+        if name in ("partial", "estimated", "night"):
+            assert item["type"] == "integer", (where, name)
+        elif name != "alert_spans":
+            assert {t.get("type") for t in item.get("anyOf", [item])} <= {"number", "null"}, (
+                where,
+                name,
+            )
+
+
+def _series_in(doc: dict[str, Any], schema: dict[str, Any], seen: set[str]) -> set[str]:
+    """The names of the series (schemas with a ``step``) ``schema`` holds, each checked."""
+    name = ""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        if name in seen:
+            return set()
+        seen.add(name)
+    schema = _resolve(doc, schema)
+    props = schema.get("properties", {})
+    found = set()
+    if "step" in props:
+        _assert_series(doc, schema, name)
+        found.add(name)
+    for sub in [*props.values(), *schema.get("anyOf", [])]:
+        found |= _series_in(doc, sub, seen)
+    if "items" in schema:
+        found |= _series_in(doc, schema["items"], seen)
+    return found
+
+
+async def test_every_series_anywhere_has_the_one_shape(openapi: dict[str, Any]) -> None:
+    """Series inside the portal views and the alert's evidence have the same shape, and no
+    answer holds a list of ``points`` (objects ``{t, value, ...}``) any more; hourly lists
+    are pages of ``items``."""
+    seen: set[str] = set()
+    found: set[str] = set()
+    for _, op in _gets(openapi):
+        content = op["responses"].get("200", {}).get("content", {})
+        found |= _series_in(openapi, content.get("application/json", {}).get("schema", {}), seen)
+    assert found == {"Series", "MeterSeries", "ImbalanceSeries", "EvidenceSeries"}
+    for name, schema in openapi["components"]["schemas"].items():
+        assert "points" not in schema.get("properties", {}), name
+
+
 async def test_every_time_field_is_named_t(openapi: dict[str, Any]) -> None:
-    """The items and points of every operation over a time range (from/to) name their
-    time ``t`` (not ``hour`` or ``ts``)."""
+    """The items of every hourly list over a time range (from/to) name their time ``t``
+    (not ``hour`` or ``ts``)."""
     checked = []
     for path, op in _gets(openapi):
         if "from" not in _query(op):
             continue
         props = _ok_schema(openapi, op)["properties"]
-        for key in ("items", "points"):
-            if key in props:
-                item = _resolve(openapi, props[key]["items"])["properties"]
-                assert "t" in item, path
-                assert not {"hour", "ts"} & set(item), path
-                checked.append(path)
-    assert len(checked) == 5
+        if "items" in props:
+            item = _resolve(openapi, props["items"]["items"])["properties"]
+            assert "t" in item, path
+            assert not {"hour", "ts"} & set(item), path
+            checked.append(path)
+    assert len(checked) == 2
 
 
 async def test_every_error_code_is_documented(openapi: dict[str, Any]) -> None:
@@ -191,13 +247,15 @@ async def test_date_bounds_are_local_midnight_and_cut_buckets_are_partial(
     today = datetime.now(ZoneInfo(tz)).date()
     first, last = today - timedelta(days=10), today - timedelta(days=3)
     url = f"/api/v1/meters/{world.meter_id}/consumption"
-    local = (
-        await client.get(
-            url,
-            params={"from": first.isoformat(), "to": last.isoformat(), "resolution": "day"},
-            headers=h,
-        )
-    ).json()["points"]
+    local = points(
+        (
+            await client.get(
+                url,
+                params={"from": first.isoformat(), "to": last.isoformat(), "resolution": "day"},
+                headers=h,
+            )
+        ).json()
+    )
     assert [p["t"] for p in local] == [
         _z(_local_midnight(first + timedelta(days=i), tz)) for i in range(7)
     ]
@@ -205,13 +263,19 @@ async def test_date_bounds_are_local_midnight_and_cut_buckets_are_partial(
     decimals = -weight.normalize().as_tuple().exponent
     assert all(round(p["value"], decimals) == p["value"] for p in local)
 
-    utc = (
-        await client.get(
-            url,
-            params={"from": f"{first}T00:00:00Z", "to": f"{last}T00:00:00Z", "resolution": "day"},
-            headers=h,
-        )
-    ).json()["points"]
+    utc = points(
+        (
+            await client.get(
+                url,
+                params={
+                    "from": f"{first}T00:00:00Z",
+                    "to": f"{last}T00:00:00Z",
+                    "resolution": "day",
+                },
+                headers=h,
+            )
+        ).json()
+    )
     assert len(utc) == 8
     assert [p["partial"] for p in utc] == [True] + [False] * 6 + [True]
 
@@ -219,27 +283,26 @@ async def test_date_bounds_are_local_midnight_and_cut_buckets_are_partial(
 async def test_series_and_lists_agree_on_time_format(
     client: httpx.AsyncClient, world: World, group_id: int
 ) -> None:
-    """Every time in series, hourly lists and the portal's profile is ISO 8601 UTC with Z."""
+    """Every time in series (their start), hourly lists and the portal's profile is ISO 8601
+    UTC with Z."""
     h = auth(world, "consumer")
-    answers = [
-        (await client.get(f"/api/v1/meters/{world.meter_id}/consumption", headers=h)).json()[
-            "points"
-        ],
-        (await client.get(f"/api/v1/flats/{world.flat_id}/heat/series", headers=h)).json()[
-            "points"
-        ],
-        (await client.get(f"/api/v1/flats/{world.flat_id}/heat", headers=h)).json()["items"],
-        (await client.get(f"/api/v1/meters/{world.meter_id}/registers", headers=h)).json()["items"],
-        (await client.get(f"/api/v1/flats/{world.flat_id}/profile", headers=h)).json()["heat"][
-            "points"
-        ],
+    series = [
+        (await client.get(f"/api/v1/meters/{world.meter_id}/consumption", headers=h)).json(),
+        (await client.get(f"/api/v1/flats/{world.flat_id}/heat/series", headers=h)).json(),
+        (await client.get(f"/api/v1/flats/{world.flat_id}/profile", headers=h)).json()["heat"],
         (
             await client.get(
                 f"/api/v1/balance-groups/{group_id}/imbalance", headers=auth(world, "operator")
             )
-        ).json()["points"],
+        ).json(),
     ]
-    for items in answers:
+    for body in series:
+        assert Z_TIME.match(body["start"]), body
+    lists = [
+        (await client.get(f"/api/v1/flats/{world.flat_id}/heat", headers=h)).json()["items"],
+        (await client.get(f"/api/v1/meters/{world.meter_id}/registers", headers=h)).json()["items"],
+    ]
+    for items in lists:
         assert items
         assert all(Z_TIME.match(item["t"]) for item in items), items[0]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from balans_api.timerange import iso_z
-from balans_db.queries.allocation import Points
+
+
+@dataclass(frozen=True)
+class RawJson:
+    """JSON text to splice into an answer as it is (a series' values as PostgreSQL wrote
+    them)."""
+
+    text: str
 
 
 def json_response(model: BaseModel) -> Response:
@@ -23,17 +31,15 @@ def json_response(model: BaseModel) -> Response:
 
 
 def dict_response(body: dict[str, Any]) -> Response:
-    """Plain data encoded by the C json encoder; :class:`series.Points` inside it are
-    spliced in as PostgreSQL wrote them (decoding and re-encoding thousands of points
-    cost more than the rest of a profile request), in one join: a month of hours of a flat
-    with four meters is about 270 KB, and each copy of it counts. Times are ISO 8601 UTC
-    with ``Z``."""
+    """Plain data encoded by the C json encoder; :class:`RawJson` inside it is spliced in
+    as it is (decoding and re-encoding thousands of values cost more than the rest of a
+    profile request), in one join. Times are ISO 8601 UTC with ``Z``."""
     raw: list[str] = []
     mark = f"\x01{secrets.token_hex(8)}\x01"  # no text of the data can guess it
 
     def placeholder(value: object) -> object:
-        if isinstance(value, Points):
-            raw.append(value.json)
+        if isinstance(value, RawJson):
+            raw.append(value.text)
             return mark
         if isinstance(value, datetime):
             return iso_z(value)

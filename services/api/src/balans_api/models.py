@@ -109,28 +109,43 @@ class RegisterPoint(BaseModel):
     )
 
 
-class ConsumptionPoint(BaseModel):
-    t: datetime = Field(description=f"Start of the hour, local day or local month ({T_FIELD}).")
-    value: float = Field(
-        description="Rounded to the meter's resolution (the decimals of its pulse weight); "
-        "allocated heat to 0.001 kWh."
+class SeriesAxis(BaseModel):
+    """The time axis every series carries (columnar, one shape for all): bucket i begins
+    at ``start`` + i x ``step``; each quantity is an array with one element per bucket."""
+
+    resolution: Literal["hour", "day", "month"]
+    time_zone: str = Field(
+        description="The site's IANA time zone: days and months are its local calendar's."
     )
-    estimated: bool = Field(False, description="Some of the bucket's hours are estimated.")
-    partial: bool = Field(
-        False,
-        description="The bucket holds fewer hours than it spans: cut by from/to, still "
-        "running, or hours missing.",
+    start: datetime | None = Field(
+        description=f"When the first bucket with data begins ({T_FIELD}); null when the "
+        "series is empty. Hours: the start of the hour; days and months: local midnight."
+    )
+    step: Literal["PT1H", "P1D", "P1M"] = Field(
+        description="The buckets' length (ISO 8601): an hour, or a local day (23 to 25 "
+        "hours) or month of `time_zone`'s calendar."
+    )
+    partial: list[int] = Field(
+        default_factory=list,
+        description="Indices of the buckets that hold fewer hours than they span: cut by "
+        "from/to, still running, or hours missing.",
     )
 
 
-class Series(BaseModel):
+class Series(SeriesAxis):
     """A time series of one meter (or flat) in one unit (the shape of every series)."""
 
     meter_id: int | None = None
     flat_id: int | None = None
     unit: str
-    resolution: Literal["hour", "day", "month"]
-    points: list[ConsumptionPoint]
+    values: list[float | None] = Field(
+        description="One per bucket from `start` to the last bucket with data; null where a "
+        "bucket has none. Rounded to the meter's resolution (the decimals of its pulse "
+        "weight); allocated heat to 0.001 kWh."
+    )
+    estimated: list[int] = Field(
+        default_factory=list, description="Indices of the buckets with estimated hours."
+    )
 
 
 class HeatHour(BaseModel):
@@ -240,32 +255,6 @@ class BalanceGroupPublic(BaseModel):
     )
 
 
-class ImbalancePoint(BaseModel):
-    t: datetime = Field(description=f"Start of the hour, local day or local month ({T_FIELD}).")
-    balance_value: float = Field(description="What the balance meter measured.")
-    members_value: float = Field(
-        description="The members' sum, in the balance meter's unit (heat from volume and ΔT "
-        "where the members are flow meters)."
-    )
-    expected_loss: float = Field(
-        description="What balance expected the difference to be (docs/balance.md)."
-    )
-    imbalance: float = Field(description="The imbalance balance judged, in the unit.")
-    imbalance_pct: float | None = Field(description="Imbalance as % of the balance meter.")
-    band_low: float | None = Field(description="Lower edge of balance's learned normal band.")
-    band_median: float | None = Field(description="The band's centre (the usual imbalance).")
-    band_high: float | None = Field(description="Upper edge of balance's learned normal band.")
-    night: bool = Field(description="A night hour (the night-flow floor is learned from these).")
-    coverage: float = Field(
-        description="Hours: the share of the members that reported, 0..1. Days and months: "
-        "the share of the bucket's hours balance has, 0..1."
-    )
-    partial: bool = Field(
-        description="The bucket ends after `to`, is still running, or misses hours (a day or "
-        "month with coverage below 1): not comparable with whole buckets."
-    )
-
-
 class AlertSpan(BaseModel):
     """An alert of the group to draw over its chart: the fault from when it began to when it
     was last seen (still running while open)."""
@@ -295,16 +284,50 @@ class GroupLosses(BaseModel):
     hours: int = Field(description="Hours of series the figures cover.")
 
 
-class ImbalanceSeries(BaseModel):
+IMBALANCE_VALUES = (
+    "balance_value",
+    "members_value",
+    "expected_loss",
+    "imbalance",
+    "imbalance_pct",
+    "band_low",
+    "band_median",
+    "band_high",
+    "coverage",
+)
+"""The quantities of an imbalance series, one array each (:class:`ImbalanceSeries`)."""
+
+
+class ImbalanceSeries(SeriesAxis):
     """balance's series of a group: what the balance meter measured against the members,
-    judged against the band balance learned for the group."""
+    judged against the band balance learned for the group. One array per quantity (null
+    where a bucket has no point); a day or month whose hours balance has only in part
+    (coverage < 1) is partial."""
 
     group_id: int
     unit: str | None = Field(description="The balance meter's unit; None without points.")
-    resolution: Literal["hour", "day", "month"]
-    points: list[ImbalancePoint]
+    balance_value: list[float | None] = Field(description="What the balance meter measured.")
+    members_value: list[float | None] = Field(
+        description="The members' sum, in the balance meter's unit (heat from volume and ΔT "
+        "where the members are flow meters)."
+    )
+    expected_loss: list[float | None] = Field(
+        description="What balance expected the difference to be (docs/balance.md)."
+    )
+    imbalance: list[float | None] = Field(description="The imbalance balance judged, in the unit.")
+    imbalance_pct: list[float | None] = Field(description="Imbalance as % of the balance meter.")
+    band_low: list[float | None] = Field(description="Lower edge of balance's learned band.")
+    band_median: list[float | None] = Field(description="The band's centre (usual imbalance).")
+    band_high: list[float | None] = Field(description="Upper edge of balance's learned band.")
+    coverage: list[float | None] = Field(
+        description="Hours: the share of the members that reported, 0..1. Days and months: "
+        "the share of the bucket's hours balance has, 0..1."
+    )
+    night: list[int] = Field(
+        description="Indices of night hours (the night-flow floor is learned from these)."
+    )
     note: str | None = Field(
-        None, description="Why there are no points (balance has no series for the range)."
+        None, description="Why there are no values (balance has no series for the range)."
     )
     alert_spans: list[AlertSpan] = Field(
         default_factory=list, description="The group's alerts overlapping the range."

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -25,28 +25,82 @@ Resolution = Literal["hour", "day", "month"]
 
 @dataclass(frozen=True)
 class Points:
-    """A series' points as the JSON array PostgreSQL built (``t`` in ISO 8601 UTC with
-    ``Z``, ``value`` rounded, ``estimated``, ``partial``; passed through verbatim by the
-    api) and their total."""
+    """A series' buckets as PostgreSQL summed them, in the columnar shape the api answers:
+    bucket i starts at ``start`` + i steps (an hour, or a local day or month), ``values``
+    is their JSON array (rounded; ``null`` where a bucket has no data; from the first
+    bucket with data to the last), ``estimated`` and ``partial`` the indices of the flagged
+    buckets, ``total`` their sum."""
 
-    json: str
+    start: datetime | None
+    values: str
+    estimated: list[int]
+    partial: list[int]
     total: float
 
-    def parsed(self) -> list[dict[str, Any]]:
-        return json.loads(self.json)
+    def parsed(self) -> list[float | None]:
+        return json.loads(self.values)
 
 
-# the array spelled out as text: json_build_object + json_agg cost PostgreSQL about 60 %
-# more per point (each argument's type looked up per row, and spaces in its output), and
-# the profile's hourly points were most of its CPU; no text value needs escaping here
-_AS_JSON = """'[' || coalesce(string_agg(
-                        '{{"t":"' || to_char(t at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-                        || '","value":'
-                        || coalesce(trim_scale(round(value::numeric, {decimals}))::text, 'null')
-                        || ',"estimated":' || estimated::text || ',"partial":' || partial::text
-                        || '}}', ',' order by t), '') || ']'"""
-_WITH_TOTAL = f"""{_AS_JSON} as json,
-                  round(coalesce(sum(value), 0)::numeric, {{decimals}})::float8 as total"""
+# the values spelled out as text, rounded in float8 (the shortest text that reads back
+# as the rounded double): the points as JSON objects cost PostgreSQL about five times
+# as much per hour (to_char and numeric rounding per row), and a month profile's hours
+# were most of its CPU; the times of the buckets are read only where one is missing
+# (``gaps``) and for the flagged ones
+_COLUMNAR = """'[' || coalesce(string_agg(
+                 coalesce((round(value * 10 ^ ({decimals})) / 10 ^ ({decimals}) + 0)::text,
+                          'null'), ',' order by t), '') || ']' as vals,
+               min(t) as first, {gaps} as times,
+               string_agg({epoch}, ',' order by t) filter (where estimated) as estimated_t,
+               string_agg({epoch}, ',' order by t) filter (where partial) as partial_t,
+               round(coalesce(sum(value), 0)::numeric, {decimals})::float8 as total"""
+_EPOCH = "date_part('epoch', t)::int8::text"
+_HOURLY_GAPS = f"""case when count(*) <> date_part('epoch', max(t) - min(t)) / 3600 + 1
+                       then array_to_string(array_agg({_EPOCH} order by t), ',') end"""
+_COLUMNS = ("vals", "first", "times", "estimated_t", "partial_t", "total")
+
+
+def _columnar(decimals: str, resolution: Resolution) -> str:
+    """SQL of the select list that sums a series (t, value, estimated, partial) to
+    :class:`Points`' columns (read back by :func:`_to_points`). Times are epoch seconds
+    as text (a flat's meters are aggregated into arrays, which cannot hold arrays)."""
+    gaps = _HOURLY_GAPS if resolution == "hour" else f"string_agg({_EPOCH}, ',' order by t)"
+    return _COLUMNAR.format(decimals=decimals, gaps=gaps, epoch=_EPOCH)
+
+
+def bucket_index(start: datetime, t: datetime, resolution: Resolution, tz: str) -> int:
+    """The index of the bucket beginning at ``t`` in a series beginning at ``start``."""
+    if resolution == "hour":
+        return int((t - start).total_seconds()) // 3600
+    zone = ZoneInfo(tz)
+    first, at = start.astimezone(zone).date(), t.astimezone(zone).date()
+    if resolution == "day":
+        return (at - first).days
+    return (at.year - first.year) * 12 + at.month - first.month
+
+
+def _times(epochs: str | None) -> list[datetime]:
+    return [datetime.fromtimestamp(int(e), UTC) for e in epochs.split(",")] if epochs else []
+
+
+def _to_points(row: Any, resolution: Resolution, tz: str) -> Points:
+    """:class:`Points` of a mapping holding :func:`_columnar`'s columns."""
+    values, first, times, estimated, partial, total = (row[c] for c in _COLUMNS)
+    if first is None:
+        return Points(None, "[]", [], [], total or 0.0)
+
+    def index(t: datetime) -> int:
+        return bucket_index(first, t, resolution, tz)
+
+    if times and index(last := _times(times)[-1]) != times.count(","):  # buckets missing inside
+        spread = ["null"] * (index(last) + 1)
+        for t, value in zip(_times(times), values[1:-1].split(","), strict=True):
+            spread[index(t)] = value
+        values = "[" + ",".join(spread) + "]"
+    return Points(
+        first, values, [index(t) for t in _times(estimated)], [index(t) for t in _times(partial)],
+        total,
+    )  # fmt: skip
+
 
 HEAT_DECIMALS = "3"
 """Allocated heat is a computed share, not one meter's count: kept to the Wh (0.001 kWh)."""
@@ -88,10 +142,12 @@ def _source(
                where {key} and hour >= $2 and hour < $3 {group}"""
 
 
-async def _points(db: Db, sql: str, args: list[object], decimals: str) -> Points:
+async def _points(
+    db: Db, sql: str, args: list[object], decimals: str, resolution: Resolution, tz: str
+) -> Points:
     """The points of ``sql`` (t, value, estimated, partial) rounded to ``decimals`` (SQL)."""
-    row = await db.fetchrow(f"select {_WITH_TOTAL.format(decimals=decimals)} from ({sql}) s", *args)
-    return Points(row["json"], row["total"])
+    row = await db.fetchrow(f"select {_columnar(decimals, resolution)} from ({sql}) s", *args)
+    return _to_points(row, resolution, tz)
 
 
 def _series_source(
@@ -138,7 +194,7 @@ async def meter_series(
         *_CONSUMPTION, ("meter_id = $1", meter_id), start, end, resolution, tz, args
     )
     decimals = f"(select {_weight_decimals('m')} from meters m where m.id = $1)"
-    return await _points(db, sql, args, decimals)
+    return await _points(db, sql, args, decimals, resolution, tz)
 
 
 async def flat_heat_series(
@@ -147,7 +203,7 @@ async def flat_heat_series(
     """A flat's allocated heat (total kWh) in [start, end) per hour, day or month."""
     args: list[object] = []
     sql = _series_source(*_HEAT, ("flat_id = $1", flat_id), start, end, resolution, tz, args)
-    return await _points(db, sql, args, HEAT_DECIMALS)
+    return await _points(db, sql, args, HEAT_DECIMALS, resolution, tz)
 
 
 def _local_date(instant: datetime, tz: str) -> date | None:
@@ -294,8 +350,10 @@ async def building_average(
                 where building_id = $1 and hour >= $2 and hour < $3 {group}""",
             args,
             HEAT_DECIMALS,
+            resolution,
+            tz,
         )
-        if points.json != "[]":
+        if points.start is not None:
             return points
     args = [building_id, start, end]
     t, group = _bucket(resolution, "hour", tz, args)
@@ -313,7 +371,8 @@ async def building_average(
                       and mc.hour >= $2 and mc.hour < $3 group by 1, 2"""
     sql = f"""select t, avg(value) as value, false as estimated, {partial} as partial
               from ({inner}) x group by t"""
-    return await _points(db, sql, args, HEAT_DECIMALS if utility == "heat" else "3")
+    decimals = HEAT_DECIMALS if utility == "heat" else "3"
+    return await _points(db, sql, args, decimals, resolution, tz)
 
 
 @dataclass(frozen=True)
@@ -359,19 +418,24 @@ async def flat_month(
     )  # the same parameters as the heat's
     args += [start, end, building_id, month]
     s, e, b, mo = (f"${len(args) - 3 + i}" for i in range(4))
-    meter_total = _WITH_TOTAL.format(decimals=_weight_decimals("m"))
+    meter_total = _columnar(_weight_decimals("m"), resolution)
     row = await db.fetchrow(
-        f"""select h.json as heat_json, h.total as heat_total, ms.*, su.total, su.last_hour,
+        f"""select {", ".join(f"h.{c} as heat_{c}" for c in _COLUMNS)},
+                   ms.*, su.total, su.last_hour,
                    dt.delta_t::float8 as delta_t, dd.hdd_to_date, dd.hdd_month, dd.as_of,
                    ex.json as exchanges
-            from (select {_WITH_TOTAL.format(decimals=HEAT_DECIMALS)} from ({heat}) s) h
+            from (select {_columnar(HEAT_DECIMALS, resolution)} from ({heat}) s) h
             cross join lateral (
               select array_agg(m.id order by m.id) as ids,
                      array_agg(m.serial order by m.id) as serials,
                      array_agg(m.utility order by m.id) as utilities,
                      array_agg(m.unit order by m.id) as units,
-                     array_agg(p.json order by m.id) as jsons,
-                     array_agg(p.total order by m.id) as totals,
+                     array_agg(p.vals order by m.id) as m_vals,
+                     array_agg(p.first order by m.id) as m_first,
+                     array_agg(p.times order by m.id) as m_times,
+                     array_agg(p.estimated_t order by m.id) as m_estimated_t,
+                     array_agg(p.partial_t order by m.id) as m_partial_t,
+                     array_agg(p.total order by m.id) as m_total,
                      array_agg((select forecast_total from forecasts
                                 where scope = 'meter' and scope_id = m.id and month = {mo})
                                order by m.id) as forecasts
@@ -398,7 +462,7 @@ async def flat_month(
             "serial": row["serials"][i],
             "utility": row["utilities"][i],
             "unit": row["units"][i],
-            "points": Points(row["jsons"][i], row["totals"][i]),
+            "points": _to_points({c: row["m_" + c][i] for c in _COLUMNS}, resolution, tz),
             "forecast": row["forecasts"][i],
         }
         for i, meter_id in enumerate(ids)
@@ -409,7 +473,7 @@ async def flat_month(
         else None
     )
     return FlatMonth(
-        heat=Points(row["heat_json"], row["heat_total"]),
+        heat=_to_points({c: row["heat_" + c] for c in _COLUMNS}, resolution, tz),
         meters=meters,
         total=row["total"],
         last_hour=row["last_hour"],
@@ -534,12 +598,12 @@ async def building_overview(db: Db, building_id: int, since: datetime) -> Any:
     (``balance.BUILDING_HEAT_DAYS``: ``days_t``, ``days_building``, ``days_members``,
     ``days_partial``) and the building heat meter's own consumption (``meter_t``,
     ``meter_value``, ``meter_estimated``, for before balance's first analysis), as arrays
-    by day; None if there is no such building."""
+    by day, and the site's ``timezone``; None if there is no such building."""
     tz = "(select s.timezone from buildings b join sites s on s.id = b.site_id where b.id = $1)"
     days = balance.BUILDING_HEAT_DAYS.format(building="$1", since="$2", tz=tz)
     meter = _BUILDING_METER_HEAT_DAYS.format(building="$1", since="$2", tz=tz)
     return await db.fetchrow(
-        f"""select e.*, a.open_alerts, d.*, mt.*
+        f"""select e.*, a.open_alerts, d.*, mt.*, coalesce({tz}, 'UTC') as timezone
             from ({ingest.BUILDING_EQUIPMENT.format(building="$1")}) e
             cross join ({balance.OPEN_ALERT_COUNT.format(building="$1")}) a
             cross join (select array_agg(t order by t) as days_t,

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from balans_api import audit
 from balans_api.deps import Operator, Pool, Reader
 from balans_api.errors import ERROR_RESPONSES, ApiError, not_found
-from balans_api.models import AlertNote, AlertPublic
+from balans_api.models import AlertNote, AlertPublic, SeriesAxis
 from balans_api.paging import (
     Cursor,
     Limit,
@@ -31,8 +31,9 @@ from balans_api.paging import (
     time_key,
 )
 from balans_api.principal import Principal
-from balans_api.series import site_timezone
+from balans_api.series import axis, columns, site_timezone
 from balans_db.queries import allocation, balance
+from balans_db.queries.allocation import Points
 from balans_protocol import subjects
 from balans_protocol.messages import AlertAction, AlertActionReply
 
@@ -68,12 +69,7 @@ class AlertCounts(BaseModel):
     )
 
 
-class EvidencePoint(BaseModel):
-    t: datetime
-    value: float | None
-
-
-class EvidenceSeries(BaseModel):
+class EvidenceSeries(SeriesAxis):
     """One line of the evidence chart: the meter's use, the group's balance meter, the
     members' sum, the imbalance and its band (balance's series), or a series balance
     kept in the alert's evidence."""
@@ -84,8 +80,7 @@ class EvidenceSeries(BaseModel):
         "meter_hourly: the meter's use over the hours of peers_predicted."
     )
     unit: str | None
-    resolution: Literal["hour", "day"]
-    points: list[EvidencePoint]
+    values: list[float | None] = Field(description="One per bucket from `start`, null where none.")
 
 
 class AlertEvent(BaseModel):
@@ -216,8 +211,13 @@ async def _summary(pool: asyncpg.Pool, who: Principal, alert_id: int) -> asyncpg
     return row
 
 
-def _points(rows: list[dict[str, Any]], key: str) -> list[EvidencePoint]:
-    return [EvidencePoint(t=r["t"], value=r[key]) for r in rows]
+def _from_points(
+    name: str, unit: str | None, points: Points, resolution: str, tz: str
+) -> EvidenceSeries:
+    return EvidenceSeries(
+        name=name, unit=unit, values=points.parsed(), partial=points.partial,
+        **axis(points.start, resolution, tz),
+    )  # fmt: skip
 
 
 async def _evidence_series(
@@ -233,27 +233,22 @@ async def _evidence_series(
     unit = None
     if alert["meter_id"] is not None:
         unit = await pool.fetchval("select unit from meters where id = $1", alert["meter_id"])
+    tz = await site_timezone(pool, alert["building_id"]) if alert["building_id"] else "UTC"
     out = []
     for name, values in evidence.items():
         if not isinstance(values, list) or len(values) < 2:
             continue
         if not all(v is None or isinstance(v, int | float) for v in values):
             continue
-        points = [
-            EvidencePoint(t=first + timedelta(hours=i), value=v) for i, v in enumerate(values)
-        ]
         in_unit = unit if name == "peers_predicted" else None
-        out.append(EvidenceSeries(name=name, unit=in_unit, resolution="hour", points=points))
+        out.append(
+            EvidenceSeries(name=name, unit=in_unit, values=values, **axis(first, "hour", tz))
+        )
         if name == "peers_predicted" and alert["meter_id"] is not None:
-            tz = await site_timezone(pool, alert["building_id"]) if alert["building_id"] else "UTC"
             used = await allocation.meter_series(
                 pool, alert["meter_id"], first, first + timedelta(hours=len(values)), "hour", tz
             )
-            out.append(
-                EvidenceSeries(
-                    name="meter_hourly", unit=unit, resolution="hour", points=used.parsed()
-                )
-            )
+            out.append(_from_points("meter_hourly", unit, used, "hour", tz))
     return out
 
 
@@ -270,9 +265,7 @@ async def _context_series(pool: asyncpg.Pool, alert: asyncpg.Record) -> list[Evi
     if alert["meter_id"] is not None:
         unit = await pool.fetchval("select unit from meters where id = $1", alert["meter_id"])
         points = await allocation.meter_series(pool, alert["meter_id"], start, end, resolution, tz)
-        out.append(
-            EvidenceSeries(name="meter", unit=unit, resolution=resolution, points=points.parsed())
-        )
+        out.append(_from_points("meter", unit, points, resolution, tz))
     if alert["group_id"] is not None:
         rows = [
             dict(r)
@@ -280,6 +273,7 @@ async def _context_series(pool: asyncpg.Pool, alert: asyncpg.Record) -> list[Evi
         ]
         if rows:
             unit = rows[0]["unit"]
+            times = [r["t"] for r in rows]
             for name, key in (
                 ("balance_meter", "balance_value"),
                 ("members", "members_value"),
@@ -287,11 +281,8 @@ async def _context_series(pool: asyncpg.Pool, alert: asyncpg.Record) -> list[Evi
                 ("band_low", "band_low"),
                 ("band_high", "band_high"),
             ):
-                out.append(
-                    EvidenceSeries(
-                        name=name, unit=unit, resolution=resolution, points=_points(rows, key)
-                    )
-                )
+                line = columns(times, rows, resolution, tz, (key,))
+                out.append(EvidenceSeries(name=name, unit=unit, values=line.pop(key), **line))
     return out
 
 

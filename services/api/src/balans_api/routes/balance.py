@@ -21,14 +21,14 @@ from balans_api.deps import Pool, Reader, Staff
 from balans_api.errors import ERROR_RESPONSES, not_found
 from balans_api.fastjson import json_response
 from balans_api.models import (
+    IMBALANCE_VALUES,
     AlertSpan,
     BalanceGroupPublic,
     GroupLosses,
-    ImbalancePoint,
     ImbalanceSeries,
 )
 from balans_api.paging import Cursor, Limit, Page, Where, fetch_page
-from balans_api.series import site_timezone
+from balans_api.series import columns, site_timezone
 from balans_api.timerange import Format, Resolution, Span, TimeRange, csv_response, span
 from balans_api.visibility import check_building
 from balans_db.queries import allocation, balance
@@ -143,29 +143,29 @@ async def imbalance(
     format: Format = "json",
 ) -> Response:
     """balance's imbalance series of the group per hour, day or month, with the normal
-    band balance learned for it; ``note`` says why ``points`` is empty."""
+    band balance learned for it; ``note`` says why the series is empty."""
     group = await balance.group(pool, group_id)
     if group is None:
         raise not_found("balance group")
     tz = await site_timezone(pool, group["building_id"]) if group["building_id"] else "UTC"
     window = bounds.resolve(tz)
     rows = await balance.imbalance_series(pool, group_id, resolution, window.start, window.end)
-    points = [ImbalancePoint(**_point(r, resolution, tz, window)) for r in rows]
+    points = [_point(r, resolution, tz, window) for r in rows]
     spans = await balance.alert_spans(pool, group_id, window.start, window.end)
     losses = await balance.group_losses(pool, group_id, window.start, window.end)
     if format == "csv":
-        fields = list(ImbalancePoint.model_fields)
+        fields = ("t", *IMBALANCE_VALUES[:-1], "night", "coverage", "partial")
         return csv_response(
             fields,
-            ([getattr(p, f) for f in fields] for p in points),
+            ([p[f] for f in fields] for p in points),
             f"group-{group_id}-imbalance-{resolution}",
         )
+    times = [p["t"] for p in points]
     return json_response(
         ImbalanceSeries(
             group_id=group_id,
             unit=rows[0]["unit"] if rows else None,
-            resolution=resolution,
-            points=points,
+            **columns(times, points, resolution, tz, IMBALANCE_VALUES, ("night", "partial")),
             note=None if rows else NO_SERIES.format(resolution=resolution),
             alert_spans=[_span(r) for r in spans],
             losses=_losses(losses),

@@ -73,8 +73,8 @@ async def consumption(
     window = held_window(who, bounds.resolve(tz), tz)
     points = await allocation.meter_series(pool, meter_id, window.start, window.end, resolution, tz)
     if format == "csv":
-        return series_csv(points, meter["unit"], f"meter-{meter_id}-{resolution}")
-    return dict_response(series(points, meter["unit"], resolution, meter_id=meter_id))
+        return series_csv(points, meter["unit"], f"meter-{meter_id}-{resolution}", resolution, tz)
+    return dict_response(series(points, meter["unit"], resolution, tz, meter_id=meter_id))
 
 
 @router.get("/flats/{flat_id}/heat", response_model=Page[HeatHour])
@@ -122,8 +122,8 @@ async def flat_heat_buckets(
         pool, flat_id, window.start, window.end, resolution, tz
     )
     if format == "csv":
-        return series_csv(points, "kWh", f"flat-{flat_id}-heat-{resolution}")
-    return dict_response(series(points, "kWh", resolution, flat_id=flat_id))
+        return series_csv(points, "kWh", f"flat-{flat_id}-heat-{resolution}", resolution, tz)
+    return dict_response(series(points, "kWh", resolution, tz, flat_id=flat_id))
 
 
 async def _flat_building(pool: asyncpg.Pool, flat_id: int) -> int:

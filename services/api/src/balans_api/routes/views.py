@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -20,10 +20,10 @@ from balans_api.calendar import add_months, day_range, month_range, parse_month,
 from balans_api.deps import Pool, Reader, Staff
 from balans_api.errors import ERROR_RESPONSES, ApiError, not_found
 from balans_api.fastjson import dict_response, raw_json
-from balans_api.models import AlertPublic, ConsumptionPoint, Series
+from balans_api.models import AlertPublic, Series
 from balans_api.principal import FlatContext, Principal
 from balans_api.routes.exchanges import ExchangeMarker
-from balans_api.series import series
+from balans_api.series import columns, series
 from balans_api.timerange import Span, TimeRange
 from balans_api.timerange import span as bounds_of
 from balans_api.visibility import VALVE_STATE, check_building, check_flat, held_window
@@ -232,8 +232,13 @@ class Overview(BaseModel):
     modules_silent_24h: int
     modules_low_battery: int
     open_alerts: int | None
-    building_heat_last_30d: list[ConsumptionPoint]
-    flats_measured_last_30d: list[ConsumptionPoint]
+    building_heat_last_30d: Series = Field(
+        description="The building heat meter per local day (kWh, balance's building group; "
+        "the meter's own series before balance's first analysis)."
+    )
+    flats_measured_last_30d: Series = Field(
+        description="The flats' metered heat per local day, the same days (kWh)."
+    )
 
 
 async def flat_context(pool: asyncpg.Pool, who: Principal, flat_id: int) -> FlatContext:
@@ -369,9 +374,17 @@ async def profile(
             "flat": flat.model_dump(),
             "month": first.strftime("%Y-%m"),
             "resolution": resolution,
-            "heat": series(mine.heat, "kWh", resolution, flat_id=flat_id),
-            "building_average": series(average, "kWh", resolution),
-            "meters": [{**m, "resolution": resolution} for m in mine.meters],
+            "heat": series(mine.heat, "kWh", resolution, flat.timezone, flat_id=flat_id),
+            "building_average": series(average, "kWh", resolution, flat.timezone),
+            "meters": [
+                {
+                    **series(
+                        m["points"], m["unit"], resolution, flat.timezone, meter_id=m["meter_id"]
+                    ),
+                    **{k: m[k] for k in ("serial", "utility", "forecast")},
+                }
+                for m in mine.meters
+            ],
             "month_to_date_kwh": mine.total,
             "forecast_kwh": forecast.kwh,
             "forecast": forecast.model_dump(),
@@ -416,8 +429,8 @@ async def history(
         {
             "flat": flat.model_dump(),
             "resolution": resolution,
-            "current": series(current, "kWh", resolution, flat_id=flat_id),
-            "last_year": series(last, "kWh", resolution, flat_id=flat_id),
+            "current": series(current, "kWh", resolution, flat.timezone, flat_id=flat_id),
+            "last_year": series(last, "kWh", resolution, flat.timezone, flat_id=flat_id),
         }
     )
 
@@ -543,11 +556,15 @@ async def explain(
     )
 
 
-def _points(times: list | None, values: list, flags: list, flag: str) -> list[ConsumptionPoint]:
-    return [
-        ConsumptionPoint(t=t, value=v, **{flag: f})
-        for t, v, f in zip(times or [], values or [], flags or [], strict=True)
+def _days(row: Any, prefix: str, value: str, flag: str) -> Series:
+    """Days of the overview's arrays (``<prefix>_t``, ``value``, ``flag``) as a series."""
+    times = row[f"{prefix}_t"] or []
+    points = [
+        {"value": round(v, 3) if v is not None else None, flag: f}
+        for v, f in zip(row[value] or [], row[f"{prefix}_{flag}"] or [], strict=True)
     ]
+    body = columns(times, points, "day", row["timezone"], ("value",), (flag,))
+    return Series(unit="kWh", values=body.pop("value"), **body)
 
 
 async def _overview(pool: asyncpg.Pool, building_id: int) -> Overview:
@@ -558,11 +575,9 @@ async def _overview(pool: asyncpg.Pool, building_id: int) -> Overview:
     # balance's one definition of the flats against the building meter (its building heat
     # group), so the overview and the heat group agree; before balance's first analysis
     # the building meter alone
-    building_days = _points(row["days_t"], row["days_building"], row["days_partial"], "partial")
-    if not building_days:
-        building_days = _points(
-            row["meter_t"], row["meter_value"], row["meter_estimated"], "estimated"
-        )
+    building_days = _days(row, "days", "days_building", "partial")
+    if building_days.start is None:
+        building_days = _days(row, "meter", "meter_value", "estimated")
     return Overview(
         building_id=row["id"],
         name=row["name"],
@@ -574,9 +589,7 @@ async def _overview(pool: asyncpg.Pool, building_id: int) -> Overview:
         modules_low_battery=row["modules_low_battery"],
         open_alerts=row["open_alerts"],
         building_heat_last_30d=building_days,
-        flats_measured_last_30d=_points(
-            row["days_t"], row["days_members"], row["days_partial"], "partial"
-        ),
+        flats_measured_last_30d=_days(row, "days", "days_members", "partial"),
     )
 
 

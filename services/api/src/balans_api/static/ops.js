@@ -4,7 +4,7 @@
 "use strict";
 (() => {
   const {
-    api, post, header, t, esc, el, when, wall, setSiteZone, fmt, utility, command, layout, plotConfig, PALETTE, ALERT_KINDS,
+    api, post, header, t, esc, el, when, wall, xs, setSiteZone, fmt, utility, command, layout, plotConfig, PALETTE, ALERT_KINDS,
     ALERT_STATES, qty, unit, none, optional, LOCALE, VALVE_STATES, COMMAND_STATUS, valveButtons, reasonHtml, fill,
   } = balans;
   const idFromPath = () => Number(location.pathname.split("/").pop());
@@ -102,8 +102,8 @@
     ...(a.detected_at ? [{ type: "line", xref: "x", yref: "paper", x0: wall(a.detected_at), x1: wall(a.detected_at), y0: 0, y1: 1,
       line: { color: "#b91c1c", dash: "dot", width: 1.5 } }] : []),
   ];
-  const values = (s, scale = 1) => s.points.map((p) => (none(p.value) ? null : p.value * scale));
-  const times = (s) => s.points.map((p) => wall(p.t));
+  const values = (s, scale = 1) => s.values.map((v) => (none(v) ? null : v * scale));
+  const times = (s) => xs(s);
   function evidenceCharts(a) {
     const by = Object.fromEntries(a.series.map((s) => [s.name, s]));
     const charts = [];

@@ -132,8 +132,17 @@ const balans = (() => {
   // Plotly draws a time as the wall clock its string names: an instant becomes the site's
   // wall clock, so the hours and days of a chart are the site's ("sv-SE" writes YYYY-MM-DD hh:mm:ss)
   const wall = (ts) => (siteZone ? new Date(ts).toLocaleString("sv-SE", { timeZone: siteZone }) : ts);
-  const xs = (points) => points.map((p) => wall(p.t));
-  const ys = (points) => points.map((p) => p.value);
+  // a series' buckets as wall clocks (docs/api.md, "Series": bucket i begins at start + i × step,
+  // hours as instants, days and months in the series' time zone), n of them
+  const xs = (s, n = s.values.length) => {
+    if (!s.start) return [];
+    if (s.step === "PT1H") return [...Array(n).keys()].map((i) => wall(new Date(Date.parse(s.start) + i * 3600e3).toISOString()));
+    const [y, m, d] = new Date(s.start).toLocaleDateString("en-CA", { timeZone: s.time_zone }).split("-").map(Number);
+    const months = s.step === "P1M";
+    return [...Array(n).keys()].map((i) =>
+      `${new Date(Date.UTC(y, m - 1 + (months ? i : 0), d + (months ? 0 : i))).toISOString().slice(0, 10)} 00:00:00`);
+  };
+  const ys = (s) => s.values;
 
   const WHY_NOT = {
     no_heat_data: t("no heat data for this month"),
@@ -298,9 +307,9 @@ const balans = (() => {
       ["consumption", "temperature", "efficiency"].forEach((k) => { el(`k-${k}`).innerHTML = coefficient(p, k); });
       setSiteZone(p.flat.timezone);
       Plotly.react("chart-month", [
-        { type: "bar", name: t("My heat, kWh"), x: xs(p.heat.points), y: ys(p.heat.points), marker: { color: PALETTE[0] } },
-        { type: "scatter", mode: "lines", name: t("Average flat"), x: xs(p.building_average.points),
-          y: ys(p.building_average.points), line: { color: "#334155", dash: "dash" } },
+        { type: "bar", name: t("My heat, kWh"), x: xs(p.heat), y: ys(p.heat), marker: { color: PALETTE[0] } },
+        { type: "scatter", mode: "lines", name: t("Average flat"), x: xs(p.building_average),
+          y: ys(p.building_average), line: { color: "#334155", dash: "dash" } },
       ], layout({ ...exchangeMarks(p.exchanges), yaxis: { title: unit("kWh") } }), plotConfig);
       drawMeters(p.meters, p.exchanges);
       drawExplanation(x);
@@ -308,9 +317,8 @@ const balans = (() => {
       el("chart-month").removeAllListeners?.("plotly_click");
       el("chart-month").on("plotly_click", async (event) => {
         if (el("resolution").value !== "day") return;
-        // the bar's instant as the local day of the flat ("en-CA" writes YYYY-MM-DD)
-        const instant = p.heat.points[event.points[0].pointIndex].t;
-        const day = new Date(instant).toLocaleDateString("en-CA", { timeZone: p.flat.timezone });
+        // the bar's local day of the flat (its wall clock begins YYYY-MM-DD)
+        const day = xs(p.heat)[event.points[0].pointIndex].slice(0, 10);
         drawExplanation(await api(`/flats/${flatId}/explain?day=${day}`));
       });
     };
@@ -330,7 +338,7 @@ const balans = (() => {
       }).join("") || `<p>${esc(t("No meters with pulse outputs in this flat."))}</p>`;
       // the flat's one forecast is the heat forecast above; meters show what they measured
       const traces = meters.map((m) => ({
-        type: "scatter", mode: "lines", x: xs(m.points), y: ys(m.points),
+        type: "scatter", mode: "lines", x: xs(m), y: ys(m),
         name: `${utility(m.utility)} (${unit(m.unit)})`, line: { color: colours[m.meter_id] },
       }));
       Plotly.react("chart-meters", traces, layout(exchangeMarks(exchanges)), plotConfig);
@@ -341,12 +349,13 @@ const balans = (() => {
     };
     const drawYear = async () => {
       const h = await api(`/flats/${flatId}/history?year=${el("year").value}`);
-      const month = (ts) => new Date(ts).toLocaleString(LOCALE, { month: "short", timeZone: h.flat.timezone });
+      // a bucket's wall clock (YYYY-MM-...) as its month's short name
+      const months = (s) => xs(s).map((w) => new Date(`${w.slice(0, 7)}-15T00:00:00Z`).toLocaleString(LOCALE, { month: "short", timeZone: "UTC" }));
       Plotly.react("chart-year", [
-        { type: "bar", name: `${el("year").value}`, x: h.current.points.map((p) => month(p.t)), y: ys(h.current.points),
+        { type: "bar", name: `${el("year").value}`, x: months(h.current), y: ys(h.current),
           marker: { color: PALETTE[0] } },
-        { type: "scatter", mode: "lines+markers", name: t("Last year"), x: h.last_year.points.map((p) => month(p.t)),
-          y: ys(h.last_year.points), line: { color: "#64748b" } },
+        { type: "scatter", mode: "lines+markers", name: t("Last year"), x: months(h.last_year),
+          y: ys(h.last_year), line: { color: "#64748b" } },
       ], layout({ yaxis: { title: unit("kWh") } }), plotConfig);
     };
     const drawReadings = async () => {
@@ -571,7 +580,7 @@ const balans = (() => {
           el("chart-imbalance").innerHTML = `<p class="error">${esc(e.message)}</p>`;
           return;
         }
-        if (!s.points.length) {
+        if (!s.start) {
           Plotly.purge("chart-imbalance");
           el("chart-imbalance").innerHTML = `<p>${esc(s.note)}</p>`;
           return;
@@ -579,18 +588,18 @@ const balans = (() => {
         // balance's series with the band it learned for the group (in the series' unit); a
         // partial day is drawn apart (hollow), never as a dip of the line; each alert's span
         // is shaded from when the fault began
-        const times = xs(s.points);
-        const low = s.points.map((p) => p.band_low);
-        const high = s.points.map((p) => p.band_high);
-        const partial = s.points.filter((p) => p.partial);
+        const times = xs(s, s.imbalance.length);
+        const low = s.band_low;
+        const high = s.band_high;
+        const partial = s.partial;
         el("group-info").textContent = [groupInfo(byId[el("group").value]), lossesInfo(s.losses)].filter(Boolean).join(" · ");
         Plotly.react("chart-imbalance", [
           { type: "scatter", mode: "lines", name: t("Normal band"), x: times.concat([...times].reverse()),
             y: high.concat([...low].reverse()), fill: "toself", fillcolor: "rgba(21,128,61,.12)", line: { width: 0 } },
           { type: "scatter", mode: "lines+markers", name: t("Imbalance ({unit})", { unit: unit(s.unit) }), x: times,
-            y: s.points.map((p) => (p.partial ? null : p.imbalance)), line: { color: PALETTE[0] } },
+            y: s.imbalance.map((v, i) => (partial.includes(i) ? null : v)), line: { color: PALETTE[0] } },
           ...(partial.length ? [{ type: "scatter", mode: "markers", name: t("Partial day (not all hours yet)"),
-            x: xs(partial), y: partial.map((p) => p.imbalance),
+            x: partial.map((i) => times[i]), y: partial.map((i) => s.imbalance[i]),
             marker: { color: PALETTE[0], symbol: "circle-open", size: 9 } }] : []),
         ], layout({
           yaxis: { title: unit(s.unit) },
@@ -711,6 +720,6 @@ const balans = (() => {
   return {
     login, logout, consumerPage, operatorPage, buildingPage, invoicePage, command, layout, plotConfig,
     PALETTE, ALERT_KINDS, ALERT_STATES, qty, unit, none, optional, LOCALE, xs, ys,
-    pages: PAGES, api, post, header, t, esc, el, when, wall, setSiteZone, fmt, utility, valveButtons, VALVE_STATES, COMMAND_STATUS, reasonHtml, fill, setLanguageCookie,
+    pages: PAGES, api, post, header, t, esc, el, when, wall, xs, setSiteZone, fmt, utility, valveButtons, VALVE_STATES, COMMAND_STATUS, reasonHtml, fill, setLanguageCookie,
   };
 })();
