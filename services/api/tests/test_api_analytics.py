@@ -54,13 +54,14 @@ async def test_imbalance_says_when_balance_has_no_series(
     client: httpx.AsyncClient, world: World
 ) -> None:
     """The api computes no imbalance of its own: without balance's series there are no
-    points, and ``note`` says why; an unknown group is a 404."""
+    values, and ``note`` says why; an unknown group is a 404."""
     group, _, _ = await _group(world, "heat", "riser")
     h = auth(world, "manager")
     response = await client.get(f"/api/v1/balance-groups/{group}/imbalance", headers=h)
     assert response.status_code == 200
     series = response.json()
-    assert series["points"] == []
+    assert series["start"] is None
+    assert series["imbalance"] == series["balance_value"] == series["partial"] == []
     assert series["unit"] is None
     assert "balance has no day series" in series["note"]
     missing = await client.get("/api/v1/balance-groups/999999/imbalance", headers=h)
@@ -103,12 +104,13 @@ async def test_imbalance_is_balances_series(client: httpx.AsyncClient, world: Wo
     series = (await client.get(f"/api/v1/balance-groups/{group}/imbalance", headers=h)).json()
     assert series["note"] is None
     assert series["unit"] == "kWh"
-    [point] = series["points"]
-    assert point["imbalance_pct"] == pytest.approx(10.0)
-    assert (point["band_low"], point["band_median"], point["band_high"]) == (-5, 1, 5)
-    assert point["members_value"] == 90
-    assert point["coverage"] == pytest.approx(0.9)
-    assert point["partial"] is True  # a day balance has 90 % of the hours of is not whole
+    assert (series["resolution"], series["step"]) == ("day", "P1D")
+    assert datetime.fromisoformat(series["start"]) == t
+    assert series["imbalance_pct"] == pytest.approx([10.0])
+    assert (series["band_low"], series["band_median"], series["band_high"]) == ([-5], [1], [5])
+    assert series["members_value"] == [90]
+    assert series["coverage"] == pytest.approx([0.9])
+    assert series["partial"] == [0]  # a day balance has 90 % of the hours of is not whole
     [span] = series["alert_spans"]
     assert (span["id"], span["kind"], span["state"]) == (alert, "leak", "open")
     assert datetime.fromisoformat(span["began"]) == t - timedelta(hours=3)

@@ -15,7 +15,7 @@ import pytest
 from balans_api.app import create_app
 from balans_api.settings import ApiSettings
 
-from .conftest import PASSWORD, ROLES, World
+from .conftest import PASSWORD, ROLES, World, points
 
 
 class CountingPool:
@@ -134,9 +134,10 @@ def _expected(rows, decimals: int) -> list[tuple]:
     ]
 
 
-def _answered(points: list[dict]) -> list[tuple]:
+def _answered(series: dict) -> list[tuple]:
     return [
-        (datetime.fromisoformat(p["t"]), p["value"], p["estimated"], p["partial"]) for p in points
+        (datetime.fromisoformat(p["t"]), p["value"], p["estimated"], p["partial"])
+        for p in points(series)
     ]
 
 
@@ -152,7 +153,7 @@ async def test_profile_days_are_the_sums_of_the_hours(counted, world: World) -> 
     tz = p["flat"]["timezone"]
     conn = await asyncpg.connect(world.database_url)
     try:
-        first, last = p["heat"]["points"][0]["t"], p["heat"]["points"][-1]["t"]
+        first, last = points(p["heat"])[0]["t"], points(p["heat"])[-1]["t"]
         start = datetime.fromisoformat(first)
         end = await conn.fetchval(
             "select ((($1::timestamptz at time zone $2) + interval '1 day') at time zone $2)",
@@ -168,7 +169,7 @@ async def test_profile_days_are_the_sums_of_the_hours(counted, world: World) -> 
             end,
         )
         assert len(heat) >= 1
-        assert _answered(p["heat"]["points"]) == _expected(heat, 3)
+        assert _answered(p["heat"]) == _expected(heat, 3)
         assert p["month_to_date_kwh"] == pytest.approx(sum(r["value"] for r in heat))
         assert len(p["meters"]) > 1
         for meter in p["meters"]:
@@ -184,7 +185,7 @@ async def test_profile_days_are_the_sums_of_the_hours(counted, world: World) -> 
                 start,
                 end,
             )
-            assert _answered(meter["points"]) == _expected(hours, decimals)
+            assert _answered(meter) == _expected(hours, decimals)
     finally:
         await conn.close()
 
@@ -213,7 +214,7 @@ async def test_building_overview_in_one_query(counted, world: World) -> None:
     finally:
         await conn.close()
     assert len(days) >= 30
-    answered = overview["building_heat_last_30d"]
+    answered = points(overview["building_heat_last_30d"])
     assert [datetime.fromisoformat(p["t"]) for p in answered] == [r["t"] for r in days]
     assert [p["value"] for p in answered] == pytest.approx([r["value"] for r in days])
     assert overview["flats"] > 0

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from .conftest import World, auth
+from .conftest import World, auth, points
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -174,19 +174,20 @@ async def test_alert_detail_draws_the_evidence(
     assert stuck["figures"] == {"loss": 0.93}
     [meter] = [s for s in stuck["series"] if s["name"] == "meter"]
     assert meter["resolution"] == "day"
-    assert meter["points"]
-    first, last = meter["points"][0]["t"], meter["points"][-1]["t"]
+    assert meter["values"]
+    first, last = points(meter)[0]["t"], points(meter)[-1]["t"]
     consumption = await _get(
         client,
         world,
         f"/meters/{world.meter_id}/consumption?resolution=day&from={first}"
         f"&to={datetime.fromisoformat(last) + timedelta(days=1):%Y-%m-%dT%H:%M:%SZ}",
     )
-    assert [p["value"] for p in meter["points"]] == [p["value"] for p in consumption["points"]]
+    assert (meter["start"], meter["values"]) == (consumption["start"], consumption["values"])
     assert [e["action"] for e in stuck["history"]] == ["opened"]
     # what the peers predict, beside what the meter registered in the same hours
     series = {s["name"]: s for s in stuck["series"]}
-    assert [p["value"] for p in series["peers_predicted"]["points"]] == [0.5, None, 0.7]
+    assert series["peers_predicted"]["values"] == [0.5, None, 0.7]
+    assert series["peers_predicted"]["step"] == "PT1H"
     assert series["peers_predicted"]["unit"] == series["meter_hourly"]["unit"] == meter["unit"]
     hourly = await _get(
         client,
@@ -194,14 +195,13 @@ async def test_alert_detail_draws_the_evidence(
         f"/meters/{world.meter_id}/consumption?resolution=hour"
         f"&from={NOW - timedelta(hours=3):%Y-%m-%dT%H:%M:%SZ}&to={NOW:%Y-%m-%dT%H:%M:%SZ}",
     )
-    assert series["meter_hourly"]["points"] == [
-        {"t": p["t"], "value": p["value"]} for p in hourly["points"]
-    ]
+    assert series["meter_hourly"]["start"] == hourly["start"]
+    assert series["meter_hourly"]["values"] == hourly["values"]
     leak = await _get(client, world, f"/alerts/{alerts['leak']}")
     names = {s["name"] for s in leak["series"]}
     assert {"balance_meter", "members", "imbalance", "band_low", "band_high"} <= names
     [share] = [s for s in leak["series"] if s["name"] == "imbalance_share"]
-    assert [p["value"] for p in share["points"]] == [0.01, 0.2, None, 0.22]
+    assert share["values"] == [0.01, 0.2, None, 0.22]
     assert leak["also_possible"] == ["unauthorised_connection"]
     assert [(e["action"], e["actor"], e["note"]) for e in leak["history"]] == [
         ("opened", "balance", ""),

@@ -11,7 +11,7 @@ import pytest
 
 from balans_db.queries.allocation import HEAT_DECIMALS
 
-from .conftest import World, auth
+from .conftest import World, auth, points
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -40,26 +40,27 @@ async def test_consumption_csv_matches_json(client: httpx.AsyncClient, world: Wo
     """The CSV export carries the same daily values as the JSON series."""
     h = auth(world, "consumer")
     url = f"/api/v1/meters/{world.meter_id}/consumption?resolution=day"
-    series = (await client.get(url, headers=h)).json()
+    series = points((await client.get(url, headers=h)).json())
     csv = (await client.get(url + "&format=csv", headers=h)).text.strip().splitlines()
-    assert len(csv) == len(series["points"]) + 1
-    assert float(csv[1].split(",")[1]) == pytest.approx(series["points"][0]["value"])
+    assert len(csv) == len(series) + 1
+    assert [row.split(",")[0] for row in csv[1:]] == [p["t"] for p in series]
+    assert float(csv[1].split(",")[1]) == pytest.approx(series[0]["value"])
 
 
 async def test_profile_has_average_and_forecast(client: httpx.AsyncClient, world: World) -> None:
     """The month profile has the average flat's line and a forecast at least month-to-date."""
     h = auth(world, "consumer")
     p = (await client.get(f"/api/v1/flats/{world.flat_id}/profile", headers=h)).json()
-    assert p["heat"]["points"]
-    assert p["building_average"]["points"]
+    assert points(p["heat"])
+    assert points(p["building_average"])
     assert p["forecast_kwh"] >= p["month_to_date_kwh"] > 0
     # the ratio is of the unrounded totals; the points shown are rounded to the meters'
     # resolution, so their sum may miss the average's total by half a unit a point
-    points = [x["value"] for x in p["building_average"]["points"]]
-    slack = (len(points) + 1) * 0.5 * 10.0 ** -int(HEAT_DECIMALS)
+    values = [x["value"] for x in points(p["building_average"])]
+    slack = (len(values) + 1) * 0.5 * 10.0 ** -int(HEAT_DECIMALS)
     mine = p["month_to_date_kwh"]
-    assert mine / (sum(points) + slack) <= p["coefficients"]["consumption"]
-    assert p["coefficients"]["consumption"] <= mine / (sum(points) - slack)
+    assert mine / (sum(values) + slack) <= p["coefficients"]["consumption"]
+    assert p["coefficients"]["consumption"] <= mine / (sum(values) - slack)
 
 
 async def test_errors_have_one_shape(client: httpx.AsyncClient, world: World) -> None:
@@ -86,16 +87,17 @@ async def test_profile_meters_match_meter_series(client: httpx.AsyncClient, worl
         await client.get(f"/api/v1/flats/{world.flat_id}/profile?resolution=hour", headers=h)
     ).json()
     first = p["meters"][0]
-    points = first["points"]
+    hours = points(first)
     own = (
         await client.get(
             f"/api/v1/meters/{first['meter_id']}/consumption",
-            params={"from": points[0]["t"], "to": points[-1]["t"], "resolution": "hour"},
+            params={"from": hours[0]["t"], "to": hours[-1]["t"], "resolution": "hour"},
             headers=h,
         )
-    ).json()["points"]
+    ).json()
     assert len(p["meters"]) > 1
-    assert [x["value"] for x in own] == pytest.approx([x["value"] for x in points[:-1]])
+    assert own["start"] == first["start"]
+    assert own["values"] == pytest.approx(first["values"][:-1])
 
 
 async def test_average_flat_is_the_mean_of_flats(client: httpx.AsyncClient, world: World) -> None:
@@ -107,7 +109,7 @@ async def test_average_flat_is_the_mean_of_flats(client: httpx.AsyncClient, worl
     p = (
         await client.get(f"/api/v1/flats/{world.flat_id}/profile?resolution=hour", headers=h)
     ).json()
-    point = p["building_average"]["points"][5]
+    point = points(p["building_average"])[5]
     conn = await asyncpg.connect(world.database_url)
     try:
         mean = await conn.fetchval(
@@ -139,18 +141,22 @@ async def test_day_series_from_the_days_equals_its_hours(
     today = datetime.now(ZoneInfo(tz)).date()
     first, last = (today - timedelta(days=40)).isoformat(), (today - timedelta(days=2)).isoformat()
     for resolution in ("day", "month"):
-        rolled = (
-            await client.get(
-                url, params={"from": first, "to": last, "resolution": resolution}, headers=h
-            )
-        ).json()["points"]
-        hours = (
-            await client.get(
-                url,
-                params={"from": first, "to": last, "resolution": "hour"},
-                headers=h,
-            )
-        ).json()["points"]
+        rolled = points(
+            (
+                await client.get(
+                    url, params={"from": first, "to": last, "resolution": resolution}, headers=h
+                )
+            ).json()
+        )
+        hours = points(
+            (
+                await client.get(
+                    url,
+                    params={"from": first, "to": last, "resolution": "hour"},
+                    headers=h,
+                )
+            ).json()
+        )
         sums: dict[str, float] = {}
         for p in hours:
             local = datetime.fromisoformat(p["t"]).astimezone(ZoneInfo(tz)).date()
