@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -24,6 +25,7 @@ from pypdf import PdfReader
 from synthetic import fill_building
 
 from balans_api.i18n import CATALOGS
+from balans_api.series import bucket_start
 from balans_api.users import DEMO_CONSUMER, DEMO_OPERATOR, ensure_demo_users
 from balans_balance.groups import generate_building_groups
 from balans_billing.demo import DEMO_TARIFFS_FROM, seed_demo_tariffs
@@ -175,11 +177,17 @@ async def test_consumer_pages_show_api_data(portal: str, browser: Any) -> None:
     flat = me["flat_ids"][0]
     profile = await _api(portal, page, f"/flats/{flat}/profile?resolution=day")
     history = await _api(portal, page, f"/flats/{flat}/history")
-    assert month["y"] == pytest.approx([p["value"] for p in profile["heat"]["points"]])
-    assert average["y"] == pytest.approx(
-        [p["value"] for p in profile["building_average"]["points"]]
-    )
-    assert year["y"] == pytest.approx([p["value"] for p in history["current"]["points"]])
+    heat = profile["heat"]
+    assert month["y"] == pytest.approx(heat["values"])
+    assert average["y"] == pytest.approx(profile["building_average"]["values"])
+    assert year["y"] == pytest.approx(history["current"]["values"])
+    # the days of the columnar series (start + i days in the site's calendar) as its wall clock
+    start = datetime.fromisoformat(heat["start"])
+    zone = ZoneInfo(heat["time_zone"])
+    assert month["x"] == [
+        f"{bucket_start(start, i, 'day', heat['time_zone']).astimezone(zone):%Y-%m-%d %H:%M:%S}"
+        for i in range(len(heat["values"]))
+    ]
     await _trace(page, "chart-ranking")
     # a day of the month chart clicked: the explanation of that day alone
     await page.locator("#chart-month").scroll_into_view_if_needed()
@@ -205,15 +213,15 @@ async def test_operator_pages_show_api_data(portal: str, browser: Any) -> None:
     flats_line = await _trace(page, "chart-overview", 1)
     building_id = int(page.url.rsplit("/", 1)[1])
     overview = await _api(portal, page, f"/buildings/{building_id}/overview")
-    assert flats_line["y"] == pytest.approx(
-        [p["value"] for p in overview["flats_measured_last_30d"]]
-    )
+    assert flats_line["y"] == pytest.approx(overview["flats_measured_last_30d"]["values"])
     await page.wait_for_selector("#mesh li")
     imbalance = await _trace(page, "chart-imbalance", 1)
     group = await page.input_value("#group")
     series = await _api(portal, page, f"/balance-groups/{group}/imbalance?resolution=day")
     # a partial day is left out of the line (drawn apart), never plotted as a dip
-    assert imbalance["y"] == [None if p["partial"] else p["imbalance"] for p in series["points"]]
+    assert imbalance["y"] == [
+        None if i in series["partial"] else v for i, v in enumerate(series["imbalance"])
+    ]
     shapes = await page.evaluate(
         "() => (document.getElementById('chart-imbalance').layout.shapes || []).length"
     )

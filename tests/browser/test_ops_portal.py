@@ -184,10 +184,10 @@ async def test_alert_queue_and_detail(portal: dict[str, Any], page: Any) -> None
     assert "41.5" in reason
     meter = await _trace(page, "evidence-meter", 0, "y")
     [series] = [s for s in summary["series"] if s["name"] == "meter"]
-    assert meter["y"] == pytest.approx([p["value"] for p in series["points"]])
+    assert meter["y"] == pytest.approx(series["values"])
     peers = await _trace(page, "evidence-peers", 1, "y")
     [predicted] = [s for s in summary["series"] if s["name"] == "peers_predicted"]
-    assert peers["y"] == [p["value"] for p in predicted["points"]]
+    assert peers["y"] == predicted["values"]
     assert await page.is_visible("#alert-valve")
     await page.screenshot(path=str(SHOTS / "operator-alert.png"), full_page=True)
     await page.goto(portal["url"] + f"/ops/alerts/{portal['leak']}")
@@ -197,7 +197,7 @@ async def test_alert_queue_and_detail(portal: dict[str, Any], page: Any) -> None
     band = await _trace(page, "evidence-imbalance", 1, "y")
     leak = await _api(portal, page, f"/alerts/{portal['leak']}")
     [imbalance] = [s for s in leak["series"] if s["name"] == "imbalance"]
-    assert band["y"] == pytest.approx([p["value"] for p in imbalance["points"]])
+    assert band["y"] == pytest.approx(imbalance["values"])
     assert "6.5 %" in await page.text_content("#alert-reason")
 
 

@@ -427,10 +427,11 @@ async def test_forwarded_telegrams_are_readings_in_groups_and_on_the_invoice(
         params = {"resolution": "hour", "from": MONTH[0].isoformat(), "to": MONTH[1].isoformat()}
 
         async def points(series: str = series, params: dict[str, str] = params) -> list[Any]:
+            body = (await api.get(series, params=params)).json()  # columnar (docs/api.md)
             return [
-                p
-                for p in (await api.get(series, params=params)).json()["points"]
-                if p["balance_value"] is not None and p["members_value"] is not None
+                {"balance_value": b, "members_value": m}
+                for b, m in zip(body["balance_value"], body["members_value"], strict=True)
+                if b is not None and m is not None
             ]
 
         await eventually(f"{utility}'s balance", lambda points=points: _all_hours(points()))
