@@ -143,27 +143,34 @@ def test_magnet_next_to_a_leak_is_confirmed_with_the_leak_in_the_balance(
     assert _blamed({sh.member: {sh.verdict} for sh in shifts}) == {7: {"magnet"}}
 
 
-def test_a_heat_meters_deficit_following_the_days_use_is_a_drift() -> None:
-    """Ten days of changing weather: a register reading 12 % low misses a share of each
-    day's heat (a drift); a thermostat turned down by the same heat on average lowers
-    every day alike (a change of use); days of one weather cannot tell them apart."""
+def test_a_heat_meters_deficit_following_the_use_is_a_drift() -> None:
+    """Five days of one weather, 6-hour sums: each day's sums are alike, but the nights
+    are colder than the afternoons. A register reading 12 % low misses a share of every
+    block's heat (a drift); a thermostat turned down by the same heat on average lowers
+    every block alike (a change of use); a use that does not vary at all cannot tell
+    them apart."""
     cfg = MemberSettings()
     rng = np.random.default_rng(3)
-    days = np.arange(10)
-    use = 40.0 + 12.0 * np.sin(days / 1.7)  # kWh a day, following the weather
-    noise = rng.normal(0.0, 0.3, days.size)
-    drift = deficit_follows_use(use, 0.88 * use + noise, cfg)
+    blocks = np.arange(20)
+    use = 10.0 + 3.0 * np.cos(2 * np.pi * blocks / 4)  # kWh per 6 h: cold nights
+    noise = rng.normal(0.0, 0.1, blocks.size)
+    drift = deficit_follows_use(use, 0.88 * use + noise, 12)
     assert drift is not None
-    assert drift[0] >= cfg.follow_f
+    assert drift[0] > cfg.follow_f
     assert abs(drift[1] - 0.12) < 0.02
-    setback = deficit_follows_use(use, use - 0.12 * use.mean() + noise, cfg)
+    setback = deficit_follows_use(use, use - 0.12 * use.mean() + noise, 12)
     assert setback is not None
-    assert setback[0] < cfg.follow_f
-    steady = np.full(days.size, 40.0)
-    alike = deficit_follows_use(steady, 0.88 * steady + noise, cfg)
+    assert setback[0] <= cfg.follow_f
+    steady = np.full(blocks.size, 10.0)
+    alike = deficit_follows_use(steady, 0.88 * steady + noise, 12)
     assert alike is not None
-    assert alike[0] < cfg.follow_f
-    assert deficit_follows_use(use[:2], 0.88 * use[:2], cfg) is None
+    assert alike[0] <= cfg.follow_f
+    assert deficit_follows_use(use[:8], 0.88 * use[:8], 12) is None
+    # the same days as daily sums: alike, so no share of them tells a drift apart
+    daily = use.reshape(5, 4).sum(axis=1)
+    by_day = deficit_follows_use(daily, 0.88 * daily + noise[:5], 3)
+    assert by_day is not None
+    assert by_day[0] <= cfg.follow_f
 
 
 def test_a_slowed_meter_after_its_register_stood_still_is_a_second_fault(world) -> None:

@@ -15,10 +15,10 @@ episode opens where its daily use left the peers' prediction (a step or a ramp G
   impeller), a smaller loss or any over-reading a **drifting** meter (one that
   stepped, or ramped and settled: the balance confirms it, so it is no change of use);
 - a heat meter's step the balance cannot confirm (one flat is too small a share of
-  the building) whose daily deficit follows the predicted use over days of different
-  weather rather than staying level -> **drifting**: a register off by a factor misses
-  a share of each day's heat, while a flat that turned its thermostat down or went away
-  lowers its loss by UA x the setpoint's change, the same heat whatever the weather
+  the building) whose deficit (6-hour sums) follows the predicted use rather than
+  staying level -> **drifting**: a register off by a factor misses a share of every
+  hour's heat, while a flat that turned its thermostat down or went away lowers its
+  loss by UA x the setpoint's change, the same heat whatever the weather
   (``follows_use``);
 - otherwise the *use* changed (a flat away, a clogged riser): ``use_changed``, which the
   caller reports or not.
@@ -69,10 +69,12 @@ class MemberSettings:
     balance_lead_days: tuple[int, ...] = (3, 5, 7, 10)
     min_balance_dof: int = 8
     max_episodes: int = 3  # per member and analysis
-    # a share of the days' predicted use must fit a heat meter's daily deficit better than
-    # a constant by this F (in the deficits' residual variance) to name a drift the
-    # balance cannot confirm; days whose use hardly varies cannot tell the two apart
-    follow_f: float = 4.0
+    # a share of the predicted use must fit a heat meter's deficit (6-hour sums: the
+    # weather's swing within each day as well as between days) better than a constant by
+    # this F (the drop of the residual sum of squares in units of one block's residual
+    # variance: less is no evidence) to name a drift the balance cannot confirm; blocks
+    # whose use hardly varies cannot tell the two apart
+    follow_f: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,9 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
     deficit[hours] = (expected - np.nan_to_num(ctx.raw[i, hours])) * np.nan_to_num(
         _worth(ctx.s)[hours]
     )
-    follows = deficit_follows_use(expected_daily, own[days], cfg)
+    follows = deficit_follows_use(
+        _in_blocks(expected), _in_blocks(ctx.raw[i, hours]), cfg.min_ramp_days * HOURS // BLOCK
+    )
     relative = _relative(c, pm, own)
     loss = float(relative[np.argmax(np.abs(relative))]) if relative.size else 0.0
     start, end = hours.start, hours.stop - 1
@@ -292,19 +296,23 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
 
 
 def deficit_follows_use(
-    expected: FloatArray, registered: FloatArray, cfg: MemberSettings
+    expected: FloatArray, registered: FloatArray, min_points: int
 ) -> tuple[float, float] | None:
-    """(F, share) of the daily deficit ``expected - registered`` as a share of the
-    predicted use against a constant (F: how much a share fits better than a constant,
-    in the share's residual variance; None with fewer than ``min_ramp_days`` days).
+    """(F, share) of the deficit ``expected - registered`` (per period: 6-hour sums) as
+    a share of the predicted use against a constant (F: how much a share fits better
+    than a constant, in the share's residual variance; None with fewer than
+    ``min_points`` periods with both).
 
-    A heat meter whose register is off by a factor misses that share of each day's
-    heat, so its deficit follows the days' weather. A flat whose occupants turn the
-    thermostat down or leave loses UA x the setpoint's change less heat, the same on a
-    cold day as on a mild one: its deficit stays level."""
+    A heat meter whose register is off by a factor misses that share of every hour's
+    heat, so its deficit follows the weather, night and day and from day to day. A flat
+    whose occupants turn the thermostat down or leave loses UA x the setpoint's change
+    less heat, the same on a cold night as on a mild afternoon: its deficit stays level.
+    Both are one number fitted, so the better fit decides; 6-hour sums see the weather's
+    swing within each day, which daily sums average away (days of one weather could not
+    tell the two apart)."""
     ok = np.isfinite(expected) & np.isfinite(registered) & (expected > 0)
     use, deficit = expected[ok], expected[ok] - registered[ok]
-    if use.size < cfg.min_ramp_days:
+    if use.size < max(min_points, 2):
         return None
     share = float(deficit @ use) / float(use @ use)
     shared = float(np.sum((deficit - share * use) ** 2))
@@ -314,11 +322,11 @@ def deficit_follows_use(
 
 def _by_the_days(d: _Draft, cfg: MemberSettings) -> _Draft:
     """A step of a heat meter the balance cannot confirm: a drift where its deficit
-    follows the days' use (a share of it, at most ``drift_loss``), else left a change of
-    use."""
+    follows the predicted use (a share of it, at most ``drift_loss``, fitting better than
+    a constant by ``follow_f``), else left a change of use."""
     f = d.evidence.get("deficit_follows_use_f")
     share = float(d.evidence.get("deficit_use_share", 0.0))
-    if f is None or f < cfg.follow_f or abs(share) > cfg.drift_loss:
+    if f is None or f <= cfg.follow_f or abs(share) > cfg.drift_loss:
         return d
     return replace(d, verdict="drifting_meter", evidence={**d.evidence, "basis": "follows_use"})
 
@@ -371,6 +379,11 @@ def _ramp_shaped(relative: FloatArray, cfg: MemberSettings) -> bool:
         ramp_sse = min(ramp_sse, before + float(((after - slope * k) ** 2).sum()))
         step_sse = min(step_sse, before + float(((after - after.mean()) ** 2).sum()))
     return ramp_sse < cfg.ramp_preference * step_sse
+
+
+def _in_blocks(hourly: FloatArray) -> FloatArray:
+    """BLOCK-hour sums of whole days of hours (NaN where an hour is missing)."""
+    return np.asarray(hourly.reshape(-1, BLOCK).sum(axis=1))
 
 
 def _blocks(hourly: FloatArray, first_hour: int) -> FloatArray:
