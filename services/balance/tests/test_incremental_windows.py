@@ -406,3 +406,47 @@ async def test_a_failed_analysis_stores_nothing(city: City) -> None:
         assert coverage > 0
     finally:
         await conn.close()
+
+
+async def test_coverage_is_stored_once_per_read_of_the_world(city: City, nats_url: str) -> None:
+    """The groups' coverage depends on the building's world alone: the analysis after a
+    full read stores it; the turns on the kept window do not compute it again (a value
+    set meanwhile stays); the next full read stores it again."""
+    b = city.ids[0]
+    settings = BalanceSettings(balance_window_days=DAYS)  # analyses every event
+    pool = await asyncpg.create_pool(city.kept, min_size=1, max_size=2)
+    nc = await nats.connect(nats_url)
+    relay = OutboxRelay(pool, nc.jetstream(), OUTBOX, "balance")
+    states = BuildingStates(10, 10_000, settings.balance_analysis_every_hours)
+
+    async def event(hour: datetime) -> int:
+        """Analyse the hour; how many of the building's groups have a coverage stored."""
+        await analyse_event(
+            AllocationComputed(building_id=b, hour_from=hour, hour_to=hour),
+            pool,
+            relay,
+            settings,
+            states,
+        )
+        covered: int = await pool.fetchval(
+            "select count(*) from balance_groups where building_id = $1 and flats_served >= 0",
+            b,
+        )
+        return covered
+
+    async def unset() -> None:
+        await pool.execute(
+            "update balance_groups set flats_served = null where building_id = $1", b
+        )
+
+    try:
+        groups = len(await group_ids(city.kept, b))
+        await unset()
+        assert await event(city.last - 2 * HOUR) == groups  # no window kept: read in full
+        await unset()
+        assert await event(city.last - HOUR) == 0  # the kept window's world: not again
+        states.forget(b)
+        assert await event(city.last) == groups
+    finally:
+        await nc.close()
+        await pool.close()

@@ -71,6 +71,7 @@ class AnalysisResult:
     findings: list[Finding]
     transitions: dict[str, int]
     groups_analysed: int
+    incomplete: frozenset[int]  # the groups too few flats meter (coverage.py)
 
 
 def fill_missing_members(own: np.ndarray) -> np.ndarray:
@@ -885,12 +886,15 @@ async def analyse_window(
     min_coverage: float = 0.8,
     loss_target_share: float = 0.1,
     series_from: datetime | None = None,
+    incomplete: frozenset[int] | None = None,
 ) -> AnalysisResult:
     """Run every group detector over a building's window and reconcile alerts; store
     each group's coverage (groups with fewer than ``min_coverage`` of their flats metered
     raise no imbalance alerts) and the loss target operators judge it by, its imbalance
     series from hour ``series_from`` on (the hours the event read; every hour of the
-    window when None) and the forecasts.
+    window when None) and the forecasts. ``incomplete``: the incomplete groups as an
+    earlier analysis of the same world stored them (a kept window's); their coverage is
+    then neither computed nor written again (it depends on the building's world alone).
 
     Everything it writes is one transaction: the analysis is stored whole or not at all,
     and it costs one durable commit (one WAL flush) instead of one per statement, which
@@ -899,7 +903,8 @@ async def analyse_window(
     the building's groups waits for the analysis)."""
     building_id = data.building_id
     async with conn.transaction():
-        incomplete = await store_coverage(conn, building_id, min_coverage, loss_target_share)
+        if incomplete is None:
+            incomplete = await store_coverage(conn, building_id, min_coverage, loss_target_share)
         findings, results = building_findings(data, cfg, incomplete)
         findings.extend(await verification_findings(conn, building_id, data.hours[-1]))
         units = {
@@ -917,4 +922,4 @@ async def analyse_window(
         "select kind, count(*) from alerts where state = 'open' group by kind"
     ):
         ALERTS_OPEN.labels(kind).set(count)
-    return AnalysisResult(findings, transitions, len(results))
+    return AnalysisResult(findings, transitions, len(results), incomplete)

@@ -291,6 +291,7 @@ async def load_hours(
         flagged[r["module_serial"]] = np.zeros(len(hours), bool)
         flagged[r["module_serial"]][r["positions"]] = True
     present, battery, meter_present = await _load_presence(conn, w, hours)
+    pairs, riser_dt = await _sensor_pairs(conn, w, hours)
     return HourlyData(
         hours=hours,
         consumption=consumption,
@@ -300,8 +301,8 @@ async def load_hours(
         module_present=present,
         module_battery=battery,
         meter_present=meter_present,
-        riser_dt=await _riser_dt(conn, w.building_id, hours),
-        sensor_pairs=await _sensor_pairs(conn, w.building_id, hours),
+        riser_dt=riser_dt,
+        sensor_pairs=pairs,
     )
 
 
@@ -376,12 +377,15 @@ async def load_building(
 
 
 async def _sensor_pairs(
-    conn: asyncpg.Connection, building_id: int, hours: list[datetime]
-) -> list[SensorPair]:
-    """The billed sensor pairs' hourly readings (rows stamped at the end of their hour)."""
+    conn: asyncpg.Connection, w: BuildingWorld, hours: list[datetime]
+) -> tuple[list[SensorPair], dict[int, FloatArray]]:
+    """The billed sensor pairs' hourly readings (rows stamped at the end of their hour),
+    and per riser the hourly mean ΔT (°C) over the pairs on it (:func:`_riser_dt`)."""
     out = []
+    riser_of = {r[1]: r[4] for r in w.sensor_pairs if r[4] is not None}
+    on_risers = []
     for r in await ingest.billed_pair_temperature_positions(
-        conn, building_id, hours[0] + HOUR, hours[-1] + HOUR
+        conn, w.building_id, hours[0] + HOUR, hours[-1] + HOUR
     ):
         supply = np.full(len(hours), np.nan)
         ret = np.full(len(hours), np.nan)
@@ -392,7 +396,32 @@ async def _sensor_pairs(
                 r["module_serial"], r["position"], r["flat"], r["floor"], r["riser"], supply, ret
             )
         )
-    return out
+        if r["module_serial"] in riser_of and r["positions"]:
+            on_risers.append((riser_of[r["module_serial"]], r))
+    return out, _riser_dt(on_risers, len(hours))
+
+
+def _riser_dt(rows: list[tuple[int, Any]], hours: int) -> dict[int, FloatArray]:
+    """Riser id -> hourly mean ΔT (°C) over the rows of the pairs on it (a riser's own
+    pair, its radiators' in a single-pipe riser), NaN where none; risers without a row
+    are left out. From the pairs' readings already read, as the database's
+    ``avg(supply_centi_c - return_centi_c)::float8 / 100`` gives it: the readings are
+    whole hundredths of a degree (``x / 100`` as read, so ``round(x * 100)`` is exact),
+    their sums exact integers, and one division rounds them."""
+    sums: dict[int, npt.NDArray[np.int64]] = {}
+    counts: dict[int, npt.NDArray[np.int64]] = {}
+    for riser, r in rows:
+        dt = np.rint(np.array(r["supply"]) * 100) - np.rint(np.array(r["return_"]) * 100)
+        if riser not in sums:
+            sums[riser] = np.zeros(hours, np.int64)
+            counts[riser] = np.zeros(hours, np.int64)
+        np.add.at(sums[riser], r["positions"], dt.astype(np.int64))
+        np.add.at(counts[riser], r["positions"], 1)
+    # both exact in float64, so their quotient is the correctly rounded mean
+    return {
+        riser: np.where(counts[riser] > 0, total / np.maximum(counts[riser], 1), np.nan) / 100
+        for riser, total in sums.items()
+    }
 
 
 async def _load_presence(
@@ -419,21 +448,6 @@ async def _load_presence(
             meter_present[meter][r["positions"]] = True
             present[row_of[r["module_serial"]], r["positions"]] = True
     return present, battery, meter_present
-
-
-async def _riser_dt(
-    conn: asyncpg.Connection, building_id: int, hours: list[datetime]
-) -> dict[int, FloatArray]:
-    """Riser -> hourly mean ΔT (°C) over the sensor pairs on it (rows stamped at the end
-    of the hour they cover)."""
-    out: dict[int, FloatArray] = {}
-    for r in await ingest.riser_delta_t_positions(
-        conn, building_id, hours[0] + HOUR, hours[-1] + HOUR
-    ):
-        series = np.full(len(hours), np.nan)
-        series[r["positions"]] = r["dts"]
-        out[r["riser_id"]] = series
-    return out
 
 
 async def _building_temperatures(

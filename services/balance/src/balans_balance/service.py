@@ -138,7 +138,9 @@ async def analyse_event(
                     min_coverage=settings.balance_min_coverage,
                     loss_target_share=settings.balance_loss_target_share,
                     series_from=window.read_from,
+                    incomplete=window.kept.incomplete,
                 )
+                window.kept.incomplete = result.incomplete
     except Exception as exc:
         states.forget(event.building_id)
         ANALYSIS_ERRORS.inc()

@@ -67,6 +67,10 @@ class KeptWindow:
     read_in_full: datetime  # the window's last hour when it was last read in full
     # the hours of the events since the last analysis, read on the building's turn
     waiting: tuple[datetime, datetime] | None = None
+    # the incomplete groups as the first analysis of this world stored their coverage
+    # (None until then): the coverage depends on the world alone, which a full read
+    # brings again whenever it may have changed
+    incomplete: frozenset[int] | None = None
 
     @property
     def end(self) -> datetime:

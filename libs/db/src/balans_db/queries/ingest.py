@@ -252,28 +252,6 @@ async def register_positions(
     )
 
 
-async def riser_delta_t_positions(
-    db: Db, building_id: int, first: datetime, last: datetime
-) -> list[Any]:
-    """Per riser of the building (``riser_id``), the hourly mean ΔT (``dts``, °C) over
-    the sensor pairs on it, at ``positions`` (hours after ``first``), rows stamped in
-    [first, last]."""
-    return await db.fetch(
-        f"""select riser_id, array_agg(position_) positions, array_agg(dt) dts
-            from (select p.riser_id, {_position("t.ts")} position_,
-                         avg(t.supply_centi_c - t.return_centi_c)::float8 / 100 dt
-                  from temperature_readings t
-                  join sensor_pairs p on p.module_serial = t.module_serial
-                  where p.building_id = $1 and p.riser_id is not null
-                    and t.ts >= $2 and t.ts <= $3
-                  group by p.riser_id, t.ts) per_hour
-            group by riser_id""",
-        building_id,
-        first,
-        last,
-    )
-
-
 async def billed_pair_temperature_positions(
     db: Db, building_id: int, first: datetime, last: datetime
 ) -> list[Any]:
