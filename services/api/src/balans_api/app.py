@@ -54,8 +54,10 @@ Authenticate with `POST /api/v1/auth/token` (OAuth2 password flow) or an integra
 key; send either as `Authorization: Bearer <token>`. Every list is cursor-paginated
 (`cursor`, `limit`; answers `{items, next_cursor}`). Series take `from`/`to` (a date is
 the site's local midnight; a date-time is ISO 8601, naive = UTC), `resolution` and
-`format=json|csv`, and answer points `{t, value, estimated, partial}`. Times are ISO 8601
-UTC with `Z`. Every error has the shape `{"error": {"code", "message", "details"}}`.
+`format=json|csv`, and answer one columnar shape: bucket i begins at `start` + i x
+`step` (`PT1H`, or `P1D`/`P1M` of the site's calendar in `time_zone`), `values` holds one
+value (or null) per bucket, `estimated` and `partial` the indices of flagged buckets.
+Times are ISO 8601 UTC with `Z`. Every error has the shape `{"error": {"code", "message", "details"}}`.
 """
 
 
