@@ -11,21 +11,27 @@ from balans_balance.loading import _riser_dt
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-HOURS = 400
+HOURS = 500
 
 
 async def test_riser_delta_t_is_the_databases_mean(conn: asyncpg.Connection) -> None:
-    """Random readings in hundredths of a degree, 1-4 pairs a riser, hours missing at
-    random: every hour's mean equals ``avg(supply - return)::float8 / 100``, NaN where
-    no pair reported; a riser without rows is left out."""
+    """Random readings in hundredths of a degree, 1-9 pairs a riser, ΔT of tens of
+    degrees and of tenths (where the mean of 9 pairs is a fraction that PostgreSQL's
+    numeric rounds before the double does: a plain float mean differs from it in some
+    dozens of these hours), hours missing at random: every hour's mean equals
+    ``avg(supply - return)::float8 / 100``, NaN where no pair reported; a riser without
+    rows is left out."""
     rng = np.random.default_rng(5)
-    rows = [
-        (riser, pair, hour, int(rng.integers(3000, 9000)), int(rng.integers(2000, 7000)))
-        for riser in range(6)
-        for pair in range(int(rng.integers(1, 5)))
-        for hour in range(HOURS)
-        if rng.random() < 0.8
-    ]
+    rows = []
+    for riser in range(12):
+        # cooling water (1-9 pairs), or a single-pipe riser of 9 radiators with no flow
+        spread, pairs = (4000, int(rng.integers(1, 10))) if riser % 2 else (10, 9)
+        for pair in range(pairs):
+            for hour in range(HOURS):
+                if rng.random() < 0.8:
+                    supply = int(rng.integers(3000, 9000))
+                    dt = int(rng.integers(-spread, spread))
+                    rows.append((riser, pair, hour, supply, supply - dt))
     await conn.execute(
         """create temp table readings (riser int, pair int, position_ int,
                                        supply_centi int, return_centi int)"""

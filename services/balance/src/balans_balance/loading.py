@@ -404,10 +404,11 @@ async def _sensor_pairs(
 def _riser_dt(rows: list[tuple[int, Any]], hours: int) -> dict[int, FloatArray]:
     """Riser id -> hourly mean ΔT (°C) over the rows of the pairs on it (a riser's own
     pair, its radiators' in a single-pipe riser), NaN where none; risers without a row
-    are left out. From the pairs' readings already read, as the database's
-    ``avg(supply_centi_c - return_centi_c)::float8 / 100`` gives it: the readings are
-    whole hundredths of a degree (``x / 100`` as read, so ``round(x * 100)`` is exact),
-    their sums exact integers, and one division rounds them."""
+    are left out. From the pairs' readings already read, bit for bit what the database's
+    ``avg(supply_centi_c - return_centi_c)::float8 / 100`` gives: the readings are whole
+    hundredths of a degree (``x / 100`` as read, so ``round(x * 100)`` is exact), their
+    sums exact integers, and a mean that is not whole is rounded as PostgreSQL rounds it
+    (:func:`_numeric_mean`)."""
     sums: dict[int, npt.NDArray[np.int64]] = {}
     counts: dict[int, npt.NDArray[np.int64]] = {}
     for riser, r in rows:
@@ -417,11 +418,33 @@ def _riser_dt(rows: list[tuple[int, Any]], hours: int) -> dict[int, FloatArray]:
             counts[riser] = np.zeros(hours, np.int64)
         np.add.at(sums[riser], r["positions"], dt.astype(np.int64))
         np.add.at(counts[riser], r["positions"], 1)
-    # both exact in float64, so their quotient is the correctly rounded mean
-    return {
-        riser: np.where(counts[riser] > 0, total / np.maximum(counts[riser], 1), np.nan) / 100
-        for riser, total in sums.items()
-    }
+    out = {}
+    for riser, total in sums.items():
+        count = counts[riser]
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        for i in np.flatnonzero((count > 1) & (total % np.maximum(count, 1) != 0)):
+            mean[i] = _numeric_mean(int(total[i]), int(count[i]))
+        out[riser] = mean / 100
+    return out
+
+
+def _numeric_mean(total: int, count: int) -> float:
+    """``avg`` of integers summing to ``total`` as PostgreSQL gives it in float8: the
+    quotient in ``numeric``, rounded half away from zero to the scale its division picks
+    (16 significant digits, reckoned in its base-10000 digits: ``select_div_scale``),
+    then the nearest double."""
+
+    def weight_and_first(x: int) -> tuple[int, int]:
+        weight = 0
+        while x >= 10_000:
+            x //= 10_000
+            weight += 1
+        return weight, x
+
+    (w1, d1), (w2, d2) = weight_and_first(abs(total)), weight_and_first(count)
+    scale = max(16 - 4 * (w1 - w2 - (d1 <= d2)), 0)
+    scaled = (2 * abs(total) * 10**scale + count) // (2 * count)
+    return (scaled if total >= 0 else -scaled) / 10**scale
 
 
 async def _load_presence(
