@@ -47,24 +47,27 @@ class Points:
 # were most of its CPU; the times of the buckets are read only where one is missing
 # (``gaps``) and for the flagged ones
 _COLUMNAR = """'[' || coalesce(string_agg(
-                 coalesce((round(value * 10 ^ ({decimals})) / 10 ^ ({decimals}) + 0)::text,
-                          'null'), ',' order by t), '') || ']' as vals,
+                 coalesce((round(value * f) / f + 0)::text, 'null'), ',' order by t), '')
+               || ']' as vals,
                min(t) as first, {gaps} as times,
                string_agg({epoch}, ',' order by t) filter (where estimated) as estimated_t,
                string_agg({epoch}, ',' order by t) filter (where partial) as partial_t,
-               round(coalesce(sum(value), 0)::numeric, {decimals})::float8 as total"""
+               round(coalesce(sum(value), 0) * min(f)) / min(f) + 0 as total"""
 _EPOCH = "date_part('epoch', t)::int8::text"
 _HOURLY_GAPS = f"""case when count(*) <> date_part('epoch', max(t) - min(t)) / 3600 + 1
                        then array_to_string(array_agg({_EPOCH} order by t), ',') end"""
 _COLUMNS = ("vals", "first", "times", "estimated_t", "partial_t", "total")
 
 
-def _columnar(decimals: str, resolution: Resolution) -> str:
-    """SQL of the select list that sums a series (t, value, estimated, partial) to
-    :class:`Points`' columns (read back by :func:`_to_points`). Times are epoch seconds
-    as text (a flat's meters are aggregated into arrays, which cannot hold arrays)."""
+def _columnar(sql: str, decimals: str, resolution: Resolution) -> str:
+    """SQL summing the points of ``sql`` (t, value, estimated, partial) to :class:`Points`'
+    columns (read back by :func:`_to_points`), rounded to ``decimals`` (SQL, worked out
+    once: a meter's decimals computed for each of its hours cost as much as spelling the
+    values out). Times are epoch seconds as text (a flat's meters are aggregated into
+    arrays, which cannot hold arrays)."""
     gaps = _HOURLY_GAPS if resolution == "hour" else f"string_agg({_EPOCH}, ',' order by t)"
-    return _COLUMNAR.format(decimals=decimals, gaps=gaps, epoch=_EPOCH)
+    columns = _COLUMNAR.format(gaps=gaps, epoch=_EPOCH)
+    return f"select {columns} from (select 10 ^ ({decimals}) as f offset 0) k, ({sql}) s"
 
 
 def bucket_index(start: datetime, t: datetime, resolution: Resolution, tz: str) -> int:
@@ -146,7 +149,7 @@ async def _points(
     db: Db, sql: str, args: list[object], decimals: str, resolution: Resolution, tz: str
 ) -> Points:
     """The points of ``sql`` (t, value, estimated, partial) rounded to ``decimals`` (SQL)."""
-    row = await db.fetchrow(f"select {_columnar(decimals, resolution)} from ({sql}) s", *args)
+    row = await db.fetchrow(_columnar(sql, decimals, resolution), *args)
     return _to_points(row, resolution, tz)
 
 
@@ -418,13 +421,13 @@ async def flat_month(
     )  # the same parameters as the heat's
     args += [start, end, building_id, month]
     s, e, b, mo = (f"${len(args) - 3 + i}" for i in range(4))
-    meter_total = _columnar(_weight_decimals("m"), resolution)
+    meter_series = _columnar(points, _weight_decimals("m"), resolution)
     row = await db.fetchrow(
         f"""select {", ".join(f"h.{c} as heat_{c}" for c in _COLUMNS)},
                    ms.*, su.total, su.last_hour,
                    dt.delta_t::float8 as delta_t, dd.hdd_to_date, dd.hdd_month, dd.as_of,
                    ex.json as exchanges
-            from (select {_columnar(HEAT_DECIMALS, resolution)} from ({heat}) s) h
+            from ({_columnar(heat, HEAT_DECIMALS, resolution)}) h
             cross join lateral (
               select array_agg(m.id order by m.id) as ids,
                      array_agg(m.serial order by m.id) as serials,
@@ -439,7 +442,7 @@ async def flat_month(
                      array_agg((select forecast_total from forecasts
                                 where scope = 'meter' and scope_id = m.id and month = {mo})
                                order by m.id) as forecasts
-              from meters m, lateral (select {meter_total} from ({points}) s) p
+              from meters m, lateral ({meter_series}) p
               where m.flat_id = $1) ms
             cross join lateral (
               select sum(total_kwh)::float8 as total, max(hour) as last_hour
