@@ -10,6 +10,7 @@ import pytest
 
 from balans_balance.detectors.changes import Change
 from balans_balance.detectors.leak_tapping_balance_meter import (
+    Diagnosis,
     ExcessSettings,
     GroupSeries,
     _change_kind,
@@ -19,6 +20,7 @@ from balans_balance.detectors.leak_tapping_balance_meter import (
     return_shift,
     with_slots,
 )
+from balans_balance.episodes import Episode
 
 START = 600  # faults begin after 25 days of normal history
 
@@ -84,6 +86,27 @@ def test_a_second_leak_while_the_first_goes_on_is_a_cause_of_its_own(world) -> N
     ep = leaks[0].episode
     later = replace(leaks[0], episode=replace(ep, start=ep.end + 24, end=ep.end + 48))
     assert [d.slot for d in with_slots([leaks[0], later], 12)] == [0, 0]
+
+
+def test_pieces_of_one_fault_beginning_together_share_its_slot() -> None:
+    """The fit splits a fault none of its shapes fits exactly into pieces that begin
+    together (a drift as a ramp and a scale): a piece beginning within a day of a
+    running change of its kind takes that change's slot (one alert), while one beginning
+    three days later is a second fault with a slot of its own."""
+    cfg = ExcessSettings()
+    ramp = Diagnosis(Episode(600, 640, 800, False), "faulty_balance_meter", {})
+    scale = Diagnosis(Episode(606, 650, 760, False), "faulty_balance_meter", {})
+    later = Diagnosis(Episode(672, 700, 790, False), "faulty_balance_meter", {})
+    leak = Diagnosis(Episode(603, 615, 700, False), "leak", {})
+    slots = with_slots([ramp, scale, later, leak], cfg.quiet_to_close, cfg.together_hours)
+    by_start = {(d.kind, d.episode.start): d.slot for d in slots}
+    assert by_start[("faulty_balance_meter", 600)] == 0
+    assert by_start[("faulty_balance_meter", 606)] == 0
+    assert by_start[("faulty_balance_meter", 672)] == 1
+    assert by_start[("leak", 603)] == 0
+    # without the day's grace each piece was a fault of its own
+    apart = with_slots([ramp, scale], cfg.quiet_to_close)
+    assert sorted(d.slot for d in apart) == [0, 1]
 
 
 def test_negative_change_trimming_a_larger_one_is_no_meter_fault() -> None:

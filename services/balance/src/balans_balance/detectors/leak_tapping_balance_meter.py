@@ -49,6 +49,9 @@ class ExcessSettings:
     return_shift_z: float = 5.0
     return_ref_hours: int = 168
     settle_gap: int = 12  # hours between a drift's ramp and the level it settles at
+    # changes of one kind beginning within this many hours of each other while the first
+    # runs are one fault's pieces (``with_slots``): the peers date a fault to its day
+    together_hours: int = 24
     # another shape fits a change within this (rise of the residual SS over a block's
     # noise variance), or within this share of what the change itself explains: the
     # data cannot tell them apart, the finding says so. The share: no shape is exact (a
@@ -528,20 +531,42 @@ def diagnose_group(
             for d in _diagnose_known(_from_hour(s, first), cfg, tuple(h - first for h in clogs))
         ],
         cfg.quiet_to_close,
+        cfg.together_hours,
     )
 
 
-def with_slots(diagnoses: list[Diagnosis], gap: int) -> list[Diagnosis]:
+def with_slots(diagnoses: list[Diagnosis], gap: int, together: int = 0) -> list[Diagnosis]:
     """Each diagnosis with its slot: the lowest not held by an earlier one of the same
     kind that is still running ``gap`` hours before it begins. Two changes the fit
     keeps apart are two faults (a second tapping-in while the first goes on, a leak
     beginning as another ends): one alert per group and kind would report the second
     as the first one growing, from the first one's start. Changes of a kind that follow
     each other with a quiet gap share a slot (each its own episode of that alert); a
-    slot stays with its change while the change lasts, however the others move."""
+    slot stays with its change while the change lasts, however the others move.
+
+    A change beginning within ``together`` hours of the start of a running one of its
+    kind takes that one's slot: the fit splits a fault whose shape is none of its own
+    exactly (a pressure-driven leak as a level and a share of the use, a drift as a
+    ramp and a scale) into pieces that begin together, and a second fault of the kind
+    beginning the same day cannot be told from such a piece; one alert from the first
+    one's start covers both, where one per piece raised several for one fault."""
     out: list[Diagnosis] = []
     for d in sorted(diagnoses, key=lambda d: d.episode.start):
-        held = {o.slot for o in out if o.kind == d.kind and o.episode.end + gap >= d.episode.start}
+        start = d.episode.start
+        twin = next(
+            (
+                o
+                for o in out
+                if o.kind == d.kind
+                and o.episode.end >= start >= o.episode.start
+                and start - o.episode.start <= together
+            ),
+            None,
+        )
+        if twin is not None:
+            out.append(replace(d, slot=twin.slot))
+            continue
+        held = {o.slot for o in out if o.kind == d.kind and o.episode.end + gap >= start}
         out.append(replace(d, slot=min(set(range(len(held) + 1)) - held)))
     return out
 
