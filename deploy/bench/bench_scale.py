@@ -8,6 +8,15 @@ batch is ACKed, i.e. stored in JetStream). SIGCONT the persister: stage 2 ends w
 durable consumer is drained. Then allocation, then balance, the same way. Each stage's
 time is therefore one process working alone on the backlog the previous stage left.
 
+When a stage ends is what JetStream recorded, not when the benchmark's poll noticed: the
+last acknowledgement of the stage's consumers (``ack_floor.last_active``: a service acks
+an event only after committing what it did with it) or the last message the stage
+published (its announcements, sent by its outbox relay after the commit; the poll also
+waits until its outbox is empty), whichever is later, against the wall clock at SIGCONT.
+A poll every tenth of a second would otherwise add up to that much to the figure (at 50
+buildings each 0.1 s is 43 s of a 2M-meter figure). What the time was made of is printed
+per stage: when the last event was delivered, acked, and announced.
+
 Before the measured hour, the steady state of a running deployment, untimed: the history
 (balance's whole window, ``BENCH_SCALE_HISTORY_H`` hours) goes straight into PostgreSQL
 with COPY and is allocated by allocation's own code, and balance's groups are generated.
@@ -34,6 +43,7 @@ import signal
 import tempfile
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,6 +110,13 @@ WINDOW_READS = "balans_balance_window_reads_total"
 ANALYSES = "balans_balance_analyses_total"  # by when: on the building's turn, or deferred
 CPU_SECONDS = "process_cpu_seconds_total"
 BATCHES = "balans_allocation_batch_buildings_count"  # one per share of a batch
+COMPUTE = "balans_allocation_compute_seconds_sum"  # the shares' load, compute and write
+WRITES = "balans_persister_batch_seconds"  # one per batch: its transaction, to the commit
+#: stage -> its outbox, whose announcements (sent after the commit) are part of its work
+OUTBOXES = {"allocation": "allocation_outbox", "balance": "balance_outbox"}
+#: the streams the measured stages publish to (ingest's UPLOADS is its own stage's)
+OUTPUT_STREAMS = (subjects.EVENTS_STREAM, subjects.ALERTS_STREAM)
+POLL_S = 0.1  # the drain poll's interval: it says when to look, not when the stage ended
 
 
 def metric_samples(service: ServiceProcess, name: str) -> list:
@@ -145,10 +162,16 @@ async def stage_durables(js: JetStreamContext, stream: str, durable: str) -> lis
 
 
 async def drained(
-    js: JetStreamContext, service: ServiceProcess, stream: str, durable: str, limit_s: float
+    js: JetStreamContext,
+    service: ServiceProcess,
+    stream: str,
+    durable: str,
+    limit_s: float,
+    outbox_pending: Callable[[], Awaitable[int]] | None = None,
 ) -> str:
     """Wait until the stage's durable consumers exist and have nothing pending or
-    unacknowledged; return why not (empty when drained)."""
+    unacknowledged (and ``outbox_pending`` says nothing is left to announce); return why
+    not (empty when drained)."""
     began = time.monotonic()
     deadline = began + limit_s
     while time.monotonic() < deadline:
@@ -166,10 +189,87 @@ async def drained(
             # answers again within seconds; the deadline still bounds the wait
             print(f"  (poll: {exc!r}; asking again)", flush=True)
             infos = []
-        if infos and all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
+        if (
+            infos
+            and all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos)
+            and (outbox_pending is None or await outbox_pending() == 0)
+        ):
             return ""
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(POLL_S)
     return f"not drained after {limit_s:.0f} s"
+
+
+@dataclass
+class StageClock:
+    """Where a stage started: the wall clock at SIGCONT (JetStream's times are wall-clock
+    times of the same machine) and the last sequence of each output stream then."""
+
+    thawed: datetime
+    last_seqs: dict[str, int]
+
+    @classmethod
+    async def start(cls, js: JetStreamContext) -> StageClock:
+        seqs = {s: (await js.stream_info(s)).state.last_seq for s in OUTPUT_STREAMS}
+        return cls(datetime.now(UTC), seqs)
+
+
+@dataclass
+class Timeline:
+    """Seconds from a stage's SIGCONT to its last delivery, acknowledgement and message
+    published (None: none in this stage)."""
+
+    delivered: float | None
+    acked: float | None
+    published: float | None
+
+    @property
+    def end(self) -> float | None:
+        """The stage's end: its last acknowledgement or published message."""
+        done = [t for t in (self.acked, self.published) if t is not None]
+        return max(done) if done else None
+
+    def describe(self) -> str:
+        parts = [
+            f"{what} +{t:.3f} s"
+            for what, t in (
+                ("last delivery", self.delivered),
+                ("last ack", self.acked),
+                ("last announcement", self.published),
+            )
+            if t is not None
+        ]
+        return ", ".join(parts)
+
+
+async def timeline(js: JetStreamContext, stream: str, durable: str, clock: StageClock) -> Timeline:
+    """When the drained stage did its last delivery, ack and publish, as JetStream recorded
+    them (times before the thaw belong to an earlier stage and are left out)."""
+
+    def since(times: list[datetime | None]) -> float | None:
+        after = [(t - clock.thawed).total_seconds() for t in times if t and t >= clock.thawed]
+        return max(after) if after else None
+
+    durables = await stage_durables(js, stream, durable)
+    infos = await asyncio.gather(*(js.consumer_info(stream, d) for d in durables))
+    published: list[datetime | None] = []
+    for name, seq in clock.last_seqs.items():
+        last = (await js.stream_info(name)).state.last_seq
+        if last > seq:
+            published.append((await js.get_msg(name, seq=last)).time)
+    return Timeline(
+        since([i.delivered.last_active for i in infos if i.delivered]),
+        since([i.ack_floor.last_active for i in infos if i.ack_floor]),
+        since(published),
+    )
+
+
+def outbox_counter(conn: asyncpg.Connection, table: str) -> Callable[[], Awaitable[int]]:
+    """How many of ``table``'s announcements are not yet sent, asked anew each call."""
+
+    async def pending() -> int:
+        return await conn.fetchval(f"select count(*) from {table} where sent_at is null")
+
+    return pending
 
 
 async def baseline_copy_rows_per_s(database_url: str, rows: int) -> float:
@@ -310,6 +410,7 @@ def thaw(service: ServiceProcess) -> None:
 
 async def run_stages(
     js: JetStreamContext,
+    conn: asyncpg.Connection,
     services: dict[str, ServiceProcess],
     concentrators: list[SimConcentrator],
     chunks: list[Chunk],
@@ -323,6 +424,8 @@ async def run_stages(
     # time says more of the load than of the code (PostgreSQL's share is not in it)
     cpu_before = {n: counter_sum(services[n], CPU_SECONDS) for n in ("allocation", "balance")}
     batches_before = counter_sum(services["allocation"], BATCHES)
+    compute_before = counter_sum(services["allocation"], COMPUTE)
+    writes_before = [counter_sum(services["persister"], f"{WRITES}_{k}") for k in ("count", "sum")]
     for name in CONSUMERS:
         freeze(services[name])
     t0 = time.perf_counter()
@@ -332,10 +435,16 @@ async def run_stages(
     results = [StageResult("ingest", time.perf_counter() - t0, work=f"{len(chunks)} uploads")]
     print("  ingest done", flush=True)
     for name, (stream, durable) in CONSUMERS.items():
+        clock = await StageClock.start(js)
         thaw(services[name])
         t0 = time.perf_counter()
-        note = await drained(js, services[name], stream, durable, STAGE_TIMEOUT_S)
-        seconds = None if note else time.perf_counter() - t0
+        pending = outbox_counter(conn, OUTBOXES[name]) if name in OUTBOXES else None
+        note = await drained(js, services[name], stream, durable, STAGE_TIMEOUT_S, pending)
+        polled = time.perf_counter() - t0
+        times = await timeline(js, stream, durable, clock)
+        seconds = None if note else times.end
+        if seconds is None and not note:
+            note = "no acknowledgement recorded after the thaw"
         metric, unit = WORK[name]
         done = counter_sum(services[name], metric) - work_before[name]
         work = f"{done:,.0f} {unit}"
@@ -353,10 +462,21 @@ async def run_stages(
                 )
             cpu = counter_sum(services[name], CPU_SECONDS) - cpu_before[name]
             work += f"; process CPU {cpu:.2f} s ({cpu / max(done, 1):.3f} s a group)"
+        if name == "persister":
+            batches, writing = (
+                counter_sum(services[name], f"{WRITES}_{k}") - before
+                for k, before in zip(("count", "sum"), writes_before, strict=True)
+            )
+            work += f"; {batches:.0f} batches writing {writing:.3f} s"
         if name == "allocation":
             cpu = counter_sum(services[name], CPU_SECONDS) - cpu_before[name]
             batches = counter_sum(services[name], BATCHES) - batches_before
-            work += f"; {batches:.0f} batch shares; process CPU {cpu:.2f} s"
+            computing = counter_sum(services[name], COMPUTE) - compute_before
+            work += (
+                f"; {batches:.0f} batch shares computing {computing:.2f} s"
+                f" (summed over shares); process CPU {cpu:.2f} s"
+            )
+        work += f"; {times.describe()}; the poll saw it drained at +{polled:.2f} s"
         results.append(StageResult(name, seconds, note, work))
         print(f"  {name} done", flush=True)
     return results
@@ -390,13 +510,17 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
             raise RuntimeError(f"not ready: {late}")
         js = nc.jetstream()
         boot = next_boot(data_dir / "sim-boot-counter")
-        async with connected_concentrators(
-            city.sim, city.keys, "127.0.0.1", bound_port(services["ingest"]), boot
-        ) as concentrators:
-            print("warm-up hour (balance keeps no window yet):", flush=True)
-            warm = await run_stages(js, services, concentrators, city.warm_up)
-            print("measured hour:", flush=True)
-            results = await run_stages(js, services, concentrators, city.hour)
+        conn = await asyncpg.connect(urls.database_url)
+        try:
+            async with connected_concentrators(
+                city.sim, city.keys, "127.0.0.1", bound_port(services["ingest"]), boot
+            ) as concentrators:
+                print("warm-up hour (balance keeps no window yet):", flush=True)
+                warm = await run_stages(js, conn, services, concentrators, city.warm_up)
+                print("measured hour:", flush=True)
+                results = await run_stages(js, conn, services, concentrators, city.hour)
+        finally:
+            await conn.close()
         baseline = await baseline_copy_rows_per_s(urls.database_url, city.readings)
     finally:
         for service in services.values():

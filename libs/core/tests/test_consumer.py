@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
 from balans_core import deadletter
-from balans_core.consumer import ConsumerSpec, JetStreamConsumer
+from balans_core.consumer import ConsumerSpec, JetStreamConsumer, fetch_waiting
 from balans_core.nats import connect_nats
 from balans_devstack.eventually import eventually
 from balans_protocol.streams import ensure_streams
@@ -281,3 +281,26 @@ async def test_operator_lists_shows_and_replays_a_dead_letter(nc: Client, nats_u
     assert (again.headers or {})[deadletter.REPLAY_FOR] == durable
     code, _ = await _balans(nats_url, "deadletter", "show", dead_letter_id)
     assert code == 1  # replayed: removed
+
+
+async def test_a_fetch_takes_what_waits_behind_the_first_message(nc: Client) -> None:
+    """A waiting pull request ends with the first message that arrives; the messages
+    published right behind it join the same batch instead of waiting for a batch of their
+    own (each batch costs a handler its fixed round trips)."""
+    subject, durable = fresh()
+    js = nc.jetstream()
+    await js.add_consumer(STREAM, spec(subject, durable).consumer_config())
+    sub = await js.pull_subscribe_bind(durable, stream=STREAM)
+    fetching = asyncio.create_task(fetch_waiting(sub, 16, 5.0))
+    await asyncio.sleep(0.2)  # the pull request waits on the server
+    acks = [
+        await js.publish_async(subject, Reading(n=n).model_dump_json().encode()) for n in range(5)
+    ]
+    await asyncio.gather(*acks)
+    msgs = await fetching
+    assert [Reading.model_validate_json(m.data).n for m in msgs] == list(range(5))
+    for msg in msgs:
+        await msg.ack()
+    with pytest.raises(TimeoutError):  # nothing left: no empty batch is handed over
+        await fetch_waiting(sub, 16, 0.1)
+    await sub.unsubscribe()

@@ -169,3 +169,15 @@ async def test_unacknowledged_message_waits_in_the_outbox(nc: Client, pool: asyn
     raw = await js.get_msg("T_OUTBOX_LATE", seq=1)
     assert Note.model_validate_json(raw.data or b"") == Note(n=9)
     assert REGISTRY.get_sample_value(f"balans_{SERVICE}_outbox_pending") == 0
+
+
+async def test_a_pass_sends_many_rows_in_order(nc: Client, pool: asyncpg.Pool) -> None:
+    """A pass publishes its rows without waiting for each acknowledgement; JetStream still
+    stores them in the order they were written, each once, and every row is marked."""
+    subject = new_subject()
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.enqueue_many(conn, TABLE, [(subject, Note(n=n)) for n in range(120)])
+    relay = OutboxRelay(pool, nc.jetstream(), TABLE, SERVICE, poll_interval_s=0.1, batch=50)
+    async with relay_running(relay):
+        await eventually("all marked sent", lambda: _none_unsent(pool, subject))
+    assert [Note.model_validate_json(d).n for d in await stored(nc, subject)] == list(range(120))

@@ -11,10 +11,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import numpy as np
 from ingest_harness import RawConcentrator, running_ingest, running_persister, wait_for_rows
 from prometheus_client import REGISTRY
 
 from balans_devstack.nats_server import EmbeddedNats
+from balans_ingest.plausibility import ModuleRegistry
 from balans_protocol import subjects
 from balans_protocol.errors import NackReason
 from balans_protocol.frames import Ack, Nack, Upload
@@ -187,3 +189,35 @@ async def test_persister_refuses_what_ingest_would_have(own_nats: EmbeddedNats, 
     after = {check: _refused(check, metric) - before[check] for check in before}
     assert after == {"future": 1, "too_old": 1, "unregistered_module": 1}
     assert [i for i, _ in await _stored(site.database_url, module) if i < 3] == [2]
+
+
+class _CountingDb:
+    """A connection that counts the queries made through it."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.queries = 0
+
+    async def fetch(self, query: str, *args: object) -> list:
+        self.queries += 1
+        return await self.conn.fetch(query, *args)
+
+
+async def test_a_batch_loads_its_buildings_modules_in_one_query(site: Any, neighbour: Any) -> None:
+    """The persister loads the registered modules of all the buildings of a batch with one
+    query before checking their uploads one by one; each upload is then checked against
+    its own building's modules (a neighbour's module is still foreign) without a query."""
+    registry = ModuleRegistry(cache_s=60.0)
+    conn = await asyncpg.connect(site.database_url)
+    try:
+        db = _CountingDb(conn)
+        await registry.refresh(db, [site.building_id, neighbour.building_id])
+        assert db.queries == 1
+        mine = np.array(site.modules, dtype=np.int64)
+        assert await registry.foreign(db, site.building_id, mine) == []
+        theirs = np.array([site.modules[0], neighbour.modules[0]], dtype=np.int64)
+        assert await registry.foreign(db, neighbour.building_id, theirs) == [site.modules[0]]
+        await registry.refresh(db, [site.building_id])  # still fresh: nothing to load
+        assert db.queries == 1
+    finally:
+        await conn.close()

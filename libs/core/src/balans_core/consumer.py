@@ -65,6 +65,35 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 """Failures of the infrastructure, not of the message: retried, never dead-lettered."""
 
 
+TOP_UP_S = 0.005
+"""How long a fetch that tops up a batch waits for more (see :func:`fetch_waiting`)."""
+
+
+async def fetch_waiting(
+    sub: JetStreamContext.PullSubscription, batch: int, wait_s: float
+) -> list[Msg]:
+    """Up to ``batch`` messages: wait up to ``wait_s`` for the first, then take what else is
+    waiting at once. A waiting pull request ends with the first message that arrives, and a
+    fetch whose deadline passed returns only what it has read so far (after a pause of the
+    process, say), so one fetch can return one message of many waiting; each one the batch
+    misses would cost a batch of its own. (The count of pending messages each message
+    carries does not tell: it is the count when that message was delivered, and a waiting
+    request gets a message the moment it is stored, before the ones published after it.)
+    Raises ``TimeoutError`` when none came."""
+    msgs = await sub.fetch(batch, timeout=wait_s)
+    while msgs and len(msgs) < batch:
+        try:
+            more = await sub.fetch(batch - len(msgs), timeout=TOP_UP_S)
+        except TimeoutError:  # nothing more waiting
+            break
+        if not more:
+            break
+        msgs += more
+    if not msgs:
+        raise TimeoutError("nothing fetched")
+    return msgs
+
+
 class PermanentError(Exception):
     """Raised by a handler for a message that can never be handled as it is (a refused
     tariff, an implausible upload): the message is dead-lettered at once."""
@@ -215,7 +244,7 @@ class JetStreamConsumer(Generic[M]):
         try:
             while not stopping.is_set():
                 try:
-                    msgs = await sub.fetch(self.spec.batch, timeout=self.spec.fetch_timeout_s)
+                    msgs = await fetch_waiting(sub, self.spec.batch, self.spec.fetch_timeout_s)
                 except TimeoutError:  # nothing waiting (nats-py raises a TimeoutError subclass)
                     continue
                 except NatsError as exc:

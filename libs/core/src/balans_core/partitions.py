@@ -30,9 +30,9 @@ last write:
 Within a process, one fetcher per held partition and consumer pulls a batch and waits until
 it is settled; ``spec.workers`` handler loops per consumer take the batches waiting (whole
 batches, up to ``spec.batch`` messages, waiting up to ``spec.batch_linger_s`` for more to
-arrive after the first) and hand them to :meth:`JetStreamConsumer.handle`, so a service
-still sees batches across buildings (allocation's one load, one compute, one write per
-batch).
+arrive after the first, and no longer than :data:`QUIET_S` after the last) and hand them
+to :meth:`JetStreamConsumer.handle`, so a service still sees batches across buildings
+(allocation's one load, one compute, one write per batch).
 """
 
 from __future__ import annotations
@@ -61,11 +61,20 @@ from nats.js.errors import (
 from nats.js.kv import KeyValue
 from prometheus_client import Counter, Gauge
 
-from balans_core.consumer import ConsumerSpec, JetStreamConsumer, ensure_consumer
+from balans_core.consumer import (
+    ConsumerSpec,
+    JetStreamConsumer,
+    ensure_consumer,
+    fetch_waiting,
+)
 from balans_protocol import subjects
 
 log = structlog.get_logger("partitions")
 
+QUIET_S = 0.01
+"""A handler lingering for other partitions' batches stops once none has come for this long:
+the partitions' fetches answer within milliseconds of each other, so a longer silence means
+the rest have nothing (``spec.batch_linger_s`` still bounds the whole wait)."""
 ROUNDS_PER_LEASE = 4
 MAX_ROUND_S = 2.0  # long leases still notice a new member (or a released lease) quickly
 
@@ -195,7 +204,7 @@ class _Lane:
         try:
             while not stop.is_set():
                 try:
-                    msgs = await sub.fetch(spec.batch, timeout=spec.fetch_timeout_s)
+                    msgs = await fetch_waiting(sub, spec.batch, spec.fetch_timeout_s)
                 except TimeoutError:  # nothing waiting
                     continue
                 except NatsError as exc:
@@ -227,7 +236,9 @@ class _Lane:
                     if left <= 0:
                         break
                     try:
-                        batches.append(await asyncio.wait_for(self.queue.get(), timeout=left))
+                        batches.append(
+                            await asyncio.wait_for(self.queue.get(), timeout=min(left, QUIET_S))
+                        )
                     except TimeoutError:
                         break
                 else:

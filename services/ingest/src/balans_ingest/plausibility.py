@@ -19,7 +19,7 @@ work on numpy views of the wire bytes: no Python object per reading.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -128,6 +128,21 @@ class ModuleRegistry:
         self._cache_s = cache_s
         self._cache: dict[int, tuple[float, np.ndarray]] = {}
 
+    async def refresh(self, db: Fetcher, building_ids: Iterable[int]) -> None:
+        """Reload, in one query, those of the buildings whose modules are older than the
+        cache allows (a batch of uploads from many buildings then costs one query, not
+        one a building)."""
+        now = time.monotonic()
+        stale = sorted(
+            {b for b in building_ids if now - self._cache.get(b, (-np.inf,))[0] >= self._cache_s}
+        )
+        if not stale:
+            return
+        found = await world.module_serials_of(db, stale)
+        for building_id in stale:
+            serials = found.get(building_id, frozenset())
+            self._cache[building_id] = (now, np.array(sorted(serials), dtype=np.int64))
+
     async def foreign(self, db: Fetcher, building_id: int, modules: np.ndarray) -> list[int]:
         """The distinct modules among ``modules`` not registered to ``building_id``."""
         now = time.monotonic()
@@ -148,6 +163,11 @@ class UploadGate:
     def __init__(self, settings: CommonSettings, module_cache_s: float) -> None:
         self._settings = settings
         self._registry = ModuleRegistry(module_cache_s)
+
+    async def prepare(self, db: Fetcher, building_ids: Iterable[int]) -> None:
+        """Load the registered modules of many buildings at once, before checking a batch
+        of their uploads one by one."""
+        await self._registry.refresh(db, building_ids)
 
     async def check(self, db: Fetcher, building_id: int, sections: Sequence[Section]) -> None:
         """Raise :class:`RefusedError` if any record of ``sections`` is implausible."""

@@ -290,6 +290,17 @@ async def module_serials(db: Db, building_id: int) -> frozenset[int]:
     return frozenset(r["serial"] for r in rows)
 
 
+async def module_serials_of(db: Db, building_ids: list[int]) -> dict[int, frozenset[int]]:
+    """:func:`module_serials` of many buildings in one query (a building without modules
+    is absent)."""
+    rows = await db.fetch(
+        "select building_id, array_agg(serial) as serials from radio_modules "
+        "where building_id = any($1::int[]) group by building_id",
+        building_ids,
+    )
+    return {r["building_id"]: frozenset(r["serials"]) for r in rows}
+
+
 async def building_ids_by_code(db: Db, codes: list[str]) -> list[Any]:
     """id and code of the buildings among ``codes``."""
     return await db.fetch("select id, code from buildings where code = any($1::text[])", codes)

@@ -115,6 +115,7 @@ class Persister:
         failures: dict[int, BaseException] = {}
         batch = Batch()
         written: list[int] = []
+        await self.gate.prepare(pool, {upload.headers.building_id for upload in uploads})
         for i, upload in enumerate(uploads):
             try:
                 await self.gate.check(pool, upload.headers.building_id, upload.sections)
