@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import structlog
 from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
@@ -22,6 +23,9 @@ from prometheus_client.samples import Sample
 from balans_api import metrics
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PREFIX = "balans-api-metrics-"
+
+log = structlog.get_logger("balans-api")
 
 
 class SummedMetrics:
@@ -61,8 +65,12 @@ def _summed(samples: Iterable[Sample]) -> list[Sample]:
 
 def share_with_workers() -> Path:
     """Make workers started after this write their metrics to a fresh directory, and serve
-    them summed with this process's; :func:`stop_sharing` removes the directory."""
-    path = Path(tempfile.mkdtemp(prefix="balans-api-metrics-"))
+    them summed with this process's; :func:`stop_sharing` removes the directory. The
+    directory's name carries this process's id, so that the next start removes it if this
+    process is killed before it can (:func:`remove_orphans`)."""
+    parent = Path(tempfile.gettempdir())
+    remove_orphans(parent)
+    path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
     os.environ[MULTIPROC_ENV] = str(path)
     own = [m for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)]
     for collector in own:
@@ -73,3 +81,30 @@ def share_with_workers() -> Path:
 
 def stop_sharing(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_orphans(parent: Path) -> list[Path]:
+    """Remove the metrics directories in ``parent`` whose api process no longer runs (it
+    was killed before :func:`stop_sharing`); returns them."""
+    removed = []
+    for folder in parent.glob(f"{PREFIX}*"):
+        pid = folder.name.removeprefix(PREFIX).split("-")[0]
+        if not pid.isdigit() or _running(int(pid)):
+            continue
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            log.warning("metrics_orphan_not_removed", folder=str(folder), error=str(exc))
+            continue
+        removed.append(folder)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # running, as another user
+        return True
+    return True
