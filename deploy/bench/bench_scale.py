@@ -37,6 +37,7 @@ each figure one process's seconds for one hour of 2 000 000 meters.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import signal
@@ -270,6 +271,40 @@ def outbox_counter(conn: asyncpg.Connection, table: str) -> Callable[[], Awaitab
         return await conn.fetchval(f"select count(*) from {table} where sent_at is null")
 
     return pending
+
+
+#: what allocation stored for the measured hour, value columns only (not when or which
+#: revision), in key order: the same on the same city whatever the code's speed
+DIGESTED = (
+    ("heat_allocation", "flat_id, hour", "measured_kwh, estimated, common_kwh, total_kwh, "
+     "flags, method, volume_m3, delta_t_k, k_kwh_per_m3k, adjustment_kwh"),
+    ("meter_consumption", "meter_id, hour", "value, unit, estimated, flags"),
+    ("allocation_building_hours", "building_id, hour", "building_kwh, flats_measured_kwh, "
+     "common_kwh, estimated_area_fraction, flags"),
+    ("heat_allocation_days", "flat_id, day", "total_kwh, hours, estimated"),
+    ("meter_consumption_days", "meter_id, day", "value, hours, estimated"),
+    ("allocation_watermarks", "building_id", "complete_until"),
+)  # fmt: skip
+
+
+async def allocation_digest(conn: asyncpg.Connection, hour: datetime) -> str:
+    """md5 of allocation's rows of ``hour`` (and of its day, and the watermarks): a faster
+    allocation must store the same bits."""
+    parts = []
+    for table, key, values in DIGESTED:
+        where = (
+            "where hour = $1" if "hour" in key
+            else "where day = ($1::timestamptz at time zone 'UTC')::date" if "day" in key
+            else "where $1::timestamptz is not null"
+        )  # fmt: skip
+        parts.append(
+            await conn.fetchval(
+                f"select md5(coalesce(string_agg(({key}, {values})::text, ';' order by {key}),"
+                f" '')) from {table} {where}",
+                hour,
+            )
+        )
+    return hashlib.md5(":".join(parts).encode()).hexdigest()
 
 
 async def baseline_copy_rows_per_s(database_url: str, rows: int) -> float:
@@ -519,6 +554,7 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
                 warm = await run_stages(js, conn, services, concentrators, city.warm_up)
                 print("measured hour:", flush=True)
                 results = await run_stages(js, conn, services, concentrators, city.hour)
+            digest = await allocation_digest(conn, city.measured_hour)
         finally:
             await conn.close()
         baseline = await baseline_copy_rows_per_s(urls.database_url, city.readings)
@@ -538,7 +574,7 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
         baseline,
         "  (warm-up hour, every window read in full)",
     )
-    print("measured hour:")
+    print(f"measured hour: allocation's rows digest {digest}")
     report(results, city.readings, city.meters, baseline)
 
 

@@ -56,7 +56,7 @@ async def compute_batch(
     n = min(settings.allocation_batch_shares, len(buildings))
     shares = [buildings[k::n] for k in range(n)]
     outcomes = await asyncio.gather(
-        *(_compute_share(share, earliest, pool, settings) for share in shares),
+        *(_compute_share(share, earliest, pool, relay, settings) for share in shares),
         return_exceptions=True,
     )
     failures: dict[int, BaseException] = {}
@@ -65,8 +65,6 @@ async def compute_batch(
             BATCH_BUILDINGS.observe(len(share))
             for a in outcome:
                 _log(a)
-            if outcome:
-                relay.wake()
             continue
         if not isinstance(outcome, Exception):
             raise outcome  # cancelled, or the process is stopping
@@ -93,16 +91,22 @@ async def _compute_share(
     buildings: list[int],
     earliest: dict[int, ReadingsStored],
     pool: asyncpg.Pool,
+    relay: OutboxRelay,
     settings: AllocationSettings,
 ) -> list[Announcement]:
-    """One share of a batch in its own transaction on its own connection."""
+    """One share of a batch in its own transaction on its own connection; the relay is
+    woken at its commit, so its announcements go out while the other shares still work
+    (JetStream stores each one durably, which takes a while for an hour's worth)."""
     async with pool.acquire() as conn:
-        return await on_readings_stored_many(
+        announcements = await on_readings_stored_many(
             conn,
             {b: earliest[b].hour_from for b in buildings},
             timedelta(hours=settings.allocation_lateness_hours),
             settings.allocation_lookaround_hours,
         )
+    if announcements:
+        relay.wake()
+    return announcements
 
 
 def plausible(
