@@ -262,8 +262,11 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
     verdict: str | None = None
     basis = "balance_confirmed"  # unless a rule below decides without the balance
     if run >= cfg.min_stuck_hours and should >= cfg.min_stuck_quanta * ctx.quantum[i]:
-        verdict = "magnet" if flagged else "stuck_meter"
-        basis = "register_still_tamper_flag" if flagged else "register_still"
+        # the flag up to the hours it stood still: one raised after it counted again is
+        # the next fault's (a magnet laid on days later), judged on its own (_drafts)
+        still_flag = tamper is not None and bool(tamper[i, lo : lo + run_start + run].any())
+        verdict = "magnet" if still_flag else "stuck_meter"
+        basis = "register_still_tamper_flag" if still_flag else "register_still"
         start, end = lo + run_start, lo + run_start + run - 1
     elif flagged:
         verdict, basis = "magnet", "tamper_flag"
