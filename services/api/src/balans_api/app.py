@@ -57,7 +57,8 @@ the site's local midnight; a date-time is ISO 8601, naive = UTC), `resolution` a
 `format=json|csv`, and answer one columnar shape: bucket i begins at `start` + i x
 `step` (`PT1H`, or `P1D`/`P1M` of the site's calendar in `time_zone`), `values` holds one
 value (or null) per bucket, `estimated` and `partial` the indices of flagged buckets.
-Times are ISO 8601 UTC with `Z`. Every error has the shape `{"error": {"code", "message", "details"}}`.
+Times are ISO 8601 UTC with `Z`. Every error has the shape
+`{"error": {"code", "message", "details"}}`.
 """
 
 
