@@ -173,21 +173,28 @@ def test_a_heat_meters_deficit_following_the_use_is_a_drift() -> None:
     assert by_day[0] <= cfg.follow_f
 
 
-def test_a_tamper_flag_after_the_register_counted_again_is_the_next_faults(world) -> None:
-    """A register that stands still for two days, counts again, and three days later
-    slows to 40 % with its module's tamper flag up: a stuck meter (the flag was not up
-    while it stood still), then a magnet, not a magnet from the first still hour."""
-    w = world(seed=2)
+def _stood_still_then_slowed(w, slowed_from: int, tamper: bool) -> list[tuple[int, str]]:
+    """(start, verdict) of member 7's findings when its register stands still for two days
+    from START and counts 40 % of the use from ``slowed_from`` (with the tamper flag up
+    for six hours then if ``tamper``)."""
     factor = np.ones(w.true.shape[1])
     factor[START : START + 48] = 0.0
-    factor[START + 120 :] = 0.4
+    factor[slowed_from:] = 0.4
     w.distort(7, factor, 0)
-    w.tamper[7, START + 120 : START + 126] = True
-    found = sorted(
+    if tamper:
+        w.tamper[7, slowed_from : slowed_from + 6] = True
+    return sorted(
         (x.episode.start, x.verdict)
         for x in member_shifts(w.series(), w.registered.copy(), np.ones(40))
         if x.member == 7
     )
+
+
+def test_a_tamper_flag_after_the_register_counted_again_is_the_next_faults(world) -> None:
+    """A register that stands still for two days, counts again, and three days later
+    slows to 40 % with its module's tamper flag up: a stuck meter (the flag was not up
+    while it stood still), then a magnet, not a magnet from the first still hour."""
+    found = _stood_still_then_slowed(world(seed=2), slowed_from=START + 120, tamper=True)
     assert [v for _, v in found] == ["stuck_meter", "magnet"]
     assert abs(found[0][0] - START) <= 2
     assert found[1][0] >= START + 48
@@ -197,16 +204,7 @@ def test_a_slowed_meter_after_its_register_stood_still_is_a_second_fault(world) 
     """A register that stands still for two days and then counts 40 % of the use for
     five days: a stuck meter, then a second finding from the day after it counted again
     (the balance still sees the heat: a magnet), not one stuck episode hiding the rest."""
-    w = world(seed=2)
-    factor = np.ones(w.true.shape[1])
-    factor[START : START + 48] = 0.0
-    factor[START + 48 :] = 0.4
-    w.distort(7, factor, 0)
-    found = sorted(
-        (x.episode.start, x.verdict)
-        for x in member_shifts(w.series(), w.registered.copy(), np.ones(40))
-        if x.member == 7
-    )
+    found = _stood_still_then_slowed(world(seed=2), slowed_from=START + 48, tamper=False)
     assert [v for _, v in found] == ["stuck_meter", "magnet"]
     assert abs(found[0][0] - START) <= 2
     assert START + 48 <= found[1][0] <= START + 72
