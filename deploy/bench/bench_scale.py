@@ -29,7 +29,9 @@ and partitions on this machine now.
 
 Settings (environment): ``BENCH_SCALE_BUILDINGS`` (default 200, about 22 000 meters),
 ``BENCH_SCALE_HISTORY_H`` (default: balance's window, 35 days),
-``BENCH_SCALE_STAGE_TIMEOUT_S`` (default 1800). The last line is
+``BENCH_SCALE_STAGE_TIMEOUT_S`` (default 1800), ``BENCH_SCALE_HOURS`` (default 1: hours
+measured one after the other, each printed; with more than one the last line is each
+stage's median over them, which a shared machine's noise moves less). The last line is
 ``scale ingest_s=<a> persister_s=<b> allocation_s=<c> balance_s=<d> total_2m_s=<a+b+c+d>``,
 each figure one process's seconds for one hour of 2 000 000 meters.
 """
@@ -41,6 +43,7 @@ import hashlib
 import os
 import re
 import signal
+import statistics
 import tempfile
 import time
 import urllib.request
@@ -80,6 +83,8 @@ HISTORY_H = int(
     os.environ.get("BENCH_SCALE_HISTORY_H", str(BalanceSettings().balance_window_days * 24))
 )
 STAGE_TIMEOUT_S = float(os.environ.get("BENCH_SCALE_STAGE_TIMEOUT_S", "1800"))
+# hours measured one after the other; the last line is each stage's median over them
+MEASURED_HOURS = int(os.environ.get("BENCH_SCALE_HOURS", "1"))
 HISTORY_STEP_H = 168  # hours simulated and written at a time (memory)
 ALLOCATION_BATCH = 32  # buildings allocated in one call while priming
 PRIME_WORKERS = 2  # connections priming at once: one's kernels run while the other's SQL does
@@ -518,7 +523,8 @@ async def run_stages(
 
 
 async def run(urls: StackUrls, data_dir: Path) -> None:
-    city = await build_city(urls)
+    city = await build_city(urls, hours_after=MEASURED_HOURS - 1)
+    hours = [city.hour] + [city.sim.advance(1) for _ in range(MEASURED_HOURS - 1)]
     print(
         f"city: {BUILDINGS} buildings, {city.flats} flats, {city.meters} meters, "
         f"{city.modules} modules; {city.history_rows} history rows ({HISTORY_H} h) written "
@@ -526,7 +532,12 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
         + ", ".join(f"{k} {v:.1f} s" for k, v in city.setup_parts.items())
         + ")"
     )
-    print(f"measured hour {city.measured_hour:%Y-%m-%d %H:00} UTC: {city.readings} readings")
+    readings = [sum(chunk.reading_count() for chunk in hour) for hour in hours]
+    print(
+        f"measured hour {city.measured_hour:%Y-%m-%d %H:00} UTC"
+        + (f" and the {MEASURED_HOURS - 1} after it" if MEASURED_HOURS > 1 else "")
+        + f": {', '.join(map(str, readings))} readings"
+    )
 
     env = {
         "BALANS_INGEST_PORT": "0",
@@ -552,9 +563,14 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
             ) as concentrators:
                 print("warm-up hour (balance keeps no window yet):", flush=True)
                 warm = await run_stages(js, conn, services, concentrators, city.warm_up)
-                print("measured hour:", flush=True)
-                results = await run_stages(js, conn, services, concentrators, city.hour)
-            digest = await allocation_digest(conn, city.measured_hour)
+                results = []
+                for i, hour in enumerate(hours, start=1):
+                    print(f"measured hour {i}:", flush=True)
+                    results.append(await run_stages(js, conn, services, concentrators, hour))
+            digests = [
+                await allocation_digest(conn, city.measured_hour + i * timedelta(hours=1))
+                for i in range(len(hours))
+            ]
         finally:
             await conn.close()
         baseline = await baseline_copy_rows_per_s(urls.database_url, city.readings)
@@ -574,13 +590,20 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
         baseline,
         "  (warm-up hour, every window read in full)",
     )
-    print(f"measured hour: allocation's rows digest {digest}")
-    report(results, city.readings, city.meters, baseline)
+    per_hour = []
+    for i, (result, n, digest) in enumerate(zip(results, readings, digests, strict=True), 1):
+        print(f"measured hour {i}: allocation's rows digest {digest}")
+        suffix = f"  (measured hour {i})" if len(hours) > 1 else ""
+        per_hour.append(report(result, n, city.meters, baseline, suffix))
+    if len(hours) > 1:
+        print(f"median of the {len(hours)} measured hours, stage by stage:")
+        print_scale({n: statistics.median(h[n] for h in per_hour) for n in per_hour[0]})
 
 
 def report(
     results: list[StageResult], readings: int, meters: int, baseline: float, suffix: str = ""
-) -> None:
+) -> dict[str, float]:
+    """Print one hour's stages and its ``scale`` line; return each stage's 2M-meter figure."""
     print(f"baseline: plain COPY into an unlogged table {baseline:,.0f} rows/s")
     print(
         f"{'stage':<11} {'seconds':>8} {'readings/s':>11} {'meters/s':>9} {'2M meters':>10}"
@@ -602,6 +625,11 @@ def report(
         r.name: TARGET_METERS / (meters / r.seconds) if r.seconds is not None else float("nan")
         for r in results
     }
+    print_scale(per_2m, suffix)
+    return per_2m
+
+
+def print_scale(per_2m: dict[str, float], suffix: str = "") -> None:
     figures = " ".join(f"{name}_s={per_2m[name]:.0f}" for name in ("ingest", *CONSUMERS))
     print(f"scale {figures} total_2m_s={sum(per_2m.values()):.0f}{suffix}")
 
