@@ -5,7 +5,6 @@ key would have been taken for the earlier fault's closed episode."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -21,15 +20,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SITE = SiteSpec(code="t-alert-keys", name="Test", address="str. Test 3", latitude=47, longitude=29)
-
-
-@pytest.fixture(scope="module")
-async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(scope="module")
