@@ -5,8 +5,10 @@ The city and its primed history come from ``make bench-scale`` (``bench_scale.bu
 ``BENCH_SCALE_BUILDINGS``; the history defaults to 96 hours here, enough for balance to judge
 its groups, ``BENCH_SCALE_HISTORY_H`` to change it). Stages are isolated as there: every
 process of the stages after ingest is frozen while the hour is uploaded, then each stage's
-processes are thawed together and the stage ends when all its durable consumers (one per
-event partition for allocation and balance) are drained.
+processes are thawed together, and once all its durable consumers (one per event partition
+for allocation and balance) are drained and its outbox is empty, its time is taken from
+JetStream's records: from the thaw to its last acknowledgement or announcement, as in
+``make bench-scale``.
 
 1. One process of persister, allocation and balance: a warm-up hour (balance reads every
    window in full), then the measured hour; then allocation's figure, a backlog of
@@ -50,16 +52,20 @@ from bench_scale import (
     BUILDINGS,
     CONSUMERS,
     HISTORY_H,
+    OUTBOXES,
     STAGE_TIMEOUT_S,
     TARGET_METERS,
     WORK,
     City,
+    StageClock,
     bound_port,
     build_city,
     counter_sum,
     drained,
     freeze,
+    outbox_counter,
     thaw,
+    timeline,
 )
 
 from balans_core.partitions import lease_holders
@@ -92,10 +98,16 @@ Stages = dict[str, list[ServiceProcess]]
 
 
 async def run_hour(
-    js: JetStreamContext, stages: Stages, concentrators: list, *hours: list[Chunk]
+    js: JetStreamContext,
+    conn: asyncpg.Connection,
+    stages: Stages,
+    concentrators: list,
+    *hours: list[Chunk],
 ) -> dict[str, tuple[float | None, str]]:
     """Upload one hour (or several, one after the other) with the stages frozen, then thaw
-    and drain them one at a time; stage -> (seconds or None, work done per process)."""
+    and drain them one at a time; stage -> (seconds or None, work done per process). A
+    stage's seconds run from its thaw to its last acknowledgement or announcement, as
+    JetStream recorded them (bench_scale's :func:`timeline`)."""
     before = {n: [counter_sum(p, WORK[n][0]) for p in procs] for n, procs in stages.items()}
     for procs in stages.values():
         for proc in procs:
@@ -107,12 +119,15 @@ async def run_hour(
         await flush_all(concentrators, STAGE_TIMEOUT_S)
     results: dict[str, tuple[float | None, str]] = {"ingest": (time.perf_counter() - t0, "")}
     for name, procs in stages.items():
+        stream, durable = CONSUMERS[name]
+        clock = await StageClock.start(js)
         for proc in procs:
             thaw(proc)
-        stream, durable = CONSUMERS[name]
-        t0 = time.perf_counter()
-        note = await drained(js, procs[0], stream, durable, STAGE_TIMEOUT_S)
-        seconds = None if note else time.perf_counter() - t0
+        pending = outbox_counter(conn, OUTBOXES[name]) if name in OUTBOXES else None
+        note = await drained(js, procs[0], stream, durable, STAGE_TIMEOUT_S, pending)
+        seconds = None if note else (await timeline(js, stream, durable, clock)).end
+        if seconds is None and not note:
+            note = "no acknowledgement recorded after the thaw"
         done = [counter_sum(p, WORK[name][0]) - b for p, b in zip(procs, before[name], strict=True)]
         work = " + ".join(f"{d:,.0f}" for d in done) + f" {WORK[name][1]}"
         results[name] = (seconds, work if seconds is not None else note)
@@ -121,7 +136,11 @@ async def run_hour(
 
 
 async def allocation_backlog(
-    js: JetStreamContext, stages: Stages, concentrators: list, sim: CitySim
+    js: JetStreamContext,
+    conn: asyncpg.Connection,
+    stages: Stages,
+    concentrators: list,
+    sim: CitySim,
 ) -> tuple[float | None, str]:
     """Allocation's figure: :data:`ALLOCATION_HOURS` hours uploaded and stored while it is
     frozen, then worked off at once (seconds, work per process). One hour of a few dozen
@@ -130,7 +149,7 @@ async def allocation_backlog(
     work that can. Balance then catches up, untimed (its figure is the hour's)."""
     print(f"    allocation backlog: {ALLOCATION_HOURS} hours", flush=True)
     hours = [sim.advance(1) for _ in range(ALLOCATION_HOURS)]
-    return (await run_hour(js, stages, concentrators, *hours))["allocation"]
+    return (await run_hour(js, conn, stages, concentrators, *hours))["allocation"]
 
 
 async def leases(js: JetStreamContext, durable: str) -> dict[str, int]:
@@ -209,6 +228,7 @@ async def run(urls: StackUrls, cluster: NatsCluster, data_dir: Path) -> str:
     stages: Stages = {name: [supervisor.start(name, known[name])] for name in CONSUMERS}
     nc = await nats.connect(urls.nats_url.split(","))
     js = nc.jetstream(timeout=10)
+    conn = await asyncpg.connect(urls.database_url)
     figures: dict[str, float] = {}
     try:
         if late := await asyncio.to_thread(supervisor.wait_ready, STAGE_TIMEOUT_S):
@@ -219,10 +239,10 @@ async def run(urls: StackUrls, cluster: NatsCluster, data_dir: Path) -> str:
             city.sim, city.keys, "127.0.0.1", bound_port(ingest), boot
         ) as concentrators:
             print("one process per stage: warm-up hour", flush=True)
-            await run_hour(js, stages, concentrators, city.warm_up)
+            await run_hour(js, conn, stages, concentrators, city.warm_up)
             print("one process per stage: measured hour", flush=True)
-            one = await run_hour(js, stages, concentrators, city.hour)
-            one["allocation"] = await allocation_backlog(js, stages, concentrators, city.sim)
+            one = await run_hour(js, conn, stages, concentrators, city.hour)
+            one["allocation"] = await allocation_backlog(js, conn, stages, concentrators, city.sim)
 
             for name in CONSUMERS:
                 stages[name].append(supervisor.start(f"{name}-2", known[name]))
@@ -230,10 +250,10 @@ async def run(urls: StackUrls, cluster: NatsCluster, data_dir: Path) -> str:
                 raise RuntimeError(f"not ready: {late}")
             await split_evenly(js, 2)
             print("two processes per stage: warm-up hour", flush=True)
-            await run_hour(js, stages, concentrators, city.sim.advance(1))
+            await run_hour(js, conn, stages, concentrators, city.sim.advance(1))
             print("two processes per stage: measured hour", flush=True)
-            two = await run_hour(js, stages, concentrators, city.sim.advance(1))
-            two["allocation"] = await allocation_backlog(js, stages, concentrators, city.sim)
+            two = await run_hour(js, conn, stages, concentrators, city.sim.advance(1))
+            two["allocation"] = await allocation_backlog(js, conn, stages, concentrators, city.sim)
 
             print("node kill: every process running", flush=True)
             kill_hour = city.sim.advance(1)
@@ -245,6 +265,7 @@ async def run(urls: StackUrls, cluster: NatsCluster, data_dir: Path) -> str:
             for proc in procs:
                 thaw(proc)
         await nc.close()
+        await conn.close()
         await asyncio.to_thread(supervisor.stop)
 
     print(
