@@ -136,13 +136,6 @@ def _recomputed_rows() -> float:
     return REGISTRY.get_sample_value("balans_allocation_flat_hours_total", labels) or 0.0
 
 
-@pytest.fixture(scope="module")
-async def conn(database_url: str):
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
-
-
 def _expected_measured(layout: str, rank: int, area: float, riser_area: float) -> float:
     k_flat = k_factor_kwh_m3k(70.0, 50.0, False, 1.6)
     if layout == "1a":
