@@ -84,10 +84,12 @@ async def building_id(database_url: str) -> int:
 
 
 @pytest.fixture(scope="module")
-async def service(database_url: str, nats_url: str, building_id: int) -> AsyncIterator[Client]:
+async def service(
+    database_url: str, module_nats_url: str, building_id: int
+) -> AsyncIterator[Client]:
     """The service running in this event loop, and a client connection to talk to it."""
     settings = BillingSettings(
-        database_url=database_url, nats_url=nats_url, period_check_interval_s=0.2
+        database_url=database_url, nats_url=module_nats_url, period_check_interval_s=0.2
     )
     ctx = ServiceContext(name="billing", settings=settings)
     task = asyncio.create_task(serve(ctx, settings))
@@ -96,7 +98,7 @@ async def service(database_url: str, nats_url: str, building_id: int) -> AsyncIt
             break
         await asyncio.sleep(0.05)
     assert ctx.ready, task
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(module_nats_url)
     try:
         yield nc
     finally:
