@@ -136,10 +136,13 @@ class ModuleRegistry:
         stale = sorted(
             {b for b in building_ids if now - self._cache.get(b, (-np.inf,))[0] >= self._cache_s}
         )
-        if not stale:
-            return
-        found = await world.module_serials_of(db, stale)
-        for building_id in stale:
+        if stale:
+            await self._load(db, stale, now)
+
+    async def _load(self, db: Fetcher, building_ids: list[int], now: float) -> None:
+        """Read the buildings' registered modules into the cache, stamped ``now``."""
+        found = await world.module_serials_of(db, building_ids)
+        for building_id in building_ids:
             serials = found.get(building_id, frozenset())
             self._cache[building_id] = (now, np.array(sorted(serials), dtype=np.int64))
 
@@ -150,10 +153,8 @@ class ModuleRegistry:
         missing = _missing(registered, modules)
         age = now - loaded_at
         if age >= self._cache_s or (missing.size and age >= MISS_RELOAD_S):
-            serials = await world.module_serials(db, building_id)
-            registered = np.array(sorted(serials), dtype=np.int64)
-            self._cache[building_id] = (now, registered)
-            missing = _missing(registered, modules)
+            await self._load(db, [building_id], now)
+            missing = _missing(self._cache[building_id][1], modules)
         return np.unique(missing).tolist()
 
 

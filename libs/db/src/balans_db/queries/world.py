@@ -284,15 +284,9 @@ async def concentrator_ciphertexts(db: Db, serials: list[int]) -> list[Any]:
     )
 
 
-async def module_serials(db: Db, building_id: int) -> frozenset[int]:
-    """The serials of the radio modules registered to the building."""
-    rows = await db.fetch("select serial from radio_modules where building_id = $1", building_id)
-    return frozenset(r["serial"] for r in rows)
-
-
 async def module_serials_of(db: Db, building_ids: list[int]) -> dict[int, frozenset[int]]:
-    """:func:`module_serials` of many buildings in one query (a building without modules
-    is absent)."""
+    """The serials of the radio modules registered to each of the buildings, in one query
+    (a building without modules is absent)."""
     rows = await db.fetch(
         "select building_id, array_agg(serial) as serials from radio_modules "
         "where building_id = any($1::int[]) group by building_id",
