@@ -110,12 +110,7 @@ def buckets(
 def series_csv(points: Points, unit: str, name: str, resolution: str, tz: str) -> Response:
     """A series as CSV: ``t,value_<unit>,estimated,partial``, one row per bucket with a
     value."""
-    body = {
-        **axis(points.start, resolution, tz),
-        "values": points.parsed(),
-        "estimated": points.estimated,
-        "partial": points.partial,
-    }
+    body = series(points, unit, resolution, tz) | {"values": points.parsed()}
     return csv_response(
         ("t", f"value_{unit}", "estimated", "partial"),
         ((p["t"], p["value"], p["estimated"], p["partial"]) for p in buckets(body)),
