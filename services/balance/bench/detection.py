@@ -138,13 +138,13 @@ TUNING = (
     RunConfig(seed=307, buildings=11, rate=0.9, layouts="1a:1,1b:2,2b:1"),
     RunConfig(seed=353, buildings=8, weeks=3, rate=0.6, layouts="1c:1,2a:2,2b:1"),
     RunConfig(seed=389, buildings=10, rate=1.0),
-)
-# session 8's: chosen before its tuning began, written here once it had ended
-HELD_OUT: tuple[RunConfig, ...] = (
+    # held out in session 8, reported there, and looked at now
     RunConfig(seed=431, buildings=9, rate=0.8, layouts="1a:1,2a:1,2b:2"),
     RunConfig(seed=467, buildings=12, weeks=3, rate=1.1, layouts="1b:1,1c:1,2b:1"),
     RunConfig(seed=503, buildings=10, rate=0.7),
 )
+# this round's: chosen before its tuning began, written here once it has ended
+HELD_OUT: tuple[RunConfig, ...] = ()
 
 
 def alert_kind(kind: str, evidence: dict[str, Any]) -> str:
