@@ -7,6 +7,7 @@ import contextlib
 
 from balans_api.app import create_app
 from balans_api.db import open_pool
+from balans_api.keeper import Keeper
 from balans_api.server import serving, settle_gc
 from balans_api.settings import ApiSettings
 from balans_api.users import ensure_demo_users
@@ -49,10 +50,15 @@ async def serve(ctx: ServiceContext) -> None:
             if demo:
                 info["demo_logins"] = ", ".join(f"{u} / {p}" for u, p in logins)
             ctx.set_ready(**info)
+            # the kept answers of closed months: built and invalidated by this process alone
+            keeper = asyncio.create_task(Keeper(app.state.pool, settings).run(nats, ctx.stopping))
             while not ctx.stopping.is_set():
                 check_workers(workers)
+                if keeper.done():
+                    await keeper  # its failure is the service's
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ctx.stopping.wait(), WORKER_CHECK_S)
+            await keeper
     finally:
         await asyncio.to_thread(stop_workers, workers)
         if metrics_dir is not None:

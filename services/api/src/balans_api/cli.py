@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 import typer
 
-from balans_api import audit
+from balans_api import audit, profile_keeper
+from balans_api.calendar import parse_month
 from balans_api.db import open_pool
 from balans_api.import_cli import export_command, import_command, import_readings_command
 from balans_api.password_policy import MIN_LENGTH, WeakPasswordError, check_password
@@ -97,9 +99,49 @@ def demo_command() -> None:
         typer.echo(f"{username} / {password}")
 
 
+profiles_app = typer.Typer(help="Kept answers of closed months (uses BALANS_DATABASE_URL).")
+
+
+@profiles_app.command("keep")
+def keep_command(
+    months: int = typer.Option(
+        None, help="Closed months back to build (default BALANS_API_KEEP_MONTHS)."
+    ),
+    month: str | None = typer.Option(None, help="Only this closed month (YYYY-MM)."),
+    jobs: int = typer.Option(2, min=1, help="Building months built at a time."),
+) -> None:
+    """Build the missing kept profiles of closed months for every flat (what the api's
+    service process does on its own; for the history at once, or after a restore)."""
+    settings = ApiSettings()
+
+    async def run() -> profile_keeper.Built:
+        pool = await open_pool(settings.database_url, jobs + 1)
+        try:
+            todo = await profile_keeper.missing(
+                pool, settings.api_keep_months if months is None else months
+            )
+            if month is not None:
+                todo = [p for p in todo if p[1] == parse_month(month)]
+            return await profile_keeper.build(pool, todo, jobs)
+        finally:
+            await pool.close()
+
+    started = time.perf_counter()
+    built = asyncio.run(run())
+    seconds = time.perf_counter() - started
+    typer.echo(
+        f"kept {built.rows} profiles of {built.months} building months in {seconds:.1f} s "
+        f"({built.rows / max(seconds, 1e-9):.0f}/s, {built.bytes / 1e6:.1f} MB); "
+        f"discarded {built.discarded}, failed {built.failed}"
+    )
+    if built.failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Entry point of the ``balans.cli`` group."""
     app.add_typer(user_app, name="user")
+    app.add_typer(profiles_app, name="profiles")
     app.command("import")(import_command)
     app.command("export")(export_command)
     app.command("import-readings")(import_readings_command)

@@ -43,3 +43,15 @@ CACHE_RENEWAL_FAILURES = Counter(
     "Background renewals of a cached building-wide value that failed (the old value kept "
     "answering).",
 )
+KEPT_PROFILES = Counter(
+    "balans_api_kept_profiles_total",
+    "Kept answers of closed months (kept_profiles): requests answered from one (hit) or "
+    "computed because none was kept (miss), answers built, invalidated by late data, and "
+    "builds discarded because an invalidation came while they read.",
+    ["outcome"],
+)
+KEPT_PROFILE_FAILURES = Counter(
+    "balans_api_kept_profile_failures_total",
+    "Builds of a building month's kept answers that failed (the month is then computed "
+    "live until the next pass builds it).",
+)

@@ -81,6 +81,24 @@ class ApiSettings(DatabaseSettings):
         "BALANS_IMPORT_HEARTBEAT_S.",
     )
 
+    api_keep_months: int = Field(
+        12,
+        ge=0,
+        description="Closed months (of each building's calendar) whose profiles are kept "
+        "built for every flat (kept_profiles); 0: none, every profile is computed.",
+    )
+    api_keep_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="How often the api's service process looks for closed months to build "
+        "(a month that closed, one late data invalidated, one balance has moved past).",
+    )
+    api_kept_consumer: str = Field(
+        "api-kept",
+        description="Durable JetStream consumer of the announcements that invalidate kept "
+        "answers (stored readings, allocations, topology changes).",
+    )
+
     @field_validator("api_trusted_proxies", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

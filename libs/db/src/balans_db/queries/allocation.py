@@ -505,6 +505,19 @@ async def flat_heat_hours(
     )
 
 
+async def any_heat(db: Db, flat_ids: list[int], start: datetime, end: datetime) -> bool:
+    """Whether any of the flats has allocated heat in [start, end)."""
+    return bool(
+        await db.fetchval(
+            """select exists(select 1 from heat_allocation
+                             where flat_id = any($1::int[]) and hour >= $2 and hour < $3)""",
+            flat_ids,
+            start,
+            end,
+        )
+    )
+
+
 async def flat_heat_total(db: Db, flat_id: int, start: datetime, end: datetime) -> float:
     """A flat's allocated heat in [start, end), kWh."""
     value = await db.fetchval(

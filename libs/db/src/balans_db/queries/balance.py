@@ -3,7 +3,7 @@ and the alerts (tables in :mod:`balans_db.tables.balance`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from balans_db.queries import Db
@@ -76,6 +76,21 @@ order by f.as_of desc limit 1"""
 heating degree-days balance forecast a building's month with (``hdd_to_date``,
 ``hdd_month``: measured so far plus the normal of the days to come, ``as_of``), from the
 latest forecast of any of its meters or groups; no row when balance made none."""
+
+
+async def newest_forecast_months(db: Db, building_ids: list[int]) -> dict[int, date]:
+    """Per building, the newest month balance forecast any of its meters for (buildings
+    without any forecast are left out). balance forecasts the month of the newest hour it
+    analysed, so once a later month shows here, the earlier months' forecasts and
+    degree-days are final."""
+    rows = await db.fetch(
+        """select b.id, (select max(f.month) from meters m join forecasts f
+                         on f.scope = 'meter' and f.scope_id = m.id
+                         where m.building_id = b.id) as newest
+           from unnest($1::int[]) as b(id)""",
+        building_ids,
+    )
+    return {r["id"]: r["newest"] for r in rows if r["newest"] is not None}
 
 
 ALERT_SUMMARIES = """select * from (

@@ -148,3 +148,28 @@ import_jobs = sa.Table(
 
 # TopologyChanged announcements of provisioning (api_0005_outbox, balans_core.outbox)
 api_outbox = outbox_table("api_outbox")
+
+# kept answers of closed months (api_0013, balans_api.kept_profiles): a flat's month profile
+# as the api answers it, built for every flat once the month has closed, deleted when late
+# data changes one of its inputs (and built again); the generation of a building's month
+# counts those invalidations, so a build that read the old inputs never stores its answers
+kept_profile_months = sa.Table(
+    "kept_profile_months",
+    metadata,
+    sa.Column("building_id", sa.ForeignKey("buildings.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("month", sa.Date, primary_key=True),
+    sa.Column("generation", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("built_at", sa.DateTime(timezone=True)),
+)
+
+kept_profiles = sa.Table(
+    "kept_profiles",
+    metadata,
+    sa.Column("flat_id", sa.ForeignKey("flats.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("month", sa.Date, primary_key=True),
+    sa.Column("resolution", sa.Text, primary_key=True),
+    sa.Column("building_id", sa.Integer, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.CheckConstraint("resolution in ('hour', 'day')", name="resolution"),
+    sa.Index("ix_kept_profiles_building_month", "building_id", "month"),
+)

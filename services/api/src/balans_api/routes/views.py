@@ -16,10 +16,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from balans_api import kept_profiles
 from balans_api.calendar import add_months, day_range, month_range, parse_month, this_month
 from balans_api.deps import Pool, Reader, Staff
 from balans_api.errors import ERROR_RESPONSES, ApiError, not_found
-from balans_api.fastjson import dict_response, raw_json
+from balans_api.fastjson import dict_bytes, dict_response, raw_json
 from balans_api.models import AlertPublic, Series
 from balans_api.principal import FlatContext, Principal
 from balans_api.routes.exchanges import ExchangeMarker
@@ -35,6 +36,7 @@ router = APIRouter(tags=["portal views"], responses=ERROR_RESPONSES)
 Bounds = Annotated[Span, Depends(bounds_of)]
 TRAIL_LONGEST = timedelta(days=31)
 Month = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM (local).")]
+BuildingFigures = tuple[Points, float | None, float]
 
 
 class MeterSeries(Series):
@@ -241,6 +243,12 @@ class Overview(BaseModel):
     )
 
 
+FLAT_CONTEXT = """
+select f.id as flat_id, f.building_id, f.number, f.rooms, f.area_m2::float8 as area_m2, s.timezone
+from flats f join buildings b on b.id = f.building_id join sites s on s.id = b.site_id"""
+"""A flat's :class:`FlatContext` (``f``: the flat)."""
+
+
 async def flat_context(pool: asyncpg.Pool, who: Principal, flat_id: int) -> FlatContext:
     """The flat's building, number, rooms, area and time zone: a consumer's own flat as read
     with their principal (kept with it, see ``principal_cache``), any other from the
@@ -249,13 +257,7 @@ async def flat_context(pool: asyncpg.Pool, who: Principal, flat_id: int) -> Flat
     own = who.own_flat
     if own is not None and own.flat_id == flat_id:
         return own
-    row = await pool.fetchrow(
-        """select f.id as flat_id, f.building_id, f.number, f.rooms, f.area_m2::float8 as area_m2,
-                  s.timezone
-           from flats f join buildings b on b.id = f.building_id join sites s on s.id = b.site_id
-           where f.id = $1""",
-        flat_id,
-    )
+    row = await pool.fetchrow(f"{FLAT_CONTEXT} where f.id = $1", flat_id)
     if row is None:
         raise not_found("flat")
     return FlatContext(**row)
@@ -330,9 +332,10 @@ async def _delta_t(
     return await ingest.mean_flat_delta_t(pool, building_id, flat_id, span.start, span.end)
 
 
-async def _building_figures(
+async def building_figures(
     pool: asyncpg.Pool, flat: FlatContext, span: TimeRange, resolution: str
-) -> tuple[Points, float | None, float]:
+) -> BuildingFigures:
+    """The average flat's series, the building's mean flat ΔT and mean flat area."""
     average = await allocation.building_average(
         pool, flat.building_id, "heat", span.start, span.end, resolution, flat.timezone
     )
@@ -344,37 +347,31 @@ async def _building_figures(
     return average, delta_t, float(area)
 
 
-@router.get("/flats/{flat_id}/profile", response_model=Profile)
-async def profile(
-    flat_id: int,
-    request: Request,
-    pool: Pool,
-    who: Reader,
-    month: Month = None,
-    resolution: Literal["hour", "day"] = "day",
-) -> Response:
-    """A month of the flat: heat per hour or day with the average flat's line, each meter
-    as its own series, month-to-date, the forecast to the month's end, the coefficients."""
-    flat = await flat_context(pool, who, flat_id)
-    first = parse_month(month) if month else this_month(flat.timezone)
-    span = held_window(who, month_range(first, flat.timezone), flat.timezone)
+async def profile_body(
+    pool: asyncpg.Pool,
+    flat: FlatContext,
+    span: TimeRange,
+    first: date,
+    resolution: Literal["hour", "day"],
+    figures: BuildingFigures,
+) -> bytes:
+    """The profile's JSON over ``span`` of the month ``first``: what the route answers live
+    and what ``profile_keeper`` keeps for a closed month (the same bytes)."""
     mine = await allocation.flat_month(
-        pool, flat_id, flat.building_id, span.start, span.end, resolution, flat.timezone, first
-    )
-    average, building_dt, mean_area = await request.app.state.cache.get(
-        ("building", flat.building_id, span.start, resolution),
-        lambda: _building_figures(pool, flat, span, resolution),
-    )
+        pool, flat.flat_id, flat.building_id, span.start, span.end, resolution, flat.timezone,
+        first,
+    )  # fmt: skip
+    average, building_dt, mean_area = figures
     forecast = _forecast(span, mine)
     coefficients = _coefficients(
         mine.total, average.total, (mine.delta_t, building_dt), flat.area_m2, mean_area
     )
-    return dict_response(
+    return dict_bytes(
         {
             "flat": flat.model_dump(),
             "month": first.strftime("%Y-%m"),
             "resolution": resolution,
-            "heat": series(mine.heat, "kWh", resolution, flat.timezone, flat_id=flat_id),
+            "heat": series(mine.heat, "kWh", resolution, flat.timezone, flat_id=flat.flat_id),
             "building_average": series(average, "kWh", resolution, flat.timezone),
             "meters": [
                 {
@@ -392,6 +389,34 @@ async def profile(
             "exchanges": mine.exchanges,
         }
     )
+
+
+@router.get("/flats/{flat_id}/profile", response_model=Profile)
+async def profile(
+    flat_id: int,
+    request: Request,
+    pool: Pool,
+    who: Reader,
+    month: Month = None,
+    resolution: Literal["hour", "day"] = "day",
+) -> Response:
+    """A month of the flat: heat per hour or day with the average flat's line, each meter
+    as its own series, month-to-date, the forecast to the month's end, the coefficients.
+    A closed month over the whole month (not a tenant's part of it) is answered from its
+    kept answer when there is one (docs/api.md, Kept answers)."""
+    flat = await flat_context(pool, who, flat_id)
+    first = parse_month(month) if month else this_month(flat.timezone)
+    whole = month_range(first, flat.timezone)
+    span = held_window(who, whole, flat.timezone)
+    if month and span == whole and kept_profiles.closed(whole):
+        kept = await kept_profiles.lookup(pool, flat_id, first, resolution)
+        if kept is not None:
+            return raw_json(kept)
+    figures = await request.app.state.cache.get(
+        ("building", flat.building_id, span.start, resolution),
+        lambda: building_figures(pool, flat, span, resolution),
+    )
+    return raw_json(await profile_body(pool, flat, span, first, resolution, figures))
 
 
 @router.get("/flats/{flat_id}/history", response_model=History)
