@@ -114,6 +114,7 @@ class StageResult:
 
 WINDOW_READS = "balans_balance_window_reads_total"
 ANALYSES = "balans_balance_analyses_total"  # by when: on the building's turn, or deferred
+STORED_READINGS = "balans_balance_stored_readings_events_total"  # by what a note did
 CPU_SECONDS = "process_cpu_seconds_total"
 BATCHES = "balans_allocation_batch_buildings_count"  # one per share of a batch
 COMPUTE = "balans_allocation_compute_seconds_sum"  # the shares' load, compute and write
@@ -160,11 +161,18 @@ JETSTREAM_AWAY = (
 )
 
 
+#: a stage's other durable consumers on the same stream, drained with its main one:
+#: balance notes the persister's stored readings (late rows of hours it keeps)
+COMPANIONS = {BalanceSettings().balance_consumer: (BalanceSettings().balance_readings_consumer,)}
+
+
 async def stage_durables(js: JetStreamContext, stream: str, durable: str) -> list[str]:
-    """The stage's durable consumers on ``stream``: ``durable`` itself, or one per event
-    partition (``<durable>-pNN``) when the stage consumes partitioned."""
+    """The stage's durable consumers on ``stream``: ``durable`` and its companions, each
+    itself or one per event partition (``<durable>-pNN``) when the stage consumes
+    partitioned."""
     names = [c.name for c in await js.consumers_info(stream)]
-    return [n for n in names if n == durable or n.startswith(f"{durable}-p")]
+    wanted = (durable, *COMPANIONS.get(durable, ()))
+    return [n for n in names if any(n == d or n.startswith(f"{d}-p") for d in wanted)]
 
 
 async def drained(
@@ -460,6 +468,7 @@ async def run_stages(
     work_before = {n: counter_sum(services[n], WORK[n][0]) for n in CONSUMERS}
     reads_before = counter_by_label(services["balance"], WINDOW_READS, "read")
     analyses_before = counter_by_label(services["balance"], ANALYSES, "when")
+    notes_before = counter_by_label(services["balance"], STORED_READINGS, "outcome")
     # allocation's and balance's own CPU for the hour: on a busy machine their wall-clock
     # time says more of the load than of the code (PostgreSQL's share is not in it)
     cpu_before = {n: counter_sum(services[n], CPU_SECONDS) for n in ("allocation", "balance")}
@@ -491,9 +500,11 @@ async def run_stages(
         if name == "balance":
             reads = counter_by_label(services[name], WINDOW_READS, "read")
             analyses = counter_by_label(services[name], ANALYSES, "when")
+            notes = counter_by_label(services[name], STORED_READINGS, "outcome")
             for label, now, before in (
                 ("windows read", reads, reads_before),
                 ("detectors", analyses, analyses_before),
+                ("stored readings", notes, notes_before),
             ):
                 work += f"; {label}: " + ", ".join(
                     f"{n - before.get(how, 0):,.0f} {how}"

@@ -29,12 +29,12 @@ from balans_balance.analysis import analyse_building, analyse_window
 from balans_balance.detectors.leak_tapping_balance_meter import ExcessSettings
 from balans_balance.groups import generate_building_groups
 from balans_balance.loading import BuildingData, load_building
-from balans_balance.service import analyse_event
+from balans_balance.service import analyse_event, note_stored_readings
 from balans_balance.settings import BalanceSettings
 from balans_balance.windows import EPOCH, BuildingStates
 from balans_core.outbox import OutboxRelay
 from balans_devstack.pytest_plugin import with_database
-from balans_protocol.messages import AllocationComputed
+from balans_protocol.messages import AllocationComputed, ReadingsStored
 from balans_sim.city import CityConfig
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -151,7 +151,7 @@ async def test_hour_batches_raise_the_alerts_of_full_reads(city: City) -> None:
     """Hour batches through the kept windows: after the first event none is read in full,
     and the alerts (kind, cause, group, meter, module, first and last hour, state) are
     those of the full reads, with some alerts to compare."""
-    states = BuildingStates(capacity=10, refresh_hours=10_000)
+    states = BuildingStates(capacity=10)
     reads = []
     for first, last in BATCHES:
         reads += await analyse_both(city, states, city.last + first * HOUR, city.last + last * HOUR)
@@ -175,7 +175,7 @@ async def test_a_late_reading_reads_from_its_hour_again(city: City) -> None:
     """Allocation recomputed earlier hours (the building meter registered twice its use
     for 16 hours, read late): the event from that hour re-reads the window from there,
     and gives the full read's alerts, which the late hours changed."""
-    states = BuildingStates(capacity=10, refresh_hours=10_000)
+    states = BuildingStates(capacity=10)
     await analyse_both(city, states, city.last, city.last)
     before = await alerts(city.kept)
     late_from, late_to = city.last - 20 * HOUR, city.last - 5 * HOUR
@@ -250,7 +250,7 @@ async def test_between_turns_an_event_only_notes_its_hours(city: City, nats_url:
     pool = await asyncpg.create_pool(city.kept, min_size=1, max_size=2)
     nc = await nats.connect(nats_url)
     relay = OutboxRelay(pool, nc.jetstream(), OUTBOX, "balance")
-    states = BuildingStates(10, 10_000, every)
+    states = BuildingStates(10, every)
     turns: dict[int, list[datetime]] = {b: [] for b in city.ids}
     deferred, reads = analyses("deferred"), window_reads()
     try:
@@ -283,7 +283,7 @@ async def test_between_turns_an_event_only_notes_its_hours(city: City, nats_url:
             }
         assert await alerts(city.kept) == await alerts(city.full)
         # a restart: the kept windows are gone, the first event is analysed off its turn
-        restarted = BuildingStates(10, 10_000, every)
+        restarted = BuildingStates(10, every)
         b = next(b for b in city.ids if (int((city.last - EPOCH) / HOUR) + b) % every)
         analysed, before = analyses("missing"), await stored_hours(city.kept, b, first)
         event = AllocationComputed(building_id=b, hour_from=city.last, hour_to=city.last)
@@ -300,7 +300,7 @@ async def test_the_turn_reads_what_waited_late_hours_and_gaps_included(city: Cit
     read on the turn (from the late hour on, equal to a full read); a gap of 4 hours or
     more is analysed at once (its turn fell in the gap)."""
     every, b = 4, city.ids[0]
-    states = BuildingStates(10, 10_000, every)
+    states = BuildingStates(10, every)
 
     def phase(hour: datetime) -> int:
         return (int((hour - EPOCH) / HOUR) + b) % every
@@ -328,6 +328,64 @@ async def test_the_turn_reads_what_waited_late_hours_and_gaps_included(city: Cit
         await conn.close()
 
 
+async def test_late_status_and_temperature_rows_are_read_on_the_turn(city: City) -> None:
+    """A module's status and the building pair's temperature of an hour the kept window
+    already holds arrive late (no allocation figure moves, so no allocation event): the
+    persister's ReadingsStored for them reaches the kept state, and the building's next turn
+    reads from that hour again and analyses what a fresh full read gives. A kept window the
+    event did not reach (the code before, without its daily refresh) misses both rows."""
+    every, b = 4, city.ids[0]
+    noted, missed = BuildingStates(10, every), BuildingStates(10, every)
+
+    def phase(hour: datetime) -> int:
+        return (int((hour - EPOCH) / HOUR) + b) % every
+
+    start = next(city.last - k * HOUR for k in range(8, 20) if phase(city.last - k * HOUR) == 1)
+    turn, late = start + 3 * HOUR, start - 6 * HOUR
+    stamped = late + HOUR  # a row stamped ts covers the hour ending at ts
+    conn = await asyncpg.connect(city.kept)
+    try:
+        pair = await conn.fetchval(
+            "select module_serial from sensor_pairs where building_id = $1 and position = "
+            "'building'",
+            b,
+        )
+        module = (await load_building(conn, b, start, DAYS)).reporting.modules[0]
+        rows = {
+            table: await conn.fetchrow(
+                f"delete from {table} where module_serial = $1 and ts = $2 returning *",
+                serial,
+                stamped,
+            )
+            for table, serial in (("temperature_readings", pair), ("module_status", module))
+        }
+        assert all(rows.values()), "no row to arrive late: the test proves nothing"
+        for states in (noted, missed):
+            assert states.turn(b, start, start) == "missing"
+            await states.window(conn, b, start, start, DAYS)
+        for table, row in rows.items():  # the rows arrive, late
+            columns = ", ".join(row.keys())
+            values = ", ".join(f"${i + 1}" for i in range(len(row)))
+            await conn.execute(f"insert into {table} ({columns}) values ({values})", *row.values())
+        event = ReadingsStored(building_id=b, hour_from=stamped, hour_to=stamped, rows=2)
+        await note_stored_readings(event, noted)
+        full = await load_building(conn, b, turn, DAYS)
+        i = full.hours.index(late)
+        for states in (noted, missed):
+            assert states.turn(b, turn, turn) == "turn"
+        window = await noted.window(conn, b, turn, turn, DAYS)
+        assert (window.read, window.read_from) == ("late", late)
+        assert_same_window(window.data, full)
+        stale = (await missed.window(conn, b, turn, turn, DAYS)).data
+        assert np.isnan(stale.supply_c[i])
+        assert not np.isnan(full.supply_c[i])
+        row = full.reporting.modules.index(module)
+        assert np.isnan(stale.reporting.module_battery[row, i])
+        assert full.reporting.module_battery[row, i] == rows["module_status"]["battery_mv"]
+    finally:
+        await conn.close()
+
+
 async def group_ids(url: str, building_id: int) -> set[int]:
     conn = await asyncpg.connect(url)
     try:
@@ -340,7 +398,7 @@ async def group_ids(url: str, building_id: int) -> set[int]:
 async def test_a_group_edit_reads_the_window_in_full(city: City) -> None:
     """An operator's group edit changes the building's world: the next event reads the
     window in full (and it equals a full read); a TopologyChanged drops it."""
-    states = BuildingStates(capacity=1, refresh_hours=10_000)
+    states = BuildingStates(capacity=1)
     conn = await asyncpg.connect(city.kept)
     try:
         b = city.ids[0]
@@ -417,7 +475,7 @@ async def test_coverage_is_stored_once_per_read_of_the_world(city: City, nats_ur
     pool = await asyncpg.create_pool(city.kept, min_size=1, max_size=2)
     nc = await nats.connect(nats_url)
     relay = OutboxRelay(pool, nc.jetstream(), OUTBOX, "balance")
-    states = BuildingStates(10, 10_000, settings.balance_analysis_every_hours)
+    states = BuildingStates(10, settings.balance_analysis_every_hours)
 
     async def event(hour: datetime) -> int:
         """Analyse the hour; how many of the building's groups have a coverage stored."""

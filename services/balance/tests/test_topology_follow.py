@@ -85,7 +85,7 @@ async def test_a_new_flat_meter_joins_its_groups(database_url: str, nats_url: st
         await js.publish(subjects.topology_changed(building_id), event.model_dump_json().encode())
 
         async def on_topology(e: TopologyChanged) -> None:
-            await follow_topology_event(e, pool, BuildingStates(10, 24))
+            await follow_topology_event(e, pool, BuildingStates(10))
 
         stopping = asyncio.Event()
         consumer = JetStreamConsumer.each(js, topology_spec(settings), TopologyChanged, on_topology)

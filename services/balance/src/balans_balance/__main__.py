@@ -12,6 +12,7 @@ from balans_balance.service import (
     analyse_event,
     follow_topology_event,
     forget_partition,
+    note_stored_readings,
     serve_alert_actions,
     serve_group_api,
 )
@@ -23,7 +24,7 @@ from balans_core.outbox import OutboxRelay
 from balans_core.partitions import PartitionedConsumers
 from balans_core.service import ServiceContext, run_service
 from balans_protocol import subjects
-from balans_protocol.messages import AllocationComputed, TopologyChanged
+from balans_protocol.messages import AllocationComputed, ReadingsStored, TopologyChanged
 from balans_protocol.streams import ensure_streams
 
 
@@ -54,6 +55,20 @@ def topology_spec(settings: BalanceSettings) -> ConsumerSpec:
     )
 
 
+def readings_spec(settings: BalanceSettings) -> ConsumerSpec:
+    """ReadingsStored (the persister's): late rows are noted for the building's turn; a
+    note reads nothing, so a batch of them is settled at once."""
+    return ConsumerSpec(
+        service="balance",
+        stream=subjects.EVENTS_STREAM,
+        subject=subjects.READINGS_STORED_ALL,
+        durable=settings.balance_readings_consumer,
+        batch=64,
+        max_ack_pending=256,
+        max_deliveries=settings.consumer_max_deliveries,
+    )
+
+
 async def serve(ctx: ServiceContext) -> None:
     """Serve the group API and analyse buildings as allocation announces them."""
     settings = ctx.settings
@@ -72,9 +87,7 @@ async def serve(ctx: ServiceContext) -> None:
         alert_api = await serve_alert_actions(nc, pool, relay)
 
         states = BuildingStates(
-            settings.balance_state_buildings,
-            settings.balance_state_refresh_hours,
-            settings.balance_analysis_every_hours,
+            settings.balance_state_buildings, settings.balance_analysis_every_hours
         )
 
         async def on_event(event: AllocationComputed) -> None:
@@ -86,10 +99,16 @@ async def serve(ctx: ServiceContext) -> None:
             await follow_topology_event(event, pool, states)
 
         topology = JetStreamConsumer.each(js, topology_spec(settings), TopologyChanged, on_topology)
-        # a building's analyses and topology changes go to the process holding its partition
+
+        async def on_readings(event: ReadingsStored) -> None:
+            await note_stored_readings(event, states)
+
+        readings = JetStreamConsumer.each(js, readings_spec(settings), ReadingsStored, on_readings)
+        # a building's analyses, topology changes and stored readings go to the process
+        # holding its partition (the one keeping its window)
         partitions = PartitionedConsumers(
             js,
-            [events, topology],
+            [events, topology, readings],
             lease_s=settings.partition_lease_s,
             replicas=settings.nats_stream_replicas,
             # a partition given up: its buildings' kept windows go (another process has them)

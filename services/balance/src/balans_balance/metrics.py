@@ -50,18 +50,25 @@ TOPOLOGY_EVENTS = Counter(
 WINDOW_READS = Counter(
     "balans_balance_window_reads_total",
     "Building windows read for an analysis, by how: incremental (the new hours), late (from "
-    "an earlier hour allocation recomputed), or in full and why (missing, world_changed, "
-    "refresh, nothing_to_keep, window_longer).",
+    "an earlier hour recomputed or with late rows), or in full and why (missing, "
+    "world_changed, nothing_to_keep, window_longer).",
     ["read"],
 )
 ANALYSES = Counter(
     "balans_balance_analyses_total",
     "Building events by whether the detectors ran on them and why: turn (the building's "
     "hour in balance_analysis_every_hours), missing (no kept window), overdue (the turn fell "
-    "in a gap), refresh, every_hour; or deferred (the event waits for the turn).",
+    "in a gap), every_hour; or deferred (the event waits for the turn).",
     ["when"],
 )
 WINDOWS_KEPT = Gauge(
     "balans_balance_windows_kept",
     "Buildings whose analysis window this process keeps between events.",
+)
+STORED_READINGS = Counter(
+    "balans_balance_stored_readings_events_total",
+    "The persister's ReadingsStored events, by what they did to the building's kept window: "
+    "late (it holds some of their hours: read again on the turn), ahead (hours it does not "
+    "hold yet: the allocation event brings them) or unkept (no window: read in full).",
+    ["outcome"],
 )

@@ -16,11 +16,13 @@ from balans_balance.analysis import analyse_window
 from balans_balance.detectors.leak_tapping_balance_meter import ExcessSettings
 from balans_balance.group_api import handle_group_request
 from balans_balance.groups import GroupError, follow_topology, generate_building_groups
+from balans_balance.loading import HOUR
 from balans_balance.metrics import (
     ALERT_ACTIONS,
     ANALYSIS_ERRORS,
     ANALYSIS_SECONDS,
     GROUP_REQUESTS,
+    STORED_READINGS,
     TOPOLOGY_EVENTS,
 )
 from balans_balance.settings import BalanceSettings
@@ -31,6 +33,7 @@ from balans_protocol.messages import (
     AlertActionReply,
     AllocationComputed,
     GroupReply,
+    ReadingsStored,
     TopologyChanged,
 )
 from balans_protocol.subjects import partition_of
@@ -87,6 +90,23 @@ async def follow_topology_event(
             return
     TOPOLOGY_EVENTS.labels("followed").inc()
     log.info("groups follow topology", building=event.building_code, added=added)
+
+
+async def note_stored_readings(event: ReadingsStored, states: BuildingStates) -> None:
+    """The persister stored rows of a building (``ReadingsStored``): rows of hours its kept
+    window already holds (a late status or temperature, which moves no allocation figure
+    and so brings no allocation event) are read again on the building's next turn. A row
+    stamped ``ts`` covers the hour that ends at ``ts``, so the first hour they can change
+    is the one before ``hour_from``. Nothing is read here."""
+    async with states.lock(event.building_id):
+        outcome = states.note_stored(event.building_id, event.hour_from - HOUR)
+    STORED_READINGS.labels(outcome).inc()
+    if outcome == "late":
+        log.info(
+            "late rows noted for the turn",
+            building_id=event.building_id,
+            hour_from=event.hour_from.isoformat(),
+        )
 
 
 async def forget_partition(states: BuildingStates, partition: int) -> None:

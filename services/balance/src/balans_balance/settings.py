@@ -35,6 +35,11 @@ class BalanceSettings(CommonSettings):
     balance_consumer: str = Field(
         "balance", description="Durable JetStream consumer name on allocation events."
     )
+    balance_readings_consumer: str = Field(
+        "balance-readings",
+        description="Durable JetStream consumer name on stored readings (the persister's): "
+        "late rows of hours a kept window holds are read again on the building's turn.",
+    )
     balance_topology_consumer: str = Field(
         "balance-topology",
         description="Durable JetStream consumer name on topology changes (provisioning).",
@@ -56,12 +61,6 @@ class BalanceSettings(CommonSettings):
         "hour spread by building, and at once after a full read; the events between only "
         "move its kept window on. An alert opens up to this many hours minus one later; 1 "
         "analyses every event.",
-    )
-    balance_state_refresh_hours: int = Field(
-        24,
-        ge=1,
-        description="A kept window is read in full again once in this many hours of data "
-        "(late rows that changed no allocation figure were not announced).",
     )
     balance_db_pool_size: int = Field(
         4,

@@ -7,11 +7,17 @@ to end at the newest hour known, the hours before ``hour_from`` that it still co
 kept, and the rest is read. Every event reads the world again (a few small queries): if
 it changed (a topology change, an operator's group edit) the window is read in full, as
 it is when no window is kept (a restart, a building new to this process, one evicted by
-the least-recently-used bound) and, once per ``refresh_hours`` of data, on an hour
-spread by building: late rows that changed no allocation figure (a status, a temperature
-that moved no heat) were not announced, and a refresh bounds how long the window can
-miss them. An event whose first hour is earlier than the kept window's end (allocation
-recomputed earlier hours after a late reading) re-reads from that hour on.
+the least-recently-used bound). An event whose first hour is earlier than the kept
+window's end (allocation recomputed earlier hours after a late reading) re-reads from
+that hour on.
+
+Late rows that change no allocation figure (a module's status, a temperature that moved
+no heat) bring no allocation event, but the persister announces every batch it stores
+(``ReadingsStored``, the building and the hours of its rows, whatever their kind):
+:meth:`BuildingStates.note_stored` marks the hours of such rows that the kept window
+already holds, and the building's next turn reads them again, as it does a recomputed
+hour. The kept window therefore holds what a full read would, and is never read in full
+just in case.
 
 What comes out is the same :class:`~balans_balance.loading.BuildingData` a full read
 gives (each hour's values depend on that hour's rows alone), so the detectors run
@@ -22,14 +28,14 @@ last hour, so none of their work carries over from one hour to the next. They th
 run on a building's turn, not on every event (``analyse_every_hours``,
 :meth:`BuildingStates.turn`): once in that many hours of data, on an hour spread by
 building (so each hour analyses its share of the buildings), at once when no window is
-kept (a restart, a building new to this process, a topology change), when the turn fell
-in a gap of the data, and on the daily refresh. An event between turns touches nothing
-but the building's kept state: it notes its hours, and the turn reads them all, so a
-changed world (an operator's group edit) is seen on the turn. The analysis on the turn
-judges the window as it is then, so its alerts are those of a full recomputation at that
-hour; what waiting costs is time: an alert opens up to ``analyse_every_hours - 1`` hours
-later than it would have. The analysis stores the imbalance series of every hour the turn
-read (``Window.read_from`` on): see ``analysis.analyse_window``.
+kept (a restart, a building new to this process, a topology change) and when the turn
+fell in a gap of the data. An event between turns touches nothing but the building's
+kept state: it notes its hours, and the turn reads them all, so a changed world (an
+operator's group edit) is seen on the turn. The analysis on the turn judges the window as
+it is then, so its alerts are those of a full recomputation at that hour; what waiting
+costs is time: an alert opens up to ``analyse_every_hours - 1`` hours later than it would
+have. The analysis stores the imbalance series of every hour the turn read
+(``Window.read_from`` on): see ``analysis.analyse_window``.
 """
 
 from __future__ import annotations
@@ -64,8 +70,8 @@ class KeptWindow:
 
     world: BuildingWorld
     hourly: HourlyData
-    read_in_full: datetime  # the window's last hour when it was last read in full
-    # the hours of the events since the last analysis, read on the building's turn
+    # the hours of the events since the last analysis (late rows' hours among them, up to
+    # the window's end), read on the building's turn
     waiting: tuple[datetime, datetime] | None = None
     # the incomplete groups as the first analysis of this world stored their coverage
     # (None until then): the coverage depends on the world alone, which a full read
@@ -99,9 +105,8 @@ class BuildingStates:
     """The kept windows of the buildings this process analyses, at most ``capacity``
     (the least recently analysed are dropped first)."""
 
-    def __init__(self, capacity: int, refresh_hours: int, analyse_every_hours: int = 1) -> None:
+    def __init__(self, capacity: int, analyse_every_hours: int = 1) -> None:
         self.capacity = capacity
-        self.refresh_hours = refresh_hours
         self.analyse_every_hours = analyse_every_hours
         self._kept: OrderedDict[int, KeptWindow] = OrderedDict()
         self._locks: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
@@ -153,7 +158,7 @@ class BuildingStates:
         why = self._full_read_reason(kept, world, hours, changed)
         if kept is None or why:
             hourly = await load_hours(conn, world, hours)
-            kept = KeptWindow(world, hourly, end)
+            kept = KeptWindow(world, hourly)
             read, read_from = why or "missing", hours[0]
         else:
             first_new = min(changed, kept.end + HOUR)
@@ -181,6 +186,22 @@ class BuildingStates:
         ANALYSES.labels(why or "deferred").inc()
         return why
 
+    def note_stored(self, building_id: int, hour_from: datetime) -> str:
+        """Rows of the building were stored for the hours from ``hour_from`` on (any kind:
+        registers, statuses, temperatures). If the kept window already holds some of those
+        hours, its next turn reads them again ("late"); the hours after its end are read on
+        the turn anyway ("ahead"), and a building without a kept window is read in full
+        ("unkept")."""
+        kept = self._kept.get(building_id)
+        first = _hour(hour_from)
+        if kept is None:
+            return "unkept"
+        if first > kept.end:
+            return "ahead"
+        last = kept.end if kept.waiting is None else kept.waiting[1]
+        kept.waiting = (first if kept.waiting is None else min(first, kept.waiting[0]), last)
+        return "late"
+
     def _turn_reason(self, kept: KeptWindow | None, hour_from: datetime, hour_to: datetime) -> str:
         every = self.analyse_every_hours
         if every <= 1:
@@ -192,8 +213,6 @@ class BuildingStates:
             return "overdue"  # the turn fell in a gap of the data
         if end > kept.end and first_turn_from(end, kept.world.building_id, every) == end:
             return "turn"
-        if self._refresh_due(kept, end):
-            return "refresh"
         return ""
 
     def _full_read_reason(
@@ -212,18 +231,7 @@ class BuildingStates:
             return "window_longer"  # the setting grew
         if min(changed, kept.end + HOUR) <= hours[0]:
             return "nothing_to_keep"  # a gap longer than the window, or all of it changed
-        if self._refresh_due(kept, hours[-1]):
-            return "refresh"
         return ""
-
-    def _refresh_due(self, kept: KeptWindow, end: datetime) -> bool:
-        """Once per ``refresh_hours`` of data, at an hour that depends on the building (so
-        buildings kept since the same start do not all read in full in the same hour)."""
-        since = int((end - kept.read_in_full) / HOUR)
-        if since >= self.refresh_hours:
-            return True
-        phase = (int((end - EPOCH) / HOUR) + kept.world.building_id) % self.refresh_hours
-        return since > 0 and phase == 0
 
     def _keep(self, building_id: int, kept: KeptWindow) -> None:
         self._kept[building_id] = kept
