@@ -28,6 +28,13 @@ workers as unevenly as 46/4, which bound the baseline's throughput to one worker
 (it varied 2x between runs); connections that come and go spread over the workers as
 real users' do. The CPU split between the workers is printed for each phase.
 
+Before the api starts, the month's kept answers (docs/api.md, Kept answers) are deleted and
+built again for every flat, as the api's service process builds them once a month has
+closed (not warmed by the benchmark's requests: every flat's answer is built, asked or
+not); the time, the rate and the cost per flat are printed. BENCH_API_KEPT=0 builds none
+and runs the api without them (BALANS_API_KEEP_MONTHS=0), every profile computed: the
+figures before them, on the same data.
+
 A warm-up of 5 s of the mix comes first and is not counted.
 
 Each phase lasts BENCH_API_SECONDS (10). Last line:
@@ -56,6 +63,9 @@ import psutil
 import uvloop
 from copygen import fill_building
 
+from balans_api import kept_profiles, profile_keeper
+from balans_api.calendar import parse_month, this_month
+from balans_api.db import open_pool
 from balans_api.users import create_user
 from balans_db import migrate
 from balans_db.secrets import KeyVault
@@ -74,6 +84,9 @@ MONTH = (
     os.environ.get("BENCH_API_MONTH")
     or f"{datetime.now(UTC).replace(day=1) - timedelta(days=1):%Y-%m}"
 )
+# 0: no kept answers (BALANS_API_KEEP_MONTHS=0): every profile computed, as before them
+KEPT = os.environ.get("BENCH_API_KEPT", "1") != "0"
+JOBS = 2  # building months built at a time
 VISIT = int(os.environ.get("BENCH_API_VISIT", "20"))  # requests per connection, then it closes
 SLICES = 4  # saturation: baseline and mix alternate in this many slices each
 TARGET_P99_MS = 100.0
@@ -116,6 +129,43 @@ async def build_city(url: str) -> tuple[list[int], list[int]]:
         return buildings, flats
     finally:
         await conn.close()
+
+
+async def keep_month(url: str, postgres_pid: int | None) -> int:
+    """Delete MONTH's kept answers, then (unless BENCH_API_KEPT=0) build them for every
+    flat as the api's service process does once a month has closed, and print what that
+    took; returns BALANS_API_KEEP_MONTHS for the api (the months back to MONTH, so it finds
+    nothing to build while it is measured; 0 without kept answers)."""
+    month = parse_month(MONTH)
+    now = this_month("UTC")
+    back = (now.year - month.year) * 12 + now.month - month.month
+    pool = await open_pool(url, JOBS + 1)
+    try:
+        for building in [r["id"] for r in await pool.fetch("select id from buildings")]:
+            await kept_profiles.invalidate(pool, building, [month])
+        if not KEPT:
+            return 0
+        cpu = CpuShares(None, postgres_pid)
+        todo = [p for p in await profile_keeper.missing(pool, back) if p[1] == month]
+        before, started = cpu.read(), time.perf_counter()
+        built = await profile_keeper.build(pool, todo, JOBS)
+        seconds, after = time.perf_counter() - started, cpu.read()
+        stored = await pool.fetchval("select pg_total_relation_size('kept_profiles')")
+    finally:
+        await pool.close()
+    flats = max(built.rows // len(kept_profiles.RESOLUTIONS), 1)
+    spent = {n: sum(after[n].values()) - sum(before[n].values()) for n in ("load", "postgres")}
+    print(
+        f"kept answers of {MONTH} built: {built.rows:,} profiles ({flats:,} flats x hour and "
+        f"day, {built.months} buildings, {JOBS} at a time) in {seconds:.1f} s "
+        f"({built.rows / seconds:.0f} profiles/s); per flat and month {1000 * seconds / flats:.1f} "
+        f"ms wall, cpu builder {1000 * spent['load'] / flats:.1f} + PostgreSQL "
+        f"{1000 * spent['postgres'] / flats:.1f} ms, {built.bytes / flats / 1000:.1f} KB of "
+        f"answers ({stored / flats / 1000:.1f} KB stored); discarded {built.discarded}, "
+        f"failed {built.failed}",
+        flush=True,
+    )
+    return back
 
 
 async def token(http: httpx.AsyncClient, username: str) -> str:
@@ -277,7 +327,7 @@ class CpuShares:
     per process (PostgreSQL's backends come and go) at the start and end of a phase; an
     external PostgreSQL (``BALANS_DATABASE_URL``) is not measured."""
 
-    def __init__(self, api_pid: int, postgres_pid: int | None) -> None:
+    def __init__(self, api_pid: int | None, postgres_pid: int | None) -> None:
         self.roots = {"api": api_pid, "postgres": postgres_pid}
 
     def read(self) -> Readings:
@@ -417,6 +467,9 @@ def main() -> None:
     try:
         migrate.upgrade(urls.database_url)
         buildings, flats = asyncio.run(build_city(urls.database_url))
+        postgres = stack.postgres.proc if stack.postgres is not None else None  # None: external
+        postgres_pid = postgres.pid if postgres is not None else None
+        keep_months = asyncio.run(keep_month(urls.database_url, postgres_pid))
         port = free_port()
         env = {
             **os.environ,
@@ -424,6 +477,7 @@ def main() -> None:
             "BALANS_API_PORT": str(port),
             "BALANS_LOG_LEVEL": "warning",
             "BALANS_LOGIN_RATE": "1000/minute",
+            "BALANS_API_KEEP_MONTHS": str(keep_months),
         }
         server = subprocess.Popen([sys.executable, "-m", "balans_api"], env=env)
         base = f"http://127.0.0.1:{port}"
@@ -437,10 +491,9 @@ def main() -> None:
         workers = env.get("BALANS_API_WORKERS", "2 (default)")
         print(
             f"data: {len(buildings)} buildings, {meters} meters, {DAYS} days hourly; "
-            f"api workers: {workers}"
+            f"api workers: {workers}; kept answers of {MONTH}: {'yes' if KEPT else 'no'}"
         )
-        postgres = stack.postgres.proc if stack.postgres is not None else None  # None: external
-        cpu = CpuShares(server.pid, postgres.pid if postgres is not None else None)
+        cpu = CpuShares(server.pid, postgres_pid)
         # the load shares the machine's cores with the server: the cheaper loop of the two
         uvloop.run(run(port, buildings, flats, cpu))
     finally:

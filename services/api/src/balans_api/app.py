@@ -15,6 +15,7 @@ from balans_api.db import open_pool
 from balans_api.downlink import Dispatcher
 from balans_api.errors import install_error_handlers
 from balans_api.import_jobs import ImportJobs
+from balans_api.kept_fast_path import KeptProfilesFirst
 from balans_api.principal_cache import PrincipalCache
 from balans_api.provisioning import outbox_relay
 from balans_api.ratelimit import LoginLimiter
@@ -122,6 +123,8 @@ def create_app(settings: ApiSettings, nats: Nats | None = None) -> FastAPI:
     portal.mount(app)
     api_docs.mount(app, docs_url="/api/v1/docs", redoc_url="/api/v1/redoc")
 
+    # inside the request metrics and the security headers: they apply to its answers too
+    app.add_middleware(KeptProfilesFirst)
     app.add_middleware(MeasureRequests)
     # outermost of the app's middleware: every answer, errors included, carries them
     app.add_middleware(SecurityHeaders)

@@ -96,8 +96,8 @@ async def key_principal(pool: asyncpg.Pool, token: str) -> Principal | None:
     return Principal(actor=f"key:{prefix}", role="integrator", scopes=frozenset(row["scopes"]))
 
 
-async def _kept_user(request: Request, pool: asyncpg.Pool, user_id: int) -> Principal | None:
-    kept: PrincipalCache = request.app.state.principals
+async def _kept_user(state: Any, pool: asyncpg.Pool, user_id: int) -> Principal | None:
+    kept: PrincipalCache = state.principals
     principal = kept.get(user_id)
     if principal is None:
         principal = await user_principal(pool, user_id)
@@ -106,19 +106,23 @@ async def _kept_user(request: Request, pool: asyncpg.Pool, user_id: int) -> Prin
     return principal
 
 
+async def principal_of(state: Any, pool: asyncpg.Pool, token: str) -> Principal | None:
+    """The principal of a bearer token (the app's ``state``: its kept tokens and
+    principals): a JWT from ``/auth/token`` or an integrator API key; None if invalid."""
+    if token.startswith("bk_"):
+        return await key_principal(pool, token)
+    tokens: VerifiedTokens = state.tokens
+    user_id = tokens.user_id(token)
+    return None if user_id is None else await _kept_user(state, pool, user_id)
+
+
 async def current_principal(
     request: Request, pool: Pool, token: str | None = Depends(oauth2_scheme)
 ) -> Principal:
     """A bearer token is either a JWT from ``/auth/token`` or an integrator API key."""
     if not token:
         raise ApiError(401, "authentication required")
-    principal: Principal | None
-    if token.startswith("bk_"):
-        principal = await key_principal(pool, token)
-    else:
-        tokens: VerifiedTokens = request.app.state.tokens
-        user_id = tokens.user_id(token)
-        principal = None if user_id is None else await _kept_user(request, pool, user_id)
+    principal = await principal_of(request.app.state, pool, token)
     if principal is None:
         raise ApiError(401, "invalid or expired credentials")
     request.state.actor = principal.actor
@@ -128,11 +132,16 @@ async def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+def allowed(principal: Principal, scope: str, consumers: bool) -> bool:
+    """Whether the principal has ``scope`` (or, with ``consumers``, is a consumer)."""
+    return scope in principal.scopes or (consumers and principal.is_consumer)
+
+
 def _requiring(
     scope: str, consumers: bool
 ) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
     async def dependency(principal: CurrentPrincipal) -> Principal:
-        if scope in principal.scopes or (consumers and principal.is_consumer):
+        if allowed(principal, scope, consumers):
             return principal
         raise ApiError(403, f"this needs the '{scope}' scope")
 

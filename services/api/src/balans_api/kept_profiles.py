@@ -17,8 +17,11 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 
+from balans_api.calendar import month_range
 from balans_api.metrics import KEPT_PROFILES
+from balans_api.principal import FlatContext, Principal
 from balans_api.timerange import TimeRange
+from balans_api.visibility import held_window
 
 RESOLUTIONS = ("hour", "day")
 KeptRow = tuple[int, date, str, int, bytes]
@@ -28,6 +31,18 @@ KeptRow = tuple[int, date, str, int, bytes]
 def closed(month: TimeRange) -> bool:
     """Whether the month (its local span) has ended."""
     return datetime.now(UTC) >= month.end
+
+
+async def answer(
+    pool: asyncpg.Pool, who: Principal, flat: FlatContext, month: date, resolution: str
+) -> bytes | None:
+    """The kept answer ``who`` gets for the flat's ``month``, or None (compute it): only a
+    closed month, and only over the whole month: a consumer whose account holds the flat
+    for part of it sees that part, computed."""
+    whole = month_range(month, flat.timezone)
+    if not closed(whole) or held_window(who, whole, flat.timezone) != whole:
+        return None
+    return await lookup(pool, flat.flat_id, month, resolution)
 
 
 async def lookup(pool: asyncpg.Pool, flat_id: int, month: date, resolution: str) -> bytes | None:

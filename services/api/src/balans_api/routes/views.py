@@ -406,12 +406,11 @@ async def profile(
     kept answer when there is one (docs/api.md, Kept answers)."""
     flat = await flat_context(pool, who, flat_id)
     first = parse_month(month) if month else this_month(flat.timezone)
-    whole = month_range(first, flat.timezone)
-    span = held_window(who, whole, flat.timezone)
-    if month and span == whole and kept_profiles.closed(whole):
-        kept = await kept_profiles.lookup(pool, flat_id, first, resolution)
+    if month and request.app.state.settings.api_keep_months > 0:
+        kept = await kept_profiles.answer(pool, who, flat, first, resolution)
         if kept is not None:
             return raw_json(kept)
+    span = held_window(who, month_range(first, flat.timezone), flat.timezone)
     figures = await request.app.state.cache.get(
         ("building", flat.building_id, span.start, resolution),
         lambda: building_figures(pool, flat, span, resolution),
