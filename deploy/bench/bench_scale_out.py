@@ -26,9 +26,18 @@ JetStream's records: from the thaw to its last acknowledgement or announcement, 
 
 The leases are set to 10 minutes (``BALANS_PARTITION_LEASE_S``): a frozen process must not
 lose its partitions while an earlier stage runs. Balance analyses every event
-(``BALANS_BALANCE_ANALYSIS_EVERY_HOURS=1``, see ``ENV``). The last line:
-``scale-out allocation_1p_s= allocation_2p_s= allocation_ratio= balance_1p_s= balance_2p_s=
-balance_ratio= node_kill_readings=<stored>/<truth> lost= doubled=``.
+(``BALANS_BALANCE_ANALYSIS_EVERY_HOURS=1``, see ``ENV``).
+
+Every stage's CPU is measured too, from its thaw to its end: each of its processes', the
+other services', PostgreSQL's (the postmaster and its backends), the three NATS nodes' and
+the benchmark's own (its drain polls). On one machine they all share its cores, so two
+processes' run cannot be shorter than its CPU seconds over the cores: ``<stage>_cpu_bound``
+is one process's seconds over that, the highest ratio the machine allows. The CPU the idle
+pipeline spends (fetchers waiting on every partition, lease rounds, the clusters' raft
+heartbeats) and what the drain poll adds are printed before each measured hour. The last
+line: ``scale-out allocation_1p_s= allocation_2p_s= allocation_ratio= allocation_cpu_bound=
+balance_1p_s= balance_2p_s= balance_ratio= balance_cpu_bound=
+node_kill_readings=<stored>/<truth> lost= doubled=``.
 """
 
 from __future__ import annotations
@@ -38,11 +47,13 @@ import os
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import nats
+import psutil
 from nats.js.client import JetStreamContext
 
 # the history bench_scale reads at import: 96 h unless set (its default is balance's window)
@@ -53,6 +64,7 @@ from bench_scale import (
     CONSUMERS,
     HISTORY_H,
     OUTBOXES,
+    POLL_S,
     STAGE_TIMEOUT_S,
     TARGET_METERS,
     WORK,
@@ -64,11 +76,13 @@ from bench_scale import (
     drained,
     freeze,
     outbox_counter,
+    stage_durables,
     thaw,
     timeline,
 )
+from cpu_time import CpuMeter, CpuSnapshot, CpuUse
 
-from balans_core.partitions import lease_holders
+from balans_core.partitions import lease_holders, partition_durables
 from balans_db import migrate
 from balans_db.queries.ingest import READING_COLUMNS
 from balans_devstack.nats_server import NatsCluster
@@ -97,17 +111,77 @@ ALLOCATION_HOURS = int(os.environ.get("BENCH_SCALE_OUT_ALLOCATION_HOURS", "6"))
 Stages = dict[str, list[ServiceProcess]]
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One stage's run: seconds from its thaw to its last acknowledgement or announcement
+    (None: not measured, ``note`` says why), and the CPU it and the servers spent."""
+
+    seconds: float | None
+    note: str
+    cpu: CpuUse | None = None
+
+
+def cpu_groups(stage: str, stages: Stages, servers: dict[str, list[int]]) -> dict[str, list[int]]:
+    """Who spends CPU while ``stage`` runs: each of its processes, the other services (idle
+    or frozen), the servers and the benchmark itself (polling NATS and PostgreSQL)."""
+    groups = {proc.name: [proc.proc.pid] for proc in stages[stage]}
+    groups["other services"] = [
+        proc.proc.pid for name, procs in stages.items() if name != stage for proc in procs
+    ]
+    return {**groups, **servers, "benchmark": [os.getpid()]}
+
+
+CPU_SAMPLE_S = 0.05
+"""How often a stage's CPU is sampled: the stage's CPU is taken at the first sample after its
+end (its last acknowledgement or announcement), not at the drain poll that noticed it."""
+
+
+async def sample_cpu(meter: CpuMeter, samples: list[tuple[datetime, CpuSnapshot]]) -> None:
+    """Append (when, snapshot) every :data:`CPU_SAMPLE_S` until cancelled."""
+    while True:
+        samples.append((datetime.now(UTC), meter.take()))
+        await asyncio.sleep(CPU_SAMPLE_S)
+
+
+def cpu_until(
+    samples: list[tuple[datetime, CpuSnapshot]], end: datetime, meter: CpuMeter
+) -> CpuSnapshot:
+    """The first sample taken at or after ``end`` (a new one if none was)."""
+    return next((snapshot for when, snapshot in samples if when >= end), None) or meter.take()
+
+
+async def ends_by_process(
+    js: JetStreamContext, stream: str, durable: str, clock: StageClock
+) -> dict[str, float]:
+    """Lease holder -> seconds from the thaw to its partitions' last acknowledgement: when
+    each process of a partitioned stage finished its share."""
+    holders = await lease_holders(js, durable)
+    infos = await asyncio.gather(
+        *(js.consumer_info(stream, d) for d in partition_durables(durable))
+    )
+    ends: dict[str, float] = {}
+    for partition, info in enumerate(infos):
+        acked = info.ack_floor.last_active if info.ack_floor else None
+        holder = holders.get(partition)
+        if holder is None or acked is None or acked < clock.thawed:
+            continue
+        seconds = (acked - clock.thawed).total_seconds()
+        ends[holder] = max(ends.get(holder, 0.0), seconds)
+    return ends
+
+
 async def run_hour(
     js: JetStreamContext,
     conn: asyncpg.Connection,
     stages: Stages,
+    servers: dict[str, list[int]],
     concentrators: list,
     *hours: list[Chunk],
-) -> dict[str, tuple[float | None, str]]:
+) -> dict[str, Measured]:
     """Upload one hour (or several, one after the other) with the stages frozen, then thaw
-    and drain them one at a time; stage -> (seconds or None, work done per process). A
-    stage's seconds run from its thaw to its last acknowledgement or announcement, as
-    JetStream recorded them (bench_scale's :func:`timeline`)."""
+    and drain them one at a time; stage -> its :class:`Measured`. A stage's seconds run from
+    its thaw to its last acknowledgement or announcement, as JetStream recorded them
+    (bench_scale's :func:`timeline`); its CPU from the thaw to the first sample after that."""
     before = {n: [counter_sum(p, WORK[n][0]) for p in procs] for n, procs in stages.items()}
     for procs in stages.values():
         for proc in procs:
@@ -117,21 +191,41 @@ async def run_hour(
         for concentrator, chunk in zip(concentrators, chunks, strict=True):
             await concentrator.send(chunk)
         await flush_all(concentrators, STAGE_TIMEOUT_S)
-    results: dict[str, tuple[float | None, str]] = {"ingest": (time.perf_counter() - t0, "")}
+    results = {"ingest": Measured(time.perf_counter() - t0, "")}
     for name, procs in stages.items():
         stream, durable = CONSUMERS[name]
+        # the meter first: finding the servers' processes reads the whole machine's, which
+        # must not count in the stage's time
+        meter = CpuMeter(cpu_groups(name, stages, servers), alone=("benchmark",))
         clock = await StageClock.start(js)
+        cpu_before = meter.take()
+        samples: list[tuple[datetime, CpuSnapshot]] = []
+        sampling = asyncio.create_task(sample_cpu(meter, samples))
         for proc in procs:
             thaw(proc)
         pending = outbox_counter(conn, OUTBOXES[name]) if name in OUTBOXES else None
-        note = await drained(js, procs[0], stream, durable, STAGE_TIMEOUT_S, pending)
-        seconds = None if note else (await timeline(js, stream, durable, clock)).end
+        try:
+            note = await drained(js, procs[0], stream, durable, STAGE_TIMEOUT_S, pending)
+        finally:
+            sampling.cancel()
+        times = await timeline(js, stream, durable, clock)
+        seconds = None if note else times.end
+        end = clock.thawed + timedelta(seconds=seconds or 0)
+        cpu = cpu_until(samples, end, meter).since(cpu_before)
         if seconds is None and not note:
             note = "no acknowledgement recorded after the thaw"
         done = [counter_sum(p, WORK[name][0]) - b for p, b in zip(procs, before[name], strict=True)]
         work = " + ".join(f"{d:,.0f}" for d in done) + f" {WORK[name][1]}"
-        results[name] = (seconds, work if seconds is not None else note)
-        print(f"    {name:<10} {seconds or float('nan'):8.2f} s  {results[name][1]}", flush=True)
+        results[name] = Measured(seconds, work if seconds is not None else note, cpu)
+        print(f"    {name:<10} {seconds or float('nan'):8.2f} s  {results[name].note}", flush=True)
+        print(f"      {times.describe()}; {cpu.describe()}", flush=True)
+        if name in PARTITIONED and len(procs) > 1:
+            ends = await ends_by_process(js, stream, durable, clock)
+            print(
+                "      last ack by process: "
+                + ", ".join(f"+{s:.3f} s" for _, s in sorted(ends.items())),
+                flush=True,
+            )
     return results
 
 
@@ -141,7 +235,8 @@ async def allocation_backlog(
     stages: Stages,
     concentrators: list,
     sim: CitySim,
-) -> tuple[float | None, str]:
+    servers: dict[str, list[int]],
+) -> Measured:
     """Allocation's figure: :data:`ALLOCATION_HOURS` hours uploaded and stored while it is
     frozen, then worked off at once (seconds, work per process). One hour of a few dozen
     buildings takes allocation a fraction of a second, mostly NATS deliveries and the
@@ -149,7 +244,77 @@ async def allocation_backlog(
     work that can. Balance then catches up, untimed (its figure is the hour's)."""
     print(f"    allocation backlog: {ALLOCATION_HOURS} hours", flush=True)
     hours = [sim.advance(1) for _ in range(ALLOCATION_HOURS)]
-    return (await run_hour(js, conn, stages, concentrators, *hours))["allocation"]
+    return (await run_hour(js, conn, stages, servers, concentrators, *hours))["allocation"]
+
+
+async def machinery_cpu(
+    js: JetStreamContext,
+    conn: asyncpg.Connection,
+    stages: Stages,
+    servers: dict[str, list[int]],
+    seconds: float = 3.0,
+) -> None:
+    """Print the CPU the pipeline spends with nothing to do (fetchers waiting on every
+    partition, lease rounds), and what the drain poll adds to it during a stage (every
+    partition's consumer info and the outbox every ``POLL_S``): both share the cores with
+    the measured work."""
+    groups = {
+        "services": [p.proc.pid for procs in stages.values() for p in procs],
+        **servers,
+        "benchmark": [os.getpid()],
+    }
+    stream, durable = CONSUMERS["balance"]
+    pending = outbox_counter(conn, OUTBOXES["balance"])
+
+    durables = await stage_durables(js, stream, durable)
+
+    async def poll() -> None:  # as bench_scale's drain polls: the consumers listed once
+        await asyncio.gather(*(js.consumer_info(stream, d) for d in durables))
+        await pending()
+
+    meter = CpuMeter(groups, alone=("benchmark",))
+    for what, work in (("idle", None), ("polling", poll)):
+        before = meter.take()
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            if work is not None:
+                await work()
+            await asyncio.sleep(POLL_S)
+        use = meter.take().since(before)
+        rates = ", ".join(f"{name} {s / seconds:.3f}" for name, s in use.groups.items())
+        print(f"  {what}: CPU s a second: {rates}; other work {use.other / seconds:.3f}")
+
+
+def cpu_bound(name: str, one: Measured, two: Measured, processes: list[str]) -> float:
+    """The highest ratio this machine's cores allow: two processes' run cannot be shorter
+    than the CPU seconds it took (the stage's processes, PostgreSQL, NATS, the benchmark's
+    polls) over the cores, so one process's seconds over that. Prints where the CPU went,
+    and the bound of the split alone: with a core of its own for each process, two cannot
+    be faster than the one with the larger share of the work (``processes``, their names)."""
+    cores = psutil.cpu_count() or 1
+    for processes, measured in ((1, one), (2, two)):
+        assert measured.cpu is not None
+        assert measured.seconds is not None
+        print(
+            f"{name} {processes}p: {measured.cpu.ours:.2f} CPU s in {measured.seconds:.2f} s"
+            f" ({measured.cpu.ours / measured.seconds:.2f} of {cores} cores);"
+            f" {measured.cpu.describe()}"
+        )
+    assert one.seconds is not None
+    assert two.cpu is not None
+    bound = one.seconds / (two.cpu.ours / cores)
+    print(
+        f"{name}: the ratio can be at most {one.seconds:.2f} / ({two.cpu.ours:.2f} / {cores})"
+        f" = {bound:.2f} on {cores} cores"
+    )
+    own = [two.cpu.groups[p] for p in processes]
+    share = max(own) / sum(own)
+    print(
+        f"{name}: the processes' own CPU split {' / '.join(f'{s:.2f}' for s in own)} s:"
+        f" with a core for each and the servers elsewhere, at most 1 / {share:.2f}"
+        f" = {1 / share:.2f}"
+    )
+    return bound
 
 
 async def leases(js: JetStreamContext, durable: str) -> dict[str, int]:
@@ -215,7 +380,9 @@ async def node_kill_hour(
             raise RuntimeError(f"{name} after the node was killed: {note}")
 
 
-async def run(urls: StackUrls, cluster: NatsCluster, data_dir: Path) -> str:
+async def run(
+    urls: StackUrls, cluster: NatsCluster, servers: dict[str, list[int]], data_dir: Path
+) -> str:
     # then the two-process hours, the node-kill hour and two allocation backlogs, all past
     city: City = await build_city(urls, hours_after=3 + 2 * ALLOCATION_HOURS)
     print(
@@ -239,10 +406,13 @@ async def run(urls: StackUrls, cluster: NatsCluster, data_dir: Path) -> str:
             city.sim, city.keys, "127.0.0.1", bound_port(ingest), boot
         ) as concentrators:
             print("one process per stage: warm-up hour", flush=True)
-            await run_hour(js, conn, stages, concentrators, city.warm_up)
+            await run_hour(js, conn, stages, servers, concentrators, city.warm_up)
+            await machinery_cpu(js, conn, stages, servers)
             print("one process per stage: measured hour", flush=True)
-            one = await run_hour(js, conn, stages, concentrators, city.hour)
-            one["allocation"] = await allocation_backlog(js, conn, stages, concentrators, city.sim)
+            one = await run_hour(js, conn, stages, servers, concentrators, city.hour)
+            one["allocation"] = await allocation_backlog(
+                js, conn, stages, concentrators, city.sim, servers
+            )
 
             for name in CONSUMERS:
                 stages[name].append(supervisor.start(f"{name}-2", known[name]))
@@ -250,10 +420,13 @@ async def run(urls: StackUrls, cluster: NatsCluster, data_dir: Path) -> str:
                 raise RuntimeError(f"not ready: {late}")
             await split_evenly(js, 2)
             print("two processes per stage: warm-up hour", flush=True)
-            await run_hour(js, conn, stages, concentrators, city.sim.advance(1))
+            await run_hour(js, conn, stages, servers, concentrators, city.sim.advance(1))
+            await machinery_cpu(js, conn, stages, servers)
             print("two processes per stage: measured hour", flush=True)
-            two = await run_hour(js, conn, stages, concentrators, city.sim.advance(1))
-            two["allocation"] = await allocation_backlog(js, conn, stages, concentrators, city.sim)
+            two = await run_hour(js, conn, stages, servers, concentrators, city.sim.advance(1))
+            two["allocation"] = await allocation_backlog(
+                js, conn, stages, concentrators, city.sim, servers
+            )
 
             print("node kill: every process running", flush=True)
             kill_hour = city.sim.advance(1)
@@ -272,15 +445,19 @@ async def run(urls: StackUrls, cluster: NatsCluster, data_dir: Path) -> str:
         f"{'stage':<11} {'1 process':>10} {'2 processes':>12} {'ratio':>6}  2M meters, 2 processes"
     )
     for name in ("ingest", *CONSUMERS):
-        s1, s2 = one[name][0], two[name][0]
+        s1, s2 = one[name].seconds, two[name].seconds
         if s1 is None or s2 is None:
-            print(f"{name:<11} not measured: {one[name][1]} / {two[name][1]}")
+            print(f"{name:<11} not measured: {one[name].note} / {two[name].note}")
             continue
         figures[f"{name}_1p_s"], figures[f"{name}_2p_s"] = s1, s2
         figures[f"{name}_ratio"] = s1 / s2
         hours = ALLOCATION_HOURS if name == "allocation" else 1  # its backlog's hours
         per_2m = TARGET_METERS / (city.meters / s2) / hours
         print(f"{name:<11} {s1:>9.2f}s {s2:>11.2f}s {s1 / s2:>6.2f}  {per_2m:,.0f} s")
+    for name in PARTITIONED:
+        if f"{name}_ratio" in figures:
+            processes = [p.name for p in stages[name]]
+            figures[f"{name}_cpu_bound"] = cpu_bound(name, one[name], two[name], processes)
     for table in expected:
         print(f"node kill: {table:<22} truth {expected[table]:>8,}  stored {found[table]:>8,}")
     lost = sum(max(expected[t] - found[t], 0) for t in expected)
@@ -288,7 +465,7 @@ async def run(urls: StackUrls, cluster: NatsCluster, data_dir: Path) -> str:
     measured = " ".join(
         f"{stage}_{key}={figures[f'{stage}_{key}']:.2f}"
         for stage in PARTITIONED
-        for key in ("1p_s", "2p_s", "ratio")
+        for key in ("1p_s", "2p_s", "ratio", "cpu_bound")
         if f"{stage}_{key}" in figures
     )
     return (
@@ -304,7 +481,13 @@ def main() -> None:
         assert isinstance(stack.nats, NatsCluster)
         try:
             migrate.upgrade(urls.database_url)
-            last = asyncio.run(run(urls, stack.nats, Path(tmp)))
+            assert stack.postgres is not None
+            assert stack.postgres.proc is not None
+            servers = {
+                "postgres": [stack.postgres.proc.pid],
+                "nats": [node.proc.pid for node in stack.nats.nodes if node.proc is not None],
+            }
+            last = asyncio.run(run(urls, stack.nats, servers, Path(tmp)))
         except BaseException:
             for log_file in sorted(Path(tmp).glob("*.log")):  # the services' last words
                 print(f"--- {log_file.name}", *log_file.read_text().splitlines()[-15:], sep="\n")
