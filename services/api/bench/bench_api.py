@@ -145,12 +145,23 @@ async def keep_month(url: str, postgres_pid: int | None) -> int:
             await kept_profiles.invalidate(pool, building, [month])
         if not KEPT:
             return 0
+        # balance's month-end forecasts of the month running, as its analyses would have
+        # written them: a month is kept once balance has moved past it (profile_keeper)
+        await pool.execute(
+            """insert into forecasts (scope, scope_id, month, unit, consumed_to_date,
+                   forecast_total, hdd_to_date, hdd_month, as_of)
+               select 'meter', id, $1, unit, 0, 0, 0, 0, now() from meters
+               on conflict do nothing""",
+            now,
+        )
         cpu = CpuShares(None, postgres_pid)
         todo = [p for p in await profile_keeper.missing(pool, back) if p[1] == month]
         before, started = cpu.read(), time.perf_counter()
         built = await profile_keeper.build(pool, todo, JOBS)
         seconds, after = time.perf_counter() - started, cpu.read()
-        stored = await pool.fetchval("select pg_total_relation_size('kept_profiles')")
+        stored = await pool.fetchval(
+            "select sum(pg_column_size(body)) from kept_profiles where month = $1", month
+        )
     finally:
         await pool.close()
     flats = max(built.rows // len(kept_profiles.RESOLUTIONS), 1)
@@ -161,8 +172,8 @@ async def keep_month(url: str, postgres_pid: int | None) -> int:
         f"({built.rows / seconds:.0f} profiles/s); per flat and month {1000 * seconds / flats:.1f} "
         f"ms wall, cpu builder {1000 * spent['load'] / flats:.1f} + PostgreSQL "
         f"{1000 * spent['postgres'] / flats:.1f} ms, {built.bytes / flats / 1000:.1f} KB of "
-        f"answers ({stored / flats / 1000:.1f} KB stored); discarded {built.discarded}, "
-        f"failed {built.failed}",
+        f"answers ({stored / flats / 1000:.1f} KB stored, compressed); "
+        f"discarded {built.discarded}, failed {built.failed}",
         flush=True,
     )
     return back

@@ -37,10 +37,21 @@ async def pool(world: World) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture(scope="module")
 async def zone(pool: asyncpg.Pool, world: World) -> str:
-    return await pool.fetchval(
+    """The world's time zone; balance's forecast of the month running written for a meter
+    of each of its two buildings, as balance's analysis would (a month is kept once
+    balance has moved past it)."""
+    tz = await pool.fetchval(
         "select s.timezone from buildings b join sites s on s.id = b.site_id where b.id = $1",
         world.building_id,
     )
+    await pool.execute(
+        """insert into forecasts (scope, scope_id, month, unit, consumed_to_date,
+               forecast_total, hdd_to_date, hdd_month, as_of)
+           select 'meter', id, $1, unit, 0, 0, 0, 0, now() from meters where id = any($2)""",
+        this_month(tz),
+        [world.meter_id, world.other_meter_id],
+    )
+    return tz
 
 
 def _path(flat_id: int, month: date, resolution: str) -> str:
@@ -64,6 +75,7 @@ async def test_kept_answers_are_the_live_answers(
     assert any(v is not None for v in json.loads(live[asked[0]])["heat"]["values"])
     pairs = [(world.building_id, month)]
     assert await profile_keeper.keepable(pool, pairs) == pairs
+    assert await profile_keeper.keepable(pool, [(world.building_id, this_month(zone))]) == []
     built = await profile_keeper.build(pool, pairs)
     assert (built.months, built.discarded, built.failed) == (1, 0, 0)
     hits = _count("hit")

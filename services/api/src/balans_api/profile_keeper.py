@@ -5,8 +5,8 @@ profile live (``views.profile_body``), so a kept answer is the bytes the live pa
 Which months: the last ``keep_months`` closed months of each building (closed in its
 site's calendar), once balance has moved past them. balance forecasts the month of the
 newest hour it analysed, and a meter's forecast and the building's degree-days are part
-of the profile: a month whose forecast balance may still write is not kept yet (a
-building balance never forecast is kept at once)."""
+of the profile: a month whose forecasts balance may still write (it announces none) is
+not kept yet, and a building balance has never analysed is always computed."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ async def build_month(pool: asyncpg.Pool, building_id: int, month: date) -> tupl
 
 async def keepable(pool: asyncpg.Pool, pairs: Iterable[BuildingMonth]) -> list[BuildingMonth]:
     """The pairs whose month is closed in the building's calendar and that balance has
-    moved past (or never forecast)."""
+    moved past."""
     pairs = sorted(set(pairs))
     buildings = sorted({b for b, _ in pairs})
     zones = dict(
@@ -87,7 +87,8 @@ async def keepable(pool: asyncpg.Pool, pairs: Iterable[BuildingMonth]) -> list[B
         for b, m in pairs
         if b in zones
         and kept_profiles.closed(month_range(m, zones[b]))
-        and (b not in newest or newest[b] > m)
+        and b in newest
+        and newest[b] > m
     ]
 
 
