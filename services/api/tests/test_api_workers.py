@@ -39,6 +39,8 @@ def api(world: World, nats_url: str) -> Iterator[tuple[psutil.Process, int, int]
         "BALANS_API_WORKERS": "2",
         "BALANS_LOGIN_RATE": f"{LIMIT}/minute",
         "BALANS_DEMO_USERS": "false",
+        # no kept answers: their durable consumers on the session's NATS are the pipeline's
+        "BALANS_API_KEEP_MONTHS": "0",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "balans_api"],
