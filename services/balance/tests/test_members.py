@@ -208,3 +208,41 @@ def test_a_slowed_meter_after_its_register_stood_still_is_a_second_fault(world) 
     assert [v for _, v in found] == ["stuck_meter", "magnet"]
     assert abs(found[0][0] - START) <= 2
     assert START + 48 <= found[1][0] <= START + 72
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_fault_is_dated_where_its_days_went_away_and_stayed(world, seed: int) -> None:
+    """A meter slowed to 40 % from START, with one day of the flat's own use 12 % low
+    three days earlier: the magnet begins at START (the fit of the change may begin
+    days before it; a lone low day before is the flat's noise, not the fault)."""
+    w = world(seed=seed)
+    w.true[7, START - 72 : START - 48] *= 0.88
+    w.distort(7, 0.4, START)
+    (magnet,) = [
+        x for x in member_shifts(w.series(), w.registered.copy(), np.ones(40)) if x.member == 7
+    ]
+    assert magnet.verdict == "magnet"
+    assert magnet.episode.start == START
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_second_departure_of_one_meter_is_confirmed_after_it_began(world, seed: int) -> None:
+    """A register over-reading by 30 % for two days from START, right for three days,
+    then over-reading again: two episodes, the second one confirmed after it began (the
+    first one's crossing does not date it)."""
+    w = world(seed=seed)
+    factor = np.ones(w.true.shape[1])
+    factor[START : START + 48] = 1.3
+    factor[START + 120 :] = 1.3
+    w.distort(7, factor, 0)
+    episodes = sorted(
+        (
+            x.episode
+            for x in member_shifts(w.series(), w.registered.copy(), np.ones(40))
+            if x.member == 7
+        ),
+        key=lambda e: e.start,
+    )
+    assert len(episodes) == 2
+    assert episodes[0].start == START
+    assert START + 96 <= episodes[1].start <= episodes[1].confirmed

@@ -113,10 +113,19 @@ def _change(pm: PeerModel, i: int, cfg: MemberSettings) -> _Change | None:
     step, ramp = float(pm.step[i, t]), float(pm.ramp[i, t])
     fit = int(pm.ramp_from[i, t] if abs(ramp) > abs(step) else pm.step_from[i, t])
     z = pm.z[i, fit]
-    # a ramp's fit may start well before the departure shows: the episode starts with
-    # the first day clearly away
-    away = np.flatnonzero(sign * np.nan_to_num(z[fit : t + 1]) >= cfg.stay)
-    first = fit + (int(away[0]) if away.size else 0)
+    # the fit (a ramp's above all) may start well before the departure shows, and one
+    # day of noise 2 sigma away can precede it: the episode starts where the days went
+    # away and stayed away up to the strongest evidence
+    first = t
+    while first > fit and sign * np.nan_to_num(z[first - 1]) >= cfg.stay:
+        first -= 1
+    if detected < first:
+        # the first crossing came before this departure (a GLR over days before an
+        # earlier episode, carried on): it is detected when evidence from its own fit
+        # crossed
+        frm = np.where(np.abs(pm.ramp[i]) > np.abs(pm.step[i]), pm.ramp_from[i], pm.step_from[i])
+        own = over[(over >= first) & (frm[over] >= fit)]
+        detected = int(own[0]) if own.size else t
     last = t
     for d in range(t + 1, z.size):
         if sign * np.nan_to_num(z[d]) >= cfg.stay:
