@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,6 +46,7 @@ from balans_balance.forecast import (
 from balans_balance.loading import BuildingData, GroupDef, load_building
 from balans_balance.metrics import ALERTS_OPEN, GROUPS_EVALUATED
 from balans_balance.reasons import percent, reason
+from balans_core.settings import CommonSettings
 from balans_db.queries import world
 from balans_physics.water import heat_per_m3
 
@@ -523,6 +526,20 @@ def consumer_leaks(data: BuildingData) -> list[Finding]:
     return out
 
 
+def daily_sums(hourly: np.ndarray, day_of: np.ndarray, days: int) -> np.ndarray:
+    """[row, day] sums of every row's hours by day (``day_of``: each hour's day, ascending),
+    all rows at once: a day's hours are added one after the other from 0, as
+    ``np.bincount(day_of, weights=row)`` adds them, so each sum has the same bits (numpy's
+    ``sum`` would add them pairwise); ``bincount`` row by row cost 2 ms a building."""
+    starts = np.searchsorted(day_of, np.arange(days))
+    lengths = np.diff(np.append(starts, day_of.size))
+    out = np.zeros((hourly.shape[0], days))
+    for k in range(int(lengths.max(initial=0))):
+        has = lengths > k  # the days with a k-th hour
+        out[:, has] += hourly[:, starts[has] + k]
+    return out
+
+
 async def store_forecasts(conn: asyncpg.Connection, data: BuildingData) -> None:
     """Month-end forecast of every meter and of every group's balance meter."""
     last = data.hours[-1]
@@ -531,7 +548,8 @@ async def store_forecasts(conn: asyncpg.Connection, data: BuildingData) -> None:
     days = sorted(set(local_days))
     today = days[-1]
     so_far = sum(1 for d in days if d.month == today.month and d.year == today.year)
-    day_of = np.array([days.index(d) for d in local_days])
+    position = {d: i for i, d in enumerate(days)}
+    day_of = np.array([position[d] for d in local_days])
     temps = dict(
         await conn.fetch(
             """select (hour at time zone $4)::date, avg(temp_c) from outdoor_temperatures
@@ -550,9 +568,9 @@ async def store_forecasts(conn: asyncpg.Connection, data: BuildingData) -> None:
     targets = [("meter", m, m) for m in data.meter_index] + [
         ("group", g.id, g.balance_meter_id) for g in data.groups
     ]
+    daily_use = daily_sums(np.nan_to_num(data.consumption), day_of, len(days))
     for scope, scope_id, meter_id in targets:
-        hourly = np.nan_to_num(data.series(meter_id))
-        daily = np.bincount(day_of, weights=hourly, minlength=len(days))
+        daily = daily_use[data.meter_index[meter_id]]
         f = month_end(
             daily[-28:],
             hdd[-28:],
@@ -722,8 +740,10 @@ async def _store_series(
     group, s = result.group, result.series
     band, expected = result.imbalance.band, result.imbalance.expected
     rows = []
-    for i, hour in enumerate(data.hours):
-        if np.isnan(s.balance[i]) or (since is not None and hour < since):
+    first = 0 if since is None else bisect_left(data.hours, since)
+    for i in range(first, len(data.hours)):
+        hour = data.hours[i]
+        if np.isnan(s.balance[i]):
             continue
         bal = float(s.balance[i])
         med = band.median[i]
@@ -860,6 +880,13 @@ def building_findings(
     return merge_findings(findings), results
 
 
+@cache
+def _settings() -> CommonSettings:
+    """The verification settings, read once (pydantic-settings parses the environment on
+    every construction)."""
+    return CommonSettings()
+
+
 async def analyse_building(
     conn: asyncpg.Connection,
     building_id: int,
@@ -906,7 +933,7 @@ async def analyse_window(
         if incomplete is None:
             incomplete = await store_coverage(conn, building_id, min_coverage, loss_target_share)
         findings, results = building_findings(data, cfg, incomplete)
-        findings.extend(await verification_findings(conn, building_id, data.hours[-1]))
+        findings.extend(await verification_findings(conn, building_id, data.hours[-1], _settings()))
         units = {
             r["id"]: r["unit"]
             for r in await world.meters_by_id(conn, [g.balance_meter_id for g in data.groups])
