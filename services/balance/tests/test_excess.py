@@ -396,3 +396,25 @@ def test_an_under_reading_ending_where_a_larger_excess_begins_is_its_edge() -> N
         for end, kind in ((START + 3, None), (START - 48, "faulty_balance_meter")):
             edge = change("ramp", end - 30, end, coef)
             assert _change_kind(edge, [excess], 1.1 * use, ExcessSettings()) == kind
+
+
+@pytest.mark.parametrize(("seed", "second"), [(4, 144), (5, 96), (6, 144)])
+def test_a_second_leak_beginning_while_the_first_goes_on_is_found_when_it_began(
+    world, seed: int, second: int
+) -> None:
+    """A leak of 3 m³ worth per hour from day 25 on and a second alike from days later
+    on, both to the end: two leaks, the second from when it began. The fit may read
+    them as one larger excess from the first one's start with a negative correction
+    until the second began; that correction is the excess rising, not the balance
+    meter under-reading from the hour a leak began."""
+    w = world(seed=seed)
+    hours = np.arange(w.true.shape[1])
+    extra = np.where(hours >= START, 3.0, 0.0) + np.where(hours >= START + second, 3.0, 0.0)
+    leaks = sorted(
+        (d for d in diagnose_group(w.series(extra)) if d.kind == "leak"),
+        key=lambda d: d.episode.start,
+    )
+    assert len(leaks) == 2
+    assert abs(leaks[0].episode.start - START) <= 12
+    assert abs(leaks[1].episode.start - (START + second)) <= 12
+    assert leaks[1].slot != leaks[0].slot

@@ -348,6 +348,71 @@ def _leads_into(change: Change, others: list[Change], gap: int) -> bool:
     )
 
 
+def _rises_within(change: Change, others: list[Change], cfg: ExcessSettings) -> Change | None:
+    """The larger positive level change that a negative level change begins with (within
+    ``together_hours``) and ends ``min_run`` hours or more before, if any. Such a pair is
+    one excess that was smaller at first and rose where the negative one ends: a second
+    fault of the kind beginning while the first goes on (a second tapped-in consumer), or
+    the first one widening. It is not the balance meter under-reading from the very hour
+    another fault began, nor the fit trimming that fault's end."""
+    if change.shape not in LEVEL_SHAPES or change.coef >= 0:
+        return None
+    own = abs(float(np.sum(change.contribution)))
+    win = slice(change.start, change.end)
+    return next(
+        (
+            o
+            for o in others
+            if o.shape in LEVEL_SHAPES
+            and o.coef > 0
+            and abs(o.start - change.start) <= cfg.together_hours
+            and o.end - change.end >= cfg.min_run
+            and float(np.sum(o.contribution[win])) > own
+        ),
+        None,
+    )
+
+
+def _rises(
+    changes: list[Change], made: dict[int, Diagnosis], cfg: ExcessSettings
+) -> list[Diagnosis]:
+    """Where a leak's or a tapping-in's excess rose within it (:func:`_rises_within`):
+    one more finding of its kind from the hour it rose, to its end (its own slot, so its
+    own alert: the excess found at first does not stand for what came later)."""
+    out = []
+    for change in changes:
+        larger = _rises_within(change, [c for c in changes if c is not change], cfg)
+        d = made.get(id(larger)) if larger is not None else None
+        if d is None or d.kind not in ("leak", "unauthorised_connection"):
+            continue
+        ep = d.episode
+        confirmed = change.end + cfg.min_run
+        if confirmed > ep.end:
+            continue
+        win = slice(change.start, change.end)
+        # the rise, as a share of the excess at first: its size against the balance
+        rise = -float(np.sum(change.contribution[win])) / float(
+            np.sum(larger.contribution[win]) + np.sum(change.contribution[win])
+        )
+        evidence = {
+            **d.evidence,
+            "rule": f"the excess of a {d.evidence['shape']} change rose within it by "
+            f"{rise:.0%} of what it was at first, for >= {cfg.min_run} h",
+            "excess_share": float(d.evidence["excess_share"]) * rise / (1 + rise),
+            "rose_within_change_from": d.episode.start,
+        }
+        out.append(
+            Diagnosis(
+                Episode(change.end, confirmed, ep.end, ep.active),
+                d.kind,
+                evidence,
+                1,
+                np.zeros_like(d.contribution),
+            )
+        )
+    return out
+
+
 def _change_kind(
     change: Change,
     others: list[Change],
@@ -363,6 +428,8 @@ def _change_kind(
     if mean_balance <= 0:
         return None
     size = float(np.mean(change.contribution[win])) / mean_balance
+    if _rises_within(change, others, cfg) is not None:
+        return None  # the larger one's excess rose where this ends (_rises_within)
     if change.shape in ("ramp", "scale", "settled"):
         if (change.coef < 0 or change.shape == "ramp") and (
             (change.coef < 0 and _corrects(change, others, same_end=cfg.settle_gap))
@@ -633,6 +700,7 @@ def _diagnose_known(
     n = balance.size
     min_hours = cfg.changes.min_blocks * cfg.changes.block_hours
     diagnoses: list[Diagnosis] = []
+    made: dict[int, Diagnosis] = {}  # id of a change -> its diagnosis
     changes = join_settled_drifts(fit_changes(balance, cs.base, weights, cfg.changes), cfg)
     for change in changes:
         # still running when it reaches the last hours: an open episode up to now
@@ -690,4 +758,5 @@ def _diagnose_known(
         if group_kind is not None:
             added = change.contribution * cs.to_balance_unit
             diagnoses.append(Diagnosis(ep, group_kind, evidence, sign, added))
-    return diagnoses
+            made[id(change)] = diagnoses[-1]
+    return diagnoses + _rises(changes, made, cfg)
