@@ -75,6 +75,14 @@ QUIET_S = 0.01
 """A handler lingering for other partitions' batches stops once none has come for this long:
 the partitions' fetches answer within milliseconds of each other, so a longer silence means
 the rest have nothing (``spec.batch_linger_s`` still bounds the whole wait)."""
+IDLE_WAIT_GROWTH = 3
+"""An idle partition's fetch waits up to this many times ``spec.fetch_timeout_s`` (doubling
+from it after each empty fetch): a waiting fetch gets a message the moment it is stored, so
+the wait costs no latency, but every fetch that ends empty is two requests to the partition
+consumer's leader and its answers. On a three-node cluster, four processes idle on 48
+partitions (with their lease rounds) took NATS 0.15 of a core with one-second fetches, 0.10
+with these; the price is that a partition given up (a new member, a stop) waits for its
+fetch to end, up to this many times longer."""
 ROUNDS_PER_LEASE = 4
 MAX_ROUND_S = 2.0  # long leases still notice a new member (or a released lease) quickly
 
@@ -201,16 +209,19 @@ class _Lane:
         spec = partition_spec(self.consumer.spec, partition)
         js = self.consumer.js
         sub = await js.pull_subscribe_bind(spec.durable, stream=spec.stream)
+        wait_s = spec.fetch_timeout_s
         try:
             while not stop.is_set():
                 try:
-                    msgs = await fetch_waiting(sub, spec.batch, spec.fetch_timeout_s)
-                except TimeoutError:  # nothing waiting
+                    msgs = await fetch_waiting(sub, spec.batch, wait_s)
+                except TimeoutError:  # nothing waiting: wait longer next time
+                    wait_s = min(wait_s * 2, spec.fetch_timeout_s * IDLE_WAIT_GROWTH)
                     continue
                 except NatsError as exc:
                     log.warning("fetch failed", consumer=spec.durable, error=repr(exc))
                     await asyncio.sleep(spec.fetch_timeout_s)
                     continue
+                wait_s = spec.fetch_timeout_s
                 batch = _Batch(msgs)
                 await self.queue.put(batch)
                 await batch.settled.wait()
