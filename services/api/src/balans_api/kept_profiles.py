@@ -24,6 +24,8 @@ from balans_api.timerange import TimeRange
 from balans_api.visibility import held_window
 
 RESOLUTIONS = ("hour", "day")
+ASKED = "balans.kept_profile_asked"
+"""Set in a request's ASGI scope once :func:`answer` was asked for it (and found none)."""
 KeptRow = tuple[int, date, str, int, bytes]
 """flat_id, month, resolution, building_id, body"""
 

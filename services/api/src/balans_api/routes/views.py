@@ -406,7 +406,8 @@ async def profile(
     kept answer when there is one (docs/api.md, Kept answers)."""
     flat = await flat_context(pool, who, flat_id)
     first = parse_month(month) if month else this_month(flat.timezone)
-    if month and request.app.state.settings.api_keep_months > 0:
+    keeping = request.app.state.settings.api_keep_months > 0
+    if month and keeping and not request.scope.get(kept_profiles.ASKED):
         kept = await kept_profiles.answer(pool, who, flat, first, resolution)
         if kept is not None:
             return raw_json(kept)
