@@ -12,6 +12,7 @@ turn gives what a full recomputation at that hour gives."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ import pytest
 import scenario
 from prometheus_client import REGISTRY
 
+from balans_balance.__main__ import readings_spec
 from balans_balance.alerts import OUTBOX
 from balans_balance.analysis import analyse_building, analyse_window
 from balans_balance.detectors.leak_tapping_balance_meter import ExcessSettings
@@ -32,9 +34,13 @@ from balans_balance.loading import BuildingData, load_building
 from balans_balance.service import analyse_event, note_stored_readings
 from balans_balance.settings import BalanceSettings
 from balans_balance.windows import EPOCH, BuildingStates
+from balans_core.consumer import JetStreamConsumer
+from balans_core.nats import connect_nats
 from balans_core.outbox import OutboxRelay
 from balans_devstack.pytest_plugin import with_database
+from balans_protocol import subjects
 from balans_protocol.messages import AllocationComputed, ReadingsStored
+from balans_protocol.streams import ensure_streams
 from balans_sim.city import CityConfig
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -328,12 +334,51 @@ async def test_the_turn_reads_what_waited_late_hours_and_gaps_included(city: Cit
         await conn.close()
 
 
-async def test_late_status_and_temperature_rows_are_read_on_the_turn(city: City) -> None:
+def stored_readings(outcome: str) -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "balans_balance_stored_readings_events_total", {"outcome": outcome}
+        )
+        or 0.0
+    )
+
+
+async def deliver_stored_readings(url: str, event: ReadingsStored, states: BuildingStates) -> None:
+    """Publish ``event`` as the persister does and run balance's readings consumer until it
+    has noted it."""
+    nc = await connect_nats(url, "balance-test")
+    js = nc.jetstream()
+    await ensure_streams(js)
+    before = stored_readings("late")
+    await js.publish(subjects.readings_stored(event.building_id), event.model_dump_json().encode())
+
+    async def on_readings(e: ReadingsStored) -> None:
+        await note_stored_readings(e, states)
+
+    spec = readings_spec(BalanceSettings())
+    stopping = asyncio.Event()
+    task = asyncio.create_task(
+        JetStreamConsumer.each(js, spec, ReadingsStored, on_readings).run(stopping)
+    )
+    try:
+        async with asyncio.timeout(20):
+            while stored_readings("late") == before:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        stopping.set()
+        await task
+        await nc.close()
+
+
+async def test_late_status_and_temperature_rows_are_read_on_the_turn(
+    city: City, module_nats_url: str
+) -> None:
     """A module's status and the building pair's temperature of an hour the kept window
     already holds arrive late (no allocation figure moves, so no allocation event): the
-    persister's ReadingsStored for them reaches the kept state, and the building's next turn
-    reads from that hour again and analyses what a fresh full read gives. A kept window the
-    event did not reach (the code before, without its daily refresh) misses both rows."""
+    persister's ReadingsStored for them, published on JetStream, reaches the kept state
+    through balance's readings consumer, and the building's next turn reads from that hour
+    again and analyses what a fresh full read gives. A kept window the event did not reach
+    (the code before, without its daily refresh) misses both rows."""
     every, b = 4, city.ids[0]
     noted, missed = BuildingStates(10, every), BuildingStates(10, every)
 
@@ -368,7 +413,7 @@ async def test_late_status_and_temperature_rows_are_read_on_the_turn(city: City)
             values = ", ".join(f"${i + 1}" for i in range(len(row)))
             await conn.execute(f"insert into {table} ({columns}) values ({values})", *row.values())
         event = ReadingsStored(building_id=b, hour_from=stamped, hour_to=stamped, rows=2)
-        await note_stored_readings(event, noted)
+        await deliver_stored_readings(module_nats_url, event, noted)
         full = await load_building(conn, b, turn, DAYS)
         i = full.hours.index(late)
         for states in (noted, missed):
