@@ -95,8 +95,8 @@ class ApiSettings(DatabaseSettings):
     )
     api_kept_consumer: str = Field(
         "api-kept",
-        description="Durable JetStream consumer of the announcements that invalidate kept "
-        "answers (stored readings, allocations, topology changes).",
+        description="Prefix of the durable JetStream consumers (<prefix>-readings, "
+        "-allocation, -topology) of the announcements that invalidate kept answers.",
     )
 
     @field_validator("api_trusted_proxies", mode="before")
