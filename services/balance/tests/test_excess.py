@@ -4,10 +4,13 @@ come apart, and noise, weekends, away flats and cold snaps stay silent."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from balans_balance.analysis import _without_faulty_sensors
 from balans_balance.detectors.changes import Change
 from balans_balance.detectors.leak_tapping_balance_meter import (
     Diagnosis,
@@ -418,3 +421,33 @@ def test_a_second_leak_beginning_while_the_first_goes_on_is_found_when_it_began(
     assert abs(leaks[0].episode.start - START) <= 12
     assert abs(leaks[1].episode.start - (START + second)) <= 12
     assert leaks[1].slot != leaks[0].slot
+
+
+def test_a_faulty_sensor_of_the_members_does_not_move_the_return_verdict(world) -> None:
+    """A leak for five days (its water never returns: the building's ΔT stays its
+    risers' mix) while one riser's pair read swapped from a week before it to half a day
+    into it, moving the mix 0.6 °C: measured against the faulty week, the return seems
+    to move and calls the leak a tapping-in; without the hours the sensor check found
+    faulty there is no week to measure against, and it is a leak."""
+    rng = np.random.default_rng(3)
+    w = world(seed=4)
+    hours = np.arange(w.true.shape[1])
+    per_m3 = _heat_per_m3(hours.size)
+    mix = 15 + 2 * np.sin(2 * np.pi * hours / 240) + rng.normal(0, 0.03, hours.size)
+    during = (hours >= START) & (hours < START + 120)
+    swapped = (hours >= START - 168) & (hours < START + 12)
+    s = replace(
+        w.series(np.where(during, 0.15 * per_m3, 0.0)),
+        heat_per_m3=per_m3,
+        balance_dt=0.9 * mix + 1.0 + rng.normal(0, 0.03, hours.size),
+        members_dt=mix + 0.6 * swapped,
+    )
+    (seen,) = diagnose_group(s)
+    assert seen.kind == "unauthorised_connection"
+    t0 = datetime(2025, 12, 1, tzinfo=UTC)
+    data = SimpleNamespace(hours=[t0 + timedelta(hours=int(h)) for h in hours])
+    sensor = SimpleNamespace(
+        first_hour=t0 + timedelta(hours=START - 168), last_hour=t0 + timedelta(hours=START + 11)
+    )
+    (d,) = diagnose_group(_without_faulty_sensors(data, s, [sensor]))
+    assert d.kind == "leak"

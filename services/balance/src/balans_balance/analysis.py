@@ -857,10 +857,12 @@ def building_findings(
     cfg = cfg or ExcessSettings()
     findings: list[Finding] = []
     results: list[GroupResult] = []
+    sensors = sensor_findings(data)
     for group in data.groups:
         s = group_series(data, group)
         if s is None or np.count_nonzero(~np.isnan(s.balance)) < 72:
             continue
+        s = _without_faulty_sensors(data, s, sensors)
         diagnoses: list[Diagnosis] = []
         if group.id in incomplete:
             named = member_alerts(data, group, s)[0]
@@ -876,8 +878,25 @@ def building_findings(
         findings.extend(_finding(data, group, d, s, imbalance.share) for d in diagnoses)
     findings.extend(reporting_alerts(data))
     findings.extend(consumer_leaks(data))
-    findings.extend(sensor_findings(data))
+    findings.extend(sensors)
     return merge_findings(findings), results
+
+
+def _without_faulty_sensors(
+    data: BuildingData, s: GroupSeries, sensors: list[Finding]
+) -> GroupSeries:
+    """The members' ΔT mix unknown while one of the building's sensor pairs is found
+    faulty: a swapped, displaced or drifting pair moves the mix by itself, and the
+    return temperature's verdict (a consumer returning its water at another ΔT, or
+    water that never returns) would read that as the group's fault."""
+    if s.members_dt is None or not sensors:
+        return s
+    first = data.hours[0]
+    faulty = np.zeros(len(data.hours), dtype=bool)
+    for f in sensors:
+        start = round((f.first_hour - first) / timedelta(hours=1))
+        faulty[start : round((f.last_hour - first) / timedelta(hours=1)) + 1] = True
+    return replace(s, members_dt=np.where(faulty, np.nan, s.members_dt))
 
 
 @cache
