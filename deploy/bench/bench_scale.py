@@ -182,10 +182,11 @@ async def drained(
     durable: str,
     limit_s: float,
     outbox_pending: Callable[[], Awaitable[int]] | None = None,
+    poll_s: float = POLL_S,
 ) -> str:
     """Wait until the stage's durable consumers exist and have nothing pending or
-    unacknowledged (and ``outbox_pending`` says nothing is left to announce); return why
-    not (empty when drained)."""
+    unacknowledged (and ``outbox_pending`` says nothing is left to announce), asking every
+    ``poll_s``; return why not (empty when drained)."""
     began = time.monotonic()
     deadline = began + limit_s
     # the stream's consumers are listed once, and again only to confirm a drain (a consumer
@@ -214,7 +215,7 @@ async def drained(
             idle = False
         if idle and (outbox_pending is None or await outbox_pending() == 0):
             return ""
-        await asyncio.sleep(POLL_S)
+        await asyncio.sleep(poll_s)
     return f"not drained after {limit_s:.0f} s"
 
 
