@@ -19,6 +19,7 @@ import httpx
 import nats
 import pytest
 from nats.js.api import DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from balans_allocation.__main__ import serve
 from balans_allocation.allocator import on_readings_stored
@@ -134,7 +135,10 @@ async def test_a_late_reading_changes_the_kept_profile(
         path = f"/api/v1/flats/{flat_id}/profile?month={NOVEMBER:%Y-%m}&resolution=hour"
 
         async def drained(name: str) -> bool:
-            info = await js.consumer_info(subjects.EVENTS_STREAM, f"{CONSUMER}-{name}")
+            try:
+                info = await js.consumer_info(subjects.EVENTS_STREAM, f"{CONSUMER}-{name}")
+            except NotFoundError:  # the api has not created it yet
+                return False
             return info.num_pending == 0 and info.num_ack_pending == 0
 
         async def settled() -> bool:  # allocation's first announcement handled, month kept
