@@ -237,7 +237,10 @@ def member_alerts(
         # the balance meter's unit per member unit, hourly (kWh per m³ for flow meters)
         worth = np.nan_to_num(np.where(own_total > 0, s.subscribers / own_total, 0.0))
     heat = data.utilities[group.balance_meter_id] == "heat"
-    for shift in member_shifts(s, raw, quantum, group_changes=group_changes, heat=heat):
+    flats = np.array([data.roles[m] != "riser" for m in members])
+    for shift in member_shifts(
+        s, raw, quantum, group_changes=group_changes, heat=heat, flats=flats
+    ):
         meter_id = members[shift.member]
         kind = shift.verdict
         evidence = dict(shift.evidence)

@@ -75,6 +75,9 @@ class MemberSettings:
     # variance: less is no evidence) to name a drift the balance cannot confirm; blocks
     # whose use hardly varies cannot tell the two apart
     follow_f: float = 1.0
+    # a constant must fit a flat heat meter's deficit better than a share of the use by
+    # this F for its level to overrule the balance's verdict of a drift (_level_deficit)
+    level_f: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ def member_shifts(
     group_changes: FloatArray | None = None,
     *,
     heat: bool = False,
+    flats: npt.NDArray[np.bool_] | None = None,
 ) -> list[MemberShift]:
     """Every member's departures from its peers with their verdicts.
 
@@ -154,7 +158,9 @@ def member_shifts(
     included, fitted at once so that two faults cannot both claim one move of the
     balance. ``heat``: the members meter heat, whose use follows the weather (a deficit
     following the days' use then tells a drifting register from a change of the
-    setpoint, :func:`deficit_follows_use`)."""
+    setpoint, :func:`deficit_follows_use`); ``flats`` [member]: the members that meter
+    a flat's heat (a riser's flow does not follow its flats' use), whose deficit must
+    not stay level for the balance's verdict of a drift to stand (:func:`_level_deficit`)."""
     cfg = cfg or MemberSettings()
     if raw.shape[0] < 3:
         return []
@@ -197,6 +203,8 @@ def member_shifts(
         judged = _confirm(d, drafts, ctx)
         if heat and d.verdict is None and judged.verdict == "use_changed":
             judged = _by_the_days(judged, cfg)
+        elif heat and flats is not None and flats[d.change.member] and d.verdict is None:
+            judged = _level_deficit(judged, cfg)
         verdict = d.verdict or judged.verdict or "use_changed"
         out.append(MemberShift(d.change.member, d.episode, verdict, d.deficit, judged.evidence))
     return out
@@ -236,6 +244,29 @@ def _hourly_profile(members: FloatArray, first_hour: int, nd: int) -> FloatArray
     return np.asarray(np.where(day > 0, total / np.where(day > 0, day, 1.0), flat).ravel())
 
 
+def _own_profile(ctx: _Context, i: int, fit_day: int, days: slice) -> FloatArray:
+    """[hour] of ``days``: each hour's share of its day in member ``i``'s predicted use.
+    The group's profile carries each day's weather (colder nights); the member's own
+    habits (when its occupants are home, its radiators' settings) move its hours against
+    the group's the same way every day: the ratio of its hour-of-day shares to the
+    group's over the ``ref_days`` before ``fit_day``."""
+    group = ctx.profile.reshape(-1, HOURS)
+    ref = slice(max(0, fit_day - ctx.cfg.peers.ref_days), fit_day)
+    own = ctx.raw[i, ctx.first_hour :].reshape(-1, HOURS)[ref]
+    ok = np.isfinite(own).all(axis=1)
+    habit = np.ones(HOURS)
+    if ok.sum() >= ctx.cfg.peers.min_ref_days:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mine = own[ok].sum(axis=0) / own[ok].sum()
+            theirs = group[ref][ok].mean(axis=0)
+            habit = np.where((mine > 0) & (theirs > 0), mine / theirs, 1.0)
+    shaped = group[days] * habit
+    total = shaped.sum(axis=1, keepdims=True)
+    return np.asarray(
+        np.where(total > 0, shaped / np.where(total > 0, total, 1.0), group[days]).ravel()
+    )
+
+
 def _worth(s: GroupSeries) -> FloatArray:
     """The balance meter's unit per member unit, hourly (kWh per m³ for flow meters)."""
     own_total = np.nansum(s.members, axis=0)
@@ -250,9 +281,7 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
     expected_daily = np.nan_to_num(pm.expected[i, c.fit_day, days])
     offset = ctx.first_hour
     hours = slice(offset + HOURS * c.first_day, offset + HOURS * (c.last_day + 1))
-    expected = (
-        np.repeat(expected_daily, HOURS) * ctx.profile[hours.start - offset : hours.stop - offset]
-    )
+    expected = np.repeat(expected_daily, HOURS) * _own_profile(ctx, i, c.fit_day, days)
     deficit = np.zeros(n)
     deficit[hours] = (expected - np.nan_to_num(ctx.raw[i, hours])) * np.nan_to_num(
         _worth(ctx.s)[hours]
@@ -341,6 +370,21 @@ def _by_the_days(d: _Draft, cfg: MemberSettings) -> _Draft:
     if f is None or f <= cfg.follow_f or abs(share) > cfg.drift_loss:
         return d
     return replace(d, verdict="drifting_meter", evidence={**d.evidence, "basis": "follows_use"})
+
+
+def _level_deficit(d: _Draft, cfg: MemberSettings) -> _Draft:
+    """A flat's heat meter that the balance calls drifting (a share of the use missed or
+    added) while its deficit stays level: a constant fits the 6-hour sums better than a
+    share of the predicted use by ``level_f`` (F, as in :func:`deficit_follows_use`). A
+    register off by a factor is off by a share of every hour's heat, on cold nights
+    most; a flat whose occupants came home or turned the thermostat up uses UA x the
+    setpoint's change more, the same heat whatever the weather. The shape outweighs a
+    balance that barely confirmed (one flat is a small share of a building): a change
+    of use."""
+    f = d.evidence.get("deficit_follows_use_f")
+    if d.verdict != "drifting_meter" or f is None or f > -cfg.level_f:
+        return d
+    return replace(d, verdict="use_changed")
 
 
 def _drafts(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> list[_Draft]:
