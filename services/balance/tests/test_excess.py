@@ -451,3 +451,22 @@ def test_a_faulty_sensor_of_the_members_does_not_move_the_return_verdict(world) 
     )
     (d,) = diagnose_group(_without_faulty_sensors(data, s, [sensor]))
     assert d.kind == "leak"
+
+
+def test_the_alert_of_a_faults_pieces_lists_what_any_piece_may_be() -> None:
+    """A drift fitted as a ramp (a loss growing from nothing fits as well: "or leak")
+    and, 9 h later, a scale of the reading (a draw of a share of the flow fits as well):
+    one fault, one alert (the first piece's slot), and that alert says the fault may
+    be any of them."""
+    cfg = ExcessSettings()
+    ramp = Diagnosis(
+        Episode(600, 640, 660, False), "faulty_balance_meter", {"also_possible": ["leak"]}
+    )
+    scale = Diagnosis(
+        Episode(609, 620, 660, False),
+        "faulty_balance_meter",
+        {"also_possible": ["unauthorised_connection", "leak"]},
+    )
+    first, second = with_slots([ramp, scale], cfg.quiet_to_close, cfg.together_hours)
+    assert first.slot == second.slot
+    assert first.evidence["also_possible"] == ["leak", "unauthorised_connection"]

@@ -632,6 +632,18 @@ def with_slots(diagnoses: list[Diagnosis], gap: int, together: int = 0) -> list[
         )
         if twin is not None:
             out.append(replace(d, slot=twin.slot))
+            # one alert, the first piece's, stands for the fault: what any piece may as
+            # well be, the fault may be (a drift's ramp whose scale piece fits a draw)
+            also = [
+                k
+                for k in d.evidence.get("also_possible", ())
+                if k != twin.kind and k not in twin.evidence.get("also_possible", ())
+            ]
+            if also:
+                merged = [*twin.evidence.get("also_possible", ()), *also]
+                out[out.index(twin)] = replace(
+                    twin, evidence={**twin.evidence, "also_possible": merged}
+                )
             continue
         held = {o.slot for o in out if o.kind == d.kind and o.episode.end + gap >= start}
         out.append(replace(d, slot=min(set(range(len(held) + 1)) - held)))
