@@ -382,7 +382,9 @@ def _rises(
     out = []
     for change in changes:
         larger = _rises_within(change, [c for c in changes if c is not change], cfg)
-        d = made.get(id(larger)) if larger is not None else None
+        if larger is None:
+            continue
+        d = made.get(id(larger))
         if d is None or d.kind not in ("leak", "unauthorised_connection"):
             continue
         ep = d.episode
