@@ -27,7 +27,7 @@ from balans_api.calendar import this_month
 from balans_api.users import create_user
 from balans_core.service import ServiceContext
 from balans_devstack.eventually import eventually
-from balans_devstack.processes import free_port
+from balans_devstack.processes import free_port, stop_process
 from balans_protocol import subjects
 from balans_protocol.messages import AllocationComputed, ReadingsStored
 from balans_protocol.streams import ensure_streams
@@ -69,12 +69,7 @@ def api_port(database_url: str, module_nats_url: str) -> Iterator[int]:
     try:
         yield port
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, signal.SIGTERM, 30)
 
 
 async def _kept(conn: asyncpg.Connection, flat_id: int) -> bytes | None:

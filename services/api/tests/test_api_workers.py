@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from balans_devstack.eventually import eventually
-from balans_devstack.processes import free_port
+from balans_devstack.processes import free_port, stop_process
 
 from .conftest import World
 
@@ -51,12 +51,7 @@ def api(world: World, nats_url: str) -> Iterator[tuple[psutil.Process, int, int]
     try:
         yield psutil.Process(proc.pid), port, health_port
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, signal.SIGTERM, 30)
 
 
 def _serving(process: psutil.Process) -> list[psutil.Process]:
