@@ -31,7 +31,7 @@ from balans_balance.analysis import analyse_building, analyse_window
 from balans_balance.detectors.leak_tapping_balance_meter import ExcessSettings
 from balans_balance.groups import generate_building_groups
 from balans_balance.loading import BuildingData, load_building
-from balans_balance.service import analyse_event, note_stored_readings
+from balans_balance.service import OpenAlerts, analyse_event, note_stored_readings
 from balans_balance.settings import BalanceSettings
 from balans_balance.windows import EPOCH, BuildingStates
 from balans_core.consumer import JetStreamConsumer
@@ -552,4 +552,43 @@ async def test_coverage_is_stored_once_per_read_of_the_world(city: City, nats_ur
         assert await event(city.last) == groups
     finally:
         await nc.close()
+        await pool.close()
+
+
+async def test_the_open_alerts_gauge_is_counted_at_most_once_an_interval(city: City) -> None:
+    """The open alerts are counted after an analysis only once per interval (the count is a
+    scan of every building's open alerts); a kind whose alerts all closed goes to 0."""
+
+    def gauge(kind: str) -> float | None:
+        return REGISTRY.get_sample_value("balans_balance_alerts_open", {"kind": kind})
+
+    now = [0.0]
+    open_alerts = OpenAlerts(every_s=15, clock=lambda: now[0])
+    pool = await asyncpg.create_pool(city.full, min_size=1, max_size=1)
+    try:
+        counts = dict(
+            await pool.fetch("select kind, count(*) from alerts where state = 'open' group by kind")
+        )
+        assert counts, "no open alert to count"
+        kind = min(counts)
+        await open_alerts.refresh(pool)
+        assert gauge(kind) == counts[kind]
+        closed = await pool.fetch(
+            """update alerts set state = 'closed', closed_at = now()
+               where kind = $1 and state = 'open' returning id""",
+            kind,
+        )
+        try:
+            now[0] = 14.0
+            await open_alerts.refresh(pool)
+            assert gauge(kind) == counts[kind]  # within the interval: not counted again
+            now[0] = 15.0
+            await open_alerts.refresh(pool)
+            assert gauge(kind) == 0
+        finally:
+            await pool.execute(
+                "update alerts set state = 'open', closed_at = null where id = any($1::bigint[])",
+                [r["id"] for r in closed],
+            )
+    finally:
         await pool.close()

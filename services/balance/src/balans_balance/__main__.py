@@ -9,6 +9,7 @@ from threadpoolctl import threadpool_limits
 
 from balans_balance.alerts import OUTBOX
 from balans_balance.service import (
+    OpenAlerts,
     analyse_event,
     follow_topology_event,
     forget_partition,
@@ -90,8 +91,10 @@ async def serve(ctx: ServiceContext) -> None:
             settings.balance_state_buildings, settings.balance_analysis_every_hours
         )
 
+        open_alerts = OpenAlerts()
+
         async def on_event(event: AllocationComputed) -> None:
-            await analyse_event(event, pool, relay, settings, states)
+            await analyse_event(event, pool, relay, settings, states, open_alerts)
 
         events = JetStreamConsumer.each(js, consumer_spec(settings), AllocationComputed, on_event)
 

@@ -44,7 +44,7 @@ from balans_balance.forecast import (
     remaining_days,
 )
 from balans_balance.loading import BuildingData, GroupDef, load_building
-from balans_balance.metrics import ALERTS_OPEN, GROUPS_EVALUATED
+from balans_balance.metrics import GROUPS_EVALUATED
 from balans_balance.reasons import percent, reason
 from balans_core.settings import CommonSettings
 from balans_db.queries import world
@@ -967,8 +967,4 @@ async def analyse_window(
         await store_forecasts(conn, data)
         transitions = await reconcile(conn, building_id, findings, datetime.now(UTC))
     GROUPS_EVALUATED.inc(len(results))
-    for kind, count in await conn.fetch(
-        "select kind, count(*) from alerts where state = 'open' group by kind"
-    ):
-        ALERTS_OPEN.labels(kind).set(count)
     return AnalysisResult(findings, transitions, len(results), incomplete)

@@ -35,7 +35,7 @@ ANALYSIS_SECONDS = Histogram(
 )
 ALERTS_OPEN = Gauge(
     "balans_balance_alerts_open",
-    "Alerts open after the last analysis of each building, by kind (summed over buildings).",
+    "Alerts open, by kind (every building's; counted at most every 15 s, after an analysis).",
     ["kind"],
 )
 GROUPS_EVALUATED = Counter(

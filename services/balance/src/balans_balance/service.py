@@ -4,6 +4,7 @@ allocation events."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import asyncpg
 import structlog
@@ -19,6 +20,7 @@ from balans_balance.groups import GroupError, follow_topology, generate_building
 from balans_balance.loading import HOUR
 from balans_balance.metrics import (
     ALERT_ACTIONS,
+    ALERTS_OPEN,
     ANALYSIS_ERRORS,
     ANALYSIS_SECONDS,
     GROUP_REQUESTS,
@@ -115,12 +117,37 @@ async def forget_partition(states: BuildingStates, partition: int) -> None:
     states.forget_where(lambda building_id: partition_of(building_id) == partition)
 
 
+class OpenAlerts:
+    """Keeps ``balans_balance_alerts_open`` current. Counting the open alerts by kind is a
+    scan of every building's open alerts, so it runs at most once per ``every_s`` seconds
+    (about a scrape interval), not after each analysis; a kind none is open of goes to 0."""
+
+    def __init__(self, every_s: float = 15.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s = every_s
+        self.clock = clock
+        self._due = float("-inf")
+        self._kinds: set[str] = set()
+
+    async def refresh(self, pool: asyncpg.Pool) -> None:
+        now = self.clock()
+        if now < self._due:
+            return
+        self._due = now + self.every_s
+        counts = dict(
+            await pool.fetch("select kind, count(*) from alerts where state = 'open' group by kind")
+        )
+        self._kinds |= counts.keys()
+        for kind in self._kinds:
+            ALERTS_OPEN.labels(kind).set(counts.get(kind, 0))
+
+
 async def analyse_event(
     event: AllocationComputed,
     pool: asyncpg.Pool,
     relay: OutboxRelay,
     settings: BalanceSettings,
     states: BuildingStates,
+    open_alerts: OpenAlerts | None = None,
 ) -> None:
     """Analyse the building of an AllocationComputed event on its kept window (reading
     the hours that arrived, :mod:`balans_balance.windows`) when it is the building's turn
@@ -169,6 +196,8 @@ async def analyse_event(
     ANALYSIS_SECONDS.observe(time.perf_counter() - started)
     if any(result.transitions.values()):
         relay.wake()
+    if open_alerts is not None:
+        await open_alerts.refresh(pool)
     log.info(
         "building analysed",
         building_id=event.building_id,
