@@ -58,6 +58,7 @@ def api_port(database_url: str, module_nats_url: str) -> Iterator[int]:
         "BALANS_DEMO_USERS": "false",
         "BALANS_API_KEEP_MONTHS": str(back),
         "BALANS_API_KEEP_INTERVAL_S": "1",
+        "BALANS_API_KEEP_SETTLE_S": "0",
         "BALANS_API_KEPT_CONSUMER": CONSUMER,
     }
     proc = subprocess.Popen(

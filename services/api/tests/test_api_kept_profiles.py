@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, timedelta
 
 import asyncpg
 import httpx
@@ -16,7 +16,10 @@ from prometheus_client import REGISTRY
 from balans_api import kept_profiles, principal_cache, profile_keeper
 from balans_api.calendar import add_months, month_range, this_month
 from balans_api.db import open_pool
+from balans_api.keeper import Keeper
+from balans_api.settings import ApiSettings
 from balans_api.timerange import iso_z
+from balans_protocol.messages import ReadingsStored
 
 from .conftest import World, auth
 
@@ -133,3 +136,36 @@ async def test_a_build_overtaken_by_an_invalidation_stores_nothing(
     assert answer.json()["flat"]["flat_id"] == world.other_flat_id
     assert await profile_keeper.build_month(pool, building, month) is not None
     assert await kept_profiles.lookup(pool, world.other_flat_id, month, "day") == answer.content
+
+
+async def test_a_month_late_data_invalidated_is_built_once_it_has_settled(
+    world: World, pool: asyncpg.Pool, zone: str
+) -> None:
+    """A backfill arrives in many batches, each invalidating the same months: the month is
+    built again only once no announcement has touched it for the settle time (the
+    periodic scan leaves it too), then at once."""
+    month = add_months(this_month(zone), -1)
+    now = [1000.0]
+    settings = ApiSettings(database_url=world.database_url, api_keep_settle_s=30, api_keep_months=1)
+    keeper = Keeper(pool, settings, clock=lambda: now[0])
+    first = month_range(month, zone).start + timedelta(days=3)
+    batch = ReadingsStored(
+        building_id=world.building_id, hour_from=first, hour_to=first + timedelta(hours=5), rows=9
+    )
+    pair = (world.building_id, month)
+
+    async def kept() -> bool:
+        return pair in await kept_profiles.built_months(pool, [month])
+
+    await keeper.on_hours(batch)
+    assert not await kept()
+    await keeper.build_pass(scan=True)
+    assert not await kept()  # settling: neither the pass nor the scan builds it
+    now[0] += 20
+    await keeper.on_hours(batch)  # the next batch: the month settles from now
+    now[0] += 20
+    await keeper.build_pass(scan=True)
+    assert not await kept()
+    now[0] += 11
+    await keeper.build_pass(scan=False)
+    assert await kept()

@@ -5,15 +5,19 @@
   stored readings: registers, temperatures; allocation's computed or recomputed hours:
   heat, consumption, the average flat; a topology change: flats, meters, exchanges, every
   month of the building);
-- a loop builds what is missing: the building months the consumer invalidated at once
-  (once balance has moved past them), and every ``api_keep_interval_s`` all closed months
-  of the last ``api_keep_months`` (a month that just closed, the history on the first
-  start, anything a failure left)."""
+- a loop builds what is missing: the building months the consumer invalidated, once no
+  announcement has touched them for ``api_keep_settle_s`` (a backfill or an import of
+  history arrives in many batches, each invalidating the same months: they are built once
+  it is over, not after every batch) and balance has moved past them, and every
+  ``api_keep_interval_s`` all closed months of the last ``api_keep_months`` (a month that
+  just closed, the history on the first start, anything a failure left)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -50,11 +54,15 @@ def closed_months(hour_from: datetime, hour_to: datetime, tz: str) -> list[date]
 class Keeper:
     """Invalidates on announcements and builds what is missing (see the module)."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: ApiSettings) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, settings: ApiSettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.pool = pool
         self.settings = settings
+        self.clock = clock
         self.zones: dict[int, str | None] = {}  # building -> its site's time zone
-        self.dirty: set[profile_keeper.BuildingMonth] = set()
+        # invalidated building months -> when the last announcement touched them
+        self.dirty: dict[profile_keeper.BuildingMonth, float] = {}
         self.wake = asyncio.Event()
 
     async def _zone(self, building_id: int) -> str | None:
@@ -84,8 +92,16 @@ class Keeper:
         self.wake.set()  # the periodic pass's scan finds all its months
 
     def _rebuild(self, pairs: set[profile_keeper.BuildingMonth]) -> None:
-        self.dirty |= pairs
+        self.dirty.update(dict.fromkeys(pairs, self.clock()))
         self.wake.set()
+
+    def _settling(self, now: float) -> tuple[set[profile_keeper.BuildingMonth], float | None]:
+        """The invalidated months still within their settle time, and when the first of
+        them is due (None: none waits)."""
+        settle = self.settings.api_keep_settle_s
+        waiting = {pair for pair, at in self.dirty.items() if now < at + settle}
+        due = min((self.dirty[pair] + settle for pair in waiting), default=None)
+        return waiting, due
 
     def consumers(self, js: JetStreamContext) -> list[JetStreamConsumer[Any]]:
         def spec(subject: str, durable: str) -> ConsumerSpec:
@@ -117,11 +133,13 @@ class Keeper:
     async def build_pass(self, scan: bool) -> profile_keeper.Built:
         """Build the months invalidated since the last pass, and with ``scan`` every
         missing one."""
-        pairs, self.dirty = self.dirty, set()
-        todo = await profile_keeper.keepable(self.pool, pairs)
+        waiting, _ = self._settling(self.clock())
+        pairs = set(self.dirty) - waiting
+        self.dirty = {pair: self.dirty[pair] for pair in waiting}
+        todo = set(await profile_keeper.keepable(self.pool, pairs))
         if scan:
-            todo = sorted(set(todo) | set(await profile_keeper.missing(self.pool, self.keep)))
-        return await profile_keeper.build(self.pool, todo)
+            todo |= set(await profile_keeper.missing(self.pool, self.keep)) - waiting
+        return await profile_keeper.build(self.pool, sorted(todo))
 
     @property
     def keep(self) -> int:
@@ -142,10 +160,12 @@ class Keeper:
             except Exception:  # the database away: the next pass tries again
                 KEPT_PROFILE_FAILURES.inc()
                 log.exception("kept profiles pass failed")
+            _, due = self._settling(self.clock())
+            wait = next_scan - loop.time()
+            if due is not None:
+                wait = min(wait, due - self.clock())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    _either(self.wake, stopping), max(0.0, next_scan - loop.time())
-                )
+                await asyncio.wait_for(_either(self.wake, stopping), max(0.0, wait))
 
     async def run(self, nats: Nats, stopping: asyncio.Event) -> None:
         if self.keep == 0:

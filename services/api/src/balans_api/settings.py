@@ -93,6 +93,13 @@ class ApiSettings(DatabaseSettings):
         description="How often the api's service process looks for closed months to build "
         "(a month that closed, one late data invalidated, one balance has moved past).",
     )
+    api_keep_settle_s: float = Field(
+        30.0,
+        ge=0,
+        description="How long a building month invalidated by late data waits, with no "
+        "further invalidation, before it is built again (a backfill of many batches is "
+        "then built once); meanwhile its profiles are computed.",
+    )
     api_kept_consumer: str = Field(
         "api-kept",
         description="Prefix of the durable JetStream consumers (<prefix>-readings, "
