@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
@@ -27,7 +24,7 @@ from balans_api.calendar import this_month
 from balans_api.users import create_user
 from balans_core.service import ServiceContext
 from balans_devstack.eventually import eventually
-from balans_devstack.processes import free_port, stop_process
+from balans_devstack.processes import free_port, service_process
 from balans_protocol import subjects
 from balans_protocol.messages import AllocationComputed, ReadingsStored
 from balans_protocol.streams import ensure_streams
@@ -61,16 +58,8 @@ def api_port(database_url: str, module_nats_url: str) -> Iterator[int]:
         "BALANS_API_KEEP_SETTLE_S": "0",
         "BALANS_API_KEPT_CONSUMER": CONSUMER,
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "balans_api"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with service_process("balans_api", env):
         yield port
-    finally:
-        stop_process(proc, signal.SIGTERM, 30)
 
 
 async def _kept(conn: asyncpg.Connection, flat_id: int) -> bytes | None:

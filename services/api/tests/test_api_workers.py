@@ -7,8 +7,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
@@ -16,7 +14,7 @@ import psutil
 import pytest
 
 from balans_devstack.eventually import eventually
-from balans_devstack.processes import free_port, stop_process
+from balans_devstack.processes import free_port, service_process
 
 from .conftest import World
 
@@ -42,16 +40,8 @@ def api(world: World, nats_url: str) -> Iterator[tuple[psutil.Process, int, int]
         # no kept answers: their durable consumers on the session's NATS are the pipeline's
         "BALANS_API_KEEP_MONTHS": "0",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "balans_api"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with service_process("balans_api", env) as proc:
         yield psutil.Process(proc.pid), port, health_port
-    finally:
-        stop_process(proc, signal.SIGTERM, 30)
 
 
 def _serving(process: psutil.Process) -> list[psutil.Process]:

@@ -18,7 +18,9 @@ import signal
 import socket
 import stat
 import subprocess
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -128,3 +130,21 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int, timeout: float = 20.0)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+@contextmanager
+def service_process(
+    module: str, env: Mapping[str, str], stop_timeout: float = 30.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m <module>`` with ``env`` (its output discarded) for the ``with`` block,
+    then asked to stop with SIGTERM and killed if it has not after ``stop_timeout``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module],
+        env=dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        stop_process(proc, signal.SIGTERM, stop_timeout)
