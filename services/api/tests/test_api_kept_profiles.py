@@ -169,3 +169,22 @@ async def test_a_month_late_data_invalidated_is_built_once_it_has_settled(
     now[0] += 11
     await keeper.build_pass(scan=False)
     assert await kept()
+
+
+async def test_a_reading_stamped_at_a_months_first_midnight_invalidates_the_month_before(
+    world: World, pool: asyncpg.Pool, zone: str
+) -> None:
+    """A register read at 00:00 on the 1st closes the last hour of the month before (its
+    ``ts`` is the end of the hour it belongs to): that month's kept answers go."""
+    month = add_months(this_month(zone), -1)
+    if await kept_profiles.lookup(pool, world.flat_id, month, "day") is None:
+        await profile_keeper.build_month(pool, world.building_id, month)
+    assert (world.building_id, month) in await kept_profiles.built_months(pool, [month])
+    settings = ApiSettings(database_url=world.database_url, api_keep_months=1)
+    midnight = month_range(add_months(month, 1), zone).start
+    batch = ReadingsStored(
+        building_id=world.building_id, hour_from=midnight, hour_to=midnight, rows=1
+    )
+    await Keeper(pool, settings).on_hours(batch)
+    assert (world.building_id, month) not in await kept_profiles.built_months(pool, [month])
+    assert await kept_profiles.lookup(pool, world.flat_id, month, "day") is None

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -76,11 +76,17 @@ class Keeper:
 
     async def on_hours(self, event: ReadingsStored | AllocationComputed) -> None:
         """Hours of a building were stored or (re)computed: its closed months among them
-        are deleted, then built again."""
+        are deleted, then built again. A stored reading stamped ``ts`` belongs to the hour
+        that ends at ``ts`` (the protocol), so the first hour stored rows can change is the
+        one before ``hour_from``: a reading stamped at a month's first midnight is the
+        month before's."""
         tz = await self._zone(event.building_id)
         if tz is None:  # a building this database does not hold (yet)
             return
-        months = closed_months(event.hour_from, event.hour_to, tz)
+        first = event.hour_from
+        if isinstance(event, ReadingsStored):
+            first -= timedelta(hours=1)
+        months = closed_months(first, event.hour_to, tz)
         if months:
             await kept_profiles.invalidate(self.pool, event.building_id, months)
             self._rebuild({(event.building_id, m) for m in months})
