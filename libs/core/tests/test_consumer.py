@@ -1,8 +1,9 @@
 """The JetStream consumer helper over a real NATS server: invalid messages are termed and
 counted, a message that keeps failing ends in the dead-letter stream after N deliveries and
 replays to its consumer alone, an outage is retried without dead-lettering, a push
-consumer of the same name is taken over where it stopped, and an operator lists, shows and
-replays dead letters with ``balans deadletter``."""
+consumer of the same name is taken over where it stopped, creating a consumer outlasts a
+NATS server that does not answer, and an operator lists, shows and replays dead letters with
+``balans deadletter``."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
 from balans_core import deadletter
-from balans_core.consumer import ConsumerSpec, JetStreamConsumer, fetch_waiting
+from balans_core.consumer import ConsumerSpec, JetStreamConsumer, ensure_consumer, fetch_waiting
 from balans_core.nats import connect_nats
 from balans_devstack.eventually import eventually
+from balans_devstack.nats_server import EmbeddedNats
 from balans_protocol.streams import ensure_streams
 
 SERVICE = "consumertest"
@@ -304,3 +306,32 @@ async def test_a_fetch_takes_what_waits_behind_the_first_message(nc: Client) -> 
     with pytest.raises(TimeoutError):  # nothing left: no empty batch is handed over
         await fetch_waiting(sub, 16, 0.1)
     await sub.unsubscribe()
+
+
+async def test_consumer_creation_outlasts_a_server_that_does_not_answer(tmp_path: Path) -> None:
+    """A consumer asked for while its NATS server is away (a restart, an overloaded node)
+    is created once the server is back, its JetStream timeouts counted, not raised."""
+    server = EmbeddedNats(tmp_path)
+    server.start()
+    try:
+        client = await connect_nats(server.url, "test-consumer-setup")
+        js = client.jetstream(timeout=0.5)
+        await js.add_stream(StreamConfig(name=STREAM, subjects=["t.consumer.>"]))
+        subject, durable = fresh()
+        server.stop()
+        created = asyncio.create_task(ensure_consumer(js, spec(subject, durable)))
+
+        def retried() -> float:
+            value = REGISTRY.get_sample_value(
+                f"balans_{SERVICE}_consumer_setup_retries_total", {"consumer": durable}
+            )
+            return value or 0.0
+
+        await eventually("creation asked again", lambda: retried() >= 2)
+        server.start(port=server.port, monitor_port=server.monitor_port)
+        await asyncio.wait_for(created, 60)
+        info = await js.consumer_info(STREAM, durable)
+        assert info.config.filter_subject == subject
+        await client.drain()
+    finally:
+        server.stop()

@@ -40,11 +40,20 @@ import asyncpg
 import structlog
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
-from nats.js.errors import APIError
+from nats.js.errors import APIError, ServiceUnavailableError
 from prometheus_client import Counter
 from pydantic import BaseModel
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from balans_core import deadletter
 
@@ -181,17 +190,72 @@ def one_by_one(handler: Handler[M]) -> BatchHandler[M]:
     return handle
 
 
-async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
-    """Create the durable pull consumer, or bring an existing one to ``config``.
+NATS_BUSY: tuple[type[BaseException], ...] = (
+    NatsTimeoutError,
+    NoRespondersError,
+    ServiceUnavailableError,
+)
+"""What a JetStream API request meets while the cluster is loaded, electing a leader or
+restarting: worth asking again rather than giving up the process."""
+
+SETUP_RETRY_S = 120.0
+"""How long :func:`ensure_consumer` keeps asking before the error reaches the service."""
+
+
+def setup_retries_counter(service: str) -> Counter:
+    """``balans_<service>_consumer_setup_retries_total{consumer}``."""
+    name = f"balans_{service}_consumer_setup_retries_total"
+    if name not in _COUNTERS:
+        _COUNTERS[name] = Counter(
+            name,
+            "JetStream consumer creations asked again after NATS timed out or was unavailable.",
+            ["consumer"],
+        )
+    return _COUNTERS[name]
+
+
+async def ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> None:
+    """Create the durable pull consumer of ``spec``, or bring an existing one to it.
 
     A push consumer of the same name (how balans subscribed before) is replaced by a pull
     consumer that starts after its acknowledged floor, so nothing is skipped or replayed
     from the start. Where an existing consumer cannot take a field (its start position),
     it keeps its own.
+
+    A request that times out or finds JetStream unavailable (:data:`NATS_BUSY`) is asked
+    again with a growing pause for up to :data:`SETUP_RETRY_S`: under load, or while the
+    cluster elects a leader, a partitioned service creates dozens of consumers at its
+    start, and one slow answer must not end the process.
     """
+    retries = setup_retries_counter(spec.service).labels(spec.durable)
+
+    def note_retry(state: RetryCallState) -> None:
+        retries.inc()
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "consumer creation asked again",
+            consumer=spec.durable,
+            attempt=state.attempt_number,
+            error=repr(error),
+        )
+
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(NATS_BUSY),
+        wait=wait_exponential(multiplier=0.5, max=10),
+        stop=stop_after_delay(SETUP_RETRY_S),
+        before_sleep=note_retry,
+        reraise=True,
+    ):
+        with attempt:
+            await _create_or_update(js, spec.stream, spec.consumer_config())
+
+
+async def _create_or_update(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
     try:
         await js.add_consumer(stream, config)
         return
+    except ServiceUnavailableError:
+        raise
     except APIError:  # exists with a field that cannot change (push/pull, start position)
         existing = await js.consumer_info(stream, config.durable_name or "")
     if existing.config.deliver_subject:
@@ -236,7 +300,7 @@ class JetStreamConsumer(Generic[M]):
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Consume until ``stopping`` is set; every batch in hand is settled first."""
-        await ensure_consumer(self.js, self.spec.stream, self.spec.consumer_config())
+        await ensure_consumer(self.js, self.spec)
         await asyncio.gather(*(self._worker(stopping) for _ in range(self.spec.workers)))
 
     async def _worker(self, stopping: asyncio.Event) -> None:

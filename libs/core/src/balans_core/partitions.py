@@ -310,8 +310,7 @@ class PartitionedConsumers:
             self.round_s = min(ttl / ROUNDS_PER_LEASE, MAX_ROUND_S)
         for lane in self.lanes:
             for p in range(self.partitions):
-                spec = partition_spec(lane.consumer.spec, p)
-                await ensure_consumer(self.js, spec.stream, spec.consumer_config())
+                await ensure_consumer(self.js, partition_spec(lane.consumer.spec, p))
         drained = asyncio.Event()
         handlers = [
             asyncio.create_task(lane.handle(drained))
