@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -269,6 +270,21 @@ def test_constant_over_registering_says_it_may_be_a_draw(world) -> None:
     assert abs(d.episode.start - START) <= 12
 
 
+def _return_scenario(
+    world, moved: float, fault_hours: int | None = None
+) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """Seed 4's world, the fault's hours (from START, ``fault_hours`` long or to the
+    end), the members' ΔT (a slow wave) and the building's: 0.9 of theirs + 1 K, its
+    return ``moved`` K off their mix while the fault lasts."""
+    rng = np.random.default_rng(3)
+    w = world(seed=4)
+    hours = np.arange(w.true.shape[1])
+    members_dt = 15 + 2 * np.sin(2 * np.pi * hours / 240) + rng.normal(0, 0.03, hours.size)
+    during = (hours >= START) & (hours < START + (fault_hours or hours.size))
+    balance_dt = 0.9 * members_dt + 1.0 + rng.normal(0, 0.03, hours.size) + moved * during
+    return w, during, members_dt, balance_dt
+
+
 @pytest.mark.parametrize("moved", [0.0, 0.8])
 def test_return_temperature_tells_a_tapping_in_from_water_that_never_returns(
     world, moved: float
@@ -277,13 +293,8 @@ def test_return_temperature_tells_a_tapping_in_from_water_that_never_returns(
     risers' mix (the water never came back: lost or drawn off) it is a leak that may as
     well be an unauthorised draw; with the return 0.8 °C off the mix (a consumer
     returning its water at another ΔT) it is a tapping-in."""
-    rng = np.random.default_rng(3)
-    w = world(seed=4)
-    hours = np.arange(w.true.shape[1])
-    per_m3 = _heat_per_m3(hours.size)
-    members_dt = 15 + 2 * np.sin(2 * np.pi * hours / 240) + rng.normal(0, 0.03, hours.size)
-    during = (hours >= START) & (hours < START + 120)
-    balance_dt = 0.9 * members_dt + 1.0 + rng.normal(0, 0.03, hours.size) + moved * during
+    w, during, members_dt, balance_dt = _return_scenario(world, moved, 120)
+    per_m3 = _heat_per_m3(during.size)
     s = replace(
         w.series(np.where(during, 0.15 * per_m3, 0.0)),
         heat_per_m3=per_m3,
@@ -310,12 +321,7 @@ def test_a_return_moved_by_a_tapping_in_already_running_is_not_the_next_changes(
     """A tapping-in returning its water 0.8 °C off the mix from one hour on, and a leak
     beginning 27 h later: measured against the week before, the leak seems to move the
     return; measured only after the tapping-in began, there are too few hours to say."""
-    rng = np.random.default_rng(3)
-    w = world(seed=4)
-    hours = np.arange(w.true.shape[1])
-    members_dt = 15 + 2 * np.sin(2 * np.pi * hours / 240) + rng.normal(0, 0.03, hours.size)
-    tap = hours >= START
-    balance_dt = 0.9 * members_dt + 1.0 + rng.normal(0, 0.03, hours.size) + 0.8 * tap
+    w, _, members_dt, balance_dt = _return_scenario(world, 0.8)
     s = replace(w.series(), balance_dt=balance_dt, members_dt=members_dt)
     cfg = ExcessSettings()
     shift = return_shift(s, START + 27, START + 96, cfg)
