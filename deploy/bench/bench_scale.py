@@ -110,6 +110,7 @@ class StageResult:
     seconds: float | None
     note: str = ""
     work: str = ""
+    pg: dict[str, int] | None = None  # PgCost.total() of the stage
 
 
 WINDOW_READS = "balans_balance_window_reads_total"
@@ -281,6 +282,70 @@ async def timeline(js: JetStreamContext, stream: str, durable: str, clock: Stage
         since([i.ack_floor.last_active for i in infos if i.ack_floor]),
         since(published),
     )
+
+
+#: pg_stat_statements' counters summed per stage: what the stage's statements cost
+#: PostgreSQL in shared buffers (8 kB pages) and WAL, the same on a loaded machine or a quiet
+PG_COUNTERS = (
+    "shared_blks_hit", "shared_blks_read", "shared_blks_dirtied", "shared_blks_written",
+    "wal_records", "wal_fpi", "wal_bytes",
+)  # fmt: skip
+
+
+@dataclass
+class PgCost:
+    """pg_stat_statements' counters per statement (query id -> (text, counters))."""
+
+    statements: dict[int, tuple[str, tuple[int, ...]]]
+
+    @classmethod
+    async def take(cls, conn: asyncpg.Connection) -> PgCost:
+        rows = await conn.fetch(
+            f"""select queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) as text,
+                       {", ".join(f"{c}::bigint" for c in PG_COUNTERS)}
+                from pg_stat_statements where toplevel
+                  and query not like '%pg_stat_statements%'"""
+        )
+        return cls({r[0]: (r[1], tuple(r[2:])) for r in rows})
+
+    def since(self, before: PgCost) -> PgCost:
+        """The counters' growth since ``before`` (statements that did something)."""
+        out = {}
+        for qid, (text, now) in self.statements.items():
+            was = before.statements.get(qid, (text, (0,) * len(PG_COUNTERS)))[1]
+            grown = tuple(n - w for n, w in zip(now, was, strict=True))
+            if any(grown):
+                out[qid] = (text, grown)
+        return PgCost(out)
+
+    def total(self) -> dict[str, int]:
+        sums = [sum(c[i] for _, c in self.statements.values()) for i in range(len(PG_COUNTERS))]
+        return dict(zip(PG_COUNTERS, sums, strict=True))
+
+    def describe(self, top: int = 3) -> str:
+        """The totals, and the statements that dirtied and read the most pages."""
+        t = self.total()
+        line = (
+            f"pg: WAL {t['wal_bytes'] / 2**20:,.1f} MB ({t['wal_records']:,} records,"
+            f" {t['wal_fpi']:,} full pages), pages read {t['shared_blks_read']:,}"
+            f" dirtied {t['shared_blks_dirtied']:,} written {t['shared_blks_written']:,}"
+            f" hit {t['shared_blks_hit']:,}"
+        )
+        worst = sorted(self.statements.values(), key=lambda s: -(s[1][1] + s[1][2]))[:top]
+        for text, c in worst:
+            line += (
+                f"\n      {c[2]:>9,} dirtied {c[1]:>9,} read {c[6] / 2**20:>7,.1f} MB WAL  {text}"
+            )
+        return line
+
+
+async def enable_pg_cost(database_url: str) -> None:
+    """The view of pg_stat_statements (its library is preloaded by the dev stack)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("create extension if not exists pg_stat_statements")
+    finally:
+        await conn.close()
 
 
 def outbox_counter(conn: asyncpg.Connection, table: str) -> Callable[[], Awaitable[int]]:
@@ -491,12 +556,14 @@ async def run_stages(
     print("  ingest done", flush=True)
     for name, (stream, durable) in CONSUMERS.items():
         clock = await StageClock.start(js)
+        pg_before = await PgCost.take(conn)
         thaw(services[name])
         t0 = time.perf_counter()
         pending = outbox_counter(conn, OUTBOXES[name]) if name in OUTBOXES else None
         note = await drained(js, services[name], stream, durable, STAGE_TIMEOUT_S, pending)
         polled = time.perf_counter() - t0
         times = await timeline(js, stream, durable, clock)
+        pg_cost = (await PgCost.take(conn)).since(pg_before)
         seconds = None if note else times.end
         if seconds is None and not note:
             note = "no acknowledgement recorded after the thaw"
@@ -534,7 +601,8 @@ async def run_stages(
                 f" (summed over shares); process CPU {cpu:.2f} s"
             )
         work += f"; {times.describe()}; the poll saw it drained at +{polled:.2f} s"
-        results.append(StageResult(name, seconds, note, work))
+        work += "\n    " + pg_cost.describe()
+        results.append(StageResult(name, seconds, note, work, pg_cost.total()))
         print(f"  {name} done", flush=True)
     return results
 
@@ -614,6 +682,16 @@ async def run(urls: StackUrls, data_dir: Path) -> None:
         per_hour.append(report(result, n, city.meters, baseline, suffix))
     if len(hours) > 1:
         print(f"median of the {len(hours)} measured hours, stage by stage:")
+        print_pg(
+            {
+                name: {
+                    k: int(statistics.median(h[i].pg[k] for h in results if h[i].pg))
+                    for k in PG_COUNTERS
+                }
+                for i, name in enumerate(r.name for r in results[0])
+                if results[0][i].pg is not None
+            }
+        )
         print_scale({n: statistics.median(h[n] for h in per_hour) for n in per_hour[0]})
 
 
@@ -635,15 +713,28 @@ def report(
         ratio = f" ({per_s / baseline:.2f}x baseline COPY)" if r.name == "persister" else ""
         print(
             f"{r.name:<11} {r.seconds:>8.2f} {per_s:>11,.0f} {meters / r.seconds:>9,.0f} "
-            f"{extrapolated:>9,.0f}s  {r.work}{ratio}"
+            f"{extrapolated:>9,.0f}s{ratio}  {r.work}"
         )
     print("(2M meters: seconds one process of that stage needs for an hour of 2 000 000 meters)")
     per_2m = {
         r.name: TARGET_METERS / (meters / r.seconds) if r.seconds is not None else float("nan")
         for r in results
     }
+    print_pg({r.name: r.pg for r in results if r.pg is not None}, suffix)
     print_scale(per_2m, suffix)
     return per_2m
+
+
+def print_pg(costs: dict[str, dict[str, int]], suffix: str = "") -> None:
+    """One line of what each stage's statements cost PostgreSQL: WAL MB, full-page images,
+    8 kB pages read into shared buffers, dirtied and written out."""
+    figures = " ".join(
+        f"{name}_wal_mb={c['wal_bytes'] / 2**20:.1f} {name}_fpi={c['wal_fpi']}"
+        f" {name}_read={c['shared_blks_read']} {name}_dirtied={c['shared_blks_dirtied']}"
+        f" {name}_written={c['shared_blks_written']}"
+        for name, c in costs.items()
+    )
+    print(f"pg {figures}{suffix}")
 
 
 def print_scale(per_2m: dict[str, float], suffix: str = "") -> None:
@@ -657,6 +748,7 @@ def main() -> None:
         urls = stack.start()
         try:
             migrate.upgrade(urls.database_url)
+            asyncio.run(enable_pg_cost(urls.database_url))
             asyncio.run(run(urls, Path(tmp)))
         finally:
             stack.stop()

@@ -109,11 +109,20 @@ class EmbeddedPostgres:
             "-c",
             "max_connections=300",
             "-c",
-            "shared_buffers=512MB",
+            f"shared_buffers={shared_buffers_mb(self.durable)}MB",
             "-c",
             "max_wal_size=4GB",
+            # per-statement buffers and WAL (bench-scale prints each stage's); the view is
+            # made by ``create extension pg_stat_statements`` where wanted
+            "-c",
+            "shared_preload_libraries=pg_stat_statements",
         ]
-        if not self.durable:
+        if self.durable:
+            # after each checkpoint the first change to a page logs the whole page; an
+            # hour's readings and allocation touch one index page per series, so most of
+            # the hour's WAL is such images, which compress to about half
+            options += ["-c", "wal_compression=pglz"]
+        else:
             options += [
                 "-c",
                 "fsync=off",
@@ -198,6 +207,17 @@ class EmbeddedPostgres:
         if self.proc is not None:
             stop_process(self.proc, signal.SIGINT)
             self.proc = None
+
+
+def shared_buffers_mb(durable: bool) -> int:
+    """PostgreSQL's own page cache: a quarter of the machine's memory (PostgreSQL's usual
+    starting point; the rest is the kernel's cache and the services') between 512 MB and
+    8 GB for the servers that run the system (``balans run``, the benchmarks), where the
+    pages every hour writes (one index page per series) should stay cached; 512 MB for the
+    test fixtures' many short-lived servers."""
+    if not durable:
+        return 512
+    return max(512, min(8192, psutil.virtual_memory().total // 4 // 2**20))
 
 
 def _postgres_processes() -> list[psutil.Process]:
