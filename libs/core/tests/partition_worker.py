@@ -1,5 +1,6 @@
 """One process of a test stage: consumes its share of the event partitions and writes each
-handled event as ``<monotonic ns> <building> <seq>`` to a file (test_partitions.py).
+handled event as ``<monotonic ns> <building> <seq>`` to a file (test_partitions.py); a
+topology event's seq is written plus :data:`TOPOLOGY_SEQ` (two kinds, one consumer).
 
 argv: NATS URL, member id, output file, lease seconds, seconds each event takes."""
 
@@ -9,6 +10,8 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -20,6 +23,7 @@ from balans_protocol import subjects
 from balans_protocol.streams import ensure_streams
 
 SERVICE = "parttest"
+TOPOLOGY_SEQ = 1000
 
 
 class Event(BaseModel):
@@ -35,10 +39,13 @@ async def main(url: str, member: str, out: Path, lease_s: float, work_s: float) 
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     with out.open("a") as sink:
 
-        async def handle(event: Event) -> None:
-            await asyncio.sleep(work_s)
-            sink.write(f"{time.monotonic_ns()} {event.building_id} {event.seq}\n")
-            sink.flush()
+        def handler(offset: int) -> Callable[[Event], Awaitable[None]]:
+            async def handle(event: Event) -> None:
+                await asyncio.sleep(work_s)
+                sink.write(f"{time.monotonic_ns()} {event.building_id} {event.seq + offset}\n")
+                sink.flush()
+
+            return handle
 
         spec = ConsumerSpec(
             service=SERVICE,
@@ -49,8 +56,14 @@ async def main(url: str, member: str, out: Path, lease_s: float, work_s: float) 
             max_ack_pending=4,
             fetch_timeout_s=0.2,
         )
-        consumer = JetStreamConsumer.each(js, spec, Event, handle)
-        partitions = PartitionedConsumers(js, [consumer], lease_s=lease_s, member=member)
+        topology = replace(
+            spec, subject=subjects.TOPOLOGY_CHANGED_ALL, durable=f"{SERVICE}-topology", batch=1
+        )
+        consumers = [
+            JetStreamConsumer.each(js, spec, Event, handler(0)),
+            JetStreamConsumer.each(js, topology, Event, handler(TOPOLOGY_SEQ)),
+        ]
+        partitions = PartitionedConsumers(js, consumers, lease_s=lease_s, member=member)
         await partitions.run(stopping)
     await nc.drain()
 

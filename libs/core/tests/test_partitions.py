@@ -1,7 +1,8 @@
 """Partitioned consumers over a real NATS server, with real processes: two processes split
 the buildings (none handled by both, each building's events in order, exactly once); one
 stopping hands its partitions to the other at once; one killed has its partitions taken
-over after its lease, unacknowledged events first and in order."""
+over after its lease, unacknowledged events first and in order. The workers consume two
+kinds of events through one consumer per partition."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ import pytest
 from nats.aio.client import Client
 
 from balans_core.nats import connect_nats
-from balans_core.partitions import assigned, lease_holders
+from balans_core.partitions import assigned, lease_holders, partition_durables
 from balans_devstack.eventually import eventually
 from balans_protocol import subjects
 from balans_protocol.streams import ensure_streams
 
 WORKER = Path(__file__).with_name("partition_worker.py")
+TOPOLOGY_SEQ = 1000  # partition_worker's: a topology event's seq is written plus this
 LEASE_S = 2.0
 BUILDINGS = range(1, 41)
 
@@ -85,13 +87,18 @@ async def publish(nc: Client, seqs: range) -> None:
         for b in BUILDINGS:
             body = f'{{"building_id": {b}, "seq": {seq}}}'.encode()
             await js.publish(subjects.readings_stored(b), body)
+            await js.publish(subjects.topology_changed(b), body)
 
 
-def by_building(rows: list[tuple[int, int, int, str]]) -> dict[int, list[tuple[int, str]]]:
-    """building -> (seq, member) in the order handled."""
+def by_building(
+    rows: list[tuple[int, int, int, str]], offset: int = 0
+) -> dict[int, list[tuple[int, str]]]:
+    """building -> (seq, member) in the order handled, of the stored-readings events (or,
+    with ``offset=TOPOLOGY_SEQ``, of the topology events)."""
     found: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for _, b, seq, member in sorted(rows):
-        found[b].append((seq, member))
+        if offset <= seq < offset + TOPOLOGY_SEQ:
+            found[b].append((seq - offset, member))
     return found
 
 
@@ -109,19 +116,23 @@ async def test_processes_split_hand_over_and_take_over(
     a, b = start("a"), start("b")
     await eventually("a and b hold 8 partitions each", lambda: split_between(nc, ["a", "b"]))
 
+    durables = {c.name for c in await nc.jetstream().consumers_info(subjects.EVENTS_STREAM)}
+    assert {d for d in durables if d.startswith("parttest")} == set(partition_durables("parttest"))
+
     await publish(nc, range(0, 5))
-    total = len(BUILDINGS) * 5
+    total = len(BUILDINGS) * 5 * 2  # both kinds
     await eventually(
         "round 1 handled", lambda: len(a.handled()) + len(b.handled()) >= total, timeout_s=30
     )
-    round1 = by_building(a.handled() + b.handled())
-    for building, handled in round1.items():
-        assert [seq for seq, _ in handled] == list(range(5)), f"building {building}: {handled}"
-        members = {m for _, m in handled}
-        assert len(members) == 1, f"building {building} handled by {members}"
-        owner = "a" if subjects.partition_of(building) % 2 == 0 else "b"
-        assert members == {owner}
-    assert {m for h in round1.values() for _, m in h} == {"a", "b"}
+    for offset in (0, TOPOLOGY_SEQ):
+        round1 = by_building(a.handled() + b.handled(), offset)
+        for building, handled in round1.items():
+            assert [seq for seq, _ in handled] == list(range(5)), f"{building}: {handled}"
+            members = {m for _, m in handled}
+            assert len(members) == 1, f"building {building} handled by {members}"
+            owner = "a" if subjects.partition_of(building) % 2 == 0 else "b"
+            assert members == {owner}
+        assert {m for h in round1.values() for _, m in h} == {"a", "b"}
 
     # b stops: it settles what it holds and lets go; a takes everything without waiting
     b.stop(signal.SIGTERM)
@@ -131,27 +142,29 @@ async def test_processes_split_hand_over_and_take_over(
     await eventually(
         "round 2 handled by a", lambda: len(a.handled()) >= total * 2 - len(b.handled())
     )
-    for building, handled in by_building(a.handled() + b.handled()).items():
-        assert [seq for seq, _ in handled] == list(range(10)), f"building {building}: {handled}"
-        assert {m for seq, m in handled if seq >= 5} == {"a"}
+    for offset in (0, TOPOLOGY_SEQ):
+        for building, handled in by_building(a.handled() + b.handled(), offset).items():
+            assert [seq for seq, _ in handled] == list(range(10)), f"{building}: {handled}"
+            assert {m for seq, m in handled if seq >= 5} == {"a"}
 
     # c joins, then dies in the middle of its work: a takes its partitions when its leases
     # expire, and the events c had not acknowledged come first and in order
     c = start("c", work_s=0.02)
     await eventually("a and c hold 8 partitions each", lambda: split_between(nc, ["a", "c"]))
     await publish(nc, range(10, 15))
-    await eventually("c is busy", lambda: len(c.handled()) >= 20)
+    await eventually("c is busy", lambda: len(c.handled()) >= 40)
     c.stop(signal.SIGKILL)
     await eventually("a holds every partition", lambda: split_between(nc, ["a"]))
     rows = a.handled() + b.handled() + c.handled()
     await eventually(
         "round 3 handled",
         lambda: (
-            {(bb, s) for _, bb, s, _ in a.handled() + c.handled() if s >= 10}
-            == {(bb, s) for bb in BUILDINGS for s in range(10, 15)}
+            {(bb, s) for _, bb, s, _ in a.handled() + c.handled() if s % TOPOLOGY_SEQ >= 10}
+            == {(bb, s + o) for bb in BUILDINGS for s in range(10, 15) for o in (0, TOPOLOGY_SEQ)}
         ),
     )
     rows = a.handled() + b.handled() + c.handled()
-    for building, handled in by_building(rows).items():
-        assert last_handling_order(handled) == list(range(15)), f"building {building}: {handled}"
+    for offset in (0, TOPOLOGY_SEQ):
+        for building, handled in by_building(rows, offset).items():
+            assert last_handling_order(handled) == list(range(15)), f"{building}: {handled}"
     assert any(m == "c" for h in by_building(rows).values() for _, m in h)

@@ -134,8 +134,12 @@ class ConsumerSpec:
     batch_linger_s: float = 0.0
     nak_delay_s: float = 1.0  # after the first failure; doubles with each delivery
     nak_max_delay_s: float = 60.0
+    # more subjects the same consumer takes (NATS's filter_subjects): one consumer, one
+    # order across all of them (balans_core.partitions: a partition's kinds share one)
+    more_subjects: tuple[str, ...] = ()
 
     def consumer_config(self) -> ConsumerConfig:
+        several = bool(self.more_subjects)
         return ConsumerConfig(
             durable_name=self.durable,
             name=self.durable,
@@ -143,7 +147,8 @@ class ConsumerSpec:
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait_s,
             max_ack_pending=self.max_ack_pending,
-            filter_subject=self.subject,
+            filter_subject=None if several else self.subject,
+            filter_subjects=[self.subject, *self.more_subjects] if several else None,
         )
 
     def nak_delay(self, deliveries: int) -> float:

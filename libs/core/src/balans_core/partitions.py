@@ -3,11 +3,17 @@
 The EVENTS stream stores each building's events under its partition
 (``balans.events.<kind>.<P>.<building>``, NATS's deterministic ``partition()`` subject
 transform, :mod:`balans_protocol.streams`). Each partition has its own durable pull
-consumer (``<durable>-pNN``), so a partition's events are delivered in order and its
-progress survives whoever consumes it. A process consumes only the partitions it holds a
-lease on; so no two processes handle one building at once, a building's events stay in
-order, and a building stays with one process (its in-memory state stays valid) until the
-set of processes changes.
+consumer (``<durable>-pNN``, the durable of the group's first consumer), so a partition's
+events are delivered in order and its progress survives whoever consumes it. A service
+that consumes several kinds (balance: allocation, topology and stored readings events)
+takes them all through that one consumer (``filter_subjects``) and hands each message to
+the handler of its kind: every replicated consumer is a raft group whose heartbeats cost
+the cluster CPU all the time, idle or not (on three nodes about 0.0008 of a core each,
+0.05 for 64), so a stage's partitions cost 16 consumers, not 16 per kind.
+
+A process consumes only the partitions it holds a lease on; so no two processes handle one
+building at once, a building's events stay in order, and a building stays with one process
+(its in-memory state stays valid) until the set of processes changes.
 
 Leases live in a JetStream key-value bucket per consumer group
 (``balans_partitions_<durable>``, the durable of the first consumer), replicated as the
@@ -27,8 +33,8 @@ last write:
   partition's consumers to their acknowledged floor, so the dead process's unacknowledged
   events come again first and in order (handlers are idempotent).
 
-Within a process, one fetcher per held partition and consumer pulls a batch and waits until
-it is settled; ``spec.workers`` handler loops per consumer take the batches waiting (whole
+Within a process, one fetcher per held partition pulls a batch, splits it by kind and waits
+until every part is settled; ``spec.workers`` handler loops per kind take the parts waiting (whole
 batches, up to ``spec.batch`` messages, waiting up to ``spec.batch_linger_s`` for more to
 arrive after the first, and no longer than :data:`QUIET_S` after the last) and hand them
 to :meth:`JetStreamConsumer.handle`, so a service still sees batches across buildings
@@ -87,12 +93,21 @@ ROUNDS_PER_LEASE = 4
 MAX_ROUND_S = 2.0  # long leases still notice a new member (or a released lease) quickly
 
 
-def partition_spec(spec: ConsumerSpec, partition: int) -> ConsumerSpec:
-    """The durable consumer of one partition of ``spec``'s subject."""
+def partition_spec(specs: Sequence[ConsumerSpec], partition: int) -> ConsumerSpec:
+    """The one durable consumer of a partition for every kind ``specs`` consume: named
+    after the first, taking each one's subject in that partition, with room for all their
+    unacknowledged messages and the longest of their acknowledgement waits; a fetch asks
+    for the largest of their batches."""
+    first = specs[0]
     return replace(
-        spec,
-        durable=f"{spec.durable}-p{partition:02d}",
-        subject=subjects.in_partition(spec.subject, partition),
+        first,
+        durable=f"{first.durable}-p{partition:02d}",
+        subject=subjects.in_partition(first.subject, partition),
+        more_subjects=tuple(subjects.in_partition(s.subject, partition) for s in specs[1:]),
+        batch=max(s.batch for s in specs),
+        max_ack_pending=sum(s.max_ack_pending for s in specs),
+        ack_wait_s=max(s.ack_wait_s for s in specs),
+        fetch_timeout_s=min(s.fetch_timeout_s for s in specs),
     )
 
 
@@ -198,35 +213,16 @@ class _Batch:
 
 
 class _Lane:
-    """One consumer's side of a process: fetchers per held partition fill its queue, its
-    handler loops empty it."""
+    """One kind's side of a process: the partitions' fetchers fill its queue with the
+    messages of its subject, its handler loops empty it."""
 
     def __init__(self, consumer: JetStreamConsumer[Any]) -> None:
         self.consumer = consumer
         self.queue: asyncio.Queue[_Batch] = asyncio.Queue()
+        self.prefix = consumer.spec.subject.removesuffix(">")  # balans.events.<kind>.
 
-    async def fetch(self, partition: int, stop: asyncio.Event) -> None:
-        spec = partition_spec(self.consumer.spec, partition)
-        js = self.consumer.js
-        sub = await js.pull_subscribe_bind(spec.durable, stream=spec.stream)
-        wait_s = spec.fetch_timeout_s
-        try:
-            while not stop.is_set():
-                try:
-                    msgs = await fetch_waiting(sub, spec.batch, wait_s)
-                except TimeoutError:  # nothing waiting: wait longer next time
-                    wait_s = min(wait_s * 2, spec.fetch_timeout_s * IDLE_WAIT_GROWTH)
-                    continue
-                except NatsError as exc:
-                    log.warning("fetch failed", consumer=spec.durable, error=repr(exc))
-                    await asyncio.sleep(spec.fetch_timeout_s)
-                    continue
-                wait_s = spec.fetch_timeout_s
-                batch = _Batch(msgs)
-                await self.queue.put(batch)
-                await batch.settled.wait()
-        finally:
-            await sub.unsubscribe()
+    def takes(self, msg: Msg) -> bool:
+        return msg.subject.startswith(self.prefix)
 
     async def handle(self, drained: asyncio.Event) -> None:
         """Hand waiting batches over until ``drained`` (every fetcher has finished)."""
@@ -262,11 +258,41 @@ class _Lane:
                     batch.settled.set()
 
 
+async def _fetch(
+    lanes: Sequence[_Lane], spec: ConsumerSpec, js: JetStreamContext, stop: asyncio.Event
+) -> None:
+    """Fetch one partition's consumer ``spec`` until ``stop``: each batch split by kind
+    into its lanes' queues (in order within a kind), the next fetched once all are settled."""
+    sub = await js.pull_subscribe_bind(spec.durable, stream=spec.stream)
+    wait_s = spec.fetch_timeout_s
+    try:
+        while not stop.is_set():
+            try:
+                msgs = await fetch_waiting(sub, spec.batch, wait_s)
+            except TimeoutError:  # nothing waiting: wait longer next time
+                wait_s = min(wait_s * 2, spec.fetch_timeout_s * IDLE_WAIT_GROWTH)
+                continue
+            except NatsError as exc:
+                log.warning("fetch failed", consumer=spec.durable, error=repr(exc))
+                await asyncio.sleep(spec.fetch_timeout_s)
+                continue
+            wait_s = spec.fetch_timeout_s
+            parts = []  # the consumer's filters admit only the lanes' subjects
+            for lane in lanes:
+                mine = [m for m in msgs if lane.takes(m)]
+                if mine:
+                    parts.append(_Batch(mine))
+                    await lane.queue.put(parts[-1])
+            await asyncio.gather(*(part.settled.wait() for part in parts))
+    finally:
+        await sub.unsubscribe()
+
+
 @dataclass
 class _Held:
     revision: int
     stop: asyncio.Event
-    fetchers: list[asyncio.Task[None]]
+    fetcher: asyncio.Task[None]
 
 
 class PartitionedConsumers:
@@ -308,9 +334,9 @@ class PartitionedConsumers:
         ttl = (await kv.status()).ttl
         if ttl and ttl < self.lease_s:  # the bucket was made with shorter leases: keep up
             self.round_s = min(ttl / ROUNDS_PER_LEASE, MAX_ROUND_S)
-        for lane in self.lanes:
-            for p in range(self.partitions):
-                await ensure_consumer(self.js, partition_spec(lane.consumer.spec, p))
+        await self._drop_per_kind_consumers()
+        for p in range(self.partitions):
+            await ensure_consumer(self.js, self._spec(p))
         drained = asyncio.Event()
         handlers = [
             asyncio.create_task(lane.handle(drained))
@@ -333,6 +359,28 @@ class PartitionedConsumers:
                 await kv.delete(f"member.{self.member}")
             except NatsError as exc:
                 log.warning("membership not withdrawn", service=self.service, error=repr(exc))
+
+    def _spec(self, partition: int) -> ConsumerSpec:
+        return partition_spec([lane.consumer.spec for lane in self.lanes], partition)
+
+    async def _drop_per_kind_consumers(self) -> None:
+        """Delete the per-kind partition consumers of the kinds after the first that
+        versions before the shared one made (``<durable of the kind>-pNN``): idle, they
+        would still cost the cluster their raft heartbeats. Their kinds' unacknowledged
+        events are not carried over: stop the stage with its events drained to upgrade."""
+        old = {
+            f"{lane.consumer.spec.durable}-p{p:02d}"
+            for lane in self.lanes[1:]
+            for p in range(self.partitions)
+        }
+        if not old:
+            return
+        stream = self.lanes[0].consumer.spec.stream
+        for info in await self.js.consumers_info(stream):
+            if info.name in old:
+                with contextlib.suppress(NotFoundError):  # another process was quicker
+                    await self.js.delete_consumer(stream, info.name)
+                log.info("per-kind partition consumer removed", consumer=info.name)
 
     async def _members(self, kv: KeyValue) -> list[str]:
         try:
@@ -358,7 +406,7 @@ class PartitionedConsumers:
                 await self._stop([partition])
         await kv.put(f"member.{self.member}", b"")
         wanted = assigned(await self._members(kv), self.member, self.partitions)
-        failed = {p for p, held in self.held.items() if any(t.done() for t in held.fetchers)}
+        failed = {p for p, held in self.held.items() if held.fetcher.done()}
         for partition in failed:  # given up below and taken again in the next round
             log.error("partition fetcher ended", service=self.service, partition=partition)
         await self._give_up(kv, sorted((set(self.held) - wanted) | failed))
@@ -397,31 +445,30 @@ class PartitionedConsumers:
         except KeyWrongLastSequenceError:  # another process was quicker
             return
         stop = asyncio.Event()
-        fetchers = [asyncio.create_task(lane.fetch(partition, stop)) for lane in self.lanes]
-        self.held[partition] = _Held(revision, stop, fetchers)
+        fetcher = asyncio.create_task(_fetch(self.lanes, self._spec(partition), self.js, stop))
+        self.held[partition] = _Held(revision, stop, fetcher)
         log.info("partition taken", service=self.service, partition=partition, member=self.member)
 
     async def _rewind(self, partition: int) -> None:
         """After a holder died: redeliver from the acknowledged floor, in order."""
-        for lane in self.lanes:
-            spec = partition_spec(lane.consumer.spec, partition)
-            try:
-                info = await self.js.consumer_info(spec.stream, spec.durable)
-            except NotFoundError:
-                continue
-            if not info.num_ack_pending or info.ack_floor is None:
-                continue
-            config = spec.consumer_config()
-            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
-            config.opt_start_seq = info.ack_floor.stream_seq + 1
-            await self.js.delete_consumer(spec.stream, spec.durable)
-            await self.js.add_consumer(spec.stream, config)
-            log.warning(
-                "partition rewound after its holder died",
-                consumer=spec.durable,
-                from_seq=config.opt_start_seq,
-                unacknowledged=info.num_ack_pending,
-            )
+        spec = self._spec(partition)
+        try:
+            info = await self.js.consumer_info(spec.stream, spec.durable)
+        except NotFoundError:
+            return
+        if not info.num_ack_pending or info.ack_floor is None:
+            return
+        config = spec.consumer_config()
+        config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+        config.opt_start_seq = info.ack_floor.stream_seq + 1
+        await self.js.delete_consumer(spec.stream, spec.durable)
+        await self.js.add_consumer(spec.stream, config)
+        log.warning(
+            "partition rewound after its holder died",
+            consumer=spec.durable,
+            from_seq=config.opt_start_seq,
+            unacknowledged=info.num_ack_pending,
+        )
 
     async def _stop(self, partitions: Sequence[int]) -> dict[int, int]:
         """Stop fetching ``partitions`` (together) once what they hold is settled; return
@@ -429,9 +476,7 @@ class PartitionedConsumers:
         stopped = {p: self.held.pop(p) for p in partitions}
         for held in stopped.values():
             held.stop.set()
-        await asyncio.gather(
-            *(t for held in stopped.values() for t in held.fetchers), return_exceptions=True
-        )
+        await asyncio.gather(*(held.fetcher for held in stopped.values()), return_exceptions=True)
         for partition in stopped:
             if self.on_release is not None:
                 await self.on_release(partition)
