@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import signal
 import subprocess
 import time
@@ -214,7 +215,10 @@ def shared_buffers_mb(durable: bool) -> int:
     starting point; the rest is the kernel's cache and the services') between 512 MB and
     8 GB for the servers that run the system (``balans run``, the benchmarks), where the
     pages every hour writes (one index page per series) should stay cached; 512 MB for the
-    test fixtures' many short-lived servers."""
+    test fixtures' many short-lived servers. ``BALANS_PG_SHARED_BUFFERS_MB`` sets it
+    (a benchmark comparing with the old 512 MB, a small machine)."""
+    if setting := os.environ.get("BALANS_PG_SHARED_BUFFERS_MB"):
+        return int(setting)
     if not durable:
         return 512
     return max(512, min(8192, psutil.virtual_memory().total // 4 // 2**20))

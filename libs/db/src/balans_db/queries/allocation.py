@@ -236,6 +236,7 @@ select h.flat_id, (h.hour at time zone g.tz)::date, h.building_id,
 from ranges g join heat_allocation h
   on h.building_id = g.building_id and {_IN_RANGE.format(alias="h")}
 group by 1, 2, 3
+order by 2, 1
 on conflict (flat_id, day) do update
 set building_id = excluded.building_id, total_kwh = excluded.total_kwh,
     hours = excluded.hours, estimated = excluded.estimated
@@ -260,7 +261,7 @@ days as (
 ),
 upserted as (
   insert into meter_consumption_days as t (meter_id, day, building_id, value, hours, estimated)
-  select * from days
+  select * from days order by day, meter_id
   on conflict (meter_id, day) do update
   set value = excluded.value, hours = excluded.hours, estimated = excluded.estimated
   where (t.value, t.hours, t.estimated)
@@ -276,7 +277,12 @@ async def refresh_days(db: Db, spans: list[tuple[int, datetime, datetime]]) -> N
     """Rebuild ``heat_allocation_days`` and ``meter_consumption_days`` from the hours for
     every local day touched by the (building id, first hour, last hour) spans: what
     allocation runs in the transaction that writes hours (idempotent: a day is always the
-    sum of its hours, added in hour order; a meter's day left without hours goes)."""
+    sum of its hours, added in hour order; a meter's day left without hours goes).
+
+    New day rows are inserted day by day (``order by`` day, then flat or meter), as the
+    hourly :func:`extend_days` inserts them, so a day's rows share pages: each hour
+    updates every flat's and meter's row of its day in place, and laid out flat by flat
+    (a flat's days side by side) those updates dirtied a page per flat and meter."""
     if not spans:
         return
     columns = [list(column) for column in zip(*spans, strict=True)]
