@@ -153,3 +153,10 @@ def test_schedule_draws_sensor_faults_on_billed_pairs_without_moving_other_fault
     assert all(f.where.module_serial in billed and f.where.flat for f in sensors)
     kinds_before = [f for f in every if f.kind not in SENSOR_FAULTS]
     assert kinds_before == others
+    # one fault at a time on a pair: a second one on top would be invisible or a blend
+    crowded = schedule_faults(**{**common, "faults_per_week": 20.0}, kinds=SENSOR_FAULTS)  # type: ignore[arg-type]
+    never = datetime.max.replace(tzinfo=UTC)
+    for f in crowded:
+        for g in crowded:
+            if f is not g and f.where.module_serial == g.where.module_serial:
+                assert f.start >= (g.end or never) or g.start >= (f.end or never)

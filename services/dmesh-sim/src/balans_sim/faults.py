@@ -253,18 +253,29 @@ def _schedule_sensor_faults(
     kinds: tuple[str, ...],
 ) -> list[FaultRecord]:
     """Sensor faults on the pairs a bill rests on, drawn from their own stream (the other
-    faults' schedule stays what it was): in number, half the other faults' rate."""
+    faults' schedule stays what it was): in number, half the other faults' rate.
+
+    A pair already misreading gets no second fault until its first one ends: swapping
+    or pulling off a sensor that is already swapped or off the pipe changes nothing the
+    data could show, and two shapes on one sensor at once are a blend no record names
+    (the draw is still made, so the pair's later faults stay where they were)."""
     pairs = billed_pairs(plan)
     if not kinds or not pairs:
         return []
     rng = np.random.default_rng([seed, building_index, 13])
     records = []
+    busy: dict[int, list[tuple[float, float]]] = {}  # pair's module -> its faults' hours
     for _ in range(int(rng.poisson(faults_per_week / 2 * hours / 168.0))):
         kind = kinds[int(rng.integers(len(kinds)))]
         pair = plan.pairs[pairs[int(rng.integers(len(pairs)))]]
         first = start_hour + int(rng.integers(0, max(hours - 24, 1)))
         last = None if rng.random() < 0.3 else first + int(rng.integers(24, 24 * 6))
         last = None if last is None else min(last, start_hour + hours)
+        params = _fit_to_duration(sensor_params(kind, rng), last - first if last else None)
+        end = np.inf if last is None else last
+        if any(first < b and a < end for a, b in busy.get(pair.module, [])):
+            continue
+        busy.setdefault(pair.module, []).append((first, end))
         records.append(
             FaultRecord(
                 kind=cast(FaultKind, kind),
@@ -272,7 +283,7 @@ def _schedule_sensor_faults(
                 start=hour_start(first),
                 end=None if last is None else hour_start(last),
                 where=Where(module_serial=pair.module, flat=pair.flat, riser=pair.riser),
-                params=_fit_to_duration(sensor_params(kind, rng), last - first if last else None),
+                params=params,
                 seed=seed,
             )
         )
