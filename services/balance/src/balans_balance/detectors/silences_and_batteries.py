@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -37,6 +38,8 @@ def silences(
     """Improbable silent runs of one source (``present`` per hour)."""
     n = present.size
     found: list[Episode] = []
+    if present.all():  # most sources: no silent hour (finding none costs a tenth)
+        return found
     for i, j in runs(~present):
         lo = max(0, i - cfg.learn_days * 24)
         if i - lo >= 48:  # a pattern needs two days at least
@@ -59,12 +62,6 @@ def silences(
     return found
 
 
-def _rolling(a: FloatArray, w: int) -> FloatArray:
-    """Sums over the last ``w`` hours (the last axis), from the ``w``-th hour on."""
-    c = np.concatenate([np.zeros((*a.shape[:-1], 1)), np.cumsum(a, axis=-1)], axis=-1)
-    return c[..., w:] - c[..., :-w]
-
-
 def battery_warning(mv: FloatArray, cfg: ReportingSettings, window: int = 72) -> int | None:
     """Index of the first hour at which the battery is low, or heading for cut-off within
     ``warn_days_to_cutoff`` days by a least-squares slope over the last ``window`` hours
@@ -74,24 +71,60 @@ def battery_warning(mv: FloatArray, cfg: ReportingSettings, window: int = 72) ->
 
 def battery_warnings(mv: FloatArray, cfg: ReportingSettings, window: int = 72) -> list[int | None]:
     """:func:`battery_warning` of each row of ``mv`` [module, hour], all at once."""
-    known = ~np.isnan(mv)
-    low = known & (np.nan_to_num(mv, nan=np.inf) <= cfg.low_battery_mv)
-    hits = np.zeros_like(low)
-    if mv.shape[1] >= window:
-        x = np.arange(mv.shape[1], dtype=np.float64)
-        y = np.where(known, mv, 0.0)
-        k = known.astype(np.float64)
-        n = _rolling(k, window)
-        sx, sy = _rolling(x * k, window), _rolling(y, window)
-        sxx, sxy = _rolling(x * x * k, window), _rolling(x * y, window)
-        with np.errstate(divide="ignore", invalid="ignore"):
+    first = np.full(mv.shape[0], -1, dtype=np.int64)
+    _first_warnings(
+        np.asarray(mv, dtype=np.float64),
+        cfg.low_battery_mv,
+        cfg.cutoff_mv,
+        cfg.warn_days_to_cutoff * 24,
+        window,
+        first,
+    )
+    return [None if f < 0 else f for f in first.tolist()]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _first_warnings(
+    mv: FloatArray,
+    low_mv: float,
+    cutoff_mv: float,
+    horizon_h: float,
+    window: int,
+    first: npt.NDArray[np.int64],
+) -> None:
+    """Each row's first warned hour (``first``, -1 where none), hour after hour until it
+    is found. The slope's sums over the last ``window`` hours are differences of running
+    sums, each added up from 0 in hour order, as numpy's ``cumsum`` adds them, and every
+    figure is the same expression: the same bits as the whole array's arithmetic."""
+    hours = mv.shape[1]
+    sums = np.zeros((5, hours + 1))  # running sums of k, x·k, y, x·x·k, x·y
+    for r in range(mv.shape[0]):
+        for t in range(hours):
+            v = mv[r, t]
+            known = not np.isnan(v)
+            k = 1.0 if known else 0.0
+            y = v if known else 0.0
+            x = float(t)
+            sums[0, t + 1] = sums[0, t] + k
+            sums[1, t + 1] = sums[1, t] + x * k
+            sums[2, t + 1] = sums[2, t] + y
+            sums[3, t + 1] = sums[3, t] + x * x * k
+            sums[4, t + 1] = sums[4, t] + x * y
+            if known and v <= low_mv:
+                first[r] = t
+                break
+            if t < window - 1 or not known:
+                continue
+            j = t + 1 - window
+            n = sums[0, t + 1] - sums[0, j]
+            sx = sums[1, t + 1] - sums[1, j]
+            sy = sums[2, t + 1] - sums[2, j]
+            sxx = sums[3, t + 1] - sums[3, j]
+            sxy = sums[4, t + 1] - sums[4, j]
             slope = (n * sxy - sx * sy) / (n * sxx - sx * sx)
-            end = np.arange(window - 1, mv.shape[1])
-            hours_left = (np.nan_to_num(mv[:, end], nan=np.inf) - cfg.cutoff_mv) / -slope
-        heading = (n >= window * 2 / 3) & (slope < 0) & known[:, end]
-        hits[:, end] = heading & (hours_left < cfg.warn_days_to_cutoff * 24)
-    warned = low | hits  # the first hour either way
-    return [int(np.argmax(row)) if row.any() else None for row in warned]
+            if n >= window * 2 / 3 and slope < 0 and (v - cutoff_mv) / -slope < horizon_h:
+                first[r] = t
+                break
 
 
 @dataclass(frozen=True)
