@@ -21,12 +21,14 @@ streams are (``BALANS_NATS_STREAM_REPLICAS``: on a cluster, losing the node that
 one-replica bucket would stall every lease), whose keys expire ``lease_s`` after their
 last write:
 
-- ``member.<id>``: every process writes its own key every round (four times per lease, at
-  least every 2 s); the live members are the keys present. Partition ``p`` belongs to the
-  ``p % n``-th of the ``n`` members in sorted order (every member computes the same split
-  from the same keys).
+- ``member.<id>``: every process writes its own key four times per lease; the live
+  members are the keys present, looked at every round (at least every 2 s, so a process
+  that joins or stops is noticed quickly however long the leases are). Partition ``p``
+  belongs to the ``p % n``-th of the ``n`` members in sorted order (every member computes
+  the same split from the same keys).
 - ``lease.<p>``: the holder's id, created with compare-and-set (``create`` / ``update``
-  with the last revision) and renewed each round. A process that gives a partition up
+  with the last revision) and renewed four times per lease (each renewal is a write
+  every node of a cluster stores). A process that gives a partition up
   (another member joined, or it stops) first lets its fetchers settle what they hold, then
   writes an empty value: the next holder starts right after the last acknowledged event.
   A process that dies leaves its lease to expire; the next holder then rewinds the
@@ -59,9 +61,9 @@ from nats.js.api import DeliverPolicy, KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
 from nats.js.errors import (
     BucketNotFoundError,
+    KeyDeletedError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
-    NoKeysError,
     NotFoundError,
 )
 from nats.js.kv import KeyValue
@@ -318,7 +320,9 @@ class PartitionedConsumers:
         self.service = consumers[0].spec.service
         self.lanes = [_Lane(c) for c in consumers]
         self.lease_s = lease_s
-        self.round_s = min(lease_s / ROUNDS_PER_LEASE, MAX_ROUND_S)
+        self.renew_s = lease_s / ROUNDS_PER_LEASE
+        self.round_s = min(self.renew_s, MAX_ROUND_S)
+        self.renewed_at = float("-inf")
         self.replicas = replicas
         self.partitions = partitions
         self.member = member or _member_id()
@@ -333,7 +337,8 @@ class PartitionedConsumers:
         kv = await lease_bucket(self.js, self.durable, self.service, self.lease_s, self.replicas)
         ttl = (await kv.status()).ttl
         if ttl and ttl < self.lease_s:  # the bucket was made with shorter leases: keep up
-            self.round_s = min(ttl / ROUNDS_PER_LEASE, MAX_ROUND_S)
+            self.renew_s = ttl / ROUNDS_PER_LEASE
+            self.round_s = min(self.renew_s, MAX_ROUND_S)
         await self._drop_per_kind_consumers()
         for p in range(self.partitions):
             await ensure_consumer(self.js, self._spec(p))
@@ -383,14 +388,40 @@ class PartitionedConsumers:
                 log.info("per-kind partition consumer removed", consumer=info.name)
 
     async def _members(self, kv: KeyValue) -> list[str]:
-        try:
-            keys = await kv.keys()
-        except NoKeysError:
-            return []
-        return [k.removeprefix("member.") for k in keys if k.startswith("member.")]
+        """The live members: the member keys the bucket's stream holds (one stream info; the
+        ordered consumer ``kv.keys()`` makes and deletes on every call cost the cluster more
+        than a round's lease writes), less the ones a stopped member deleted (a direct get
+        each, answered by any replica)."""
+        bucket = bucket_name(self.durable)
+        prefix = f"$KV.{bucket}."
+        info = await self.js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}member.>")
+        members = []
+        for subject in sorted(info.state.subjects or {}):
+            key = subject.removeprefix(prefix)
+            with contextlib.suppress(KeyNotFoundError, KeyDeletedError):
+                await kv.get(key)
+                members.append(key.removeprefix("member."))
+        return members
 
     async def _round(self, kv: KeyValue) -> None:
-        """Renew what we hold, heartbeat, give up what is no longer ours, take what is."""
+        """Renew what we hold and heartbeat (when due), give up what is no longer ours,
+        take what is."""
+        now = asyncio.get_running_loop().time()
+        if now - self.renewed_at >= self.renew_s:
+            await self._renew(kv)
+            self.renewed_at = now
+        wanted = assigned(await self._members(kv), self.member, self.partitions)
+        failed = {p for p, held in self.held.items() if held.fetcher.done()}
+        for partition in failed:  # given up below and taken again in the next round
+            log.error("partition fetcher ended", service=self.service, partition=partition)
+        await self._give_up(kv, sorted((set(self.held) - wanted) | failed))
+        for partition in sorted(wanted - set(self.held)):
+            await self._take(kv, partition)
+        self.held_gauge.set(len(self.held))
+
+    async def _renew(self, kv: KeyValue) -> None:
+        """Renew every lease we hold, then our membership; a partition whose lease expired
+        and was taken by another process is stopped at once."""
         for partition in sorted(self.held):
             held = self.held[partition]
             try:
@@ -405,14 +436,6 @@ class PartitionedConsumers:
                 log.error("partition lease lost", service=self.service, partition=partition)
                 await self._stop([partition])
         await kv.put(f"member.{self.member}", b"")
-        wanted = assigned(await self._members(kv), self.member, self.partitions)
-        failed = {p for p, held in self.held.items() if held.fetcher.done()}
-        for partition in failed:  # given up below and taken again in the next round
-            log.error("partition fetcher ended", service=self.service, partition=partition)
-        await self._give_up(kv, sorted((set(self.held) - wanted) | failed))
-        for partition in sorted(wanted - set(self.held)):
-            await self._take(kv, partition)
-        self.held_gauge.set(len(self.held))
 
     async def _still_ours(self, kv: KeyValue, partition: int) -> bool:
         """After a renewal failed on its revision: whether the lease is ours all the same (an
