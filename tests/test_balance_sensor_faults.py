@@ -146,3 +146,17 @@ def test_the_reason_names_the_pair_and_the_flat() -> None:
     assert code == "faulty_sensor.displaced"
     assert "module 10000005 (flat 13, riser 2)" in sentence
     assert params["flat"] == "13"
+
+
+def test_a_supply_drifting_past_a_small_delta_t_is_no_swap() -> None:
+    """The bottom radiator of a single-pipe riser (2a) cools its water by a few K, and its
+    return is predicted from its own supply: a supply sensor stepping 5 K down inverts
+    the ΔT and drags the return's prediction along, yet only the supply left the water
+    that reaches it (the return of the radiator above): a drifting supply, no swap."""
+    params = {"sensor": "supply", "offset_at_end_k": -5.0, "shape": "step"}
+    pair, found = _detect("2a", "sensor_drift", params, which=0)
+    assert pair is not None
+    assert pair.floor == 1
+    assert [(f.pair.module_serial, f.sensor, f.shape) for f in found] == [
+        (pair.module_serial, "supply", "drifting")
+    ]

@@ -348,13 +348,20 @@ def _robust_sd(x: FloatArray) -> float:
     return 1.4826 * median(np.abs(x - median(x))) if x.size else 0.0
 
 
-def _one_sensor_moved(res: dict[str, FloatArray], lo: int, hi: int) -> bool:
+def _one_sensor_moved(res: dict[str, FloatArray], own_supply: bool, lo: int, hi: int) -> bool:
     """Did only one sensor of the pair leave its prediction over ``lo..hi``? A swapped
     pair moves both, each by the pair's ΔT the other way; a sensor drifting or displaced
-    past the other can invert the ΔT too, but its partner still reads its own water."""
+    past the other can invert the ΔT too, but its partner still reads its own water.
+    ``own_supply``: the return is predicted from the pair's own supply (and its
+    neighbours' ΔT), so it carries the supply's error the other way; what the return
+    moved by itself is its residual plus the supply's (a supply off by ``d`` leaves it
+    at 0, a swap at the pair's ΔT)."""
     if len(res) < 2:
         return False
-    moved = sorted(abs(float(nanmedian(r[lo : hi + 1]))) for r in res.values())
+    supply, ret = (float(nanmedian(res[s][lo : hi + 1])) for s in ("supply", "return"))
+    if own_supply:
+        ret += supply
+    moved = sorted((abs(supply), abs(ret)))
     return moved[0] < 0.3 * moved[1]
 
 
@@ -380,7 +387,8 @@ def _deviations(b: _Building) -> list[SensorFault]:
             coldest = nanmedian(np.fmin(b.supply[i], b.ret[i])[start : hi + 1])
             if ROOM_C[0] <= coldest <= ROOM_C[1]:
                 continue  # a sensor reading the room: detached, told by that sensor
-            if _one_sensor_moved(residuals, lo, hi):
+            own_supply = predictions["return"][1] == OWN_SUPPLY
+            if _one_sensor_moved(residuals, own_supply, lo, hi):
                 continue  # one sensor off past the other: told by that sensor
             dev = float(nanmedian(b.dt[i, lo : hi + 1]))
             out.append(SensorFault(pair, "pair", "swapped", start, hi, lo, dev, "its own ΔT"))
