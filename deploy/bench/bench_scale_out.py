@@ -16,9 +16,11 @@ JetStream's records: from the thaw to its last acknowledgement or announcement, 
    worked off at once (one hour of a few dozen buildings is a fraction of a second for
    allocation, mostly fixed costs no second process can share).
 2. A second process of each joins; the test waits until allocation's and balance's event
-   partitions are split 8/8 between the two. A warm-up hour (the newcomer reads the windows of
-   the buildings it got), then the measured hour and allocation's backlog. The ratio is one
-   process's seconds over two processes' seconds for the same amount of work.
+   partitions are split between the two as their groups intend (by the buildings' meters,
+   so both finish together: ``balans_core.partitions``). A warm-up hour (the newcomer
+   reads the windows of the buildings it got), then the measured hour and allocation's
+   backlog. The ratio is one process's seconds over two processes' seconds for the same
+   amount of work.
 3. With every process running, one more hour is uploaded and one of the three NATS nodes is
    SIGKILLed after half the concentrators have sent. When the pipeline has drained, the
    readings stored for that hour are compared with the simulator's ground truth, table by
@@ -81,13 +83,12 @@ from bench_scale import (
 )
 from cpu_time import CpuMeter, CpuSnapshot, CpuUse
 
-from balans_core.partitions import lease_holders, partition_durables
+from balans_core.partitions import intended_holders, lease_holders, partition_durables
 from balans_db import migrate
 from balans_db.queries.ingest import READING_COLUMNS
 from balans_devstack.nats_server import NatsCluster
 from balans_devstack.stack import DevStack, StackUrls, bench_durable
 from balans_devstack.supervisor import ServiceProcess, Supervisor, discover_services
-from balans_protocol import subjects
 from balans_protocol.boot import next_boot
 from balans_sim.engine import Chunk, CitySim
 from balans_sim.runner import connected_concentrators, flush_all
@@ -331,17 +332,20 @@ async def leases(js: JetStreamContext, durable: str) -> dict[str, int]:
     return dict(Counter((await lease_holders(js, durable)).values()))
 
 
-async def split_evenly(js: JetStreamContext, processes: int) -> None:
-    """Wait until allocation's and balance's partitions are split evenly between
-    ``processes`` processes each."""
-    share = subjects.EVENT_PARTITIONS // processes
+async def split_between(js: JetStreamContext, processes: int) -> None:
+    """Wait until allocation's and balance's partitions are held as their groups intend
+    (by their buildings' weights) by ``processes`` processes each."""
     deadline = time.monotonic() + 120
     for stage in PARTITIONED:
         durable = CONSUMERS[stage][1]
-        while sorted((await leases(js, durable)).values()) != [share] * processes:
+        while True:
+            held, intended = await lease_holders(js, durable), await intended_holders(js, durable)
+            if held == intended and len(set(held.values())) == processes:
+                break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{stage}: partitions not split: {await leases(js, durable)}")
             await asyncio.sleep(0.2)
+        print(f"  {stage}: partitions per process {sorted((await leases(js, durable)).values())}")
 
 
 def truth(chunks: list[Chunk]) -> dict[str, int]:
@@ -409,7 +413,7 @@ async def run(
     try:
         if late := await asyncio.to_thread(supervisor.wait_ready, STAGE_TIMEOUT_S):
             raise RuntimeError(f"not ready: {late}")
-        await split_evenly(js, 1)
+        await split_between(js, 1)
         boot = next_boot(data_dir / "sim-boot-counter")
         async with connected_concentrators(
             city.sim, city.keys, "127.0.0.1", bound_port(ingest), boot
@@ -427,7 +431,7 @@ async def run(
                 stages[name].append(supervisor.start(f"{name}-2", known[name]))
             if late := await asyncio.to_thread(supervisor.wait_ready, STAGE_TIMEOUT_S):
                 raise RuntimeError(f"not ready: {late}")
-            await split_evenly(js, 2)
+            await split_between(js, 2)
             print("two processes per stage: warm-up hour", flush=True)
             await run_hour(js, conn, stages, servers, concentrators, city.sim.advance(1))
             await machinery_cpu(js, conn, stages, servers)

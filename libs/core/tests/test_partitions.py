@@ -17,7 +17,12 @@ import pytest
 from nats.aio.client import Client
 
 from balans_core.nats import connect_nats
-from balans_core.partitions import assigned, lease_holders, partition_durables
+from balans_core.partitions import (
+    assigned,
+    lease_holders,
+    partition_durables,
+    partition_weights,
+)
 from balans_devstack.eventually import eventually
 from balans_protocol import subjects
 from balans_protocol.streams import ensure_streams
@@ -168,3 +173,19 @@ async def test_processes_split_hand_over_and_take_over(
         for building, handled in by_building(rows, offset).items():
             assert last_handling_order(handled) == list(range(15)), f"{building}: {handled}"
     assert any(m == "c" for h in by_building(rows).values() for _, m in h)
+
+
+def test_weighted_split_is_even_and_agreed() -> None:
+    """Buildings of a few dozen meters each over 16 partitions: dealt by weight, two
+    processes get near-equal shares, and every member computes the same split."""
+    meters = {b: 20 + (b * 37) % 90 for b in range(1, 21)}
+    weights = partition_weights(meters, subjects.EVENT_PARTITIONS)
+    members = ["a", "b"]
+    split = {m: assigned(members, m, subjects.EVENT_PARTITIONS, weights) for m in members}
+    assert split["a"] | split["b"] == set(range(subjects.EVENT_PARTITIONS))
+    assert not split["a"] & split["b"]
+    shares = [sum(weights[p] for p in split[m]) for m in members]
+    assert abs(shares[0] - shares[1]) <= 0.05 * sum(meters.values()), shares
+    assert split == {
+        m: assigned(members[::-1], m, subjects.EVENT_PARTITIONS, weights) for m in members
+    }

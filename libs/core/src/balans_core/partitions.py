@@ -25,7 +25,14 @@ last write:
   members are the keys present, looked at every round (at least every 2 s, so a process
   that joins or stops is noticed quickly however long the leases are). Partition ``p``
   belongs to the ``p % n``-th of the ``n`` members in sorted order (every member computes
-  the same split from the same keys).
+  the same split from the same keys), or, when the service weighs its buildings, the
+  partitions are dealt heaviest first to the member with the least weight so far, so the
+  processes finish an hour together (:func:`assigned`).
+- ``weights``: each partition's weight (the sum of its buildings', from the service's
+  ``weigh``; balance and allocation: their meters), written by the first member in sorted
+  order whenever the members change and kept alive with its renewals; the others read it
+  every round and keep the last they read if it is missing. With a few dozen buildings,
+  16 partitions differ by a factor of several; with thousands they are nearly even.
 - ``lease.<p>``: the holder's id, created with compare-and-set (``create`` / ``update``
   with the last revision) and renewed four times per lease (each renewal is a write
   every node of a cluster stores). A process that gives a partition up
@@ -50,7 +57,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -68,6 +75,7 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 from prometheus_client import Counter, Gauge
+from pydantic import TypeAdapter, ValidationError
 
 from balans_core.consumer import (
     ConsumerSpec,
@@ -176,11 +184,77 @@ async def lease_holders(js: JetStreamContext, durable: str) -> dict[int, str]:
     return held
 
 
-def assigned(members: Sequence[str], me: str, partitions: int) -> set[int]:
-    """The partitions ``me`` should hold among ``members`` (round robin in sorted order)."""
+Weigh = Callable[[], Awaitable[Mapping[int, float]]]
+"""A service's weights: building id -> how much work its events make (absent: none)."""
+WEIGHTS_KEY = "weights"
+_WEIGHTS = TypeAdapter(list[float])
+
+
+def partition_weights(buildings: Mapping[int, float], partitions: int) -> list[float]:
+    """Each partition's weight: the sum of its buildings'."""
+    weights = [0.0] * partitions
+    for building, weight in buildings.items():
+        weights[subjects.partition_of(building, partitions)] += weight
+    return weights
+
+
+def assigned(
+    members: Sequence[str], me: str, partitions: int, weights: Sequence[float] | None = None
+) -> set[int]:
+    """The partitions ``me`` should hold among ``members``: round robin in sorted order, or
+    with ``weights`` (one per partition) the heaviest first, each to the member with the
+    least weight so far (then the fewest partitions, then the first in sorted order)."""
     ordered = sorted(set(members) | {me})
     index = ordered.index(me)
-    return {p for p in range(partitions) if p % len(ordered) == index}
+    if weights is None or len(weights) != partitions:
+        return {p for p in range(partitions) if p % len(ordered) == index}
+    loads = [(0.0, 0)] * len(ordered)
+    mine: set[int] = set()
+    for p in sorted(range(partitions), key=lambda p: (-weights[p], p)):
+        k = min(range(len(ordered)), key=lambda k: (*loads[k], k))
+        loads[k] = (loads[k][0] + weights[p], loads[k][1] + 1)
+        if k == index:
+            mine.add(p)
+    return mine
+
+
+async def live_members(js: JetStreamContext, kv: KeyValue, durable: str) -> list[str]:
+    """The live members of ``durable``'s group: the member keys its bucket's stream holds
+    (one stream info; the ordered consumer ``kv.keys()`` makes and deletes on every call
+    cost the cluster more than a round's lease writes), less the ones a stopped member
+    deleted (a direct get each, answered by any replica)."""
+    bucket = bucket_name(durable)
+    prefix = f"$KV.{bucket}."
+    info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}member.>")
+    members = []
+    for subject in sorted(info.state.subjects or {}):
+        key = subject.removeprefix(prefix)
+        with contextlib.suppress(KeyNotFoundError, KeyDeletedError):
+            await kv.get(key)
+            members.append(key.removeprefix("member."))
+    return members
+
+
+async def read_weights(kv: KeyValue) -> list[float] | None:
+    """The partitions' weights the group's first member wrote (None: none, or unreadable)."""
+    try:
+        entry = await kv.get(WEIGHTS_KEY)
+    except (KeyNotFoundError, KeyDeletedError):
+        return None
+    try:
+        return _WEIGHTS.validate_json(entry.value or b"")
+    except ValidationError as exc:
+        log.error("partition weights unreadable", error=str(exc))
+        return None
+
+
+async def intended_holders(js: JetStreamContext, durable: str) -> dict[int, str]:
+    """partition -> the member that should hold it, from the members and weights in the
+    group's bucket now (for benchmarks waiting for a split to settle)."""
+    kv = await js.key_value(bucket_name(durable))
+    members = await live_members(js, kv, durable)
+    weights = await read_weights(kv)
+    return {p: m for m in members for p in assigned(members, m, subjects.EVENT_PARTITIONS, weights)}
 
 
 def _member_id() -> str:
@@ -188,10 +262,10 @@ def _member_id() -> str:
     return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-_METRICS: dict[str, tuple[Gauge, Counter]] = {}
+_METRICS: dict[str, tuple[Gauge, Counter, Counter]] = {}
 
 
-def _metrics(service: str) -> tuple[Gauge, Counter]:
+def _metrics(service: str) -> tuple[Gauge, Counter, Counter]:
     if service not in _METRICS:
         _METRICS[service] = (
             Gauge(
@@ -203,6 +277,12 @@ def _metrics(service: str) -> tuple[Gauge, Counter]:
                 "Leases this process lost before giving them up (it was too slow to renew "
                 "them, or NATS was unreachable for longer than a lease): another process "
                 "took the partition.",
+            ),
+            Counter(
+                f"balans_{service}_partition_weighing_failures_total",
+                "Times this process, first of its group, could not weigh its buildings for "
+                "the partitions' split (the database away): the last weights stay, it tries "
+                "again next round.",
             ),
         )
     return _METRICS[service]
@@ -303,6 +383,8 @@ class PartitionedConsumers:
 
     ``on_release(partition)`` is awaited after a partition's in-flight batches are settled
     and before another process may take it (a cache of its buildings is stale from then on).
+    ``weigh`` (optional) weighs the buildings for a split by weight instead of by count
+    (module docstring, ``weights``).
     """
 
     def __init__(
@@ -315,6 +397,7 @@ class PartitionedConsumers:
         partitions: int = subjects.EVENT_PARTITIONS,
         member: str | None = None,
         on_release: Callable[[int], Awaitable[None]] | None = None,
+        weigh: Weigh | None = None,
     ) -> None:
         self.js = js
         self.service = consumers[0].spec.service
@@ -328,7 +411,10 @@ class PartitionedConsumers:
         self.member = member or _member_id()
         self.on_release = on_release
         self.held: dict[int, _Held] = {}
-        self.held_gauge, self.lost = _metrics(self.service)
+        self.held_gauge, self.lost, self.weighing_failed = _metrics(self.service)
+        self.weigh = weigh
+        self.weights: list[float] | None = None  # the last read or written
+        self.weighed_for: list[str] = []  # the members when this process last weighed
         self.durable = consumers[0].spec.durable
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -387,21 +473,24 @@ class PartitionedConsumers:
                     await self.js.delete_consumer(stream, info.name)
                 log.info("per-kind partition consumer removed", consumer=info.name)
 
-    async def _members(self, kv: KeyValue) -> list[str]:
-        """The live members: the member keys the bucket's stream holds (one stream info; the
-        ordered consumer ``kv.keys()`` makes and deletes on every call cost the cluster more
-        than a round's lease writes), less the ones a stopped member deleted (a direct get
-        each, answered by any replica)."""
-        bucket = bucket_name(self.durable)
-        prefix = f"$KV.{bucket}."
-        info = await self.js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}member.>")
-        members = []
-        for subject in sorted(info.state.subjects or {}):
-            key = subject.removeprefix(prefix)
-            with contextlib.suppress(KeyNotFoundError, KeyDeletedError):
-                await kv.get(key)
-                members.append(key.removeprefix("member."))
-        return members
+    async def _follow_weights(self, kv: KeyValue, members: list[str]) -> None:
+        """The first member weighs the buildings when the members change (and writes the
+        weights); every other reads what it wrote."""
+        if members[0] != self.member:
+            self.weighed_for = []
+            self.weights = await read_weights(kv) or self.weights
+            return
+        if members == self.weighed_for:
+            return
+        assert self.weigh is not None
+        try:
+            weights = partition_weights(await self.weigh(), self.partitions)
+        except Exception as exc:  # the database away: the last weights stay
+            self.weighing_failed.inc()
+            log.error("buildings not weighed", service=self.service, error=repr(exc))
+            return
+        await kv.put(WEIGHTS_KEY, _WEIGHTS.dump_json(weights))
+        self.weights, self.weighed_for = weights, members
 
     async def _round(self, kv: KeyValue) -> None:
         """Renew what we hold and heartbeat (when due), give up what is no longer ours,
@@ -410,7 +499,10 @@ class PartitionedConsumers:
         if now - self.renewed_at >= self.renew_s:
             await self._renew(kv)
             self.renewed_at = now
-        wanted = assigned(await self._members(kv), self.member, self.partitions)
+        members = sorted(set(await live_members(self.js, kv, self.durable)) | {self.member})
+        if self.weigh is not None:
+            await self._follow_weights(kv, members)
+        wanted = assigned(members, self.member, self.partitions, self.weights)
         failed = {p for p, held in self.held.items() if held.fetcher.done()}
         for partition in failed:  # given up below and taken again in the next round
             log.error("partition fetcher ended", service=self.service, partition=partition)
@@ -436,6 +528,8 @@ class PartitionedConsumers:
                 log.error("partition lease lost", service=self.service, partition=partition)
                 await self._stop([partition])
         await kv.put(f"member.{self.member}", b"")
+        if self.weighed_for and self.weights is not None:  # ours: keep them from expiring
+            await kv.put(WEIGHTS_KEY, _WEIGHTS.dump_json(self.weights))
 
     async def _still_ours(self, kv: KeyValue, partition: int) -> bool:
         """After a renewal failed on its revision: whether the lease is ours all the same (an

@@ -21,6 +21,7 @@ from balans_core.nats import connect_nats
 from balans_core.outbox import OutboxRelay
 from balans_core.partitions import PartitionedConsumers
 from balans_core.service import ServiceContext, run_service
+from balans_db.queries import world
 from balans_protocol import subjects
 from balans_protocol.messages import AlertMessage, ReadingsStored
 from balans_protocol.streams import ensure_streams
@@ -95,6 +96,8 @@ async def serve(ctx: ServiceContext) -> None:
             [consumer],
             lease_s=settings.partition_lease_s,
             replicas=settings.nats_stream_replicas,
+            # a building's work grows with its meters: the processes finish an hour together
+            weigh=lambda: world.meters_per_building(pool),
         )
         ctx.set_ready(consumer=settings.allocation_consumer, warmed_buildings=warmed)
         await ctx.run_until_stopped(

@@ -35,6 +35,13 @@ async def building_layouts(db: Db) -> dict[int, str]:
     return {r["id"]: r["layout"] for r in await db.fetch("select id, layout from buildings")}
 
 
+async def meters_per_building(db: Db) -> dict[int, int]:
+    """building id -> how many meters it has (every building with any): how much work its
+    readings make a stage (a weighted split of the event partitions, balans_core.partitions)."""
+    rows = await db.fetch("select building_id, count(*) as n from meters group by building_id")
+    return {r["building_id"]: r["n"] for r in rows}
+
+
 async def flats_of(db: Db, building_ids: list[int]) -> list[Any]:
     """building_id, id, area_m2 of their flats, by building then flat id."""
     return await db.fetch(
