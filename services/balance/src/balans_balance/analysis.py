@@ -39,7 +39,7 @@ from balans_balance.findings import Finding
 from balans_balance.forecast import (
     continuous_night_flow,
     degree_days,
-    month_end,
+    month_ends,
     normal_daily_mean_c,
     remaining_days,
 )
@@ -567,24 +567,22 @@ async def store_forecasts(conn: asyncpg.Connection, data: BuildingData) -> None:
     hdd = degree_days(mean_c)
     rest = degree_days(np.array([normal_daily_mean_c(d) for d in remaining_days(today)]))
     month = today.replace(day=1)
-    rows = []
     targets = [("meter", m, m) for m in data.meter_index] + [
         ("group", g.id, g.balance_meter_id) for g in data.groups
     ]
     daily_use = daily_sums(np.nan_to_num(data.consumption), day_of, len(days))
-    for scope, scope_id, meter_id in targets:
-        daily = daily_use[data.meter_index[meter_id]]
-        f = month_end(
-            daily[-28:],
-            hdd[-28:],
-            rest,
-            days_in_month_so_far=so_far,
-            weather_dependent=data.utilities[meter_id] == "heat",
-        )
-        rows.append(
-            (scope, scope_id, data.units[meter_id], f.consumed_to_date, f.forecast_total,
-             f.hdd_to_date, f.hdd_month)
-        )  # fmt: skip
+    forecasts = month_ends(
+        daily_use[[data.meter_index[meter_id] for _, _, meter_id in targets], -28:],
+        hdd[-28:],
+        rest,
+        days_in_month_so_far=so_far,
+        weather_dependent=np.array([data.utilities[m] == "heat" for _, _, m in targets]),
+    )
+    rows = [
+        (scope, scope_id, data.units[meter_id], f.consumed_to_date, f.forecast_total,
+         f.hdd_to_date, f.hdd_month)
+        for (scope, scope_id, meter_id), f in zip(targets, forecasts, strict=True)
+    ]  # fmt: skip
     await conn.execute(  # one statement over arrays (a statement per row cost 3x as much)
         """insert into forecasts (scope, scope_id, month, unit, consumed_to_date,
                forecast_total, hdd_to_date, hdd_month, as_of)

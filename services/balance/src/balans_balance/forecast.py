@@ -50,6 +50,68 @@ def month_end(
 ) -> MonthForecast:
     """Forecast from the history ``daily_use``/``daily_hdd`` (the last entries are this
     month's ``days_in_month_so_far`` days) and the degree-days of the days still to come."""
+    return month_ends(
+        daily_use[None, :],
+        daily_hdd,
+        remaining_hdd,
+        days_in_month_so_far=days_in_month_so_far,
+        weather_dependent=np.array([weather_dependent]),
+    )[0]
+
+
+def month_ends(
+    daily_use: FloatArray,
+    daily_hdd: FloatArray,
+    remaining_hdd: FloatArray,
+    *,
+    days_in_month_so_far: int,
+    weather_dependent: npt.NDArray[np.bool_],
+) -> list[MonthForecast]:
+    """:func:`month_end` of each row of ``daily_use`` [meter, day] (``weather_dependent``
+    per row). A row without a missing day (every row, when the days are sums of hours)
+    is fitted on the same days' degree-days as the others, so its mean, sums and rest of
+    the month are reckoned for all such rows at once: numpy reduces each row of a 2-D
+    array as it reduces a 1-D one, so the figures have the same bits; only the weather
+    fit (``polyfit``) is per row."""
+    rows = daily_use.shape[0]
+    complete = np.asarray(~np.isnan(daily_use).any(axis=1))
+    sums = daily_use.sum(axis=1)
+    means = daily_use.mean(axis=1) if daily_use.shape[1] else sums
+    hdd_spread, hdd_sum = (np.ptp(daily_hdd), daily_hdd.sum()) if daily_hdd.size else (0, 0)
+    base, per_hdd = np.zeros(rows), np.zeros(rows)
+    for r in range(rows):
+        if not complete[r]:
+            base[r], per_hdd[r] = _weather_fit(daily_use[r], daily_hdd, weather_dependent[r])
+            continue
+        base[r] = means[r] if daily_hdd.size else 0.0
+        if weather_dependent[r] and daily_hdd.size >= 5 and hdd_spread > 1.0:
+            slope, intercept = (float(v) for v in np.polyfit(daily_hdd, daily_use[r], 1))
+            if not slope < 0:  # else use does not rise with cold: no weather term
+                base[r], per_hdd[r] = intercept, slope
+        elif weather_dependent[r] and daily_hdd.size and hdd_sum > 0:
+            base[r], per_hdd[r] = 0.0, float(sums[r] / hdd_sum)
+    so_far = days_in_month_so_far
+    this_month = daily_use[:, -so_far:] if so_far else daily_use[:, :0]
+    to_date = np.nansum(this_month, axis=1)
+    rest = np.maximum(base[:, None] + per_hdd[:, None] * remaining_hdd[None, :], 0.0).sum(axis=1)
+    month_hdd = daily_hdd[-so_far:] if so_far else daily_hdd[:0]
+    hdd_to_date = float(month_hdd.sum())
+    hdd_month = float(month_hdd.sum() + remaining_hdd.sum())
+    return [
+        MonthForecast(
+            consumed_to_date=float(to_date[r]),
+            forecast_total=float(to_date[r]) + float(rest[r]),
+            hdd_to_date=hdd_to_date,
+            hdd_month=hdd_month,
+        )
+        for r in range(rows)
+    ]
+
+
+def _weather_fit(
+    daily_use: FloatArray, daily_hdd: FloatArray, weather_dependent: bool
+) -> tuple[float, float]:
+    """(base, per_hdd) of one meter's known days."""
     known = ~np.isnan(daily_use)
     use, hdd = daily_use[known], daily_hdd[known]
     base, per_hdd = float(np.mean(use)) if use.size else 0.0, 0.0
@@ -59,16 +121,7 @@ def month_end(
             base, per_hdd = float(np.mean(use)), 0.0
     elif weather_dependent and use.size and hdd.sum() > 0:
         base, per_hdd = 0.0, float(use.sum() / hdd.sum())
-    this_month = daily_use[-days_in_month_so_far:] if days_in_month_so_far else daily_use[:0]
-    to_date = float(np.nansum(this_month))
-    rest = float(np.sum(np.maximum(base + per_hdd * remaining_hdd, 0.0)))
-    month_hdd = daily_hdd[-days_in_month_so_far:] if days_in_month_so_far else daily_hdd[:0]
-    return MonthForecast(
-        consumed_to_date=to_date,
-        forecast_total=to_date + rest,
-        hdd_to_date=float(month_hdd.sum()),
-        hdd_month=float(month_hdd.sum() + remaining_hdd.sum()),
-    )
+    return base, per_hdd
 
 
 def remaining_days(today: date) -> list[date]:
