@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 from balans_balance.medians import nanmedian
 
@@ -77,25 +79,35 @@ def _fit(
     y: FloatArray, x: FloatArray, cfg: PeerSettings, quantum: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
     """Per member least squares y = a + b·x over the reference days (NaN days left out):
-    a, b, the noise scale, the number of days used, and the mean reference x."""
+    a, b, the noise scale, the number of days used, and the mean reference x. ``y`` and
+    ``x`` are [change day, member, reference day]: every change day's fit at once (sums
+    along the last axis are added as they are for one change day's [member, day])."""
     w = (~np.isnan(y)).astype(np.float64)
     y0 = np.nan_to_num(y)
-    n = w.sum(axis=1)
+    n = w.sum(axis=-1)
     nn = np.maximum(n, 1)
-    xm = (w * x).sum(axis=1) / nn
-    ym = (w * y0).sum(axis=1) / nn
-    dx = x - xm[:, None]
-    sxx = (w * dx**2).sum(axis=1)
-    b = np.where(sxx > 1e-12, (w * dx * (y0 - ym[:, None])).sum(axis=1) / np.maximum(sxx, 1e-12), 0)
+    xm = (w * x).sum(axis=-1) / nn
+    ym = (w * y0).sum(axis=-1) / nn
+    dx = x - xm[..., None]
+    sxx = (w * dx**2).sum(axis=-1)
+    b = np.where(
+        sxx > 1e-12, (w * dx * (y0 - ym[..., None])).sum(axis=-1) / np.maximum(sxx, 1e-12), 0
+    )
     a = ym - b * xm
-    resid = w * (y0 - a[:, None] - b[:, None] * x)
+    resid = w * (y0 - a[..., None] - b[..., None] * x)
     dof = np.maximum(n - 2, 1)
-    own = np.sqrt((resid**2).sum(axis=1) / dof)
+    own = np.sqrt((resid**2).sum(axis=-1) / dof)
     level = np.maximum(np.abs(ym), 1e-12)
     relative = own / level
     ok = n >= cfg.min_ref_days
-    pooled = float(np.median(relative[ok])) if ok.any() else 0.0
-    shrunk = np.sqrt((dof * relative**2 + cfg.prior_weight * pooled**2) / (dof + cfg.prior_weight))
+    # the group's scale of each change day, its median member's (in Python floats)
+    prior = np.array(
+        [
+            [cfg.prior_weight * float(np.median(r[k])) ** 2 if k.any() else 0.0]
+            for r, k in zip(relative, ok, strict=True)
+        ]
+    )
+    shrunk = np.sqrt((dof * relative**2 + prior) / (dof + cfg.prior_weight))
     floor = np.maximum(cfg.rel_floor, quantum / np.sqrt(6) / level)
     sigma = np.where(ok, np.maximum(shrunk, floor) * level, np.nan)
     return a, b, sigma, n, xm
@@ -114,36 +126,71 @@ def peer_model(
     ramp = np.zeros((m, nd))
     step_from = np.zeros((m, nd), dtype=np.int_)
     ramp_from = np.zeros((m, nd), dtype=np.int_)
-    for c in range(cfg.ref_days, nd):
-        ref = slice(c - cfg.ref_days, c)
-        a, b, sigma, n, xm = _fit(
-            daily[:, ref], np.broadcast_to(x[ref], (m, cfg.ref_days)), cfg, quantum
-        )
-        xr = x[ref]
+    if nd <= cfg.ref_days:
+        return PeerModel(z, expected, step, step_from, ramp, ramp_from)
+    changes = nd - cfg.ref_days  # change days c = ref_days.. nd - 1, each fitted on the days before
+    xs = sliding_window_view(x, cfg.ref_days)[:changes]  # [change day, reference day]
+    a, b, sigma, n, xm = _fit(
+        sliding_window_view(daily, cfg.ref_days, axis=1)[:, :changes].transpose(1, 0, 2),
+        np.broadcast_to(xs[:, None, :], (changes, m, cfg.ref_days)),
+        cfg,
+        quantum,
+    )
+    for j, c in enumerate(range(cfg.ref_days, nd)):
+        xr = xs[j]
         sxx = float(((xr - xr.mean()) ** 2).sum())
-        pred = a[:, None] + b[:, None] * x[None, c:]
-        expected[:, c, c:] = pred
-        resid = (daily[:, c:] - pred) / sigma[:, None]
-        z[:, c, c:] = resid
-        known = ~np.isnan(resid)
-        r0 = np.where(known, resid, 0.0)
-        k = np.arange(1, nd - c + 1, dtype=np.float64)
-        dx = x[c:] - xm[:, None]  # [m, days]
-        for weights, best, best_from in (
-            (np.ones(nd - c), step, step_from),
-            (k - 0.5, ramp, ramp_from),
-        ):
-            wk = weights[None, :] * known
-            num = np.cumsum(wk * r0, axis=1)
-            # Var(Σ w·resid) = Σ w² + (Σ w)²/n + (Σ w·dx)²/Sxx: the noise of the days
-            # plus the error of the fitted intercept and slope, common to all of them
-            var = (
-                np.cumsum(wk**2, axis=1)
-                + np.cumsum(wk, axis=1) ** 2 / np.maximum(n, 1)[:, None]
-                + (np.cumsum(wk * dx, axis=1) ** 2 / sxx if sxx > 1e-12 else 0.0)
-            )
-            glr = np.where(var > 0, num / np.sqrt(np.maximum(var, 1e-12)), 0.0)
-            better = np.abs(glr) > np.abs(best[:, c:])
-            best[:, c:] = np.where(better, glr, best[:, c:])
-            best_from[:, c:] = np.where(better, c, best_from[:, c:])
+        _glr(daily, x, c, a[j], b[j], sigma[j], n[j], xm[j], sxx, z, expected, step, step_from,
+             ramp, ramp_from)  # fmt: skip
     return PeerModel(z, expected, step, step_from, ramp, ramp_from)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _glr(
+    daily: FloatArray,
+    x: FloatArray,
+    c: int,
+    a: FloatArray,
+    b: FloatArray,
+    sigma: FloatArray,
+    n: FloatArray,
+    xm: FloatArray,
+    sxx: float,
+    z: FloatArray,
+    expected: FloatArray,
+    step: FloatArray,
+    step_from: npt.NDArray[np.int_],
+    ramp: FloatArray,
+    ramp_from: npt.NDArray[np.int_],
+) -> None:
+    """The residuals after change day ``c`` under the fit over the days before it, and
+    the step and ramp GLR of every later day, kept where larger than the best so far.
+    Compiled (it ran once per change day in numpy, 30 small operations each); every
+    figure is the same expression, the sums added day after day as ``cumsum`` adds them.
+
+    Var(Σ w·resid) = Σ w² + (Σ w)²/n + (Σ w·dx)²/Sxx: the noise of the days plus the
+    error of the fitted intercept and slope, common to all of them."""
+    nd = daily.shape[1]
+    for i in range(daily.shape[0]):
+        for ramped in (False, True):
+            num = sw2 = sw = swdx = 0.0
+            for d in range(c, nd):
+                pred = a[i] + b[i] * x[d]
+                resid = (daily[i, d] - pred) / sigma[i]
+                if not ramped:
+                    expected[i, c, d] = pred
+                    z[i, c, d] = resid
+                known = not np.isnan(resid)
+                weight = (d - c + 1) - 0.5 if ramped else 1.0
+                wk = weight * (1.0 if known else 0.0)
+                num += wk * (resid if known else 0.0)
+                sw2 += wk * wk
+                sw += wk
+                swdx += wk * (x[d] - xm[i])
+                var = sw2 + sw * sw / max(n[i], 1.0)
+                if sxx > 1e-12:
+                    var = var + swdx * swdx / sxx
+                glr = num / np.sqrt(max(var, 1e-12)) if var > 0 else 0.0
+                best, best_from = (ramp, ramp_from) if ramped else (step, step_from)
+                if abs(glr) > abs(best[i, d]):
+                    best[i, d] = glr
+                    best_from[i, d] = c
