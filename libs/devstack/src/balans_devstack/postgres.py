@@ -118,12 +118,7 @@ class EmbeddedPostgres:
             "-c",
             "shared_preload_libraries=pg_stat_statements",
         ]
-        if self.durable:
-            # after each checkpoint the first change to a page logs the whole page; an
-            # hour's readings and allocation touch one index page per series, so most of
-            # the hour's WAL is such images, which compress to about half
-            options += ["-c", "wal_compression=pglz"]
-        else:
+        if not self.durable:
             options += [
                 "-c",
                 "fsync=off",
