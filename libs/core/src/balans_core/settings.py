@@ -49,8 +49,9 @@ class CommonSettings(BaseSettings):
         10.0,
         gt=0,
         description="A stage process holds its event partitions with leases of this length, "
-        "renewed every quarter lease (at most every 2 s); a process that dies loses its "
-        "partitions to the others after at most this long (docs/operations.md, Scale-out).",
+        "renewed every quarter lease (the processes are listed at least every 2 s); a process "
+        "that dies loses its partitions to the others after at most this long "
+        "(docs/operations.md, Scale-out).",
     )
     log_format: Literal["console", "json"] = Field(
         "console", description="'console' for people, 'json' for log shippers."
