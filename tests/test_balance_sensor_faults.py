@@ -160,3 +160,26 @@ def test_a_supply_drifting_past_a_small_delta_t_is_no_swap() -> None:
     assert [(f.pair.module_serial, f.sensor, f.shape) for f in found] == [
         (pair.module_serial, "supply", "drifting")
     ]
+
+
+def test_sensors_off_the_pipe_leave_their_healthy_neighbours_reference() -> None:
+    """Four risers, each return predicted from its supply and the neighbours' median
+    ΔT; two returns pulled off the pipe (reading the room) double that median. Their
+    neighbours' returns did not move: only the two detached sensors are named."""
+    rng = np.random.default_rng(2)
+    t = np.arange(24 * 14)
+    supply = 70 + 5 * np.sin(2 * np.pi * t / 24) + 3 * np.sin(2 * np.pi * t / 150)
+    pairs = []
+    for r in range(4):
+        dt = (14 + r) * (1 + 0.1 * np.sin(2 * np.pi * t / 24 + r))
+        ret = supply - dt + rng.normal(0, 0.3, t.size)
+        if r < 2:
+            ret = np.where(t >= FAULT_FROM, 20.0 + rng.normal(0, 0.05, t.size), ret)
+        own = supply - 0.3 * r + rng.normal(0, 0.05, t.size)
+        pairs.append(SensorPair(100 + r, "riser", None, None, r + 1, own, ret))
+    found = sensor_faults(pairs, supply)
+    assert [(f.pair.module_serial, f.sensor, f.shape) for f in found] == [
+        (100, "return", "detached"),
+        (101, "return", "detached"),
+    ]
+    assert all(FAULT_FROM - 6 <= f.first <= FAULT_FROM for f in found)

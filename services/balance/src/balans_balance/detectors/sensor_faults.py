@@ -138,6 +138,7 @@ class _Building:
         cfg: SensorSettings,
         riser_flow: dict[int, FloatArray] | None = None,
         building_return: FloatArray | None = None,
+        faulty: BoolArray | None = None,
     ) -> None:
         self.pairs = pairs
         self.riser_flow = riser_flow or {}
@@ -151,8 +152,13 @@ class _Building:
         self.supply = np.vstack([p.supply_c for p in self.pairs])
         self.ret = np.vstack([p.return_c for p in self.pairs])
         self.dt = self.supply - self.ret
+        # the neighbours' ΔT, the reference of every return predicted from its own
+        # supply, leaves out the hours a pair was found faulty (``faulty`` [pair, hour]):
+        # two of a building's four risers with a sensor off the pipe move the median
+        # ΔT, and their healthy neighbours' returns with it
+        self.ref_dt = self.dt if faulty is None else np.where(faulty, np.nan, self.dt)
         self.chains = _Chains(self.pairs)
-        peer_dt = nanmedian(self.dt)
+        peer_dt = nanmedian(self.ref_dt)
         self.heating = np.nan_to_num(peer_dt) > cfg.heating_dt_k
         heads = [i for i in range(len(self.pairs)) if i not in self.chains.above]
         supply = building_supply if np.isfinite(building_supply).any() else self.supply[heads[0]]
@@ -199,7 +205,7 @@ class _Building:
 
     def _chain_moved(self, chain: list[int]) -> BoolArray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = nanmedian(self.dt[chain]) / self.peer_dt
+            ratio = nanmedian(self.ref_dt[chain]) / self.peer_dt
         ratio = np.where(self.heating, ratio, np.nan)
         base = ratio[self.baseline & np.isfinite(ratio)]
         if base.size < 8:
@@ -294,7 +300,7 @@ class _Building:
         """Median ΔT of the other pairs on ``i``'s riser chain (of the building's where
         the chain is short or there is none)."""
         chain = [j for j in self.chains.riser_of.get(i, []) if j != i]
-        return self.peer_dt if len(chain) < 2 else nanmedian(self.dt[chain])
+        return self.peer_dt if len(chain) < 2 else nanmedian(self.ref_dt[chain])
 
     def dt_shift(self, i: int, span: slice) -> float:
         """How far pair ``i``'s ΔT moved (K) against its own history beside its peers'."""
@@ -487,6 +493,27 @@ def sensor_faults(
     b = _Building(pairs, building_supply, cfg, riser_flow, building_return)
     if b.baseline.sum() < cfg.min_baseline:
         return []
+    found = _blame(b, _deviations(b))
+    if not found:
+        return found
+    # once more with the hours of the pairs found faulty out of the neighbours' ΔT (a
+    # deviation their faults alone caused in that reference goes); where fewer than two
+    # pairs would be left, only the sensors whose own readings say they are wrong (off
+    # the pipe, swapped, frozen) are left out: a drift or a displacement is told against
+    # that reference, and several of them at once may be its own artefacts
+    index = {p.module_serial: i for i, p in enumerate(pairs)}
+    faulty, evident = np.zeros(b.dt.shape, dtype=bool), np.zeros(b.dt.shape, dtype=bool)
+    for f in found:
+        faulty[index[f.pair.module_serial], f.first : f.last + 1] = True
+        if f.shape in ("detached", "swapped", "frozen"):
+            evident[index[f.pair.module_serial], f.first : f.last + 1] = True
+    left = np.sum(np.isfinite(b.dt) & ~faulty, axis=0)
+    faulty = np.where(left >= 2, faulty, evident)
+    if not faulty.any():
+        return found
+    b = _Building(pairs, building_supply, cfg, riser_flow, building_return, faulty)
+    if b.baseline.sum() < cfg.min_baseline:
+        return found
     return _blame(b, _deviations(b))
 
 
