@@ -140,8 +140,8 @@ def _robust_fit(x: FloatArray, y: FloatArray) -> FloatArray:
     """Least squares, repeated once without the rows beyond 3 robust sigmas."""
     coef = np.linalg.lstsq(x, y, rcond=None)[0]
     r = y - x @ coef
-    spread = MAD_TO_SIGMA * median(np.abs(r - median(r)))
-    keep = np.abs(r - median(r)) <= 3 * max(spread, 1e-9)
+    off = np.abs(r - median(r))
+    keep = off <= 3 * max(MAD_TO_SIGMA * median(off), 1e-9)
     if keep.sum() >= x.shape[1] + 3:
         coef = np.linalg.lstsq(x[keep], y[keep], rcond=None)[0]
     return np.asarray(coef)
@@ -173,8 +173,9 @@ def expected_balance(
     yd = np.nan_to_num(s.balance[first:]).reshape(days, 24).sum(axis=1)
     coefs: list[FloatArray | None] = [None] * days
     current = None
-    for day in range(days):
-        past = np.flatnonzero(fit_ok[:day])[-cfg.fit_days :]
+    ok_days = np.flatnonzero(fit_ok)
+    for day, ok_before in enumerate(np.searchsorted(ok_days, np.arange(days)).tolist()):
+        past = ok_days[max(0, ok_before - cfg.fit_days) : ok_before]
         if past.size >= max(cfg.min_fit_days, k + 3):
             key = tuple(past.tolist())
             if key not in fits:
