@@ -250,8 +250,12 @@ async def read_weights(kv: KeyValue) -> list[float] | None:
 
 async def intended_holders(js: JetStreamContext, durable: str) -> dict[int, str]:
     """partition -> the member that should hold it, from the members and weights in the
-    group's bucket now (for benchmarks waiting for a split to settle)."""
-    kv = await js.key_value(bucket_name(durable))
+    group's bucket now (for benchmarks waiting for a split to settle; empty before any
+    process of the group started)."""
+    try:
+        kv = await js.key_value(bucket_name(durable))
+    except BucketNotFoundError:
+        return {}
     members = await live_members(js, kv, durable)
     weights = await read_weights(kv)
     return {p: m for m in members for p in assigned(members, m, subjects.EVENT_PARTITIONS, weights)}
