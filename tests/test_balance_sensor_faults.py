@@ -37,25 +37,29 @@ def _detect(
     params: dict[str, object],
     which: int = 3,
     where: Where | None = None,
+    then: tuple[str, dict[str, object]] | None = None,
 ) -> tuple[SensorPair | None, list[SensorFault]]:
-    """The faulty pair (None without a fault) and what the detector finds."""
+    """The faulty pair (None without a fault) and what the detector finds; ``then``: a
+    second fault (kind, params) of the pair from the first one's end to the window's."""
     base = _building(layout)
     sim = BuildingSim(base.spec, 1, START)
     billed = [p for p in sim.plan.pairs if p.position != "building"]
     faulty = billed[which]
-    if kind is not None:
-        sim.faults = [
-            FaultRecord(
-                kind=kind,  # type: ignore[arg-type]
-                building=base.spec.code,
-                start=hour_start(START + FAULT_FROM),
-                end=hour_start(START + FAULT_TO),
-                where=where
-                or Where(module_serial=faulty.module, flat=faulty.flat, riser=faulty.riser),
-                params=params,
-                seed=1,
-            )
-        ]
+    spans = [(kind, params, FAULT_FROM, FAULT_TO)] if kind is not None else []
+    if then is not None:
+        spans.append((then[0], then[1], FAULT_TO, HOURS))
+    sim.faults = [
+        FaultRecord(
+            kind=k,  # type: ignore[arg-type]
+            building=base.spec.code,
+            start=hour_start(START + lo),
+            end=hour_start(START + hi),
+            where=where or Where(module_serial=faulty.module, flat=faulty.flat, riser=faulty.riser),
+            params=p,
+            seed=1,
+        )
+        for k, p, lo, hi in spans
+    ]
     chunk = sim.advance(np.arange(START, START + HOURS), OUTDOOR)
     floor = {f.number: f.floor for f in base.spec.flats}
     pairs, building_supply, building_return = [], np.full(HOURS, np.nan), None
@@ -183,3 +187,18 @@ def test_sensors_off_the_pipe_leave_their_healthy_neighbours_reference() -> None
         (101, "return", "detached"),
     ]
     assert all(FAULT_FROM - 6 <= f.first <= FAULT_FROM for f in found)
+
+
+def test_a_drift_followed_by_a_displacement_is_two_faults() -> None:
+    """A return drifting 3 K low for two days, then moved half off the pipe: one
+    episode away from its prediction, whose level jumps where the second fault began.
+    Two findings, each with its own shape, the second dated from its own start."""
+    drift = {"sensor": "return", "offset_at_end_k": -3.0, "shape": "step"}
+    displaced = ("displaced_sensor", {"sensor": "return", "toward_room": 0.5})
+    pair, found = _detect("2a", "sensor_drift", drift, then=displaced)
+    assert pair is not None
+    assert [(f.pair.module_serial, f.sensor, f.shape) for f in found] == [
+        (pair.module_serial, "return", "drifting"),
+        (pair.module_serial, "return", "displaced"),
+    ]
+    assert FAULT_TO <= found[1].first <= FAULT_TO + 12

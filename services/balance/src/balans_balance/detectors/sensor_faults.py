@@ -57,6 +57,7 @@ class SensorSettings:
     slow_min_hours: int = 12  # confirmed this many hours running
     frozen_hours: int = 8  # one value repeated this long while the reference moves
     gap_hours: int = 12  # deviating hours this close are one episode
+    level_hours: int = 12  # an episode's level before and after a jump (_jump)
     min_episode_hours: int = 4
 
 
@@ -424,11 +425,47 @@ def _deviations(b: _Building) -> list[SensorFault]:
             for lo, hi in _episodes(mask, cfg.gap_hours):
                 if hi - lo + 1 < cfg.min_episode_hours:
                     continue
-                start = max(0, lo - cfg.smooth_hours + 1)
-                shape = _shape(b, i, sensor, pred, lo, hi)
-                dev = float(nanmedian(res[start : hi + 1]))
-                out.append(SensorFault(pair, sensor, shape, start, hi, lo, dev, ref))
+                # (first hour, detected, the hours its shape is told on, last hour)
+                pieces = [(max(0, lo - cfg.smooth_hours + 1), lo, lo, hi)]
+                jump = _jump(res, lo, hi, limit, cfg.level_hours)
+                if jump is not None:
+                    detected = min(jump + cfg.smooth_hours - 1, hi)
+                    pieces = [(pieces[0][0], lo, lo, jump - 1), (jump, detected, jump, hi)]
+                for start, detected, told, last in pieces:
+                    shape = _shape(b, i, sensor, pred, told, last)
+                    dev = float(nanmedian(res[start : last + 1]))
+                    out.append(SensorFault(pair, sensor, shape, start, last, detected, dev, ref))
     return out
+
+
+def _jump(res: FloatArray, lo: int, hi: int, limit: float, hours: int) -> int | None:
+    """Where a sensor already off its prediction jumped to another fault: the hour whose
+    next ``hours`` lie off the ones before by more than three times the deviation limit
+    and by more than the deviation before it, and still off by that much (a second fault
+    on one sensor, a drift followed by a displacement; a displaced return's share of the
+    room's gap moves with the water by a fraction, a drift grows by a little an hour,
+    a fault's end falls back to the prediction). None without one."""
+    ts = np.arange(lo + hours, hi - hours + 2)
+    steps = np.zeros(ts.size)
+    for k, t in enumerate(ts):
+        before = float(nanmedian(res[t - hours : t]))
+        after = float(nanmedian(res[t : t + hours]))
+        step = abs(after - before)
+        off = abs(after) > 3 * limit  # still off after it: not the fault's end
+        if off and step > 3 * limit and step > abs(before):
+            steps[k] = step
+    if not steps.any():
+        return None
+    # medians over ``hours`` see a clean jump fully from about half of them before it
+    # to half after: the middle of the hours that see nearly all of it
+    k = int(np.argmax(steps))
+    near = steps >= 0.9 * steps[k]
+    first, last = k, k
+    while first > 0 and near[first - 1]:
+        first -= 1
+    while last < near.size - 1 and near[last + 1]:
+        last += 1
+    return int(ts[(first + last + 1) // 2])
 
 
 def _overlap(a: SensorFault, c: SensorFault) -> bool:
