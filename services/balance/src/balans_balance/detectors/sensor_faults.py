@@ -17,7 +17,10 @@ the next supply disagree) blames the pair whose own ΔT moved against its neighb
 The shape names the fault: a sensor repeating one value while its reference moves is
 frozen; a pair whose ΔT turned negative while its neighbours heat is swapped; a sensor
 reading the room is detached; a return pulled towards the room in proportion to its
-distance from it is displaced; anything else (a growing or constant offset) drifts.
+distance from it is displaced; anything else (a growing or constant offset) drifts. An
+episode whose level jumps while the sensor stays off is two faults, each with its shape.
+Where the first pass finds faults, a second leaves the faulty pairs' hours out of the
+neighbours' ΔT that returns are predicted from.
 """
 
 from __future__ import annotations
