@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -458,19 +459,35 @@ async def _load_presence(
     present = np.zeros((len(modules), len(hours)), dtype=bool)
     battery = np.full((len(modules), len(hours)), np.nan)
     lo, hi = hours[0] + HOUR, hours[-1] + HOUR
-    for r in await ingest.status_positions(conn, modules, lo, hi):
-        row = row_of[r["module_serial"]]
-        present[row, r["positions"]] = True
-        battery[row, r["positions"]] = np.array(r["battery"], dtype=np.float64)
+    statuses = await ingest.status_positions(conn, modules, lo, hi)
+    # every module's rows at once: a module's status rows are one row of the answer
+    at = _cells([row_of[r["module_serial"]] for r in statuses], statuses)
+    present[at] = True
+    battery[at] = np.array(list(chain.from_iterable(r["battery"] for r in statuses)), np.float64)
     channels = w.live_channels
     meter_of = {(r["module_serial"], r["input"]): r["meter_id"] for r in channels}
-    meter_present = {r["meter_id"]: np.zeros(len(hours), dtype=bool) for r in channels}
-    for r in await ingest.register_positions(conn, modules, lo, hi):
-        meter = meter_of.get((r["module_serial"], r["input"]))
-        if meter is not None:
-            meter_present[meter][r["positions"]] = True
-            present[row_of[r["module_serial"]], r["positions"]] = True
-    return present, battery, meter_present
+    meters = [r["meter_id"] for r in channels]
+    reported = np.zeros((len(meters), len(hours)), dtype=bool)
+    registers = [
+        r
+        for r in await ingest.register_positions(conn, modules, lo, hi)
+        if (r["module_serial"], r["input"]) in meter_of
+    ]
+    meter_row = {m: i for i, m in enumerate(meters)}
+    reported[
+        _cells([meter_row[meter_of[r["module_serial"], r["input"]]] for r in registers], registers)
+    ] = True
+    present[_cells([row_of[r["module_serial"]] for r in registers], registers)] = True
+    return present, battery, dict(zip(meters, reported, strict=True))
+
+
+def _cells(rows: list[int], answer: list[Any]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """The (row, hour) cells of an answer's ``positions``, row by row."""
+    counts = [len(r["positions"]) for r in answer]
+    return (
+        np.repeat(np.array(rows, dtype=np.intp), counts),
+        np.array(list(chain.from_iterable(r["positions"] for r in answer)), dtype=np.intp),
+    )
 
 
 async def _building_temperatures(
