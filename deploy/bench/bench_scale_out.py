@@ -16,7 +16,7 @@ JetStream's records: from the thaw to its last acknowledgement or announcement, 
    worked off at once (one hour of a few dozen buildings is a fraction of a second for
    allocation, mostly fixed costs no second process can share).
 2. A second process of each joins; the test waits until allocation's and balance's event
-   partitions are split between the two as their groups intend (by the buildings' meters,
+   partitions are split between the two as their groups intend (by the buildings' work,
    so both finish together: ``balans_core.partitions``). A warm-up hour (the newcomer
    reads the windows of the buildings it got), then the measured hour and allocation's
    backlog. The ratio is one process's seconds over two processes' seconds for the same

@@ -29,7 +29,7 @@ last write:
   partitions are dealt heaviest first to the member with the least weight so far, so the
   processes finish an hour together (:func:`assigned`).
 - ``weights``: each partition's weight (the sum of its buildings', from the service's
-  ``weigh``; balance and allocation: their meters), written by the first member in sorted
+  ``weigh``; allocation: its meters, balance: its groups), written by the first member in sorted
   order whenever the members change and kept alive with its renewals; the others read it
   every round and keep the last they read if it is missing. With a few dozen buildings,
   16 partitions differ by a factor of several; with thousands they are nearly even.

@@ -24,7 +24,7 @@ from balans_core.nats import connect_nats
 from balans_core.outbox import OutboxRelay
 from balans_core.partitions import PartitionedConsumers
 from balans_core.service import ServiceContext, run_service
-from balans_db.queries import world
+from balans_db.queries import balance as balance_queries
 from balans_protocol import subjects
 from balans_protocol.messages import AllocationComputed, ReadingsStored, TopologyChanged
 from balans_protocol.streams import ensure_streams
@@ -117,8 +117,8 @@ async def serve(ctx: ServiceContext) -> None:
             replicas=settings.nats_stream_replicas,
             # a partition given up: its buildings' kept windows go (another process has them)
             on_release=lambda partition: forget_partition(states, partition),
-            # a building's groups grow with its meters: the processes finish an hour together
-            weigh=lambda: world.meters_per_building(pool),
+            # an analysis costs about the same per group: the processes finish an hour together
+            weigh=lambda: balance_queries.groups_per_building(pool),
         )
         ctx.set_ready(groups_subject=subjects.BALANCE_GROUPS_API)
         await ctx.run_until_stopped(relay.run(ctx.stopping), partitions.run(ctx.stopping))

@@ -78,6 +78,17 @@ heating degree-days balance forecast a building's month with (``hdd_to_date``,
 latest forecast of any of its meters or groups; no row when balance made none."""
 
 
+async def groups_per_building(db: Db) -> dict[int, int]:
+    """building id -> how many balance groups it has, at least 1 (a building balance has
+    not analysed yet gets its groups then): what an hour of its events costs balance
+    (a weighted split of the event partitions, balans_core.partitions)."""
+    rows = await db.fetch(
+        "select b.id, greatest(count(g.id), 1) as n from buildings b"
+        " left join balance_groups g on g.building_id = b.id group by b.id"
+    )
+    return {r["id"]: r["n"] for r in rows}
+
+
 async def newest_forecast_months(db: Db, building_ids: list[int]) -> dict[int, date]:
     """Per building, the newest month balance forecast any of its meters for (buildings
     without any forecast are left out). balance forecasts the month of the newest hour it
