@@ -74,6 +74,9 @@ class SensorFault:
     detected: int
     deviation_k: float  # median reading minus prediction over the episode
     reference: str  # what the prediction came from
+    # the second fault of a sensor whose level jumped while it stayed off (_jump): a
+    # cause of its own, not the first one's continuation
+    after_jump: bool = False
 
 
 def _episodes(mask: BoolArray, gap: int) -> list[tuple[int, int]]:
@@ -437,7 +440,11 @@ def _deviations(b: _Building) -> list[SensorFault]:
                 for start, detected, told, last in pieces:
                     shape = _shape(b, i, sensor, pred, told, last)
                     dev = float(nanmedian(res[start : last + 1]))
-                    out.append(SensorFault(pair, sensor, shape, start, last, detected, dev, ref))
+                    out.append(
+                        SensorFault(
+                            pair, sensor, shape, start, last, detected, dev, ref, start == jump
+                        )
+                    )
     return out
 
 
@@ -583,7 +590,8 @@ def sensor_findings(data: BuildingData, cfg: SensorSettings | None = None) -> li
         out.append(
             Finding(
                 kind="faulty_sensor",
-                cause_key=f"faulty-sensor:{p.module_serial}:{f.sensor}",
+                cause_key=f"faulty-sensor:{p.module_serial}:{f.sensor}"
+                + (f":{f.shape}" if f.after_jump else ""),
                 first_hour=hours[f.first],
                 last_hour=hours[f.last],
                 active=f.last >= len(hours) - 1,
