@@ -7,7 +7,6 @@ them, so the announcement names the hours that really changed.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,7 +73,14 @@ ALLOCATION_COLUMNS = (
     "building_id", "flat_id", "hour", "measured_kwh", "estimated", "common_kwh", "total_kwh",
     "flags", "method", "volume_m3", "delta_t_k", "k_kwh_per_m3k", "adjustment_kwh",
 )  # fmt: skip
-ALLOCATION_UPSERT = _upsert("heat_allocation", ("flat_id", "hour"), ALLOCATION_COLUMNS)
+# per building-hour whose flat rows changed, how many were new and how many recomputed: one
+# record a building-hour instead of one a flat-hour (a history's priming or a catch-up
+# returned millions, each decoded in Python)
+ALLOCATION_UPSERT = f"""
+    with changed as ({_upsert("heat_allocation", ("flat_id", "hour"), ALLOCATION_COLUMNS)})
+    select building_id, hour, count(*) filter (where revision = 1) as new,
+           count(*) filter (where revision > 1) as recomputed
+    from changed group by building_id, hour"""
 BUILDING_COLUMNS = (
     "building_id", "hour", "building_kwh", "flats_measured_kwh", "common_kwh",
     "estimated_area_fraction", "flags", "methodology",
@@ -233,12 +239,17 @@ async def write_results(
         await conn.execute(DROP_STAGES)
     DAYS_WRITTEN.labels("extended").inc(len(extend))
     DAYS_WRITTEN.labels("rebuilt").inc(len(rebuild))
-    FLAT_HOURS.labels("new").inc(sum(1 for r in flat_rows if r["revision"] == 1))
-    FLAT_HOURS.labels("recomputed").inc(sum(1 for r in flat_rows if r["revision"] > 1))
+    FLAT_HOURS.labels("new").inc(sum(r["new"] for r in flat_rows))
+    FLAT_HOURS.labels("recomputed").inc(sum(r["recomputed"] for r in flat_rows))
     changed: dict[int, tuple[set[datetime], set[datetime]]] = {
         w.building_id: (set(), set()) for w in written
     }
-    for r in itertools.chain(flat_rows, building_rows):
+    for r in flat_rows:
+        if r["new"]:
+            changed[r["building_id"]][False].add(r["hour"])
+        if r["recomputed"]:
+            changed[r["building_id"]][True].add(r["hour"])
+    for r in building_rows:
         changed[r["building_id"]][r["revision"] > 1].add(r["hour"])
     return {b: (sorted(new), sorted(recomputed)) for b, (new, recomputed) in changed.items()}
 
@@ -255,8 +266,9 @@ def _days_to_write(
     upsert inserted every flat's row there); rebuilt when an earlier hour changed (late
     data), more than one hour is new (a catch-up), a meter's rows changed in another hour,
     a meter left its channel in the range, or it has no watermark; left alone when
-    nothing changed. (``meters_changed``: per meter, the first and last hour of its rows
-    the upsert changed.)"""
+    nothing changed. (``flat_rows``: per building-hour whose flat rows the upsert changed,
+    how many it inserted and recomputed; ``meters_changed``: per meter, the first and last
+    hour of its rows the upsert changed.)"""
     flats: dict[int, list[asyncpg.Record]] = {}
     for r in flat_rows:
         flats.setdefault(r["building_id"], []).append(r)
@@ -277,8 +289,10 @@ def _days_to_write(
         if (
             len(new) == 1
             and w.building_id not in out_of_service
-            and len(rows) == w.flat_ids.size
-            and all(r["hour"] == new[0] and r["revision"] == 1 for r in rows)
+            and len(rows) == 1
+            and rows[0]["hour"] == new[0]
+            and rows[0]["new"] == w.flat_ids.size
+            and not rows[0]["recomputed"]
             and all(first == last == new[0] for first, last in meters)
         ):
             extend[w.building_id] = new[0]
