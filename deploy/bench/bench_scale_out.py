@@ -81,7 +81,8 @@ from bench_scale import (
     thaw,
     timeline,
 )
-from cpu_time import CpuMeter, CpuSnapshot, CpuUse
+from cpu_limit import CpuLimitError, CpuQuota
+from cpu_time import CpuMeter, CpuSnapshot, CpuUse, minor_faults
 
 from balans_core.partitions import intended_holders, lease_holders, partition_durables
 from balans_db import migrate
@@ -110,6 +111,9 @@ ENV = {
     "BALANS_BALANCE_ANALYSIS_EVERY_HOURS": "1",
 }
 PULSES, TEMPERATURES, STATUS, _EVENTS = READING_COLUMNS
+#: each partitioned stage's process limited to this fraction of a core (:mod:`cpu_limit`);
+#: unset: no limit
+PROCESS_CPUS = os.environ.get("BENCH_SCALE_OUT_PROCESS_CPUS")
 #: hours allocation's figures work off at once (:func:`allocation_backlog`)
 ALLOCATION_HOURS = int(os.environ.get("BENCH_SCALE_OUT_ALLOCATION_HOURS", "6"))
 
@@ -153,6 +157,29 @@ def cpu_until(
 ) -> CpuSnapshot:
     """The first sample taken at or after ``end`` (a new one if none was)."""
     return next((snapshot for when, snapshot in samples if when >= end), None) or meter.take()
+
+
+def backends(servers: dict[str, list[int]]) -> dict[int, psutil.Process]:
+    """PostgreSQL's processes under its postmaster, by pid."""
+    postmaster = psutil.Process(servers["postgres"][0])
+    return {child.pid: child for child in postmaster.children()}
+
+
+def describe_new_backends(
+    before: dict[int, psutil.Process], after: dict[int, psutil.Process]
+) -> str:
+    """The PostgreSQL processes started during a stage (each a new connection): how many,
+    and their CPU and minor faults so far (not in the stage's postgres figures, which
+    count the processes that were there at its start)."""
+    cpu, faults = 0.0, 0
+    new = [process for pid, process in after.items() if pid not in before]
+    for process in new:
+        try:
+            cpu += sum(process.cpu_times()[:2])
+            faults += minor_faults(process, False)
+        except psutil.NoSuchProcess:
+            continue
+    return f"new backends {len(new)} (CPU {cpu:.2f} s, minor faults {faults / 1000:.1f}k)"
 
 
 async def ends_by_process(
@@ -202,6 +229,7 @@ async def run_hour(
         # the meter first: finding the servers' processes reads the whole machine's, which
         # must not count in the stage's time
         meter = CpuMeter(cpu_groups(name, stages, servers), alone=("benchmark",))
+        backends_before = backends(servers)
         clock = await StageClock.start(js)
         cpu_before = meter.take()
         samples: list[tuple[datetime, CpuSnapshot]] = []
@@ -224,6 +252,11 @@ async def run_hour(
         results[name] = Measured(seconds, work if seconds is not None else note, cpu)
         print(f"    {name:<10} {seconds or float('nan'):8.2f} s  {results[name].note}", flush=True)
         print(f"      {times.describe()}; {cpu.describe()}", flush=True)
+        print(
+            f"      {cpu.describe_faults(*(p.name for p in procs), 'postgres')};"
+            f" {describe_new_backends(backends_before, backends(servers))}",
+            flush=True,
+        )
         if name in PARTITIONED and len(procs) > 1:
             ends = await ends_by_process(js, stream, durable, clock)
             print(
@@ -393,8 +426,23 @@ async def node_kill_hour(
             raise RuntimeError(f"{name} after the node was killed: {note}")
 
 
+def start(
+    supervisor: Supervisor, stage: str, name: str, module: str, quota: CpuQuota | None
+) -> ServiceProcess:
+    """Start one process of ``stage``; a partitioned stage's in its own CPU-limited group
+    when the run is limited."""
+    proc = supervisor.start(name, module)
+    if quota is not None and stage in PARTITIONED:
+        quota.limit(proc.proc.pid, name)
+    return proc
+
+
 async def run(
-    urls: StackUrls, cluster: NatsCluster, servers: dict[str, list[int]], data_dir: Path
+    urls: StackUrls,
+    cluster: NatsCluster,
+    servers: dict[str, list[int]],
+    data_dir: Path,
+    quota: CpuQuota | None,
 ) -> str:
     # then the two-process hours, the node-kill hour and two allocation backlogs, all past
     city: City = await build_city(urls, hours_after=3 + 2 * ALLOCATION_HOURS)
@@ -405,7 +453,9 @@ async def run(
     supervisor = Supervisor(urls, data_dir, ENV)
     known = discover_services()
     ingest = supervisor.start("ingest", known["ingest"])
-    stages: Stages = {name: [supervisor.start(name, known[name])] for name in CONSUMERS}
+    stages: Stages = {
+        name: [start(supervisor, name, name, known[name], quota)] for name in CONSUMERS
+    }
     nc = await nats.connect(urls.nats_url.split(","))
     js = nc.jetstream(timeout=10)
     conn = await asyncpg.connect(urls.database_url)
@@ -428,7 +478,7 @@ async def run(
             )
 
             for name in CONSUMERS:
-                stages[name].append(supervisor.start(f"{name}-2", known[name]))
+                stages[name].append(start(supervisor, name, f"{name}-2", known[name], quota))
             if late := await asyncio.to_thread(supervisor.wait_ready, STAGE_TIMEOUT_S):
                 raise RuntimeError(f"not ready: {late}")
             await split_between(js, 2)
@@ -481,13 +531,35 @@ async def run(
         for key in ("1p_s", "2p_s", "ratio", "cpu_bound")
         if f"{stage}_{key}" in figures
     )
+    limited = f"process_cpus={quota.cpus:.2f} " if quota is not None else ""
     return (
-        f"scale-out {measured} node_kill_readings={sum(found.values())}/{sum(expected.values())}"
+        f"scale-out {limited}{measured}"
+        f" node_kill_readings={sum(found.values())}/{sum(expected.values())}"
         f" lost={lost} doubled={doubled}"
     )
 
 
+def cpu_quota() -> CpuQuota | None:
+    """The limit of ``BENCH_SCALE_OUT_PROCESS_CPUS``, announced; None when unset. Exits
+    with the reason when this machine cannot limit a process's CPU."""
+    if PROCESS_CPUS is None:
+        return None
+    try:
+        quota = CpuQuota(float(PROCESS_CPUS))
+    except (CpuLimitError, ValueError) as error:
+        raise SystemExit(f"BENCH_SCALE_OUT_PROCESS_CPUS={PROCESS_CPUS}: {error}") from error
+    print(
+        f"LIMITED RUN: each allocation and balance process at {quota.describe()}; PostgreSQL,"
+        " NATS and the other services unlimited. As if each process had a host of its own"
+        " and the servers ran elsewhere: the ratios show how the work splits, not this"
+        " machine's throughput.",
+        flush=True,
+    )
+    return quota
+
+
 def main() -> None:
+    quota = cpu_quota()
     with tempfile.TemporaryDirectory(prefix="bench_scale_out_") as tmp:
         stack = DevStack(Path(tmp), durable=bench_durable(), cluster=True)
         urls = stack.start()
@@ -500,13 +572,15 @@ def main() -> None:
                 "postgres": [stack.postgres.proc.pid],
                 "nats": [node.proc.pid for node in stack.nats.nodes if node.proc is not None],
             }
-            last = asyncio.run(run(urls, stack.nats, servers, Path(tmp)))
+            last = asyncio.run(run(urls, stack.nats, servers, Path(tmp), quota))
         except BaseException:
             for log_file in sorted(Path(tmp).glob("*.log")):  # the services' last words
                 print(f"--- {log_file.name}", *log_file.read_text().splitlines()[-15:], sep="\n")
             raise
         finally:
             stack.stop()
+            if quota is not None:
+                quota.remove()
     print(last)
 
 

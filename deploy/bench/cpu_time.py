@@ -8,7 +8,8 @@ can finish it: no run can be shorter than its CPU seconds over the machine's cor
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 
@@ -19,6 +20,21 @@ def _own_s(process: psutil.Process, reaped: bool) -> float:
     return own + times.children_user + times.children_system if reaped else own
 
 
+def minor_faults(process: psutil.Process, reaped: bool) -> int:
+    """Minor page faults (a page mapped without reading the disk: a new backend's first
+    touch of each shared-buffer page it uses), from ``/proc/<pid>/stat``; 0 where that is
+    missing (not Linux)."""
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        if not psutil.pid_exists(process.pid):
+            raise psutil.NoSuchProcess(process.pid) from None
+        return 0
+    # after "(comm)": state ppid pgrp session tty_nr tpgid flags minflt cminflt ...
+    minflt, cminflt = int(fields[7]), int(fields[8])
+    return minflt + cminflt if reaped else minflt
+
+
 def machine_busy_s() -> float:
     """Seconds every core of the machine spent not idle, since boot (every process's)."""
     times = psutil.cpu_times()
@@ -27,15 +43,18 @@ def machine_busy_s() -> float:
 
 @dataclass(frozen=True)
 class CpuSnapshot:
-    """Each group's CPU seconds (summed over its processes) and the machine's, at one time."""
+    """Each group's CPU seconds and minor page faults (summed over its processes) and the
+    machine's CPU seconds, at one time."""
 
     groups: dict[str, float]
     machine: float
+    faults: dict[str, int] = field(default_factory=dict)
 
     def since(self, before: CpuSnapshot) -> CpuUse:
         return CpuUse(
             {name: s - before.groups.get(name, 0.0) for name, s in self.groups.items()},
             self.machine - before.machine,
+            {name: n - before.faults.get(name, 0) for name, n in self.faults.items()},
         )
 
 
@@ -64,15 +83,17 @@ class CpuMeter:
 
     def take(self) -> CpuSnapshot:
         groups: dict[str, float] = {}
+        faults: dict[str, int] = {}
         for name, processes in self.processes.items():
-            total = 0.0
+            total, faulted = 0.0, 0
             for process, reaped in processes:
                 try:
                     total += _own_s(process, reaped)
+                    faulted += minor_faults(process, reaped)
                 except psutil.NoSuchProcess:  # exited since: its seconds are its parent's now
                     continue
-            groups[name] = total
-        return CpuSnapshot(groups, machine_busy_s())
+            groups[name], faults[name] = total, faulted
+        return CpuSnapshot(groups, machine_busy_s(), faults)
 
 
 @dataclass(frozen=True)
@@ -82,6 +103,7 @@ class CpuUse:
 
     groups: dict[str, float]
     machine: float
+    faults: dict[str, int] = field(default_factory=dict)
 
     @property
     def ours(self) -> float:
@@ -94,3 +116,9 @@ class CpuUse:
     def describe(self) -> str:
         parts = [f"{name} {s:.2f}" for name, s in self.groups.items()]
         return f"CPU s: {', '.join(parts)}; other work {self.other:.2f}"
+
+    def describe_faults(self, *names: str) -> str:
+        """The named groups' minor page faults (thousands)."""
+        return "minor faults: " + ", ".join(
+            f"{name} {self.faults.get(name, 0) / 1000:.1f}k" for name in names
+        )
