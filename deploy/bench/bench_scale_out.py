@@ -75,6 +75,7 @@ from bench_scale import (
     build_city,
     counter_sum,
     drained,
+    enable_pg_cost,
     freeze,
     outbox_counter,
     stage_durables,
@@ -91,6 +92,7 @@ from balans_devstack.nats_server import NatsCluster
 from balans_devstack.stack import DevStack, StackUrls, bench_durable
 from balans_devstack.supervisor import ServiceProcess, Supervisor, discover_services
 from balans_protocol.boot import next_boot
+from balans_protocol.subjects import partition_of
 from balans_sim.engine import Chunk, CitySim
 from balans_sim.runner import connected_concentrators, flush_all
 
@@ -182,12 +184,33 @@ def describe_new_backends(
     return f"new backends {len(new)} (CPU {cpu:.2f} s, minor faults {faults / 1000:.1f}k)"
 
 
+STATEMENT_TIMES = """select coalesce(sum(calls), 0)::bigint, coalesce(sum(plans), 0)::bigint,
+    coalesce(sum(total_exec_time), 0)::float8, coalesce(sum(total_plan_time), 0)::float8
+    from pg_stat_statements where query not like '%pg_stat_statements%'"""
+
+
+async def statement_times(conn: asyncpg.Connection) -> tuple[float, ...]:
+    """pg_stat_statements' statements so far: calls, plans, executing and planning ms."""
+    row = await conn.fetchrow(STATEMENT_TIMES)
+    assert row is not None
+    return tuple(row)
+
+
+def describe_statements(before: tuple[float, ...], after: tuple[float, ...]) -> str:
+    """The statements run between two :func:`statement_times`."""
+    calls, plans, exec_ms, plan_ms = (a - b for a, b in zip(after, before, strict=True))
+    return (
+        f"statements {calls:,.0f} ({plans:,.0f} planned): executing {exec_ms:.0f} ms,"
+        f" planning {plan_ms:.0f} ms"
+    )
+
+
 async def ends_by_process(
-    js: JetStreamContext, stream: str, durable: str, clock: StageClock
+    js: JetStreamContext, stream: str, durable: str, clock: StageClock, procs: list[ServiceProcess]
 ) -> dict[str, float]:
-    """Lease holder -> seconds from the thaw to its partitions' last acknowledgement: when
+    """Process name -> seconds from the thaw to its partitions' last acknowledgement: when
     each process of a partitioned stage finished its share."""
-    holders = await lease_holders(js, durable)
+    holders = process_names(await lease_holders(js, durable), procs)
     infos = await asyncio.gather(
         *(js.consumer_info(stream, d) for d in partition_durables(durable))
     )
@@ -230,6 +253,7 @@ async def run_hour(
         # must not count in the stage's time
         meter = CpuMeter(cpu_groups(name, stages, servers), alone=("benchmark",))
         backends_before = backends(servers)
+        statements_before = await statement_times(conn)
         clock = await StageClock.start(js)
         cpu_before = meter.take()
         samples: list[tuple[datetime, CpuSnapshot]] = []
@@ -254,14 +278,15 @@ async def run_hour(
         print(f"      {times.describe()}; {cpu.describe()}", flush=True)
         print(
             f"      {cpu.describe_faults(*(p.name for p in procs), 'postgres')};"
-            f" {describe_new_backends(backends_before, backends(servers))}",
+            f" {describe_new_backends(backends_before, backends(servers))};"
+            f" {describe_statements(statements_before, await statement_times(conn))}",
             flush=True,
         )
         if name in PARTITIONED and len(procs) > 1:
-            ends = await ends_by_process(js, stream, durable, clock)
+            ends = await ends_by_process(js, stream, durable, clock, procs)
             print(
                 "      last ack by process: "
-                + ", ".join(f"+{s:.3f} s" for _, s in sorted(ends.items())),
+                + ", ".join(f"{n} +{s:.3f} s" for n, s in sorted(ends.items())),
                 flush=True,
             )
     return results
@@ -365,7 +390,37 @@ async def leases(js: JetStreamContext, durable: str) -> dict[str, int]:
     return dict(Counter((await lease_holders(js, durable)).values()))
 
 
-async def split_between(js: JetStreamContext, processes: int) -> None:
+BUILDING_WORK = """select b.id, (select count(*) from meters m where m.building_id = b.id),
+    (select count(*) from balance_groups g where g.building_id = b.id) from buildings b"""
+
+
+def process_names(holders: dict[int, str], procs: list[ServiceProcess]) -> dict[int, str]:
+    """partition -> the name of the process holding it (a member id carries its pid)."""
+    named = {
+        member: p.name for member in holders.values() for p in procs if f"-{p.proc.pid}-" in member
+    }
+    return {partition: named.get(member, member) for partition, member in holders.items()}
+
+
+async def describe_split(
+    js: JetStreamContext, conn: asyncpg.Connection, durable: str, procs: list[ServiceProcess]
+) -> str:
+    """Each process's buildings, meters and balance groups (what the split weighed)."""
+    holders = process_names(await lease_holders(js, durable), procs)
+    shares: dict[str, list[int]] = {}
+    for building, meters, groups in await conn.fetch(BUILDING_WORK):
+        share = shares.setdefault(holders.get(partition_of(building), "none"), [0, 0, 0])
+        for k, n in enumerate((1, meters, groups)):
+            share[k] += n
+    return "; ".join(
+        f"{name}: buildings {b}, meters {m}, groups {g}"
+        for name, (b, m, g) in sorted(shares.items())
+    )
+
+
+async def split_between(
+    js: JetStreamContext, conn: asyncpg.Connection, stages: Stages, processes: int
+) -> None:
     """Wait until allocation's and balance's partitions are held as their groups intend
     (by their buildings' weights) by ``processes`` processes each."""
     deadline = time.monotonic() + 120
@@ -378,7 +433,10 @@ async def split_between(js: JetStreamContext, processes: int) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{stage}: partitions not split: {await leases(js, durable)}")
             await asyncio.sleep(0.2)
-        print(f"  {stage}: partitions per process {sorted((await leases(js, durable)).values())}")
+        print(
+            f"  {stage}: partitions per process {sorted((await leases(js, durable)).values())}"
+            f" ({await describe_split(js, conn, durable, stages[stage])})"
+        )
 
 
 def truth(chunks: list[Chunk]) -> dict[str, int]:
@@ -463,7 +521,7 @@ async def run(
     try:
         if late := await asyncio.to_thread(supervisor.wait_ready, STAGE_TIMEOUT_S):
             raise RuntimeError(f"not ready: {late}")
-        await split_between(js, 1)
+        await split_between(js, conn, stages, 1)
         boot = next_boot(data_dir / "sim-boot-counter")
         async with connected_concentrators(
             city.sim, city.keys, "127.0.0.1", bound_port(ingest), boot
@@ -481,7 +539,7 @@ async def run(
                 stages[name].append(start(supervisor, name, f"{name}-2", known[name], quota))
             if late := await asyncio.to_thread(supervisor.wait_ready, STAGE_TIMEOUT_S):
                 raise RuntimeError(f"not ready: {late}")
-            await split_between(js, 2)
+            await split_between(js, conn, stages, 2)
             print("two processes per stage: warm-up hour", flush=True)
             await run_hour(js, conn, stages, servers, concentrators, city.sim.advance(1))
             await machinery_cpu(js, conn, stages, servers)
@@ -539,6 +597,17 @@ async def run(
     )
 
 
+async def track_statements(database_url: str) -> None:
+    """pg_stat_statements' view, with planning times (each stage prints its statements')."""
+    await enable_pg_cost(database_url)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("alter system set pg_stat_statements.track_planning = on")
+        await conn.execute("select pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
 def cpu_quota() -> CpuQuota | None:
     """The limit of ``BENCH_SCALE_OUT_PROCESS_CPUS``, announced; None when unset. Exits
     with the reason when this machine cannot limit a process's CPU."""
@@ -566,6 +635,7 @@ def main() -> None:
         assert isinstance(stack.nats, NatsCluster)
         try:
             migrate.upgrade(urls.database_url)
+            asyncio.run(track_statements(urls.database_url))
             assert stack.postgres is not None
             assert stack.postgres.proc is not None
             servers = {
