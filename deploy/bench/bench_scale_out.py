@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 import time
 from collections import Counter
@@ -161,6 +162,37 @@ def cpu_until(
     return next((snapshot for when, snapshot in samples if when >= end), None) or meter.take()
 
 
+ANALYSED = re.compile(r"building analysed\s.*?\bbuilding_id=(\d+)\b.*?\bseconds=([\d.]+)")
+
+
+def log_sizes(procs: list[ServiceProcess]) -> list[int]:
+    return [p.log_file.stat().st_size for p in procs]
+
+
+def analysis_seconds(procs: list[ServiceProcess], since: list[int]) -> dict[str, dict[int, float]]:
+    """Process name -> building -> its analyses' seconds, from balance's "building analysed"
+    log lines written after the log sizes ``since``."""
+    found: dict[str, dict[int, float]] = {}
+    for proc, offset in zip(procs, since, strict=True):
+        with proc.log_file.open("rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+        mine = found.setdefault(proc.name, {})
+        for building, seconds in ANALYSED.findall(text):
+            mine[int(building)] = mine.get(int(building), 0.0) + float(seconds)
+    return found
+
+
+def describe_analyses(found: dict[str, dict[int, float]]) -> str:
+    """Each process's analysing seconds, and each building's (id:ms)."""
+    return "; ".join(
+        f"{name} {sum(b.values()):.2f} s analysing ("
+        + " ".join(f"{k}:{v * 1000:.0f}" for k, v in sorted(b.items()))
+        + " ms)"
+        for name, b in found.items()
+    )
+
+
 def backends(servers: dict[str, list[int]]) -> dict[int, psutil.Process]:
     """PostgreSQL's processes under its postmaster, by pid."""
     postmaster = psutil.Process(servers["postgres"][0])
@@ -253,6 +285,7 @@ async def run_hour(
         # must not count in the stage's time
         meter = CpuMeter(cpu_groups(name, stages, servers), alone=("benchmark",))
         backends_before = backends(servers)
+        logs_before = log_sizes(procs)
         statements_before = await statement_times(conn)
         clock = await StageClock.start(js)
         cpu_before = meter.take()
@@ -282,6 +315,8 @@ async def run_hour(
             f" {describe_statements(statements_before, await statement_times(conn))}",
             flush=True,
         )
+        if name == "balance":
+            print(f"      {describe_analyses(analysis_seconds(procs, logs_before))}", flush=True)
         if name in PARTITIONED and len(procs) > 1:
             ends = await ends_by_process(js, stream, durable, clock, procs)
             print(
@@ -418,6 +453,18 @@ async def describe_split(
     )
 
 
+async def describe_buildings(conn: asyncpg.Connection) -> str:
+    """Each building's meters, groups and group members (id:meters/groups/members)."""
+    rows = await conn.fetch(
+        BUILDING_WORK.replace(
+            " from buildings b",
+            ", (select count(*) from balance_group_members x join balance_groups g"
+            " on g.id = x.group_id where g.building_id = b.id) from buildings b",
+        )
+    )
+    return " ".join(f"{r[0]}:{r[1]}/{r[2]}/{r[3]}" for r in sorted(rows))
+
+
 async def split_between(
     js: JetStreamContext, conn: asyncpg.Connection, stages: Stages, processes: int
 ) -> None:
@@ -540,6 +587,7 @@ async def run(
             if late := await asyncio.to_thread(supervisor.wait_ready, STAGE_TIMEOUT_S):
                 raise RuntimeError(f"not ready: {late}")
             await split_between(js, conn, stages, 2)
+            print(f"  buildings (id:meters/groups/members): {await describe_buildings(conn)}")
             print("two processes per stage: warm-up hour", flush=True)
             await run_hour(js, conn, stages, servers, concentrators, city.sim.advance(1))
             await machinery_cpu(js, conn, stages, servers)

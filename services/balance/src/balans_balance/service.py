@@ -193,7 +193,8 @@ async def analyse_event(
         ANALYSIS_ERRORS.inc()
         log.exception("analysis failed", building_id=event.building_id, error=str(exc))
         raise
-    ANALYSIS_SECONDS.observe(time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    ANALYSIS_SECONDS.observe(seconds)
     if any(result.transitions.values()):
         relay.wake()
     if open_alerts is not None:
@@ -205,5 +206,6 @@ async def analyse_event(
         read=window.read,
         why=why,
         groups=result.groups_analysed,
+        seconds=round(seconds, 4),
         **result.transitions,
     )
