@@ -17,6 +17,7 @@ from balans_balance.detectors.leak_tapping_balance_meter import (
     Diagnosis,
     ExcessSettings,
     GroupSeries,
+    _also_possible,
     _change_kind,
     change_series,
     diagnose_group,
@@ -476,3 +477,51 @@ def test_the_alert_of_a_faults_pieces_lists_what_any_piece_may_be() -> None:
     first, second = with_slots([ramp, scale], cfg.quiet_to_close, cfg.together_hours)
     assert first.slot == second.slot
     assert first.evidence["also_possible"] == ["leak", "unauthorised_connection"]
+
+
+def test_a_drift_beginning_and_ending_with_a_larger_excess_is_its_shape() -> None:
+    """The ratio of the balance meter to its subscribers moving while a larger excess
+    runs, and only then (a ramp beginning and ending with a leak, within hours each), is
+    that excess's shape: no faulty balance meter. One rising inside it a day later is
+    found, and may as well be more water lost or drawn off; alone it is the register's."""
+    n = 35 * 24
+    use = np.full(n, 100.0)
+    hours = np.arange(n)
+
+    def change(shape: str, start: int, end: int, coef: float) -> Change:
+        contribution = np.where((hours >= start) & (hours < end), coef * use, 0.0)
+        return Change(shape, start, end, coef, 1e4, contribution)
+
+    cfg = ExcessSettings()
+    leak = change("step", START, START + 120, 0.15)
+    opening = change("ramp", START - 6, START + 123, 0.06)
+    assert _change_kind(opening, [leak], 1.1 * use, cfg) is None
+    rise = change("ramp", START + 24, START + 96, 0.06)
+    assert _change_kind(rise, [leak], 1.1 * use, cfg) == "faulty_balance_meter"
+    also = _also_possible(rise, "faulty_balance_meter", cfg, [leak])
+    assert {"leak", "unauthorised_connection"} <= set(also)
+    assert _also_possible(rise, "faulty_balance_meter", cfg, []) == []
+
+
+def test_a_constant_loss_may_always_be_a_draw_returning_nothing() -> None:
+    """Water lost at the supply temperature and water drawn off and never returned are
+    the same to every meter: a leak names the unauthorised draw as also possible even
+    where a constant fits far better than any other shape (only a moved return, which
+    makes it a tapping-in, tells them apart)."""
+    n = 35 * 24
+    step = np.where(np.arange(n) >= START, 0.5, 0.0)
+    leak = Change("step", START, n, 0.5, 1e4, step, {"use": 900.0, "scale": 400.0})
+    assert _also_possible(leak, "leak", ExcessSettings()) == ["unauthorised_connection"]
+
+
+def test_a_short_over_registering_may_be_a_pressure_leak(world) -> None:
+    """Two days of a register 8 % high: hour by hour a leak whose flow follows the
+    network's pressure fits a share of the flow as well, and two days are too few for
+    the days' flow to rule it out: the finding names a leak and a draw beside the meter."""
+    w = world(seed=4)
+    hours = np.arange(w.true.shape[1])
+    on = (hours >= START) & (hours < START + 48)
+    extra = np.where(on, 0.08 * (w.true.sum(axis=0) + w.losses), 0.0)
+    (d,) = diagnose_group(replace(w.series(extra), heat_per_m3=_heat_per_m3(hours.size)))
+    assert d.kind == "faulty_balance_meter"
+    assert {"leak", "unauthorised_connection"} <= set(d.evidence["also_possible"])

@@ -337,6 +337,33 @@ def _corrects(change: Change, others: list[Change], same_end: int | None = None)
     return False
 
 
+def _within_excess(change: Change, others: list[Change], gap: int) -> Change | None:
+    """The larger positive level change (a leak, a tapping-in) a drift lies in, from
+    within ``gap`` hours before its start to within ``gap`` hours after its end, if any.
+    A register's error scales the whole reading whatever the water does; while a larger
+    excess runs, the water itself changed, so the ratio of the balance meter to its
+    subscribers moving inside it says as much about the water as about the register."""
+    own = abs(float(np.sum(change.contribution)))
+    win = slice(change.start, change.end)
+    return next(
+        (
+            o
+            for o in others
+            if o.shape in LEVEL_SHAPES
+            and o.coef > 0
+            and o.start - gap <= change.start
+            and change.end <= o.end + gap
+            and float(np.sum(o.contribution[win])) > own
+        ),
+        None,
+    )
+
+
+def _spans(change: Change, other: Change, gap: int) -> bool:
+    """Do two changes begin and end together (within ``gap`` hours each)?"""
+    return abs(change.start - other.start) <= gap and abs(change.end - other.end) <= gap
+
+
 def _leads_into(change: Change, others: list[Change], gap: int) -> bool:
     """Does a drift (a negative one, or any ramp) end within ``gap`` hours of the start
     of a larger positive change? A register's error does not vanish by itself at the
@@ -443,6 +470,13 @@ def _change_kind(
             # share of the flats'), not a meter fault, which would end on its own; or one
             # whose error vanishes the hour a larger excess begins: that excess's edge
             return None
+        larger = _within_excess(change, others, cfg.settle_gap)
+        if larger is not None and _spans(change, larger, cfg.settle_gap):
+            # the ratio moved while the water did, and only then: a drift that begins and
+            # ends with a larger excess (within hours each) is that excess's shape (a
+            # leak opening over hours, a flow following the pressure), not the register's
+            # error, which begins and ends on its own
+            return None
         return "faulty_balance_meter" if abs(change.coef) >= cfg.min_drift else None
     if change.shape == "step":
         if size >= cfg.min_leak_share:
@@ -471,16 +505,31 @@ def _under_reads(
     return not any(-cfg.settle_gap <= change.start - h <= 24 + cfg.settle_gap for h in clogs)
 
 
-def _also_possible(change: Change, kind: str | None, cfg: ExcessSettings) -> list[str]:
+def _also_possible(
+    change: Change, kind: str | None, cfg: ExcessSettings, others: list[Change] | None = None
+) -> list[str]:
     """Other group faults the same data fits as well, by physics: water lost at the
     supply temperature (a leak) and water drawn off and not returned (an unauthorised
     draw) are the same to the meters, and where the building's flow hardly varies
     (quality-regulated networks, constant-flow risers) so is a balance meter that
     over-registers by a constant factor (a draw of a share of the flow looks exactly
-    like that). Said when the other shape fits within ``ambiguous_z2``."""
+    like that). Said when the other shape fits within ``ambiguous_z2``. An
+    over-registering drift that rose inside a larger excess (``others``) may as well be
+    more water lost or drawn off: while the water changes, the ratio of the balance
+    meter to its subscribers does not tell the register from the water."""
+    if (
+        kind == "faulty_balance_meter"
+        and change.coef > 0
+        and _within_excess(change, others or [], cfg.settle_gap) is not None
+    ):
+        also = _also_possible(change, kind, cfg)
+        return [*also, *(k for k in ("leak", "unauthorised_connection") if k not in also)]
     within = max(cfg.ambiguous_z2, cfg.ambiguous_share * change.z2)
     close = {shape for shape, rise in change.alternatives.items() if rise < within}
-    if kind == "leak" and close & {"scale", "use"}:
+    if kind == "leak":
+        # a constant volume lost at the supply temperature, or drawn off and never
+        # returned: the same water to every meter (only a return that moved tells a
+        # consumer returning it cooler, :func:`_by_return`)
         return ["unauthorised_connection"] + (["faulty_balance_meter"] if "scale" in close else [])
     if kind == "unauthorised_connection" and close & {"step", "scale"}:
         # a draw of a share of the use that a constant loss or an over-registering
@@ -745,7 +794,7 @@ def _diagnose_known(
             group_kind, change, s, cfg, tuple(others)
         )
         evidence.update(return_evidence)
-        also = _also_possible(change, group_kind, cfg)
+        also = _also_possible(change, group_kind, cfg, others)
         if change.coef > 0 and (group_kind, change.shape) in (
             ("unauthorised_connection", "use"),
             ("faulty_balance_meter", "scale"),
@@ -753,13 +802,13 @@ def _diagnose_known(
             level = level_days(cs, change, cfg)
             if level is not None:
                 evidence["daily_level"] = level
-            if (level is None or level) and "leak" not in also and change.shape == "use":
+            if (level is None or level) and "leak" not in also:
                 # hour by hour a leak whose flow follows the pressure (highest at night,
-                # with the heating load) fits a share of the use as well as a consumer;
-                # only the days tell them apart: too few of them leave a leak possible
+                # with the heating load and the flow) fits a share of the use, or of the
+                # flow, as well as a consumer or a scaled register does; only the days
+                # tell them apart: days whose sums stay level, or too few of them, leave
+                # a leak possible
                 also = ["leak", *also]
-            elif level and "leak" not in also:
-                also = ["leak", *also]  # the days' sums stay level: a leak fits too
         if by_return is not None:
             # a moved return rules the others out; an unmoved one rules nothing out that
             # the shapes left open (water lost or drawn off leaves the return alike)
