@@ -29,10 +29,11 @@ last write:
   partitions are dealt heaviest first to the member with the least weight so far, so the
   processes finish an hour together (:func:`assigned`).
 - ``weights``: each partition's weight (the sum of its buildings', from the service's
-  ``weigh``; allocation: its meters, balance: its groups), written by the first member in sorted
-  order whenever the members change and kept alive with its renewals; the others read it
-  every round and keep the last they read if it is missing. With a few dozen buildings,
-  16 partitions differ by a factor of several; with thousands they are nearly even.
+  ``weigh``; allocation: its meters, balance: what its analyses cost), written by the first
+  member in sorted order whenever the members change and kept alive with its renewals; the
+  others read it every round and keep the last they read if it is missing. With a few
+  dozen buildings, 16 partitions differ by a factor of several; with thousands they are
+  nearly even.
 - ``lease.<p>``: the holder's id, created with compare-and-set (``create`` / ``update``
   with the last revision) and renewed four times per lease (each renewal is a write
   every node of a cluster stores). A process that gives a partition up

@@ -8,6 +8,7 @@ import asyncpg
 from threadpoolctl import threadpool_limits
 
 from balans_balance.alerts import OUTBOX
+from balans_balance.costs import AnalysisCosts
 from balans_balance.service import (
     OpenAlerts,
     analyse_event,
@@ -93,9 +94,13 @@ async def serve(ctx: ServiceContext) -> None:
         )
 
         open_alerts = OpenAlerts()
+        costs = AnalysisCosts()
+
+        async def weigh() -> dict[int, float]:
+            return costs.weights(await balance_queries.groups_per_building(pool))
 
         async def on_event(event: AllocationComputed) -> None:
-            await analyse_event(event, pool, relay, settings, states, open_alerts)
+            await analyse_event(event, pool, relay, settings, states, open_alerts, costs)
 
         events = JetStreamConsumer.each(js, consumer_spec(settings), AllocationComputed, on_event)
 
@@ -117,8 +122,8 @@ async def serve(ctx: ServiceContext) -> None:
             replicas=settings.nats_stream_replicas,
             # a partition given up: its buildings' kept windows go (another process has them)
             on_release=lambda partition: forget_partition(states, partition),
-            # an analysis costs about the same per group: the processes finish an hour together
-            weigh=lambda: balance_queries.groups_per_building(pool),
+            # by what each building's analyses cost: the processes finish an hour together
+            weigh=weigh,
         )
         ctx.set_ready(groups_subject=subjects.BALANCE_GROUPS_API)
         await ctx.run_until_stopped(relay.run(ctx.stopping), partitions.run(ctx.stopping))

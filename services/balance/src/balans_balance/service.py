@@ -14,6 +14,7 @@ from nats.aio.subscription import Subscription
 
 from balans_balance.alert_actions import handle_alert_action
 from balans_balance.analysis import analyse_window
+from balans_balance.costs import AnalysisCosts
 from balans_balance.detectors.leak_tapping_balance_meter import ExcessSettings
 from balans_balance.group_api import handle_group_request
 from balans_balance.groups import GroupError, follow_topology, generate_building_groups
@@ -148,6 +149,7 @@ async def analyse_event(
     settings: BalanceSettings,
     states: BuildingStates,
     open_alerts: OpenAlerts | None = None,
+    costs: AnalysisCosts | None = None,
 ) -> None:
     """Analyse the building of an AllocationComputed event on its kept window (reading
     the hours that arrived, :mod:`balans_balance.windows`) when it is the building's turn
@@ -156,7 +158,7 @@ async def analyse_event(
     building first seen by this process gets its default groups first (afterwards only
     topology changes regenerate them). A failure drops the building's window, is counted,
     logged and raised (the consumer redelivers the event, then dead-letters it)."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     cfg = ExcessSettings(
         band_days=settings.balance_band_days,
         band_k=settings.balance_band_k,
@@ -195,6 +197,8 @@ async def analyse_event(
         raise
     seconds = time.perf_counter() - started
     ANALYSIS_SECONDS.observe(seconds)
+    if costs is not None and window.read == "incremental":  # the hourly cost (partitions' weights)
+        costs.note(event.building_id, time.process_time() - cpu_started)
     if any(result.transitions.values()):
         relay.wake()
     if open_alerts is not None:
