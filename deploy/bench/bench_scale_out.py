@@ -40,6 +40,13 @@ heartbeats) and what the drain poll adds are printed before each measured hour. 
 line: ``scale-out allocation_1p_s= allocation_2p_s= allocation_ratio= allocation_cpu_bound=
 balance_1p_s= balance_2p_s= balance_ratio= balance_cpu_bound=
 node_kill_readings=<stored>/<truth> lost= doubled=``.
+
+``BENCH_SCALE_OUT_PROCESS_CPUS=<fraction>`` is the limited run: each allocation and balance
+process in a cgroup of its own capped at that fraction of a core (:mod:`cpu_limit`), the
+servers and other services unlimited, as if each process had a host of its own and the
+servers ran elsewhere; it says so first, and its last line carries ``process_cpus=``. It
+shows how the work splits when the processes are the bottleneck, not this machine's
+throughput.
 """
 
 from __future__ import annotations
