@@ -525,3 +525,25 @@ def test_a_short_over_registering_may_be_a_pressure_leak(world) -> None:
     (d,) = diagnose_group(replace(w.series(extra), heat_per_m3=_heat_per_m3(hours.size)))
     assert d.kind == "faulty_balance_meter"
     assert {"leak", "unauthorised_connection"} <= set(d.evidence["also_possible"])
+
+
+def test_a_drift_inside_a_larger_drift_of_the_other_sign_is_its_error_moving() -> None:
+    """One register has one error at a time: a balance meter over-registering by 10 %
+    whose plateau sags by 8 % for two days is one finding, not also an under-reading
+    meter. The sag alone is one; a rise inside the sag (itself part of the plateau) is
+    judged on its own."""
+    n = 35 * 24
+    use = np.full(n, 100.0)
+    hours = np.arange(n)
+
+    def change(shape: str, start: int, end: int, coef: float) -> Change:
+        contribution = np.where((hours >= start) & (hours < end), coef * use, 0.0)
+        return Change(shape, start, end, coef, 1e4, contribution)
+
+    cfg = ExcessSettings()
+    plateau = change("settled", START, n, 0.10)
+    sag = change("scale", START + 96, START + 144, -0.08)
+    assert _change_kind(sag, [plateau], 1.1 * use, cfg) is None
+    assert _change_kind(sag, [], 1.1 * use, cfg) == "faulty_balance_meter"
+    rise = change("ramp", START + 110, START + 140, 0.06)
+    assert _change_kind(rise, [plateau, sag], 1.1 * use, cfg) == "faulty_balance_meter"

@@ -359,6 +359,30 @@ def _within_excess(change: Change, others: list[Change], gap: int) -> Change | N
     )
 
 
+def _corrects_drift(
+    change: Change, others: list[Change], cfg: ExcessSettings, outer: bool = True
+) -> bool:
+    """Does a drift of the balance meter lie inside a larger drift of the other sign
+    (ramp, scale or settled, itself large enough to be reported and not itself inside
+    one)? One register has one error at a time: the inner change is the outer one's
+    error moving (a plateau that sagged), part of that one finding, not a fault of its
+    own."""
+    own = float(np.sum(change.contribution))
+    win = slice(change.start, change.end)
+    return any(
+        o.shape in ("ramp", "scale", "settled")
+        and abs(o.coef) >= cfg.min_drift
+        and o.coef * change.coef < 0
+        and o.start - cfg.settle_gap <= change.start
+        and change.end <= o.end + cfg.settle_gap
+        and abs(float(np.sum(o.contribution[win]))) > abs(own)
+        and not (
+            outer and _corrects_drift(o, [c for c in [*others, change] if c is not o], cfg, False)
+        )
+        for o in others
+    )
+
+
 def _spans(change: Change, other: Change, gap: int) -> bool:
     """Do two changes begin and end together (within ``gap`` hours each)?"""
     return abs(change.start - other.start) <= gap and abs(change.end - other.end) <= gap
@@ -469,6 +493,8 @@ def _change_kind(
             # fit's correction of that excess's shape (a consumer's own load is no exact
             # share of the flats'), not a meter fault, which would end on its own; or one
             # whose error vanishes the hour a larger excess begins: that excess's edge
+            return None
+        if _corrects_drift(change, others, cfg):
             return None
         larger = _within_excess(change, others, cfg.settle_gap)
         if larger is not None and _spans(change, larger, cfg.settle_gap):
