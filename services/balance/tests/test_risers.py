@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from balans_balance.analysis import riser_verdict
-from balans_balance.detectors.clogged_riser import dt_change, moved_hours
+from balans_balance.detectors.clogged_riser import dt_change, dt_rise_hour, moved_hours
 
 HOURS = 24 * 14
 START = 24 * 10
@@ -90,3 +90,30 @@ def testriser_verdict(verdict: str, loss: float, change: float | None, kind: str
     """The riser's ΔT overrides the balance where it speaks clearly; a clog needs its ΔT
     to rise where the riser has ΔT readings."""
     assert riser_verdict(verdict, loss, change) == kind
+
+
+def test_a_meter_fault_then_a_clog_is_split_where_the_dt_rose() -> None:
+    """A riser whose flow fell with its ΔT in line for three days (its meter read low)
+    and whose ΔT then rose by 70 % (the riser clogged behind it): the split is the hour
+    the ΔT rose; a ΔT up from the start, or never up, splits nothing."""
+    dt = _risers()
+    dt[3, START + 75 :] *= 1.7
+    rise = dt_rise_hour(dt, 3, START, HOURS - 1, START)
+    assert rise is not None
+    assert START + 72 <= rise <= START + 81  # dated by 6-hour medians
+    clogged = _risers()
+    clogged[3, START:] *= 1.7
+    assert dt_rise_hour(clogged, 3, START, HOURS - 1, START) is None
+    assert dt_rise_hour(_risers(), 3, START, HOURS - 1, START) is None
+
+
+def test_a_dt_of_zero_or_less_is_no_reading() -> None:
+    """A riser whose pair read its water the wrong way round for the day before a clog
+    (a swapped pair: a negative ΔT): those hours are no reading, and the clog's ΔT is
+    judged against the day of good readings before them (+70 %)."""
+    dt = _risers()
+    dt[3, START - 24 : START] *= -1
+    dt[3, START:] *= 1.7
+    change = dt_change(dt, 3, START, HOURS - 1)
+    assert change is not None
+    assert 0.6 < change < 0.8

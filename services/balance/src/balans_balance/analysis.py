@@ -14,7 +14,12 @@ import numpy as np
 
 from balans_balance.alerts import reconcile
 from balans_balance.coverage import store_coverage
-from balans_balance.detectors.clogged_riser import dt_change, moved_hours, riser_verdict
+from balans_balance.detectors.clogged_riser import (
+    dt_change,
+    moved_hours,
+    riser_verdict,
+    split_at_dt_rise,
+)
 from balans_balance.detectors.leak_tapping_balance_meter import (
     Diagnosis,
     ExcessSettings,
@@ -30,7 +35,7 @@ from balans_balance.detectors.long_standing import (
     still_registers,
     tampered,
 )
-from balans_balance.detectors.meter_faults import METER_FAULTS, member_shifts
+from balans_balance.detectors.meter_faults import FLAGGED, METER_FAULTS, member_shifts
 from balans_balance.detectors.sensor_faults import sensor_findings
 from balans_balance.detectors.silences_and_batteries import reporting_findings
 from balans_balance.detectors.verification_due import verification_findings
@@ -57,7 +62,6 @@ EVIDENCE_POINTS = 336
 MERGE_GAP = timedelta(hours=12)
 # what names a member's fault without the balance: the module's tamper flag (a still
 # water register alone may be a flat nobody lives in)
-BALANCE_FREE = ("register_still_tamper_flag", "tamper_flag")
 
 
 @dataclass(frozen=True)
@@ -238,14 +242,30 @@ def member_alerts(
         worth = np.nan_to_num(np.where(own_total > 0, s.subscribers / own_total, 0.0))
     heat = data.utilities[group.balance_meter_id] == "heat"
     flats = np.array([data.roles[m] != "riser" for m in members])
-    for shift in member_shifts(
-        s, raw, quantum, group_changes=group_changes, heat=heat, flats=flats
-    ):
+    shifts = [
+        piece
+        for shift in member_shifts(
+            s, raw, quantum, group_changes=group_changes, heat=heat, flats=flats
+        )
+        for piece in (
+            split_at_dt_rise(
+                shift,
+                dt,
+                risers.index(members[shift.member]),
+                raw[shift.member],
+                _in_own_unit(shift.deficit, worth),
+            )
+            if dt is not None and members[shift.member] in risers and balance_confirms
+            else [shift]
+        )
+    ]
+    for shift in shifts:
         meter_id = members[shift.member]
         kind = shift.verdict
         evidence = dict(shift.evidence)
+        ref_end = int(evidence.pop("reference_end"))  # an hour index, not for the alert
         basis = str(evidence["basis"])
-        if not balance_confirms and basis not in BALANCE_FREE:
+        if not balance_confirms and basis not in FLAGGED:
             continue
         if data.roles[meter_id] == "riser" and balance_confirms:
             change = None
@@ -259,10 +279,16 @@ def member_alerts(
                     ep.start,
                     ep.end,
                     moved=moved,
-                    ref_end=int(evidence.get("after_still_from", ep.start)),
+                    ref_end=ref_end,
                 )
             evidence["riser_dt_change"] = change
-            verdict = riser_verdict(kind, float(shift.evidence["loss"]), change)
+            # a still register or the tamper flag named it: a riser's ΔT cannot overrule
+            # that (a magnet laid on a clogged riser finds its ΔT already up)
+            verdict = (
+                kind
+                if basis in FLAGGED
+                else riser_verdict(kind, float(shift.evidence["loss"]), change)
+            )
             if verdict != kind:
                 basis = {
                     "clogged_riser": "dt_rose" if change is not None else "balance_unmoved"

@@ -8,14 +8,17 @@ flow meter that registers less (a magnet, a slowed register) leaves the ΔT wher
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
-from balans_balance.detectors.meter_faults import MemberSettings
+from balans_balance.detectors.meter_faults import FLAGGED, STILL, MemberSettings, MemberShift
+from balans_balance.episodes import Episode
 
 FloatArray = npt.NDArray[np.float64]
+HOURS = 24
+BLOCK = 6  # hours in each median of the ΔT when dating where it rose
 
 
 @dataclass(frozen=True)
@@ -50,12 +53,7 @@ def dt_change(
     cfg = cfg or RiserSettings()
     if dt.shape[0] < 2:
         return None
-    others = np.delete(dt, riser, axis=0)
-    with warnings.catch_warnings():  # hours without any other riser's ΔT: NaN, as meant
-        warnings.simplefilter("ignore", RuntimeWarning)
-        peer = np.nanmedian(others, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        relative = np.where(peer > 0.5, dt[riser] / peer, np.nan)  # ΔT under 0.5 °C: off
+    relative = _relative(dt, riser)
     ref_end = start if ref_end is None else ref_end
     ref = relative[max(0, ref_end - cfg.ref_hours) : ref_end]
     win = relative[start : end + 1]
@@ -66,6 +64,92 @@ def dt_change(
         return None
     base = float(np.median(ref))
     return float(np.median(win)) / base - 1 if base > 0 else None
+
+
+def _relative(dt: FloatArray, riser: int) -> FloatArray:
+    """[hour] ``riser``'s ΔT over the median of the other risers' (NaN where unknown).
+    Water cools on its way through a heated riser: a ΔT of 0 or less is no reading of
+    it (a swapped or detached sensor of its pair), and the others' under 0.5 °C is the
+    heating off."""
+    others = np.delete(dt, riser, axis=0)
+    with warnings.catch_warnings():  # hours without any other riser's ΔT: NaN, as meant
+        warnings.simplefilter("ignore", RuntimeWarning)
+        peer = np.nanmedian(others, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.where((peer > 0.5) & (dt[riser] > 0), dt[riser] / peer, np.nan))
+
+
+def dt_rise_hour(
+    dt: FloatArray, riser: int, start: int, end: int, ref_end: int, cfg: RiserSettings | None = None
+) -> int | None:
+    """The hour within [start, end] from which ``riser``'s ΔT against the others' rose
+    by ``clog_rise`` or more over the ``ref_hours`` before ``ref_end``, where the whole
+    days before it stayed in line (within ``steady``): a flow that fell with its ΔT in
+    line (its meter) and then fell on with the ΔT up (a clog) is two faults. None where
+    the ΔT moved from the start, never rose, or there is too little of it. 6-hour
+    medians; the split is the first block from which the ΔT stays up."""
+    cfg = cfg or RiserSettings()
+    if dt.shape[0] < 2 or end - start + 1 < 2 * HOURS:
+        return None
+    relative = _relative(dt, riser)
+    ref = relative[max(0, ref_end - cfg.ref_hours) : ref_end]
+    ref = ref[np.isfinite(ref)]
+    if ref.size < cfg.min_hours or float(np.median(ref)) <= 0:
+        return None
+    blocks = (end + 1 - start) // BLOCK
+    window = relative[start : start + blocks * BLOCK].reshape(blocks, BLOCK)
+    known = np.asarray(np.isfinite(window).any(axis=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        level = np.nanmedian(window, axis=1) / float(np.median(ref)) - 1
+    up = np.where(known, level >= cfg.clog_rise, True)
+    # the first block from which every later known block is up
+    stays = np.flip(np.logical_and.accumulate(np.flip(up)))
+    first = int(np.argmax(stays)) if stays.any() else blocks
+    if first * BLOCK < HOURS or blocks - first < HOURS // BLOCK:
+        return None
+    before = level[:first][known[:first]]
+    if before.size * BLOCK < cfg.min_hours or abs(float(np.median(before))) > cfg.steady:
+        return None
+    return start + first * BLOCK
+
+
+def split_at_dt_rise(
+    shift: MemberShift,
+    dt: FloatArray,
+    riser: int,
+    registered: FloatArray,
+    missed: FloatArray,
+    cfg: RiserSettings | None = None,
+) -> list[MemberShift]:
+    """A riser meter's fall whose ΔT stayed in line for whole days and then rose
+    (:func:`dt_rise_hour`): its meter read low (a magnet, a drift), then the riser
+    clogged behind it. Two shifts, split where the ΔT rose, each judged on its own; the
+    first with its own loss (``missed`` over ``registered`` plus it, hourly in the
+    member's unit). A still register or a tamper flag decided its kind by itself, and a
+    rise of the flow is no clog: one shift, as it came."""
+    ep, evidence = shift.episode, shift.evidence
+    if evidence["basis"] in (*STILL, *FLAGGED) or float(evidence["loss"]) <= 0:
+        return [shift]
+    rise = dt_rise_hour(dt, riser, ep.start, ep.end, int(evidence["reference_end"]), cfg)
+    if rise is None:
+        return [shift]
+    hours = np.arange(shift.deficit.size)
+    lost = float(missed[ep.start : rise].sum())
+    got = float(np.nansum(registered[ep.start : rise]))
+    loss = lost / (lost + got) if lost + got > 0 else 0.0
+    first = replace(
+        shift,
+        episode=Episode(ep.start, ep.confirmed, rise - 1, False),
+        deficit=np.where(hours < rise, shift.deficit, 0.0),
+        evidence={**evidence, "loss": round(loss, 4)},
+    )
+    then = replace(
+        shift,
+        episode=Episode(rise, max(ep.confirmed, rise), ep.end, ep.active),
+        deficit=np.where(hours >= rise, shift.deficit, 0.0),
+    )
+    return [first, then]
 
 
 def moved_hours(registered: FloatArray, missed: FloatArray, loss: float) -> npt.NDArray[np.bool_]:

@@ -5,9 +5,12 @@ episode opens where its daily use left the peers' prediction (a step or a ramp G
 ``detect`` noise units) and lasts while it stays away. What caused it:
 
 - the register stood still for hours while the peers say it should have counted ->
-  **stuck** (a **magnet** when the module raised its tamper flag; without the flag a
-  magnet that stopped the register reads the same, so ``also_possible`` says so);
-- the module's tamper flag -> **magnet**;
+  **stuck** (a **magnet** when the module raised its tamper flag as it stopped; without
+  the flag a magnet that stopped the register reads the same, so ``also_possible`` says
+  so; a flag raised well before, while the register still counted, is an earlier
+  magnet's, and the days the change was away before the register stopped are a fault
+  of their own);
+- the module's tamper flag -> **magnet**, from the hour the flag rose;
 - the departure grows steadily (a ramp fits clearly better than a step) -> **drifting**;
 - a step that the group's balance confirms (the balance meter saw what the member
   stopped registering, or did not see what it added) -> a meter fault: a loss of more
@@ -48,6 +51,8 @@ HOURS = 24
 BLOCK = 6  # hours summed when the balance confirms a member's miss
 CLOSURES = np.linspace(0.0, 2.5, 26)  # share of a member's miss the balance may have seen
 METER_FAULTS = ("stuck_meter", "magnet", "drifting_meter")
+STILL = ("register_still", "register_still_tamper_flag")  # the register stood still
+FLAGGED = ("register_still_tamper_flag", "tamper_flag")  # the module's tamper flag decided
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,10 @@ class MemberSettings:
     balance_lead_days: tuple[int, ...] = (3, 5, 7, 10)
     min_balance_dof: int = 8
     max_episodes: int = 3  # per member and analysis
+    # a tamper flag rising this many hours before a register stopped is the stop's own
+    flag_lead: int = 12
+    # the hourly deficit dates a departure within this many hours of its first day
+    refine_hours: int = 48
     # a share of the predicted use must fit a heat meter's deficit (6-hour sums: the
     # weather's swing within each day as well as between days) better than a constant by
     # this F (the drop of the residual sum of squares in units of one block's residual
@@ -300,16 +309,30 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
     verdict: str | None = None
     basis = "balance_confirmed"  # unless a rule below decides without the balance
     if run >= cfg.min_stuck_hours and should >= cfg.min_stuck_quanta * ctx.quantum[i]:
-        # the flag up to the hours it stood still: one raised after it counted again is
-        # the next fault's (a magnet laid on days later), judged on its own (_drafts)
-        still_flag = tamper is not None and bool(tamper[i, lo : lo + run_start + run].any())
+        start, end = lo + run_start, lo + run_start + run - 1
+        # a magnet that stops the register raises the flag as it is laid on: a flag that
+        # rose while the register stood still (or up to ``flag_lead`` hours before) is
+        # this fault's; one that was up well before while the register still counted is
+        # an earlier magnet's (its own finding, _drafts), and one raised after the
+        # register counted again the next fault's
+        still_flag = tamper is not None and _rose(tamper[i], start - cfg.flag_lead, end)
         verdict = "magnet" if still_flag else "stuck_meter"
         basis = "register_still_tamper_flag" if still_flag else "register_still"
-        start, end = lo + run_start, lo + run_start + run - 1
     elif flagged:
         verdict, basis = "magnet", "tamper_flag"
+        assert tamper is not None
+        # the magnet was laid on when the module raised the flag: days of the episode
+        # before it are the daily sums' coarse dating (or their noise), not the fault
+        start = max(start, lo + int(np.argmax(tamper[i, lo : end + 1])))
     elif abs(loss) <= cfg.drift_loss and _ramp_shaped(_relative(c, pm, own, lead=3), cfg):
         verdict, basis = "drifting_meter", "growing_error"
+    if basis not in (*STILL, *FLAGGED):
+        # the days date the departure to a day, and a day of the member's own noise
+        # before it can open the episode early: the hour its hourly deficit steps from
+        registered = ctx.raw[i, hours]
+        gap = np.where(np.isnan(registered), np.nan, expected - registered)
+        start = hours.start + _step_hour(-c.sign * gap, cfg.refine_hours)
+        deficit[:start] = 0.0
     active = c.last_day == ctx.daily.shape[1] - 1
     detected = min(max(offset + HOURS * (c.detected_day + 1) - 1, start), n - 1)
     evidence = {
@@ -318,6 +341,10 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
         "loss": round(loss, 4),
         "basis": basis,  # the one rule that decided the kind
         "still_hours": run if basis.startswith("register_still") else 0,
+        # the peers' prediction is fitted on the member's days before this hour (those of
+        # an earlier episode left out): what its use is measured against, and so what
+        # its riser's ΔT is (a piece after a still register, or after another fault)
+        "reference_end": offset + HOURS * _last_known(own, c.fit_day),
     }
     if follows is not None:
         evidence["deficit_follows_use_f"], evidence["deficit_use_share"] = follows
@@ -334,6 +361,43 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
         verdict,
         evidence,
     )
+
+
+def _last_known(own: FloatArray, day: int) -> int:
+    """The day after the last one before ``day`` with a known use (``day`` if none)."""
+    known = np.flatnonzero(np.isfinite(own[:day]))
+    return int(known[-1]) + 1 if known.size else day
+
+
+def _step_hour(gap: FloatArray, span: int, within: float = 4.0) -> int:
+    """The hour (from 0, before ``span``) at which ``gap`` (hourly, the departure's
+    sign positive, NaN where unknown) steps up from zero, over the first ``span`` hours
+    and the ``span`` after them: the earliest hour whose step fits within ``within`` of
+    the best one's drop of the squared error (in the hourly spread about the best step's
+    level: 4, about a 95 % interval); 0 when no step is positive. The hours a noisy
+    deficit leaves uncertain go to the earlier start."""
+    window = gap[: 2 * span]
+    known = np.isfinite(window)
+    tail = np.cumsum(np.where(known, window, 0.0)[::-1])[::-1]
+    count = np.cumsum(known[::-1])[::-1]
+    k = min(span, max(window.size - 12, 1))
+    # a step from hour j drops the squared error by tail² / count (its level fitted)
+    drop = np.where((count[:k] > 0) & (tail[:k] > 0), tail[:k] ** 2 / np.maximum(count[:k], 1), 0)
+    best = int(np.argmax(drop))
+    if drop[best] <= 0:
+        return 0
+    after = window[best:][known[best:]]
+    spread = float(after.std()) if after.size > 1 else 0.0
+    return int(np.argmax(drop >= drop[best] - within * spread**2)) if spread > 0 else best
+
+
+def _rose(flag: npt.NDArray[np.bool_], lo: int, hi: int) -> bool:
+    """Did ``flag`` rise (go up from down, or start up at the first hour read) within
+    hours [lo, hi]?"""
+    lo = max(lo, 0)
+    window = flag[lo : hi + 1]
+    before = np.concatenate([[flag[lo - 1] if lo > 0 else False], window[:-1]])
+    return bool((window & ~before).any())
 
 
 def deficit_follows_use(
@@ -388,24 +452,51 @@ def _level_deficit(d: _Draft, cfg: MemberSettings) -> _Draft:
 
 
 def _drafts(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> list[_Draft]:
-    """The change's draft, and where its register stood still and then counted again
-    while it stayed away from its peers for two days more (a riser clogging behind a
-    stuck register, a meter slowed after it stood still), a second draft from the day
-    after it counted again: two faults, each judged on its own (the first one's miss
-    ends where the second begins)."""
+    """The change's draft; where its register stood still or its module raised the
+    tamper flag after whole days the change was already away from its peers by itself
+    (a magnet, a clog or a drift, then a register that stopped or a magnet laid on), the
+    drafts of those days first (judged the same way); and where its register stood still
+    and then counted again while it stayed away for two days more (a riser clogging
+    behind a stuck register, a meter slowed after it stood still), a draft from the day
+    after it counted again. Each is a fault of its own, judged on its own; each one's
+    miss ends where the next begins."""
     d = _draft(c, pm, own, ctx)
-    if not str(d.evidence["basis"]).startswith("register_still"):
-        return [d]
+    basis = str(d.evidence["basis"])
+    out: list[_Draft] = []
+    from_day = (d.episode.start - ctx.first_hour) // HOURS
+    if basis in (*FLAGGED, *STILL) and _away_before(c, pm, from_day, ctx):
+        # it was away from its peers for whole days before its register stood still or
+        # its module raised the flag (a clog, a drift or a flagless magnet, then a
+        # register that stopped or a magnet laid on): that departure is a fault of its
+        # own, from its own start to the day before (itself judged the same way)
+        out = _drafts(replace(c, last_day=from_day - 1), pm, own, ctx)
+        d = _cut(d, ctx.first_hour + HOURS * from_day, d.deficit.size, ctx)
+    if basis not in STILL:
+        return [*out, d]
     rest = (d.episode.end + 1 - ctx.first_hour) // HOURS + 1
     if rest > c.last_day - 1:
-        return [d]
+        return [*out, d]
     after = _draft(replace(c, first_day=rest, detected_day=max(c.detected_day, rest)), pm, own, ctx)
-    # what it is measured against (a riser's ΔT) is from before the first one
-    after = replace(after, evidence={**after.evidence, "after_still_from": d.episode.start})
-    cut = ctx.first_hour + HOURS * rest
-    deficit = np.where(np.arange(d.deficit.size) < cut, d.deficit, 0.0)
-    first = replace(d, deficit=deficit, deficit_blocks=_blocks(deficit, ctx.first_hour))
-    return [first, after]
+    return [*out, _cut(d, 0, ctx.first_hour + HOURS * rest, ctx), after]
+
+
+def _cut(d: _Draft, lo: int, hi: int, ctx: _Context) -> _Draft:
+    """The draft with its deficit kept on hours [lo, hi) only (a neighbouring piece of
+    its episode is another fault's)."""
+    hours = np.arange(d.deficit.size)
+    deficit = np.where((hours >= lo) & (hours < hi), d.deficit, 0.0)
+    return replace(d, deficit=deficit, deficit_blocks=_blocks(deficit, ctx.first_hour))
+
+
+def _away_before(c: _Change, pm: PeerModel, still_day: int, ctx: _Context) -> bool:
+    """Were the whole days of the change before ``still_day`` away from the peers by
+    themselves, as a change is (their residuals' sum beyond ``detect`` noise units), and
+    did the evidence cross before the register stopped?"""
+    days = slice(c.first_day, still_day)
+    if still_day <= c.first_day or c.detected_day >= still_day:
+        return False
+    z = np.nan_to_num(pm.z[c.member, c.fit_day, days])
+    return bool(c.sign * z.sum() / np.sqrt(z.size) >= ctx.cfg.detect)
 
 
 def _relative(c: _Change, pm: PeerModel, own: FloatArray, lead: int = 0) -> FloatArray:
