@@ -547,3 +547,22 @@ def test_a_drift_inside_a_larger_drift_of_the_other_sign_is_its_error_moving() -
     assert _change_kind(sag, [], 1.1 * use, cfg) == "faulty_balance_meter"
     rise = change("ramp", START + 110, START + 140, 0.06)
     assert _change_kind(rise, [plateau, sag], 1.1 * use, cfg) == "faulty_balance_meter"
+
+
+def test_a_level_inside_a_larger_over_registering_drift_may_be_the_register() -> None:
+    """A share of the use that rises and falls again inside a balance meter drifting 10 %
+    high may be that register's error changing its pace: the finding names the faulty
+    balance meter as also possible; alone, the shapes decide."""
+    n = 35 * 24
+    use = np.full(n, 100.0)
+    hours = np.arange(n)
+
+    def change(shape: str, start: int, end: int, coef: float) -> Change:
+        contribution = np.where((hours >= start) & (hours < end), coef * use, 0.0)
+        return Change(shape, start, end, coef, 1e4, contribution, {"step": 500.0, "scale": 500.0})
+
+    cfg = ExcessSettings()
+    drift = change("settled", START, START + 96, 0.10)
+    piece = change("use", START + 30, START + 60, 0.02)
+    assert "faulty_balance_meter" in _also_possible(piece, "unauthorised_connection", cfg, [drift])
+    assert _also_possible(piece, "unauthorised_connection", cfg, []) == []

@@ -383,6 +383,22 @@ def _corrects_drift(
     )
 
 
+def _inside_drift(change: Change, others: list[Change], cfg: ExcessSettings) -> bool:
+    """Does a positive level change lie inside (within ``settle_gap`` of both ends) a
+    larger over-registering drift of the balance meter (ramp, scale or settled, large
+    enough to be reported)?"""
+    own = float(np.sum(change.contribution))
+    win = slice(change.start, change.end)
+    return change.coef > 0 and any(
+        o.shape in ("ramp", "scale", "settled")
+        and o.coef >= cfg.min_drift
+        and o.start - cfg.settle_gap <= change.start
+        and change.end <= o.end + cfg.settle_gap
+        and float(np.sum(o.contribution[win])) > own
+        for o in others
+    )
+
+
 def _spans(change: Change, other: Change, gap: int) -> bool:
     """Do two changes begin and end together (within ``gap`` hours each)?"""
     return abs(change.start - other.start) <= gap and abs(change.end - other.end) <= gap
@@ -552,6 +568,14 @@ def _also_possible(
         return [*also, *(k for k in ("leak", "unauthorised_connection") if k not in also)]
     within = max(cfg.ambiguous_z2, cfg.ambiguous_share * change.z2)
     close = {shape for shape, rise in change.alternatives.items() if rise < within}
+    if (
+        kind in ("leak", "unauthorised_connection")
+        and "scale" not in close
+        and _inside_drift(change, others or [], cfg)
+    ):
+        # the same the other way round: a level that rose and fell again inside a larger
+        # drift of the balance meter may be that register's error changing its pace
+        close.add("scale")
     if kind == "leak":
         # a constant volume lost at the supply temperature, or drawn off and never
         # returned: the same water to every meter (only a return that moved tells a
