@@ -157,7 +157,8 @@ async def analyse_event(
     transitions it wrote; an event between turns only notes its hours for the turn. A
     building first seen by this process gets its default groups first (afterwards only
     topology changes regenerate them). A failure drops the building's window, is counted,
-    logged and raised (the consumer redelivers the event, then dead-letters it)."""
+    logged and raised (the consumer redelivers the event, then dead-letters it). An
+    incremental analysis's CPU seconds go to ``costs`` (the partitions' weights)."""
     started, cpu_started = time.perf_counter(), time.process_time()
     cfg = ExcessSettings(
         band_days=settings.balance_band_days,
