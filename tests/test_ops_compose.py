@@ -126,3 +126,18 @@ def test_volumes_and_mounted_files_exist() -> None:
                 assert (ROOT / source).exists(), source
             else:
                 assert source in declared, source
+
+
+def test_postgres_is_durable_and_shows_what_statements_cost() -> None:
+    """compose's PostgreSQL keeps fsync, synchronous_commit and full_page_writes on (nothing
+    acknowledged is lost with the host), takes checkpoints by time rather than by the hour's
+    WAL, and loads pg_stat_statements (docs/operations.md "PostgreSQL")."""
+    command = SERVICES["postgres"]["command"]
+    assert command[0] == "postgres"
+    assert all(flag == "-c" for flag in command[1::2]), command
+    settings = dict(value.split("=", 1) for value in command[2::2])
+    for durable in ("fsync", "synchronous_commit", "full_page_writes"):
+        assert settings.get(durable, "on") == "on", (durable, settings)
+    assert settings["shared_preload_libraries"] == "pg_stat_statements"
+    assert settings["max_wal_size"].endswith("GB")
+    assert int(settings["max_wal_size"].removesuffix("GB")) >= 4
