@@ -176,7 +176,8 @@ JETSTREAM_AWAY = (
 
 
 #: a stage's other durable consumers on the same stream, drained with its main one:
-#: balance notes the persister's stored readings (late rows of hours it keeps)
+#: balance notes the persister's stored readings (late rows of hours it keeps); unpartitioned
+#: only: partitioned, one consumer per partition carries both (``ConsumerSpec.more_subjects``)
 COMPANIONS = {BalanceSettings().balance_consumer: (BalanceSettings().balance_readings_consumer,)}
 
 
