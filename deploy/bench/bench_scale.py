@@ -175,19 +175,12 @@ JETSTREAM_AWAY = (
 )
 
 
-#: a stage's other durable consumers on the same stream, drained with its main one:
-#: balance notes the persister's stored readings (late rows of hours it keeps); unpartitioned
-#: only: partitioned, one consumer per partition carries both (``ConsumerSpec.more_subjects``)
-COMPANIONS = {BalanceSettings().balance_consumer: (BalanceSettings().balance_readings_consumer,)}
-
-
 async def stage_durables(js: JetStreamContext, stream: str, durable: str) -> list[str]:
-    """The stage's durable consumers on ``stream``: ``durable`` and its companions, each
-    itself or one per event partition (``<durable>-pNN``) when the stage consumes
-    partitioned."""
+    """The stage's durable consumers on ``stream``: ``durable`` itself, or one per event
+    partition (``<durable>-pNN``, each carrying every kind the stage consumes) when the stage
+    consumes partitioned."""
     names = [c.name for c in await js.consumers_info(stream)]
-    wanted = (durable, *COMPANIONS.get(durable, ()))
-    return [n for n in names if any(n == d or n.startswith(f"{d}-p") for d in wanted)]
+    return [n for n in names if n == durable or n.startswith(f"{durable}-p")]
 
 
 async def drained(
