@@ -215,7 +215,9 @@ async def test_a_batch_in_shares_stores_what_one_building_at_a_time_does(
     ids = [await _building(conn, layout) for layout in ["1a", "1b", "2a", "2b", "1c"]]
     for building_id in ids:
         await _seed_readings(conn, building_id)
-    settings = _settings(database_url, nats_url, allocation_batch_shares=2)
+    settings = _settings(
+        database_url, nats_url, allocation_batch_shares=2, allocation_batch_share_min_buildings=2
+    )
     events = [
         ReadingsStored(building_id=b, hour_from=H0, hour_to=H0 + 7 * HOUR, rows=1) for b in ids
     ]

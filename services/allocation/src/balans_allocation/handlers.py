@@ -8,6 +8,9 @@ so many buildings share each database round trip. The batch's buildings are spli
 transaction on its own connection: a batch alternates between PostgreSQL's statements and
 this process's kernels and rows, and two shares keep both busy (a building is in one share,
 and its lock and watermark are its own, so the shares never wait for each other). A share
+holds at least ``BALANS_ALLOCATION_BATCH_SHARE_MIN_BUILDINGS`` buildings: a small batch (a
+few dozen buildings, or each of two processes' halves of them) is one share, since every
+share runs the same set of statements whatever its size. A share
 that fails is retried building by building, so one bad building cannot hold back the
 others: only its events are redelivered (and dead-lettered if they keep failing).
 
@@ -53,8 +56,7 @@ async def compute_batch(
         if known is None or event.hour_from < known.hour_from:
             earliest[event.building_id] = event
     buildings = sorted(earliest)
-    n = min(settings.allocation_batch_shares, len(buildings))
-    shares = [buildings[k::n] for k in range(n)]
+    shares = split_shares(buildings, settings)
     outcomes = await asyncio.gather(
         *(_compute_share(share, earliest, pool, relay, settings) for share in shares),
         return_exceptions=True,
@@ -85,6 +87,18 @@ async def compute_batch(
             failed = await compute_batch([events[i] for i in mine], pool, relay, settings)
             failures |= {mine[i]: error for i, error in failed.items()}
     return failures
+
+
+def split_shares(buildings: list[int], settings: AllocationSettings) -> list[list[int]]:
+    """The batch's buildings dealt into ``BALANS_ALLOCATION_BATCH_SHARES`` shares, fewer when
+    a share would hold less than ``BALANS_ALLOCATION_BATCH_SHARE_MIN_BUILDINGS`` (each share
+    pays a fixed set of statements, which a small share does not earn back in overlap)."""
+    n = min(
+        settings.allocation_batch_shares,
+        len(buildings) // settings.allocation_batch_share_min_buildings,
+    )
+    n = max(n, 1) if buildings else 0
+    return [buildings[k::n] for k in range(n)]
 
 
 async def _compute_share(
