@@ -195,6 +195,25 @@ async def test_batch_of_buildings_equals_one_at_a_time(conn: asyncpg.Connection)
         assert [dict(r) for r in await _allocation(conn, building_id)] == batch[building_id]
 
 
+async def test_two_computations_in_one_transaction(conn: asyncpg.Connection) -> None:
+    """Two buildings computed one after the other in the caller's transaction (the staging
+    tables the first left until the commit are made again) store their hours and move their
+    watermarks (in the buildings' upsert) to the end of the computed range."""
+    ids = [await _building(conn, layout) for layout in ["1a", "2a"]]
+    for building_id in ids:
+        await _seed_readings(conn, building_id)
+    async with conn.transaction():
+        for building_id in ids:
+            announced = await on_readings_stored(conn, building_id, H0, LATENESS, LOOKAROUND)
+            assert [(a.hour_from, a.hour_to) for a in announced] == [(H0, H0 + 6 * HOUR)]
+    marks = await conn.fetch(
+        "select complete_until from allocation_watermarks where building_id = any($1::int[])",
+        ids,
+    )
+    assert [m["complete_until"] for m in marks] == [H0 + 7 * HOUR] * 2
+    assert [len(await _allocation(conn, b)) for b in ids] == [4 * 7] * 2
+
+
 def _settings(database_url: str, nats_url: str, **extra: Any) -> AllocationSettings:
     """The service's settings for these tests' readings (H0 is a fixed date)."""
     return AllocationSettings(

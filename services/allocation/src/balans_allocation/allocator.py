@@ -200,6 +200,11 @@ async def on_readings_stored_many(
         ]
         if not jobs:
             return []
+        moved = {  # a building's first watermark too (events hour by hour end at their first)
+            j.building.id: ends[j.building.id]
+            for j in jobs
+            if j.building.id not in marks or ends[j.building.id] > marks[j.building.id]
+        }
         with COMPUTE_SECONDS.time():
             results = await compute_buildings(conn, jobs, lookaround, known)
             changed = await storage.write_results(
@@ -210,14 +215,8 @@ async def on_readings_stored_many(
                                     marks.get(j.building.id))
                     for j, r in zip(jobs, results, strict=True)
                 ],
+                moved,
             )  # fmt: skip
-        moved = {  # a building's first watermark too (events hour by hour end at their first)
-            j.building.id: ends[j.building.id]
-            for j in jobs
-            if j.building.id not in marks or ends[j.building.id] > marks[j.building.id]
-        }
-        if moved:
-            await storage.set_watermarks(conn, moved)
         announcements = []
         for building_id, (new, recomputed) in changed.items():
             if new:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,19 +23,20 @@ from balans_allocation.readings import HOUR
 from balans_db.queries import allocation
 
 #: each written table's staging table (temporary: one COPY each, then one upsert); the
-#: consumption rows also carry their building, for the days (:func:`extend_days`)
+#: consumption rows also carry their building, for the days (:func:`extend_days`). They are
+#: dropped at the transaction's commit; one left by an earlier call in the same transaction
+#: is dropped before they are made again (in the same round trip).
 STAGES = {
     "meter_consumption": "_stage_consumption",
     "heat_allocation": "_stage_allocation",
     "allocation_building_hours": "_stage_building_hours",
 }
-CREATE_STAGES = "; ".join(
+CREATE_STAGES = f"drop table if exists {', '.join(STAGES.values())}; " + "; ".join(
     f"create temp table {stage} (like {table} including defaults"
     + (", building_id int not null" if table == "meter_consumption" else "")
     + ") on commit drop"
     for table, stage in STAGES.items()
 )
-DROP_STAGES = f"drop table {', '.join(STAGES.values())}"
 
 
 def _upsert(table: str, key: tuple[str, ...], columns: tuple[str, ...]) -> str:
@@ -85,7 +87,14 @@ BUILDING_COLUMNS = (
     "building_id", "hour", "building_kwh", "flats_measured_kwh", "common_kwh",
     "estimated_area_fraction", "flags", "methodology",
 )  # fmt: skip
-BUILDING_UPSERT = _upsert("allocation_building_hours", ("building_id", "hour"), BUILDING_COLUMNS)
+# the buildings' watermarks move in the same statement ($1 buildings, $2 boundaries)
+BUILDING_UPSERT = f"""
+    with marks as (
+        insert into allocation_watermarks (building_id, complete_until)
+        select * from unnest($1::int[], $2::timestamptz[])
+        on conflict (building_id) do update
+        set complete_until = excluded.complete_until, updated_at = now())
+    {_upsert("allocation_building_hours", ("building_id", "hour"), BUILDING_COLUMNS)}"""
 
 
 async def _stage(
@@ -202,13 +211,22 @@ def _span(w: Written) -> tuple[int, datetime, datetime] | None:
     return (w.building_id, w.result.start, w.result.start + (n - 1) * HOUR) if n else None
 
 
+def _transaction(conn: asyncpg.Connection) -> AbstractAsyncContextManager[object]:
+    """A transaction unless the caller's is open: a savepoint in it would cost two round
+    trips and undo nothing the caller's rollback does not (a failure here propagates)."""
+    return nullcontext() if conn.is_in_transaction() else conn.transaction()
+
+
 async def write_results(
-    conn: asyncpg.Connection, written: Sequence[Written]
+    conn: asyncpg.Connection,
+    written: Sequence[Written],
+    watermarks: dict[int, datetime] | None = None,
 ) -> dict[int, tuple[list[datetime], list[datetime]]]:
     """Store many buildings' computations with one COPY and one upsert per table, and
-    their days; return, per building, (new hours, recomputed hours whose figures
-    changed)."""
-    async with conn.transaction():
+    their days, and move ``watermarks`` (building -> boundary) in the buildings' upsert;
+    return, per building, (new hours, recomputed hours whose figures changed)."""
+    marks = watermarks or {}
+    async with _transaction(conn):
         out_of_service = await _drop_out_of_service(conn, written)
         await conn.execute(CREATE_STAGES)
         await _stage(
@@ -225,7 +243,7 @@ async def write_results(
             conn, "allocation_building_hours", BUILDING_COLUMNS,
             [row for w in written for row in _building_rows(w)],
         )  # fmt: skip
-        building_rows = await conn.fetch(BUILDING_UPSERT)
+        building_rows = await conn.fetch(BUILDING_UPSERT, list(marks), list(marks.values()))
         extend, rebuild = _days_to_write(
             written,
             out_of_service,
@@ -236,7 +254,6 @@ async def write_results(
             conn, STAGES["heat_allocation"], STAGES["meter_consumption"], extend
         )
         await allocation.refresh_days(conn, [span for w in rebuild if (span := _span(w))])
-        await conn.execute(DROP_STAGES)
     DAYS_WRITTEN.labels("extended").inc(len(extend))
     DAYS_WRITTEN.labels("rebuilt").inc(len(rebuild))
     FLAT_HOURS.labels("new").inc(sum(r["new"] for r in flat_rows))
@@ -321,15 +338,3 @@ async def watermarks(conn: asyncpg.Connection, building_ids: Sequence[int]) -> d
         list(building_ids),
     )
     return {r["building_id"]: r["complete_until"] for r in rows}
-
-
-async def set_watermarks(conn: asyncpg.Connection, marks: dict[int, datetime]) -> None:
-    """Move these buildings' watermarks to the given boundaries (one statement)."""
-    await conn.execute(
-        """insert into allocation_watermarks (building_id, complete_until)
-           select * from unnest($1::int[], $2::timestamptz[])
-           on conflict (building_id) do update
-           set complete_until = excluded.complete_until, updated_at = now()""",
-        list(marks),
-        list(marks.values()),
-    )
