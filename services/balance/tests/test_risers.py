@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pytest
 
 from balans_balance.analysis import riser_verdict
-from balans_balance.detectors.clogged_riser import dt_change, dt_rise_hour, moved_hours
+from balans_balance.detectors.clogged_riser import (
+    dt_change,
+    dt_rise_hour,
+    moved_hours,
+    without_faulty_pairs,
+)
+from balans_balance.findings import Finding
+from balans_balance.loading import BuildingData, Reporting, SensorPair
 
 HOURS = 24 * 14
 START = 24 * 10
@@ -117,3 +127,69 @@ def test_a_dt_of_zero_or_less_is_no_reading() -> None:
     change = dt_change(dt, 3, START, HOURS - 1)
     assert change is not None
     assert 0.6 < change < 0.8
+
+
+def _building(dt: np.ndarray, hours: list[datetime]) -> BuildingData:
+    """A 2b building whose riser meters 100.. each share a module (10..) with their
+    riser's sensor pair, the ΔT ``dt`` [riser, hour] theirs."""
+    risers = range(dt.shape[0])
+    no_hours = np.zeros((0, len(hours)))
+    return BuildingData(
+        building_id=1,
+        hours=hours,
+        night=np.zeros(len(hours), dtype=bool),
+        groups=[],
+        meter_index={100 + r: r for r in risers},
+        consumption=np.ones((len(risers), len(hours))),
+        supply_c=np.full(len(hours), 70.0),
+        return_c=np.full(len(hours), 50.0),
+        units=dict.fromkeys((100 + r for r in risers), "m3"),
+        roles=dict.fromkeys((100 + r for r in risers), "riser"),
+        utilities=dict.fromkeys((100 + r for r in risers), "heat"),
+        flat_water=set(),
+        site_id=1,
+        timezone="UTC",
+        reporting=Reporting(
+            [], {}, {}, no_hours.astype(bool), no_hours, {100 + r: 10 + r for r in risers}, {}
+        ),
+        tamper={},
+        meter_serials={100 + r: f"riser-{r}" for r in risers},
+        pulse_weights=dict.fromkeys((100 + r for r in risers), 0.01),
+        riser_dt={100 + r: dt[r] for r in risers},
+        sensor_pairs=[
+            SensorPair(10 + r, "riser", None, None, r, np.full(HOURS, 70.0), 70 - dt[r])
+            for r in risers
+        ],
+    )
+
+
+def test_a_faulty_pairs_hours_set_no_reference() -> None:
+    """The four days before a magnet on riser 3's meter its own pair drifted (its ΔT
+    25 % low) and was found faulty: against those days its ΔT in line with the others
+    reads as a rise of a third, a clog. Without the pair's faulty hours there is no
+    reference, and the balance's magnet stands; the other risers keep every hour, and a
+    faulty pair of another riser takes nothing from riser 3."""
+    dt = _risers()
+    dt[3, START - 96 : START] *= 0.75
+    hours = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=h) for h in range(HOURS)]
+    drift = Finding(
+        kind="faulty_sensor",
+        cause_key="faulty-sensor:13:return",
+        first_hour=hours[START - 96],
+        last_hour=hours[START - 1],
+        active=False,
+        summary="the return sensor of module 13 drifted",
+        reason_code="faulty_sensor.drift",
+        module_serial=13,
+    )
+    data = _building(dt, hours)
+    before = dt_change(dt, 3, START, HOURS - 1)
+    assert before is not None
+    assert riser_verdict("magnet", 0.5, before) == "clogged_riser"
+    kept = without_faulty_pairs(data, [drift])
+    masked = np.array([kept[100 + r] for r in range(dt.shape[0])])
+    assert np.isnan(masked[3, START - 96 : START]).all()
+    np.testing.assert_array_equal(np.delete(masked, 3, axis=0), np.delete(dt, 3, axis=0))
+    assert riser_verdict("magnet", 0.5, dt_change(masked, 3, START, HOURS - 1)) == "magnet"
+    other = without_faulty_pairs(data, [replace(drift, module_serial=12)])
+    np.testing.assert_array_equal(other[103], dt[3])

@@ -19,6 +19,7 @@ from balans_balance.detectors.clogged_riser import (
     moved_hours,
     riser_verdict,
     split_at_dt_rise,
+    without_faulty_pairs,
 )
 from balans_balance.detectors.leak_tapping_balance_meter import (
     Diagnosis,
@@ -885,6 +886,7 @@ def building_findings(
     findings: list[Finding] = []
     results: list[GroupResult] = []
     sensors = sensor_findings(data)
+    data = replace(data, riser_dt=without_faulty_pairs(data, sensors))  # ΔT of sound pairs
     for group in data.groups:
         s = group_series(data, group)
         if s is None or np.count_nonzero(~np.isnan(s.balance)) < 72:

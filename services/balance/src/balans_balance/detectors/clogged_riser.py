@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 import numpy as np
 import numpy.typing as npt
 
 from balans_balance.detectors.meter_faults import FLAGGED, STILL, MemberSettings, MemberShift
 from balans_balance.episodes import Episode
+from balans_balance.findings import Finding
+from balans_balance.loading import BuildingData
 
 FloatArray = npt.NDArray[np.float64]
 HOURS = 24
@@ -30,6 +33,29 @@ class RiserSettings:
     min_hours: int = 12  # hours with a ΔT needed in the reference and in the episode
     clog_rise: float = 0.08  # ΔT up at least this much: the flow really fell
     steady: float = 0.03  # ΔT within this: the flow did not fall, its meter reads low
+
+
+def without_faulty_pairs(data: BuildingData, sensors: list[Finding]) -> dict[int, FloatArray]:
+    """Each riser meter's ΔT (``data.riser_dt``) unknown over the hours a sensor pair
+    it rests on was found faulty (``sensors``): a drifting or swapped pair moves the ΔT
+    by itself, and a reference taken then makes a clog of a steady riser, or a meter's
+    fault of a clog. A riser's own pair shares its flow meter's module (2b); a riser
+    without one (single-pipe, 2a: its radiators' pairs, which the window does not tie
+    to its meter) loses the hours of every faulty pair but the other risers' own."""
+    hours = data.hours
+    pairs = {p.module_serial for p in data.sensor_pairs}
+    own = {m: data.reporting.meter_module.get(m) for m in data.riser_dt}
+    owned = {module for module in own.values() if module in pairs}
+    faulty = {meter: np.zeros(len(hours), dtype=bool) for meter in data.riser_dt}
+    for f in sensors:
+        first = round((f.first_hour - hours[0]) / timedelta(hours=1))
+        last = round((f.last_hour - hours[0]) / timedelta(hours=1))
+        for meter, hit in faulty.items():
+            if f.module_serial == own[meter] or (
+                own[meter] not in owned and f.module_serial not in owned
+            ):
+                hit[first : last + 1] = True
+    return {m: np.where(faulty[m], np.nan, dt) for m, dt in data.riser_dt.items()}
 
 
 def dt_change(
