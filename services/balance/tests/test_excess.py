@@ -30,6 +30,16 @@ from balans_balance.episodes import Episode
 START = 600  # faults begin after 25 days of normal history
 
 
+def _flat_change(
+    shape: str, start: int, end: int, coef: float, alternatives: dict[str, float] | None = None
+) -> Change:
+    """A change adding ``coef`` of a constant use of 100 over hours [start, end) of a
+    35-day window."""
+    hours = np.arange(35 * 24)
+    contribution = np.where((hours >= start) & (hours < end), coef * 100.0, 0.0)
+    return Change(shape, start, end, coef, 1e4, contribution, alternatives or {})
+
+
 def _kinds(diagnoses: list) -> list[str]:
     return sorted(d.kind for d in diagnoses)
 
@@ -155,15 +165,10 @@ def test_an_under_reading_ending_with_a_larger_excess_is_its_correction() -> Non
     n = 35 * 24
     use = np.full(n, 100.0)
     reading = 1.1 * use
-    hours = np.arange(n)
 
-    def change(shape: str, start: int, end: int, coef: float) -> Change:
-        contribution = np.where((hours >= start) & (hours < end), coef * use, 0.0)
-        return Change(shape, start, end, coef, 1e4, contribution)
-
-    excess = change("use", START, START + 120, 0.12)
-    correction = change("scale", START, START + 120, -0.04)
-    drift = change("ramp", START + 24, START + 72, -0.04)
+    excess = _flat_change("use", START, START + 120, 0.12)
+    correction = _flat_change("scale", START, START + 120, -0.04)
+    drift = _flat_change("ramp", START + 24, START + 72, -0.04)
     assert _change_kind(correction, [excess], reading, ExcessSettings()) is None
     assert _change_kind(drift, [excess], reading, ExcessSettings()) == "faulty_balance_meter"
 
@@ -395,16 +400,11 @@ def test_an_under_reading_ending_where_a_larger_excess_begins_is_its_edge() -> N
     faulty meter."""
     n = 35 * 24
     use = np.full(n, 100.0)
-    hours = np.arange(n)
 
-    def change(shape: str, start: int, end: int, coef: float) -> Change:
-        contribution = np.where((hours >= start) & (hours < end), coef * use, 0.0)
-        return Change(shape, start, end, coef, 1e4, contribution)
-
-    excess = change("use", START, START + 120, 0.12)
+    excess = _flat_change("use", START, START + 120, 0.12)
     for coef in (-0.06, 0.06):
         for end, kind in ((START + 3, None), (START - 48, "faulty_balance_meter")):
-            edge = change("ramp", end - 30, end, coef)
+            edge = _flat_change("ramp", end - 30, end, coef)
             assert _change_kind(edge, [excess], 1.1 * use, ExcessSettings()) == kind
 
 
@@ -486,17 +486,12 @@ def test_a_drift_beginning_and_ending_with_a_larger_excess_is_its_shape() -> Non
     found, and may as well be more water lost or drawn off; alone it is the register's."""
     n = 35 * 24
     use = np.full(n, 100.0)
-    hours = np.arange(n)
-
-    def change(shape: str, start: int, end: int, coef: float) -> Change:
-        contribution = np.where((hours >= start) & (hours < end), coef * use, 0.0)
-        return Change(shape, start, end, coef, 1e4, contribution)
 
     cfg = ExcessSettings()
-    leak = change("step", START, START + 120, 0.15)
-    opening = change("ramp", START - 6, START + 123, 0.06)
+    leak = _flat_change("step", START, START + 120, 0.15)
+    opening = _flat_change("ramp", START - 6, START + 123, 0.06)
     assert _change_kind(opening, [leak], 1.1 * use, cfg) is None
-    rise = change("ramp", START + 24, START + 96, 0.06)
+    rise = _flat_change("ramp", START + 24, START + 96, 0.06)
     assert _change_kind(rise, [leak], 1.1 * use, cfg) == "faulty_balance_meter"
     also = _also_possible(rise, "faulty_balance_meter", cfg, [leak])
     assert {"leak", "unauthorised_connection"} <= set(also)
@@ -534,18 +529,13 @@ def test_a_drift_inside_a_larger_drift_of_the_other_sign_is_its_error_moving() -
     judged on its own."""
     n = 35 * 24
     use = np.full(n, 100.0)
-    hours = np.arange(n)
-
-    def change(shape: str, start: int, end: int, coef: float) -> Change:
-        contribution = np.where((hours >= start) & (hours < end), coef * use, 0.0)
-        return Change(shape, start, end, coef, 1e4, contribution)
 
     cfg = ExcessSettings()
-    plateau = change("settled", START, n, 0.10)
-    sag = change("scale", START + 96, START + 144, -0.08)
+    plateau = _flat_change("settled", START, n, 0.10)
+    sag = _flat_change("scale", START + 96, START + 144, -0.08)
     assert _change_kind(sag, [plateau], 1.1 * use, cfg) is None
     assert _change_kind(sag, [], 1.1 * use, cfg) == "faulty_balance_meter"
-    rise = change("ramp", START + 110, START + 140, 0.06)
+    rise = _flat_change("ramp", START + 110, START + 140, 0.06)
     assert _change_kind(rise, [plateau, sag], 1.1 * use, cfg) == "faulty_balance_meter"
 
 
@@ -553,16 +543,12 @@ def test_a_level_inside_a_larger_over_registering_drift_may_be_the_register() ->
     """A share of the use that rises and falls again inside a balance meter drifting 10 %
     high may be that register's error changing its pace: the finding names the faulty
     balance meter as also possible; alone, the shapes decide."""
-    n = 35 * 24
-    use = np.full(n, 100.0)
-    hours = np.arange(n)
-
-    def change(shape: str, start: int, end: int, coef: float) -> Change:
-        contribution = np.where((hours >= start) & (hours < end), coef * use, 0.0)
-        return Change(shape, start, end, coef, 1e4, contribution, {"step": 500.0, "scale": 500.0})
-
     cfg = ExcessSettings()
-    drift = change("settled", START, START + 96, 0.10)
-    piece = change("use", START + 30, START + 60, 0.02)
+    drift = _flat_change(
+        "settled", START, START + 96, 0.10, alternatives={"step": 500.0, "scale": 500.0}
+    )
+    piece = _flat_change(
+        "use", START + 30, START + 60, 0.02, alternatives={"step": 500.0, "scale": 500.0}
+    )
     assert "faulty_balance_meter" in _also_possible(piece, "unauthorised_connection", cfg, [drift])
     assert _also_possible(piece, "unauthorised_connection", cfg, []) == []

@@ -14,6 +14,7 @@ subscribers' -> faulty balance meter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -343,6 +344,16 @@ def _within_excess(change: Change, others: list[Change], gap: int) -> Change | N
     A register's error scales the whole reading whatever the water does; while a larger
     excess runs, the water itself changed, so the ratio of the balance meter to its
     subscribers moving inside it says as much about the water as about the register."""
+    return _larger_excess(
+        change, others, lambda o: o.start - gap <= change.start and change.end <= o.end + gap
+    )
+
+
+def _larger_excess(
+    change: Change, others: list[Change], placed: Callable[[Change], bool]
+) -> Change | None:
+    """The first of ``others`` that is a positive level change ``placed`` where wanted
+    against ``change`` and that adds more over ``change``'s hours than ``change`` does."""
     own = abs(float(np.sum(change.contribution)))
     win = slice(change.start, change.end)
     return next(
@@ -351,8 +362,7 @@ def _within_excess(change: Change, others: list[Change], gap: int) -> Change | N
             for o in others
             if o.shape in LEVEL_SHAPES
             and o.coef > 0
-            and o.start - gap <= change.start
-            and change.end <= o.end + gap
+            and placed(o)
             and float(np.sum(o.contribution[win])) > own
         ),
         None,
@@ -425,19 +435,12 @@ def _rises_within(change: Change, others: list[Change], cfg: ExcessSettings) -> 
     another fault began, nor the fit trimming that fault's end."""
     if change.shape not in LEVEL_SHAPES or change.coef >= 0:
         return None
-    own = abs(float(np.sum(change.contribution)))
-    win = slice(change.start, change.end)
-    return next(
-        (
-            o
-            for o in others
-            if o.shape in LEVEL_SHAPES
-            and o.coef > 0
-            and abs(o.start - change.start) <= cfg.together_hours
-            and o.end - change.end >= cfg.min_run
-            and float(np.sum(o.contribution[win])) > own
+    return _larger_excess(
+        change,
+        others,
+        lambda o: (
+            abs(o.start - change.start) <= cfg.together_hours and o.end - change.end >= cfg.min_run
         ),
-        None,
     )
 
 
