@@ -30,6 +30,7 @@ from balans_allocation.flags import Flag
 from balans_allocation.handlers import compute_batch
 from balans_allocation.readings import RegisterWindow, load_register_windows
 from balans_allocation.settings import AllocationSettings
+from balans_core.costs import BuildingCosts
 from balans_core.outbox import OutboxRelay
 from balans_core.service import ServiceContext
 from balans_db.secrets import KeyVault
@@ -230,7 +231,8 @@ async def test_a_batch_in_shares_stores_what_one_building_at_a_time_does(
     conn: asyncpg.Connection, database_url: str, nats_url: str
 ) -> None:
     """The service's batch, split into shares computed at once on their own connections,
-    stores what building-by-building would (which then finds nothing to change)."""
+    stores what building-by-building would (which then finds nothing to change), and notes
+    what each of its buildings cost (the partitions' weights)."""
     ids = [await _building(conn, layout) for layout in ["1a", "1b", "2a", "2b", "1c"]]
     for building_id in ids:
         await _seed_readings(conn, building_id)
@@ -245,11 +247,14 @@ async def test_a_batch_in_shares_stores_what_one_building_at_a_time_does(
     nc = await nats.connect(nats_url)
     try:
         relay = OutboxRelay(pool, nc.jetstream(), OUTBOX, "allocation")
-        assert await compute_batch(events, pool, relay, settings) == {}
+        costs = BuildingCosts()
+        assert await compute_batch(events, pool, relay, settings, costs) == {}
     finally:
         await nc.close()
         await pool.close()
     assert REGISTRY.get_sample_value("balans_allocation_batch_buildings_count") == transactions + 2
+    assert set(costs.seconds) == set(ids)
+    assert all(seconds > 0 for seconds in costs.seconds.values())
     batch = {b: [dict(r) for r in await _allocation(conn, b)] for b in ids}
     assert all(len(rows) == 4 * 7 for rows in batch.values())
     for building_id in ids:  # the single path finds nothing to change

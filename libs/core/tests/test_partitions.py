@@ -6,9 +6,11 @@ kinds of events through one consumer per partition."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from nats.aio.client import Client
 
 from balans_core.nats import connect_nats
 from balans_core.partitions import (
+    _member_id,
     assigned,
     lease_holders,
     partition_durables,
@@ -189,3 +192,13 @@ def test_weighted_split_is_even_and_agreed() -> None:
     assert split == {
         m: assigned(members[::-1], m, subjects.EVENT_PARTITIONS, weights) for m in members
     }
+
+
+def test_the_oldest_member_sorts_first() -> None:
+    """The first member in sorted order weighs the buildings: it must be the one that has
+    been measuring them longest, whatever the pids (a newcomer's may sort lower)."""
+    older = _member_id()
+    time.sleep(0.002)
+    newer = _member_id()
+    assert sorted([newer, older]) == [older, newer]
+    assert f"-{os.getpid()}-" in older

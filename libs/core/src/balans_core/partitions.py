@@ -29,11 +29,13 @@ last write:
   partitions are dealt heaviest first to the member with the least weight so far, so the
   processes finish an hour together (:func:`assigned`).
 - ``weights``: each partition's weight (the sum of its buildings', from the service's
-  ``weigh``; allocation: its meters, balance: what its analyses cost), written by the first
-  member in sorted order whenever the members change and kept alive with its renewals; the
-  others read it every round and keep the last they read if it is missing. With a few
-  dozen buildings, 16 partitions differ by a factor of several; with thousands they are
-  nearly even.
+  ``weigh``: what each building's work cost the process, :mod:`balans_core.costs`),
+  written by the first member in sorted order whenever the members change and kept alive
+  with its renewals; the others read it every round and keep the last they read if it is
+  missing. A member's id begins with its start time, so the first is the oldest: the one
+  that has measured the most buildings (a newcomer has measured none, and would weigh them
+  by their size alone). With a few dozen buildings, 16 partitions differ by a factor of
+  several; with thousands they are nearly even.
 - ``lease.<p>``: the holder's id, created with compare-and-set (``create`` / ``update``
   with the last revision) and renewed four times per lease (each renewal is a write
   every node of a cluster stores). A process that gives a partition up
@@ -57,6 +59,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -263,8 +266,9 @@ async def intended_holders(js: JetStreamContext, durable: str) -> dict[int, str]
 
 
 def _member_id() -> str:
+    """``<start time in ms>-<host>-<pid>-<random>``: in sorted order the oldest first."""
     host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
-    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    return f"{time.time_ns() // 1_000_000:013d}-{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 _METRICS: dict[str, tuple[Gauge, Counter, Counter]] = {}

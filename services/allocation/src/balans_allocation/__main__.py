@@ -17,6 +17,7 @@ from balans_core.consumer import (
     model_decoder,
     one_by_one,
 )
+from balans_core.costs import BuildingCosts, freeze_startup_heap
 from balans_core.nats import connect_nats
 from balans_core.outbox import OutboxRelay
 from balans_core.partitions import PartitionedConsumers
@@ -74,13 +75,19 @@ async def serve(ctx: ServiceContext) -> None:
         await ensure_streams(js, settings.nats_stream_replicas)
         async with pool.acquire() as conn:
             warmed = await warm_up(conn, settings.allocation_lookaround_hours)
+        freeze_startup_heap()  # the kernels and tables are loaded: out of the collector's way
 
         relay = OutboxRelay(
             pool, js, OUTBOX, "allocation", poll_interval_s=settings.outbox_poll_interval_s
         )
 
+        costs = BuildingCosts()
+
         async def compute(events: Sequence[ReadingsStored]) -> Failures:
-            return await compute_batch(events, pool, relay, settings)
+            return await compute_batch(events, pool, relay, settings, costs)
+
+        async def weigh() -> dict[int, float]:
+            return costs.weights(await world.meters_per_building(pool))
 
         consumer = JetStreamConsumer(
             js, consumer_spec(settings), model_decoder(ReadingsStored), compute
@@ -96,8 +103,9 @@ async def serve(ctx: ServiceContext) -> None:
             [consumer],
             lease_s=settings.partition_lease_s,
             replicas=settings.nats_stream_replicas,
-            # a building's work grows with its meters: the processes finish an hour together
-            weigh=lambda: world.meters_per_building(pool),
+            # by what each building's batches cost (its meters until measured): the
+            # processes finish an hour together
+            weigh=weigh,
         )
         ctx.set_ready(consumer=settings.allocation_consumer, warmed_buildings=warmed)
         await ctx.run_until_stopped(

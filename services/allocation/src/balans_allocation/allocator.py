@@ -173,11 +173,13 @@ async def on_readings_stored_many(
     events: dict[int, datetime],
     lateness: timedelta,
     lookaround: int,
+    compute_s: dict[int, float] | None = None,
 ) -> list[Announcement]:
     """Compute what stored readings completed or changed in many buildings (building id ->
     earliest hour stored) in one transaction, each query and write covering all of them;
     return what to announce. Each building is locked, watermarked and recomputed exactly as
-    if it were handled alone."""
+    if it were handled alone. ``compute_s`` (optional) gets each computed building's CPU
+    seconds of computation (what the partitions' weights apportion a batch's CPU by)."""
     async with conn.transaction():
         # ascending order: two instances locking overlapping batches cannot deadlock
         await conn.execute(
@@ -228,8 +230,10 @@ async def on_readings_stored_many(
             OUTBOX,
             [(subjects.allocation_computed(a.building_id), a.message()) for a in announcements],
         )
-    for result in results:
+    for job, result in zip(jobs, results, strict=True):
         _count_flags(result.allocation.flags)
+        if compute_s is not None:
+            compute_s[job.building.id] = result.cpu_s
     return announcements
 
 

@@ -7,8 +7,9 @@ measured heat per [hour, flat]; the methodology then shares the building meter's
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import asyncpg
@@ -136,6 +137,7 @@ class BuildingResult:
     trail: Trail
     method: str
     has_data: np.ndarray  # bool [hour]: the building meter or some flat has data
+    cpu_s: float = 0.0  # the process's CPU seconds of the computation (its parallel kernels too)
 
     def hours_with_data(self) -> list[int]:
         return [int(h) for h in np.flatnonzero(self.has_data)]
@@ -424,8 +426,10 @@ def _compute(
     estimates: Sequence[SensorEstimate] = (),
 ) -> BuildingResult:
     cells = registers.size + job.hours * (job.building.flat_ids.size + t_flow.shape[1])
+    started = time.process_time()  # every thread's: the kernels' parallel loops count
     with kernels.threads_for(cells):
-        return _compute_threaded(job, lookaround, registers, t_flow, t_return, estimates)
+        result = _compute_threaded(job, lookaround, registers, t_flow, t_return, estimates)
+    return replace(result, cpu_s=time.process_time() - started)
 
 
 def _sensor_fault_flags(

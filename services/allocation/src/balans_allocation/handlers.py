@@ -19,11 +19,20 @@ An event whose first hour lies outside the window readings may have
 at the end of the hour they were received in) is acked without computing, logged and
 counted: ingest and the persister refuse such readings, so it can only come from elsewhere,
 and computing from 1970 or up to 2106 would allocate arrays for centuries.
+
+What a batch cost is noted per building (:class:`balans_core.costs.BuildingCosts`, the event
+partitions' weights): the process's CPU from the batch's start to its end (every thread's:
+the kernels' parallel loops run on worker threads), apportioned to its buildings by the CPU
+of each one's own computation. The loads, the rows written and the announcements are done
+for the whole batch at once and cannot be timed per building, but they grow with what the
+computation does (a building's meters times the hours of its window, its flats times its
+hours); the computation alone can, being synchronous.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +44,7 @@ from balans_allocation.metrics import BATCH_BUILDINGS, REFUSED_EVENTS
 from balans_allocation.readings import HOUR
 from balans_allocation.settings import AllocationSettings
 from balans_core.consumer import Failures
+from balans_core.costs import BuildingCosts
 from balans_core.outbox import OutboxRelay
 from balans_protocol.messages import ReadingsStored
 
@@ -46,10 +56,13 @@ async def compute_batch(
     pool: asyncpg.Pool,
     relay: OutboxRelay,
     settings: AllocationSettings,
+    costs: BuildingCosts | None = None,
 ) -> Failures:
     """Compute what the events completed or changed (its announcements go to the outbox in
     the same transaction; the relay is woken to send them); returns the events that failed
-    (by position), for the consumer to redeliver."""
+    (by position), for the consumer to redeliver. A batch without failures notes what each
+    building cost in ``costs`` (module docstring)."""
+    started = time.process_time()
     earliest: dict[int, ReadingsStored] = {}
     for event in plausible(events, settings):
         known = earliest.get(event.building_id)
@@ -57,8 +70,9 @@ async def compute_batch(
             earliest[event.building_id] = event
     buildings = sorted(earliest)
     shares = split_shares(buildings, settings)
+    computed = dict.fromkeys(buildings, 0.0)  # building -> its computation's CPU seconds
     outcomes = await asyncio.gather(
-        *(_compute_share(share, earliest, pool, relay, settings) for share in shares),
+        *(_compute_share(share, earliest, pool, relay, settings, computed) for share in shares),
         return_exceptions=True,
     )
     failures: dict[int, BaseException] = {}
@@ -84,8 +98,19 @@ async def compute_batch(
         )
         for building_id in share:
             mine = [i for i in positions if events[i].building_id == building_id]
-            failed = await compute_batch([events[i] for i in mine], pool, relay, settings)
+            failed = await compute_batch([events[i] for i in mine], pool, relay, settings, costs)
             failures |= {mine[i]: error for i, error in failed.items()}
+    if costs is not None and computed and all(not isinstance(o, BaseException) for o in outcomes):
+        cpu_s = time.process_time() - started
+        costs.note_shared(cpu_s, computed)
+        log.info(
+            "batch computed",
+            events=len(events),
+            buildings=len(buildings),
+            shares=len(shares),
+            cpu_s=round(cpu_s, 4),
+            compute_cpu_s=round(sum(computed.values()), 4),
+        )
     return failures
 
 
@@ -107,16 +132,19 @@ async def _compute_share(
     pool: asyncpg.Pool,
     relay: OutboxRelay,
     settings: AllocationSettings,
+    computed: dict[int, float],
 ) -> list[Announcement]:
-    """One share of a batch in its own transaction on its own connection; the relay is
-    woken at its commit, so its announcements go out while the other shares still work
-    (JetStream stores each one durably, which takes a while for an hour's worth)."""
+    """One share of a batch in its own transaction on its own connection (each computed
+    building's CPU seconds into ``computed``); the relay is woken at its commit, so its
+    announcements go out while the other shares still work (JetStream stores each one
+    durably, which takes a while for an hour's worth)."""
     async with pool.acquire() as conn:
         announcements = await on_readings_stored_many(
             conn,
             {b: earliest[b].hour_from for b in buildings},
             timedelta(hours=settings.allocation_lateness_hours),
             settings.allocation_lookaround_hours,
+            computed,
         )
     if announcements:
         relay.wake()

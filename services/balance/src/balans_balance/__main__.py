@@ -8,7 +8,6 @@ import asyncpg
 from threadpoolctl import threadpool_limits
 
 from balans_balance.alerts import OUTBOX
-from balans_balance.costs import AnalysisCosts
 from balans_balance.service import (
     OpenAlerts,
     analyse_event,
@@ -21,6 +20,7 @@ from balans_balance.service import (
 from balans_balance.settings import BalanceSettings
 from balans_balance.windows import BuildingStates
 from balans_core.consumer import ConsumerSpec, JetStreamConsumer
+from balans_core.costs import BuildingCosts
 from balans_core.nats import connect_nats
 from balans_core.outbox import OutboxRelay
 from balans_core.partitions import PartitionedConsumers
@@ -94,7 +94,7 @@ async def serve(ctx: ServiceContext) -> None:
         )
 
         open_alerts = OpenAlerts()
-        costs = AnalysisCosts()
+        costs = BuildingCosts()
 
         async def weigh() -> dict[int, float]:
             return costs.weights(await balance_queries.groups_per_building(pool))

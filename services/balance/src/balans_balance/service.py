@@ -14,7 +14,6 @@ from nats.aio.subscription import Subscription
 
 from balans_balance.alert_actions import handle_alert_action
 from balans_balance.analysis import analyse_window
-from balans_balance.costs import AnalysisCosts
 from balans_balance.detectors.leak_tapping_balance_meter import ExcessSettings
 from balans_balance.group_api import handle_group_request
 from balans_balance.groups import GroupError, follow_topology, generate_building_groups
@@ -30,6 +29,7 @@ from balans_balance.metrics import (
 )
 from balans_balance.settings import BalanceSettings
 from balans_balance.windows import BuildingStates
+from balans_core.costs import BuildingCosts
 from balans_core.outbox import OutboxRelay
 from balans_protocol import subjects
 from balans_protocol.messages import (
@@ -149,7 +149,7 @@ async def analyse_event(
     settings: BalanceSettings,
     states: BuildingStates,
     open_alerts: OpenAlerts | None = None,
-    costs: AnalysisCosts | None = None,
+    costs: BuildingCosts | None = None,
 ) -> None:
     """Analyse the building of an AllocationComputed event on its kept window (reading
     the hours that arrived, :mod:`balans_balance.windows`) when it is the building's turn
@@ -158,8 +158,9 @@ async def analyse_event(
     building first seen by this process gets its default groups first (afterwards only
     topology changes regenerate them). A failure drops the building's window, is counted,
     logged and raised (the consumer redelivers the event, then dead-letters it). An
-    incremental analysis's CPU seconds go to ``costs`` (the partitions' weights)."""
-    started, cpu_started = time.perf_counter(), time.process_time()
+    incremental analysis's CPU seconds go to ``costs`` (the partitions' weights): the
+    event loop thread's, where the analysis runs (:mod:`balans_core.costs`)."""
+    started, cpu_started = time.perf_counter(), time.thread_time()
     cfg = ExcessSettings(
         band_days=settings.balance_band_days,
         band_k=settings.balance_band_k,
@@ -199,7 +200,7 @@ async def analyse_event(
     seconds = time.perf_counter() - started
     ANALYSIS_SECONDS.observe(seconds)
     if costs is not None and window.read == "incremental":  # the hourly cost (partitions' weights)
-        costs.note(event.building_id, time.process_time() - cpu_started)
+        costs.note(event.building_id, time.thread_time() - cpu_started)
     if any(result.transitions.values()):
         relay.wake()
     if open_alerts is not None:

@@ -81,7 +81,7 @@ latest forecast of any of its meters or groups; no row when balance made none.""
 async def groups_per_building(db: Db) -> dict[int, int]:
     """building id -> how many balance groups it has, at least 1 (a building balance has
     not analysed yet gets its groups then): what balance weighs a building it has not
-    measured by (a weighted split of the event partitions, balans_balance.costs)."""
+    measured by (a weighted split of the event partitions, balans_core.costs)."""
     rows = await db.fetch(
         "select b.id, greatest(count(g.id), 1) as n from buildings b"
         " left join balance_groups g on g.building_id = b.id group by b.id"

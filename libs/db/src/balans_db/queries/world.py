@@ -36,8 +36,9 @@ async def building_layouts(db: Db) -> dict[int, str]:
 
 
 async def meters_per_building(db: Db) -> dict[int, int]:
-    """building id -> how many meters it has (every building with any): how much work its
-    readings make a stage (a weighted split of the event partitions, balans_core.partitions)."""
+    """building id -> how many meters it has (every building with any): what allocation
+    weighs a building it has not measured by (a weighted split of the event partitions,
+    balans_core.costs)."""
     rows = await db.fetch("select building_id, count(*) as n from meters group by building_id")
     return {r["building_id"]: r["n"] for r in rows}
 
