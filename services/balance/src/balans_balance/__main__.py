@@ -20,7 +20,7 @@ from balans_balance.service import (
 from balans_balance.settings import BalanceSettings
 from balans_balance.windows import BuildingStates
 from balans_core.consumer import ConsumerSpec, JetStreamConsumer
-from balans_core.costs import BuildingCosts
+from balans_core.costs import BuildingCosts, freeze_startup_heap
 from balans_core.nats import connect_nats
 from balans_core.outbox import OutboxRelay
 from balans_core.partitions import PartitionedConsumers
@@ -125,6 +125,8 @@ async def serve(ctx: ServiceContext) -> None:
             # by what each building's analyses cost: the processes finish an hour together
             weigh=weigh,
         )
+        # the modules are loaded: a full collection no longer lands on an analysis's cost
+        freeze_startup_heap()
         ctx.set_ready(groups_subject=subjects.BALANCE_GROUPS_API)
         await ctx.run_until_stopped(relay.run(ctx.stopping), partitions.run(ctx.stopping))
         await group_api.unsubscribe()
