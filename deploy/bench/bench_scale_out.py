@@ -14,7 +14,8 @@ JetStream's records: from the thaw to its last acknowledgement or announcement, 
    window in full), then the measured hour; then allocation's figure, a backlog of
    ``BENCH_SCALE_OUT_ALLOCATION_HOURS`` hours (default 6) stored while it is frozen and
    worked off at once (one hour of a few dozen buildings is a fraction of a second for
-   allocation, mostly fixed costs no second process can share).
+   allocation, mostly fixed costs no second process can share), after an untimed one of
+   ``BENCH_SCALE_OUT_ALLOCATION_WARM_UP_HOURS`` (default 2; :func:`allocation_backlog`).
 2. A second process of each joins; the test waits until allocation's and balance's event
    partitions are split between the two as their groups intend (by the buildings' work,
    so both finish together: ``balans_core.partitions``). A warm-up hour (the newcomer
