@@ -362,3 +362,65 @@ def test_a_fault_is_dated_to_its_hour_within_the_day(world, seed: int) -> None:
     ]
     assert magnet.verdict == "magnet"
     assert abs(magnet.episode.start - (START + 14)) <= 2
+
+
+def _noisy_balance(w, seed: int) -> np.ndarray:
+    """Noise on the balance meter as large as a flat's use, hour by hour: one flat is too
+    small a share of the building for the balance to confirm its meter's fault."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.0, 3.0 * float(w.true[7].mean()), w.true.shape[1])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_flat_meter_losing_more_than_its_occupants_can_is_a_magnet(world, seed: int) -> None:
+    """A flat's heat meter slowed to 40 % (no flag) where the balance cannot confirm one
+    flat: its deficit follows the use and is more than a setpoint can take off a flat,
+    so it is a magnet. A riser's meter is judged by its ΔT instead (left a change of
+    use here), and a flat using a constant 55 % of its mean less (its occupants gone,
+    the meter right) stays a change of use: its deficit is a level."""
+    w = world(seed=seed)
+    w.distort(7, 0.4, START)
+    s = w.series(_noisy_balance(w, seed))
+
+    def verdicts(flats: np.ndarray) -> list[str]:
+        shifts = member_shifts(s, w.registered.copy(), np.ones(40), heat=True, flats=flats)
+        return [x.verdict for x in shifts if x.member == 7]
+
+    assert verdicts(np.ones(40, dtype=bool)) == ["magnet"]
+    assert verdicts(np.zeros(40, dtype=bool)) == ["use_changed"]
+    left = world(seed=seed)
+    left.true[7, START:] = np.maximum(left.true[7, START:] - 0.55 * left.true[7, :START].mean(), 0)
+    left.distort(7, 1.0, 0)
+    shifts = member_shifts(
+        left.series(_noisy_balance(left, seed)),
+        left.registered.copy(),
+        np.ones(40),
+        heat=True,
+        flats=np.ones(40, dtype=bool),
+    )
+    assert [x.verdict for x in shifts if x.member == 7] == ["use_changed"]
+
+
+def test_a_flag_raised_days_after_the_register_stopped_is_a_magnet_laid_on_later(world) -> None:
+    """A register standing still from START, its module raising the tamper flag 60 hours
+    later while it still stands still: it stopped by itself (a magnet raises the flag as
+    it is laid on), so a stuck meter from START, then a magnet from the flag's hour; a
+    flag rising as the register stops stays one magnet."""
+    w = world(seed=2)
+    w.distort(7, 0.0, START)
+    w.tamper[7, START + 60 :] = True
+    found = sorted(
+        (x.episode.start, x.episode.end, x.verdict)
+        for x in member_shifts(w.series(), w.registered.copy(), np.ones(40))
+        if x.member == 7
+    )
+    assert [v for *_, v in found] == ["stuck_meter", "magnet"]
+    assert abs(found[0][0] - START) <= 2
+    assert found[0][1] == START + 59
+    assert found[1][0] == START + 60
+    w.tamper[7, START + 3 :] = True
+    assert {
+        x.verdict
+        for x in member_shifts(w.series(), w.registered.copy(), np.ones(40))
+        if x.member == 7
+    } == {"magnet"}

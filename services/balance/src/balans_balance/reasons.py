@@ -38,6 +38,9 @@ SENTENCES: dict[str, str] = {
     "and the meter registers {loss_pct} % less than its peers predict",
     "magnet.balance_confirmed": "magnet on meter {meter_serial}: it registers {loss_pct} % less "
     "than its peers predict while the balance meter still sees that use",
+    "magnet.follows_use": "magnet on meter {meter_serial}: it registers {loss_pct} % less "
+    "than its peers predict, a share of each day's heat whatever the weather (no thermostat "
+    "setting takes that much heat off a flat, and what it saves is the same every day)",
     "magnet.riser_dt_steady": "magnet on riser meter {meter_serial}: its flow fell {loss_pct} % "
     "against its peers while the riser's ΔT stayed in line",
     "drifting_meter.growing_error": "drifting meter {meter_serial}: its error against its "

@@ -8,8 +8,9 @@ episode opens where its daily use left the peers' prediction (a step or a ramp G
   **stuck** (a **magnet** when the module raised its tamper flag as it stopped; without
   the flag a magnet that stopped the register reads the same, so ``also_possible`` says
   so; a flag raised well before, while the register still counted, is an earlier
-  magnet's, and the days the change was away before the register stopped are a fault
-  of their own);
+  magnet's, one raised after it had stood still for longer a magnet laid on the stuck
+  register from that hour, and the days the change was away before the register
+  stopped are a fault of their own);
 - the module's tamper flag -> **magnet**, from the hour the flag rose;
 - the departure grows steadily (a ramp fits clearly better than a step) -> **drifting**;
 - a step that the group's balance confirms (the balance meter saw what the member
@@ -19,10 +20,11 @@ episode opens where its daily use left the peers' prediction (a step or a ramp G
   stepped, or ramped and settled: the balance confirms it, so it is no change of use);
 - a heat meter's step the balance cannot confirm (one flat is too small a share of
   the building) whose deficit (6-hour sums) follows the predicted use rather than
-  staying level -> **drifting**: a register off by a factor misses a share of every
-  hour's heat, while a flat that turned its thermostat down or went away lowers its
-  loss by UA x the setpoint's change, the same heat whatever the weather
-  (``follows_use``);
+  staying level -> **drifting** (a **magnet** where a flat's meter lost more than its
+  occupants' setpoint can take off, ``behaviour_loss``): a register off by a factor
+  misses a share of every hour's heat, while a flat that turned its thermostat down or
+  went away lowers its loss by UA x the setpoint's change, the same heat whatever the
+  weather (``follows_use``);
 - otherwise the *use* changed (a flat away, a clogged riser): ``use_changed``, which the
   caller reports or not.
 """
@@ -87,6 +89,11 @@ class MemberSettings:
     # a constant must fit a flat heat meter's deficit better than a share of the use by
     # this F for its level to overrule the balance's verdict of a drift (_level_deficit)
     level_f: float = 4.0
+    # more than a flat's occupants take off its heat by their setpoint (left at 15 °C
+    # instead of 21 °C, 6 K of the 15-25 K it is heated above the heating season's
+    # weather: a third or less): a flat meter's loss beyond it whose deficit follows
+    # the use is a slowed register, whatever the balance could confirm
+    behaviour_loss: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -210,9 +217,10 @@ def member_shifts(
         # a still register or the tamper flag decides the kind; the balance's view is
         # still evidence (did the tampering show in the group's imbalance?)
         judged = _confirm(d, drafts, ctx)
+        flat = flats is not None and bool(flats[d.change.member])
         if heat and d.verdict is None and judged.verdict == "use_changed":
-            judged = _by_the_days(judged, cfg)
-        elif heat and flats is not None and flats[d.change.member] and d.verdict is None:
+            judged = _by_the_days(judged, cfg, flat=flat)
+        elif heat and flat and d.verdict is None:
             judged = _level_deficit(judged, cfg)
         verdict = d.verdict or judged.verdict or "use_changed"
         out.append(MemberShift(d.change.member, d.episode, verdict, d.deficit, judged.evidence))
@@ -311,11 +319,15 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
     if run >= cfg.min_stuck_hours and should >= cfg.min_stuck_quanta * ctx.quantum[i]:
         start, end = lo + run_start, lo + run_start + run - 1
         # a magnet that stops the register raises the flag as it is laid on: a flag that
-        # rose while the register stood still (or up to ``flag_lead`` hours before) is
-        # this fault's; one that was up well before while the register still counted is
-        # an earlier magnet's (its own finding, _drafts), and one raised after the
-        # register counted again the next fault's
-        still_flag = tamper is not None and _rose(tamper[i], start - cfg.flag_lead, end)
+        # rose as the register stopped (within ``flag_lead`` hours either side) is this
+        # fault's; one that was up well before while the register still counted is an
+        # earlier magnet's (its own finding, _drafts), one raised while it had stood
+        # still for longer a magnet laid on a stuck register (_flag_split), and one
+        # raised after the register counted again the next fault's
+        still_flag = (
+            tamper is not None
+            and _first_rise(tamper[i], start - cfg.flag_lead, start + cfg.flag_lead) is not None
+        )
         verdict = "magnet" if still_flag else "stuck_meter"
         basis = "register_still_tamper_flag" if still_flag else "register_still"
     elif flagged:
@@ -391,13 +403,14 @@ def _step_hour(gap: FloatArray, span: int, within: float = 4.0) -> int:
     return int(np.argmax(drop >= drop[best] - within * spread**2)) if spread > 0 else best
 
 
-def _rose(flag: npt.NDArray[np.bool_], lo: int, hi: int) -> bool:
-    """Did ``flag`` rise (go up from down, or start up at the first hour read) within
-    hours [lo, hi]?"""
+def _first_rise(flag: npt.NDArray[np.bool_], lo: int, hi: int) -> int | None:
+    """The first hour within [lo, hi] at which ``flag`` rose (went up from down, or was
+    up at the first hour read), if any."""
     lo = max(lo, 0)
     window = flag[lo : hi + 1]
     before = np.concatenate([[flag[lo - 1] if lo > 0 else False], window[:-1]])
-    return bool((window & ~before).any())
+    rises = np.flatnonzero(window & ~before)
+    return lo + int(rises[0]) if rises.size else None
 
 
 def deficit_follows_use(
@@ -425,15 +438,23 @@ def deficit_follows_use(
     return round((constant - shared) / max(shared / (use.size - 1), 1e-12), 2), round(share, 4)
 
 
-def _by_the_days(d: _Draft, cfg: MemberSettings) -> _Draft:
-    """A step of a heat meter the balance cannot confirm: a drift where its deficit
-    follows the predicted use (a share of it, at most ``drift_loss``, fitting better than
-    a constant by ``follow_f``), else left a change of use."""
+def _by_the_days(d: _Draft, cfg: MemberSettings, *, flat: bool) -> _Draft:
+    """A step of a heat meter the balance cannot confirm, whose deficit follows the
+    predicted use (a share of it fitting better than a constant by ``follow_f``): a
+    drift where that share is at most ``drift_loss``; a magnet where a flat's meter lost
+    ``behaviour_loss`` or more of its use (no setpoint its occupants choose takes that
+    much: what they save is a level, UA x the setpoint's change, and one that follows
+    the weather is a register missing a share of every hour's heat). Else left a
+    change of use."""
     f = d.evidence.get("deficit_follows_use_f")
     share = float(d.evidence.get("deficit_use_share", 0.0))
-    if f is None or f <= cfg.follow_f or abs(share) > cfg.drift_loss:
+    if f is None or f <= cfg.follow_f:
         return d
-    return replace(d, verdict="drifting_meter", evidence={**d.evidence, "basis": "follows_use"})
+    if abs(share) <= cfg.drift_loss:
+        return replace(d, verdict="drifting_meter", evidence={**d.evidence, "basis": "follows_use"})
+    if flat and d.change.sign < 0 and d.loss >= cfg.behaviour_loss:
+        return replace(d, verdict="magnet", evidence={**d.evidence, "basis": "follows_use"})
+    return d
 
 
 def _level_deficit(d: _Draft, cfg: MemberSettings) -> _Draft:
@@ -473,11 +494,43 @@ def _drafts(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> list[_
         d = _cut(d, ctx.first_hour + HOURS * from_day, d.deficit.size, ctx)
     if basis not in STILL:
         return [*out, d]
+    *before, d = _flag_split(d, ctx)
     rest = (d.episode.end + 1 - ctx.first_hour) // HOURS + 1
     if rest > c.last_day - 1:
-        return [*out, d]
+        return [*out, *before, d]
     after = _draft(replace(c, first_day=rest, detected_day=max(c.detected_day, rest)), pm, own, ctx)
-    return [*out, _cut(d, 0, ctx.first_hour + HOURS * rest, ctx), after]
+    return [*out, *before, _cut(d, 0, ctx.first_hour + HOURS * rest, ctx), after]
+
+
+def _flag_split(d: _Draft, ctx: _Context) -> list[_Draft]:
+    """A stuck register's draft, or, where its module raised the tamper flag while it
+    had already stood still for more than ``flag_lead`` hours, two: the stuck meter up
+    to the flag's hour, then a magnet from it. A magnet raises the flag as it is laid on;
+    a register that stood still for hours before the flag rose stopped by itself, and
+    the magnet laid on it later is a fault of its own (it adds nothing the register
+    shows, so the flag alone dates it)."""
+    ep, tamper = d.episode, ctx.s.tamper
+    if d.evidence["basis"] != "register_still" or tamper is None:
+        return [d]
+    rose = _first_rise(tamper[d.change.member], ep.start + ctx.cfg.flag_lead + 1, ep.end)
+    if rose is None:
+        return [d]
+    stuck = replace(
+        _cut(d, 0, rose, ctx),
+        episode=Episode(ep.start, max(ep.start, min(ep.confirmed, rose - 1)), rose - 1, False),
+        evidence={**d.evidence, "still_hours": rose - ep.start},
+    )
+    magnet = replace(
+        _cut(d, rose, d.deficit.size, ctx),
+        episode=Episode(rose, max(rose, ep.confirmed), ep.end, ep.active),
+        verdict="magnet",
+        evidence={
+            **{k: v for k, v in d.evidence.items() if k != "also_possible"},
+            "basis": "register_still_tamper_flag",
+            "still_hours": ep.end + 1 - rose,
+        },
+    )
+    return [stuck, magnet]
 
 
 def _cut(d: _Draft, lo: int, hi: int, ctx: _Context) -> _Draft:
