@@ -19,6 +19,7 @@ from balans_balance.detectors.leak_tapping_balance_meter import (
     GroupSeries,
     _also_possible,
     _change_kind,
+    _drift_rose_from,
     change_series,
     diagnose_group,
     level_days,
@@ -171,6 +172,47 @@ def test_an_under_reading_ending_with_a_larger_excess_is_its_correction() -> Non
     drift = _flat_change("ramp", START + 24, START + 72, -0.04)
     assert _change_kind(correction, [excess], reading, ExcessSettings()) is None
     assert _change_kind(drift, [excess], reading, ExcessSettings()) == "faulty_balance_meter"
+
+
+def test_a_drift_beginning_with_a_leak_and_a_correction_began_where_it_ends() -> None:
+    """A leak from START and the balance meter over-registering by 10 % from three days
+    later, fitted as a scale from START with a negative step until the drift came: the
+    register's error began where the correction ends (a register does not begin to
+    drift the very hour water starts to be lost). Without the leak beginning with it,
+    or with a correction ending with the drift, the drift keeps its own start."""
+    n = 35 * 24
+    cfg = ExcessSettings()
+    drift = _flat_change("scale", START, n, 0.10)
+    leak = _flat_change("step", START + 3, START + 96, 0.03)
+    correction = _flat_change("step", START + 6, START + 72, -0.06)
+    assert _drift_rose_from(drift, [leak, correction], cfg) == START + 72
+    assert _drift_rose_from(drift, [correction], cfg) is None
+    with_it = _flat_change("step", START + 6, n - 6, -0.06)
+    assert _drift_rose_from(drift, [leak, with_it], cfg) is None
+    # a correction larger than the drift over its hours is no rise of the drift
+    larger = _flat_change("step", START + 6, START + 72, -0.12)
+    assert _drift_rose_from(drift, [leak, larger], cfg) is None
+
+
+def test_a_widening_leak_split_into_a_step_and_a_growth_is_judged_whole() -> None:
+    """A crack widening over four days, fitted as a constant of 0.8 % of the reading and
+    a rising ramp to 1.2 % over the same hours that a loss growing from nothing fits as
+    well: each piece is below the smallest leak reported, the water lost is their sum
+    (1.4 %), a leak. A ramp a growing loss does not fit (a register's drift), or one on
+    other hours, adds nothing to it."""
+    n = 35 * 24
+    reading = np.full(n, 100.0)
+    cfg = ExcessSettings()
+    step = _flat_change("step", START, START + 96, 0.008)
+    hours = np.arange(n)
+    rising = np.where((hours >= START) & (hours < START + 96), (hours - START + 1) / 96, 0.0)
+    growth = Change("ramp", START + 3, START + 96, 0.012, 1e4, 1.2 * rising, {"grow": -3.0})
+    assert _change_kind(step, [], reading, cfg) is None
+    assert _change_kind(step, [growth], reading, cfg) == "leak"
+    drift = replace(growth, alternatives={"grow": 900.0})
+    assert _change_kind(step, [drift], reading, cfg) is None
+    later = replace(growth, start=START + 48, end=START + 200)
+    assert _change_kind(step, [later], reading, cfg) is None
 
 
 def test_leak_in_a_volume_balance_is_a_leak() -> None:

@@ -426,6 +426,21 @@ def _leads_into(change: Change, others: list[Change], gap: int) -> bool:
     )
 
 
+def _rises_into(correction: Change, larger: Change, cfg: ExcessSettings) -> bool:
+    """Is ``correction`` a negative level change that begins with the positive change
+    ``larger`` (within ``together_hours``), ends ``min_run`` hours or more before it and
+    takes less away over its hours than ``larger`` adds: ``larger``'s excess was smaller
+    at first and rose where ``correction`` ends?"""
+    win = slice(correction.start, correction.end)
+    return (
+        correction.shape in LEVEL_SHAPES
+        and correction.coef < 0 < larger.coef
+        and abs(larger.start - correction.start) <= cfg.together_hours
+        and larger.end - correction.end >= cfg.min_run
+        and float(np.sum(larger.contribution[win])) > abs(float(np.sum(correction.contribution)))
+    )
+
+
 def _rises_within(change: Change, others: list[Change], cfg: ExcessSettings) -> Change | None:
     """The larger positive level change that a negative level change begins with (within
     ``together_hours``) and ends ``min_run`` hours or more before, if any. Such a pair is
@@ -433,15 +448,30 @@ def _rises_within(change: Change, others: list[Change], cfg: ExcessSettings) -> 
     fault of the kind beginning while the first goes on (a second tapped-in consumer), or
     the first one widening. It is not the balance meter under-reading from the very hour
     another fault began, nor the fit trimming that fault's end."""
-    if change.shape not in LEVEL_SHAPES or change.coef >= 0:
-        return None
-    return _larger_excess(
-        change,
-        others,
-        lambda o: (
-            abs(o.start - change.start) <= cfg.together_hours and o.end - change.end >= cfg.min_run
-        ),
+    return next(
+        (o for o in others if o.shape in LEVEL_SHAPES and _rises_into(change, o, cfg)), None
     )
+
+
+def _drift_rose_from(change: Change, others: list[Change], cfg: ExcessSettings) -> int | None:
+    """The hour an over-registering drift (``scale`` or ``settled``) really began, where
+    it began together (within ``together_hours``) with a leak or a tapping-in and with a
+    negative level change that ends ``min_run`` hours or more before it
+    (:func:`_rises_into`): the fit reads "an excess, then the register drifting from
+    some hour on" as one drift from the excess's start with a correction until the
+    drift came. A register's error does not begin the very hour water starts to be
+    lost or drawn off; the excess there is the other fault's (its own finding). None
+    where there is no such pair."""
+    if change.shape not in ("scale", "settled") or change.coef <= 0:
+        return None
+    if not any(
+        o.shape in ("step", "use")
+        and o.coef > 0
+        and abs(o.start - change.start) <= cfg.together_hours
+        for o in others
+    ):
+        return None
+    return max((n.end for n in others if _rises_into(n, change, cfg)), default=None)
 
 
 def _rises(
@@ -524,7 +554,7 @@ def _change_kind(
             return None
         return "faulty_balance_meter" if abs(change.coef) >= cfg.min_drift else None
     if change.shape == "step":
-        if size >= cfg.min_leak_share:
+        if size + _growth_with(change, others, balance, cfg) >= cfg.min_leak_share:
             return "leak"
         return "faulty_balance_meter" if _under_reads(change, others, size, cfg, clogs) else None
     if size >= cfg.min_tap_share:
@@ -533,6 +563,28 @@ def _change_kind(
     if size <= -cfg.min_under_read and not _corrects(change, others):
         return "faulty_balance_meter"
     return None
+
+
+def _growth_with(
+    change: Change, others: list[Change], balance: FloatArray, cfg: ExcessSettings
+) -> float:
+    """What the rising ramps that begin and end with a positive step (within
+    ``settle_gap`` each), and that a loss growing from nothing fits as well, add to it,
+    as a share of the reading: a crack that widens loses a constant and a growth, which
+    the fit takes as two pieces, each of them perhaps below the smallest leak reported,
+    while the water lost is their sum."""
+    if change.coef <= 0:
+        return 0.0
+    win = slice(change.start, change.end)
+    grown = sum(
+        float(np.mean(o.contribution[win]))
+        for o in others
+        if o.shape == "ramp"
+        and o.coef > 0
+        and _spans(change, o, cfg.settle_gap)
+        and o.alternatives.get("grow", np.inf) < max(cfg.ambiguous_z2, cfg.ambiguous_share * o.z2)
+    )
+    return grown / float(np.mean(balance[win]))
 
 
 def _under_reads(
@@ -872,6 +924,13 @@ def _diagnose_known(
             )
         if also:
             evidence["also_possible"] = also
+        rose = (
+            None if group_kind != "faulty_balance_meter" else _drift_rose_from(change, others, cfg)
+        )
+        if rose is not None:
+            # the register's error came where the correction ends (_drift_rose_from)
+            ep = Episode(rose, min(max(rose + cfg.min_run, confirmed), end), end, active)
+            evidence["rose_within_change_from"] = change.start
         if group_kind is not None:
             added = change.contribution * cs.to_balance_unit
             diagnoses.append(Diagnosis(ep, group_kind, evidence, sign, added))
