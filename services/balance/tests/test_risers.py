@@ -8,15 +8,17 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from balans_balance.analysis import riser_verdict
+from balans_balance.analysis import _unmeasured_clog, riser_verdict
 from balans_balance.detectors.clogged_riser import (
     dt_change,
     dt_rise_hour,
     moved_hours,
     without_faulty_pairs,
 )
+from balans_balance.detectors.leak_tapping_balance_meter import Diagnosis, GroupSeries
+from balans_balance.episodes import Episode
 from balans_balance.findings import Finding
-from balans_balance.loading import BuildingData, Reporting, SensorPair
+from balans_balance.loading import BuildingData, GroupDef, Reporting, SensorPair
 
 HOURS = 24 * 14
 START = 24 * 10
@@ -193,3 +195,40 @@ def test_a_faulty_pairs_hours_set_no_reference() -> None:
     assert riser_verdict("magnet", 0.5, dt_change(masked, 3, START, HOURS - 1)) == "magnet"
     other = without_faulty_pairs(data, [replace(drift, module_serial=12)])
     np.testing.assert_array_equal(other[103], dt[3])
+
+
+def test_a_deficit_while_a_riser_is_unmeasured_and_its_dt_rose_is_its_clog() -> None:
+    """The balance meter reads less than its subscribers from START while riser 2's
+    module is silent (its hours are its usual level) and riser 2's ΔT rose by half: the
+    riser clogged, its water slowed and the building meter saw it; no faulty balance
+    meter. A riser that reported, or whose ΔT stayed in line, is no such clog."""
+    hours = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=h) for h in range(HOURS)]
+    dt = _risers()[:4]
+    dt[2, START:] *= 1.5
+    data = _building(dt, hours)
+    data.consumption[2, START:] = np.nan
+    group = GroupDef(1, "building", "heat", "building", 99, (100, 101, 102, 103))
+    series = GroupSeries(
+        balance=np.full(HOURS, 3.6),
+        subscribers=np.full(HOURS, 4.0),
+        night=np.zeros(HOURS, dtype=bool),
+        members=np.ones((4, HOURS)),
+    )
+    deficit = np.where(np.arange(HOURS) >= START, -0.4, 0.0)
+    d = Diagnosis(
+        Episode(START, START + 12, HOURS - 1, True),
+        "faulty_balance_meter",
+        {"shape": "step"},
+        -1,
+        deficit,
+    )
+    clog = _unmeasured_clog(data, group, series, [], d)
+    assert clog is not None
+    assert (clog.kind, clog.meter_id) == ("clogged_riser", 102)
+    assert clog.first_hour == hours[START]
+    assert 0.3 < clog.evidence["loss"] < 0.5
+    measured = replace(data, consumption=np.ones((4, HOURS)))
+    assert _unmeasured_clog(measured, group, series, [], d) is None
+    steady = _building(_risers()[:4], hours)
+    steady.consumption[2, START:] = np.nan
+    assert _unmeasured_clog(steady, group, series, [], d) is None

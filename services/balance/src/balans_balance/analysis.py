@@ -15,6 +15,7 @@ import numpy as np
 from balans_balance.alerts import reconcile
 from balans_balance.coverage import store_coverage
 from balans_balance.detectors.clogged_riser import (
+    RiserSettings,
     dt_change,
     moved_hours,
     riser_verdict,
@@ -862,7 +863,84 @@ def _member_and_group_faults(
             diagnoses = diagnose_group(
                 replace(s, subscribers=s.subscribers + again), cfg, _clog_starts(data, named)
             )
-    return named, diagnoses
+    clogs = [_unmeasured_clog(data, group, s, named, d) for d in diagnoses]
+    named += [c for c in clogs if c is not None]
+    return named, [d for d, c in zip(diagnoses, clogs, strict=True) if c is None]
+
+
+def _unmeasured_clog(
+    data: BuildingData, group: GroupDef, s: GroupSeries, named: list[Finding], d: Diagnosis
+) -> Finding | None:
+    """A balance meter reading less than its subscribers (``d``) while a riser member's
+    flow was not measured (its module silent, so its hours are its usual level, or its
+    register still, so its peers' prediction is added back) and that riser's ΔT rose
+    against the other risers': the riser clogged. Its water slowed, so it cools more,
+    and the building meter saw the flow that fell, while the riser's estimate says it
+    used as usual. The riser, not the balance meter, is the fault (None where no such
+    riser is found)."""
+    ep = d.episode
+    if d.kind != "faulty_balance_meter" or d.sign > 0 or d.evidence["shape"] == "ramp":
+        return None
+    risers = [m for m in group.member_ids if m in data.riser_dt and m in data.meter_index]
+    if len(risers) < 2:
+        return None
+    dt = np.array([data.riser_dt[m] for m in risers])
+    span = slice(ep.start, ep.end + 1)
+    still = {
+        f.meter_id
+        for f in named
+        if f.kind == "stuck_meter"
+        and f.first_hour <= data.hours[ep.start]
+        and f.last_hour >= data.hours[ep.end]
+    }
+    rise = RiserSettings().clog_rise
+    found = [
+        (change, m)
+        for i, m in enumerate(risers)
+        if (m in still or np.isnan(data.series(m)[span]).mean() >= 0.5)
+        and (change := dt_change(dt, i, ep.start, ep.end)) is not None
+        and change >= rise
+    ]
+    if not found:
+        return None
+    change, meter_id = max(found)
+    loss = _riser_loss(data, group, s, meter_id, d)
+    serial = data.meter_serials[meter_id]
+    return replace(
+        _meter_finding(
+            data,
+            group,
+            meter_id,
+            ep,
+            reason(
+                "clogged_riser.dt_rose",
+                meter_serial=serial,
+                loss_pct=percent(loss),
+                dt_change_pct=percent(change),
+            ),
+            {"basis": "unmeasured_dt_rose", "loss": round(loss, 4), "riser_dt_change": change},
+            began_before=ep.start == 0,
+        ),
+        # a cause of its own: the riser's still register is another alert
+        cause_key=f"meter:{meter_id}:clogged_riser",
+    )
+
+
+def _riser_loss(
+    data: BuildingData, group: GroupDef, s: GroupSeries, meter_id: int, d: Diagnosis
+) -> float:
+    """The share of a riser's flow that a balance meter's deficit ``d`` stands for: the
+    deficit over the riser's usual share of the members (the week before) of what the
+    balance meter would have read without it."""
+    members = [m for m in group.member_ids if m in data.meter_index]
+    ep = d.episode
+    before = slice(max(0, ep.start - 168), ep.start)
+    span = slice(ep.start, ep.end + 1)
+    total = float(np.nansum(s.members[:, before]))
+    share = float(np.nansum(s.members[members.index(meter_id), before])) / total if total else 0.0
+    deficit = -float(np.sum(d.contribution[span]))
+    usual = share * (float(np.nansum(s.balance[span])) + deficit)
+    return deficit / usual if usual > 0 else 0.0
 
 
 def _clog_starts(data: BuildingData, named: list[Finding]) -> tuple[int, ...]:
