@@ -240,6 +240,7 @@ const balans = (() => {
     "magnet.register_still_tamper_flag": t("meter {meter_serial}: its module raised the tamper flag and the register stood still for {still_hours} h"),
     "magnet.tamper_flag": t("meter {meter_serial}: its module raised the tamper flag and the meter registers {loss_pct} % less than its peers predict"),
     "magnet.balance_confirmed": t("meter {meter_serial} registers {loss_pct} % less than its peers predict while the balance meter still sees that use"),
+    "magnet.follows_use": t("meter {meter_serial} registers {loss_pct} % less than its peers predict, a share of each day's heat whatever the weather (no thermostat setting takes that much heat off a flat, and what it saves is the same every day)"),
     "magnet.riser_dt_steady": t("riser meter {meter_serial}: its flow fell {loss_pct} % against its peers while the riser's ΔT stayed in line"),
     "drifting_meter.growing_error": t("meter {meter_serial}: its error against its peers grows steadily ({loss_pct} % so far)"),
     "drifting_meter.balance_confirmed": t("meter {meter_serial} registers {loss_pct} % off its peers' prediction and the balance meter confirms the meter is wrong"),
