@@ -143,7 +143,8 @@ POLL_S = 0.1  # the drain poll's interval: it says when to look, not when the st
 def metric_samples(service: ServiceProcess, name: str) -> list:
     """The samples of one metric on the service's /metrics."""
     url = f"http://127.0.0.1:{service.health_port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as response:
+    # a process held to a fraction of a core on a loaded machine may answer late
+    with urllib.request.urlopen(url, timeout=60) as response:
         text = response.read().decode()
     return [
         sample

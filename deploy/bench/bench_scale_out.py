@@ -249,6 +249,73 @@ def describe_statements(before: tuple[float, ...], after: tuple[float, ...]) -> 
     )
 
 
+STATEMENTS_BY_QUERY = r"""select queryid, left(regexp_replace(query, '\s+', ' ', 'g'), 100), calls,
+    total_exec_time, rows from pg_stat_statements where query not like '%pg_stat_%'"""
+
+Statements = dict[int, tuple[str, float, float, float]]
+
+
+async def statements_by_query(conn: asyncpg.Connection) -> Statements:
+    """pg_stat_statements per statement so far: its text's start, calls, executing ms, rows."""
+    return {r[0]: tuple(r[1:]) for r in await conn.fetch(STATEMENTS_BY_QUERY)}
+
+
+def describe_top_statements(before: Statements, after: Statements, top: int = 8) -> str:
+    """The ``top`` statements by executing time between two :func:`statements_by_query`:
+    calls, ms, rows and the statement's start."""
+    ran = []
+    for key, (text, calls, ms, rows) in after.items():
+        _, calls0, ms0, rows0 = before.get(key, (text, 0, 0.0, 0))
+        if calls > calls0:
+            ran.append((ms - ms0, calls - calls0, rows - rows0, text))
+    ran.sort(reverse=True)
+    return "\n".join(
+        f"        {ms:7.1f} ms {calls:4.0f} calls {rows:7.0f} rows  {text}"
+        for ms, calls, rows, text in ran[:top]
+    )
+
+
+WAITS = """select case when state = 'active' then coalesce(wait_event_type || ':' || wait_event,
+    'running') else state end from pg_stat_activity where backend_type = 'client backend'
+    and datname = current_database() and pid <> pg_backend_pid()
+    and state in ('active', 'idle in transaction')"""
+WAIT_SAMPLE_S = 0.02
+
+
+async def sample_waits(watch: asyncpg.Connection, seen: Counter[str]) -> None:
+    """Count what PostgreSQL's busy client backends are doing every :data:`WAIT_SAMPLE_S`
+    (running, a wait event, or idle in a transaction: waiting for its client) until
+    cancelled, on ``watch`` (a connection of its own: the drain poll uses the benchmark's)."""
+    while True:
+        seen.update(r[0] for r in await watch.fetch(WAITS))
+        await asyncio.sleep(WAIT_SAMPLE_S)
+
+
+def describe_waits(seen: Counter[str]) -> str:
+    return "PostgreSQL backends sampled every {:.0f} ms: {}".format(
+        WAIT_SAMPLE_S * 1000, ", ".join(f"{k} {n}" for k, n in seen.most_common())
+    )
+
+
+BATCH_LOGGED = re.compile(
+    r"batch computed\s.*?\bbuildings=(\d+)\b.*?\bcpu_s=([\d.]+).*?\bevents=(\d+)"
+)
+
+
+def batch_sizes(procs: list[ServiceProcess], since: list[int]) -> str:
+    """Each allocation process's batches from its "batch computed" log lines written after
+    the log sizes ``since``: buildings (events) each, and their CPU seconds in all."""
+    done = []
+    for proc, offset in zip(procs, since, strict=True):
+        with proc.log_file.open("rb") as log:
+            log.seek(offset)
+            found = BATCH_LOGGED.findall(log.read().decode(errors="replace"))
+        sizes = " + ".join(f"{b} ({e})" for b, _, e in found)
+        cpu = sum(float(c) for _, c, _ in found)
+        done.append(f"{proc.name} {len(found)}: {sizes}, CPU {cpu:.3f} s")
+    return "batches, buildings (events): " + "; ".join(done)
+
+
 def batches(proc: ServiceProcess) -> tuple[float, float]:
     """Allocation's shares of batches so far (one transaction each) and their seconds."""
     return counter_sum(proc, BATCHES), counter_sum(proc, COMPUTE)
@@ -287,6 +354,7 @@ async def ends_by_process(
 async def run_hour(
     js: JetStreamContext,
     conn: asyncpg.Connection,
+    watch: asyncpg.Connection,
     stages: Stages,
     servers: dict[str, list[int]],
     concentrators: list,
@@ -315,6 +383,9 @@ async def run_hour(
         backends_before = backends(servers)
         logs_before = log_sizes(procs)
         statements_before = await statement_times(conn)
+        by_query = await statements_by_query(conn)
+        waits: Counter[str] = Counter()
+        watching = asyncio.create_task(sample_waits(watch, waits)) if name == "allocation" else None
         clock = await StageClock.start(js)
         cpu_before = meter.take()
         samples: list[tuple[datetime, CpuSnapshot]] = []
@@ -326,6 +397,8 @@ async def run_hour(
             note = await drained(js, procs[0], stream, durable, STAGE_TIMEOUT_S, pending, POLL_S)
         finally:
             sampling.cancel()
+            if watching is not None:
+                watching.cancel()
         times = await timeline(js, stream, durable, clock)
         seconds = None if note else times.end
         end = clock.thawed + timedelta(seconds=seconds or 0)
@@ -347,6 +420,10 @@ async def run_hour(
             print(f"      {describe_analyses(analysis_seconds(procs, logs_before))}", flush=True)
         if name == "allocation":
             print(f"      {describe_batches(procs, batches_before)}", flush=True)
+            print(f"      {batch_sizes(procs, logs_before)}", flush=True)
+            print(f"      {describe_waits(waits)}", flush=True)
+            top = describe_top_statements(by_query, await statements_by_query(conn))
+            print(f"      top statements:\n{top}", flush=True)
         if name in PARTITIONED and len(procs) > 1:
             ends = await ends_by_process(js, stream, durable, clock, procs)
             print(
@@ -360,6 +437,7 @@ async def run_hour(
 async def allocation_backlog(
     js: JetStreamContext,
     conn: asyncpg.Connection,
+    watch: asyncpg.Connection,
     stages: Stages,
     concentrators: list,
     sim: CitySim,
@@ -381,10 +459,10 @@ async def allocation_backlog(
     if ALLOCATION_WARM_UP_HOURS:
         print(f"    allocation backlog (warm-up): {ALLOCATION_WARM_UP_HOURS} hours", flush=True)
         warm_up = [sim.advance(1) for _ in range(ALLOCATION_WARM_UP_HOURS)]
-        await run_hour(js, conn, stages, servers, concentrators, *warm_up)
+        await run_hour(js, conn, watch, stages, servers, concentrators, *warm_up)
     print(f"    allocation backlog: {ALLOCATION_HOURS} hours", flush=True)
     hours = [sim.advance(1) for _ in range(ALLOCATION_HOURS)]
-    return (await run_hour(js, conn, stages, servers, concentrators, *hours))["allocation"]
+    return (await run_hour(js, conn, watch, stages, servers, concentrators, *hours))["allocation"]
 
 
 async def machinery_cpu(
@@ -609,6 +687,7 @@ async def run(
     nc = await nats.connect(urls.nats_url.split(","))
     js = nc.jetstream(timeout=10)
     conn = await asyncpg.connect(urls.database_url)
+    watch = await asyncpg.connect(urls.database_url)  # what PostgreSQL waits on, meanwhile
     figures: dict[str, float] = {}
     try:
         if late := await asyncio.to_thread(supervisor.wait_ready, STAGE_TIMEOUT_S):
@@ -619,12 +698,12 @@ async def run(
             city.sim, city.keys, "127.0.0.1", bound_port(ingest), boot
         ) as concentrators:
             print("one process per stage: warm-up hour", flush=True)
-            await run_hour(js, conn, stages, servers, concentrators, city.warm_up)
+            await run_hour(js, conn, watch, stages, servers, concentrators, city.warm_up)
             await machinery_cpu(js, conn, stages, servers)
             print("one process per stage: measured hour", flush=True)
-            one = await run_hour(js, conn, stages, servers, concentrators, city.hour)
+            one = await run_hour(js, conn, watch, stages, servers, concentrators, city.hour)
             one["allocation"] = await allocation_backlog(
-                js, conn, stages, concentrators, city.sim, servers
+                js, conn, watch, stages, concentrators, city.sim, servers
             )
 
             for name in CONSUMERS:
@@ -634,12 +713,13 @@ async def run(
             await split_between(js, conn, stages, 2)
             print(f"  buildings (id:meters/groups/members): {await describe_buildings(conn)}")
             print("two processes per stage: warm-up hour", flush=True)
-            await run_hour(js, conn, stages, servers, concentrators, city.sim.advance(1))
+            await run_hour(js, conn, watch, stages, servers, concentrators, city.sim.advance(1))
             await machinery_cpu(js, conn, stages, servers)
             print("two processes per stage: measured hour", flush=True)
-            two = await run_hour(js, conn, stages, servers, concentrators, city.sim.advance(1))
+            hour = city.sim.advance(1)
+            two = await run_hour(js, conn, watch, stages, servers, concentrators, hour)
             two["allocation"] = await allocation_backlog(
-                js, conn, stages, concentrators, city.sim, servers
+                js, conn, watch, stages, concentrators, city.sim, servers
             )
 
             print("node kill: every process running", flush=True)
@@ -653,6 +733,7 @@ async def run(
                 thaw(proc)
         await nc.close()
         await conn.close()
+        await watch.close()
         await asyncio.to_thread(supervisor.stop)
 
     print(

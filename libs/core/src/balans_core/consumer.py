@@ -130,8 +130,11 @@ class ConsumerSpec:
     workers: int = 1
     fetch_timeout_s: float = 1.0
     # partitioned consumers: how long a handler waits for other partitions' batches to join
-    # the first one (0: hands over what is waiting at once)
+    # the first one (0: hands over what is waiting at once), and how long a silence after
+    # the last one ends that wait (the partitions' fetches answer within milliseconds of
+    # each other, so a longer silence means the rest have nothing)
     batch_linger_s: float = 0.0
+    batch_quiet_s: float = 0.01
     nak_delay_s: float = 1.0  # after the first failure; doubles with each delivery
     nak_max_delay_s: float = 60.0
     # more subjects the same consumer takes (NATS's filter_subjects): one consumer, one

@@ -48,7 +48,7 @@ last write:
 Within a process, one fetcher per held partition pulls a batch, splits it by kind and waits
 until every part is settled; ``spec.workers`` handler loops per kind take the parts waiting (whole
 batches, up to ``spec.batch`` messages, waiting up to ``spec.batch_linger_s`` for more to
-arrive after the first, and no longer than :data:`QUIET_S` after the last) and hand them
+arrive after the first, and no longer than ``spec.batch_quiet_s`` after the last) and hand them
 to :meth:`JetStreamConsumer.handle`, so a service still sees batches across buildings
 (allocation's one load, one compute, one write per batch).
 """
@@ -91,10 +91,6 @@ from balans_protocol import subjects
 
 log = structlog.get_logger("partitions")
 
-QUIET_S = 0.01
-"""A handler lingering for other partitions' batches stops once none has come for this long:
-the partitions' fetches answer within milliseconds of each other, so a longer silence means
-the rest have nothing (``spec.batch_linger_s`` still bounds the whole wait)."""
 IDLE_WAIT_GROWTH = 3
 """An idle partition's fetch waits up to this many times ``spec.fetch_timeout_s`` (doubling
 from it after each empty fetch): a waiting fetch gets a message the moment it is stored, so
@@ -327,7 +323,8 @@ class _Lane:
                 continue
             batches = [first]
             size = len(first.msgs)
-            until = asyncio.get_running_loop().time() + self.consumer.spec.batch_linger_s
+            spec = self.consumer.spec
+            until = asyncio.get_running_loop().time() + spec.batch_linger_s
             while size < limit:
                 if self.queue.empty():  # the other partitions' fetches may be on their way
                     left = until - asyncio.get_running_loop().time()
@@ -335,7 +332,9 @@ class _Lane:
                         break
                     try:
                         batches.append(
-                            await asyncio.wait_for(self.queue.get(), timeout=min(left, QUIET_S))
+                            await asyncio.wait_for(
+                                self.queue.get(), timeout=min(left, spec.batch_quiet_s)
+                            )
                         )
                     except TimeoutError:
                         break

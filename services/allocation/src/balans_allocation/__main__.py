@@ -37,6 +37,7 @@ def consumer_spec(settings: AllocationSettings) -> ConsumerSpec:
         durable=settings.allocation_consumer,
         batch=settings.allocation_batch_events,
         batch_linger_s=settings.allocation_batch_linger_s,
+        batch_quiet_s=settings.allocation_batch_quiet_s,
         max_ack_pending=settings.allocation_batch_events,
         ack_wait_s=120.0,
         max_deliveries=settings.consumer_max_deliveries,

@@ -39,6 +39,17 @@ class AllocationSettings(CommonSettings):
         "partitions within milliseconds of each other, and each batch costs its fixed "
         "round trips (after a pause the hour came in four batches).",
     )
+    allocation_batch_quiet_s: float = Field(
+        0.01,
+        ge=0,
+        description="While lingering, a batch is closed once no other partition's events "
+        "have come for this long (the partitions' fetches answer within milliseconds of "
+        "each other, so a longer silence means the rest have nothing). A process held to a "
+        "fraction of a core is paused for longer than that between its fetches' answers, "
+        "and a gap cut too short splits what would be one batch into several, each paying "
+        "the fixed statements; a longer gap adds to every batch's latency when nothing "
+        "more comes.",
+    )
     allocation_batch_shares: int = Field(
         2,
         ge=1,

@@ -24,18 +24,26 @@ from balans_db.queries import allocation
 
 #: each written table's staging table (temporary: one COPY each, then one upsert); the
 #: consumption rows also carry their building, for the days (:func:`extend_days`). They are
-#: dropped at the transaction's commit; one left by an earlier call in the same transaction
-#: is dropped before they are made again (in the same round trip).
+#: made once per connection and emptied at every commit (``on commit delete rows``: an empty
+#: file, no catalog change); rows left by an earlier call in the same transaction are
+#: deleted first, in the same round trip. Made anew in every transaction (``on commit
+#: drop``), each batch wrote and deleted their catalog rows, sent every backend an
+#: invalidation, and planned each statement reading them again (a new table each time).
 STAGES = {
     "meter_consumption": "_stage_consumption",
     "heat_allocation": "_stage_allocation",
     "allocation_building_hours": "_stage_building_hours",
 }
-CREATE_STAGES = f"drop table if exists {', '.join(STAGES.values())}; " + "; ".join(
-    f"create temp table {stage} (like {table} including defaults"
-    + (", building_id int not null" if table == "meter_consumption" else "")
-    + ") on commit drop"
-    for table, stage in STAGES.items()
+PREPARE_STAGES = (
+    "set local client_min_messages = warning; "  # not "already exists, skipping" each time
+    + "; ".join(
+        f"create temp table if not exists {stage} (like {table} including defaults"
+        + (", building_id int not null" if table == "meter_consumption" else "")
+        + ") on commit delete rows"
+        for table, stage in STAGES.items()
+    )
+    + "; "
+    + "; ".join(f"delete from {stage}" for stage in STAGES.values())
 )
 
 
@@ -228,7 +236,7 @@ async def write_results(
     marks = watermarks or {}
     async with _transaction(conn):
         out_of_service = await _drop_out_of_service(conn, written)
-        await conn.execute(CREATE_STAGES)
+        await conn.execute(PREPARE_STAGES)
         await _stage(
             conn, "meter_consumption", (*CONSUMPTION_COLUMNS, "building_id"),
             [row for w in written for row in _consumption_rows(w.building_id, w.result)],

@@ -1,0 +1,63 @@
+"""How allocation's linger settings close a batch: partitions' events that come within
+``BALANS_ALLOCATION_BATCH_QUIET_S`` of the last join it, a longer silence closes it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from balans_allocation.__main__ import consumer_spec
+from balans_allocation.settings import AllocationSettings
+from balans_core.consumer import ConsumerSpec
+from balans_core.partitions import _Batch, _Lane
+
+
+@dataclass
+class _Recorder:
+    """Stands in for the JetStream consumer: records each batch handed over."""
+
+    spec: ConsumerSpec
+    handed: list[list[str]]
+
+    async def handle(self, msgs: Sequence[str]) -> None:
+        self.handed.append(list(msgs))
+
+
+async def _batches(gap_s: float, **settings: float) -> list[list[str]]:
+    """What the handler is handed when one partition's events come ``gap_s`` after
+    another's, with allocation's consumer built from ``settings``."""
+    spec = consumer_spec(
+        AllocationSettings(database_url="postgresql://x/y", nats_url="nats://x:1", **settings)
+    )
+    recorder = _Recorder(spec, [])
+    lane = _Lane(recorder)  # type: ignore[arg-type]  # only .spec and .handle are used
+    drained = asyncio.Event()
+    handler = asyncio.create_task(lane.handle(drained))
+    first, second = _Batch(["p0-a", "p0-b"]), _Batch(["p1-a"])  # type: ignore[list-item]
+    await lane.queue.put(first)
+    await asyncio.sleep(gap_s)
+    await lane.queue.put(second)
+    await asyncio.gather(first.settled.wait(), second.settled.wait())
+    drained.set()
+    await handler
+    return recorder.handed
+
+
+async def test_a_silence_longer_than_the_quiet_gap_closes_the_batch() -> None:
+    """The default gap (0.01 s) closes the batch before a partition 0.3 s late; the linger
+    (1 s here) would have waited for it."""
+    handed = await _batches(0.3, allocation_batch_linger_s=1.0)
+    assert handed == [["p0-a", "p0-b"], ["p1-a"]]
+
+
+async def test_a_longer_quiet_gap_keeps_the_batch_open_for_a_late_partition() -> None:
+    """With the gap set above the partitions' spread, their events are one batch."""
+    handed = await _batches(0.05, allocation_batch_linger_s=2.0, allocation_batch_quiet_s=1.0)
+    assert handed == [["p0-a", "p0-b", "p1-a"]]
+
+
+async def test_the_linger_bounds_the_wait_whatever_the_gap() -> None:
+    """A quiet gap longer than the linger does not extend it."""
+    handed = await _batches(0.5, allocation_batch_linger_s=0.05, allocation_batch_quiet_s=5.0)
+    assert handed == [["p0-a", "p0-b"], ["p1-a"]]
