@@ -167,7 +167,11 @@ def test_prometheus_of_balans_run_scrapes_every_service(
         pytest.fail("prometheus not found: apt-get install prometheus (make test does as root)")
     prometheus = EmbeddedPrometheus(tmp_path, binary)
     prometheus.start(
-        {s.name: s.health_port for s in running_services}, ROOT / "deploy/prometheus/rules"
+        {s.name: s.health_port for s in running_services},
+        ROOT / "deploy/prometheus/rules",
+        # Prometheus spreads its first scrapes over one interval: at 15 s, the wait for
+        # every target to be "up" was most of this test
+        scrape_interval="1s",
     )
     try:
         deadline, health = time.monotonic() + 60, {}
