@@ -196,6 +196,42 @@ async def test_batch_of_buildings_equals_one_at_a_time(conn: asyncpg.Connection)
         assert [dict(r) for r in await _allocation(conn, building_id)] == batch[building_id]
 
 
+async def test_a_catch_up_skips_the_newest_registers_and_stores_the_same(
+    conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A building whose events reach hours past its first hour (a backlog worked off at
+    once) does not have its channels' newest registers read (too few to settle it): it
+    stores and announces what a twin building computed the usual way does."""
+    caught_up, usual = await _building(conn, "1b"), await _building(conn, "1b")
+    for building_id in (caught_up, usual):
+        await _seed_readings(conn, building_id)
+    read: list[list[int]] = []
+    load = recent.load
+
+    async def spy(c: asyncpg.Connection, buildings: list, *args: Any) -> dict:
+        read.append([b.id for b in buildings])
+        return await load(c, buildings, *args)
+
+    monkeypatch.setattr(recent, "load", spy)
+    newest = {caught_up: H0 + 6 * HOUR}
+    spans = [
+        [(a.hour_from, a.hour_to, a.recomputation) for a in announced]
+        for announced in [
+            await on_readings_stored_many(conn, {b: H0}, LATENESS, LOOKAROUND, newest=newest)
+            for b in (caught_up, usual)
+        ]
+    ]
+    assert read == [[], [usual]]
+    assert spans[0] == spans[1] == [(H0, H0 + 6 * HOUR, False)]
+    values = "hour, measured_kwh, estimated, common_kwh, total_kwh, flags, method, adjustment_kwh"
+    stored = [
+        [tuple(r[k.strip()] for k in values.split(",")) for r in await _allocation(conn, b)]
+        for b in (caught_up, usual)
+    ]
+    assert len(stored[0]) == 4 * 7
+    assert stored[0] == stored[1]
+
+
 async def test_two_computations_in_one_transaction(conn: asyncpg.Connection) -> None:
     """Two buildings computed one after the other in the caller's transaction (the staging
     tables the first left until the commit are made again) store their hours and move their

@@ -174,12 +174,16 @@ async def on_readings_stored_many(
     lateness: timedelta,
     lookaround: int,
     compute_s: dict[int, float] | None = None,
+    newest: dict[int, datetime] | None = None,
 ) -> list[Announcement]:
     """Compute what stored readings completed or changed in many buildings (building id ->
     earliest hour stored) in one transaction, each query and write covering all of them;
     return what to announce. Each building is locked, watermarked and recomputed exactly as
     if it were handled alone. ``compute_s`` (optional) gets each computed building's CPU
-    seconds of computation (what the partitions' weights apportion a batch's CPU by)."""
+    seconds of computation (what the partitions' weights apportion a batch's CPU by).
+    ``newest`` (optional): per building, the last hour its events stored; a building caught
+    up over many hours skips the read of its channels' newest registers
+    (:func:`balans_allocation.recent.worth_reading`), which could not settle it."""
     async with conn.transaction():
         # ascending order: two instances locking overlapping batches cannot deadlock
         await conn.execute(
@@ -191,7 +195,12 @@ async def on_readings_stored_many(
         buildings = [b for b in loaded.values() if b.flat_ids.size]
         first = {b.id: floor_hour(events[b.id]) for b in buildings}
         marks = await storage.watermarks(conn, list(first))
-        known = await recent.load(conn, buildings, first, lookaround)
+        recent_ones = [
+            b
+            for b in buildings
+            if recent.worth_reading(first[b.id], marks.get(b.id), (newest or {}).get(b.id))
+        ]
+        known = await recent.load(conn, recent_ones, first, lookaround)
         anchors = await earliest_anchors(conn, buildings, first, lookaround, known)
         starts = {b: min(marks.get(b, f), f - HOUR, anchors[b]) for b, f in first.items()}
         ends = await complete_until(conn, buildings, starts, lateness, known)

@@ -64,15 +64,20 @@ async def compute_batch(
     building cost in ``costs`` (module docstring)."""
     started = time.process_time()
     earliest: dict[int, ReadingsStored] = {}
+    newest: dict[int, datetime] = {}  # building -> the last hour its events stored
     for event in plausible(events, settings):
         known = earliest.get(event.building_id)
         if known is None or event.hour_from < known.hour_from:
             earliest[event.building_id] = event
+        newest[event.building_id] = max(event.hour_to, newest.get(event.building_id, event.hour_to))
     buildings = sorted(earliest)
     shares = split_shares(buildings, settings)
     computed = dict.fromkeys(buildings, 0.0)  # building -> its computation's CPU seconds
     outcomes = await asyncio.gather(
-        *(_compute_share(share, earliest, pool, relay, settings, computed) for share in shares),
+        *(
+            _compute_share(share, earliest, newest, pool, relay, settings, computed)
+            for share in shares
+        ),
         return_exceptions=True,
     )
     failures: dict[int, BaseException] = {}
@@ -129,6 +134,7 @@ def split_shares(buildings: list[int], settings: AllocationSettings) -> list[lis
 async def _compute_share(
     buildings: list[int],
     earliest: dict[int, ReadingsStored],
+    newest: dict[int, datetime],
     pool: asyncpg.Pool,
     relay: OutboxRelay,
     settings: AllocationSettings,
@@ -145,6 +151,7 @@ async def _compute_share(
             timedelta(hours=settings.allocation_lateness_hours),
             settings.allocation_lookaround_hours,
             computed,
+            {b: newest[b] for b in buildings},
         )
     if announcements:
         relay.wake()

@@ -32,6 +32,10 @@ from balans_db.queries import ingest
 
 HOUR = timedelta(hours=1)
 RECENT = 4  # registers read per channel: an hourly event needs the newest three
+CATCH_UP = RECENT * timedelta(hours=1)
+"""A building whose events reach this far past its watermark or first hour (a catch-up
+after a pause, a backlog) needs more registers per channel than :data:`RECENT`: its rows
+would not settle anything, so they are not read (:func:`worth_reading`)."""
 AHEAD = timedelta(days=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -125,6 +129,17 @@ class Recent:
             if after is not None:
                 registers[row, (after[0] - t0) // _HOUR_US] = after[1]
         return registers
+
+
+def worth_reading(first: datetime, mark: datetime | None, newest: datetime | None) -> bool:
+    """Whether a building's newest registers can settle what its event needs: not when its
+    events reach :data:`CATCH_UP` or more past the earlier of its first hour and its
+    watermark (``newest``: the last hour its events stored; None: not known). A building
+    left out takes the general queries, which give the same results."""
+    if newest is None:
+        return True
+    start = first if mark is None else min(first, mark)
+    return newest - start < CATCH_UP
 
 
 async def load(
