@@ -575,6 +575,25 @@ async def test_hourly_events_extend_days_to_the_bit(conn: asyncpg.Connection) ->
     assert row["off"] == 0
 
 
+async def test_a_catch_up_extends_days_to_the_bit(conn: asyncpg.Connection) -> None:
+    """Hours stored while allocation was away, worked off at once across a local midnight,
+    are added to their days in hour order instead of the days being rebuilt: every day row
+    is what summing its hours in hour order gives, to the last bit."""
+    start = datetime(2026, 11, 3, 18, tzinfo=UTC)  # 20:00 in Chisinau: midnight at 22:00 UTC
+    buildings = [await _building(conn, "1a"), await _building(conn, "2b")]
+    for j, hours in ((0, range(0, 2)), (1, range(2, 8))):  # an hour, then six at once
+        for building_id in buildings:
+            await _seed_readings(conn, building_id, start=start, boundaries=hours)
+        hour = start + j * HOUR
+        extended, rebuilt = _days_written("extended"), _days_written("rebuilt")
+        await on_readings_stored_many(conn, dict.fromkeys(buildings, hour), LATENESS, LOOKAROUND)
+    assert _days_written("extended") - extended == len(buildings)  # the six hours
+    assert _days_written("rebuilt") == rebuilt
+    row = await conn.fetchrow(DAYS_NOT_THEIR_ORDERED_SUMS, buildings)
+    assert row["days"] > 2 * len(buildings)
+    assert row["off"] == 0
+
+
 async def test_service_consumes_readings_stored_and_announces(
     conn: asyncpg.Connection, database_url: str, nats_url: str
 ) -> None:

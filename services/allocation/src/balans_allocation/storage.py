@@ -23,7 +23,7 @@ from balans_allocation.readings import HOUR
 from balans_db.queries import allocation
 
 #: each written table's staging table (temporary: one COPY each, then one upsert); the
-#: consumption rows also carry their building, for the days (:func:`extend_days`). They are
+#: consumption rows also carry their building, for the days (``extend_days``). They are
 #: made once per connection and emptied at every commit (``on commit delete rows``: an empty
 #: file, no catalog change); rows left by an earlier call in the same transaction are
 #: deleted first, in the same round trip. Made anew in every transaction (``on commit
@@ -284,20 +284,20 @@ def _days_to_write(
     out_of_service: set[int],
     flat_rows: list[asyncpg.Record],
     meters_changed: dict[int, tuple[datetime, datetime]],
-) -> tuple[dict[int, datetime], list[Written]]:
-    """Which buildings' days are extended by their one new hour (building -> that hour;
-    the hourly event's case) and which are rebuilt from their hours. A building is extended
-    when the only hour it changed is the one new hour at or after ``fresh_from`` (and the
-    upsert inserted every flat's row there); rebuilt when an earlier hour changed (late
-    data), more than one hour is new (a catch-up), a meter's rows changed in another hour,
-    a meter left its channel in the range, or it has no watermark; left alone when
-    nothing changed. (``flat_rows``: per building-hour whose flat rows the upsert changed,
-    how many it inserted and recomputed; ``meters_changed``: per meter, the first and last
-    hour of its rows the upsert changed.)"""
+) -> tuple[dict[int, list[datetime]], list[Written]]:
+    """Which buildings' days are extended by their new hours (building -> those hours; an
+    hourly event's one, a catch-up's several) and which are rebuilt from their hours. A
+    building is extended when the only hours it changed are its new hours at or after
+    ``fresh_from``, one after the other (and the upsert inserted every flat's row in each);
+    rebuilt when an earlier hour changed (late data), the new hours have a gap, a meter's
+    rows changed outside them, a meter left its channel in the range, or it has no
+    watermark; left alone when nothing changed. (``flat_rows``: per building-hour whose flat
+    rows the upsert changed, how many it inserted and recomputed; ``meters_changed``: per
+    meter, the first and last hour of its rows the upsert changed.)"""
     flats: dict[int, list[asyncpg.Record]] = {}
     for r in flat_rows:
         flats.setdefault(r["building_id"], []).append(r)
-    extend: dict[int, datetime] = {}
+    extend: dict[int, list[datetime]] = {}
     rebuild: list[Written] = []
     for w in written:
         rows = flats.get(w.building_id, [])
@@ -312,15 +312,14 @@ def _days_to_write(
             if w.fresh_from is not None and (hour := w.result.start + h * HOUR) >= w.fresh_from
         ]
         if (
-            len(new) == 1
+            new
+            and new[-1] - new[0] == (len(new) - 1) * HOUR  # no hour between without rows
             and w.building_id not in out_of_service
-            and len(rows) == 1
-            and rows[0]["hour"] == new[0]
-            and rows[0]["new"] == w.flat_ids.size
-            and not rows[0]["recomputed"]
-            and all(first == last == new[0] for first, last in meters)
+            and sorted(r["hour"] for r in rows) == new
+            and all(r["new"] == w.flat_ids.size and not r["recomputed"] for r in rows)
+            and all(new[0] <= first and last <= new[-1] for first, last in meters)
         ):
-            extend[w.building_id] = new[0]
+            extend[w.building_id] = new
         else:
             rebuild.append(w)
     return extend, rebuild

@@ -11,6 +11,7 @@ points per series in Python was most of a profile request's time.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -290,46 +291,72 @@ async def refresh_days(db: Db, spans: list[tuple[int, datetime, datetime]]) -> N
         await db.execute(sql, *columns)
 
 
-# the new hour of a building is added to its day's stored sum (a day's hours are summed in
-# hour order, so this is the very addition a rebuild of the day would end with, to the bit)
-_EXTEND_DAYS = """
+# the new hours of a building are added to their days' stored sums, in hour order after the
+# stored sum (a day's hours are summed in hour order from its first, so this is the very
+# sequence of additions a rebuild of the day ends with, to the bit)
+_EXTEND = """
+{kind}_new as materialized (
+  select {key} as key, ({alias}.hour at time zone f.tz)::date as day, f.building_id, {alias}.hour,
+         {alias}.{value} as value, {alias}.estimated
+  from {{{kind}}} {alias} join fresh f on f.building_id = {alias}.building_id
+   and {alias}.hour = f.hour
+),
+{kind}_days as (
+  insert into {days} as t ({key_column}, day, building_id, {value}, hours, estimated)
+  select x.key, x.day, max(x.building_id) filter (where x.stored is null),
+         sum(x.value order by x.hour), sum(x.hours)::int, bool_or(x.estimated)
+  from (select key, day, building_id, hour, value, 1 as hours, estimated, null as stored
+        from {kind}_new
+        union all
+        select d.{key_column}, d.day, d.building_id, '-infinity', d.{value}, d.hours,
+               d.estimated, true
+        from {days} d join (select distinct key, day from {kind}_new) k
+          on d.{key_column} = k.key and d.day = k.day) x
+  group by x.key, x.day
+  order by x.day, x.key
+  on conflict ({key_column}, day) do update
+  set building_id = excluded.building_id, {value} = excluded.{value},
+      hours = excluded.hours, estimated = excluded.estimated
+  returning 1
+)"""
+_EXTEND_DAYS = (
+    """
 with fresh as materialized (
   select w.building_id, w.hour, s.timezone as tz
   from unnest($1::int[], $2::timestamptz[]) as w(building_id, hour)
   join buildings b on b.id = w.building_id join sites s on s.id = b.site_id
-),
-heat_days as (
-  insert into heat_allocation_days as t (flat_id, day, building_id, total_kwh, hours, estimated)
-  select h.flat_id, (h.hour at time zone f.tz)::date, f.building_id, h.total_kwh, 1, h.estimated
-  from {heat} h join fresh f on f.building_id = h.building_id and h.hour = f.hour
-  on conflict (flat_id, day) do update
-  set building_id = excluded.building_id, total_kwh = t.total_kwh + excluded.total_kwh,
-      hours = t.hours + 1, estimated = t.estimated or excluded.estimated
-)
-insert into meter_consumption_days as t (meter_id, day, building_id, value, hours, estimated)
-select c.meter_id, (c.hour at time zone f.tz)::date, f.building_id, c.value, 1, c.estimated
-from {consumption} c join fresh f on f.building_id = c.building_id and c.hour = f.hour
-on conflict (meter_id, day) do update
-set building_id = excluded.building_id, value = t.value + excluded.value,
-    hours = t.hours + 1, estimated = t.estimated or excluded.estimated
-"""
+),"""
+    + _EXTEND.format(
+        kind="heat", key="h.flat_id", alias="h", value="total_kwh", days="heat_allocation_days",
+        key_column="flat_id",
+    )
+    + ","
+    + _EXTEND.format(
+        kind="consumption", key="c.meter_id", alias="c", value="value",
+        days="meter_consumption_days", key_column="meter_id",
+    )
+    + "\nselect (select count(*) from heat_days) + (select count(*) from consumption_days)"
+)  # fmt: skip
 
 
-async def extend_days(db: Db, heat: str, consumption: str, new_hour: dict[int, datetime]) -> None:
-    """Add each building's one new hour to its days, both day tables in one statement,
+async def extend_days(
+    db: Db, heat: str, consumption: str, new_hours: dict[int, Sequence[datetime]]
+) -> None:
+    """Add each building's new hours to their days, both day tables in one statement,
     instead of rebuilding each touched day from all of its hours (about 24 hour rows per
-    flat and meter read for every hourly event).
+    flat and meter for every hourly event, and as many again for every hour of a catch-up).
 
     ``heat`` and ``consumption`` name relations holding the rows just written (the
     ``heat_allocation`` columns; the ``meter_consumption`` columns and ``building_id``);
-    ``new_hour`` gives, per building, the hour that is new to the tables: no row of the
-    building was stored at or after it before, so each touched day's stored sum covers only
-    earlier hours, and adding the new hour to it is what :func:`refresh_days` would make of
-    the day. Other rows of the relations are ignored."""
-    if new_hour:
+    ``new_hours`` gives, per building, the hours that are new to the tables: no row of the
+    building was stored at or after the first of them before, so each touched day's stored
+    sum covers only earlier hours, and adding the new hours to it in hour order is what
+    :func:`refresh_days` would make of the day. Other rows of the relations are ignored."""
+    pairs = [(b, hour) for b, hours in new_hours.items() for hour in hours]
+    if pairs:
         await db.execute(
-            _EXTEND_DAYS.format(heat=heat, consumption=consumption), list(new_hour),
-            list(new_hour.values()),
+            _EXTEND_DAYS.format(heat=heat, consumption=consumption),
+            [b for b, _ in pairs], [hour for _, hour in pairs],
         )  # fmt: skip
 
 
