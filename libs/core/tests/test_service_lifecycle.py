@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -35,10 +37,16 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 @pytest.mark.parametrize("service", sorted(discover_services()))
 def test_service_ready_then_clean_exit(
-    service: str, sig: signal.Signals, stack_urls: object, nats_url: str, database_url: str
+    service: str,
+    sig: signal.Signals,
+    stack_urls: object,
+    nats_url: str,
+    database_url: str,
+    tmp_path: Path,
 ) -> None:
     """Each service logs 'ready', serves /readyz, and exits 0 on the signal."""
     port = free_port()
+    epoch = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
     env = {
         **os.environ,
         "BALANS_DATABASE_URL": database_url,
@@ -47,6 +55,13 @@ def test_service_ready_then_clean_exit(
         "BALANS_API_PORT": str(free_port()),
         "BALANS_INGEST_PORT": str(free_port()),
         "BALANS_LOG_FORMAT": "json",
+        # the simulator's history is not what is tested here: a recent epoch and one day of
+        # backfill spare it the replay from 2025 and 35 days of rows (half its start's
+        # CPU); nor may it write into the working tree's .balans
+        "BALANS_SIM_EPOCH": epoch.isoformat(),
+        "BALANS_SIM_BACKFILL_DAYS": "1",
+        "BALANS_SIM_GROUND_TRUTH": str(tmp_path / "ground_truth.jsonl"),
+        "BALANS_SIM_BOOT_FILE": str(tmp_path / "sim-boot-counter"),
     }
     module = discover_services()[service]
     proc = subprocess.Popen(
