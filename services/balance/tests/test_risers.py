@@ -18,7 +18,14 @@ from balans_balance.detectors.clogged_riser import (
 from balans_balance.detectors.leak_tapping_balance_meter import Diagnosis, GroupSeries
 from balans_balance.episodes import Episode
 from balans_balance.findings import Finding
-from balans_balance.loading import BuildingData, GroupDef, Reporting, SensorPair
+from balans_balance.loading import (
+    BuildingData,
+    BuildingWorld,
+    GroupDef,
+    Reporting,
+    SensorPair,
+    _riser_pairs,
+)
 
 HOURS = 24 * 14
 START = 24 * 10
@@ -162,6 +169,7 @@ def _building(dt: np.ndarray, hours: list[datetime]) -> BuildingData:
             SensorPair(10 + r, "riser", None, None, r, np.full(HOURS, 70.0), 70 - dt[r])
             for r in risers
         ],
+        riser_pairs={100 + r: (10 + r,) for r in risers},
     )
 
 
@@ -195,6 +203,71 @@ def test_a_faulty_pairs_hours_set_no_reference() -> None:
     assert riser_verdict("magnet", 0.5, dt_change(masked, 3, START, HOURS - 1)) == "magnet"
     other = without_faulty_pairs(data, [replace(drift, module_serial=12)])
     np.testing.assert_array_equal(other[103], dt[3])
+
+
+def test_a_single_pipe_riser_loses_only_its_own_pairs_hours() -> None:
+    """Single-pipe risers (2a): each riser meter on a module of its own, its ΔT its
+    radiators' pairs' (modules 20.., three a riser). A radiator's pair on riser 1 found
+    faulty blanks riser 1's ΔT over its hours and no other riser's: riser 3's clog is
+    still judged by its ΔT."""
+    dt = _risers()[:4]
+    dt[3, START:] *= 1.6
+    hours = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=h) for h in range(HOURS)]
+    radiators = {100 + r: tuple(20 + 3 * r + k for k in range(3)) for r in range(4)}
+    data = _building(dt, hours)
+    own_modules = {100 + r: 50 + r for r in range(4)}
+    data = replace(
+        data, reporting=replace(data.reporting, meter_module=own_modules), riser_pairs=radiators
+    )
+    faulty = Finding(
+        kind="faulty_sensor",
+        cause_key="faulty-sensor:24:return",
+        first_hour=hours[START - 96],
+        last_hour=hours[HOURS - 1],
+        active=True,
+        summary="the return sensor of module 24 drifted",
+        reason_code="faulty_sensor.drift",
+        module_serial=24,  # riser 1's second radiator
+    )
+    kept = without_faulty_pairs(data, [faulty])
+    assert np.isnan(kept[101][START - 96 :]).all()
+    for r in (0, 2, 3):
+        np.testing.assert_array_equal(kept[100 + r], dt[r])
+    masked = np.array([kept[100 + r] for r in range(4)])
+    assert riser_verdict("use_changed", 0.3, dt_change(masked, 3, START, HOURS - 1)) == (
+        "clogged_riser"
+    )
+
+
+def test_each_riser_meter_rests_on_the_pairs_of_its_riser() -> None:
+    """The window ties each riser meter to the sensor pairs on its riser (by the riser's
+    id): a 2b riser's own pair, a single-pipe riser's radiators; a flat's pair and the
+    building's belong to no riser, and a riser without pairs is left out."""
+    meter = ("serial", "m3", "heat", "riser", None)
+    world = BuildingWorld(
+        building_id=1,
+        site_id=1,
+        timezone="UTC",
+        groups=(),
+        meters=(
+            (1, *meter[:4], None, 7, 0.01, 50),
+            (2, *meter[:4], None, 8, 0.01, 11),
+            (3, *meter[:4], None, 9, 0.01, 51),
+            (4, "flat", "kWh", "heat", "flat", 1, None, 0.01, 60),
+        ),
+        channels=(),
+        modules=(),
+        sensor_pairs=(
+            (1, 10, "building", None, None, None),
+            (1, 11, "riser", None, 8, None),
+            (1, 21, "flat", 1, 7, 1),
+            (1, 20, "flat", 2, 7, 2),
+            (1, 30, "flat", 3, None, None),
+        ),
+        successor={},
+    )
+    meters = [world.meter(i) for i in range(len(world.meters))]
+    assert _riser_pairs(world, meters) == {1: (20, 21), 2: (11,)}
 
 
 def test_a_deficit_while_a_riser_is_unmeasured_and_its_dt_rose_is_its_clog() -> None:

@@ -85,6 +85,9 @@ class BuildingData:
     # own pair, or its radiators' in a single-pipe riser); absent where none
     riser_dt: dict[int, FloatArray]
     sensor_pairs: list[SensorPair] = field(default_factory=list)  # detectors/sensor_faults.py
+    # riser meter -> the module serials of the sensor pairs on its riser (the riser's own
+    # pair, or its radiators' in a single-pipe riser): the pairs its ``riser_dt`` rests on
+    riser_pairs: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
     def series(self, meter_id: int) -> FloatArray:
         return self.consumption[self.meter_index[meter_id]]
@@ -366,7 +369,21 @@ def assemble(w: BuildingWorld, h: HourlyData) -> BuildingData:
             replace(p, supply_c=p.supply_c.copy(), return_c=p.return_c.copy())
             for p in h.sensor_pairs
         ],
+        riser_pairs=_riser_pairs(w, meters),
     )
+
+
+def _riser_pairs(w: BuildingWorld, meters: list[dict[str, Any]]) -> dict[int, tuple[int, ...]]:
+    """Riser meter -> the module serials of the sensor pairs on its riser (none: left out)."""
+    on_riser: dict[int, list[int]] = {}
+    for row in w.sensor_pairs:  # building_id, module_serial, position, flat, riser_id, ...
+        if row[4] is not None:
+            on_riser.setdefault(row[4], []).append(row[1])
+    return {
+        m["id"]: tuple(sorted(on_riser[m["riser_id"]]))
+        for m in meters
+        if m["role"] == "riser" and m["riser_id"] in on_riser
+    }
 
 
 async def load_building(

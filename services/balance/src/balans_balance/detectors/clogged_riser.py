@@ -37,25 +37,22 @@ class RiserSettings:
 
 def without_faulty_pairs(data: BuildingData, sensors: list[Finding]) -> dict[int, FloatArray]:
     """Each riser meter's ΔT (``data.riser_dt``) unknown over the hours a sensor pair
-    it rests on was found faulty (``sensors``): a drifting or swapped pair moves the ΔT
-    by itself, and a reference taken then makes a clog of a steady riser, or a meter's
-    fault of a clog. A riser's own pair shares its flow meter's module (2b); a riser
-    without one (single-pipe, 2a: its radiators' pairs, which the window does not tie
-    to its meter) loses the hours of every faulty pair but the other risers' own."""
+    it rests on (``data.riser_pairs``: the riser's own pair, or its radiators' in a
+    single-pipe riser) was found faulty (``sensors``): a drifting or swapped pair moves
+    the ΔT by itself, and a reference taken then makes a clog of a steady riser, or a
+    meter's fault of a clog. Another riser's faulty pair leaves this one's ΔT as it is."""
     hours = data.hours
-    pairs = {p.module_serial for p in data.sensor_pairs}
-    own = {m: data.reporting.meter_module.get(m) for m in data.riser_dt}
-    owned = {module for module in own.values() if module in pairs}
-    faulty = {meter: np.zeros(len(hours), dtype=bool) for meter in data.riser_dt}
-    for f in sensors:
-        first = round((f.first_hour - hours[0]) / timedelta(hours=1))
-        last = round((f.last_hour - hours[0]) / timedelta(hours=1))
-        for meter, hit in faulty.items():
-            if f.module_serial == own[meter] or (
-                own[meter] not in owned and f.module_serial not in owned
-            ):
-                hit[first : last + 1] = True
-    return {m: np.where(faulty[m], np.nan, dt) for m, dt in data.riser_dt.items()}
+    out = {}
+    for meter, dt in data.riser_dt.items():
+        on_riser = set(data.riser_pairs.get(meter, ()))
+        faulty = np.zeros(len(hours), dtype=bool)
+        for f in sensors:
+            if f.module_serial in on_riser:
+                first = round((f.first_hour - hours[0]) / timedelta(hours=1))
+                last = round((f.last_hour - hours[0]) / timedelta(hours=1))
+                faulty[first : last + 1] = True
+        out[meter] = np.where(faulty, np.nan, dt)
+    return out
 
 
 def dt_change(
