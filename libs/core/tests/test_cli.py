@@ -17,7 +17,7 @@ print(" ".join(sorted({{m.split(".")[0] for m in sys.modules if m.startswith("ba
 """
 
 
-def _loaded(command: str | None) -> tuple[set[str], set[str]]:
+def _loaded(command: str) -> tuple[set[str], set[str]]:
     """The commands registered and the balans packages imported for ``command``."""
     out = subprocess.run(
         [sys.executable, "-c", PROBE.format(command=command)],
