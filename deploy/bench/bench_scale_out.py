@@ -251,28 +251,31 @@ def describe_statements(before: tuple[float, ...], after: tuple[float, ...]) -> 
 
 
 STATEMENTS_BY_QUERY = r"""select queryid, left(regexp_replace(query, '\s+', ' ', 'g'), 100), calls,
-    total_exec_time, rows from pg_stat_statements where query not like '%pg_stat_%'"""
+    total_exec_time, total_plan_time, rows from pg_stat_statements
+    where query not like '%pg_stat_%'"""
 
-Statements = dict[int, tuple[str, float, float, float]]
+Statements = dict[int, tuple[str, float, float, float, float]]
 
 
 async def statements_by_query(conn: asyncpg.Connection) -> Statements:
-    """pg_stat_statements per statement so far: its text's start, calls, executing ms, rows."""
+    """pg_stat_statements per statement so far: its text's start, calls, executing ms,
+    planning ms, rows."""
     return {r[0]: tuple(r[1:]) for r in await conn.fetch(STATEMENTS_BY_QUERY)}
 
 
 def describe_top_statements(before: Statements, after: Statements, top: int = 8) -> str:
     """The ``top`` statements by executing time between two :func:`statements_by_query`:
-    calls, ms, rows and the statement's start."""
+    executing and planning ms, calls, rows and the statement's start."""
     ran = []
-    for key, (text, calls, ms, rows) in after.items():
-        _, calls0, ms0, rows0 = before.get(key, (text, 0, 0.0, 0))
-        if calls > calls0:
-            ran.append((ms - ms0, calls - calls0, rows - rows0, text))
+    for key, (text, *now) in after.items():
+        _, *then = before.get(key, (text, 0, 0.0, 0.0, 0))
+        calls, ms, plan_ms, rows = (a - b for a, b in zip(now, then, strict=True))
+        if calls:
+            ran.append((ms, plan_ms, calls, rows, text))
     ran.sort(reverse=True)
     return "\n".join(
-        f"        {ms:7.1f} ms {calls:4.0f} calls {rows:7.0f} rows  {text}"
-        for ms, calls, rows, text in ran[:top]
+        f"        {ms:7.1f} + {plan:5.1f} ms {calls:4.0f} calls {rows:7.0f} rows  {text}"
+        for ms, plan, calls, rows, text in ran[:top]
     )
 
 

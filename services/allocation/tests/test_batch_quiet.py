@@ -1,4 +1,4 @@
-"""How allocation's linger settings close a batch: partitions' events that come within
+"""How allocation's batch settings form and hand over batches: partitions' events that come within
 ``BALANS_ALLOCATION_BATCH_QUIET_S`` of the last join it, a longer silence closes it."""
 
 from __future__ import annotations
@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import pytest
 
 from balans_allocation.__main__ import consumer_spec
 from balans_allocation.settings import AllocationSettings
@@ -61,3 +63,44 @@ async def test_the_linger_bounds_the_wait_whatever_the_gap() -> None:
     """A quiet gap longer than the linger does not extend it."""
     handed = await _batches(0.5, allocation_batch_linger_s=0.05, allocation_batch_quiet_s=5.0)
     assert handed == [["p0-a", "p0-b"], ["p1-a"]]
+
+
+@dataclass
+class _Blocking(_Recorder):
+    """Holds the batch beginning with "first" until ``release``."""
+
+    release: asyncio.Event
+
+    async def handle(self, msgs: Sequence[str]) -> None:
+        self.handed.append(list(msgs))
+        if msgs[0] == "first":
+            await self.release.wait()
+
+
+@pytest.mark.parametrize(("workers", "overlapped"), [(1, False), (2, True)])
+async def test_two_workers_compute_a_second_batch_while_the_first_waits(
+    workers: int, overlapped: bool
+) -> None:
+    """With ``BALANS_ALLOCATION_BATCH_WORKERS=2`` a batch that comes while the first is
+    still being computed is handed over at once; with one it waits for the first."""
+    spec = consumer_spec(
+        AllocationSettings(
+            database_url="postgresql://x/y", nats_url="nats://x:1",
+            allocation_batch_workers=workers,
+        )
+    )  # fmt: skip
+    handler = _Blocking(spec, [], asyncio.Event())
+    lane = _Lane(handler)  # type: ignore[arg-type]
+    drained = asyncio.Event()
+    loops = [asyncio.create_task(lane.handle(drained)) for _ in range(spec.workers)]
+    first, second = _Batch(["first"]), _Batch(["second"])  # type: ignore[list-item]
+    await lane.queue.put(first)
+    await asyncio.sleep(0.3)  # the first batch is being computed (its linger is over)
+    await lane.queue.put(second)
+    await asyncio.sleep(0.3)
+    assert (["second"] in handler.handed) is overlapped
+    handler.release.set()
+    await asyncio.gather(first.settled.wait(), second.settled.wait())
+    drained.set()
+    await asyncio.gather(*loops)
+    assert handler.handed == [["first"], ["second"]]

@@ -38,6 +38,7 @@ def consumer_spec(settings: AllocationSettings) -> ConsumerSpec:
         batch=settings.allocation_batch_events,
         batch_linger_s=settings.allocation_batch_linger_s,
         batch_quiet_s=settings.allocation_batch_quiet_s,
+        workers=settings.allocation_batch_workers,
         max_ack_pending=settings.allocation_batch_events,
         ack_wait_s=120.0,
         max_deliveries=settings.consumer_max_deliveries,

@@ -50,6 +50,15 @@ class AllocationSettings(CommonSettings):
         "the fixed statements; a longer gap adds to every batch's latency when nothing "
         "more comes.",
     )
+    allocation_batch_workers: int = Field(
+        1,
+        ge=1,
+        description="Batches computed at once by one process (the consumer's handler loops): "
+        "with two, a batch formed while another is in PostgreSQL starts at once instead of "
+        "after it (a partition's next events wait for its batch, so a building is never in "
+        "two). Each batch's CPU, which the partitions' weights apportion, is then the "
+        "process's over its run and includes the other's.",
+    )
     allocation_batch_shares: int = Field(
         2,
         ge=1,
