@@ -26,7 +26,7 @@ neighbours' ΔT that returns are predicted from.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -485,7 +485,9 @@ def _overlap(a: SensorFault, c: SensorFault) -> bool:
 def _blame(b: _Building, faults: list[SensorFault]) -> list[SensorFault]:
     """One fault per cause: a frozen or swapped pair explains its neighbours' broken
     links; a link broken on both sides blames the pair whose ΔT moved; a sensor's
-    deviation during its own frozen or swapped episode is that episode."""
+    deviation during its own frozen or swapped episode is that episode. What an episode
+    deviated before the fault that explains it began is no part of that fault
+    (:func:`_before`)."""
     index = {p.module_serial: i for i, p in enumerate(b.pairs)}
     frozen = [f for f in faults if f.shape == "frozen"]
     # a frozen sensor inverts its pair's ΔT once the water warms past it: not a swap
@@ -498,30 +500,71 @@ def _blame(b: _Building, faults: list[SensorFault]) -> list[SensorFault]:
     for f in faults:
         if f.shape in ("frozen", "swapped"):
             continue
-        i = index[f.pair.module_serial]
-        linked = b.chains.above.get(i) if f.sensor == "supply" else b.chains.below.get(i)
-        same_pair = [s for s in strong if s.pair is f.pair and _overlap(s, f)]
-        if same_pair:
+        explained = _explained_by(b, f, faults, strong, index[f.pair.module_serial])
+        if explained is None:
+            kept.append(f)
             continue
-        if f.reference == OWN_SUPPLY and any(
-            g.pair is f.pair and g.sensor == "supply" and _overlap(g, f) for g in faults
-        ):
-            continue  # predicted from its own supply, which is the faulty one
-        if linked is not None:
-            other = b.pairs[linked]
-            if any(s.pair is other and _overlap(s, f) for s in strong):
-                continue  # the neighbour's own fault broke the link
-            partner = "return" if f.sensor == "supply" else "supply"
-            if any(
-                g.pair is other and g.sensor == partner and _overlap(g, f)
-                for g in faults
-                if g.shape not in ("frozen", "swapped")
-            ):
-                span = slice(f.first, f.last + 1)
-                if b.dt_shift(linked, span) > b.dt_shift(i, span):
-                    continue  # the link's other side moved its pair's ΔT: it is that one
-        kept.append(f)
+        before = _before(b, f, explained, index[f.pair.module_serial])
+        if before is not None:
+            kept.append(before)
     return kept
+
+
+def _explained_by(
+    b: _Building, f: SensorFault, faults: list[SensorFault], strong: list[SensorFault], i: int
+) -> SensorFault | None:
+    """The fault that explains ``f``'s deviation (None: ``f`` is its own): its pair's
+    frozen or swapped episode, the faulty supply its return is predicted from, the
+    neighbour whose own fault broke the link, or the link's other side where that one
+    moved its pair's ΔT more."""
+    same_pair = [s for s in strong if s.pair is f.pair and _overlap(s, f)]
+    if same_pair:
+        return same_pair[0]
+    if f.reference == OWN_SUPPLY:
+        # predicted from its own supply, which is the faulty one
+        supply = [g for g in faults if g.pair is f.pair and g.sensor == "supply" and _overlap(g, f)]
+        if supply:
+            return supply[0]
+    linked = b.chains.above.get(i) if f.sensor == "supply" else b.chains.below.get(i)
+    if linked is None:
+        return None
+    other = b.pairs[linked]
+    theirs = [s for s in strong if s.pair is other and _overlap(s, f)]
+    if theirs:
+        return theirs[0]  # the neighbour's own fault broke the link
+    partner = "return" if f.sensor == "supply" else "supply"
+    for g in faults:
+        if (
+            g.pair is other
+            and g.sensor == partner
+            and g.shape not in ("frozen", "swapped")
+            and _overlap(g, f)
+        ):
+            span = slice(f.first, f.last + 1)
+            if b.dt_shift(linked, span) > b.dt_shift(i, span):
+                return g  # the link's other side moved its pair's ΔT: it is that one
+    return None
+
+
+def _before(b: _Building, f: SensorFault, cause: SensorFault, i: int) -> SensorFault | None:
+    """``f`` up to the hour before ``cause`` (the fault that explains its deviation from
+    then on) began, where it was detected ``level_hours`` or more before that: a sensor
+    off its prediction before its partner froze or its supply failed was not put off by
+    that fault (a return drifting for days, then its supply frozen: the freeze's hours
+    alone are the freeze's). Its shape and deviation are told on those hours; None when
+    nothing is left."""
+    cut = cause.first
+    if cut - f.detected < b.cfg.level_hours:
+        return None
+    pred, _ = b.prediction(i, f.sensor)
+    assert pred is not None  # f was found against it
+    res = b.residual(i, f.sensor)
+    return replace(
+        f,
+        last=cut - 1,
+        shape=_shape(b, i, f.sensor, pred, f.detected, cut - 1),
+        deviation_k=float(nanmedian(res[f.first : cut])),
+    )
 
 
 def sensor_faults(
