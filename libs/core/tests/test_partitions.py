@@ -6,6 +6,7 @@ kinds of events through one consumer per partition."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -17,9 +18,13 @@ from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from prometheus_client import REGISTRY
 
+from balans_core.consumer import ConsumerSpec, JetStreamConsumer
 from balans_core.nats import connect_nats
 from balans_core.partitions import (
+    PartitionedConsumers,
     _member_id,
     assigned,
     lease_holders,
@@ -176,6 +181,53 @@ async def test_processes_split_hand_over_and_take_over(
         for building, handled in by_building(rows, offset).items():
             assert last_handling_order(handled) == list(range(15)), f"{building}: {handled}"
     assert any(m == "c" for h in by_building(rows).values() for _, m in h)
+
+
+async def test_leases_lost_in_a_pause_are_given_up_together(nc: Client) -> None:
+    """A pause longer than a lease (a long analysis holding the event loop) loses every
+    lease at once: the partitions are stopped together, not one after another (each stop
+    waits for its fetch to end: 16 took 48 s, in which SIGTERM could not stop the process),
+    and taken again."""
+    js = nc.jetstream()
+    spec = ConsumerSpec(
+        service="pausetest",
+        stream=subjects.EVENTS_STREAM,
+        subject=subjects.READINGS_STORED_ALL,
+        durable="pausetest",
+        fetch_timeout_s=0.2,
+    )
+
+    async def settle(items: object) -> None:
+        return None
+
+    def raw(msg: Msg) -> bytes:
+        return msg.data
+
+    held_at_release: list[set[int]] = []
+
+    async def on_release(partition: int) -> None:
+        held_at_release.append(set(group.held))
+
+    group = PartitionedConsumers(
+        js,
+        [JetStreamConsumer(js, spec, raw, settle)],
+        lease_s=1.0,
+        partitions=4,
+        on_release=on_release,
+    )
+    stopping = asyncio.Event()
+    task = asyncio.create_task(group.run(stopping))
+    try:
+        await eventually("four partitions held", lambda: len(group.held) == 4)
+        time.sleep(2.5)  # noqa: ASYNC251 - the pause itself: no lease is renewed meanwhile
+        await eventually("the four released", lambda: len(held_at_release) == 4)
+        assert held_at_release == [set()] * 4  # all stopped before the first was released
+        lost = REGISTRY.get_sample_value("balans_pausetest_partition_leases_lost_total")
+        assert lost == 4
+        await eventually("the four taken again", lambda: len(group.held) == 4)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 30)
 
 
 def test_weighted_split_is_even_and_agreed() -> None:

@@ -520,8 +520,14 @@ class PartitionedConsumers:
         self.held_gauge.set(len(self.held))
 
     async def _renew(self, kv: KeyValue) -> None:
-        """Renew every lease we hold, then our membership; a partition whose lease expired
-        and was taken by another process is stopped at once."""
+        """Renew every lease we hold, then our membership; the partitions whose leases
+        expired (and may be another process's by now) are stopped at once, together.
+
+        Together: stopping one waits for its fetch to end (up to ``IDLE_WAIT_GROWTH`` fetch
+        timeouts), and a pause longer than a lease (a long analysis holding the event loop,
+        a loaded host) loses every lease at once; stopped one after another, 16 partitions
+        took 48 s, in which the process neither consumed nor could stop on SIGTERM."""
+        lost: list[int] = []
         for partition in sorted(self.held):
             held = self.held[partition]
             try:
@@ -531,10 +537,12 @@ class PartitionedConsumers:
             except KeyWrongLastSequenceError:
                 if await self._still_ours(kv, partition):
                     continue
-                # expired and taken by another: stop at once, keep off it
+                # expired and maybe taken by another: stop fetching at once, keep off it
+                held.stop.set()
                 self.lost.inc()
                 log.error("partition lease lost", service=self.service, partition=partition)
-                await self._stop([partition])
+                lost.append(partition)
+        await self._stop(lost)
         await kv.put(f"member.{self.member}", b"")
         if self.weighed_for and self.weights is not None:  # ours: keep them from expiring
             await kv.put(WEIGHTS_KEY, _WEIGHTS.dump_json(self.weights))
