@@ -22,7 +22,14 @@ import numpy as np
 import numpy.typing as npt
 
 from balans_balance.bands import MAD_TO_SIGMA, Band, learn_band
-from balans_balance.detectors.changes import LEVEL_SHAPES, Change, ChangeSettings, fit_changes
+from balans_balance.detectors.changes import (
+    LEVEL_SHAPES,
+    Change,
+    ChangeSettings,
+    Window,
+    fit_changes,
+    window_shape,
+)
 from balans_balance.episodes import Episode
 from balans_balance.medians import median, nanmedian
 
@@ -846,6 +853,45 @@ def join_settled_drifts(changes: list[Change], cfg: ExcessSettings) -> list[Chan
     return sorted(out, key=lambda c: c.start)
 
 
+def shrunk_deficits(
+    changes: list[Change], weights: dict[str, FloatArray], cfg: ExcessSettings
+) -> list[Change]:
+    """A deficit that shrank, said as what it is: a negative level change (``step``,
+    ``use``, ``scale``) beginning with a larger deficit (within ``together_hours``) and
+    ending ``min_run`` hours or more before it is the same model as that change carried
+    on to the larger one's end plus the same shape, positive, from its end on. The fit
+    reads "the balance meter under-reading, then more water lost or drawn off from some
+    hour on" as an under-reading that was deeper at first; the register's error moving
+    and more water are the same to the ratio, so the rise is judged as any positive
+    change is (its kind by its shape, its alternatives the correction's), where before
+    it only trimmed the under-reading and the water that came was never named."""
+    out = list(changes)
+    for c in changes:
+        if c.shape not in LEVEL_SHAPES or c.coef >= 0 or _corrects(c, changes):
+            continue  # (one that trims a larger excess is that excess's shape)
+        win = slice(c.start, c.end)
+        own = abs(float(np.sum(c.contribution)))
+        larger = next(
+            (
+                o
+                for o in changes
+                if o is not c
+                and o.coef < 0
+                and abs(o.start - c.start) <= cfg.together_hours
+                and o.end - c.end >= cfg.min_run
+                and abs(float(np.sum(o.contribution[win]))) > own
+            ),
+            None,
+        )
+        if larger is None:
+            continue
+        rest = c.coef * window_shape(Window(c.shape, c.end, larger.end), weights)
+        carried = replace(c, end=larger.end, contribution=c.contribution + rest)
+        rise = replace(c, start=c.end, end=larger.end, coef=-c.coef, contribution=-rest)
+        out = [o for o in out if o is not c] + [carried, rise]
+    return sorted(out, key=lambda c: c.start)
+
+
 def _drift_reportable(change: Change, reading: FloatArray, cfg: ExcessSettings) -> int:
     """The first hour a drifting register's error reached ``min_drift`` of its reading
     (-1 for a change that is no drift). A register drifting from 0 is, near its start,
@@ -871,6 +917,7 @@ def _diagnose_known(
     diagnoses: list[Diagnosis] = []
     made: dict[int, Diagnosis] = {}  # id of a change -> its diagnosis
     changes = join_settled_drifts(fit_changes(balance, cs.base, weights, cfg.changes), cfg)
+    changes = shrunk_deficits(changes, weights, cfg)
     for change in changes:
         # still running when it reaches the last hours: an open episode up to now
         active = change.end >= n - cfg.quiet_to_close
