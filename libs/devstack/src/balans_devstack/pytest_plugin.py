@@ -31,6 +31,10 @@ from balans_devstack.nats_server import EmbeddedNats
 from balans_devstack.stack import DevStack, StackUrls
 
 TEMPLATE = "balans_template"
+# copies of a template as files (and a checkpoint, cheap without fsync) rather than through
+# the WAL, PostgreSQL's default: 0.2 s instead of 0.4-0.9 s for a migrated database (its
+# 1 300 relations), 1.3-2.4 s instead of 3.2 s for one of 150 MB
+COPY_STRATEGY = "strategy file_copy"
 _counter = itertools.count(1)
 
 
@@ -114,7 +118,7 @@ def template_copy(dev_stack: DevStack, template_url: str, stem: str) -> Iterator
     """A new database copied from ``template_url``'s (named after ``stem``), dropped after."""
     name = f"t_{re.sub(r'[^a-z0-9]', '_', stem.lower())[:40]}_{next(_counter)}"
     template = template_url.rsplit("/", 1)[1]
-    _admin_sql(dev_stack, f"create database {name} template {template}")
+    _admin_sql(dev_stack, f"create database {name} template {template} {COPY_STRATEGY}")
     try:
         yield with_database(dev_stack.urls.database_url, name)
     finally:
@@ -165,7 +169,9 @@ class DatabaseTemplates:
         migrated one, built at the first ask for ``key``; dropped after the block."""
         if key not in self._built:
             name = f"tpl_{re.sub(r'[^a-z0-9]', '_', key.lower())[:40]}"
-            _admin_sql(self._dev_stack, f"create database {name} template {TEMPLATE}")
+            _admin_sql(
+                self._dev_stack, f"create database {name} template {TEMPLATE} {COPY_STRATEGY}"
+            )
             url = with_database(self._dev_stack.urls.database_url, name)
             try:
                 await build(url)
