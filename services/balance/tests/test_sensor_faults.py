@@ -62,3 +62,25 @@ def test_a_return_drifting_before_its_supply_froze_is_a_fault_of_its_own() -> No
     assert [(s, shape) for s, shape, _, _ in _found(sensor_faults(alone, supply), 102)] == [
         ("supply", "frozen")
     ]
+
+
+def test_a_supply_drifting_slowly_is_found_before_it_reaches_the_hourly_limit() -> None:
+    """Flat 5's supply sensor drifts 0.3 K a day from day 27 and is 0.9 K off when the
+    data ends: never the 1 K the 6-hour rule needs, but the water reaching it is the
+    building's own, which nothing moves by itself, and its day's median has been
+    0.6 K off for more than 12 hours: a drifting supply. The other flats' sensors,
+    and flat 5's with no drift, raise nothing."""
+    pairs, supply = _flats()
+    start = 24 * 27
+    drift = np.clip((np.arange(HOURS) - start) / 24, 0, None) * 0.3
+    assert 0.85 < drift[-1] < 1.0
+    healthy = sensor_faults(pairs, supply)
+    assert healthy == []
+    p = pairs[4]
+    pairs[4] = replace(p, supply_c=p.supply_c + drift)
+    found = sensor_faults(pairs, supply)
+    assert [(f.pair.module_serial, f.sensor, f.shape) for f in found] == [
+        (104, "supply", "drifting")
+    ]
+    assert start < found[0].first < HOURS - 12
+    assert found[0].last == HOURS - 1

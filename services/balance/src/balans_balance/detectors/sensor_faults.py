@@ -151,7 +151,7 @@ class _Building:
         self.riser_flow = riser_flow or {}
         self.building_return = building_return
         # what several checks of one event share, computed once
-        self._daily_return: FloatArray | None = None  # [pair, hour]
+        self._daily: dict[str, FloatArray] = {}  # sensor -> [pair, hour]
         self._predictions: dict[tuple[int, str], tuple[FloatArray | None, str]] = {}
         self._riser_moved: dict[int, BoolArray] = {}
         self._mixing: _Mixing | bool | None = False  # False: not computed yet
@@ -237,14 +237,14 @@ class _Building:
         smooth = trailing_median(ratio, self.cfg.smooth_hours)
         return np.asarray(np.abs(np.nan_to_num(smooth / np.median(base) - 1)) > 0.15)
 
-    def daily_return_deviation(self, i: int) -> FloatArray:
-        """Pair ``i``'s return against its prediction, the trailing day's median (K)."""
-        if self._daily_return is None:  # every pair's at once
-            res = np.vstack([self.residual(j, "return") for j in range(len(self.pairs))])
-            self._daily_return = trailing_median(
+    def daily_deviation(self, i: int, sensor: str) -> FloatArray:
+        """Pair ``i``'s ``sensor`` against its prediction, the trailing day's median (K)."""
+        if sensor not in self._daily:  # every pair's at once
+            res = np.vstack([self.residual(j, sensor) for j in range(len(self.pairs))])
+            self._daily[sensor] = trailing_median(
                 np.where(self.heating, res, np.nan), self.cfg.slow_hours
             )
-        return self._daily_return[i]
+        return self._daily[sensor][i]
 
     def residual(self, i: int, sensor: str) -> FloatArray:
         """Pair ``i``'s ``sensor`` against its prediction (NaN without one)."""
@@ -265,7 +265,7 @@ class _Building:
         mixing = self.mixing()
         if mixing is None or i not in mixing.on_flow:
             return none
-        others = [self.daily_return_deviation(j) for j in mixing.on_flow if j != i]
+        others = [self.daily_deviation(j, "return") for j in mixing.on_flow if j != i]
         # sensors fail one at a time: other risers' returns off their predictions as
         # well are a common cause (the predictions' reference moved), not this sensor
         alone = ~np.any(np.abs(np.nan_to_num(np.vstack(others))) > self.cfg.slow_deviation_k, 0)
@@ -422,12 +422,22 @@ def _deviations(b: _Building) -> list[SensorFault]:
             if sensor == "return":
                 # a drift under the hourly noise, which the building's return confirms
                 # (real water moving, a clog or a valve, moves that return too)
-                daily = b.daily_return_deviation(i)
+                daily = b.daily_deviation(i, "return")
                 slow = (np.abs(np.nan_to_num(daily)) > cfg.slow_deviation_k) & (
                     b.mixing_confirms(i, daily)
                 )
-                for lo, hi in _episodes(slow, 1):
-                    mask[lo : hi + 1] |= hi - lo + 1 >= cfg.slow_min_hours
+                _add_slow(mask, slow, cfg)
+            elif i not in b.chains.above:
+                # a supply fed the building's own water, which nothing on its way moves
+                # by itself: a drift too slow for the 6 h limit, once the day's median
+                # leaves it by the slow limit and its own day-median noise (and the 6 h
+                # median still does: the day's lags a fault's end by half a day)
+                daily = b.daily_deviation(i, "supply")
+                slow_limit = max(
+                    cfg.slow_deviation_k, cfg.noise_factor * _robust_sd(daily[b.baseline])
+                )
+                off = np.abs(np.nan_to_num(np.vstack([daily, smooth]))) > slow_limit
+                _add_slow(mask, off.all(axis=0), cfg)
             for lo, hi in _episodes(mask, cfg.gap_hours):
                 if hi - lo + 1 < cfg.min_episode_hours:
                     continue
@@ -446,6 +456,13 @@ def _deviations(b: _Building) -> list[SensorFault]:
                         )
                     )
     return out
+
+
+def _add_slow(mask: BoolArray, slow: BoolArray, cfg: SensorSettings) -> None:
+    """Mark in ``mask`` the runs of ``slow`` (a day's median off) that held for
+    ``slow_min_hours`` or more."""
+    for lo, hi in _episodes(slow, 1):
+        mask[lo : hi + 1] |= hi - lo + 1 >= cfg.slow_min_hours
 
 
 def _jump(res: FloatArray, lo: int, hi: int, limit: float, hours: int) -> int | None:
