@@ -559,7 +559,9 @@ def _change_kind(
             # leak opening over hours, a flow following the pressure), not the register's
             # error, which begins and ends on its own
             return None
-        return "faulty_balance_meter" if abs(change.coef) >= cfg.min_drift else None
+        if abs(change.coef) >= cfg.min_drift:
+            return "faulty_balance_meter"
+        return "leak" if _widened_leak(change, size, cfg) else None
     if change.shape == "step":
         if size + _growth_with(change, others, balance, cfg) >= cfg.min_leak_share:
             return "leak"
@@ -570,6 +572,21 @@ def _change_kind(
     if size <= -cfg.min_under_read and not _corrects(change, others):
         return "faulty_balance_meter"
     return None
+
+
+def _widened_leak(change: Change, size: float, cfg: ExcessSettings) -> bool:
+    """Is a drift too small to report one (``settled`` below ``min_drift``) a leak: an
+    excess that grew from nothing and then held, which a loss growing from nothing fits
+    as well (a crack that widened and stayed), at least the smallest leak reported?
+    Such a growth reads as a register's drift only from ``min_drift`` of the reading
+    on, while as water lost it counts from ``min_leak_share``."""
+    within = max(cfg.ambiguous_z2, cfg.ambiguous_share * change.z2)
+    return (
+        change.shape == "settled"
+        and change.coef > 0
+        and size >= cfg.min_leak_share
+        and change.alternatives.get("grow", np.inf) < within
+    )
 
 
 def _growth_with(
@@ -609,6 +626,25 @@ def _under_reads(
     return not any(-cfg.settle_gap <= change.start - h <= 24 + cfg.settle_gap for h in clogs)
 
 
+def _split_scale(change: Change, others: list[Change], cfg: ExcessSettings) -> bool:
+    """Does a positive constant (or share of the use) begin and end together (within
+    ``settle_gap`` each) with a positive change of the other of the two shapes? A
+    register off by a factor scales the whole reading, which is the baseline's constant
+    and its share of the use alike, so the fit may take it as the two pieces together:
+    the balance meter over-registering is as possible as water lost or drawn off."""
+    return (
+        change.shape in ("step", "use")
+        and change.coef > 0
+        and any(
+            o.shape in ("step", "use")
+            and o.shape != change.shape
+            and o.coef > 0
+            and _spans(change, o, cfg.settle_gap)
+            for o in others
+        )
+    )
+
+
 def _also_possible(
     change: Change, kind: str | None, cfg: ExcessSettings, others: list[Change] | None = None
 ) -> list[str]:
@@ -637,6 +673,8 @@ def _also_possible(
     ):
         # the same the other way round: a level that rose and fell again inside a larger
         # drift of the balance meter may be that register's error changing its pace
+        close.add("scale")
+    if kind in ("leak", "unauthorised_connection") and _split_scale(change, others or [], cfg):
         close.add("scale")
     if kind == "leak":
         # a constant volume lost at the supply temperature, or drawn off and never
@@ -685,6 +723,18 @@ def return_shift(
     return float(np.median(during) - np.median(before)), noise
 
 
+def _begins_with_another(change: Change, others: tuple[Change, ...], cfg: ExcessSettings) -> bool:
+    """Does another positive level change of another shape begin within
+    ``together_hours`` of ``change``?"""
+    return any(
+        o.shape in LEVEL_SHAPES
+        and o.shape != change.shape
+        and o.coef > 0
+        and abs(o.start - change.start) <= cfg.together_hours
+        for o in others
+    )
+
+
 def _by_return(
     kind: str | None,
     change: Change,
@@ -709,6 +759,11 @@ def _by_return(
     moved, noise = shift
     evidence = {"return_dt_shift_k": round(moved, 3), "return_dt_noise_k": round(noise, 3)}
     if abs(moved) >= max(cfg.return_shift_k, cfg.return_shift_z * noise):
+        if _begins_with_another(change, others, cfg):
+            # the return moved, but another excess began within hours of this one:
+            # which of them returns its water cooler the return cannot tell, so this
+            # one keeps the kind its shape gives (a leak lists the draw as well)
+            return kind, None, evidence
         # the returning water changed: a consumer returning its water at another ΔT
         return "unauthorised_connection", [], evidence
     if kind == "faulty_balance_meter":
@@ -897,13 +952,16 @@ def _drift_reportable(change: Change, reading: FloatArray, cfg: ExcessSettings) 
     (-1 for a change that is no drift). A register drifting from 0 is, near its start,
     the same data as one that reads right: the fitted start of a ramp is uncertain by
     as much as the hours its error stays below the noise, so the fault is not known, and
-    not reported, before its error reached the smallest error a drift is reported at."""
+    not reported, before its error reached the smallest error a drift is reported at
+    (one that never reaches it is reported only as a leak, :func:`_widened_leak`: from
+    the hour its excess reached the smallest leak)."""
     if change.shape not in ("ramp", "settled"):
         return -1
     win = slice(change.start, change.end)
     with np.errstate(divide="ignore", invalid="ignore"):
         error = np.abs(change.contribution[win]) / reading[win]
-    reached = np.flatnonzero(np.nan_to_num(error) >= cfg.min_drift)
+    least = cfg.min_drift if abs(change.coef) >= cfg.min_drift else cfg.min_leak_share
+    reached = np.flatnonzero(np.nan_to_num(error) >= least)
     return change.start + int(reached[0]) if reached.size else change.end - 1
 
 
