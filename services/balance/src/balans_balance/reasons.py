@@ -13,8 +13,8 @@ _GROUP_SHAPES = {
     "step": "a constant excess of {excess_pct} % of the balance meter beyond the members' use",
     "use": "an excess of {excess_pct} % of the balance meter that follows the members' use",
     "scale": "the balance meter reads {excess_pct} % off by a constant factor",
-    "ramp": "the balance meter's error grows steadily ({excess_pct} % of its reading)",
-    "settled": "the balance meter's error grew, then settled ({excess_pct} % of its reading)",
+    "ramp": "an excess that grows steadily, now {excess_pct} % of the balance meter",
+    "settled": "an excess that grew, then held at {excess_pct} % of the balance meter",
 }
 _GROUP_KINDS = ("leak", "unauthorised_connection", "faulty_balance_meter")
 

@@ -229,8 +229,8 @@ const balans = (() => {
     step: t("group {group}: a constant excess of {excess_pct} % of the balance meter beyond the members' use"),
     use: t("group {group}: an excess of {excess_pct} % of the balance meter that follows the members' use"),
     scale: t("group {group}: the balance meter reads {excess_pct} % off by a constant factor"),
-    ramp: t("group {group}: the balance meter's error grows steadily ({excess_pct} % of its reading)"),
-    settled: t("group {group}: the balance meter's error grew, then settled ({excess_pct} % of its reading)"),
+    ramp: t("group {group}: an excess that grows steadily, now {excess_pct} % of the balance meter"),
+    settled: t("group {group}: an excess that grew, then held at {excess_pct} % of the balance meter"),
   };
   const REASONS = {
     "stuck_meter.register_still": t("meter {meter_serial}: its register stood still for {still_hours} h while its peers' use says it should have counted"),
