@@ -173,6 +173,20 @@ def _building(dt: np.ndarray, hours: list[datetime]) -> BuildingData:
     )
 
 
+def _drifted_return(module: int, first: datetime, last: datetime, *, active: bool) -> Finding:
+    """A faulty-sensor finding: module ``module``'s return drifted from ``first`` to ``last``."""
+    return Finding(
+        kind="faulty_sensor",
+        cause_key=f"faulty-sensor:{module}:return",
+        first_hour=first,
+        last_hour=last,
+        active=active,
+        summary=f"the return sensor of module {module} drifted",
+        reason_code="faulty_sensor.drift",
+        module_serial=module,
+    )
+
+
 def test_a_faulty_pairs_hours_set_no_reference() -> None:
     """The four days before a magnet on riser 3's meter its own pair drifted (its ΔT
     25 % low) and was found faulty: against those days its ΔT in line with the others
@@ -182,16 +196,7 @@ def test_a_faulty_pairs_hours_set_no_reference() -> None:
     dt = _risers()
     dt[3, START - 96 : START] *= 0.75
     hours = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=h) for h in range(HOURS)]
-    drift = Finding(
-        kind="faulty_sensor",
-        cause_key="faulty-sensor:13:return",
-        first_hour=hours[START - 96],
-        last_hour=hours[START - 1],
-        active=False,
-        summary="the return sensor of module 13 drifted",
-        reason_code="faulty_sensor.drift",
-        module_serial=13,
-    )
+    drift = _drifted_return(13, hours[START - 96], hours[START - 1], active=False)
     data = _building(dt, hours)
     before = dt_change(dt, 3, START, HOURS - 1)
     assert before is not None
@@ -219,16 +224,8 @@ def test_a_single_pipe_riser_loses_only_its_own_pairs_hours() -> None:
     data = replace(
         data, reporting=replace(data.reporting, meter_module=own_modules), riser_pairs=radiators
     )
-    faulty = Finding(
-        kind="faulty_sensor",
-        cause_key="faulty-sensor:24:return",
-        first_hour=hours[START - 96],
-        last_hour=hours[HOURS - 1],
-        active=True,
-        summary="the return sensor of module 24 drifted",
-        reason_code="faulty_sensor.drift",
-        module_serial=24,  # riser 1's second radiator
-    )
+    # riser 1's second radiator
+    faulty = _drifted_return(24, hours[START - 96], hours[HOURS - 1], active=True)
     kept = without_faulty_pairs(data, [faulty])
     assert np.isnan(kept[101][START - 96 :]).all()
     for r in (0, 2, 3):
