@@ -373,12 +373,17 @@ def assemble(w: BuildingWorld, h: HourlyData) -> BuildingData:
     )
 
 
+def _riser_of_pairs(w: BuildingWorld) -> dict[int, int]:
+    """Module serial of a sensor pair -> the riser it is on (pairs on none left out)."""
+    # world.sensor_pairs_of rows: building_id, module_serial, position, flat, riser_id, ...
+    return {r[1]: r[4] for r in w.sensor_pairs if r[4] is not None}
+
+
 def _riser_pairs(w: BuildingWorld, meters: list[dict[str, Any]]) -> dict[int, tuple[int, ...]]:
     """Riser meter -> the module serials of the sensor pairs on its riser (none: left out)."""
     on_riser: dict[int, list[int]] = {}
-    for row in w.sensor_pairs:  # building_id, module_serial, position, flat, riser_id, ...
-        if row[4] is not None:
-            on_riser.setdefault(row[4], []).append(row[1])
+    for module, riser in _riser_of_pairs(w).items():
+        on_riser.setdefault(riser, []).append(module)
     return {
         m["id"]: tuple(sorted(on_riser[m["riser_id"]]))
         for m in meters
@@ -400,7 +405,7 @@ async def _sensor_pairs(
     """The billed sensor pairs' hourly readings (rows stamped at the end of their hour),
     and per riser the hourly mean ΔT (°C) over the pairs on it (:func:`_riser_dt`)."""
     out = []
-    riser_of = {r[1]: r[4] for r in w.sensor_pairs if r[4] is not None}
+    riser_of = _riser_of_pairs(w)
     on_risers = []
     for r in await ingest.billed_pair_temperature_positions(
         conn, w.building_id, hours[0] + HOUR, hours[-1] + HOUR

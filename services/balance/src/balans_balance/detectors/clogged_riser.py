@@ -42,14 +42,20 @@ def without_faulty_pairs(data: BuildingData, sensors: list[Finding]) -> dict[int
     the ΔT by itself, and a reference taken then makes a clog of a steady riser, or a
     meter's fault of a clog. Another riser's faulty pair leaves this one's ΔT as it is."""
     hours = data.hours
+    spans = [  # (module, first index, last index) of each faulty pair's finding
+        (
+            f.module_serial,
+            round((f.first_hour - hours[0]) / timedelta(hours=1)),
+            round((f.last_hour - hours[0]) / timedelta(hours=1)),
+        )
+        for f in sensors
+    ]
     out = {}
     for meter, dt in data.riser_dt.items():
         on_riser = set(data.riser_pairs.get(meter, ()))
         faulty = np.zeros(len(hours), dtype=bool)
-        for f in sensors:
-            if f.module_serial in on_riser:
-                first = round((f.first_hour - hours[0]) / timedelta(hours=1))
-                last = round((f.last_hour - hours[0]) / timedelta(hours=1))
+        for module, first, last in spans:
+            if module in on_riser:
                 faulty[first : last + 1] = True
         out[meter] = np.where(faulty, np.nan, dt)
     return out
