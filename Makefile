@@ -6,6 +6,9 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test` (each with its own embedded PostgreSQL and NATS); 0 runs
+# the suite in one process
+PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 
@@ -32,7 +35,7 @@ run: setup os-packages ## Run the whole system on a simulated city (portal on ht
 	$(BIN)/balans run
 
 test: setup os-packages ## Run the test suite against embedded PostgreSQL and NATS
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --numprocesses $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: setup ## ruff check, ruff format --check, mypy, table ownership, import contracts, declared dependencies, complete translations
 	$(BIN)/ruff check .

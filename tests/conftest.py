@@ -163,13 +163,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "stops_pipeline: stops the session's pipeline system")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _check_one_worker(config: pytest.Config, users: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`), the users of ``pipeline`` must share a worker, and so
+    one system: their modules must be in one line of ``worker_groups`` (pyproject.toml)."""
+    modules = {item.nodeid.split("::", 1)[0] for item in users}
+    groups = [set(line.split()) for line in config.getini("worker_groups")]
+    if len(modules) > 1 and not any(modules <= group for group in groups):
+        raise pytest.UsageError(
+            f"{sorted(modules)} use {PIPELINE}: list them on one line of worker_groups in "
+            "pyproject.toml's pytest settings, so that one pytest-xdist worker runs them all"
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run the users of ``pipeline`` one after another, from where the first of them is,
     and those marked ``stops_pipeline`` last among them: the system runs only while its
     tests do, and none is stopped under a test that reads from it."""
     users = [item for item in items if PIPELINE in getattr(item, "fixturenames", ())]
     if not users:
         return
+    _check_one_worker(config, users)
     first = items.index(users[0])
     stopping = [item for item in users if item.get_closest_marker("stops_pipeline")]
     reading = [item for item in users if item not in stopping]

@@ -21,6 +21,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from balans_devstack.prometheus import EmbeddedPrometheus, prometheus_binary
+from balans_devstack.pytest_plugin import HTTP_TIMEOUT_S
 from balans_devstack.supervisor import ServiceProcess
 
 from .conftest import Running
@@ -64,7 +65,7 @@ def _rule_exprs() -> list[str]:
 
 
 def _get(url: str) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=5) as response:
+    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
         return response.status, response.read().decode()
 
 

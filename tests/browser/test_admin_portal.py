@@ -29,6 +29,7 @@ from balans_billing.tariff_requests import serve_tariffs
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
 from balans_db.topology import demo_city
+from balans_devstack.pytest_plugin import HTTP_TIMEOUT_S
 from balans_i18n.localizer import Localizer
 
 from .conftest import Tab, api_with_billing, open_tab, sign_in
@@ -86,7 +87,7 @@ async def admin(admin_tab: Tab) -> AsyncIterator[Tab]:
 
 async def _api(portal: str, tab: Tab, method: str, path: str, **kwargs: Any) -> httpx.Response:
     token = await tab.page.evaluate("sessionStorage.getItem('balans.token')")
-    async with httpx.AsyncClient(base_url=portal + "/api/v1") as http:
+    async with httpx.AsyncClient(base_url=portal + "/api/v1", timeout=HTTP_TIMEOUT_S) as http:
         return await http.request(
             method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs
         )
@@ -180,7 +181,7 @@ async def test_api_key_shown_once_and_revoked(portal: str, admin: Tab) -> None:
     await page.click("#key-form button[type=submit]")
     await page.wait_for_selector("#new-key:not([hidden])")
     token = await page.text_content("#new-key-token")
-    async with httpx.AsyncClient(base_url=portal + "/api/v1") as http:
+    async with httpx.AsyncClient(base_url=portal + "/api/v1", timeout=HTTP_TIMEOUT_S) as http:
         me = await http.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200, me.text
         keys = (await _get(portal, admin, "/api-keys?limit=1000"))["items"]

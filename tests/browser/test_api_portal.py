@@ -35,6 +35,7 @@ from balans_billing.periods import month_bounds
 from balans_billing.render import CATALOGS as BILLING
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
+from balans_devstack.pytest_plugin import HTTP_TIMEOUT_S
 from balans_i18n.catalogs import COOKIE, LOCALES, Catalogs
 from balans_i18n.localizer import Localizer
 
@@ -161,7 +162,7 @@ async def _map(page: Any) -> None:
 
 async def _api(portal: str, page: Any, path: str) -> Any:
     token = await page.evaluate("sessionStorage.getItem('balans.token')")
-    async with httpx.AsyncClient(base_url=portal) as http:
+    async with httpx.AsyncClient(base_url=portal, timeout=HTTP_TIMEOUT_S) as http:
         response = await http.get("/api/v1" + path, headers={"Authorization": f"Bearer {token}"})
         return response.json()
 
@@ -359,7 +360,8 @@ async def test_language_kept_on_the_user_row(portal: str, browser: Any) -> None:
     await fresh.wait_for_url("**/ops")
     assert await fresh.get_attribute("html", "lang") == "ru"
     token = await fresh.evaluate("sessionStorage.getItem('balans.token')")
-    async with httpx.AsyncClient(base_url=portal) as http:  # leave the operator as found
+    # leave the operator as found
+    async with httpx.AsyncClient(base_url=portal, timeout=HTTP_TIMEOUT_S) as http:
         reset = await http.put(
             "/api/v1/me/preferences",
             headers={"Authorization": f"Bearer {token}"},

@@ -25,6 +25,7 @@ from balans_api.users import DEMO_OPERATOR, ensure_demo_users
 from balans_balance.groups import generate_building_groups
 from balans_db.secrets import KeyVault
 from balans_db.seed import seed
+from balans_devstack.pytest_plugin import HTTP_TIMEOUT_S
 
 from .conftest import TILES, Tab, api_at, open_tab, serve_plain_tiles, sign_in
 
@@ -149,7 +150,8 @@ async def page(operator: Tab) -> AsyncIterator[Any]:
 
 async def _api(portal: dict[str, Any], page: Any, path: str) -> Any:
     token = await page.evaluate("sessionStorage.getItem('balans.token')")
-    async with httpx.AsyncClient(base_url=portal["url"] + "/api/v1") as http:
+    base = portal["url"] + "/api/v1"
+    async with httpx.AsyncClient(base_url=base, timeout=HTTP_TIMEOUT_S) as http:
         response = await http.get(path, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.text
     return response.json()

@@ -13,6 +13,7 @@ from balans_api.app import create_app
 from balans_api.server import serving
 from balans_api.settings import ApiSettings
 from balans_core.health import bind_socket
+from balans_devstack.pytest_plugin import HTTP_TIMEOUT_S
 
 from .conftest import PASSWORD, World
 
@@ -43,7 +44,7 @@ async def api(world: World) -> AsyncIterator[httpx.AsyncClient]:
     sock = bind_socket("127.0.0.1", 0)
     async with serving(create_app(ApiSettings(database_url=world.database_url)), sock):
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        async with httpx.AsyncClient(base_url=base) as http:
+        async with httpx.AsyncClient(base_url=base, timeout=HTTP_TIMEOUT_S) as http:
             token = await http.post(
                 "/api/v1/auth/token", data={"username": "operator", "password": PASSWORD}
             )

@@ -18,6 +18,7 @@ from balans_api.server import serving
 from balans_api.settings import ApiSettings
 from balans_api.users import create_user
 from balans_core.health import bind_socket
+from balans_devstack.pytest_plugin import HTTP_TIMEOUT_S
 
 from .conftest import World, auth
 
@@ -45,7 +46,7 @@ def served(world: World) -> Serve:
         sock = bind_socket("127.0.0.1", 0)
         async with serving(create_app(settings), sock):
             base = f"http://127.0.0.1:{sock.getsockname()[1]}/api/v1"
-            async with httpx.AsyncClient(base_url=base) as http:
+            async with httpx.AsyncClient(base_url=base, timeout=HTTP_TIMEOUT_S) as http:
                 yield http
 
     return serve

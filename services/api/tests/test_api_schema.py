@@ -20,6 +20,7 @@ from balans_api.app import create_app
 from balans_api.server import http_server
 from balans_api.settings import ApiSettings
 from balans_core.health import bind_socket
+from balans_devstack.pytest_plugin import HTTP_TIMEOUT_S
 
 from .conftest import PASSWORD, World
 
@@ -45,7 +46,9 @@ def api_url(world: World) -> Iterator[str]:
 
 def _headers(api_url: str, role: str) -> dict[str, str]:
     token = httpx.post(
-        api_url + "/api/v1/auth/token", data={"username": role, "password": PASSWORD}
+        api_url + "/api/v1/auth/token",
+        data={"username": role, "password": PASSWORD},
+        timeout=HTTP_TIMEOUT_S,
     ).json()["access_token"]
     return {"Authorization": f"Bearer {token}"}
 
@@ -93,7 +96,7 @@ def test_no_server_errors(
     case: schemathesis.Case, api_url: str, role_headers: dict[str, str]
 ) -> None:
     """Whatever the generated request, the answer is not a 5xx."""
-    response = case.call(base_url=api_url, headers=role_headers, timeout=60)
+    response = case.call(base_url=api_url, headers=role_headers, timeout=HTTP_TIMEOUT_S)
     assert response.status_code < 500, (
         f"{case.method} {case.formatted_path} {case.query} {case.body!r}: {response.text[:300]}"
     )
@@ -107,6 +110,7 @@ def test_estimator_without_a_flat_size_is_a_clear_422(
         api_url + "/api/v1/estimator",
         json={"heating": {"gcal_per_month": {}}},
         headers=admin_headers,
+        timeout=HTTP_TIMEOUT_S,
     )
     assert response.status_code == 422, response.text
     assert "no consumption known for 1-room flats" in response.json()["error"]["message"]
@@ -126,7 +130,9 @@ def test_dates_at_the_ends_of_the_calendar_are_refused_on_a_live_connection(
 ) -> None:
     """The last representable date overflowed into a 500 and a reset connection; now it is
     a 400 saying it is out of range, and the same connection serves the next request."""
-    with httpx.Client(base_url=api_url + "/api/v1", headers=admin_headers) as http:
+    with httpx.Client(
+        base_url=api_url + "/api/v1", headers=admin_headers, timeout=HTTP_TIMEOUT_S
+    ) as http:
         response = http.get(path.format(flat=world.flat_id), params=params)
         assert response.status_code == 400, response.text
         assert "range" in response.json()["error"]["message"]

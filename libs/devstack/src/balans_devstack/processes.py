@@ -11,7 +11,9 @@ system user.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import os
 import pwd
 import signal
@@ -19,12 +21,15 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 SERVICE_USER = "balans"
+USERADD = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
+USERADD_LOCK = Path(tempfile.gettempdir()) / "balans-useradd.lock"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -47,22 +52,27 @@ def unprivileged_user() -> pwd.struct_passwd | None:
     """The user to run servers as: None when we are not root, else a system user."""
     if os.geteuid() != 0:
         return None
-    try:
+    with contextlib.suppress(KeyError):
         return pwd.getpwnam(SERVICE_USER)
-    except KeyError:
+    with _lock(USERADD_LOCK):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(SERVICE_USER)  # another process added it while we waited
         subprocess.run(
-            [
-                "useradd",
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                SERVICE_USER,
-            ],
+            [*USERADD, SERVICE_USER],
             check=True,
             capture_output=True,
         )
         return pwd.getpwnam(SERVICE_USER)
+
+
+@contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` for the ``with`` block. Two useradd at once may
+    both add the user, with two uids (the test session's pytest-xdist workers on a new
+    machine start their servers at the same moment), so processes take turns."""
+    with path.open("a") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        yield
 
 
 def chown_tree(path: Path, user: pwd.struct_passwd | None) -> None:

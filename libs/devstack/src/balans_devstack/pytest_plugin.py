@@ -36,6 +36,9 @@ TEMPLATE = "balans_template"
 # 1 300 relations), 1.3-2.4 s instead of 3.2 s for one of 150 MB
 COPY_STRATEGY = "strategy file_copy"
 _counter = itertools.count(1)
+# for a test's HTTP client on a real socket: httpx gives up after 5 s, which an answer can take
+# when the machine is busy (the suite's other pytest-xdist worker runs beside it)
+HTTP_TIMEOUT_S = 60.0
 
 
 def with_database(url: str, name: str) -> str:
