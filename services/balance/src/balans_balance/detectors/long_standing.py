@@ -123,10 +123,35 @@ def tampered(
             tamper[i], min_run=1, quiet_to_close=cfg.flag_quiet, max_gap=cfg.flag_gap
         ):
             missed = _missed(values, int(i), ep.start, ep.end, cfg.share_days)
-            lost = float(missed.sum())
-            got = float(values[i, ep.start : ep.end + 1].sum())
             # a multi-channel module's flag covers all its meters: the magnet is on the
             # one that lost its use
-            if lost + got > 0 and lost / (lost + got) >= cfg.min_tamper_loss:
+            if _lost_share(values, int(i), missed, ep.start, ep.end) >= cfg.min_tamper_loss:
                 out.append(Tampered(int(i), ep, missed))
     return out
+
+
+def _lost_share(values: FloatArray, i: int, missed: FloatArray, start: int, end: int) -> float:
+    """The share of member ``i``'s use over [start, end] that it did not register
+    (``missed``: :func:`_missed`)."""
+    lost = float(missed.sum())
+    got = float(values[i, start : end + 1].sum())
+    return lost / (lost + got) if lost + got > 0 else 0.0
+
+
+def lost_shares(
+    raw: FloatArray,
+    members: npt.NDArray[np.int_],
+    start: int,
+    end: int,
+    cfg: LongStandingSettings | None = None,
+) -> FloatArray:
+    """[member of ``members``] the share of its use each did not register over [start,
+    end], against its usual share of the others' use (:func:`_missed`)."""
+    days = (cfg or LongStandingSettings()).share_days
+    values = np.nan_to_num(raw)
+    return np.array(
+        [
+            _lost_share(values, int(i), _missed(values, int(i), start, end, days), start, end)
+            for i in members
+        ]
+    )

@@ -39,6 +39,7 @@ import numpy.typing as npt
 
 from balans_balance.detectors.changes import least_squares
 from balans_balance.detectors.leak_tapping_balance_meter import GroupSeries
+from balans_balance.detectors.long_standing import lost_shares
 from balans_balance.detectors.peers import (
     PeerModel,
     PeerSettings,
@@ -52,6 +53,7 @@ FloatArray = npt.NDArray[np.float64]
 HOURS = 24
 BLOCK = 6  # hours summed when the balance confirms a member's miss
 CLOSURES = np.linspace(0.0, 2.5, 26)  # share of a member's miss the balance may have seen
+WHOLE = 10  # CLOSURES[WHOLE] == 1: the balance saw all of it
 METER_FAULTS = ("stuck_meter", "magnet", "drifting_meter")
 STILL = ("register_still", "register_still_tamper_flag")  # the register stood still
 FLAGGED = ("register_still_tamper_flag", "tamper_flag")  # the module's tamper flag decided
@@ -73,6 +75,12 @@ class MemberSettings:
     # fits better than none by confirm_z noise units, and that share is in ``closure``
     confirm_z: float = 2.2
     closure: tuple[float, float] = (0.6, 2.0)
+    # the balance refutes a miss the days' shape alone would name (follows_use) where
+    # adding all of it back fits worse than its best closure (below ``closure``) by this
+    # many noise units, the evidence that opens an episode (:func:`_refuted`): a share
+    # of a flat's use is much like the subscribers' own shape, so a true miss can fit
+    # worse by 4 noise units
+    refute_z: float = 5.5
     balance_lead_days: tuple[int, ...] = (3, 5, 7, 10)
     min_balance_dof: int = 8
     max_episodes: int = 3  # per member and analysis
@@ -313,7 +321,9 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
     run_start, run = _longest_zero_run(ctx.raw[i, lo : end + 1])
     should = float(expected_daily.sum() / max(expected_daily.size * HOURS, 1) * run)
     tamper = ctx.s.tamper
-    flagged = tamper is not None and bool(tamper[i, lo : end + 1].any())
+    flagged = (
+        tamper is not None and bool(tamper[i, lo : end + 1].any()) and _flag_is_own(ctx, i, lo, end)
+    )
     verdict: str | None = None
     basis = "balance_confirmed"  # unless a rule below decides without the balance
     if run >= cfg.min_stuck_hours and should >= cfg.min_stuck_quanta * ctx.quantum[i]:
@@ -373,6 +383,22 @@ def _draft(c: _Change, pm: PeerModel, own: FloatArray, ctx: _Context) -> _Draft:
         verdict,
         evidence,
     )
+
+
+def _flag_is_own(ctx: _Context, i: int, lo: int, hi: int) -> bool:
+    """Is the tamper flag member ``i``'s module raised within hours [lo, hi] its own?
+    A multi-channel module's flag is every channel's (the members whose flag rows are
+    the same); a magnet slows the register it is laid on, so the flag names the channel
+    that lost the largest share of its use over the flag's hours (:func:`lost_shares`).
+    A drift of another channel beside it is judged by its own departure."""
+    tamper = ctx.s.tamper
+    assert tamper is not None
+    sharing = np.flatnonzero((tamper == tamper[i]).all(axis=1))
+    if sharing.size < 2:
+        return True
+    on = lo + np.flatnonzero(tamper[i, lo : hi + 1])
+    losses = lost_shares(ctx.raw, sharing, int(on[0]), int(on[-1]))
+    return bool(losses[int(np.flatnonzero(sharing == i)[0])] >= losses.max())
 
 
 def _last_known(own: FloatArray, day: int) -> int:
@@ -448,13 +474,23 @@ def _by_the_days(d: _Draft, cfg: MemberSettings, *, flat: bool) -> _Draft:
     change of use."""
     f = d.evidence.get("deficit_follows_use_f")
     share = float(d.evidence.get("deficit_use_share", 0.0))
-    if f is None or f <= cfg.follow_f:
+    if f is None or f <= cfg.follow_f or _refuted(d, cfg):
         return d
     if abs(share) <= cfg.drift_loss:
         return replace(d, verdict="drifting_meter", evidence={**d.evidence, "basis": "follows_use"})
     if flat and d.change.sign < 0 and d.loss >= cfg.behaviour_loss:
         return replace(d, verdict="magnet", evidence={**d.evidence, "basis": "follows_use"})
     return d
+
+
+def _refuted(d: _Draft, cfg: MemberSettings) -> bool:
+    """Does the balance speak against the member's miss? Its best closure is below
+    ``closure`` (it fits best with little of the miss added back) and adding all of it
+    back fits worse by ``refute_z`` noise units: the balance meter, which saw every
+    flat's real heat, did not see what the meter is said to have missed (or added), so
+    the use changed, whatever shape its deficit has."""
+    closure = float(d.evidence.get("closure", 0.0))
+    return closure < cfg.closure[0] and float(d.evidence.get("refute_z", 0.0)) >= cfg.refute_z
 
 
 def _level_deficit(d: _Draft, cfg: MemberSettings) -> _Draft:
@@ -606,7 +642,7 @@ def _confirm(d: _Draft, drafts: list[_Draft], ctx: _Context) -> _Draft:
     cfg, c = ctx.cfg, d.change
     per_day = HOURS // BLOCK
     subscribers = _blocks(ctx.s.subscribers, ctx.first_hour)
-    best: tuple[float, float, float] | None = None  # spread, closure, z
+    best: tuple[float, float, float, float] | None = None  # spread, closure, z, refute z
     missing = float(d.deficit.sum())
     for lead in cfg.balance_lead_days:
         window = slice(max(0, c.first_day - lead) * per_day, (c.last_day + 1) * per_day)
@@ -621,9 +657,10 @@ def _confirm(d: _Draft, drafts: list[_Draft], ctx: _Context) -> _Draft:
         k = int(np.argmin(rss))
         spread = float(np.sqrt(rss[k] / dof))
         z = float(np.sqrt(max(rss[0] - rss[k], 0.0))) / spread if spread > 0 else 0.0
+        whole = float(np.sqrt(max(rss[WHOLE] - rss[k], 0.0))) / spread if spread > 0 else 0.0
         if best is None or spread < best[0]:
-            best = (spread, float(CLOSURES[k]), z)
-    _, closure, z = best if best is not None else (0.0, 0.0, 0.0)
+            best = (spread, float(CLOSURES[k]), z, whole)
+    _, closure, z, refute = best if best is not None else (0.0, 0.0, 0.0, 0.0)
     confirmed = z >= cfg.confirm_z and cfg.closure[0] <= closure <= cfg.closure[1]
     if not confirmed:
         verdict = "use_changed"
@@ -639,6 +676,7 @@ def _confirm(d: _Draft, drafts: list[_Draft], ctx: _Context) -> _Draft:
         "missing": missing,
         "balance_z": z,
         "closure": closure,
+        "refute_z": round(refute, 2),
     }
     return replace(d, verdict=verdict, evidence=evidence)
 
