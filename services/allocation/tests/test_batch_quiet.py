@@ -28,21 +28,21 @@ class _Recorder:
 
 async def _batches(gap_s: float, **settings: float) -> list[list[str]]:
     """What the handler is handed when one partition's events come ``gap_s`` after
-    another's, with allocation's consumer built from ``settings``."""
+    another's, with allocation's consumer built from ``settings`` (its handler loops too)."""
     spec = consumer_spec(
         AllocationSettings(database_url="postgresql://x/y", nats_url="nats://x:1", **settings)
     )
     recorder = _Recorder(spec, [])
     lane = _Lane(recorder)  # type: ignore[arg-type]  # only .spec and .handle are used
     drained = asyncio.Event()
-    handler = asyncio.create_task(lane.handle(drained))
+    handlers = [asyncio.create_task(lane.handle(drained)) for _ in range(spec.workers)]
     first, second = _Batch(["p0-a", "p0-b"]), _Batch(["p1-a"])  # type: ignore[list-item]
     await lane.queue.put(first)
     await asyncio.sleep(gap_s)
     await lane.queue.put(second)
     await asyncio.gather(first.settled.wait(), second.settled.wait())
     drained.set()
-    await handler
+    await asyncio.gather(*handlers)
     return recorder.handed
 
 
@@ -56,6 +56,16 @@ async def test_a_silence_longer_than_the_quiet_gap_closes_the_batch() -> None:
 async def test_a_longer_quiet_gap_keeps_the_batch_open_for_a_late_partition() -> None:
     """With the gap set above the partitions' spread, their events are one batch."""
     handed = await _batches(0.05, allocation_batch_linger_s=2.0, allocation_batch_quiet_s=1.0)
+    assert handed == [["p0-a", "p0-b", "p1-a"]]
+
+
+async def test_with_two_loops_a_partition_within_the_gap_joins_the_lingering_batch() -> None:
+    """With ``BALANS_ALLOCATION_BATCH_WORKERS=2`` the idle loop does not take the second
+    partition's events for a batch of its own while the first loop's batch is forming."""
+    handed = await _batches(
+        0.05, allocation_batch_linger_s=2.0, allocation_batch_quiet_s=1.0,
+        allocation_batch_workers=2,
+    )  # fmt: skip
     assert handed == [["p0-a", "p0-b", "p1-a"]]
 
 

@@ -307,45 +307,58 @@ class _Lane:
         self.consumer = consumer
         self.queue: asyncio.Queue[_Batch] = asyncio.Queue()
         self.prefix = consumer.spec.subject.removesuffix(">")  # balans.events.<kind>.
+        # one handler loop gathers a batch at a time: while one lingers, the parts that come
+        # join its batch instead of starting another loop's (a queue hands each part to the
+        # loop that has waited longest)
+        self.forming = asyncio.Lock()
 
     def takes(self, msg: Msg) -> bool:
         return msg.subject.startswith(self.prefix)
 
     async def handle(self, drained: asyncio.Event) -> None:
         """Hand waiting batches over until ``drained`` (every fetcher has finished)."""
-        limit = self.consumer.spec.batch
         while True:
-            try:
-                first = await asyncio.wait_for(self.queue.get(), timeout=0.2)
-            except TimeoutError:
+            async with self.forming:
+                batches = await self._gather()
+            if batches is None:
                 if drained.is_set() and self.queue.empty():
                     return
                 continue
-            batches = [first]
-            size = len(first.msgs)
-            spec = self.consumer.spec
-            until = asyncio.get_running_loop().time() + spec.batch_linger_s
-            while size < limit:
-                if self.queue.empty():  # the other partitions' fetches may be on their way
-                    left = until - asyncio.get_running_loop().time()
-                    if left <= 0:
-                        break
-                    try:
-                        batches.append(
-                            await asyncio.wait_for(
-                                self.queue.get(), timeout=min(left, spec.batch_quiet_s)
-                            )
-                        )
-                    except TimeoutError:
-                        break
-                else:
-                    batches.append(self.queue.get_nowait())
-                size += len(batches[-1].msgs)
             try:
                 await self.consumer.handle([m for b in batches for m in b.msgs])
             finally:
                 for batch in batches:
                     batch.settled.set()
+
+    async def _gather(self) -> list[_Batch] | None:
+        """The parts of one batch: the first to come (None if none comes within 0.2 s), and
+        what joins it, up to ``spec.batch`` messages, ``spec.batch_linger_s`` after the first
+        and ``spec.batch_quiet_s`` after the last."""
+        spec = self.consumer.spec
+        try:
+            first = await asyncio.wait_for(self.queue.get(), timeout=0.2)
+        except TimeoutError:
+            return None
+        batches = [first]
+        size = len(first.msgs)
+        until = asyncio.get_running_loop().time() + spec.batch_linger_s
+        while size < spec.batch:
+            if self.queue.empty():  # the other partitions' fetches may be on their way
+                left = until - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                try:
+                    batches.append(
+                        await asyncio.wait_for(
+                            self.queue.get(), timeout=min(left, spec.batch_quiet_s)
+                        )
+                    )
+                except TimeoutError:
+                    break
+            else:
+                batches.append(self.queue.get_nowait())
+            size += len(batches[-1].msgs)
+        return batches
 
 
 async def _fetch(

@@ -17,7 +17,7 @@ from balans_core.consumer import (
     model_decoder,
     one_by_one,
 )
-from balans_core.costs import BuildingCosts, freeze_startup_heap
+from balans_core.costs import BuildingCosts, CpuLedger, freeze_startup_heap
 from balans_core.nats import connect_nats
 from balans_core.outbox import OutboxRelay
 from balans_core.partitions import PartitionedConsumers
@@ -84,9 +84,10 @@ async def serve(ctx: ServiceContext) -> None:
         )
 
         costs = BuildingCosts()
+        ledger = CpuLedger()  # the handler loops' batches overlap: their CPU is noted once
 
         async def compute(events: Sequence[ReadingsStored]) -> Failures:
-            return await compute_batch(events, pool, relay, settings, costs)
+            return await compute_batch(events, pool, relay, settings, costs, ledger)
 
         async def weigh() -> dict[int, float]:
             return costs.weights(await world.meters_per_building(pool))

@@ -23,16 +23,18 @@ and computing from 1970 or up to 2106 would allocate arrays for centuries.
 What a batch cost is noted per building (:class:`balans_core.costs.BuildingCosts`, the event
 partitions' weights): the process's CPU from the batch's start to its end (every thread's:
 the kernels' parallel loops run on worker threads), apportioned to its buildings by the CPU
-of each one's own computation. The loads, the rows written and the announcements are done
-for the whole batch at once and cannot be timed per building, but they grow with what the
-computation does (a building's meters times the hours of its window, its flats times its
-hours); the computation alone can, being synchronous.
+of each one's own computation. When batches overlap (``BALANS_ALLOCATION_BATCH_WORKERS``),
+the process's CPU meanwhile is divided between them by their buildings
+(:class:`balans_core.costs.CpuLedger`), so no second of it is noted twice. The loads, the
+rows written and the announcements are done for the whole batch at once and cannot be
+timed per building, but they grow with what the computation does (a building's meters
+times the hours of its window, its flats times its hours); the computation alone can,
+being synchronous.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -44,7 +46,7 @@ from balans_allocation.metrics import BATCH_BUILDINGS, REFUSED_EVENTS
 from balans_allocation.readings import HOUR
 from balans_allocation.settings import AllocationSettings
 from balans_core.consumer import Failures
-from balans_core.costs import BuildingCosts
+from balans_core.costs import BuildingCosts, CpuLedger
 from balans_core.outbox import OutboxRelay
 from balans_protocol.messages import ReadingsStored
 
@@ -57,12 +59,46 @@ async def compute_batch(
     relay: OutboxRelay,
     settings: AllocationSettings,
     costs: BuildingCosts | None = None,
+    ledger: CpuLedger | None = None,
 ) -> Failures:
     """Compute what the events completed or changed (its announcements go to the outbox in
     the same transaction; the relay is woken to send them); returns the events that failed
     (by position), for the consumer to redeliver. A batch without failures notes what each
-    building cost in ``costs`` (module docstring)."""
-    started = time.process_time()
+    building cost in ``costs``: its part of the process's CPU in ``ledger`` (the process's
+    one, shared by the batches computed at once; none: the batch is alone) apportioned by
+    its computations (module docstring)."""
+    ledger = ledger if ledger is not None else CpuLedger()
+    token = ledger.open(len({e.building_id for e in events}))
+    try:
+        failures, computed, shares = await _compute_events(
+            events, pool, relay, settings, costs, ledger
+        )
+    finally:
+        cpu_s = ledger.close(token)
+    if costs is not None and computed:
+        costs.note_shared(cpu_s, computed)
+        log.info(
+            "batch computed",
+            events=len(events),
+            buildings=len(computed),
+            shares=shares,
+            cpu_s=round(cpu_s, 4),
+            compute_cpu_s=round(sum(computed.values()), 4),
+        )
+    return failures
+
+
+async def _compute_events(
+    events: Sequence[ReadingsStored],
+    pool: asyncpg.Pool,
+    relay: OutboxRelay,
+    settings: AllocationSettings,
+    costs: BuildingCosts | None,
+    ledger: CpuLedger,
+) -> tuple[Failures, dict[int, float], int]:
+    """:func:`compute_batch`'s work: the failures, each computed building's CPU seconds of
+    computation (empty when a share failed: the batch's CPU is then not apportioned) and
+    the number of shares."""
     earliest: dict[int, ReadingsStored] = {}
     newest: dict[int, datetime] = {}  # building -> the last hour its events stored
     for event in plausible(events, settings):
@@ -103,20 +139,13 @@ async def compute_batch(
         )
         for building_id in share:
             mine = [i for i in positions if events[i].building_id == building_id]
-            failed = await compute_batch([events[i] for i in mine], pool, relay, settings, costs)
+            failed = await compute_batch(
+                [events[i] for i in mine], pool, relay, settings, costs, ledger
+            )
             failures |= {mine[i]: error for i, error in failed.items()}
-    if costs is not None and computed and all(not isinstance(o, BaseException) for o in outcomes):
-        cpu_s = time.process_time() - started
-        costs.note_shared(cpu_s, computed)
-        log.info(
-            "batch computed",
-            events=len(events),
-            buildings=len(buildings),
-            shares=len(shares),
-            cpu_s=round(cpu_s, 4),
-            compute_cpu_s=round(sum(computed.values()), 4),
-        )
-    return failures
+    if any(isinstance(o, BaseException) for o in outcomes):
+        computed = {}
+    return failures, computed, len(shares)
 
 
 def split_shares(buildings: list[int], settings: AllocationSettings) -> list[list[int]]:

@@ -55,9 +55,11 @@ class AllocationSettings(CommonSettings):
         ge=1,
         description="Batches computed at once by one process (the consumer's handler loops): "
         "with two, a batch formed while another is in PostgreSQL starts at once instead of "
-        "after it (a partition's next events wait for its batch, so a building is never in "
-        "two). Each batch's CPU, which the partitions' weights apportion, is then the "
-        "process's over its run and includes the other's.",
+        "after it, so the process computes while PostgreSQL runs the other's statements (a "
+        "partition's next events wait for its batch, so a building is never in two; one loop "
+        "gathers a batch at a time, so a lingering batch is not split). The process's CPU "
+        "while batches overlap is divided between them by their buildings, so the "
+        "partitions' weights count it once.",
     )
     allocation_batch_shares: int = Field(
         2,
