@@ -53,3 +53,26 @@ def test_a_flat_using_a_share_less_that_the_balance_refutes_is_no_drift(world, s
     drifted.true[7] *= 4
     drifted.distort(7, 0.85, START)
     assert _verdicts(drifted, 7, heat=True, flats=flats) == ["drifting_meter"]
+
+
+def test_no_refutation_while_a_group_fault_overlaps(world) -> None:
+    """The same closed radiator while the group has a fault of its own over the same
+    days (a leak of 6 % of the balance from START): the leak's free weight in the
+    balance's fit can take the move that was the flat's, so the balance refutes
+    nothing (``refute_z`` 0); the evidence without the leak did refute it."""
+    w = world(seed=1)
+    w.true[7] *= 4
+    w.true[7, START:] *= 0.85
+    w.distort(7, 1.0, 0)
+    hours = np.arange(w.true.shape[1])
+    leak = np.where(hours >= START, 0.06 * float(np.mean(w.true.sum(axis=0))), 0.0)
+
+    def refute(changes: np.ndarray | None) -> float:
+        s = w.series(None if changes is None else leak)
+        shifts = member_shifts(
+            s, w.registered.copy(), np.ones(40), group_changes=changes, heat=True
+        )
+        return float(next(x for x in shifts if x.member == 7).evidence["refute_z"])
+
+    assert refute(None) >= 5.5
+    assert refute(leak[None, :]) == 0.0

@@ -488,7 +488,8 @@ def _refuted(d: _Draft, cfg: MemberSettings) -> bool:
     ``closure`` (it fits best with little of the miss added back) and adding all of it
     back fits worse by ``refute_z`` noise units: the balance meter, which saw every
     flat's real heat, did not see what the meter is said to have missed (or added), so
-    the use changed, whatever shape its deficit has."""
+    the use changed, whatever shape its deficit has. Not while a fault of the group
+    itself overlaps the episode (:func:`_confirm` gives no ``refute_z`` then)."""
     closure = float(d.evidence.get("closure", 0.0))
     return closure < cfg.closure[0] and float(d.evidence.get("refute_z", 0.0)) >= cfg.refute_z
 
@@ -661,6 +662,11 @@ def _confirm(d: _Draft, drafts: list[_Draft], ctx: _Context) -> _Draft:
         if best is None or spread < best[0]:
             best = (spread, float(CLOSURES[k]), z, whole)
     _, closure, z, refute = best if best is not None else (0.0, 0.0, 0.0, 0.0)
+    episode = slice(c.first_day * per_day, (c.last_day + 1) * per_day)
+    if any(g[episode].any() for g in ctx.group_blocks):
+        # a fault of the group itself over the episode (fitted with a free weight) can
+        # take the balance's move that was the member's: no refutation then
+        refute = 0.0
     confirmed = z >= cfg.confirm_z and cfg.closure[0] <= closure <= cfg.closure[1]
     if not confirmed:
         verdict = "use_changed"
