@@ -146,6 +146,7 @@ class _Building:
         riser_flow: dict[int, FloatArray] | None = None,
         building_return: FloatArray | None = None,
         faulty: BoolArray | None = None,
+        supply_off: BoolArray | None = None,
     ) -> None:
         self.pairs = pairs
         self.riser_flow = riser_flow or {}
@@ -164,6 +165,8 @@ class _Building:
         # two of a building's four risers with a sensor off the pipe move the median
         # ΔT, and their healthy neighbours' returns with it
         self.ref_dt = self.dt if faulty is None else np.where(faulty, np.nan, self.dt)
+        # [pair, hour] supply sensors the first pass found faulty (None: none known)
+        self.supply_off = supply_off
         self.chains = _Chains(self.pairs)
         peer_dt = nanmedian(self.ref_dt)
         self.heating = np.nan_to_num(peer_dt) > cfg.heating_dt_k
@@ -265,9 +268,16 @@ class _Building:
         mixing = self.mixing()
         if mixing is None or i not in mixing.on_flow:
             return none
-        others = [self.daily_deviation(j, "return") for j in mixing.on_flow if j != i]
         # sensors fail one at a time: other risers' returns off their predictions as
-        # well are a common cause (the predictions' reference moved), not this sensor
+        # well are a common cause (the predictions' reference moved), not this sensor;
+        # but a return predicted from its own supply while that supply was found faulty
+        # is off by that supply's fault (a riser's frozen supply had vetoed another
+        # riser's drift for the rest of the window)
+        others = [
+            np.where(self.inherits_supply_fault(j), 0.0, self.daily_deviation(j, "return"))
+            for j in mixing.on_flow
+            if j != i
+        ]
         alone = ~np.any(np.abs(np.nan_to_num(np.vstack(others))) > self.cfg.slow_deviation_k, 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = self.riser_flow[module] / mixing.total
@@ -280,6 +290,13 @@ class _Building:
                 & (ratio > 0.5)
                 & (ratio < 2)
             )
+
+    def inherits_supply_fault(self, j: int) -> BoolArray:
+        """Hours pair ``j``'s return is predicted from its own supply sensor while the
+        first pass found that sensor faulty."""
+        if self.supply_off is None or self.prediction(j, "return")[1] != OWN_SUPPLY:
+            return np.zeros(len(self.peer_dt), dtype=bool)
+        return self.supply_off[j]
 
     def mixing(self) -> _Mixing | None:
         """The risers' mixed return against the building's (the same for every riser
@@ -610,15 +627,18 @@ def sensor_faults(
     # that reference, and several of them at once may be its own artefacts
     index = {p.module_serial: i for i, p in enumerate(pairs)}
     faulty, evident = np.zeros(b.dt.shape, dtype=bool), np.zeros(b.dt.shape, dtype=bool)
+    supply_off = np.zeros(b.dt.shape, dtype=bool)
     for f in found:
         faulty[index[f.pair.module_serial], f.first : f.last + 1] = True
+        if f.sensor == "supply":
+            supply_off[index[f.pair.module_serial], f.first : f.last + 1] = True
         if f.shape in ("detached", "swapped", "frozen"):
             evident[index[f.pair.module_serial], f.first : f.last + 1] = True
     left = np.sum(np.isfinite(b.dt) & ~faulty, axis=0)
     faulty = np.where(left >= 2, faulty, evident)
     if not faulty.any():
         return found
-    b = _Building(pairs, building_supply, cfg, riser_flow, building_return, faulty)
+    b = _Building(pairs, building_supply, cfg, riser_flow, building_return, faulty, supply_off)
     if b.baseline.sum() < cfg.min_baseline:
         return found
     return _blame(b, _deviations(b))
