@@ -158,12 +158,10 @@ async def analyse_event(
     building first seen by this process gets its default groups first (afterwards only
     topology changes regenerate them). A failure drops the building's window, is counted,
     logged and raised (the consumer redelivers the event, then dead-letters it). An
-    incremental analysis's CPU seconds go to ``costs`` (the partitions' weights): the
-    event loop thread's over the analysis (reading and storing) plus the detectors' on
-    their own thread (:func:`~balans_balance.analysis.findings_off_the_loop`); with one
-    analysis at a time (``BALANS_BALANCE_WORKERS=1``) nothing else of note runs on the
-    loop meanwhile (:mod:`balans_core.costs`)."""
-    started, cpu_started = time.perf_counter(), time.thread_time()
+    incremental analysis's detectors' CPU seconds go to ``costs`` (the partitions'
+    weights; :func:`~balans_balance.analysis.findings_off_the_loop`): most of an
+    analysis's CPU, and the one part the event loop's other work does not blur."""
+    started = time.perf_counter()
     cfg = ExcessSettings(
         band_days=settings.balance_band_days,
         band_k=settings.balance_band_k,
@@ -203,7 +201,7 @@ async def analyse_event(
     seconds = time.perf_counter() - started
     ANALYSIS_SECONDS.observe(seconds)
     if costs is not None and window.read == "incremental":  # the hourly cost (partitions' weights)
-        costs.note(event.building_id, time.thread_time() - cpu_started + result.detectors_cpu_s)
+        costs.note(event.building_id, result.detectors_cpu_s)
     if any(result.transitions.values()):
         relay.wake()
     if open_alerts is not None:
