@@ -12,11 +12,10 @@ measured by their size (balance: groups, allocation: meters) at the measured bui
 seconds per unit of size (by size alone when it has measured none yet: a fresh start).
 
 Which clock: ``time.process_time()`` counts every thread of the process, ``time.thread_time()``
-only the calling one. Balance runs its detectors, most of an analysis's CPU, on a thread of
-their own and notes that thread's time, so neither a metrics scrape answered by another
-thread nor another building's reads on the event loop meanwhile are the building's; a
-service whose kernels run parallel loops on worker threads (allocation's numba kernels)
-takes the process's, or a large recomputation would look cheap.
+only the calling one. A service whose work runs on the event loop's thread alone (balance)
+takes the thread's, so a metrics scrape answered by another thread meanwhile is not the
+building's; one whose kernels run parallel loops on worker threads (allocation's numba
+kernels) takes the process's, or a large recomputation would look cheap.
 """
 
 from __future__ import annotations

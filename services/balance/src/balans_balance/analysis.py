@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import time
 from bisect import bisect_left
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -85,7 +81,6 @@ class AnalysisResult:
     transitions: dict[str, int]
     groups_analysed: int
     incomplete: frozenset[int]  # the groups too few flats meter (coverage.py)
-    detectors_cpu_s: float  # the detectors' CPU seconds, spent on their own thread
 
 
 def fill_missing_members(own: np.ndarray) -> np.ndarray:
@@ -994,31 +989,6 @@ def building_findings(
     return merge_findings(findings), results
 
 
-# The detectors of every analysis of the process run on this one thread, one analysis at a
-# time as before: the event loop stays free meanwhile to renew the partitions' leases, fetch
-# and acknowledge (an analysis of a large building on a busy machine takes seconds), and
-# their CPU is this thread's alone (the partitions' weights, balans_core.costs).
-_DETECTORS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="balance-detectors")
-
-
-def _timed_findings(
-    data: BuildingData, cfg: ExcessSettings | None, incomplete: frozenset[int]
-) -> tuple[list[Finding], list[GroupResult], float]:
-    started = time.thread_time()
-    findings, results = building_findings(data, cfg, incomplete)
-    return findings, results, time.thread_time() - started
-
-
-async def findings_off_the_loop(
-    data: BuildingData, cfg: ExcessSettings | None, incomplete: frozenset[int]
-) -> tuple[list[Finding], list[GroupResult], float]:
-    """:func:`building_findings` on the detectors' thread (with the caller's context, so
-    its log lines keep their bound fields), and the CPU seconds it took there."""
-    run = contextvars.copy_context().run
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_DETECTORS, run, _timed_findings, data, cfg, incomplete)
-
-
 def _without_faulty_sensors(
     data: BuildingData, s: GroupSeries, sensors: list[Finding]
 ) -> GroupSeries:
@@ -1088,7 +1058,7 @@ async def analyse_window(
     async with conn.transaction():
         if incomplete is None:
             incomplete = await store_coverage(conn, building_id, min_coverage, loss_target_share)
-        findings, results, cpu_s = await findings_off_the_loop(data, cfg, incomplete)
+        findings, results = building_findings(data, cfg, incomplete)
         findings.extend(await verification_findings(conn, building_id, data.hours[-1], _settings()))
         units = {
             r["id"]: r["unit"]
@@ -1101,4 +1071,4 @@ async def analyse_window(
         await store_forecasts(conn, data)
         transitions = await reconcile(conn, building_id, findings, datetime.now(UTC))
     GROUPS_EVALUATED.inc(len(results))
-    return AnalysisResult(findings, transitions, len(results), incomplete, cpu_s)
+    return AnalysisResult(findings, transitions, len(results), incomplete)
