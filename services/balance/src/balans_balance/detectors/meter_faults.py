@@ -53,7 +53,7 @@ FloatArray = npt.NDArray[np.float64]
 HOURS = 24
 BLOCK = 6  # hours summed when the balance confirms a member's miss
 CLOSURES = np.linspace(0.0, 2.5, 26)  # share of a member's miss the balance may have seen
-WHOLE = 10  # CLOSURES[WHOLE] == 1: the balance saw all of it
+WHOLE = int(np.argmin(np.abs(CLOSURES - 1.0)))  # CLOSURES[WHOLE] == 1: the balance saw all of it
 METER_FAULTS = ("stuck_meter", "magnet", "drifting_meter")
 STILL = ("register_still", "register_still_tamper_flag")  # the register stood still
 FLAGGED = ("register_still_tamper_flag", "tamper_flag")  # the module's tamper flag decided
