@@ -171,9 +171,7 @@ TUNING = (
     RunConfig(seed=1667, buildings=10, rate=0.7),
     RunConfig(seed=1721, buildings=8, weeks=3, rate=1.1, layouts="1b:2,1c:1,2b:2"),
     RunConfig(seed=1783, buildings=10, rate=0.6, layouts="1a:1,1c:2,2a:1,2b:1"),
-)
-# session 14's: chosen before its tuning began, kept outside the tree until it had ended
-HELD_OUT: tuple[RunConfig, ...] = (
+    # held out in session 14, reported there, and looked at now
     RunConfig(seed=1847, buildings=10, rate=0.8, layouts="1a:1,1b:2,2b:1"),
     RunConfig(seed=1901, buildings=12, weeks=3, rate=0.9, layouts="1c:1,2a:1,2b:2"),
     RunConfig(seed=1951, buildings=9, rate=1.1, layouts="1a:1,1b:1,1c:1,2a:1"),
@@ -181,6 +179,7 @@ HELD_OUT: tuple[RunConfig, ...] = (
     RunConfig(seed=2069, buildings=8, weeks=3, rate=1.0, layouts="1b:1,2a:2,2b:1"),
     RunConfig(seed=2129, buildings=10, rate=0.7, layouts="1a:2,1c:1,2b:2"),
 )
+HELD_OUT: tuple[RunConfig, ...] = ()
 
 
 def alert_kind(kind: str, evidence: dict[str, Any]) -> str:
