@@ -10,13 +10,14 @@ def _settings(**extra: int) -> AllocationSettings:
     return AllocationSettings(database_url="postgresql://x/y", nats_url="nats://x:1", **extra)
 
 
-def test_a_small_batch_is_one_share_a_full_one_two() -> None:
-    """By default (2 shares of at least 16 buildings) a 20-building batch, or either half of
-    it in two processes, is one share; a full batch of 64 hourly events is two."""
+def test_a_small_batch_is_one_share_a_larger_one_two() -> None:
+    """By default (2 shares of at least 8 buildings) a batch of 15 buildings is one share;
+    one of 20 (either half of a 40-building backlog in two processes) is two, as is a full
+    batch of 64 hourly events."""
     settings = _settings()
-    assert split_shares(list(range(20)), settings) == [list(range(20))]
+    assert split_shares(list(range(15)), settings) == [list(range(15))]
     assert split_shares(list(range(10)), settings) == [list(range(10))]
-    assert split_shares(list(range(31)), settings) == [list(range(31))]
+    assert split_shares(list(range(20)), settings) == [list(range(0, 20, 2)), list(range(1, 20, 2))]
     assert split_shares(list(range(64)), settings) == [list(range(0, 64, 2)), list(range(1, 64, 2))]
 
 

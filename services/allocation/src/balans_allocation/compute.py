@@ -6,6 +6,7 @@ measured heat per [hour, flat]; the methodology then shares the building meter's
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -403,10 +404,15 @@ async def compute_buildings(
     estimates = await sensor_store.of_windows(
         conn, [(j.building.id, j.start, j.start + j.hours * HOUR) for j in jobs]
     )
-    return [
-        _compute(job, lookaround, r, t_flow, t_return, estimates.get(job.building.id, []))
-        for job, r, (t_flow, t_return) in zip(jobs, registers, temperatures, strict=True)
-    ]
+    results = []
+    for job, r, (t_flow, t_return) in zip(jobs, registers, temperatures, strict=True):
+        # the other shares of the batch (their own connections) send their next statement
+        # between two buildings, so PostgreSQL works on them while this one computes
+        await asyncio.sleep(0)
+        results.append(
+            _compute(job, lookaround, r, t_flow, t_return, estimates.get(job.building.id, []))
+        )
+    return results
 
 
 async def compute_building(

@@ -8,11 +8,13 @@ so many buildings share each database round trip. The batch's buildings are spli
 transaction on its own connection: a batch alternates between PostgreSQL's statements and
 this process's kernels and rows, and two shares keep both busy (a building is in one share,
 and its lock and watermark are its own, so the shares never wait for each other). A share
-holds at least ``BALANS_ALLOCATION_BATCH_SHARE_MIN_BUILDINGS`` buildings: a small batch (a
-few dozen buildings, or each of two processes' halves of them) is one share, since every
-share runs the same set of statements whatever its size. A share
-that fails is retried building by building, so one bad building cannot hold back the
-others: only its events are redelivered (and dead-lettered if they keep failing).
+holds at least ``BALANS_ALLOCATION_BATCH_SHARE_MIN_BUILDINGS`` buildings: a small batch
+(fewer than twice that) is one share, since every share runs the same set of statements
+whatever its size. The shares take turns between buildings (each yields to the event loop
+before a building's computation and its rows), so one share's statements are in
+PostgreSQL while another computes. A share that fails is retried building by building, so
+one bad building cannot hold back the others: only its events are redelivered (and
+dead-lettered if they keep failing).
 
 An event whose first hour lies outside the window readings may have
 (``CommonSettings.readings_window``, one hour of slack for M-Bus readings, which are dated

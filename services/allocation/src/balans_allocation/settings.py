@@ -69,13 +69,15 @@ class AllocationSettings(CommonSettings):
         "statements run in PostgreSQL, another's kernels and rows run in this process.",
     )
     allocation_batch_share_min_buildings: int = Field(
-        16,
+        8,
         ge=1,
         description="A share holds at least this many buildings: a batch of fewer than twice "
         "this many is one share. Each share runs the same 22 or so statements (lock, loads, "
         "staging tables, copies, upserts, days, watermarks, outbox) whatever its size; in a "
         "small batch that fixed cost, not the work, is most of PostgreSQL's time, and a "
-        "second share doubles it. Full batches (64 hourly events) still split.",
+        "second share doubles it. A batch of 16 buildings or more (each of two processes' "
+        "halves of a 40-building backlog) splits, so one share's writes run in PostgreSQL "
+        "while the other's buildings are computed (the shares take turns between buildings).",
     )
     allocation_consumer: str = Field("allocation", description="Durable JetStream consumer name.")
     allocation_sensor_consumer: str = Field(

@@ -7,8 +7,9 @@ them, so the announcement names the hours that really changed.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -109,6 +110,17 @@ async def _stage(
     conn: asyncpg.Connection, table: str, columns: tuple[str, ...], rows: list
 ) -> None:
     await conn.copy_records_to_table(STAGES[table], records=rows, columns=list(columns))
+
+
+async def _rows(written: Sequence[Written], rows_of: Callable[[Written], list]) -> list:
+    """Every building's rows for a COPY, made building by building: the other shares of
+    the batch send their next statement between two buildings (as between two buildings'
+    computations, :func:`balans_allocation.compute.compute_buildings`)."""
+    rows: list = []
+    for w in written:
+        await asyncio.sleep(0)
+        rows += rows_of(w)
+    return rows
 
 
 def _hours(start: datetime, n: int) -> list[datetime]:
@@ -243,12 +255,12 @@ async def write_results(
         await conn.execute(PREPARE_STAGES)
         await _stage(
             conn, "meter_consumption", (*CONSUMPTION_COLUMNS, "building_id"),
-            [row for w in written for row in _consumption_rows(w.building_id, w.result)],
+            await _rows(written, lambda w: _consumption_rows(w.building_id, w.result)),
         )  # fmt: skip
         meters, firsts, lasts = await conn.fetchrow(CONSUMPTION_UPSERT)
         await _stage(
             conn, "heat_allocation", ALLOCATION_COLUMNS,
-            [row for w in written for row in _allocation_rows(w.building_id, w.flat_ids, w.result)],
+            await _rows(written, lambda w: _allocation_rows(w.building_id, w.flat_ids, w.result)),
         )  # fmt: skip
         flat_rows = await conn.fetch(ALLOCATION_UPSERT)
         await _stage(
