@@ -1,17 +1,29 @@
-"""dmesh-sim: the city generator, determinism, energy conservation and the mesh's limits."""
+"""dmesh-sim: the city generator, determinism, energy conservation, the mesh's limits and
+subnets, and the modules it cannot route."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
-from balans_db.topology import HARDWARE_LIMITS, HardwareLimitError, plan_equipment
+from balans_db.topology import (
+    HARDWARE_LIMITS,
+    EquipmentPlan,
+    HardwareLimitError,
+    plan_equipment,
+    share_subnets,
+)
+from balans_sim import mesh
+from balans_sim.api import prepare
 from balans_sim.city import CityConfig, generate_city
 from balans_sim.climate import hour_index
 from balans_sim.engine import BuildingSim, Chunk, CitySim
+from balans_sim.faults import read_ground_truth, write_ground_truth
 from balans_sim.instruments import pulse_weights
 from balans_sim.mesh import MAX_HOPS
 
@@ -122,3 +134,84 @@ def test_mesh_respects_hardware_limits_and_reroutes_around_a_dead_module() -> No
         others = np.arange(len(routes.hops)) != busiest
         assert (repaired.hops[others] >= 1).all()
         assert sim.mesh.serials[busiest] not in repaired.parent[others]
+
+
+def _subnet_sizes(plan: EquipmentPlan) -> dict[int, tuple[int, int]]:
+    """subnet -> (modules, meters)."""
+    subnet_of = {m.serial: m.subnet for m in plan.modules}
+    sizes: dict[int, tuple[int, int]] = {}
+    for subnet in set(subnet_of.values()):
+        modules = sum(s == subnet for s in subnet_of.values())
+        meters = sum(subnet_of[m.module] == subnet for m in plan.meters)
+        sizes[subnet] = (modules, meters)
+    return sizes
+
+
+def test_a_building_above_one_subnet_routes_every_module() -> None:
+    """sim-1553-105 (244 modules, 4 entrances) needs two subnets; each covers the whole
+    building from the concentrator outwards, so every module has a route (filling the
+    first subnet with 240 modules left the last 4 alone at the far end, out of reach)."""
+    city = generate_city(CityConfig(seed=1553, buildings=9, layout_mix={"1b": 1, "1c": 1, "2a": 2}))
+    spec = next(s for s in city if s.code == "sim-1553-105")
+    sim = BuildingSim(spec, seed=1553, start_hour=START)
+    assert len(sim.plan.modules) > HARDWARE_LIMITS["modules per subnet"]
+    sizes = _subnet_sizes(sim.plan)
+    assert len(sizes) == 2
+    assert max(n for n, _ in sizes.values()) - min(n for n, _ in sizes.values()) <= 1
+    assert (sim.base_routes.hops >= 1).all()
+    assert sim.unrouted == []
+
+
+@pytest.mark.parametrize(
+    ("meters_per_module", "subnets"),
+    [
+        ([1] * 240, 1),
+        ([0] * 241, 2),
+        ([2] * 500, 3),
+        ([6] * 100, 2),
+        ([4] * 400, 3),
+        ([6, 0] * 100, 3),
+    ],
+)
+def test_subnets_are_as_few_as_the_limits_allow_and_within_them(
+    meters_per_module: list[int], subnets: int
+) -> None:
+    """Modules are interleaved over the fewest subnets that keep every subnet within 240
+    modules and 540 meters (every other module carrying 6 meters: two subnets would put
+    600 on one, so three)."""
+    share = share_subnets(meters_per_module)
+    assert sorted(set(share)) == list(range(subnets))
+    for subnet in range(subnets):
+        on = [i for i, s in enumerate(share) if s == subnet]
+        assert len(on) <= HARDWARE_LIMITS["modules per subnet"]
+        assert sum(meters_per_module[i] for i in on) <= HARDWARE_LIMITS["meters per subnet"]
+
+
+def test_a_module_without_a_route_is_logged_and_in_the_ground_truth(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With walls no radio crosses, the modules beyond the concentrator's entrance have no
+    route: the simulator logs them and opens the ground truth with a lasting ``no_route``
+    record for each, from the first hour; they never report, the others do."""
+    monkeypatch.setattr(mesh, "WALL_LOSS_DB", 200.0)
+    start = datetime(2026, 1, 12, tzinfo=UTC)
+    with capture_logs() as logs:
+        sim, truth = prepare(CityConfig(seed=3, buildings=1, entrances=(3, 3)), start, 24)
+    building = sim.buildings[0]
+    beyond = {
+        m.serial
+        for m in building.plan.modules
+        if building.mesh.entrance[1 + building.module_pos[m.serial]] > 1
+    }
+    assert beyond
+    assert {m.serial for m in building.unrouted} == beyond
+    assert [r.where.module_serial for r in truth] == [m.serial for m in building.unrouted]
+    assert {(r.kind, r.start, r.end) for r in truth} == {("no_route", start, None)}
+    warned = [e for e in logs if e["log_level"] == "warning"]
+    assert warned[0]["modules"] == [m.serial for m in building.unrouted]
+    chunk = sim.advance(24)[0]
+    silent = np.isin(chunk.status_module, [m.serial for m in building.unrouted])
+    assert not chunk.status_ok[:, silent].any()
+    assert chunk.status_ok[:, ~silent].any(axis=0).all()
+    write_ground_truth(tmp_path / "truth.jsonl", truth)
+    assert read_ground_truth(tmp_path / "truth.jsonl") == truth

@@ -54,7 +54,7 @@ async def simulate(
     then ``fault_weeks`` with drawn faults (or exactly ``faults``, FaultRecord fields)."""
     warm = round(warmup_weeks * 168)
     hot = round(fault_weeks * 168)
-    sim, _ = prepare(config, start, warm + hot)
+    sim, unrouted = prepare(config, start, warm + hot)  # no_route records only
     conn = await asyncpg.connect(database_url)
     try:
         await write_city(conn, [b.spec for b in sim.buildings], KeyVault(), config.seed)
@@ -82,7 +82,7 @@ async def simulate(
         }
     finally:
         await conn.close()
-    return ScenarioResult(truth, start, start + (warm + hot) * HOUR, ids)
+    return ScenarioResult(unrouted + truth, start, start + (warm + hot) * HOUR, ids)
 
 
 async def allocate(database_url: str, building_id: int, start: datetime, end: datetime) -> None:

@@ -274,24 +274,48 @@ class _Planner:
         self.pairs.append(PairPlan(module_serial, position, **where))
 
     def plan(self) -> EquipmentPlan:
-        """Share the modules out among subnets in order, within the subnet limits."""
+        """The equipment, each module in the subnet :func:`share_subnets` gives it."""
         meters_on: dict[int, int] = {}
         for m in self.meters:
             meters_on[m.module] = meters_on.get(m.module, 0) + 1
-        modules: list[ModulePlan] = []
-        subnet = n_modules = n_meters = 0
-        for serial, floor, flat, riser in self.modules:
-            extra = meters_on.get(serial, 0)
-            if (
-                n_modules + 1 > MAX_MODULES_PER_SUBNET
-                or n_meters + extra > HARDWARE_LIMITS["meters per subnet"]
-            ):
-                subnet, n_modules, n_meters = subnet + 1, 0, 0
-            n_modules, n_meters = n_modules + 1, n_meters + extra
-            modules.append(ModulePlan(serial, subnet, floor, flat, riser))
-        plan = EquipmentPlan(tuple(modules), tuple(self.meters), tuple(self.pairs))
+        subnets = share_subnets([meters_on.get(serial, 0) for serial, *_ in self.modules])
+        modules = tuple(
+            ModulePlan(serial, subnet, floor, flat, riser)
+            for (serial, floor, flat, riser), subnet in zip(self.modules, subnets, strict=True)
+        )
+        plan = EquipmentPlan(modules, tuple(self.meters), tuple(self.pairs))
         check_limits(self.spec.code, plan)
         return plan
+
+
+def share_subnets(meters_per_module: list[int]) -> list[int]:
+    """The subnet of each module (in installation order), interleaved over as few subnets
+    as the per-subnet limits allow: module i joins subnet i mod n.
+
+    This is what an installer does with a building too big for one subnet: every subnet
+    covers the whole building, from the concentrator outwards, so each of its modules has
+    neighbours of its own subnet to relay through. Filling subnet 0 with the first 240
+    modules and putting the rest in subnet 1 would leave a few modules at the far end of
+    the building alone in their subnet, out of the concentrator's reach. Past the 8
+    subnets of a concentrator the last share is returned; :func:`check_limits` refuses it.
+    """
+    n = len(meters_per_module)
+    count = max(
+        1,
+        -(-n // MAX_MODULES_PER_SUBNET),
+        -(-sum(meters_per_module) // HARDWARE_LIMITS["meters per subnet"]),
+    )
+    while True:
+        share = [i % count for i in range(n)]
+        meters = [0] * count
+        for subnet, on in zip(share, meters_per_module, strict=True):
+            meters[subnet] += on
+        if (
+            max(meters) <= HARDWARE_LIMITS["meters per subnet"]
+            or count >= HARDWARE_LIMITS["subnets per concentrator"]
+        ):
+            return share
+        count += 1
 
 
 def check_limits(code: str, plan: EquipmentPlan) -> None:

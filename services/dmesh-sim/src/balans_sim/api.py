@@ -46,9 +46,12 @@ def prepare(
     faults_per_week: float = 0.0,
     kinds: tuple[str, ...] = FAULT_KINDS,
 ) -> tuple[CitySim, list[FaultRecord]]:
-    """A city simulation starting at ``start`` (UTC hour) with its faults scheduled."""
+    """A city simulation starting at ``start`` (UTC hour) with its faults scheduled; the
+    ground truth opens with a ``no_route`` record for each module without a route."""
     sim = CitySim(generate_city(config), config.seed, hour_index(start))
-    truth = sim.schedule_faults(hours, faults_per_week, kinds) if faults_per_week > 0 else []
+    truth = sim.no_route()
+    if faults_per_week > 0:
+        truth += sim.schedule_faults(hours, faults_per_week, kinds)
     return sim, truth
 
 

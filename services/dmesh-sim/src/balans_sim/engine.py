@@ -12,11 +12,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
+import structlog
 
 from balans_db.topology import BuildingSpec, MeterPlan, plan_equipment
 from balans_sim import instruments, mesh, sensor_faults
 from balans_sim.climate import EPOCH, OutdoorSeries, hour_index
-from balans_sim.faults import FAULT_KINDS, FaultEffects, FaultRecord, effects, schedule_faults
+from balans_sim.faults import (
+    FAULT_KINDS,
+    FaultEffects,
+    FaultRecord,
+    effects,
+    no_route_records,
+    schedule_faults,
+)
 from balans_sim.lifecycle import PlannedExchange, TenantChange, plan_exchanges, plan_tenant_changes
 from balans_sim.outages import schedule_outages
 from balans_sim.physics import BuildingModel, Drivers, Truth
@@ -27,6 +35,8 @@ EVENT_VALVE_CLOSED = 3
 EVENT_VALVE_OPENED = 4
 ERROR_LOW_BATTERY = 0x1
 VALVED_UTILITIES = ("cold_water", "gas")
+
+log = structlog.get_logger("sim")
 
 
 @dataclass
@@ -80,6 +90,14 @@ class BuildingSim:
         self.model = BuildingModel(self.spec, self.seed)
         self.mesh = mesh.Mesh(self.spec, self.plan, self.seed)
         self.base_routes = self.mesh.routes()
+        hops = self.base_routes.hops
+        self.unrouted = [m for m, h in zip(self.plan.modules, hops, strict=True) if h < 0]
+        if self.unrouted:
+            log.warning(
+                "modules without a route to the concentrator: silent from the first hour",
+                building=self.spec.code,
+                modules=[m.serial for m in self.unrouted],
+            )
         self._routes: dict[frozenset[int], mesh.Routes] = {frozenset(): self.base_routes}
         rng = np.random.default_rng([self.seed, self.spec.index, 9])
         n_meters, n_pairs, n_modules = (
@@ -359,6 +377,15 @@ class CitySim:
             b.faults.extend(mine)
             records.extend(mine)
         return records
+
+    def no_route(self) -> list[FaultRecord]:
+        """Ground truth of the modules the equipment plan leaves without a route (every
+        building, from the first simulated hour)."""
+        return [
+            r
+            for b in self.buildings
+            for r in no_route_records(b.spec.code, b.unrouted, self.start_hour, self.seed)
+        ]
 
     def schedule_outages(self, hours: int, per_week: float, mean_hours: float) -> list[FaultRecord]:
         """Draw every concentrator's uplink outages over the next ``hours``; returns them."""

@@ -16,7 +16,7 @@ from typing import Any, Literal, cast
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_serializer
 
-from balans_db.topology import EquipmentPlan
+from balans_db.topology import EquipmentPlan, ModulePlan
 from balans_sim.behaviour import UTC_OFFSET_H
 from balans_sim.climate import hour_index, hour_start
 from balans_sim.sensor_faults import SENSOR_FAULTS, billed_pairs, sensor_params
@@ -32,6 +32,7 @@ FaultKind = Literal[
     "battery_depletion",
     "dead_module",
     "uplink_outage",
+    "no_route",
     "displaced_sensor",
     "swapped_sensors",
     "detached_sensor",
@@ -39,10 +40,11 @@ FaultKind = Literal[
     "frozen_sensor",
 ]
 UPLINK_OUTAGE = "uplink_outage"  # the concentrator's, scheduled by balans_sim.outages
+NO_ROUTE = "no_route"  # a module the equipment plan leaves out of reach, never drawn
 FAULT_KINDS: tuple[str, ...] = tuple(
     k
     for k in FaultKind.__args__  # type: ignore[attr-defined]
-    if k != UPLINK_OUTAGE
+    if k not in (UPLINK_OUTAGE, NO_ROUTE)
 )
 METER_FAULTS = ("magnet", "stuck_meter", "meter_drift")
 BUILDING_FAULTS = ("leak", "unauthorised_connection", "building_meter_drift")
@@ -134,6 +136,25 @@ def read_ground_truth(path: Path) -> list[FaultRecord]:
         FaultRecord.model_validate_json(line)
         for line in path.read_text().splitlines()
         if line and json.loads(line)["kind"] in faults
+    ]
+
+
+def no_route_records(
+    building: str, modules: list[ModulePlan], start_hour: int, seed: int
+) -> list[FaultRecord]:
+    """A lasting ``no_route`` record from ``start_hour`` for each of ``modules``: modules
+    the equipment plan leaves with no radio path to the concentrator, silent throughout."""
+    return [
+        FaultRecord(
+            kind="no_route",
+            building=building,
+            start=hour_start(start_hour),
+            end=None,
+            where=Where(module_serial=m.serial, flat=m.flat, riser=m.riser),
+            params={"subnet": m.subnet},
+            seed=seed,
+        )
+        for m in modules
     ]
 
 
