@@ -190,6 +190,7 @@ def member_shifts(
         return []
     daily, first_hour = daily_sums(raw)
     nd = daily.shape[1]
+    unsound = _unsound_days(s, raw, first_hour, cfg, heat=heat)
     base = [np.ones(nd * HOURS // BLOCK)]
     if s.drivers is not None:
         base.extend(_blocks(s.drivers, first_hour) / BLOCK)
@@ -199,7 +200,7 @@ def member_shifts(
         daily,
         first_hour,
         quantum,
-        _hourly_profile(raw, first_hour, nd),
+        _hourly_profile(raw, first_hour, unsound),
         cfg,
         _blocks(s.balance, first_hour),
         np.column_stack(base),
@@ -213,7 +214,7 @@ def member_shifts(
     for _ in range(cfg.max_episodes):
         if not todo:
             break
-        pm = peer_model(masked, quantum, cfg.peers)
+        pm = peer_model(masked, quantum, cfg.peers, unsound)
         found = [c for c in (_change(pm, i, cfg) for i in sorted(todo)) if c is not None]
         todo = {c.member for c in found}
         for c in found:
@@ -233,6 +234,40 @@ def member_shifts(
         verdict = d.verdict or judged.verdict or "use_changed"
         out.append(MemberShift(d.change.member, d.episode, verdict, d.deficit, judged.evidence))
     return out
+
+
+def _unsound_days(
+    s: GroupSeries, raw: FloatArray, first_hour: int, cfg: MemberSettings, *, heat: bool
+) -> npt.NDArray[np.bool_]:
+    """[member, day] (the whole days from ``first_hour``): the days a register is known
+    not to measure its use, whatever its peers say, left out of the group's level and
+    of its hours' profile: its module's tamper flag was up (a module of one channel: a
+    multi-channel module's flag is every channel's, and one magnet slows one of them),
+    or (heat only: a flat or riser always draws heat in the heating season, while a
+    water meter stands still on a day nobody is home) it stood still for
+    ``min_stuck_hours`` or more. Several members faulty at once otherwise drag the
+    median with them: with three of five risers stopped, slowed or tampered with, the
+    level fell to 0.6, the two sound ones read as over-registering and a fourth's drift
+    was hidden; and a large riser that stopped at 22 h moved its day's hours to the
+    morning, where what it missed was then added back."""
+    bad = np.zeros(raw.shape, dtype=bool)
+    if s.tamper is not None and s.tamper.shape == raw.shape:
+        _, row, count = np.unique(s.tamper, axis=0, return_inverse=True, return_counts=True)
+        bad |= s.tamper & (count[row.ravel()] == 1)[:, None]
+    if heat:
+        bad |= _still_runs(raw == 0, cfg.min_stuck_hours)
+    return daily_sums(bad[:, first_hour:].astype(np.float64))[0] > 0
+
+
+def _still_runs(zero: npt.NDArray[np.bool_], min_hours: int) -> npt.NDArray[np.bool_]:
+    """[member, hour]: the hours of runs of ``zero`` at least ``min_hours`` long."""
+    edge = np.diff(np.pad(zero.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    starts, ends = np.nonzero(edge == 1), np.nonzero(edge == -1)[1]
+    keep = ends - starts[1] >= min_hours
+    mark = np.zeros((zero.shape[0], zero.shape[1] + 1), dtype=np.int64)
+    np.add.at(mark, (starts[0][keep], starts[1][keep]), 1)
+    np.add.at(mark, (starts[0][keep], ends[keep]), -1)
+    return np.cumsum(mark, axis=1)[:, :-1] > 0
 
 
 @dataclass(frozen=True)
@@ -261,9 +296,18 @@ class _Draft:
     evidence: dict[str, Any]
 
 
-def _hourly_profile(members: FloatArray, first_hour: int, nd: int) -> FloatArray:
-    """[hour] each hour's share of its day in the group's total use."""
-    total = np.nansum(members[:, first_hour:], axis=0).reshape(nd, HOURS)
+def _hourly_profile(
+    members: FloatArray, first_hour: int, unsound: npt.NDArray[np.bool_]
+) -> FloatArray:
+    """[hour] each hour's share of its day in the group's total use, over the members
+    whose day is not ``unsound`` [member, day] (all of them on a day none is sound): a
+    register stopped or slowed from some hour of a day moves the day's total to the
+    hours before it, and what the group's faulty meters missed, spread by such a day,
+    went to the wrong hours (read as a group fault of its own, down then up)."""
+    nd = unsound.shape[1]
+    by_day = members[:, first_hour:].reshape(members.shape[0], nd, HOURS)
+    sound = ~unsound | unsound.all(axis=0)[None, :]
+    total = np.nansum(np.where(sound[:, :, None], by_day, np.nan), axis=0)
     day = total.sum(axis=1, keepdims=True)
     flat = np.full_like(total, 1.0 / HOURS)
     return np.asarray(np.where(day > 0, total / np.where(day > 0, day, 1.0), flat).ravel())

@@ -66,12 +66,17 @@ def daily_sums(hourly: FloatArray) -> tuple[FloatArray, int]:
     return block_sums(hourly, 24)
 
 
-def group_index(daily: FloatArray) -> FloatArray:
-    """The group's daily level: median over members of use relative to its own median."""
+def group_index(daily: FloatArray, unsound: npt.NDArray[np.bool_] | None = None) -> FloatArray:
+    """The group's daily level: median over members of use relative to its own median.
+    ``unsound`` [member, day]: days whose register is known not to measure the use,
+    left out of the median (not of the member's own level) where any member is left."""
     # members or days without any reading: NaN, as meant
     level = nanmedian(np.where(daily > 0, daily, np.nan), axis=1)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         relative = np.where(level > 0, daily / level, np.nan)
+    if unsound is not None:
+        sound = np.where(unsound, np.nan, relative)
+        relative = np.where(np.isfinite(sound).any(axis=0), sound, relative)
     return np.asarray(np.nan_to_num(nanmedian(relative, axis=0), nan=1.0))
 
 
@@ -114,12 +119,16 @@ def _fit(
 
 
 def peer_model(
-    daily: FloatArray, quantum: FloatArray, cfg: PeerSettings | None = None
+    daily: FloatArray,
+    quantum: FloatArray,
+    cfg: PeerSettings | None = None,
+    unsound: npt.NDArray[np.bool_] | None = None,
 ) -> PeerModel:
-    """The residuals and the step / ramp GLR of every member (see the module doc)."""
+    """The residuals and the step / ramp GLR of every member (see the module doc);
+    ``unsound`` [member, day] the days left out of the group's level (:func:`group_index`)."""
     cfg = cfg or PeerSettings()
     m, nd = daily.shape
-    x = group_index(daily)
+    x = group_index(daily, unsound)
     z = np.full((m, nd, nd), np.nan)
     expected = np.full((m, nd, nd), np.nan)
     step = np.zeros((m, nd))
