@@ -27,14 +27,14 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml s
 
 setup: $(VENV)/.synced ## Create .venv with every package (uv, from uv.lock)
 
-os-packages: ## Install the OS packages run and test need (chromium, prometheus) as root; else say which
-	@scripts/os-packages.sh
+os-packages: ## Install the OS packages run and test need (python3-venv, chromium, prometheus) as root; else say which
+	@PYTHON=$(PYTHON) scripts/os-packages.sh
 
-run: setup os-packages ## Run the whole system on a simulated city (portal on http://127.0.0.1:8000)
+run: os-packages setup ## Run the whole system on a simulated city (portal on http://127.0.0.1:8000)
 	@echo "portal demo logins (created by the api in development): operator / operator-demo, consumer / consumer-demo, admin / admin-demo"
 	$(BIN)/balans run
 
-test: setup os-packages ## Run the test suite against embedded PostgreSQL and NATS
+test: os-packages setup ## Run the test suite against embedded PostgreSQL and NATS
 	$(BIN)/pytest --numprocesses $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: setup ## ruff check, ruff format --check, mypy, table ownership, import contracts, declared dependencies, complete translations

@@ -7,8 +7,9 @@
 # need a missing program fail with a message naming it.
 set -euo pipefail
 
-# command (or a shared library *.so.*, or a file /...)  package  why
+# command (or a shared library *.so.*, a file /..., or python:MODULE of $PYTHON)  package  why
 wanted=(
+  "python:ensurepip  python3-venv  Python's venv module: make's first step creates .tools and .venv with it"
   "chromium  chromium    headless browser for the portal tests (tests/browser)"
   "promtool  prometheus  checks the alert rules and dashboard queries, and balans run starts Prometheus"
   "libpangoft2-1.0.so.0  libpangoft2-1.0-0  text layout for WeasyPrint, which renders invoice PDFs"
@@ -20,7 +21,9 @@ missing=()
 reasons=()
 for entry in "${wanted[@]}"; do
   read -r command package why <<<"$entry"
-  if [[ "$command" == /* ]]; then
+  if [[ "$command" == python:* ]]; then
+    present() { "${PYTHON:-python3}" -c "import ${1#python:}" 2>/dev/null; }
+  elif [[ "$command" == /* ]]; then
     present() { [ -e "$1" ]; }
   elif [[ "$command" == *.so.* ]]; then
     present() { ldconfig -p 2>/dev/null | grep -q "$1"; }
