@@ -306,7 +306,7 @@ def _hourly_profile(
     went to the wrong hours (read as a group fault of its own, down then up)."""
     nd = unsound.shape[1]
     by_day = members[:, first_hour:].reshape(members.shape[0], nd, HOURS)
-    sound = ~unsound | unsound.all(axis=0)[None, :]
+    sound = ~unsound | np.asarray(unsound.all(axis=0))[None, :]
     total = np.nansum(np.where(sound[:, :, None], by_day, np.nan), axis=0)
     day = total.sum(axis=1, keepdims=True)
     flat = np.full_like(total, 1.0 / HOURS)
